@@ -1,0 +1,21 @@
+//! Domain types: tenants, their status, isolation and placement, plans, users.
+
+mod ids;
+mod page;
+mod plan;
+mod secret;
+mod slug;
+mod status;
+mod tenant;
+mod user;
+
+pub use ids::{BackupId, JobId, TenantId, UserId};
+pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
+pub use plan::{Plan, PlanCatalog, QuotaPolicy, RateLimit};
+pub use secret::Secret;
+pub use slug::{RESERVED_SLUGS, TenantSlug};
+pub use status::TenantStatus;
+pub use tenant::{
+    Isolation, NewTenant, Placement, ServerId, Tenant, TenantUpdate, validate_domain, validate_name,
+};
+pub use user::{Email, NewUser, PasswordHash, Role, User};

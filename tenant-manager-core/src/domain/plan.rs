@@ -1,0 +1,199 @@
+//! Plans and the quotas they grant.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// A request rate: at most `limit` requests per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Requests allowed per window (also the burst).
+    pub limit: u64,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
+}
+
+impl RateLimit {
+    /// A validated rate limit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `limit` or `window` is zero, or the window exceeds 30 days.
+    pub fn new(limit: u64, window: Duration) -> Result<Self, Error> {
+        let rate = Self {
+            limit,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+        };
+        rate.validate()?;
+        Ok(rate)
+    }
+
+    /// Checks the invariants of [`RateLimit::new`].
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.limit == 0 {
+            return Err(Error::invalid("rate_limit.limit", "must be at least 1"));
+        }
+        if self.window_ms == 0 || self.window_ms > 30 * 24 * 3600 * 1000 {
+            return Err(Error::invalid(
+                "rate_limit.window_ms",
+                "must be between 1 ms and 30 days",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The window as a [`Duration`].
+    pub fn window(&self) -> Duration {
+        Duration::from_millis(self.window_ms)
+    }
+}
+
+/// What a tenant may use: request rate, users, storage and connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaPolicy {
+    /// Request rate per tenant.
+    pub rate: RateLimit,
+    /// Most users a tenant may have.
+    pub max_users: u64,
+    /// Most bytes of storage a tenant may use.
+    pub max_storage_bytes: u64,
+    /// Most pooled connections a tenant may hold at once.
+    pub max_connections: u32,
+}
+
+impl QuotaPolicy {
+    /// Checks that every limit is usable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first field out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.rate.validate()?;
+        if self.max_users == 0 {
+            return Err(Error::invalid("max_users", "must be at least 1"));
+        }
+        if self.max_connections == 0 || self.max_connections > 10_000 {
+            return Err(Error::invalid("max_connections", "must be 1 to 10000"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for QuotaPolicy {
+    /// The seed's defaults: 100 requests per 15 minutes, 20 connections.
+    fn default() -> Self {
+        Self {
+            rate: RateLimit {
+                limit: 100,
+                window_ms: 900_000,
+            },
+            max_users: 100,
+            max_storage_bytes: 10 * 1024 * 1024 * 1024,
+            max_connections: 20,
+        }
+    }
+}
+
+/// The name of a plan, such as `free`, `pro` or `enterprise`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Plan(String);
+
+impl Plan {
+    /// Validates a plan name: 1 to 32 lowercase letters, digits, `_` or `-`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `plan`.
+    pub fn new(name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        let ok = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(name))
+        } else {
+            Err(Error::invalid(
+                "plan",
+                "must be 1 to 32 lowercase letters, digits, _ or -",
+            ))
+        }
+    }
+
+    /// The default plan, `free`.
+    pub fn free() -> Self {
+        Self("free".to_owned())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self::free()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plan({})", self.0)
+    }
+}
+
+impl TryFrom<String> for Plan {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Plan> for String {
+    fn from(plan: Plan) -> String {
+        plan.0
+    }
+}
+
+/// Maps plans to their quota policies; unknown plans get the default policy.
+#[derive(Debug, Clone, Default)]
+pub struct PlanCatalog {
+    default: QuotaPolicy,
+    plans: HashMap<Plan, QuotaPolicy>,
+}
+
+impl PlanCatalog {
+    /// A catalog where every plan gets `default`.
+    pub fn new(default: QuotaPolicy) -> Self {
+        Self {
+            default,
+            plans: HashMap::new(),
+        }
+    }
+
+    /// Adds or replaces a plan's policy.
+    #[must_use]
+    pub fn with_plan(mut self, plan: Plan, policy: QuotaPolicy) -> Self {
+        self.plans.insert(plan, policy);
+        self
+    }
+
+    /// The policy of a plan.
+    pub fn policy(&self, plan: &Plan) -> &QuotaPolicy {
+        self.plans.get(plan).unwrap_or(&self.default)
+    }
+
+    /// The policy of the default plan.
+    pub fn default_policy(&self) -> &QuotaPolicy {
+        &self.default
+    }
+}

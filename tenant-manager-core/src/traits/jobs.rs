@@ -1,0 +1,182 @@
+//! `JobQueue`: a durable queue for provisioning and other tenant jobs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{JobId, TenantId};
+use crate::error::{Error, Result};
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// Job kind, such as `provision_tenant` (1 to 64 of `[a-z0-9_.]`).
+    pub kind: String,
+    /// Tenant concerned, if any.
+    pub tenant_id: Option<TenantId>,
+    /// Kind-specific payload.
+    pub payload: serde_json::Value,
+}
+
+impl NewJob {
+    /// A job of `kind`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `kind`.
+    pub fn new(
+        kind: &str,
+        tenant_id: Option<TenantId>,
+        payload: serde_json::Value,
+    ) -> Result<Self> {
+        let ok = (1..=64).contains(&kind.len())
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+        if !ok {
+            return Err(Error::invalid("kind", "must be 1 to 64 of [a-z0-9_.]"));
+        }
+        Ok(Self {
+            kind: kind.to_owned(),
+            tenant_id,
+            payload,
+        })
+    }
+}
+
+/// A job handed to a consumer. Ack it when done, nack it when it failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Job {
+    /// Identity, stable across redeliveries.
+    pub id: JobId,
+    /// Kind.
+    pub kind: String,
+    /// Tenant concerned.
+    pub tenant_id: Option<TenantId>,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Deliveries so far, counting this one (1 on first delivery).
+    pub attempt: u32,
+    /// Last error recorded by a nack.
+    pub last_error: Option<String>,
+    /// When it was first enqueued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub enqueued_at: OffsetDateTime,
+    /// Opaque delivery handle of the backend (stream entry id, lease token).
+    pub receipt: String,
+}
+
+impl Job {
+    /// A delivered job. Queue adapters call this.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: JobId,
+        kind: String,
+        tenant_id: Option<TenantId>,
+        payload: serde_json::Value,
+        attempt: u32,
+        last_error: Option<String>,
+        enqueued_at: OffsetDateTime,
+        receipt: String,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            tenant_id,
+            payload,
+            attempt,
+            last_error,
+            enqueued_at,
+            receipt,
+        }
+    }
+}
+
+/// What a nack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NackOutcome {
+    /// The job will be delivered again after the delay.
+    Retried,
+    /// The job ran out of attempts and went to the dead-letter list.
+    DeadLettered,
+}
+
+/// Queue depth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Waiting to be delivered (including delayed retries).
+    pub ready: u64,
+    /// Delivered and not yet acked.
+    pub in_flight: u64,
+    /// Dead-lettered.
+    pub dead: u64,
+}
+
+impl QueueStats {
+    /// Counts.
+    pub fn new(ready: u64, in_flight: u64, dead: u64) -> Self {
+        Self {
+            ready,
+            in_flight,
+            dead,
+        }
+    }
+}
+
+/// A durable, at-least-once job queue.
+///
+/// # Contract
+/// - Every enqueued job is delivered until it is acked or dead-lettered (at least once).
+/// - A delivered job is invisible to other consumers until its visibility timeout passes;
+///   then it is delivered again (a crashed consumer's jobs are reclaimed).
+/// - `nack` schedules a retry after `delay`, or dead-letters the job once it has been
+///   delivered the queue's maximum number of times, keeping `error` as its last error.
+/// - `ack` and `nack` of a receipt that is no longer current (the job was reclaimed by
+///   another consumer) do nothing and return `Ok`.
+///
+/// # Errors
+/// `Unavailable` when the backend cannot be reached; `InvalidInput` for a bad consumer name.
+#[async_trait]
+pub trait JobQueue: std::fmt::Debug + Send + Sync + 'static {
+    /// Adds a job.
+    async fn enqueue(&self, job: NewJob) -> Result<JobId>;
+
+    /// Takes the next job for `consumer`, waiting up to `wait` for one.
+    async fn dequeue(&self, consumer: &str, wait: Duration) -> Result<Option<Job>>;
+
+    /// Marks a job done.
+    async fn ack(&self, job: &Job) -> Result<()>;
+
+    /// Marks a job failed: retried after `delay` or dead-lettered.
+    async fn nack(&self, job: &Job, error: &str, delay: Duration) -> Result<NackOutcome>;
+
+    /// Up to `limit` dead-lettered jobs, oldest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<Job>>;
+
+    /// Queue depth.
+    async fn stats(&self) -> Result<QueueStats>;
+}
+
+/// Validates a consumer name: 1 to 64 of `[A-Za-z0-9_.:-]`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `consumer`.
+pub fn validate_consumer(consumer: &str) -> Result<()> {
+    let ok = (1..=64).contains(&consumer.len())
+        && consumer
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "consumer",
+            "must be 1 to 64 of [A-Za-z0-9_.:-]",
+        ))
+    }
+}

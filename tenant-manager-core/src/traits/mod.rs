@@ -1,0 +1,18 @@
+//! The seven traits a host application programs against. All are dyn-safe: hold them as
+//! `Arc<dyn Trait>` and pick adapters at start-up.
+
+mod backup;
+mod cache;
+mod jobs;
+mod pool;
+mod provisioner;
+mod quota;
+mod registry;
+
+pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
+pub use cache::{CacheKey, CacheStats, TenantCache};
+pub use jobs::{Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer};
+pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
+pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
+pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
+pub use registry::TenantRegistry;

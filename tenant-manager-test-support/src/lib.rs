@@ -1,0 +1,23 @@
+//! Test support for tenant-manager: real Postgres and Redis for integration tests.
+//!
+//! URLs come from `TEST_DATABASE_URL` and `TEST_REDIS_URL` at run time, defaulting to the local
+//! servers (`postgres://postgres@127.0.0.1:5432/postgres`, `redis://127.0.0.1:6379`). With the
+//! `containers` feature and a Docker engine, a container is started when neither answers.
+//! Otherwise the helpers fail with a message that says how to start the server: a test never
+//! passes by skipping the backend it claims to test.
+//!
+//! Each test gets its own database ([`TestDatabase`]) or key prefix ([`TestRedis`]), removed
+//! afterwards.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod postgres;
+mod redis_support;
+
+pub use postgres::{TestDatabase, postgres_admin_url};
+pub use redis_support::{TestRedis, redis_url};
+
+/// A short random suffix for names of test databases, roles and key prefixes.
+pub fn unique_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
