@@ -1,0 +1,89 @@
+//! The one place where sqlx errors become tenant-manager errors.
+
+use tenant_manager_core::{Entity, Error};
+
+/// Postgres SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Maps a sqlx error to [`Error`]: connection failures become `Unavailable`, a unique
+/// violation becomes `Conflict` on the constraint's field, `RowNotFound` becomes `NotFound`.
+///
+/// `entity` names what the statement was about, for `Conflict` and `NotFound`.
+pub fn map_sqlx(entity: Entity, err: sqlx::Error) -> Error {
+    match &err {
+        sqlx::Error::RowNotFound => Error::not_found(entity, "row"),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::unavailable("postgres", err),
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            let field = db
+                .constraint()
+                .map(constraint_field)
+                .unwrap_or("unique")
+                .to_owned();
+            Error::conflict(entity, field, "already taken")
+        }
+        sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+            Error::unavailable("postgres", err)
+        }
+        _ => Error::internal_with("postgres query failed", err),
+    }
+}
+
+/// SQLSTATE classes that mean "try again": connection exceptions (08), insufficient
+/// resources (53), operator intervention such as a restart (57P), serialization failures.
+fn is_transient(code: Option<&str>) -> bool {
+    match code {
+        Some(code) => {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }
+        None => false,
+    }
+}
+
+/// The field a unique constraint guards, by the naming convention `<table>_<field>_key`
+/// (Postgres' default) or `<table>_<field>_uniq`.
+fn constraint_field(constraint: &str) -> &str {
+    for field in ["email", "slug", "domain", "pkey"] {
+        if constraint.contains(field) {
+            return if field == "pkey" { "id" } else { field };
+        }
+    }
+    "unique"
+}
+
+/// Shorthand for `map_err(|e| map_sqlx(entity, e))`.
+pub trait SqlxResultExt<T> {
+    /// Maps the error with [`map_sqlx`].
+    fn map_db(self, entity: Entity) -> Result<T, Error>;
+}
+
+impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
+    fn map_db(self, entity: Entity) -> Result<T, Error> {
+        self.map_err(|e| map_sqlx(entity, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constraint_names_give_fields_and_io_is_unavailable() {
+        assert_eq!(constraint_field("tm_users_email_key"), "email");
+        assert_eq!(constraint_field("tm_tenants_slug_key"), "slug");
+        assert_eq!(constraint_field("tm_tenants_pkey"), "id");
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(map_sqlx(Entity::Tenant, io).code(), "backend_unavailable");
+        assert_eq!(
+            map_sqlx(Entity::User, sqlx::Error::RowNotFound).code(),
+            "user_not_found"
+        );
+    }
+}
