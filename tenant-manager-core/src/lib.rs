@@ -16,9 +16,18 @@
 //! violation becomes [`Error::Conflict`], a refused connection [`Error::Unavailable`]), then
 //! run the trait's conformance suite from the `testing` feature against the real backend.
 
+pub mod auth;
 pub mod domain;
 pub mod error;
+pub mod fs_store;
+pub mod gcra;
+pub mod jobs_kinds;
+pub mod lookup;
+pub mod manager;
+pub mod memory;
+pub mod pool;
 pub mod traits;
+pub mod worker;
 
 pub use domain::*;
 pub use error::{BoxError, Entity, Error, Result};

@@ -4,9 +4,15 @@ use tenant_manager_core::{Entity, Error};
 
 /// Postgres SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
+/// Postgres SQLSTATE of a foreign key violation.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+/// Postgres SQLSTATE of `insufficient_privilege`.
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// Maps a sqlx error to [`Error`]: connection failures become `Unavailable`, a unique
-/// violation becomes `Conflict` on the constraint's field, `RowNotFound` becomes `NotFound`.
+/// violation becomes `Conflict` on the constraint's field, a foreign key violation on a
+/// `tenant_id` column becomes `NotFound` (tenant), `RowNotFound` becomes `NotFound`,
+/// a refused privilege becomes `Forbidden`.
 ///
 /// `entity` names what the statement was about, for `Conflict` and `NotFound`.
 pub fn map_sqlx(entity: Entity, err: sqlx::Error) -> Error {
@@ -24,6 +30,15 @@ pub fn map_sqlx(entity: Entity, err: sqlx::Error) -> Error {
                 .unwrap_or("unique")
                 .to_owned();
             Error::conflict(entity, field, "already taken")
+        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(FOREIGN_KEY_VIOLATION) => {
+            match db.constraint() {
+                Some(c) if c.contains("tenant_id") => Error::not_found(Entity::Tenant, "tenant_id"),
+                _ => Error::internal_with("postgres foreign key violation", err),
+            }
+        }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) => {
+            Error::forbidden(db.message().to_owned())
         }
         sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
             Error::unavailable("postgres", err)
@@ -58,6 +73,20 @@ fn constraint_field(constraint: &str) -> &str {
     "unique"
 }
 
+/// Maps a failure of a `sqlx` migrator. Driver errors go through [`map_sqlx`]; a failing
+/// migration script, a dirty or changed migration become `Internal` naming the version.
+pub fn map_migrate(err: sqlx::migrate::MigrateError) -> Error {
+    use sqlx::migrate::MigrateError as M;
+    match err {
+        M::Execute(e) => map_sqlx(Entity::Record, e),
+        M::ExecuteMigration(e, version) => match map_sqlx(Entity::Record, e) {
+            unavailable @ Error::Unavailable { .. } => unavailable,
+            other => Error::internal_with(format!("migration {version} failed"), other),
+        },
+        other => Error::internal_with("migrations cannot be applied", other),
+    }
+}
+
 /// Shorthand for `map_err(|e| map_sqlx(entity, e))`.
 pub trait SqlxResultExt<T> {
     /// Maps the error with [`map_sqlx`].
@@ -85,5 +114,7 @@ mod tests {
             map_sqlx(Entity::User, sqlx::Error::RowNotFound).code(),
             "user_not_found"
         );
+        let failed = map_migrate(sqlx::migrate::MigrateError::VersionMissing(3));
+        assert_eq!(failed.code(), "internal");
     }
 }

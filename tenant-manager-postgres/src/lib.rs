@@ -4,12 +4,22 @@
 //! schema- and row-level (RLS) isolated tenants, connections scoped to one tenant, and
 //! pg_dump backups.
 
+pub mod credentials;
 pub mod error;
 pub mod ident;
+pub mod migrate;
+pub mod provision;
+pub mod registry;
 pub mod servers;
+pub mod storage;
 
-pub use error::{SqlxResultExt, map_sqlx};
+pub use credentials::{DerivedCredentials, TenantCredentials, tenant_role};
+pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};
+pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
+pub use provision::{PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
+pub use registry::{PostgresRegistry, migrate_global};
+pub use storage::{StorageConfig, TenantStorage};
 pub use servers::{ServerConfig, ServerMap};
 
 /// The driver, re-exported so hosts use the same version.

@@ -1,19 +1,24 @@
-//! The tenant-manager reference server.
+//! `reference-server`: the multitenant service of the deployment guide.
+//!
+//! Configuration comes from the environment and `.env`; see the README's configuration table.
 
-use axum::{Json, Router, routing::get};
+use std::process::ExitCode;
+
+use reference_server::{App, Config, StartupError, telemetry};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .map(|p| p.parse())
-        .transpose()?
-        .unwrap_or(3001);
-    let app = Router::new().route(
-        "/health",
-        get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-    );
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    axum::serve(listener, app).await?;
-    Ok(())
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("reference-server: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run() -> Result<(), StartupError> {
+    let config = Config::load()?;
+    telemetry::init(&config)?;
+    App::build(config).await?.serve().await
 }

@@ -10,6 +10,14 @@
 //! Assertions panic, as tests do; this module is compiled only with feature `testing`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod backup;
+pub mod backup_store;
+pub mod cache;
+pub mod jobs;
+pub mod provisioner;
+pub mod quota;
+pub mod registry;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -19,6 +27,7 @@ pub struct Fixture<T: ?Sized> {
     /// The adapter under test.
     pub subject: Arc<T>,
     guard: Option<Box<dyn Any + Send + Sync>>,
+    caps: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl<T: ?Sized> Fixture<T> {
@@ -27,6 +36,7 @@ impl<T: ?Sized> Fixture<T> {
         Self {
             subject,
             guard: None,
+            caps: None,
         }
     }
 
@@ -35,12 +45,26 @@ impl<T: ?Sized> Fixture<T> {
         Self {
             subject,
             guard: Some(Box::new(guard)),
+            caps: None,
         }
     }
 
     /// The guard, downcast to its type.
     pub fn guard<G: 'static>(&self) -> Option<&G> {
         self.guard.as_ref().and_then(|g| g.downcast_ref::<G>())
+    }
+
+    /// Declares how the adapter under test is configured (a suite's caps struct, such as
+    /// `cache::CacheCaps` or `jobs::JobQueueCaps`), for suites whose cases depend on it.
+    #[must_use]
+    pub fn with_caps(mut self, caps: impl Any + Send + Sync) -> Self {
+        self.caps = Some(Box::new(caps));
+        self
+    }
+
+    /// The declared caps, downcast to their type.
+    pub fn caps<C: 'static>(&self) -> Option<&C> {
+        self.caps.as_ref().and_then(|c| c.downcast_ref::<C>())
     }
 }
 
@@ -60,6 +84,25 @@ macro_rules! __conformance_cases {
             async fn $case() {
                 let fixture = $factory().await;
                 $crate::testing::$module::$case(&*fixture.subject).await;
+            }
+        )+
+    };
+}
+
+/// Like `__conformance_cases!`, for cases that also take the caps the fixture declared with
+/// [`Fixture::with_caps`]: `$crate::testing::$module::$case(&*fixture.subject, &caps)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_with_caps {
+    ($factory:path; $module:ident; $caps:ty; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture = $factory().await;
+                let caps: $caps = fixture.caps::<$caps>().cloned().unwrap_or_else(|| {
+                    panic!("the fixture must declare its {} with Fixture::with_caps", stringify!($caps))
+                });
+                $crate::testing::$module::$case(&*fixture.subject, &caps).await;
             }
         )+
     };

@@ -1,0 +1,56 @@
+//! Why the server could not start or stopped with an error.
+
+use std::net::SocketAddr;
+
+use crate::config::ConfigError;
+use crate::telemetry::TelemetryError;
+
+/// A start-up or serving failure. [`StartupError::exit_code`] gives the process exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A backend could not be set up (database, Redis, migrations, self-test).
+    #[error("cannot start {what}: {source}")]
+    Backend {
+        /// What was being started.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: tenant_manager::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+impl StartupError {
+    /// Exit code for the process: 78 (EX_CONFIG) for configuration, 69 (EX_UNAVAILABLE) for
+    /// an unreachable backend or port, 70 (EX_SOFTWARE) otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Config(_) => 78,
+            StartupError::Bind { .. } | StartupError::Backend { .. } => 69,
+            _ => 70,
+        }
+    }
+
+    /// A backend failure.
+    pub fn backend(what: &'static str, source: tenant_manager::Error) -> Self {
+        StartupError::Backend { what, source }
+    }
+}

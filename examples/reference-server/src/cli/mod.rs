@@ -1,0 +1,244 @@
+//! `tenant-cli`: migrations, tenants, backups, the provisioning worker and load tests.
+//!
+//! It reads the same environment (and `.env`) as the server and talks to the same
+//! backends; `loadtest` talks to a running server over HTTP. Exit codes are listed on
+//! [`Exit`].
+
+pub mod exit;
+pub mod loadtest;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use self::exit::{CliError, Exit};
+use self::loadtest::LoadtestArgs;
+
+/// Operate a tenant-manager deployment.
+#[derive(Debug, Parser)]
+#[command(name = "tenant-cli", version, about, long_about = None)]
+#[non_exhaustive]
+pub struct Cli {
+    /// Read variables from this file instead of `./.env` (real environment variables win).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Run database migrations.
+    Migrate {
+        /// Which migrations.
+        #[command(subcommand)]
+        target: MigrateTarget,
+    },
+    /// List, inspect and change tenants.
+    Tenants {
+        /// The action.
+        #[command(subcommand)]
+        action: TenantsCommand,
+    },
+    /// Back up one tenant (`backup TENANT`) or every active tenant (`backup --all`).
+    Backup(BackupArgs),
+    /// Restore a backup into an existing tenant.
+    Restore(RestoreArgs),
+    /// Run the provisioning worker until SIGTERM or ctrl-c.
+    Worker(WorkerArgs),
+    /// Register tenants and drive tenant-scoped traffic against a running server.
+    Loadtest(LoadtestArgs),
+}
+
+/// `tenant-cli migrate ...`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum MigrateTarget {
+    /// Migrate the global (registry) database.
+    Global,
+    /// Migrate every tenant's storage, with bounded concurrency and a progress bar.
+    Tenants {
+        /// Tenants migrated at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        concurrency: u32,
+    },
+}
+
+/// `tenant-cli tenants ...`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum TenantsCommand {
+    /// List tenants, oldest first.
+    List {
+        /// Only tenants in this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Page size (1 to 500).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this tenant id (the previous page's `next`).
+        #[arg(long)]
+        after: Option<String>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant (by id or slug) as JSON.
+    Show {
+        /// Tenant id or slug.
+        tenant: String,
+    },
+    /// Register an organisation: a tenant and its owner.
+    Create {
+        /// Organisation name.
+        #[arg(long)]
+        name: String,
+        /// The owner's e-mail.
+        #[arg(long)]
+        admin_email: String,
+        /// Read the owner's password from this environment variable (never from a flag).
+        #[arg(long, default_value = "TENANT_ADMIN_PASSWORD")]
+        password_env: String,
+        /// Slug (derived from the name when absent).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Isolation: database, schema or shared.
+        #[arg(long)]
+        isolation: Option<String>,
+    },
+    /// Suspend a tenant: every instance refuses its requests.
+    Suspend {
+        /// Tenant id or slug.
+        tenant: String,
+        /// Why (recorded on the tenant).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a suspended tenant.
+    Resume {
+        /// Tenant id or slug.
+        tenant: String,
+    },
+    /// Delete a tenant and drop its storage.
+    Delete {
+        /// Tenant id or slug.
+        tenant: String,
+        /// Confirm; without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `tenant-cli backup ...`.
+#[derive(Debug, clap::Args)]
+#[non_exhaustive]
+pub struct BackupArgs {
+    /// Tenant id or slug.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub tenant: Option<String>,
+    /// Back up every active tenant.
+    #[arg(long)]
+    pub all: bool,
+    /// Directory the artifacts go to (default `BACKUP_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub destination: Option<PathBuf>,
+}
+
+/// `tenant-cli restore ...`.
+#[derive(Debug, clap::Args)]
+#[non_exhaustive]
+pub struct RestoreArgs {
+    /// Backup id to restore.
+    pub backup: String,
+    /// Tenant (id or slug) whose data is replaced; it may differ from the backed-up tenant.
+    #[arg(long)]
+    pub into: String,
+    /// Directory the artifacts are in (default `BACKUP_DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+}
+
+/// `tenant-cli worker`.
+#[derive(Debug, clap::Args)]
+#[non_exhaustive]
+pub struct WorkerArgs {
+    /// Consumer name in the queue (default: `worker-<host>-<pid>`).
+    #[arg(long)]
+    pub consumer: Option<String>,
+}
+
+/// Entry point of the `tenant-cli` binary: parses arguments, runs, prints errors on stderr
+/// and returns the [`Exit`] code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenant-cli: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("tenant-cli: {error}");
+            error.exit.into()
+        }
+    }
+}
+
+/// Runs one parsed command.
+///
+/// # Errors
+/// [`CliError`] with the exit code and message of the failure.
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    match cli.command {
+        Command::Loadtest(args) => loadtest::command(args).await,
+        other => Err(CliError::new(
+            Exit::Failure,
+            format!("{} is not available in this build yet", command_name(&other)),
+        )),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Migrate { .. } => "migrate",
+        Command::Tenants { .. } => "tenants",
+        Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
+        Command::Worker(_) => "worker",
+        Command::Loadtest(_) => "loadtest",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backup_needs_a_tenant_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["tenant-cli", "backup"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "backup", "acme", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "backup", "--all", "--destination", "/b"]).is_ok());
+        assert!(Cli::try_parse_from(["tenant-cli", "backup", "acme"]).is_ok());
+    }
+
+    #[test]
+    fn loadtest_bounds_are_enforced() {
+        assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--duration", "0"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--duration", "3601"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--concurrency", "5000"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--tenants", "3"]).is_ok());
+    }
+}

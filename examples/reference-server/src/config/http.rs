@@ -1,0 +1,206 @@
+//! The HTTP front: addresses, CORS origins, body limit, timeouts.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::AppEnv;
+use super::vars::{ConfigError, Vars};
+
+/// Which origins may call the API from a browser (`ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AllowedOrigins {
+    /// Any origin (`*`); credentials are never allowed with it.
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`); empty means same-origin only.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// Parses a comma-separated list of origins, or `*`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] on `ALLOWED_ORIGINS` naming the first bad entry.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        let entries: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries == ["*"] {
+            return Ok(Self::Any);
+        }
+        entries
+            .into_iter()
+            .map(|entry| {
+                validate_origin(entry).map_err(|reason| {
+                    ConfigError::new("ALLOWED_ORIGINS", format!("{entry:?} {reason}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::List)
+    }
+}
+
+fn validate_origin(entry: &str) -> Result<String, &'static str> {
+    if entry == "*" {
+        return Err("cannot be mixed with other origins");
+    }
+    let uri: http::Uri = entry
+        .parse()
+        .map_err(|_| "is not an origin (scheme://host[:port])")?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let path_ok = matches!(uri.path(), "" | "/") && uri.query().is_none();
+    let authority_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    if !(scheme_ok && path_ok && authority_ok) {
+        return Err("must be scheme://host[:port] with scheme http or https and no path");
+    }
+    Ok(entry.trim_end_matches('/').to_ascii_lowercase())
+}
+
+/// Listener and request handling settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// Address to listen on (`BIND_ADDRESS`, default `0.0.0.0`).
+    pub bind: IpAddr,
+    /// API port (`PORT`, default 3001; 0 picks a free port).
+    pub port: u16,
+    /// Port of `/metrics` when it is not `port` (`METRICS_PORT`).
+    pub metrics_port: Option<u16>,
+    /// CORS origins (`ALLOWED_ORIGINS`; default `*` in development, none in production).
+    pub allowed_origins: AllowedOrigins,
+    /// Largest accepted request body (`REQUEST_BODY_LIMIT_BYTES`, default 1 MiB).
+    pub body_limit_bytes: usize,
+    /// Time a request may take before it is answered 503 (`REQUEST_TIMEOUT_MS`, default 30 s).
+    pub request_timeout: Duration,
+    /// Time in-flight requests get to finish on shutdown (`SHUTDOWN_TIMEOUT_MS`, default 30 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 3001,
+            metrics_port: None,
+            allowed_origins: AllowedOrigins::Any,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Sets the listen address and port.
+    #[must_use]
+    pub fn with_listen(mut self, bind: IpAddr, port: u16) -> Self {
+        self.bind = bind;
+        self.port = port;
+        self
+    }
+
+    /// Serves `/metrics` on its own port.
+    #[must_use]
+    pub fn with_metrics_port(mut self, port: Option<u16>) -> Self {
+        self.metrics_port = port;
+        self
+    }
+
+    /// Sets the CORS origins.
+    #[must_use]
+    pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
+    /// Sets the body limit.
+    #[must_use]
+    pub fn with_body_limit_bytes(mut self, limit: usize) -> Self {
+        self.body_limit_bytes = limit;
+        self
+    }
+
+    /// Sets the request timeout.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the shutdown grace period.
+    #[must_use]
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        env: AppEnv,
+    ) -> Result<Self, ConfigError> {
+        let bind = vars
+            .parse::<IpAddr>("BIND_ADDRESS", "an IP address")?
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let port = vars.int_in::<u16>("PORT", 0..=65535, 3001)?;
+        let metrics_port = match vars.raw("METRICS_PORT") {
+            None => None,
+            Some(_) => Some(vars.int_in::<u16>("METRICS_PORT", 1..=65535, 0)?),
+        };
+        if metrics_port.is_some() && metrics_port == Some(port) {
+            return Err(ConfigError::new(
+                "METRICS_PORT",
+                "must differ from PORT (leave it unset to serve /metrics on PORT)",
+            ));
+        }
+        let allowed_origins = match vars.raw("ALLOWED_ORIGINS") {
+            Some(v) => AllowedOrigins::parse(&v)?,
+            None if env.is_production() => AllowedOrigins::List(Vec::new()),
+            None => AllowedOrigins::Any,
+        };
+        let body_limit_bytes =
+            vars.int_in::<usize>("REQUEST_BODY_LIMIT_BYTES", 1024..=64 * 1024 * 1024, 1 << 20)?;
+        let timeout_ms = vars.int_in::<u64>("REQUEST_TIMEOUT_MS", 100..=600_000, 30_000)?;
+        let shutdown_ms = vars.int_in::<u64>("SHUTDOWN_TIMEOUT_MS", 0..=600_000, 30_000)?;
+        Ok(Self {
+            bind,
+            port,
+            metrics_port,
+            allowed_origins,
+            body_limit_bytes,
+            request_timeout: Duration::from_millis(timeout_ms),
+            shutdown_timeout: Duration::from_millis(shutdown_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_validated_and_normalised() {
+        assert_eq!(AllowedOrigins::parse("*").ok(), Some(AllowedOrigins::Any));
+        assert_eq!(
+            AllowedOrigins::parse("https://App.example.com, http://localhost:3000/").ok(),
+            Some(AllowedOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ]))
+        );
+        for bad in [
+            "example.com",
+            "ftp://x.com",
+            "https://x.com/path",
+            "https://u:p@x.com",
+            "*,https://x.com",
+            "https://x.com?q=1",
+        ] {
+            let err = AllowedOrigins::parse(bad).err();
+            assert_eq!(err.map(|e| e.variable), Some("ALLOWED_ORIGINS"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Configuration from the deployment guide's environment variables (and a `.env` file).
+//!
+//! [`Config::load`] reads `.env` (when present) and the process environment;
+//! [`Config::from_lookup`] reads through any function, which is what tests use. Every invalid
+//! value stops start-up with a [`ConfigError`] naming the variable. `Debug` never prints a
+//! secret, a password or a URL's credentials.
+
+mod http;
+mod secrets;
+mod stores;
+mod vars;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use tenant_manager::RateLimit;
+
+pub use self::http::{AllowedOrigins, HttpConfig};
+pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
+pub use self::stores::{DatabaseConfig, RedisConfig};
+pub use self::vars::ConfigError;
+pub(crate) use self::stores::PgShown;
+use self::vars::Vars;
+
+/// Production or development (`APP_ENV`, or `NODE_ENV` as an alias).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AppEnv {
+    /// Secrets are generated when missing; logs are human-readable.
+    #[default]
+    Development,
+    /// Secrets are required; logs are JSON.
+    Production,
+    /// As development; for test runs.
+    Test,
+}
+
+impl AppEnv {
+    /// Whether production rules apply.
+    pub fn is_production(self) -> bool {
+        self == AppEnv::Production
+    }
+
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Production => "production",
+            AppEnv::Test => "test",
+        }
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "production" | "prod" => Ok(AppEnv::Production),
+            "development" | "dev" => Ok(AppEnv::Development),
+            "test" => Ok(AppEnv::Test),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Feature switches of the guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Features {
+    /// Registration answers 202 and a worker provisions (`ENABLE_ASYNC_PROVISIONING`).
+    pub async_provisioning: bool,
+    /// `/metrics` is served (`ENABLE_METRICS`).
+    pub metrics: bool,
+    /// Requests are rate limited per tenant and per client address (`ENABLE_RATE_LIMITING`).
+    pub rate_limiting: bool,
+    /// Usage quotas (users, storage) are enforced (`ENABLE_QUOTAS`).
+    pub quotas: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Self {
+            async_provisioning: false,
+            metrics: true,
+            rate_limiting: true,
+            quotas: true,
+        }
+    }
+}
+
+/// Connection budget of the pool manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolSettings {
+    /// Most connections one tenant holds (`MAX_CONNECTIONS_PER_TENANT`, default 20).
+    pub max_per_tenant: u32,
+    /// Most connections all tenants hold together (`MAX_TOTAL_CONNECTIONS`, default 80).
+    pub max_total: u32,
+    /// A tenant pool unused this long is closed (`POOL_IDLE_TIMEOUT`, ms, default 30 min).
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_per_tenant: 20,
+            max_total: 80,
+            idle_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One JSON object per line (default in production).
+    Json,
+    /// Human-readable lines (default in development).
+    Text,
+}
+
+/// The whole configuration of the server and of `tenant-cli`.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Production or development (`APP_ENV` / `NODE_ENV`).
+    pub env: AppEnv,
+    /// Listener and request handling.
+    pub http: HttpConfig,
+    /// Postgres; none means embedded, in-memory mode.
+    pub database: DatabaseConfig,
+    /// Redis; none means in-process quotas, cache and queue.
+    pub redis: RedisConfig,
+    /// Secrets.
+    pub security: SecurityConfig,
+    /// Feature switches.
+    pub features: Features,
+    /// Connection budget.
+    pub pool: PoolSettings,
+    /// Default request rate per tenant (`RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`).
+    pub rate_limit: RateLimit,
+    /// Tracing filter (`LOG_LEVEL`, default `info`; any `EnvFilter` directive).
+    pub log_level: String,
+    /// Log format (`LOG_FORMAT`: `json` or `text`; default by environment).
+    pub log_format: LogFormat,
+    /// Region this instance serves (`REGION`).
+    pub region: Option<String>,
+    /// Whether tenants are pinned to regions (`ENABLE_MULTI_REGION`; needs `REGION`).
+    pub multi_region: bool,
+    /// Where `POST /api/admin/tenants/{id}/backups` writes (`BACKUP_DIR`, default `./backups`).
+    pub backup_dir: PathBuf,
+    /// Non-fatal remarks found while loading, logged once tracing is up.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Config {
+    /// Development defaults: embedded mode, generated secrets.
+    fn default() -> Self {
+        Self {
+            env: AppEnv::Development,
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            security: SecurityConfig::default(),
+            features: Features::default(),
+            pool: PoolSettings::default(),
+            rate_limit: RateLimit {
+                limit: 100,
+                window_ms: 900_000,
+            },
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
+            region: None,
+            multi_region: false,
+            backup_dir: PathBuf::from("backups"),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present; real environment variables win) and the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid variable, or `.env` when it cannot be read.
+    pub fn load() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", e.to_string())),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every variable through `lookup`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars::new(lookup);
+        let mut warnings = Vec::new();
+        let env = load_env(&vars)?;
+        let http = HttpConfig::load(&vars, env)?;
+        let database = DatabaseConfig::load(&vars, &mut warnings)?;
+        let redis = RedisConfig::load(&vars, &mut warnings)?;
+        let security = SecurityConfig::load(&vars, env, &mut warnings)?;
+        let features = Features {
+            async_provisioning: vars.flag("ENABLE_ASYNC_PROVISIONING", false)?,
+            metrics: vars.flag("ENABLE_METRICS", true)?,
+            rate_limiting: vars.flag("ENABLE_RATE_LIMITING", true)?,
+            quotas: vars.flag("ENABLE_QUOTAS", true)?,
+        };
+        let pool = load_pool(&vars)?;
+        let rate_limit = RateLimit {
+            limit: vars.int_in::<u64>("RATE_LIMIT_MAX_REQUESTS", 1..=10_000_000, 100)?,
+            window_ms: vars.int_in::<u64>("RATE_LIMIT_WINDOW_MS", 1..=2_592_000_000, 900_000)?,
+        };
+        let log_level = vars.raw("LOG_LEVEL").unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(ConfigError::new(
+                "LOG_LEVEL",
+                "must be error, warn, info, debug, trace or a tracing filter directive",
+            ));
+        }
+        let log_format = match vars.raw("LOG_FORMAT").as_deref() {
+            None if env.is_production() => LogFormat::Json,
+            None => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be json or text")),
+        };
+        let region = vars.text("REGION", 64)?;
+        let multi_region = vars.flag("ENABLE_MULTI_REGION", false)?;
+        if multi_region && region.is_none() {
+            return Err(ConfigError::new(
+                "REGION",
+                "is required when ENABLE_MULTI_REGION is true",
+            ));
+        }
+        let backup_dir = vars
+            .raw("BACKUP_DIR")
+            .map_or_else(|| PathBuf::from("backups"), PathBuf::from);
+        if env.is_production() && database.global.is_none() {
+            warnings.push(
+                "production mode without GLOBAL_DATABASE_URL: tenants live in memory and are \
+                 lost on restart"
+                    .to_owned(),
+            );
+        }
+        Ok(Self {
+            env,
+            http,
+            database,
+            redis,
+            security,
+            features,
+            pool,
+            rate_limit,
+            log_level,
+            log_format,
+            region,
+            multi_region,
+            backup_dir,
+            warnings,
+        })
+    }
+
+    /// Whether the server runs on the in-memory adapters (no `GLOBAL_DATABASE_URL`).
+    pub fn is_embedded(&self) -> bool {
+        self.database.global.is_none()
+    }
+
+    /// Sets the environment.
+    #[must_use]
+    pub fn with_env(mut self, env: AppEnv) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Sets the HTTP settings.
+    #[must_use]
+    pub fn with_http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Sets the Postgres settings.
+    #[must_use]
+    pub fn with_database(mut self, database: DatabaseConfig) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// Sets the Redis settings.
+    #[must_use]
+    pub fn with_redis(mut self, redis: RedisConfig) -> Self {
+        self.redis = redis;
+        self
+    }
+
+    /// Sets the secrets.
+    #[must_use]
+    pub fn with_security(mut self, security: SecurityConfig) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Sets the feature switches.
+    #[must_use]
+    pub fn with_features(mut self, features: Features) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// Sets the connection budget.
+    #[must_use]
+    pub fn with_pool(mut self, pool: PoolSettings) -> Self {
+        self.pool = pool;
+        self
+    }
+
+    /// Sets the default request rate.
+    #[must_use]
+    pub fn with_rate_limit(mut self, rate_limit: RateLimit) -> Self {
+        self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Sets the backup directory.
+    #[must_use]
+    pub fn with_backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.backup_dir = dir.into();
+        self
+    }
+}
+
+fn load_env<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<AppEnv, ConfigError> {
+    const EXPECTED: &str = "production, development or test";
+    match vars.parse::<AppEnv>("APP_ENV", EXPECTED)? {
+        Some(env) => Ok(env),
+        None => Ok(vars.parse::<AppEnv>("NODE_ENV", EXPECTED)?.unwrap_or_default()),
+    }
+}
+
+fn load_pool<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<PoolSettings, ConfigError> {
+    let max_total = vars.int_in::<u32>("MAX_TOTAL_CONNECTIONS", 1..=100_000, 80)?;
+    let max_per_tenant = vars.int_in::<u32>("MAX_CONNECTIONS_PER_TENANT", 1..=10_000, 20)?;
+    if max_per_tenant > max_total {
+        return Err(ConfigError::new(
+            "MAX_CONNECTIONS_PER_TENANT",
+            format!("must not exceed MAX_TOTAL_CONNECTIONS ({max_total})"),
+        ));
+    }
+    let idle_ms = vars.int_in::<u64>("POOL_IDLE_TIMEOUT", 1_000..=86_400_000, 1_800_000)?;
+    Ok(PoolSettings {
+        max_per_tenant,
+        max_total,
+        idle_timeout: Duration::from_millis(idle_ms),
+    })
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("env", &self.env)
+            .field("http", &self.http)
+            .field("database", &self.database)
+            .field("redis", &self.redis)
+            .field("security", &self.security)
+            .field("features", &self.features)
+            .field("pool", &self.pool)
+            .field("rate_limit", &self.rate_limit)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("region", &self.region)
+            .field("multi_region", &self.multi_region)
+            .field("backup_dir", &self.backup_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

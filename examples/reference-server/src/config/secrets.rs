@@ -1,0 +1,193 @@
+//! `JWT_SECRET` and `SUPER_ADMIN_KEY`: required in production, generated in development.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use tenant_manager::Secret;
+
+use super::vars::{ConfigError, Vars};
+use super::AppEnv;
+
+/// Shortest accepted secret, in bytes (`openssl rand -base64 32` prints 44).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Secrets and token settings.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SecurityConfig {
+    /// HS256 key of access tokens (`JWT_SECRET`).
+    pub jwt_secret: Secret,
+    /// Key of the admin API, sent in `X-Admin-Key` (`SUPER_ADMIN_KEY`).
+    pub super_admin_key: Secret,
+    /// Whether `JWT_SECRET` was generated for this run (tokens die with the process).
+    pub jwt_secret_generated: bool,
+    /// Whether `SUPER_ADMIN_KEY` was generated for this run (printed once at start-up).
+    pub admin_key_generated: bool,
+    /// Lifetime of access tokens (`ACCESS_TOKEN_TTL_SECONDS`, default 3600).
+    pub access_token_ttl: Duration,
+}
+
+impl Default for SecurityConfig {
+    /// Freshly generated secrets, as in development mode.
+    fn default() -> Self {
+        Self {
+            jwt_secret: generate_secret(),
+            super_admin_key: generate_secret(),
+            jwt_secret_generated: true,
+            admin_key_generated: true,
+            access_token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// Sets the token key.
+    #[must_use]
+    pub fn with_jwt_secret(mut self, secret: Secret) -> Self {
+        self.jwt_secret = secret;
+        self.jwt_secret_generated = false;
+        self
+    }
+
+    /// Sets the admin key.
+    #[must_use]
+    pub fn with_super_admin_key(mut self, key: Secret) -> Self {
+        self.super_admin_key = key;
+        self.admin_key_generated = false;
+        self
+    }
+
+    /// Sets the access token lifetime.
+    #[must_use]
+    pub fn with_access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        env: AppEnv,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let (jwt_secret, jwt_secret_generated) = resolve(vars, "JWT_SECRET", env, warnings)?;
+        let (super_admin_key, admin_key_generated) =
+            resolve(vars, "SUPER_ADMIN_KEY", env, warnings)?;
+        if env.is_production() && jwt_secret.ct_eq(super_admin_key.expose().as_bytes()) {
+            return Err(ConfigError::new(
+                "SUPER_ADMIN_KEY",
+                "must differ from JWT_SECRET",
+            ));
+        }
+        let ttl = vars.int_in::<u64>("ACCESS_TOKEN_TTL_SECONDS", 60..=604_800, 3600)?;
+        Ok(Self {
+            jwt_secret,
+            super_admin_key,
+            jwt_secret_generated,
+            admin_key_generated,
+            access_token_ttl: Duration::from_secs(ttl),
+        })
+    }
+}
+
+impl fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("jwt_secret", &self.jwt_secret)
+            .field("super_admin_key", &self.super_admin_key)
+            .field("jwt_secret_generated", &self.jwt_secret_generated)
+            .field("admin_key_generated", &self.admin_key_generated)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .finish()
+    }
+}
+
+/// A random secret: 32 bytes from the OS generator, base64url without padding (43 characters).
+pub fn generate_secret() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The secret in `name`, or a generated one in development. Returns whether it was generated.
+fn resolve<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    name: &'static str,
+    env: AppEnv,
+    warnings: &mut Vec<String>,
+) -> Result<(Secret, bool), ConfigError> {
+    match vars.secret(name) {
+        Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok((secret, false)),
+        Some(secret) if !env.is_production() => {
+            warnings.push(format!(
+                "{name} is shorter than {MIN_SECRET_LEN} bytes; production mode refuses it"
+            ));
+            Ok((secret, false))
+        }
+        Some(_) => Err(ConfigError::new(
+            name,
+            format!(
+                "must be at least {MIN_SECRET_LEN} bytes in production \
+                 (generate one with `openssl rand -base64 32`)"
+            ),
+        )),
+        None if env.is_production() => Err(ConfigError::new(
+            name,
+            "is required in production (generate one with `openssl rand -base64 32`)",
+        )),
+        None => Ok((generate_secret(), true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: AppEnv, pairs: &[(&'static str, String)]) -> Result<SecurityConfig, ConfigError> {
+        let pairs = pairs.to_vec();
+        let vars = Vars::new(move |name: &str| {
+            pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        });
+        SecurityConfig::load(&vars, env, &mut Vec::new())
+    }
+
+    #[test]
+    fn production_refuses_missing_or_short_secrets() {
+        let long = "k".repeat(40);
+        let err = load(AppEnv::Production, &[("SUPER_ADMIN_KEY", long.clone())]).err();
+        assert_eq!(err.map(|e| e.variable), Some("JWT_SECRET"));
+        let err = load(
+            AppEnv::Production,
+            &[("JWT_SECRET", long.clone()), ("SUPER_ADMIN_KEY", "short".into())],
+        )
+        .err();
+        assert_eq!(err.as_ref().map(|e| e.variable), Some("SUPER_ADMIN_KEY"));
+        assert!(err.is_some_and(|e| !e.reason.contains("short")));
+        let err = load(
+            AppEnv::Production,
+            &[("JWT_SECRET", long.clone()), ("SUPER_ADMIN_KEY", long)],
+        )
+        .err();
+        assert_eq!(err.map(|e| e.variable), Some("SUPER_ADMIN_KEY"));
+    }
+
+    #[test]
+    fn development_generates_what_is_missing() {
+        let cfg = load(AppEnv::Development, &[("JWT_SECRET", "j".repeat(32))]);
+        let cfg = cfg.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cfg.jwt_secret_generated);
+        assert!(cfg.admin_key_generated);
+        assert_eq!(cfg.super_admin_key.len(), 43);
+        assert_ne!(generate_secret().expose(), generate_secret().expose());
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let cfg = SecurityConfig::default().with_jwt_secret(Secret::new("super-secret-value-1234567890123"));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("super-secret"));
+        assert!(!shown.contains(cfg.super_admin_key.expose()));
+    }
+}

@@ -1,0 +1,253 @@
+//! Where the data lives: the global Postgres database, the admin login, and Redis.
+
+use std::fmt;
+use std::str::FromStr;
+
+use redis::IntoConnectionInfo as _;
+use tenant_manager::Secret;
+use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
+
+use super::vars::{ConfigError, Vars};
+
+/// Postgres settings. Without `GLOBAL_DATABASE_URL` the server runs embedded, in memory.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct DatabaseConfig {
+    /// The global (registry) database (`GLOBAL_DATABASE_URL`).
+    pub global: Option<PgConnectOptions>,
+    /// The login that creates tenant databases, roles and schemas: the global URL's
+    /// login with `POSTGRES_ADMIN_USER`, `_PASSWORD`, `_HOST` and `_PORT` applied, on the
+    /// maintenance database `postgres`.
+    pub admin: Option<PgConnectOptions>,
+}
+
+impl DatabaseConfig {
+    /// Uses this global database, with its login as admin login.
+    #[must_use]
+    pub fn with_global(mut self, global: PgConnectOptions) -> Self {
+        self.admin = Some(global.clone().database("postgres"));
+        self.global = Some(global);
+        self
+    }
+
+    /// Sets the admin login.
+    #[must_use]
+    pub fn with_admin(mut self, admin: PgConnectOptions) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
+    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let admin_user = vars.text("POSTGRES_ADMIN_USER", 63)?;
+        let admin_password = vars.secret("POSTGRES_ADMIN_PASSWORD");
+        let admin_host = vars.text("POSTGRES_ADMIN_HOST", 253)?;
+        let admin_port = vars.parse::<u16>("POSTGRES_ADMIN_PORT", "a port number")?;
+        if admin_port == Some(0) {
+            return Err(ConfigError::new("POSTGRES_ADMIN_PORT", "must not be 0"));
+        }
+        // The guide calls these POSTGRES_HOST / POSTGRES_PORT; both spellings are read.
+        let admin_host = match admin_host {
+            Some(h) => Some(h),
+            None => vars.text("POSTGRES_HOST", 253)?,
+        };
+        let admin_port = match admin_port {
+            Some(p) => Some(p),
+            None => vars.parse::<u16>("POSTGRES_PORT", "a port number")?,
+        };
+        let Some(url) = vars.secret("GLOBAL_DATABASE_URL") else {
+            if admin_user.is_some() || admin_host.is_some() {
+                warnings.push(
+                    "POSTGRES_ADMIN_* is set but GLOBAL_DATABASE_URL is not: running embedded, \
+                     in memory"
+                        .to_owned(),
+                );
+            }
+            return Ok(Self::default());
+        };
+        let global = parse_postgres_url(&url)?;
+        let mut admin = global.clone().database("postgres");
+        if let Some(user) = &admin_user {
+            admin = admin.username(user);
+        }
+        if let Some(password) = &admin_password {
+            admin = admin.password(password.expose());
+        }
+        if let Some(host) = &admin_host {
+            admin = admin.host(host);
+        }
+        if let Some(port) = admin_port {
+            admin = admin.port(port);
+        }
+        Ok(Self {
+            global: Some(global),
+            admin: Some(admin),
+        })
+    }
+}
+
+fn parse_postgres_url(url: &Secret) -> Result<PgConnectOptions, ConfigError> {
+    let text = url.expose();
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(ConfigError::new(
+            "GLOBAL_DATABASE_URL",
+            "must be a postgres:// or postgresql:// URL",
+        ));
+    }
+    PgConnectOptions::from_str(text)
+        .map_err(|_| ConfigError::new("GLOBAL_DATABASE_URL", "is not a valid Postgres URL"))
+}
+
+/// Host, port, user and database of connect options: never the password.
+pub(crate) struct PgShown<'a>(pub(crate) &'a PgConnectOptions);
+
+impl fmt::Debug for PgShown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{}",
+            self.0.get_username(),
+            self.0.get_host(),
+            self.0.get_port(),
+            self.0.get_database().unwrap_or("")
+        )
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("global", &self.global.as_ref().map(PgShown))
+            .field("admin", &self.admin.as_ref().map(PgShown))
+            .finish()
+    }
+}
+
+/// Redis settings. With `REDIS_URL`, quotas, the tenant cache and the job queue live in Redis.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The server URL with `REDIS_PASSWORD` applied (a secret: it may hold the password).
+    pub url: Option<Secret>,
+}
+
+impl RedisConfig {
+    /// Uses this Redis URL.
+    #[must_use]
+    pub fn with_url(mut self, url: Secret) -> Self {
+        self.url = Some(url);
+        self
+    }
+
+    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let password = vars.secret("REDIS_PASSWORD");
+        let Some(url) = vars.secret("REDIS_URL") else {
+            if password.is_some() {
+                warnings.push("REDIS_PASSWORD is set but REDIS_URL is not: Redis unused".into());
+            }
+            return Ok(Self::default());
+        };
+        let Some(mut parsed) = redis::parse_redis_url(url.expose()) else {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "must be a redis:// or rediss:// URL",
+            ));
+        };
+        if let Some(password) = password
+            && parsed.password().is_none()
+            && parsed.set_password(Some(password.expose())).is_err()
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "cannot carry a password (REDIS_PASSWORD)",
+            ));
+        }
+        let url = Secret::new(parsed.to_string());
+        if url.expose().into_connection_info().is_err() {
+            return Err(ConfigError::new("REDIS_URL", "is not a usable Redis URL"));
+        }
+        Ok(Self { url: Some(url) })
+    }
+
+    /// `host:port` of the server, for logs.
+    pub fn shown(&self) -> Option<String> {
+        let parsed = redis::parse_redis_url(self.url.as_ref()?.expose())?;
+        Some(format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or(""),
+            parsed.port().unwrap_or(6379)
+        ))
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.shown())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: Vec<(&'static str, &'static str)>) -> Vars<impl Fn(&str) -> Option<String>> {
+        Vars::new(move |name: &str| {
+            pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn admin_login_defaults_to_the_global_url_and_takes_overrides() {
+        let v = vars(vec![
+            ("GLOBAL_DATABASE_URL", "postgres://app:pw@db:5433/twenty_global"),
+            ("POSTGRES_ADMIN_USER", "root"),
+            ("POSTGRES_HOST", "admin-host"),
+        ]);
+        let db = DatabaseConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let admin = db.admin.as_ref().map(|a| {
+            (a.get_username().to_owned(), a.get_host().to_owned(), a.get_port())
+        });
+        assert_eq!(admin, Some(("root".into(), "admin-host".into(), 5433)));
+        let shown = format!("{db:?}");
+        assert!(shown.contains("twenty_global") && !shown.contains("pw"));
+    }
+
+    #[test]
+    fn bad_urls_name_their_variable() {
+        let v = vars(vec![("GLOBAL_DATABASE_URL", "mysql://x")]);
+        let err = DatabaseConfig::load(&v, &mut Vec::new()).err();
+        assert_eq!(err.map(|e| e.variable), Some("GLOBAL_DATABASE_URL"));
+        let v = vars(vec![("REDIS_URL", "http://x")]);
+        let err = RedisConfig::load(&v, &mut Vec::new()).err();
+        assert_eq!(err.map(|e| e.variable), Some("REDIS_URL"));
+        let v = vars(vec![("POSTGRES_ADMIN_PORT", "99999")]);
+        let err = DatabaseConfig::load(&v, &mut Vec::new()).err();
+        assert_eq!(err.map(|e| e.variable), Some("POSTGRES_ADMIN_PORT"));
+    }
+
+    #[test]
+    fn redis_password_is_applied_and_hidden() {
+        let v = vars(vec![("REDIS_URL", "redis://cache:6380/2"), ("REDIS_PASSWORD", "p@ss")]);
+        let redis = RedisConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let url = redis.url.as_ref().map(|u| u.expose().to_owned()).unwrap_or_default();
+        assert!(url.contains("p%40ss@cache:6380"), "{url}");
+        assert_eq!(format!("{redis:?}"), "RedisConfig { url: Some(\"redis://cache:6380\") }");
+    }
+
+    #[test]
+    fn without_a_database_url_the_server_is_embedded() {
+        let mut warnings = Vec::new();
+        let v = vars(vec![("POSTGRES_ADMIN_USER", "root")]);
+        let db = DatabaseConfig::load(&v, &mut warnings).unwrap_or_else(|e| panic!("{e}"));
+        assert!(db.global.is_none() && db.admin.is_none());
+        assert_eq!(warnings.len(), 1);
+    }
+}

@@ -1,0 +1,171 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::*;
+
+/// The guide's `.env` example, with real-looking secrets.
+const GUIDE_ENV: &str = "
+NODE_ENV=production
+PORT=3001
+GLOBAL_DATABASE_URL=postgresql://user:pass@db-host:5432/twenty_global
+POSTGRES_ADMIN_USER=postgres
+POSTGRES_ADMIN_PASSWORD=admin-password-value
+POSTGRES_HOST=db-host
+POSTGRES_PORT=5432
+REDIS_URL=redis://redis-host:6379
+REDIS_PASSWORD=redis-password-value
+JWT_SECRET=tA4lR0kq8w3Jd7mXbV2yQe9ZsN6uHc1GpF5oKi0LrTg=
+SUPER_ADMIN_KEY=Zq1Wx2Ec3Rv4Tb5Yn6Um7Ik8Ol9Pa0Sd1Fg2Hj3Kl4M=
+ENABLE_ASYNC_PROVISIONING=true
+ENABLE_METRICS=true
+ENABLE_RATE_LIMITING=true
+ENABLE_QUOTAS=true
+MAX_CONNECTIONS_PER_TENANT=20
+MAX_TOTAL_CONNECTIONS=10000
+POOL_IDLE_TIMEOUT=1800000
+METRICS_PORT=9090
+LOG_LEVEL=info
+REGION=us-east-1
+ENABLE_MULTI_REGION=false
+ALLOWED_ORIGINS=https://your-domain.com
+RATE_LIMIT_WINDOW_MS=900000
+RATE_LIMIT_MAX_REQUESTS=100
+";
+
+fn env_map(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn load_with(text: &str, overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut map = env_map(text);
+    for (k, v) in overrides {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::from_lookup(move |name| map.get(name).cloned())
+}
+
+fn variable_of(result: Result<Config, ConfigError>) -> Option<&'static str> {
+    result.err().map(|e| e.variable)
+}
+
+#[test]
+fn the_guides_env_file_loads() {
+    let cfg = load_with(GUIDE_ENV, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.env, AppEnv::Production);
+    assert_eq!(cfg.http.port, 3001);
+    assert_eq!(cfg.http.metrics_port, Some(9090));
+    assert!(!cfg.is_embedded());
+    assert!(cfg.redis.url.is_some());
+    assert!(cfg.features.async_provisioning && cfg.features.quotas);
+    assert_eq!(cfg.pool.max_total, 10_000);
+    assert_eq!(cfg.pool.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(cfg.rate_limit.limit, 100);
+    assert_eq!(cfg.rate_limit.window_ms, 900_000);
+    assert_eq!(cfg.region.as_deref(), Some("us-east-1"));
+    assert_eq!(cfg.log_format, LogFormat::Json);
+    assert_eq!(
+        cfg.http.allowed_origins,
+        AllowedOrigins::List(vec!["https://your-domain.com".into()])
+    );
+    assert!(!cfg.security.admin_key_generated);
+}
+
+#[test]
+fn an_empty_environment_is_a_working_development_setup() {
+    let cfg = Config::from_lookup(|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.env, AppEnv::Development);
+    assert!(cfg.is_embedded());
+    assert!(cfg.security.admin_key_generated && cfg.security.jwt_secret_generated);
+    assert!(cfg.security.super_admin_key.len() >= MIN_SECRET_LEN);
+    assert_eq!(cfg.http.allowed_origins, AllowedOrigins::Any);
+    assert_eq!(cfg.log_format, LogFormat::Text);
+    assert!(cfg.features.metrics && !cfg.features.async_provisioning);
+}
+
+#[test]
+fn app_env_wins_over_node_env() {
+    let cfg = load_with("NODE_ENV=production\nAPP_ENV=development\n", &[]);
+    assert_eq!(cfg.map(|c| c.env).ok(), Some(AppEnv::Development));
+    assert_eq!(variable_of(load_with("APP_ENV=staging\n", &[])), Some("APP_ENV"));
+    assert_eq!(variable_of(load_with("NODE_ENV=staging\n", &[])), Some("NODE_ENV"));
+}
+
+#[test]
+fn every_invalid_value_names_its_variable() {
+    let cases: &[(&str, &str)] = &[
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("METRICS_PORT", "3001"),
+        ("METRICS_PORT", "0"),
+        ("GLOBAL_DATABASE_URL", "not a url"),
+        ("POSTGRES_ADMIN_PORT", "-1"),
+        ("POSTGRES_PORT", "x"),
+        ("REDIS_URL", "localhost:6379"),
+        ("JWT_SECRET", "short"),
+        ("SUPER_ADMIN_KEY", "short"),
+        ("ENABLE_ASYNC_PROVISIONING", "sometimes"),
+        ("ENABLE_METRICS", "2"),
+        ("ENABLE_RATE_LIMITING", "y"),
+        ("ENABLE_QUOTAS", "enabled"),
+        ("MAX_CONNECTIONS_PER_TENANT", "0"),
+        ("MAX_CONNECTIONS_PER_TENANT", "20000"),
+        ("MAX_TOTAL_CONNECTIONS", "0"),
+        ("POOL_IDLE_TIMEOUT", "10"),
+        ("LOG_LEVEL", "loud[=="),
+        ("LOG_FORMAT", "xml"),
+        ("REGION", "\u{7}"),
+        ("ENABLE_MULTI_REGION", "perhaps"),
+        ("ALLOWED_ORIGINS", "your-domain.com"),
+        ("RATE_LIMIT_WINDOW_MS", "0"),
+        ("RATE_LIMIT_MAX_REQUESTS", "-5"),
+        ("BIND_ADDRESS", "everywhere"),
+        ("REQUEST_TIMEOUT_MS", "1"),
+        ("REQUEST_BODY_LIMIT_BYTES", "10"),
+        ("ACCESS_TOKEN_TTL_SECONDS", "1"),
+    ];
+    for (name, value) in cases {
+        let got = variable_of(load_with(GUIDE_ENV, &[(name, value)]));
+        assert_eq!(got, Some(*name), "{name}={value:?}");
+    }
+}
+
+#[test]
+fn multi_region_needs_a_region() {
+    let got = load_with(GUIDE_ENV, &[("ENABLE_MULTI_REGION", "true"), ("REGION", "")]);
+    assert_eq!(variable_of(got), Some("REGION"));
+}
+
+#[test]
+fn production_refuses_missing_secrets_and_development_generates_them() {
+    let prod = load_with(GUIDE_ENV, &[("JWT_SECRET", "")]);
+    assert_eq!(variable_of(prod), Some("JWT_SECRET"));
+    let dev = load_with(GUIDE_ENV, &[("NODE_ENV", "development"), ("SUPER_ADMIN_KEY", "")]);
+    assert!(dev.is_ok_and(|c| c.security.admin_key_generated));
+}
+
+#[test]
+fn debug_prints_no_secret() {
+    let cfg = load_with(GUIDE_ENV, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let shown = format!("{cfg:?}");
+    for secret in [
+        "pass@",
+        "admin-password-value",
+        "redis-password-value",
+        "tA4lR0kq8w3Jd7mXbV2yQe9ZsN6uHc1GpF5oKi0LrTg",
+        "Zq1Wx2Ec3Rv4Tb5Yn6Um7Ik8Ol9Pa0Sd1Fg2Hj3Kl4M",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("db-host") && shown.contains("redis-host"));
+}
+
+#[test]
+fn error_messages_never_echo_secret_values() {
+    let err = load_with(GUIDE_ENV, &[("JWT_SECRET", "hunter2-short")]).err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.starts_with("JWT_SECRET: "), "{text}");
+    assert!(!text.contains("hunter2"));
+}

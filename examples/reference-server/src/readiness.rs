@@ -1,0 +1,217 @@
+//! Readiness: is every backend this instance needs reachable right now?
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use serde::Serialize;
+use tenant_manager::postgres::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions};
+use tenant_manager::{BoxError, async_trait};
+
+use tenant_manager::Secret;
+
+/// How long one probe may take before its component counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Checks one backend.
+#[async_trait]
+pub(crate) trait Probe: std::fmt::Debug + Send + Sync + 'static {
+    /// `Ok` when the backend answers.
+    async fn check(&self) -> Result<(), BoxError>;
+}
+
+/// One component's state in the readiness answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct ComponentStatus {
+    /// `up` or `down`.
+    pub(crate) status: &'static str,
+    /// Which backend serves it (`postgres`, `redis`, `memory`, ...).
+    pub(crate) backend: &'static str,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Component {
+    name: &'static str,
+    backend: &'static str,
+    probe: Option<Arc<dyn Probe>>,
+}
+
+/// The components of this instance and how to check them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Readiness {
+    components: Vec<Component>,
+}
+
+impl Readiness {
+    /// Adds a component that is checked by `probe`.
+    #[must_use]
+    pub(crate) fn with_probe(mut self, name: &'static str, backend: &'static str, probe: Arc<dyn Probe>) -> Self {
+        self.components.push(Component {
+            name,
+            backend,
+            probe: Some(probe),
+        });
+        self
+    }
+
+    /// Adds a component that is always up (an in-process adapter).
+    #[must_use]
+    pub(crate) fn with_in_process(mut self, name: &'static str) -> Self {
+        self.components.push(Component {
+            name,
+            backend: "memory",
+            probe: None,
+        });
+        self
+    }
+
+    /// Runs every probe concurrently, each bounded by a timeout.
+    pub(crate) async fn check(&self) -> BTreeMap<&'static str, ComponentStatus> {
+        let checks = self.components.iter().map(|c| async move {
+            let error = match &c.probe {
+                None => None,
+                Some(probe) => match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
+                },
+            };
+            let status = ComponentStatus {
+                status: if error.is_some() { "down" } else { "up" },
+                backend: c.backend,
+                error,
+            };
+            (c.name, status)
+        });
+        join_all(checks).await.into_iter().collect()
+    }
+}
+
+/// `SELECT 1` on the global database, over one lazily opened connection.
+#[derive(Debug, Clone)]
+pub(crate) struct PostgresProbe {
+    pool: PgPool,
+}
+
+impl PostgresProbe {
+    pub(crate) fn new(options: PgConnectOptions) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(PROBE_TIMEOUT)
+            .idle_timeout(Some(Duration::from_secs(60)))
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl Probe for PostgresProbe {
+    async fn check(&self) -> Result<(), BoxError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// `PING` on the Redis server.
+#[derive(Debug, Clone)]
+pub(crate) struct RedisProbe {
+    client: redis::Client,
+}
+
+impl RedisProbe {
+    pub(crate) fn new(url: &Secret) -> Result<Self, BoxError> {
+        Ok(Self {
+            client: redis::Client::open(url.expose())?,
+        })
+    }
+}
+
+#[async_trait]
+impl Probe for RedisProbe {
+    async fn check(&self) -> Result<(), BoxError> {
+        let mut conn = self.client.get_multiplexed_async_connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// Beats of a background worker; the worker is up while it beats often enough.
+#[derive(Debug, Clone)]
+pub(crate) struct Heartbeat {
+    last_ms: Arc<AtomicU64>,
+    max_silence: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Heartbeat {
+    /// A heartbeat that counts as stopped after `max_silence` without a beat.
+    pub(crate) fn new(max_silence: Duration) -> Self {
+        Self {
+            last_ms: Arc::new(AtomicU64::new(now_ms())),
+            max_silence,
+        }
+    }
+
+    /// Records a beat.
+    pub(crate) fn beat(&self) {
+        self.last_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl Probe for Heartbeat {
+    async fn check(&self) -> Result<(), BoxError> {
+        let silent_ms = now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed));
+        if u128::from(silent_ms) > self.max_silence.as_millis() {
+            return Err(format!("no heartbeat for {silent_ms} ms").into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_components_are_up_and_probes_report_failures() {
+        let stale = Heartbeat::new(Duration::ZERO);
+        stale.last_ms.store(0, Ordering::Relaxed);
+        let fresh = Heartbeat::new(Duration::from_secs(60));
+        fresh.beat();
+        let readiness = Readiness::default()
+            .with_in_process("database")
+            .with_probe("worker", "worker", Arc::new(stale))
+            .with_probe("other", "worker", Arc::new(fresh));
+        let report = readiness.check().await;
+        assert_eq!(report["database"].status, "up");
+        assert_eq!(report["worker"].status, "down");
+        assert!(report["worker"].error.as_deref().is_some_and(|e| e.contains("heartbeat")));
+        assert_eq!(report["other"].status, "up");
+    }
+
+    #[tokio::test]
+    async fn a_real_postgres_and_redis_answer_and_a_closed_port_does_not() {
+        let db = tenant_manager_test_support::TestDatabase::create().await;
+        let probe = PostgresProbe::new(db.connect_options());
+        assert!(probe.check().await.is_ok());
+        let redis = tenant_manager_test_support::TestRedis::create().await;
+        let probe = RedisProbe::new(&Secret::new(redis.url())).unwrap_or_else(|e| panic!("{e}"));
+        assert!(probe.check().await.is_ok());
+        let closed = RedisProbe::new(&Secret::new("redis://127.0.0.1:1")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(closed.check().await.is_err());
+        let closed = PostgresProbe::new(db.connect_options().port(1));
+        assert!(closed.check().await.is_err());
+    }
+}

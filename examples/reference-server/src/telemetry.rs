@@ -1,0 +1,31 @@
+//! Tracing set-up: `LOG_LEVEL` as filter, JSON lines in production, text in development.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// Tracing could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the log subscriber: {0}")]
+pub struct TelemetryError(String);
+
+/// Installs the global subscriber. Call once, before [`App::build`](crate::App::build).
+///
+/// # Errors
+/// [`TelemetryError`] when the filter is invalid or a subscriber is already installed.
+pub fn init(config: &Config) -> Result<(), TelemetryError> {
+    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError(e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let installed = match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Text => builder.with_target(true).try_init(),
+    };
+    installed.map_err(|e| TelemetryError(e.to_string()))
+}

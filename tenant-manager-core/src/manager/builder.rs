@@ -1,0 +1,179 @@
+//! Builder of [`TenantManager`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::ops::TenantOps;
+use super::pools::PoolCloser;
+use super::{Inner, ManagerConfig, TenantManager};
+use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
+use crate::domain::PlanCatalog;
+use crate::error::{Error, Result};
+use crate::traits::{Backup, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry};
+
+/// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
+/// required; the password hasher defaults to OWASP argon2id parameters.
+#[derive(Default)]
+#[must_use]
+pub struct TenantManagerBuilder {
+    registry: Option<Arc<dyn TenantRegistry>>,
+    provisioner: Option<Arc<dyn Provisioner>>,
+    quota: Option<Arc<dyn QuotaEnforcer>>,
+    cache: Option<Arc<dyn TenantCache>>,
+    jobs: Option<Arc<dyn JobQueue>>,
+    backup: Option<Arc<dyn Backup>>,
+    pools: Option<Arc<dyn PoolCloser>>,
+    hasher: Option<PasswordHasher>,
+    tokens: Option<TokenService>,
+    policy: PasswordPolicy,
+    plans: PlanCatalog,
+    config: ManagerConfig,
+}
+
+impl fmt::Debug for TenantManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantManagerBuilder")
+            .field("registry", &self.registry.is_some())
+            .field("provisioner", &self.provisioner.is_some())
+            .field("quota", &self.quota.is_some())
+            .field("cache", &self.cache.is_some())
+            .field("jobs", &self.jobs.is_some())
+            .field("backup", &self.backup.is_some())
+            .field("pools", &self.pools.is_some())
+            .field("tokens", &self.tokens)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantManagerBuilder {
+    /// Sets the registry (required).
+    pub fn with_registry(mut self, registry: Arc<dyn TenantRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Sets the provisioner (required).
+    pub fn with_provisioner(mut self, provisioner: Arc<dyn Provisioner>) -> Self {
+        self.provisioner = Some(provisioner);
+        self
+    }
+
+    /// Sets the quota enforcer (required).
+    pub fn with_quota(mut self, quota: Arc<dyn QuotaEnforcer>) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// Sets the tenant cache whose entries the manager invalidates on every change.
+    pub fn with_cache(mut self, cache: Arc<dyn TenantCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Sets the job queue (required for async provisioning).
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobQueue>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// Sets the backup adapter used by [`TenantManager::backup_all`].
+    pub fn with_backup(mut self, backup: Arc<dyn Backup>) -> Self {
+        self.backup = Some(backup);
+        self
+    }
+
+    /// Sets what closes a tenant's pool on suspend and delete (a pool engine, as it is).
+    pub fn with_pool_closer(mut self, pools: Arc<dyn PoolCloser>) -> Self {
+        self.pools = Some(pools);
+        self
+    }
+
+    /// Sets the password hasher.
+    pub fn with_hasher(mut self, hasher: PasswordHasher) -> Self {
+        self.hasher = Some(hasher);
+        self
+    }
+
+    /// Sets the token service (required).
+    pub fn with_tokens(mut self, tokens: TokenService) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the password policy.
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the plan catalog.
+    pub fn with_plans(mut self, plans: PlanCatalog) -> Self {
+        self.plans = plans;
+        self
+    }
+
+    /// Sets the configuration.
+    pub fn with_config(mut self, config: ManagerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Checks the parts and builds the manager.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming a missing part (`registry`, `provisioner`, `quota`,
+    /// `tokens`), `job_queue` when async provisioning has no queue, `default_isolation` when
+    /// the provisioner does not support it, or a bad configuration or password policy field;
+    /// errors of [`PasswordHasher::new`] and [`TokenService::self_test`].
+    pub fn build(self) -> Result<TenantManager> {
+        let registry = required(self.registry, "registry")?;
+        let provisioner = required(self.provisioner, "provisioner")?;
+        let quota = required(self.quota, "quota")?;
+        let tokens = required(self.tokens, "tokens")?;
+        self.config.validate()?;
+        self.policy.validate()?;
+        if self.config.async_provisioning && self.jobs.is_none() {
+            return Err(Error::invalid(
+                "job_queue",
+                "async provisioning needs a job queue",
+            ));
+        }
+        if !provisioner
+            .capabilities()
+            .supports(self.config.default_isolation)
+        {
+            return Err(Error::invalid(
+                "default_isolation",
+                "is not supported by the provisioner",
+            ));
+        }
+        let hasher = match self.hasher {
+            Some(hasher) => hasher,
+            None => PasswordHasher::new(HasherConfig::default())?,
+        };
+        tokens.self_test()?;
+        Ok(TenantManager {
+            inner: Arc::new(Inner {
+                ops: TenantOps {
+                    registry,
+                    provisioner,
+                    cache: self.cache,
+                    pools: self.pools,
+                },
+                quota,
+                jobs: self.jobs,
+                backup: self.backup,
+                hasher,
+                tokens,
+                policy: self.policy,
+                plans: self.plans,
+                config: self.config,
+            }),
+        })
+    }
+}
+
+fn required<T>(part: Option<T>, name: &'static str) -> Result<T> {
+    part.ok_or_else(|| Error::invalid(name, "is required"))
+}

@@ -1,0 +1,121 @@
+//! Configuration of [`TenantManager`](super::TenantManager).
+
+use crate::domain::{Isolation, Plan, ServerId};
+use crate::error::{Error, Result};
+
+/// How the manager places, provisions and names new tenants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManagerConfig {
+    /// Queue provisioning (and deprovisioning) as jobs for a
+    /// [`ProvisioningWorker`](crate::worker::ProvisioningWorker) instead of running it inline.
+    pub async_provisioning: bool,
+    /// Isolation of tenants whose registration does not choose one.
+    pub default_isolation: Isolation,
+    /// Plan of tenants whose registration does not choose one.
+    pub default_plan: Plan,
+    /// Database server new tenants are placed on.
+    pub server: ServerId,
+    /// Database that holds schema- and row-isolated tenants on that server.
+    pub shared_database: String,
+    /// Region recorded on new tenants.
+    pub region: Option<String>,
+    /// How many random suffixes to try when a slug derived from the organisation name is taken.
+    pub slug_attempts: u32,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            async_provisioning: false,
+            default_isolation: Isolation::Schema,
+            default_plan: Plan::free(),
+            server: ServerId::default_server(),
+            shared_database: "tenant_shared".to_owned(),
+            region: None,
+            slug_attempts: 3,
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// Turns queued provisioning on or off.
+    #[must_use]
+    pub fn with_async_provisioning(mut self, enabled: bool) -> Self {
+        self.async_provisioning = enabled;
+        self
+    }
+
+    /// Sets the default isolation.
+    #[must_use]
+    pub fn with_default_isolation(mut self, isolation: Isolation) -> Self {
+        self.default_isolation = isolation;
+        self
+    }
+
+    /// Sets the default plan.
+    #[must_use]
+    pub fn with_default_plan(mut self, plan: Plan) -> Self {
+        self.default_plan = plan;
+        self
+    }
+
+    /// Sets the server new tenants are placed on.
+    #[must_use]
+    pub fn with_server(mut self, server: ServerId) -> Self {
+        self.server = server;
+        self
+    }
+
+    /// Sets the shared database name.
+    #[must_use]
+    pub fn with_shared_database(mut self, database: impl Into<String>) -> Self {
+        self.shared_database = database.into();
+        self
+    }
+
+    /// Sets the region.
+    #[must_use]
+    pub fn with_region(mut self, region: Option<String>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Sets how many suffixed slugs to try after a derived slug conflicts.
+    #[must_use]
+    pub fn with_slug_attempts(mut self, attempts: u32) -> Self {
+        self.slug_attempts = attempts;
+        self
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `shared_database`, `region` or `slug_attempts`.
+    pub fn validate(&self) -> Result<()> {
+        let db = self.shared_database.as_str();
+        let db_ok = (1..=63).contains(&db.len())
+            && db.starts_with(|c: char| c.is_ascii_lowercase())
+            && db
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !db_ok {
+            return Err(Error::invalid(
+                "shared_database",
+                "must be 1 to 63 lowercase letters, digits or _, starting with a letter",
+            ));
+        }
+        if let Some(region) = &self.region
+            && (region.is_empty() || region.len() > 64 || region.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "region",
+                "must be 1 to 64 printable characters",
+            ));
+        }
+        if self.slug_attempts > 10 {
+            return Err(Error::invalid("slug_attempts", "must be at most 10"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! `TenantManager`: registration, login and the tenant life cycle over the traits.
+//!
+//! ```no_run
+//! # async fn example(
+//! #     registry: std::sync::Arc<dyn tenant_manager_core::TenantRegistry>,
+//! #     provisioner: std::sync::Arc<dyn tenant_manager_core::Provisioner>,
+//! #     quota: std::sync::Arc<dyn tenant_manager_core::QuotaEnforcer>,
+//! # ) -> tenant_manager_core::Result<()> {
+//! use tenant_manager_core::auth::{JwtConfig, TokenService};
+//! use tenant_manager_core::manager::{Registration, TenantManager};
+//!
+//! let tokens = TokenService::new(JwtConfig::hs256("a secret of at least thirty-two bytes!!"))?;
+//! let manager = TenantManager::builder()
+//!     .with_registry(registry)
+//!     .with_provisioner(provisioner)
+//!     .with_quota(quota)
+//!     .with_tokens(tokens)
+//!     .build()?;
+//! let registered = manager
+//!     .register_organization(Registration::new("Acme", "owner@acme.test", "Test123!"))
+//!     .await?;
+//! let login = manager.login("owner@acme.test", "Test123!").await?;
+//! assert_eq!(login.tenant_id, registered.tenant.id);
+//! # Ok(()) }
+//! ```
+
+mod backup;
+mod builder;
+mod config;
+mod lifecycle;
+mod login;
+pub(crate) mod ops;
+mod pools;
+mod registration;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use backup::{BackupProgress, BackupSummary};
+pub use builder::TenantManagerBuilder;
+pub use config::ManagerConfig;
+pub use login::LoginResult;
+pub use pools::PoolCloser;
+pub use registration::{Registered, Registration};
+
+use self::ops::TenantOps;
+use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
+use crate::domain::{Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantUpdate};
+use crate::error::Result;
+use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
+use crate::worker::{ProvisioningWorker, WorkerConfig};
+
+/// Registers organisations, logs users in, and drives tenants through their life cycle.
+///
+/// Composes the traits (registry, provisioner, quota enforcer, and optionally a cache, a job
+/// queue, a backup adapter and a pool closer) with the password hasher and the token
+/// service. Build one with [`TenantManager::builder`]; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct TenantManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ops: TenantOps,
+    quota: Arc<dyn QuotaEnforcer>,
+    jobs: Option<Arc<dyn JobQueue>>,
+    backup: Option<Arc<dyn Backup>>,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+    policy: PasswordPolicy,
+    plans: PlanCatalog,
+    config: ManagerConfig,
+}
+
+impl fmt::Debug for TenantManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("TenantManager")
+            .field("registry", &inner.ops.registry)
+            .field("provisioner", &inner.ops.provisioner)
+            .field("quota", &inner.quota)
+            .field("cache", &inner.ops.cache)
+            .field("jobs", &inner.jobs)
+            .field("backup", &inner.backup)
+            .field("pools", &inner.ops.pools)
+            .field("tokens", &inner.tokens)
+            .field("config", &inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantManager {
+    /// A builder; registry, provisioner, quota enforcer and token service are required.
+    pub fn builder() -> TenantManagerBuilder {
+        TenantManagerBuilder::default()
+    }
+
+    /// The tenant with this id, from the registry (the system of record).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown id; `Unavailable` when the registry cannot be reached.
+    pub async fn get(&self, id: TenantId) -> Result<Tenant> {
+        self.inner.ops.registry.get_tenant(id).await
+    }
+
+    /// One page of tenants, ordered by id; pass the page's `next` as `after` for the next.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `limit` (1 to 500); `Unavailable` when the registry cannot be reached.
+    pub async fn list(&self, query: &TenantQuery) -> Result<Page<Tenant>> {
+        query.validate()?;
+        self.inner.ops.registry.list_tenants(query).await
+    }
+
+    /// Sets (or, with `None`, clears) a tenant's quota override.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the out-of-range quota field; `NotFound`; `Unavailable`.
+    pub async fn update_quota(&self, id: TenantId, quota: Option<QuotaPolicy>) -> Result<Tenant> {
+        if let Some(policy) = &quota {
+            policy.validate()?;
+        }
+        let update = TenantUpdate::default().with_quota(quota);
+        let tenant = self.inner.ops.registry.update_tenant(id, update).await?;
+        self.inner.ops.invalidate(id).await?;
+        Ok(tenant)
+    }
+
+    /// The quota that applies to a tenant: its override, else its plan's policy.
+    pub fn effective_quota(&self, tenant: &Tenant) -> QuotaPolicy {
+        tenant
+            .quota
+            .clone()
+            .unwrap_or_else(|| self.inner.plans.policy(&tenant.plan).clone())
+    }
+
+    /// A provisioning worker over this manager's queue, registry, provisioner, cache and pool
+    /// closer.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `job_queue` when no queue is configured, or on a bad worker config.
+    pub fn worker(&self, config: WorkerConfig) -> Result<ProvisioningWorker> {
+        let jobs = self.job_queue()?;
+        ProvisioningWorker::from_ops(self.inner.ops.clone(), jobs, config)
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<dyn TenantRegistry> {
+        &self.inner.ops.registry
+    }
+
+    /// The quota enforcer.
+    pub fn quota(&self) -> &Arc<dyn QuotaEnforcer> {
+        &self.inner.quota
+    }
+
+    /// The token service.
+    pub fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+
+    /// The password hasher.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    /// The plan catalog.
+    pub fn plans(&self) -> &PlanCatalog {
+        &self.inner.plans
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    fn job_queue(&self) -> Result<Arc<dyn JobQueue>> {
+        self.inner
+            .jobs
+            .clone()
+            .ok_or_else(|| crate::Error::invalid("job_queue", "no job queue is configured"))
+    }
+}

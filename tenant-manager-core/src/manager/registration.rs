@@ -1,0 +1,357 @@
+//! Organisation registration: a tenant and its owner, created together, then provisioned.
+
+use serde::{Deserialize, Deserializer};
+
+use super::TenantManager;
+use crate::auth::IssuedToken;
+use crate::domain::{
+    Email, Isolation, NewTenant, NewUser, Placement, Plan, Role, Secret, Tenant, TenantId,
+    TenantSlug, User, validate_name,
+};
+use crate::error::{Entity, Error, Result};
+use crate::jobs_kinds;
+use crate::manager::ops::{PROVISIONING_TOTAL, record};
+use crate::traits::UsageKind;
+
+/// A request to register an organisation: the raw fields of a sign-up form.
+///
+/// Every field is validated by [`TenantManager::register_organization`], and errors name the
+/// field as it is spelled here. Deserializes from the JSON of the registration endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
+pub struct Registration {
+    /// Display name of the organisation (1 to 200 characters).
+    pub organization_name: String,
+    /// E-mail of the owner; unique across the system.
+    pub admin_email: String,
+    /// Password of the owner, checked against the password policy.
+    #[serde(deserialize_with = "secret")]
+    pub admin_password: Secret,
+    /// Slug; derived from the organisation name when absent.
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// Isolation (`database`, `schema`, `shared`); the configured default when absent.
+    #[serde(default)]
+    pub isolation: Option<String>,
+    /// Plan; the configured default when absent.
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+fn secret<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Secret, D::Error> {
+    String::deserialize(d).map(Secret::new)
+}
+
+impl Registration {
+    /// A registration with the three required fields.
+    pub fn new(
+        organization_name: impl Into<String>,
+        admin_email: impl Into<String>,
+        admin_password: impl Into<Secret>,
+    ) -> Self {
+        Self {
+            organization_name: organization_name.into(),
+            admin_email: admin_email.into(),
+            admin_password: admin_password.into(),
+            slug: None,
+            isolation: None,
+            plan: None,
+        }
+    }
+
+    /// Chooses the slug.
+    #[must_use]
+    pub fn with_slug(mut self, slug: impl Into<String>) -> Self {
+        self.slug = Some(slug.into());
+        self
+    }
+
+    /// Chooses the isolation by name (`database`, `schema`, `shared`).
+    #[must_use]
+    pub fn with_isolation(mut self, isolation: impl Into<String>) -> Self {
+        self.isolation = Some(isolation.into());
+        self
+    }
+
+    /// Chooses the plan by name.
+    #[must_use]
+    pub fn with_plan(mut self, plan: impl Into<String>) -> Self {
+        self.plan = Some(plan.into());
+        self
+    }
+}
+
+/// What registration created: the tenant (in its status after provisioning, or
+/// `Provisioning` when queued), its owner, and an access token for the owner.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Registered {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// The owner.
+    pub user: User,
+    /// An access token for the owner.
+    pub token: IssuedToken,
+}
+
+/// A registration whose every field passed validation.
+struct Valid {
+    name: String,
+    email: Email,
+    slug: Option<TenantSlug>,
+    isolation: Isolation,
+    plan: Plan,
+}
+
+impl TenantManager {
+    /// Registers an organisation: validates every field, hashes the password, creates the
+    /// tenant and its owner atomically, counts the owner against the `users` quota, then
+    /// provisions the tenant inline (`Active`, or `Failed` with the reason) or queues a
+    /// `tenant.provision` job (`Provisioning`) when async provisioning is on.
+    ///
+    /// A slug derived from the name that is taken is retried with a short random suffix.
+    /// Provisioning failures do not fail the call: they show in the returned tenant's
+    /// status and reason, and [`TenantManager::retry_provisioning`] tries again.
+    ///
+    /// # Errors
+    /// - `InvalidInput` naming `organization_name`, `admin_email`, `admin_password`, `slug`,
+    ///   `isolation` or `plan`.
+    /// - `Conflict` on `email` (already registered) or `slug` (a chosen slug that is taken).
+    /// - `QuotaExceeded` on `users`; `Unavailable` when a backend cannot be reached.
+    pub async fn register_organization(&self, registration: Registration) -> Result<Registered> {
+        let valid = self.validate_registration(&registration)?;
+        let registry = &self.inner.ops.registry;
+        if registry.find_user_by_email(&valid.email).await?.is_some() {
+            return Err(email_taken());
+        }
+        let hash = self
+            .inner
+            .hasher
+            .hash(registration.admin_password.expose())
+            .await?;
+        let tenant_id = TenantId::new();
+        let max_users = self.inner.plans.policy(&valid.plan).max_users;
+        let decision = self
+            .inner
+            .quota
+            .consume_usage(tenant_id, UsageKind::Users, 1, max_users)
+            .await?;
+        if !decision.allowed {
+            return Err(Error::QuotaExceeded {
+                quota: "users".into(),
+                limit: decision.max,
+                retry_after: std::time::Duration::ZERO,
+            });
+        }
+        let owner = NewUser::new(tenant_id, valid.email.clone(), Role::Owner, hash);
+        let (tenant, user) = match self.create_with_slug(&valid, tenant_id, owner).await {
+            Ok(created) => created,
+            Err(e) => {
+                self.release_user_slot(tenant_id, max_users).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "organisation registered");
+        let tenant = self.start_provisioning(tenant).await?;
+        let token = self.inner.tokens.issue(&user)?;
+        Ok(Registered {
+            tenant,
+            user,
+            token,
+        })
+    }
+
+    fn validate_registration(&self, r: &Registration) -> Result<Valid> {
+        let name = validate_name(r.organization_name.clone(), "organization_name")?;
+        let email = Email::parse_field(&r.admin_email, "admin_email")?;
+        self.inner
+            .policy
+            .check(r.admin_password.expose(), Some(&email), "admin_password")?;
+        let slug = r
+            .slug
+            .as_deref()
+            .map(|s| TenantSlug::parse_field(s, "slug"))
+            .transpose()?;
+        let isolation = match r.isolation.as_deref() {
+            Some(s) => s.parse::<Isolation>()?,
+            None => self.inner.config.default_isolation,
+        };
+        if !self
+            .inner
+            .ops
+            .provisioner
+            .capabilities()
+            .supports(isolation)
+        {
+            return Err(Error::invalid(
+                "isolation",
+                "is not supported by this deployment",
+            ));
+        }
+        let plan = match r.plan.as_deref() {
+            Some(s) => Plan::new(s)?,
+            None => self.inner.config.default_plan.clone(),
+        };
+        Ok(Valid {
+            name,
+            email,
+            slug,
+            isolation,
+            plan,
+        })
+    }
+
+    /// Creates tenant and owner; a derived slug that is taken is retried with a suffix.
+    async fn create_with_slug(
+        &self,
+        valid: &Valid,
+        tenant_id: TenantId,
+        owner: NewUser,
+    ) -> Result<(Tenant, User)> {
+        let derived = valid.slug.is_none();
+        let base = match &valid.slug {
+            Some(slug) => slug.clone(),
+            None => TenantSlug::from_name(&valid.name)?,
+        };
+        let mut slug = base.clone();
+        let mut attempt = 0;
+        loop {
+            let tenant = self.new_tenant(valid, tenant_id, slug)?;
+            match self
+                .inner
+                .ops
+                .registry
+                .create_tenant_with_owner(tenant, owner.clone())
+                .await
+            {
+                Err(Error::Conflict { field, .. })
+                    if derived && field == "slug" && attempt < self.inner.config.slug_attempts =>
+                {
+                    attempt += 1;
+                    slug = suffixed(&base)?;
+                }
+                Err(Error::Conflict { field, .. }) if field == "email" => return Err(email_taken()),
+                other => return other,
+            }
+        }
+    }
+
+    fn new_tenant(&self, valid: &Valid, id: TenantId, slug: TenantSlug) -> Result<NewTenant> {
+        let config = &self.inner.config;
+        let placement = Placement::conventional(
+            &slug,
+            valid.isolation,
+            config.server.clone(),
+            &config.shared_database,
+        );
+        let tenant = NewTenant::new(slug, valid.name.clone(), valid.isolation)?
+            .with_id(id)
+            .with_plan(valid.plan.clone())
+            .with_placement(placement)
+            .with_region(config.region.clone());
+        tenant.validate()?;
+        Ok(tenant)
+    }
+
+    /// Gives back the user slot taken for a registration that did not go through.
+    async fn release_user_slot(&self, tenant: TenantId, max_users: u64) {
+        let released = self
+            .inner
+            .quota
+            .consume_usage(tenant, UsageKind::Users, -1, max_users)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(tenant = %tenant, error = %e, "could not release a user slot");
+        }
+    }
+
+    /// Provisions a `Pending` or `Failed` tenant inline, or queues it when async provisioning
+    /// is on. Failures end in status `Failed` with the reason, not in an error.
+    pub(crate) async fn start_provisioning(&self, tenant: Tenant) -> Result<Tenant> {
+        let ops = &self.inner.ops;
+        let tenant = ops.begin_provisioning(tenant).await?;
+        if self.inner.config.async_provisioning {
+            let queued = async {
+                let job = jobs_kinds::provision_job(tenant.id)?;
+                self.job_queue()?.enqueue(job).await
+            }
+            .await;
+            return match queued {
+                Ok(job) => {
+                    tracing::info!(tenant = %tenant.id, job = %job, "tenant provisioning queued");
+                    Ok(tenant)
+                }
+                Err(e) => {
+                    record(PROVISIONING_TOTAL, "failed");
+                    ops.mark_failed(tenant.id, &e).await
+                }
+            };
+        }
+        match ops.provision(&tenant).await {
+            Ok(active) => {
+                record(PROVISIONING_TOTAL, "success");
+                Ok(active)
+            }
+            Err(e) => {
+                record(PROVISIONING_TOTAL, "failed");
+                ops.mark_failed(tenant.id, &e).await
+            }
+        }
+    }
+}
+
+fn email_taken() -> Error {
+    Error::conflict(
+        Entity::User,
+        "email",
+        "this e-mail address is already registered",
+    )
+}
+
+/// `base` with `_` and three random lowercase letters or digits, cut to fit the slug length.
+fn suffixed(base: &TenantSlug) -> Result<TenantSlug> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut slug: String = base
+        .as_str()
+        .chars()
+        .take(TenantSlug::MAX_LEN - 4)
+        .collect();
+    slug.push('_');
+    for _ in 0..3 {
+        let i = rand::random_range(0..ALPHABET.len());
+        slug.push(char::from(ALPHABET[i]));
+    }
+    TenantSlug::parse_field(&slug, "slug")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixed_slugs_fit_and_differ() -> Result<()> {
+        let long = TenantSlug::new("a".repeat(48))?;
+        let a = suffixed(&long)?;
+        assert_eq!(a.as_str().len(), 48);
+        assert!(a.as_str().starts_with(&"a".repeat(44)));
+        let short = TenantSlug::new("acme")?;
+        let b = suffixed(&short)?;
+        assert!(
+            b.as_str().starts_with("acme_") && b.as_str().len() == 8,
+            "{b}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn registrations_deserialize_from_the_endpoint_json()
+    -> std::result::Result<(), serde_json::Error> {
+        let r: Registration = serde_json::from_str(
+            r#"{"organization_name":"Test","admin_email":"test@test.com","admin_password":"Test123!"}"#,
+        )?;
+        assert_eq!(r.admin_password.expose(), "Test123!");
+        assert!(r.slug.is_none() && r.isolation.is_none());
+        assert!(!format!("{r:?}").contains("Test123!"));
+        Ok(())
+    }
+}

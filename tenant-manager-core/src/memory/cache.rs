@@ -1,0 +1,254 @@
+//! `InMemoryTenantCache`: tenant records by id, with slug and domain indexes, in moka caches.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+
+use crate::domain::{Tenant, TenantId, TenantSlug};
+use crate::error::{Error, Result};
+use crate::traits::{CacheKey, CacheStats, TenantCache};
+
+/// Settings of an [`InMemoryTenantCache`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct InMemoryCacheConfig {
+    /// How long an entry is served after it was put (default 60 s).
+    pub ttl: Duration,
+    /// Most tenants held at once; least useful entries are evicted past it (default 100,000).
+    pub max_capacity: u64,
+}
+
+impl Default for InMemoryCacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(60),
+            max_capacity: 100_000,
+        }
+    }
+}
+
+impl InMemoryCacheConfig {
+    /// Sets the time to live.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the most tenants held at once.
+    #[must_use]
+    pub fn with_max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = max_capacity;
+        self
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `ttl` when not 1 ms to 1 day, on `max_capacity` when 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.ttl < Duration::from_millis(1) || self.ttl > Duration::from_secs(86_400) {
+            return Err(Error::invalid("ttl", "must be between 1 ms and 1 day"));
+        }
+        if self.max_capacity == 0 {
+            return Err(Error::invalid("max_capacity", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for InMemoryCacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryCacheConfig")
+            .field("ttl", &self.ttl)
+            .field("max_capacity", &self.max_capacity)
+            .finish()
+    }
+}
+
+/// A process-local tenant cache with a TTL and a bounded size.
+///
+/// Records are held by id; slugs and domains are indexes pointing at ids. Every lookup through
+/// an index checks that the record it reaches still carries that slug or domain, so a record
+/// replaced by [`put`](TenantCache::put) with a new slug is never served under the old one, and
+/// [`invalidate`](TenantCache::invalidate) of the id makes every view miss at once.
+///
+/// Clones share one cache. There is no other instance to reach, so the contract's cross-instance
+/// invalidation holds trivially for clones and does not apply across processes: a scaled-out
+/// deployment uses a shared backend (the Redis cache) instead. [`TenantCache::stats`] counts
+/// entries approximately (moka applies evictions in batches).
+#[derive(Clone)]
+pub struct InMemoryTenantCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    by_id: Cache<TenantId, Tenant>,
+    by_slug: Cache<TenantSlug, TenantId>,
+    by_domain: Cache<String, TenantId>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    config: InMemoryCacheConfig,
+}
+
+impl InMemoryTenantCache {
+    /// A cache with `config`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the config does not validate.
+    pub fn new(config: InMemoryCacheConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::unchecked(config))
+    }
+
+    fn unchecked(config: InMemoryCacheConfig) -> Self {
+        fn build<K, V>(config: &InMemoryCacheConfig) -> Cache<K, V>
+        where
+            K: std::hash::Hash + Eq + Send + Sync + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            Cache::builder()
+                .max_capacity(config.max_capacity)
+                .time_to_live(config.ttl)
+                .build()
+        }
+        Self {
+            inner: Arc::new(Inner {
+                by_id: build(&config),
+                by_slug: build(&config),
+                by_domain: build(&config),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                config,
+            }),
+        }
+    }
+
+    /// The record an index entry points at, if it still carries the indexed value.
+    async fn through_index(
+        &self,
+        id: Option<TenantId>,
+        still_matches: impl Fn(&Tenant) -> bool,
+    ) -> Option<Tenant> {
+        let tenant = self.inner.by_id.get(&id?).await?;
+        still_matches(&tenant).then_some(tenant)
+    }
+}
+
+impl Default for InMemoryTenantCache {
+    /// A cache with the default (valid) config.
+    fn default() -> Self {
+        Self::unchecked(InMemoryCacheConfig::default())
+    }
+}
+
+impl fmt::Debug for InMemoryTenantCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryTenantCache")
+            .field("stats", &self.stats())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TenantCache for InMemoryTenantCache {
+    async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+        let found = match key {
+            CacheKey::Id(id) => self.inner.by_id.get(id).await,
+            CacheKey::Slug(slug) => {
+                let id = self.inner.by_slug.get(slug).await;
+                let found = self.through_index(id, |t| &t.slug == slug).await;
+                if found.is_none() && id.is_some() {
+                    self.inner.by_slug.invalidate(slug).await;
+                }
+                found
+            }
+            CacheKey::Domain(domain) => {
+                let domain = domain.to_ascii_lowercase();
+                let id = self.inner.by_domain.get(&domain).await;
+                let found = self
+                    .through_index(id, |t| {
+                        t.domain
+                            .as_deref()
+                            .is_some_and(|d| d.eq_ignore_ascii_case(&domain))
+                    })
+                    .await;
+                if found.is_none() && id.is_some() {
+                    self.inner.by_domain.invalidate(&domain).await;
+                }
+                found
+            }
+        };
+        let counter = if found.is_some() {
+            &self.inner.hits
+        } else {
+            &self.inner.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
+    }
+
+    async fn put(&self, tenant: &Tenant) -> Result<()> {
+        // The record first, then the indexes that point at it.
+        self.inner.by_id.insert(tenant.id, tenant.clone()).await;
+        self.inner
+            .by_slug
+            .insert(tenant.slug.clone(), tenant.id)
+            .await;
+        if let Some(domain) = &tenant.domain {
+            self.inner
+                .by_domain
+                .insert(domain.to_ascii_lowercase(), tenant.id)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn invalidate(&self, id: TenantId) -> Result<()> {
+        // Dropping the record is what makes every view miss; the indexes are tidied after.
+        let Some(old) = self.inner.by_id.remove(&id).await else {
+            return Ok(());
+        };
+        if self.inner.by_slug.get(&old.slug).await == Some(id) {
+            self.inner.by_slug.invalidate(&old.slug).await;
+        }
+        if let Some(domain) = old.domain.map(|d| d.to_ascii_lowercase())
+            && self.inner.by_domain.get(&domain).await == Some(id)
+        {
+            self.inner.by_domain.invalidate(&domain).await;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> CacheStats {
+        CacheStats::new(
+            self.inner.hits.load(Ordering::Relaxed),
+            self.inner.misses.load(Ordering::Relaxed),
+            self.inner.by_id.entry_count(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_validated() {
+        let bad = InMemoryCacheConfig::default().with_ttl(Duration::ZERO);
+        assert_eq!(
+            InMemoryTenantCache::new(bad)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned)),
+            Some("ttl".to_owned())
+        );
+        let bad = InMemoryCacheConfig::default().with_max_capacity(0);
+        assert!(InMemoryTenantCache::new(bad).is_err());
+        assert!(InMemoryTenantCache::new(InMemoryCacheConfig::default()).is_ok());
+    }
+}

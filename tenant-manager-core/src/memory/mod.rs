@@ -1,0 +1,21 @@
+//! In-memory adapters: the embedded default of the reference server and fast, real
+//! implementations for hosts' tests. They obey the same conformance suites as the
+//! Postgres and Redis adapters.
+
+mod backup;
+mod backup_store;
+mod cache;
+mod jobs;
+mod provisioner;
+mod quota;
+mod registry;
+mod tenant_data;
+
+pub use backup::InMemoryBackup;
+pub use backup_store::InMemoryBackupStore;
+pub use cache::{InMemoryCacheConfig, InMemoryTenantCache};
+pub use jobs::{InMemoryJobQueue, InMemoryJobQueueConfig, MAX_JOB_ERROR_LEN};
+pub use provisioner::InMemoryProvisioner;
+pub use quota::{InMemoryQuotaConfig, InMemoryQuotaEnforcer};
+pub use registry::InMemoryRegistry;
+pub use tenant_data::{InMemoryTenantData, TenantRecord};

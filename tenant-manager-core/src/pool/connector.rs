@@ -1,0 +1,96 @@
+//! `TenantConnector`: what the engine asks a backend about tenants and their connections.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use bb8::ManageConnection;
+
+use crate::domain::{Tenant, TenantId};
+use crate::error::{Error, Result};
+
+/// Which pool serves a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PoolKey {
+    /// A pool of the tenant alone (database isolation: its own database, its own login role).
+    /// Its size is the tenant's cap.
+    Tenant(TenantId),
+    /// A pool shared by the tenants of one database (schema and shared isolation), named for
+    /// instance `server/database`. The tenant's scope is set on every checkout and reset on
+    /// return; a per-tenant permit held for the checkout enforces the tenant's cap.
+    Shared(Arc<str>),
+}
+
+impl PoolKey {
+    /// Whether the pool is shared by several tenants (and scoped per checkout).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, PoolKey::Shared(_))
+    }
+
+    /// The tenant of a tenant pool.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            PoolKey::Tenant(id) => Some(*id),
+            PoolKey::Shared(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for PoolKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolKey::Tenant(id) => write!(f, "tenant:{id}"),
+            PoolKey::Shared(name) => write!(f, "shared:{name}"),
+        }
+    }
+}
+
+/// The connection type a connector's manager hands out.
+pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>::Connection;
+
+/// Tells the pool engine where a tenant's connections come from and how to scope them.
+///
+/// The engine is generic over the connector (static dispatch, no allocation on the checkout
+/// path); the methods return `Send` futures, so implementations may use `async fn`.
+///
+/// # Contract
+/// - [`pool_key`](Self::pool_key) is cheap and pure: the same tenant always maps to the same
+///   key while its placement is unchanged. A [`PoolKey::Tenant`] key must be the tenant's own
+///   id.
+/// - [`manager`](Self::manager) builds the `bb8` manager of a new pool; for a tenant pool it
+///   connects with the tenant's own credentials.
+/// - [`apply_scope`](Self::apply_scope) runs on every checkout from a shared pool, before the
+///   connection is handed out. After it returns `Ok`, the connection runs with this tenant's
+///   scope only. It must also fail when the connection is unusable (it doubles as the
+///   checkout test of shared pools).
+/// - [`reset_scope`](Self::reset_scope) runs when a connection of a shared pool is returned.
+///   When it fails, the engine discards the connection; it is never reused.
+///
+/// # Errors
+/// - `InvalidInput` when the tenant's placement cannot be served (unknown server, bad name).
+/// - `Unavailable` when the backend cannot be reached; the engine retries the checkout with
+///   another connection while the acquire timeout allows.
+pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
+    /// The `bb8` manager of one pool.
+    type Manager: ManageConnection<Error: Into<Error>>;
+
+    /// The pool that serves `tenant`.
+    fn pool_key(&self, tenant: &Tenant) -> Result<PoolKey>;
+
+    /// The manager of a new pool for `key`, first needed by `tenant`.
+    fn manager(
+        &self,
+        tenant: &Tenant,
+        key: &PoolKey,
+    ) -> impl Future<Output = Result<Self::Manager>> + Send;
+
+    /// Sets `tenant`'s scope on a connection of a shared pool.
+    fn apply_scope(
+        &self,
+        conn: &mut ConnectionOf<Self>,
+        tenant: &Tenant,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Clears any tenant's scope from a connection of a shared pool.
+    fn reset_scope(&self, conn: &mut ConnectionOf<Self>) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,373 @@
+//! The engine's core: the registry of pools, the checkout path, eviction and reaping.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bb8::{Pool, QueueStrategy, RunError};
+use dashmap::DashMap;
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout_at;
+use tokio_util::sync::DropGuard;
+
+use super::budget::{Budget, TenantSlots};
+use super::checkout::{ActiveEntry, Checkout, PoolConn, TenantHold};
+use super::managed::BudgetedManager;
+use super::metrics::Counters;
+use super::state::{Clock, PoolState};
+use super::{PoolConfig, PoolKey, TenantConnector};
+use crate::domain::{Tenant, TenantStatus};
+use crate::error::{Error, Result};
+
+/// One pool of the registry.
+pub(crate) struct Entry<C: TenantConnector> {
+    pub(crate) state: Arc<PoolState>,
+    pub(crate) pool: Pool<BudgetedManager<C>>,
+    pub(crate) manager: Arc<C::Manager>,
+}
+
+/// Why waiting on a pool ended without a connection.
+enum GetError {
+    /// The pool was closed: look it up again.
+    Closed,
+    TimedOut,
+    Failed(Error),
+}
+
+impl<C: TenantConnector> Entry<C> {
+    /// A connection of this pool, by `deadline`. Fails fast with the cause when a connect
+    /// of this pool fails while waiting.
+    async fn get(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
+        let map = |result: Result<PoolConn<C>, RunError<Error>>| {
+            result.map_err(|err| match err {
+                RunError::User(err) => GetError::Failed(err),
+                RunError::TimedOut => GetError::TimedOut,
+            })
+        };
+        let epoch = self.state.failure.epoch();
+        let mut get = pin!(self.pool.get_owned());
+        // Fast path: an idle connection, no timer, no wake-up registration.
+        if let Some(result) = get.as_mut().now_or_never() {
+            return map(result);
+        }
+        let mut closing = pin!(self.state.closing());
+        closing.as_mut().enable();
+        let mut sleep = pin!(tokio::time::sleep_until(deadline.into()));
+        loop {
+            let mut failed = pin!(self.state.failure.notified());
+            failed.as_mut().enable();
+            if self.state.is_closed() {
+                return Err(GetError::Closed);
+            }
+            if let Some(err) = self.state.failure.since(epoch) {
+                return Err(GetError::Failed(err));
+            }
+            tokio::select! {
+                biased;
+                result = get.as_mut() => return map(result),
+                () = closing.as_mut() => return Err(GetError::Closed),
+                () = failed.as_mut() => {}
+                () = sleep.as_mut() => return Err(GetError::TimedOut),
+            }
+        }
+    }
+}
+
+/// Everything the engine shares between its handle, its pools and its background tasks.
+pub(crate) struct Inner<C: TenantConnector> {
+    pub(crate) connector: C,
+    pub(crate) config: PoolConfig,
+    pub(crate) pools: DashMap<PoolKey, Arc<Entry<C>>>,
+    pub(crate) slots: TenantSlots,
+    pub(crate) budget: Budget,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) clock: Clock,
+    /// Stops the reaper when the engine goes away.
+    _reaper: DropGuard,
+}
+
+impl<C: TenantConnector> Inner<C> {
+    pub(crate) fn new(connector: C, config: PoolConfig, reaper: DropGuard) -> Self {
+        Self {
+            _reaper: reaper,
+            connector,
+            budget: Budget::new(config.max_total),
+            config,
+            pools: DashMap::new(),
+            slots: TenantSlots::default(),
+            counters: Arc::new(Counters::new()),
+            clock: Clock::new(),
+        }
+    }
+
+    /// A connection scoped to `tenant`, within the acquire timeout.
+    pub(crate) async fn checkout(self: &Arc<Self>, tenant: &Tenant) -> Result<Checkout<C>> {
+        ensure_serving(tenant)?;
+        let started = Instant::now();
+        let deadline = started + self.config.acquire_timeout;
+        let key = self.connector.pool_key(tenant)?;
+        if key.tenant().is_some_and(|id| id != tenant.id) {
+            return Err(Error::internal(
+                "the connector keyed a tenant pool by another tenant",
+            ));
+        }
+        let cap = self.config.cap_for(tenant)?;
+        // Shared pools: the tenant's cap is a permit held for the checkout, taken before
+        // touching the shared pool, so a tenant at its cap waits on its own line.
+        let mut hold = match &key {
+            PoolKey::Tenant(_) => None,
+            PoolKey::Shared(_) => {
+                let lease = self.slots.lease(tenant.id, cap);
+                let permit = match lease.try_acquire() {
+                    Some(permit) => permit,
+                    None => match timeout_at(deadline.into(), lease.acquire()).await {
+                        Ok(Some(permit)) => permit,
+                        _ => return Err(self.exhausted(started)),
+                    },
+                };
+                Some(TenantHold {
+                    _permit: permit,
+                    _lease: lease,
+                })
+            }
+        };
+        loop {
+            let active = self.entry(&key, tenant, cap).await?;
+            let entry = Arc::clone(&active.entry);
+            let conn = match entry.get(deadline).await {
+                Ok(conn) => conn,
+                Err(GetError::Closed) => continue,
+                Err(GetError::TimedOut) => return Err(self.exhausted(started)),
+                Err(GetError::Failed(err)) => return Err(err),
+            };
+            let mut checkout = Checkout::new(Arc::clone(self), active, conn);
+            let checked = if key.is_shared() {
+                timeout_at(
+                    deadline.into(),
+                    self.connector.apply_scope(&mut *checkout, tenant),
+                )
+                .await
+            } else if self.config.test_on_checkout {
+                timeout_at(deadline.into(), entry.manager.is_valid(&mut *checkout))
+                    .await
+                    .map(|valid| valid.map_err(Into::into))
+            } else {
+                Ok(Ok(()))
+            };
+            match checked {
+                Ok(Ok(())) if !checkout.pool_closed() => {
+                    checkout.hand_out(hold.take());
+                    return Ok(checkout);
+                }
+                // Closed since: never hand out a connection of a closed pool.
+                Ok(Ok(())) => continue,
+                // A broken connection (say, after a server restart): the checkout is dropped
+                // unhanded, which discards it; try another one.
+                Ok(Err(err)) if err.is_retryable() || !key.is_shared() => {
+                    if Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_) => return Err(self.exhausted(started)),
+            }
+        }
+    }
+
+    fn exhausted(&self, started: Instant) -> Error {
+        self.counters.timed_out();
+        Error::PoolExhausted {
+            waited: started.elapsed(),
+        }
+    }
+
+    /// The pool for `key`, created on first use; returned with its `active` count raised.
+    async fn entry(self: &Arc<Self>, key: &PoolKey, tenant: &Tenant, cap: u32) -> Result<ActiveEntry<C>> {
+        let now = self.clock.now_ms();
+        if let Some(entry) = self.pools.get(key) {
+            // Raised while the shard is locked: eviction and the reaper remove a pool only
+            // under the same lock and only when `active` is 0.
+            entry.state.enter();
+            entry.state.touch(now);
+            return Ok(ActiveEntry::entered(Arc::clone(&entry)));
+        }
+        let manager = Arc::new(self.connector.manager(tenant, key).await?);
+        let state = Arc::new(PoolState::new(key.clone(), now));
+        let budgeted = BudgetedManager {
+            manager: Arc::clone(&manager),
+            state: Arc::clone(&state),
+            engine: Arc::downgrade(self),
+            counters: Arc::clone(&self.counters),
+            lease: key.tenant().map(|id| self.slots.lease(id, cap)),
+        };
+        let builder = Pool::builder()
+            .min_idle(None)
+            .test_on_check_out(false)
+            .max_lifetime(None)
+            .connection_timeout(self.config.acquire_timeout)
+            .retry_connection(false)
+            .queue_strategy(QueueStrategy::Lifo);
+        let pool = match key {
+            PoolKey::Tenant(_) => builder.max_size(cap).idle_timeout(None),
+            // A shared pool lives long: bb8 closes its connections idle for the idle timeout.
+            PoolKey::Shared(_) => builder
+                .max_size(self.config.max_total)
+                .idle_timeout(Some(self.config.idle_timeout))
+                .reaper_rate(self.config.reaper_interval),
+        }
+        .build_unchecked(budgeted);
+        let fresh = Arc::new(Entry {
+            state,
+            pool,
+            manager,
+        });
+        let entry = match self.pools.entry(key.clone()) {
+            dashmap::Entry::Occupied(found) => {
+                found.get().state.enter();
+                Arc::clone(found.get())
+            }
+            dashmap::Entry::Vacant(vacant) => {
+                fresh.state.enter();
+                vacant.insert(Arc::clone(&fresh));
+                self.counters.pool_opened();
+                fresh
+            }
+        };
+        Ok(ActiveEntry::entered(entry))
+    }
+
+    /// A permit of the global budget for a connect of `pool`, by `deadline`: at once if one
+    /// is free; else after closing idle connections of the least recently used other pools;
+    /// else in FIFO order as permits come back. `None` when the deadline passes.
+    pub(crate) async fn reserve(
+        &self,
+        pool: &PoolState,
+        deadline: Instant,
+    ) -> Option<OwnedSemaphorePermit> {
+        if let Some(permit) = self.budget.try_acquire() {
+            return Some(permit);
+        }
+        self.counters.waited();
+        let _waiting = self.budget.wait(pool);
+        let mut acquire = pin!(self.budget.acquire());
+        let mut sleep = pin!(tokio::time::sleep_until(deadline.into()));
+        loop {
+            let mut went_idle = pin!(self.budget.idle_notified());
+            went_idle.as_mut().enable();
+            self.evict_one(pool);
+            tokio::select! {
+                biased;
+                permit = acquire.as_mut() => return permit,
+                () = went_idle.as_mut() => {}
+                () = sleep.as_mut() => return None,
+            }
+        }
+    }
+
+    /// Closes idle connections of the least recently used pool other than `except` that has
+    /// any: the whole pool when nobody uses it, else one connection. Returns whether
+    /// something was closed.
+    fn evict_one(&self, except: &PoolState) -> bool {
+        let mut victim: Option<(u64, Arc<Entry<C>>)> = None;
+        for item in &self.pools {
+            let state = &item.value().state;
+            if std::ptr::eq(&**state, except) || state.idle() == 0 {
+                continue;
+            }
+            let last_used = state.last_used();
+            if victim.as_ref().is_none_or(|(lru, _)| last_used < *lru) {
+                victim = Some((last_used, Arc::clone(item.value())));
+            }
+        }
+        let Some((_, victim)) = victim else {
+            return false;
+        };
+        let open = victim.state.open();
+        if self.remove_if(&victim, |state| state.active() == 0) {
+            self.counters.evicted(u64::from(open));
+            return true;
+        }
+        match victim.pool.get_owned().now_or_never() {
+            Some(Ok(mut conn)) => {
+                conn.broken = true;
+                self.counters.evicted(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes `entry` from the registry if it is still there and `unused` holds (checked
+    /// under the shard lock), then closes it. Its idle connections close when the last
+    /// reference to the pool goes.
+    fn remove_if(&self, entry: &Arc<Entry<C>>, unused: impl Fn(&PoolState) -> bool) -> bool {
+        let removed = self.pools.remove_if(&entry.state.key, |_, found| {
+            Arc::ptr_eq(found, entry) && unused(&found.state)
+        });
+        match removed {
+            Some((_, removed)) => {
+                self.counters.pool_removed();
+                removed.state.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes the pool under `key`, if any. Checked-out connections close when returned.
+    pub(crate) fn close(&self, key: &PoolKey) -> bool {
+        match self.pools.remove(key) {
+            Some((_, removed)) => {
+                self.counters.pool_removed();
+                removed.state.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every pool.
+    pub(crate) fn close_all(&self) {
+        let keys: Vec<PoolKey> = self.pools.iter().map(|item| item.key().clone()).collect();
+        for key in keys {
+            self.close(&key);
+        }
+    }
+
+    /// One pass of the reaper: closes pools nobody used for the idle timeout, drops empty
+    /// unused pools and unused tenant slots.
+    pub(crate) fn reap(&self) {
+        let now = self.clock.now_ms();
+        let idle_ms = u64::try_from(self.config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = now.saturating_sub(idle_ms);
+        let stale = |state: &PoolState| state.active() == 0 && state.last_used() <= cutoff;
+        let empty = |state: &PoolState| state.active() == 0 && state.open() == 0;
+        let candidates: Vec<Arc<Entry<C>>> = self
+            .pools
+            .iter()
+            .filter(|item| stale(&item.state) || empty(&item.state))
+            .map(|item| Arc::clone(item.value()))
+            .collect();
+        for entry in candidates {
+            let timed_out = stale(&entry.state) && entry.state.open() > 0;
+            if self.remove_if(&entry, |state| stale(state) || empty(state)) && timed_out {
+                self.counters.idle_pool_closed();
+            }
+        }
+        self.slots.sweep();
+    }
+
+}
+
+/// Only `Active` tenants get connections.
+fn ensure_serving(tenant: &Tenant) -> Result<()> {
+    match tenant.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::Suspended => Err(Error::Suspended { tenant: tenant.id }),
+        status => Err(Error::NotReady {
+            tenant: tenant.id,
+            status,
+        }),
+    }
+}

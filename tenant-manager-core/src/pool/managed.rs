@@ -1,0 +1,148 @@
+//! The `bb8` manager of every pool: wraps the connector's manager so that each connection
+//! holds its permits for its whole life.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use bb8::ManageConnection;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::timeout_at;
+
+use super::budget::SlotLease;
+use super::engine::Inner;
+use super::metrics::Counters;
+use super::state::PoolState;
+use super::{ConnectionOf, TenantConnector};
+use crate::error::Error;
+
+/// A connection of a pool, with the permits it holds. Dropping it closes the connection and
+/// then gives the permits back.
+pub(crate) struct Pooled<T> {
+    pub(crate) conn: T,
+    /// Set when the connection must not be reused (reset failed, pool closed, evicted).
+    pub(crate) broken: bool,
+    state: Arc<PoolState>,
+    counters: Arc<Counters>,
+    // Dropped after `conn` (fields drop in order): a permit comes back only once its
+    // connection is closed.
+    _tenant_permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T> Drop for Pooled<T> {
+    fn drop(&mut self) {
+        self.state.closed_one();
+        self.counters.connection_closed();
+    }
+}
+
+/// Why a connect failed.
+enum ConnectError {
+    /// The backend refused: waiters of the pool are told at once.
+    Loud(Error),
+    /// No permit in time, or nobody needs the connection any more: the waiting acquires
+    /// keep waiting on their own deadlines.
+    Quiet(Error),
+}
+
+/// The manager of one pool: the connector's manager behind the permits.
+pub(crate) struct BudgetedManager<C: TenantConnector> {
+    pub(crate) manager: Arc<C::Manager>,
+    pub(crate) state: Arc<PoolState>,
+    pub(crate) engine: Weak<Inner<C>>,
+    pub(crate) counters: Arc<Counters>,
+    /// For a tenant pool: the tenant's slot, one permit per open connection.
+    pub(crate) lease: Option<SlotLease>,
+}
+
+impl<C: TenantConnector> BudgetedManager<C> {
+    async fn open(&self) -> Result<Pooled<ConnectionOf<C>>, ConnectError> {
+        let quiet = || ConnectError::Quiet(Error::internal("tenant pool closed"));
+        let engine = self.engine.upgrade().ok_or_else(quiet)?;
+        let deadline = Instant::now() + engine.config.acquire_timeout;
+        let closing = self.state.closing();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
+        if self.state.is_closed() {
+            return Err(quiet());
+        }
+        let exhausted = |started: Instant| {
+            ConnectError::Quiet(Error::PoolExhausted {
+                waited: started.elapsed(),
+            })
+        };
+
+        let started = Instant::now();
+        let tenant_permit = match &self.lease {
+            None => None,
+            Some(lease) => match lease.try_acquire() {
+                Some(permit) => Some(permit),
+                None => tokio::select! {
+                    permit = timeout_at(deadline.into(), lease.acquire()) => match permit {
+                        Ok(Some(permit)) => Some(permit),
+                        _ => return Err(exhausted(started)),
+                    },
+                    () = &mut closing => return Err(quiet()),
+                },
+            },
+        };
+        let permit = tokio::select! {
+            permit = engine.reserve(&self.state, deadline) => match permit {
+                Some(permit) => permit,
+                None => return Err(exhausted(started)),
+            },
+            () = &mut closing => return Err(quiet()),
+        };
+        if self.state.active() == 0 {
+            // The acquire that asked for this connection gave up; don't open it for nobody.
+            return Err(quiet());
+        }
+        let conn = tokio::select! {
+            conn = timeout_at(deadline.into(), self.manager.connect()) => match conn {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(err)) => return Err(ConnectError::Loud(err.into())),
+                Err(_) => {
+                    return Err(ConnectError::Loud(Error::unavailable(
+                        "database",
+                        "connect timed out",
+                    )));
+                }
+            },
+            () = &mut closing => return Err(quiet()),
+        };
+        self.state.opened();
+        self.counters.connection_opened();
+        Ok(Pooled {
+            conn,
+            broken: false,
+            state: Arc::clone(&self.state),
+            counters: Arc::clone(&self.counters),
+            _tenant_permit: tenant_permit,
+            _permit: permit,
+        })
+    }
+}
+
+impl<C: TenantConnector> ManageConnection for BudgetedManager<C> {
+    type Connection = Pooled<ConnectionOf<C>>;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<Self::Connection, Error> {
+        match self.open().await {
+            Ok(conn) => Ok(conn),
+            Err(ConnectError::Quiet(err)) => Err(err),
+            Err(ConnectError::Loud(err)) => Err(self.state.failure.record(err)),
+        }
+    }
+
+    async fn is_valid(&self, conn: &mut Self::Connection) -> Result<(), Error> {
+        self.manager
+            .is_valid(&mut conn.conn)
+            .await
+            .map_err(Into::into)
+    }
+
+    fn has_broken(&self, conn: &mut Self::Connection) -> bool {
+        conn.broken || self.manager.has_broken(&mut conn.conn)
+    }
+}

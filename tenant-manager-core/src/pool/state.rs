@@ -1,0 +1,285 @@
+//! The shared state of one pool: counters, LRU clock, closed flag and the last connect failure.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::PoolKey;
+use crate::error::Error;
+
+/// Milliseconds since the engine started: the LRU clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Self(Instant::now())
+    }
+
+    pub(crate) fn now_ms(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Counters and flags of one pool, shared by the registry entry, the pool's manager and its
+/// connections. All reads and writes are atomic; nothing here is held across an `.await`.
+#[derive(Debug)]
+pub(crate) struct PoolState {
+    pub(crate) key: PoolKey,
+    /// Connections of this pool that are established and not yet closed.
+    open: AtomicU32,
+    /// Connections checked out (including those being reset).
+    in_use: AtomicU32,
+    /// Acquires in progress plus checkouts alive: a pool with `active > 0` is never evicted.
+    active: AtomicU32,
+    /// Connects of this pool waiting for the global budget.
+    budget_waiting: AtomicU32,
+    /// Last checkout or return, on the engine's [`Clock`].
+    last_used: AtomicU64,
+    closed: AtomicBool,
+    closing: Notify,
+    pub(crate) failure: FailureSlot,
+}
+
+impl PoolState {
+    pub(crate) fn new(key: PoolKey, now_ms: u64) -> Self {
+        Self {
+            key,
+            open: AtomicU32::new(0),
+            in_use: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            budget_waiting: AtomicU32::new(0),
+            last_used: AtomicU64::new(now_ms),
+            closed: AtomicBool::new(false),
+            closing: Notify::new(),
+            failure: FailureSlot::default(),
+        }
+    }
+
+    pub(crate) fn open(&self) -> u32 {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn in_use(&self) -> u32 {
+        self.in_use.load(Ordering::SeqCst)
+    }
+
+    /// Open connections not checked out (a racy snapshot, good for choosing a victim).
+    pub(crate) fn idle(&self) -> u32 {
+        self.open().saturating_sub(self.in_use())
+    }
+
+    pub(crate) fn active(&self) -> u32 {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn enter(&self) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn leave(&self) {
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn opened(&self) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn closed_one(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn checked_out(&self) {
+        self.in_use.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn checked_in(&self) {
+        self.in_use.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn budget_waiting(&self) -> u32 {
+        self.budget_waiting.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn start_budget_wait(&self) {
+        self.budget_waiting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn end_budget_wait(&self) {
+        self.budget_waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Records a use; skips the store when the clock has not moved, so a hot pool's cache
+    /// line is not written on every checkout.
+    pub(crate) fn touch(&self, now_ms: u64) {
+        if self.last_used.load(Ordering::Relaxed) != now_ms {
+            self.last_used.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Marks the pool closed and wakes everyone waiting on it. Call after removing it from
+    /// the registry, so a woken acquire finds the new pool.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.closing.notify_waiters();
+    }
+
+    /// A future that completes when the pool is closed. Enable it before checking
+    /// [`is_closed`](Self::is_closed) to miss no wake-up.
+    pub(crate) fn closing(&self) -> tokio::sync::futures::Notified<'_> {
+        self.closing.notified()
+    }
+}
+
+/// The last connection failure of a pool, for the acquires waiting on it: `bb8` runs connects
+/// in the background and reports their errors to nobody, so the engine broadcasts them here
+/// and waiters fail fast with the real cause instead of timing out.
+#[derive(Debug, Default)]
+pub(crate) struct FailureSlot {
+    epoch: AtomicU64,
+    last: Mutex<Option<Arc<Error>>>,
+    notify: Notify,
+}
+
+impl FailureSlot {
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Stores `err`, wakes the waiters, and returns a copy for the caller.
+    pub(crate) fn record(&self, err: Error) -> Error {
+        let err = Arc::new(err);
+        let copy = replicate(&err);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+        copy
+    }
+
+    /// The failure recorded after `epoch`, if any.
+    pub(crate) fn since(&self, epoch: u64) -> Option<Error> {
+        if self.epoch() == epoch {
+            return None;
+        }
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref().map(replicate)
+    }
+
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
+/// An owned copy of a shared error: plain fields are cloned, a driver source is shared.
+fn replicate(err: &Arc<Error>) -> Error {
+    match &**err {
+        Error::NotFound { entity, key } => Error::NotFound {
+            entity: *entity,
+            key: key.clone(),
+        },
+        Error::Conflict {
+            entity,
+            field,
+            message,
+        } => Error::Conflict {
+            entity: *entity,
+            field: field.clone(),
+            message: message.clone(),
+        },
+        Error::InvalidInput { field, reason } => Error::InvalidInput {
+            field: field.clone(),
+            reason: reason.clone(),
+        },
+        Error::InvalidTransition { tenant, from, to } => Error::InvalidTransition {
+            tenant: *tenant,
+            from: *from,
+            to: *to,
+        },
+        Error::Unauthenticated { reason } => Error::Unauthenticated {
+            reason: reason.clone(),
+        },
+        Error::Forbidden { reason } => Error::Forbidden {
+            reason: reason.clone(),
+        },
+        Error::Suspended { tenant } => Error::Suspended { tenant: *tenant },
+        Error::NotReady { tenant, status } => Error::NotReady {
+            tenant: *tenant,
+            status: *status,
+        },
+        Error::QuotaExceeded {
+            quota,
+            limit,
+            retry_after,
+        } => Error::QuotaExceeded {
+            quota: quota.clone(),
+            limit: *limit,
+            retry_after: *retry_after,
+        },
+        Error::PoolExhausted { waited } => Error::PoolExhausted { waited: *waited },
+        Error::Unavailable { backend, .. } => Error::Unavailable {
+            backend: backend.clone(),
+            source: Box::new(SharedCause(Arc::clone(err))),
+        },
+        Error::Internal { message, source } => Error::Internal {
+            message: message.clone(),
+            source: source
+                .as_ref()
+                .map(|_| Box::new(SharedCause(Arc::clone(err))) as crate::error::BoxError),
+        },
+    }
+}
+
+/// The source of a shared error, seen through the `Arc`: displays as the original source and
+/// continues the chain from there.
+#[derive(Debug)]
+struct SharedCause(Arc<Error>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::error::Error::source(&*self.0) {
+            Some(source) => source.fmt(f),
+            None => self.0.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0).and_then(std::error::Error::source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_broadcast_once_per_epoch_with_their_cause() {
+        let slot = FailureSlot::default();
+        let epoch = slot.epoch();
+        assert!(slot.since(epoch).is_none());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let copy = slot.record(Error::unavailable("postgres", io));
+        assert_eq!(copy.code(), "backend_unavailable");
+        let seen = slot.since(epoch);
+        assert_eq!(seen.as_ref().map(Error::code), Some("backend_unavailable"));
+        let cause = seen
+            .as_ref()
+            .and_then(|e| std::error::Error::source(e))
+            .map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("refused"));
+        assert!(slot.since(slot.epoch()).is_none());
+        let invalid = slot.record(Error::invalid("placement.server", "unknown"));
+        assert_eq!(invalid.field(), Some("placement.server"));
+    }
+}

@@ -1,0 +1,195 @@
+//! `TenantPools`: the public face of the engine.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::engine::Inner;
+use super::{ConnectionOf, PoolConfig, PoolKey, TenantConnector};
+use crate::domain::{Tenant, TenantId};
+use crate::error::{Error, Result};
+use crate::traits::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
+
+/// The pool engine: one `bb8` pool per tenant (database isolation) or per database shared
+/// by tenants (schema and shared isolation), inside one global connection budget.
+///
+/// - **Caps by permits.** Every open connection holds a permit of the global budget
+///   (`max_total`) for its whole life; a connection of a tenant pool also holds a permit of
+///   its tenant's cap; a checkout from a shared pool holds a permit of its tenant's cap for as
+///   long as it is checked out. A tenant at its cap waits on its own line, never on the
+///   budget.
+/// - **Making room.** When the budget is spent, a connect closes idle connections of the
+///   least recently used other pool; if none is idle it waits in FIFO order, and a connection
+///   returned while others wait is closed so its permit moves on. After the acquire timeout
+///   the caller gets [`Error::PoolExhausted`] with the time it waited.
+/// - **Scope.** A connection of a shared pool gets its tenant's scope on every checkout
+///   before it is handed out, and is reset on return on a spawned task; a connection whose
+///   reset fails, times out or cannot run (no runtime) is discarded, as is one whose acquire
+///   was cancelled mid-checkout.
+/// - **Lifecycle.** Pools are created on first use; a background reaper closes pools unused
+///   for the idle timeout and stops when the engine is dropped; [`close_tenant`] closes a
+///   tenant's pool at once (checked-out connections close when returned).
+/// - **Hot path.** A checkout is one sharded-map lookup, atomics and bb8's own pool lock:
+///   O(1) in the number of tenants, no global lock, nothing held across an `.await`.
+///
+/// Cloning is cheap: clones share the engine.
+///
+/// [`close_tenant`]: PoolManager::close_tenant
+pub struct TenantPools<C: TenantConnector> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: TenantConnector> TenantPools<C> {
+    /// An engine over `connector`, and its reaper task.
+    ///
+    /// Install the `metrics` recorder before calling this: the series are registered here.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidInput`] when `config` does not validate.
+    /// - [`Error::Internal`] when called outside a tokio runtime (the reaper needs one).
+    pub fn new(connector: C, config: PoolConfig) -> Result<Self> {
+        config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| Error::internal_with("TenantPools needs a tokio runtime", e))?;
+        let stop = CancellationToken::new();
+        let inner = Arc::new(Inner::new(connector, config, stop.clone().drop_guard()));
+        runtime.spawn(reaper(Arc::downgrade(&inner), stop));
+        Ok(Self { inner })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
+    }
+
+    /// A connection scoped to `tenant`, without the boxing of the [`PoolManager`] future.
+    ///
+    /// # Errors
+    /// As [`PoolManager::acquire`].
+    pub async fn acquire(&self, tenant: &Tenant) -> Result<TenantConnection<ConnectionOf<C>>> {
+        let checkout = self.inner.checkout(tenant).await?;
+        Ok(TenantConnection::new(tenant.id, Box::new(checkout)))
+    }
+
+    /// Closes the pool under `key` (for a shared pool: every tenant's connections there).
+    /// Returns whether there was one.
+    pub fn close_pool(&self, key: &PoolKey) -> bool {
+        self.inner.close(key)
+    }
+
+    /// Closes every pool, for a graceful shutdown. Checked-out connections close when returned.
+    pub fn close_all(&self) {
+        self.inner.close_all();
+    }
+
+    /// Checkouts of `tenant` in shared pools plus connections of its own pool: what counts
+    /// against its cap right now.
+    pub fn tenant_in_use(&self, tenant: TenantId) -> u32 {
+        self.inner.slots.in_use(tenant)
+    }
+
+    /// Runs one pass of the reaper now (it also runs every `reaper_interval`).
+    pub fn reap_now(&self) {
+        self.inner.reap();
+    }
+
+    /// Current counts, in total and per pool.
+    pub fn stats(&self) -> PoolStats {
+        let totals = self.inner.counters.totals();
+        let per_pool: Vec<TenantPoolStats> = self
+            .inner
+            .pools
+            .iter()
+            .map(|item| {
+                let state = &item.value().state;
+                let open = state.open();
+                let in_use = state.in_use();
+                TenantPoolStats {
+                    tenant: state.key.tenant(),
+                    key: state.key.to_string(),
+                    open,
+                    idle: open.saturating_sub(in_use),
+                    in_use,
+                }
+            })
+            .collect();
+        let to_u32 = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        PoolStats {
+            open: to_u32(totals.open),
+            idle: to_u32(totals.open.saturating_sub(totals.in_use)),
+            in_use: to_u32(totals.in_use),
+            pools: to_u32(totals.pools),
+            max_total: self.inner.config.max_total,
+            max_per_tenant: self.inner.config.max_per_tenant,
+            connections_opened: totals.opened,
+            evictions: totals.evictions,
+            idle_pools_closed: totals.idle_closed,
+            waits: totals.waits,
+            timeouts: totals.timeouts,
+            per_pool,
+        }
+    }
+}
+
+impl<C: TenantConnector> Clone for TenantPools<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: TenantConnector> fmt::Debug for TenantPools<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantPools")
+            .field("connector", &self.inner.connector)
+            .field("config", &self.inner.config)
+            .field("pools", &self.inner.counters.totals().pools)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<C: TenantConnector> PoolManager for TenantPools<C> {
+    type Connection = ConnectionOf<C>;
+
+    async fn acquire(&self, tenant: &Tenant) -> Result<TenantConnection<Self::Connection>> {
+        TenantPools::acquire(self, tenant).await
+    }
+
+    async fn close_tenant(&self, tenant: TenantId) -> Result<()> {
+        self.inner.close(&PoolKey::Tenant(tenant));
+        Ok(())
+    }
+
+    fn stats(&self) -> PoolStats {
+        TenantPools::stats(self)
+    }
+}
+
+/// Closes idle pools every `reaper_interval`; ends when the engine is dropped.
+async fn reaper<C: TenantConnector>(engine: Weak<Inner<C>>, stop: CancellationToken) {
+    let every = match engine.upgrade() {
+        Some(inner) => inner.config.reaper_interval,
+        None => return,
+    };
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match engine.upgrade() {
+            Some(inner) => inner.reap(),
+            None => return,
+        }
+    }
+}

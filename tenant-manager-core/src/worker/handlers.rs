@@ -1,0 +1,153 @@
+//! What the worker does with each kind of job.
+
+use super::backoff::random_backoff;
+use super::{JobOutcome, ProvisioningWorker};
+use crate::domain::{TenantId, TenantStatus};
+use crate::error::{Error, Result};
+use crate::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
+use crate::manager::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
+use crate::traits::{Job, NackOutcome};
+
+impl ProvisioningWorker {
+    /// Runs one job to an outcome, acking or nacking it.
+    pub(super) async fn handle(&self, job: &Job) -> Result<JobOutcome> {
+        let Some(tenant) = job_tenant(job) else {
+            return self.reject(job, "job has no tenant id").await;
+        };
+        match job.kind.as_str() {
+            PROVISION_TENANT => self.provision(job, tenant).await,
+            DEPROVISION_TENANT => self.deprovision(job, tenant).await,
+            _ => self.reject(job, "unknown job kind").await,
+        }
+    }
+
+    async fn provision(&self, job: &Job, id: TenantId) -> Result<JobOutcome> {
+        let tenant = match self.ops.registry.get_tenant(id).await {
+            Ok(tenant) => tenant,
+            Err(Error::NotFound { .. }) => {
+                return self.finish(job, JobOutcome::Skipped, "skipped").await;
+            }
+            Err(e) => return self.retry_or_fail(job, e).await,
+        };
+        match tenant.status {
+            TenantStatus::Active => {
+                return self
+                    .finish(job, JobOutcome::AlreadyDone, "already_active")
+                    .await;
+            }
+            TenantStatus::Pending | TenantStatus::Provisioning => {}
+            status => {
+                tracing::info!(tenant = %id, status = %status, "provision job no longer applies");
+                return self.finish(job, JobOutcome::Skipped, "skipped").await;
+            }
+        }
+        let provisioned = async {
+            let tenant = self.ops.begin_provisioning(tenant).await?;
+            self.ops.provision(&tenant).await
+        }
+        .await;
+        match provisioned {
+            Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
+            Err(Error::InvalidTransition { from, .. }) => {
+                tracing::info!(tenant = %id, status = %from, "tenant changed status meanwhile");
+                self.finish(job, JobOutcome::Skipped, "skipped").await
+            }
+            Err(e) => self.retry_or_fail(job, e).await,
+        }
+    }
+
+    async fn deprovision(&self, job: &Job, id: TenantId) -> Result<JobOutcome> {
+        let tenant = match self.ops.registry.get_tenant(id).await {
+            Ok(tenant) => tenant,
+            Err(Error::NotFound { .. }) => {
+                return self.finish(job, JobOutcome::Skipped, "skipped").await;
+            }
+            Err(e) => return self.retry_or_fail(job, e).await,
+        };
+        match tenant.status {
+            TenantStatus::Deleted => {
+                return self
+                    .finish(job, JobOutcome::AlreadyDone, "already_deleted")
+                    .await;
+            }
+            TenantStatus::Deleting => {}
+            status => {
+                // Never drop the storage of a tenant that is not being deleted.
+                tracing::warn!(tenant = %id, status = %status, "deprovision job for a tenant not deleting");
+                return self.finish(job, JobOutcome::Skipped, "skipped").await;
+            }
+        }
+        match self.ops.finish_deletion(&tenant).await {
+            Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
+            Err(e) => self.retry_or_fail(job, e).await,
+        }
+    }
+
+    /// Acks a job and counts its result.
+    async fn finish(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        result: &'static str,
+    ) -> Result<JobOutcome> {
+        self.jobs.ack(job).await?;
+        record(metric_of(job), result);
+        Ok(outcome)
+    }
+
+    /// A retryable error goes back to the queue with a backoff (and gives up when the queue
+    /// dead-letters it); any other error gives up at once.
+    async fn retry_or_fail(&self, job: &Job, error: Error) -> Result<JobOutcome> {
+        if error.is_retryable() {
+            let delay = random_backoff(job.attempt, self.config.retry_base, self.config.retry_max);
+            let outcome = self.jobs.nack(job, &failure_reason(&error), delay).await?;
+            if outcome == NackOutcome::Retried {
+                tracing::warn!(error = %error, delay = ?delay, "tenant job failed; will retry");
+                record(metric_of(job), "retry");
+                return Ok(JobOutcome::Retrying { delay });
+            }
+            self.give_up(job, &error).await?;
+            return Ok(JobOutcome::DeadLettered);
+        }
+        self.give_up(job, &error).await?;
+        self.jobs.ack(job).await?;
+        Ok(JobOutcome::Failed)
+    }
+
+    /// Records a job that will not be retried: a provisioning tenant is marked `Failed` with
+    /// the reason; a deleting tenant stays `Deleting` until it is deleted again.
+    pub(super) async fn give_up(&self, job: &Job, error: &Error) -> Result<()> {
+        record(metric_of(job), "failed");
+        let Some(id) = job_tenant(job) else {
+            return Ok(());
+        };
+        if job.kind != PROVISION_TENANT {
+            tracing::error!(tenant = %id, error = %error, "tenant deprovisioning failed; it stays deleting");
+            return Ok(());
+        }
+        match self.ops.mark_failed(id, error).await {
+            Ok(_) => Ok(()),
+            Err(Error::InvalidTransition { from, .. }) => {
+                tracing::warn!(tenant = %id, status = %from, error = %error, "provisioning failed; tenant left as it is");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hands back a job that can never succeed with the longest delay, so the queue
+    /// dead-letters it after its attempts and it can be inspected.
+    async fn reject(&self, job: &Job, why: &str) -> Result<JobOutcome> {
+        tracing::error!(reason = why, "tenant job rejected");
+        self.jobs.nack(job, why, self.config.retry_max).await?;
+        Ok(JobOutcome::Rejected)
+    }
+}
+
+fn metric_of(job: &Job) -> &'static str {
+    if job.kind == DEPROVISION_TENANT {
+        DEPROVISIONING_TOTAL
+    } else {
+        PROVISIONING_TOTAL
+    }
+}

@@ -1,0 +1,289 @@
+//! Login, suspend, resume, delete, purge, quotas, listing and backups of `TenantManager`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod manager_support;
+
+use std::time::Duration;
+
+use manager_support::{Harness, PASSWORD};
+use tenant_manager_core::manager::TenantManager;
+use tenant_manager_core::{
+    CacheKey, Error, Provisioner, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantStatus,
+    UsageKind,
+};
+
+#[tokio::test]
+async fn login_succeeds_and_bad_credentials_are_indistinguishable() {
+    let h = Harness::new();
+    let r = h.register("Acme", "owner@acme.test").await;
+
+    let ok = h
+        .manager
+        .login(" Owner@ACME.test ", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(ok.tenant_id, r.tenant.id);
+    assert_eq!(ok.user.id, r.user.id);
+    let claims = h
+        .manager
+        .tokens()
+        .verify(ok.token.access_token.expose())
+        .unwrap();
+    assert_eq!(claims.tid, r.tenant.id);
+
+    let wrong = h
+        .manager
+        .login("owner@acme.test", "Wrong123!")
+        .await
+        .unwrap_err();
+    let unknown = h
+        .manager
+        .login("nobody@acme.test", PASSWORD)
+        .await
+        .unwrap_err();
+    let too_long = h
+        .manager
+        .login("owner@acme.test", &"A1!a".repeat(2_000))
+        .await
+        .unwrap_err();
+    for err in [&wrong, &unknown, &too_long] {
+        assert_eq!(err.code(), "unauthenticated");
+        assert_eq!(err.to_string(), wrong.to_string());
+    }
+}
+
+#[tokio::test]
+async fn login_validates_its_inputs() {
+    let h = Harness::new();
+    for email in ["", "nope", "a'; --@x.test", "ü@x.test"] {
+        let err = h.manager.login(email, PASSWORD).await.unwrap_err();
+        assert_eq!(err.field(), Some("email"), "{email:?}: {err}");
+    }
+    let err = h.manager.login("owner@acme.test", "").await.unwrap_err();
+    assert_eq!(err.field(), Some("password"));
+}
+
+#[tokio::test]
+async fn suspend_resume_delete_and_purge_walk_the_life_cycle() {
+    let h = Harness::new();
+    let r = h.register("Acme", "owner@acme.test").await;
+    let id = r.tenant.id;
+    h.cache.put(&r.tenant).await.unwrap();
+
+    let suspended = h.manager.suspend(id, "unpaid invoice").await.unwrap();
+    assert_eq!(suspended.status, TenantStatus::Suspended);
+    assert_eq!(suspended.status_reason.as_deref(), Some("unpaid invoice"));
+    assert_eq!(h.cache.get(&CacheKey::Id(id)).await.unwrap(), None);
+    assert_eq!(h.pools.closed(), vec![id]);
+    let err = h
+        .manager
+        .login("owner@acme.test", PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Suspended { tenant } if tenant == id),
+        "{err:?}"
+    );
+    // Suspending again is harmless and closes the pool again.
+    assert_eq!(
+        h.manager.suspend(id, "").await.unwrap().status,
+        TenantStatus::Suspended
+    );
+
+    h.cache.put(&suspended).await.unwrap();
+    let resumed = h.manager.resume(id).await.unwrap();
+    assert_eq!(resumed.status, TenantStatus::Active);
+    assert_eq!(h.cache.get(&CacheKey::Id(id)).await.unwrap(), None);
+    assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
+
+    let err = h.manager.purge(id).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTransition { .. }), "{err:?}");
+
+    let deleted = h.manager.delete(id).await.unwrap();
+    assert_eq!(deleted.status, TenantStatus::Deleted);
+    assert!(!h.provisioner.is_provisioned(&deleted).await.unwrap());
+    assert_eq!(h.pools.closed().last(), Some(&id));
+    assert_eq!(
+        h.manager.get(id).await.unwrap().status,
+        TenantStatus::Deleted
+    );
+    let err = h
+        .manager
+        .login("owner@acme.test", PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotReady {
+                status: TenantStatus::Deleted,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Deleting again returns the deleted tenant.
+    assert_eq!(
+        h.manager.delete(id).await.unwrap().status,
+        TenantStatus::Deleted
+    );
+
+    h.manager.purge(id).await.unwrap();
+    assert!(matches!(
+        h.manager.get(id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(h.manager.usage(id, UsageKind::Users).await.unwrap(), 0);
+    // The e-mail is free again.
+    let again = h.register("Acme", "owner@acme.test").await;
+    assert_eq!(again.tenant.status, TenantStatus::Active);
+}
+
+#[tokio::test]
+async fn life_cycle_calls_refuse_bad_input_and_unknown_tenants() {
+    let h = Harness::new();
+    let r = h.register("Acme", "owner@acme.test").await;
+    for reason in ["bad\u{0}reason", &"r".repeat(501)] {
+        let err = h.manager.suspend(r.tenant.id, reason).await.unwrap_err();
+        assert_eq!(err.field(), Some("reason"));
+    }
+    let unknown = tenant_manager_core::TenantId::new();
+    for err in [
+        h.manager.suspend(unknown, "x").await.unwrap_err(),
+        h.manager.resume(unknown).await.unwrap_err(),
+        h.manager.delete(unknown).await.unwrap_err(),
+        h.manager.purge(unknown).await.unwrap_err(),
+        h.manager.get(unknown).await.unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "tenant_not_found", "{err}");
+    }
+    // Resuming a tenant that is not suspended or active is an illegal transition.
+    h.manager.delete(r.tenant.id).await.unwrap();
+    let err = h.manager.resume(r.tenant.id).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTransition { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn quota_overrides_apply_and_are_validated() {
+    let h = Harness::new();
+    let r = h.register("Acme", "owner@acme.test").await;
+    let plan_policy = h.manager.effective_quota(&r.tenant);
+    assert_eq!(&plan_policy, h.manager.plans().policy(&r.tenant.plan));
+
+    let mut custom = QuotaPolicy::default();
+    custom.rate = RateLimit::new(5, Duration::from_secs(1)).unwrap();
+    custom.max_users = 3;
+    h.cache.put(&r.tenant).await.unwrap();
+    let updated = h
+        .manager
+        .update_quota(r.tenant.id, Some(custom.clone()))
+        .await
+        .unwrap();
+    assert_eq!(h.manager.effective_quota(&updated), custom);
+    assert_eq!(h.cache.get(&CacheKey::Id(r.tenant.id)).await.unwrap(), None);
+
+    let cleared = h.manager.update_quota(r.tenant.id, None).await.unwrap();
+    assert_eq!(h.manager.effective_quota(&cleared), plan_policy);
+
+    let mut bad = QuotaPolicy::default();
+    bad.max_connections = 0;
+    let err = h
+        .manager
+        .update_quota(r.tenant.id, Some(bad))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("max_connections"));
+}
+
+#[tokio::test]
+async fn listing_pages_through_every_tenant() {
+    let h = Harness::new();
+    for i in 0..5 {
+        h.register(&format!("Org {i}"), &format!("o{i}@acme.test"))
+            .await;
+    }
+    let first = h
+        .manager
+        .list(&TenantQuery::default().with_limit(3))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 3);
+    let next = first.next.expect("a second page");
+    let second = h
+        .manager
+        .list(&TenantQuery::default().with_limit(3).with_after(Some(next)))
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 2);
+    assert_eq!(second.next, None);
+    let mut ids: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|t| t.id)
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+
+    let err = h
+        .manager
+        .list(&TenantQuery::default().with_limit(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("limit"));
+}
+
+#[tokio::test]
+async fn backup_all_covers_tenants_with_data_and_reports_progress() {
+    let h = Harness::new();
+    let a = h.register("Alpha", "a@acme.test").await;
+    let b = h.register("Beta", "b@acme.test").await;
+    let c = h.register("Gamma", "c@acme.test").await;
+    h.manager.suspend(b.tenant.id, "").await.unwrap();
+    h.manager.delete(c.tenant.id).await.unwrap();
+
+    let mut seen = Vec::new();
+    let summary = h
+        .manager
+        .backup_all(2, |p| {
+            seen.push((p.completed, p.total, p.tenant, p.succeeded))
+        })
+        .await
+        .unwrap();
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    let mut backed_up: Vec<_> = summary.backups.iter().map(|r| r.tenant_id).collect();
+    backed_up.sort();
+    let mut expected = vec![a.tenant.id, b.tenant.id];
+    expected.sort();
+    assert_eq!(backed_up, expected);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.last().map(|s| (s.0, s.1)), Some((2, 2)));
+    assert!(seen.iter().all(|s| s.3));
+    let listed = tenant_manager_core::Backup::list(h.backup.as_ref(), a.tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+
+    for concurrency in [0, 65] {
+        let err = h.manager.backup_all(concurrency, |_| {}).await.unwrap_err();
+        assert_eq!(err.field(), Some("concurrency"));
+    }
+    let without_backup = TenantManager::builder()
+        .with_registry(h.registry.clone())
+        .with_provisioner(h.provisioner.clone())
+        .with_quota(h.quota.clone())
+        .with_tokens(manager_support::tokens())
+        .with_hasher(manager_support::cheap_hasher())
+        .build()
+        .unwrap();
+    let err = without_backup.backup_all(1, |_| {}).await.unwrap_err();
+    assert_eq!(err.field(), Some("backup"));
+}
+
+#[tokio::test]
+async fn manager_debug_output_shows_no_secret() {
+    let h = Harness::new();
+    let shown = format!("{:?}", h.manager);
+    assert!(!shown.contains(manager_support::JWT_SECRET), "{shown}");
+    assert!(shown.contains("TenantManager"));
+}

@@ -1,0 +1,236 @@
+//! The in-memory registry, provisioner, backup stores and backup, and the filesystem backup
+//! store, against their conformance suites: once built directly, once through the
+//! `Arc<dyn Trait>` a host picks at start-up, and the provisioner once more with narrowed
+//! capabilities so that the refusal of an unsupported isolation is exercised.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tenant_manager_core::memory::{
+    InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry,
+    InMemoryTenantData,
+};
+use tenant_manager_core::testing::Fixture;
+use tenant_manager_core::testing::backup::BackupHarness;
+use tenant_manager_core::testing::backup_store::{ScratchDir, corrupt_file, corrupt_in_memory};
+use tenant_manager_core::testing::registry::sample_tenant;
+use tenant_manager_core::{
+    Backup, BackupStore, Isolation, Provisioner, Result, Tenant, TenantRegistry, TenantStatus,
+};
+use tenant_manager_core::fs_store::FilesystemBackupStore;
+
+/// Collection the harness keeps its rows in.
+const ROWS: &str = "rows";
+
+/// Tenants registered in an [`InMemoryRegistry`], provisioned by an [`InMemoryProvisioner`],
+/// backed up by an [`InMemoryBackup`] into the given store.
+struct MemoryHarness {
+    registry: InMemoryRegistry,
+    provisioner: InMemoryProvisioner,
+    data: Arc<InMemoryTenantData>,
+    backup: InMemoryBackup,
+}
+
+impl MemoryHarness {
+    fn new(store: Arc<dyn BackupStore>) -> Self {
+        let data = Arc::new(InMemoryTenantData::new());
+        Self {
+            registry: InMemoryRegistry::new(),
+            provisioner: InMemoryProvisioner::new(Arc::clone(&data)),
+            backup: InMemoryBackup::new(Arc::clone(&data), store),
+            data,
+        }
+    }
+}
+
+#[async_trait]
+impl BackupHarness for MemoryHarness {
+    fn backup(&self) -> &dyn Backup {
+        &self.backup
+    }
+
+    fn isolations(&self) -> &[Isolation] {
+        &[Isolation::Database, Isolation::Schema, Isolation::Shared]
+    }
+
+    async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant> {
+        let tenant = self.registry.create_tenant(sample_tenant(isolation)).await?;
+        let tenant = self
+            .registry
+            .transition(tenant.id, TenantStatus::Provisioning, None)
+            .await?;
+        self.provisioner.provision(&tenant).await?;
+        self.registry
+            .transition(tenant.id, TenantStatus::Active, None)
+            .await
+    }
+
+    async fn write_rows(&self, tenant: &Tenant, rows: &[&str]) -> Result<()> {
+        for row in rows {
+            let id = uuid::Uuid::now_v7().to_string();
+            self.data
+                .insert(tenant.id, ROWS, &id, serde_json::json!({ "text": row }))?;
+        }
+        Ok(())
+    }
+
+    async fn read_rows(&self, tenant: &Tenant) -> Result<Vec<String>> {
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.data.list(tenant.id, ROWS, after.as_deref(), 20)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            rows.extend(
+                page.iter()
+                    .filter_map(|r| r.value["text"].as_str().map(str::to_owned)),
+            );
+        }
+        Ok(rows)
+    }
+}
+
+/// The store and scratch root of a filesystem-backed fixture.
+fn fs_store() -> (Arc<FilesystemBackupStore>, ScratchDir) {
+    let root = ScratchDir::new("fs-store");
+    let store = Arc::new(FilesystemBackupStore::new(root.path().join("store")));
+    (store, root)
+}
+
+/// Damages an artifact of the filesystem store kept under the fixture's [`ScratchDir`].
+async fn corrupt_fs(fixture: &Fixture<dyn BackupStore>, key: &str) {
+    let root = fixture.guard::<ScratchDir>().expect("scratch root guard");
+    corrupt_file(&root.path().join("store"), key).await;
+}
+
+/// Each adapter built as its concrete type, coerced into the fixture.
+mod direct {
+    use super::*;
+
+    mod registry {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn TenantRegistry> {
+            Fixture::new(Arc::new(InMemoryRegistry::new()))
+        }
+        tenant_manager_core::registry_conformance!(factory);
+    }
+
+    mod provisioner {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn Provisioner> {
+            let data = Arc::new(InMemoryTenantData::new());
+            Fixture::new(Arc::new(InMemoryProvisioner::new(data)))
+        }
+        tenant_manager_core::provisioner_conformance!(factory);
+    }
+
+    mod memory_store {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupStore> {
+            let store = Arc::new(InMemoryBackupStore::new());
+            Fixture::with_guard(store.clone(), store)
+        }
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_in_memory);
+    }
+
+    mod fs_store {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupStore> {
+            let (store, root) = super::super::fs_store();
+            Fixture::with_guard(store, root)
+        }
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_fs);
+    }
+
+    mod backup {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupHarness> {
+            let store = Arc::new(InMemoryBackupStore::new());
+            Fixture::new(Arc::new(MemoryHarness::new(store)))
+        }
+        tenant_manager_core::backup_conformance!(factory);
+    }
+}
+
+/// Each adapter built as the `Arc<dyn Trait>` a host holds after picking it at start-up.
+mod through_dyn {
+    use super::*;
+
+    mod registry {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn TenantRegistry> {
+            let registry: Arc<dyn TenantRegistry> = Arc::new(InMemoryRegistry::new());
+            Fixture::new(registry)
+        }
+        tenant_manager_core::registry_conformance!(factory);
+    }
+
+    mod provisioner {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn Provisioner> {
+            let data = Arc::new(InMemoryTenantData::new());
+            let provisioner: Arc<dyn Provisioner> = Arc::new(InMemoryProvisioner::new(data));
+            Fixture::new(provisioner)
+        }
+        tenant_manager_core::provisioner_conformance!(factory);
+    }
+
+    mod memory_store {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupStore> {
+            let concrete = Arc::new(InMemoryBackupStore::new().with_max_total_bytes(64 << 20));
+            let store: Arc<dyn BackupStore> = concrete.clone();
+            Fixture::with_guard(store, concrete)
+        }
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_in_memory);
+    }
+
+    mod fs_store {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupStore> {
+            let (store, root) = super::super::fs_store();
+            let store: Arc<dyn BackupStore> = store;
+            Fixture::with_guard(store, root)
+        }
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_fs);
+    }
+
+    /// Backups over the filesystem store, held as `Arc<dyn BackupStore>`.
+    mod backup {
+        use super::*;
+
+        async fn factory() -> Fixture<dyn BackupHarness> {
+            let (store, root) = super::super::fs_store();
+            let store: Arc<dyn BackupStore> = store;
+            let harness: Arc<dyn BackupHarness> = Arc::new(MemoryHarness::new(store));
+            Fixture::with_guard(harness, root)
+        }
+        tenant_manager_core::backup_conformance!(factory);
+    }
+}
+
+/// A provisioner that declines database isolation, as a deployment without the rights to
+/// create databases would.
+mod narrowed_provisioner {
+    use super::*;
+    use tenant_manager_core::ProvisionerCapabilities;
+
+    async fn factory() -> Fixture<dyn Provisioner> {
+        let mut capabilities = ProvisionerCapabilities::ALL;
+        capabilities.database = false;
+        let data = Arc::new(InMemoryTenantData::new());
+        Fixture::new(Arc::new(
+            InMemoryProvisioner::new(data).with_capabilities(capabilities),
+        ))
+    }
+    tenant_manager_core::provisioner_conformance!(factory);
+}

@@ -1,0 +1,134 @@
+//! Applying a migration set to one tenant's storage.
+
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Entity, Error, Result};
+
+use super::scope::Scope;
+use crate::error::{SqlxResultExt, map_migrate};
+use crate::ident::Ident;
+
+/// Versions before and after applying a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// Newest applied version before (0 for none).
+    pub(crate) before: i64,
+    /// Newest applied version after.
+    pub(crate) after: i64,
+}
+
+/// The newest successfully applied version in the scope's `_sqlx_migrations` (0 when the
+/// table does not exist yet).
+async fn current_version(conn: &mut PgConnection) -> Result<i64> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_db(Entity::Record)?;
+    if !exists {
+        return Ok(0);
+    }
+    sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+        .fetch_one(conn)
+        .await
+        .map_db(Entity::Record)
+}
+
+/// Applies `migrator` inside `scope` on `conn`, under the advisory lock `lock_key` of that
+/// database (so two processes never migrate one tenant at once).
+///
+/// Everything runs in one transaction, each migration in a savepoint, so a failing migration
+/// leaves the tenant exactly at its previous version. When a pending migration is marked
+/// `-- no-transaction`, the set runs with session-level scope and lock instead.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    scope: Scope<'_>,
+    migrator: &Migrator,
+    lock_key: i64,
+) -> Result<Applied> {
+    let mut tx = conn.begin().await.map_db(Entity::Record)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key)
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Record)?;
+    scope.enter(&mut tx, true).await?;
+    let before = current_version(&mut tx).await?;
+    let needs_no_tx = migrator
+        .iter()
+        .any(|m| m.version > before && m.no_tx && !m.migration_type.is_down_migration());
+    if !needs_no_tx {
+        migrator.run_direct(None, &mut *tx, false).await.map_err(map_migrate)?;
+        let after = current_version(&mut tx).await?;
+        verify(&mut tx, scope).await?;
+        tx.commit().await.map_db(Entity::Record)?;
+        return Ok(Applied { before, after });
+    }
+    tx.rollback().await.map_db(Entity::Record)?;
+    apply_without_transaction(conn, scope, migrator, lock_key).await
+}
+
+async fn apply_without_transaction(
+    conn: &mut PgConnection,
+    scope: Scope<'_>,
+    migrator: &Migrator,
+    lock_key: i64,
+) -> Result<Applied> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_key)
+        .execute(&mut *conn)
+        .await
+        .map_db(Entity::Record)?;
+    let result = async {
+        scope.enter(conn, false).await?;
+        let before = current_version(conn).await?;
+        migrator.run_direct(None, &mut *conn, false).await.map_err(map_migrate)?;
+        let after = current_version(conn).await?;
+        verify(conn, scope).await?;
+        Ok(Applied { before, after })
+    }
+    .await;
+    // Best effort: the caller closes this connection anyway, which releases both.
+    let _ = Scope::leave(conn).await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lock_key)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+/// Checks what a scope's migrations must guarantee: for shared tables, forced row-level
+/// security (checked before the transaction commits, so an unsafe set is never applied).
+async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<()> {
+    match scope {
+        Scope::Shared { schema, .. } => verify_row_security(conn, schema).await,
+        Scope::Database { .. } | Scope::Schema { .. } => Ok(()),
+    }
+}
+
+/// Refuses shared tables that carry `tenant_id` without forced row-level security and a policy.
+async fn verify_row_security(conn: &mut PgConnection, schema: &Ident) -> Result<()> {
+    let unprotected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+           AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
+                    AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) \
+         ORDER BY 1",
+    )
+    .bind(schema.as_str())
+    .fetch_all(conn)
+    .await
+    .map_db(Entity::Record)?;
+    if unprotected.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "shared_migrations",
+            format!(
+                "tables without forced row-level security and a policy: {}",
+                unprotected.join(", ")
+            ),
+        ))
+    }
+}

@@ -1,0 +1,374 @@
+//! `TenantMigrator`: applies the host's migrations to every tenant, with bounded concurrency,
+//! progress, per-tenant results, a failure budget and an optional canary wave.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use sqlx::{AssertSqlSafe, FromRow};
+use tenant_manager_core::{Entity, Error, Result, Tenant, TenantId, TenantStatus};
+
+use super::tenant::migrate_tenant;
+use crate::error::SqlxResultExt;
+use crate::storage::TenantStorage;
+
+/// Most tenants migrated at once.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// How a fleet migration runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetOptions {
+    /// Tenants migrated at once; each holds one connection to its database. Default 4.
+    pub concurrency: usize,
+    /// Stop starting tenants once this many have failed (`None`: continue on error).
+    pub max_failures: Option<usize>,
+    /// Migrate this percentage of the tenants first (at least one); if any of them fails, stop
+    /// there. `None`: no canary wave.
+    pub canary_percent: Option<u8>,
+    /// Tenants in these statuses are migrated. Default `Active` and `Suspended` (tenants still
+    /// provisioning are migrated by their provisioning run).
+    pub statuses: Vec<TenantStatus>,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            max_failures: None,
+            canary_percent: None,
+            statuses: vec![TenantStatus::Active, TenantStatus::Suspended],
+        }
+    }
+}
+
+impl FleetOptions {
+    /// Sets the concurrency.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Halts after `n` failures (`None` continues on error).
+    #[must_use]
+    pub fn with_max_failures(mut self, n: Option<usize>) -> Self {
+        self.max_failures = n;
+        self
+    }
+
+    /// Migrates `percent` of the tenants first as canaries.
+    #[must_use]
+    pub fn with_canary_percent(mut self, percent: Option<u8>) -> Self {
+        self.canary_percent = percent;
+        self
+    }
+
+    /// Sets the statuses of the tenants to migrate.
+    #[must_use]
+    pub fn with_statuses(mut self, statuses: Vec<TenantStatus>) -> Self {
+        self.statuses = statuses;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(Error::invalid("concurrency", "must be 1 to 256"));
+        }
+        if self.max_failures == Some(0) {
+            return Err(Error::invalid("max_failures", "must be at least 1"));
+        }
+        if let Some(p) = self.canary_percent
+            && !(1..=100).contains(&p)
+        {
+            return Err(Error::invalid("canary_percent", "must be 1 to 100"));
+        }
+        if self.statuses.is_empty() {
+            return Err(Error::invalid("statuses", "must name at least one status"));
+        }
+        Ok(())
+    }
+}
+
+/// A tenant whose recorded migration version is behind its set's latest.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BehindTenant {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Version it is recorded at (0 when never migrated).
+    pub version: i64,
+    /// Latest version of its migration set.
+    pub latest: i64,
+    /// Error of its last failed migration, if any.
+    pub last_error: Option<String>,
+}
+
+/// The result of migrating one tenant.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TenantMigration {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its slug.
+    pub slug: String,
+    /// Version before.
+    pub from_version: i64,
+    /// Version after (unchanged on failure: a failing set rolls back whole).
+    pub to_version: i64,
+    /// Why it failed, if it did.
+    pub error: Option<Error>,
+}
+
+impl TenantMigration {
+    /// Whether the tenant is now at its set's latest version.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// Progress of a fleet migration, reported after each tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetProgress {
+    /// Tenant just finished.
+    pub tenant: TenantId,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Tenants finished so far (this wave and earlier ones).
+    pub done: usize,
+    /// Failures so far.
+    pub failed: usize,
+    /// Tenants that were behind when the run started.
+    pub total: usize,
+}
+
+/// A progress callback; called from the migrating tasks, so keep it short.
+pub type ProgressFn = Arc<dyn Fn(&FleetProgress) + Send + Sync>;
+
+/// What a fleet migration did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct FleetReport {
+    /// One result per tenant started, in completion order.
+    pub results: Vec<TenantMigration>,
+    /// Tenants not started because the run halted (canary failure or failure budget spent).
+    pub not_started: Vec<TenantId>,
+    /// Whether the run halted before starting every tenant that was behind.
+    pub halted: bool,
+}
+
+impl FleetReport {
+    /// Tenants migrated successfully.
+    pub fn succeeded(&self) -> usize {
+        self.results.iter().filter(|r| r.is_ok()).count()
+    }
+
+    /// Tenants that failed.
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.succeeded()
+    }
+
+    /// The failed results.
+    pub fn failures(&self) -> impl Iterator<Item = &TenantMigration> {
+        self.results.iter().filter(|r| !r.is_ok())
+    }
+}
+
+#[derive(FromRow)]
+struct BehindRow {
+    #[sqlx(flatten)]
+    tenant: crate::registry::TenantRow,
+    version: i64,
+    last_error: Option<String>,
+}
+
+/// Applies the host's tenant migrations to every tenant ("fleet migrations").
+///
+/// Which tenants are behind comes from one query on the global database (the version each
+/// tenant was last migrated to), without connecting to any tenant. Each tenant migrates in one
+/// transaction under its own advisory lock, so a rerun after failures finishes only what is
+/// behind, and a provisioning run and a fleet run never migrate one tenant at once.
+#[derive(Clone)]
+pub struct TenantMigrator {
+    storage: TenantStorage,
+}
+
+impl fmt::Debug for TenantMigrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantMigrator")
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
+impl TenantMigrator {
+    /// A migrator over the same storage description as the provisioner.
+    pub fn new(storage: TenantStorage) -> Self {
+        Self { storage }
+    }
+
+    /// Tenants in `statuses` whose recorded version is behind their set's latest, in id order.
+    ///
+    /// # Errors
+    /// `Unavailable` when the global database cannot be reached.
+    pub async fn behind(&self, statuses: &[TenantStatus]) -> Result<Vec<BehindTenant>> {
+        let isolated = self
+            .storage
+            .migrations
+            .latest_version(tenant_manager_core::Isolation::Database);
+        let shared = self
+            .storage
+            .migrations
+            .latest_version(tenant_manager_core::Isolation::Shared);
+        let columns = crate::registry::tenant_columns("t");
+        let sql = format!(
+            "SELECT {columns}, coalesce(m.version, 0) AS version, m.last_error \
+             FROM tm_tenants t LEFT JOIN tm_tenant_migrations m ON m.tenant_id = t.id \
+             WHERE t.status = ANY($1) \
+               AND coalesce(m.version, 0) < CASE t.isolation WHEN 'shared' THEN $3 ELSE $2 END \
+             ORDER BY t.id"
+        );
+        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query_as::<_, BehindRow>(AssertSqlSafe(sql))
+            .bind(statuses)
+            .bind(isolated)
+            .bind(shared)
+            .fetch_all(&self.storage.global)
+            .await
+            .map_db(Entity::Tenant)?;
+        rows.into_iter()
+            .map(|row| {
+                let tenant = Tenant::try_from(row.tenant)?;
+                let latest = self.storage.migrations.latest_version(tenant.isolation);
+                Ok(BehindTenant {
+                    tenant,
+                    version: row.version,
+                    latest,
+                    last_error: row.last_error,
+                })
+            })
+            .collect()
+    }
+
+    /// Migrates one tenant now. Returns the version it is at.
+    ///
+    /// # Errors
+    /// `Unavailable` when its database cannot be reached; `Internal` naming the migration that
+    /// failed (the tenant stays at its previous version).
+    pub async fn migrate_tenant(&self, tenant: &Tenant) -> Result<i64> {
+        migrate_tenant(&self.storage, tenant).await.map(|a| a.after)
+    }
+
+    /// Migrates every tenant that is behind.
+    ///
+    /// # Errors
+    /// `InvalidInput` for bad options; `Unavailable` when the global database cannot be
+    /// reached. Failures of single tenants are in the report, not errors of the call.
+    pub async fn migrate_all(
+        &self,
+        options: &FleetOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<FleetReport> {
+        options.validate()?;
+        let behind = self.behind(&options.statuses).await?;
+        let total = behind.len();
+        let counters = Counters {
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            total,
+        };
+        let mut report = FleetReport::default();
+        let mut rest = behind;
+        if let Some(percent) = options.canary_percent {
+            let n = (total * usize::from(percent)).div_ceil(100).clamp(1, total.max(1));
+            let canaries: Vec<BehindTenant> = rest.drain(..n.min(rest.len())).collect();
+            self.wave(canaries, options, None, &counters, progress.as_ref(), &mut report)
+                .await;
+            if report.failed() > 0 {
+                report.halted = !rest.is_empty();
+                report.not_started = rest.into_iter().map(|b| b.tenant.id).collect();
+                return Ok(report);
+            }
+        }
+        let budget = options.max_failures;
+        self.wave(rest, options, budget, &counters, progress.as_ref(), &mut report)
+            .await;
+        report.halted = !report.not_started.is_empty();
+        Ok(report)
+    }
+
+    /// Migrates `tenants` with bounded concurrency; with a failure budget, stops starting
+    /// tenants once it is spent.
+    async fn wave(
+        &self,
+        tenants: Vec<BehindTenant>,
+        options: &FleetOptions,
+        budget: Option<usize>,
+        counters: &Counters,
+        progress: Option<&ProgressFn>,
+        report: &mut FleetReport,
+    ) {
+        let outcomes: Vec<std::result::Result<TenantMigration, TenantId>> =
+            futures::stream::iter(tenants)
+                .map(|behind| async move {
+                    if budget.is_some_and(|max| counters.failed.load(Ordering::SeqCst) >= max) {
+                        return Err(behind.tenant.id);
+                    }
+                    let result = migrate_tenant(&self.storage, &behind.tenant).await;
+                    let ok = result.is_ok();
+                    let failed = if ok {
+                        counters.failed.load(Ordering::SeqCst)
+                    } else {
+                        counters.failed.fetch_add(1, Ordering::SeqCst) + 1
+                    };
+                    let done = counters.done.fetch_add(1, Ordering::SeqCst) + 1;
+                    metrics::counter!(
+                        "tenant_migrations_total",
+                        "outcome" => if ok { "ok" } else { "failed" }
+                    )
+                    .increment(1);
+                    if let Some(progress) = progress {
+                        progress(&FleetProgress {
+                            tenant: behind.tenant.id,
+                            ok,
+                            done,
+                            failed,
+                            total: counters.total,
+                        });
+                    }
+                    Ok(match result {
+                        Ok(applied) => TenantMigration {
+                            tenant: behind.tenant.id,
+                            slug: behind.tenant.slug.to_string(),
+                            from_version: applied.before,
+                            to_version: applied.after,
+                            error: None,
+                        },
+                        Err(error) => TenantMigration {
+                            tenant: behind.tenant.id,
+                            slug: behind.tenant.slug.to_string(),
+                            from_version: behind.version,
+                            to_version: behind.version,
+                            error: Some(error),
+                        },
+                    })
+                })
+                .buffer_unordered(options.concurrency)
+                .collect()
+                .await;
+        for outcome in outcomes {
+            match outcome {
+                Ok(result) => report.results.push(result),
+                Err(id) => report.not_started.push(id),
+            }
+        }
+    }
+}
+
+struct Counters {
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    total: usize,
+}

@@ -1,0 +1,15 @@
+//! Tenant migrations: the host's migration sets ([`TenantMigrations`]) and the fleet migrator
+//! ([`TenantMigrator`]) that applies them to every tenant.
+
+mod apply;
+mod fleet;
+pub(crate) mod record;
+pub(crate) mod scope;
+mod set;
+pub(crate) mod tenant;
+
+pub use fleet::{
+    BehindTenant, FleetOptions, FleetProgress, FleetReport, ProgressFn, TenantMigration,
+    TenantMigrator,
+};
+pub use set::TenantMigrations;

@@ -1,0 +1,74 @@
+//! Migrating one tenant's storage: the step the provisioner and the fleet migrator share.
+
+use tenant_manager_core::{Error, Isolation, Result, Tenant};
+
+use super::apply::{Applied, apply};
+use super::record;
+use super::scope::Scope;
+use crate::provision::lock::lock_key;
+use crate::storage::{Target, TenantStorage};
+
+/// The scope a tenant's migrations and seeds run in.
+pub(crate) fn scope_of<'a>(
+    storage: &'a TenantStorage,
+    target: &'a Target,
+    tenant: &Tenant,
+) -> Result<Scope<'a>> {
+    let missing = || Error::internal("tenant target lacks a role or schema");
+    Ok(match target.isolation {
+        Isolation::Database => Scope::Database {
+            role: target.role.as_ref().ok_or_else(missing)?,
+        },
+        Isolation::Schema => Scope::Schema {
+            role: target.role.as_ref().ok_or_else(missing)?,
+            schema: target.schema.as_ref().ok_or_else(missing)?,
+        },
+        Isolation::Shared => Scope::Shared {
+            owner: &storage.settings.shared_owner,
+            schema: &storage.settings.shared_schema,
+            tenant: Some(tenant.id),
+        },
+    })
+}
+
+/// The advisory lock key of migrating a target: per database for database isolation, per
+/// schema for schema isolation, per shared database for shared isolation.
+fn migration_key(target: &Target) -> i64 {
+    let schema = target.schema.as_ref().map_or("", |s| s.as_str());
+    lock_key(
+        "migrate",
+        &[
+            target.server.as_str(),
+            target.database.as_str(),
+            target.isolation.as_str(),
+            schema,
+        ],
+    )
+}
+
+/// Applies the tenant's migration set to its storage and records the version reached (or the
+/// failure) in the global database. Returns versions before and after.
+pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
+    let result = migrate_unrecorded(storage, tenant).await;
+    match &result {
+        Ok(applied) => record::migrated(&storage.global, tenant.id, applied.after).await?,
+        Err(err) => {
+            // The migration's own error matters more than a failure to record it.
+            let _ = record::failed(&storage.global, tenant.id, &record::error_text(err)).await;
+        }
+    }
+    result
+}
+
+async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
+    let target = storage.target(tenant)?;
+    let migrator = storage
+        .migrations
+        .migrator(tenant.isolation)
+        .ok_or_else(|| Error::invalid("isolation", "no migrations for this isolation mode"))?;
+    let mut conn = storage.connect(&target.server, &target.database).await?;
+    let scope = scope_of(storage, &target, tenant)?;
+    let result = apply(&mut conn, scope, migrator, migration_key(&target)).await;
+    crate::provision::admin::close(conn).await;
+    result
+}

@@ -1,0 +1,98 @@
+//! Schema isolation: a login role owning its schema in a database shared by tenants.
+
+use sqlx::Connection;
+use tenant_manager_core::{Entity, Error, Result, Tenant};
+
+use super::admin::{self, Login};
+use super::scram;
+use crate::credentials::TenantCredentials;
+use crate::error::SqlxResultExt;
+use crate::ident::{Ident, quote_literal};
+use crate::storage::{Target, TenantStorage};
+
+fn names(target: &Target) -> Result<(&Ident, &Ident)> {
+    match (&target.role, &target.schema) {
+        (Some(role), Some(schema)) => Ok((role, schema)),
+        _ => Err(Error::internal("schema isolation without a role or schema")),
+    }
+}
+
+fn not_ours(schema: &Ident) -> Error {
+    Error::conflict(
+        Entity::Tenant,
+        "placement.schema",
+        format!("schema {} exists and is not this tenant's", schema.as_str()),
+    )
+}
+
+/// Creates (or completes) the role and its schema, in one transaction.
+pub(crate) async fn create(
+    storage: &TenantStorage,
+    credentials: &dyn TenantCredentials,
+    tenant: &Tenant,
+    target: &Target,
+) -> Result<()> {
+    let (role, schema) = names(target)?;
+    let db = &target.database;
+    let marker = admin::tenant_marker(tenant.id);
+    let verifier = scram::verifier(&credentials.password(tenant).await?)?;
+    let mut conn = storage.connect_shared(&target.server, db).await?;
+    let created = async {
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::ensure_role(&mut tx, role, &marker, Login::Password(&verifier)).await?;
+        if let Some((owner, _)) = admin::schema_info(&mut tx, schema).await?
+            && owner != role.as_str()
+        {
+            return Err(not_ours(schema));
+        }
+        admin::ddl(
+            &mut tx,
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}; \
+                 COMMENT ON SCHEMA {schema} IS {}; \
+                 REVOKE ALL ON SCHEMA {schema} FROM PUBLIC; \
+                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
+                quote_literal(&marker)
+            ),
+        )
+        .await?;
+        tx.commit().await.map_db(Entity::Tenant)
+    }
+    .await;
+    admin::close(conn).await;
+    created
+}
+
+/// Drops the schema with everything in it, the role's grants in the database, and the role.
+pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
+    let (role, schema) = names(target)?;
+    let marker = admin::tenant_marker(tenant.id);
+    let Some(mut conn) = storage.connect_existing(&target.server, &target.database).await? else {
+        let mut conn = storage.connect_maintenance(&target.server).await?;
+        let dropped = admin::drop_role(&mut conn, role, &marker).await;
+        admin::close(conn).await;
+        return dropped;
+    };
+    let dropped = async {
+        if let Some((owner, comment)) = admin::schema_info(&mut conn, schema).await? {
+            if owner != role.as_str() && comment.as_deref() != Some(marker.as_str()) {
+                return Err(not_ours(schema));
+            }
+            admin::ddl(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+        }
+        let role_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role.as_str())
+                .fetch_one(&mut conn)
+                .await
+                .map_db(Entity::Tenant)?;
+        if role_exists {
+            // Revokes the role's grants here (CONNECT on the database) so it can be dropped.
+            admin::ddl(&mut conn, format!("DROP OWNED BY {role}")).await?;
+        }
+        admin::drop_role(&mut conn, role, &marker).await
+    }
+    .await;
+    admin::close(conn).await;
+    dropped
+}

@@ -1,0 +1,246 @@
+//! `TenantStorage`: where tenants' data lives and how it is shaped. The provisioner, the fleet
+//! migrator and the backups share one, so they agree on every name.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool};
+use tenant_manager_core::{Error, Isolation, Result, ServerId, Tenant};
+
+use crate::ident::{Ident, MAX_IDENT_LEN};
+use crate::migrate::TenantMigrations;
+use crate::provision::admin;
+use crate::servers::ServerMap;
+
+/// Names used by the provisioner besides the tenants' own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageConfig {
+    /// Create database-isolated tenants from a template database migrated once per version of
+    /// the migration set (the fast path). Default `true`.
+    pub use_template: bool,
+    /// Prefix of template database names (`<prefix><digest>`). Default `tm_template_`.
+    pub template_prefix: String,
+    /// Role (no login) owning the objects of template databases; each new tenant database
+    /// reassigns them to the tenant role. Default `tm_template_owner`.
+    pub template_owner: String,
+    /// Role (no login, not a superuser) owning the shared tables of [`Isolation::Shared`]
+    /// tenants, so forced row-level security applies to it too. Default `tm_shared_owner`.
+    pub shared_owner: String,
+    /// Schema of the shared tables. Default `public`.
+    pub shared_schema: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            use_template: true,
+            template_prefix: "tm_template_".to_owned(),
+            template_owner: "tm_template_owner".to_owned(),
+            shared_owner: "tm_shared_owner".to_owned(),
+            shared_schema: "public".to_owned(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Turns the template fast path on or off.
+    #[must_use]
+    pub fn with_template(mut self, use_template: bool) -> Self {
+        self.use_template = use_template;
+        self
+    }
+
+    /// Sets the template name prefix.
+    #[must_use]
+    pub fn with_template_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.template_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the template owner role.
+    #[must_use]
+    pub fn with_template_owner(mut self, role: impl Into<String>) -> Self {
+        self.template_owner = role.into();
+        self
+    }
+
+    /// Sets the owner role of the shared tables.
+    #[must_use]
+    pub fn with_shared_owner(mut self, role: impl Into<String>) -> Self {
+        self.shared_owner = role.into();
+        self
+    }
+
+    /// Sets the schema of the shared tables.
+    #[must_use]
+    pub fn with_shared_schema(mut self, schema: impl Into<String>) -> Self {
+        self.shared_schema = schema.into();
+        self
+    }
+}
+
+/// The validated form of [`StorageConfig`].
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) config: StorageConfig,
+    pub(crate) template_owner: Ident,
+    pub(crate) shared_owner: Ident,
+    pub(crate) shared_schema: Ident,
+}
+
+impl Settings {
+    fn new(config: StorageConfig) -> Result<Self> {
+        // The template name is the prefix and 16 hex digits, with `_b` while it is built.
+        if config.template_prefix.len() + 18 > MAX_IDENT_LEN {
+            return Err(Error::invalid(
+                "template_prefix",
+                "must be at most 45 bytes",
+            ));
+        }
+        Ident::new(&format!("{}x", config.template_prefix), "template_prefix")?;
+        Ok(Self {
+            template_owner: Ident::new(&config.template_owner, "template_owner")?,
+            shared_owner: Ident::new(&config.shared_owner, "shared_owner")?,
+            shared_schema: Ident::new(&config.shared_schema, "shared_schema")?,
+            config,
+        })
+    }
+}
+
+/// The validated names of one tenant's storage.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// Isolation mode.
+    pub(crate) isolation: Isolation,
+    /// Server of the placement.
+    pub(crate) server: ServerId,
+    /// The tenant's database (own or shared).
+    pub(crate) database: Ident,
+    /// The tenant's login role (database and schema isolation).
+    pub(crate) role: Option<Ident>,
+    /// The tenant's schema (schema isolation) or the shared tables' schema (shared isolation).
+    pub(crate) schema: Option<Ident>,
+}
+
+/// Where tenants' data lives: the global database (registry, steps, catalogue), the server map,
+/// the host's tenant migrations and the names of [`StorageConfig`].
+#[derive(Clone)]
+pub struct TenantStorage {
+    pub(crate) global: PgPool,
+    pub(crate) servers: ServerMap,
+    pub(crate) migrations: TenantMigrations,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl fmt::Debug for TenantStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantStorage")
+            .field("servers", &self.servers)
+            .field("migrations", &self.migrations)
+            .field("config", &self.settings.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantStorage {
+    /// Describes the deployment. `global` is a pool of the global (registry) database, migrated
+    /// with [`crate::migrate_global`]; the servers' admin connections must be able to create
+    /// roles and databases.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the first invalid name of `config`.
+    pub fn new(
+        global: PgPool,
+        servers: ServerMap,
+        migrations: TenantMigrations,
+        config: StorageConfig,
+    ) -> Result<Self> {
+        Ok(Self {
+            global,
+            servers,
+            migrations,
+            settings: Arc::new(Settings::new(config)?),
+        })
+    }
+
+    /// The pool of the global database.
+    pub fn global_pool(&self) -> &PgPool {
+        &self.global
+    }
+
+    /// The server map.
+    pub fn servers(&self) -> &ServerMap {
+        &self.servers
+    }
+
+    /// The host's tenant migrations.
+    pub fn migrations(&self) -> &TenantMigrations {
+        &self.migrations
+    }
+
+    /// The configured names.
+    pub fn config(&self) -> &StorageConfig {
+        &self.settings.config
+    }
+
+    /// The validated names of a tenant's storage.
+    pub(crate) fn target(&self, tenant: &Tenant) -> Result<Target> {
+        self.servers.get(&tenant.placement.server)?;
+        let database = Ident::new(&tenant.placement.database, "placement.database")?;
+        let tenant_schema = || -> Result<Ident> {
+            let schema = tenant.placement.schema.as_deref().ok_or_else(|| {
+                Error::invalid("placement.schema", "schema isolation needs a schema")
+            })?;
+            Ident::new(schema, "placement.schema")
+        };
+        let role = || crate::credentials::tenant_role(tenant);
+        let (role, schema) = match tenant.isolation {
+            Isolation::Database => (Some(role()?), None),
+            Isolation::Schema => (Some(role()?), Some(tenant_schema()?)),
+            Isolation::Shared => (None, Some(self.settings.shared_schema.clone())),
+        };
+        Ok(Target {
+            isolation: tenant.isolation,
+            server: tenant.placement.server.clone(),
+            database,
+            role,
+            schema,
+        })
+    }
+
+    /// An admin connection to `database` on `server`.
+    pub(crate) async fn connect(&self, server: &ServerId, database: &Ident) -> Result<PgConnection> {
+        admin::connect(&self.servers.admin_options(server, database.as_str())?).await
+    }
+
+    /// An admin connection to `database` on `server`, `None` when the database does not exist.
+    pub(crate) async fn connect_existing(
+        &self,
+        server: &ServerId,
+        database: &Ident,
+    ) -> Result<Option<PgConnection>> {
+        admin::connect_existing(&self.servers.admin_options(server, database.as_str())?).await
+    }
+
+    /// An admin connection to a database shared by tenants, created first if missing.
+    pub(crate) async fn connect_shared(
+        &self,
+        server: &ServerId,
+        database: &Ident,
+    ) -> Result<PgConnection> {
+        if let Some(conn) = self.connect_existing(server, database).await? {
+            return Ok(conn);
+        }
+        let mut maintenance = self.connect_maintenance(server).await?;
+        let created = admin::ensure_shared_database(&mut maintenance, database).await;
+        admin::close(maintenance).await;
+        created?;
+        self.connect(server, database).await
+    }
+
+    /// An admin connection to the server's maintenance database (that of its admin URL).
+    pub(crate) async fn connect_maintenance(&self, server: &ServerId) -> Result<PgConnection> {
+        admin::connect(&self.servers.get(server)?.admin).await
+    }
+}

@@ -1,0 +1,127 @@
+//! The subscriber task of a tenant cache: listens on the invalidation channel on a dedicated
+//! pub/sub connection and drops local copies; reconnects with backoff. While it is not
+//! subscribed the local layer is bypassed, so a missed message can never leave a stale copy.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tenant_manager_core::{Result, TenantId};
+use tokio::task::JoinHandle;
+
+use super::local::Local;
+use crate::error::{map_redis, timed_out};
+use crate::pool::RedisPool;
+
+/// Payload that drops every local copy.
+pub(crate) const INVALIDATE_ALL: &str = "*";
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Aborts the task when dropped (when the last clone of its cache goes away).
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the subscriber of `local` on `channel`, pinging the connection every
+/// `ping_interval` so a silently dead connection is noticed.
+pub(crate) fn spawn(
+    pool: RedisPool,
+    channel: String,
+    local: &Arc<Local>,
+    ping_interval: Duration,
+) -> AbortOnDrop {
+    let local = Arc::downgrade(local);
+    AbortOnDrop(tokio::spawn(run(pool, channel, local, ping_interval)))
+}
+
+async fn run(pool: RedisPool, channel: String, local: Weak<Local>, ping_interval: Duration) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let outcome = session(&pool, &channel, &local, ping_interval, &mut backoff).await;
+        let Some(strong) = local.upgrade() else {
+            return;
+        };
+        strong.set_subscribed(false);
+        drop(strong);
+        match outcome {
+            Ok(()) => tracing::warn!("tenant invalidation subscription closed; reconnecting"),
+            Err(err) => tracing::warn!(error = %err, "tenant invalidation subscription failed"),
+        }
+        // Full jitter keeps many instances from reconnecting in step.
+        let pause = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's life: subscribe, then apply messages until the connection ends.
+async fn session(
+    pool: &RedisPool,
+    channel: &str,
+    local: &Weak<Local>,
+    ping_interval: Duration,
+    backoff: &mut Duration,
+) -> Result<()> {
+    let command_timeout = pool.config().command_timeout;
+    let (mut sink, mut messages) = pool.pubsub().await?.split();
+    bounded(command_timeout, sink.subscribe(channel)).await?;
+    match local.upgrade() {
+        Some(local) => local.set_subscribed(true),
+        None => return Ok(()),
+    }
+    *backoff = MIN_BACKOFF;
+    let mut ping = tokio::time::interval(ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return Ok(());
+                };
+                let Some(local) = local.upgrade() else {
+                    return Ok(());
+                };
+                match message.get_payload::<String>() {
+                    Ok(payload) => apply(&local, &payload).await,
+                    Err(err) => tracing::warn!(error = %err, "unreadable invalidation message"),
+                }
+            }
+            _ = ping.tick() => {
+                bounded(command_timeout, sink.ping::<String>()).await?;
+            }
+        }
+    }
+}
+
+async fn apply(local: &Local, payload: &str) {
+    if payload == INVALIDATE_ALL {
+        local.clear();
+        return;
+    }
+    match payload.parse::<TenantId>() {
+        Ok(id) => local.invalidate(id).await,
+        Err(_) => {
+            // Unknown payload: dropping everything is always safe.
+            tracing::warn!("invalidation message is not a tenant id; clearing the local cache");
+            local.clear();
+        }
+    }
+}
+
+/// Awaits a pub/sub command for at most `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    command: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, command).await {
+        Ok(result) => result.map_err(map_redis),
+        Err(_) => Err(timed_out("pub/sub command timed out")),
+    }
+}

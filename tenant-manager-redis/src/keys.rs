@@ -1,0 +1,123 @@
+//! Key and channel names. Every name starts with the deployment's prefix; keys used together by
+//! one script share a `{hash tag}` so they live in one slot.
+
+use std::sync::Arc;
+
+use tenant_manager_core::{RateKey, TenantId, TenantSlug, UsageKind};
+
+/// Builds the names of one deployment (one prefix).
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: Arc<str>,
+}
+
+/// The keys of one job queue.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueKeys {
+    /// Stream of deliverable jobs (entries hold the job id).
+    pub(crate) stream: String,
+    /// Sorted set of job ids waiting for a retry, scored by due time in ms.
+    pub(crate) delayed: String,
+    /// Stream of dead-lettered jobs (entries hold the whole job).
+    pub(crate) dead: String,
+    /// Prefix of the per-job hashes (`<job_prefix><job id>`).
+    pub(crate) job_prefix: String,
+}
+
+impl Keys {
+    /// Names under `prefix` (already validated).
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// GCRA state (the theoretical arrival time) of a rate key.
+    pub(crate) fn rate(&self, key: &RateKey) -> String {
+        format!("{}rate:{{{}}}", self.prefix, key.as_str())
+    }
+
+    /// Usage counters of a tenant: a hash with one field per [`UsageKind`]. Shares its hash
+    /// tag with the tenant's rate key.
+    pub(crate) fn usage(&self, tenant: TenantId) -> String {
+        format!(
+            "{}usage:{{{}}}",
+            self.prefix,
+            RateKey::tenant(tenant).as_str()
+        )
+    }
+
+    /// The hash field of a usage kind.
+    pub(crate) fn usage_field(kind: UsageKind) -> &'static str {
+        kind.as_str()
+    }
+
+    /// Cached tenant record (JSON) by id.
+    pub(crate) fn tenant(&self, id: TenantId) -> String {
+        format!("{}{id}", self.tenant_prefix())
+    }
+
+    /// Prefix of the cached tenant records; scripts append an id.
+    pub(crate) fn tenant_prefix(&self) -> String {
+        format!("{}tenant:id:", self.prefix)
+    }
+
+    /// Slug alias: holds the id of the tenant that had this slug when cached.
+    pub(crate) fn tenant_slug(&self, slug: &TenantSlug) -> String {
+        format!("{}tenant:slug:{}", self.prefix, slug.as_str())
+    }
+
+    /// Domain alias: holds the id of the tenant that had this domain when cached.
+    pub(crate) fn tenant_domain(&self, domain: &str) -> String {
+        format!("{}tenant:domain:{domain}", self.prefix)
+    }
+
+    /// Channel on which tenant invalidations are published.
+    pub(crate) fn invalidation_channel(&self) -> String {
+        format!("{}tenant-invalidate", self.prefix)
+    }
+
+    /// Keys of the queue `name` (already validated).
+    pub(crate) fn queue(&self, name: &str) -> QueueKeys {
+        let base = format!("{}queue:{{{name}}}:", self.prefix);
+        QueueKeys {
+            stream: format!("{base}stream"),
+            delayed: format!("{base}delayed"),
+            dead: format!("{base}dead"),
+            job_prefix: format!("{base}job:"),
+        }
+    }
+
+    /// A lock on `resource` (already validated).
+    pub(crate) fn lock(&self, resource: &str) -> String {
+        format!("{}lock:{resource}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_carries_the_prefix_and_related_keys_share_a_tag() {
+        let keys = Keys::new("app1:");
+        let tenant = TenantId::new();
+        let rate = keys.rate(&RateKey::tenant(tenant));
+        let usage = keys.usage(tenant);
+        assert!(rate.starts_with("app1:rate:{tenant:"));
+        let tag = |k: &str| k[k.find('{').unwrap_or(0)..].to_owned();
+        assert_eq!(tag(&rate), tag(&usage));
+        let queue = keys.queue("jobs");
+        for key in [&queue.stream, &queue.delayed, &queue.dead, &queue.job_prefix] {
+            assert!(key.starts_with("app1:queue:{jobs}:"), "{key}");
+        }
+        assert_eq!(keys.invalidation_channel(), "app1:tenant-invalidate");
+        assert!(keys.lock("x").starts_with("app1:"));
+        assert!(keys.tenant(tenant).starts_with(&keys.tenant_prefix()));
+    }
+}

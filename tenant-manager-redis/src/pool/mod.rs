@@ -1,0 +1,292 @@
+//! [`RedisPool`]: the bb8 pool of Redis connections every component shares.
+
+mod health;
+mod manager;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisError,
+    RedisResult, ScriptInvocation, TlsCertificates,
+};
+use tenant_manager_core::{Error, Result};
+
+use crate::config::{RedisConfig, redact_url};
+use crate::error::{BACKEND, breaks_connection, map_redis, timed_out};
+use crate::keys::Keys;
+use health::Health;
+use manager::Manager;
+
+/// No pooled connection became free within the acquire timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no redis connection within {waited:?}")]
+struct AcquireTimedOut {
+    waited: Duration,
+    #[source]
+    last_connect_error: Option<RedisError>,
+}
+
+/// Calls are refused while Redis is known to be unreachable.
+#[derive(Debug, thiserror::Error)]
+#[error("redis is unreachable; retrying in the background")]
+struct KnownDown {
+    #[source]
+    last_connect_error: Option<RedisError>,
+}
+
+/// A pool of Redis connections shared by the quota enforcer, tenant cache, job queue and locks.
+///
+/// Cheap to clone. Every command runs with bounded connect, acquire and reply times; once a
+/// connect has failed, calls return [`Error::Unavailable`] at once while one background probe
+/// per [`RedisConfig::retry_interval`] reconnects, so a dead Redis costs callers no latency.
+/// Blocking reads use a separate small pool so they never delay ordinary commands.
+#[derive(Clone)]
+pub struct RedisPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    commands: bb8::Pool<Manager>,
+    blocking: bb8::Pool<Manager>,
+    client: Client,
+    health: Arc<Health>,
+    keys: Keys,
+    config: RedisConfig,
+}
+
+impl fmt::Debug for RedisPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.commands.state();
+        f.debug_struct("RedisPool")
+            .field("url", &redact_url(&self.inner.config.url))
+            .field("key_prefix", &self.inner.keys.prefix())
+            .field("connections", &state.connections)
+            .field("idle", &state.idle_connections)
+            .field("down", &self.inner.health.is_down())
+            .finish()
+    }
+}
+
+impl RedisPool {
+    /// Validates `config` and creates the pool. Connections open lazily, on first use; call
+    /// [`RedisPool::ping`] to check the server at start-up.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidInput`] on a field of `config` (`redis.url`, `redis.key_prefix`, ...).
+    /// - [`Error::Internal`] when called outside a Tokio runtime.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::internal("RedisPool::connect needs a Tokio runtime"));
+        }
+        let client = build_client(&config)?;
+        let health = Arc::new(Health::new());
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout));
+        let manager = Manager::new(client.clone(), connection, health.clone());
+        let build = |size: u32| {
+            bb8::Pool::builder()
+                .max_size(size)
+                .min_idle(None)
+                .test_on_check_out(false)
+                .retry_connection(false)
+                .connection_timeout(config.acquire_timeout)
+                .build_unchecked(manager.clone())
+        };
+        let commands = build(config.pool_size);
+        let blocking = build(config.blocking_pool_size);
+        Ok(Self {
+            inner: Arc::new(PoolInner {
+                commands,
+                blocking,
+                client,
+                health,
+                keys: Keys::new(&config.key_prefix),
+                config,
+            }),
+        })
+    }
+
+    /// Sends `PING`.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached.
+    pub async fn ping(&self) -> Result<()> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    /// Runs one command on a pooled connection, with the pool's timeouts and error mapping.
+    /// Hosts use it for their own keys; prefix them with [`RedisPool::key_prefix`].
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached; [`Error::Internal`] when the
+    /// command fails or its reply does not convert to `T`.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        self.run(&self.inner.commands, |mut mux| async move {
+            cmd.query_async(&mut mux).await
+        })
+        .await
+    }
+
+    /// Runs a pipeline (add `.atomic()` for `MULTI`/`EXEC`) in one round trip.
+    ///
+    /// # Errors
+    /// As [`RedisPool::query`].
+    pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        self.run(&self.inner.commands, |mut mux| async move {
+            pipe.query_async(&mut mux).await
+        })
+        .await
+    }
+
+    /// The prefix of every key and channel of this deployment.
+    pub fn key_prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+
+    /// The settings the pool was built with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// Open and idle connections of the command pool.
+    pub fn connections(&self) -> (u32, u32) {
+        let state = self.inner.commands.state();
+        (state.connections, state.idle_connections)
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// Runs a script with EVALSHA, loading it on `NOSCRIPT`.
+    pub(crate) async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T> {
+        self.run(&self.inner.commands, |mut mux| async move {
+            script.invoke_async(&mut mux).await
+        })
+        .await
+    }
+
+    /// Runs a command that blocks server-side for up to `block` (`XREAD BLOCK`) on the
+    /// blocking pool, with a reply timeout of `block` plus the command timeout.
+    pub(crate) async fn query_blocking<T: FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        block: Duration,
+    ) -> Result<T> {
+        let timeout = block.saturating_add(self.inner.config.command_timeout);
+        self.run(&self.inner.blocking, |mut mux| async move {
+            mux.set_response_timeout(timeout);
+            cmd.query_async(&mut mux).await
+        })
+        .await
+    }
+
+    /// Opens a dedicated pub/sub connection, bounded by the connect timeout.
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
+        let timeout = self.inner.config.connect_timeout;
+        match tokio::time::timeout(timeout, self.inner.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(err)) => Err(map_redis(err)),
+            Err(_) => Err(timed_out("pub/sub connect timed out")),
+        }
+    }
+
+    /// Checks out a connection of `pool` and runs `f` on its handle. The connection is marked
+    /// broken when `f` fails in a way that leaves it unusable, and, for the blocking pool, when
+    /// `f` is cancelled midway (its blocking command would still hold the connection). Other
+    /// cancelled commands are harmless: the multiplexer discards their late replies.
+    async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, f: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool).await?;
+        let mux = conn.mux.clone();
+        conn.broken = std::ptr::eq(pool, &self.inner.blocking);
+        let result = f(mux).await;
+        conn.broken = matches!(&result, Err(err) if breaks_connection(err));
+        result.map_err(map_redis)
+    }
+
+    async fn checkout<'p>(
+        &self,
+        pool: &'p bb8::Pool<Manager>,
+    ) -> Result<bb8::PooledConnection<'p, Manager>> {
+        let health = &self.inner.health;
+        if health.is_down() {
+            if health.claim_probe(self.inner.config.retry_interval) {
+                let probe = pool.clone();
+                tokio::spawn(async move {
+                    let _ = probe.get().await;
+                });
+            }
+            return Err(Error::unavailable(
+                BACKEND,
+                KnownDown {
+                    last_connect_error: health.last_error(),
+                },
+            ));
+        }
+        pool.get().await.map_err(|err| match err {
+            bb8::RunError::User(err) => map_redis(err),
+            bb8::RunError::TimedOut => Error::unavailable(
+                BACKEND,
+                AcquireTimedOut {
+                    waited: self.inner.config.acquire_timeout,
+                    last_connect_error: health.last_error(),
+                },
+            ),
+        })
+    }
+}
+
+/// A client for the configured URL, credentials and TLS roots.
+fn build_client(config: &RedisConfig) -> Result<Client> {
+    let info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|_| Error::invalid("redis.url", "must be a redis:// or rediss:// URL"))?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(username) = &config.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password.expose());
+    }
+    let info = info.set_redis_settings(settings);
+    let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+    if tls {
+        ensure_crypto_provider();
+    }
+    let client = match (&config.tls_root_certs, tls) {
+        (Some(pem), true) => Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        (Some(_), false) => {
+            return Err(Error::invalid(
+                "redis.tls_root_certs",
+                "needs a rediss:// URL",
+            ));
+        }
+        (None, _) => Client::open(info),
+    };
+    client.map_err(|_| Error::invalid("redis.url", "is not a usable Redis address"))
+}
+
+/// rustls needs a process-wide crypto provider; install ring's unless the host chose one.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}

@@ -1,0 +1,247 @@
+//! [`RedisQuotaEnforcer`]: GCRA rate limits and usage quotas, one round trip each.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tenant_manager_core::{
+    Error, QuotaEnforcer, RateDecision, RateKey, RateLimit, Result, TenantId, UsageDecision,
+    UsageKind,
+};
+
+use crate::config::UnavailablePolicy;
+use crate::keys::Keys;
+use crate::pool::RedisPool;
+use crate::scripts;
+
+/// Largest integer a Lua number (an IEEE double) holds exactly.
+const LUA_MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// Rate limits and usage quotas on Redis.
+///
+/// Rate limits use GCRA (the generic cell rate algorithm) in a Lua script: one `EVALSHA` per
+/// check, timed by the server's clock (`TIME`), so instances with skewed clocks agree and
+/// concurrent checks are serialised by Redis. State per key is one integer with a TTL of at
+/// most one window. Time resolution is one microsecond: limits above one request per
+/// microsecond of window admit `window_µs` at once instead of `limit`.
+///
+/// Usage quotas are counters in one hash per tenant, changed by an atomic check-and-consume
+/// script.
+///
+/// When Redis cannot be reached, [`QuotaEnforcer::check_rate`] follows the
+/// [`UnavailablePolicy`] (from [`RedisConfig::quota_unavailable`], or
+/// [`RedisQuotaEnforcer::with_unavailable_policy`]); [`RedisQuotaEnforcer::try_check_rate`]
+/// always reports [`Error::Unavailable`]. Usage calls always report it.
+///
+/// [`RedisConfig::quota_unavailable`]: crate::RedisConfig::quota_unavailable
+#[derive(Debug, Clone)]
+pub struct RedisQuotaEnforcer {
+    pool: RedisPool,
+    policy: UnavailablePolicy,
+}
+
+impl RedisQuotaEnforcer {
+    /// An enforcer on `pool`, with the pool's configured unavailability policy.
+    pub fn new(pool: &RedisPool) -> Self {
+        Self {
+            pool: pool.clone(),
+            policy: pool.config().quota_unavailable,
+        }
+    }
+
+    /// Sets what `check_rate` answers when Redis cannot be reached.
+    #[must_use]
+    pub fn with_unavailable_policy(mut self, policy: UnavailablePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy in force.
+    pub fn unavailable_policy(&self) -> UnavailablePolicy {
+        self.policy
+    }
+
+    /// [`QuotaEnforcer::check_rate`] without the unavailability policy: an unreachable Redis
+    /// is always reported.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad limit or a zero cost; [`Error::Unavailable`].
+    pub async fn try_check_rate(
+        &self,
+        key: &RateKey,
+        limit: &RateLimit,
+        cost: u32,
+    ) -> Result<RateDecision> {
+        limit.validate()?;
+        if cost == 0 {
+            return Err(Error::invalid("cost", "must be at least 1"));
+        }
+        let (interval, tolerance) = gcra_params(limit);
+        let reply: Vec<i64> = self
+            .pool
+            .invoke(
+                scripts::GCRA
+                    .key(self.pool.keys().rate(key))
+                    .arg(interval)
+                    .arg(tolerance)
+                    .arg(cost),
+            )
+            .await?;
+        let [allowed, remaining, reset_us, retry_us] = reply[..] else {
+            return Err(Error::internal("unexpected reply of the rate limit script"));
+        };
+        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        let allowed = allowed == 1;
+        metrics::counter!(
+            "quota_rate_checks_total",
+            "outcome" => if allowed { "allowed" } else { "denied" }
+        )
+        .increment(1);
+        Ok(RateDecision::new(
+            allowed,
+            limit.limit,
+            u64::try_from(remaining).unwrap_or(0),
+            micros(reset_us),
+            (!allowed).then(|| micros(retry_us)),
+        ))
+    }
+
+    fn on_unavailable(&self, err: Error, limit: &RateLimit, cost: u32) -> Result<RateDecision> {
+        let outcome = match self.policy {
+            UnavailablePolicy::ReportError => "reported",
+            UnavailablePolicy::FailOpen => "fail_open",
+            UnavailablePolicy::FailClosed { .. } => "fail_closed",
+        };
+        metrics::counter!("quota_rate_checks_total", "outcome" => outcome).increment(1);
+        match self.policy {
+            UnavailablePolicy::ReportError => Err(err),
+            UnavailablePolicy::FailOpen => {
+                tracing::warn!(error = %err, "rate limit not enforced: redis unavailable");
+                Ok(RateDecision::new(
+                    true,
+                    limit.limit,
+                    limit.limit.saturating_sub(u64::from(cost)),
+                    Duration::ZERO,
+                    None,
+                ))
+            }
+            UnavailablePolicy::FailClosed { retry_after } => {
+                tracing::warn!(error = %err, "request refused: redis unavailable");
+                Ok(RateDecision::new(
+                    false,
+                    limit.limit,
+                    0,
+                    retry_after,
+                    Some(retry_after),
+                ))
+            }
+        }
+    }
+}
+
+/// GCRA parameters in microseconds: the emission interval `T = window / limit` (at least 1)
+/// and the tolerance `tau = T * burst`, which admits exactly `burst` requests at once.
+fn gcra_params(limit: &RateLimit) -> (u64, u64) {
+    let window_us = limit.window_ms.saturating_mul(1000);
+    let interval = (window_us / limit.limit).max(1);
+    let burst = limit.limit.min(window_us);
+    (interval, interval.saturating_mul(burst))
+}
+
+#[async_trait]
+impl QuotaEnforcer for RedisQuotaEnforcer {
+    async fn check_rate(
+        &self,
+        key: &RateKey,
+        limit: &RateLimit,
+        cost: u32,
+    ) -> Result<RateDecision> {
+        match self.try_check_rate(key, limit, cost).await {
+            Err(err @ Error::Unavailable { .. }) => self.on_unavailable(err, limit, cost),
+            other => other,
+        }
+    }
+
+    async fn consume_usage(
+        &self,
+        tenant: TenantId,
+        kind: UsageKind,
+        amount: i64,
+        max: u64,
+    ) -> Result<UsageDecision> {
+        if amount.unsigned_abs() > LUA_MAX_EXACT {
+            return Err(Error::invalid("amount", "must be within ±(2^53 - 1)"));
+        }
+        let reply: Vec<i64> = self
+            .pool
+            .invoke(
+                scripts::USAGE
+                    .key(self.pool.keys().usage(tenant))
+                    .arg(Keys::usage_field(kind))
+                    .arg(amount)
+                    .arg(max.min(LUA_MAX_EXACT)),
+            )
+            .await?;
+        let [allowed, used] = reply[..] else {
+            return Err(Error::internal("unexpected reply of the usage script"));
+        };
+        if allowed != 1 {
+            metrics::counter!("quota_usage_denied_total", "kind" => kind.as_str()).increment(1);
+        }
+        Ok(UsageDecision::new(
+            allowed == 1,
+            u64::try_from(used).unwrap_or(0),
+            max,
+        ))
+    }
+
+    async fn usage(&self, tenant: TenantId, kind: UsageKind) -> Result<u64> {
+        let used: Option<u64> = self
+            .pool
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.pool.keys().usage(tenant))
+                    .arg(Keys::usage_field(kind)),
+            )
+            .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn reset_tenant(&self, tenant: TenantId) -> Result<()> {
+        let keys = self.pool.keys();
+        self.pool
+            .query::<i64>(
+                redis::cmd("DEL")
+                    .arg(keys.rate(&RateKey::tenant(tenant)))
+                    .arg(keys.usage(tenant)),
+            )
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_tolerance_admits_exactly_the_limit() {
+        let limit = RateLimit {
+            limit: 100,
+            window_ms: 900_000,
+        };
+        assert_eq!(gcra_params(&limit), (9_000_000, 900_000_000));
+        // Uneven division: the tolerance is a whole number of intervals.
+        let limit = RateLimit {
+            limit: 3,
+            window_ms: 1_000,
+        };
+        let (interval, tolerance) = gcra_params(&limit);
+        assert_eq!(tolerance / interval, 3);
+        // More than one per microsecond: resolution caps the burst at the window.
+        let limit = RateLimit {
+            limit: 5_000,
+            window_ms: 1,
+        };
+        assert_eq!(gcra_params(&limit), (1, 1_000));
+    }
+}

@@ -1,0 +1,63 @@
+//! The Lua scripts, loaded once per process and run with `EVALSHA` (the driver loads a script
+//! again when the server answers `NOSCRIPT`, after a restart or `SCRIPT FLUSH`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! script {
+    ($(#[$doc:meta])* $name:ident = $($file:literal)+) => {
+        $(#[$doc])*
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(concat!($(include_str!(concat!("lua/", $file)), "\n"),+)));
+    };
+}
+
+script!(
+    /// GCRA check-and-consume.
+    GCRA = "gcra.lua"
+);
+script!(
+    /// Usage quota check-and-consume or release.
+    USAGE = "usage.lua"
+);
+script!(
+    /// Compare-and-delete of a lock.
+    LOCK_RELEASE = "lock_release.lua"
+);
+script!(
+    /// Compare-and-extend of a lock.
+    LOCK_EXTEND = "lock_extend.lua"
+);
+script!(
+    /// Tenant lookup through a slug or domain alias.
+    CACHE_GET_ALIAS = "cache_get_alias.lua"
+);
+script!(
+    /// Tenant record and aliases, refused during an invalidation tombstone.
+    CACHE_PUT = "cache_put.lua"
+);
+script!(
+    /// Tombstone and publish an invalidation.
+    CACHE_INVALIDATE = "cache_invalidate.lua"
+);
+script!(
+    /// Add a job.
+    QUEUE_ENQUEUE = "queue_enqueue.lua"
+);
+script!(
+    /// Move due retries, reclaim or read the next job.
+    QUEUE_CLAIM = "queue_common.lua" "queue_claim.lua"
+);
+script!(
+    /// Acknowledge a current delivery.
+    QUEUE_ACK = "queue_common.lua" "queue_ack.lua"
+);
+script!(
+    /// Retry or dead-letter a current delivery.
+    QUEUE_NACK = "queue_common.lua" "queue_nack.lua"
+);
+script!(
+    /// Queue depth.
+    QUEUE_STATS = "queue_stats.lua"
+);

@@ -1,0 +1,168 @@
+//! `QuotaLayer`: per-tenant and per-client rate limits with `RateLimit-*` headers.
+
+mod client;
+mod config;
+pub mod future;
+mod headers;
+mod layer;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response};
+use tenant_manager_core::{Error, QuotaEnforcer, RateDecision, RateKey, RateLimit};
+use tower::Service;
+use tracing::Span;
+
+use crate::body::ResponseBody;
+use crate::context::TenantContext;
+use crate::gate::{Admission, GateFuture, Refusal};
+use crate::response::{error_response, missing_layer};
+
+pub use client::ClientAddr;
+pub use config::{ClientIpSource, FailMode, QuotaConfig, QuotaScope, RatePolicy};
+use future::ResponseFuture;
+pub use headers::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+pub use layer::QuotaLayer;
+
+/// Counter of requests refused by a rate limit, labelled `scope` (`tenant` or `client`).
+pub const REJECTIONS_TOTAL: &str = "quota_rejections_total";
+
+/// Counter of enforcer failures, labelled `scope` and `outcome` (`admitted` or `refused`).
+pub const BACKEND_ERRORS_TOTAL: &str = "quota_backend_errors_total";
+
+/// Shared state of a [`QuotaLayer`] and its services.
+#[derive(Debug)]
+struct QuotaState {
+    enforcer: Arc<dyn QuotaEnforcer>,
+    config: QuotaConfig,
+}
+
+/// Whom one request is counted against.
+struct Subject {
+    key: RateKey,
+    limit: RateLimit,
+    scope: &'static str,
+}
+
+impl QuotaState {
+    /// The key and limit of a request, or the refusal when neither tenant nor client is known.
+    fn subject<B>(&self, request: &Request<B>) -> Result<Subject, Refusal> {
+        let tenant = request.extensions().get::<TenantContext>();
+        match (self.config.scope, tenant) {
+            (QuotaScope::TenantOrClient | QuotaScope::Tenant, Some(context)) => Ok(Subject {
+                key: RateKey::tenant(context.tenant.id),
+                limit: self.config.rates.rate_for(&context.tenant),
+                scope: "tenant",
+            }),
+            (QuotaScope::Tenant, None) => Err(missing_layer(
+                "QuotaLayer with QuotaScope::Tenant found no TenantContext: \
+                 add tenant_manager_tower::TenantLayer in front of it",
+            )),
+            _ => match client::client_ip(request, &self.config.client_ip) {
+                Some(ip) => Ok(Subject {
+                    key: RateKey::client(ip),
+                    limit: self.config.client_limit,
+                    scope: "client",
+                }),
+                None => Err(missing_layer(
+                    "QuotaLayer found no client address: serve with \
+                     into_make_service_with_connect_info::<SocketAddr>(), insert \
+                     tenant_manager_tower::ClientAddr, or trust a proxy header with \
+                     ClientIpSource::Header",
+                )),
+            },
+        }
+    }
+
+    /// Asks the enforcer about one request.
+    async fn check(&self, subject: Subject) -> Result<QuotaAdmission, Refusal> {
+        match self.enforcer.check_rate(&subject.key, &subject.limit, 1).await {
+            Ok(decision) if decision.allowed => Ok(QuotaAdmission(Some(decision))),
+            Ok(decision) => {
+                ::metrics::counter!(REJECTIONS_TOTAL, "scope" => subject.scope).increment(1);
+                let mut refusal = error_response(&Error::QuotaExceeded {
+                    quota: "requests".into(),
+                    limit: decision.limit,
+                    retry_after: decision
+                        .retry_after
+                        .unwrap_or(decision.reset_after)
+                        .max(Duration::from_secs(1)),
+                });
+                headers::apply(&decision, refusal.headers_mut());
+                Err(refusal)
+            }
+            Err(error) if error.is_retryable() => {
+                let admit = self.config.fail_mode == FailMode::Open;
+                let outcome = if admit { "admitted" } else { "refused" };
+                ::metrics::counter!(BACKEND_ERRORS_TOTAL, "scope" => subject.scope, "outcome" => outcome)
+                    .increment(1);
+                tracing::warn!(%error, outcome, "rate limit check failed");
+                if admit {
+                    Ok(QuotaAdmission(None))
+                } else {
+                    Err(error_response(&error))
+                }
+            }
+            Err(error) => Err(error_response(&Error::internal_with(
+                "rate limit check failed",
+                error,
+            ))),
+        }
+    }
+}
+
+/// The enforcer's decision, written into the response headers (none when failing open).
+struct QuotaAdmission(Option<RateDecision>);
+
+impl Admission for QuotaAdmission {
+    fn admit<B>(&mut self, _request: &mut Request<B>) -> Span {
+        Span::none()
+    }
+
+    fn finish(self, headers: &mut HeaderMap) {
+        if let Some(decision) = &self.0 {
+            headers::apply(decision, headers);
+        }
+    }
+}
+
+/// Service of [`QuotaLayer`].
+#[derive(Clone, Debug)]
+pub struct QuotaService<S> {
+    inner: S,
+    state: Arc<QuotaState>,
+}
+
+impl<S> QuotaService<S> {
+    fn new(inner: S, state: Arc<QuotaState>) -> Self {
+        Self { inner, state }
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for QuotaService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let subject = match self.state.subject(&request) {
+            Ok(subject) => subject,
+            Err(refusal) => return ResponseFuture::new(GateFuture::refused(refusal)),
+        };
+        let state = self.state.clone();
+        let check = Box::pin(async move { state.check(subject).await });
+        // The future calls the service that was polled ready; this one keeps a fresh clone.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(GateFuture::checking(check, ready, request))
+    }
+}
