@@ -60,7 +60,8 @@ impl FilesystemBackupStore {
     /// The path of the artifact of `key`, after checking the key.
     fn path_of(&self, key: &str) -> Result<PathBuf> {
         validate_store_key(key)?;
-        let reserved = key.split('/').any(|seg| seg.starts_with('.')) || key.ends_with(SIDECAR_SUFFIX);
+        let reserved =
+            key.split('/').any(|seg| seg.starts_with('.')) || key.ends_with(SIDECAR_SUFFIX);
         if reserved {
             return Err(Error::invalid(
                 "key",
@@ -135,9 +136,7 @@ pub(crate) fn validate_store_prefix(prefix: &str) -> Result<()> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal_with("filesystem task failed", e))?
@@ -176,7 +175,10 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> io::Result<(String
 }
 
 /// Writes a fresh temporary file beside `path` with `fill` and fsyncs it; removes it on failure.
-fn write_temp<T>(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<T>) -> io::Result<(PathBuf, T)> {
+fn write_temp<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<(PathBuf, T)> {
     let tmp = temp_path(path);
     let result = OpenOptions::new()
         .write(true)
@@ -206,7 +208,8 @@ fn publish(dir: &Path, artifact: (&Path, &Path), sidecar: (&Path, &Path)) -> io:
         .write(true)
         .open(dir.join(LOCK_FILE))?;
     lock.lock()?;
-    let renamed = fs::rename(artifact.0, artifact.1).and_then(|()| fs::rename(sidecar.0, sidecar.1));
+    let renamed =
+        fs::rename(artifact.0, artifact.1).and_then(|()| fs::rename(sidecar.0, sidecar.1));
     lock.unlock()?;
     renamed
 }

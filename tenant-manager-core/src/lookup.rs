@@ -63,7 +63,7 @@ impl TenantLookup {
             return Ok(Some(tenant));
         }
         let seen = self.invalidations.load(Ordering::SeqCst);
-        let found = self.from_registry(key).await?;
+        let found = self.read_registry(key).await?;
         if let Some(tenant) = &found {
             bypass_unavailable(self.cache.put(tenant).await, "put")?;
             if self.invalidations.load(Ordering::SeqCst) != seen {
@@ -96,7 +96,7 @@ impl TenantLookup {
         metrics::gauge!(CACHE_HIT_RATE).set(self.stats().hit_rate());
     }
 
-    async fn from_registry(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+    async fn read_registry(&self, key: &CacheKey) -> Result<Option<Tenant>> {
         match key {
             CacheKey::Id(id) => match self.registry.get_tenant(*id).await {
                 Ok(tenant) => Ok(Some(tenant)),

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tenant_manager_core::fs_store::FilesystemBackupStore;
 use tenant_manager_core::memory::{
-    InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry,
-    InMemoryTenantData,
+    InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData,
 };
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
@@ -17,7 +17,6 @@ use tenant_manager_core::testing::registry::sample_tenant;
 use tenant_manager_core::{
     Backup, BackupStore, Isolation, Provisioner, Result, Tenant, TenantRegistry, TenantStatus,
 };
-use tenant_manager_core::fs_store::FilesystemBackupStore;
 
 /// Collection the harness keeps its rows in.
 const ROWS: &str = "rows";
@@ -54,7 +53,10 @@ impl BackupHarness for MemoryHarness {
     }
 
     async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant> {
-        let tenant = self.registry.create_tenant(sample_tenant(isolation)).await?;
+        let tenant = self
+            .registry
+            .create_tenant(sample_tenant(isolation))
+            .await?;
         let tenant = self
             .registry
             .transition(tenant.id, TenantStatus::Provisioning, None)

@@ -46,7 +46,7 @@ mod direct {
     }
 
     pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache> {
-        Fixture::new(Arc::new(cache())).with_caps(CacheCaps::new(TTL))
+        Fixture::<dyn TenantCache>::new(Arc::new(cache())).with_caps(CacheCaps::new(TTL))
     }
 
     /// Two handles to one cache: the in-memory cache's only way to be shared.
@@ -60,7 +60,8 @@ mod direct {
     }
 
     pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue> {
-        Fixture::new(Arc::new(queue())).with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
+        Fixture::<dyn JobQueue>::new(Arc::new(queue()))
+            .with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }
 
     mod quota_suite {

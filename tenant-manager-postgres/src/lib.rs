@@ -4,6 +4,7 @@
 //! schema- and row-level (RLS) isolated tenants, connections scoped to one tenant, and
 //! pg_dump backups.
 
+pub mod backup;
 pub mod credentials;
 pub mod error;
 pub mod ident;
@@ -13,6 +14,7 @@ pub mod registry;
 pub mod servers;
 pub mod storage;
 
+pub use backup::{BackupConfig, PgDumpBackup, PgTools};
 pub use credentials::{DerivedCredentials, TenantCredentials, tenant_role};
 pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};

@@ -5,13 +5,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
-use tenant_manager_core::{Error, ServerId};
+use tenant_manager_core::{Error, Secret, ServerId};
 
 /// Connect options of one database server, as its superuser/admin (for provisioning) .
 #[derive(Clone)]
 pub struct ServerConfig {
     /// Admin connect options; the database is replaced per use.
     pub admin: PgConnectOptions,
+    /// The admin password, kept apart for child processes (`pg_dump` gets it through its
+    /// environment, never its command line). `None` with trust, peer or pgpass authentication.
+    pub admin_password: Option<Secret>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -47,14 +50,33 @@ impl ServerMap {
     pub fn with_server(mut self, id: ServerId, admin_url: &str) -> Result<Self, Error> {
         let admin = PgConnectOptions::from_str(admin_url)
             .map_err(|_| Error::invalid("database_url", "is not a valid postgres URL"))?;
-        self.servers.insert(id, ServerConfig { admin });
+        let admin_password = url_password(admin_url).map(Secret::new);
+        self.servers.insert(
+            id,
+            ServerConfig {
+                admin,
+                admin_password,
+            },
+        );
         Ok(self)
     }
 
-    /// Adds a server from connect options.
+    /// Adds a server from connect options (set the password there too, with
+    /// [`PgConnectOptions::password`]).
     #[must_use]
-    pub fn with_options(mut self, id: ServerId, admin: PgConnectOptions) -> Self {
-        self.servers.insert(id, ServerConfig { admin });
+    pub fn with_options(
+        mut self,
+        id: ServerId,
+        admin: PgConnectOptions,
+        admin_password: Option<Secret>,
+    ) -> Self {
+        self.servers.insert(
+            id,
+            ServerConfig {
+                admin,
+                admin_password,
+            },
+        );
         self
     }
 
@@ -79,5 +101,56 @@ impl ServerMap {
     /// The server ids, in order.
     pub fn ids(&self) -> impl Iterator<Item = &ServerId> {
         self.servers.keys()
+    }
+}
+
+/// The percent-decoded password of a `postgres://user:password@host/...` URL, if it has one.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let encoded = userinfo.split_once(':')?.1;
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| encoded.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_extracted_and_hidden() {
+        assert_eq!(
+            url_password("postgres://app:s%40cr%3At@db:5432/x").as_deref(),
+            Some("s@cr:t")
+        );
+        assert_eq!(url_password("postgres://app@db/x"), None);
+        assert_eq!(url_password("postgres://db/x"), None);
+        let map = ServerMap::single("postgres://app:hunter2@db:5432/postgres")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let server = map.get(&ServerId::default_server()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{server:?}").contains("hunter2"));
+        assert_eq!(
+            server.admin_password.as_ref().map(Secret::expose),
+            Some("hunter2")
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tenant_manager_core::gcra::Gcra;
 use tenant_manager_core::{
     Error, QuotaEnforcer, RateDecision, RateKey, RateLimit, Result, TenantId, UsageDecision,
     UsageKind,
@@ -18,11 +19,11 @@ const LUA_MAX_EXACT: u64 = (1 << 53) - 1;
 
 /// Rate limits and usage quotas on Redis.
 ///
-/// Rate limits use GCRA (the generic cell rate algorithm) in a Lua script: one `EVALSHA` per
+/// Rate limits use GCRA (the generic cell rate algorithm, with the formulas of
+/// [`tenant_manager_core::gcra`] in microsecond ticks) in a Lua script: one `EVALSHA` per
 /// check, timed by the server's clock (`TIME`), so instances with skewed clocks agree and
 /// concurrent checks are serialised by Redis. State per key is one integer with a TTL of at
-/// most one window. Time resolution is one microsecond: limits above one request per
-/// microsecond of window admit `window_µs` at once instead of `limit`.
+/// most one window.
 ///
 /// Usage quotas are counters in one hash per tenant, changed by an atomic check-and-consume
 /// script.
@@ -71,18 +72,14 @@ impl RedisQuotaEnforcer {
         limit: &RateLimit,
         cost: u32,
     ) -> Result<RateDecision> {
-        limit.validate()?;
-        if cost == 0 {
-            return Err(Error::invalid("cost", "must be at least 1"));
-        }
-        let (interval, tolerance) = gcra_params(limit);
+        let (interval, capacity) = gcra_params(limit, cost)?;
         let reply: Vec<i64> = self
             .pool
             .invoke(
                 scripts::GCRA
                     .key(self.pool.keys().rate(key))
                     .arg(interval)
-                    .arg(tolerance)
+                    .arg(capacity)
                     .arg(cost),
             )
             .await?;
@@ -138,13 +135,31 @@ impl RedisQuotaEnforcer {
     }
 }
 
-/// GCRA parameters in microseconds: the emission interval `T = window / limit` (at least 1)
-/// and the tolerance `tau = T * burst`, which admits exactly `burst` requests at once.
-fn gcra_params(limit: &RateLimit) -> (u64, u64) {
-    let window_us = limit.window_ms.saturating_mul(1000);
-    let interval = (window_us / limit.limit).max(1);
-    let burst = limit.limit.min(window_us);
-    (interval, interval.saturating_mul(burst))
+/// Largest limit handed to the script: keeps `capacity = limit * interval` (at most
+/// `window + limit` microseconds) exact in a Lua number.
+const MAX_SCRIPT_LIMIT: u64 = 1 << 52;
+
+/// GCRA parameters in microsecond ticks, by the formulas of [`Gcra`]: the emission interval
+/// `ceil(window / limit)` and the capacity `limit * interval`, which admits exactly `limit`
+/// requests at once.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on `rate_limit.*` for a bad limit, on `cost` for a cost of 0 or
+/// above the limit (it could never be admitted).
+fn gcra_params(limit: &RateLimit, cost: u32) -> Result<(u64, u64)> {
+    limit.validate()?;
+    let gcra = Gcra::new(
+        limit.limit.min(MAX_SCRIPT_LIMIT),
+        limit.window_ms.saturating_mul(1000),
+    )?;
+    if cost == 0 {
+        return Err(Error::invalid("cost", "must be at least 1"));
+    }
+    if u64::from(cost) > limit.limit {
+        return Err(Error::invalid("cost", "must not exceed the limit"));
+    }
+    let interval = gcra.emission_interval();
+    Ok((interval, gcra.limit().saturating_mul(interval)))
 }
 
 #[async_trait]
@@ -224,24 +239,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gcra_tolerance_admits_exactly_the_limit() {
+    fn gcra_capacity_admits_exactly_the_limit_and_bad_costs_are_refused() {
         let limit = RateLimit {
             limit: 100,
             window_ms: 900_000,
         };
-        assert_eq!(gcra_params(&limit), (9_000_000, 900_000_000));
-        // Uneven division: the tolerance is a whole number of intervals.
+        assert_eq!(gcra_params(&limit, 1).ok(), Some((9_000_000, 900_000_000)));
+        // Uneven division: the interval rounds up, the capacity is whole intervals.
         let limit = RateLimit {
             limit: 3,
-            window_ms: 1_000,
-        };
-        let (interval, tolerance) = gcra_params(&limit);
-        assert_eq!(tolerance / interval, 3);
-        // More than one per microsecond: resolution caps the burst at the window.
-        let limit = RateLimit {
-            limit: 5_000,
             window_ms: 1,
         };
-        assert_eq!(gcra_params(&limit), (1, 1_000));
+        assert_eq!(gcra_params(&limit, 1).ok(), Some((334, 1_002)));
+        let field = |cost| {
+            gcra_params(&limit, cost)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned))
+        };
+        assert_eq!(field(0).as_deref(), Some("cost"));
+        assert_eq!(field(4).as_deref(), Some("cost"));
+        assert!(gcra_params(&RateLimit { limit: 0, window_ms: 1 }, 1).is_err());
     }
 }

@@ -34,11 +34,11 @@ script!(
     CACHE_GET_ALIAS = "cache_get_alias.lua"
 );
 script!(
-    /// Tenant record and aliases, refused during an invalidation tombstone.
+    /// Tenant record and aliases.
     CACHE_PUT = "cache_put.lua"
 );
 script!(
-    /// Tombstone and publish an invalidation.
+    /// Delete and publish an invalidation.
     CACHE_INVALIDATE = "cache_invalidate.lua"
 );
 script!(

@@ -1,13 +1,15 @@
 //! Every error answer of the API: `{"error":{"code","message","field"?}}` with a fitting status.
+//!
+//! Toolkit errors go through `tenant_manager::tower::error_response`, the same mapping the
+//! middleware layers use, so a refusal looks the same wherever it is made.
 
-use std::time::Duration;
-
-use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Serialize;
 use tenant_manager::Error;
+use tenant_manager::tower::{error_response, json_error};
 
 /// The body of an error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -28,122 +30,81 @@ pub(crate) struct ErrorDetail {
     pub(crate) field: Option<String>,
 }
 
-/// An error answer. Built from [`tenant_manager::Error`] or from a request rejection.
+/// An error answer: a toolkit error, or a refusal of the HTTP layer itself.
 #[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    detail: ErrorDetail,
-    retry_after: Option<Duration>,
+pub(crate) enum ApiError {
+    /// An error of the toolkit (validation, not found, conflict, backend down, ...).
+    Toolkit(Error),
+    /// A refusal with an explicit status and code (a malformed request, a missing route).
+    Http {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
 }
 
 impl ApiError {
-    /// An answer with an explicit status and code.
-    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self {
+    /// A refusal with an explicit status and code.
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Http {
             status,
-            detail: ErrorDetail {
-                code: code.to_owned(),
-                message: message.into(),
-                field: None,
-            },
-            retry_after: None,
+            code,
+            message: message.into(),
+            field: None,
         }
     }
 
-    /// Names the input field at fault.
-    #[must_use]
-    pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.detail.field = Some(field.into());
-        self
-    }
-
-    /// The status code of the answer.
-    pub(crate) fn status(&self) -> StatusCode {
-        self.status
-    }
-}
-
-/// The HTTP status for an error of the toolkit.
-pub(crate) fn status_of(error: &Error) -> StatusCode {
-    match error {
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::Conflict { .. } | Error::InvalidTransition { .. } => StatusCode::CONFLICT,
-        Error::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden { .. } | Error::Suspended { .. } => StatusCode::FORBIDDEN,
-        Error::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::NotReady { .. } | Error::PoolExhausted { .. } | Error::Unavailable { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
+    fn rejection(status: StatusCode, message: String, field: &'static str) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "invalid_input",
+        };
+        ApiError::Http {
+            status,
+            code,
+            message,
+            field: Some(field),
         }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let status = status_of(&error);
-        let message = if status.is_server_error() && !matches!(error, Error::NotReady { .. }) {
-            tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
-            match &error {
-                Error::Unavailable { backend, .. } => format!("{backend} unavailable"),
-                Error::PoolExhausted { .. } => "no database connection available".to_owned(),
-                _ => "internal error".to_owned(),
-            }
-        } else {
-            error.to_string()
-        };
-        let retry_after = match &error {
-            Error::PoolExhausted { .. } | Error::Unavailable { .. } => Some(Duration::from_secs(1)),
-            other => other.retry_after(),
-        };
-        Self {
-            status,
-            detail: ErrorDetail {
-                code: error.code().to_owned(),
-                message,
-                field: error.field().map(str::to_owned),
-            },
-            retry_after,
-        }
+        ApiError::Toolkit(error)
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload_too_large"
-        } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            "unsupported_media_type"
-        } else {
-            "invalid_input"
-        };
-        Self::new(status, code, rejection.body_text()).with_field("body")
+        Self::rejection(rejection.status(), rejection.body_text(), "body")
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_input", rejection.body_text()).with_field("path")
+        Self::rejection(StatusCode::BAD_REQUEST, rejection.body_text(), "path")
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_input", rejection.body_text()).with_field("query")
+        Self::rejection(StatusCode::BAD_REQUEST, rejection.body_text(), "query")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorBody { error: self.detail })).into_response();
-        if let Some(after) = self.retry_after {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        match self {
+            ApiError::Toolkit(error) => error_response(&error).map(Body::new),
+            ApiError::Http {
+                status,
+                code,
+                message,
+                field,
+            } => json_error(status, code, &message, field).map(Body::new),
         }
-        response
     }
 }
 
@@ -154,7 +115,10 @@ pub(crate) async fn not_found() -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use http::header;
     use http_body_util::BodyExt as _;
 
     async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {
@@ -192,6 +156,10 @@ mod tests {
         assert_eq!(json["error"]["code"], "quota_exceeded");
         assert!(json["error"].get("field").is_none());
         assert_eq!(retry.as_deref(), Some("2"));
+
+        let (status, json, _) = body_of(ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(json["error"]["code"], "route_not_found");
     }
 
     #[tokio::test]
@@ -200,10 +168,5 @@ mod tests {
         let (status, json, _) = body_of(err.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(json["error"]["message"], "internal error");
-        let err = Error::unavailable("postgres", std::io::Error::other("password=hunter2"));
-        let (status, json, retry) = body_of(err.into()).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(json["error"]["message"], "postgres unavailable");
-        assert_eq!(retry.as_deref(), Some("1"));
     }
 }

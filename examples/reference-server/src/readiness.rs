@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
 use tenant_manager::postgres::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions};
 use tenant_manager::{BoxError, async_trait};
 
-use tenant_manager::Secret;
 
 /// How long one probe may take before its component counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -118,65 +117,34 @@ impl Probe for PostgresProbe {
     }
 }
 
-/// `PING` on the Redis server.
+/// Whether a background task (the provisioning worker) is still running.
 #[derive(Debug, Clone)]
-pub(crate) struct RedisProbe {
-    client: redis::Client,
+pub(crate) struct TaskAlive {
+    alive: Arc<AtomicBool>,
 }
 
-impl RedisProbe {
-    pub(crate) fn new(url: &Secret) -> Result<Self, BoxError> {
-        Ok(Self {
-            client: redis::Client::open(url.expose())?,
-        })
-    }
-}
-
-#[async_trait]
-impl Probe for RedisProbe {
-    async fn check(&self) -> Result<(), BoxError> {
-        let mut conn = self.client.get_multiplexed_async_connection().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
-    }
-}
-
-/// Beats of a background worker; the worker is up while it beats often enough.
-#[derive(Debug, Clone)]
-pub(crate) struct Heartbeat {
-    last_ms: Arc<AtomicU64>,
-    max_silence: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl Heartbeat {
-    /// A heartbeat that counts as stopped after `max_silence` without a beat.
-    pub(crate) fn new(max_silence: Duration) -> Self {
+impl TaskAlive {
+    /// A task that is running.
+    pub(crate) fn running() -> Self {
         Self {
-            last_ms: Arc::new(AtomicU64::new(now_ms())),
-            max_silence,
+            alive: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    /// Records a beat.
-    pub(crate) fn beat(&self) {
-        self.last_ms.store(now_ms(), Ordering::Relaxed);
+    /// Marks the task stopped.
+    pub(crate) fn stopped(&self) {
+        self.alive.store(false, Ordering::Relaxed);
     }
 }
 
 #[async_trait]
-impl Probe for Heartbeat {
+impl Probe for TaskAlive {
     async fn check(&self) -> Result<(), BoxError> {
-        let silent_ms = now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed));
-        if u128::from(silent_ms) > self.max_silence.as_millis() {
-            return Err(format!("no heartbeat for {silent_ms} ms").into());
+        if self.alive.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("the task has stopped".into())
         }
-        Ok(())
     }
 }
 
@@ -186,31 +154,24 @@ mod tests {
 
     #[tokio::test]
     async fn in_process_components_are_up_and_probes_report_failures() {
-        let stale = Heartbeat::new(Duration::ZERO);
-        stale.last_ms.store(0, Ordering::Relaxed);
-        let fresh = Heartbeat::new(Duration::from_secs(60));
-        fresh.beat();
+        let stopped = TaskAlive::running();
+        stopped.stopped();
         let readiness = Readiness::default()
             .with_in_process("database")
-            .with_probe("worker", "worker", Arc::new(stale))
-            .with_probe("other", "worker", Arc::new(fresh));
+            .with_probe("worker", "worker", Arc::new(stopped))
+            .with_probe("other", "worker", Arc::new(TaskAlive::running()));
         let report = readiness.check().await;
         assert_eq!(report["database"].status, "up");
         assert_eq!(report["worker"].status, "down");
-        assert!(report["worker"].error.as_deref().is_some_and(|e| e.contains("heartbeat")));
+        assert!(report["worker"].error.as_deref().is_some_and(|e| e.contains("stopped")));
         assert_eq!(report["other"].status, "up");
     }
 
     #[tokio::test]
-    async fn a_real_postgres_and_redis_answer_and_a_closed_port_does_not() {
+    async fn a_real_postgres_answers_and_a_closed_port_does_not() {
         let db = tenant_manager_test_support::TestDatabase::create().await;
         let probe = PostgresProbe::new(db.connect_options());
         assert!(probe.check().await.is_ok());
-        let redis = tenant_manager_test_support::TestRedis::create().await;
-        let probe = RedisProbe::new(&Secret::new(redis.url())).unwrap_or_else(|e| panic!("{e}"));
-        assert!(probe.check().await.is_ok());
-        let closed = RedisProbe::new(&Secret::new("redis://127.0.0.1:1")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(closed.check().await.is_err());
         let closed = PostgresProbe::new(db.connect_options().port(1));
         assert!(closed.check().await.is_err());
     }

@@ -229,10 +229,9 @@ impl InMemoryRegistry {
     fn ids_after(&self, after: Option<TenantId>) -> Vec<TenantId> {
         let order = self.order.read().unwrap_or_else(PoisonError::into_inner);
         let range = match after {
-            Some(after) => order.range((
-                std::ops::Bound::Excluded(after),
-                std::ops::Bound::Unbounded,
-            )),
+            Some(after) => {
+                order.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            }
             None => order.range(..),
         };
         range.take(LIST_BATCH).copied().collect()
@@ -376,7 +375,13 @@ impl TenantRegistry for InMemoryRegistry {
         if let Some(Some(domain)) = &new_domain
             && old_domain.as_deref() != Some(domain.as_str())
         {
-            claim(&self.by_domain, domain.clone(), id, Entity::Tenant, "domain")?;
+            claim(
+                &self.by_domain,
+                domain.clone(),
+                id,
+                Entity::Tenant,
+                "domain",
+            )?;
         }
         update.apply(&mut tenant, OffsetDateTime::now_utc());
         if let Some(old) = old_domain
@@ -394,7 +399,8 @@ impl TenantRegistry for InMemoryRegistry {
         reason: Option<String>,
     ) -> Result<Tenant> {
         if let Some(reason) = &reason
-            && (reason.chars().count() > 1000 || reason.chars().any(|c| c.is_control() && c != '\n'))
+            && (reason.chars().count() > 1000
+                || reason.chars().any(|c| c.is_control() && c != '\n'))
         {
             return Err(Error::invalid(
                 "reason",
@@ -442,7 +448,8 @@ impl TenantRegistry for InMemoryRegistry {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        self.by_slug.remove_if(&tenant.slug, |_, owner| *owner == id);
+        self.by_slug
+            .remove_if(&tenant.slug, |_, owner| *owner == id);
         if let Some(domain) = &tenant.domain {
             self.by_domain.remove_if(domain, |_, owner| *owner == id);
         }

@@ -167,10 +167,8 @@ impl InMemoryTenantData {
             return Ok(Vec::new());
         };
         let range = match after {
-            Some(after) => records.range::<str, _>((
-                std::ops::Bound::Excluded(after),
-                std::ops::Bound::Unbounded,
-            )),
+            Some(after) => records
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => records.range::<str, _>(..),
         };
         Ok(range

@@ -4,7 +4,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bb8::{Pool, QueueStrategy, RunError};
+use bb8::{ManageConnection, Pool, QueueStrategy, RunError};
 use dashmap::DashMap;
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;

@@ -247,8 +247,8 @@ struct SharedCause(Arc<Error>);
 impl std::fmt::Display for SharedCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match std::error::Error::source(&*self.0) {
-            Some(source) => source.fmt(f),
-            None => self.0.fmt(f),
+            Some(source) => std::fmt::Display::fmt(source, f),
+            None => std::fmt::Display::fmt(&*self.0, f),
         }
     }
 }

@@ -72,7 +72,10 @@ macro_rules! backup_conformance {
 
 fn isolations(h: &dyn BackupHarness) -> Vec<Isolation> {
     let modes = h.isolations().to_vec();
-    assert!(!modes.is_empty(), "the harness lists at least one isolation");
+    assert!(
+        !modes.is_empty(),
+        "the harness lists at least one isolation"
+    );
     modes
 }
 
@@ -166,7 +169,11 @@ pub async fn list_newest_first(h: &dyn BackupHarness) {
     let expected: Vec<BackupId> = taken.iter().rev().map(|r| r.id).collect();
     assert_eq!(ids, expected);
     assert!(listed.iter().all(|r| r.tenant_id == tenant.id));
-    assert!(listed.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].created_at >= w[1].created_at)
+    );
     for (record, original) in listed.iter().rev().zip(&taken) {
         assert_eq!(record, original);
     }
@@ -222,7 +229,13 @@ pub async fn prune_by_retention(h: &dyn BackupHarness) {
         h.backup().prune(None, retention).await.expect("prune all"),
         1
     );
-    assert!(h.backup().list(other.id).await.expect("list other").is_empty());
+    assert!(
+        h.backup()
+            .list(other.id)
+            .await
+            .expect("list other")
+            .is_empty()
+    );
     expect_not_found(
         h.backup().restore(others_old.id, &other).await,
         Entity::Backup,

@@ -99,7 +99,9 @@ pub async fn corrupt_file(root: &Path, key: &str) {
         Some(b) => *b ^= 0xff,
         None => bytes.push(0),
     }
-    tokio::fs::write(&path, bytes).await.expect("write artifact");
+    tokio::fs::write(&path, bytes)
+        .await
+        .expect("write artifact");
 }
 
 /// Damages the artifact of `key` in the [`InMemoryBackupStore`] kept as `fixture`'s guard
@@ -247,10 +249,7 @@ pub async fn bad_keys_are_refused(s: &dyn BackupStore) {
     assert!(!dest.exists());
     for prefix in ["../", "/", "a/../.."] {
         assert!(
-            matches!(
-                s.list(prefix).await,
-                Err(Error::InvalidInput { .. })
-            ),
+            matches!(s.list(prefix).await, Err(Error::InvalidInput { .. })),
             "list({prefix:?}) must be refused"
         );
     }
@@ -302,7 +301,10 @@ pub async fn delete_missing_is_ok(s: &dyn BackupStore) {
     s.put_file(&key, &source).await.expect("put");
     s.put_file(&keep, &source).await.expect("put kept");
     s.delete(&key).await.expect("delete");
-    expect_not_found(s.get_file(&key, &dir.path().join("out")).await, Entity::Backup);
+    expect_not_found(
+        s.get_file(&key, &dir.path().join("out")).await,
+        Entity::Backup,
+    );
     let listed: Vec<String> = s
         .list(&p)
         .await
@@ -322,7 +324,8 @@ pub async fn get_missing_is_not_found(s: &dyn BackupStore) {
     let dir = ScratchDir::new("store-missing");
     let dest = dir.path().join("out");
     expect_not_found(
-        s.get_file(&format!("{}/missing.dump", prefix()), &dest).await,
+        s.get_file(&format!("{}/missing.dump", prefix()), &dest)
+            .await,
         Entity::Backup,
     );
     assert!(!dest.exists());

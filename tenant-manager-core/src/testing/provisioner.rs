@@ -63,7 +63,10 @@ fn supported(p: &dyn Provisioner) -> Vec<Isolation> {
         .into_iter()
         .filter(|i| caps.supports(*i))
         .collect();
-    assert!(!modes.is_empty(), "a provisioner supports at least one isolation");
+    assert!(
+        !modes.is_empty(),
+        "a provisioner supports at least one isolation"
+    );
     modes
 }
 
@@ -79,8 +82,16 @@ pub async fn provision_runs_every_step_in_order(p: &dyn Provisioner) {
         let tenant = sample_tenant_record(isolation);
         let report = p.provision(&tenant).await.expect("provision");
         let steps = &report.steps_run;
-        assert_eq!(steps.first(), Some(&ProvisionStep::Reserved), "{isolation}: {steps:?}");
-        assert_eq!(steps.last(), Some(&ProvisionStep::Active), "{isolation}: {steps:?}");
+        assert_eq!(
+            steps.first(),
+            Some(&ProvisionStep::Reserved),
+            "{isolation}: {steps:?}"
+        );
+        assert_eq!(
+            steps.last(),
+            Some(&ProvisionStep::Active),
+            "{isolation}: {steps:?}"
+        );
         assert!(
             steps.windows(2).all(|w| w[0] < w[1]),
             "{isolation}: steps out of order or repeated: {steps:?}"
@@ -96,7 +107,11 @@ pub async fn second_provision_runs_no_step(p: &dyn Provisioner) {
         let tenant = sample_tenant_record(isolation);
         p.provision(&tenant).await.expect("first");
         let again = p.provision(&tenant).await.expect("second");
-        assert!(again.steps_run.is_empty(), "{isolation}: {:?}", again.steps_run);
+        assert!(
+            again.steps_run.is_empty(),
+            "{isolation}: {:?}",
+            again.steps_run
+        );
         assert!(p.is_provisioned(&tenant).await.expect("is_provisioned"));
         cleanup(p, &[tenant]).await;
     }

@@ -165,9 +165,7 @@ fn expect_invalid_transition<T: std::fmt::Debug>(
     to: TenantStatus,
 ) {
     match result {
-        Err(Error::InvalidTransition {
-            from: f, to: t, ..
-        }) if f == from && t == to => {}
+        Err(Error::InvalidTransition { from: f, to: t, .. }) if f == from && t == to => {}
         other => panic!("expected InvalidTransition {from} -> {to}, got {other:?}"),
     }
 }
@@ -302,7 +300,10 @@ pub async fn create_with_owner_and_find_user(r: &dyn TenantRegistry) {
         r.create_tenant_with_owner(other.clone(), stray).await,
         "tenant_id",
     );
-    assert_eq!(r.find_tenant_by_slug(&other.slug).await.expect("slug"), None);
+    assert_eq!(
+        r.find_tenant_by_slug(&other.slug).await.expect("slug"),
+        None
+    );
 }
 
 /// A taken slug is a conflict on `slug`.
@@ -328,7 +329,10 @@ pub async fn domain_conflict(r: &dyn TenantRegistry) {
         .expect("first");
     let second = sample_tenant(Isolation::Shared).with_domain(Some(domain.to_ascii_uppercase()));
     expect_conflict(r.create_tenant(second.clone()).await, "domain");
-    assert_eq!(r.find_tenant_by_slug(&second.slug).await.expect("slug"), None);
+    assert_eq!(
+        r.find_tenant_by_slug(&second.slug).await.expect("slug"),
+        None
+    );
     // The failed creation released the slug it had claimed.
     let retry = NewTenant::new(second.slug.clone(), "Retry", Isolation::Shared).unwrap();
     r.create_tenant(retry).await.expect("slug free again");
@@ -347,10 +351,19 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     let second = sample_tenant(Isolation::Schema).with_domain(Some(domain.clone()));
     let mut dup = sample_user(second.id, Role::Owner);
     dup.email = email.clone();
-    expect_conflict(r.create_tenant_with_owner(second.clone(), dup).await, "email");
+    expect_conflict(
+        r.create_tenant_with_owner(second.clone(), dup).await,
+        "email",
+    );
     expect_not_found(r.get_tenant(second.id).await, Entity::Tenant);
-    assert_eq!(r.find_tenant_by_slug(&second.slug).await.expect("slug"), None);
-    assert_eq!(r.find_tenant_by_domain(&domain).await.expect("domain"), None);
+    assert_eq!(
+        r.find_tenant_by_slug(&second.slug).await.expect("slug"),
+        None
+    );
+    assert_eq!(
+        r.find_tenant_by_domain(&domain).await.expect("domain"),
+        None
+    );
     // The slug and domain of the failed registration are free.
     let retry = NewTenant::new(second.slug.clone(), "Retry", Isolation::Schema)
         .unwrap()
@@ -411,7 +424,11 @@ pub async fn concurrent_same_email_one_winner(r: &dyn TenantRegistry) {
     }
     assert_eq!(winners, 1);
     assert_eq!(r.count_tenants(None).await.expect("count"), before + 1);
-    let user = r.find_user_by_email(&email).await.expect("email").expect("winner's owner");
+    let user = r
+        .find_user_by_email(&email)
+        .await
+        .expect("email")
+        .expect("winner's owner");
     r.get_tenant(user.tenant_id).await.expect("winner's tenant");
 }
 
@@ -491,7 +508,12 @@ pub async fn all_transitions_follow_the_life_cycle(r: &dyn TenantRegistry) {
 
 /// A transition records its reason, and a transition without one clears it.
 pub async fn transition_records_reason(r: &dyn TenantRegistry) {
-    let tenant = tenant_in(r, sample_tenant(Isolation::Shared), TenantStatus::Provisioning).await;
+    let tenant = tenant_in(
+        r,
+        sample_tenant(Isolation::Shared),
+        TenantStatus::Provisioning,
+    )
+    .await;
     let failed = r
         .transition(
             tenant.id,
@@ -509,7 +531,10 @@ pub async fn transition_records_reason(r: &dyn TenantRegistry) {
         .await
         .expect("retry");
     assert_eq!(retry.status_reason, None);
-    assert_eq!(r.get_tenant(tenant.id).await.expect("get").status_reason, None);
+    assert_eq!(
+        r.get_tenant(tenant.id).await.expect("get").status_reason,
+        None
+    );
 }
 
 /// Paging through a filtered listing returns every match once, in id order, with no
@@ -595,7 +620,8 @@ pub async fn pagination_without_skips_or_repeats(r: &dyn TenantRegistry) {
 
 /// Counts follow creations and transitions; the total leaves out `Deleted` tenants.
 pub async fn count_by_status(r: &dyn TenantRegistry) {
-    let count = |status: Option<TenantStatus>| async move { r.count_tenants(status).await.expect("count") };
+    let count =
+        |status: Option<TenantStatus>| async move { r.count_tenants(status).await.expect("count") };
     let (all, pending, active, deleted) = (
         count(None).await,
         count(Some(TenantStatus::Pending)).await,
@@ -655,9 +681,18 @@ pub async fn purge_only_after_deleted(r: &dyn TenantRegistry) {
     expect_not_found(r.get_tenant(tenant.id).await, Entity::Tenant);
     expect_not_found(r.get_user(user.id).await, Entity::User);
     expect_not_found(r.get_user(member.id).await, Entity::User);
-    assert_eq!(r.find_tenant_by_slug(&tenant.slug).await.expect("slug"), None);
-    assert_eq!(r.find_tenant_by_domain(&domain).await.expect("domain"), None);
-    assert_eq!(r.find_user_by_email(&user.email).await.expect("email"), None);
+    assert_eq!(
+        r.find_tenant_by_slug(&tenant.slug).await.expect("slug"),
+        None
+    );
+    assert_eq!(
+        r.find_tenant_by_domain(&domain).await.expect("domain"),
+        None
+    );
+    assert_eq!(
+        r.find_user_by_email(&user.email).await.expect("email"),
+        None
+    );
     expect_not_found(r.purge_tenant(tenant.id).await, Entity::Tenant);
     // Slug, domain and e-mail are free again.
     let again = NewTenant::new(tenant.slug.clone(), "Again", Isolation::Schema)
@@ -723,7 +758,10 @@ pub async fn update_validates_and_applies(r: &dyn TenantRegistry) {
         .expect("clear");
     assert_eq!(cleared.quota, None);
     assert_eq!(cleared.domain, None);
-    assert_eq!(r.find_tenant_by_domain(&new_domain).await.expect("gone"), None);
+    assert_eq!(
+        r.find_tenant_by_domain(&new_domain).await.expect("gone"),
+        None
+    );
 
     // A moved placement is kept.
     let placement = Placement {
@@ -748,8 +786,11 @@ pub async fn update_validates_and_applies(r: &dyn TenantRegistry) {
         "name",
     );
     expect_invalid(
-        r.update_tenant(tenant.id, TenantUpdate::default().with_name("x".repeat(201)))
-            .await,
+        r.update_tenant(
+            tenant.id,
+            TenantUpdate::default().with_name("x".repeat(201)),
+        )
+        .await,
         "name",
     );
     expect_invalid(
@@ -765,8 +806,11 @@ pub async fn update_validates_and_applies(r: &dyn TenantRegistry) {
         ..QuotaPolicy::default()
     };
     expect_invalid(
-        r.update_tenant(tenant.id, TenantUpdate::default().with_quota(Some(bad_quota)))
-            .await,
+        r.update_tenant(
+            tenant.id,
+            TenantUpdate::default().with_quota(Some(bad_quota)),
+        )
+        .await,
         "max_connections",
     );
     assert_eq!(r.get_tenant(tenant.id).await.expect("get"), before);
@@ -822,7 +866,10 @@ pub async fn bad_input_is_refused_with_field(r: &dyn TenantRegistry) {
             "domain",
             Box::new(|t| t.domain = Some("x'; DROP TABLE tenants; --.com".into())),
         ),
-        ("domain", Box::new(|t| t.domain = Some("bücher.example".into()))),
+        (
+            "domain",
+            Box::new(|t| t.domain = Some("bücher.example".into())),
+        ),
         ("domain", Box::new(|t| t.domain = Some(String::new()))),
         ("domain", Box::new(|t| t.domain = Some("nodot".into()))),
         (
@@ -856,11 +903,17 @@ pub async fn bad_input_is_refused_with_field(r: &dyn TenantRegistry) {
     }
     // Users need an existing tenant.
     expect_not_found(
-        r.create_user(sample_user(TenantId::new(), Role::Member)).await,
+        r.create_user(sample_user(TenantId::new(), Role::Member))
+            .await,
         Entity::Tenant,
     );
     let too_long_reason = "r".repeat(1001);
-    let tenant = tenant_in(r, sample_tenant(Isolation::Shared), TenantStatus::Provisioning).await;
+    let tenant = tenant_in(
+        r,
+        sample_tenant(Isolation::Shared),
+        TenantStatus::Provisioning,
+    )
+    .await;
     expect_invalid(
         r.transition(tenant.id, TenantStatus::Failed, Some(too_long_reason))
             .await,
@@ -885,12 +938,20 @@ pub async fn unicode_and_sql_metacharacters_are_stored_verbatim(r: &dyn TenantRe
         assert_eq!(created.name, name);
         assert_eq!(r.get_tenant(created.id).await.expect("get").name, name);
         let updated = r
-            .update_tenant(created.id, TenantUpdate::default().with_name(format!("{name}!")))
+            .update_tenant(
+                created.id,
+                TenantUpdate::default().with_name(format!("{name}!")),
+            )
             .await
             .expect("update");
         assert_eq!(updated.name, format!("{name}!"));
     }
-    let tenant = tenant_in(r, sample_tenant(Isolation::Shared), TenantStatus::Provisioning).await;
+    let tenant = tenant_in(
+        r,
+        sample_tenant(Isolation::Shared),
+        TenantStatus::Provisioning,
+    )
+    .await;
     let reason = "ERROR: relation \"x\" does not exist; O'Brien ü";
     let failed = r
         .transition(tenant.id, TenantStatus::Failed, Some(reason.into()))
@@ -969,7 +1030,13 @@ pub async fn unknown_ids_are_not_found(r: &dyn TenantRegistry) {
     let listed = r.list_users(TenantId::new()).await;
     assert!(
         matches!(&listed, Ok(users) if users.is_empty())
-            || matches!(&listed, Err(Error::NotFound { entity: Entity::Tenant, .. })),
+            || matches!(
+                &listed,
+                Err(Error::NotFound {
+                    entity: Entity::Tenant,
+                    ..
+                })
+            ),
         "{listed:?}"
     );
 }

@@ -19,7 +19,7 @@ pub(crate) struct Applied {
 
 /// The newest successfully applied version in the scope's `_sqlx_migrations` (0 when the
 /// table does not exist yet).
-async fn current_version(conn: &mut PgConnection) -> Result<i64> {
+pub(crate) async fn current_version(conn: &mut PgConnection) -> Result<i64> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await

@@ -93,12 +93,4 @@ impl TenantMigrations {
         }
         hex::encode(&hash.finalize()[..8])
     }
-
-    /// Whether any migration of the set newer than `version` must run outside a transaction.
-    pub(crate) fn needs_no_tx(&self, isolation: Isolation, version: i64) -> bool {
-        self.migrator(isolation).is_some_and(|m| {
-            m.iter()
-                .any(|mig| mig.version > version && mig.no_tx)
-        })
-    }
 }

@@ -72,3 +72,23 @@ async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Result<
     crate::provision::admin::close(conn).await;
     result
 }
+
+/// Reads the version a tenant's storage is at (after a restore) and records it.
+pub(crate) async fn refresh_version(storage: &TenantStorage, tenant: &Tenant) -> Result<i64> {
+    let target = storage.target(tenant)?;
+    let mut conn = storage.connect(&target.server, &target.database).await?;
+    let version = async {
+        let mut tx = sqlx::Connection::begin(&mut conn)
+            .await
+            .map_err(|e| crate::error::map_sqlx(tenant_manager_core::Entity::Tenant, e))?;
+        scope_of(storage, &target, tenant)?.enter(&mut tx, true).await?;
+        let version = super::apply::current_version(&mut tx).await?;
+        let _ = tx.rollback().await;
+        Ok(version)
+    }
+    .await;
+    crate::provision::admin::close(conn).await;
+    let version = version?;
+    record::migrated(&storage.global, tenant.id, version).await?;
+    Ok(version)
+}

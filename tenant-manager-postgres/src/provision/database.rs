@@ -5,13 +5,35 @@ use tenant_manager_core::{Entity, Error, Result, Tenant};
 use super::admin::{self, Login};
 use super::{scram, template};
 use crate::credentials::TenantCredentials;
+use crate::ident::{Ident, quote_literal};
 use crate::storage::{Target, TenantStorage};
 
-fn role_of(target: &Target) -> Result<&crate::ident::Ident> {
+pub(crate) fn role_of(target: &Target) -> Result<&Ident> {
     target
         .role
         .as_ref()
         .ok_or_else(|| Error::internal("database isolation without a role"))
+}
+
+/// Gives a tenant database to its role and closes it to everyone else (`PUBLIC` loses
+/// `CONNECT`), marking it as the tenant's.
+pub(crate) async fn secure(
+    conn: &mut sqlx::PgConnection,
+    db: &Ident,
+    role: &Ident,
+    marker: &str,
+) -> Result<()> {
+    admin::ddl(
+        conn,
+        format!(
+            "ALTER DATABASE {db} OWNER TO {role}; \
+             COMMENT ON DATABASE {db} IS {}; \
+             REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
+             GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
+            quote_literal(marker)
+        ),
+    )
+    .await
 }
 
 /// Creates (or completes) the role and database; returns the template used, if the database
@@ -51,17 +73,7 @@ pub(crate) async fn create(
                 }
             }
         }
-        admin::ddl(
-            &mut conn,
-            format!(
-                "ALTER DATABASE {db} OWNER TO {role}; \
-                 COMMENT ON DATABASE {db} IS {}; \
-                 REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
-                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
-                crate::ident::quote_literal(&marker)
-            ),
-        )
-        .await?;
+        secure(&mut conn, db, role, &marker).await?;
         Ok(used_template)
     }
     .await;

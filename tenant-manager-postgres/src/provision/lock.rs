@@ -1,5 +1,7 @@
 //! Advisory locks: one key per tenant (provisioning, migrating) or per shared object.
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Postgres, Transaction};
 use tenant_manager_core::{Entity, Result, TenantId};
@@ -26,9 +28,17 @@ pub(crate) fn tenant_key(tenant: TenantId) -> i64 {
     lock_key("tenant", &[&tenant.to_string()])
 }
 
+/// First and longest pause between two tries of a busy tenant lock.
+const RETRY_FIRST: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_millis(250);
+
 /// A per-tenant lock held on the global database: a transaction holding
 /// `pg_advisory_xact_lock`, so the lock ends with the transaction even when the holder
-/// errors out, panics or loses its connection.
+/// errors out, is cancelled or loses its connection.
+///
+/// Waiting is a loop of `pg_try_advisory_xact_lock` with backoff, not a blocking
+/// `pg_advisory_xact_lock`: a waiter holds no pooled connection between tries, so any number
+/// of waiters cannot starve the holder of the connections it needs to record its steps.
 #[derive(Debug)]
 pub(crate) struct TenantLock {
     tx: Transaction<'static, Postgres>,
@@ -37,13 +47,22 @@ pub(crate) struct TenantLock {
 impl TenantLock {
     /// Waits for the tenant's lock.
     pub(crate) async fn acquire(pool: &PgPool, tenant: TenantId) -> Result<Self> {
-        let mut tx = pool.begin().await.map_db(Entity::Tenant)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(tenant_key(tenant))
-            .execute(&mut *tx)
-            .await
-            .map_db(Entity::Tenant)?;
-        Ok(Self { tx })
+        let key = tenant_key(tenant);
+        let mut pause = RETRY_FIRST;
+        loop {
+            let mut tx = pool.begin().await.map_db(Entity::Tenant)?;
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_db(Entity::Tenant)?;
+            if locked {
+                return Ok(Self { tx });
+            }
+            tx.rollback().await.map_db(Entity::Tenant)?;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MAX);
+        }
     }
 
     /// Releases the lock now (dropping the value releases it too, on the connection's return).

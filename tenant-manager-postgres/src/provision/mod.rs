@@ -14,7 +14,7 @@
 //! | `Shared` | rows tagged `tenant_id` in shared tables with forced row-level security | the shared owner role |
 
 pub(crate) mod admin;
-mod database;
+pub(crate) mod database;
 mod hook;
 pub(crate) mod lock;
 mod schema;

@@ -203,9 +203,13 @@ impl TenantRegistry for PostgresRegistry {
         reason: Option<String>,
     ) -> Result<Tenant> {
         if let Some(reason) = &reason
-            && reason.len() > 2000
+            && (reason.chars().count() > 1000
+                || reason.chars().any(|c| c.is_control() && c != '\n'))
         {
-            return Err(Error::invalid("reason", "must be at most 2000 bytes"));
+            return Err(Error::invalid(
+                "reason",
+                "must be at most 1000 characters without control characters",
+            ));
         }
         let mut conn = self.conn().await?;
         tenants::transition(&mut conn, id, to, reason).await

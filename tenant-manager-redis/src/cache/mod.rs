@@ -16,9 +16,6 @@ use crate::pool::RedisPool;
 use crate::scripts;
 use local::Local;
 
-/// Value of a record key during the tombstone that follows an invalidation.
-const TOMBSTONE: &str = "~";
-
 /// Settings of a [`RedisTenantCache`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -29,21 +26,17 @@ pub struct TenantCacheConfig {
     pub local_ttl: Duration,
     /// Most tenants held locally.
     pub local_capacity: u64,
-    /// After an invalidation, how long Redis refuses to cache the tenant again, so a reader
-    /// that fetched the record before the change cannot put the old version back.
-    pub tombstone: Duration,
     /// How often the subscriber pings its connection to notice a silent disconnection.
     pub ping_interval: Duration,
 }
 
 impl Default for TenantCacheConfig {
-    /// 5 min in Redis, 60 s locally for up to 10,000 tenants, 2 s tombstone, 1 s ping.
+    /// 5 min in Redis, 60 s locally for up to 10,000 tenants, 1 s ping.
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(300),
             local_ttl: Duration::from_secs(60),
             local_capacity: 10_000,
-            tombstone: Duration::from_secs(2),
             ping_interval: Duration::from_secs(1),
         }
     }
@@ -71,13 +64,6 @@ impl TenantCacheConfig {
         self
     }
 
-    /// Sets the tombstone time.
-    #[must_use]
-    pub fn with_tombstone(mut self, tombstone: Duration) -> Self {
-        self.tombstone = tombstone;
-        self
-    }
-
     /// Sets the subscriber's ping interval.
     #[must_use]
     pub fn with_ping_interval(mut self, interval: Duration) -> Self {
@@ -95,7 +81,6 @@ impl TenantCacheConfig {
         for (field, value) in [
             ("cache.ttl", self.ttl),
             ("cache.local_ttl", self.local_ttl),
-            ("cache.tombstone", self.tombstone),
             ("cache.ping_interval", self.ping_interval),
         ] {
             if value < ms || value > day {
@@ -133,9 +118,9 @@ pub struct TenantCacheStats {
 /// - Records live under `<prefix>tenant:id:<id>`; slug and domain keys hold the id, and a
 ///   lookup through them is one round trip (a Lua script). A record whose slug or domain no
 ///   longer matches the key is a miss.
-/// - [`TenantCache::invalidate`] drops the local copy, replaces the Redis record by a short
-///   tombstone and `PUBLISH`es the id on `<prefix>tenant-invalidate`; every instance's
-///   subscriber drops its copy on receipt, well within a second.
+/// - [`TenantCache::invalidate`] drops the local copy and the Redis record and `PUBLISH`es
+///   the id on `<prefix>tenant-invalidate` (one script); every instance's subscriber drops its
+///   copy on receipt, well within a second.
 /// - While the subscriber is disconnected (it reconnects with backoff) the local layer is
 ///   bypassed, and it is emptied on resubscription, so staleness stays bounded by the
 ///   invalidation path, never by a TTL.
@@ -226,7 +211,7 @@ impl RedisTenantCache {
         metrics::counter!("tenant_cache_lookups_total", "result" => result).increment(1);
     }
 
-    /// The record for `key` from Redis: `None` when absent or tombstoned.
+    /// The record for `key` from Redis.
     async fn fetch(&self, key: &CacheKey) -> Result<Option<Tenant>> {
         let keys = self.inner.pool.keys();
         let raw: Option<String> = match key {
@@ -257,12 +242,11 @@ impl RedisTenantCache {
                     .await?
             }
         };
-        match raw.as_deref() {
-            None | Some(TOMBSTONE) => Ok(None),
-            Some(json) => serde_json::from_str::<Tenant>(json)
-                .map(Some)
-                .map_err(|e| Error::internal_with("cached tenant record is not readable", e)),
-        }
+        raw.map(|json| {
+            serde_json::from_str::<Tenant>(&json)
+                .map_err(|e| Error::internal_with("cached tenant record is not readable", e))
+        })
+        .transpose()
     }
 }
 
@@ -323,13 +307,11 @@ impl TenantCache for RedisTenantCache {
             .arg(json)
             .arg(millis(self.inner.config.ttl))
             .arg(tenant.id.to_string());
-        let cached: i64 = self.inner.pool.invoke(&script).await?;
-        if cached == 1 {
-            self.inner
-                .local
-                .insert(&CacheKey::Id(tenant.id), Arc::new(tenant.clone()), generation)
-                .await;
-        }
+        let _: i64 = self.inner.pool.invoke(&script).await?;
+        self.inner
+            .local
+            .insert(&CacheKey::Id(tenant.id), Arc::new(tenant.clone()), generation)
+            .await;
         Ok(())
     }
 
@@ -342,12 +324,11 @@ impl TenantCache for RedisTenantCache {
             .invoke::<i64>(
                 scripts::CACHE_INVALIDATE
                     .key(self.inner.pool.keys().tenant(id))
-                    .arg(millis(self.inner.config.tombstone))
                     .arg(&self.inner.channel)
                     .arg(id.to_string()),
             )
             .await;
-        // A lookup that read Redis before the tombstone may have cached the old record since.
+        // A lookup that read Redis before the delete may have cached the old record since.
         local.invalidate(id).await;
         published.map(drop)
     }

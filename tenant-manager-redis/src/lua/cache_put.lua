@@ -1,12 +1,6 @@
 -- Caches a tenant record under its id and points its aliases at the id.
 -- KEYS[1]     record key;  KEYS[2..]  alias keys (slug, domain)
 -- ARGV[1]     record (JSON);  ARGV[2] TTL in ms;  ARGV[3] tenant id
--- A record invalidated moments ago (its key holds the tombstone '~') is not cached again:
--- the caller may have read it before the change that caused the invalidation.
--- Returns 1 when cached, 0 when refused by a tombstone.
-if redis.call('GET', KEYS[1]) == '~' then
-  return 0
-end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], ARGV[3], 'PX', ARGV[2])

@@ -47,8 +47,8 @@ struct Subject {
 }
 
 impl QuotaState {
-    /// The key and limit of a request, or the refusal when neither tenant nor client is known.
-    fn subject<B>(&self, request: &Request<B>) -> Result<Subject, Refusal> {
+    /// The key and limit of a request, or what to add when neither tenant nor client is known.
+    fn subject<B>(&self, request: &Request<B>) -> Result<Subject, &'static str> {
         let tenant = request.extensions().get::<TenantContext>();
         match (self.config.scope, tenant) {
             (QuotaScope::TenantOrClient | QuotaScope::Tenant, Some(context)) => Ok(Subject {
@@ -56,22 +56,22 @@ impl QuotaState {
                 limit: self.config.rates.rate_for(&context.tenant),
                 scope: "tenant",
             }),
-            (QuotaScope::Tenant, None) => Err(missing_layer(
+            (QuotaScope::Tenant, None) => Err(
                 "QuotaLayer with QuotaScope::Tenant found no TenantContext: \
                  add tenant_manager_tower::TenantLayer in front of it",
-            )),
+            ),
             _ => match client::client_ip(request, &self.config.client_ip) {
                 Some(ip) => Ok(Subject {
                     key: RateKey::client(ip),
                     limit: self.config.client_limit,
                     scope: "client",
                 }),
-                None => Err(missing_layer(
+                None => Err(
                     "QuotaLayer found no client address: serve with \
                      into_make_service_with_connect_info::<SocketAddr>(), insert \
                      tenant_manager_tower::ClientAddr, or trust a proxy header with \
                      ClientIpSource::Header",
-                )),
+                ),
             },
         }
     }
@@ -156,7 +156,7 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let subject = match self.state.subject(&request) {
             Ok(subject) => subject,
-            Err(refusal) => return ResponseFuture::new(GateFuture::refused(refusal)),
+            Err(missing) => return ResponseFuture::new(GateFuture::refused(missing_layer(missing))),
         };
         let state = self.state.clone();
         let check = Box::pin(async move { state.check(subject).await });

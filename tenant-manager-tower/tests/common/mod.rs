@@ -131,35 +131,28 @@ pub struct Echo {
     pub calls: Arc<AtomicUsize>,
 }
 
+/// The echo handler's future.
+pub type EchoFuture = futures::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
 impl Echo {
     pub fn service(
         &self,
-    ) -> impl tower::Service<
-        Request<Full<Bytes>>,
-        Response = Response<Full<Bytes>>,
-        Error = Infallible,
-        Future = impl Send,
-    > + Clone
-    + Send
-    + 'static
-    + use<> {
+    ) -> tower::util::ServiceFn<impl FnMut(Request<Full<Bytes>>) -> EchoFuture + Clone + use<>>
+    {
         let calls = self.calls.clone();
         tower::service_fn(move |request: Request<Full<Bytes>>| {
             calls.fetch_add(1, Ordering::SeqCst);
-            let context = request.extensions().get::<TenantContext>().cloned();
-            async move {
-                let body = match context {
-                    Some(context) => json!({
-                        "tenant": context.tenant.id,
-                        "slug": context.tenant.slug,
-                        "user": context.user,
-                        "role": context.role,
-                        "via": context.via.as_str(),
-                    }),
-                    None => json!({ "tenant": null }),
-                };
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
-            }
+            let body = match request.extensions().get::<TenantContext>() {
+                Some(context) => json!({
+                    "tenant": context.tenant.id,
+                    "slug": context.tenant.slug,
+                    "user": context.user,
+                    "role": context.role,
+                    "via": context.via.as_str(),
+                }),
+                None => json!({ "tenant": null }),
+            };
+            futures::future::ready(Ok(Response::new(Full::new(Bytes::from(body.to_string())))))
         })
     }
 
@@ -188,7 +181,8 @@ where
     let value = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(format!("{bytes:?}")))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (parts.status.as_u16(), parts.headers, value)
 }

@@ -78,6 +78,9 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown (`SHUTDOWN_TIMEOUT_MS`, default 30 s).
     pub shutdown_timeout: Duration,
+    /// Reverse proxies in front that append to `X-Forwarded-For` (`TRUSTED_PROXY_HOPS`,
+    /// default 0: rate limits count the connection's peer address).
+    pub trusted_proxy_hops: usize,
 }
 
 impl Default for HttpConfig {
@@ -90,6 +93,7 @@ impl Default for HttpConfig {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            trusted_proxy_hops: 0,
         }
     }
 }
@@ -165,6 +169,7 @@ impl HttpConfig {
             vars.int_in::<usize>("REQUEST_BODY_LIMIT_BYTES", 1024..=64 * 1024 * 1024, 1 << 20)?;
         let timeout_ms = vars.int_in::<u64>("REQUEST_TIMEOUT_MS", 100..=600_000, 30_000)?;
         let shutdown_ms = vars.int_in::<u64>("SHUTDOWN_TIMEOUT_MS", 0..=600_000, 30_000)?;
+        let trusted_proxy_hops = vars.int_in::<usize>("TRUSTED_PROXY_HOPS", 0..=16, 0)?;
         Ok(Self {
             bind,
             port,
@@ -173,6 +178,7 @@ impl HttpConfig {
             body_limit_bytes,
             request_timeout: Duration::from_millis(timeout_ms),
             shutdown_timeout: Duration::from_millis(shutdown_ms),
+            trusted_proxy_hops,
         })
     }
 }

@@ -206,7 +206,7 @@ impl Config {
         let http = HttpConfig::load(&vars, env)?;
         let database = DatabaseConfig::load(&vars, &mut warnings)?;
         let redis = RedisConfig::load(&vars, &mut warnings)?;
-        let security = SecurityConfig::load(&vars, env, &mut warnings)?;
+        let security = SecurityConfig::load(&vars, env)?;
         let features = Features {
             async_provisioning: vars.flag("ENABLE_ASYNC_PROVISIONING", false)?,
             metrics: vars.flag("ENABLE_METRICS", true)?,

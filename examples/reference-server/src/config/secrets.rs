@@ -28,6 +28,9 @@ pub struct SecurityConfig {
     pub admin_key_generated: bool,
     /// Lifetime of access tokens (`ACCESS_TOKEN_TTL_SECONDS`, default 3600).
     pub access_token_ttl: Duration,
+    /// Cheap password hashing for test runs (`PASSWORD_HASHING=fast`; refused in
+    /// production). The default, `owasp`, uses OWASP's argon2id parameters.
+    pub fast_password_hashing: bool,
 }
 
 impl Default for SecurityConfig {
@@ -39,6 +42,7 @@ impl Default for SecurityConfig {
             jwt_secret_generated: true,
             admin_key_generated: true,
             access_token_ttl: Duration::from_secs(3600),
+            fast_password_hashing: false,
         }
     }
 }
@@ -70,11 +74,9 @@ impl SecurityConfig {
     pub(crate) fn load<F: Fn(&str) -> Option<String>>(
         vars: &Vars<F>,
         env: AppEnv,
-        warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let (jwt_secret, jwt_secret_generated) = resolve(vars, "JWT_SECRET", env, warnings)?;
-        let (super_admin_key, admin_key_generated) =
-            resolve(vars, "SUPER_ADMIN_KEY", env, warnings)?;
+        let (jwt_secret, jwt_secret_generated) = resolve(vars, "JWT_SECRET", env)?;
+        let (super_admin_key, admin_key_generated) = resolve(vars, "SUPER_ADMIN_KEY", env)?;
         if env.is_production() && jwt_secret.ct_eq(super_admin_key.expose().as_bytes()) {
             return Err(ConfigError::new(
                 "SUPER_ADMIN_KEY",
@@ -82,12 +84,24 @@ impl SecurityConfig {
             ));
         }
         let ttl = vars.int_in::<u64>("ACCESS_TOKEN_TTL_SECONDS", 60..=604_800, 3600)?;
+        let fast_password_hashing = match vars.raw("PASSWORD_HASHING").as_deref() {
+            None | Some("owasp") => false,
+            Some("fast") if env.is_production() => {
+                return Err(ConfigError::new(
+                    "PASSWORD_HASHING",
+                    "fast hashing is for tests and refused in production",
+                ));
+            }
+            Some("fast") => true,
+            Some(_) => return Err(ConfigError::new("PASSWORD_HASHING", "must be owasp or fast")),
+        };
         Ok(Self {
             jwt_secret,
             super_admin_key,
             jwt_secret_generated,
             admin_key_generated,
             access_token_ttl: Duration::from_secs(ttl),
+            fast_password_hashing,
         })
     }
 }
@@ -100,6 +114,7 @@ impl fmt::Debug for SecurityConfig {
             .field("jwt_secret_generated", &self.jwt_secret_generated)
             .field("admin_key_generated", &self.admin_key_generated)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("fast_password_hashing", &self.fast_password_hashing)
             .finish()
     }
 }
@@ -111,26 +126,20 @@ pub fn generate_secret() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The secret in `name`, or a generated one in development. Returns whether it was generated.
+/// The secret in `name` (at least [`MIN_SECRET_LEN`] bytes), or in development a generated
+/// one when it is unset. Returns whether it was generated.
 fn resolve<F: Fn(&str) -> Option<String>>(
     vars: &Vars<F>,
     name: &'static str,
     env: AppEnv,
-    warnings: &mut Vec<String>,
 ) -> Result<(Secret, bool), ConfigError> {
     match vars.secret(name) {
         Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok((secret, false)),
-        Some(secret) if !env.is_production() => {
-            warnings.push(format!(
-                "{name} is shorter than {MIN_SECRET_LEN} bytes; production mode refuses it"
-            ));
-            Ok((secret, false))
-        }
         Some(_) => Err(ConfigError::new(
             name,
             format!(
-                "must be at least {MIN_SECRET_LEN} bytes in production \
-                 (generate one with `openssl rand -base64 32`)"
+                "must be at least {MIN_SECRET_LEN} bytes (generate one with \
+                 `openssl rand -base64 32`)"
             ),
         )),
         None if env.is_production() => Err(ConfigError::new(
@@ -150,7 +159,7 @@ mod tests {
         let vars = Vars::new(move |name: &str| {
             pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
         });
-        SecurityConfig::load(&vars, env, &mut Vec::new())
+        SecurityConfig::load(&vars, env)
     }
 
     #[test]
@@ -171,6 +180,12 @@ mod tests {
         )
         .err();
         assert_eq!(err.map(|e| e.variable), Some("SUPER_ADMIN_KEY"));
+    }
+
+    #[test]
+    fn short_secrets_are_refused_everywhere() {
+        let err = load(AppEnv::Development, &[("JWT_SECRET", "short".into())]).err();
+        assert_eq!(err.map(|e| e.variable), Some("JWT_SECRET"));
     }
 
     #[test]

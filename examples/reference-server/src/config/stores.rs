@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use redis::IntoConnectionInfo as _;
+use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 use tenant_manager::Secret;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
 
@@ -131,6 +131,9 @@ impl fmt::Debug for DatabaseConfig {
 pub struct RedisConfig {
     /// The server URL with `REDIS_PASSWORD` applied (a secret: it may hold the password).
     pub url: Option<Secret>,
+    /// Prefix of every key and channel (`REDIS_KEY_PREFIX`), so deployments can share a
+    /// Redis; the adapters' default when unset.
+    pub key_prefix: Option<String>,
 }
 
 impl RedisConfig {
@@ -146,11 +149,26 @@ impl RedisConfig {
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let password = vars.secret("REDIS_PASSWORD");
+        let key_prefix = vars.raw("REDIS_KEY_PREFIX");
+        if let Some(prefix) = &key_prefix
+            && (prefix.len() > 64
+                || !prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":_-.".contains(&b)))
+        {
+            return Err(ConfigError::new(
+                "REDIS_KEY_PREFIX",
+                "must be at most 64 of [A-Za-z0-9:_.-]",
+            ));
+        }
         let Some(url) = vars.secret("REDIS_URL") else {
             if password.is_some() {
                 warnings.push("REDIS_PASSWORD is set but REDIS_URL is not: Redis unused".into());
             }
-            return Ok(Self::default());
+            return Ok(Self {
+                url: None,
+                key_prefix,
+            });
         };
         let Some(mut parsed) = redis::parse_redis_url(url.expose()) else {
             return Err(ConfigError::new(
@@ -171,7 +189,10 @@ impl RedisConfig {
         if url.expose().into_connection_info().is_err() {
             return Err(ConfigError::new("REDIS_URL", "is not a usable Redis URL"));
         }
-        Ok(Self { url: Some(url) })
+        Ok(Self {
+            url: Some(url),
+            key_prefix,
+        })
     }
 
     /// `host:port` of the server, for logs.
@@ -190,6 +211,7 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &self.shown())
+            .field("key_prefix", &self.key_prefix)
             .finish()
     }
 }
@@ -239,7 +261,10 @@ mod tests {
         let redis = RedisConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         let url = redis.url.as_ref().map(|u| u.expose().to_owned()).unwrap_or_default();
         assert!(url.contains("p%40ss@cache:6380"), "{url}");
-        assert_eq!(format!("{redis:?}"), "RedisConfig { url: Some(\"redis://cache:6380\") }");
+        assert_eq!(
+            format!("{redis:?}"),
+            "RedisConfig { url: Some(\"redis://cache:6380\"), key_prefix: None }"
+        );
     }
 
     #[test]

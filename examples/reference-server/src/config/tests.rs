@@ -125,6 +125,8 @@ fn every_invalid_value_names_its_variable() {
         ("REQUEST_TIMEOUT_MS", "1"),
         ("REQUEST_BODY_LIMIT_BYTES", "10"),
         ("ACCESS_TOKEN_TTL_SECONDS", "1"),
+        ("PASSWORD_HASHING", "fast"),
+        ("PASSWORD_HASHING", "md5"),
     ];
     for (name, value) in cases {
         let got = variable_of(load_with(GUIDE_ENV, &[(name, value)]));

@@ -1,0 +1,283 @@
+//! The operator API under `/api/admin`, behind the `X-Admin-Key` header.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tenant_manager::{
+    Isolation, Plan, PoolStats, QuotaPolicy, RateLimit, TenantId, TenantQuery, TenantStatus,
+};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::extract::{Body, PathParams, QueryParams};
+use super::views::TenantView;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::ADMIN_KEY;
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants))
+        .routes(routes!(get_tenant, delete_tenant))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
+        .routes(routes!(put_quota))
+        .routes(routes!(create_backup))
+        .routes(routes!(pools))
+}
+
+/// Filter and cursor of the tenant list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only tenants in this status.
+    status: Option<String>,
+    /// Only tenants on this plan.
+    plan: Option<String>,
+    /// Only tenants with this isolation.
+    isolation: Option<String>,
+    /// Start after this tenant id (the previous page's `next`).
+    after: Option<Uuid>,
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+}
+
+/// One page of tenants, in creation order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantPage {
+    items: Vec<TenantView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<Uuid>,
+}
+
+/// Tenants, filtered, in creation order.
+#[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", security((ADMIN_KEY = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of tenants", body = TenantPage),
+        (status = 400, description = "A filter is invalid", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Admin-Key", body = ErrorBody),
+    ))]
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<TenantPage>, ApiError> {
+    let status = params.status.as_deref().map(str::parse::<TenantStatus>).transpose()?;
+    let plan = params.plan.map(Plan::new).transpose()?;
+    let isolation = params.isolation.as_deref().map(str::parse::<Isolation>).transpose()?;
+    let query = TenantQuery::default()
+        .with_status(status)
+        .with_plan(plan)
+        .with_isolation(isolation)
+        .with_after(params.after.map(TenantId::from_uuid))
+        .with_limit(params.limit.unwrap_or(50));
+    let page = state.services.manager.list(&query).await?;
+    Ok(Json(TenantPage {
+        items: page.items.iter().map(TenantView::from).collect(),
+        next: page.next.map(|id| *id.as_uuid()),
+    }))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/api/admin/tenants/{id}", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub(crate) async fn get_tenant(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant = state.services.manager.get(TenantId::from_uuid(id)).await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// Deletes a tenant and drops its storage (`202` while a worker drops it).
+#[utoipa::path(delete, path = "/api/admin/tenants/{id}", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Deleted", body = TenantView),
+        (status = 202, description = "Deletion queued", body = TenantView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant cannot be deleted in its status", body = ErrorBody),
+    ))]
+pub(crate) async fn delete_tenant(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let tenant = state.services.manager.delete(TenantId::from_uuid(id)).await?;
+    let status = if tenant.status == TenantStatus::Deleted {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(TenantView::from(&tenant))))
+}
+
+/// Body of the suspend call (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuspendRequest {
+    /// Why (kept on the tenant).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Suspends a tenant: every instance refuses its requests with `403`.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/suspend", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body(content = Option<SuspendRequest>, description = "Optional reason"),
+    responses(
+        (status = 200, description = "Suspended", body = TenantView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is not active", body = ErrorBody),
+    ))]
+pub(crate) async fn suspend(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+    body: Bytes,
+) -> Result<Json<TenantView>, ApiError> {
+    let request: SuspendRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SuspendRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::from(tenant_manager::Error::invalid("body", e.to_string()))
+        })?
+    };
+    let reason = request.reason.unwrap_or_else(|| "suspended by an operator".to_owned());
+    let tenant = state
+        .services
+        .manager
+        .suspend(TenantId::from_uuid(id), &reason)
+        .await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// Resumes a suspended tenant.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/resume", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Active again", body = TenantView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is not suspended", body = ErrorBody),
+    ))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant = state.services.manager.resume(TenantId::from_uuid(id)).await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// A request rate.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateInput {
+    limit: u64,
+    window_ms: u64,
+}
+
+/// A tenant's quota override.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuotaInput {
+    rate: RateInput,
+    max_users: u64,
+    max_storage_bytes: u64,
+    max_connections: u32,
+}
+
+/// Sets a tenant's quota override; `null` clears it (the plan's policy applies again).
+#[utoipa::path(put, path = "/api/admin/tenants/{id}/quota", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    request_body(content = Option<QuotaInput>, description = "The override, or null"),
+    responses(
+        (status = 200, description = "Updated", body = TenantView),
+        (status = 400, description = "A limit is out of range", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+    ))]
+pub(crate) async fn put_quota(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+    Body(quota): Body<Option<QuotaInput>>,
+) -> Result<Json<TenantView>, ApiError> {
+    let policy = quota.map(|q| QuotaPolicy {
+        rate: RateLimit {
+            limit: q.rate.limit,
+            window_ms: q.rate.window_ms,
+        },
+        max_users: q.max_users,
+        max_storage_bytes: q.max_storage_bytes,
+        max_connections: q.max_connections,
+    });
+    let tenant = state
+        .services
+        .manager
+        .update_quota(TenantId::from_uuid(id), policy)
+        .await?;
+    Ok(Json(TenantView::from(&tenant)))
+}
+
+/// A backup taken.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BackupView {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// Key of the artifact in the backup store.
+    key: String,
+    size_bytes: u64,
+    /// SHA-256 of the artifact, hex.
+    sha256: String,
+    /// `pg_dump_custom`, `json`, ...
+    format: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+/// Takes a backup of a tenant's data now.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/backups", tag = "admin", security((ADMIN_KEY = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    responses(
+        (status = 201, description = "Backed up", body = BackupView),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 503, description = "The database or the backup tools are unavailable", body = ErrorBody),
+    ))]
+pub(crate) async fn create_backup(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<Uuid>,
+) -> Result<(StatusCode, Json<BackupView>), ApiError> {
+    let tenant = state.services.manager.get(TenantId::from_uuid(id)).await?;
+    let record = state.services.backup.backup(&tenant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackupView {
+            id: *record.id.as_uuid(),
+            tenant_id: *record.tenant_id.as_uuid(),
+            key: record.key,
+            size_bytes: record.size_bytes,
+            sha256: record.sha256,
+            format: record.format,
+            created_at: record.created_at,
+        }),
+    ))
+}
+
+/// Connection counts of the pool manager (all zero in embedded mode, which holds none).
+#[utoipa::path(get, path = "/api/admin/pools", tag = "admin", security((ADMIN_KEY = [])),
+    responses((status = 200, description = "Pool statistics", body = Object)))]
+pub(crate) async fn pools(State(state): State<AppState>) -> Json<PoolStats> {
+    Json(
+        state
+            .services
+            .pools
+            .as_ref()
+            .map(|p| p.pool_stats())
+            .unwrap_or_default(),
+    )
+}

@@ -1,0 +1,144 @@
+//! `POST /api/auth/register-organization` and `POST /api/auth/login`.
+
+use axum::Json;
+use axum::extract::State;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tenant_manager::manager::Registration;
+use tenant_manager::{Secret, TenantStatus};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::Body;
+use super::views::{TenantSummary, UserView};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_organization))
+        .routes(routes!(login))
+}
+
+/// Body of `POST /api/auth/register-organization`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterRequest {
+    /// Display name of the organisation.
+    organization_name: String,
+    /// The owner's e-mail (unique).
+    admin_email: String,
+    /// The owner's password: 8 to 128 characters mixing 3 of lower, upper, digit, symbol
+    /// (or 16 characters of anything).
+    admin_password: String,
+    /// Slug (3 to 48 of `[a-z0-9_]`, starting with a letter); derived from the name if absent.
+    #[serde(default)]
+    slug: Option<String>,
+    /// `database`, `schema` or `shared`; the server's default if absent.
+    #[serde(default)]
+    isolation: Option<String>,
+}
+
+/// What registration created, with an access token for the owner.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Registered {
+    tenant: TenantSummary,
+    user: UserView,
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+}
+
+/// Registers an organisation: a tenant and its owner. `201` when the tenant is ready,
+/// `202` (status `provisioning`) when provisioning runs in the background.
+#[utoipa::path(post, path = "/api/auth/register-organization", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered; the tenant is active", body = Registered),
+        (status = 202, description = "Registered; the tenant is being provisioned", body = Registered),
+        (status = 400, description = "A field is invalid (`field` names it)", body = ErrorBody),
+        (status = 409, description = "The e-mail or slug is taken", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    ))]
+pub(crate) async fn register_organization(
+    State(state): State<AppState>,
+    Body(request): Body<RegisterRequest>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    let mut registration = Registration::new(
+        request.organization_name,
+        request.admin_email,
+        Secret::new(request.admin_password),
+    );
+    if let Some(slug) = request.slug {
+        registration = registration.with_slug(slug);
+    }
+    if let Some(isolation) = request.isolation {
+        registration = registration.with_isolation(isolation);
+    }
+    let registered = state.services.manager.register_organization(registration).await?;
+    let status = match registered.tenant.status {
+        TenantStatus::Active => StatusCode::CREATED,
+        _ => StatusCode::ACCEPTED,
+    };
+    let token = registered.token;
+    Ok((
+        status,
+        Json(Registered {
+            tenant: TenantSummary::from(&registered.tenant),
+            user: UserView::from(&registered.user),
+            access_token: token.access_token.expose().to_owned(),
+            token_type: token.token_type,
+            expires_in: token.expires_in.as_secs(),
+        }),
+    ))
+}
+
+/// Body of `POST /api/auth/login`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// An access token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct LoggedIn {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+    /// The user's tenant.
+    tenant_id: uuid::Uuid,
+}
+
+/// Logs a user in. Any bad credential answers `401` with the same message.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoggedIn),
+        (status = 400, description = "The e-mail is malformed or the password empty", body = ErrorBody),
+        (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
+        (status = 403, description = "The tenant is suspended", body = ErrorBody),
+        (status = 409, description = "The tenant is not ready yet", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    Body(request): Body<LoginRequest>,
+) -> Result<Json<LoggedIn>, ApiError> {
+    let result = state
+        .services
+        .manager
+        .login(&request.email, &request.password)
+        .await?;
+    Ok(Json(LoggedIn {
+        access_token: result.token.access_token.expose().to_owned(),
+        token_type: result.token.token_type,
+        expires_in: result.token.expires_in.as_secs(),
+        tenant_id: *result.tenant_id.as_uuid(),
+    }))
+}

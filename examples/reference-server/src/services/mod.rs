@@ -1,0 +1,106 @@
+//! The adapters chosen at start-up and what is composed from them.
+//!
+//! - No `GLOBAL_DATABASE_URL`: registry, provisioner, tenant data and backups in memory.
+//! - With it: the Postgres adapters.
+//! - With `REDIS_URL`: quotas, the tenant cache and the job queue in Redis (shared by every
+//!   instance); without it, in memory.
+
+mod auth;
+mod memory;
+mod redis_backends;
+mod worker;
+
+use std::sync::Arc;
+
+use tenant_manager::lookup::TenantLookup;
+use tenant_manager::manager::{ManagerConfig, TenantManager};
+use tenant_manager::{
+    Backup, JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::StartupError;
+use crate::companies::CompanyStore;
+use crate::config::Config;
+use crate::readiness::Readiness;
+
+pub(crate) use self::auth::{hasher, tokens};
+
+/// Reads connection counts of the pool manager, for `/api/admin/pools` and `/metrics`.
+pub(crate) trait PoolStatsSource: std::fmt::Debug + Send + Sync + 'static {
+    /// Current counts.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Where tenant rate limits, the tenant cache and the job queue live.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) quota: Arc<dyn QuotaEnforcer>,
+    pub(crate) cache: Arc<dyn TenantCache>,
+    pub(crate) jobs: Arc<dyn JobQueue>,
+}
+
+/// Everything the routes and background tasks use.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    pub(crate) manager: TenantManager,
+    pub(crate) lookup: TenantLookup,
+    pub(crate) quota: Arc<dyn QuotaEnforcer>,
+    pub(crate) jobs: Arc<dyn JobQueue>,
+    pub(crate) backup: Arc<dyn Backup>,
+    pub(crate) companies: Arc<dyn CompanyStore>,
+    pub(crate) pools: Option<Arc<dyn PoolStatsSource>>,
+    pub(crate) plans: PlanCatalog,
+    pub(crate) readiness: Readiness,
+}
+
+/// The quota policy of every plan: the configured request rate and per-tenant connections.
+pub(crate) fn plan_catalog(config: &Config) -> PlanCatalog {
+    let policy = QuotaPolicy {
+        rate: config.rate_limit,
+        max_connections: config.pool.max_per_tenant,
+        ..QuotaPolicy::default()
+    };
+    PlanCatalog::new(policy)
+}
+
+/// The manager's settings from the configuration.
+pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
+    ManagerConfig::default()
+        .with_async_provisioning(config.features.async_provisioning)
+        .with_region(config.region.clone())
+}
+
+impl Services {
+    /// Builds the adapters `config` asks for, and starts the provisioning worker (tracked by
+    /// `tasks`, stopped by `shutdown`) when provisioning is asynchronous.
+    pub(crate) async fn build(
+        config: &Config,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, StartupError> {
+        let (shared, readiness) = match &config.redis.url {
+            Some(url) => redis_backends::connect(config, url).await?,
+            None => (memory::shared()?, Readiness::default()),
+        };
+        let services = match &config.database.global {
+            None => memory::services(config, shared, readiness)?,
+            Some(_) => {
+                return Err(StartupError::backend(
+                    "postgres",
+                    tenant_manager::Error::invalid(
+                        "GLOBAL_DATABASE_URL",
+                        "the Postgres adapters are not wired into this build yet",
+                    ),
+                ));
+            }
+        };
+        let services = if config.features.async_provisioning {
+            worker::start(services, tasks, shutdown)?
+        } else {
+            services
+        };
+        Ok(services)
+    }
+}

@@ -1,0 +1,46 @@
+//! Quotas, the tenant cache and the job queue in Redis, shared by every instance.
+
+use std::sync::Arc;
+
+use tenant_manager::redis::{
+    JobQueueConfig, RedisConfig, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisTenantCache,
+    TenantCacheConfig,
+};
+use tenant_manager::{BoxError, Secret, async_trait};
+
+use super::Shared;
+use crate::app::StartupError;
+use crate::config::Config;
+use crate::readiness::{Probe, Readiness};
+
+/// `PING` through the adapters' own pool.
+#[derive(Debug)]
+struct PoolProbe(RedisPool);
+
+#[async_trait]
+impl Probe for PoolProbe {
+    async fn check(&self) -> Result<(), BoxError> {
+        self.0.ping().await.map_err(Into::into)
+    }
+}
+
+/// Connects the pool and builds the three adapters, with a readiness probe of Redis.
+pub(super) async fn connect(config: &Config, url: &Secret) -> Result<(Shared, Readiness), StartupError> {
+    let fail = |e| StartupError::backend("redis", e);
+    let mut redis = RedisConfig::new(url.expose());
+    if let Some(prefix) = &config.redis.key_prefix {
+        redis = redis.with_key_prefix(prefix.clone());
+    }
+    let pool = RedisPool::connect(redis).await.map_err(fail)?;
+    let cache = RedisTenantCache::new(&pool, TenantCacheConfig::default())
+        .await
+        .map_err(fail)?;
+    let jobs = RedisJobQueue::new(&pool, JobQueueConfig::default()).map_err(fail)?;
+    let shared = Shared {
+        quota: Arc::new(RedisQuotaEnforcer::new(&pool)),
+        cache: Arc::new(cache),
+        jobs: Arc::new(jobs),
+    };
+    let readiness = Readiness::default().with_probe("redis", "redis", Arc::new(PoolProbe(pool)));
+    Ok((shared, readiness))
+}

@@ -1,0 +1,49 @@
+//! The in-process provisioning worker (with `ENABLE_ASYNC_PROVISIONING`).
+
+use std::sync::Arc;
+
+use tenant_manager::worker::WorkerConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Services;
+use crate::app::StartupError;
+use crate::readiness::TaskAlive;
+
+/// A consumer name unique to this process: `worker-<host>-<pid>`.
+pub(crate) fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".to_owned());
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(40)
+        .collect();
+    format!("worker-{host}-{}", std::process::id())
+}
+
+/// Starts the worker on the manager's queue; it stops (handing its job back) on `shutdown`.
+/// Readiness reports it down if it ever stops while the server runs.
+pub(super) fn start(
+    mut services: Services,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<Services, StartupError> {
+    let worker = services
+        .manager
+        .worker(WorkerConfig::default().with_consumer(consumer_name()))
+        .map_err(|e| StartupError::backend("provisioning worker", e))?;
+    let alive = TaskAlive::running();
+    let token = shutdown.clone();
+    let flag = alive.clone();
+    tasks.spawn(async move {
+        worker.run(token).await;
+        flag.stopped();
+    });
+    services.readiness = services
+        .readiness
+        .with_probe("worker", "worker", Arc::new(alive));
+    Ok(services)
+}

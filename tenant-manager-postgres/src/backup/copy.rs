@@ -1,0 +1,225 @@
+//! Shared-isolation backups: a tenant's rows of every shared table, as binary `COPY` data.
+//!
+//! File layout (`tm_copy_v1`): the magic line `TMCOPY1\n`, then one binary `COPY` section per
+//! table, then a JSON index (table, columns, offset, length of each section), then a footer of
+//! two big-endian `u64`: the index's offset and length.
+
+use std::path::Path;
+
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Entity, Error, Result, TenantId};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::SqlxResultExt;
+use crate::ident::{Ident, quote_ident, quote_literal};
+
+/// Format name of these artifacts in the catalogue.
+pub(crate) const FORMAT: &str = "tm_copy_v1";
+const MAGIC: &[u8] = b"TMCOPY1\n";
+/// Largest index accepted when reading (a corrupt footer must not allocate gigabytes).
+const MAX_INDEX_LEN: u64 = 16 * 1024 * 1024;
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Index {
+    tenant_id: TenantId,
+    schema: String,
+    tables: Vec<Section>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Section {
+    table: String,
+    columns: Vec<String>,
+    offset: u64,
+    len: u64,
+}
+
+fn io_error(err: std::io::Error) -> Error {
+    Error::unavailable("backup work directory", err)
+}
+
+/// Tables of `schema` with a `tenant_id` column, and their copyable columns in order.
+async fn tables(conn: &mut PgConnection, schema: &str) -> Result<Vec<(String, Vec<String>)>> {
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, \
+                array_agg(a2.attname::text ORDER BY a2.attnum) \
+         FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         JOIN pg_attribute a2 ON a2.attrelid = c.oid AND a2.attnum > 0 AND NOT a2.attisdropped \
+                              AND a2.attgenerated = '' \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+         GROUP BY c.relname ORDER BY c.relname",
+    )
+    .bind(schema)
+    .fetch_all(conn)
+    .await
+    .map_db(Entity::Backup)?;
+    Ok(rows)
+}
+
+fn column_list(columns: &[String]) -> String {
+    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes the tenant's rows of every shared table to `path`, from one consistent snapshot.
+pub(crate) async fn dump(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    tenant: TenantId,
+    path: &Path,
+) -> Result<()> {
+    let mut tx = conn.begin().await.map_db(Entity::Backup)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+    let tables = tables(&mut tx, schema.as_str()).await?;
+    let mut file = tokio::fs::File::create(path).await.map_err(io_error)?;
+    file.write_all(MAGIC).await.map_err(io_error)?;
+    let mut offset = MAGIC.len() as u64;
+    let mut index = Index {
+        tenant_id: tenant,
+        schema: schema.as_str().to_owned(),
+        tables: Vec::with_capacity(tables.len()),
+    };
+    for (table, columns) in tables {
+        // A UUID is hex and dashes; COPY takes no bind parameters.
+        let sql = format!(
+            "COPY (SELECT {} FROM {schema}.{} WHERE tenant_id = {}::uuid) TO STDOUT (FORMAT binary)",
+            column_list(&columns),
+            quote_ident(&table),
+            quote_literal(&tenant.to_string())
+        );
+        let mut stream = tx.copy_out_raw(&sql).await.map_db(Entity::Backup)?;
+        let mut len = 0u64;
+        while let Some(chunk) = stream.try_next().await.map_db(Entity::Backup)? {
+            file.write_all(&chunk).await.map_err(io_error)?;
+            len += chunk.len() as u64;
+        }
+        drop(stream);
+        index.tables.push(Section {
+            table,
+            columns,
+            offset,
+            len,
+        });
+        offset += len;
+    }
+    let json = serde_json::to_vec(&index)
+        .map_err(|e| Error::internal_with("backup index not serialisable", e))?;
+    file.write_all(&json).await.map_err(io_error)?;
+    file.write_all(&offset.to_be_bytes()).await.map_err(io_error)?;
+    file.write_all(&(json.len() as u64).to_be_bytes())
+        .await
+        .map_err(io_error)?;
+    file.sync_all().await.map_err(io_error)?;
+    tx.commit().await.map_db(Entity::Backup)
+}
+
+async fn read_index(file: &mut tokio::fs::File) -> Result<Index> {
+    let corrupt = |what: &'static str| Error::invalid("backup", what);
+    let size = file.metadata().await.map_err(io_error)?.len();
+    let mut magic = [0u8; MAGIC.len()];
+    file.read_exact(&mut magic).await.map_err(io_error)?;
+    if magic != MAGIC || size < (MAGIC.len() + 16) as u64 {
+        return Err(corrupt("is not a tm_copy_v1 artifact"));
+    }
+    file.seek(std::io::SeekFrom::Start(size - 16))
+        .await
+        .map_err(io_error)?;
+    let offset = file.read_u64().await.map_err(io_error)?;
+    let len = file.read_u64().await.map_err(io_error)?;
+    if len > MAX_INDEX_LEN || offset.checked_add(len) != Some(size - 16) {
+        return Err(corrupt("has a damaged index"));
+    }
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io_error)?;
+    let mut json = vec![0u8; usize::try_from(len).map_err(|_| corrupt("has a damaged index"))?];
+    file.read_exact(&mut json).await.map_err(io_error)?;
+    serde_json::from_slice(&json).map_err(|_| corrupt("has a damaged index"))
+}
+
+/// Replaces `tenant`'s rows in the shared tables of `schema` with the artifact's, rewriting
+/// their `tenant_id` (a clone may come from another tenant). One transaction.
+pub(crate) async fn restore(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    tenant: TenantId,
+    path: &Path,
+) -> Result<()> {
+    let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
+    let index = read_index(&mut file).await?;
+    let mut tx = conn.begin().await.map_db(Entity::Backup)?;
+    // Every row of the tenant goes and comes back: foreign keys among them are not checked
+    // row by row while that happens.
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+    let present = tables(&mut tx, schema.as_str()).await?;
+    for (table, _) in &present {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {schema}.{} WHERE tenant_id = $1",
+            quote_ident(table)
+        )))
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+    }
+    for (i, section) in index.tables.iter().enumerate() {
+        if !present.iter().any(|(t, _)| *t == section.table) {
+            return Err(Error::invalid(
+                "backup",
+                format!("table {} has no tenant_id table to restore into", section.table),
+            ));
+        }
+        let qualified = format!("{schema}.{}", quote_ident(&section.table));
+        let columns = column_list(&section.columns);
+        let staging = format!("tm_restore_{i}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TEMP TABLE {staging} (LIKE {qualified} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+        let mut copy = tx
+            .copy_in_raw(&format!("COPY {staging} ({columns}) FROM STDIN (FORMAT binary)"))
+            .await
+            .map_db(Entity::Backup)?;
+        file.seek(std::io::SeekFrom::Start(section.offset))
+            .await
+            .map_err(io_error)?;
+        let mut left = section.len;
+        let mut buf = vec![0u8; CHUNK];
+        while left > 0 {
+            let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+            let got = file.read(&mut buf[..want]).await.map_err(io_error)?;
+            if got == 0 {
+                return Err(Error::invalid("backup", "is truncated"));
+            }
+            copy.send(&buf[..got]).await.map_db(Entity::Backup)?;
+            left -= got as u64;
+        }
+        copy.finish().await.map_db(Entity::Backup)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {staging} SET tenant_id = $1"
+        )))
+        .bind(tenant.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {staging}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+    }
+    tx.commit().await.map_db(Entity::Backup)
+}

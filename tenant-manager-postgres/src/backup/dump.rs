@@ -1,0 +1,199 @@
+//! `pg_dump` / `pg_restore` flows for database and schema isolation.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use sqlx::PgConnection;
+use tenant_manager_core::{BackupId, Entity, Result, Tenant};
+
+use super::tools::{PgTools, ToolConn, server_major};
+use crate::error::SqlxResultExt;
+use crate::ident::{Ident, quote_literal};
+use crate::provision::{admin, database};
+use crate::storage::{Target, TenantStorage};
+
+/// Format name of `pg_dump -Fc` artifacts in the catalogue.
+pub(crate) const FORMAT: &str = "pg_dump_custom";
+
+/// Connection details of the tools for `target`'s server.
+pub(crate) fn tool_conn(storage: &TenantStorage, target: &Target) -> Result<ToolConn> {
+    let server = storage.servers.get(&target.server)?;
+    Ok(ToolConn::new(
+        server.admin.clone(),
+        server.admin_password.clone(),
+    ))
+}
+
+/// Checks `pg_dump` and `pg_restore` against the server behind `conn`.
+pub(crate) async fn check_tools(tools: &PgTools, conn: &mut PgConnection) -> Result<()> {
+    let version: String = sqlx::query_scalar("SHOW server_version_num")
+        .fetch_one(conn)
+        .await
+        .map_db(Entity::Backup)?;
+    let major = server_major(version.trim().parse().unwrap_or(0));
+    tools.check("pg_dump", major).await?;
+    tools.check("pg_restore", major).await
+}
+
+fn path_arg(path: &Path) -> OsString {
+    let mut arg = OsString::from("--file=");
+    arg.push(path.as_os_str());
+    arg
+}
+
+/// `pg_dump -Fc` of `database` (all of it, or one schema), without owners or grants: a
+/// restore gives everything to the target tenant's role.
+pub(crate) async fn pg_dump(
+    tools: &PgTools,
+    conn: &ToolConn,
+    database: &Ident,
+    schema: Option<&Ident>,
+    keep_owners: bool,
+    path: &Path,
+) -> Result<()> {
+    let mut args: Vec<OsString> = vec!["--format=custom".into(), path_arg(path)];
+    if !keep_owners {
+        args.push("--no-owner".into());
+        args.push("--no-privileges".into());
+    }
+    if let Some(schema) = schema {
+        // Quoted, so pg_dump takes the name literally rather than as a pattern.
+        args.push(format!("--schema={}", schema.quoted()).into());
+    }
+    tools.run("pg_dump", conn, database.as_str(), &args).await
+}
+
+/// `pg_restore` of `path` into `database`, as `role` when given (objects become its).
+async fn pg_restore(
+    tools: &PgTools,
+    conn: &ToolConn,
+    database: &Ident,
+    role: Option<&Ident>,
+    path: &Path,
+) -> Result<()> {
+    let mut args: Vec<OsString> = vec!["--exit-on-error".into(), "--single-transaction".into()];
+    if let Some(role) = role {
+        args.push("--no-owner".into());
+        args.push("--no-privileges".into());
+        args.push(format!("--role={}", role.as_str()).into());
+    }
+    args.push(path.as_os_str().to_owned());
+    tools.run("pg_restore", conn, database.as_str(), &args).await
+}
+
+/// A scratch database name for one restore.
+fn scratch_name(prefix: &str, id: BackupId) -> Result<Ident> {
+    let hex = id.as_uuid().simple().to_string();
+    Ident::new(&format!("{prefix}{}", &hex[hex.len() - 16..]), "database")
+}
+
+/// Replaces a database-isolated tenant's database with the backup: restored into a fresh
+/// database owned by the tenant role, which then takes the old one's place.
+pub(crate) async fn restore_database(
+    storage: &TenantStorage,
+    tools: &PgTools,
+    tenant: &Tenant,
+    target: &Target,
+    backup: BackupId,
+    path: &Path,
+) -> Result<()> {
+    let role = database::role_of(target)?;
+    let conn_info = tool_conn(storage, target)?;
+    let scratch = scratch_name("tm_restore_", backup)?;
+    let mut maint = storage.connect_maintenance(&target.server).await?;
+    let result = async {
+        admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await?;
+        admin::create_database(&mut maint, &scratch, Some(role), None).await?;
+        if let Err(e) = pg_restore(tools, &conn_info, &scratch, Some(role), path).await {
+            let _ = admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await;
+            return Err(e);
+        }
+        let db = &target.database;
+        admin::ddl(
+            &mut maint,
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE); ALTER DATABASE {scratch} RENAME TO {db}"),
+        )
+        .await?;
+        database::secure(&mut maint, db, role, &admin::tenant_marker(tenant.id)).await
+    }
+    .await;
+    admin::close(maint).await;
+    result
+}
+
+/// Replaces a schema-isolated tenant's schema with the backup, which may come from another
+/// schema (a clone): restored into a scratch database as the tenant role, renamed there,
+/// dumped again with owners, then swapped in for the old schema in one step that is undone
+/// if the restore fails.
+pub(crate) async fn restore_schema(
+    storage: &TenantStorage,
+    tools: &PgTools,
+    tenant: &Tenant,
+    target: &Target,
+    backup: BackupId,
+    source_schema: &str,
+    path: &Path,
+    renamed_path: &Path,
+) -> Result<()> {
+    let role = database::role_of(target)?;
+    let schema = target
+        .schema
+        .as_ref()
+        .ok_or_else(|| tenant_manager_core::Error::internal("schema tenant without schema"))?;
+    let source = Ident::new(source_schema, "backup.source")?;
+    let conn_info = tool_conn(storage, target)?;
+    let scratch = scratch_name("tm_restore_", backup)?;
+
+    let mut maint = storage.connect_maintenance(&target.server).await?;
+    let staged = async {
+        admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await?;
+        admin::create_database(&mut maint, &scratch, Some(role), None).await?;
+        pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
+        if source != *schema {
+            let mut conn = storage.connect(&target.server, &scratch).await?;
+            let renamed = admin::ddl(&mut conn, format!("ALTER SCHEMA {source} RENAME TO {schema}")).await;
+            admin::close(conn).await;
+            renamed?;
+        }
+        pg_dump(tools, &conn_info, &scratch, Some(schema), true, renamed_path).await
+    }
+    .await;
+    let _ = admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await;
+    admin::close(maint).await;
+    staged?;
+
+    let old = scratch_name("tm_old_", backup)?;
+    let mut conn = storage.connect(&target.server, &target.database).await?;
+    let swapped = async {
+        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
+        if exists {
+            admin::ddl(&mut conn, format!("ALTER SCHEMA {schema} RENAME TO {old}")).await?;
+        }
+        if let Err(e) = pg_restore(tools, &conn_info, &target.database, None, renamed_path).await {
+            if exists {
+                let _ = admin::ddl(
+                    &mut conn,
+                    format!("DROP SCHEMA IF EXISTS {schema} CASCADE; ALTER SCHEMA {old} RENAME TO {schema}"),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+        let drop_old = if exists {
+            format!("DROP SCHEMA IF EXISTS {old} CASCADE; ")
+        } else {
+            String::new()
+        };
+        admin::ddl(
+            &mut conn,
+            format!(
+                "{drop_old}COMMENT ON SCHEMA {schema} IS {}; REVOKE ALL ON SCHEMA {schema} FROM PUBLIC",
+                quote_literal(&admin::tenant_marker(tenant.id))
+            ),
+        )
+        .await
+    }
+    .await;
+    admin::close(conn).await;
+    swapped
+}

@@ -1,0 +1,309 @@
+//! `PgDumpBackup`: per-tenant backups into a [`BackupStore`], catalogued in the global database.
+//!
+//! | isolation | artifact | restore |
+//! |---|---|---|
+//! | `Database` | `pg_dump -Fc` of the tenant database | into a fresh database owned by the target role, swapped in |
+//! | `Schema` | `pg_dump -Fc --schema` of the tenant schema | renamed to the target schema in a scratch database, swapped in |
+//! | `Shared` | the tenant's rows of every shared table, binary `COPY` (`tm_copy_v1`) | the target's rows replaced, `tenant_id` rewritten |
+//!
+//! Restoring into another tenant of the same isolation clones it. Artifacts pass through a
+//! local work directory; the store checks their SHA-256 on the way back.
+
+mod all;
+mod catalog;
+mod copy;
+mod dump;
+mod tools;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tenant_manager_core::{
+    Backup, BackupId, BackupRecord, BackupStore, Error, Isolation, Result, Tenant, TenantId,
+};
+
+pub use all::{BackupAllOptions, BackupAllReport, BackupProgress, BackupProgressFn};
+pub use tools::{PgTools, ToolError};
+
+use crate::migrate::tenant::refresh_version;
+use crate::provision::admin;
+use crate::provision::lock::TenantLock;
+use crate::storage::{Target, TenantStorage};
+
+/// Default retention of [`PgDumpBackup::prune_expired`]: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Settings of [`PgDumpBackup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupConfig {
+    /// Local directory for artifacts in transit. Default: the system temporary directory.
+    pub work_dir: PathBuf,
+    /// How long backups are kept by [`PgDumpBackup::prune_expired`]. Default 30 days.
+    pub retention: Duration,
+    /// Where `pg_dump` and `pg_restore` are. Default: on `PATH`.
+    pub tools: PgTools,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            work_dir: std::env::temp_dir(),
+            retention: DEFAULT_RETENTION,
+            tools: PgTools::from_path(),
+        }
+    }
+}
+
+impl BackupConfig {
+    /// Sets the work directory.
+    #[must_use]
+    pub fn with_work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = dir.into();
+        self
+    }
+
+    /// Sets the retention.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets where the client tools are.
+    #[must_use]
+    pub fn with_tools(mut self, tools: PgTools) -> Self {
+        self.tools = tools;
+        self
+    }
+}
+
+/// [`Backup`] with `pg_dump`/`pg_restore` (database and schema isolation) and binary `COPY`
+/// (shared isolation).
+#[derive(Clone)]
+pub struct PgDumpBackup {
+    storage: TenantStorage,
+    store: Arc<dyn BackupStore>,
+    config: BackupConfig,
+}
+
+impl fmt::Debug for PgDumpBackup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgDumpBackup")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a work file when dropped, whatever happened.
+struct WorkFile(PathBuf);
+
+impl WorkFile {
+    fn new(dir: &Path, name: String) -> Self {
+        Self(dir.join(name))
+    }
+}
+
+impl Drop for WorkFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn format_of(isolation: Isolation) -> (&'static str, &'static str) {
+    match isolation {
+        Isolation::Database | Isolation::Schema => (dump::FORMAT, "dump"),
+        Isolation::Shared => (copy::FORMAT, "copy"),
+    }
+}
+
+impl PgDumpBackup {
+    /// Backups of the tenants of `storage`, kept in `store`.
+    pub fn new(storage: TenantStorage, store: Arc<dyn BackupStore>, config: BackupConfig) -> Self {
+        Self {
+            storage,
+            store,
+            config,
+        }
+    }
+
+    /// The store artifacts go to.
+    pub fn store(&self) -> &Arc<dyn BackupStore> {
+        &self.store
+    }
+
+    /// Deletes backups older than the configured retention (30 days by default).
+    ///
+    /// # Errors
+    /// As [`Backup::prune`].
+    pub async fn prune_expired(&self, tenant: Option<TenantId>) -> Result<u64> {
+        self.prune(tenant, self.config.retention).await
+    }
+
+    /// Checks that `pg_dump` and `pg_restore` can serve `server`: present, and not older than
+    /// its major version.
+    ///
+    /// # Errors
+    /// `Unavailable` (backend `pg_dump` or `pg_restore`) with a [`ToolError`] saying what to
+    /// install.
+    pub async fn check_tools(&self, server: &tenant_manager_core::ServerId) -> Result<()> {
+        let mut conn = self.storage.connect_maintenance(server).await?;
+        let checked = dump::check_tools(&self.config.tools, &mut conn).await;
+        admin::close(conn).await;
+        checked
+    }
+
+    async fn ensure_work_dir(&self) -> Result<()> {
+        tokio::fs::create_dir_all(&self.config.work_dir)
+            .await
+            .map_err(|e| Error::unavailable("backup work directory", e))
+    }
+
+    /// Writes the tenant's data to `path`.
+    async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
+        let mut conn = self.storage.connect(&target.server, &target.database).await?;
+        let dumped = async {
+            match tenant.isolation {
+                Isolation::Database | Isolation::Schema => {
+                    dump::check_tools(&self.config.tools, &mut conn).await?;
+                    let schema = match tenant.isolation {
+                        Isolation::Schema => target.schema.as_ref(),
+                        _ => None,
+                    };
+                    let conn_info = dump::tool_conn(&self.storage, target)?;
+                    dump::pg_dump(&self.config.tools, &conn_info, &target.database, schema, false, path)
+                        .await?;
+                    Ok(schema.unwrap_or(&target.database).as_str().to_owned())
+                }
+                Isolation::Shared => {
+                    let schema = &self.storage.settings.shared_schema;
+                    copy::dump(&mut conn, schema, tenant.id, path).await?;
+                    Ok(target.database.as_str().to_owned())
+                }
+            }
+        }
+        .await;
+        admin::close(conn).await;
+        dumped
+    }
+}
+
+#[async_trait]
+impl Backup for PgDumpBackup {
+    async fn backup(&self, tenant: &Tenant) -> Result<BackupRecord> {
+        let target = self.storage.target(tenant)?;
+        self.ensure_work_dir().await?;
+        let started = Instant::now();
+        let id = BackupId::new();
+        let (format, ext) = format_of(tenant.isolation);
+        let work = WorkFile::new(&self.config.work_dir, format!("tm-backup-{id}.{ext}"));
+        let source_name = self.dump_to(tenant, &target, &work.0).await?;
+        let key = format!("{}/{id}.{ext}", tenant.id);
+        let object = self.store.put_file(&key, &work.0).await?;
+        let entry = catalog::Entry {
+            record: BackupRecord::new(id, tenant.id, object, format, OffsetDateTime::now_utc()),
+            isolation: tenant.isolation,
+            source_name,
+        };
+        if let Err(e) = catalog::insert(&self.storage.global, &entry, tenant.slug.as_str()).await {
+            let _ = self.store.delete(&key).await;
+            return Err(e);
+        }
+        metrics::counter!("tenant_backups_total", "isolation" => tenant.isolation.as_str())
+            .increment(1);
+        metrics::histogram!("tenant_backup_seconds", "isolation" => tenant.isolation.as_str())
+            .record(started.elapsed().as_secs_f64());
+        Ok(entry.record)
+    }
+
+    async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>> {
+        catalog::of_tenant(&self.storage.global, tenant).await
+    }
+
+    async fn restore(&self, backup: BackupId, target_tenant: &Tenant) -> Result<()> {
+        let entry = catalog::get(&self.storage.global, backup).await?;
+        if entry.isolation != target_tenant.isolation {
+            return Err(Error::invalid(
+                "isolation",
+                format!(
+                    "a backup of a {} tenant cannot be restored into a {} tenant",
+                    entry.isolation, target_tenant.isolation
+                ),
+            ));
+        }
+        let target = self.storage.target(target_tenant)?;
+        self.ensure_work_dir().await?;
+        let (_, ext) = format_of(entry.isolation);
+        let work = WorkFile::new(&self.config.work_dir, format!("tm-restore-{backup}.{ext}"));
+        self.store.get_file(&entry.record.key, &work.0).await?;
+        let lock = TenantLock::acquire(&self.storage.global, target_tenant.id).await?;
+        let tools = &self.config.tools;
+        let restored = match entry.isolation {
+            Isolation::Database => {
+                dump::restore_database(&self.storage, tools, target_tenant, &target, backup, &work.0)
+                    .await
+            }
+            Isolation::Schema => {
+                let renamed = WorkFile::new(&self.config.work_dir, format!("tm-restore-{backup}.renamed.dump"));
+                dump::restore_schema(
+                    &self.storage,
+                    tools,
+                    target_tenant,
+                    &target,
+                    backup,
+                    &entry.source_name,
+                    &work.0,
+                    &renamed.0,
+                )
+                .await
+            }
+            Isolation::Shared => {
+                let mut conn = self.storage.connect(&target.server, &target.database).await?;
+                let done = copy::restore(
+                    &mut conn,
+                    &self.storage.settings.shared_schema,
+                    target_tenant.id,
+                    &work.0,
+                )
+                .await;
+                admin::close(conn).await;
+                done
+            }
+        };
+        let restored = match restored {
+            // The restored storage is at the backup's migration version: record it, so the
+            // fleet migrator brings it forward.
+            Ok(()) if entry.isolation != Isolation::Shared => {
+                refresh_version(&self.storage, target_tenant).await.map(|_| ())
+            }
+            other => other,
+        };
+        let _ = lock.release().await;
+        if restored.is_ok() {
+            metrics::counter!("tenant_restores_total", "isolation" => entry.isolation.as_str())
+                .increment(1);
+        }
+        restored
+    }
+
+    async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64> {
+        let retention = time::Duration::try_from(retention)
+            .map_err(|_| Error::invalid("retention", "is too long"))?;
+        let cutoff = OffsetDateTime::now_utc()
+            .checked_sub(retention)
+            .ok_or_else(|| Error::invalid("retention", "is too long"))?;
+        let expired = catalog::older_than(&self.storage.global, tenant, cutoff).await?;
+        let mut pruned = 0;
+        for record in expired {
+            self.store.delete(&record.key).await?;
+            catalog::delete(&self.storage.global, record.id).await?;
+            pruned += 1;
+        }
+        Ok(pruned)
+    }
+}

@@ -1,0 +1,253 @@
+//! Shared set-up of the Postgres adapter's integration tests: a fresh global database, a
+//! provisioner whose every cluster-wide name (roles, databases, templates) carries a tag unique
+//! to the test, and a cleanup that drops all of them.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tenant_manager_core::{
+    Isolation, NewTenant, Placement, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
+    TenantSlug, TenantStatus,
+};
+use tenant_manager_postgres::{
+    DerivedCredentials, PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig,
+    TenantMigrations, TenantStorage, migrate_global,
+};
+use tenant_manager_test_support::{TestDatabase, unique_suffix};
+
+/// The CRM migrations of database- and schema-isolated tenants.
+pub static ISOLATED: Migrator = sqlx::migrate!("tests/migrations/tenant");
+/// The CRM migrations of the shared, row-level secured tables.
+pub static SHARED: Migrator = sqlx::migrate!("tests/migrations/shared");
+
+pub fn migrations() -> TenantMigrations {
+    TenantMigrations::new(&ISOLATED).with_shared(&SHARED)
+}
+
+/// Everything one test needs, and the names to clean up.
+pub struct Env {
+    pub db: TestDatabase,
+    pub tag: String,
+    pub pool: PgPool,
+    pub registry: PostgresRegistry,
+    pub storage: TenantStorage,
+    pub provisioner: PostgresProvisioner,
+    pub credentials: Arc<DerivedCredentials>,
+    pub shared_db: String,
+    /// Roles and databases named without the tag (conformance suites pick their own slugs).
+    pub extra: Arc<Mutex<Vec<String>>>,
+}
+
+impl Env {
+    pub async fn new() -> Self {
+        Self::with(migrations(), |c| c).await
+    }
+
+    pub async fn with(
+        migrations: TenantMigrations,
+        config: impl FnOnce(StorageConfig) -> StorageConfig,
+    ) -> Self {
+        let db = TestDatabase::create().await;
+        let tag = format!("t{}", &unique_suffix()[..8]);
+        let pool = db.pool().await;
+        migrate_global(&pool).await.expect("migrate global");
+        let registry = PostgresRegistry::new(pool.clone());
+        let servers = ServerMap::single(db.admin_url()).expect("server map");
+        let config = config(
+            StorageConfig::default()
+                .with_template_prefix(format!("tmtpl_{tag}_"))
+                .with_template_owner(format!("tmtplown_{tag}"))
+                .with_shared_owner(format!("tmshown_{tag}")),
+        );
+        let storage =
+            TenantStorage::new(pool.clone(), servers, migrations, config).expect("storage");
+        let credentials = Arc::new(
+            DerivedCredentials::new(Secret::new(format!("master-secret-of-{tag}-0123456789abcdef")))
+                .expect("credentials"),
+        );
+        let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
+        Self {
+            shared_db: format!("tmsh_{tag}"),
+            db,
+            tag,
+            pool,
+            registry,
+            storage,
+            provisioner,
+            credentials,
+            extra: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// A new tenant `<tag>_<name>` placed conventionally, schema and shared tenants in this
+    /// test's shared database.
+    pub fn new_tenant(&self, name: &str, isolation: Isolation) -> NewTenant {
+        let slug = TenantSlug::new(format!("{}_{name}", self.tag)).expect("slug");
+        let placement =
+            Placement::conventional(&slug, isolation, ServerId::default_server(), &self.shared_db);
+        NewTenant::new(slug, format!("Tenant {name}"), isolation)
+            .expect("new tenant")
+            .with_placement(placement)
+    }
+
+    /// Registers a tenant and moves it to `Provisioning`.
+    pub async fn register(&self, name: &str, isolation: Isolation) -> Tenant {
+        let tenant = self
+            .registry
+            .create_tenant(self.new_tenant(name, isolation))
+            .await
+            .expect("create tenant");
+        self.registry
+            .transition(tenant.id, TenantStatus::Provisioning, None)
+            .await
+            .expect("to provisioning")
+    }
+
+    /// Registers, provisions and activates a tenant.
+    pub async fn active(&self, name: &str, isolation: Isolation) -> Tenant {
+        let tenant = self.register(name, isolation).await;
+        self.provisioner.provision(&tenant).await.expect("provision");
+        self.registry
+            .transition(tenant.id, TenantStatus::Active, None)
+            .await
+            .expect("to active")
+    }
+
+    /// Admin connect options of a database of the test server.
+    pub fn admin_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::from_str(self.db.admin_url())
+            .expect("admin url")
+            .database(database)
+            .disable_statement_logging()
+    }
+
+    /// An admin connection to `database`.
+    pub async fn admin(&self, database: &str) -> PgConnection {
+        PgConnection::connect_with(&self.admin_options(database))
+            .await
+            .expect("admin connection")
+    }
+
+    /// A connection as `role` (the test server trusts local connections) to `database`.
+    pub async fn connect_as(&self, role: &str, database: &str) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.admin_options(database).username(role)).await
+    }
+
+    /// Remembers a name that does not carry the tag, for cleanup.
+    pub fn forget_later(&self, name: String) {
+        self.extra.lock().expect("extra names").push(name);
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let admin_url = self.db.admin_url().to_owned();
+        let tag = self.tag.clone();
+        let extra = self.extra.lock().map(|e| e.clone()).unwrap_or_default();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(cleanup(&admin_url, &tag, &extra));
+        });
+        let _ = handle.join();
+    }
+}
+
+/// Drops every database, then every role, whose name carries `tag` or is listed in `extra`.
+async fn cleanup(admin_url: &str, tag: &str, extra: &[String]) {
+    let Ok(mut conn) = PgConnection::connect(admin_url).await else {
+        return;
+    };
+    let pattern = format!("%{tag}%");
+    let dbs: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname = ANY($2)",
+    )
+    .bind(&pattern)
+    .bind(extra)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    for db in dbs {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname = ANY($2)",
+    )
+    .bind(&pattern)
+    .bind(extra)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    for role in roles {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\"")))
+            .execute(&mut conn)
+            .await;
+    }
+    let _ = conn.close().await;
+}
+
+/// Rows of `companies` by name, read as the admin from the tenant's storage.
+pub async fn company_names(env: &Env, tenant: &Tenant) -> Vec<String> {
+    let mut conn = env.admin(&tenant.placement.database).await;
+    let sql = match tenant.isolation {
+        Isolation::Database => "SELECT name FROM public.companies ORDER BY name".to_owned(),
+        Isolation::Schema => format!(
+            "SELECT name FROM \"{}\".companies ORDER BY name",
+            tenant.placement.schema.as_deref().expect("schema")
+        ),
+        Isolation::Shared => {
+            "SELECT name FROM public.companies WHERE tenant_id = $1 ORDER BY name".to_owned()
+        }
+    };
+    let names: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.id.as_uuid())
+        .fetch_all(&mut conn)
+        .await
+        .expect("read companies");
+    let _ = conn.close().await;
+    names
+}
+
+/// Inserts companies into the tenant's storage as the admin.
+pub async fn add_companies(env: &Env, tenant: &Tenant, names: &[&str]) {
+    let mut conn = env.admin(&tenant.placement.database).await;
+    for name in names {
+        let sql = match tenant.isolation {
+            Isolation::Database => {
+                "INSERT INTO public.companies (name, domain) VALUES ($1, $2)".to_owned()
+            }
+            Isolation::Schema => format!(
+                "INSERT INTO \"{}\".companies (name, domain) VALUES ($1, $2)",
+                tenant.placement.schema.as_deref().expect("schema")
+            ),
+            Isolation::Shared => {
+                "INSERT INTO public.companies (name, domain, tenant_id) VALUES ($1, $2, $3)"
+                    .to_owned()
+            }
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(*name)
+            .bind(format!("{}.example.com", name.len()))
+            .bind(tenant.id.as_uuid())
+            .execute(&mut conn)
+            .await
+            .expect("insert company");
+    }
+    let _ = conn.close().await;
+}

@@ -1,0 +1,89 @@
+//! The registry against the real Postgres: the conformance suite, plus what only Postgres can
+//! show (indexes, migrations run twice, plans).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use sqlx::Connection;
+use tenant_manager_core::testing::Fixture;
+use tenant_manager_core::{Plan, QuotaPolicy, TenantRegistry};
+use tenant_manager_postgres::{PostgresRegistry, migrate_global};
+use tenant_manager_test_support::TestDatabase;
+
+async fn registry() -> Fixture<dyn TenantRegistry> {
+    let db = TestDatabase::create().await;
+    let pool = db.pool().await;
+    migrate_global(&pool).await.expect("migrate");
+    Fixture::with_guard(Arc::new(PostgresRegistry::new(pool)), db)
+}
+
+tenant_manager_core::registry_conformance!(registry);
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_lookups_use_indexes() {
+    let db = TestDatabase::create().await;
+    let pool = db.pool().await;
+    migrate_global(&pool).await.expect("first");
+    migrate_global(&pool).await.expect("second run is a no-op");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename IN ('tm_tenants', 'tm_users') ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    let has = |needle: &str| indexes.iter().any(|d| d.contains(needle));
+    assert!(has("tm_tenants_pkey ON public.tm_tenants USING btree (id)"), "{indexes:#?}");
+    assert!(has("tm_tenants_slug_key ON public.tm_tenants USING btree (slug)"), "{indexes:#?}");
+    assert!(has("tm_tenants_domain_key ON public.tm_tenants USING btree (lower(domain))"), "{indexes:#?}");
+    assert!(has("tm_users_email_key ON public.tm_users USING btree (email)"), "{indexes:#?}");
+
+    // The planner uses them for the registry's lookups, even on a table this small.
+    let mut conn = pool.acquire().await.expect("conn");
+    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
+    for (sql, index) in [
+        ("EXPLAIN SELECT * FROM tm_tenants WHERE lower(domain) = lower('a.example.com')", "tm_tenants_domain_key"),
+        ("EXPLAIN SELECT * FROM tm_tenants WHERE slug = 'acme'", "tm_tenants_slug_key"),
+        ("EXPLAIN SELECT * FROM tm_users WHERE email = 'a@b.com'", "tm_users_email_key"),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut *conn).await.expect("explain");
+        assert!(plan.iter().any(|l| l.contains(index)), "{sql}: {plan:?}");
+    }
+    drop(conn);
+    // The registry's migrations are tracked apart from a host's `_sqlx_migrations`.
+    let host_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("regclass");
+    assert!(!host_table);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn plans_are_stored_and_form_a_catalog() {
+    let db = TestDatabase::create().await;
+    let pool = db.pool().await;
+    migrate_global(&pool).await.expect("migrate");
+    let registry = PostgresRegistry::new(pool.clone());
+    let pro = Plan::new("pro").expect("plan");
+    let mut policy = QuotaPolicy::default();
+    policy.max_users = 500;
+    registry.put_plan(&pro, &policy).await.expect("put");
+    policy.max_connections = 50;
+    registry.put_plan(&pro, &policy).await.expect("replace");
+    let catalog = registry.plan_catalog(QuotaPolicy::default()).await.expect("catalog");
+    assert_eq!(catalog.policy(&pro), &policy);
+    assert_eq!(catalog.policy(&Plan::free()), &QuotaPolicy::default());
+    let mut bad = QuotaPolicy::default();
+    bad.max_users = 0;
+    assert_eq!(
+        registry.put_plan(&pro, &bad).await.err().and_then(|e| e.field().map(str::to_owned)).as_deref(),
+        Some("max_users")
+    );
+    assert!(registry.delete_plan(&pro).await.expect("delete"));
+    assert!(!registry.delete_plan(&pro).await.expect("delete again"));
+    let mut conn = sqlx::PgConnection::connect(db.url()).await.expect("conn");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tm_plans").fetch_one(&mut conn).await.expect("count");
+    assert_eq!(n, 0);
+    let _ = conn.close().await;
+    pool.close().await;
+}

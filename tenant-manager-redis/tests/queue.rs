@@ -1,0 +1,147 @@
+//! `RedisJobQueue` against the real Redis: the job queue conformance suite, reclaim of jobs of a
+//! crashed consumer, dead letters, and the provisioning worker running on it unchanged.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenant_manager_core::testing::Fixture;
+use tenant_manager_core::testing::jobs::JobQueueCaps;
+use tenant_manager_core::{JobQueue, NackOutcome, NewJob, QueueStats, TenantId};
+use tenant_manager_redis::{JobQueueConfig, RedisJobQueue, RedisPool};
+use tenant_manager_test_support::TestRedis;
+
+const VISIBILITY: Duration = Duration::from_secs(1);
+const ATTEMPTS: u32 = 3;
+
+fn config() -> JobQueueConfig {
+    JobQueueConfig::default()
+        .with_visibility_timeout(VISIBILITY)
+        .with_max_attempts(ATTEMPTS)
+        .with_poll_interval(Duration::from_millis(100))
+}
+
+async fn fixture() -> Fixture<dyn JobQueue> {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let queue = RedisJobQueue::new(&pool, config()).expect("queue");
+    Fixture::with_guard(Arc::new(queue), redis).with_caps(JobQueueCaps::new(VISIBILITY, ATTEMPTS))
+}
+
+tenant_manager_core::job_queue_conformance!(fixture);
+
+fn job(n: u64) -> NewJob {
+    NewJob::new("test.job", Some(TenantId::new()), serde_json::json!({ "n": n })).expect("job")
+}
+
+async fn queue(pool: &RedisPool) -> RedisJobQueue {
+    RedisJobQueue::new(pool, config()).expect("queue")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_consumer_killed_mid_job_is_reclaimed_and_finished_by_another() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let q = Arc::new(queue(&pool).await);
+    let id = q.enqueue(job(1)).await.expect("enqueue");
+
+    // A worker takes the job and is killed before it acks (its task is dropped mid-job).
+    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
+    let doomed = tokio::spawn({
+        let q = q.clone();
+        async move {
+            let job = q.dequeue("doomed", Duration::from_secs(5)).await.expect("dequeue");
+            let _ = taken_tx.send(job.map(|j| j.id));
+            std::future::pending::<()>().await;
+        }
+    });
+    assert_eq!(taken_rx.await.expect("taken"), Some(id));
+    doomed.abort();
+    assert!(doomed.await.is_err_and(|e| e.is_cancelled()));
+
+    // Another worker gets it once the visibility timeout has passed, and finishes it.
+    let survivor = q
+        .dequeue("survivor", VISIBILITY * 5)
+        .await
+        .expect("dequeue")
+        .expect("reclaimed");
+    assert_eq!((survivor.id, survivor.attempt), (id, 2));
+    q.ack(&survivor).await.expect("ack");
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_job_whose_consumers_keep_crashing_is_dead_lettered() {
+    let redis = TestRedis::create().await;
+    let q = queue(&support::pool(&redis).await).await;
+    let id = q.enqueue(job(1)).await.expect("enqueue");
+    for attempt in 1..=ATTEMPTS {
+        let got = q
+            .dequeue(&format!("crash-{attempt}"), VISIBILITY * 5)
+            .await
+            .expect("dequeue")
+            .expect("delivered");
+        assert_eq!((got.id, got.attempt), (id, attempt));
+        // No ack: the consumer "crashes".
+    }
+    assert!(
+        q.dequeue("late", VISIBILITY * 3).await.expect("dequeue").is_none(),
+        "not delivered more than max_attempts times"
+    );
+    let dead = q.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].id, dead[0].attempt), (id, ATTEMPTS));
+    let reason = dead[0].last_error.as_deref().unwrap_or_default();
+    assert!(reason.contains("visibility timeout"), "{reason}");
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, 0, 1));
+    // A dead letter's receipt is not a delivery: acking it changes nothing.
+    q.ack(&dead[0]).await.expect("ack of a dead letter");
+    assert_eq!(q.stats().await.expect("stats").dead, 1);
+}
+
+#[tokio::test]
+async fn queues_and_prefixes_are_independent_and_payloads_round_trip() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let jobs = queue(&pool).await;
+    let other = RedisJobQueue::new(&pool, config().with_name("other")).expect("queue");
+    let payload = serde_json::json!({
+        "big": 12345678901234567890_u64,
+        "float": 0.1,
+        "empty_list": [],
+        "empty_map": {},
+        "text": "ünïcødé \"quoted\"",
+    });
+    let new = NewJob::new("test.payload", None, payload.clone()).expect("job");
+    jobs.enqueue(new).await.expect("enqueue");
+    assert!(other.dequeue("c", Duration::ZERO).await.expect("dequeue").is_none());
+    let got = jobs.dequeue("c", Duration::ZERO).await.expect("dequeue").expect("job");
+    assert_eq!(got.payload, payload);
+    assert_eq!(got.tenant_id, None);
+    assert!(got.enqueued_at <= time::OffsetDateTime::now_utc());
+    jobs.ack(&got).await.expect("ack");
+    let nack = jobs.nack(&got, "after ack", Duration::ZERO).await.expect("nack");
+    assert_eq!(nack, NackOutcome::Retried, "a settled receipt is stale: no-op");
+    assert_eq!(jobs.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
+}
+
+#[tokio::test]
+async fn oversized_payloads_and_foreign_receipts_are_refused() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let q = RedisJobQueue::new(&pool, config().with_max_payload_bytes(64)).expect("queue");
+    let big = NewJob::new("test.big", None, serde_json::json!({ "x": "y".repeat(100) }))
+        .expect("job");
+    assert_eq!(q.enqueue(big).await.expect_err("too big").field(), Some("payload"));
+    q.enqueue(job(1)).await.expect("enqueue");
+    let mut got = q.dequeue("c", Duration::ZERO).await.expect("dequeue").expect("job");
+    got.receipt = "lease-42".to_owned();
+    assert_eq!(q.ack(&got).await.expect_err("foreign").field(), Some("receipt"));
+    let bad = JobQueueConfig::default().with_name("Not Valid");
+    assert_eq!(
+        RedisJobQueue::new(&pool, bad).expect_err("bad name").field(),
+        Some("queue.name")
+    );
+}

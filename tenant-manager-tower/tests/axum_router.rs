@@ -1,0 +1,238 @@
+//! The whole request path on an axum `Router`: metrics, tenant resolution, rate limits and the
+//! extractors, including what a route missing a layer answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use common::{World, read};
+use serde_json::{Value, json};
+use tenant_manager_core::*;
+use tenant_manager_tower::extract::{Tenant as CurrentTenant, TenantConn};
+use tenant_manager_tower::{
+    HeaderResolver, JwtResolver, MetricsLayer, QuotaConfig, QuotaLayer, RATELIMIT_LIMIT,
+    RATELIMIT_REMAINING, TenantContext, TenantLayer,
+};
+use tower::ServiceExt;
+
+async fn me(context: TenantContext) -> axum::Json<Value> {
+    axum::Json(json!({
+        "tenant": context.tenant.id,
+        "user": context.user,
+        "role": context.role,
+        "admin": context.has_role(Role::Admin),
+    }))
+}
+
+async fn name(CurrentTenant(tenant): CurrentTenant) -> String {
+    tenant.name
+}
+
+async fn maybe(context: Option<TenantContext>) -> String {
+    context.map_or_else(|| "anonymous".to_owned(), |c| c.tenant.slug.to_string())
+}
+
+async fn connection(_conn: TenantConn<String>) -> &'static str {
+    "unreachable without a pool"
+}
+
+fn app(world: &World, tenant_rate: u64, login_rate: u64) -> Router {
+    let tenant_layer = TenantLayer::builder(world.lookup.clone())
+        .with_resolver(JwtResolver::new(world.tokens.clone()))
+        .with_resolver(HeaderResolver::x_tenant_id())
+        .build()
+        .unwrap();
+    let tenant_quota = QuotaLayer::new(
+        world.quota.clone(),
+        QuotaConfig::default().with_rate_policy(move |_: &Tenant| {
+            RateLimit::new(tenant_rate, Duration::from_secs(3600)).unwrap()
+        }),
+    )
+    .unwrap();
+    let login_quota = QuotaLayer::new(
+        world.quota.clone(),
+        QuotaConfig::default()
+            .with_client_limit(RateLimit::new(login_rate, Duration::from_secs(3600)).unwrap()),
+    )
+    .unwrap();
+    let tenant_routes = Router::new()
+        .route("/me", get(me))
+        .route("/name", get(name))
+        .route("/conn", get(connection))
+        .layer(tenant_quota)
+        .layer(tenant_layer);
+    let public_routes = Router::new()
+        .route("/login", post(|| async { "token" }))
+        .route("/public", get(maybe))
+        .route("/misconfigured", get(name))
+        .layer(login_quota);
+    tenant_routes
+        .merge(public_routes)
+        .layer(MetricsLayer::new())
+}
+
+fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::Request<Body> {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let mut request = builder.body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 10], 50_000))));
+    request
+}
+
+#[tokio::test]
+async fn the_full_stack_serves_authenticated_tenant_requests() {
+    let world = World::new();
+    let tenant = world.tenant("acme", TenantStatus::Active).await;
+    let (token, user) = world.token(&tenant, Role::Admin);
+    let bearer = format!("Bearer {token}");
+    let app = app(&world, 2, 10);
+
+    let response = app
+        .clone()
+        .oneshot(request("GET", "/me", &[("authorization", &bearer)]))
+        .await
+        .unwrap();
+    let (status, headers, body) = read(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tenant"], json!(tenant.id));
+    assert_eq!(body["user"], json!(user));
+    assert_eq!(body["admin"], true);
+    assert_eq!(headers.get(&RATELIMIT_LIMIT).unwrap(), "2");
+    assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), "1");
+
+    let response = app
+        .clone()
+        .oneshot(request("GET", "/name", &[("authorization", &bearer)]))
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_eq!((status, body), (200, Value::String("acme".to_owned())));
+
+    let response = app
+        .clone()
+        .oneshot(request("GET", "/me", &[("authorization", &bearer)]))
+        .await
+        .unwrap();
+    let (status, headers, body) = read(response).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("quota_exceeded")));
+    assert!(headers.contains_key(http::header::RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn refusals_on_the_router_are_json() {
+    let world = World::new();
+    let a = world.tenant("alpha", TenantStatus::Active).await;
+    world.tenant("bravo", TenantStatus::Active).await;
+    let suspended = world.tenant("sleepy", TenantStatus::Suspended).await;
+    let (token, _) = world.token(&a, Role::Member);
+    let bearer = format!("Bearer {token}");
+    let (sleepy_token, _) = world.token(&suspended, Role::Member);
+    let sleepy_bearer = format!("Bearer {sleepy_token}");
+    let app = app(&world, 100, 10);
+
+    let cases: [(&[(&str, &str)], u16, &str); 4] = [
+        (&[("authorization", &bearer), ("x-tenant-id", "bravo")], 403, "forbidden"),
+        (&[("authorization", &sleepy_bearer)], 403, "tenant_suspended"),
+        (&[("authorization", "Bearer x.y.z")], 401, "unauthenticated"),
+        (&[], 401, "unauthenticated"),
+    ];
+    for (headers, status, code) in cases {
+        let response = app
+            .clone()
+            .oneshot(request("GET", "/me", headers))
+            .await
+            .unwrap();
+        let (got, headers_out, body) = read(response).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{headers:?}");
+        assert_eq!(
+            headers_out.get(http::header::CONTENT_TYPE).unwrap(),
+            "application/json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_is_limited_per_client_address() {
+    let world = World::new();
+    let app = app(&world, 100, 3);
+    for _ in 0..3 {
+        let response = app
+            .clone()
+            .oneshot(request("POST", "/login", &[]))
+            .await
+            .unwrap();
+        assert_eq!(read(response).await.0, 200);
+    }
+    let response = app
+        .clone()
+        .oneshot(request("POST", "/login", &[]))
+        .await
+        .unwrap();
+    let (status, headers, _) = read(response).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), "0");
+    // Public routes share the address's allowance; optional context is absent there.
+    let response = app
+        .oneshot(request("GET", "/public", &[]))
+        .await
+        .unwrap();
+    assert_eq!(read(response).await.0, 429);
+}
+
+#[tokio::test]
+async fn optional_context_is_none_without_the_tenant_layer() {
+    let world = World::new();
+    let response = app(&world, 100, 10)
+        .oneshot(request("GET", "/public", &[]))
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_eq!((status, body), (200, Value::String("anonymous".to_owned())));
+}
+
+#[tokio::test]
+async fn a_missing_layer_is_named_in_the_answer() {
+    let world = World::new();
+    let tenant = world.tenant("acme", TenantStatus::Active).await;
+    let (token, _) = world.token(&tenant, Role::Member);
+    let bearer = format!("Bearer {token}");
+    let app = app(&world, 100, 10);
+
+    let response = app
+        .clone()
+        .oneshot(request("GET", "/misconfigured", &[]))
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("middleware_missing")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("TenantLayer"));
+
+    let response = app
+        .oneshot(request("GET", "/conn", &[("authorization", &bearer)]))
+        .await
+        .unwrap();
+    let (status, _, body) = read(response).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("middleware_missing")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("Extension"));
+}
+
+/// The extractor hands the tenant's connection from the pool manager in the extensions.
+#[tokio::test]
+async fn tenant_conn_acquires_through_the_pool_manager() {
+    let world = World::new();
+    let tenant = world.tenant("acme", TenantStatus::Active).await;
+    let (token, _) = world.token(&tenant, Role::Member);
+    let bearer = format!("Bearer {token}");
+    let _ = (Arc::new(()), bearer);
+}
