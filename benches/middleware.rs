@@ -39,7 +39,9 @@ fn handler()
 -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone
 {
     tower::service_fn(|_request: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            b"{\"ok\":true}",
+        ))))
     })
 }
 
@@ -83,7 +85,12 @@ async fn fixture() -> Fixture {
         PasswordHash::from_phc("$argon2id$unused"),
     )
     .into_user(time::OffsetDateTime::now_utc());
-    let token = tokens.issue(&user).unwrap().access_token.expose().to_owned();
+    let token = tokens
+        .issue(&user)
+        .unwrap()
+        .access_token
+        .expose()
+        .to_owned();
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     Fixture {
         lookup,
@@ -143,9 +150,7 @@ fn bench(c: &mut Criterion) {
         .layer(tenant_layer.clone())
         .layer(quota_layer.clone())
         .service(handler());
-    let tenant_only = ServiceBuilder::new()
-        .layer(tenant_layer)
-        .service(handler());
+    let tenant_only = ServiceBuilder::new().layer(tenant_layer).service(handler());
     let quota_only = ServiceBuilder::new().layer(quota_layer).service(handler());
     let metrics_only = ServiceBuilder::new()
         .layer(MetricsLayer::new())

@@ -107,9 +107,8 @@ impl Gcra {
         let now_wide = u128::from(now);
         let base = u128::from(tat.max(now));
         let new_tat = base + u128::from(cost) * interval;
-        let remaining_after = |backlog: u128| {
-            saturate(capacity.saturating_sub(backlog) / interval).min(self.limit)
-        };
+        let remaining_after =
+            |backlog: u128| saturate(capacity.saturating_sub(backlog) / interval).min(self.limit);
         if new_tat - now_wide <= capacity {
             let backlog = new_tat - now_wide;
             Ok(GcraOutcome {
@@ -235,13 +234,17 @@ mod tests {
     #[test]
     fn bad_inputs_are_refused() {
         assert_eq!(
-            Gcra::new(0, 10).err().and_then(|e| e.field().map(str::to_owned)),
+            Gcra::new(0, 10)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned)),
             Some("rate_limit.limit".to_owned())
         );
         assert!(Gcra::new(1, 0).is_err());
         let g = gcra(3, 30);
         assert_eq!(
-            g.check(0, 0, 0).err().and_then(|e| e.field().map(str::to_owned)),
+            g.check(0, 0, 0)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned)),
             Some("cost".to_owned())
         );
         assert!(g.check(0, 0, 4).is_err());

@@ -176,11 +176,19 @@ mod tests {
             assert_eq!(get(&lookup, key).await.map(|t| t.id), Some(t.id), "{key}");
         }
         let stats = lookup.stats();
-        assert_eq!((stats.hits, stats.misses), (2, 1), "one miss filled all views");
+        assert_eq!(
+            (stats.hits, stats.misses),
+            (2, 1),
+            "one miss filled all views"
+        );
 
         rename(&registry, t.id, "Renamed").await;
         let cached = get(&lookup, &CacheKey::Id(t.id)).await;
-        assert_eq!(cached.map(|t| t.name), Some("Acme".to_owned()), "served from cache");
+        assert_eq!(
+            cached.map(|t| t.name),
+            Some("Acme".to_owned()),
+            "served from cache"
+        );
         lookup
             .invalidate(t.id)
             .await
@@ -235,7 +243,10 @@ mod tests {
         let lookup = lookup(&registry, Arc::new(DownCache));
         let t = tenant(&registry, "acme").await;
         assert_eq!(get(&lookup, &CacheKey::Id(t.id)).await, Some(t.clone()));
-        assert_eq!(get(&lookup, &CacheKey::Slug(t.slug.clone())).await, Some(t.clone()));
+        assert_eq!(
+            get(&lookup, &CacheKey::Slug(t.slug.clone())).await,
+            Some(t.clone())
+        );
         let err = lookup.invalidate(t.id).await.err();
         assert_eq!(err.map(|e| e.code()), Some("backend_unavailable"));
     }
@@ -285,7 +296,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         gated.release.notify_one();
         let stale = reader.await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stale.ok().flatten().map(|t| t.name), Some("Acme".to_owned()));
+        assert_eq!(
+            stale.ok().flatten().map(|t| t.name),
+            Some("Acme".to_owned())
+        );
 
         let cached = gated
             .cache

@@ -8,8 +8,7 @@ use std::time::Duration;
 use manager_support::{Harness, PASSWORD};
 use tenant_manager_core::manager::TenantManager;
 use tenant_manager_core::{
-    CacheKey, Error, Provisioner, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantStatus,
-    UsageKind,
+    CacheKey, Error, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantStatus, UsageKind,
 };
 
 #[tokio::test]
@@ -170,9 +169,11 @@ async fn quota_overrides_apply_and_are_validated() {
     let plan_policy = h.manager.effective_quota(&r.tenant);
     assert_eq!(&plan_policy, h.manager.plans().policy(&r.tenant.plan));
 
-    let mut custom = QuotaPolicy::default();
-    custom.rate = RateLimit::new(5, Duration::from_secs(1)).unwrap();
-    custom.max_users = 3;
+    let custom = QuotaPolicy {
+        rate: RateLimit::new(5, Duration::from_secs(1)).unwrap(),
+        max_users: 3,
+        ..QuotaPolicy::default()
+    };
     h.cache.put(&r.tenant).await.unwrap();
     let updated = h
         .manager
@@ -185,8 +186,10 @@ async fn quota_overrides_apply_and_are_validated() {
     let cleared = h.manager.update_quota(r.tenant.id, None).await.unwrap();
     assert_eq!(h.manager.effective_quota(&cleared), plan_policy);
 
-    let mut bad = QuotaPolicy::default();
-    bad.max_connections = 0;
+    let bad = QuotaPolicy {
+        max_connections: 0,
+        ..QuotaPolicy::default()
+    };
     let err = h
         .manager
         .update_quota(r.tenant.id, Some(bad))

@@ -1,6 +1,8 @@
 //! What the backup store suite cannot see: the in-memory store's byte budget, and the
 //! filesystem store's layout on disk.
 
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 
 use tenant_manager_core::fs_store::FilesystemBackupStore;

@@ -3,6 +3,8 @@
 //! `Arc<dyn Trait>` a host picks at start-up, and the provisioner once more with narrowed
 //! capabilities so that the refusal of an unsupported isolation is exercised.
 
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -1,5 +1,7 @@
 //! `InMemoryTenantData` and the `InMemoryProvisioner` that creates its tenant spaces.
 
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 
 use serde_json::json;

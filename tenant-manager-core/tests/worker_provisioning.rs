@@ -369,22 +369,20 @@ fn provisioning_outcomes_are_counted() {
             run_until_settled(&worker).await;
         });
     });
+    // A snapshot drains the counters: take one and look everything up in it.
+    let snapshot = snapshotter.snapshot().into_vec();
     let counted = |result: &str| {
-        snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .find_map(|(key, _, _, value)| {
-                let key = key.key();
-                let matches = key.name() == "tenant_provisioning_total"
-                    && key
-                        .labels()
-                        .any(|l| l.key() == "result" && l.value() == result);
-                match (matches, value) {
-                    (true, DebugValue::Counter(n)) => Some(n),
-                    _ => None,
-                }
-            })
+        snapshot.iter().find_map(|(key, _, _, value)| {
+            let key = key.key();
+            let matches = key.name() == "tenant_provisioning_total"
+                && key
+                    .labels()
+                    .any(|l| l.key() == "result" && l.value() == result);
+            match (matches, value) {
+                (true, DebugValue::Counter(n)) => Some(*n),
+                _ => None,
+            }
+        })
     };
     assert_eq!(counted("retry"), Some(1));
     assert_eq!(counted("success"), Some(1));

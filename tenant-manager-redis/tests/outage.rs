@@ -8,7 +8,7 @@ mod support;
 use std::error::Error as _;
 use std::time::Duration;
 
-use support::PrivateRedis;
+use support::private_redis::PrivateRedis;
 use tenant_manager_core::testing::cache::sample_tenant;
 use tenant_manager_core::{
     CacheKey, Error, JobQueue, NewJob, QuotaEnforcer, RateKey, RateLimit, Result, TenantCache,

@@ -26,8 +26,8 @@ fn config() -> JobQueueConfig {
 async fn fixture() -> Fixture<dyn JobQueue> {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
-    let queue = RedisJobQueue::new(&pool, config()).expect("queue");
-    Fixture::with_guard(Arc::new(queue), redis).with_caps(JobQueueCaps::new(VISIBILITY, ATTEMPTS))
+    let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(&pool, config()).expect("queue"));
+    Fixture::with_guard(queue, redis).with_caps(JobQueueCaps::new(VISIBILITY, ATTEMPTS))
 }
 
 tenant_manager_core::job_queue_conformance!(fixture);

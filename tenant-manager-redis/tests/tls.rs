@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::PrivateRedis;
+use support::private_redis::PrivateRedis;
 use tenant_manager_core::{CacheKey, Error, QuotaEnforcer, RateKey, RateLimit, TenantCache, TenantId};
 use tenant_manager_redis::{
     RedisConfig, RedisPool, RedisQuotaEnforcer, RedisTenantCache, TenantCacheConfig,

@@ -122,9 +122,7 @@ where
 /// The answer when a future is polled again after it completed: a bug of the caller, answered
 /// with a 500 rather than a panic.
 fn polled_after_completion() -> Refusal {
-    error_response(&Error::internal(
-        "response future polled after completion",
-    ))
+    error_response(&Error::internal("response future polled after completion"))
 }
 
 impl<S, B, A, ResBody> Future for GateFuture<S, B, A>

@@ -264,7 +264,11 @@ mod tests {
 
     #[tokio::test]
     async fn field_retry_after_and_hidden_internals() {
-        let body = json(error_response(&Error::invalid("admin_email", "must contain @"))).await;
+        let body = json(error_response(&Error::invalid(
+            "admin_email",
+            "must contain @",
+        )))
+        .await;
         assert_eq!(body["error"]["field"], "admin_email");
 
         let response = error_response(&Error::QuotaExceeded {

@@ -125,7 +125,10 @@ async fn the_full_stack_serves_authenticated_tenant_requests() {
         .await
         .unwrap();
     let (status, headers, body) = read(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("quota_exceeded")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("quota_exceeded"))
+    );
     assert!(headers.contains_key(http::header::RETRY_AFTER));
 }
 
@@ -141,9 +144,18 @@ async fn refusals_on_the_router_are_json() {
     let sleepy_bearer = format!("Bearer {sleepy_token}");
     let app = app(&world, 100, 10);
 
-    let cases: [(&[(&str, &str)], u16, &str); 4] = [
-        (&[("authorization", &bearer), ("x-tenant-id", "bravo")], 403, "forbidden"),
-        (&[("authorization", &sleepy_bearer)], 403, "tenant_suspended"),
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case<'_>; 4] = [
+        (
+            &[("authorization", &bearer), ("x-tenant-id", "bravo")],
+            403,
+            "forbidden",
+        ),
+        (
+            &[("authorization", &sleepy_bearer)],
+            403,
+            "tenant_suspended",
+        ),
         (&[("authorization", "Bearer x.y.z")], 401, "unauthenticated"),
         (&[], 401, "unauthenticated"),
     ];
@@ -154,7 +166,11 @@ async fn refusals_on_the_router_are_json() {
             .await
             .unwrap();
         let (got, headers_out, body) = read(response).await;
-        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{headers:?}");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{headers:?}"
+        );
         assert_eq!(
             headers_out.get(http::header::CONTENT_TYPE).unwrap(),
             "application/json"
@@ -183,10 +199,7 @@ async fn login_is_limited_per_client_address() {
     assert_eq!(status, 429);
     assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), "0");
     // Public routes share the address's allowance; optional context is absent there.
-    let response = app
-        .oneshot(request("GET", "/public", &[]))
-        .await
-        .unwrap();
+    let response = app.oneshot(request("GET", "/public", &[])).await.unwrap();
     assert_eq!(read(response).await.0, 429);
 }
 
@@ -215,16 +228,32 @@ async fn a_missing_layer_is_named_in_the_answer() {
         .await
         .unwrap();
     let (status, _, body) = read(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("middleware_missing")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("TenantLayer"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("middleware_missing"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TenantLayer")
+    );
 
     let response = app
         .oneshot(request("GET", "/conn", &[("authorization", &bearer)]))
         .await
         .unwrap();
     let (status, _, body) = read(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("middleware_missing")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("Extension"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("middleware_missing"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Extension")
+    );
 }
 
 /// The extractor hands the tenant's connection from the pool manager in the extensions.

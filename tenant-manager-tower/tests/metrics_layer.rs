@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::routing::get as route_get;
 use common::{Echo, World, get, read};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tenant_manager_core::{Role, TenantStatus};
 use tenant_manager_tower::{
     HeaderResolver, JwtResolver, MetricsConfig, MetricsLayer, REQUESTS_TOTAL, RESPONSE_TIME,
@@ -82,22 +82,46 @@ async fn service_fn_routes_come_from_templates_or_fall_back() {
         .extensions_mut()
         .insert(RouteTemplate::new("/users/{id}"));
     read(service.clone().oneshot(templated).await.unwrap()).await;
-    read(service.clone().oneshot(get("/users/43", &[])).await.unwrap()).await;
+    read(
+        service
+            .clone()
+            .oneshot(get("/users/43", &[]))
+            .await
+            .unwrap(),
+    )
+    .await;
     let mut post = get("/users/44", &[]);
     *post.method_mut() = http::Method::POST;
     read(service.oneshot(post).await.unwrap()).await;
 
     let all = series(&snapshotter);
     assert_eq!(
-        counter(&all, &[("method", "GET"), ("route", "/users/{id}"), ("status", "200")]),
+        counter(
+            &all,
+            &[
+                ("method", "GET"),
+                ("route", "/users/{id}"),
+                ("status", "200")
+            ]
+        ),
         1
     );
     assert_eq!(
-        counter(&all, &[("method", "GET"), ("route", "unmatched"), ("status", "200")]),
+        counter(
+            &all,
+            &[("method", "GET"), ("route", "unmatched"), ("status", "200")]
+        ),
         1
     );
     assert_eq!(
-        counter(&all, &[("method", "POST"), ("route", "unmatched"), ("status", "200")]),
+        counter(
+            &all,
+            &[
+                ("method", "POST"),
+                ("route", "unmatched"),
+                ("status", "200")
+            ]
+        ),
         1
     );
     assert_eq!(
@@ -126,16 +150,28 @@ async fn axum_matched_paths_are_the_route_label() {
         .route("/health", route_get(ok))
         .layer(MetricsLayer::new());
     for uri in ["/users/1", "/users/2", "/health", "/nowhere/3"] {
-        let request = http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+        let request = http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
         read(app.clone().oneshot(request).await.unwrap()).await;
     }
     let all = series(&snapshotter);
     assert_eq!(
-        counter(&all, &[("method", "GET"), ("route", "/users/{id}"), ("status", "200")]),
+        counter(
+            &all,
+            &[
+                ("method", "GET"),
+                ("route", "/users/{id}"),
+                ("status", "200")
+            ]
+        ),
         2
     );
     assert_eq!(
-        counter(&all, &[("method", "GET"), ("route", "/health"), ("status", "200")]),
+        counter(
+            &all,
+            &[("method", "GET"), ("route", "/health"), ("status", "200")]
+        ),
         1
     );
     assert_eq!(
@@ -143,7 +179,8 @@ async fn axum_matched_paths_are_the_route_label() {
         2
     );
     assert!(
-        all.iter().all(|(_, _, l, _)| l.values().all(|v| !v.contains("/users/1"))),
+        all.iter()
+            .all(|(_, _, l, _)| l.values().all(|v| !v.contains("/users/1"))),
         "{all:?}"
     );
 }
@@ -165,12 +202,17 @@ async fn an_outermost_metrics_layer_counts_the_refusals_of_the_tenant_layer() {
         )
         .service(Echo::default().service());
     let mut request = get("/items", &[("authorization", "Bearer nope")]);
-    request.extensions_mut().insert(RouteTemplate::new("/items"));
+    request
+        .extensions_mut()
+        .insert(RouteTemplate::new("/items"));
     let (status, _, _) = read(service.oneshot(request).await.unwrap()).await;
     assert_eq!(status, 401);
     let all = series(&snapshotter);
     assert_eq!(
-        counter(&all, &[("method", "GET"), ("route", "/items"), ("status", "401")]),
+        counter(
+            &all,
+            &[("method", "GET"), ("route", "/items"), ("status", "401")]
+        ),
         1
     );
 }
@@ -199,15 +241,27 @@ async fn the_tenant_label_is_opt_in_and_bounded() {
         .service(Echo::default().service());
     for token in [&big_token, &small_token] {
         let bearer = format!("Bearer {token}");
-        let (status, _, _) =
-            read(labelled.clone().oneshot(get("/", &[("authorization", &bearer)])).await.unwrap()).await;
+        let (status, _, _) = read(
+            labelled
+                .clone()
+                .oneshot(get("/", &[("authorization", &bearer)]))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 200);
     }
     let unlabelled = ServiceBuilder::new()
         .layer(tenant_layer)
         .layer(MetricsLayer::new())
         .service(Echo::default().service());
-    read(unlabelled.oneshot(get("/", &[("x-tenant-id", "smallco")])).await.unwrap()).await;
+    read(
+        unlabelled
+            .oneshot(get("/", &[("x-tenant-id", "smallco")]))
+            .await
+            .unwrap(),
+    )
+    .await;
 
     let all = series(&snapshotter);
     let base = [("method", "GET"), ("route", "unmatched"), ("status", "200")];

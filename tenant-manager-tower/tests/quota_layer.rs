@@ -27,15 +27,23 @@ fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
-fn with_tenant(mut request: http::Request<http_body_util::Full<bytes::Bytes>>, tenant: &Tenant) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+fn with_tenant(
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    tenant: &Tenant,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
     request
         .extensions_mut()
         .insert(TenantContext::new(tenant.clone(), ResolvedBy::Jwt));
     request
 }
 
-fn from_peer(mut request: http::Request<http_body_util::Full<bytes::Bytes>>, ip: [u8; 4]) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    request.extensions_mut().insert(ClientAddr(IpAddr::from(ip)));
+fn from_peer(
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    ip: [u8; 4],
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    request
+        .extensions_mut()
+        .insert(ClientAddr(IpAddr::from(ip)));
     request
 }
 
@@ -50,7 +58,11 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
             ..QuotaPolicy::default()
         },
     );
-    let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default().with_plans(plans)).unwrap();
+    let layer = QuotaLayer::new(
+        world.quota.clone(),
+        QuotaConfig::default().with_plans(plans),
+    )
+    .unwrap();
     let echo = Echo::default();
 
     for expected_remaining in [2, 1, 0] {
@@ -62,7 +74,10 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
         let (status, headers, _) = read(response).await;
         assert_eq!(status, 200);
         assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(3));
-        assert_eq!(header(&headers, &RATELIMIT_REMAINING), Some(expected_remaining));
+        assert_eq!(
+            header(&headers, &RATELIMIT_REMAINING),
+            Some(expected_remaining)
+        );
         assert!(header(&headers, &RATELIMIT_RESET).is_some_and(|s| s <= 3600));
     }
     let response = layer
@@ -76,7 +91,11 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
     assert!(header(&headers, &RETRY_AFTER).is_some_and(|s| s >= 1));
     assert_eq!(header(&headers, &RATELIMIT_REMAINING), Some(0));
     assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(3));
-    assert_eq!(echo.calls(), 3, "the refused request never reached the service");
+    assert_eq!(
+        echo.calls(),
+        3,
+        "the refused request never reached the service"
+    );
 
     // Another tenant has its own allowance.
     let other = world.tenant("other", TenantStatus::Active).await;
@@ -104,10 +123,18 @@ async fn a_tenant_override_beats_its_plan_and_closures_are_policies() {
         .await
         .unwrap();
     let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default()).unwrap();
-    let first = layer.layer(Echo::default().service()).oneshot(with_tenant(get("/", &[]), &tenant)).await.unwrap();
+    let first = layer
+        .layer(Echo::default().service())
+        .oneshot(with_tenant(get("/", &[]), &tenant))
+        .await
+        .unwrap();
     let (_, headers, _) = read(first).await;
     assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(1));
-    let second = layer.layer(Echo::default().service()).oneshot(with_tenant(get("/", &[]), &tenant)).await.unwrap();
+    let second = layer
+        .layer(Echo::default().service())
+        .oneshot(with_tenant(get("/", &[]), &tenant))
+        .await
+        .unwrap();
     assert_eq!(read(second).await.0, 429);
 
     let other = world.tenant("other", TenantStatus::Active).await;
@@ -116,7 +143,11 @@ async fn a_tenant_override_beats_its_plan_and_closures_are_policies() {
         QuotaConfig::default().with_rate_policy(|_: &Tenant| rate(7, Duration::from_secs(60))),
     )
     .unwrap();
-    let response = layer.layer(Echo::default().service()).oneshot(with_tenant(get("/", &[]), &other)).await.unwrap();
+    let response = layer
+        .layer(Echo::default().service())
+        .oneshot(with_tenant(get("/", &[]), &other))
+        .await
+        .unwrap();
     assert_eq!(header(&read(response).await.1, &RATELIMIT_LIMIT), Some(7));
 }
 
@@ -131,21 +162,50 @@ async fn unauthenticated_requests_are_limited_per_client_address() {
     let call = |request| layer.layer(Echo::default().service()).oneshot(request);
 
     for _ in 0..2 {
-        assert_eq!(read(call(from_peer(get("/login", &[]), [192, 0, 2, 1])).await.unwrap()).await.0, 200);
+        assert_eq!(
+            read(
+                call(from_peer(get("/login", &[]), [192, 0, 2, 1]))
+                    .await
+                    .unwrap()
+            )
+            .await
+            .0,
+            200
+        );
     }
-    let (status, headers, _) = read(call(from_peer(get("/login", &[]), [192, 0, 2, 1])).await.unwrap()).await;
+    let (status, headers, _) = read(
+        call(from_peer(get("/login", &[]), [192, 0, 2, 1]))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 429);
     assert!(headers.contains_key(RETRY_AFTER));
     // Another address is not affected, and a spoofed X-Forwarded-For is ignored by default.
-    let spoofed = from_peer(get("/login", &[("x-forwarded-for", "203.0.113.9")]), [192, 0, 2, 1]);
+    let spoofed = from_peer(
+        get("/login", &[("x-forwarded-for", "203.0.113.9")]),
+        [192, 0, 2, 1],
+    );
     assert_eq!(read(call(spoofed).await.unwrap()).await.0, 429);
-    assert_eq!(read(call(from_peer(get("/login", &[]), [192, 0, 2, 2])).await.unwrap()).await.0, 200);
+    assert_eq!(
+        read(
+            call(from_peer(get("/login", &[]), [192, 0, 2, 2]))
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        200
+    );
 
     // axum's ConnectInfo is a peer address too.
     let mut request = get("/login", &[]);
     request
         .extensions_mut()
-        .insert(axum::extract::ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000))));
+        .insert(axum::extract::ConnectInfo(SocketAddr::from((
+            [192, 0, 2, 1],
+            4000,
+        ))));
     assert_eq!(read(call(request).await.unwrap()).await.0, 429);
 }
 
@@ -162,21 +222,31 @@ async fn a_trusted_proxy_header_is_used_only_when_enabled() {
     let proxy = [10, 0, 0, 1];
     let call = |client: &str| {
         let forwarded = format!("6.6.6.6, {client}");
-        layer
-            .layer(Echo::default().service())
-            .oneshot(from_peer(get("/login", &[("x-forwarded-for", &forwarded)]), proxy))
+        layer.layer(Echo::default().service()).oneshot(from_peer(
+            get("/login", &[("x-forwarded-for", &forwarded)]),
+            proxy,
+        ))
     };
     assert_eq!(read(call("198.51.100.1").await.unwrap()).await.0, 200);
     assert_eq!(read(call("198.51.100.1").await.unwrap()).await.0, 429);
-    assert_eq!(read(call("198.51.100.2").await.unwrap()).await.0, 200, "one key per client behind the proxy");
+    assert_eq!(
+        read(call("198.51.100.2").await.unwrap()).await.0,
+        200,
+        "one key per client behind the proxy"
+    );
 
-    assert!(QuotaLayer::new(
-        world.quota.clone(),
-        QuotaConfig::default().with_client_ip(ClientIpSource::forwarded_for(0))
-    )
-    .is_err());
+    assert!(
+        QuotaLayer::new(
+            world.quota.clone(),
+            QuotaConfig::default().with_client_ip(ClientIpSource::forwarded_for(0))
+        )
+        .is_err()
+    );
     let mut zero = QuotaConfig::default();
-    zero.client_limit = RateLimit { limit: 0, window_ms: 1000 };
+    zero.client_limit = RateLimit {
+        limit: 0,
+        window_ms: 1000,
+    };
     assert!(QuotaLayer::new(world.quota.clone(), zero).is_err());
 }
 
@@ -192,7 +262,14 @@ async fn client_scope_counts_addresses_even_with_a_tenant() {
     )
     .unwrap();
     let request = from_peer(with_tenant(get("/", &[]), &tenant), [192, 0, 2, 5]);
-    let (_, headers, _) = read(layer.layer(Echo::default().service()).oneshot(request).await.unwrap()).await;
+    let (_, headers, _) = read(
+        layer
+            .layer(Echo::default().service())
+            .oneshot(request)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(5));
 }
 
@@ -200,15 +277,50 @@ async fn client_scope_counts_addresses_even_with_a_tenant() {
 async fn missing_tenant_or_address_names_what_to_add() {
     let world = World::new();
     let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default()).unwrap();
-    let (status, _, body) = read(layer.layer(Echo::default().service()).oneshot(get("/", &[])).await.unwrap()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("middleware_missing")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("ConnectInfo") || body["error"]["message"].as_str().unwrap().contains("connect_info"));
+    let (status, _, body) = read(
+        layer
+            .layer(Echo::default().service())
+            .oneshot(get("/", &[]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("middleware_missing"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConnectInfo")
+            || body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("connect_info")
+    );
 
-    let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default().with_scope(QuotaScope::Tenant)).unwrap();
+    let layer = QuotaLayer::new(
+        world.quota.clone(),
+        QuotaConfig::default().with_scope(QuotaScope::Tenant),
+    )
+    .unwrap();
     let request = from_peer(get("/", &[]), [192, 0, 2, 1]);
-    let (status, _, body) = read(layer.layer(Echo::default().service()).oneshot(request).await.unwrap()).await;
+    let (status, _, body) = read(
+        layer
+            .layer(Echo::default().service())
+            .oneshot(request)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 500);
-    assert!(body["error"]["message"].as_str().unwrap().contains("TenantLayer"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TenantLayer")
+    );
 }
 
 /// An enforcer whose backend is down.
@@ -216,7 +328,10 @@ async fn missing_tenant_or_address_names_what_to_add() {
 struct DownEnforcer;
 
 fn down() -> Error {
-    Error::unavailable("test quota store", std::io::Error::other("connection refused"))
+    Error::unavailable(
+        "test quota store",
+        std::io::Error::other("connection refused"),
+    )
 }
 
 #[async_trait]
@@ -224,7 +339,13 @@ impl QuotaEnforcer for DownEnforcer {
     async fn check_rate(&self, _: &RateKey, _: &RateLimit, _: u32) -> Result<RateDecision> {
         Err(down())
     }
-    async fn consume_usage(&self, _: TenantId, _: UsageKind, _: i64, _: u64) -> Result<UsageDecision> {
+    async fn consume_usage(
+        &self,
+        _: TenantId,
+        _: UsageKind,
+        _: i64,
+        _: u64,
+    ) -> Result<UsageDecision> {
         Err(down())
     }
     async fn usage(&self, _: TenantId, _: UsageKind) -> Result<u64> {
@@ -242,9 +363,18 @@ async fn an_unavailable_enforcer_fails_open_or_closed_as_configured() {
 
     let open = QuotaLayer::new(Arc::new(DownEnforcer), QuotaConfig::default()).unwrap();
     let echo = Echo::default();
-    let (status, headers, _) = read(open.layer(echo.service()).oneshot(with_tenant(get("/", &[]), &tenant)).await.unwrap()).await;
+    let (status, headers, _) = read(
+        open.layer(echo.service())
+            .oneshot(with_tenant(get("/", &[]), &tenant))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert!(!headers.contains_key(RATELIMIT_LIMIT), "no decision, no headers");
+    assert!(
+        !headers.contains_key(RATELIMIT_LIMIT),
+        "no decision, no headers"
+    );
     assert_eq!(echo.calls(), 1);
 
     let closed = QuotaLayer::new(
@@ -253,8 +383,18 @@ async fn an_unavailable_enforcer_fails_open_or_closed_as_configured() {
     )
     .unwrap();
     let echo = Echo::default();
-    let (status, headers, body) = read(closed.layer(echo.service()).oneshot(with_tenant(get("/", &[]), &tenant)).await.unwrap()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("backend_unavailable")));
+    let (status, headers, body) = read(
+        closed
+            .layer(echo.service())
+            .oneshot(with_tenant(get("/", &[]), &tenant))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("backend_unavailable"))
+    );
     assert!(headers.contains_key(RETRY_AFTER));
     assert_eq!(echo.calls(), 0);
 }
@@ -273,7 +413,9 @@ async fn concurrent_requests_admit_exactly_the_limit() {
     for _ in 0..200 {
         let service = layer.layer(echo.service());
         let request = with_tenant(get("/", &[]), &tenant);
-        tasks.push(tokio::spawn(async move { read(service.oneshot(request).await.unwrap()).await.0 }));
+        tasks.push(tokio::spawn(async move {
+            read(service.oneshot(request).await.unwrap()).await.0
+        }));
     }
     let mut admitted = 0;
     for task in tasks {

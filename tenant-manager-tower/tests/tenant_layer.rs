@@ -15,7 +15,7 @@ use tenant_manager_core::lookup::TenantLookup;
 use tenant_manager_core::memory::{InMemoryRegistry, InMemoryTenantCache};
 use tenant_manager_core::*;
 use tenant_manager_tower::{
-    HeaderResolver, JwtResolver, PathResolver, ResolvedBy, Resolution, SubdomainResolver,
+    HeaderResolver, JwtResolver, PathResolver, Resolution, ResolvedBy, SubdomainResolver,
     TenantLayer,
 };
 use tower::{Layer, ServiceExt};
@@ -68,12 +68,18 @@ async fn forged_expired_wrong_audience_and_unsigned_tokens_are_refused() {
     let cases = [
         (
             "forged signature",
-            forged_token(&claims(&tenant, json!({})), "another-secret-another-secret-0123456"),
+            forged_token(
+                &claims(&tenant, json!({})),
+                "another-secret-another-secret-0123456",
+            ),
         ),
         (
             "expired",
             forged_token(
-                &claims(&tenant, json!({"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600})),
+                &claims(
+                    &tenant,
+                    json!({"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}),
+                ),
                 common::SECRET,
             ),
         ),
@@ -88,22 +94,22 @@ async fn forged_expired_wrong_audience_and_unsigned_tokens_are_refused() {
         ),
         (
             "wrong issuer",
-            forged_token(&claims(&tenant, json!({"iss": "someone-else"})), common::SECRET),
+            forged_token(
+                &claims(&tenant, json!({"iss": "someone-else"})),
+                common::SECRET,
+            ),
         ),
         ("alg none", unsigned_token(&claims(&tenant, json!({})))),
-        (
-            "tampered payload",
-            {
-                // The valid token's signature over another tenant's claims.
-                let mut parts: Vec<&str> = valid.split('.').collect();
-                let payload = base64::Engine::encode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    claims(&tenant, json!({"role": "owner"})).to_string(),
-                );
-                parts[1] = &payload;
-                parts.join(".")
-            },
-        ),
+        ("tampered payload", {
+            // The valid token's signature over another tenant's claims.
+            let mut parts: Vec<&str> = valid.split('.').collect();
+            let payload = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                claims(&tenant, json!({"role": "owner"})).to_string(),
+            );
+            parts[1] = &payload;
+            parts.join(".")
+        }),
         ("garbage", "not.a.token".to_owned()),
     ];
     for (case, token) in cases {
@@ -157,7 +163,11 @@ async fn tenant_status_decides_the_answer() {
             .await
             .unwrap();
         let (got, headers, body) = read(response).await;
-        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{state}");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{state}"
+        );
         assert_eq!(headers.contains_key(RETRY_AFTER), retry, "{state}");
         assert_eq!(echo.calls(), 0, "{state}");
     }
@@ -176,7 +186,10 @@ async fn unknown_tenants_and_requests_naming_none_are_unauthenticated() {
         .await
         .unwrap();
     let (status, _, body) = read(response).await;
-    assert_eq!((status, body["error"]["message"].as_str()), (401, Some("unauthenticated: unknown tenant")));
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (401, Some("unauthenticated: unknown tenant"))
+    );
 
     let service = jwt_layer(&world).layer(Echo::default().service());
     let response = service.oneshot(get("/", &[])).await.unwrap();
@@ -198,7 +211,8 @@ async fn subdomain_header_path_and_custom_domain_resolvers() {
         .build()
         .unwrap();
     let id = tenant.id.to_string();
-    let cases: [(&str, Vec<(&str, &str)>, &str); 5] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case<'_>; 5] = [
         ("/", vec![("host", "acme.app.test")], "subdomain"),
         ("/", vec![("host", "acme.customer.test:443")], "subdomain"),
         ("/", vec![("x-tenant-id", "acme")], "header"),
@@ -224,7 +238,10 @@ async fn subdomain_header_path_and_custom_domain_resolvers() {
         .await
         .unwrap();
     let (status, _, body) = read(response).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("x-tenant-id")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("x-tenant-id"))
+    );
 }
 
 #[tokio::test]
@@ -242,7 +259,8 @@ async fn a_token_for_one_tenant_with_anything_naming_another_is_refused() {
         .build()
         .unwrap();
     let b_id = b.id.to_string();
-    let mismatches: [(&str, Vec<(&str, &str)>); 4] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+    let mismatches: [Case<'_>; 4] = [
         ("/", vec![("x-tenant-id", "bravo")]),
         ("/", vec![("x-tenant-id", b_id.as_str())]),
         ("/", vec![("host", "bravo.app.test")]),
@@ -362,7 +380,12 @@ impl TenantRegistry for DownRegistry {
     async fn update_tenant(&self, id: TenantId, u: TenantUpdate) -> Result<Tenant> {
         self.0.update_tenant(id, u).await
     }
-    async fn transition(&self, id: TenantId, to: TenantStatus, r: Option<String>) -> Result<Tenant> {
+    async fn transition(
+        &self,
+        id: TenantId,
+        to: TenantStatus,
+        r: Option<String>,
+    ) -> Result<Tenant> {
         self.0.transition(id, to, r).await
     }
     async fn purge_tenant(&self, id: TenantId) -> Result<()> {
@@ -399,7 +422,10 @@ async fn an_unavailable_registry_is_503_with_retry_after() {
         .await
         .unwrap();
     let (status, headers, body) = read(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("backend_unavailable")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("backend_unavailable"))
+    );
     assert!(headers.contains_key(RETRY_AFTER));
     assert_eq!(echo.calls(), 0);
 }

@@ -15,12 +15,14 @@ pub mod config;
 pub mod http_client;
 pub mod telemetry;
 
+pub(crate) mod companies;
 pub(crate) mod error;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod readiness;
 pub(crate) mod router;
 pub(crate) mod routes;
+pub(crate) mod services;
 pub(crate) mod state;
 
 pub use app::{App, StartupError};

@@ -1,13 +1,18 @@
-//! Prometheus exporter: the recorder, the described series, and the `/metrics` answer.
+//! Prometheus exporter: the recorder, the description of every series, the gauges sampled
+//! on each scrape.
 //!
-//! Every series the server and the toolkit emit is described here, so each one carries
-//! `# HELP` and the output passes `promtool check metrics`.
+//! The toolkit's crates record through the `metrics` facade; this module describes every
+//! series they and the server emit (one table, [`SERIES`]), so each carries `# HELP` and
+//! the output passes `promtool check metrics`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{Unit, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tenant_manager::{JobQueue, TenantStatus};
+
+use crate::services::Services;
 
 /// Buckets of every `*_seconds` histogram: 5 ms to 10 s, with 2 s (the guide's slow-response
 /// alert threshold) as a bucket edge.
@@ -15,114 +20,95 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
-/// Series names of the deployment guide and the ones next to them.
-pub(crate) mod names {
-    /// Gauge: tenants in status `active`.
-    pub(crate) const ACTIVE_TENANTS: &str = "active_tenants";
-    /// Gauge: tenants by status (label `status`).
-    pub(crate) const TENANTS: &str = "tenants";
-    /// Counter: API requests (labels `method`, `route`, `status`).
-    pub(crate) const API_REQUESTS_TOTAL: &str = "api_requests_total";
-    /// Histogram: API response time (labels `method`, `route`).
-    pub(crate) const API_RESPONSE_TIME_SECONDS: &str = "api_response_time_seconds";
-    /// Counter: database connections opened by the pool manager.
-    pub(crate) const DATABASE_CONNECTIONS_TOTAL: &str = "database_connections_total";
-    /// Gauge: open database connections (label `state`: `idle`, `in_use`).
-    pub(crate) const DATABASE_CONNECTIONS: &str = "database_connections";
-    /// Gauge: the global connection cap.
-    pub(crate) const DATABASE_CONNECTIONS_MAX: &str = "database_connections_max";
-    /// Gauge: tenant pools open.
-    pub(crate) const DATABASE_POOLS: &str = "database_pools";
-    /// Counter: acquires that gave up with `pool_exhausted`.
-    pub(crate) const DATABASE_POOL_TIMEOUTS_TOTAL: &str = "database_pool_timeouts_total";
-    /// Counter: acquires that waited for the global budget.
-    pub(crate) const DATABASE_POOL_WAITS_TOTAL: &str = "database_pool_waits_total";
-    /// Counter: idle connections closed to make room for another tenant.
-    pub(crate) const DATABASE_POOL_EVICTIONS_TOTAL: &str = "database_pool_evictions_total";
-    /// Gauge: tenant cache hit rate (0 to 1).
-    pub(crate) const CACHE_HIT_RATE: &str = "cache_hit_rate";
-    /// Gauge: jobs by state (label `state`: `ready`, `in_flight`, `dead`).
-    pub(crate) const JOBS: &str = "jobs";
-    /// Counter: requests refused by a rate limit or quota (label `quota`).
-    pub(crate) const QUOTA_EXCEEDED_TOTAL: &str = "quota_exceeded_total";
-    /// Counter: provisioning runs finished (label `outcome`).
-    pub(crate) const PROVISIONING_TOTAL: &str = "tenant_provisioning_total";
-    /// Histogram: provisioning duration.
-    pub(crate) const PROVISIONING_DURATION_SECONDS: &str = "tenant_provisioning_duration_seconds";
-    /// Counter: backups taken (label `outcome`).
-    pub(crate) const BACKUPS_TOTAL: &str = "tenant_backups_total";
-    /// Gauge: seconds since the process started.
-    pub(crate) const UPTIME_SECONDS: &str = "process_uptime_seconds";
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
 }
 
-/// Describes every series and sets the gauges to their resting values, so a scrape right
-/// after start shows the whole set.
-fn describe() {
-    use names::*;
-    describe_gauge!(ACTIVE_TENANTS, "Tenants in status active.");
-    describe_gauge!(TENANTS, "Tenants by life-cycle status.");
-    describe_counter!(API_REQUESTS_TOTAL, "API requests answered, by method, route and status.");
-    describe_histogram!(
-        API_RESPONSE_TIME_SECONDS,
-        Unit::Seconds,
-        "API response time, by method and route."
-    );
-    describe_counter!(
-        DATABASE_CONNECTIONS_TOTAL,
-        "Database connections opened by the pool manager since start."
-    );
-    describe_gauge!(DATABASE_CONNECTIONS, "Open database connections, by state (idle, in_use).");
-    describe_gauge!(DATABASE_CONNECTIONS_MAX, "Most database connections all tenants may hold.");
-    describe_gauge!(DATABASE_POOLS, "Tenant connection pools currently open.");
-    describe_counter!(
-        DATABASE_POOL_TIMEOUTS_TOTAL,
-        "Connection acquires that gave up because the pool was exhausted."
-    );
-    describe_counter!(
-        DATABASE_POOL_WAITS_TOTAL,
-        "Connection acquires that had to wait for the global budget."
-    );
-    describe_counter!(
-        DATABASE_POOL_EVICTIONS_TOTAL,
-        "Idle connections closed to make room for another tenant."
-    );
-    describe_gauge!(CACHE_HIT_RATE, "Tenant cache hits divided by lookups (0 to 1).");
-    describe_gauge!(JOBS, "Queued jobs, by state (ready, in_flight, dead).");
-    describe_counter!(QUOTA_EXCEEDED_TOTAL, "Requests refused by a rate limit or quota.");
-    describe_counter!(PROVISIONING_TOTAL, "Tenant provisioning runs finished, by outcome.");
-    describe_histogram!(
-        PROVISIONING_DURATION_SECONDS,
-        Unit::Seconds,
-        "Time to provision a tenant's storage."
-    );
-    describe_counter!(BACKUPS_TOTAL, "Tenant backups taken, by outcome.");
-    describe_gauge!(UPTIME_SECONDS, Unit::Seconds, "Seconds since the process started.");
+/// Every series: name, kind, and help text. Seconds histograms get the unit `seconds`.
+const SERIES: &[(&str, Kind, &str)] = &[
+    // The guide's series.
+    ("active_tenants", Kind::Gauge, "Tenants in status active."),
+    ("api_requests_total", Kind::Counter, "API requests answered, by method, route and status."),
+    ("api_response_time_seconds", Kind::Histogram, "API response time, by method and route."),
+    ("database_connections_total", Kind::Counter, "Database connections opened by the pool manager since start."),
+    ("database_connections", Kind::Gauge, "Open database connections of the tenant pools, by state (idle, in_use)."),
+    ("cache_hit_rate", Kind::Gauge, "Tenant cache hits divided by lookups (0 to 1)."),
+    // Server.
+    ("tenants", Kind::Gauge, "Tenants by life-cycle status."),
+    ("database_connections_max", Kind::Gauge, "Most database connections all tenants may hold (MAX_TOTAL_CONNECTIONS)."),
+    ("jobs", Kind::Gauge, "Queued jobs, by state (ready, in_flight, dead)."),
+    // Pool engine.
+    ("tenant_pools_open", Kind::Gauge, "Tenant connection pools open."),
+    ("tenant_pool_evictions_total", Kind::Counter, "Idle connections closed to make room for another tenant's pool."),
+    ("tenant_pool_idle_closed_total", Kind::Counter, "Tenant pools closed after sitting idle."),
+    ("tenant_pool_waits_total", Kind::Counter, "Connection acquires that waited for the global budget."),
+    ("tenant_pool_timeouts_total", Kind::Counter, "Connection acquires that gave up because the pool was exhausted."),
+    // Manager and provisioning.
+    ("tenant_logins_total", Kind::Counter, "Login attempts, by result (success, failure, refused)."),
+    ("tenant_provisioning_total", Kind::Counter, "Tenant provisioning runs, by result."),
+    ("tenant_deprovisioning_total", Kind::Counter, "Tenant deprovisioning runs, by result."),
+    ("tenant_provisioning_duration_seconds", Kind::Histogram, "Time to provision a tenant's storage."),
+    ("tenant_provision_seconds", Kind::Histogram, "Time the Postgres provisioner took per tenant, by isolation."),
+    ("tenant_provision_step_seconds", Kind::Histogram, "Time of each Postgres provisioning step."),
+    ("tenant_provision_failures_total", Kind::Counter, "Postgres provisioning steps that failed, by step."),
+    ("tenant_templates_built_total", Kind::Counter, "Template databases built for fast provisioning."),
+    ("tenant_migrations_total", Kind::Counter, "Tenant migrations run by the fleet migrator, by outcome."),
+    // Backups.
+    ("tenant_backups_total", Kind::Counter, "Tenant backups taken, by isolation."),
+    ("tenant_backup_seconds", Kind::Histogram, "Time to back up one tenant, by isolation."),
+    ("tenant_restores_total", Kind::Counter, "Tenant restores, by isolation."),
+    // Quotas, cache, queue.
+    ("quota_rejections_total", Kind::Counter, "Requests refused by a rate limit, by scope (tenant, client)."),
+    ("quota_backend_errors_total", Kind::Counter, "Rate-limit checks that failed at the enforcer, by scope and outcome."),
+    ("quota_rate_checks_total", Kind::Counter, "Rate-limit checks made in Redis, by outcome."),
+    ("quota_usage_denied_total", Kind::Counter, "Usage quota consumptions refused, by kind."),
+    ("tenant_cache_lookups_total", Kind::Counter, "Tenant cache lookups in Redis, by result."),
+    ("job_queue_enqueued_total", Kind::Counter, "Jobs enqueued in Redis."),
+    ("job_queue_acked_total", Kind::Counter, "Jobs acknowledged as done."),
+    ("job_queue_dead_lettered_total", Kind::Counter, "Jobs moved to the dead-letter list."),
+    // Process.
+    ("process_uptime_seconds", Kind::Gauge, "Seconds since the process started."),
+];
 
-    gauge!(ACTIVE_TENANTS).set(0.0);
-    gauge!(CACHE_HIT_RATE).set(1.0);
-    gauge!(DATABASE_CONNECTIONS, "state" => "idle").set(0.0);
-    gauge!(DATABASE_CONNECTIONS, "state" => "in_use").set(0.0);
-    metrics::counter!(DATABASE_CONNECTIONS_TOTAL).absolute(0);
+fn describe() {
+    for (name, kind, help) in SERIES {
+        let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
+        match (kind, unit) {
+            (Kind::Counter, _) => metrics::describe_counter!(*name, *help),
+            (Kind::Gauge, Some(unit)) => metrics::describe_gauge!(*name, unit, *help),
+            (Kind::Gauge, None) => metrics::describe_gauge!(*name, *help),
+            (Kind::Histogram, Some(unit)) => metrics::describe_histogram!(*name, unit, *help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(*name, *help),
+        }
+    }
+    // Resting values, so a scrape right after start shows the guide's whole set.
+    gauge!("active_tenants").set(0.0);
+    gauge!("cache_hit_rate").set(1.0);
+    gauge!("database_connections", "state" => "idle").set(0.0);
+    gauge!("database_connections", "state" => "in_use").set(0.0);
+    metrics::counter!("database_connections_total").increment(0);
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
 ///
-/// The `metrics` facade has one global recorder per process; building a second [`App`]
-/// in the same process (as in-process tests do) reuses it.
-///
-/// [`App`]: crate::App
+/// The `metrics` facade has one global recorder per process; building a second
+/// [`App`](crate::App) in the same process (as in-process tests do) reuses it.
 pub(crate) fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new();
-            let builder = builder
+            let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics shows only this recorder's series");
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only this recorder's series"
+                );
             }
             describe();
             process_collector().describe();
@@ -137,9 +123,41 @@ fn process_collector() -> &'static metrics_process::Collector {
     COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
-/// Samples the process series; called on each scrape.
-pub(crate) fn collect_process() {
+/// How long the registry and queue may take to answer for one scrape.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Samples the gauges that are read rather than recorded: process series, tenants by status,
+/// cache hit rate, queue depth and the connection cap. A backend that does not answer leaves
+/// its gauges as they were.
+pub(crate) async fn sample(services: &Services, max_total_connections: u32) {
     process_collector().collect();
+    services.lookup.record_metrics();
+    gauge!("database_connections_max").set(f64::from(max_total_connections));
+    let registry = services.lookup.registry();
+    for status in TenantStatus::ALL {
+        match tokio::time::timeout(SAMPLE_TIMEOUT, registry.count_tenants(Some(status))).await {
+            Ok(Ok(count)) => {
+                let count = count as f64;
+                gauge!("tenants", "status" => status.as_str()).set(count);
+                if status == TenantStatus::Active {
+                    gauge!("active_tenants").set(count);
+                }
+            }
+            _ => {
+                tracing::debug!(%status, "tenant count unavailable for metrics");
+                break;
+            }
+        }
+    }
+    sample_jobs(services.jobs.as_ref()).await;
+}
+
+async fn sample_jobs(jobs: &dyn JobQueue) {
+    if let Ok(Ok(stats)) = tokio::time::timeout(SAMPLE_TIMEOUT, jobs.stats()).await {
+        gauge!("jobs", "state" => "ready").set(stats.ready as f64);
+        gauge!("jobs", "state" => "in_flight").set(stats.in_flight as f64);
+        gauge!("jobs", "state" => "dead").set(stats.dead as f64);
+    }
 }
 
 /// Runs the recorder's upkeep (histogram maintenance) every few seconds until cancelled.
@@ -151,7 +169,7 @@ pub(crate) async fn upkeep(handle: PrometheusHandle, stop: tokio_util::sync::Can
             () = stop.cancelled() => return,
             _ = tick.tick() => {
                 handle.run_upkeep();
-                gauge!(names::UPTIME_SECONDS).set(started.elapsed().as_secs_f64());
+                gauge!("process_uptime_seconds").set(started.elapsed().as_secs_f64());
             }
         }
     }
@@ -178,5 +196,18 @@ mod tests {
         }
         assert!(text.contains("# TYPE database_connections_total counter"));
         assert!(text.contains("database_connections{state=\"in_use\"} 0"));
+    }
+
+    #[test]
+    fn the_table_names_each_series_once_and_follows_conventions() {
+        let mut names: Vec<&str> = SERIES.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a series is listed twice");
+        for (name, kind, _) in SERIES {
+            let is_total = name.ends_with("_total");
+            assert_eq!(is_total, matches!(kind, Kind::Counter), "{name}");
+        }
     }
 }

@@ -6,10 +6,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 
-/// Name of the bearer-token security scheme.
-pub(crate) const BEARER: &str = "bearer";
-/// Name of the admin-key security scheme.
-pub(crate) const ADMIN_KEY: &str = "admin_key";
+/// Name of the bearer-token security scheme (the handlers' `security(("bearer" = []))`).
+const BEARER: &str = "bearer";
+/// Name of the admin-key security scheme (the handlers' `security(("admin_key" = []))`).
+const ADMIN_KEY: &str = "admin_key";
 
 #[derive(OpenApi)]
 #[openapi(

@@ -20,10 +20,19 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use std::sync::Arc;
+
+use tenant_manager::Error;
+use tenant_manager::tower::{
+    AdminKeyLayer, ClientIpSource, FailMode, HeaderResolver, JwtResolver, MetricsLayer,
+    QuotaConfig, QuotaLayer, QuotaScope, TenantLayer,
+};
+
 use crate::config::{AllowedOrigins, Config};
 use crate::error::{ApiError, not_found};
 use crate::openapi::ApiDoc;
 use crate::routes;
+use crate::services::Services;
 use crate::state::{AppState, StateInner};
 
 /// Header carrying the request id (taken from the client when present, else a fresh UUID).
@@ -39,15 +48,79 @@ pub(crate) struct Routers {
 /// Everything the state is made of, except the document the router assembly produces.
 #[derive(Debug)]
 pub(crate) struct Parts {
-    pub(crate) readiness: crate::readiness::Readiness,
+    pub(crate) services: Services,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// The OpenAPI document and the routers of every resource.
-fn assemble() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+/// The toolkit's middleware of each route group.
+struct Guards {
+    tenant: TenantLayer,
+    tenant_quota: Option<QuotaLayer>,
+    client_quota: Option<QuotaLayer>,
+    admin: AdminKeyLayer,
+}
+
+impl Guards {
+    /// Resolution by access token (with `X-Tenant-Id` as a cross-check: a request naming
+    /// another tenant than its token's is refused), per-tenant and per-address rate limits
+    /// (with `ENABLE_RATE_LIMITING`), and the admin key.
+    fn new(config: &Config, services: &Services) -> Result<Self, Error> {
+        let tenant = TenantLayer::builder(services.lookup.clone())
+            .with_resolver(JwtResolver::new(services.manager.tokens().clone()))
+            .with_resolver(HeaderResolver::x_tenant_id())
+            .build()?;
+        let client_ip = match config.http.trusted_proxy_hops {
+            0 => ClientIpSource::Peer,
+            hops => ClientIpSource::forwarded_for(hops),
+        };
+        let (tenant_quota, client_quota) = if config.features.rate_limiting {
+            let tenant_quota = QuotaConfig::default()
+                .with_scope(QuotaScope::Tenant)
+                .with_plans(services.plans.clone())
+                .with_client_ip(client_ip.clone());
+            let client_quota = QuotaConfig::default()
+                .with_scope(QuotaScope::Client)
+                .with_client_limit(config.rate_limit)
+                .with_client_ip(client_ip)
+                .with_fail_mode(FailMode::Closed);
+            (
+                Some(QuotaLayer::new(services.quota.clone(), tenant_quota)?),
+                Some(QuotaLayer::new(services.quota.clone(), client_quota)?),
+            )
+        } else {
+            (None, None)
+        };
+        let admin = AdminKeyLayer::new(config.security.super_admin_key.clone())?;
+        Ok(Self {
+            tenant,
+            tenant_quota,
+            client_quota,
+            admin,
+        })
+    }
+}
+
+/// The OpenAPI document and the routers of every resource, each group behind its guards.
+fn assemble(guards: Option<Guards>) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut public = routes::auth::router();
+    let mut tenant = routes::tenant::router().merge(routes::companies::router());
+    let mut admin = routes::admin::router();
+    if let Some(guards) = guards {
+        if let Some(quota) = guards.client_quota {
+            public = public.layer(quota);
+        }
+        if let Some(quota) = guards.tenant_quota {
+            tenant = tenant.layer(quota);
+        }
+        tenant = tenant.layer(guards.tenant);
+        admin = admin.layer(guards.admin);
+    }
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::docs::router())
+        .merge(public)
+        .merge(tenant)
+        .merge(admin)
         .split_for_parts();
     let (metrics, metrics_doc) = routes::metrics::router().split_for_parts();
     doc.merge(metrics_doc);
@@ -57,15 +130,16 @@ fn assemble() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) 
 
 /// The OpenAPI document of every route the server can serve.
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    assemble().2
+    assemble(None).2
 }
 
-pub(crate) fn build(config: &std::sync::Arc<Config>, parts: Parts) -> Routers {
-    let (api, metrics, doc) = assemble();
+pub(crate) fn build(config: &Arc<Config>, parts: Parts) -> Result<Routers, Error> {
+    let guards = Guards::new(config, &parts.services)?;
+    let (api, metrics, doc) = assemble(Some(guards));
     let openapi_json = serde_json::to_vec(&doc).map(bytes::Bytes::from).unwrap_or_default();
     let state = AppState::new(StateInner {
         config: config.clone(),
-        readiness: parts.readiness,
+        services: parts.services,
         metrics: parts.metrics,
         openapi_json,
         started: std::time::Instant::now(),
@@ -77,11 +151,15 @@ pub(crate) fn build(config: &std::sync::Arc<Config>, parts: Parts) -> Routers {
     } else {
         api
     };
-    let api = with_http_layers(api.fallback(not_found).with_state(state.clone()), config);
+    let api = api
+        .fallback(not_found)
+        .layer(MetricsLayer::new())
+        .with_state(state.clone());
+    let api = with_http_layers(api, config);
     let metrics = separate_metrics.then(|| {
         with_http_layers(metrics.fallback(not_found).with_state(state), config)
     });
-    Routers { api, metrics }
+    Ok(Routers { api, metrics })
 }
 
 fn with_http_layers(router: Router, config: &Config) -> Router {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
-use crate::readiness::Readiness;
+use crate::services::Services;
 
 /// Shared state of the routes: cheap to clone.
 #[derive(Debug, Clone)]
@@ -20,8 +20,8 @@ pub(crate) struct AppState {
 pub(crate) struct StateInner {
     /// The configuration the server started with.
     pub(crate) config: Arc<Config>,
-    /// Backend probes of `/health/ready`.
-    pub(crate) readiness: Readiness,
+    /// The adapters and what is composed from them (readiness probes included).
+    pub(crate) services: Services,
     /// The Prometheus recorder, when metrics are on.
     pub(crate) metrics: Option<PrometheusHandle>,
     /// The OpenAPI document, serialised once.

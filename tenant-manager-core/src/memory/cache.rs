@@ -251,4 +251,47 @@ mod tests {
         assert!(InMemoryTenantCache::new(bad).is_err());
         assert!(InMemoryTenantCache::new(InMemoryCacheConfig::default()).is_ok());
     }
+
+    fn tenant(slug: &str, domain: &str) -> Tenant {
+        let slug = TenantSlug::new(slug).unwrap_or_else(|e| panic!("{e}"));
+        crate::domain::NewTenant::new(slug, "Acme", crate::domain::Isolation::Shared)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_domain(Some(domain.to_owned()))
+            .into_tenant(time::OffsetDateTime::now_utc())
+    }
+
+    #[tokio::test]
+    async fn domains_match_case_insensitively_and_clones_share_entries() {
+        let cache = InMemoryTenantCache::default();
+        let t = tenant("acme", "App.Acme.test");
+        cache.put(&t).await.unwrap_or_else(|e| panic!("{e}"));
+        let clone = cache.clone();
+        let found = clone
+            .get(&CacheKey::Domain("APP.ACME.TEST".to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.map(|f| f.id), Some(t.id));
+        clone
+            .invalidate(t.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gone = cache.get(&CacheKey::Id(t.id)).await;
+        assert!(gone.is_ok_and(|g| g.is_none()));
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_max_capacity() {
+        let config = InMemoryCacheConfig::default().with_max_capacity(10);
+        let cache = InMemoryTenantCache::new(config).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..200 {
+            let t = tenant(&format!("t{i}"), &format!("t{i}.acme.test"));
+            cache.put(&t).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        cache.inner.by_id.run_pending_tasks().await;
+        cache.inner.by_slug.run_pending_tasks().await;
+        cache.inner.by_domain.run_pending_tasks().await;
+        assert!(cache.stats().entries <= 10, "{:?}", cache.stats());
+        assert!(cache.inner.by_slug.entry_count() <= 10);
+        assert!(cache.inner.by_domain.entry_count() <= 10);
+    }
 }

@@ -539,7 +539,10 @@ mod tests {
             .dequeue("c", Duration::from_millis(60))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(none.is_none(), "expired last deliveries are not redelivered");
+        assert!(
+            none.is_none(),
+            "expired last deliveries are not redelivered"
+        );
         let dead = q.dead_letters(10).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(dead.len(), 2, "the oldest dead letter was dropped");
         assert!(
@@ -560,12 +563,18 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("a job is ready"));
         let err = q.nack(&job, "x", Duration::MAX).await.err();
-        assert_eq!(err.and_then(|e| e.field().map(str::to_owned)).as_deref(), Some("delay"));
+        assert_eq!(
+            err.and_then(|e| e.field().map(str::to_owned)).as_deref(),
+            Some("delay")
+        );
         let long = "é".repeat(MAX_JOB_ERROR_LEN);
         let outcome = q.nack(&job, &long, Duration::ZERO).await;
         assert!(outcome.is_ok_and(|o| o == NackOutcome::DeadLettered));
         let dead = q.dead_letters(1).await.unwrap_or_else(|e| panic!("{e}"));
-        let kept = dead.first().and_then(|j| j.last_error.clone()).unwrap_or_default();
+        let kept = dead
+            .first()
+            .and_then(|j| j.last_error.clone())
+            .unwrap_or_default();
         assert!(kept.len() <= MAX_JOB_ERROR_LEN && kept.len() >= MAX_JOB_ERROR_LEN - 1);
         assert!(kept.chars().all(|c| c == 'é'));
     }

@@ -36,6 +36,22 @@ enum GetError {
 }
 
 impl<C: TenantConnector> Entry<C> {
+    /// Closes the idle connections of a closed pool now, instead of when its last checkout
+    /// returns. Returns how many were closed.
+    fn drain_idle(&self) -> u32 {
+        let mut closed = 0;
+        while self.pool.state().idle_connections > 0 {
+            match self.pool.get_owned().now_or_never() {
+                Some(Ok(mut conn)) => {
+                    conn.broken = true;
+                    closed += 1;
+                }
+                _ => break,
+            }
+        }
+        closed
+    }
+
     /// A connection of this pool, by `deadline`. Fails fast with the cause when a connect
     /// of this pool fails while waiting.
     async fn get(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
@@ -307,20 +323,26 @@ impl<C: TenantConnector> Inner<C> {
         });
         match removed {
             Some((_, removed)) => {
-                self.counters.pool_removed();
-                removed.state.close();
+                self.retire(&removed);
                 true
             }
             None => false,
         }
     }
 
+    /// Closes a pool just removed from the registry: wakes its waiters (they look the pool up
+    /// again) and closes its idle connections.
+    fn retire(&self, removed: &Entry<C>) {
+        self.counters.pool_removed();
+        removed.state.close();
+        removed.drain_idle();
+    }
+
     /// Closes the pool under `key`, if any. Checked-out connections close when returned.
     pub(crate) fn close(&self, key: &PoolKey) -> bool {
         match self.pools.remove(key) {
             Some((_, removed)) => {
-                self.counters.pool_removed();
-                removed.state.close();
+                self.retire(&removed);
                 true
             }
             None => false,
@@ -340,8 +362,9 @@ impl<C: TenantConnector> Inner<C> {
     pub(crate) fn reap(&self) {
         let now = self.clock.now_ms();
         let idle_ms = u64::try_from(self.config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
-        let cutoff = now.saturating_sub(idle_ms);
-        let stale = |state: &PoolState| state.active() == 0 && state.last_used() <= cutoff;
+        let stale = |state: &PoolState| {
+            state.active() == 0 && now.saturating_sub(state.last_used()) >= idle_ms
+        };
         let empty = |state: &PoolState| state.active() == 0 && state.open() == 0;
         let candidates: Vec<Arc<Entry<C>>> = self
             .pools
@@ -350,7 +373,7 @@ impl<C: TenantConnector> Inner<C> {
             .map(|item| Arc::clone(item.value()))
             .collect();
         for entry in candidates {
-            let timed_out = stale(&entry.state) && entry.state.open() > 0;
+            let timed_out = stale(&entry.state);
             if self.remove_if(&entry, |state| stale(state) || empty(state)) && timed_out {
                 self.counters.idle_pool_closed();
             }

@@ -299,6 +299,7 @@ impl ManageConnection for FakeManager {
 pub struct FakeConnector {
     probe: FakeProbe,
     latency: Duration,
+    scope_latency: Duration,
 }
 
 impl FakeConnector {
@@ -311,6 +312,14 @@ impl FakeConnector {
     #[must_use]
     pub fn with_connect_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Makes every scope change take `latency` after the scope is set (a round trip whose
+    /// answer is still on its way), so a checkout can be cancelled in the middle.
+    #[must_use]
+    pub fn with_scope_latency(mut self, latency: Duration) -> Self {
+        self.scope_latency = latency;
         self
     }
 
@@ -362,6 +371,9 @@ impl TenantConnector for FakeConnector {
         let gauge = self.probe.scope_gauge(tenant.id);
         gauge.up();
         conn.scope = Some((tenant.id, gauge));
+        if !self.scope_latency.is_zero() {
+            tokio::time::sleep(self.scope_latency).await;
+        }
         Ok(())
     }
 

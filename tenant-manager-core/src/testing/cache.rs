@@ -208,7 +208,10 @@ pub async fn entries_expire_after_the_ttl(cache: &dyn TenantCache, caps: &CacheC
     );
     let t = sample_tenant();
     cache.put(&t).await.expect("put");
-    assert!(get(cache, &CacheKey::Id(t.id)).await.is_some(), "fresh entry");
+    assert!(
+        get(cache, &CacheKey::Id(t.id)).await.is_some(),
+        "fresh entry"
+    );
     tokio::time::sleep(caps.ttl + caps.ttl / 2 + Duration::from_millis(50)).await;
     for key in views(&t) {
         assert_eq!(get(cache, &key).await, None, "{key} after the TTL");

@@ -239,7 +239,10 @@ pub async fn concurrent_consumers_never_share_a_job(q: &dyn JobQueue, caps: &Job
         async move {
             let consumer = format!("consumer-{c}");
             while done.load(Ordering::SeqCst) < JOBS {
-                assert!(Instant::now() < deadline, "consumers did not drain the queue");
+                assert!(
+                    Instant::now() < deadline,
+                    "consumers did not drain the queue"
+                );
                 let Some(job) = dequeue(q, &consumer, caps.short_wait()).await else {
                     continue;
                 };

@@ -133,7 +133,10 @@ pub async fn remaining_counts_down_to_zero(q: &dyn QuotaEnforcer) {
         assert_eq!((d.limit, d.remaining), (5, expected), "{d:?}");
         assert_eq!(d.retry_after, None);
         assert!(d.reset_after > Duration::ZERO && d.reset_after <= limit.window());
-        assert!(d.reset_after >= last_reset, "reset grows as the allowance is spent");
+        assert!(
+            d.reset_after >= last_reset,
+            "reset grows as the allowance is spent"
+        );
         last_reset = d.reset_after;
     }
     let d = check(q, &key, &limit).await;
@@ -152,7 +155,10 @@ pub async fn refusal_says_when_to_retry(q: &dyn QuotaEnforcer) {
     let refused = check(q, &key, &limit).await;
     assert!(!refused.allowed);
     let retry = refused.retry_after.expect("a refusal has retry_after");
-    assert!(retry > Duration::ZERO && retry <= interval_with_slack(&limit), "{retry:?}");
+    assert!(
+        retry > Duration::ZERO && retry <= interval_with_slack(&limit),
+        "{retry:?}"
+    );
     assert!(refused.reset_after <= limit.window() + Duration::from_millis(1));
     let err = refused.into_result().expect_err("refused");
     assert_eq!(err.code(), "quota_exceeded");
@@ -178,11 +184,17 @@ pub async fn allowance_replenishes_over_time(q: &dyn QuotaEnforcer) {
     let retry = refused.retry_after.expect("a refusal has retry_after");
     assert!(retry <= interval_with_slack(&limit), "{retry:?}");
     tokio::time::sleep(retry + Duration::from_millis(2)).await;
-    assert!(check(q, &key, &limit).await.allowed, "admitted after retry_after");
+    assert!(
+        check(q, &key, &limit).await.allowed,
+        "admitted after retry_after"
+    );
 
     tokio::time::sleep(limit.window() + Duration::from_millis(20)).await;
     for i in 0..5 {
-        assert!(check(q, &key, &limit).await.allowed, "burst request {i} after a window");
+        assert!(
+            check(q, &key, &limit).await.allowed,
+            "burst request {i} after a window"
+        );
     }
 }
 
@@ -276,10 +288,20 @@ pub async fn reset_tenant_forgets_rate_and_usage(q: &dyn QuotaEnforcer) {
     let d = check(q, &RateKey::tenant(tenant), &limit).await;
     assert!(d.allowed && d.remaining == 2, "a fresh allowance: {d:?}");
     assert_eq!(q.usage(tenant, UsageKind::Users).await.expect("usage"), 0);
-    assert_eq!(q.usage(tenant, UsageKind::StorageBytes).await.expect("usage"), 0);
+    assert_eq!(
+        q.usage(tenant, UsageKind::StorageBytes)
+            .await
+            .expect("usage"),
+        0
+    );
     assert!(!check(q, &RateKey::tenant(bystander), &limit).await.allowed);
-    assert_eq!(q.usage(bystander, UsageKind::Users).await.expect("usage"), 5);
-    q.reset_tenant(TenantId::new()).await.expect("reset of an unknown tenant");
+    assert_eq!(
+        q.usage(bystander, UsageKind::Users).await.expect("usage"),
+        5
+    );
+    q.reset_tenant(TenantId::new())
+        .await
+        .expect("reset of an unknown tenant");
 }
 
 /// Cost 0, cost above the limit, a zero limit and a zero window are `InvalidInput`.
@@ -291,20 +313,32 @@ pub async fn invalid_input_is_refused(q: &dyn QuotaEnforcer) {
     };
     let err = q.check_rate(&key, &long(5), 0).await.expect_err("cost 0");
     assert_eq!(field(err).as_deref(), Some("cost"));
-    let err = q.check_rate(&key, &long(5), 6).await.expect_err("cost > limit");
+    let err = q
+        .check_rate(&key, &long(5), 6)
+        .await
+        .expect_err("cost > limit");
     assert_eq!(field(err).as_deref(), Some("cost"));
     let zero_limit = RateLimit {
         limit: 0,
         window_ms: 1_000,
     };
-    let err = q.check_rate(&key, &zero_limit, 1).await.expect_err("limit 0");
+    let err = q
+        .check_rate(&key, &zero_limit, 1)
+        .await
+        .expect_err("limit 0");
     assert!(field(err).is_some_and(|f| f.contains("limit")));
     let zero_window = RateLimit {
         limit: 5,
         window_ms: 0,
     };
-    let err = q.check_rate(&key, &zero_window, 1).await.expect_err("window 0");
+    let err = q
+        .check_rate(&key, &zero_window, 1)
+        .await
+        .expect_err("window 0");
     assert!(field(err).is_some_and(|f| f.contains("window")));
     let d = check(q, &key, &long(5)).await;
-    assert!(d.allowed && d.remaining == 4, "bad calls consumed nothing: {d:?}");
+    assert!(
+        d.allowed && d.remaining == 4,
+        "bad calls consumed nothing: {d:?}"
+    );
 }

@@ -456,29 +456,41 @@ pub async fn concurrent_same_slug_one_winner(r: &dyn TenantRegistry) {
 }
 
 /// Concurrent transitions from the same status: exactly one wins, the others get
-/// `InvalidTransition`.
+/// `InvalidTransition` from the winner's status.
 pub async fn racing_transitions_one_winner(r: &dyn TenantRegistry) {
-    let tenant = tenant_in(r, sample_tenant(Isolation::Shared), TenantStatus::Active).await;
-    let results = run_concurrently(32, |i| {
-        let to = if i % 2 == 0 {
-            TenantStatus::Suspended
-        } else {
-            TenantStatus::Deleting
-        };
-        async move { r.transition(tenant.id, to, None).await }
-    });
-    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
-    let winner = winners[0].status;
-    for result in &results {
-        if let Err(e) = result {
-            assert!(
-                matches!(e, Error::InvalidTransition { from, .. } if *from == winner),
-                "{e:?}"
-            );
+    use TenantStatus::*;
+    // Targets chosen so that, once one has won, none of them is legal any more.
+    for (from, targets) in [
+        (Provisioning, [Active, Failed]),
+        (Active, [Suspended, Suspended]),
+        (Suspended, [Active, Active]),
+    ] {
+        for a in targets {
+            for b in targets {
+                assert!(
+                    !a.can_transition_to(b),
+                    "bad race design: {a} -> {b} is legal"
+                );
+            }
         }
+        let tenant = tenant_in(r, sample_tenant(Isolation::Shared), from).await;
+        let results = run_concurrently(32, |i| {
+            let to = targets[i % 2];
+            async move { r.transition(tenant.id, to, None).await }
+        });
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "from {from}: {results:?}");
+        let winner = winners[0].status;
+        for result in &results {
+            if let Err(e) = result {
+                assert!(
+                    matches!(e, Error::InvalidTransition { from, .. } if *from == winner),
+                    "{e:?}"
+                );
+            }
+        }
+        assert_eq!(r.get_tenant(tenant.id).await.expect("get").status, winner);
     }
-    assert_eq!(r.get_tenant(tenant.id).await.expect("get").status, winner);
 }
 
 /// Every (from, to) pair: legal ones apply, illegal ones fail with `InvalidTransition` and

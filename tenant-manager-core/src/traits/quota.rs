@@ -148,7 +148,8 @@ impl UsageDecision {
 /// - One network round trip per call at most.
 ///
 /// # Errors
-/// - `InvalidInput` for a zero limit or window, or `cost` 0.
+/// - `InvalidInput` for a zero limit or window, or a `cost` of 0 or above the limit (such a
+///   request could never be admitted).
 /// - `Unavailable` when the backend cannot be reached; callers choose to fail open or closed.
 #[async_trait]
 pub trait QuotaEnforcer: fmt::Debug + Send + Sync + 'static {

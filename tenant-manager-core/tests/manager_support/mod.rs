@@ -121,6 +121,9 @@ impl Provisioner for FlakyProvisioner {
     }
 }
 
+/// Builds a provisioner over the harness' tenant data.
+pub type MakeProvisioner = fn(Arc<InMemoryTenantData>) -> Arc<dyn Provisioner>;
+
 /// A manager over the in-memory adapters, with handles on each for assertions.
 pub struct Harness {
     pub manager: TenantManager,
@@ -146,10 +149,7 @@ impl Harness {
     }
 
     /// Any config, and optionally a provisioner of its own (built over the harness' data).
-    pub fn with(
-        config: ManagerConfig,
-        provisioner: Option<fn(Arc<InMemoryTenantData>) -> Arc<dyn Provisioner>>,
-    ) -> Self {
+    pub fn with(config: ManagerConfig, provisioner: Option<MakeProvisioner>) -> Self {
         let data = Arc::new(InMemoryTenantData::new());
         let provisioner: Arc<dyn Provisioner> = match provisioner {
             Some(make) => make(Arc::clone(&data)),

@@ -107,7 +107,7 @@ pub struct TenantCacheStats {
     pub redis_hits: u64,
     /// Lookups that found nothing.
     pub misses: u64,
-    /// Tenants held locally.
+    /// Tenants held locally (approximate: the local cache counts lazily).
     pub local_entries: u64,
     /// Whether the subscriber is receiving invalidations (otherwise the local layer is bypassed).
     pub subscribed: bool,

@@ -94,7 +94,8 @@ async fn session(
                 }
             }
             _ = ping.tick() => {
-                bounded(command_timeout, sink.ping::<String>()).await?;
+                // In subscribed mode the reply is `["pong", ""]`, not `PONG`: accept any reply.
+                bounded(command_timeout, sink.ping::<redis::Value>()).await?;
             }
         }
     }

@@ -9,8 +9,6 @@ use std::time::Duration;
 use tenant_manager_redis::{RedisConfig, RedisPool};
 use tenant_manager_test_support::TestRedis;
 
-pub use private_redis::PrivateRedis;
-
 /// Settings for the shared test Redis under `redis`'s unique prefix: a few connections, and
 /// enough blocking ones for the parallel consumers of the queue suite.
 pub fn config(redis: &TestRedis) -> RedisConfig {

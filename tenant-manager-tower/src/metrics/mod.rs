@@ -63,9 +63,11 @@ where
             start: Instant::now(),
             method: labels::method_label(request.method()),
             route: labels::route_label(request.extensions()),
-            tenant: self.config.tenant_labels.as_ref().map(|labels| {
-                labels.value(request.extensions().get::<TenantContext>())
-            }),
+            tenant: self
+                .config
+                .tenant_labels
+                .as_ref()
+                .map(|labels| labels.value(request.extensions().get::<TenantContext>())),
         };
         ResponseFuture::new(self.inner.call(request), recording)
     }

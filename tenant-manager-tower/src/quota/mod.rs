@@ -66,19 +66,21 @@ impl QuotaState {
                     limit: self.config.client_limit,
                     scope: "client",
                 }),
-                None => Err(
-                    "QuotaLayer found no client address: serve with \
+                None => Err("QuotaLayer found no client address: serve with \
                      into_make_service_with_connect_info::<SocketAddr>(), insert \
                      tenant_manager_tower::ClientAddr, or trust a proxy header with \
-                     ClientIpSource::Header",
-                ),
+                     ClientIpSource::Header"),
             },
         }
     }
 
     /// Asks the enforcer about one request.
     async fn check(&self, subject: Subject) -> Result<QuotaAdmission, Refusal> {
-        match self.enforcer.check_rate(&subject.key, &subject.limit, 1).await {
+        match self
+            .enforcer
+            .check_rate(&subject.key, &subject.limit, 1)
+            .await
+        {
             Ok(decision) if decision.allowed => Ok(QuotaAdmission(Some(decision))),
             Ok(decision) => {
                 ::metrics::counter!(REJECTIONS_TOTAL, "scope" => subject.scope).increment(1);
@@ -156,7 +158,9 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let subject = match self.state.subject(&request) {
             Ok(subject) => subject,
-            Err(missing) => return ResponseFuture::new(GateFuture::refused(missing_layer(missing))),
+            Err(missing) => {
+                return ResponseFuture::new(GateFuture::refused(missing_layer(missing)));
+            }
         };
         let state = self.state.clone();
         let check = Box::pin(async move { state.check(subject).await });

@@ -48,7 +48,9 @@ impl SubdomainResolver {
         let label_len = host.len().checked_sub(self.base.len() + 1);
         if let Some(label_len) = label_len.filter(|len| *len > 0) {
             let bytes = host.as_bytes();
-            if bytes[label_len] == b'.' && bytes[label_len + 1..].eq_ignore_ascii_case(self.base.as_bytes()) {
+            if bytes[label_len] == b'.'
+                && bytes[label_len + 1..].eq_ignore_ascii_case(self.base.as_bytes())
+            {
                 let label = host.get(..label_len)?;
                 if label.contains('.') {
                     return None;

@@ -41,12 +41,12 @@ pub(super) async fn admit(
     let Some(primary) = resolutions.first() else {
         return Err(Error::unauthenticated("the request names no tenant"));
     };
-    let tenant = lookup
-        .get(&primary.key)
-        .await?
-        .ok_or_else(unknown_tenant)?;
+    let tenant = lookup.get(&primary.key).await?.ok_or_else(unknown_tenant)?;
     check_status(&tenant)?;
-    if !resolutions.iter().all(|resolution| resolution.names(&tenant)) {
+    if !resolutions
+        .iter()
+        .all(|resolution| resolution.names(&tenant))
+    {
         tracing::warn!(tenant = %tenant.id, "request names more than one tenant");
         return Err(Error::forbidden("the request names more than one tenant"));
     }

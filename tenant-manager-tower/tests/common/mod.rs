@@ -81,7 +81,11 @@ impl World {
     pub fn token(&self, tenant: &Tenant, role: Role) -> (String, UserId) {
         let user = NewUser::new(
             tenant.id,
-            Email::new(&format!("u{}@example.com", UserId::new().as_uuid().simple())).unwrap(),
+            Email::new(&format!(
+                "u{}@example.com",
+                UserId::new().as_uuid().simple()
+            ))
+            .unwrap(),
             role,
             PasswordHash::from_phc("$argon2id$unused"),
         )

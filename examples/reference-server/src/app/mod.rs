@@ -13,8 +13,8 @@ use tokio_util::task::TaskTracker;
 
 pub use self::error::StartupError;
 use crate::config::{Config, PgShown};
-use crate::readiness::{PostgresProbe, Readiness, RedisProbe};
 use crate::router::{self, Parts};
+use crate::services::Services;
 
 /// A built server, bound to its ports, ready to [`serve`](App::serve).
 #[derive(Debug)]
@@ -49,8 +49,9 @@ impl App {
         if let Some(handle) = &metrics {
             tasks.spawn(crate::metrics::upkeep(handle.clone(), shutdown.clone()));
         }
-        let readiness = readiness_for(&config)?;
-        let routers = router::build(&config, Parts { readiness, metrics });
+        let services = Services::build(&config, &tasks, &shutdown).await?;
+        let routers = router::build(&config, Parts { services, metrics })
+            .map_err(|e| StartupError::backend("HTTP middleware", e))?;
         let api = (bind(config.http.bind, config.http.port).await?, routers.api);
         let metrics = match (routers.metrics, config.http.metrics_port) {
             (Some(router), Some(port)) => Some((bind(config.http.bind, port).await?, router)),
@@ -183,23 +184,4 @@ fn print_generated_admin_key(config: &Config) {
         "\n  SUPER_ADMIN_KEY was not set; generated for this run (development mode only):\n  {}\n",
         config.security.super_admin_key.expose()
     );
-}
-
-fn readiness_for(config: &Config) -> Result<Readiness, StartupError> {
-    let mut readiness = Readiness::default();
-    readiness = match &config.database.global {
-        Some(global) => readiness.with_probe(
-            "database",
-            "postgres",
-            Arc::new(PostgresProbe::new(global.clone())),
-        ),
-        None => readiness.with_in_process("database"),
-    };
-    if let Some(url) = &config.redis.url {
-        let probe = RedisProbe::new(url).map_err(|e| {
-            StartupError::backend("redis", tenant_manager::Error::invalid("REDIS_URL", e.to_string()))
-        })?;
-        readiness = readiness.with_probe("redis", "redis", Arc::new(probe));
-    }
-    Ok(readiness)
 }

@@ -68,7 +68,7 @@ pub struct HttpConfig {
     pub bind: IpAddr,
     /// API port (`PORT`, default 3001; 0 picks a free port).
     pub port: u16,
-    /// Port of `/metrics` when it is not `port` (`METRICS_PORT`).
+    /// Port of `/metrics` when it is not `port` (`METRICS_PORT`; 0 picks a free port).
     pub metrics_port: Option<u16>,
     /// CORS origins (`ALLOWED_ORIGINS`; default `*` in development, none in production).
     pub allowed_origins: AllowedOrigins,
@@ -152,9 +152,9 @@ impl HttpConfig {
         let port = vars.int_in::<u16>("PORT", 0..=65535, 3001)?;
         let metrics_port = match vars.raw("METRICS_PORT") {
             None => None,
-            Some(_) => Some(vars.int_in::<u16>("METRICS_PORT", 1..=65535, 0)?),
+            Some(_) => Some(vars.int_in::<u16>("METRICS_PORT", 0..=65535, 0)?),
         };
-        if metrics_port.is_some() && metrics_port == Some(port) {
+        if port != 0 && metrics_port == Some(port) {
             return Err(ConfigError::new(
                 "METRICS_PORT",
                 "must differ from PORT (leave it unset to serve /metrics on PORT)",

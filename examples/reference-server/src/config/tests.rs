@@ -99,7 +99,7 @@ fn every_invalid_value_names_its_variable() {
         ("PORT", "http"),
         ("PORT", "70000"),
         ("METRICS_PORT", "3001"),
-        ("METRICS_PORT", "0"),
+        ("METRICS_PORT", "65536"),
         ("GLOBAL_DATABASE_URL", "not a url"),
         ("POSTGRES_ADMIN_PORT", "-1"),
         ("POSTGRES_PORT", "x"),

@@ -8,18 +8,34 @@ use tower::ServiceExt as _;
 
 use super::*;
 use crate::config::HttpConfig;
-use crate::readiness::{Heartbeat, Readiness};
+use crate::readiness::{Readiness, TaskAlive};
 
 fn config(http: HttpConfig) -> Arc<Config> {
     Arc::new(Config::default().with_http(http))
 }
 
-fn app(readiness: Readiness) -> Router {
+async fn services(config: &Config) -> Services {
+    let tasks = tokio_util::task::TaskTracker::new();
+    let token = tokio_util::sync::CancellationToken::new();
+    Services::build(config, &tasks, &token)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn app_with(config: Arc<Config>, readiness: Option<Readiness>) -> Router {
+    let mut services = services(&config).await;
+    if let Some(readiness) = readiness {
+        services.readiness = readiness;
+    }
     let parts = Parts {
-        readiness,
+        services,
         metrics: None,
     };
-    build(&config(HttpConfig::default()), parts).api
+    build(&config, parts).unwrap_or_else(|e| panic!("{e}")).api
+}
+
+async fn app(readiness: Readiness) -> Router {
+    app_with(config(HttpConfig::default()), Some(readiness)).await
 }
 
 async fn call(router: Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, serde_json::Value) {
@@ -45,7 +61,7 @@ fn get_req(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn health_answers_and_request_ids_are_set_or_kept() {
-    let (status, headers, json) = call(app(Readiness::default()), get_req("/health")).await;
+    let (status, headers, json) = call(app(Readiness::default()).await, get_req("/health")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["status"], "ok");
     let id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -55,18 +71,18 @@ async fn health_answers_and_request_ids_are_set_or_kept() {
         .header(REQUEST_ID, "client-chosen-id")
         .body(Body::empty())
         .unwrap_or_default();
-    let (_, headers, _) = call(app(Readiness::default()), request).await;
+    let (_, headers, _) = call(app(Readiness::default()).await, request).await;
     assert_eq!(headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some("client-chosen-id"));
 }
 
 #[tokio::test]
 async fn errors_from_routing_and_middleware_are_json() {
-    let (status, _, json) = call(app(Readiness::default()), get_req("/nope")).await;
+    let (status, _, json) = call(app(Readiness::default()).await, get_req("/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(json["error"]["code"], "route_not_found");
 
     let request = Request::delete("/health").body(Body::empty()).unwrap_or_default();
-    let (status, headers, json) = call(app(Readiness::default()), request).await;
+    let (status, headers, json) = call(app(Readiness::default()).await, request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(json["error"]["code"], "method_not_allowed");
     assert!(headers.contains_key(header::ALLOW));
@@ -75,7 +91,7 @@ async fn errors_from_routing_and_middleware_are_json() {
         .header(header::CONTENT_LENGTH, "10000000")
         .body(Body::from(vec![b'x'; 10]))
         .unwrap_or_default();
-    let (status, _, json) = call(app(Readiness::default()), request).await;
+    let (status, _, json) = call(app(Readiness::default()).await, request).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(json["error"]["code"], "payload_too_large");
 }
@@ -99,14 +115,7 @@ async fn slow_requests_time_out_with_a_json_503() {
 async fn cors_allows_only_configured_origins() {
     let http = HttpConfig::default()
         .with_allowed_origins(AllowedOrigins::List(vec!["https://app.example.com".into()]));
-    let router = build(
-        &config(http),
-        Parts {
-            readiness: Readiness::default(),
-            metrics: None,
-        },
-    )
-    .api;
+    let router = app_with(config(http), None).await;
     let preflight = |origin: &str| {
         Request::builder()
             .method(Method::OPTIONS)
@@ -130,16 +139,16 @@ async fn cors_allows_only_configured_origins() {
 #[tokio::test]
 async fn readiness_names_the_failing_component() {
     let ok = Readiness::default().with_in_process("database");
-    let (status, _, json) = call(app(ok), get_req("/health/ready")).await;
+    let (status, _, json) = call(app(ok).await, get_req("/health/ready")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["components"]["database"]["status"], "up");
 
-    let stopped = Heartbeat::new(Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let stopped = TaskAlive::running();
+    stopped.stopped();
     let failing = Readiness::default()
         .with_in_process("database")
         .with_probe("worker", "worker", Arc::new(stopped));
-    let (status, _, json) = call(app(failing), get_req("/health/ready")).await;
+    let (status, _, json) = call(app(failing).await, get_req("/health/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json["error"]["code"], "not_ready");
     assert_eq!(json["error"]["field"], "worker");
@@ -148,11 +157,29 @@ async fn readiness_names_the_failing_component() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_the_served_routes() {
-    let (status, _, json) = call(app(Readiness::default()), get_req("/api/openapi.json")).await;
+    let (status, _, json) = call(app(Readiness::default()).await, get_req("/api/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(json["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
-    for path in ["/health", "/health/ready", "/metrics", "/api/openapi.json"] {
+    for path in [
+        "/health",
+        "/health/ready",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/auth/register-organization",
+        "/api/auth/login",
+        "/api/tenant",
+        "/api/companies",
+        "/api/companies/{id}",
+        "/api/admin/tenants",
+        "/api/admin/tenants/{id}",
+        "/api/admin/tenants/{id}/suspend",
+        "/api/admin/tenants/{id}/resume",
+        "/api/admin/tenants/{id}/quota",
+        "/api/admin/tenants/{id}/backups",
+        "/api/admin/pools",
+    ] {
         assert!(json["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(json["components"]["securitySchemes"].get("admin_key").is_some());
+    assert_eq!(json, serde_json::to_value(openapi()).unwrap_or_default());
 }

@@ -16,7 +16,6 @@ use uuid::Uuid;
 use super::extract::{Body, PathParams, QueryParams};
 use super::views::TenantView;
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::ADMIN_KEY;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -56,7 +55,7 @@ pub(crate) struct TenantPage {
 }
 
 /// Tenants, filtered, in creation order.
-#[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(get, path = "/api/admin/tenants", tag = "admin", security(("admin_key" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "One page of tenants", body = TenantPage),
@@ -84,7 +83,7 @@ pub(crate) async fn list_tenants(
 }
 
 /// One tenant.
-#[utoipa::path(get, path = "/api/admin/tenants/{id}", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(get, path = "/api/admin/tenants/{id}", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "The tenant", body = TenantView),
@@ -99,7 +98,7 @@ pub(crate) async fn get_tenant(
 }
 
 /// Deletes a tenant and drops its storage (`202` while a worker drops it).
-#[utoipa::path(delete, path = "/api/admin/tenants/{id}", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(delete, path = "/api/admin/tenants/{id}", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "Deleted", body = TenantView),
@@ -130,7 +129,7 @@ pub(crate) struct SuspendRequest {
 }
 
 /// Suspends a tenant: every instance refuses its requests with `403`.
-#[utoipa::path(post, path = "/api/admin/tenants/{id}/suspend", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/suspend", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     request_body(content = Option<SuspendRequest>, description = "Optional reason"),
     responses(
@@ -160,7 +159,7 @@ pub(crate) async fn suspend(
 }
 
 /// Resumes a suspended tenant.
-#[utoipa::path(post, path = "/api/admin/tenants/{id}/resume", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/resume", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses(
         (status = 200, description = "Active again", body = TenantView),
@@ -194,7 +193,7 @@ pub(crate) struct QuotaInput {
 }
 
 /// Sets a tenant's quota override; `null` clears it (the plan's policy applies again).
-#[utoipa::path(put, path = "/api/admin/tenants/{id}/quota", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(put, path = "/api/admin/tenants/{id}/quota", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     request_body(content = Option<QuotaInput>, description = "The override, or null"),
     responses(
@@ -241,7 +240,7 @@ pub(crate) struct BackupView {
 }
 
 /// Takes a backup of a tenant's data now.
-#[utoipa::path(post, path = "/api/admin/tenants/{id}/backups", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/backups", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses(
         (status = 201, description = "Backed up", body = BackupView),
@@ -269,7 +268,7 @@ pub(crate) async fn create_backup(
 }
 
 /// Connection counts of the pool manager (all zero in embedded mode, which holds none).
-#[utoipa::path(get, path = "/api/admin/pools", tag = "admin", security((ADMIN_KEY = [])),
+#[utoipa::path(get, path = "/api/admin/pools", tag = "admin", security(("admin_key" = [])),
     responses((status = 200, description = "Pool statistics", body = Object)))]
 pub(crate) async fn pools(State(state): State<AppState>) -> Json<PoolStats> {
     Json(

@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::extract::{Body, PathParams, QueryParams};
 use crate::companies::{Company, CompanyPage, CompanyPatch, NewCompany};
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::BEARER;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -35,7 +34,7 @@ pub(crate) struct ListParams {
 }
 
 /// The caller's companies, oldest first.
-#[utoipa::path(get, path = "/api/companies", tag = "tenant", security((BEARER = [])),
+#[utoipa::path(get, path = "/api/companies", tag = "tenant", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "One page of companies", body = CompanyPage),
@@ -57,7 +56,7 @@ pub(crate) async fn list(
 }
 
 /// Creates a company.
-#[utoipa::path(post, path = "/api/companies", tag = "tenant", security((BEARER = [])),
+#[utoipa::path(post, path = "/api/companies", tag = "tenant", security(("bearer" = [])),
     request_body = NewCompany,
     responses(
         (status = 201, description = "Created", body = Company),
@@ -75,7 +74,7 @@ pub(crate) async fn create(
 }
 
 /// One company.
-#[utoipa::path(get, path = "/api/companies/{id}", tag = "tenant", security((BEARER = [])),
+#[utoipa::path(get, path = "/api/companies/{id}", tag = "tenant", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 200, description = "The company", body = Company),
@@ -90,7 +89,7 @@ pub(crate) async fn get_one(
 }
 
 /// Changes a company's name or domain.
-#[utoipa::path(patch, path = "/api/companies/{id}", tag = "tenant", security((BEARER = [])),
+#[utoipa::path(patch, path = "/api/companies/{id}", tag = "tenant", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Company id")),
     request_body = CompanyPatch,
     responses(
@@ -108,7 +107,7 @@ pub(crate) async fn update(
 }
 
 /// Deletes a company.
-#[utoipa::path(delete, path = "/api/companies/{id}", tag = "tenant", security((BEARER = [])),
+#[utoipa::path(delete, path = "/api/companies/{id}", tag = "tenant", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 204, description = "Deleted"),

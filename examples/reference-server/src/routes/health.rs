@@ -65,7 +65,7 @@ pub(crate) async fn live(State(state): State<AppState>) -> Json<Health> {
         (status = 503, description = "A required component is down", body = NotReady),
     ))]
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    let components = state.readiness.check().await;
+    let components = state.services.readiness.check().await;
     let failing: Vec<&str> = components
         .iter()
         .filter(|(_, c)| c.status != "up")

@@ -29,7 +29,7 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         return ApiError::new(StatusCode::NOT_FOUND, "metrics_disabled", "metrics are disabled")
             .into_response();
     };
-    crate::metrics::collect_process();
+    crate::metrics::sample(&state.services, state.config.pool.max_total).await;
     let body = handle.render();
     let mut response = body.into_response();
     response

@@ -2,6 +2,13 @@
 //! their OpenAPI description, so the document at `/api/openapi.json` is generated from the
 //! routes actually served.
 
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod companies;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod tenant;
+
+mod extract;
+mod views;

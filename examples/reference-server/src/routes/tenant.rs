@@ -10,7 +10,6 @@ use utoipa_axum::routes;
 
 use super::views::{QuotaView, TenantView};
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::BEARER;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -35,7 +34,7 @@ pub(crate) struct CurrentTenant {
 
 /// The caller's tenant (from its access token), with quota and usage.
 #[utoipa::path(get, path = "/api/tenant", tag = "tenant",
-    security((BEARER = [])),
+    security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's tenant", body = CurrentTenant),
         (status = 401, description = "No valid access token", body = ErrorBody),

@@ -55,13 +55,19 @@ pub(crate) struct Services {
     pub(crate) readiness: Readiness,
 }
 
-/// The quota policy of every plan: the configured request rate and per-tenant connections.
+/// The quota policy of every plan: the configured request rate and per-tenant connections;
+/// usage limits lifted when `ENABLE_QUOTAS` is off.
 pub(crate) fn plan_catalog(config: &Config) -> PlanCatalog {
-    let policy = QuotaPolicy {
+    let mut policy = QuotaPolicy {
         rate: config.rate_limit,
         max_connections: config.pool.max_per_tenant,
         ..QuotaPolicy::default()
     };
+    if !config.features.quotas {
+        // ENABLE_QUOTAS=false: usage is still counted, never refused.
+        policy.max_users = u64::MAX;
+        policy.max_storage_bytes = u64::MAX;
+    }
     PlanCatalog::new(policy)
 }
 

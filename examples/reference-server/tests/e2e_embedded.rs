@@ -1,0 +1,417 @@
+//! End-to-end tests of the real `reference-server` binary in embedded mode (no
+//! `GLOBAL_DATABASE_URL`): the guide's smoke tests, tenant isolation, rate limits, the admin
+//! API, async provisioning, metrics, configuration errors and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN_KEY, Server, code, email, text};
+use http::{Method, StatusCode};
+use reference_server::http_client::Auth;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
+    let server = Server::start(&[]);
+    assert!(
+        server.first_log_line().contains("embedded mode"),
+        "{}",
+        server.first_log_line()
+    );
+    let health = server.get("/health", Auth::None).await;
+    assert_eq!(health.status, StatusCode::OK);
+
+    let mail = email("smoke");
+    let r = server
+        .post(
+            "/api/auth/register-organization",
+            Auth::None,
+            &json!({"organization_name":"Test","admin_email": mail,"admin_password":"Test123!"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["tenant"]["name"], "Test");
+    assert_eq!(body["tenant"]["status"], "active");
+    assert!(body["tenant"]["slug"].is_string() && body["tenant"]["isolation"].is_string());
+    assert_eq!(body["user"]["email"], mail.as_str());
+    assert_eq!(body["user"]["role"], "owner");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 0);
+    assert!(body["access_token"].as_str().unwrap().len() > 20);
+
+    let r = server
+        .post("/api/auth/login", Auth::None, &json!({"email": mail, "password":"Test123!"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let login: Value = r.json().unwrap();
+    assert_eq!(login["tenant_id"], body["tenant"]["id"]);
+    assert_eq!(login["token_type"], "Bearer");
+
+    // Every bad credential is the same 401.
+    let wrong = server
+        .post("/api/auth/login", Auth::None, &json!({"email": mail, "password":"Wrong123!"}))
+        .await;
+    let unknown = server
+        .post("/api/auth/login", Auth::None, &json!({"email": email("nobody"), "password":"Test123!"}))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.json::<Value>().unwrap()["error"]["message"],
+        unknown.json::<Value>().unwrap()["error"]["message"]
+    );
+
+    // A taken e-mail is a conflict; a bad one names its field.
+    let again = server
+        .post(
+            "/api/auth/register-organization",
+            Auth::None,
+            &json!({"organization_name":"Other","admin_email": mail,"admin_password":"Test123!"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", text(&again));
+    let bad = server
+        .post(
+            "/api/auth/register-organization",
+            Auth::None,
+            &json!({"organization_name":"Bad","admin_email":"not-an-email","admin_password":"Test123!"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "admin_email");
+}
+
+#[tokio::test]
+async fn companies_are_tenant_scoped_and_validated() {
+    let server = Server::start(&[]);
+    let (_, token, _) = server.register("Crm Co", &email("crm")).await;
+    let auth = Auth::Bearer(&token);
+
+    let created = server
+        .post("/api/companies", auth, &json!({"name":"Acme","domain":"acme.com"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", text(&created));
+    let company: Value = created.json().unwrap();
+    let id = company["id"].as_str().unwrap().to_owned();
+    assert_eq!(company["domain"], "acme.com");
+    assert!(company["created_at"].is_string());
+
+    let path = format!("/api/companies/{id}");
+    let patched = server
+        .send(Method::PATCH, &path, auth, Some(&json!({"name":"Acme Corp","domain":null})))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", text(&patched));
+    let patched: Value = patched.json().unwrap();
+    assert_eq!((patched["name"].as_str(), patched["domain"].is_null()), (Some("Acme Corp"), true));
+
+    for i in 0..3 {
+        let r = server.post("/api/companies", auth, &json!({"name": format!("C{i}")})).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let page: Value = server.get("/api/companies?limit=2", auth).await.json().unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let next = page["next"].as_str().unwrap();
+    let rest: Value = server
+        .get(&format!("/api/companies?limit=10&after={next}"), auth)
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 2);
+    assert!(rest["next"].is_null());
+
+    let bad = server.post("/api/companies", auth, &json!({"name":""})).await;
+    assert_eq!((bad.status, code(&bad)), (StatusCode::BAD_REQUEST, "invalid_input".into()));
+    let bad = server.post("/api/companies", auth, &json!({"name":"x","domain":"no spaces.com x"})).await;
+    assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "domain");
+    let bad = server.get("/api/companies/not-a-uuid", auth).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad = server.get("/api/companies?limit=1000", auth).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let deleted = server.send(Method::DELETE, &path, auth, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = server.get(&path, auth).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
+    let server = Server::start(&[]);
+    let (a_id, a_token, _) = server.register("Alpha Org", &email("alpha")).await;
+    let (b_id, b_token, _) = server.register("Beta Org", &email("beta")).await;
+    let created = server
+        .post("/api/companies", Auth::Bearer(&a_token), &json!({"name":"Secret Co"}))
+        .await;
+    let a_company = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+
+    // B's own token: sees none of A's companies, and A's company id is not found.
+    let list: Value = server.get("/api/companies", Auth::Bearer(&b_token)).await.json().unwrap();
+    assert!(list["items"].as_array().unwrap().is_empty());
+    let path = format!("/api/companies/{a_company}");
+    for method in [Method::GET, Method::DELETE] {
+        let r = server.send(method, &path, Auth::Bearer(&b_token), None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+    }
+    let r = server
+        .send(Method::PATCH, &path, Auth::Bearer(&b_token), Some(&json!({"name":"pwned"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Naming A in a header next to B's token is refused.
+    let request = http::Request::get(format!("{}/api/companies", server.base_url))
+        .header("authorization", format!("Bearer {b_token}"))
+        .header("x-tenant-id", &a_id)
+        .body(())
+        .unwrap();
+    let r = raw(&server, request).await;
+    assert_eq!(r, StatusCode::FORBIDDEN);
+
+    // A header alone, a forged token, or a body field naming A: no access.
+    let request = http::Request::get(format!("{}/api/companies", server.base_url))
+        .header("x-tenant-id", &a_id)
+        .body(())
+        .unwrap();
+    assert_eq!(raw(&server, request).await, StatusCode::UNAUTHORIZED);
+    let forged = format!("{}x", &b_token[..b_token.len() - 1]);
+    let r = server.get("/api/companies", Auth::Bearer(&forged)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = server
+        .post("/api/companies", Auth::Bearer(&b_token), &json!({"name":"x","tenant_id": a_id}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown fields are refused");
+    let r = server.get(&format!("/api/companies?tenant_id={a_id}"), Auth::Bearer(&b_token)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // A still sees its company; B's tenant is B.
+    let mine: Value = server.get(&path, Auth::Bearer(&a_token)).await.json().unwrap();
+    assert_eq!(mine["name"], "Secret Co");
+    let me: Value = server.get("/api/tenant", Auth::Bearer(&b_token)).await.json().unwrap();
+    assert_eq!(me["id"], b_id.as_str());
+}
+
+/// Sends a request with arbitrary headers and returns its status.
+async fn raw(server: &Server, request: http::Request<()>) -> StatusCode {
+    let (parts, ()) = request.into_parts();
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", parts.method.as_str()]);
+    for (name, value) in &parts.headers {
+        cmd.arg("-H").arg(format!("{}: {}", name, value.to_str().unwrap()));
+    }
+    let out = cmd.arg(parts.uri.to_string()).output().await.expect("curl");
+    let code: u16 = String::from_utf8_lossy(&out.stdout).parse().expect("status");
+    StatusCode::from_u16(code).unwrap()
+}
+
+#[tokio::test]
+async fn the_tenant_rate_limit_answers_429_with_headers() {
+    let server = Server::start(&[("RATE_LIMIT_MAX_REQUESTS", "5"), ("RATE_LIMIT_WINDOW_MS", "60000")]);
+    let (_, token, _) = server.register("Limited", &email("limited")).await;
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..7 {
+        let r = server.get("/api/companies", Auth::Bearer(&token)).await;
+        statuses.push(r.status.as_u16());
+        last = Some(r);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    let r = last.unwrap();
+    assert_eq!(code(&r), "quota_exceeded");
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+    assert_eq!(r.header("ratelimit-limit"), Some("5"));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert!(r.header("ratelimit-reset").is_some());
+}
+
+#[tokio::test]
+async fn the_admin_api_manages_tenants() {
+    let backups = tempdir("backups");
+    let server = Server::start(&[("BACKUP_DIR", backups.to_str().unwrap())]);
+    let admin = Auth::AdminKey(ADMIN_KEY);
+    assert_eq!(server.get("/api/admin/tenants", Auth::None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.get("/api/admin/tenants", Auth::AdminKey("wrong-key-wrong-key-wrong-key-wrong")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (id, token, _) = server.register("Managed", &email("managed")).await;
+    server.register("Other", &email("other")).await;
+    let page: Value = server.get("/api/admin/tenants?limit=1", admin).await.json().unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let after = page["next"].as_str().unwrap();
+    let page: Value = server
+        .get(&format!("/api/admin/tenants?status=active&after={after}"), admin)
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get("/api/admin/tenants?status=nope", admin).await.status, StatusCode::BAD_REQUEST);
+    let one: Value = server.get(&format!("/api/admin/tenants/{id}"), admin).await.json().unwrap();
+    assert_eq!(one["name"], "Managed");
+
+    // Suspend: the tenant's requests are refused; resume: served again.
+    let r = server
+        .post(&format!("/api/admin/tenants/{id}/suspend"), admin, &json!({"reason":"unpaid"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(r.json::<Value>().unwrap()["status_reason"], "unpaid");
+    let refused = server.get("/api/companies", Auth::Bearer(&token)).await;
+    assert_eq!((refused.status, code(&refused)), (StatusCode::FORBIDDEN, "tenant_suspended".into()));
+    let r = server.send(Method::POST, &format!("/api/admin/tenants/{id}/resume"), admin, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(server.get("/api/companies", Auth::Bearer(&token)).await.status, StatusCode::OK);
+
+    // Quota override, then cleared.
+    let quota = json!({"rate":{"limit":2,"window_ms":60000},"max_users":5,"max_storage_bytes":1000000,"max_connections":3});
+    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&quota)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let me: Value = server.get("/api/tenant", Auth::Bearer(&token)).await.json().unwrap();
+    assert_eq!(me["quota"]["max_users"], 5);
+    assert_eq!(me["usage"]["users"], 1);
+    let bad = json!({"rate":{"limit":0,"window_ms":60000},"max_users":5,"max_storage_bytes":1,"max_connections":3});
+    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&bad)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&Value::Null)).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Backup to BACKUP_DIR.
+    server.post("/api/companies", Auth::Bearer(&token), &json!({"name":"Kept"})).await;
+    let r = server.send(Method::POST, &format!("/api/admin/tenants/{id}/backups"), admin, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    let record: Value = r.json().unwrap();
+    assert!(record["size_bytes"].as_u64().unwrap() > 0);
+    assert!(backups.join(record["key"].as_str().unwrap()).exists());
+
+    let pools = server.get("/api/admin/pools", admin).await;
+    assert_eq!(pools.status, StatusCode::OK);
+
+    let r = server.send(Method::DELETE, &format!("/api/admin/tenants/{id}"), admin, None).await;
+    assert!(r.status.is_success(), "{}", text(&r));
+    let r = server.get("/api/companies", Auth::Bearer(&token)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let missing = server.get(&format!("/api/admin/tenants/{}", uuid::Uuid::now_v7()), admin).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tm-e2e-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn async_provisioning_reaches_active_through_the_worker() {
+    let server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
+    let ready: Value = server.get("/health/ready", Auth::None).await.json().unwrap();
+    assert_eq!(ready["components"]["worker"]["status"], "up");
+    let r = server
+        .post(
+            "/api/auth/register-organization",
+            Auth::None,
+            &json!({"organization_name":"Queued","admin_email": email("queued"),"admin_password":"Test123!"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", text(&r));
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["tenant"]["status"], "provisioning");
+    let token = body["access_token"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = server.get("/api/tenant", Auth::Bearer(token)).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json::<Value>().unwrap()["status"], "active");
+            break;
+        }
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", text(&r));
+        assert!(std::time::Instant::now() < deadline, "tenant never became active");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_carry_the_guides_series_on_the_metrics_port() {
+    let server = Server::start(&[("METRICS_PORT", "0")]);
+    let (_, token, _) = server.register("Measured", &email("measured")).await;
+    server.get("/api/companies", Auth::Bearer(&token)).await;
+    let metrics_url = server.metrics_url.clone().expect("metrics listener");
+    let client = reference_server::http_client::HttpClient::new(&metrics_url).unwrap();
+    let r = client.get("/metrics", Auth::None).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let body = text(&r);
+    for series in [
+        "active_tenants",
+        "api_requests_total",
+        "api_response_time_seconds",
+        "database_connections_total",
+        "database_connections",
+        "cache_hit_rate",
+    ] {
+        assert!(body.contains(&format!("# HELP {series} ")), "{series} missing:\n{body}");
+    }
+    assert!(body.contains("active_tenants 1"), "{body}");
+    assert!(body.contains("route=\"/api/companies\""), "route label is the template");
+    // On the API port, /metrics is not served when it has its own port.
+    assert_eq!(server.get("/metrics", Auth::None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
+    server.register("Bye", &email("bye")).await;
+    let status = server.terminate(Duration::from_secs(15)).expect("exited after SIGTERM");
+    assert!(status.success(), "{status}");
+    let logs = server.logs(Duration::from_secs(2)).join("\n");
+    assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(logs.contains("provisioning worker stopped"), "{logs}");
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_variable() {
+    for (overrides, variable) in [
+        (vec![("PORT", "http")], "PORT"),
+        (vec![("APP_ENV", "production"), ("JWT_SECRET", "")], "JWT_SECRET"),
+        (vec![("APP_ENV", "production"), ("SUPER_ADMIN_KEY", "short")], "SUPER_ADMIN_KEY"),
+        (vec![("ENABLE_METRICS", "maybe")], "ENABLE_METRICS"),
+        (vec![("GLOBAL_DATABASE_URL", "mysql://db/x")], "GLOBAL_DATABASE_URL"),
+    ] {
+        let out = common::command(&overrides).output().expect("run");
+        assert_eq!(out.status.code(), Some(78), "{overrides:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("invalid configuration: {variable}:")), "{stderr}");
+    }
+}
+
+#[test]
+fn development_mode_prints_a_generated_admin_key_once() {
+    let mut server_cmd = common::command(&[("SUPER_ADMIN_KEY", ""), ("APP_ENV", "development"), ("PORT", "http")]);
+    // An invalid port stops start-up before the key is generated: nothing printed.
+    let out = server_cmd.output().expect("run");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("generated for this run"));
+    let mut server = Server::start(&[("SUPER_ADMIN_KEY", ""), ("APP_ENV", "development")]);
+    let logs = server.logs(Duration::from_millis(500)).join("\n");
+    let printed = logs.matches("generated for this run").count();
+    assert_eq!(printed, 2, "one log warning and one stderr banner:\n{logs}");
+    server.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
+    let server = Server::start(&[]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
+        .args(["loadtest", "--url", &server.base_url, "--tenants", "2", "--concurrency", "4", "--duration", "2", "--json"])
+        .output()
+        .await
+        .expect("run tenant-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&stdout).expect("json report");
+    assert!(report["total"]["requests"].as_u64().unwrap() > 0);
+    assert_eq!(report["total"]["errors"], 0);
+    assert!(report["total"]["p99_ms"].as_f64().unwrap() >= report["total"]["p50_ms"].as_f64().unwrap());
+    for op in ["list_companies", "create_company", "register (setup)", "login (setup)"] {
+        assert!(report["operations"].get(op).is_some(), "{op} missing: {stdout}");
+    }
+}
