@@ -73,6 +73,7 @@ if [ ! -x "$bin" ]; then
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 env -i PATH="$PATH" APP_ENV=test PORT="$port" BIND_ADDRESS=127.0.0.1 LOG_LEVEL=warn \
+  PASSWORD_HASHING=fast ENABLE_ASYNC_PROVISIONING=true BACKUP_DIR="$tmp/backups" \
   "$bin" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -82,9 +83,23 @@ done
 curl -fsS "http://127.0.0.1:$port/health" >/dev/null
 curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null
 curl -sS "http://127.0.0.1:$port/no-such-route" >/dev/null
+# Exercise the API so request, login, provisioning and quota series exist.
+api="http://127.0.0.1:$port/api"
+token=$(curl -fsS -H 'content-type: application/json' \
+  -d '{"organization_name":"Check","admin_email":"check@check.example.com","admin_password":"Test123!"}' \
+  "$api/auth/register-organization" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+curl -fsS -H 'content-type: application/json' \
+  -d '{"email":"check@check.example.com","password":"Test123!"}' "$api/auth/login" >/dev/null
+for _ in $(seq 1 50); do
+  curl -fsS -H "authorization: Bearer $token" "$api/companies" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+  -d '{"name":"Acme"}' "$api/companies" >/dev/null
 curl -fsS "http://127.0.0.1:$port/metrics" > "$tmp/metrics.txt"
 promtool check metrics < "$tmp/metrics.txt"
-for series in active_tenants database_connections_total database_connections cache_hit_rate; do
+for series in active_tenants api_requests_total api_response_time_seconds \
+              database_connections_total database_connections cache_hit_rate; do
   grep -q "^# HELP $series " "$tmp/metrics.txt" || { echo "missing series $series"; exit 1; }
 done
 echo "deploy/check.sh: all checks passed"

@@ -4,12 +4,12 @@
 //! file `<root>/a/b.dump.sha256`, in `sha256sum` format (`<hex>  b.dump`), so an operator can
 //! check a copy with `sha256sum -c`. Files being written are named `.<name>.<random>.tmp`
 //! beside their destination; each directory has a `.lock` file that writers hold while they
-//! rename an artifact and its sidecar into place. Dot files are never listed.
+//! rename an artifact and its sidecar into place, and readers hold (shared) while they pick
+//! up the pair. Dot files are never listed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -19,10 +19,6 @@ use crate::traits::{BackupStore, StoredObject, validate_store_key};
 
 /// Suffix of checksum sidecars.
 const SIDECAR_SUFFIX: &str = ".sha256";
-/// Reads of an artifact that a concurrent overwrite may have raced, before a mismatch is final.
-const READ_ATTEMPTS: u32 = 3;
-/// Pause between those reads.
-const READ_RETRY_PAUSE: Duration = Duration::from_millis(25);
 /// Lock file of a directory, taken by writers while they rename an artifact and its sidecar.
 const LOCK_FILE: &str = ".lock";
 /// Copy buffer size.
@@ -34,9 +30,10 @@ const CHUNK: usize = 64 * 1024;
 ///   it, writes the checksum sidecar the same way, fsyncs both, renames both into place under
 ///   the directory's lock file, and fsyncs the directory: a reader sees a whole artifact or
 ///   none, and concurrent writers of one key leave one writer's artifact with its checksum.
-/// - `get_file` checks the copy it writes against the sidecar and refuses a mismatch
-///   (`Internal`), removing what it wrote. A read that races an overwrite of the same key is
-///   retried briefly, so it returns the old or the new artifact, never an error.
+/// - `get_file` reads the sidecar and opens the artifact under the same lock, shared with
+///   other readers, so a read racing an overwrite gets the old or the new artifact with its
+///   own checksum. It checks the copy it writes against that checksum and refuses a mismatch
+///   (`Internal`), removing what it wrote.
 /// - Keys are checked by [`validate_store_key`]; in addition no segment may start with `.`
 ///   (reserved for temporary files) and no key may end with `.sha256` (reserved for sidecars).
 ///
@@ -272,43 +269,59 @@ fn read_sidecar(path: &Path) -> Result<Option<String>> {
     }
 }
 
-fn get_blocking(key: &str, path: &Path, dest: &Path) -> Result<StoredObject> {
-    for attempt in 1..=READ_ATTEMPTS {
-        let Some(expected) = read_sidecar(path)? else {
-            return Err(Error::not_found(Entity::Backup, key));
-        };
-        let mut src = match File::open(path) {
-            Ok(f) => f,
+/// Reads the artifact's checksum and opens the artifact as one pair, under the directory's
+/// lock shared with other readers: a writer renames both while holding it exclusively.
+fn open_consistent(key: &str, path: &Path) -> Result<(String, File)> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::internal("artifact path has no parent"))?;
+    let lock = match File::open(dir.join(LOCK_FILE)) {
+        Ok(lock) => Some(lock),
+        // No writer ever published into this directory.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_error(e)),
+    };
+    if let Some(lock) = &lock {
+        lock.lock_shared().map_err(io_error)?;
+    }
+    let opened = read_sidecar(path).and_then(|expected| {
+        let expected = expected.ok_or_else(|| Error::not_found(Entity::Backup, key))?;
+        match File::open(path) {
+            Ok(file) => Ok((expected, file)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::not_found(Entity::Backup, key));
+                Err(Error::not_found(Entity::Backup, key))
             }
-            Err(e) => return Err(io_error(e)),
-        };
-        let copied = File::create(dest).and_then(|mut out| {
-            let copied = copy_hashing(&mut src, &mut out)?;
-            out.sync_all()?;
-            Ok(copied)
-        });
-        let (sha256, size) = match copied {
-            Ok(copied) => copied,
-            Err(e) => {
-                let _ = fs::remove_file(dest);
-                return Err(io_error(e));
-            }
-        };
-        if sha256 == expected {
-            return Ok(StoredObject::new(key, size, sha256));
+            Err(e) => Err(io_error(e)),
         }
-        let _ = fs::remove_file(dest);
-        // An overwrite renames the artifact, then its sidecar: a reader between the two sees
-        // the new artifact with the old checksum. Try again unless this is the last attempt.
-        if attempt < READ_ATTEMPTS && read_sidecar(path)?.as_deref() == Some(expected.as_str()) {
-            std::thread::sleep(READ_RETRY_PAUSE);
+    });
+    if let Some(lock) = &lock {
+        lock.unlock().map_err(io_error)?;
+    }
+    opened
+}
+
+fn get_blocking(key: &str, path: &Path, dest: &Path) -> Result<StoredObject> {
+    // The open file stays the artifact that was paired with `expected`, even if an overwrite
+    // renames another one over its name while it is copied.
+    let (expected, mut src) = open_consistent(key, path)?;
+    let copied = File::create(dest).and_then(|mut out| {
+        let copied = copy_hashing(&mut src, &mut out)?;
+        out.sync_all()?;
+        Ok(copied)
+    });
+    match copied {
+        Ok((sha256, size)) if sha256 == expected => Ok(StoredObject::new(key, size, sha256)),
+        Ok(_) => {
+            let _ = fs::remove_file(dest);
+            Err(Error::internal(format!(
+                "backup artifact {key} does not match its checksum"
+            )))
+        }
+        Err(e) => {
+            let _ = fs::remove_file(dest);
+            Err(io_error(e))
         }
     }
-    Err(Error::internal(format!(
-        "backup artifact {key} does not match its checksum"
-    )))
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

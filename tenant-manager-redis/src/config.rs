@@ -219,7 +219,10 @@ impl fmt::Debug for RedisConfig {
             .field("command_timeout", &self.command_timeout)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("retry_interval", &self.retry_interval)
-            .field("tls_root_certs", &self.tls_root_certs.as_ref().map(Vec::len))
+            .field(
+                "tls_root_certs",
+                &self.tls_root_certs.as_ref().map(Vec::len),
+            )
             .field("quota_unavailable", &self.quota_unavailable)
             .finish()
     }
@@ -269,7 +272,9 @@ mod tests {
     fn validation_names_the_field() {
         let bad = RedisConfig::default().with_pool_size(0);
         assert_eq!(
-            bad.validate().err().and_then(|e| e.field().map(str::to_owned)),
+            bad.validate()
+                .err()
+                .and_then(|e| e.field().map(str::to_owned)),
             Some("redis.pool_size".to_owned())
         );
         let bad = RedisConfig::default().with_key_prefix("a {b}");

@@ -20,6 +20,8 @@ pub(crate) struct QueueKeys {
     pub(crate) delayed: String,
     /// Stream of dead-lettered jobs (entries hold the whole job).
     pub(crate) dead: String,
+    /// Where the reclaim scan of the pending entries resumes.
+    pub(crate) reclaim_cursor: String,
     /// Prefix of the per-job hashes (`<job_prefix><job id>`).
     pub(crate) job_prefix: String,
 }
@@ -89,6 +91,7 @@ impl Keys {
             stream: format!("{base}stream"),
             delayed: format!("{base}delayed"),
             dead: format!("{base}dead"),
+            reclaim_cursor: format!("{base}reclaim-cursor"),
             job_prefix: format!("{base}job:"),
         }
     }
@@ -113,7 +116,12 @@ mod tests {
         let tag = |k: &str| k[k.find('{').unwrap_or(0)..].to_owned();
         assert_eq!(tag(&rate), tag(&usage));
         let queue = keys.queue("jobs");
-        for key in [&queue.stream, &queue.delayed, &queue.dead, &queue.job_prefix] {
+        for key in [
+            &queue.stream,
+            &queue.delayed,
+            &queue.dead,
+            &queue.job_prefix,
+        ] {
             assert!(key.starts_with("app1:queue:{jobs}:"), "{key}");
         }
         assert_eq!(keys.invalidation_channel(), "app1:tenant-invalidate");

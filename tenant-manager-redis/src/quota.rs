@@ -258,6 +258,15 @@ mod tests {
         };
         assert_eq!(field(0).as_deref(), Some("cost"));
         assert_eq!(field(4).as_deref(), Some("cost"));
-        assert!(gcra_params(&RateLimit { limit: 0, window_ms: 1 }, 1).is_err());
+        assert!(
+            gcra_params(
+                &RateLimit {
+                    limit: 0,
+                    window_ms: 1
+                },
+                1
+            )
+            .is_err()
+        );
     }
 }

@@ -24,7 +24,10 @@ fn config() -> TenantCacheConfig {
 
 async fn cache(pool: &RedisPool) -> RedisTenantCache {
     let cache = RedisTenantCache::new(pool, config()).await.expect("cache");
-    assert!(cache.wait_subscribed(Duration::from_secs(5)).await, "subscribed");
+    assert!(
+        cache.wait_subscribed(Duration::from_secs(5)).await,
+        "subscribed"
+    );
     cache
 }
 
@@ -67,7 +70,11 @@ async fn repeated_lookups_are_served_locally() {
     }
     let domain = t.domain.clone().expect("domain").to_ascii_uppercase();
     assert_eq!(
-        cache.get(&CacheKey::Domain(domain)).await.expect("get").as_ref(),
+        cache
+            .get(&CacheKey::Domain(domain))
+            .await
+            .expect("get")
+            .as_ref(),
         Some(&t),
         "domains are case-insensitive"
     );
@@ -77,6 +84,26 @@ async fn repeated_lookups_are_served_locally() {
     // The slug and domain aliases needed Redis once each; everything else was local.
     assert_eq!((stats.local_hits, stats.redis_hits), (5, 2), "{stats:?}");
     assert_eq!(cache.stats().hits, 7);
+}
+
+#[tokio::test]
+async fn without_the_local_layer_every_hit_is_served_by_redis() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let cache = RedisTenantCache::new(&pool, config().with_local_layer(false))
+        .await
+        .expect("cache");
+    assert!(cache.wait_subscribed(Duration::from_secs(5)).await);
+    let t = sample_tenant();
+    cache.put(&t).await.expect("put");
+    for _ in 0..3 {
+        assert_eq!(
+            cache.get(&CacheKey::Id(t.id)).await.expect("get").as_ref(),
+            Some(&t)
+        );
+    }
+    let stats = cache.detailed_stats();
+    assert_eq!((stats.local_hits, stats.redis_hits), (0, 3), "{stats:?}");
 }
 
 #[tokio::test]
@@ -91,10 +118,16 @@ async fn a_suspended_tenant_is_refused_by_every_instance_within_a_second() {
     instances[0].put(&tenant).await.expect("put");
     for instance in &instances {
         let key = CacheKey::Slug(tenant.slug.clone());
-        assert_eq!(instance.get(&key).await.expect("get").as_ref(), Some(&tenant));
+        assert_eq!(
+            instance.get(&key).await.expect("get").as_ref(),
+            Some(&tenant)
+        );
     }
     // The registry suspends the tenant, then the cache is told.
-    instances[2].invalidate(tenant.id).await.expect("invalidate");
+    instances[2]
+        .invalidate(tenant.id)
+        .await
+        .expect("invalidate");
     let mut suspended = tenant.clone();
     suspended.status = TenantStatus::Suspended;
     for instance in &instances {
@@ -139,7 +172,9 @@ async fn bad_settings_are_refused() {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let bad = TenantCacheConfig::default().with_local_ttl(Duration::from_secs(600));
-    let err = RedisTenantCache::new(&pool, bad).await.expect_err("local ttl > ttl");
+    let err = RedisTenantCache::new(&pool, bad)
+        .await
+        .expect_err("local ttl > ttl");
     assert_eq!(err.field(), Some("cache.local_ttl"));
     let unknown = CacheKey::Domain("x".repeat(300));
     let cache = cache(&pool).await;

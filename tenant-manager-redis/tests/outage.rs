@@ -37,12 +37,16 @@ struct Components {
     lock: RedisLock,
 }
 
-async fn components(url: &str) -> Components {
-    let pool = RedisPool::connect(support::fast_failing(url)).await.expect("pool");
+/// The components of one instance; instances with the same `prefix` are one deployment.
+async fn components(url: &str, prefix: &str) -> Components {
+    let config = support::fast_failing(url).with_key_prefix(prefix);
+    let pool = RedisPool::connect(config).await.expect("pool");
     let cache_config = TenantCacheConfig::default().with_ping_interval(Duration::from_millis(100));
     Components {
         quota: RedisQuotaEnforcer::new(&pool),
-        cache: RedisTenantCache::new(&pool, cache_config).await.expect("cache"),
+        cache: RedisTenantCache::new(&pool, cache_config)
+            .await
+            .expect("cache"),
         jobs: RedisJobQueue::new(
             &pool,
             JobQueueConfig::default().with_poll_interval(Duration::from_millis(100)),
@@ -62,9 +66,12 @@ async fn exercise(c: &Components) -> Vec<(&'static str, Result<()>)> {
         ("ping", support::within(BOUND, c.pool.ping()).await),
         (
             "check_rate",
-            support::within(BOUND, c.quota.check_rate(&RateKey::tenant(tenant.id), &limit, 1))
-                .await
-                .map(drop),
+            support::within(
+                BOUND,
+                c.quota.check_rate(&RateKey::tenant(tenant.id), &limit, 1),
+            )
+            .await
+            .map(drop),
         ),
         (
             "cache put",
@@ -106,7 +113,7 @@ async fn exercise(c: &Components) -> Vec<(&'static str, Result<()>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_listening_means_unavailable_at_once_not_a_hang() {
     let url = format!("redis://127.0.0.1:{}", support::dead_port());
-    let c = components(&url).await;
+    let c = components(&url, "dead:").await;
     for (what, result) in exercise(&c).await {
         assert_unavailable(what, result);
     }
@@ -127,8 +134,8 @@ async fn nothing_listening_means_unavailable_at_once_not_a_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn components_recover_when_a_killed_redis_comes_back() {
     let mut server = PrivateRedis::start();
-    let c = components(&server.url()).await;
-    let other_instance = components(&server.url()).await;
+    let c = components(&server.url(), "app:").await;
+    let other_instance = components(&server.url(), "app:").await;
     for (what, result) in exercise(&c).await {
         result.unwrap_or_else(|e| panic!("{what} before the outage: {e}"));
     }
@@ -158,7 +165,10 @@ async fn components_recover_when_a_killed_redis_comes_back() {
     })
     .await;
     assert!(c.cache.wait_subscribed(BOUND).await, "resubscribed");
-    assert!(other_instance.cache.wait_subscribed(BOUND).await, "resubscribed");
+    assert!(
+        other_instance.cache.wait_subscribed(BOUND).await,
+        "resubscribed"
+    );
 
     // Invalidation crosses instances again after the reconnection.
     let t = sample_tenant();

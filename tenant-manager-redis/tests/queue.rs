@@ -33,7 +33,12 @@ async fn fixture() -> Fixture<dyn JobQueue> {
 tenant_manager_core::job_queue_conformance!(fixture);
 
 fn job(n: u64) -> NewJob {
-    NewJob::new("test.job", Some(TenantId::new()), serde_json::json!({ "n": n })).expect("job")
+    NewJob::new(
+        "test.job",
+        Some(TenantId::new()),
+        serde_json::json!({ "n": n }),
+    )
+    .expect("job")
 }
 
 async fn queue(pool: &RedisPool) -> RedisJobQueue {
@@ -52,7 +57,10 @@ async fn a_job_of_a_consumer_killed_mid_job_is_reclaimed_and_finished_by_another
     let doomed = tokio::spawn({
         let q = q.clone();
         async move {
-            let job = q.dequeue("doomed", Duration::from_secs(5)).await.expect("dequeue");
+            let job = q
+                .dequeue("doomed", Duration::from_secs(5))
+                .await
+                .expect("dequeue");
             let _ = taken_tx.send(job.map(|j| j.id));
             std::future::pending::<()>().await;
         }
@@ -87,7 +95,10 @@ async fn a_job_whose_consumers_keep_crashing_is_dead_lettered() {
         // No ack: the consumer "crashes".
     }
     assert!(
-        q.dequeue("late", VISIBILITY * 3).await.expect("dequeue").is_none(),
+        q.dequeue("late", VISIBILITY * 3)
+            .await
+            .expect("dequeue")
+            .is_none(),
         "not delivered more than max_attempts times"
     );
     let dead = q.dead_letters(10).await.expect("dead letters");
@@ -116,14 +127,31 @@ async fn queues_and_prefixes_are_independent_and_payloads_round_trip() {
     });
     let new = NewJob::new("test.payload", None, payload.clone()).expect("job");
     jobs.enqueue(new).await.expect("enqueue");
-    assert!(other.dequeue("c", Duration::ZERO).await.expect("dequeue").is_none());
-    let got = jobs.dequeue("c", Duration::ZERO).await.expect("dequeue").expect("job");
+    assert!(
+        other
+            .dequeue("c", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .is_none()
+    );
+    let got = jobs
+        .dequeue("c", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
     assert_eq!(got.payload, payload);
     assert_eq!(got.tenant_id, None);
     assert!(got.enqueued_at <= time::OffsetDateTime::now_utc());
     jobs.ack(&got).await.expect("ack");
-    let nack = jobs.nack(&got, "after ack", Duration::ZERO).await.expect("nack");
-    assert_eq!(nack, NackOutcome::Retried, "a settled receipt is stale: no-op");
+    let nack = jobs
+        .nack(&got, "after ack", Duration::ZERO)
+        .await
+        .expect("nack");
+    assert_eq!(
+        nack,
+        NackOutcome::Retried,
+        "a settled receipt is stale: no-op"
+    );
     assert_eq!(jobs.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
 }
 
@@ -132,16 +160,32 @@ async fn oversized_payloads_and_foreign_receipts_are_refused() {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let q = RedisJobQueue::new(&pool, config().with_max_payload_bytes(64)).expect("queue");
-    let big = NewJob::new("test.big", None, serde_json::json!({ "x": "y".repeat(100) }))
-        .expect("job");
-    assert_eq!(q.enqueue(big).await.expect_err("too big").field(), Some("payload"));
+    let big = NewJob::new(
+        "test.big",
+        None,
+        serde_json::json!({ "x": "y".repeat(100) }),
+    )
+    .expect("job");
+    assert_eq!(
+        q.enqueue(big).await.expect_err("too big").field(),
+        Some("payload")
+    );
     q.enqueue(job(1)).await.expect("enqueue");
-    let mut got = q.dequeue("c", Duration::ZERO).await.expect("dequeue").expect("job");
+    let mut got = q
+        .dequeue("c", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
     got.receipt = "lease-42".to_owned();
-    assert_eq!(q.ack(&got).await.expect_err("foreign").field(), Some("receipt"));
+    assert_eq!(
+        q.ack(&got).await.expect_err("foreign").field(),
+        Some("receipt")
+    );
     let bad = JobQueueConfig::default().with_name("Not Valid");
     assert_eq!(
-        RedisJobQueue::new(&pool, bad).expect_err("bad name").field(),
+        RedisJobQueue::new(&pool, bad)
+            .expect_err("bad name")
+            .field(),
         Some("queue.name")
     );
 }

@@ -46,14 +46,21 @@ async fn state_lives_under_the_prefix_and_expires_with_the_window() {
     let q = RedisQuotaEnforcer::new(&pool);
     let tenant = TenantId::new();
     let limit = RateLimit::new(10, Duration::from_secs(60)).expect("rate");
-    q.check_rate(&RateKey::tenant(tenant), &limit, 4).await.expect("check");
-    q.consume_usage(tenant, UsageKind::Users, 3, 10).await.expect("usage");
+    q.check_rate(&RateKey::tenant(tenant), &limit, 4)
+        .await
+        .expect("check");
+    q.consume_usage(tenant, UsageKind::Users, 3, 10)
+        .await
+        .expect("usage");
     let keys: Vec<String> = pool
         .query(tenant_manager_redis::redis::cmd("KEYS").arg(format!("{}*", redis.prefix())))
         .await
         .expect("keys");
     assert_eq!(keys.len(), 2, "{keys:?}");
-    let rate_key = keys.iter().find(|k| k.contains(":rate:")).expect("rate key");
+    let rate_key = keys
+        .iter()
+        .find(|k| k.contains(":rate:"))
+        .expect("rate key");
     let ttl: i64 = pool
         .query(tenant_manager_redis::redis::cmd("PTTL").arg(rate_key))
         .await
@@ -76,7 +83,10 @@ async fn reset_after_matches_the_allowance_used() {
     assert!(first.reset_after <= Duration::from_secs(9));
     assert!(first.reset_after > Duration::from_secs(8));
     let grown = second.reset_after - first.reset_after;
-    assert!(grown > Duration::from_secs(8) && grown <= Duration::from_secs(9), "{grown:?}");
+    assert!(
+        grown > Duration::from_secs(8) && grown <= Duration::from_secs(9),
+        "{grown:?}"
+    );
 }
 
 #[tokio::test]
@@ -114,12 +124,12 @@ async fn unreachable_redis_follows_the_unavailable_policy() {
     let key_ref = &key;
     let check = |policy| {
         let q = RedisQuotaEnforcer::new(&pool).with_unavailable_policy(policy);
-        async move {
-            support::within(Duration::from_secs(5), q.check_rate(key_ref, limit_ref, 1)).await
-        }
+        async move { support::within(Duration::from_secs(5), q.check_rate(key_ref, limit_ref, 1)).await }
     };
 
-    let err = check(UnavailablePolicy::ReportError).await.expect_err("reported");
+    let err = check(UnavailablePolicy::ReportError)
+        .await
+        .expect_err("reported");
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     assert!(err.is_retryable());
 

@@ -77,8 +77,9 @@ async fn setup() -> Setup {
             .expect("cache"),
     );
     let registry: Arc<dyn TenantRegistry> = Arc::new(InMemoryRegistry::new());
-    let provisioner: Arc<dyn Provisioner> =
-        Arc::new(InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())));
+    let provisioner: Arc<dyn Provisioner> = Arc::new(InMemoryProvisioner::new(Arc::new(
+        InMemoryTenantData::new(),
+    )));
     let manager = TenantManager::builder()
         .with_registry(registry.clone())
         .with_provisioner(provisioner.clone())
@@ -89,8 +90,10 @@ async fn setup() -> Setup {
             PasswordHasher::new(HasherConfig::default().with_params(256, 1, 1)).expect("hasher"),
         )
         .with_tokens(
-            TokenService::new(JwtConfig::hs256("0123456789abcdef0123456789abcdef-test-only"))
-                .expect("tokens"),
+            TokenService::new(JwtConfig::hs256(
+                "0123456789abcdef0123456789abcdef-test-only",
+            ))
+            .expect("tokens"),
         )
         .with_config(ManagerConfig::default().with_async_provisioning(true))
         .build()
@@ -144,7 +147,10 @@ async fn the_provisioning_worker_runs_on_the_redis_queue() {
     wait_active(&s, tenant).await;
     shutdown.cancel();
     running.await.expect("worker stopped");
-    assert_eq!(s.jobs.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
+    assert_eq!(
+        s.jobs.stats().await.expect("stats"),
+        QueueStats::new(0, 0, 0)
+    );
     let cached = s.cache.get(&CacheKey::Id(tenant)).await.expect("cache");
     assert!(
         cached.is_none_or(|t| t.status == TenantStatus::Active),
@@ -187,5 +193,8 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     wait_active(&s, tenant).await;
     shutdown.cancel();
     running.await.expect("worker stopped");
-    assert_eq!(s.jobs.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
+    assert_eq!(
+        s.jobs.stats().await.expect("stats"),
+        QueueStats::new(0, 0, 0)
+    );
 }

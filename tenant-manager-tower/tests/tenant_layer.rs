@@ -429,3 +429,46 @@ async fn an_unavailable_registry_is_503_with_retry_after() {
     assert!(headers.contains_key(RETRY_AFTER));
     assert_eq!(echo.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_cross_check_never_names_a_tenant_alone() {
+    let world = World::new();
+    let a = world.tenant("alpha", TenantStatus::Active).await;
+    world.tenant("bravo", TenantStatus::Active).await;
+    let (token, _) = world.token(&a, Role::Member);
+    let bearer = format!("Bearer {token}");
+    let layer = TenantLayer::builder(world.lookup.clone())
+        .with_resolver(JwtResolver::new(world.tokens.clone()))
+        .with_cross_check(HeaderResolver::x_tenant_id())
+        .build()
+        .unwrap();
+    let cases: [(Vec<(&str, &str)>, u16); 4] = [
+        (vec![("x-tenant-id", "alpha")], 401),
+        (vec![("authorization", &bearer)], 200),
+        (
+            vec![("authorization", &bearer), ("x-tenant-id", "alpha")],
+            200,
+        ),
+        (
+            vec![("authorization", &bearer), ("x-tenant-id", "bravo")],
+            403,
+        ),
+    ];
+    for (headers, status) in cases {
+        let echo = Echo::default();
+        let response = layer
+            .layer(echo.service())
+            .oneshot(get("/", &headers))
+            .await
+            .unwrap();
+        assert_eq!(read(response).await.0, status, "{headers:?}");
+        assert_eq!(echo.calls(), usize::from(status == 200));
+    }
+    assert!(
+        TenantLayer::builder(world.lookup.clone())
+            .with_cross_check(HeaderResolver::x_tenant_id())
+            .build()
+            .is_err(),
+        "a cross-check alone cannot build a layer"
+    );
+}

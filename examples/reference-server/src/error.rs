@@ -56,6 +56,13 @@ impl ApiError {
     }
 
     fn rejection(status: StatusCode, message: String, field: &'static str) -> Self {
+        // A body that parses but does not fit (a wrong type, an unknown field) is invalid
+        // input like any other: 400, as everywhere in the API.
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
         let code = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
@@ -141,7 +148,8 @@ mod tests {
 
     #[tokio::test]
     async fn errors_have_the_documented_shape_and_status() {
-        let (status, json, _) = body_of(Error::invalid("admin_email", "must contain @").into()).await;
+        let (status, json, _) =
+            body_of(Error::invalid("admin_email", "must contain @").into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(json["error"]["code"], "invalid_input");
         assert_eq!(json["error"]["field"], "admin_email");
@@ -157,14 +165,22 @@ mod tests {
         assert!(json["error"].get("field").is_none());
         assert_eq!(retry.as_deref(), Some("2"));
 
-        let (status, json, _) = body_of(ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no")).await;
+        let (status, json, _) = body_of(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "no",
+        ))
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(json["error"]["code"], "route_not_found");
     }
 
     #[tokio::test]
     async fn server_errors_do_not_leak_internals() {
-        let err = Error::internal_with("constraint xyz in table secret_stuff", std::io::Error::other("boom"));
+        let err = Error::internal_with(
+            "constraint xyz in table secret_stuff",
+            std::io::Error::other("boom"),
+        );
         let (status, json, _) = body_of(err.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(json["error"]["message"], "internal error");

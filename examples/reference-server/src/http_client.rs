@@ -138,7 +138,10 @@ impl HttpClient {
         body: Option<&serde_json::Value>,
     ) -> Result<HttpResponse, ClientError> {
         if !path.starts_with('/') {
-            return Err(ClientError::InvalidUrl(path.to_owned(), "path must start with /"));
+            return Err(ClientError::InvalidUrl(
+                path.to_owned(),
+                "path must start with /",
+            ));
         }
         let url = format!("{}{path}", self.base);
         let mut builder = Request::builder().method(method).uri(&url);
@@ -214,7 +217,12 @@ mod tests {
     #[test]
     fn only_plain_http_base_urls_are_accepted() {
         assert!(HttpClient::new("http://127.0.0.1:3001/").is_ok());
-        for bad in ["https://x.com", "127.0.0.1:3001", "http://x.com/api", "ftp://x"] {
+        for bad in [
+            "https://x.com",
+            "127.0.0.1:3001",
+            "http://x.com/api",
+            "ftp://x",
+        ] {
             assert!(HttpClient::new(bad).is_err(), "{bad}");
         }
     }

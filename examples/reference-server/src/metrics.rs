@@ -31,46 +31,178 @@ enum Kind {
 const SERIES: &[(&str, Kind, &str)] = &[
     // The guide's series.
     ("active_tenants", Kind::Gauge, "Tenants in status active."),
-    ("api_requests_total", Kind::Counter, "API requests answered, by method, route and status."),
-    ("api_response_time_seconds", Kind::Histogram, "API response time, by method and route."),
-    ("database_connections_total", Kind::Counter, "Database connections opened by the pool manager since start."),
-    ("database_connections", Kind::Gauge, "Open database connections of the tenant pools, by state (idle, in_use)."),
-    ("cache_hit_rate", Kind::Gauge, "Tenant cache hits divided by lookups (0 to 1)."),
+    (
+        "api_requests_total",
+        Kind::Counter,
+        "API requests answered, by method, route and status.",
+    ),
+    (
+        "api_response_time_seconds",
+        Kind::Histogram,
+        "API response time, by method and route.",
+    ),
+    (
+        "database_connections_total",
+        Kind::Counter,
+        "Database connections opened by the pool manager since start.",
+    ),
+    (
+        "database_connections",
+        Kind::Gauge,
+        "Open database connections of the tenant pools, by state (idle, in_use).",
+    ),
+    (
+        "cache_hit_rate",
+        Kind::Gauge,
+        "Tenant cache hits divided by lookups (0 to 1).",
+    ),
     // Server.
     ("tenants", Kind::Gauge, "Tenants by life-cycle status."),
-    ("database_connections_max", Kind::Gauge, "Most database connections all tenants may hold (MAX_TOTAL_CONNECTIONS)."),
-    ("jobs", Kind::Gauge, "Queued jobs, by state (ready, in_flight, dead)."),
+    (
+        "database_connections_max",
+        Kind::Gauge,
+        "Most database connections all tenants may hold (MAX_TOTAL_CONNECTIONS).",
+    ),
+    (
+        "jobs",
+        Kind::Gauge,
+        "Queued jobs, by state (ready, in_flight, dead).",
+    ),
     // Pool engine.
-    ("tenant_pools_open", Kind::Gauge, "Tenant connection pools open."),
-    ("tenant_pool_evictions_total", Kind::Counter, "Idle connections closed to make room for another tenant's pool."),
-    ("tenant_pool_idle_closed_total", Kind::Counter, "Tenant pools closed after sitting idle."),
-    ("tenant_pool_waits_total", Kind::Counter, "Connection acquires that waited for the global budget."),
-    ("tenant_pool_timeouts_total", Kind::Counter, "Connection acquires that gave up because the pool was exhausted."),
+    (
+        "tenant_pools_open",
+        Kind::Gauge,
+        "Tenant connection pools open.",
+    ),
+    (
+        "tenant_pool_evictions_total",
+        Kind::Counter,
+        "Idle connections closed to make room for another tenant's pool.",
+    ),
+    (
+        "tenant_pool_idle_closed_total",
+        Kind::Counter,
+        "Tenant pools closed after sitting idle.",
+    ),
+    (
+        "tenant_pool_waits_total",
+        Kind::Counter,
+        "Connection acquires that waited for the global budget.",
+    ),
+    (
+        "tenant_pool_timeouts_total",
+        Kind::Counter,
+        "Connection acquires that gave up because the pool was exhausted.",
+    ),
     // Manager and provisioning.
-    ("tenant_logins_total", Kind::Counter, "Login attempts, by result (success, failure, refused)."),
-    ("tenant_provisioning_total", Kind::Counter, "Tenant provisioning runs, by result."),
-    ("tenant_deprovisioning_total", Kind::Counter, "Tenant deprovisioning runs, by result."),
-    ("tenant_provisioning_duration_seconds", Kind::Histogram, "Time to provision a tenant's storage."),
-    ("tenant_provision_seconds", Kind::Histogram, "Time the Postgres provisioner took per tenant, by isolation."),
-    ("tenant_provision_step_seconds", Kind::Histogram, "Time of each Postgres provisioning step."),
-    ("tenant_provision_failures_total", Kind::Counter, "Postgres provisioning steps that failed, by step."),
-    ("tenant_templates_built_total", Kind::Counter, "Template databases built for fast provisioning."),
-    ("tenant_migrations_total", Kind::Counter, "Tenant migrations run by the fleet migrator, by outcome."),
+    (
+        "tenant_logins_total",
+        Kind::Counter,
+        "Login attempts, by result (success, failure, refused).",
+    ),
+    (
+        "tenant_provisioning_total",
+        Kind::Counter,
+        "Tenant provisioning runs, by result.",
+    ),
+    (
+        "tenant_deprovisioning_total",
+        Kind::Counter,
+        "Tenant deprovisioning runs, by result.",
+    ),
+    (
+        "tenant_provisioning_duration_seconds",
+        Kind::Histogram,
+        "Time to provision a tenant's storage.",
+    ),
+    (
+        "tenant_provision_seconds",
+        Kind::Histogram,
+        "Time the Postgres provisioner took per tenant, by isolation.",
+    ),
+    (
+        "tenant_provision_step_seconds",
+        Kind::Histogram,
+        "Time of each Postgres provisioning step.",
+    ),
+    (
+        "tenant_provision_failures_total",
+        Kind::Counter,
+        "Postgres provisioning steps that failed, by step.",
+    ),
+    (
+        "tenant_templates_built_total",
+        Kind::Counter,
+        "Template databases built for fast provisioning.",
+    ),
+    (
+        "tenant_migrations_total",
+        Kind::Counter,
+        "Tenant migrations run by the fleet migrator, by outcome.",
+    ),
     // Backups.
-    ("tenant_backups_total", Kind::Counter, "Tenant backups taken, by isolation."),
-    ("tenant_backup_seconds", Kind::Histogram, "Time to back up one tenant, by isolation."),
-    ("tenant_restores_total", Kind::Counter, "Tenant restores, by isolation."),
+    (
+        "tenant_backups_total",
+        Kind::Counter,
+        "Tenant backups taken, by isolation.",
+    ),
+    (
+        "tenant_backup_seconds",
+        Kind::Histogram,
+        "Time to back up one tenant, by isolation.",
+    ),
+    (
+        "tenant_restores_total",
+        Kind::Counter,
+        "Tenant restores, by isolation.",
+    ),
     // Quotas, cache, queue.
-    ("quota_rejections_total", Kind::Counter, "Requests refused by a rate limit, by scope (tenant, client)."),
-    ("quota_backend_errors_total", Kind::Counter, "Rate-limit checks that failed at the enforcer, by scope and outcome."),
-    ("quota_rate_checks_total", Kind::Counter, "Rate-limit checks made in Redis, by outcome."),
-    ("quota_usage_denied_total", Kind::Counter, "Usage quota consumptions refused, by kind."),
-    ("tenant_cache_lookups_total", Kind::Counter, "Tenant cache lookups in Redis, by result."),
-    ("job_queue_enqueued_total", Kind::Counter, "Jobs enqueued in Redis."),
-    ("job_queue_acked_total", Kind::Counter, "Jobs acknowledged as done."),
-    ("job_queue_dead_lettered_total", Kind::Counter, "Jobs moved to the dead-letter list."),
+    (
+        "quota_rejections_total",
+        Kind::Counter,
+        "Requests refused by a rate limit, by scope (tenant, client).",
+    ),
+    (
+        "quota_backend_errors_total",
+        Kind::Counter,
+        "Rate-limit checks that failed at the enforcer, by scope and outcome.",
+    ),
+    (
+        "quota_rate_checks_total",
+        Kind::Counter,
+        "Rate-limit checks made in Redis, by outcome.",
+    ),
+    (
+        "quota_usage_denied_total",
+        Kind::Counter,
+        "Usage quota consumptions refused, by kind.",
+    ),
+    (
+        "tenant_cache_lookups_total",
+        Kind::Counter,
+        "Tenant cache lookups in Redis, by result.",
+    ),
+    (
+        "job_queue_enqueued_total",
+        Kind::Counter,
+        "Jobs enqueued in Redis.",
+    ),
+    (
+        "job_queue_acked_total",
+        Kind::Counter,
+        "Jobs acknowledged as done.",
+    ),
+    (
+        "job_queue_dead_lettered_total",
+        Kind::Counter,
+        "Jobs moved to the dead-letter list.",
+    ),
     // Process.
-    ("process_uptime_seconds", Kind::Gauge, "Seconds since the process started."),
+    (
+        "process_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the process started.",
+    ),
 ];
 
 fn describe() {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
-use tenant_manager::postgres::sqlx::{self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions};
+use tenant_manager::postgres::sqlx::{
+    self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions,
+};
 use tenant_manager::{BoxError, async_trait};
-
 
 /// How long one probe may take before its component counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,7 +50,12 @@ pub(crate) struct Readiness {
 impl Readiness {
     /// Adds a component that is checked by `probe`.
     #[must_use]
-    pub(crate) fn with_probe(mut self, name: &'static str, backend: &'static str, probe: Arc<dyn Probe>) -> Self {
+    pub(crate) fn with_probe(
+        mut self,
+        name: &'static str,
+        backend: &'static str,
+        probe: Arc<dyn Probe>,
+    ) -> Self {
         self.components.push(Component {
             name,
             backend,
@@ -163,7 +169,12 @@ mod tests {
         let report = readiness.check().await;
         assert_eq!(report["database"].status, "up");
         assert_eq!(report["worker"].status, "down");
-        assert!(report["worker"].error.as_deref().is_some_and(|e| e.contains("stopped")));
+        assert!(
+            report["worker"]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("stopped"))
+        );
         assert_eq!(report["other"].status, "up");
     }
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tenant_manager::Error;
 use tenant_manager::tower::{
     AdminKeyLayer, ClientIpSource, FailMode, HeaderResolver, JwtResolver, MetricsLayer,
-    QuotaConfig, QuotaLayer, QuotaScope, TenantLayer,
+    QuotaConfig, QuotaLayer, QuotaScope, ResolveTenant as _, TenantLayer,
 };
 
 use crate::config::{AllowedOrigins, Config};
@@ -65,9 +65,19 @@ impl Guards {
     /// another tenant than its token's is refused), per-tenant and per-address rate limits
     /// (with `ENABLE_RATE_LIMITING`), and the admin key.
     fn new(config: &Config, services: &Services) -> Result<Self, Error> {
+        // The header only cross-checks a token: alone it authenticates nothing (a request
+        // with `X-Tenant-Id` and no token names no tenant and is refused with 401).
+        let header = HeaderResolver::x_tenant_id();
+        let cross_check = move |parts: &http::request::Parts| {
+            if parts.headers.contains_key(header::AUTHORIZATION) {
+                header.resolve(parts)
+            } else {
+                Ok(None)
+            }
+        };
         let tenant = TenantLayer::builder(services.lookup.clone())
             .with_resolver(JwtResolver::new(services.manager.tokens().clone()))
-            .with_resolver(HeaderResolver::x_tenant_id())
+            .with_resolver(cross_check)
             .build()?;
         let client_ip = match config.http.trusted_proxy_hops {
             0 => ClientIpSource::Peer,
@@ -101,7 +111,9 @@ impl Guards {
 }
 
 /// The OpenAPI document and the routers of every resource, each group behind its guards.
-fn assemble(guards: Option<Guards>) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+fn assemble(
+    guards: Option<Guards>,
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let mut public = routes::auth::router();
     let mut tenant = routes::tenant::router().merge(routes::companies::router());
     let mut admin = routes::admin::router();
@@ -136,7 +148,9 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 pub(crate) fn build(config: &Arc<Config>, parts: Parts) -> Result<Routers, Error> {
     let guards = Guards::new(config, &parts.services)?;
     let (api, metrics, doc) = assemble(Some(guards));
-    let openapi_json = serde_json::to_vec(&doc).map(bytes::Bytes::from).unwrap_or_default();
+    let openapi_json = serde_json::to_vec(&doc)
+        .map(bytes::Bytes::from)
+        .unwrap_or_default();
     let state = AppState::new(StateInner {
         config: config.clone(),
         services: parts.services,
@@ -156,9 +170,8 @@ pub(crate) fn build(config: &Arc<Config>, parts: Parts) -> Result<Routers, Error
         .layer(MetricsLayer::new())
         .with_state(state.clone());
     let api = with_http_layers(api, config);
-    let metrics = separate_metrics.then(|| {
-        with_http_layers(metrics.fallback(not_found).with_state(state), config)
-    });
+    let metrics = separate_metrics
+        .then(|| with_http_layers(metrics.fallback(not_found).with_state(state), config));
     Ok(Routers { api, metrics })
 }
 
@@ -241,7 +254,9 @@ where
     }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("route_not_found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "method not allowed on this route")
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
         StatusCode::SERVICE_UNAVAILABLE => ("timeout", "the request took too long"),
         _ => ("http_error", status.canonical_reason().unwrap_or("error")),
@@ -251,7 +266,9 @@ where
     let (fresh_parts, body) = fresh.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     if let Some(content_type) = fresh_parts.headers.get(header::CONTENT_TYPE) {
-        parts.headers.insert(header::CONTENT_TYPE, content_type.clone());
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, content_type.clone());
     }
     Response::from_parts(parts, body)
 }

@@ -14,7 +14,8 @@ pub struct TelemetryError(String);
 /// # Errors
 /// [`TelemetryError`] when the filter is invalid or a subscriber is already installed.
 pub fn init(config: &Config) -> Result<(), TelemetryError> {
-    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError(e.to_string()))?;
+    let filter =
+        EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError(e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

@@ -43,7 +43,11 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
     assert!(body["access_token"].as_str().unwrap().len() > 20);
 
     let r = server
-        .post("/api/auth/login", Auth::None, &json!({"email": mail, "password":"Test123!"}))
+        .post(
+            "/api/auth/login",
+            Auth::None,
+            &json!({"email": mail, "password":"Test123!"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let login: Value = r.json().unwrap();
@@ -52,10 +56,18 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
 
     // Every bad credential is the same 401.
     let wrong = server
-        .post("/api/auth/login", Auth::None, &json!({"email": mail, "password":"Wrong123!"}))
+        .post(
+            "/api/auth/login",
+            Auth::None,
+            &json!({"email": mail, "password":"Wrong123!"}),
+        )
         .await;
     let unknown = server
-        .post("/api/auth/login", Auth::None, &json!({"email": email("nobody"), "password":"Test123!"}))
+        .post(
+            "/api/auth/login",
+            Auth::None,
+            &json!({"email": email("nobody"), "password":"Test123!"}),
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
@@ -81,7 +93,10 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "admin_email");
+    assert_eq!(
+        bad.json::<Value>().unwrap()["error"]["field"],
+        "admin_email"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +106,11 @@ async fn companies_are_tenant_scoped_and_validated() {
     let auth = Auth::Bearer(&token);
 
     let created = server
-        .post("/api/companies", auth, &json!({"name":"Acme","domain":"acme.com"}))
+        .post(
+            "/api/companies",
+            auth,
+            &json!({"name":"Acme","domain":"acme.com"}),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", text(&created));
     let company: Value = created.json().unwrap();
@@ -101,17 +120,31 @@ async fn companies_are_tenant_scoped_and_validated() {
 
     let path = format!("/api/companies/{id}");
     let patched = server
-        .send(Method::PATCH, &path, auth, Some(&json!({"name":"Acme Corp","domain":null})))
+        .send(
+            Method::PATCH,
+            &path,
+            auth,
+            Some(&json!({"name":"Acme Corp","domain":null})),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", text(&patched));
     let patched: Value = patched.json().unwrap();
-    assert_eq!((patched["name"].as_str(), patched["domain"].is_null()), (Some("Acme Corp"), true));
+    assert_eq!(
+        (patched["name"].as_str(), patched["domain"].is_null()),
+        (Some("Acme Corp"), true)
+    );
 
     for i in 0..3 {
-        let r = server.post("/api/companies", auth, &json!({"name": format!("C{i}")})).await;
+        let r = server
+            .post("/api/companies", auth, &json!({"name": format!("C{i}")}))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let page: Value = server.get("/api/companies?limit=2", auth).await.json().unwrap();
+    let page: Value = server
+        .get("/api/companies?limit=2", auth)
+        .await
+        .json()
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let next = page["next"].as_str().unwrap();
     let rest: Value = server
@@ -122,9 +155,20 @@ async fn companies_are_tenant_scoped_and_validated() {
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest["next"].is_null());
 
-    let bad = server.post("/api/companies", auth, &json!({"name":""})).await;
-    assert_eq!((bad.status, code(&bad)), (StatusCode::BAD_REQUEST, "invalid_input".into()));
-    let bad = server.post("/api/companies", auth, &json!({"name":"x","domain":"no spaces.com x"})).await;
+    let bad = server
+        .post("/api/companies", auth, &json!({"name":""}))
+        .await;
+    assert_eq!(
+        (bad.status, code(&bad)),
+        (StatusCode::BAD_REQUEST, "invalid_input".into())
+    );
+    let bad = server
+        .post(
+            "/api/companies",
+            auth,
+            &json!({"name":"x","domain":"no spaces.com x"}),
+        )
+        .await;
     assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "domain");
     let bad = server.get("/api/companies/not-a-uuid", auth).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -143,20 +187,38 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
     let (a_id, a_token, _) = server.register("Alpha Org", &email("alpha")).await;
     let (b_id, b_token, _) = server.register("Beta Org", &email("beta")).await;
     let created = server
-        .post("/api/companies", Auth::Bearer(&a_token), &json!({"name":"Secret Co"}))
+        .post(
+            "/api/companies",
+            Auth::Bearer(&a_token),
+            &json!({"name":"Secret Co"}),
+        )
         .await;
-    let a_company = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_owned();
+    let a_company = created.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // B's own token: sees none of A's companies, and A's company id is not found.
-    let list: Value = server.get("/api/companies", Auth::Bearer(&b_token)).await.json().unwrap();
+    let list: Value = server
+        .get("/api/companies", Auth::Bearer(&b_token))
+        .await
+        .json()
+        .unwrap();
     assert!(list["items"].as_array().unwrap().is_empty());
     let path = format!("/api/companies/{a_company}");
     for method in [Method::GET, Method::DELETE] {
-        let r = server.send(method, &path, Auth::Bearer(&b_token), None).await;
+        let r = server
+            .send(method, &path, Auth::Bearer(&b_token), None)
+            .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
     let r = server
-        .send(Method::PATCH, &path, Auth::Bearer(&b_token), Some(&json!({"name":"pwned"})))
+        .send(
+            Method::PATCH,
+            &path,
+            Auth::Bearer(&b_token),
+            Some(&json!({"name":"pwned"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
@@ -179,16 +241,37 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
     let r = server.get("/api/companies", Auth::Bearer(&forged)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = server
-        .post("/api/companies", Auth::Bearer(&b_token), &json!({"name":"x","tenant_id": a_id}))
+        .post(
+            "/api/companies",
+            Auth::Bearer(&b_token),
+            &json!({"name":"x","tenant_id": a_id}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "unknown fields are refused");
-    let r = server.get(&format!("/api/companies?tenant_id={a_id}"), Auth::Bearer(&b_token)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+    let r = server
+        .get(
+            &format!("/api/companies?tenant_id={a_id}"),
+            Auth::Bearer(&b_token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // A still sees its company; B's tenant is B.
-    let mine: Value = server.get(&path, Auth::Bearer(&a_token)).await.json().unwrap();
+    let mine: Value = server
+        .get(&path, Auth::Bearer(&a_token))
+        .await
+        .json()
+        .unwrap();
     assert_eq!(mine["name"], "Secret Co");
-    let me: Value = server.get("/api/tenant", Auth::Bearer(&b_token)).await.json().unwrap();
+    let me: Value = server
+        .get("/api/tenant", Auth::Bearer(&b_token))
+        .await
+        .json()
+        .unwrap();
     assert_eq!(me["id"], b_id.as_str());
 }
 
@@ -196,18 +279,32 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
 async fn raw(server: &Server, request: http::Request<()>) -> StatusCode {
     let (parts, ()) = request.into_parts();
     let mut cmd = tokio::process::Command::new("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", parts.method.as_str()]);
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        parts.method.as_str(),
+    ]);
     for (name, value) in &parts.headers {
-        cmd.arg("-H").arg(format!("{}: {}", name, value.to_str().unwrap()));
+        cmd.arg("-H")
+            .arg(format!("{}: {}", name, value.to_str().unwrap()));
     }
     let out = cmd.arg(parts.uri.to_string()).output().await.expect("curl");
-    let code: u16 = String::from_utf8_lossy(&out.stdout).parse().expect("status");
+    let code: u16 = String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .expect("status");
     StatusCode::from_u16(code).unwrap()
 }
 
 #[tokio::test]
 async fn the_tenant_rate_limit_answers_429_with_headers() {
-    let server = Server::start(&[("RATE_LIMIT_MAX_REQUESTS", "5"), ("RATE_LIMIT_WINDOW_MS", "60000")]);
+    let server = Server::start(&[
+        ("RATE_LIMIT_MAX_REQUESTS", "5"),
+        ("RATE_LIMIT_WINDOW_MS", "60000"),
+    ]);
     let (_, token, _) = server.register("Limited", &email("limited")).await;
     let mut statuses = Vec::new();
     let mut last = None;
@@ -219,7 +316,10 @@ async fn the_tenant_rate_limit_answers_429_with_headers() {
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     let r = last.unwrap();
     assert_eq!(code(&r), "quota_exceeded");
-    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().unwrap() >= 1));
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
     assert_eq!(r.header("ratelimit-limit"), Some("5"));
     assert_eq!(r.header("ratelimit-remaining"), Some("0"));
     assert!(r.header("ratelimit-reset").is_some());
@@ -230,55 +330,139 @@ async fn the_admin_api_manages_tenants() {
     let backups = tempdir("backups");
     let server = Server::start(&[("BACKUP_DIR", backups.to_str().unwrap())]);
     let admin = Auth::AdminKey(ADMIN_KEY);
-    assert_eq!(server.get("/api/admin/tenants", Auth::None).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        server.get("/api/admin/tenants", Auth::AdminKey("wrong-key-wrong-key-wrong-key-wrong")).await.status,
+        server.get("/api/admin/tenants", Auth::None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .get(
+                "/api/admin/tenants",
+                Auth::AdminKey("wrong-key-wrong-key-wrong-key-wrong")
+            )
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
 
     let (id, token, _) = server.register("Managed", &email("managed")).await;
     server.register("Other", &email("other")).await;
-    let page: Value = server.get("/api/admin/tenants?limit=1", admin).await.json().unwrap();
-    assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    let after = page["next"].as_str().unwrap();
     let page: Value = server
-        .get(&format!("/api/admin/tenants?status=active&after={after}"), admin)
+        .get("/api/admin/tenants?limit=1", admin)
         .await
         .json()
         .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert_eq!(server.get("/api/admin/tenants?status=nope", admin).await.status, StatusCode::BAD_REQUEST);
-    let one: Value = server.get(&format!("/api/admin/tenants/{id}"), admin).await.json().unwrap();
+    let after = page["next"].as_str().unwrap();
+    let page: Value = server
+        .get(
+            &format!("/api/admin/tenants?status=active&after={after}"),
+            admin,
+        )
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        server
+            .get("/api/admin/tenants?status=nope", admin)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let one: Value = server
+        .get(&format!("/api/admin/tenants/{id}"), admin)
+        .await
+        .json()
+        .unwrap();
     assert_eq!(one["name"], "Managed");
 
     // Suspend: the tenant's requests are refused; resume: served again.
     let r = server
-        .post(&format!("/api/admin/tenants/{id}/suspend"), admin, &json!({"reason":"unpaid"}))
+        .post(
+            &format!("/api/admin/tenants/{id}/suspend"),
+            admin,
+            &json!({"reason":"unpaid"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     assert_eq!(r.json::<Value>().unwrap()["status_reason"], "unpaid");
     let refused = server.get("/api/companies", Auth::Bearer(&token)).await;
-    assert_eq!((refused.status, code(&refused)), (StatusCode::FORBIDDEN, "tenant_suspended".into()));
-    let r = server.send(Method::POST, &format!("/api/admin/tenants/{id}/resume"), admin, None).await;
+    assert_eq!(
+        (refused.status, code(&refused)),
+        (StatusCode::FORBIDDEN, "tenant_suspended".into())
+    );
+    let r = server
+        .send(
+            Method::POST,
+            &format!("/api/admin/tenants/{id}/resume"),
+            admin,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
-    assert_eq!(server.get("/api/companies", Auth::Bearer(&token)).await.status, StatusCode::OK);
+    assert_eq!(
+        server
+            .get("/api/companies", Auth::Bearer(&token))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // Quota override, then cleared.
     let quota = json!({"rate":{"limit":2,"window_ms":60000},"max_users":5,"max_storage_bytes":1000000,"max_connections":3});
-    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&quota)).await;
+    let r = server
+        .send(
+            Method::PUT,
+            &format!("/api/admin/tenants/{id}/quota"),
+            admin,
+            Some(&quota),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
-    let me: Value = server.get("/api/tenant", Auth::Bearer(&token)).await.json().unwrap();
+    let me: Value = server
+        .get("/api/tenant", Auth::Bearer(&token))
+        .await
+        .json()
+        .unwrap();
     assert_eq!(me["quota"]["max_users"], 5);
     assert_eq!(me["usage"]["users"], 1);
     let bad = json!({"rate":{"limit":0,"window_ms":60000},"max_users":5,"max_storage_bytes":1,"max_connections":3});
-    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&bad)).await;
+    let r = server
+        .send(
+            Method::PUT,
+            &format!("/api/admin/tenants/{id}/quota"),
+            admin,
+            Some(&bad),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = server.send(Method::PUT, &format!("/api/admin/tenants/{id}/quota"), admin, Some(&Value::Null)).await;
+    let r = server
+        .send(
+            Method::PUT,
+            &format!("/api/admin/tenants/{id}/quota"),
+            admin,
+            Some(&Value::Null),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 
     // Backup to BACKUP_DIR.
-    server.post("/api/companies", Auth::Bearer(&token), &json!({"name":"Kept"})).await;
-    let r = server.send(Method::POST, &format!("/api/admin/tenants/{id}/backups"), admin, None).await;
+    server
+        .post(
+            "/api/companies",
+            Auth::Bearer(&token),
+            &json!({"name":"Kept"}),
+        )
+        .await;
+    let r = server
+        .send(
+            Method::POST,
+            &format!("/api/admin/tenants/{id}/backups"),
+            admin,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
     let record: Value = r.json().unwrap();
     assert!(record["size_bytes"].as_u64().unwrap() > 0);
@@ -287,11 +471,23 @@ async fn the_admin_api_manages_tenants() {
     let pools = server.get("/api/admin/pools", admin).await;
     assert_eq!(pools.status, StatusCode::OK);
 
-    let r = server.send(Method::DELETE, &format!("/api/admin/tenants/{id}"), admin, None).await;
+    let r = server
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/tenants/{id}"),
+            admin,
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", text(&r));
     let r = server.get("/api/companies", Auth::Bearer(&token)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let missing = server.get(&format!("/api/admin/tenants/{}", uuid::Uuid::now_v7()), admin).await;
+    let missing = server
+        .get(
+            &format!("/api/admin/tenants/{}", uuid::Uuid::now_v7()),
+            admin,
+        )
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
@@ -304,7 +500,11 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn async_provisioning_reaches_active_through_the_worker() {
     let server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
-    let ready: Value = server.get("/health/ready", Auth::None).await.json().unwrap();
+    let ready: Value = server
+        .get("/health/ready", Auth::None)
+        .await
+        .json()
+        .unwrap();
     assert_eq!(ready["components"]["worker"]["status"], "up");
     let r = server
         .post(
@@ -325,7 +525,10 @@ async fn async_provisioning_reaches_active_through_the_worker() {
             break;
         }
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", text(&r));
-        assert!(std::time::Instant::now() < deadline, "tenant never became active");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenant never became active"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -349,19 +552,30 @@ async fn metrics_carry_the_guides_series_on_the_metrics_port() {
         "database_connections",
         "cache_hit_rate",
     ] {
-        assert!(body.contains(&format!("# HELP {series} ")), "{series} missing:\n{body}");
+        assert!(
+            body.contains(&format!("# HELP {series} ")),
+            "{series} missing:\n{body}"
+        );
     }
     assert!(body.contains("active_tenants 1"), "{body}");
-    assert!(body.contains("route=\"/api/companies\""), "route label is the template");
+    assert!(
+        body.contains("route=\"/api/companies\""),
+        "route label is the template"
+    );
     // On the API port, /metrics is not served when it has its own port.
-    assert_eq!(server.get("/metrics", Auth::None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("/metrics", Auth::None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     let mut server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
     server.register("Bye", &email("bye")).await;
-    let status = server.terminate(Duration::from_secs(15)).expect("exited after SIGTERM");
+    let status = server
+        .terminate(Duration::from_secs(15))
+        .expect("exited after SIGTERM");
     assert!(status.success(), "{status}");
     let logs = server.logs(Duration::from_secs(2)).join("\n");
     assert!(logs.contains("SIGTERM received"), "{logs}");
@@ -372,21 +586,37 @@ async fn sigterm_stops_the_server_cleanly() {
 fn invalid_configuration_stops_start_up_naming_the_variable() {
     for (overrides, variable) in [
         (vec![("PORT", "http")], "PORT"),
-        (vec![("APP_ENV", "production"), ("JWT_SECRET", "")], "JWT_SECRET"),
-        (vec![("APP_ENV", "production"), ("SUPER_ADMIN_KEY", "short")], "SUPER_ADMIN_KEY"),
+        (
+            vec![("APP_ENV", "production"), ("JWT_SECRET", "")],
+            "JWT_SECRET",
+        ),
+        (
+            vec![("APP_ENV", "production"), ("SUPER_ADMIN_KEY", "short")],
+            "SUPER_ADMIN_KEY",
+        ),
         (vec![("ENABLE_METRICS", "maybe")], "ENABLE_METRICS"),
-        (vec![("GLOBAL_DATABASE_URL", "mysql://db/x")], "GLOBAL_DATABASE_URL"),
+        (
+            vec![("GLOBAL_DATABASE_URL", "mysql://db/x")],
+            "GLOBAL_DATABASE_URL",
+        ),
     ] {
         let out = common::command(&overrides).output().expect("run");
         assert_eq!(out.status.code(), Some(78), "{overrides:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("invalid configuration: {variable}:")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("invalid configuration: {variable}:")),
+            "{stderr}"
+        );
     }
 }
 
 #[test]
 fn development_mode_prints_a_generated_admin_key_once() {
-    let mut server_cmd = common::command(&[("SUPER_ADMIN_KEY", ""), ("APP_ENV", "development"), ("PORT", "http")]);
+    let mut server_cmd = common::command(&[
+        ("SUPER_ADMIN_KEY", ""),
+        ("APP_ENV", "development"),
+        ("PORT", "http"),
+    ]);
     // An invalid port stops start-up before the key is generated: nothing printed.
     let out = server_cmd.output().expect("run");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("generated for this run"));
@@ -401,17 +631,43 @@ fn development_mode_prints_a_generated_admin_key_once() {
 async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
     let server = Server::start(&[]);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
-        .args(["loadtest", "--url", &server.base_url, "--tenants", "2", "--concurrency", "4", "--duration", "2", "--json"])
+        .args([
+            "loadtest",
+            "--url",
+            &server.base_url,
+            "--tenants",
+            "2",
+            "--concurrency",
+            "4",
+            "--duration",
+            "2",
+            "--json",
+        ])
         .output()
         .await
         .expect("run tenant-cli");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_str(&stdout).expect("json report");
     assert!(report["total"]["requests"].as_u64().unwrap() > 0);
     assert_eq!(report["total"]["errors"], 0);
-    assert!(report["total"]["p99_ms"].as_f64().unwrap() >= report["total"]["p50_ms"].as_f64().unwrap());
-    for op in ["list_companies", "create_company", "register (setup)", "login (setup)"] {
-        assert!(report["operations"].get(op).is_some(), "{op} missing: {stdout}");
+    assert!(
+        report["total"]["p99_ms"].as_f64().unwrap() >= report["total"]["p50_ms"].as_f64().unwrap()
+    );
+    for op in [
+        "list_companies",
+        "create_company",
+        "register (setup)",
+        "login (setup)",
+    ] {
+        assert!(
+            report["operations"].get(op).is_some(),
+            "{op} missing: {stdout}"
+        );
     }
 }

@@ -284,7 +284,7 @@ mod tests {
         let config = InMemoryCacheConfig::default().with_max_capacity(10);
         let cache = InMemoryTenantCache::new(config).unwrap_or_else(|e| panic!("{e}"));
         for i in 0..200 {
-            let t = tenant(&format!("t{i}"), &format!("t{i}.acme.test"));
+            let t = tenant(&format!("tenant{i}"), &format!("t{i}.acme.test"));
             cache.put(&t).await.unwrap_or_else(|e| panic!("{e}"));
         }
         cache.inner.by_id.run_pending_tasks().await;

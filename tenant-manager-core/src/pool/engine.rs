@@ -4,7 +4,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bb8::{ManageConnection, Pool, QueueStrategy, RunError};
+use bb8::{ErrorSink, ManageConnection, Pool, QueueStrategy, RunError};
 use dashmap::DashMap;
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
@@ -53,7 +53,7 @@ impl<C: TenantConnector> Entry<C> {
     }
 
     /// A connection of this pool, by `deadline`. Fails fast with the cause when a connect
-    /// of this pool fails while waiting.
+    /// of this pool is refused while waiting.
     async fn get(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
         let map = |result: Result<PoolConn<C>, RunError<Error>>| {
             result.map_err(|err| match err {
@@ -61,7 +61,8 @@ impl<C: TenantConnector> Entry<C> {
                 RunError::TimedOut => GetError::TimedOut,
             })
         };
-        let epoch = self.state.failure.epoch();
+        let failures = &self.state.failure;
+        let mut mark = failures.mark();
         let mut get = pin!(self.pool.get_owned());
         // Fast path: an idle connection, no timer, no wake-up registration.
         if let Some(result) = get.as_mut().now_or_never() {
@@ -71,19 +72,25 @@ impl<C: TenantConnector> Entry<C> {
         closing.as_mut().enable();
         let mut sleep = pin!(tokio::time::sleep_until(deadline.into()));
         loop {
-            let mut failed = pin!(self.state.failure.notified());
-            failed.as_mut().enable();
+            let mut settled = pin!(failures.notified());
+            settled.as_mut().enable();
             if self.state.is_closed() {
                 return Err(GetError::Closed);
             }
-            if let Some(err) = self.state.failure.since(epoch) {
-                return Err(GetError::Failed(err));
+            if failures.settled_since(mark) {
+                if let Some(err) = failures.error_since(mark) {
+                    return Err(GetError::Failed(err));
+                }
+                // A connect gave up without an error for us (no permit in time for an
+                // earlier waiter): ask bb8 again, which starts a connect for this waiter.
+                mark = failures.mark();
+                get.set(self.pool.get_owned());
             }
             tokio::select! {
                 biased;
                 result = get.as_mut() => return map(result),
                 () = closing.as_mut() => return Err(GetError::Closed),
-                () = failed.as_mut() => {}
+                () = settled.as_mut() => {}
                 () = sleep.as_mut() => return Err(GetError::TimedOut),
             }
         }
@@ -218,6 +225,7 @@ impl<C: TenantConnector> Inner<C> {
             lease: key.tenant().map(|id| self.slots.lease(id, cap)),
         };
         let builder = Pool::builder()
+            .error_sink(Box::new(SettleSink(Arc::clone(&state))))
             .min_idle(None)
             .test_on_check_out(false)
             .max_lifetime(None)
@@ -381,6 +389,21 @@ impl<C: TenantConnector> Inner<C> {
         self.slots.sweep();
     }
 
+}
+
+/// Told by `bb8` about every failed background connect, after it gave the connect's slot
+/// back: the moment waiters can usefully look again.
+#[derive(Debug, Clone)]
+struct SettleSink(Arc<PoolState>);
+
+impl ErrorSink<Error> for SettleSink {
+    fn sink(&self, _error: Error) {
+        self.0.failure.settle();
+    }
+
+    fn boxed_clone(&self) -> Box<dyn ErrorSink<Error>> {
+        Box::new(self.clone())
+    }
 }
 
 /// Only `Active` tenants get connections.

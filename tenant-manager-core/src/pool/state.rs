@@ -141,34 +141,59 @@ impl PoolState {
     }
 }
 
-/// The last connection failure of a pool, for the acquires waiting on it: `bb8` runs connects
-/// in the background and reports their errors to nobody, so the engine broadcasts them here
-/// and waiters fail fast with the real cause instead of timing out.
+/// The outcome of failed connects of a pool, for the acquires waiting on it.
+///
+/// `bb8` runs connects in the background, reports their errors to nobody and wakes no
+/// waiter when one fails. So a connect that the backend refused records its error here
+/// (waiters then fail fast with the real cause instead of timing out), and every failed
+/// connect, once `bb8` has given its slot back, bumps the `settled` epoch and wakes the
+/// waiters (those with no error to report ask `bb8` again, which starts another connect).
 #[derive(Debug, Default)]
 pub(crate) struct FailureSlot {
-    epoch: AtomicU64,
+    failed: AtomicU64,
+    settled: AtomicU64,
     last: Mutex<Option<Arc<Error>>>,
     notify: Notify,
 }
 
+/// Where a waiter stands in a pool's [`FailureSlot`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FailureMark {
+    failed: u64,
+    settled: u64,
+}
+
 impl FailureSlot {
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    pub(crate) fn mark(&self) -> FailureMark {
+        FailureMark {
+            failed: self.failed.load(Ordering::SeqCst),
+            settled: self.settled.load(Ordering::SeqCst),
+        }
     }
 
-    /// Stores `err`, wakes the waiters, and returns a copy for the caller.
+    /// Stores `err` (a connect the backend refused) and returns a copy for the caller.
     pub(crate) fn record(&self, err: Error) -> Error {
         let err = Arc::new(err);
         let copy = replicate(&err);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.notify.notify_waiters();
+        self.failed.fetch_add(1, Ordering::SeqCst);
         copy
     }
 
-    /// The failure recorded after `epoch`, if any.
-    pub(crate) fn since(&self, epoch: u64) -> Option<Error> {
-        if self.epoch() == epoch {
+    /// A failed connect has been cleaned up by `bb8`: wake the waiters.
+    pub(crate) fn settle(&self) {
+        self.settled.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether a connect failed and settled since `mark`.
+    pub(crate) fn settled_since(&self, mark: FailureMark) -> bool {
+        self.settled.load(Ordering::SeqCst) != mark.settled
+    }
+
+    /// The error recorded since `mark`, if any.
+    pub(crate) fn error_since(&self, mark: FailureMark) -> Option<Error> {
+        if self.failed.load(Ordering::SeqCst) == mark.failed {
             return None;
         }
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -264,21 +289,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failures_are_broadcast_once_per_epoch_with_their_cause() {
+    fn failures_are_reported_once_settled_with_their_cause() {
         let slot = FailureSlot::default();
-        let epoch = slot.epoch();
-        assert!(slot.since(epoch).is_none());
+        let mark = slot.mark();
+        assert!(slot.error_since(mark).is_none() && !slot.settled_since(mark));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         let copy = slot.record(Error::unavailable("postgres", io));
         assert_eq!(copy.code(), "backend_unavailable");
-        let seen = slot.since(epoch);
+        assert!(!slot.settled_since(mark), "not before bb8 cleaned up");
+        slot.settle();
+        assert!(slot.settled_since(mark));
+        let seen = slot.error_since(mark);
         assert_eq!(seen.as_ref().map(Error::code), Some("backend_unavailable"));
         let cause = seen
             .as_ref()
             .and_then(|e| std::error::Error::source(e))
             .map(ToString::to_string);
         assert_eq!(cause.as_deref(), Some("refused"));
-        assert!(slot.since(slot.epoch()).is_none());
+        assert!(slot.error_since(slot.mark()).is_none());
         let invalid = slot.record(Error::invalid("placement.server", "unknown"));
         assert_eq!(invalid.field(), Some("placement.server"));
     }

@@ -19,6 +19,8 @@ use crate::error::Result;
 ///   (two racing transitions from the same status: one wins, the other gets `InvalidTransition`).
 /// - Listings are ordered by id (creation order) and never skip or repeat across pages.
 /// - Deleted tenants are still returned by `get_tenant` until purged.
+/// - Domains are stored lower case; a lookup by a string that is not a valid host name finds
+///   nothing (`Ok(None)`), so a resolver can pass any `Host` header.
 ///
 /// # Errors
 /// - `Conflict` (field `slug`, `domain`, `email` or `id`) when a unique value is taken.
@@ -66,7 +68,8 @@ pub trait TenantRegistry: std::fmt::Debug + Send + Sync + 'static {
     /// Removes a `Deleted` tenant and its users for good.
     ///
     /// # Errors
-    /// `InvalidTransition` when the tenant is not `Deleted`.
+    /// `InvalidTransition` (from its status, to `Deleted`) when the tenant is not `Deleted`;
+    /// `NotFound` when it does not exist.
     async fn purge_tenant(&self, id: TenantId) -> Result<()>;
 
     /// Adds a user to an existing tenant.

@@ -232,3 +232,15 @@ pub(crate) async fn schema_info(
     .await
     .map_db(Entity::Tenant)
 }
+
+/// Serialises changes to the catalogue rows of a database shared by tenants (its ACL, the
+/// shared schema, the shared owner role) until the current transaction ends: concurrent
+/// `GRANT`s on one object otherwise fail with "tuple concurrently updated".
+pub(crate) async fn lock_shared_database(conn: &mut PgConnection, database: &Ident) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(super::lock::lock_key("shared-database", &[database.as_str()]))
+        .execute(conn)
+        .await
+        .map_db(Entity::Tenant)?;
+    Ok(())
+}

@@ -39,6 +39,7 @@ pub(crate) async fn create(
     let mut conn = storage.connect_shared(&target.server, db).await?;
     let created = async {
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, db).await?;
         admin::ensure_role(&mut tx, role, &marker, Login::Password(&verifier)).await?;
         if let Some((owner, _)) = admin::schema_info(&mut tx, schema).await?
             && owner != role.as_str()
@@ -74,23 +75,26 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
         return dropped;
     };
     let dropped = async {
-        if let Some((owner, comment)) = admin::schema_info(&mut conn, schema).await? {
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, &target.database).await?;
+        if let Some((owner, comment)) = admin::schema_info(&mut tx, schema).await? {
             if owner != role.as_str() && comment.as_deref() != Some(marker.as_str()) {
                 return Err(not_ours(schema));
             }
-            admin::ddl(&mut conn, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+            admin::ddl(&mut tx, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
         }
         let role_exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
                 .bind(role.as_str())
-                .fetch_one(&mut conn)
+                .fetch_one(&mut *tx)
                 .await
                 .map_db(Entity::Tenant)?;
         if role_exists {
             // Revokes the role's grants here (CONNECT on the database) so it can be dropped.
-            admin::ddl(&mut conn, format!("DROP OWNED BY {role}")).await?;
+            admin::ddl(&mut tx, format!("DROP OWNED BY {role}")).await?;
         }
-        admin::drop_role(&mut conn, role, &marker).await
+        admin::drop_role(&mut tx, role, &marker).await?;
+        tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
     admin::close(conn).await;

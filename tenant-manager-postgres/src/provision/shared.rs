@@ -18,15 +18,18 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
     let schema = &storage.settings.shared_schema;
     let mut conn = storage.connect_shared(&target.server, &target.database).await?;
     let created = async {
-        admin::ensure_role(&mut conn, owner, SHARED_OWNER_MARKER, Login::None).await?;
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, &target.database).await?;
+        admin::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
         admin::ddl(
-            &mut conn,
+            &mut tx,
             format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema}; \
                  GRANT USAGE, CREATE ON SCHEMA {schema} TO {owner}"
             ),
         )
-        .await
+        .await?;
+        tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
     admin::close(conn).await;

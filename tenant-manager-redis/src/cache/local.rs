@@ -21,6 +21,7 @@ pub(crate) struct Counters {
 /// The local layer, shared by a cache and its subscriber task.
 #[derive(Debug)]
 pub(crate) struct Local {
+    enabled: bool,
     tenants: Cache<TenantId, Arc<Tenant>>,
     aliases: Cache<CacheKey, TenantId>,
     generation: AtomicU64,
@@ -30,8 +31,9 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+    pub(crate) fn new(enabled: bool, capacity: u64, ttl: Duration) -> Self {
         Self {
+            enabled,
             tenants: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
@@ -81,9 +83,15 @@ impl Local {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A locally cached tenant, if the subscriber is connected.
+    /// Whether local copies may be read and written now: the layer is enabled and the
+    /// subscriber is connected.
+    fn usable(&self) -> bool {
+        self.enabled && self.is_subscribed()
+    }
+
+    /// A locally cached tenant, if the layer is usable.
     pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<Tenant>> {
-        if !self.is_subscribed() {
+        if !self.usable() {
             return None;
         }
         let tenant = match key {
@@ -98,7 +106,7 @@ impl Local {
 
     /// Caches `tenant` (found by `key`) unless an invalidation happened since `generation`.
     pub(crate) async fn insert(&self, key: &CacheKey, tenant: Arc<Tenant>, generation: u64) {
-        if !self.is_subscribed() || self.generation() != generation {
+        if !self.usable() || self.generation() != generation {
             return;
         }
         let id = tenant.id;

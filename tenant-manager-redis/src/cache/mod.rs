@@ -26,6 +26,8 @@ pub struct TenantCacheConfig {
     pub local_ttl: Duration,
     /// Most tenants held locally.
     pub local_capacity: u64,
+    /// Whether to keep local copies at all; without them every lookup is one Redis round trip.
+    pub local_layer: bool,
     /// How often the subscriber pings its connection to notice a silent disconnection.
     pub ping_interval: Duration,
 }
@@ -37,6 +39,7 @@ impl Default for TenantCacheConfig {
             ttl: Duration::from_secs(300),
             local_ttl: Duration::from_secs(60),
             local_capacity: 10_000,
+            local_layer: true,
             ping_interval: Duration::from_secs(1),
         }
     }
@@ -64,6 +67,13 @@ impl TenantCacheConfig {
         self
     }
 
+    /// Keeps (`true`, the default) or skips local copies.
+    #[must_use]
+    pub fn with_local_layer(mut self, enabled: bool) -> Self {
+        self.local_layer = enabled;
+        self
+    }
+
     /// Sets the subscriber's ping interval.
     #[must_use]
     pub fn with_ping_interval(mut self, interval: Duration) -> Self {
@@ -88,7 +98,10 @@ impl TenantCacheConfig {
             }
         }
         if self.local_ttl > self.ttl {
-            return Err(Error::invalid("cache.local_ttl", "must not exceed cache.ttl"));
+            return Err(Error::invalid(
+                "cache.local_ttl",
+                "must not exceed cache.ttl",
+            ));
         }
         if self.local_capacity == 0 {
             return Err(Error::invalid("cache.local_capacity", "must be at least 1"));
@@ -148,7 +161,11 @@ impl RedisTenantCache {
     /// [`Error::InvalidInput`] for a bad `config`.
     pub async fn new(pool: &RedisPool, config: TenantCacheConfig) -> Result<Self> {
         config.validate()?;
-        let local = Arc::new(Local::new(config.local_capacity, config.local_ttl));
+        let local = Arc::new(Local::new(
+            config.local_layer,
+            config.local_capacity,
+            config.local_ttl,
+        ));
         let channel = pool.keys().invalidation_channel();
         let subscriber =
             subscriber::spawn(pool.clone(), channel.clone(), &local, config.ping_interval);
@@ -310,7 +327,11 @@ impl TenantCache for RedisTenantCache {
         let _: i64 = self.inner.pool.invoke(&script).await?;
         self.inner
             .local
-            .insert(&CacheKey::Id(tenant.id), Arc::new(tenant.clone()), generation)
+            .insert(
+                &CacheKey::Id(tenant.id),
+                Arc::new(tenant.clone()),
+                generation,
+            )
             .await;
         Ok(())
     }

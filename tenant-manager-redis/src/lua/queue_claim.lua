@@ -4,12 +4,14 @@
 --      crashed or stalled), dead-lettering it instead when it has used all its attempts;
 --   3. otherwise reads a new entry for the group.
 -- Every delivery increments the job's attempt counter, which makes older receipts stale.
--- KEYS[1] stream;  KEYS[2] delayed set;  KEYS[3] dead-letter stream
+-- Reclaim scans the pending entries from a cursor kept between calls, so entries deep in a
+-- long pending list are found too, with bounded work per call.
+-- KEYS[1] stream;  KEYS[2] delayed set;  KEYS[3] dead-letter stream;  KEYS[4] reclaim cursor
 -- ARGV[1] group;  ARGV[2] consumer;  ARGV[3] visibility timeout ms;  ARGV[4] job key prefix
 -- ARGV[5] max attempts;  ARGV[6] dead-letter stream max length
 -- Returns {'1', entry id, job id, attempt, kind, tenant, payload, enqueued_at, last_error}
 -- or {'0', last generated id of the stream, ms until the next delayed retry or -1}.
-local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
+local stream, delayed, dead, cursor_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, consumer = ARGV[1], ARGV[2]
 local visibility = ARGV[3]
 local job_prefix = ARGV[4]
@@ -60,8 +62,9 @@ local function deliver(entry, reclaimed)
     job[4] or '0', job[5] or ''}
 end
 
+local cursor = redis.call('GET', cursor_key) or '0-0'
 for _ = 1, 10 do
-  local claimed = redis.pcall('XAUTOCLAIM', stream, group, consumer, visibility, '0-0', 'COUNT', 1)
+  local claimed = redis.pcall('XAUTOCLAIM', stream, group, consumer, visibility, cursor, 'COUNT', 1)
   if type(claimed) == 'table' and claimed.err then
     if string.find(claimed.err, 'NOGROUP', 1, true) then
       redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
@@ -70,15 +73,18 @@ for _ = 1, 10 do
     end
     claimed = {'0-0', {}}
   end
+  cursor = claimed[1]
   local entry = claimed[2][1]
-  if not entry then
-    break
-  end
-  local job = deliver(entry, true)
+  local job = entry and deliver(entry, true)
   if job then
+    redis.call('SET', cursor_key, cursor)
     return job
   end
+  if cursor == '0-0' then
+    break
+  end
 end
+redis.call('SET', cursor_key, cursor)
 
 for _ = 1, 10 do
   local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')

@@ -165,7 +165,10 @@ impl RedisPool {
     }
 
     /// Runs a script with EVALSHA, loading it on `NOSCRIPT`.
-    pub(crate) async fn invoke<T: FromRedisValue>(&self, script: &ScriptInvocation<'_>) -> Result<T> {
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T> {
         self.run(&self.inner.commands, |mut mux| async move {
             script.invoke_async(&mut mux).await
         })

@@ -114,15 +114,20 @@ impl JobQueueConfig {
     pub fn validate(&self) -> Result<()> {
         let name_ok = |s: &str| {
             (1..=64).contains(&s.len())
-                && s.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)
-                })
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
         };
         if !name_ok(&self.name) {
-            return Err(Error::invalid("queue.name", "must be 1 to 64 of [a-z0-9_.-]"));
+            return Err(Error::invalid(
+                "queue.name",
+                "must be 1 to 64 of [a-z0-9_.-]",
+            ));
         }
         if !name_ok(&self.group) {
-            return Err(Error::invalid("queue.group", "must be 1 to 64 of [a-z0-9_.-]"));
+            return Err(Error::invalid(
+                "queue.group",
+                "must be 1 to 64 of [a-z0-9_.-]",
+            ));
         }
         for (field, value) in [
             ("queue.visibility_timeout", self.visibility_timeout),
@@ -210,6 +215,7 @@ impl RedisJobQueue {
                     .key(&self.keys.stream)
                     .key(&self.keys.delayed)
                     .key(&self.keys.dead)
+                    .key(&self.keys.reclaim_cursor)
                     .arg(&self.config.group)
                     .arg(consumer)
                     .arg(Self::millis(self.config.visibility_timeout))
@@ -229,7 +235,10 @@ impl JobQueue for RedisJobQueue {
         let payload = serde_json::to_string(&job.payload)
             .map_err(|e| Error::internal_with("job payload does not serialize", e))?;
         if payload.len() > self.config.max_payload_bytes {
-            return Err(Error::invalid("payload", "is larger than the queue accepts"));
+            return Err(Error::invalid(
+                "payload",
+                "is larger than the queue accepts",
+            ));
         }
         let id = JobId::new();
         let enqueued_at = OffsetDateTime::now_utc().unix_timestamp_nanos();
@@ -366,7 +375,9 @@ impl JobQueue for RedisJobQueue {
             )
             .await?;
         let [ready, in_flight, dead] = counts[..] else {
-            return Err(Error::internal("unexpected reply of the queue stats script"));
+            return Err(Error::internal(
+                "unexpected reply of the queue stats script",
+            ));
         };
         Ok(QueueStats::new(ready, in_flight, dead))
     }
@@ -391,8 +402,18 @@ mod tests {
     #[test]
     fn config_is_validated_and_errors_are_truncated_on_char_boundaries() {
         assert!(JobQueueConfig::default().validate().is_ok());
-        assert!(JobQueueConfig::default().with_name("Bad Name").validate().is_err());
-        assert!(JobQueueConfig::default().with_max_attempts(0).validate().is_err());
+        assert!(
+            JobQueueConfig::default()
+                .with_name("Bad Name")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            JobQueueConfig::default()
+                .with_max_attempts(0)
+                .validate()
+                .is_err()
+        );
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");

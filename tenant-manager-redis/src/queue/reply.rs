@@ -28,9 +28,17 @@ fn bad_reply(what: &'static str) -> Error {
 /// `{'0', last_id, next_due_ms}`.
 pub(crate) fn parse_claim(reply: Vec<String>) -> Result<Claim> {
     match reply.as_slice() {
-        [flag, entry, job, attempt, kind, tenant, payload, enqueued_at, last_error]
-            if flag == "1" =>
-        {
+        [
+            flag,
+            entry,
+            job,
+            attempt,
+            kind,
+            tenant,
+            payload,
+            enqueued_at,
+            last_error,
+        ] if flag == "1" => {
             let attempt: u32 = attempt
                 .parse()
                 .map_err(|_| bad_reply("job attempt is not a number"))?;
@@ -86,7 +94,8 @@ fn job_from_parts(
     last_error: &str,
     receipt: String,
 ) -> Result<Job> {
-    let id = JobId::parse_field(id, "job_id").map_err(|_| bad_reply("stored job id is not a UUID"))?;
+    let id =
+        JobId::parse_field(id, "job_id").map_err(|_| bad_reply("stored job id is not a UUID"))?;
     let tenant = match tenant {
         "" => None,
         t => Some(
@@ -144,7 +153,10 @@ mod tests {
 
     #[test]
     fn receipts_round_trip_and_garbage_is_refused() {
-        assert_eq!(parse_receipt("1700000000000-3/2").ok(), Some(("1700000000000-3", 2)));
+        assert_eq!(
+            parse_receipt("1700000000000-3/2").ok(),
+            Some(("1700000000000-3", 2))
+        );
         assert!(parse_receipt("1700000000000-3").is_err());
         assert!(parse_receipt("x-1/1").is_err());
         assert!(parse_receipt("1-1/x").is_err());
@@ -168,7 +180,10 @@ mod tests {
         let Ok(Claim::Job(job)) = parse_claim(reply) else {
             panic!("expected a job");
         };
-        assert_eq!((job.id, job.attempt, job.receipt.as_str()), (id, 2, "5-0/2"));
+        assert_eq!(
+            (job.id, job.attempt, job.receipt.as_str()),
+            (id, 2, "5-0/2")
+        );
         assert_eq!(job.last_error.as_deref(), Some("boom"));
         assert_eq!(job.tenant_id, None);
         let empty = parse_claim(vec!["0".into(), "7-1".into(), "-1".into()]);

@@ -23,10 +23,10 @@ pub async fn pool(redis: &TestRedis) -> RedisPool {
     RedisPool::connect(config(redis)).await.expect("pool")
 }
 
-/// Settings for `url` with short timeouts, so outages are reported fast.
+/// Settings for `url` (a private server or a dead port) with short timeouts, so outages are
+/// reported fast.
 pub fn fast_failing(url: &str) -> RedisConfig {
     RedisConfig::new(url)
-        .with_key_prefix(format!("outage:{}:", tenant_manager_test_support::unique_suffix()))
         .with_pool_size(2)
         .with_blocking_pool_size(2)
         .with_connect_timeout(Duration::from_millis(300))

@@ -86,11 +86,16 @@ impl PrivateRedis {
         loop {
             let ready = client
                 .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut conn| tenant_manager_redis::redis::cmd("PING").query::<String>(&mut conn));
+                .and_then(|mut conn| {
+                    tenant_manager_redis::redis::cmd("PING").query::<String>(&mut conn)
+                });
             if ready.is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "private redis-server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -11,13 +11,15 @@ use crate::context::TenantContext;
 use crate::gate::Admission;
 use crate::resolve::{Resolution, ResolveTenant};
 
-/// Runs every resolver in order. The first resolution names the tenant; the others must name
-/// the same one (checked once it is looked up). A resolver error refuses the request.
+/// Runs every resolver in order, then every cross-check. The first resolution names the
+/// tenant; all others must name the same one (checked once it is looked up). A cross-check
+/// never names a tenant on its own. A resolver error refuses the request.
 pub(super) fn resolve_all(
     resolvers: &[Box<dyn ResolveTenant>],
+    checks: &[Box<dyn ResolveTenant>],
     request: &Parts,
 ) -> Result<Vec<Resolution>> {
-    let mut found = Vec::with_capacity(resolvers.len());
+    let mut found = Vec::with_capacity(resolvers.len() + checks.len());
     for resolver in resolvers {
         if let Some(resolution) = resolver.resolve(request)? {
             found.push(resolution);
@@ -25,6 +27,11 @@ pub(super) fn resolve_all(
     }
     if found.is_empty() {
         return Err(Error::unauthenticated("the request names no tenant"));
+    }
+    for check in checks {
+        if let Some(resolution) = check.resolve(request)? {
+            found.push(resolution);
+        }
     }
     Ok(found)
 }

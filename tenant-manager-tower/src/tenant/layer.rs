@@ -16,7 +16,9 @@ use crate::resolve::ResolveTenant;
 /// Resolvers run in the order they were added; the first that finds a tenant names it, and
 /// every other that finds one must name the same tenant, or the request is refused with `403`
 /// (a token for tenant A with a header, subdomain or path naming tenant B: the caller is
-/// authenticated, but not for the tenant it asks for). The tenant is then looked up once
+/// authenticated, but not for the tenant it asks for). Cross-checks
+/// ([`with_cross_check`](TenantLayerBuilder::with_cross_check)) never name a tenant on their
+/// own; when they find one, it must be the same. The tenant is then looked up once
 /// through the [`TenantLookup`] (cache first) and must be `Active`:
 ///
 /// | outcome | status |
@@ -40,6 +42,7 @@ impl TenantLayer {
         TenantLayerBuilder {
             lookup,
             resolvers: Vec::new(),
+            checks: Vec::new(),
         }
     }
 }
@@ -56,10 +59,11 @@ impl<S> Layer<S> for TenantLayer {
 pub struct TenantLayerBuilder {
     lookup: TenantLookup,
     resolvers: Vec<Box<dyn ResolveTenant>>,
+    checks: Vec<Box<dyn ResolveTenant>>,
 }
 
 impl TenantLayerBuilder {
-    /// Most resolvers a layer may run.
+    /// Most resolvers and cross-checks a layer may run, together.
     pub const MAX_RESOLVERS: usize = 8;
 
     /// Adds a resolver after the ones already added.
@@ -69,19 +73,34 @@ impl TenantLayerBuilder {
         self
     }
 
+    /// Adds a cross-check: a resolver that never names the tenant on its own, but whose
+    /// finding, when the request carries one, must name the tenant the resolvers found. For
+    /// example a `X-Tenant-Id` header next to a token: without a token the header admits
+    /// nothing; with one, a header naming another tenant is refused with `403`.
+    #[must_use]
+    pub fn with_cross_check(mut self, check: impl ResolveTenant) -> Self {
+        self.checks.push(Box::new(check));
+        self
+    }
+
     /// The layer.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] on field `resolvers` without any resolver, or with more than
-    /// [`MAX_RESOLVERS`](Self::MAX_RESOLVERS).
+    /// [`MAX_RESOLVERS`](Self::MAX_RESOLVERS) resolvers and cross-checks.
     pub fn build(self) -> Result<TenantLayer> {
-        if self.resolvers.is_empty() || self.resolvers.len() > Self::MAX_RESOLVERS {
-            return Err(Error::invalid("resolvers", "must be 1 to 8 resolvers"));
+        let total = self.resolvers.len() + self.checks.len();
+        if self.resolvers.is_empty() || total > Self::MAX_RESOLVERS {
+            return Err(Error::invalid(
+                "resolvers",
+                "must be 1 to 8 resolvers and cross-checks, with at least one resolver",
+            ));
         }
         Ok(TenantLayer {
             state: Arc::new(TenantState {
                 lookup: self.lookup,
                 resolvers: self.resolvers,
+                checks: self.checks,
             }),
         })
     }
@@ -91,6 +110,7 @@ impl fmt::Debug for TenantLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenantLayerBuilder")
             .field("resolvers", &self.resolvers.len())
+            .field("cross_checks", &self.checks.len())
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +119,7 @@ impl fmt::Debug for TenantLayerBuilder {
 pub(super) struct TenantState {
     pub(super) lookup: TenantLookup,
     pub(super) resolvers: Vec<Box<dyn ResolveTenant>>,
+    pub(super) checks: Vec<Box<dyn ResolveTenant>>,
 }
 
 impl fmt::Debug for TenantState {
@@ -106,6 +127,7 @@ impl fmt::Debug for TenantState {
         f.debug_struct("TenantState")
             .field("lookup", &self.lookup)
             .field("resolvers", &self.resolvers.len())
+            .field("cross_checks", &self.checks.len())
             .finish()
     }
 }

@@ -44,10 +44,13 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        let resolutions = match admit::resolve_all(&self.state.resolvers, &parts) {
-            Ok(resolutions) => resolutions,
-            Err(error) => return ResponseFuture::new(GateFuture::refused(error_response(&error))),
-        };
+        let resolutions =
+            match admit::resolve_all(&self.state.resolvers, &self.state.checks, &parts) {
+                Ok(resolutions) => resolutions,
+                Err(error) => {
+                    return ResponseFuture::new(GateFuture::refused(error_response(&error)));
+                }
+            };
         let request = Request::from_parts(parts, body);
         let state = self.state.clone();
         let check = Box::pin(async move {

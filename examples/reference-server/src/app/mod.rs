@@ -164,14 +164,20 @@ fn announce(config: &Config) {
             env,
             "reference-server {version} starting in embedded mode: in-memory adapters \
              (GLOBAL_DATABASE_URL is not set){}",
-            redis.as_deref().map(|r| format!(", Redis at {r}")).unwrap_or_default()
+            redis
+                .as_deref()
+                .map(|r| format!(", Redis at {r}"))
+                .unwrap_or_default()
         ),
         Some(global) => tracing::info!(
             mode = "postgres",
             env,
             "reference-server {version} starting on Postgres ({:?}){}",
             PgShown(global),
-            redis.as_deref().map(|r| format!(" and Redis ({r})")).unwrap_or_default()
+            redis
+                .as_deref()
+                .map(|r| format!(" and Redis ({r})"))
+                .unwrap_or_default()
         ),
     }
 }

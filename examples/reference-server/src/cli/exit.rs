@@ -129,12 +129,18 @@ mod tests {
     #[test]
     fn errors_map_to_stable_codes() {
         assert_eq!(Exit::of(&Error::not_found(Entity::Tenant, "x")).code(), 3);
-        assert_eq!(Exit::of(&Error::conflict(Entity::Tenant, "slug", "taken")).code(), 4);
+        assert_eq!(
+            Exit::of(&Error::conflict(Entity::Tenant, "slug", "taken")).code(),
+            4
+        );
         assert_eq!(Exit::of(&Error::invalid("slug", "bad")).code(), 5);
         let down = Error::unavailable("postgres", std::io::Error::other("refused"));
         let cli = CliError::from(down);
         assert_eq!(cli.exit.code(), 6);
         assert!(cli.message.contains("refused"));
-        assert_eq!(CliError::from(ConfigError::new("PORT", "bad")).exit.code(), 78);
+        assert_eq!(
+            CliError::from(ConfigError::new("PORT", "bad")).exit.code(),
+            78
+        );
     }
 }

@@ -175,7 +175,10 @@ pub struct WorkerArgs {
 /// and returns the [`Exit`] code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tenant-cli: cannot start the async runtime: {e}");
@@ -200,7 +203,10 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Loadtest(args) => loadtest::command(args).await,
         other => Err(CliError::new(
             Exit::Failure,
-            format!("{} is not available in this build yet", command_name(&other)),
+            format!(
+                "{} is not available in this build yet",
+                command_name(&other)
+            ),
         )),
     }
 }
@@ -230,7 +236,9 @@ mod tests {
     fn backup_needs_a_tenant_or_all_but_not_both() {
         assert!(Cli::try_parse_from(["tenant-cli", "backup"]).is_err());
         assert!(Cli::try_parse_from(["tenant-cli", "backup", "acme", "--all"]).is_err());
-        assert!(Cli::try_parse_from(["tenant-cli", "backup", "--all", "--destination", "/b"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["tenant-cli", "backup", "--all", "--destination", "/b"]).is_ok()
+        );
         assert!(Cli::try_parse_from(["tenant-cli", "backup", "acme"]).is_ok());
     }
 

@@ -23,7 +23,8 @@ impl MemoryCompanies {
 }
 
 fn decode(value: serde_json::Value) -> Result<Company> {
-    serde_json::from_value(value).map_err(|e| Error::internal_with("stored company does not decode", e))
+    serde_json::from_value(value)
+        .map_err(|e| Error::internal_with("stored company does not decode", e))
 }
 
 fn encode(company: &Company) -> Result<serde_json::Value> {
@@ -52,20 +53,31 @@ impl CompanyStore for MemoryCompanies {
             .take(wanted)
             .map(|r| decode(r.value))
             .collect::<Result<Vec<_>>>()?;
-        let next = if has_more { items.last().map(|c| c.id) } else { None };
+        let next = if has_more {
+            items.last().map(|c| c.id)
+        } else {
+            None
+        };
         Ok(CompanyPage { items, next })
     }
 
     async fn create(&self, tenant: &Tenant, company: Company) -> Result<Company> {
-        self.data
-            .insert(tenant.id, COLLECTION, &company.id.to_string(), encode(&company)?)?;
+        self.data.insert(
+            tenant.id,
+            COLLECTION,
+            &company.id.to_string(),
+            encode(&company)?,
+        )?;
         Ok(company)
     }
 
     async fn get(&self, tenant: &Tenant, id: Uuid) -> Result<Company> {
         match self.data.get(tenant.id, COLLECTION, &id.to_string()) {
             Ok(value) => decode(value),
-            Err(Error::NotFound { entity: Entity::Record, .. }) => Err(not_found(id)),
+            Err(Error::NotFound {
+                entity: Entity::Record,
+                ..
+            }) => Err(not_found(id)),
             Err(e) => Err(e),
         }
     }
@@ -78,7 +90,10 @@ impl CompanyStore for MemoryCompanies {
             .update(tenant.id, COLLECTION, &id.to_string(), encode(&company)?)
         {
             Ok(()) => Ok(company),
-            Err(Error::NotFound { entity: Entity::Record, .. }) => Err(not_found(id)),
+            Err(Error::NotFound {
+                entity: Entity::Record,
+                ..
+            }) => Err(not_found(id)),
             Err(e) => Err(e),
         }
     }

@@ -51,7 +51,9 @@ pub(crate) struct CompanyPatch {
 }
 
 /// `Some(value)` for a field that is present, even when it is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -149,12 +151,37 @@ mod tests {
     #[test]
     fn new_companies_are_validated() {
         let now = OffsetDateTime::now_utc();
-        let ok = NewCompany { name: " Acme ".into(), domain: Some("Acme.COM".into()) }.into_company(now);
+        let ok = NewCompany {
+            name: " Acme ".into(),
+            domain: Some("Acme.COM".into()),
+        }
+        .into_company(now);
         let ok = ok.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((ok.name.as_str(), ok.domain.as_deref()), ("Acme", Some("acme.com")));
-        let bad = NewCompany { name: "".into(), domain: None }.into_company(now);
-        assert_eq!(bad.err().and_then(|e| e.field().map(str::to_owned)).as_deref(), Some("name"));
-        let bad = NewCompany { name: "A".into(), domain: Some("not a domain".into()) }.into_company(now);
-        assert_eq!(bad.err().and_then(|e| e.field().map(str::to_owned)).as_deref(), Some("domain"));
+        assert_eq!(
+            (ok.name.as_str(), ok.domain.as_deref()),
+            ("Acme", Some("acme.com"))
+        );
+        let bad = NewCompany {
+            name: "".into(),
+            domain: None,
+        }
+        .into_company(now);
+        assert_eq!(
+            bad.err()
+                .and_then(|e| e.field().map(str::to_owned))
+                .as_deref(),
+            Some("name")
+        );
+        let bad = NewCompany {
+            name: "A".into(),
+            domain: Some("not a domain".into()),
+        }
+        .into_company(now);
+        assert_eq!(
+            bad.err()
+                .and_then(|e| e.field().map(str::to_owned))
+                .as_deref(),
+            Some("domain")
+        );
     }
 }

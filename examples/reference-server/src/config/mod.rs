@@ -19,9 +19,9 @@ use tenant_manager::RateLimit;
 
 pub use self::http::{AllowedOrigins, HttpConfig};
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
+pub(crate) use self::stores::PgShown;
 pub use self::stores::{DatabaseConfig, RedisConfig};
 pub use self::vars::ConfigError;
-pub(crate) use self::stores::PgShown;
 use self::vars::Vars;
 
 /// Production or development (`APP_ENV`, or `NODE_ENV` as an alias).
@@ -341,7 +341,9 @@ fn load_env<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<AppEnv, Con
     const EXPECTED: &str = "production, development or test";
     match vars.parse::<AppEnv>("APP_ENV", EXPECTED)? {
         Some(env) => Ok(env),
-        None => Ok(vars.parse::<AppEnv>("NODE_ENV", EXPECTED)?.unwrap_or_default()),
+        None => Ok(vars
+            .parse::<AppEnv>("NODE_ENV", EXPECTED)?
+            .unwrap_or_default()),
     }
 }
 

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use tenant_manager::Secret;
 
-use super::vars::{ConfigError, Vars};
 use super::AppEnv;
+use super::vars::{ConfigError, Vars};
 
 /// Shortest accepted secret, in bytes (`openssl rand -base64 32` prints 44).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -93,7 +93,12 @@ impl SecurityConfig {
                 ));
             }
             Some("fast") => true,
-            Some(_) => return Err(ConfigError::new("PASSWORD_HASHING", "must be owasp or fast")),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "PASSWORD_HASHING",
+                    "must be owasp or fast",
+                ));
+            }
         };
         Ok(Self {
             jwt_secret,
@@ -157,7 +162,10 @@ mod tests {
     fn load(env: AppEnv, pairs: &[(&'static str, String)]) -> Result<SecurityConfig, ConfigError> {
         let pairs = pairs.to_vec();
         let vars = Vars::new(move |name: &str| {
-            pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
         });
         SecurityConfig::load(&vars, env)
     }
@@ -169,7 +177,10 @@ mod tests {
         assert_eq!(err.map(|e| e.variable), Some("JWT_SECRET"));
         let err = load(
             AppEnv::Production,
-            &[("JWT_SECRET", long.clone()), ("SUPER_ADMIN_KEY", "short".into())],
+            &[
+                ("JWT_SECRET", long.clone()),
+                ("SUPER_ADMIN_KEY", "short".into()),
+            ],
         )
         .err();
         assert_eq!(err.as_ref().map(|e| e.variable), Some("SUPER_ADMIN_KEY"));
@@ -200,7 +211,8 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let cfg = SecurityConfig::default().with_jwt_secret(Secret::new("super-secret-value-1234567890123"));
+        let cfg = SecurityConfig::default()
+            .with_jwt_secret(Secret::new("super-secret-value-1234567890123"));
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("super-secret"));
         assert!(!shown.contains(cfg.super_admin_key.expose()));

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 use tenant_manager::Secret;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
+use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 
 use super::vars::{ConfigError, Vars};
 
@@ -222,20 +222,30 @@ mod tests {
 
     fn vars(pairs: Vec<(&'static str, &'static str)>) -> Vars<impl Fn(&str) -> Option<String>> {
         Vars::new(move |name: &str| {
-            pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
         })
     }
 
     #[test]
     fn admin_login_defaults_to_the_global_url_and_takes_overrides() {
         let v = vars(vec![
-            ("GLOBAL_DATABASE_URL", "postgres://app:pw@db:5433/twenty_global"),
+            (
+                "GLOBAL_DATABASE_URL",
+                "postgres://app:pw@db:5433/twenty_global",
+            ),
             ("POSTGRES_ADMIN_USER", "root"),
             ("POSTGRES_HOST", "admin-host"),
         ]);
         let db = DatabaseConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         let admin = db.admin.as_ref().map(|a| {
-            (a.get_username().to_owned(), a.get_host().to_owned(), a.get_port())
+            (
+                a.get_username().to_owned(),
+                a.get_host().to_owned(),
+                a.get_port(),
+            )
         });
         assert_eq!(admin, Some(("root".into(), "admin-host".into(), 5433)));
         let shown = format!("{db:?}");
@@ -257,9 +267,16 @@ mod tests {
 
     #[test]
     fn redis_password_is_applied_and_hidden() {
-        let v = vars(vec![("REDIS_URL", "redis://cache:6380/2"), ("REDIS_PASSWORD", "p@ss")]);
+        let v = vars(vec![
+            ("REDIS_URL", "redis://cache:6380/2"),
+            ("REDIS_PASSWORD", "p@ss"),
+        ]);
         let redis = RedisConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        let url = redis.url.as_ref().map(|u| u.expose().to_owned()).unwrap_or_default();
+        let url = redis
+            .url
+            .as_ref()
+            .map(|u| u.expose().to_owned())
+            .unwrap_or_default();
         assert!(url.contains("p%40ss@cache:6380"), "{url}");
         assert_eq!(
             format!("{redis:?}"),

@@ -89,8 +89,14 @@ fn an_empty_environment_is_a_working_development_setup() {
 fn app_env_wins_over_node_env() {
     let cfg = load_with("NODE_ENV=production\nAPP_ENV=development\n", &[]);
     assert_eq!(cfg.map(|c| c.env).ok(), Some(AppEnv::Development));
-    assert_eq!(variable_of(load_with("APP_ENV=staging\n", &[])), Some("APP_ENV"));
-    assert_eq!(variable_of(load_with("NODE_ENV=staging\n", &[])), Some("NODE_ENV"));
+    assert_eq!(
+        variable_of(load_with("APP_ENV=staging\n", &[])),
+        Some("APP_ENV")
+    );
+    assert_eq!(
+        variable_of(load_with("NODE_ENV=staging\n", &[])),
+        Some("NODE_ENV")
+    );
 }
 
 #[test]
@@ -136,7 +142,10 @@ fn every_invalid_value_names_its_variable() {
 
 #[test]
 fn multi_region_needs_a_region() {
-    let got = load_with(GUIDE_ENV, &[("ENABLE_MULTI_REGION", "true"), ("REGION", "")]);
+    let got = load_with(
+        GUIDE_ENV,
+        &[("ENABLE_MULTI_REGION", "true"), ("REGION", "")],
+    );
     assert_eq!(variable_of(got), Some("REGION"));
 }
 
@@ -144,7 +153,10 @@ fn multi_region_needs_a_region() {
 fn production_refuses_missing_secrets_and_development_generates_them() {
     let prod = load_with(GUIDE_ENV, &[("JWT_SECRET", "")]);
     assert_eq!(variable_of(prod), Some("JWT_SECRET"));
-    let dev = load_with(GUIDE_ENV, &[("NODE_ENV", "development"), ("SUPER_ADMIN_KEY", "")]);
+    let dev = load_with(
+        GUIDE_ENV,
+        &[("NODE_ENV", "development"), ("SUPER_ADMIN_KEY", "")],
+    );
     assert!(dev.is_ok_and(|c| c.security.admin_key_generated));
 }
 

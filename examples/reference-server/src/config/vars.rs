@@ -122,12 +122,9 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         max: usize,
     ) -> Result<Option<String>, ConfigError> {
         match self.raw(name) {
-            Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => {
-                Err(ConfigError::new(
-                    name,
-                    format!("must be at most {max} printable characters"),
-                ))
-            }
+            Some(v) if v.chars().count() > max || v.chars().any(char::is_control) => Err(
+                ConfigError::new(name, format!("must be at most {max} printable characters")),
+            ),
             other => Ok(other),
         }
     }
@@ -137,7 +134,9 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> Vars<impl Fn(&str) -> Option<String>> {
+    fn vars(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> Vars<impl Fn(&str) -> Option<String>> {
         Vars::new(move |name: &str| {
             pairs
                 .iter()

@@ -38,11 +38,11 @@ async fn app(readiness: Readiness) -> Router {
     app_with(config(HttpConfig::default()), Some(readiness)).await
 }
 
-async fn call(router: Router, request: Request<Body>) -> (StatusCode, http::HeaderMap, serde_json::Value) {
-    let response = router
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|e| match e {});
+async fn call(
+    router: Router,
+    request: Request<Body>,
+) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+    let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response
@@ -64,7 +64,10 @@ async fn health_answers_and_request_ids_are_set_or_kept() {
     let (status, headers, json) = call(app(Readiness::default()).await, get_req("/health")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["status"], "ok");
-    let id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     assert_eq!(id.len(), 36, "generated uuid, got {id:?}");
 
     let request = Request::get("/health")
@@ -72,7 +75,10 @@ async fn health_answers_and_request_ids_are_set_or_kept() {
         .body(Body::empty())
         .unwrap_or_default();
     let (_, headers, _) = call(app(Readiness::default()).await, request).await;
-    assert_eq!(headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()), Some("client-chosen-id"));
+    assert_eq!(
+        headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
+        Some("client-chosen-id")
+    );
 }
 
 #[tokio::test]
@@ -81,7 +87,9 @@ async fn errors_from_routing_and_middleware_are_json() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(json["error"]["code"], "route_not_found");
 
-    let request = Request::delete("/health").body(Body::empty()).unwrap_or_default();
+    let request = Request::delete("/health")
+        .body(Body::empty())
+        .unwrap_or_default();
     let (status, headers, json) = call(app(Readiness::default()).await, request).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(json["error"]["code"], "method_not_allowed");
@@ -145,9 +153,11 @@ async fn readiness_names_the_failing_component() {
 
     let stopped = TaskAlive::running();
     stopped.stopped();
-    let failing = Readiness::default()
-        .with_in_process("database")
-        .with_probe("worker", "worker", Arc::new(stopped));
+    let failing = Readiness::default().with_in_process("database").with_probe(
+        "worker",
+        "worker",
+        Arc::new(stopped),
+    );
     let (status, _, json) = call(app(failing).await, get_req("/health/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json["error"]["code"], "not_ready");
@@ -157,9 +167,17 @@ async fn readiness_names_the_failing_component() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_the_served_routes() {
-    let (status, _, json) = call(app(Readiness::default()).await, get_req("/api/openapi.json")).await;
+    let (status, _, json) = call(
+        app(Readiness::default()).await,
+        get_req("/api/openapi.json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(json["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert!(
+        json["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
     for path in [
         "/health",
         "/health/ready",
@@ -180,6 +198,10 @@ async fn the_openapi_document_lists_the_served_routes() {
     ] {
         assert!(json["paths"].get(path).is_some(), "{path} missing");
     }
-    assert!(json["components"]["securitySchemes"].get("admin_key").is_some());
+    assert!(
+        json["components"]["securitySchemes"]
+            .get("admin_key")
+            .is_some()
+    );
     assert_eq!(json, serde_json::to_value(openapi()).unwrap_or_default());
 }

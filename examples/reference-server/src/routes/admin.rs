@@ -66,9 +66,17 @@ pub(crate) async fn list_tenants(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<TenantPage>, ApiError> {
-    let status = params.status.as_deref().map(str::parse::<TenantStatus>).transpose()?;
+    let status = params
+        .status
+        .as_deref()
+        .map(str::parse::<TenantStatus>)
+        .transpose()?;
     let plan = params.plan.map(Plan::new).transpose()?;
-    let isolation = params.isolation.as_deref().map(str::parse::<Isolation>).transpose()?;
+    let isolation = params
+        .isolation
+        .as_deref()
+        .map(str::parse::<Isolation>)
+        .transpose()?;
     let query = TenantQuery::default()
         .with_status(status)
         .with_plan(plan)
@@ -110,7 +118,11 @@ pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = state.services.manager.delete(TenantId::from_uuid(id)).await?;
+    let tenant = state
+        .services
+        .manager
+        .delete(TenantId::from_uuid(id))
+        .await?;
     let status = if tenant.status == TenantStatus::Deleted {
         StatusCode::OK
     } else {
@@ -145,11 +157,12 @@ pub(crate) async fn suspend(
     let request: SuspendRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SuspendRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::from(tenant_manager::Error::invalid("body", e.to_string()))
-        })?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::from(tenant_manager::Error::invalid("body", e.to_string())))?
     };
-    let reason = request.reason.unwrap_or_else(|| "suspended by an operator".to_owned());
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "suspended by an operator".to_owned());
     let tenant = state
         .services
         .manager
@@ -170,7 +183,11 @@ pub(crate) async fn resume(
     State(state): State<AppState>,
     PathParams(id): PathParams<Uuid>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = state.services.manager.resume(TenantId::from_uuid(id)).await?;
+    let tenant = state
+        .services
+        .manager
+        .resume(TenantId::from_uuid(id))
+        .await?;
     Ok(Json(TenantView::from(&tenant)))
 }
 

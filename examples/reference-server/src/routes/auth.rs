@@ -77,7 +77,11 @@ pub(crate) async fn register_organization(
     if let Some(isolation) = request.isolation {
         registration = registration.with_isolation(isolation);
     }
-    let registered = state.services.manager.register_organization(registration).await?;
+    let registered = state
+        .services
+        .manager
+        .register_organization(registration)
+        .await?;
     let status = match registered.tenant.status {
         TenantStatus::Active => StatusCode::CREATED,
         _ => StatusCode::ACCEPTED,

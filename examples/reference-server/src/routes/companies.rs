@@ -103,7 +103,9 @@ pub(crate) async fn update(
     PathParams(id): PathParams<Uuid>,
     Body(patch): Body<CompanyPatch>,
 ) -> Result<Json<Company>, ApiError> {
-    Ok(Json(state.services.companies.update(&tenant, id, patch).await?))
+    Ok(Json(
+        state.services.companies.update(&tenant, id, patch).await?,
+    ))
 }
 
 /// Deletes a company.

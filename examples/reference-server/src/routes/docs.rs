@@ -17,8 +17,9 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json", body = Object)))]
 pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
     let mut response = state.openapi_json.clone().into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -44,7 +44,9 @@ pub(crate) struct NotReady {
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(live)).routes(routes!(ready))
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -83,7 +85,11 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
                 message: format!("unavailable: {}", failing.join(", ")),
                 field: Some((*first).to_owned()),
             };
-            (StatusCode::SERVICE_UNAVAILABLE, Json(NotReady { error, components })).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(NotReady { error, components }),
+            )
+                .into_response()
         }
     }
 }

@@ -26,14 +26,19 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     ))]
 pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
-        return ApiError::new(StatusCode::NOT_FOUND, "metrics_disabled", "metrics are disabled")
-            .into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "metrics_disabled",
+            "metrics are disabled",
+        )
+        .into_response();
     };
     crate::metrics::sample(&state.services, state.config.pool.max_total).await;
     let body = handle.render();
     let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROMETHEUS_TEXT));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROMETHEUS_TEXT),
+    );
     response
 }

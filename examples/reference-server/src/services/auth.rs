@@ -1,7 +1,7 @@
 //! Token service and password hasher from the configuration.
 
-use tenant_manager::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
 use tenant_manager::Result;
+use tenant_manager::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
 
 use crate::config::Config;
 

@@ -25,7 +25,10 @@ impl Probe for PoolProbe {
 }
 
 /// Connects the pool and builds the three adapters, with a readiness probe of Redis.
-pub(super) async fn connect(config: &Config, url: &Secret) -> Result<(Shared, Readiness), StartupError> {
+pub(super) async fn connect(
+    config: &Config,
+    url: &Secret,
+) -> Result<(Shared, Readiness), StartupError> {
     let fail = |e| StartupError::backend("redis", e);
     let mut redis = RedisConfig::new(url.expose());
     if let Some(prefix) = &config.redis.key_prefix {

@@ -90,7 +90,10 @@ impl Server {
         while Instant::now() < deadline && api.is_none() {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("server exited with {status} before listening:\n{}", seen.join("\n"));
+                    panic!(
+                        "server exited with {status} before listening:\n{}",
+                        seen.join("\n")
+                    );
                 }
                 continue;
             };
@@ -106,10 +109,14 @@ impl Server {
             }
             seen.push(line);
         }
-        let api = api.unwrap_or_else(|| panic!("server did not listen in time:\n{}", seen.join("\n")));
+        let api =
+            api.unwrap_or_else(|| panic!("server did not listen in time:\n{}", seen.join("\n")));
         let mut seen = seen;
         // The metrics listener is announced right after the API's.
-        if overrides.iter().any(|(k, v)| *k == "METRICS_PORT" && !v.is_empty()) {
+        if overrides
+            .iter()
+            .any(|(k, v)| *k == "METRICS_PORT" && !v.is_empty())
+        {
             while metrics.is_none() && Instant::now() < deadline {
                 if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
                     if let Ok(v) = serde_json::from_str::<Value>(&line)
@@ -181,8 +188,17 @@ impl Server {
         self.client.post(path, auth, body).await.expect("POST")
     }
 
-    pub async fn send(&self, method: http::Method, path: &str, auth: Auth<'_>, body: Option<&Value>) -> HttpResponse {
-        self.client.send(method, path, auth, body).await.expect("request")
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<&Value>,
+    ) -> HttpResponse {
+        self.client
+            .send(method, path, auth, body)
+            .await
+            .expect("request")
     }
 
     /// Registers an organisation and returns (tenant id, access token, the whole answer).
@@ -194,7 +210,12 @@ impl Server {
                 &json!({"organization_name": name, "admin_email": email, "admin_password": "Test123!"}),
             )
             .await;
-        assert!(r.status.is_success(), "register {email}: {} {}", r.status, text(&r));
+        assert!(
+            r.status.is_success(),
+            "register {email}: {} {}",
+            r.status,
+            text(&r)
+        );
         let body: Value = r.json().expect("json");
         let id = body["tenant"]["id"].as_str().expect("tenant id").to_owned();
         let token = body["access_token"].as_str().expect("token").to_owned();
@@ -215,7 +236,9 @@ pub fn text(r: &HttpResponse) -> String {
 
 /// The error code of an error answer.
 pub fn code(r: &HttpResponse) -> String {
-    r.json::<Value>().map(|v| v["error"]["code"].as_str().unwrap_or("").to_owned()).unwrap_or_default()
+    r.json::<Value>()
+        .map(|v| v["error"]["code"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
 }
 
 /// A unique e-mail for this test run.

@@ -16,8 +16,8 @@ use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngCore as _;
 
-pub use self::stats::{OpReport, Report};
 use self::scenario::Session;
+pub use self::stats::{OpReport, Report};
 use self::stats::{Recorder, summarise};
 use super::exit::{CliError, Exit};
 use crate::http_client::{Auth, HttpClient};
@@ -106,8 +106,18 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
         .with_timeout(Duration::from_secs(30));
     match client.get("/health", Auth::None).await {
         Ok(r) if r.status.is_success() => {}
-        Ok(r) => return Err(CliError::new(Exit::Unavailable, format!("{}/health answered {}", args.url, r.status))),
-        Err(e) => return Err(CliError::new(Exit::Unavailable, format!("{}: {e}", args.url))),
+        Ok(r) => {
+            return Err(CliError::new(
+                Exit::Unavailable,
+                format!("{}/health answered {}", args.url, r.status),
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::new(
+                Exit::Unavailable,
+                format!("{}: {e}", args.url),
+            ));
+        }
     }
     let mut bytes = [0u8; 4];
     rand::rng().fill_bytes(&mut bytes);
@@ -121,7 +131,8 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
             let run_id = run_id.clone();
             async move {
                 let mut recorder = Recorder::default();
-                let session = scenario::register_and_login(&client, &mut recorder, &run_id, i).await?;
+                let session =
+                    scenario::register_and_login(&client, &mut recorder, &run_id, i).await?;
                 Ok::<_, CliError>((session, recorder))
             }
         })
@@ -141,7 +152,10 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
         .try_collect::<Vec<()>>()
         .await?;
 
-    eprintln!("driving traffic: {concurrency} clients for {} s", args.duration);
+    eprintln!(
+        "driving traffic: {concurrency} clients for {} s",
+        args.duration
+    );
     let (traffic, elapsed) = drive(&client, Arc::new(sessions), args).await;
     let mut operations: std::collections::BTreeMap<String, OpReport> = traffic
         .ops
@@ -169,9 +183,17 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
 }
 
 /// The traffic phase: `concurrency` clients until the deadline or the request budget.
-async fn drive(client: &HttpClient, sessions: Arc<Vec<Session>>, args: &LoadtestArgs) -> (Recorder, Duration) {
+async fn drive(
+    client: &HttpClient,
+    sessions: Arc<Vec<Session>>,
+    args: &LoadtestArgs,
+) -> (Recorder, Duration) {
     let sent = Arc::new(AtomicU64::new(0));
-    let budget = if args.max_requests == 0 { u64::MAX } else { args.max_requests };
+    let budget = if args.max_requests == 0 {
+        u64::MAX
+    } else {
+        args.max_requests
+    };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let progress = ProgressBar::new(args.duration);
@@ -223,7 +245,10 @@ async fn drive(client: &HttpClient, sessions: Arc<Vec<Session>>, args: &Loadtest
 pub(crate) async fn command(args: LoadtestArgs) -> Result<Exit, CliError> {
     let report = run(&args).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{}", report.to_table());
     }

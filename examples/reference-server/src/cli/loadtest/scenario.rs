@@ -53,7 +53,10 @@ pub(crate) async fn timed(
 
 fn refused(what: &str, response: Option<&HttpResponse>) -> CliError {
     match response {
-        None => CliError::new(Exit::Unavailable, format!("{what}: the server did not answer")),
+        None => CliError::new(
+            Exit::Unavailable,
+            format!("{what}: the server did not answer"),
+        ),
         Some(r) => CliError::new(
             if r.status == StatusCode::TOO_MANY_REQUESTS {
                 Exit::Unavailable
@@ -63,7 +66,10 @@ fn refused(what: &str, response: Option<&HttpResponse>) -> CliError {
             format!(
                 "{what}: HTTP {} {}",
                 r.status.as_u16(),
-                String::from_utf8_lossy(&r.body).chars().take(300).collect::<String>()
+                String::from_utf8_lossy(&r.body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             ),
         ),
     }
@@ -131,7 +137,9 @@ pub(crate) async fn wait_active(
 ) -> Result<(), CliError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let response = client.get("/api/tenant", Auth::Bearer(&session.token)).await;
+        let response = client
+            .get("/api/tenant", Auth::Bearer(&session.token))
+            .await;
         if let Ok(r) = &response
             && r.status.is_success()
             && r.json::<Value>().is_ok_and(|v| v["status"] == "active")
@@ -160,10 +168,20 @@ pub(crate) async fn traffic_step(
     let auth = Auth::Bearer(&session.token);
     match n % 20 {
         0..=11 => {
-            timed(client, recorder, "list_companies", Method::GET, "/api/companies", auth, None).await;
+            timed(
+                client,
+                recorder,
+                "list_companies",
+                Method::GET,
+                "/api/companies",
+                auth,
+                None,
+            )
+            .await;
         }
         12..=16 => {
-            let body = json!({ "name": format!("Company {n}"), "domain": format!("c{n}.example.com") });
+            let body =
+                json!({ "name": format!("Company {n}"), "domain": format!("c{n}.example.com") });
             let response = timed(
                 client,
                 recorder,
@@ -184,14 +202,32 @@ pub(crate) async fn traffic_step(
             }
         }
         17..=18 => {
-            timed(client, recorder, "get_tenant", Method::GET, "/api/tenant", auth, None).await;
+            timed(
+                client,
+                recorder,
+                "get_tenant",
+                Method::GET,
+                "/api/tenant",
+                auth,
+                None,
+            )
+            .await;
         }
         _ => {
             let path = match created.get(usize::try_from(n).unwrap_or(0) % created.len().max(1)) {
                 Some(id) => format!("/api/companies/{id}"),
                 None => "/api/companies".to_owned(),
             };
-            timed(client, recorder, "get_company", Method::GET, &path, auth, None).await;
+            timed(
+                client,
+                recorder,
+                "get_company",
+                Method::GET,
+                &path,
+                auth,
+                None,
+            )
+            .await;
         }
     }
 }

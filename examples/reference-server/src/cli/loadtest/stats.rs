@@ -122,7 +122,16 @@ impl Report {
         let _ = writeln!(
             out,
             "{:<22} {:>9} {:>9} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
-            "operation", "requests", "ok", "429", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
+            "operation",
+            "requests",
+            "ok",
+            "429",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
         );
         let rows = self
             .operations
@@ -133,7 +142,16 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{:<22} {:>9} {:>9} {:>7} {:>7} {:>10.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                name, r.requests, r.ok, r.rate_limited, r.errors, r.throughput_rps, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+                name,
+                r.requests,
+                r.ok,
+                r.rate_limited,
+                r.errors,
+                r.throughput_rps,
+                r.p50_ms,
+                r.p90_ms,
+                r.p99_ms,
+                r.max_ms
             );
         }
         let _ = writeln!(
@@ -189,7 +207,10 @@ mod tests {
         samples.record(Duration::from_millis(1), Outcome::RateLimited);
         samples.record(Duration::from_millis(1), Outcome::Error);
         let r = summarise(samples, Duration::from_secs(2));
-        assert_eq!((r.requests, r.ok, r.rate_limited, r.errors), (102, 100, 1, 1));
+        assert_eq!(
+            (r.requests, r.ok, r.rate_limited, r.errors),
+            (102, 100, 1, 1)
+        );
         assert!((r.throughput_rps - 51.0).abs() < 1e-9);
         // Sorted: 1, 1, 1, 2, 3, ... 100 (the two extra samples took 1 ms).
         assert!((r.p50_ms - 49.0).abs() < 1e-9, "{}", r.p50_ms);

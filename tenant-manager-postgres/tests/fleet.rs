@@ -1,0 +1,178 @@
+//! Fleet migrations: 200 schema tenants with one broken, a rerun that finishes it, the
+//! failure budget and the canary wave.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use tenant_manager_core::{Isolation, Tenant, TenantStatus};
+use tenant_manager_postgres::{FleetOptions, TenantMigrations, TenantMigrator, TenantStorage};
+
+use common::{Env, add_companies};
+
+/// The CRM set plus version 2: company domains become unique.
+fn version_two() -> Migrator {
+    let mut migrations: Vec<Migration> = common::ISOLATED.iter().cloned().collect();
+    migrations.push(Migration::new(
+        20240201000001,
+        "unique company domains".into(),
+        MigrationType::Simple,
+        "ALTER TABLE companies ADD CONSTRAINT companies_domain_key UNIQUE (domain)".into_sql_str(),
+        false,
+    ));
+    Migrator::with_migrations(migrations)
+}
+
+fn migrator_v2(env: &Env) -> TenantMigrator {
+    let storage = TenantStorage::new(
+        env.pool.clone(),
+        env.storage.servers().clone(),
+        TenantMigrations::new(&version_two()).with_shared(&common::SHARED),
+        env.storage.config().clone(),
+    )
+    .expect("storage");
+    TenantMigrator::new(storage)
+}
+
+async fn active_tenants(env: &Env, n: usize, isolation: Isolation) -> Vec<Tenant> {
+    let names: Vec<String> = (0..n).map(|i| format!("f{i:03}")).collect();
+    let mut tenants: Vec<Tenant> = futures::stream::iter(names)
+        .map(|name| async move { env.active(&name, isolation).await })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    tenants.sort_by_key(|t| t.id);
+    tenants
+}
+
+async fn constraint_exists(env: &Env, tenant: &Tenant) -> bool {
+    let mut conn = env.admin(&env.shared_db).await;
+    let exists = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+         WHERE c.conname = 'companies_domain_key' AND n.nspname = $1)",
+    )
+    .bind(tenant.placement.schema.as_deref().expect("schema"))
+    .fetch_one(&mut conn)
+    .await
+    .expect("constraint");
+    let _ = sqlx::Connection::close(conn).await;
+    exists
+}
+
+#[tokio::test]
+async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
+    let env = Env::new().await;
+    let tenants = active_tenants(&env, 200, Isolation::Schema).await;
+    // Two companies of one tenant share a domain: the new unique constraint fails there.
+    let broken = &tenants[137];
+    add_companies(&env, broken, &["aa", "bb"]).await;
+
+    let migrator = migrator_v2(&env);
+    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    assert_eq!(behind.len(), 200);
+    assert!(behind.iter().all(|b| b.version == 20240101000001 && b.latest == 20240201000001));
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let progress: tenant_manager_postgres::migrate::ProgressFn = Arc::new(move |p| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        assert!(p.done <= p.total && p.total == 200);
+    });
+    let options = FleetOptions::default().with_concurrency(4);
+    let report = migrator.migrate_all(&options, Some(progress)).await.expect("run");
+    assert_eq!((report.succeeded(), report.failed()), (199, 1));
+    assert!(!report.halted);
+    assert_eq!(calls.load(Ordering::SeqCst), 200);
+    let failure = report.failures().next().expect("one failure");
+    assert_eq!(failure.tenant, broken.id);
+    assert_eq!(failure.to_version, 20240101000001);
+    let message = format!("{:?}", failure.error);
+    assert!(message.contains("companies_domain_key"), "{message}");
+    assert!(message.contains("20240201000001"), "{message}");
+    assert!(!constraint_exists(&env, broken).await, "the failed set rolled back whole");
+    assert!(constraint_exists(&env, &tenants[0]).await);
+
+    // One query says who is behind and why.
+    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    assert_eq!(behind.len(), 1);
+    assert_eq!(behind[0].tenant.id, broken.id);
+    let last_error = behind[0].last_error.clone().unwrap_or_default();
+    assert!(last_error.contains("20240201000001"), "{last_error}");
+
+    // Fix the data, rerun: only the broken tenant is migrated.
+    let mut conn = env.admin(&env.shared_db).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM \"{}\".companies WHERE name = 'bb'",
+        broken.placement.schema.as_deref().expect("schema")
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("fix");
+    let _ = sqlx::Connection::close(conn).await;
+    let rerun = migrator.migrate_all(&options, None).await.expect("rerun");
+    assert_eq!((rerun.succeeded(), rerun.failed()), (1, 0));
+    assert_eq!(rerun.results[0].tenant, broken.id);
+    assert!(constraint_exists(&env, broken).await);
+    assert!(migrator.behind(&[TenantStatus::Active]).await.expect("behind").is_empty());
+    assert_eq!(migrator.migrate_all(&options, None).await.expect("noop").results.len(), 0);
+}
+
+#[tokio::test]
+async fn failure_budget_and_canaries_halt_the_run() {
+    let env = Env::new().await;
+    let tenants = active_tenants(&env, 8, Isolation::Schema).await;
+    for broken in [&tenants[0], &tenants[1]] {
+        add_companies(&env, broken, &["aa", "bb"]).await;
+    }
+    let migrator = migrator_v2(&env);
+
+    // Canaries: the first 25% (2 tenants, both broken) fail, the rest is not started.
+    let canary = FleetOptions::default().with_concurrency(2).with_canary_percent(Some(25));
+    let report = migrator.migrate_all(&canary, None).await.expect("canary run");
+    assert_eq!((report.succeeded(), report.failed()), (0, 2));
+    assert!(report.halted);
+    assert_eq!(report.not_started.len(), 6);
+
+    // One at a time with a budget of one failure: the first tenant fails, nothing else starts.
+    let budget = FleetOptions::default().with_concurrency(1).with_max_failures(Some(1));
+    let report = migrator.migrate_all(&budget, None).await.expect("budget run");
+    assert_eq!((report.succeeded(), report.failed()), (0, 1));
+    assert!(report.halted);
+    assert_eq!(report.not_started.len(), 7);
+
+    // Continue on error: the six healthy tenants migrate, the two broken ones are reported.
+    let report = migrator
+        .migrate_all(&FleetOptions::default(), None)
+        .await
+        .expect("full run");
+    assert_eq!((report.succeeded(), report.failed()), (6, 2));
+    assert!(!report.halted);
+
+    for bad in [
+        FleetOptions::default().with_concurrency(0),
+        FleetOptions::default().with_max_failures(Some(0)),
+        FleetOptions::default().with_canary_percent(Some(0)),
+    ] {
+        assert_eq!(migrator.migrate_all(&bad, None).await.err().map(|e| e.code()), Some("invalid_input"));
+    }
+}
+
+#[tokio::test]
+async fn database_and_shared_tenants_migrate_too() {
+    let env = Env::new().await;
+    let db_tenant = env.active("dbt", Isolation::Database).await;
+    let shared = env.active("sht", Isolation::Shared).await;
+    let migrator = migrator_v2(&env);
+    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    // Only the database tenant is behind: the shared set did not change.
+    assert_eq!(behind.iter().map(|b| b.tenant.id).collect::<Vec<_>>(), vec![db_tenant.id]);
+    let report = migrator.migrate_all(&FleetOptions::default(), None).await.expect("run");
+    assert_eq!((report.succeeded(), report.failed()), (1, 0));
+    assert_eq!(migrator.migrate_tenant(&shared).await.expect("shared"), 20240101000001);
+    assert_eq!(migrator.migrate_tenant(&db_tenant).await.expect("again"), 20240201000001);
+}
