@@ -24,11 +24,12 @@ use tenant_manager::memory::{
     InMemoryQuotaConfig, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
 };
 use tenant_manager::tower::{
-    ClientAddr, JwtResolver, MetricsLayer, QuotaConfig, QuotaLayer, RouteTemplate, TenantLayer,
+    ClientAddr, HeaderResolver, JwtResolver, MetricsLayer, QuotaConfig, QuotaLayer, RouteTemplate,
+    TenantLayer,
 };
 use tenant_manager::{
-    Email, Isolation, NewTenant, NewUser, PasswordHash, RateLimit, Role, Tenant, TenantCache,
-    TenantRegistry, TenantSlug, TenantStatus,
+    CacheKey, Email, Isolation, NewTenant, NewUser, PasswordHash, RateLimit, Role, Tenant,
+    TenantCache, TenantId, TenantRegistry, TenantSlug, TenantStatus,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -50,6 +51,9 @@ fn request(bearer: &HeaderValue, route: &RouteTemplate) -> Request<Body> {
     let mut request = Request::new(Full::new(Bytes::new()));
     *request.uri_mut() = Uri::from_static("/items/42");
     request.headers_mut().insert(AUTHORIZATION, bearer.clone());
+    request
+        .headers_mut()
+        .insert("x-tenant-id", HeaderValue::from_static("acme"));
     request.extensions_mut().insert(route.clone());
     request
         .extensions_mut()
@@ -63,6 +67,7 @@ struct Fixture {
     quota: Arc<InMemoryQuotaEnforcer>,
     bearer: HeaderValue,
     token: String,
+    tenant: TenantId,
 }
 
 async fn fixture() -> Fixture {
@@ -98,6 +103,7 @@ async fn fixture() -> Fixture {
         quota,
         bearer,
         token,
+        tenant: tenant.id,
     }
 }
 
@@ -151,6 +157,14 @@ fn bench(c: &mut Criterion) {
         .layer(quota_layer.clone())
         .service(handler());
     let tenant_only = ServiceBuilder::new().layer(tenant_layer).service(handler());
+    let header_only = ServiceBuilder::new()
+        .layer(
+            TenantLayer::builder(fixture.lookup.clone())
+                .with_resolver(HeaderResolver::x_tenant_id())
+                .build()
+                .unwrap(),
+        )
+        .service(handler());
     let quota_only = ServiceBuilder::new().layer(quota_layer).service(handler());
     let metrics_only = ServiceBuilder::new()
         .layer(MetricsLayer::new())
@@ -180,10 +194,19 @@ fn bench(c: &mut Criterion) {
     per_request!("bare handler", bare);
     per_request!("full stack", full);
     per_request!("tenant layer (jwt + cached lookup)", tenant_only);
+    per_request!(
+        "tenant layer (x-tenant-id header + cached lookup)",
+        header_only
+    );
     per_request!("quota layer (in-memory)", quota_only);
     per_request!("metrics layer", metrics_only);
     group.bench_function("hs256 verify alone", |b| {
         b.iter(|| black_box(fixture.tokens.verify(black_box(&fixture.token)).unwrap()))
+    });
+    let key = CacheKey::Id(fixture.tenant);
+    group.bench_function("cached lookup alone", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(fixture.lookup.get(&key).await.unwrap()) })
     });
     group.finish();
 }

@@ -1,6 +1,7 @@
-//! # tenant-manager
+#![doc = include_str!("../README.md")]
+//! ## Facade
 //!
-//! Multitenancy for Rust SaaS backends. This facade re-exports the crates of the toolkit:
+//! This crate re-exports the crates of the toolkit:
 //!
 //! - [`core`] (always): domain types, traits, in-memory adapters, auth, pool engine.
 //! - `postgres` (feature `postgres`): registry, provisioning, scoped connections, backups.

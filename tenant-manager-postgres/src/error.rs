@@ -18,11 +18,7 @@ const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub fn map_sqlx(entity: Entity, err: sqlx::Error) -> Error {
     match &err {
         sqlx::Error::RowNotFound => Error::not_found(entity, "row"),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Error::unavailable("postgres", err),
+        _ if is_unavailable(&err) => Error::unavailable("postgres", err),
         sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
             let field = db
                 .constraint()
@@ -40,10 +36,20 @@ pub fn map_sqlx(entity: Entity, err: sqlx::Error) -> Error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some(INSUFFICIENT_PRIVILEGE) => {
             Error::forbidden(db.message().to_owned())
         }
-        sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
-            Error::unavailable("postgres", err)
-        }
         _ => Error::internal_with("postgres query failed", err),
+    }
+}
+
+/// Connection failures and transient server states: the caller may try again.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => is_transient(db.code().as_deref()),
+        _ => false,
     }
 }
 
@@ -79,10 +85,11 @@ pub fn map_migrate(err: sqlx::migrate::MigrateError) -> Error {
     use sqlx::migrate::MigrateError as M;
     match err {
         M::Execute(e) => map_sqlx(Entity::Record, e),
-        M::ExecuteMigration(e, version) => match map_sqlx(Entity::Record, e) {
-            unavailable @ Error::Unavailable { .. } => unavailable,
-            other => Error::internal_with(format!("migration {version} failed"), other),
-        },
+        // The database's own error stays the source: it names what the script broke.
+        M::ExecuteMigration(e, _) if is_unavailable(&e) => Error::unavailable("postgres", e),
+        M::ExecuteMigration(e, version) => {
+            Error::internal_with(format!("migration {version} failed"), e)
+        }
         other => Error::internal_with("migrations cannot be applied", other),
     }
 }

@@ -30,3 +30,18 @@ pub fn init(config: &Config) -> Result<(), TelemetryError> {
     };
     installed.map_err(|e| TelemetryError(e.to_string()))
 }
+
+/// Installs human-readable logs on stderr for `tenant-cli` (stdout carries its results), at
+/// `LOG_LEVEL` when it is set, else `warn`.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_cli(config: &Config, log_level_set: bool) -> Result<(), TelemetryError> {
+    let level = if log_level_set { config.log_level.as_str() } else { "warn" };
+    let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError(e.to_string()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| TelemetryError(e.to_string()))
+}

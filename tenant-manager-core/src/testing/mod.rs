@@ -2,9 +2,20 @@
 //! trait that stamps out a `#[tokio::test]` for each. Every adapter, in-memory or real, runs the
 //! same suite against its real backend.
 //!
-//! ```ignore-not-compiled
-//! async fn fixture() -> Fixture<dyn TenantRegistry> { Fixture::new(Arc::new(InMemoryRegistry::new())) }
+//! An adapter crate runs a suite from its tests, against its real backend:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tenant_manager_core::TenantRegistry;
+//! use tenant_manager_core::memory::InMemoryRegistry;
+//! use tenant_manager_core::testing::Fixture;
+//!
+//! async fn fixture() -> Fixture<dyn TenantRegistry> {
+//!     Fixture::new(Arc::new(InMemoryRegistry::new()))
+//! }
+//!
 //! tenant_manager_core::registry_conformance!(fixture);
+//! # fn main() {}
 //! ```
 //!
 //! Assertions panic, as tests do; this module is compiled only with feature `testing`.

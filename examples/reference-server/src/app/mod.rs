@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::error::StartupError;
+pub(crate) use self::shutdown::cancel_on_signal;
 use crate::config::{Config, PgShown};
 use crate::router::{self, Parts};
 use crate::services::Services;

@@ -6,6 +6,9 @@
 
 pub mod exit;
 pub mod loadtest;
+mod maintenance;
+mod ops;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -199,26 +202,40 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// [`CliError`] with the exit code and message of the failure.
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
-    match cli.command {
-        Command::Loadtest(args) => loadtest::command(args).await,
-        other => Err(CliError::new(
-            Exit::Failure,
-            format!(
-                "{} is not available in this build yet",
-                command_name(&other)
-            ),
-        )),
+    let command = match cli.command {
+        Command::Loadtest(args) => return loadtest::command(args).await,
+        other => other,
+    };
+    let config = load_config(cli.env_file.as_deref())?;
+    let log_level_set = std::env::var_os("LOG_LEVEL").is_some();
+    crate::telemetry::init_cli(&config, log_level_set)
+        .map_err(|e| CliError::new(Exit::Failure, e.to_string()))?;
+    let backup_dir = match &command {
+        Command::Backup(args) => args.destination.clone(),
+        Command::Restore(args) => args.source.clone(),
+        _ => None,
+    };
+    let ops = ops::Ops::connect(config, backup_dir.as_deref()).await?;
+    match command {
+        Command::Migrate { target } => maintenance::migrate(&ops, target).await,
+        Command::Tenants { action } => tenants::run(&ops, action).await,
+        Command::Backup(args) => maintenance::backup(&ops, args).await,
+        Command::Restore(args) => maintenance::restore(&ops, args).await,
+        Command::Worker(args) => maintenance::worker(&ops, args).await,
+        Command::Loadtest(_) => Ok(Exit::Usage),
     }
 }
 
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Migrate { .. } => "migrate",
-        Command::Tenants { .. } => "tenants",
-        Command::Backup(_) => "backup",
-        Command::Restore(_) => "restore",
-        Command::Worker(_) => "worker",
-        Command::Loadtest(_) => "loadtest",
+/// The configuration from `env_file` (or `./.env`) and the environment.
+fn load_config(env_file: Option<&std::path::Path>) -> Result<crate::config::Config, CliError> {
+    match env_file {
+        Some(path) => {
+            dotenvy::from_path(path).map_err(|e| {
+                CliError::new(Exit::Config, format!("cannot read {}: {e}", path.display()))
+            })?;
+            Ok(crate::config::Config::from_lookup(|name| std::env::var(name).ok())?)
+        }
+        None => Ok(crate::config::Config::load()?),
     }
 }
 

@@ -204,7 +204,7 @@ impl Config {
         let mut warnings = Vec::new();
         let env = load_env(&vars)?;
         let http = HttpConfig::load(&vars, env)?;
-        let database = DatabaseConfig::load(&vars, &mut warnings)?;
+        let database = DatabaseConfig::load(&vars, env.is_production(), &mut warnings)?;
         let redis = RedisConfig::load(&vars, &mut warnings)?;
         let security = SecurityConfig::load(&vars, env)?;
         let features = Features {

@@ -19,6 +19,10 @@ pub struct DatabaseConfig {
     /// login with `POSTGRES_ADMIN_USER`, `_PASSWORD`, `_HOST` and `_PORT` applied, on the
     /// maintenance database `postgres`.
     pub admin: Option<PgConnectOptions>,
+    /// Master secret the tenants' database passwords are derived from (`TENANT_DB_SECRET`,
+    /// at least 32 bytes; required in production with Postgres; in development derived from
+    /// `GLOBAL_DATABASE_URL` when unset). Changing it changes every tenant role's password.
+    pub tenant_secret: Option<Secret>,
 }
 
 impl DatabaseConfig {
@@ -39,6 +43,7 @@ impl DatabaseConfig {
 
     pub(crate) fn load<F: Fn(&str) -> Option<String>>(
         vars: &Vars<F>,
+        production: bool,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let admin_user = vars.text("POSTGRES_ADMIN_USER", 63)?;
@@ -81,11 +86,43 @@ impl DatabaseConfig {
         if let Some(port) = admin_port {
             admin = admin.port(port);
         }
+        let tenant_secret = match vars.secret("TENANT_DB_SECRET") {
+            Some(secret) if secret.len() >= super::MIN_SECRET_LEN => secret,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "TENANT_DB_SECRET",
+                    "must be at least 32 bytes (generate one with `openssl rand -base64 32`)",
+                ));
+            }
+            None if production => {
+                return Err(ConfigError::new(
+                    "TENANT_DB_SECRET",
+                    "is required in production with GLOBAL_DATABASE_URL (generate one with \
+                     `openssl rand -base64 32`)",
+                ));
+            }
+            None => {
+                warnings.push(
+                    "TENANT_DB_SECRET is not set: tenant database passwords are derived from \
+                     GLOBAL_DATABASE_URL (development only)"
+                        .to_owned(),
+                );
+                derived_secret(&url)
+            }
+        };
         Ok(Self {
             global: Some(global),
             admin: Some(admin),
+            tenant_secret: Some(tenant_secret),
         })
     }
+}
+
+/// A stable development secret: the SHA-256 of the global URL, hex.
+fn derived_secret(url: &Secret) -> Secret {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("tenant-db-secret:{}", url.expose()).as_bytes());
+    Secret::new(digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn parse_postgres_url(url: &Secret) -> Result<PgConnectOptions, ConfigError> {
@@ -121,6 +158,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("global", &self.global.as_ref().map(PgShown))
             .field("admin", &self.admin.as_ref().map(PgShown))
+            .field("tenant_secret", &self.tenant_secret)
             .finish()
     }
 }
@@ -239,7 +277,7 @@ mod tests {
             ("POSTGRES_ADMIN_USER", "root"),
             ("POSTGRES_HOST", "admin-host"),
         ]);
-        let db = DatabaseConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         let admin = db.admin.as_ref().map(|a| {
             (
                 a.get_username().to_owned(),
@@ -255,13 +293,13 @@ mod tests {
     #[test]
     fn bad_urls_name_their_variable() {
         let v = vars(vec![("GLOBAL_DATABASE_URL", "mysql://x")]);
-        let err = DatabaseConfig::load(&v, &mut Vec::new()).err();
+        let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
         assert_eq!(err.map(|e| e.variable), Some("GLOBAL_DATABASE_URL"));
         let v = vars(vec![("REDIS_URL", "http://x")]);
         let err = RedisConfig::load(&v, &mut Vec::new()).err();
         assert_eq!(err.map(|e| e.variable), Some("REDIS_URL"));
         let v = vars(vec![("POSTGRES_ADMIN_PORT", "99999")]);
-        let err = DatabaseConfig::load(&v, &mut Vec::new()).err();
+        let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
         assert_eq!(err.map(|e| e.variable), Some("POSTGRES_ADMIN_PORT"));
     }
 
@@ -288,7 +326,7 @@ mod tests {
     fn without_a_database_url_the_server_is_embedded() {
         let mut warnings = Vec::new();
         let v = vars(vec![("POSTGRES_ADMIN_USER", "root")]);
-        let db = DatabaseConfig::load(&v, &mut warnings).unwrap_or_else(|e| panic!("{e}"));
+        let db = DatabaseConfig::load(&v, false, &mut warnings).unwrap_or_else(|e| panic!("{e}"));
         assert!(db.global.is_none() && db.admin.is_none());
         assert_eq!(warnings.len(), 1);
     }

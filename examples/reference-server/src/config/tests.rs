@@ -16,6 +16,7 @@ REDIS_URL=redis://redis-host:6379
 REDIS_PASSWORD=redis-password-value
 JWT_SECRET=tA4lR0kq8w3Jd7mXbV2yQe9ZsN6uHc1GpF5oKi0LrTg=
 SUPER_ADMIN_KEY=Zq1Wx2Ec3Rv4Tb5Yn6Um7Ik8Ol9Pa0Sd1Fg2Hj3Kl4M=
+TENANT_DB_SECRET=Mn3Bv4Cx5Zl6Kj7Hg8Fd9Sa0Qw1Er2Ty3Ui4Op5As6D=
 ENABLE_ASYNC_PROVISIONING=true
 ENABLE_METRICS=true
 ENABLE_RATE_LIMITING=true
@@ -132,12 +133,22 @@ fn every_invalid_value_names_its_variable() {
         ("REQUEST_BODY_LIMIT_BYTES", "10"),
         ("ACCESS_TOKEN_TTL_SECONDS", "1"),
         ("PASSWORD_HASHING", "fast"),
+        ("TENANT_DB_SECRET", "short"),
         ("PASSWORD_HASHING", "md5"),
     ];
     for (name, value) in cases {
         let got = variable_of(load_with(GUIDE_ENV, &[(name, value)]));
         assert_eq!(got, Some(*name), "{name}={value:?}");
     }
+}
+
+#[test]
+fn production_with_postgres_needs_a_tenant_db_secret() {
+    let got = load_with(GUIDE_ENV, &[("TENANT_DB_SECRET", "")]);
+    assert_eq!(variable_of(got), Some("TENANT_DB_SECRET"));
+    let dev = load_with(GUIDE_ENV, &[("TENANT_DB_SECRET", ""), ("NODE_ENV", "development")]);
+    let dev = dev.unwrap_or_else(|e| panic!("{e}"));
+    assert!(dev.database.tenant_secret.is_some_and(|s| s.len() >= MIN_SECRET_LEN));
 }
 
 #[test]
@@ -170,6 +181,7 @@ fn debug_prints_no_secret() {
         "redis-password-value",
         "tA4lR0kq8w3Jd7mXbV2yQe9ZsN6uHc1GpF5oKi0LrTg",
         "Zq1Wx2Ec3Rv4Tb5Yn6Um7Ik8Ol9Pa0Sd1Fg2Hj3Kl4M",
+        "Mn3Bv4Cx5Zl6Kj7Hg8Fd9Sa0Qw1Er2Ty3Ui4Op5As6D",
     ] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }

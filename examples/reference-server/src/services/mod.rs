@@ -7,8 +7,9 @@
 
 mod auth;
 mod memory;
+pub(crate) mod postgres;
 mod redis_backends;
-mod worker;
+pub(crate) mod worker;
 
 use std::sync::Arc;
 
@@ -78,6 +79,15 @@ pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
         .with_region(config.region.clone())
 }
 
+/// Quotas, cache and queue: in Redis with `REDIS_URL` (with its readiness probe), else in
+/// this process.
+pub(crate) async fn shared(config: &Config) -> Result<(Shared, Readiness), StartupError> {
+    match &config.redis.url {
+        Some(url) => redis_backends::connect(config, url).await,
+        None => Ok((memory::shared()?, Readiness::default())),
+    }
+}
+
 impl Services {
     /// Builds the adapters `config` asks for, and starts the provisioning worker (tracked by
     /// `tasks`, stopped by `shutdown`) when provisioning is asynchronous.
@@ -86,10 +96,7 @@ impl Services {
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> Result<Self, StartupError> {
-        let (shared, readiness) = match &config.redis.url {
-            Some(url) => redis_backends::connect(config, url).await?,
-            None => (memory::shared()?, Readiness::default()),
-        };
+        let (shared, readiness) = shared(config).await?;
         let services = match &config.database.global {
             None => memory::services(config, shared, readiness)?,
             Some(_) => {
@@ -97,7 +104,8 @@ impl Services {
                     "postgres",
                     tenant_manager::Error::invalid(
                         "GLOBAL_DATABASE_URL",
-                        "the Postgres adapters are not wired into this build yet",
+                        "serving the API on Postgres needs the Postgres pool manager, which \
+                         this build does not have yet; tenant-cli works on Postgres",
                     ),
                 ));
             }
