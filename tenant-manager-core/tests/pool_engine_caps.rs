@@ -31,7 +31,11 @@ async fn hammer(
             let mut samples = 0_u64;
             while !done.load(Ordering::SeqCst) {
                 let stats = pools.stats();
-                assert!(stats.open as usize <= max_total, "engine open {}", stats.open);
+                assert!(
+                    stats.open as usize <= max_total,
+                    "engine open {}",
+                    stats.open
+                );
                 assert!(probe.alive() <= max_total, "server alive {}", probe.alive());
                 samples += 1;
                 tokio::time::sleep(Duration::from_micros(200)).await;
@@ -42,7 +46,8 @@ async fn hammer(
     let failures = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for task in 0..tasks {
-        let (pools, tenants, failures) = (pools.clone(), Arc::clone(&tenants), Arc::clone(&failures));
+        let (pools, tenants, failures) =
+            (pools.clone(), Arc::clone(&tenants), Arc::clone(&failures));
         handles.push(tokio::spawn(async move {
             for round in 0..rounds {
                 let n = tenants.len();
@@ -82,9 +87,16 @@ async fn tenant_pools_stay_within_the_global_and_per_tenant_caps() {
     assert_eq!(failures, 0, "every checkout finishes within the timeout");
     settle(&pools).await;
     assert!(probe.peak_alive() <= 20, "peak {}", probe.peak_alive());
-    assert!(probe.max_peak_per_pool() <= 3, "per tenant {}", probe.max_peak_per_pool());
+    assert!(
+        probe.max_peak_per_pool() <= 3,
+        "per tenant {}",
+        probe.max_peak_per_pool()
+    );
     let stats = pools.stats();
-    assert!(stats.evictions > 0, "idle connections were closed to make room");
+    assert!(
+        stats.evictions > 0,
+        "idle connections were closed to make room"
+    );
     assert_eq!(stats.open as usize, probe.alive());
     assert_eq!(stats.connections_opened, probe.opened());
     assert_eq!(stats.in_use, 0);
@@ -99,7 +111,11 @@ async fn shared_pools_cap_each_tenant_per_checkout() {
     assert_eq!(failures, 0);
     settle(&pools).await;
     assert!(probe.peak_alive() <= 10, "peak {}", probe.peak_alive());
-    assert!(probe.max_peak_scoped() <= 2, "per tenant {}", probe.max_peak_scoped());
+    assert!(
+        probe.max_peak_scoped() <= 2,
+        "per tenant {}",
+        probe.max_peak_scoped()
+    );
     assert_eq!(probe.stale_scopes(), 0, "every reused connection was reset");
     assert_eq!(pools.stats().pools, 1, "one pool for the shared database");
 }
@@ -115,7 +131,10 @@ async fn a_busy_tenant_waits_on_its_own_pool_not_on_the_budget() {
         let (pools, busy, stop) = (pools.clone(), busy.clone(), Arc::clone(&stop));
         hogs.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let conn = pools.acquire(&busy).await.expect("busy tenant gets its turn");
+                let conn = pools
+                    .acquire(&busy)
+                    .await
+                    .expect("busy tenant gets its turn");
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 drop(conn);
             }
@@ -126,7 +145,10 @@ async fn a_busy_tenant_waits_on_its_own_pool_not_on_the_budget() {
     })
     .await;
     for _ in 0..20 {
-        let conn = pools.acquire(&quiet).await.expect("the quiet tenant is served");
+        let conn = pools
+            .acquire(&quiet)
+            .await
+            .expect("the quiet tenant is served");
         drop(conn);
     }
     stop.store(true, Ordering::SeqCst);
@@ -160,7 +182,11 @@ async fn an_exhausted_budget_times_out_with_the_wait_then_recovers() {
     drop(held_a);
     assert_eq!(waiter.await.expect("joined").expect("c served"), c.id);
     assert!(probe.peak_alive() <= 2);
-    assert_eq!(probe.alive_in(&a.id.to_string()), 0, "a's connection made room");
+    assert_eq!(
+        probe.alive_in(&a.id.to_string()),
+        0,
+        "a's connection made room"
+    );
     drop(held_b);
 }
 

@@ -32,7 +32,11 @@ async fn the_least_recently_used_idle_pool_makes_room() {
     drop(conn);
     let stats = pools.stats();
     assert_eq!(stats.evictions, 1);
-    assert_eq!(probe.alive_in(&pool_name(&ts[1])), 0, "the LRU pool was closed");
+    assert_eq!(
+        probe.alive_in(&pool_name(&ts[1])),
+        0,
+        "the LRU pool was closed"
+    );
     for t in [&ts[0], &ts[2], &ts[3]] {
         assert_eq!(probe.alive_in(&pool_name(t)), 1);
     }
@@ -48,7 +52,10 @@ async fn an_idle_connection_of_a_busy_pool_can_be_evicted() {
     let held = pools.acquire(&busy).await.expect("held");
     drop(pools.acquire(&busy).await.expect("second, returned idle"));
     assert_eq!(probe.alive_in(&pool_name(&busy)), 2);
-    let conn = pools.acquire(&other).await.expect("one idle connection made room");
+    let conn = pools
+        .acquire(&other)
+        .await
+        .expect("one idle connection made room");
     assert_eq!(probe.alive_in(&pool_name(&busy)), 1, "the held one stays");
     assert_eq!(pools.stats().evictions, 1);
     let busy_stats = pools
@@ -57,7 +64,10 @@ async fn an_idle_connection_of_a_busy_pool_can_be_evicted() {
         .into_iter()
         .find(|p| p.tenant == Some(busy.id))
         .expect("busy pool stays");
-    assert_eq!((busy_stats.open, busy_stats.in_use, busy_stats.idle), (1, 1, 0));
+    assert_eq!(
+        (busy_stats.open, busy_stats.in_use, busy_stats.idle),
+        (1, 1, 0)
+    );
     drop((held, conn));
 }
 
@@ -67,8 +77,11 @@ async fn the_reaper_closes_idle_pools() {
         .with_idle_timeout(Duration::from_millis(50))
         .with_reaper_interval(Duration::from_millis(10));
     let (pools, probe) = engine(idle, Duration::ZERO);
-    let [a, s] = [("reapdb", Isolation::Database), ("reapsh", Isolation::Shared)]
-        .map(|(slug, isolation)| tenant(slug, isolation));
+    let [a, s] = [
+        ("reapdb", Isolation::Database),
+        ("reapsh", Isolation::Shared),
+    ]
+    .map(|(slug, isolation)| tenant(slug, isolation));
     drop(pools.acquire(&a).await.expect("a"));
     drop(pools.acquire(&s).await.expect("s"));
     settle(&pools).await;
@@ -93,7 +106,11 @@ fn the_reaper_stops_when_the_engine_is_dropped() {
         let a = tenant("reaperstop", Isolation::Database);
         drop(pools.acquire(&a).await.expect("a"));
         drop(pools);
-        assert_eq!(probe.alive(), 0, "dropping the engine closed its connections");
+        assert_eq!(
+            probe.alive(),
+            0,
+            "dropping the engine closed its connections"
+        );
         eventually("the reaper stopped", || tasks.num_alive_tasks() == 0).await;
     });
 }
@@ -106,11 +123,22 @@ async fn closing_a_tenant_closes_idle_connections_now_and_busy_ones_on_return() 
     drop(pools.acquire(&a).await.expect("idle"));
     assert_eq!(probe.alive_in(&pool_name(&a)), 2);
     pools.close_tenant(a.id).await.expect("closed");
-    assert_eq!(probe.alive_in(&pool_name(&a)), 1, "the idle one closed at once");
+    assert_eq!(
+        probe.alive_in(&pool_name(&a)),
+        1,
+        "the idle one closed at once"
+    );
     assert_eq!(pools.stats().pools, 0);
     drop(held);
-    assert_eq!(probe.alive_in(&pool_name(&a)), 0, "the busy one closed on return");
-    pools.close_tenant(a.id).await.expect("closing twice is fine");
+    assert_eq!(
+        probe.alive_in(&pool_name(&a)),
+        0,
+        "the busy one closed on return"
+    );
+    pools
+        .close_tenant(a.id)
+        .await
+        .expect("closing twice is fine");
     let again = pools.acquire(&a).await.expect("a new pool");
     assert_eq!(pools.stats().pools, 1);
     drop(again);

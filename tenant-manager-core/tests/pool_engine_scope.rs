@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pool_engine_support::{config, engine, engine_with, eventually, settle, tenant};
 use tenant_manager_core::Isolation;
-use tenant_manager_core::pool::fake::FakeConnector;
 use tenant_manager_core::pool::TenantPools;
+use tenant_manager_core::pool::fake::FakeConnector;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interleaved_checkouts_see_only_their_own_scope() {
@@ -19,8 +19,16 @@ async fn interleaved_checkouts_see_only_their_own_scope() {
     for round in 0..200 {
         let conn_a = pools.acquire(&a).await.expect("a");
         let conn_b = pools.acquire(&b).await.expect("b");
-        assert_eq!(conn_a.query().expect("query a"), Some(a.id), "round {round}");
-        assert_eq!(conn_b.query().expect("query b"), Some(b.id), "round {round}");
+        assert_eq!(
+            conn_a.query().expect("query a"),
+            Some(a.id),
+            "round {round}"
+        );
+        assert_eq!(
+            conn_b.query().expect("query b"),
+            Some(b.id),
+            "round {round}"
+        );
         if round % 2 == 0 {
             drop(conn_a);
             drop(conn_b);
@@ -30,9 +38,17 @@ async fn interleaved_checkouts_see_only_their_own_scope() {
         }
     }
     settle(&pools).await;
-    assert_eq!(probe.stale_scopes(), 0, "every reused connection had been reset");
+    assert_eq!(
+        probe.stale_scopes(),
+        0,
+        "every reused connection had been reset"
+    );
     assert!(probe.resets() >= 399, "resets {}", probe.resets());
-    assert!(probe.opened() <= 4, "connections were reused: {}", probe.opened());
+    assert!(
+        probe.opened() <= 4,
+        "connections were reused: {}",
+        probe.opened()
+    );
     assert_eq!((probe.scoped(a.id), probe.scoped(b.id)), (0, 0));
 }
 
@@ -45,7 +61,11 @@ async fn a_connection_whose_reset_fails_is_discarded() {
     probe.fail_next_resets(1);
     drop(conn);
     settle(&pools).await;
-    assert_eq!(probe.alive(), 0, "the connection with a scope on it was closed");
+    assert_eq!(
+        probe.alive(),
+        0,
+        "the connection with a scope on it was closed"
+    );
     let second = pools.acquire(&a).await.expect("again");
     assert_ne!(second.id(), first);
     assert_eq!(second.query().expect("query"), Some(a.id));
@@ -62,7 +82,10 @@ async fn a_failed_scope_change_discards_the_connection_and_retries() {
     drop(pools.acquire(&a).await.expect("warm"));
     settle(&pools).await;
     probe.fail_next_applies(1);
-    let conn = pools.acquire(&a).await.expect("served by another connection");
+    let conn = pools
+        .acquire(&a)
+        .await
+        .expect("served by another connection");
     assert_eq!(conn.query().expect("query"), Some(a.id));
     assert_eq!(probe.opened(), 2, "the failed connection was replaced");
     drop(conn);
@@ -78,7 +101,11 @@ async fn a_checkout_cancelled_while_setting_the_scope_never_reaches_anyone() {
     let cancelled = tokio::time::timeout(Duration::from_millis(20), pools.acquire(&a)).await;
     assert!(cancelled.is_err(), "cancelled mid-checkout");
     settle(&pools).await;
-    assert_eq!(probe.alive(), 0, "the half-scoped connection was closed, not pooled");
+    assert_eq!(
+        probe.alive(),
+        0,
+        "the half-scoped connection was closed, not pooled"
+    );
     assert_eq!(probe.scoped(a.id), 0);
     assert_eq!(pools.stats().in_use, 0);
 }

@@ -124,8 +124,8 @@ mod tests {
     #[tokio::test]
     async fn passwords_are_deterministic_per_tenant_and_hidden() {
         assert!(DerivedCredentials::new(Secret::new("short")).is_err());
-        let creds = DerivedCredentials::new(Secret::new("m".repeat(32)))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let creds =
+            DerivedCredentials::new(Secret::new("m".repeat(32))).unwrap_or_else(|e| panic!("{e}"));
         let a = tenant("acme", Isolation::Database);
         let b = tenant("beta", Isolation::Schema);
         let pa = creds.password(&a).await.unwrap_or_else(|e| panic!("{e}"));
@@ -134,8 +134,8 @@ mod tests {
         assert!(pa.ct_eq(pa2.expose().as_bytes()));
         assert!(!pa.ct_eq(pb.expose().as_bytes()));
         assert_eq!(pa.len(), 64);
-        let other = DerivedCredentials::new(Secret::new("n".repeat(32)))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let other =
+            DerivedCredentials::new(Secret::new("n".repeat(32))).unwrap_or_else(|e| panic!("{e}"));
         let po = other.derive(&a).unwrap_or_else(|e| panic!("{e}"));
         assert!(!po.ct_eq(pa.expose().as_bytes()));
         assert!(!format!("{creds:?}").contains("mmmm"));
@@ -145,7 +145,10 @@ mod tests {
             Some("invalid_input")
         );
         assert_eq!(
-            tenant_role(&a).map(|r| r.as_str().to_owned()).ok().as_deref(),
+            tenant_role(&a)
+                .map(|r| r.as_str().to_owned())
+                .ok()
+                .as_deref(),
             Some("tenant_acme")
         );
     }

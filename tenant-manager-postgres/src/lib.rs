@@ -1,14 +1,54 @@
 //! # tenant-manager-postgres
 //!
 //! PostgreSQL adapters of tenant-manager: the global registry, provisioning of database-,
-//! schema- and row-level (RLS) isolated tenants, connections scoped to one tenant, and
-//! pg_dump backups.
+//! schema- and row-level (RLS) isolated tenants, fleet migrations, connections scoped to one
+//! tenant, and pg_dump backups.
+//!
+//! - [`PostgresRegistry`] on the global database; [`migrate_global`] creates its `tm_*` tables
+//!   (run it once per deploy).
+//! - [`TenantStorage`] says where tenants' data lives (server map, the host's
+//!   [`TenantMigrations`], names of templates and shared owners); the provisioner, the fleet
+//!   migrator and the backups share one.
+//! - [`PostgresProvisioner`] creates each tenant's storage as recorded, resumable steps under a
+//!   per-tenant advisory lock; [`TenantMigrator`] brings every tenant to the latest migration;
+//!   [`PgDumpBackup`] dumps, restores (or clones) and prunes tenants' data.
+//! - [`TenantCredentials`] gives the password of a tenant's login role ([`DerivedCredentials`]
+//!   derives it from a master secret, so it is never stored).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tenant_manager_core::{Provisioner, Secret, TenantRegistry};
+//! use tenant_manager_postgres::*;
+//!
+//! static TENANT_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations/tenant");
+//! static SHARED_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./tests/migrations/shared");
+//!
+//! # async fn run() -> tenant_manager_core::Result<()> {
+//! let registry = PostgresRegistry::connect("postgres://app@db/twenty_global", 10).await?;
+//! migrate_global(registry.pool()).await?;
+//! let storage = TenantStorage::new(
+//!     registry.pool().clone(),
+//!     ServerMap::single("postgres://admin@db/postgres")?,
+//!     TenantMigrations::new(&TENANT_MIGRATIONS).with_shared(&SHARED_MIGRATIONS),
+//!     StorageConfig::default(),
+//! )?;
+//! let credentials = DerivedCredentials::new(Secret::new("a master secret of 32 bytes or more"))?;
+//! let provisioner = PostgresProvisioner::new(storage.clone(), Arc::new(credentials));
+//! let migrator = TenantMigrator::new(storage);
+//! # let tenant = registry.get_tenant(tenant_manager_core::TenantId::new()).await?;
+//! provisioner.provision(&tenant).await?;
+//! let report = migrator.migrate_all(&FleetOptions::default(), None).await?;
+//! assert_eq!(report.failed(), 0);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod backup;
 pub mod credentials;
 pub mod error;
 pub mod ident;
 pub mod migrate;
+pub mod pool;
 pub mod provision;
 pub mod registry;
 pub mod servers;
@@ -19,10 +59,11 @@ pub use credentials::{DerivedCredentials, TenantCredentials, tenant_role};
 pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};
 pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
+pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
 pub use registry::{PostgresRegistry, migrate_global};
-pub use storage::{StorageConfig, TenantStorage};
 pub use servers::{ServerConfig, ServerMap};
+pub use storage::{StorageConfig, TenantStorage};
 
 /// The driver, re-exported so hosts use the same version.
 pub use sqlx;

@@ -146,7 +146,9 @@ mod tests {
         assert_eq!(url_password("postgres://db/x"), None);
         let map = ServerMap::single("postgres://app:hunter2@db:5432/postgres")
             .unwrap_or_else(|e| panic!("{e}"));
-        let server = map.get(&ServerId::default_server()).unwrap_or_else(|e| panic!("{e}"));
+        let server = map
+            .get(&ServerId::default_server())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(!format!("{server:?}").contains("hunter2"));
         assert_eq!(
             server.admin_password.as_ref().map(Secret::expose),

@@ -210,7 +210,11 @@ impl TenantStorage {
     }
 
     /// An admin connection to `database` on `server`.
-    pub(crate) async fn connect(&self, server: &ServerId, database: &Ident) -> Result<PgConnection> {
+    pub(crate) async fn connect(
+        &self,
+        server: &ServerId,
+        database: &Ident,
+    ) -> Result<PgConnection> {
         admin::connect(&self.servers.admin_options(server, database.as_str())?).await
     }
 

@@ -95,11 +95,14 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 async fn a_missing_pg_dump_is_a_clear_error() {
     let h = PgHarness::new(PgTools::from_path().with_bin_dir("/nonexistent/pg/bin")).await;
     let tenant = h.new_tenant(Isolation::Database).await.expect("tenant");
-    let err = h.backup.backup(&tenant).await.err().expect("no pg_dump");
+    let err = h.backup.backup(&tenant).await.expect_err("no pg_dump");
     assert_eq!(err.code(), "backend_unavailable");
     let text = error_chain(&err);
     assert!(text.contains("pg_dump not found"), "{text}");
-    assert!(text.contains("install the PostgreSQL client tools"), "{text}");
+    assert!(
+        text.contains("install the PostgreSQL client tools"),
+        "{text}"
+    );
     assert!(h.backup.list(tenant.id).await.expect("list").is_empty());
 }
 
@@ -107,20 +110,33 @@ async fn a_missing_pg_dump_is_a_clear_error() {
 #[tokio::test]
 async fn an_old_pg_dump_is_refused_with_the_versions() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("tmoldpg_{}", &tenant_manager_test_support::unique_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "tmoldpg_{}",
+        &tenant_manager_test_support::unique_suffix()
+    ));
     std::fs::create_dir_all(&dir).expect("dir");
     for tool in ["pg_dump", "pg_restore"] {
         let path = dir.join(tool);
-        std::fs::write(&path, format!("#!/bin/sh\necho '{tool} (PostgreSQL) 9.6.24'\n")).expect("script");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho '{tool} (PostgreSQL) 9.6.24'\n"),
+        )
+        .expect("script");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let h = PgHarness::new(PgTools::from_path().with_bin_dir(&dir)).await;
     let server = tenant_manager_core::ServerId::default_server();
-    let err = h.backup.check_tools(&server).await.err().expect("too old");
+    let err = h.backup.check_tools(&server).await.expect_err("too old");
     let text = error_chain(&err);
-    assert!(text.contains("pg_dump 9 is older than the server"), "{text}");
+    assert!(
+        text.contains("pg_dump 9 is older than the server"),
+        "{text}"
+    );
     let tenant = h.new_tenant(Isolation::Schema).await.expect("tenant");
-    assert_eq!(h.backup.backup(&tenant).await.err().map(|e| e.code()), Some("backend_unavailable"));
+    assert_eq!(
+        h.backup.backup(&tenant).await.err().map(|e| e.code()),
+        Some("backend_unavailable")
+    );
     // The real tools pass the same check.
     let real = PgHarness::new(PgTools::from_path()).await;
     real.backup.check_tools(&server).await.expect("real tools");
@@ -144,7 +160,10 @@ async fn backup_all_covers_every_tenant_with_progress() {
     });
     let report = h
         .backup
-        .backup_all(&BackupAllOptions::default().with_concurrency(2), Some(progress))
+        .backup_all(
+            &BackupAllOptions::default().with_concurrency(2),
+            Some(progress),
+        )
         .await
         .expect("backup all");
     assert_eq!((report.succeeded(), report.failed()), (3, 0));
@@ -152,15 +171,31 @@ async fn backup_all_covers_every_tenant_with_progress() {
     for tenant in &tenants {
         let listed = h.backup.list(tenant.id).await.expect("list");
         assert_eq!(listed.len(), 1);
-        let format = if tenant.isolation == Isolation::Shared { "tm_copy_v1" } else { "pg_dump_custom" };
+        let format = if tenant.isolation == Isolation::Shared {
+            "tm_copy_v1"
+        } else {
+            "pg_dump_custom"
+        };
         assert_eq!(listed[0].format, format);
-        let stored = h.backup.store().list(&tenant.id.to_string()).await.expect("store");
+        let stored = h
+            .backup
+            .store()
+            .list(&tenant.id.to_string())
+            .await
+            .expect("store");
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].sha256, listed[0].sha256);
     }
     assert_eq!(h.backup.prune_expired(None).await.expect("prune"), 0);
     let bad = BackupAllOptions::default().with_concurrency(0);
-    assert_eq!(h.backup.backup_all(&bad, None).await.err().map(|e| e.code()), Some("invalid_input"));
+    assert_eq!(
+        h.backup
+            .backup_all(&bad, None)
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some("invalid_input")
+    );
 }
 
 #[tokio::test]
@@ -169,6 +204,10 @@ async fn a_backup_cannot_be_restored_across_isolations() {
     let source = h.new_tenant(Isolation::Database).await.expect("source");
     let target = h.new_tenant(Isolation::Schema).await.expect("target");
     let record = h.backup.backup(&source).await.expect("backup");
-    let err = h.backup.restore(record.id, &target).await.err().expect("refused");
+    let err = h
+        .backup
+        .restore(record.id, &target)
+        .await
+        .expect_err("refused");
     assert_eq!(err.field(), Some("isolation"));
 }

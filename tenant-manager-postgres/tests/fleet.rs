@@ -73,9 +73,16 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
     add_companies(&env, broken, &["aa", "bb"]).await;
 
     let migrator = migrator_v2(&env);
-    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    let behind = migrator
+        .behind(&[TenantStatus::Active])
+        .await
+        .expect("behind");
     assert_eq!(behind.len(), 200);
-    assert!(behind.iter().all(|b| b.version == 20240101000001 && b.latest == 20240201000001));
+    assert!(
+        behind
+            .iter()
+            .all(|b| b.version == 20240101000001 && b.latest == 20240201000001)
+    );
 
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
@@ -84,7 +91,10 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
         assert!(p.done <= p.total && p.total == 200);
     });
     let options = FleetOptions::default().with_concurrency(4);
-    let report = migrator.migrate_all(&options, Some(progress)).await.expect("run");
+    let report = migrator
+        .migrate_all(&options, Some(progress))
+        .await
+        .expect("run");
     assert_eq!((report.succeeded(), report.failed()), (199, 1));
     assert!(!report.halted);
     assert_eq!(calls.load(Ordering::SeqCst), 200);
@@ -94,11 +104,17 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
     let message = format!("{:?}", failure.error);
     assert!(message.contains("companies_domain_key"), "{message}");
     assert!(message.contains("20240201000001"), "{message}");
-    assert!(!constraint_exists(&env, broken).await, "the failed set rolled back whole");
+    assert!(
+        !constraint_exists(&env, broken).await,
+        "the failed set rolled back whole"
+    );
     assert!(constraint_exists(&env, &tenants[0]).await);
 
     // One query says who is behind and why.
-    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    let behind = migrator
+        .behind(&[TenantStatus::Active])
+        .await
+        .expect("behind");
     assert_eq!(behind.len(), 1);
     assert_eq!(behind[0].tenant.id, broken.id);
     let last_error = behind[0].last_error.clone().unwrap_or_default();
@@ -118,8 +134,22 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
     assert_eq!((rerun.succeeded(), rerun.failed()), (1, 0));
     assert_eq!(rerun.results[0].tenant, broken.id);
     assert!(constraint_exists(&env, broken).await);
-    assert!(migrator.behind(&[TenantStatus::Active]).await.expect("behind").is_empty());
-    assert_eq!(migrator.migrate_all(&options, None).await.expect("noop").results.len(), 0);
+    assert!(
+        migrator
+            .behind(&[TenantStatus::Active])
+            .await
+            .expect("behind")
+            .is_empty()
+    );
+    assert_eq!(
+        migrator
+            .migrate_all(&options, None)
+            .await
+            .expect("noop")
+            .results
+            .len(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -132,15 +162,25 @@ async fn failure_budget_and_canaries_halt_the_run() {
     let migrator = migrator_v2(&env);
 
     // Canaries: the first 25% (2 tenants, both broken) fail, the rest is not started.
-    let canary = FleetOptions::default().with_concurrency(2).with_canary_percent(Some(25));
-    let report = migrator.migrate_all(&canary, None).await.expect("canary run");
+    let canary = FleetOptions::default()
+        .with_concurrency(2)
+        .with_canary_percent(Some(25));
+    let report = migrator
+        .migrate_all(&canary, None)
+        .await
+        .expect("canary run");
     assert_eq!((report.succeeded(), report.failed()), (0, 2));
     assert!(report.halted);
     assert_eq!(report.not_started.len(), 6);
 
     // One at a time with a budget of one failure: the first tenant fails, nothing else starts.
-    let budget = FleetOptions::default().with_concurrency(1).with_max_failures(Some(1));
-    let report = migrator.migrate_all(&budget, None).await.expect("budget run");
+    let budget = FleetOptions::default()
+        .with_concurrency(1)
+        .with_max_failures(Some(1));
+    let report = migrator
+        .migrate_all(&budget, None)
+        .await
+        .expect("budget run");
     assert_eq!((report.succeeded(), report.failed()), (0, 1));
     assert!(report.halted);
     assert_eq!(report.not_started.len(), 7);
@@ -158,7 +198,14 @@ async fn failure_budget_and_canaries_halt_the_run() {
         FleetOptions::default().with_max_failures(Some(0)),
         FleetOptions::default().with_canary_percent(Some(0)),
     ] {
-        assert_eq!(migrator.migrate_all(&bad, None).await.err().map(|e| e.code()), Some("invalid_input"));
+        assert_eq!(
+            migrator
+                .migrate_all(&bad, None)
+                .await
+                .err()
+                .map(|e| e.code()),
+            Some("invalid_input")
+        );
     }
 }
 
@@ -168,11 +215,26 @@ async fn database_and_shared_tenants_migrate_too() {
     let db_tenant = env.active("dbt", Isolation::Database).await;
     let shared = env.active("sht", Isolation::Shared).await;
     let migrator = migrator_v2(&env);
-    let behind = migrator.behind(&[TenantStatus::Active]).await.expect("behind");
+    let behind = migrator
+        .behind(&[TenantStatus::Active])
+        .await
+        .expect("behind");
     // Only the database tenant is behind: the shared set did not change.
-    assert_eq!(behind.iter().map(|b| b.tenant.id).collect::<Vec<_>>(), vec![db_tenant.id]);
-    let report = migrator.migrate_all(&FleetOptions::default(), None).await.expect("run");
+    assert_eq!(
+        behind.iter().map(|b| b.tenant.id).collect::<Vec<_>>(),
+        vec![db_tenant.id]
+    );
+    let report = migrator
+        .migrate_all(&FleetOptions::default(), None)
+        .await
+        .expect("run");
     assert_eq!((report.succeeded(), report.failed()), (1, 0));
-    assert_eq!(migrator.migrate_tenant(&shared).await.expect("shared"), 20240101000001);
-    assert_eq!(migrator.migrate_tenant(&db_tenant).await.expect("again"), 20240201000001);
+    assert_eq!(
+        migrator.migrate_tenant(&shared).await.expect("shared"),
+        20240101000001
+    );
+    assert_eq!(
+        migrator.migrate_tenant(&db_tenant).await.expect("again"),
+        20240201000001
+    );
 }

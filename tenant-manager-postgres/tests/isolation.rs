@@ -44,7 +44,13 @@ async fn database_tenants_cannot_reach_each_other() {
 
     // The fast path: both databases are copies of one template, migrated once.
     let status = env.provisioner.status(a.id).await.expect("status");
-    assert!(status.used_template.as_deref().is_some_and(|t| t.starts_with("tmtpl_")), "{status:?}");
+    assert!(
+        status
+            .used_template
+            .as_deref()
+            .is_some_and(|t| t.starts_with("tmtpl_")),
+        "{status:?}"
+    );
 
     let mut admin = env.admin("postgres").await;
     let q = "SELECT has_database_privilege($1, $2, 'CONNECT')";
@@ -52,13 +58,12 @@ async fn database_tenants_cannot_reach_each_other() {
     assert!(!scalar_bool(&mut admin, q, &role_a, db_b).await);
     assert!(!scalar_bool(&mut admin, q, &role_b, db_a).await);
     // PUBLIC lost CONNECT: no ACL entry grants it to everyone.
-    let acl: Vec<String> = sqlx::query_scalar(
-        "SELECT unnest(datacl)::text FROM pg_database WHERE datname = $1",
-    )
-    .bind(db_a)
-    .fetch_all(&mut admin)
-    .await
-    .expect("acl");
+    let acl: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(datacl)::text FROM pg_database WHERE datname = $1")
+            .bind(db_a)
+            .fetch_all(&mut admin)
+            .await
+            .expect("acl");
     assert!(acl.iter().all(|e| !e.starts_with('=')), "{acl:?}");
     // The password is stored as a SCRAM verifier computed client-side.
     let verifier: String =
@@ -72,7 +77,10 @@ async fn database_tenants_cannot_reach_each_other() {
     assert!(!verifier.contains(password.expose()));
 
     // A's role opens its own database and owns its tables...
-    let mut conn_a = env.connect_as(&role_a, db_a).await.expect("A connects to A");
+    let mut conn_a = env
+        .connect_as(&role_a, db_a)
+        .await
+        .expect("A connects to A");
     let owner: String = sqlx::query_scalar(
         "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'public' AND tablename = 'companies'",
     )
@@ -85,15 +93,19 @@ async fn database_tenants_cannot_reach_each_other() {
         .await
         .expect("A writes its table");
     // ...but not B's database.
-    let refused = env.connect_as(&role_a, db_b).await.err().expect("A refused by B");
+    let refused = env
+        .connect_as(&role_a, db_b)
+        .await
+        .expect_err("A refused by B");
     assert_eq!(sqlstate(&refused).as_deref(), Some("42501"), "{refused}");
 
     // Deprovisioning ends A's sessions, drops its database and role.
-    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
-        .bind(&role_a)
-        .fetch_one(&mut admin)
-        .await
-        .expect("sessions");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
+            .bind(&role_a)
+            .fetch_one(&mut admin)
+            .await
+            .expect("sessions");
     assert_eq!(sessions, 1);
     env.provisioner.deprovision(&a).await.expect("deprovision");
     assert!(conn_a.ping().await.is_err(), "A's session was terminated");
@@ -122,7 +134,10 @@ async fn schema_tenants_cannot_read_each_other() {
     let schema_b = b.placement.schema.clone().expect("schema");
     add_companies(&env, &b, &["Hooli"]).await;
 
-    let mut conn_a = env.connect_as(&role_a, &env.shared_db).await.expect("A connects");
+    let mut conn_a = env
+        .connect_as(&role_a, &env.shared_db)
+        .await
+        .expect("A connects");
     // `$user` on the default search_path is A's own schema.
     let current: String = sqlx::query_scalar("SELECT current_schema()::text")
         .fetch_one(&mut conn_a)
@@ -133,11 +148,12 @@ async fn schema_tenants_cannot_read_each_other() {
         .execute(&mut conn_a)
         .await
         .expect("A writes its table");
-    let err = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM \"{schema_b}\".companies")))
-        .fetch_all(&mut conn_a)
-        .await
-        .err()
-        .expect("A cannot read B");
+    let err = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM \"{schema_b}\".companies"
+    )))
+    .fetch_all(&mut conn_a)
+    .await
+    .expect_err("A cannot read B");
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
 
     let mut admin = env.admin(&env.shared_db).await;
@@ -145,12 +161,13 @@ async fn schema_tenants_cannot_read_each_other() {
     assert!(scalar_bool(&mut admin, q, &role_a, &schema_a).await);
     assert!(!scalar_bool(&mut admin, q, &role_a, &schema_b).await);
     assert!(!scalar_bool(&mut admin, q, &role_b, &schema_a).await);
-    let owner: String =
-        sqlx::query_scalar("SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = $1")
-            .bind(&schema_a)
-            .fetch_one(&mut admin)
-            .await
-            .expect("owner");
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = $1",
+    )
+    .bind(&schema_a)
+    .fetch_one(&mut admin)
+    .await
+    .expect("owner");
     assert_eq!(owner, role_a);
     // Each schema has its own migration history.
     let versions: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -196,10 +213,16 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
     .expect("table");
     assert_eq!(table_owner, owner);
     assert!(forced);
-    assert!(!superuser, "RLS never applies to superusers: the owner must not be one");
+    assert!(
+        !superuser,
+        "RLS never applies to superusers: the owner must not be one"
+    );
 
     // As the table owner, scoped to A: only A's rows.
-    sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{owner}\""))).execute(&mut conn).await.expect("set role");
+    sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{owner}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("set role");
     sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
         .bind(a.id.to_string())
         .execute(&mut conn)
@@ -215,12 +238,17 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
         .bind(b.id.as_uuid())
         .execute(&mut conn)
         .await
-        .err()
-        .expect("check refuses");
+        .expect_err("check refuses");
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     // Unscoped, the owner sees nothing at all.
-    sqlx::query("SELECT set_config('app.tenant_id', '', false)").execute(&mut conn).await.expect("unscope");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM companies").fetch_one(&mut conn).await.expect("count");
+    sqlx::query("SELECT set_config('app.tenant_id', '', false)")
+        .execute(&mut conn)
+        .await
+        .expect("unscope");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM companies")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
     assert_eq!(n, 0);
     let _ = conn.close().await;
 
@@ -240,13 +268,30 @@ async fn shared_migrations_without_forced_rls_are_refused() {
             .into_sql_str(),
         false,
     )]);
-    let env = Env::with(TenantMigrations::new(&common::ISOLATED).with_shared(&unsafe_set), |c| c).await;
+    let env = Env::with(
+        TenantMigrations::new(&common::ISOLATED).with_shared(&unsafe_set),
+        |c| c,
+    )
+    .await;
     let tenant = env.register("alpha", Isolation::Shared).await;
-    let err = env.provisioner.provision(&tenant).await.err().expect("refused");
+    let err = env
+        .provisioner
+        .provision(&tenant)
+        .await
+        .expect_err("refused");
     assert_eq!(err.field(), Some("shared_migrations"), "{err:?}");
     let status = env.provisioner.status(tenant.id).await.expect("status");
-    assert_eq!(status.failed_step, Some(tenant_manager_core::ProvisionStep::Migrated));
-    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("notes")), "{status:?}");
+    assert_eq!(
+        status.failed_step,
+        Some(tenant_manager_core::ProvisionStep::Migrated)
+    );
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("notes")),
+        "{status:?}"
+    );
     // The unsafe table was rolled back with the rest of the migration.
     let mut conn = env.admin(&env.shared_db).await;
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.notes') IS NOT NULL")
@@ -264,13 +309,23 @@ async fn foreign_objects_and_taken_placements_are_not_touched() {
     let tenant = env.register("alpha", Isolation::Database).await;
     let role = Placement::role_name(&tenant.slug);
     let mut admin = env.admin("postgres").await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE \"{role}\" NOLOGIN")))
-        .execute(&mut admin)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE \"{role}\" NOLOGIN"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("foreign role");
+    let err = env
+        .provisioner
+        .provision(&tenant)
         .await
-        .expect("foreign role");
-    let err = env.provisioner.provision(&tenant).await.err().expect("conflict");
+        .expect_err("conflict");
     assert_eq!(err.field(), Some("role"), "{err:?}");
-    let err = env.provisioner.deprovision(&tenant).await.err().expect("conflict");
+    let err = env
+        .provisioner
+        .deprovision(&tenant)
+        .await
+        .expect_err("conflict");
     assert_eq!(err.field(), Some("role"), "{err:?}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE \"{role}\"")))
         .execute(&mut admin)
@@ -291,7 +346,7 @@ async fn foreign_objects_and_taken_placements_are_not_touched() {
             t
         })
         .expect("registered");
-    let err = env.provisioner.provision(&clash).await.err().expect("taken");
+    let err = env.provisioner.provision(&clash).await.expect_err("taken");
     assert_eq!(err.field(), Some("placement"), "{err:?}");
 }
 
@@ -313,12 +368,23 @@ async fn tenants_are_placed_on_any_server_of_the_map() {
     let mut new = env.new_tenant("alpha", Isolation::Schema);
     new.placement.server = second.clone();
     let tenant = env.registry.create_tenant(new).await.expect("create");
-    provisioner.provision(&tenant).await.expect("on the second server");
-    assert!(provisioner.is_provisioned(&tenant).await.expect("provisioned"));
+    provisioner
+        .provision(&tenant)
+        .await
+        .expect("on the second server");
+    assert!(
+        provisioner
+            .is_provisioned(&tenant)
+            .await
+            .expect("provisioned")
+    );
     let mut stray = env.new_tenant("beta", Isolation::Schema);
     stray.placement.server = ServerId::new("nowhere").expect("id");
     let stray = env.registry.create_tenant(stray).await.expect("create");
-    let err = provisioner.provision(&stray).await.err().expect("unknown server");
+    let err = provisioner
+        .provision(&stray)
+        .await
+        .expect_err("unknown server");
     assert_eq!(err.field(), Some("placement.server"), "{err:?}");
 }
 
@@ -330,11 +396,13 @@ struct WelcomeSeeder;
 impl TenantSeeder for WelcomeSeeder {
     async fn seed(&self, tenant: &Tenant, conn: &mut PgConnection) -> Result<()> {
         // No tenant_id and no schema in the statement: the scope supplies both.
-        sqlx::query("INSERT INTO companies (name) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM companies)")
-            .bind(format!("Welcome to {}", tenant.name))
-            .execute(conn)
-            .await
-            .map_err(|e| tenant_manager_postgres::map_sqlx(tenant_manager_core::Entity::Record, e))?;
+        sqlx::query(
+            "INSERT INTO companies (name) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM companies)",
+        )
+        .bind(format!("Welcome to {}", tenant.name))
+        .execute(conn)
+        .await
+        .map_err(|e| tenant_manager_postgres::map_sqlx(tenant_manager_core::Entity::Record, e))?;
         Ok(())
     }
 }
@@ -343,9 +411,17 @@ impl TenantSeeder for WelcomeSeeder {
 async fn seeds_run_in_the_tenant_scope() {
     let env = Env::new().await;
     let provisioner = env.provisioner.clone().with_seeder(Arc::new(WelcomeSeeder));
-    for (name, isolation) in [("dbt", Isolation::Database), ("sct", Isolation::Schema), ("sht", Isolation::Shared)] {
+    for (name, isolation) in [
+        ("dbt", Isolation::Database),
+        ("sct", Isolation::Schema),
+        ("sht", Isolation::Shared),
+    ] {
         let tenant = env.register(name, isolation).await;
         provisioner.provision(&tenant).await.expect("provision");
-        assert_eq!(company_names(&env, &tenant).await, vec![format!("Welcome to Tenant {name}")], "{isolation}");
+        assert_eq!(
+            company_names(&env, &tenant).await,
+            vec![format!("Welcome to Tenant {name}")],
+            "{isolation}"
+        );
     }
 }

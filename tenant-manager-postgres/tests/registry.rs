@@ -32,20 +32,47 @@ async fn migrations_are_idempotent_and_lookups_use_indexes() {
     .await
     .expect("indexes");
     let has = |needle: &str| indexes.iter().any(|d| d.contains(needle));
-    assert!(has("tm_tenants_pkey ON public.tm_tenants USING btree (id)"), "{indexes:#?}");
-    assert!(has("tm_tenants_slug_key ON public.tm_tenants USING btree (slug)"), "{indexes:#?}");
-    assert!(has("tm_tenants_domain_key ON public.tm_tenants USING btree (lower(domain))"), "{indexes:#?}");
-    assert!(has("tm_users_email_key ON public.tm_users USING btree (email)"), "{indexes:#?}");
+    assert!(
+        has("tm_tenants_pkey ON public.tm_tenants USING btree (id)"),
+        "{indexes:#?}"
+    );
+    assert!(
+        has("tm_tenants_slug_key ON public.tm_tenants USING btree (slug)"),
+        "{indexes:#?}"
+    );
+    assert!(
+        has("tm_tenants_domain_key ON public.tm_tenants USING btree (lower(domain))"),
+        "{indexes:#?}"
+    );
+    assert!(
+        has("tm_users_email_key ON public.tm_users USING btree (email)"),
+        "{indexes:#?}"
+    );
 
     // The planner uses them for the registry's lookups, even on a table this small.
     let mut conn = pool.acquire().await.expect("conn");
-    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.expect("set");
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .expect("set");
     for (sql, index) in [
-        ("EXPLAIN SELECT * FROM tm_tenants WHERE lower(domain) = lower('a.example.com')", "tm_tenants_domain_key"),
-        ("EXPLAIN SELECT * FROM tm_tenants WHERE slug = 'acme'", "tm_tenants_slug_key"),
-        ("EXPLAIN SELECT * FROM tm_users WHERE email = 'a@b.com'", "tm_users_email_key"),
+        (
+            "EXPLAIN SELECT * FROM tm_tenants WHERE lower(domain) = lower('a.example.com')",
+            "tm_tenants_domain_key",
+        ),
+        (
+            "EXPLAIN SELECT * FROM tm_tenants WHERE slug = 'acme'",
+            "tm_tenants_slug_key",
+        ),
+        (
+            "EXPLAIN SELECT * FROM tm_users WHERE email = 'a@b.com'",
+            "tm_users_email_key",
+        ),
     ] {
-        let plan: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut *conn).await.expect("explain");
+        let plan: Vec<String> = sqlx::query_scalar(sql)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain");
         assert!(plan.iter().any(|l| l.contains(index)), "{sql}: {plan:?}");
     }
     drop(conn);
@@ -65,24 +92,39 @@ async fn plans_are_stored_and_form_a_catalog() {
     migrate_global(&pool).await.expect("migrate");
     let registry = PostgresRegistry::new(pool.clone());
     let pro = Plan::new("pro").expect("plan");
-    let mut policy = QuotaPolicy::default();
-    policy.max_users = 500;
+    let mut policy = QuotaPolicy {
+        max_users: 500,
+        ..QuotaPolicy::default()
+    };
     registry.put_plan(&pro, &policy).await.expect("put");
     policy.max_connections = 50;
     registry.put_plan(&pro, &policy).await.expect("replace");
-    let catalog = registry.plan_catalog(QuotaPolicy::default()).await.expect("catalog");
+    let catalog = registry
+        .plan_catalog(QuotaPolicy::default())
+        .await
+        .expect("catalog");
     assert_eq!(catalog.policy(&pro), &policy);
     assert_eq!(catalog.policy(&Plan::free()), &QuotaPolicy::default());
-    let mut bad = QuotaPolicy::default();
-    bad.max_users = 0;
+    let bad = QuotaPolicy {
+        max_users: 0,
+        ..QuotaPolicy::default()
+    };
     assert_eq!(
-        registry.put_plan(&pro, &bad).await.err().and_then(|e| e.field().map(str::to_owned)).as_deref(),
+        registry
+            .put_plan(&pro, &bad)
+            .await
+            .err()
+            .and_then(|e| e.field().map(str::to_owned))
+            .as_deref(),
         Some("max_users")
     );
     assert!(registry.delete_plan(&pro).await.expect("delete"));
     assert!(!registry.delete_plan(&pro).await.expect("delete again"));
     let mut conn = sqlx::PgConnection::connect(db.url()).await.expect("conn");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tm_plans").fetch_one(&mut conn).await.expect("count");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tm_plans")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
     assert_eq!(n, 0);
     let _ = conn.close().await;
     pool.close().await;

@@ -45,14 +45,21 @@ async fn crash_and_resume_every_step(isolation: Isolation) {
             let provisioner = env.provisioner.clone().with_step_hook(hook);
             let tenant = env.register(&format!("c{n}"), isolation).await;
 
-            let err = provisioner.provision(&tenant).await.err().expect("crashed");
+            let err = provisioner.provision(&tenant).await.expect_err("crashed");
             assert_eq!(err.code(), "internal", "{err:?}");
             let status = provisioner.status(tenant.id).await.expect("status");
-            assert_eq!(status.failed_step, Some(step), "{isolation} {step:?} {phase:?}");
+            assert_eq!(
+                status.failed_step,
+                Some(step),
+                "{isolation} {step:?} {phase:?}"
+            );
             // A crash after the last step was recorded leaves the tenant fully provisioned.
             let complete = (step, phase) == (ProvisionStep::Active, StepPhase::Recorded);
             assert_eq!(
-                provisioner.is_provisioned(&tenant).await.expect("is_provisioned"),
+                provisioner
+                    .is_provisioned(&tenant)
+                    .await
+                    .expect("is_provisioned"),
                 complete
             );
             let failed = env
@@ -60,7 +67,10 @@ async fn crash_and_resume_every_step(isolation: Isolation) {
                 .transition(tenant.id, TenantStatus::Failed, status.last_error.clone())
                 .await
                 .expect("to failed");
-            assert_eq!(failed.status_reason.as_deref(), Some("internal error: simulated crash"));
+            assert_eq!(
+                failed.status_reason.as_deref(),
+                Some("internal error: simulated crash")
+            );
 
             env.registry
                 .transition(tenant.id, TenantStatus::Provisioning, None)
@@ -71,8 +81,17 @@ async fn crash_and_resume_every_step(isolation: Isolation) {
                 StepPhase::Done => Some(step),
                 _ => ProvisionStep::ALL.into_iter().find(|s| *s > step),
             };
-            assert_eq!(report.steps_run.first().copied(), first, "{isolation} {step:?} {phase:?}");
-            assert!(provisioner.is_provisioned(&tenant).await.expect("is_provisioned"));
+            assert_eq!(
+                report.steps_run.first().copied(),
+                first,
+                "{isolation} {step:?} {phase:?}"
+            );
+            assert!(
+                provisioner
+                    .is_provisioned(&tenant)
+                    .await
+                    .expect("is_provisioned")
+            );
             let status = provisioner.status(tenant.id).await.expect("status");
             assert_eq!(status.done, ProvisionStep::ALL.to_vec());
             assert_eq!((status.attempts, status.failed_step), (2, None));
@@ -83,7 +102,10 @@ async fn crash_and_resume_every_step(isolation: Isolation) {
 
             // The resumed tenant's storage works.
             add_companies(&env, &tenant, &["Initech"]).await;
-            assert_eq!(company_names(&env, &tenant).await, vec!["Initech".to_owned()]);
+            assert_eq!(
+                company_names(&env, &tenant).await,
+                vec!["Initech".to_owned()]
+            );
             provisioner.deprovision(&tenant).await.expect("deprovision");
         }
     }
@@ -111,21 +133,59 @@ async fn database_tenants_can_be_provisioned_without_the_template() {
     let report = env.provisioner.provision(&tenant).await.expect("provision");
     assert!(!report.used_template);
     add_companies(&env, &tenant, &["Initech"]).await;
-    assert_eq!(company_names(&env, &tenant).await, vec!["Initech".to_owned()]);
+    assert_eq!(
+        company_names(&env, &tenant).await,
+        vec!["Initech".to_owned()]
+    );
     let server = tenant_manager_core::ServerId::default_server();
-    assert!(env.provisioner.drop_templates(&server, false).await.expect("none").is_empty());
+    assert!(
+        env.provisioner
+            .drop_templates(&server, false)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn templates_are_built_once_per_migration_set_and_pruned() {
     let env = Env::new().await;
     let server = tenant_manager_core::ServerId::default_server();
-    let name = env.provisioner.prepare_template(&server).await.expect("template");
-    assert_eq!(env.provisioner.prepare_template(&server).await.expect("again"), name);
+    let name = env
+        .provisioner
+        .prepare_template(&server)
+        .await
+        .expect("template");
+    assert_eq!(
+        env.provisioner
+            .prepare_template(&server)
+            .await
+            .expect("again"),
+        name
+    );
     let a = env.register("alpha", Isolation::Database).await;
     let report = env.provisioner.provision(&a).await.expect("provision");
     assert!(report.used_template);
-    assert_eq!(env.provisioner.status(a.id).await.expect("status").used_template, Some(name.clone()));
-    assert!(env.provisioner.drop_templates(&server, true).await.expect("keep").is_empty());
-    assert_eq!(env.provisioner.drop_templates(&server, false).await.expect("drop"), vec![name]);
+    assert_eq!(
+        env.provisioner
+            .status(a.id)
+            .await
+            .expect("status")
+            .used_template,
+        Some(name.clone())
+    );
+    assert!(
+        env.provisioner
+            .drop_templates(&server, true)
+            .await
+            .expect("keep")
+            .is_empty()
+    );
+    assert_eq!(
+        env.provisioner
+            .drop_templates(&server, false)
+            .await
+            .expect("drop"),
+        vec![name]
+    );
 }

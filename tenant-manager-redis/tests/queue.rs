@@ -80,6 +80,54 @@ async fn a_job_of_a_consumer_killed_mid_job_is_reclaimed_and_finished_by_another
     assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_finds_idle_jobs_among_many_busy_ones() {
+    let redis = TestRedis::create().await;
+    // Long enough that b's reclaimed jobs stay busy while c looks.
+    let visibility = Duration::from_secs(3);
+    let q = RedisJobQueue::new(
+        &support::pool(&redis).await,
+        config().with_visibility_timeout(visibility),
+    )
+    .expect("queue");
+    const JOBS: u64 = 130;
+    for n in 0..JOBS {
+        q.enqueue(job(n)).await.expect("enqueue");
+    }
+    for _ in 0..JOBS {
+        q.dequeue("a", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .expect("job");
+    }
+    // All of a's jobs go idle; b reclaims 110 of them, which are busy again.
+    tokio::time::sleep(visibility + Duration::from_millis(50)).await;
+    for _ in 0..110 {
+        let got = q
+            .dequeue("b", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .expect("job");
+        assert_eq!(got.attempt, 2);
+    }
+    // The 20 still idle among them are found at once, not after b's jobs go idle too.
+    for _ in 0..20 {
+        let got = q
+            .dequeue("c", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .expect("an idle job among the busy ones");
+        assert_eq!(got.attempt, 2, "taken from a, not from b");
+    }
+    assert!(
+        q.dequeue("c", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .is_none()
+    );
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, JOBS, 0));
+}
+
 #[tokio::test]
 async fn a_job_whose_consumers_keep_crashing_is_dead_lettered() {
     let redis = TestRedis::create().await;

@@ -10,8 +10,8 @@
 //! | [`QuotaLayer`] | rate-limit per tenant (its plan) or per client address, `RateLimit-*` headers, `429` |
 //! | [`AdminKeyLayer`] | `X-Admin-Key` for operator routes, compared in constant time |
 //!
-//! With feature `axum`, the [`extract`] module adds the extractors `TenantContext`,
-//! [`extract::Tenant`] and [`extract::TenantConn`] (a pooled connection scoped to the tenant).
+//! With feature `axum`, the `extract` module adds the extractors `TenantContext`,
+//! `extract::Tenant` and `extract::TenantConn` (a pooled connection scoped to the tenant).
 //!
 //! Every layer keeps `Error = S::Error` and answers refusals itself with a JSON body
 //! `{"error":{"code":..., "message":..., "field"?:...}}` built by [`error_response`], which the

@@ -14,6 +14,8 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use common::{World, read};
 use serde_json::{Value, json};
+use tenant_manager_core::pool::fake::{FakeConnection, FakeConnector};
+use tenant_manager_core::pool::{PoolConfig, TenantPools};
 use tenant_manager_core::*;
 use tenant_manager_tower::extract::{Tenant as CurrentTenant, TenantConn};
 use tenant_manager_tower::{
@@ -256,12 +258,81 @@ async fn a_missing_layer_is_named_in_the_answer() {
     );
 }
 
-/// The extractor hands the tenant's connection from the pool manager in the extensions.
-#[tokio::test]
+/// The extractor checks a connection scoped to the request's tenant out of the pool engine
+/// in the extensions, holds it for the handler, and maps an exhausted pool to `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_conn_acquires_through_the_pool_manager() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, _) = world.token(&tenant, Role::Member);
     let bearer = format!("Bearer {token}");
-    let _ = (Arc::new(()), bearer);
+    let engine = TenantPools::new(
+        FakeConnector::new(),
+        PoolConfig::default()
+            .with_max_per_tenant(1)
+            .with_acquire_timeout(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let pool: Arc<dyn PoolManager<Connection = FakeConnection>> = Arc::new(engine);
+    // (held, release): the holding handler signals it has the connection, then waits.
+    let signals = Arc::new((tokio::sync::Notify::new(), tokio::sync::Notify::new()));
+
+    async fn scope(conn: TenantConn<FakeConnection>) -> String {
+        conn.query()
+            .unwrap()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+    type Signals = Arc<(tokio::sync::Notify, tokio::sync::Notify)>;
+    async fn hold(
+        axum::Extension(signals): axum::Extension<Signals>,
+        _conn: TenantConn<FakeConnection>,
+    ) -> &'static str {
+        signals.0.notify_one();
+        signals.1.notified().await;
+        "released"
+    }
+    let app = Router::new()
+        .route("/scope", get(scope))
+        .route("/hold", get(hold))
+        .layer(
+            TenantLayer::builder(world.lookup.clone())
+                .with_resolver(JwtResolver::new(world.tokens.clone()))
+                .build()
+                .unwrap(),
+        )
+        .layer(axum::Extension(pool.clone()))
+        .layer(axum::Extension(signals.clone()));
+
+    let (status, _, body) = read(
+        app.clone()
+            .oneshot(request("GET", "/scope", &[("authorization", &bearer)]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (200, Value::String(tenant.id.to_string())));
+
+    // One request holds the tenant's only connection; the next waits, then gets 503.
+    let holder = tokio::spawn(app.clone().oneshot(request(
+        "GET",
+        "/hold",
+        &[("authorization", &bearer)],
+    )));
+    signals.0.notified().await;
+    let (status, headers, body) = read(
+        app.clone()
+            .oneshot(request("GET", "/scope", &[("authorization", &bearer)]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("pool_exhausted"))
+    );
+    assert!(headers.contains_key(http::header::RETRY_AFTER));
+    signals.1.notify_one();
+    let (status, _, _) = read(holder.await.unwrap().unwrap()).await;
+    assert_eq!(status, 200);
 }

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
-use tenant_manager::postgres::sqlx::{
-    self, PgPool, postgres::PgConnectOptions, postgres::PgPoolOptions,
-};
 use tenant_manager::{BoxError, async_trait};
 
 /// How long one probe may take before its component counts as down.
@@ -97,32 +94,6 @@ impl Readiness {
     }
 }
 
-/// `SELECT 1` on the global database, over one lazily opened connection.
-#[derive(Debug, Clone)]
-pub(crate) struct PostgresProbe {
-    pool: PgPool,
-}
-
-impl PostgresProbe {
-    pub(crate) fn new(options: PgConnectOptions) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(PROBE_TIMEOUT)
-            .idle_timeout(Some(Duration::from_secs(60)))
-            .connect_lazy_with(options);
-        Self { pool }
-    }
-}
-
-#[async_trait]
-impl Probe for PostgresProbe {
-    async fn check(&self) -> Result<(), BoxError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-}
-
 /// Whether a background task (the provisioning worker) is still running.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskAlive {
@@ -176,14 +147,5 @@ mod tests {
                 .is_some_and(|e| e.contains("stopped"))
         );
         assert_eq!(report["other"].status, "up");
-    }
-
-    #[tokio::test]
-    async fn a_real_postgres_answers_and_a_closed_port_does_not() {
-        let db = tenant_manager_test_support::TestDatabase::create().await;
-        let probe = PostgresProbe::new(db.connect_options());
-        assert!(probe.check().await.is_ok());
-        let closed = PostgresProbe::new(db.connect_options().port(1));
-        assert!(closed.check().await.is_err());
     }
 }

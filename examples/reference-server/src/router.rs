@@ -141,6 +141,7 @@ fn assemble(
 }
 
 /// The OpenAPI document of every route the server can serve.
+#[cfg(test)]
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     assemble(None).2
 }

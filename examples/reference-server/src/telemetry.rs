@@ -37,7 +37,11 @@ pub fn init(config: &Config) -> Result<(), TelemetryError> {
 /// # Errors
 /// As [`init`].
 pub fn init_cli(config: &Config, log_level_set: bool) -> Result<(), TelemetryError> {
-    let level = if log_level_set { config.log_level.as_str() } else { "warn" };
+    let level = if log_level_set {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError(e.to_string()))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

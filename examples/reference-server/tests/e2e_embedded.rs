@@ -228,7 +228,7 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
         .header("x-tenant-id", &a_id)
         .body(())
         .unwrap();
-    let r = raw(&server, request).await;
+    let r = raw(request).await;
     assert_eq!(r, StatusCode::FORBIDDEN);
 
     // A header alone, a forged token, or a body field naming A: no access.
@@ -236,7 +236,7 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
         .header("x-tenant-id", &a_id)
         .body(())
         .unwrap();
-    assert_eq!(raw(&server, request).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(raw(request).await, StatusCode::UNAUTHORIZED);
     let forged = format!("{}x", &b_token[..b_token.len() - 1]);
     let r = server.get("/api/companies", Auth::Bearer(&forged)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -276,7 +276,7 @@ async fn tenant_b_cannot_reach_tenant_a_by_any_route() {
 }
 
 /// Sends a request with arbitrary headers and returns its status.
-async fn raw(server: &Server, request: http::Request<()>) -> StatusCode {
+async fn raw(request: http::Request<()>) -> StatusCode {
     let (parts, ()) = request.into_parts();
     let mut cmd = tokio::process::Command::new("curl");
     cmd.args([

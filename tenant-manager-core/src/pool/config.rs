@@ -163,7 +163,10 @@ mod tests {
             PoolConfig::default().with_reaper_interval(Duration::from_secs(8 * 24 * 3600)),
         ];
         for config in bad {
-            assert_eq!(config.validate().err().map(|e| e.code()), Some("invalid_input"));
+            assert_eq!(
+                config.validate().err().map(|e| e.code()),
+                Some("invalid_input")
+            );
         }
     }
 }

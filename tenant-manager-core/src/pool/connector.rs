@@ -92,5 +92,6 @@ pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Clears any tenant's scope from a connection of a shared pool.
-    fn reset_scope(&self, conn: &mut ConnectionOf<Self>) -> impl Future<Output = Result<()>> + Send;
+    fn reset_scope(&self, conn: &mut ConnectionOf<Self>)
+    -> impl Future<Output = Result<()>> + Send;
 }

@@ -206,7 +206,12 @@ impl<C: TenantConnector> Inner<C> {
     }
 
     /// The pool for `key`, created on first use; returned with its `active` count raised.
-    async fn entry(self: &Arc<Self>, key: &PoolKey, tenant: &Tenant, cap: u32) -> Result<ActiveEntry<C>> {
+    async fn entry(
+        self: &Arc<Self>,
+        key: &PoolKey,
+        tenant: &Tenant,
+        cap: u32,
+    ) -> Result<ActiveEntry<C>> {
         let now = self.clock.now_ms();
         if let Some(entry) = self.pools.get(key) {
             // Raised while the shard is locked: eviction and the reaper remove a pool only
@@ -388,7 +393,6 @@ impl<C: TenantConnector> Inner<C> {
         }
         self.slots.sweep();
     }
-
 }
 
 /// Told by `bb8` about every failed background connect, after it gave the connect's slot

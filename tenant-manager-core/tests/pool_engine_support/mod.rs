@@ -21,7 +21,10 @@ pub(crate) fn tenant(slug: &str, isolation: Isolation) -> Tenant {
 }
 
 /// An engine over a fake connector with `latency` per connect.
-pub(crate) fn engine(config: PoolConfig, latency: Duration) -> (TenantPools<FakeConnector>, FakeProbe) {
+pub(crate) fn engine(
+    config: PoolConfig,
+    latency: Duration,
+) -> (TenantPools<FakeConnector>, FakeProbe) {
     engine_with(FakeConnector::new().with_connect_latency(latency), config)
 }
 

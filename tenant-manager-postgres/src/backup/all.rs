@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use sqlx::AssertSqlSafe;
-use tenant_manager_core::{Backup, BackupRecord, Entity, Error, Result, Tenant, TenantId, TenantStatus};
+use tenant_manager_core::{
+    Backup, BackupRecord, Entity, Error, Result, Tenant, TenantId, TenantStatus,
+};
 
 use super::PgDumpBackup;
 use crate::error::SqlxResultExt;

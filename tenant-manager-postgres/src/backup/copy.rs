@@ -62,7 +62,11 @@ async fn tables(conn: &mut PgConnection, schema: &str) -> Result<Vec<(String, Ve
 }
 
 fn column_list(columns: &[String]) -> String {
-    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Writes the tenant's rows of every shared table to `path`, from one consistent snapshot.
@@ -112,7 +116,9 @@ pub(crate) async fn dump(
     let json = serde_json::to_vec(&index)
         .map_err(|e| Error::internal_with("backup index not serialisable", e))?;
     file.write_all(&json).await.map_err(io_error)?;
-    file.write_all(&offset.to_be_bytes()).await.map_err(io_error)?;
+    file.write_all(&offset.to_be_bytes())
+        .await
+        .map_err(io_error)?;
     file.write_all(&(json.len() as u64).to_be_bytes())
         .await
         .map_err(io_error)?;
@@ -176,7 +182,10 @@ pub(crate) async fn restore(
         if !present.iter().any(|(t, _)| *t == section.table) {
             return Err(Error::invalid(
                 "backup",
-                format!("table {} has no tenant_id table to restore into", section.table),
+                format!(
+                    "table {} has no tenant_id table to restore into",
+                    section.table
+                ),
             ));
         }
         let qualified = format!("{schema}.{}", quote_ident(&section.table));
@@ -189,7 +198,9 @@ pub(crate) async fn restore(
         .await
         .map_db(Entity::Backup)?;
         let mut copy = tx
-            .copy_in_raw(&format!("COPY {staging} ({columns}) FROM STDIN (FORMAT binary)"))
+            .copy_in_raw(&format!(
+                "COPY {staging} ({columns}) FROM STDIN (FORMAT binary)"
+            ))
             .await
             .map_db(Entity::Backup)?;
         file.seek(std::io::SeekFrom::Start(section.offset))

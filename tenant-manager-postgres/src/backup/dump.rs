@@ -78,7 +78,23 @@ async fn pg_restore(
         args.push(format!("--role={}", role.as_str()).into());
     }
     args.push(path.as_os_str().to_owned());
-    tools.run("pg_restore", conn, database.as_str(), &args).await
+    tools
+        .run("pg_restore", conn, database.as_str(), &args)
+        .await
+}
+
+/// What every restore needs: where the target lives and which backup it is.
+pub(crate) struct Restore<'a> {
+    /// The deployment.
+    pub(crate) storage: &'a TenantStorage,
+    /// The client tools.
+    pub(crate) tools: &'a PgTools,
+    /// The tenant restored into.
+    pub(crate) tenant: &'a Tenant,
+    /// Its storage names.
+    pub(crate) target: &'a Target,
+    /// The backup (names scratch objects).
+    pub(crate) backup: BackupId,
 }
 
 /// A scratch database name for one restore.
@@ -89,29 +105,43 @@ fn scratch_name(prefix: &str, id: BackupId) -> Result<Ident> {
 
 /// Replaces a database-isolated tenant's database with the backup: restored into a fresh
 /// database owned by the tenant role, which then takes the old one's place.
-pub(crate) async fn restore_database(
-    storage: &TenantStorage,
-    tools: &PgTools,
-    tenant: &Tenant,
-    target: &Target,
-    backup: BackupId,
-    path: &Path,
-) -> Result<()> {
+pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<()> {
+    let Restore {
+        storage,
+        tools,
+        tenant,
+        target,
+        backup,
+    } = *job;
     let role = database::role_of(target)?;
     let conn_info = tool_conn(storage, target)?;
     let scratch = scratch_name("tm_restore_", backup)?;
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let result = async {
-        admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await?;
+        admin::ddl(
+            &mut maint,
+            format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+        )
+        .await?;
         admin::create_database(&mut maint, &scratch, Some(role), None).await?;
         if let Err(e) = pg_restore(tools, &conn_info, &scratch, Some(role), path).await {
-            let _ = admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await;
+            let _ = admin::ddl(
+                &mut maint,
+                format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+            )
+            .await;
             return Err(e);
         }
         let db = &target.database;
+        // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
         admin::ddl(
             &mut maint,
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE); ALTER DATABASE {scratch} RENAME TO {db}"),
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        )
+        .await?;
+        admin::ddl(
+            &mut maint,
+            format!("ALTER DATABASE {scratch} RENAME TO {db}"),
         )
         .await?;
         database::secure(&mut maint, db, role, &admin::tenant_marker(tenant.id)).await
@@ -126,15 +156,18 @@ pub(crate) async fn restore_database(
 /// dumped again with owners, then swapped in for the old schema in one step that is undone
 /// if the restore fails.
 pub(crate) async fn restore_schema(
-    storage: &TenantStorage,
-    tools: &PgTools,
-    tenant: &Tenant,
-    target: &Target,
-    backup: BackupId,
+    job: &Restore<'_>,
     source_schema: &str,
     path: &Path,
     renamed_path: &Path,
 ) -> Result<()> {
+    let Restore {
+        storage,
+        tools,
+        tenant,
+        target,
+        backup,
+    } = *job;
     let role = database::role_of(target)?;
     let schema = target
         .schema
@@ -146,19 +179,39 @@ pub(crate) async fn restore_schema(
 
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let staged = async {
-        admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await?;
+        admin::ddl(
+            &mut maint,
+            format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+        )
+        .await?;
         admin::create_database(&mut maint, &scratch, Some(role), None).await?;
         pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
         if source != *schema {
             let mut conn = storage.connect(&target.server, &scratch).await?;
-            let renamed = admin::ddl(&mut conn, format!("ALTER SCHEMA {source} RENAME TO {schema}")).await;
+            let renamed = admin::ddl(
+                &mut conn,
+                format!("ALTER SCHEMA {source} RENAME TO {schema}"),
+            )
+            .await;
             admin::close(conn).await;
             renamed?;
         }
-        pg_dump(tools, &conn_info, &scratch, Some(schema), true, renamed_path).await
+        pg_dump(
+            tools,
+            &conn_info,
+            &scratch,
+            Some(schema),
+            true,
+            renamed_path,
+        )
+        .await
     }
     .await;
-    let _ = admin::ddl(&mut maint, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")).await;
+    let _ = admin::ddl(
+        &mut maint,
+        format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+    )
+    .await;
     admin::close(maint).await;
     staged?;
 

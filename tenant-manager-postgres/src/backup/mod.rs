@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 use tenant_manager_core::{
     Backup, BackupId, BackupRecord, BackupStore, Error, Isolation, Result, Tenant, TenantId,
 };
+use time::OffsetDateTime;
 
 pub use all::{BackupAllOptions, BackupAllReport, BackupProgress, BackupProgressFn};
 pub use tools::{PgTools, ToolError};
@@ -115,6 +115,14 @@ impl Drop for WorkFile {
     }
 }
 
+/// The current time at the database's precision (microseconds), so a record returned equals
+/// the record listed later.
+fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
 fn format_of(isolation: Isolation) -> (&'static str, &'static str) {
     match isolation {
         Isolation::Database | Isolation::Schema => (dump::FORMAT, "dump"),
@@ -166,7 +174,10 @@ impl PgDumpBackup {
 
     /// Writes the tenant's data to `path`.
     async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
-        let mut conn = self.storage.connect(&target.server, &target.database).await?;
+        let mut conn = self
+            .storage
+            .connect(&target.server, &target.database)
+            .await?;
         let dumped = async {
             match tenant.isolation {
                 Isolation::Database | Isolation::Schema => {
@@ -176,8 +187,15 @@ impl PgDumpBackup {
                         _ => None,
                     };
                     let conn_info = dump::tool_conn(&self.storage, target)?;
-                    dump::pg_dump(&self.config.tools, &conn_info, &target.database, schema, false, path)
-                        .await?;
+                    dump::pg_dump(
+                        &self.config.tools,
+                        &conn_info,
+                        &target.database,
+                        schema,
+                        false,
+                        path,
+                    )
+                    .await?;
                     Ok(schema.unwrap_or(&target.database).as_str().to_owned())
                 }
                 Isolation::Shared => {
@@ -206,7 +224,7 @@ impl Backup for PgDumpBackup {
         let key = format!("{}/{id}.{ext}", tenant.id);
         let object = self.store.put_file(&key, &work.0).await?;
         let entry = catalog::Entry {
-            record: BackupRecord::new(id, tenant.id, object, format, OffsetDateTime::now_utc()),
+            record: BackupRecord::new(id, tenant.id, object, format, now_micros()),
             isolation: tenant.isolation,
             source_name,
         };
@@ -242,28 +260,27 @@ impl Backup for PgDumpBackup {
         let work = WorkFile::new(&self.config.work_dir, format!("tm-restore-{backup}.{ext}"));
         self.store.get_file(&entry.record.key, &work.0).await?;
         let lock = TenantLock::acquire(&self.storage.global, target_tenant.id).await?;
-        let tools = &self.config.tools;
+        let job = dump::Restore {
+            storage: &self.storage,
+            tools: &self.config.tools,
+            tenant: target_tenant,
+            target: &target,
+            backup,
+        };
         let restored = match entry.isolation {
-            Isolation::Database => {
-                dump::restore_database(&self.storage, tools, target_tenant, &target, backup, &work.0)
-                    .await
-            }
+            Isolation::Database => dump::restore_database(&job, &work.0).await,
             Isolation::Schema => {
-                let renamed = WorkFile::new(&self.config.work_dir, format!("tm-restore-{backup}.renamed.dump"));
-                dump::restore_schema(
-                    &self.storage,
-                    tools,
-                    target_tenant,
-                    &target,
-                    backup,
-                    &entry.source_name,
-                    &work.0,
-                    &renamed.0,
-                )
-                .await
+                let renamed = WorkFile::new(
+                    &self.config.work_dir,
+                    format!("tm-restore-{backup}.renamed.dump"),
+                );
+                dump::restore_schema(&job, &entry.source_name, &work.0, &renamed.0).await
             }
             Isolation::Shared => {
-                let mut conn = self.storage.connect(&target.server, &target.database).await?;
+                let mut conn = self
+                    .storage
+                    .connect(&target.server, &target.database)
+                    .await?;
                 let done = copy::restore(
                     &mut conn,
                     &self.storage.settings.shared_schema,
@@ -279,7 +296,9 @@ impl Backup for PgDumpBackup {
             // The restored storage is at the backup's migration version: record it, so the
             // fleet migrator brings it forward.
             Ok(()) if entry.isolation != Isolation::Shared => {
-                refresh_version(&self.storage, target_tenant).await.map(|_| ())
+                refresh_version(&self.storage, target_tenant)
+                    .await
+                    .map(|_| ())
             }
             other => other,
         };

@@ -236,7 +236,9 @@ fn unavailable(tool: &'static str, err: ToolError) -> Error {
 
 /// The major version in `pg_dump (PostgreSQL) 15.4 (Debian ...)` or `pg_dump (PostgreSQL) 9.6.24`.
 fn parse_major(text: &str) -> Option<u32> {
-    let version = text.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let version = text
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
     // Before version 10 the major version had two parts (9.6); those are all older than 10.
     let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -253,7 +255,10 @@ mod tests {
 
     #[test]
     fn versions_are_parsed() {
-        assert_eq!(parse_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"), Some(15));
+        assert_eq!(
+            parse_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("pg_restore (PostgreSQL) 17beta1"), Some(17));
         assert_eq!(parse_major("nonsense"), None);

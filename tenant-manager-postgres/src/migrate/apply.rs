@@ -57,7 +57,10 @@ pub(crate) async fn apply(
         .iter()
         .any(|m| m.version > before && m.no_tx && !m.migration_type.is_down_migration());
     if !needs_no_tx {
-        migrator.run_direct(None, &mut *tx, false).await.map_err(map_migrate)?;
+        migrator
+            .run_direct(None, &mut *tx, false)
+            .await
+            .map_err(map_migrate)?;
         let after = current_version(&mut tx).await?;
         verify(&mut tx, scope).await?;
         tx.commit().await.map_db(Entity::Record)?;
@@ -81,7 +84,10 @@ async fn apply_without_transaction(
     let result = async {
         scope.enter(conn, false).await?;
         let before = current_version(conn).await?;
-        migrator.run_direct(None, &mut *conn, false).await.map_err(map_migrate)?;
+        migrator
+            .run_direct(None, &mut *conn, false)
+            .await
+            .map_err(map_migrate)?;
         let after = current_version(conn).await?;
         verify(conn, scope).await?;
         Ok(Applied { before, after })

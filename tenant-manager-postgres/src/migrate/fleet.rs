@@ -282,10 +282,19 @@ impl TenantMigrator {
         let mut report = FleetReport::default();
         let mut rest = behind;
         if let Some(percent) = options.canary_percent {
-            let n = (total * usize::from(percent)).div_ceil(100).clamp(1, total.max(1));
+            let n = (total * usize::from(percent))
+                .div_ceil(100)
+                .clamp(1, total.max(1));
             let canaries: Vec<BehindTenant> = rest.drain(..n.min(rest.len())).collect();
-            self.wave(canaries, options, None, &counters, progress.as_ref(), &mut report)
-                .await;
+            self.wave(
+                canaries,
+                options,
+                None,
+                &counters,
+                progress.as_ref(),
+                &mut report,
+            )
+            .await;
             if report.failed() > 0 {
                 report.halted = !rest.is_empty();
                 report.not_started = rest.into_iter().map(|b| b.tenant.id).collect();
@@ -293,8 +302,15 @@ impl TenantMigrator {
             }
         }
         let budget = options.max_failures;
-        self.wave(rest, options, budget, &counters, progress.as_ref(), &mut report)
-            .await;
+        self.wave(
+            rest,
+            options,
+            budget,
+            &counters,
+            progress.as_ref(),
+            &mut report,
+        )
+        .await;
         report.halted = !report.not_started.is_empty();
         Ok(report)
     }

@@ -9,7 +9,7 @@ mod set;
 pub(crate) mod tenant;
 
 pub use fleet::{
-    BehindTenant, FleetOptions, MAX_CONCURRENCY, FleetProgress, FleetReport, ProgressFn, TenantMigration,
-    TenantMigrator,
+    BehindTenant, FleetOptions, FleetProgress, FleetReport, MAX_CONCURRENCY, ProgressFn,
+    TenantMigration, TenantMigrator,
 };
 pub use set::TenantMigrations;

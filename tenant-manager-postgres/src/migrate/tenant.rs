@@ -81,7 +81,9 @@ pub(crate) async fn refresh_version(storage: &TenantStorage, tenant: &Tenant) ->
         let mut tx = sqlx::Connection::begin(&mut conn)
             .await
             .map_err(|e| crate::error::map_sqlx(tenant_manager_core::Entity::Tenant, e))?;
-        scope_of(storage, &target, tenant)?.enter(&mut tx, true).await?;
+        scope_of(storage, &target, tenant)?
+            .enter(&mut tx, true)
+            .await?;
         let version = super::apply::current_version(&mut tx).await?;
         let _ = tx.rollback().await;
         Ok(version)

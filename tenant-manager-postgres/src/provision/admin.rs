@@ -61,7 +61,10 @@ pub(crate) async fn ddl(conn: &mut PgConnection, sql: String) -> Result<()> {
 
 /// [`ddl`] keeping the driver error, for callers that treat some SQLSTATEs as success.
 async fn ddl_raw(conn: &mut PgConnection, sql: String) -> std::result::Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Whether a driver error carries one of these SQLSTATEs.
@@ -114,7 +117,10 @@ pub(crate) async fn ensure_role(
                 return Err(Error::conflict(
                     Entity::Tenant,
                     "role",
-                    format!("role {} exists and is not managed by tenant-manager", role.as_str()),
+                    format!(
+                        "role {} exists and is not managed by tenant-manager",
+                        role.as_str()
+                    ),
                 ));
             }
             None => {
@@ -201,7 +207,10 @@ pub(crate) async fn create_database(
 
 /// Ensures a database shared by several tenants exists (created owned by the admin, closed to
 /// `PUBLIC`, with each tenant role granted `CONNECT` separately).
-pub(crate) async fn ensure_shared_database(conn: &mut PgConnection, database: &Ident) -> Result<()> {
+pub(crate) async fn ensure_shared_database(
+    conn: &mut PgConnection,
+    database: &Ident,
+) -> Result<()> {
     if database_info(conn, database).await?.is_some() {
         return Ok(());
     }
@@ -238,7 +247,10 @@ pub(crate) async fn schema_info(
 /// `GRANT`s on one object otherwise fail with "tuple concurrently updated".
 pub(crate) async fn lock_shared_database(conn: &mut PgConnection, database: &Ident) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(super::lock::lock_key("shared-database", &[database.as_str()]))
+        .bind(super::lock::lock_key(
+            "shared-database",
+            &[database.as_str()],
+        ))
         .execute(conn)
         .await
         .map_db(Entity::Tenant)?;

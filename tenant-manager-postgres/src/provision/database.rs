@@ -103,7 +103,11 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
                     format!("database {} is not this tenant's", db.as_str()),
                 ));
             }
-            admin::ddl(&mut conn, format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await?;
+            admin::ddl(
+                &mut conn,
+                format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            )
+            .await?;
         }
         admin::drop_role(&mut conn, role, &marker).await
     }

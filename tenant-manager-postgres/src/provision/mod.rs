@@ -31,8 +31,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use sqlx::Connection;
 use tenant_manager_core::{
-    Entity, Error, Isolation, ProvisionReport, ProvisionStep, Provisioner,
-    ProvisionerCapabilities, Result, ServerId, Tenant, TenantId,
+    Entity, Error, Isolation, ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities,
+    Result, ServerId, Tenant, TenantId,
 };
 
 pub use hook::{StepHook, StepPhase};
@@ -122,7 +122,11 @@ impl PostgresProvisioner {
     ///
     /// # Errors
     /// As [`PostgresProvisioner::prepare_template`].
-    pub async fn drop_templates(&self, server: &ServerId, keep_current: bool) -> Result<Vec<String>> {
+    pub async fn drop_templates(
+        &self,
+        server: &ServerId,
+        keep_current: bool,
+    ) -> Result<Vec<String>> {
         template::drop_templates(&self.storage, server, keep_current).await
     }
 
@@ -198,7 +202,8 @@ impl PostgresProvisioner {
                 let credentials = &*self.credentials;
                 match tenant.isolation {
                     Isolation::Database => {
-                        let tpl = database::create(&self.storage, credentials, tenant, target).await?;
+                        let tpl =
+                            database::create(&self.storage, credentials, tenant, target).await?;
                         if let Some(tpl) = tpl {
                             report.used_template = true;
                             steps::used_template(&self.storage.global, tenant.id, &tpl).await?;
@@ -248,7 +253,10 @@ impl PostgresProvisioner {
         let Some(seeder) = &self.seeder else {
             return Ok(());
         };
-        let mut conn = self.storage.connect(&target.server, &target.database).await?;
+        let mut conn = self
+            .storage
+            .connect(&target.server, &target.database)
+            .await?;
         let seeded = async {
             let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
             scope_of(&self.storage, target, tenant)?
@@ -312,7 +320,11 @@ impl Provisioner for PostgresProvisioner {
 
     fn capabilities(&self) -> ProvisionerCapabilities {
         let mut caps = ProvisionerCapabilities::ALL;
-        caps.shared = self.storage.migrations.migrator(Isolation::Shared).is_some();
+        caps.shared = self
+            .storage
+            .migrations
+            .migrator(Isolation::Shared)
+            .is_some();
         caps
     }
 }

@@ -68,7 +68,10 @@ pub(crate) async fn create(
 pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
     let (role, schema) = names(target)?;
     let marker = admin::tenant_marker(tenant.id);
-    let Some(mut conn) = storage.connect_existing(&target.server, &target.database).await? else {
+    let Some(mut conn) = storage
+        .connect_existing(&target.server, &target.database)
+        .await?
+    else {
         let mut conn = storage.connect_maintenance(&target.server).await?;
         let dropped = admin::drop_role(&mut conn, role, &marker).await;
         admin::close(conn).await;

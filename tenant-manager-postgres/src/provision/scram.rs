@@ -36,7 +36,10 @@ fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> Result<[u8;
 
 /// The client and server keys of a salted password.
 fn keys(salted: &[u8; 32]) -> Result<([u8; 32], [u8; 32])> {
-    Ok((hmac(salted, &[b"Client Key"])?, hmac(salted, &[b"Server Key"])?))
+    Ok((
+        hmac(salted, &[b"Client Key"])?,
+        hmac(salted, &[b"Server Key"])?,
+    ))
 }
 
 /// The verifier `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` of a password, with
@@ -86,7 +89,11 @@ mod tests {
         );
         let stored = Sha256::digest(client_key);
         let sig = hmac(&stored, &[auth.as_bytes()]).unwrap_or_else(|e| panic!("{e}"));
-        let proof: Vec<u8> = client_key.iter().zip(sig.iter()).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(sig.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
         assert_eq!(
             STANDARD.encode(proof),
             "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="

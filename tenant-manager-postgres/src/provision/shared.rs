@@ -16,7 +16,9 @@ pub(crate) const SHARED_OWNER_MARKER: &str = "tenant-manager:shared-owner";
 pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<()> {
     let owner = &storage.settings.shared_owner;
     let schema = &storage.settings.shared_schema;
-    let mut conn = storage.connect_shared(&target.server, &target.database).await?;
+    let mut conn = storage
+        .connect_shared(&target.server, &target.database)
+        .await?;
     let created = async {
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, &target.database).await?;
@@ -40,7 +42,10 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
 /// transaction. Foreign keys between a tenant's own rows are not checked while doing so
 /// (`session_replication_role = replica`): all of them go.
 pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
-    let Some(mut conn) = storage.connect_existing(&target.server, &target.database).await? else {
+    let Some(mut conn) = storage
+        .connect_existing(&target.server, &target.database)
+        .await?
+    else {
         return Ok(());
     };
     let dropped = async {
@@ -67,7 +72,10 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
 }
 
 /// The quoted, schema-qualified names of tables in `schema` that have a `tenant_id` column.
-pub(crate) async fn tenant_tables(conn: &mut sqlx::PgConnection, schema: &str) -> Result<Vec<String>> {
+pub(crate) async fn tenant_tables(
+    conn: &mut sqlx::PgConnection,
+    schema: &str,
+) -> Result<Vec<String>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT n.nspname::text, c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \

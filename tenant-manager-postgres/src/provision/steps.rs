@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use tenant_manager_core::{Entity, Error, ProvisionStep, Result, TenantId};
+use time::OffsetDateTime;
 
 use crate::error::SqlxResultExt;
 
@@ -133,20 +133,35 @@ pub struct ProvisionStatus {
     pub updated_at: Option<OffsetDateTime>,
 }
 
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    attempts: i32,
+    used_template: Option<String>,
+    failed_step: Option<String>,
+    last_error: Option<String>,
+    updated_at: OffsetDateTime,
+}
+
 /// Everything recorded about a tenant's provisioning.
 pub(crate) async fn status(pool: &PgPool, tenant: TenantId) -> Result<ProvisionStatus> {
     let mut done = done(pool, tenant).await?;
     done.sort();
-    let row: Option<(i32, Option<String>, Option<String>, Option<String>, OffsetDateTime)> =
-        sqlx::query_as(
-            "SELECT attempts, used_template, failed_step, last_error, updated_at \
-             FROM tm_provision_state WHERE tenant_id = $1",
-        )
-        .bind(tenant.as_uuid())
-        .fetch_optional(pool)
-        .await
-        .map_db(Entity::Tenant)?;
-    let Some((attempts, used_template, failed_step, last_error, updated_at)) = row else {
+    let row: Option<StateRow> = sqlx::query_as(
+        "SELECT attempts, used_template, failed_step, last_error, updated_at \
+         FROM tm_provision_state WHERE tenant_id = $1",
+    )
+    .bind(tenant.as_uuid())
+    .fetch_optional(pool)
+    .await
+    .map_db(Entity::Tenant)?;
+    let Some(StateRow {
+        attempts,
+        used_template,
+        failed_step,
+        last_error,
+        updated_at,
+    }) = row
+    else {
         return Ok(ProvisionStatus {
             done,
             attempts: 0,

@@ -54,7 +54,11 @@ async fn ensure_on(
         return Ok(());
     }
     let building = Ident::new(&format!("{}_b", name.as_str()), "template_prefix")?;
-    admin::ddl(conn, format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await?;
+    admin::ddl(
+        conn,
+        format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+    )
+    .await?;
     let owner = &storage.settings.template_owner;
     admin::ensure_role(conn, owner, TEMPLATE_OWNER_MARKER, Login::None).await?;
     admin::create_database(conn, &building, None, None).await?;
@@ -83,7 +87,11 @@ async fn migrate_template(
     conn: &mut PgConnection,
     owner: &Ident,
 ) -> Result<()> {
-    admin::ddl(conn, format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}")).await?;
+    admin::ddl(
+        conn,
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
+    )
+    .await?;
     let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
     Scope::Database { role: owner }.enter(&mut tx, true).await?;
     storage
@@ -104,11 +112,12 @@ pub(crate) async fn adopt_copy(
     role: &Ident,
 ) -> Result<()> {
     let owner = &storage.settings.template_owner;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(owner.as_str())
-        .fetch_one(&mut *conn)
-        .await
-        .map_db(Entity::Tenant)?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(owner.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_db(Entity::Tenant)?;
     if exists {
         admin::ddl(
             conn,

@@ -20,9 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use tenant_manager_core::{
-    Email, Entity, Error, NewTenant, NewUser, Page, Plan, PlanCatalog, QuotaPolicy, Result,
-    Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate, User,
-    UserId, validate_domain,
+    Email, Entity, Error, NewTenant, NewUser, Page, Plan, PlanCatalog, QuotaPolicy, Result, Tenant,
+    TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate, User, UserId,
+    validate_domain,
 };
 
 use crate::error::{SqlxResultExt, map_migrate};
@@ -47,7 +47,11 @@ pub async fn migrate_global(pool: &PgPool) -> Result<()> {
 
 /// The latest registry migration version this build knows.
 pub fn global_schema_version() -> i64 {
-    GLOBAL_MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+    GLOBAL_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
 }
 
 /// [`TenantRegistry`] on the global Postgres database.
@@ -149,7 +153,8 @@ impl TenantRegistry for PostgresRegistry {
             ));
         }
         let mut tx = self.pool.begin().await.map_db(Entity::Tenant)?;
-        let tenant = tenants::insert(&mut tx, &tenant.into_tenant(OffsetDateTime::now_utc())).await?;
+        let tenant =
+            tenants::insert(&mut tx, &tenant.into_tenant(OffsetDateTime::now_utc())).await?;
         let user = users::insert(&mut tx, owner).await?;
         tx.commit().await.map_db(Entity::Tenant)?;
         Ok((tenant, user))

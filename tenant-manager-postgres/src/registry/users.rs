@@ -54,9 +54,8 @@ pub(crate) async fn by_email(conn: &mut PgConnection, email: &Email) -> Result<O
 
 /// A tenant's users, oldest first.
 pub(crate) async fn of_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<Vec<User>> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM tm_users WHERE tenant_id = $1 ORDER BY created_at, id"
-    );
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM tm_users WHERE tenant_id = $1 ORDER BY created_at, id");
     sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql))
         .bind(tenant.as_uuid())
         .fetch_all(conn)

@@ -72,8 +72,10 @@ impl Env {
         let storage =
             TenantStorage::new(pool.clone(), servers, migrations, config).expect("storage");
         let credentials = Arc::new(
-            DerivedCredentials::new(Secret::new(format!("master-secret-of-{tag}-0123456789abcdef")))
-                .expect("credentials"),
+            DerivedCredentials::new(Secret::new(format!(
+                "master-secret-of-{tag}-0123456789abcdef"
+            )))
+            .expect("credentials"),
         );
         let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
         Self {
@@ -93,8 +95,12 @@ impl Env {
     /// test's shared database.
     pub fn new_tenant(&self, name: &str, isolation: Isolation) -> NewTenant {
         let slug = TenantSlug::new(format!("{}_{name}", self.tag)).expect("slug");
-        let placement =
-            Placement::conventional(&slug, isolation, ServerId::default_server(), &self.shared_db);
+        let placement = Placement::conventional(
+            &slug,
+            isolation,
+            ServerId::default_server(),
+            &self.shared_db,
+        );
         NewTenant::new(slug, format!("Tenant {name}"), isolation)
             .expect("new tenant")
             .with_placement(placement)
@@ -116,7 +122,10 @@ impl Env {
     /// Registers, provisions and activates a tenant.
     pub async fn active(&self, name: &str, isolation: Isolation) -> Tenant {
         let tenant = self.register(name, isolation).await;
-        self.provisioner.provision(&tenant).await.expect("provision");
+        self.provisioner
+            .provision(&tenant)
+            .await
+            .expect("provision");
         self.registry
             .transition(tenant.id, TenantStatus::Active, None)
             .await
@@ -139,7 +148,11 @@ impl Env {
     }
 
     /// A connection as `role` (the test server trusts local connections) to `database`.
-    pub async fn connect_as(&self, role: &str, database: &str) -> Result<PgConnection, sqlx::Error> {
+    pub async fn connect_as(
+        &self,
+        role: &str,
+        database: &str,
+    ) -> Result<PgConnection, sqlx::Error> {
         PgConnection::connect_with(&self.admin_options(database).username(role)).await
     }
 
@@ -195,9 +208,11 @@ async fn cleanup(admin_url: &str, tag: &str, extra: &[String]) {
     .await
     .unwrap_or_default();
     for role in roles {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{role}\"")))
-            .execute(&mut conn)
-            .await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP ROLE IF EXISTS \"{role}\""
+        )))
+        .execute(&mut conn)
+        .await;
     }
     let _ = conn.close().await;
 }

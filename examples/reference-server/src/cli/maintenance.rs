@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tenant_manager::BackupId;
-use tenant_manager::postgres::{FleetOptions, FleetProgress, global_schema_version};
+use tenant_manager::postgres::FleetOptions;
+use tenant_manager::postgres::migrate::FleetProgress;
+use tenant_manager::postgres::registry::global_schema_version;
 use tenant_manager::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -28,12 +30,16 @@ fn progress(total: usize, what: &str) -> ProgressBar {
 pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, CliError> {
     match target {
         MigrateTarget::Global => {
-            println!("global database migrated (schema version {})", global_schema_version());
+            println!(
+                "global database migrated (schema version {})",
+                global_schema_version()
+            );
             Ok(Exit::Success)
         }
         MigrateTarget::Tenants { concurrency } => {
             let migrator = ops.postgres.migrator();
-            let options = FleetOptions::default().with_concurrency(usize::try_from(concurrency).unwrap_or(4));
+            let options =
+                FleetOptions::default().with_concurrency(usize::try_from(concurrency).unwrap_or(4));
             let bar = progress(0, "migrating tenants");
             let shown = bar.clone();
             let report = migrator
@@ -55,7 +61,11 @@ pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, Cl
                 report.failed(),
                 report.not_started.len()
             );
-            Ok(if report.failed() > 0 || report.halted { Exit::Partial } else { Exit::Success })
+            Ok(if report.failed() > 0 || report.halted {
+                Exit::Partial
+            } else {
+                Exit::Success
+            })
         }
     }
 }
@@ -77,13 +87,24 @@ pub(crate) async fn backup(ops: &Ops, args: BackupArgs) -> Result<Exit, CliError
         .await?;
     bar.finish_and_clear();
     for record in &summary.backups {
-        println!("{}\t{}\t{}\t{} bytes", record.tenant_id, record.id, record.key, record.size_bytes);
+        println!(
+            "{}\t{}\t{}\t{} bytes",
+            record.tenant_id, record.id, record.key, record.size_bytes
+        );
     }
     for (tenant, error) in &summary.failures {
         eprintln!("failed: {tenant}: {error}");
     }
-    eprintln!("{} backed up, {} failed", summary.backups.len(), summary.failures.len());
-    Ok(if summary.failures.is_empty() { Exit::Success } else { Exit::Partial })
+    eprintln!(
+        "{} backed up, {} failed",
+        summary.backups.len(),
+        summary.failures.len()
+    );
+    Ok(if summary.failures.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Partial
+    })
 }
 
 /// `restore BACKUP --into TENANT`.
@@ -91,7 +112,10 @@ pub(crate) async fn restore(ops: &Ops, args: RestoreArgs) -> Result<Exit, CliErr
     let backup = args.backup.parse::<BackupId>()?;
     let target = ops.tenant(&args.into).await?;
     tenant_manager::Backup::restore(ops.backup.as_ref(), backup, &target).await?;
-    println!("restored backup {backup} into {} ({})", target.slug, target.id);
+    println!(
+        "restored backup {backup} into {} ({})",
+        target.slug, target.id
+    );
     Ok(Exit::Success)
 }
 

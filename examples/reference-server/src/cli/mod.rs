@@ -233,7 +233,9 @@ fn load_config(env_file: Option<&std::path::Path>) -> Result<crate::config::Conf
             dotenvy::from_path(path).map_err(|e| {
                 CliError::new(Exit::Config, format!("cannot read {}: {e}", path.display()))
             })?;
-            Ok(crate::config::Config::from_lookup(|name| std::env::var(name).ok())?)
+            Ok(crate::config::Config::from_lookup(|name| {
+                std::env::var(name).ok()
+            })?)
         }
         None => Ok(crate::config::Config::load()?),
     }

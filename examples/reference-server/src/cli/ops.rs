@@ -11,21 +11,22 @@ use tenant_manager::{Entity, Error, Tenant, TenantId, TenantSlug};
 use super::exit::{CliError, Exit};
 use crate::config::Config;
 use crate::services::postgres::Postgres;
-use crate::services::{Shared, shared};
+use crate::services::shared;
 
 /// The adapters of one command run.
 #[derive(Debug)]
 pub(crate) struct Ops {
-    pub(crate) config: Config,
     pub(crate) postgres: Postgres,
-    pub(crate) shared: Shared,
     pub(crate) backup: Arc<PgDumpBackup>,
     pub(crate) manager: TenantManager,
 }
 
 impl Ops {
     /// Connects everything; backups go to (and are read from) `backup_dir`, or `BACKUP_DIR`.
-    pub(crate) async fn connect(config: Config, backup_dir: Option<&Path>) -> Result<Self, CliError> {
+    pub(crate) async fn connect(
+        config: Config,
+        backup_dir: Option<&Path>,
+    ) -> Result<Self, CliError> {
         if config.is_embedded() {
             return Err(CliError::new(
                 Exit::Config,
@@ -41,9 +42,7 @@ impl Ops {
         let backup = postgres.backup(dir);
         let manager = postgres.manager(&config, &shared, backup.clone())?;
         Ok(Self {
-            config,
             postgres,
-            shared,
             backup,
             manager,
         })

@@ -3,9 +3,9 @@
 use tenant_manager::manager::Registration;
 use tenant_manager::{Secret, TenantId, TenantQuery, TenantStatus};
 
+use super::TenantsCommand;
 use super::exit::{CliError, Exit};
 use super::ops::{Ops, print_json};
-use super::TenantsCommand;
 
 /// Runs one `tenants` action.
 pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliError> {
@@ -60,7 +60,10 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             if !yes {
                 return Err(CliError::new(
                     Exit::Usage,
-                    format!("this drops the storage of {} ({}); add --yes to confirm", tenant.slug, tenant.id),
+                    format!(
+                        "this drops the storage of {} ({}); add --yes to confirm",
+                        tenant.slug, tenant.id
+                    ),
                 ));
             }
             print_json(&ops.manager.delete(tenant.id).await?);
@@ -88,9 +91,19 @@ async fn list(
             println!("{}", serde_json::to_string(tenant).unwrap_or_default());
         }
     } else {
-        println!("{:<36}  {:<24}  {:<12}  {:<8}  name", "id", "slug", "status", "isolation");
+        println!(
+            "{:<36}  {:<24}  {:<12}  {:<8}  name",
+            "id", "slug", "status", "isolation"
+        );
         for t in &page.items {
-            println!("{:<36}  {:<24}  {:<12}  {:<8}  {}", t.id, t.slug, t.status, t.isolation, t.name);
+            println!(
+                "{:<36}  {:<24}  {:<12}  {:<8}  {}",
+                t.id.to_string(),
+                t.slug.to_string(),
+                t.status.as_str(),
+                t.isolation.as_str(),
+                t.name
+            );
         }
     }
     if let Some(next) = page.next {

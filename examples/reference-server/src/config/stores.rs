@@ -19,6 +19,9 @@ pub struct DatabaseConfig {
     /// login with `POSTGRES_ADMIN_USER`, `_PASSWORD`, `_HOST` and `_PORT` applied, on the
     /// maintenance database `postgres`.
     pub admin: Option<PgConnectOptions>,
+    /// The admin login's password, kept apart for `pg_dump` / `pg_restore`, which get it
+    /// through their environment (`POSTGRES_ADMIN_PASSWORD`, else the global URL's).
+    pub admin_password: Option<Secret>,
     /// Master secret the tenants' database passwords are derived from (`TENANT_DB_SECRET`,
     /// at least 32 bytes; required in production with Postgres; in development derived from
     /// `GLOBAL_DATABASE_URL` when unset). Changing it changes every tenant role's password.
@@ -110,19 +113,44 @@ impl DatabaseConfig {
                 derived_secret(&url)
             }
         };
+        let admin_password = admin_password.or_else(|| url_password(url.expose()));
         Ok(Self {
             global: Some(global),
             admin: Some(admin),
+            admin_password,
             tenant_secret: Some(tenant_secret),
         })
     }
+}
+
+/// The percent-decoded password of a `postgres://user:password@host/db` URL.
+fn url_password(url: &str) -> Option<Secret> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
+    let encoded = userinfo.split_once(':')?.1;
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut input = encoded.bytes();
+    while let Some(b) = input.next() {
+        if b == b'%' {
+            let hex: String = input.by_ref().take(2).map(char::from).collect();
+            bytes.push(u8::from_str_radix(&hex, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok().map(Secret::new)
 }
 
 /// A stable development secret: the SHA-256 of the global URL, hex.
 fn derived_secret(url: &Secret) -> Secret {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(format!("tenant-db-secret:{}", url.expose()).as_bytes());
-    Secret::new(digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    Secret::new(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
 }
 
 fn parse_postgres_url(url: &Secret) -> Result<PgConnectOptions, ConfigError> {
@@ -158,6 +186,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("global", &self.global.as_ref().map(PgShown))
             .field("admin", &self.admin.as_ref().map(PgShown))
+            .field("admin_password", &self.admin_password)
             .field("tenant_secret", &self.tenant_secret)
             .finish()
     }
@@ -288,6 +317,26 @@ mod tests {
         assert_eq!(admin, Some(("root".into(), "admin-host".into(), 5433)));
         let shown = format!("{db:?}");
         assert!(shown.contains("twenty_global") && !shown.contains("pw"));
+    }
+
+    #[test]
+    fn the_admin_password_comes_from_its_variable_or_the_url() {
+        assert_eq!(
+            url_password("postgres://u:p%40ss@h:5432/d")
+                .map(|s| s.expose().to_owned())
+                .as_deref(),
+            Some("p@ss")
+        );
+        assert!(url_password("postgres://u@h/d").is_none());
+        let v = vars(vec![
+            ("GLOBAL_DATABASE_URL", "postgres://app:pw@db/g"),
+            ("POSTGRES_ADMIN_PASSWORD", "admin"),
+        ]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            db.admin_password.map(|s| s.expose().to_owned()).as_deref(),
+            Some("admin")
+        );
     }
 
     #[test]

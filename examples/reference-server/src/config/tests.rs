@@ -146,9 +146,16 @@ fn every_invalid_value_names_its_variable() {
 fn production_with_postgres_needs_a_tenant_db_secret() {
     let got = load_with(GUIDE_ENV, &[("TENANT_DB_SECRET", "")]);
     assert_eq!(variable_of(got), Some("TENANT_DB_SECRET"));
-    let dev = load_with(GUIDE_ENV, &[("TENANT_DB_SECRET", ""), ("NODE_ENV", "development")]);
+    let dev = load_with(
+        GUIDE_ENV,
+        &[("TENANT_DB_SECRET", ""), ("NODE_ENV", "development")],
+    );
     let dev = dev.unwrap_or_else(|e| panic!("{e}"));
-    assert!(dev.database.tenant_secret.is_some_and(|s| s.len() >= MIN_SECRET_LEN));
+    assert!(
+        dev.database
+            .tenant_secret
+            .is_some_and(|s| s.len() >= MIN_SECRET_LEN)
+    );
 }
 
 #[test]

@@ -4,11 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
 use tenant_manager::fs_store::FilesystemBackupStore;
 use tenant_manager::manager::TenantManager;
-use tenant_manager::postgres::sqlx::migrate::Migrator;
-use tenant_manager::postgres::sqlx::postgres::PgPoolOptions;
-use tenant_manager::postgres::sqlx::{self, PgPool};
 use tenant_manager::postgres::{
     BackupConfig, DerivedCredentials, PgDumpBackup, PostgresProvisioner, PostgresRegistry,
     ServerMap, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
@@ -29,7 +28,6 @@ const GLOBAL_POOL_SIZE: u32 = 10;
 /// The Postgres adapters, connected and with the global database migrated.
 #[derive(Debug, Clone)]
 pub(crate) struct Postgres {
-    pub(crate) pool: PgPool,
     pub(crate) registry: Arc<PostgresRegistry>,
     pub(crate) storage: TenantStorage,
     pub(crate) provisioner: Arc<PostgresProvisioner>,
@@ -56,15 +54,18 @@ impl Postgres {
             .await
             .map_err(|e| Error::unavailable("postgres", e))?;
         migrate_global(&pool).await?;
-        let servers = ServerMap::default()
-            .with_options(tenant_manager::ServerId::default_server(), admin.clone());
+        let servers = ServerMap::default().with_options(
+            tenant_manager::ServerId::default_server(),
+            admin.clone(),
+            db.admin_password.clone(),
+        );
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
-        let storage = TenantStorage::new(pool.clone(), servers, migrations, StorageConfig::default())?;
+        let storage =
+            TenantStorage::new(pool.clone(), servers, migrations, StorageConfig::default())?;
         let credentials = Arc::new(DerivedCredentials::new(secret.clone())?);
         let provisioner = Arc::new(PostgresProvisioner::new(storage.clone(), credentials));
         Ok(Self {
-            registry: Arc::new(PostgresRegistry::new(pool.clone())),
-            pool,
+            registry: Arc::new(PostgresRegistry::new(pool)),
             storage,
             provisioner,
         })
@@ -73,7 +74,11 @@ impl Postgres {
     /// Backups with `pg_dump` into a filesystem store rooted at `dir`.
     pub(crate) fn backup(&self, dir: &Path) -> Arc<PgDumpBackup> {
         let store = Arc::new(FilesystemBackupStore::new(dir.to_path_buf()));
-        Arc::new(PgDumpBackup::new(self.storage.clone(), store, BackupConfig::default()))
+        Arc::new(PgDumpBackup::new(
+            self.storage.clone(),
+            store,
+            BackupConfig::default(),
+        ))
     }
 
     /// The fleet migrator.

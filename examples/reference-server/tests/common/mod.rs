@@ -1,5 +1,5 @@
 //! Starts the real `reference-server` binary for end-to-end tests, and talks to it.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -111,7 +111,6 @@ impl Server {
         }
         let api =
             api.unwrap_or_else(|| panic!("server did not listen in time:\n{}", seen.join("\n")));
-        let mut seen = seen;
         // The metrics listener is announced right after the API's.
         if overrides
             .iter()

@@ -231,10 +231,13 @@ async fn drive(
         })
     });
     let mut total = Recorder::default();
-    for handle in futures::future::join_all(workers).await {
-        if let Ok(recorder) = handle {
-            total.merge(recorder);
-        }
+    // A worker that panicked lost its samples; the others still count.
+    for recorder in futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        total.merge(recorder);
     }
     ticker.abort();
     progress.finish_and_clear();

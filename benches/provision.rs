@@ -1,0 +1,296 @@
+//! Provisioning and fleet-migration throughput of the Postgres adapter, against the real local
+//! Postgres (a bench binary: each measured operation creates roles, databases or schemas, so
+//! it runs once per configuration rather than in criterion's sampling loop).
+//!
+//! ```sh
+//! cargo bench --features postgres --bench provision
+//! TM_BENCH_TENANTS=50 TM_BENCH_FLEET=1000 cargo bench --features postgres --bench provision
+//! ```
+//!
+//! Prints a Markdown table: tenants provisioned per second for each isolation mode (database
+//! isolation with the template fast path and with migrations run in each new database), and
+//! the time to migrate the fleet of schema tenants to a new migration version.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, SqlSafeStr};
+use tenant_manager::postgres::{
+    DerivedCredentials, FleetOptions, PostgresProvisioner, PostgresRegistry, ServerMap,
+    StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
+};
+use tenant_manager::{
+    Isolation, NewTenant, Placement, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
+    TenantSlug, TenantStatus,
+};
+use tenant_manager_test_support::{TestDatabase, unique_suffix};
+
+static ISOLATED: Migrator = sqlx::migrate!("tenant-manager-postgres/tests/migrations/tenant");
+static SHARED: Migrator = sqlx::migrate!("tenant-manager-postgres/tests/migrations/shared");
+
+/// Tenants provisioned at once (each holds a few connections).
+const CONCURRENCY: usize = 4;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Bench {
+    tag: String,
+    shared_db: String,
+    registry: PostgresRegistry,
+    admin_url: String,
+}
+
+impl Bench {
+    fn provisioner(&self, migrations: TenantMigrations, template: bool) -> PostgresProvisioner {
+        let servers = ServerMap::single(&self.admin_url).expect("servers");
+        let tag = &self.tag;
+        let config = StorageConfig::default()
+            .with_template(template)
+            .with_template_prefix(format!("tmtpl_{tag}_"))
+            .with_template_owner(format!("tmtplown_{tag}"))
+            .with_shared_owner(format!("tmshown_{tag}"));
+        let storage = TenantStorage::new(self.registry.pool().clone(), servers, migrations, config)
+            .expect("storage");
+        let credentials =
+            DerivedCredentials::new(Secret::new(format!("bench-master-secret-{tag}-0123456789")))
+                .expect("credentials");
+        PostgresProvisioner::new(storage, Arc::new(credentials))
+    }
+
+    async fn register(&self, name: &str, isolation: Isolation) -> Tenant {
+        let slug = TenantSlug::new(format!("{}_{name}", self.tag)).expect("slug");
+        let placement = Placement::conventional(
+            &slug,
+            isolation,
+            ServerId::default_server(),
+            &self.shared_db,
+        );
+        let new = NewTenant::new(slug, name, isolation)
+            .expect("tenant")
+            .with_placement(placement);
+        let tenant = self.registry.create_tenant(new).await.expect("create");
+        self.registry
+            .transition(tenant.id, TenantStatus::Provisioning, None)
+            .await
+            .expect("provisioning")
+    }
+
+    /// Provisions `n` tenants `CONCURRENCY` at a time; returns them and the elapsed time.
+    async fn provision_many(
+        &self,
+        provisioner: &PostgresProvisioner,
+        prefix: &str,
+        n: usize,
+        isolation: Isolation,
+    ) -> (Vec<Tenant>, Duration) {
+        let mut tenants = Vec::with_capacity(n);
+        for i in 0..n {
+            tenants.push(self.register(&format!("{prefix}{i:04}"), isolation).await);
+        }
+        let started = Instant::now();
+        futures::stream::iter(&tenants)
+            .map(|t| async move {
+                provisioner.provision(t).await.expect("provision");
+                self.registry
+                    .transition(t.id, TenantStatus::Active, None)
+                    .await
+                    .expect("active");
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+        (tenants, started.elapsed())
+    }
+
+    async fn deprovision_all(&self, provisioner: &PostgresProvisioner, tenants: &[Tenant]) {
+        futures::stream::iter(tenants)
+            .map(|t| async move { provisioner.deprovision(t).await.expect("deprovision") })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+    }
+}
+
+fn version_two() -> Migrator {
+    let mut migrations: Vec<Migration> = ISOLATED.iter().cloned().collect();
+    migrations.push(Migration::new(
+        20240201000001,
+        "company industry".into(),
+        MigrationType::Simple,
+        "ALTER TABLE companies ADD COLUMN industry text; \
+         CREATE INDEX companies_industry_idx ON companies (industry)"
+            .into_sql_str(),
+        false,
+    ));
+    Migrator::with_migrations(migrations)
+}
+
+async fn cleanup(admin_url: &str, tag: &str) {
+    let mut conn = PgConnection::connect(admin_url).await.expect("admin");
+    let pattern = format!("%{tag}%");
+    let dbs: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await
+            .expect("dbs");
+    for db in dbs {
+        let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await
+            .expect("roles");
+    for role in roles {
+        let sql = format!("DROP ROLE IF EXISTS \"{role}\"");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+    let _ = conn.close().await;
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+async fn run() {
+    let tenants = env_usize("TM_BENCH_TENANTS", 40);
+    let fleet = env_usize("TM_BENCH_FLEET", 1000);
+    let db = TestDatabase::create().await;
+    let options = PgConnectOptions::from_str(db.url())
+        .expect("url")
+        .disable_statement_logging();
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect_with(options)
+        .await
+        .expect("pool");
+    migrate_global(&pool).await.expect("migrate global");
+    let bench = Bench {
+        tag: format!("b{}", &unique_suffix()[..8]),
+        shared_db: String::new(),
+        registry: PostgresRegistry::new(pool),
+        admin_url: db.admin_url().to_owned(),
+    };
+    let bench = Bench {
+        shared_db: format!("tmsh_{}", bench.tag),
+        ..bench
+    };
+    let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
+    let mut rows = Vec::new();
+
+    let with_template = bench.provisioner(migrations.clone(), true);
+    let started = Instant::now();
+    with_template
+        .prepare_template(&ServerId::default_server())
+        .await
+        .expect("template");
+    let template_build = started.elapsed();
+    for (label, prefix, isolation, provisioner) in [
+        (
+            "database, template fast path",
+            "dt",
+            Isolation::Database,
+            with_template.clone(),
+        ),
+        (
+            "database, migrations in each new database",
+            "dm",
+            Isolation::Database,
+            bench.provisioner(migrations.clone(), false),
+        ),
+        ("schema", "sc", Isolation::Schema, with_template.clone()),
+        (
+            "shared (row-level security)",
+            "sh",
+            Isolation::Shared,
+            with_template.clone(),
+        ),
+    ] {
+        let (done, elapsed) = bench
+            .provision_many(&provisioner, prefix, tenants, isolation)
+            .await;
+        rows.push(format!(
+            "| provision {tenants} tenants: {label} | {:.1} tenants/s | {:.2} s |",
+            rate(tenants, elapsed),
+            elapsed.as_secs_f64()
+        ));
+        bench.deprovision_all(&provisioner, &done).await;
+    }
+
+    let (fleet_tenants, provisioned_in) = bench
+        .provision_many(&with_template, "fl", fleet, Isolation::Schema)
+        .await;
+    let storage_v2 = TenantStorage::new(
+        bench.registry.pool().clone(),
+        with_template.storage().servers().clone(),
+        TenantMigrations::new(&version_two()).with_shared(&SHARED),
+        with_template.storage().config().clone(),
+    )
+    .expect("storage v2");
+    let migrator = TenantMigrator::new(storage_v2);
+    let started = Instant::now();
+    let behind = migrator
+        .behind(&[TenantStatus::Active])
+        .await
+        .expect("behind");
+    let behind_query = started.elapsed();
+    assert_eq!(behind.len(), fleet);
+    let started = Instant::now();
+    let report = migrator
+        .migrate_all(&FleetOptions::default().with_concurrency(8), None)
+        .await
+        .expect("fleet");
+    let migrated_in = started.elapsed();
+    assert_eq!(report.succeeded(), fleet);
+    assert_eq!(fleet_tenants.len(), fleet);
+    rows.push(format!(
+        "| provision {fleet} schema tenants (fleet set-up) | {:.1} tenants/s | {:.2} s |",
+        rate(fleet, provisioned_in),
+        provisioned_in.as_secs_f64()
+    ));
+    rows.push(format!(
+        "| which of {fleet} tenants are behind (one query) | | {:.1} ms |",
+        behind_query.as_secs_f64() * 1000.0
+    ));
+    rows.push(format!(
+        "| migrate {fleet} schema tenants to a new version, concurrency 8 | {:.1} tenants/s | {:.2} min |",
+        rate(fleet, migrated_in),
+        migrated_in.as_secs_f64() / 60.0
+    ));
+    rows.push(format!(
+        "| build the template database (once per migration version) | | {:.2} s |",
+        template_build.as_secs_f64()
+    ));
+    println!("| operation | throughput | time |\n|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    bench.registry.pool().close().await;
+    cleanup(db.admin_url(), &bench.tag).await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
