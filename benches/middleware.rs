@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -192,7 +192,7 @@ fn bench(c: &mut Criterion) {
         };
     }
     per_request!("bare handler", bare);
-    per_request!("full stack", full);
+    per_request!("full stack", full.clone());
     per_request!("tenant layer (jwt + cached lookup)", tenant_only);
     per_request!(
         "tenant layer (x-tenant-id header + cached lookup)",
@@ -200,6 +200,27 @@ fn bench(c: &mut Criterion) {
     );
     per_request!("quota layer (in-memory)", quota_only);
     per_request!("metrics layer", metrics_only);
+    // Both paths in turns within one measurement, so a machine whose load changes between
+    // benchmarks still yields the difference: the cost the stack adds to each request.
+    let (bare_turn, full_turn) = (handler(), full.clone());
+    group.bench_function("added cost (full stack minus bare, interleaved)", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let (mut bare_time, mut full_time) = (Duration::ZERO, Duration::ZERO);
+                for _ in 0..iters {
+                    let request_bare = request(&fixture.bearer, &route);
+                    let request_full = request(&fixture.bearer, &route);
+                    let started = Instant::now();
+                    black_box(bare_turn.clone().oneshot(request_bare).await.unwrap());
+                    bare_time += started.elapsed();
+                    let started = Instant::now();
+                    black_box(full_turn.clone().oneshot(request_full).await.unwrap());
+                    full_time += started.elapsed();
+                }
+                full_time.saturating_sub(bare_time)
+            })
+        })
+    });
     group.bench_function("hs256 verify alone", |b| {
         b.iter(|| black_box(fixture.tokens.verify(black_box(&fixture.token)).unwrap()))
     });

@@ -114,7 +114,17 @@ impl Bench {
 
     async fn deprovision_all(&self, provisioner: &PostgresProvisioner, tenants: &[Tenant]) {
         futures::stream::iter(tenants)
-            .map(|t| async move { provisioner.deprovision(t).await.expect("deprovision") })
+            .map(|t| async move {
+                self.registry
+                    .transition(t.id, TenantStatus::Deleting, None)
+                    .await
+                    .expect("deleting");
+                provisioner.deprovision(t).await.expect("deprovision");
+                self.registry
+                    .transition(t.id, TenantStatus::Deleted, None)
+                    .await
+                    .expect("deleted");
+            })
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<()>>()
             .await;
@@ -191,6 +201,10 @@ async fn run() {
     let bench = Bench {
         shared_db: format!("tmsh_{}", bench.tag),
         ..bench
+    };
+    let _cleanup = Cleanup {
+        admin_url: db.admin_url().to_owned(),
+        tag: bench.tag.clone(),
     };
     let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
     let mut rows = Vec::new();
@@ -283,7 +297,26 @@ async fn run() {
         println!("{row}");
     }
     bench.registry.pool().close().await;
-    cleanup(db.admin_url(), &bench.tag).await;
+}
+
+/// Drops every database and role of the run, also when it panics.
+struct Cleanup {
+    admin_url: String,
+    tag: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (url, tag) = (self.admin_url.clone(), self.tag.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(cleanup(&url, &tag));
+        })
+        .join();
+    }
 }
 
 fn main() {

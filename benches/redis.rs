@@ -149,7 +149,7 @@ fn cache(c: &mut Criterion) {
     group.finish();
     let stats = local.detailed_stats();
     assert!(
-        stats.local_hits > stats.redis_hits,
+        stats.local_hits >= stats.redis_hits,
         "the local layer served: {stats:?}"
     );
     assert_eq!(remote.detailed_stats().local_hits, 0);

@@ -48,7 +48,7 @@
 //! ```
 //!
 //! The cache's alias lookups and the queue's per-job hashes use keys computed inside Lua
-//! scripts, so these components need a standalone Redis (or Sentinel), not Redis Cluster.
+//! scripts, so these components need a standalone Redis, not Redis Cluster.
 
 mod cache;
 mod config;

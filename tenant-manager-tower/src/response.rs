@@ -65,8 +65,9 @@ fn retry_after_of(error: &Error) -> Option<Duration> {
 /// error's stable [`code`](Error::code), a message and the offending field, and `Retry-After`
 /// where waiting helps.
 ///
-/// Internal errors never show their message or source to the client: they are logged here
-/// (with the whole source chain) and answered with `"internal error"`.
+/// Internal errors never show their message or source to the client: they are logged here at
+/// error level (with the whole source chain) and answered with `"internal error"`. Other `5xx`
+/// (a backend unavailable, a pool exhausted) are logged at warn level.
 ///
 /// ```
 /// use tenant_manager_core::Error;
@@ -75,14 +76,16 @@ fn retry_after_of(error: &Error) -> Option<Duration> {
 /// ```
 pub fn error_response(error: &Error) -> http::Response<RefusalBody> {
     let status = status_of(error);
-    let message = if status.is_server_error() {
-        tracing::error!(code = error.code(), error = %ErrorChain(error), "request failed");
-        match error {
-            Error::Unavailable { .. } | Error::PoolExhausted { .. } => error.to_string(),
-            _ => "internal error".to_owned(),
+    let message = match status {
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!(code = error.code(), error = %ErrorChain(error), "request failed");
+            "internal error".to_owned()
         }
-    } else {
-        error.to_string()
+        status if status.is_server_error() => {
+            tracing::warn!(code = error.code(), error = %ErrorChain(error), "request refused");
+            error.to_string()
+        }
+        _ => error.to_string(),
     };
     let mut response = json_error(status, error.code(), &message, error.field());
     let headers = response.headers_mut();

@@ -3,6 +3,7 @@
 mod ids;
 mod page;
 mod plan;
+mod rules;
 mod secret;
 mod slug;
 mod status;
@@ -12,6 +13,7 @@ mod user;
 pub use ids::{BackupId, JobId, TenantId, UserId};
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use plan::{Plan, PlanCatalog, QuotaPolicy, RateLimit};
+pub(crate) use rules::{validate_identifier, validate_region};
 pub use secret::Secret;
 pub use slug::{RESERVED_SLUGS, TenantSlug};
 pub use status::TenantStatus;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::rules::validate_short_name;
 use crate::error::Error;
 
 /// A request rate: at most `limit` requests per `window`.
@@ -108,18 +109,8 @@ impl Plan {
     /// [`Error::InvalidInput`] on field `plan`.
     pub fn new(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
-        let ok = (1..=32).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok {
-            Ok(Self(name))
-        } else {
-            Err(Error::invalid(
-                "plan",
-                "must be 1 to 32 lowercase letters, digits, _ or -",
-            ))
-        }
+        validate_short_name(&name, "plan")?;
+        Ok(Self(name))
     }
 
     /// The default plan, `free`.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::rules::{validate_region, validate_short_name};
 use super::{Plan, QuotaPolicy, TenantId, TenantSlug, TenantStatus};
 use crate::error::Error;
 
@@ -65,18 +66,8 @@ impl ServerId {
     /// [`Error::InvalidInput`] on field `server`.
     pub fn new(id: impl Into<String>) -> Result<Self, Error> {
         let id = id.into();
-        let ok = (1..=32).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok {
-            Ok(Self(id))
-        } else {
-            Err(Error::invalid(
-                "server",
-                "must be 1 to 32 lowercase letters, digits, _ or -",
-            ))
-        }
+        validate_short_name(&id, "server")?;
+        Ok(Self(id))
     }
 
     /// The server id `default`, used when a deployment has one server.
@@ -279,13 +270,8 @@ impl NewTenant {
         if let Some(domain) = &self.domain {
             validate_domain(domain)?;
         }
-        if let Some(region) = &self.region
-            && (region.is_empty() || region.len() > 64 || region.chars().any(char::is_control))
-        {
-            return Err(Error::invalid(
-                "region",
-                "must be 1 to 64 printable characters",
-            ));
+        if let Some(region) = &self.region {
+            validate_region(region)?;
         }
         if self.isolation == Isolation::Schema && self.placement.schema.is_none() {
             return Err(Error::invalid(

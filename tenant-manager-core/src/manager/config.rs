@@ -1,6 +1,6 @@
 //! Configuration of [`TenantManager`](super::TenantManager).
 
-use crate::domain::{Isolation, Plan, ServerId};
+use crate::domain::{Isolation, Plan, ServerId, validate_identifier, validate_region};
 use crate::error::{Error, Result};
 
 /// How the manager places, provisions and names new tenants.
@@ -93,25 +93,9 @@ impl ManagerConfig {
     /// # Errors
     /// [`Error::InvalidInput`] on `shared_database`, `region` or `slug_attempts`.
     pub fn validate(&self) -> Result<()> {
-        let db = self.shared_database.as_str();
-        let db_ok = (1..=63).contains(&db.len())
-            && db.starts_with(|c: char| c.is_ascii_lowercase())
-            && db
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !db_ok {
-            return Err(Error::invalid(
-                "shared_database",
-                "must be 1 to 63 lowercase letters, digits or _, starting with a letter",
-            ));
-        }
-        if let Some(region) = &self.region
-            && (region.is_empty() || region.len() > 64 || region.chars().any(char::is_control))
-        {
-            return Err(Error::invalid(
-                "region",
-                "must be 1 to 64 printable characters",
-            ));
+        validate_identifier(&self.shared_database, "shared_database")?;
+        if let Some(region) = &self.region {
+            validate_region(region)?;
         }
         if self.slug_attempts > 10 {
             return Err(Error::invalid("slug_attempts", "must be at most 10"));

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::traits::{CacheKey, CacheStats, TenantCache};
 
 /// Settings of an [`InMemoryTenantCache`].
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InMemoryCacheConfig {
     /// How long an entry is served after it was put (default 60 s).
@@ -58,15 +58,6 @@ impl InMemoryCacheConfig {
             return Err(Error::invalid("max_capacity", "must be at least 1"));
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for InMemoryCacheConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryCacheConfig")
-            .field("ttl", &self.ttl)
-            .field("max_capacity", &self.max_capacity)
-            .finish()
     }
 }
 

@@ -22,7 +22,7 @@ const BACKEND: &str = "memory job queue";
 pub const MAX_JOB_ERROR_LEN: usize = 2048;
 
 /// Settings of an [`InMemoryJobQueue`].
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InMemoryJobQueueConfig {
     /// How long a delivered job stays invisible to other consumers (default 30 s).
@@ -99,17 +99,6 @@ impl InMemoryJobQueueConfig {
             return Err(Error::invalid("max_dead_letters", "must be at least 1"));
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for InMemoryJobQueueConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryJobQueueConfig")
-            .field("visibility_timeout", &self.visibility_timeout)
-            .field("max_attempts", &self.max_attempts)
-            .field("max_jobs", &self.max_jobs)
-            .field("max_dead_letters", &self.max_dead_letters)
-            .finish()
     }
 }
 

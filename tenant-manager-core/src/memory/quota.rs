@@ -20,7 +20,7 @@ const BACKEND: &str = "memory quota store";
 const FULL_SWEEP_GAP: Duration = Duration::from_millis(100);
 
 /// Settings of an [`InMemoryQuotaEnforcer`].
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InMemoryQuotaConfig {
     /// Most rate keys tracked at once (default 500,000: roughly 60 MB at worst).
@@ -70,15 +70,6 @@ impl InMemoryQuotaConfig {
             ));
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for InMemoryQuotaConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryQuotaConfig")
-            .field("max_keys", &self.max_keys)
-            .field("sweep_interval", &self.sweep_interval)
-            .finish()
     }
 }
 

@@ -1,6 +1,8 @@
 //! `InMemoryRegistry`: the tenant registry of embedded mode.
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -43,7 +45,7 @@ pub struct InMemoryRegistry {
     /// Every tenant id, in order, for listing.
     order: RwLock<BTreeSet<TenantId>>,
     /// Tenants per status, indexed like [`TenantStatus::ALL`].
-    counts: [AtomicU64; 7],
+    counts: [AtomicU64; TenantStatus::ALL.len()],
 }
 
 /// Ids copied out of the ordered set per step of a listing.
@@ -87,29 +89,40 @@ impl Drop for Claims<'_> {
     }
 }
 
-/// Claims `key` in `index` for `owner`, or reports a conflict on `field`.
+/// Inserts `value` under `key` unless the key is present, else reports a conflict on `field`.
+/// Claims unique values in the indexes, and makes records visible under fresh ids.
 fn claim<K, V>(
-    index: &DashMap<K, V>,
+    map: &DashMap<K, V>,
     key: K,
-    owner: V,
+    value: V,
     entity: Entity,
     field: &'static str,
 ) -> Result<()>
 where
-    K: std::hash::Hash + Eq + std::fmt::Display,
-    V: Copy,
+    K: Hash + Eq + fmt::Display,
 {
-    match index.entry(key) {
-        dashmap::Entry::Occupied(o) => Err(Error::conflict(
-            entity,
-            field,
-            format!("{field} {} is taken", o.key()),
-        )),
+    match map.entry(key) {
+        dashmap::Entry::Occupied(o) => Err(taken(entity, field, o.key())),
         dashmap::Entry::Vacant(v) => {
-            v.insert(owner);
+            v.insert(value);
             Ok(())
         }
     }
+}
+
+fn taken(entity: Entity, field: &'static str, key: impl fmt::Display) -> Error {
+    Error::conflict(entity, field, format!("{field} {key} is taken"))
+}
+
+/// The record that `key` points at through `index`: a lookup by slug, domain or e-mail.
+fn through<K, I, V>(index: &DashMap<K, I>, records: &DashMap<I, V>, key: &K) -> Option<V>
+where
+    K: Hash + Eq,
+    I: Hash + Eq + Copy,
+    V: Clone,
+{
+    let id = index.get(key).map(|id| *id)?;
+    records.get(&id).map(|record| record.clone())
 }
 
 impl InMemoryRegistry {
@@ -174,18 +187,7 @@ impl InMemoryRegistry {
     /// Makes a claimed tenant visible, unless its id is taken.
     fn publish_tenant(&self, tenant: Tenant) -> Result<()> {
         let id = tenant.id;
-        match self.tenants.entry(id) {
-            dashmap::Entry::Occupied(_) => {
-                return Err(Error::conflict(
-                    Entity::Tenant,
-                    "id",
-                    format!("tenant id {id} is taken"),
-                ));
-            }
-            dashmap::Entry::Vacant(v) => {
-                v.insert(tenant);
-            }
-        }
+        claim(&self.tenants, id, tenant, Entity::Tenant, "id")?;
         self.count(TenantStatus::Pending)
             .fetch_add(1, Ordering::Relaxed);
         self.order
@@ -209,18 +211,7 @@ impl InMemoryRegistry {
     /// Makes a claimed user visible, unless its id is taken.
     fn publish_user(&self, user: User) -> Result<()> {
         let (id, tenant) = (user.id, user.tenant_id);
-        match self.users.entry(id) {
-            dashmap::Entry::Occupied(_) => {
-                return Err(Error::conflict(
-                    Entity::User,
-                    "id",
-                    format!("user id {id} is taken"),
-                ));
-            }
-            dashmap::Entry::Vacant(v) => {
-                v.insert(user);
-            }
-        }
+        claim(&self.users, id, user, Entity::User, "id")?;
         self.members.entry(tenant).or_default().push(id);
         Ok(())
     }
@@ -269,11 +260,7 @@ impl TenantRegistry for InMemoryRegistry {
             ));
         }
         if self.users.contains_key(&owner.id) {
-            return Err(Error::conflict(
-                Entity::User,
-                "id",
-                format!("user id {} is taken", owner.id),
-            ));
+            return Err(taken(Entity::User, "id", owner.id));
         }
         let mut claims = Claims::default();
         self.claim_tenant(&mut claims, &tenant)?;
@@ -299,10 +286,7 @@ impl TenantRegistry for InMemoryRegistry {
     }
 
     async fn find_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
-        let Some(id) = self.by_slug.get(slug).map(|id| *id) else {
-            return Ok(None);
-        };
-        Ok(self.tenants.get(&id).map(|t| t.clone()))
+        Ok(through(&self.by_slug, &self.tenants, slug))
     }
 
     async fn find_tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
@@ -310,10 +294,7 @@ impl TenantRegistry for InMemoryRegistry {
             return Ok(None);
         }
         let domain = domain.to_ascii_lowercase();
-        let Some(id) = self.by_domain.get(&domain).map(|id| *id) else {
-            return Ok(None);
-        };
-        Ok(self.tenants.get(&id).map(|t| t.clone()))
+        Ok(through(&self.by_domain, &self.tenants, &domain))
     }
 
     async fn list_tenants(&self, query: &TenantQuery) -> Result<Page<Tenant>> {
@@ -488,10 +469,7 @@ impl TenantRegistry for InMemoryRegistry {
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
-        let Some(id) = self.by_email.get(email).map(|id| *id) else {
-            return Ok(None);
-        };
-        Ok(self.users.get(&id).map(|u| u.clone()))
+        Ok(through(&self.by_email, &self.users, email))
     }
 
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {

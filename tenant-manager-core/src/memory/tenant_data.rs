@@ -8,15 +8,13 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::TenantId;
+use crate::domain::{TenantId, validate_identifier};
 use crate::error::{Entity, Error, Result};
 
 /// Default largest record, serialized: 1 MiB.
 const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Longest record id, in bytes.
 const MAX_ID_LEN: usize = 128;
-/// Longest collection name, in bytes (fits a Postgres identifier).
-const MAX_COLLECTION_LEN: usize = 63;
 
 /// One record of a collection: its id and its JSON value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,21 +323,10 @@ fn record_size_unchecked(id: &str, value: &Value) -> u64 {
     (id.len() + json) as u64
 }
 
-/// A collection name: 1 to 63 lowercase letters, digits or `_`, starting with a letter.
+/// A collection name: a lowercase identifier (1 to 63 lowercase letters, digits or `_`,
+/// starting with a letter), so it fits a Postgres table name.
 fn validate_collection(name: &str) -> Result<()> {
-    let ok = (1..=MAX_COLLECTION_LEN).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "collection",
-            "must be 1 to 63 lowercase letters, digits or _, starting with a letter",
-        ))
-    }
+    validate_identifier(name, "collection")
 }
 
 /// A record id: 1 to 128 ASCII letters, digits, `-`, `_`, `.` or `:`.

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Fixture;
-use super::registry::{expect_invalid, expect_not_found, random_hex, run_concurrently};
+use super::registry::{expect_invalid, expect_not_found, random_hex};
+use super::run_concurrently;
 use crate::error::{Entity, Error};
 use crate::fs_store::sha256_hex;
 use crate::memory::InMemoryBackupStore;

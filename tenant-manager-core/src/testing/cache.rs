@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::registry::random_hex;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantId, TenantSlug};
 use crate::traits::{CacheKey, TenantCache};
 
@@ -92,9 +93,9 @@ pub fn sample_tenant() -> Tenant {
         .into_tenant(OffsetDateTime::now_utc())
 }
 
+/// A unique slug that is also a valid DNS label (no `_`), as sample domains embed it.
 fn unique_slug() -> TenantSlug {
-    let hex = uuid::Uuid::new_v4().simple().to_string();
-    TenantSlug::new(format!("c{}", &hex[..16])).expect("valid slug")
+    TenantSlug::new(format!("c{}", random_hex(16))).expect("valid slug")
 }
 
 /// The id, slug and domain keys of a tenant.

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::domain::{JobId, TenantId};
 use crate::traits::{Job, JobQueue, NackOutcome, NewJob, QueueStats};
 
-use super::quota::run_parallel;
+use super::run_concurrently;
 
 /// Expands one `#[tokio::test]` per case of [`crate::testing::jobs`] against the empty queue
 /// `$factory` (an `async fn() -> Fixture<dyn JobQueue>` that declares [`JobQueueCaps`]) builds.
@@ -234,7 +234,7 @@ pub async fn concurrent_consumers_never_share_a_job(q: &dyn JobQueue, caps: &Job
     let deliveries: Mutex<HashMap<JobId, Vec<Instant>>> = Mutex::new(HashMap::new());
     let done = AtomicUsize::new(0);
     let deadline = Instant::now() + Duration::from_secs(60);
-    run_parallel(8, |c| {
+    run_concurrently(8, |c| {
         let (deliveries, done) = (&deliveries, &done);
         async move {
             let consumer = format!("consumer-{c}");

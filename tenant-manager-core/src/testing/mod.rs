@@ -30,6 +30,7 @@ pub mod quota;
 pub mod registry;
 
 use std::any::Any;
+use std::future::Future;
 use std::sync::Arc;
 
 /// What a suite's factory returns: the adapter under test and whatever must live as long as it
@@ -83,6 +84,46 @@ impl<T: ?Sized> std::fmt::Debug for Fixture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fixture").finish_non_exhaustive()
     }
+}
+
+/// Runs `n` futures made by `task(i)` on up to 16 OS threads at once (released together by a
+/// barrier), each thread driving its share concurrently on the current runtime, and returns
+/// their outputs in `i` order. Calls race for real, so an adapter's atomicity is tested, not
+/// just its interleaving at awaits.
+///
+/// # Panics
+/// Outside a multi-thread tokio runtime (the suite macros use one), or when a task panics.
+pub fn run_concurrently<T, F, Fut>(n: usize, task: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> Fut + Sync,
+    Fut: Future<Output = T>,
+{
+    let handle = tokio::runtime::Handle::current();
+    let threads = n.clamp(1, 16);
+    let barrier = std::sync::Barrier::new(threads);
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (handle, barrier, task) = (&handle, &barrier, &task);
+                    scope.spawn(move || {
+                        let (indices, futures): (Vec<usize>, Vec<Fut>) =
+                            (t..n).step_by(threads).map(|i| (i, task(i))).unzip();
+                        barrier.wait();
+                        let outputs = handle.block_on(futures::future::join_all(futures));
+                        indices.into_iter().zip(outputs).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<(usize, T)> = workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("worker thread panicked"))
+                .collect();
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, out)| out).collect()
+        })
+    })
 }
 
 /// Expands test functions that run `$crate::testing::$module::$case(&*fixture.subject)`.

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::registry::{expect_invalid, run_concurrently, unique_slug};
+use super::registry::{expect_invalid, unique_slug};
+use super::run_concurrently;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantStatus};
 use crate::traits::{ProvisionStep, Provisioner};
 

@@ -6,9 +6,9 @@
 //!
 //! [`quota_conformance!`]: crate::quota_conformance
 
-use std::future::Future;
 use std::time::Duration;
 
+use super::run_concurrently;
 use crate::domain::{RateLimit, TenantId};
 use crate::error::Error;
 use crate::traits::{QuotaEnforcer, RateDecision, RateKey, UsageKind};
@@ -31,45 +31,6 @@ macro_rules! quota_conformance {
             invalid_input_is_refused,
         );
     };
-}
-
-/// Threads that [`run_parallel`] spreads calls over.
-const THREADS: usize = 8;
-
-/// Runs `call(0..count)` spread over OS threads, each driving its share concurrently on the
-/// current (multi-thread) runtime, and returns the outputs in index order. This makes checks
-/// truly parallel, so an adapter's atomicity is tested, not just its interleaving at awaits.
-///
-/// # Panics
-/// Outside a multi-thread tokio runtime (the suite macros use one).
-pub fn run_parallel<T, F, Fut>(count: usize, call: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize) -> Fut + Sync,
-    Fut: Future<Output = T>,
-{
-    let handle = tokio::runtime::Handle::current();
-    let call = &call;
-    let handle = &handle;
-    tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..THREADS)
-                .map(|t| {
-                    scope.spawn(move || {
-                        let mine = (t..count).step_by(THREADS).map(call);
-                        let outputs = handle.block_on(futures::future::join_all(mine));
-                        (t..count).step_by(THREADS).zip(outputs).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut indexed: Vec<(usize, T)> = workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a parallel worker panicked"))
-                .collect();
-            indexed.sort_by_key(|(i, _)| *i);
-            indexed.into_iter().map(|(_, output)| output).collect()
-        })
-    })
 }
 
 fn rate(limit: u64, window: Duration) -> RateLimit {
@@ -98,7 +59,7 @@ fn interval_with_slack(limit: &RateLimit) -> Duration {
 pub async fn concurrent_checks_admit_exactly_the_limit(q: &dyn QuotaEnforcer) {
     let key = fresh_key();
     let limit = long(50);
-    let decisions = run_parallel(1_000, |_| q.check_rate(&key, &limit, 1));
+    let decisions = run_concurrently(1_000, |_| q.check_rate(&key, &limit, 1));
     let decisions: Vec<RateDecision> = decisions
         .into_iter()
         .map(|d| d.expect("check_rate"))
@@ -236,7 +197,7 @@ pub async fn keys_are_limited_independently(q: &dyn QuotaEnforcer) {
 /// 200 parallel consumptions of 1 against a max of 50: exactly 50 succeed, usage ends at 50.
 pub async fn concurrent_usage_never_exceeds_max(q: &dyn QuotaEnforcer) {
     let tenant = TenantId::new();
-    let decisions = run_parallel(200, |_| q.consume_usage(tenant, UsageKind::Users, 1, 50));
+    let decisions = run_concurrently(200, |_| q.consume_usage(tenant, UsageKind::Users, 1, 50));
     let mut allowed = 0;
     for d in decisions {
         let d = d.expect("consume_usage");

@@ -17,13 +17,12 @@
 //! Cases create tenants with random slugs, e-mails and (for listings) a random plan, so they
 //! assert only on what they created themselves; counts are compared before and after.
 
-use std::future::Future;
-
 use crate::domain::{
     Email, Isolation, NewTenant, NewUser, PasswordHash, Placement, Plan, QuotaPolicy, Role,
     ServerId, TenantId, TenantQuery, TenantSlug, TenantStatus, TenantUpdate, User, UserId,
 };
 use crate::error::{Entity, Error, Result};
+use super::run_concurrently;
 use crate::traits::TenantRegistry;
 
 /// Expands one `#[tokio::test]` per registry case, each on a fresh fixture from `$factory`
@@ -91,43 +90,6 @@ pub fn sample_user(tenant: TenantId, role: Role) -> NewUser {
         role,
         PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"),
     )
-}
-
-/// Runs `n` futures made by `task(i)` on up to 16 OS threads at once (released together by a
-/// barrier), so in-memory adapters race for real, and returns their outputs in `i` order.
-///
-/// Call from a multi-thread tokio runtime (as the conformance macros do).
-pub fn run_concurrently<T, F, Fut>(n: usize, task: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize) -> Fut + Sync,
-    Fut: Future<Output = T>,
-{
-    let handle = tokio::runtime::Handle::current();
-    let threads = n.clamp(1, 16);
-    let barrier = std::sync::Barrier::new(threads);
-    tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (handle, barrier, task) = (&handle, &barrier, &task);
-                    scope.spawn(move || {
-                        let (indices, futures): (Vec<usize>, Vec<Fut>) =
-                            (t..n).step_by(threads).map(|i| (i, task(i))).unzip();
-                        barrier.wait();
-                        let outputs = handle.block_on(futures::future::join_all(futures));
-                        indices.into_iter().zip(outputs).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            let mut all: Vec<(usize, T)> = workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("worker thread panicked"))
-                .collect();
-            all.sort_by_key(|(i, _)| *i);
-            all.into_iter().map(|(_, out)| out).collect()
-        })
-    })
 }
 
 /// Asserts `InvalidInput` on `field`.

@@ -1,8 +1,10 @@
 //! What the worker does with each kind of job.
 
+use std::ops::ControlFlow;
+
 use super::backoff::random_backoff;
 use super::{JobOutcome, ProvisioningWorker};
-use crate::domain::{TenantId, TenantStatus};
+use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
 use crate::manager::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
@@ -22,24 +24,19 @@ impl ProvisioningWorker {
     }
 
     async fn provision(&self, job: &Job, id: TenantId) -> Result<JobOutcome> {
-        let tenant = match self.ops.registry.get_tenant(id).await {
-            Ok(tenant) => tenant,
-            Err(Error::NotFound { .. }) => {
-                return self.finish(job, JobOutcome::Skipped, "skipped").await;
-            }
-            Err(e) => return self.retry_or_fail(job, e).await,
+        let tenant = match self
+            .tenant_to_work_on(job, id, TenantStatus::Active, "already_active")
+            .await
+        {
+            ControlFlow::Continue(tenant) => tenant,
+            ControlFlow::Break(outcome) => return outcome,
         };
-        match tenant.status {
-            TenantStatus::Active => {
-                return self
-                    .finish(job, JobOutcome::AlreadyDone, "already_active")
-                    .await;
-            }
-            TenantStatus::Pending | TenantStatus::Provisioning => {}
-            status => {
-                tracing::info!(tenant = %id, status = %status, "provision job no longer applies");
-                return self.finish(job, JobOutcome::Skipped, "skipped").await;
-            }
+        if !matches!(
+            tenant.status,
+            TenantStatus::Pending | TenantStatus::Provisioning
+        ) {
+            tracing::info!(tenant = %id, status = %tenant.status, "provision job no longer applies");
+            return self.skip(job).await;
         }
         let provisioned = async {
             let tenant = self.ops.begin_provisioning(tenant).await?;
@@ -50,37 +47,57 @@ impl ProvisioningWorker {
             Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
             Err(Error::InvalidTransition { from, .. }) => {
                 tracing::info!(tenant = %id, status = %from, "tenant changed status meanwhile");
-                self.finish(job, JobOutcome::Skipped, "skipped").await
+                self.skip(job).await
             }
             Err(e) => self.retry_or_fail(job, e).await,
         }
     }
 
     async fn deprovision(&self, job: &Job, id: TenantId) -> Result<JobOutcome> {
-        let tenant = match self.ops.registry.get_tenant(id).await {
-            Ok(tenant) => tenant,
-            Err(Error::NotFound { .. }) => {
-                return self.finish(job, JobOutcome::Skipped, "skipped").await;
-            }
-            Err(e) => return self.retry_or_fail(job, e).await,
+        let tenant = match self
+            .tenant_to_work_on(job, id, TenantStatus::Deleted, "already_deleted")
+            .await
+        {
+            ControlFlow::Continue(tenant) => tenant,
+            ControlFlow::Break(outcome) => return outcome,
         };
-        match tenant.status {
-            TenantStatus::Deleted => {
-                return self
-                    .finish(job, JobOutcome::AlreadyDone, "already_deleted")
-                    .await;
-            }
-            TenantStatus::Deleting => {}
-            status => {
-                // Never drop the storage of a tenant that is not being deleted.
-                tracing::warn!(tenant = %id, status = %status, "deprovision job for a tenant not deleting");
-                return self.finish(job, JobOutcome::Skipped, "skipped").await;
-            }
+        if tenant.status != TenantStatus::Deleting {
+            // Never drop the storage of a tenant that is not being deleted.
+            tracing::warn!(tenant = %id, status = %tenant.status, "deprovision job for a tenant not deleting");
+            return self.skip(job).await;
         }
         match self.ops.finish_deletion(&tenant).await {
             Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
             Err(e) => self.retry_or_fail(job, e).await,
         }
+    }
+
+    /// The job's tenant while there is work left for the job. `Break` carries the job's
+    /// outcome once it is settled: skipped when the tenant is gone, already done when the
+    /// tenant is in `done` (counted as `done_result`), retried or failed when the registry
+    /// cannot be read.
+    async fn tenant_to_work_on(
+        &self,
+        job: &Job,
+        id: TenantId,
+        done: TenantStatus,
+        done_result: &'static str,
+    ) -> ControlFlow<Result<JobOutcome>, Tenant> {
+        let tenant = match self.ops.registry.get_tenant(id).await {
+            Ok(tenant) => tenant,
+            Err(Error::NotFound { .. }) => return ControlFlow::Break(self.skip(job).await),
+            Err(e) => return ControlFlow::Break(self.retry_or_fail(job, e).await),
+        };
+        if tenant.status == done {
+            let outcome = self.finish(job, JobOutcome::AlreadyDone, done_result).await;
+            return ControlFlow::Break(outcome);
+        }
+        ControlFlow::Continue(tenant)
+    }
+
+    /// Acks a job that no longer applies.
+    async fn skip(&self, job: &Job) -> Result<JobOutcome> {
+        self.finish(job, JobOutcome::Skipped, "skipped").await
     }
 
     /// Acks a job and counts its result.

@@ -30,5 +30,6 @@ if new_tat - now > capacity then
 end
 
 local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+-- Integers below 1e20 pass to Redis in plain decimal, exactly.
+redis.call('SET', KEYS[1], new_tat, 'PX', ttl_ms)
 return {1, remaining(new_tat - now), new_tat - now, 0}

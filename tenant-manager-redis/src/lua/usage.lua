@@ -17,6 +17,6 @@ elseif new > max then
   return {0, used}
 end
 if new ~= used then
-  redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', new))
+  redis.call('HSET', KEYS[1], ARGV[1], new)
 end
 return {1, new}

@@ -31,6 +31,10 @@ use crate::resolve::ResolveTenant;
 /// | registry unavailable | 503 |
 ///
 /// Refusals carry a JSON body and the inner service is not called.
+///
+/// Unknown tenants are not cached, so each request naming one costs a registry query: where
+/// tenants are named by unauthenticated means (subdomain, header, path), put a per-client
+/// [`QuotaLayer`](crate::QuotaLayer) in front of this layer.
 #[derive(Clone, Debug)]
 pub struct TenantLayer {
     state: Arc<TenantState>,
