@@ -512,8 +512,7 @@ fn churn(criterion: &mut Criterion, runtime: &Runtime, env: &PgEnv) -> Vec<(Stri
         format!("TenantPools (cap {CHURN_CAP}; {opened} connections opened)"),
         stats,
     ));
-    pools.close_all();
-    drop(pools);
+    runtime.block_on(async move { pools.close_all() });
 
     let app = format!("tmbench_peer_{}", unique_suffix());
     let options = {

@@ -5,16 +5,118 @@
 //! a pool manager that keeps thousands of tenants inside a fixed connection budget, quotas and
 //! rate limits, backups, a tenant cache and a job queue.
 //!
-//! - [`domain`]: `Tenant`, `TenantSlug`, `TenantStatus` (with the one transition function),
-//!   `Isolation`, `Placement`, plans and quotas, users.
-//! - [`traits`]: `TenantRegistry`, `Provisioner`, `PoolManager`, `QuotaEnforcer`, `Backup` +
-//!   `BackupStore`, `TenantCache`, `JobQueue`. All dyn-safe; hold them as `Arc<dyn Trait>`.
-//! - [`Error`]: one error type whose variants say what a caller can act on.
+//! This crate depends on no database driver. The Postgres and Redis adapters live in
+//! `tenant-manager-postgres` and `tenant-manager-redis`, the tower layers and axum extractors
+//! in `tenant-manager-tower`; the `tenant-manager` facade re-exports all of them. The
+//! in-memory adapters here are products, not test doubles: they are embedded mode's backends
+//! and obey the same conformance suites as the others.
+//!
+//! ## Modules
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`domain`] | [`Tenant`], [`TenantSlug`], [`TenantStatus`] and its one transition function, [`Isolation`], [`Placement`], plans and quotas, users, [`Secret`] |
+//! | [`traits`] | the seven backend traits: [`TenantRegistry`], [`Provisioner`], [`PoolManager`], [`QuotaEnforcer`], [`Backup`] + [`BackupStore`], [`TenantCache`], [`JobQueue`] |
+//! | [`error`] | [`Error`], the one error type, whose variants say what a caller can act on |
+//! | [`auth`] | argon2id password hashing off the runtime, the password policy, JWT access tokens |
+//! | [`manager`] | [`TenantManager`](manager::TenantManager): registration, login, suspend, resume, delete, quotas, backups over the traits |
+//! | [`worker`] | [`ProvisioningWorker`](worker::ProvisioningWorker): runs queued provisioning and deprovisioning jobs with retries |
+//! | [`jobs_kinds`] | the life-cycle job kinds the manager queues and the worker runs |
+//! | [`lookup`] | [`TenantLookup`](lookup::TenantLookup): the hot-path tenant lookup, a registry behind a cache |
+//! | [`gcra`] | the rate-limit arithmetic every quota enforcer shares |
+//! | [`pool`] | [`TenantPools`](pool::TenantPools): the pool engine over `bb8`, caps and eviction |
+//! | [`memory`] | in-memory adapters of every trait but the pool manager |
+//! | [`fs_store`] | [`FilesystemBackupStore`](fs_store::FilesystemBackupStore): backup artifacts in a directory |
+//! | `testing` | (feature `testing`) one conformance suite per trait, and the macros that run it |
+//!
+//! ## Usage
+//!
+//! Embedded mode, everything in memory: register an organisation, then do what the tower
+//! layers do on each request, resolving the tenant through the cache and checking its rate
+//! limit. A production host builds the same manager over `PostgresRegistry`,
+//! `PostgresProvisioner`, `RedisQuotaEnforcer` and `RedisTenantCache`, each as an
+//! `Arc<dyn Trait>`.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use tenant_manager_core::auth::{JwtConfig, TokenService};
+//! use tenant_manager_core::lookup::TenantLookup;
+//! use tenant_manager_core::manager::{Registration, TenantManager};
+//! use tenant_manager_core::memory::{
+//!     InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
+//!     InMemoryTenantData,
+//! };
+//! use tenant_manager_core::{
+//!     CacheKey, QuotaEnforcer, RateKey, TenantCache, TenantRegistry, TenantStatus,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tenant_manager_core::Result<()> {
+//! let registry: Arc<dyn TenantRegistry> = Arc::new(InMemoryRegistry::new());
+//! let cache: Arc<dyn TenantCache> = Arc::new(InMemoryTenantCache::default());
+//! let quota: Arc<dyn QuotaEnforcer> = Arc::new(InMemoryQuotaEnforcer::default());
+//! let data = Arc::new(InMemoryTenantData::new());
+//! let manager = TenantManager::builder()
+//!     .with_registry(Arc::clone(&registry))
+//!     .with_provisioner(Arc::new(InMemoryProvisioner::new(data)))
+//!     .with_quota(Arc::clone(&quota))
+//!     .with_cache(Arc::clone(&cache))
+//!     .with_tokens(TokenService::new(JwtConfig::hs256("replace with 32+ random bytes!!!"))?)
+//!     .build()?;
+//!
+//! // Sign-up: tenant and owner created together, storage provisioned, a token issued.
+//! let acme = manager
+//!     .register_organization(Registration::new("Acme", "owner@acme.test", "Test123!"))
+//!     .await?;
+//! assert_eq!(acme.tenant.status, TenantStatus::Active);
+//!
+//! // Each request: resolve the tenant (cache first), then check its rate limit.
+//! let lookup = TenantLookup::new(registry, cache);
+//! let tenant = lookup.get(&CacheKey::Slug(acme.tenant.slug.clone())).await?;
+//! let tenant = tenant.expect("acme is registered");
+//! let rate = manager.effective_quota(&tenant).rate;
+//! let decision = quota.check_rate(&RateKey::tenant(tenant.id), &rate, 1).await?;
+//! assert!(decision.allowed);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ## Implementing a backend
-//! Implement the trait with `#[async_trait]`, map driver errors in one `From` impl (a unique
-//! violation becomes [`Error::Conflict`], a refused connection [`Error::Unavailable`]), then
-//! run the trait's conformance suite from the `testing` feature against the real backend.
+//!
+//! 1. Implement the trait with [`#[async_trait]`](macro@async_trait) on a type that is `Debug + Send + Sync`, so a
+//!    host can hold it as `Arc<dyn Trait>`. Each trait's "Contract" section lists what every
+//!    implementation guarantees, and its "Errors" section which [`Error`] variant each failure
+//!    becomes.
+//! 2. Validate inputs with the domain's own checks ([`NewTenant::validate`],
+//!    [`TenantUpdate::validate`], [`TenantQuery::validate`], [`validate_store_key`], ...) and
+//!    decide status changes with [`TenantStatus::can_transition_to`] only.
+//! 3. Map driver errors in one place: a unique violation becomes [`Error::Conflict`] naming the
+//!    field, a refused connection [`Error::Unavailable`] with the driver error as its source
+//!    (never flattened to a string), anything else [`Error::Internal`].
+//! 4. Run the trait's conformance suite from feature `testing` against the real backend, with
+//!    one fresh database, schema or key prefix per test:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use tenant_manager_core::TenantRegistry;
+//! use tenant_manager_core::memory::InMemoryRegistry;
+//! use tenant_manager_core::testing::Fixture;
+//!
+//! // In the adapter's tests: build the adapter under test (here the in-memory one), keeping
+//! // whatever must outlive it (a test database) as the fixture's guard.
+//! async fn registry() -> Fixture<dyn TenantRegistry> {
+//!     Fixture::new(Arc::new(InMemoryRegistry::new()))
+//! }
+//!
+//! tenant_manager_core::registry_conformance!(registry);
+//! # fn main() {}
+//! ```
+//!
+//! Cases a backend cannot support are declared, not skipped: a provisioner says which
+//! isolations it supports ([`ProvisionerCapabilities`]), a cache or queue suite takes the
+//! settings it runs with through `Fixture::with_caps`.
 
 pub mod auth;
 pub mod domain;

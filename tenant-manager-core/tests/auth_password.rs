@@ -1,18 +1,18 @@
 //! `PasswordHasher` and `PasswordPolicy`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use tenant_manager_core::auth::{HasherConfig, MAX_PASSWORD_BYTES, PasswordHasher, PasswordPolicy};
+use support::cheap_hasher;
 use tenant_manager_core::{Email, PasswordHash};
 
-fn cheap() -> PasswordHasher {
-    PasswordHasher::new(HasherConfig::default().with_params(256, 1, 1)).unwrap()
-}
 
 #[tokio::test]
 async fn hashes_verify_and_salts_differ() {
-    let hasher = cheap();
+    let hasher = cheap_hasher();
     let a = hasher.hash("Test123!").await.unwrap();
     let b = hasher.hash("Test123!").await.unwrap();
     assert!(
@@ -42,14 +42,14 @@ async fn the_default_is_owasp_argon2id() {
     assert!(hasher.verify("Test123!", &hash).await.unwrap());
     assert!(!hasher.needs_rehash(&hash));
     // A hash made with other costs still verifies, and is flagged for a rehash.
-    let old = cheap().hash("Test123!").await.unwrap();
+    let old = cheap_hasher().hash("Test123!").await.unwrap();
     assert!(hasher.verify("Test123!", &old).await.unwrap());
     assert!(hasher.needs_rehash(&old));
 }
 
 #[tokio::test]
 async fn over_long_passwords_are_refused_or_never_match() {
-    let hasher = cheap();
+    let hasher = cheap_hasher();
     let long = "a".repeat(MAX_PASSWORD_BYTES + 1);
     let err = hasher.hash(&long).await.unwrap_err();
     assert_eq!(err.field(), Some("password"));
@@ -66,7 +66,7 @@ async fn over_long_passwords_are_refused_or_never_match() {
 
 #[tokio::test]
 async fn corrupted_stored_hashes_are_internal_errors() {
-    let hasher = cheap();
+    let hasher = cheap_hasher();
     for phc in [
         "",
         "plain text",

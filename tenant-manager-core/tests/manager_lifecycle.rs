@@ -1,11 +1,11 @@
 //! Login, suspend, resume, delete, purge, quotas, listing and backups of `TenantManager`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod manager_support;
+mod support;
 
 use std::time::Duration;
 
-use manager_support::{Harness, PASSWORD};
+use support::{Harness, PASSWORD};
 use tenant_manager_core::manager::TenantManager;
 use tenant_manager_core::{
     CacheKey, Error, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantStatus, UsageKind,
@@ -74,11 +74,7 @@ async fn suspend_resume_delete_and_purge_walk_the_life_cycle() {
     assert_eq!(suspended.status_reason.as_deref(), Some("unpaid invoice"));
     assert_eq!(h.cache.get(&CacheKey::Id(id)).await.unwrap(), None);
     assert_eq!(h.pools.closed(), vec![id]);
-    let err = h
-        .manager
-        .login("owner@acme.test", PASSWORD)
-        .await
-        .unwrap_err();
+    let err = h.login_refusal("owner@acme.test").await;
     assert!(
         matches!(err, Error::Suspended { tenant } if tenant == id),
         "{err:?}"
@@ -106,21 +102,8 @@ async fn suspend_resume_delete_and_purge_walk_the_life_cycle() {
         h.manager.get(id).await.unwrap().status,
         TenantStatus::Deleted
     );
-    let err = h
-        .manager
-        .login("owner@acme.test", PASSWORD)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NotReady {
-                status: TenantStatus::Deleted,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    h.assert_login_not_ready("owner@acme.test", TenantStatus::Deleted)
+        .await;
     // Deleting again returns the deleted tenant.
     assert_eq!(
         h.manager.delete(id).await.unwrap().status,
@@ -275,8 +258,8 @@ async fn backup_all_covers_tenants_with_data_and_reports_progress() {
         .with_registry(h.registry.clone())
         .with_provisioner(h.provisioner.clone())
         .with_quota(h.quota.clone())
-        .with_tokens(manager_support::tokens())
-        .with_hasher(manager_support::cheap_hasher())
+        .with_tokens(support::tokens())
+        .with_hasher(support::cheap_hasher())
         .build()
         .unwrap();
     let err = without_backup.backup_all(1, |_| {}).await.unwrap_err();
@@ -287,6 +270,6 @@ async fn backup_all_covers_tenants_with_data_and_reports_progress() {
 async fn manager_debug_output_shows_no_secret() {
     let h = Harness::new();
     let shown = format!("{:?}", h.manager);
-    assert!(!shown.contains(manager_support::JWT_SECRET), "{shown}");
+    assert!(!shown.contains(support::JWT_SECRET), "{shown}");
     assert!(shown.contains("TenantManager"));
 }

@@ -1,11 +1,11 @@
 //! `TenantManager::register_organization` over the in-memory adapters.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod manager_support;
+mod support;
 
 use std::sync::Arc;
 
-use manager_support::{Failure, FlakyProvisioner, Harness, PASSWORD};
+use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::manager::{ManagerConfig, Registration};
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryTenantData};
 use tenant_manager_core::{
@@ -280,21 +280,8 @@ async fn async_registration_queues_a_provision_job() {
             .verify(r.token.access_token.expose())
             .is_ok()
     );
-    let err = h
-        .manager
-        .login("owner@acme.test", PASSWORD)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NotReady {
-                status: TenantStatus::Provisioning,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    h.assert_login_not_ready("owner@acme.test", TenantStatus::Provisioning)
+        .await;
 }
 
 #[tokio::test]
@@ -308,7 +295,7 @@ async fn the_builder_refuses_missing_parts_and_contradictions() {
         .with_registry(h.registry.clone())
         .with_provisioner(h.provisioner.clone())
         .with_quota(h.quota.clone())
-        .with_tokens(manager_support::tokens())
+        .with_tokens(support::tokens())
         .with_config(ManagerConfig::default().with_async_provisioning(true))
         .build()
         .unwrap_err();
@@ -318,7 +305,7 @@ async fn the_builder_refuses_missing_parts_and_contradictions() {
         .with_registry(h.registry.clone())
         .with_provisioner(h.provisioner.clone())
         .with_quota(h.quota.clone())
-        .with_tokens(manager_support::tokens())
+        .with_tokens(support::tokens())
         .with_config(ManagerConfig::default().with_shared_database("shared; drop"))
         .build()
         .unwrap_err();

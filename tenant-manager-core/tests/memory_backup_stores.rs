@@ -3,16 +3,15 @@
 
 #![allow(clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use tenant_manager_core::fs_store::FilesystemBackupStore;
 use tenant_manager_core::memory::{InMemoryBackup, InMemoryBackupStore, InMemoryTenantData};
 use tenant_manager_core::testing::backup_store::{ScratchDir, pattern};
-use tenant_manager_core::testing::provisioner::sample_tenant_record;
 use tenant_manager_core::testing::registry::{expect_invalid, expect_not_found};
-use tenant_manager_core::{
-    Backup, BackupStore, Entity, Error, Isolation, Provisioner, memory::InMemoryProvisioner,
-};
+use tenant_manager_core::{Backup, BackupStore, Entity, Error, Isolation};
 
 #[tokio::test]
 async fn memory_store_refuses_writes_past_its_budget() {
@@ -74,10 +73,8 @@ async fn memory_store_refuses_writes_past_its_budget() {
 
 #[tokio::test]
 async fn a_full_memory_store_fails_a_backup_cleanly() {
-    let data = Arc::new(InMemoryTenantData::new());
-    let provisioner = InMemoryProvisioner::new(Arc::clone(&data));
-    let tenant = sample_tenant_record(Isolation::Schema);
-    provisioner.provision(&tenant).await.expect("provision");
+    let (data, _provisioner, tenant) =
+        support::provisioned(InMemoryTenantData::new(), Isolation::Schema).await;
     data.insert(
         tenant.id,
         "companies",

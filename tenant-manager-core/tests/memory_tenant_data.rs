@@ -2,6 +2,8 @@
 
 #![allow(clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use serde_json::json;
@@ -10,13 +12,14 @@ use tenant_manager_core::testing::provisioner::sample_tenant_record;
 use tenant_manager_core::testing::registry::{expect_conflict, expect_invalid, expect_not_found};
 use tenant_manager_core::{Entity, Isolation, ProvisionStep, Provisioner, Tenant};
 
-/// A shared data store, its provisioner, and one provisioned tenant.
+/// A shared data store with records of at most 4 KiB, its provisioner, and one provisioned
+/// tenant.
 async fn setup() -> (Arc<InMemoryTenantData>, InMemoryProvisioner, Tenant) {
-    let data = Arc::new(InMemoryTenantData::new().with_max_record_bytes(4096));
-    let provisioner = InMemoryProvisioner::new(Arc::clone(&data));
-    let tenant = sample_tenant_record(Isolation::Shared);
-    provisioner.provision(&tenant).await.expect("provision");
-    (data, provisioner, tenant)
+    support::provisioned(
+        InMemoryTenantData::new().with_max_record_bytes(4096),
+        Isolation::Shared,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -134,7 +134,7 @@ async fn a_task_cancelled_mid_query_still_resets_its_connection() {
 }
 
 #[test]
-fn a_connection_returned_outside_a_runtime_is_discarded() {
+fn returns_and_closes_outside_a_runtime_are_safe() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -150,4 +150,13 @@ fn a_connection_returned_outside_a_runtime_is_discarded() {
     drop(conn);
     assert_eq!(probe.alive(), 0);
     assert_eq!(pools.stats().in_use, 0);
+    // An idle connection, then the pools closed with no runtime around: no panic, and the
+    // connection closes with its pool.
+    runtime.block_on(async {
+        drop(pools.acquire(&a).await.expect("a again"));
+        pool_engine_support::settle(&pools).await;
+    });
+    assert_eq!(probe.alive(), 1);
+    pools.close_all();
+    assert_eq!((probe.alive(), pools.stats().pools), (0, 0));
 }

@@ -1,12 +1,12 @@
 //! `ProvisioningWorker` over the in-memory job queue, registry and provisioner.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod manager_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use manager_support::{Failure, FlakyProvisioner, Harness, PASSWORD};
+use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::jobs_kinds;
 use tenant_manager_core::manager::ManagerConfig;
 use tenant_manager_core::memory::InMemoryTenantData;
@@ -31,6 +31,14 @@ fn flaky(failure: Failure) -> (Harness, Arc<FlakyProvisioner>) {
         provisioner.clone(),
     );
     (h, provisioner)
+}
+
+/// Enqueues `job`, runs the worker once, and says what it did.
+async fn run_job(h: &Harness, worker: &ProvisioningWorker, job: NewJob) -> JobOutcome {
+    h.enqueue(job).await;
+    let token = CancellationToken::new();
+    let report = worker.run_once(&token).await.unwrap();
+    report.expect("a job was ready").outcome
 }
 
 /// Runs jobs one at a time until one ends in something other than a retry.
@@ -74,7 +82,7 @@ async fn async_provisioning_through_a_running_worker_reaches_active() {
     running.await.unwrap();
 
     assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
-    let stats = h.jobs.stats().await.unwrap();
+    let stats = h.queue_stats().await;
     assert_eq!((stats.ready, stats.in_flight, stats.dead), (0, 0, 0));
 }
 
@@ -150,7 +158,7 @@ async fn a_permanent_failure_fails_the_tenant_at_once() {
             .unwrap_or_default()
             .contains("template database is corrupt")
     );
-    let stats = h.jobs.stats().await.unwrap();
+    let stats = h.queue_stats().await;
     assert_eq!((stats.ready, stats.in_flight, stats.dead), (0, 0, 0));
 
     // An operator retries once the cause is fixed: here, through the same failing provisioner,
@@ -173,36 +181,23 @@ async fn jobs_are_idempotent_and_stale_ones_are_skipped() {
     let r = h.register("Acme", "owner@acme.test").await;
     assert_eq!(r.tenant.status, TenantStatus::Active);
     let worker = h.manager.worker(fast()).unwrap();
-    let token = CancellationToken::new();
 
-    h.jobs
-        .enqueue(jobs_kinds::provision_job(r.tenant.id).unwrap())
-        .await
-        .unwrap();
-    let report = worker.run_once(&token).await.unwrap().unwrap();
-    assert_eq!(report.outcome, JobOutcome::AlreadyDone);
+    let job = jobs_kinds::provision_job(r.tenant.id).unwrap();
+    assert_eq!(run_job(&h, &worker, job).await, JobOutcome::AlreadyDone);
 
     // A deprovision job for a tenant that is not being deleted never drops its storage.
-    h.jobs
-        .enqueue(jobs_kinds::deprovision_job(r.tenant.id).unwrap())
-        .await
-        .unwrap();
-    let report = worker.run_once(&token).await.unwrap().unwrap();
-    assert_eq!(report.outcome, JobOutcome::Skipped);
+    let job = jobs_kinds::deprovision_job(r.tenant.id).unwrap();
+    assert_eq!(run_job(&h, &worker, job).await, JobOutcome::Skipped);
     assert!(
         tenant_manager_core::Provisioner::is_provisioned(h.provisioner.as_ref(), &r.tenant)
             .await
             .unwrap()
     );
 
-    h.jobs
-        .enqueue(jobs_kinds::provision_job(TenantId::new()).unwrap())
-        .await
-        .unwrap();
-    let report = worker.run_once(&token).await.unwrap().unwrap();
-    assert_eq!(report.outcome, JobOutcome::Skipped);
+    let job = jobs_kinds::provision_job(TenantId::new()).unwrap();
+    assert_eq!(run_job(&h, &worker, job).await, JobOutcome::Skipped);
 
-    let stats = h.jobs.stats().await.unwrap();
+    let stats = h.queue_stats().await;
     assert_eq!((stats.ready, stats.in_flight), (0, 0));
 }
 
@@ -211,26 +206,21 @@ async fn unknown_or_malformed_jobs_are_handed_back_for_the_dead_letter_list() {
     let h = Harness::queued();
     let worker = h.manager.worker(fast()).unwrap();
     let token = CancellationToken::new();
-    h.jobs
-        .enqueue(
-            NewJob::new(
-                "tenant.rename",
-                Some(TenantId::new()),
-                serde_json::json!({}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    h.jobs
-        .enqueue(NewJob::new(jobs_kinds::PROVISION_TENANT, None, serde_json::json!({})).unwrap())
-        .await
-        .unwrap();
+    let unknown_kind = NewJob::new(
+        "tenant.rename",
+        Some(TenantId::new()),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let no_tenant =
+        NewJob::new(jobs_kinds::PROVISION_TENANT, None, serde_json::json!({})).unwrap();
+    h.enqueue(unknown_kind).await;
+    h.enqueue(no_tenant).await;
     for _ in 0..2 {
         let report = worker.run_once(&token).await.unwrap().unwrap();
         assert_eq!(report.outcome, JobOutcome::Rejected);
     }
-    let stats = h.jobs.stats().await.unwrap();
+    let stats = h.queue_stats().await;
     assert_eq!((stats.ready, stats.in_flight), (2, 0));
 }
 
@@ -321,7 +311,7 @@ async fn several_workers_share_the_queue_and_provision_every_tenant() {
         worker.await.unwrap();
     }
     assert_eq!(active, ids.len());
-    let stats = h.jobs.stats().await.unwrap();
+    let stats = h.queue_stats().await;
     assert_eq!((stats.ready, stats.in_flight, stats.dead), (0, 0, 0));
 }
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tenant_manager::Error;
 use tenant_manager::tower::{
     AdminKeyLayer, ClientIpSource, FailMode, HeaderResolver, JwtResolver, MetricsLayer,
-    QuotaConfig, QuotaLayer, QuotaScope, ResolveTenant as _, TenantLayer,
+    QuotaConfig, QuotaLayer, QuotaScope, TenantLayer,
 };
 
 use crate::config::{AllowedOrigins, Config};
@@ -65,19 +65,11 @@ impl Guards {
     /// another tenant than its token's is refused), per-tenant and per-address rate limits
     /// (with `ENABLE_RATE_LIMITING`), and the admin key.
     fn new(config: &Config, services: &Services) -> Result<Self, Error> {
-        // The header only cross-checks a token: alone it authenticates nothing (a request
-        // with `X-Tenant-Id` and no token names no tenant and is refused with 401).
-        let header = HeaderResolver::x_tenant_id();
-        let cross_check = move |parts: &http::request::Parts| {
-            if parts.headers.contains_key(header::AUTHORIZATION) {
-                header.resolve(parts)
-            } else {
-                Ok(None)
-            }
-        };
+        // A cross-check never names a tenant on its own: a request with `X-Tenant-Id` and no
+        // token names no tenant and is refused with 401.
         let tenant = TenantLayer::builder(services.lookup.clone())
             .with_resolver(JwtResolver::new(services.manager.tokens().clone()))
-            .with_resolver(cross_check)
+            .with_cross_check(HeaderResolver::x_tenant_id())
             .build()?;
         let client_ip = match config.http.trusted_proxy_hops {
             0 => ClientIpSource::Peer,

@@ -24,7 +24,9 @@ impl TenantManager {
     /// Logs a user in and issues an access token.
     ///
     /// An unknown e-mail and a wrong password give the same error after the same work (a
-    /// dummy hash is verified for unknown e-mails).
+    /// dummy hash is verified for unknown e-mails). A stored hash made with other costs than
+    /// the hasher's is replaced by a fresh one once the password is verified; that upgrade is
+    /// best effort and never fails the login.
     ///
     /// # Errors
     /// - `InvalidInput` on `email` (not an e-mail address) or `password` (empty).
@@ -65,6 +67,7 @@ impl TenantManager {
                 });
             }
         }
+        let user = self.rehash_if_needed(user, password).await;
         let token = self.inner.tokens.issue(&user)?;
         metrics::counter!(LOGINS_TOTAL, "result" => "success").increment(1);
         Ok(LoginResult {
@@ -72,5 +75,34 @@ impl TenantManager {
             tenant_id: tenant.id,
             user,
         })
+    }
+
+    /// Replaces `user`'s hash by a fresh one of `password` (just verified) when it was made
+    /// with other costs than the hasher's. A failure is logged, and the user is returned with
+    /// the old hash; a password changed meanwhile is never overwritten (compare-and-set).
+    async fn rehash_if_needed(&self, user: User, password: &str) -> User {
+        let hasher = &self.inner.hasher;
+        if !hasher.needs_rehash(&user.password_hash) {
+            return user;
+        }
+        let replaced = async {
+            let fresh = hasher.hash(password).await?;
+            self.inner
+                .ops
+                .registry
+                .replace_password_hash(user.id, &user.password_hash, fresh)
+                .await
+        }
+        .await;
+        match replaced {
+            Ok(upgraded) => {
+                tracing::info!(user = %user.id, "password hash upgraded to the current costs");
+                upgraded
+            }
+            Err(error) => {
+                tracing::warn!(user = %user.id, %error, "could not upgrade a password hash");
+                user
+            }
+        }
     }
 }

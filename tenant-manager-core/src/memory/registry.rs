@@ -11,8 +11,8 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Email, NewTenant, NewUser, Page, Tenant, TenantId, TenantQuery, TenantSlug, TenantStatus,
-    TenantUpdate, User, UserId, validate_domain,
+    Email, NewTenant, NewUser, Page, PasswordHash, Tenant, TenantId, TenantQuery, TenantSlug,
+    TenantStatus, TenantUpdate, User, UserId, validate_domain,
 };
 use crate::error::{Entity, Error, Result};
 use crate::traits::TenantRegistry;
@@ -485,5 +485,27 @@ impl TenantRegistry for InMemoryRegistry {
             .into_iter()
             .filter_map(|id| self.users.get(&id).map(|u| u.clone()))
             .collect())
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<User> {
+        // The user's entry guard makes the compare and the set one step.
+        let mut user = self
+            .users
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(Entity::User, id))?;
+        if user.password_hash != *current {
+            return Err(Error::conflict(
+                Entity::User,
+                "password_hash",
+                "the password hash changed since it was read",
+            ));
+        }
+        user.password_hash = new;
+        Ok(user.clone())
     }
 }

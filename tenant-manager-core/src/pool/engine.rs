@@ -37,9 +37,14 @@ enum GetError {
 
 impl<C: TenantConnector> Entry<C> {
     /// Closes the idle connections of a closed pool now, instead of when its last checkout
-    /// returns. Returns how many were closed.
+    /// returns. Returns how many were closed. Outside a tokio runtime (bb8 arms a timer on
+    /// every checkout) nothing is drained here: the idle connections close when the last
+    /// checkout of the pool returns.
     fn drain_idle(&self) -> u32 {
         let mut closed = 0;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return closed;
+        }
         while self.pool.state().idle_connections > 0 {
             match self.pool.get_owned().now_or_never() {
                 Some(Ok(mut conn)) => {

@@ -37,6 +37,15 @@ use crate::error::{Entity, Result};
 use crate::traits::Backup;
 
 /// What the backup suite needs of a backend besides the [`Backup`] under test.
+///
+/// # Contract
+/// - Every tenant `new_tenant` returns is registered, provisioned, `Active` and empty, and
+///   belongs to no other case (cases share one harness).
+/// - `read_rows` returns exactly the rows written to that tenant (by `write_rows` or by a
+///   restore), and nothing of any other tenant.
+///
+/// # Errors
+/// The backend's errors, as its adapters report them; the suite fails the case on any.
 #[async_trait]
 pub trait BackupHarness: Send + Sync + 'static {
     /// The backup adapter under test.

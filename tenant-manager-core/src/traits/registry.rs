@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Email, NewTenant, NewUser, Page, Tenant, TenantId, TenantQuery, TenantSlug, TenantStatus,
-    TenantUpdate, User, UserId,
+    Email, NewTenant, NewUser, Page, PasswordHash, Tenant, TenantId, TenantQuery, TenantSlug,
+    TenantStatus, TenantUpdate, User, UserId,
 };
 use crate::error::Result;
 
@@ -21,6 +21,8 @@ use crate::error::Result;
 /// - Deleted tenants are still returned by `get_tenant` until purged.
 /// - Domains are stored lower case; a lookup by a string that is not a valid host name finds
 ///   nothing (`Ok(None)`), so a resolver can pass any `Host` header.
+/// - [`replace_password_hash`](TenantRegistry::replace_password_hash) is a compare-and-set:
+///   of two racing replacements of one hash, one wins and the other gets `Conflict`.
 ///
 /// # Errors
 /// - `Conflict` (field `slug`, `domain`, `email` or `id`) when a unique value is taken.
@@ -83,4 +85,18 @@ pub trait TenantRegistry: std::fmt::Debug + Send + Sync + 'static {
 
     /// A tenant's users, oldest first.
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>>;
+
+    /// Replaces a user's password hash with `new` if it is still `current`: after a password
+    /// change, or to upgrade a hash made with older costs at login. Being a compare-and-set,
+    /// an upgrade racing a password change never brings the old password back.
+    ///
+    /// # Errors
+    /// `Conflict` (entity `User`, field `password_hash`) when the stored hash is no longer
+    /// `current`; `NotFound` (entity `User`) when the user does not exist.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<User>;
 }

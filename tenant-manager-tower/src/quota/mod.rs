@@ -95,15 +95,16 @@ impl QuotaState {
                 headers::apply(&decision, refusal.headers_mut());
                 Err(refusal)
             }
-            Err(error) if error.is_retryable() => {
+            Err(error @ Error::Unavailable { .. }) => {
                 let admit = self.config.fail_mode == FailMode::Open;
                 let outcome = if admit { "admitted" } else { "refused" };
                 ::metrics::counter!(BACKEND_ERRORS_TOTAL, "scope" => subject.scope, "outcome" => outcome)
                     .increment(1);
-                tracing::warn!(%error, outcome, "rate limit check failed");
                 if admit {
+                    tracing::warn!(%error, "rate limit check failed; admitting (fail open)");
                     Ok(QuotaAdmission(None))
                 } else {
+                    // Logged by error_response.
                     Err(error_response(&error))
                 }
             }

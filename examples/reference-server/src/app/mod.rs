@@ -15,7 +15,7 @@ pub use self::error::StartupError;
 pub(crate) use self::shutdown::cancel_on_signal;
 use crate::config::{Config, PgShown};
 use crate::router::{self, Parts};
-use crate::services::Services;
+use crate::services::{PoolEngine, Services};
 
 /// A built server, bound to its ports, ready to [`serve`](App::serve).
 #[derive(Debug)]
@@ -25,6 +25,7 @@ pub struct App {
     metrics: Option<(TcpListener, Router)>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    pools: Option<Arc<dyn PoolEngine>>,
 }
 
 impl App {
@@ -51,6 +52,7 @@ impl App {
             tasks.spawn(crate::metrics::upkeep(handle.clone(), shutdown.clone()));
         }
         let services = Services::build(&config, &tasks, &shutdown).await?;
+        let pools = services.pools.clone();
         let routers = router::build(&config, Parts { services, metrics })
             .map_err(|e| StartupError::backend("HTTP middleware", e))?;
         let api = (bind(config.http.bind, config.http.port).await?, routers.api);
@@ -64,6 +66,7 @@ impl App {
             metrics,
             shutdown,
             tasks,
+            pools,
         })
     }
 
@@ -86,7 +89,8 @@ impl App {
     ///
     /// On shutdown the listeners stop accepting, in-flight requests get
     /// `SHUTDOWN_TIMEOUT_MS` to finish, then background tasks (the provisioning worker
-    /// returns its job to the queue) are stopped and awaited.
+    /// returns its job to the queue) are stopped and awaited and the tenant connection pools
+    /// are closed.
     ///
     /// # Errors
     /// [`StartupError::Serve`] when a listener fails.
@@ -97,6 +101,7 @@ impl App {
             metrics,
             shutdown,
             tasks,
+            pools,
         } = self;
         tasks.spawn(shutdown::cancel_on_signal(shutdown.clone()));
         if let Ok(addr) = api.0.local_addr() {
@@ -130,6 +135,9 @@ impl App {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        if let Some(pools) = pools {
+            pools.close_all();
+        }
         tracing::info!("stopped");
         result.map_err(StartupError::Serve)
     }

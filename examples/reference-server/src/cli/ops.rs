@@ -40,7 +40,7 @@ impl Ops {
             .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?;
         let dir = backup_dir.unwrap_or(config.backup_dir.as_path());
         let backup = postgres.backup(dir);
-        let manager = postgres.manager(&config, &shared, backup.clone())?;
+        let manager = postgres.manager(&config, &shared, backup.clone(), None)?;
         Ok(Self {
             postgres,
             backup,

@@ -6,7 +6,7 @@ use tenant_manager::memory::InMemoryTenantData;
 use tenant_manager::{Entity, Error, Result, Tenant, async_trait};
 use uuid::Uuid;
 
-use super::{Company, CompanyPage, CompanyPatch, CompanyStore, MAX_PAGE};
+use super::{Company, CompanyPage, CompanyPatch, CompanyStore, check_limit, company_not_found};
 
 const COLLECTION: &str = "companies";
 
@@ -31,17 +31,10 @@ fn encode(company: &Company) -> Result<serde_json::Value> {
     serde_json::to_value(company).map_err(|e| Error::internal_with("company does not encode", e))
 }
 
-/// Missing records answer as companies, not as the storage's generic records.
-fn not_found(id: Uuid) -> Error {
-    Error::not_found(Entity::Record, format!("company {id}"))
-}
-
 #[async_trait]
 impl CompanyStore for MemoryCompanies {
     async fn list(&self, tenant: &Tenant, after: Option<Uuid>, limit: u32) -> Result<CompanyPage> {
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(Error::invalid("limit", "must be 1 to 100"));
-        }
+        check_limit(limit)?;
         let after = after.map(|id| id.to_string());
         let wanted = usize::try_from(limit).unwrap_or(1);
         let records = self
@@ -77,7 +70,7 @@ impl CompanyStore for MemoryCompanies {
             Err(Error::NotFound {
                 entity: Entity::Record,
                 ..
-            }) => Err(not_found(id)),
+            }) => Err(company_not_found(id)),
             Err(e) => Err(e),
         }
     }
@@ -93,7 +86,7 @@ impl CompanyStore for MemoryCompanies {
             Err(Error::NotFound {
                 entity: Entity::Record,
                 ..
-            }) => Err(not_found(id)),
+            }) => Err(company_not_found(id)),
             Err(e) => Err(e),
         }
     }
@@ -102,7 +95,7 @@ impl CompanyStore for MemoryCompanies {
         if self.data.delete(tenant.id, COLLECTION, &id.to_string())? {
             Ok(())
         } else {
-            Err(not_found(id))
+            Err(company_not_found(id))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The tenant-scoped CRM resource of the API: companies, kept in the tenant's own storage.
 
 mod memory;
+mod postgres;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use tenant_manager::{Result, Tenant, async_trait, validate_domain, validate_name};
@@ -8,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub(crate) use self::memory::MemoryCompanies;
+pub(crate) use self::postgres::PgCompanies;
 
 /// Largest page of companies.
 pub(crate) const MAX_PAGE: u32 = 100;
@@ -92,19 +94,48 @@ impl NewCompany {
 }
 
 impl CompanyPatch {
+    /// The patch with its values validated and normalised (as on creation).
+    ///
+    /// # Errors
+    /// `InvalidInput` on `name` or `domain`.
+    pub(crate) fn validated(self) -> Result<Self> {
+        Ok(Self {
+            name: self.name.map(|n| validate_name(n, "name")).transpose()?,
+            domain: self.domain.map(normalise_domain).transpose()?,
+        })
+    }
+
     /// Applies the validated patch.
     ///
     /// # Errors
     /// `InvalidInput` on `name` or `domain`.
     pub(crate) fn apply(self, company: &mut Company) -> Result<()> {
-        if let Some(name) = self.name {
-            company.name = validate_name(name, "name")?;
+        let patch = self.validated()?;
+        if let Some(name) = patch.name {
+            company.name = name;
         }
-        if let Some(domain) = self.domain {
-            company.domain = normalise_domain(domain)?;
+        if let Some(domain) = patch.domain {
+            company.domain = domain;
         }
         Ok(())
     }
+}
+
+/// Checks a page size.
+///
+/// # Errors
+/// `InvalidInput` on `limit` outside 1 to [`MAX_PAGE`].
+pub(crate) fn check_limit(limit: u32) -> Result<()> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(tenant_manager::Error::invalid("limit", "must be 1 to 100"))
+    }
+}
+
+/// The error of a company that is not in the tenant's storage.
+pub(crate) fn company_not_found(id: Uuid) -> tenant_manager::Error {
+    tenant_manager::Error::not_found(tenant_manager::Entity::Record, format!("company {id}"))
 }
 
 /// Companies of each tenant, kept in that tenant's storage.

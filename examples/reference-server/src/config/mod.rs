@@ -100,6 +100,9 @@ pub struct PoolSettings {
     pub max_total: u32,
     /// A tenant pool unused this long is closed (`POOL_IDLE_TIMEOUT`, ms, default 30 min).
     pub idle_timeout: Duration,
+    /// How long a request waits for a tenant connection before `503 pool_exhausted`
+    /// (`POOL_ACQUIRE_TIMEOUT_MS`, default 10 s).
+    pub acquire_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -108,6 +111,7 @@ impl Default for PoolSettings {
             max_per_tenant: 20,
             max_total: 80,
             idle_timeout: Duration::from_secs(1800),
+            acquire_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -214,6 +218,13 @@ impl Config {
             quotas: vars.flag("ENABLE_QUOTAS", true)?,
         };
         let pool = load_pool(&vars)?;
+        if pool.acquire_timeout >= http.request_timeout {
+            warnings.push(
+                "POOL_ACQUIRE_TIMEOUT_MS is not below REQUEST_TIMEOUT_MS: requests waiting for a \
+                 connection time out before the pool can answer pool_exhausted"
+                    .to_owned(),
+            );
+        }
         let rate_limit = RateLimit {
             limit: vars.int_in::<u64>("RATE_LIMIT_MAX_REQUESTS", 1..=10_000_000, 100)?,
             window_ms: vars.int_in::<u64>("RATE_LIMIT_WINDOW_MS", 1..=2_592_000_000, 900_000)?,
@@ -357,10 +368,12 @@ fn load_pool<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<PoolSettin
         ));
     }
     let idle_ms = vars.int_in::<u64>("POOL_IDLE_TIMEOUT", 1_000..=86_400_000, 1_800_000)?;
+    let acquire_ms = vars.int_in::<u64>("POOL_ACQUIRE_TIMEOUT_MS", 100..=600_000, 10_000)?;
     Ok(PoolSettings {
         max_per_tenant,
         max_total,
         idle_timeout: Duration::from_millis(idle_ms),
+        acquire_timeout: Duration::from_millis(acquire_ms),
     })
 }
 

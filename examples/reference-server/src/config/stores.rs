@@ -9,8 +9,15 @@ use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 
 use super::vars::{ConfigError, Vars};
 
+/// Default of `TENANT_SHARED_DATABASE`.
+const DEFAULT_SHARED_DATABASE: &str = "tenant_shared";
+/// Default of `TENANT_STORAGE_PREFIX`.
+const DEFAULT_STORAGE_PREFIX: &str = "tm";
+/// Default of `GLOBAL_POOL_SIZE`.
+const DEFAULT_GLOBAL_POOL_SIZE: u32 = 10;
+
 /// Postgres settings. Without `GLOBAL_DATABASE_URL` the server runs embedded, in memory.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct DatabaseConfig {
     /// The global (registry) database (`GLOBAL_DATABASE_URL`).
@@ -26,6 +33,33 @@ pub struct DatabaseConfig {
     /// at least 32 bytes; required in production with Postgres; in development derived from
     /// `GLOBAL_DATABASE_URL` when unset). Changing it changes every tenant role's password.
     pub tenant_secret: Option<Secret>,
+    /// Most connections of the global database pool: registry, readiness probe, provisioning
+    /// bookkeeping and backup catalogue (`GLOBAL_POOL_SIZE`, default 10). Tenant connections
+    /// are counted apart, against `MAX_TOTAL_CONNECTIONS`.
+    pub global_pool_size: u32,
+    /// The database that holds schema- and row-isolated tenants on the server
+    /// (`TENANT_SHARED_DATABASE`, default `tenant_shared`).
+    pub shared_database: String,
+    /// Prefix of the cluster-wide names the provisioner creates besides the tenants' own:
+    /// template databases `<prefix>_template_<digest>` and the roles `<prefix>_template_owner`
+    /// and `<prefix>_shared_owner` (`TENANT_STORAGE_PREFIX`, default `tm`), so deployments
+    /// can share a Postgres server.
+    pub storage_prefix: String,
+}
+
+impl Default for DatabaseConfig {
+    /// Embedded mode: no database; the default names for when one is set.
+    fn default() -> Self {
+        Self {
+            global: None,
+            admin: None,
+            admin_password: None,
+            tenant_secret: None,
+            global_pool_size: DEFAULT_GLOBAL_POOL_SIZE,
+            shared_database: DEFAULT_SHARED_DATABASE.to_owned(),
+            storage_prefix: DEFAULT_STORAGE_PREFIX.to_owned(),
+        }
+    }
 }
 
 impl DatabaseConfig {
@@ -65,6 +99,21 @@ impl DatabaseConfig {
             Some(p) => Some(p),
             None => vars.parse::<u16>("POSTGRES_PORT", "a port number")?,
         };
+        let names = Self {
+            global_pool_size: vars.int_in::<u32>(
+                "GLOBAL_POOL_SIZE",
+                1..=1_000,
+                DEFAULT_GLOBAL_POOL_SIZE,
+            )?,
+            shared_database: vars.identifier(
+                "TENANT_SHARED_DATABASE",
+                63,
+                DEFAULT_SHARED_DATABASE,
+            )?,
+            // `<prefix>_template_owner` and the template names must stay within 63 bytes.
+            storage_prefix: vars.identifier("TENANT_STORAGE_PREFIX", 24, DEFAULT_STORAGE_PREFIX)?,
+            ..Self::default()
+        };
         let Some(url) = vars.secret("GLOBAL_DATABASE_URL") else {
             if admin_user.is_some() || admin_host.is_some() {
                 warnings.push(
@@ -73,7 +122,7 @@ impl DatabaseConfig {
                         .to_owned(),
                 );
             }
-            return Ok(Self::default());
+            return Ok(names);
         };
         let global = parse_postgres_url(&url)?;
         let mut admin = global.clone().database("postgres");
@@ -119,6 +168,7 @@ impl DatabaseConfig {
             admin: Some(admin),
             admin_password,
             tenant_secret: Some(tenant_secret),
+            ..names
         })
     }
 }
@@ -188,6 +238,9 @@ impl fmt::Debug for DatabaseConfig {
             .field("admin", &self.admin.as_ref().map(PgShown))
             .field("admin_password", &self.admin_password)
             .field("tenant_secret", &self.tenant_secret)
+            .field("global_pool_size", &self.global_pool_size)
+            .field("shared_database", &self.shared_database)
+            .field("storage_prefix", &self.storage_prefix)
             .finish()
     }
 }
@@ -369,6 +422,35 @@ mod tests {
             format!("{redis:?}"),
             "RedisConfig { url: Some(\"redis://cache:6380\"), key_prefix: None }"
         );
+    }
+
+    #[test]
+    fn storage_names_and_the_global_pool_are_configurable() {
+        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (db.shared_database.as_str(), db.storage_prefix.as_str(), db.global_pool_size),
+            ("tenant_shared", "tm", 10)
+        );
+        let v = vars(vec![
+            ("GLOBAL_DATABASE_URL", "postgres://app@db/g"),
+            ("TENANT_SHARED_DATABASE", "crm_shared"),
+            ("TENANT_STORAGE_PREFIX", "crm"),
+            ("GLOBAL_POOL_SIZE", "3"),
+        ]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (db.shared_database.as_str(), db.storage_prefix.as_str(), db.global_pool_size),
+            ("crm_shared", "crm", 3)
+        );
+        for (name, value) in [
+            ("TENANT_SHARED_DATABASE", "Shared"),
+            ("TENANT_STORAGE_PREFIX", "a_prefix_longer_than_24_bytes"),
+            ("GLOBAL_POOL_SIZE", "0"),
+        ] {
+            let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
+            assert_eq!(err.err().map(|e| e.variable), Some(name));
+        }
     }
 
     #[test]

@@ -115,6 +115,36 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         }
     }
 
+    /// A Postgres name part: 1 to `max` lowercase ASCII letters, digits or `_`, starting
+    /// with a letter; `default` when unset.
+    pub(crate) fn identifier(
+        &self,
+        name: &'static str,
+        max: usize,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let Some(v) = self.raw(name) else {
+            return Ok(default.to_owned());
+        };
+        let ok = v.len() <= max
+            && v.starts_with(|c: char| c.is_ascii_lowercase())
+            && v
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(v)
+        } else {
+            Err(ConfigError::new(
+                name,
+                format!(
+                    "must be 1 to {max} lowercase letters, digits or _, starting with a letter \
+                     (got {})",
+                    shown(&v)
+                ),
+            ))
+        }
+    }
+
     /// A printable value of at most `max` characters.
     pub(crate) fn text(
         &self,
@@ -169,6 +199,17 @@ mod tests {
         assert_eq!(v.flag("B", true).ok(), Some(false));
         assert_eq!(v.flag("C", true).err().map(|e| e.variable), Some("C"));
         assert_eq!(v.flag("D", true).ok(), Some(true));
+    }
+
+    #[test]
+    fn identifiers_are_lowercase_names() {
+        let v = vars(&[("A", "tm_e2e"), ("B", "Tm"), ("C", "1x"), ("D", "a-b")]);
+        assert_eq!(v.identifier("A", 24, "tm").ok().as_deref(), Some("tm_e2e"));
+        assert_eq!(v.identifier("UNSET", 24, "tm").ok().as_deref(), Some("tm"));
+        for bad in ["B", "C", "D"] {
+            assert_eq!(v.identifier(bad, 24, "tm").err().map(|e| e.variable), Some(bad));
+        }
+        assert!(v.identifier("A", 3, "tm").is_err());
     }
 
     #[test]

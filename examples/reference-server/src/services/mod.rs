@@ -1,13 +1,14 @@
 //! The adapters chosen at start-up and what is composed from them.
 //!
 //! - No `GLOBAL_DATABASE_URL`: registry, provisioner, tenant data and backups in memory.
-//! - With it: the Postgres adapters.
+//! - With it: the Postgres adapters, and the pool manager of tenant connections.
 //! - With `REDIS_URL`: quotas, the tenant cache and the job queue in Redis (shared by every
 //!   instance); without it, in memory.
 
 mod auth;
 mod memory;
 pub(crate) mod postgres;
+mod postgres_services;
 mod redis_backends;
 pub(crate) mod worker;
 
@@ -28,10 +29,14 @@ use crate::readiness::Readiness;
 
 pub(crate) use self::auth::{hasher, tokens};
 
-/// Reads connection counts of the pool manager, for `/api/admin/pools` and `/metrics`.
-pub(crate) trait PoolStatsSource: std::fmt::Debug + Send + Sync + 'static {
+/// What the server needs of the pool manager besides connections: its counts (for
+/// `/api/admin/pools`) and closing every pool at shutdown.
+pub(crate) trait PoolEngine: std::fmt::Debug + Send + Sync + 'static {
     /// Current counts.
     fn pool_stats(&self) -> PoolStats;
+
+    /// Closes every pool; checked-out connections close when returned.
+    fn close_all(&self);
 }
 
 /// Where tenant rate limits, the tenant cache and the job queue live.
@@ -51,7 +56,8 @@ pub(crate) struct Services {
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) backup: Arc<dyn Backup>,
     pub(crate) companies: Arc<dyn CompanyStore>,
-    pub(crate) pools: Option<Arc<dyn PoolStatsSource>>,
+    /// The pool manager of tenant connections (none in embedded mode).
+    pub(crate) pools: Option<Arc<dyn PoolEngine>>,
     pub(crate) plans: PlanCatalog,
     pub(crate) readiness: Readiness,
 }
@@ -77,6 +83,7 @@ pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
     ManagerConfig::default()
         .with_async_provisioning(config.features.async_provisioning)
         .with_region(config.region.clone())
+        .with_shared_database(config.database.shared_database.clone())
 }
 
 /// Quotas, cache and queue: in Redis with `REDIS_URL` (with its readiness probe), else in
@@ -99,16 +106,7 @@ impl Services {
         let (shared, readiness) = shared(config).await?;
         let services = match &config.database.global {
             None => memory::services(config, shared, readiness)?,
-            Some(_) => {
-                return Err(StartupError::backend(
-                    "postgres",
-                    tenant_manager::Error::invalid(
-                        "GLOBAL_DATABASE_URL",
-                        "serving the API on Postgres needs the Postgres pool manager, which \
-                         this build does not have yet; tenant-cli works on Postgres",
-                    ),
-                ));
-            }
+            Some(_) => postgres_services::services(config, shared, readiness).await?,
         };
         let services = if config.features.async_provisioning {
             worker::start(services, tasks, shutdown)?

@@ -1,5 +1,5 @@
 //! Postgres mode: the global registry, provisioning of tenant storage with the server's CRM
-//! migrations, fleet migrations and pg_dump backups.
+//! migrations, the pool manager of tenant connections, fleet migrations and pg_dump backups.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,10 +7,12 @@ use std::sync::Arc;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use tenant_manager::fs_store::FilesystemBackupStore;
-use tenant_manager::manager::TenantManager;
+use tenant_manager::manager::{PoolCloser, TenantManager};
+use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::{
-    BackupConfig, DerivedCredentials, PgDumpBackup, PostgresProvisioner, PostgresRegistry,
-    ServerMap, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
+    BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector, PgTenantPools,
+    PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig, TenantMigrations,
+    TenantMigrator, TenantStorage, migrate_global,
 };
 use tenant_manager::{Error, Result};
 
@@ -22,8 +24,8 @@ static ISOLATED: Migrator = sqlx::migrate!("./migrations/tenant");
 /// The CRM migrations of the shared, row-level secured tables.
 static SHARED: Migrator = sqlx::migrate!("./migrations/shared");
 
-/// Connections of the global database pool (registry, provisioning steps, backup catalogue).
-const GLOBAL_POOL_SIZE: u32 = 10;
+/// `application_name` of the pooled tenant connections, as `pg_stat_activity` shows it.
+const APPLICATION_NAME: &str = "reference-server";
 
 /// The Postgres adapters, connected and with the global database migrated.
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub(crate) struct Postgres {
     pub(crate) registry: Arc<PostgresRegistry>,
     pub(crate) storage: TenantStorage,
     pub(crate) provisioner: Arc<PostgresProvisioner>,
+    credentials: Arc<DerivedCredentials>,
 }
 
 impl Postgres {
@@ -49,7 +52,7 @@ impl Postgres {
             ));
         };
         let pool = PgPoolOptions::new()
-            .max_connections(GLOBAL_POOL_SIZE)
+            .max_connections(db.global_pool_size)
             .connect_with(global.clone())
             .await
             .map_err(|e| Error::unavailable("postgres", e))?;
@@ -60,15 +63,39 @@ impl Postgres {
             db.admin_password.clone(),
         );
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
-        let storage =
-            TenantStorage::new(pool.clone(), servers, migrations, StorageConfig::default())?;
+        let storage = TenantStorage::new(pool.clone(), servers, migrations, storage_names(config))?;
         let credentials = Arc::new(DerivedCredentials::new(secret.clone())?);
-        let provisioner = Arc::new(PostgresProvisioner::new(storage.clone(), credentials));
+        let provisioner = Arc::new(PostgresProvisioner::new(
+            storage.clone(),
+            credentials.clone(),
+        ));
         Ok(Self {
             registry: Arc::new(PostgresRegistry::new(pool)),
             storage,
             provisioner,
+            credentials,
         })
+    }
+
+    /// The pool manager of tenant connections, within `MAX_TOTAL_CONNECTIONS` and
+    /// `MAX_CONNECTIONS_PER_TENANT`: database-isolated tenants connect as their own role,
+    /// schema- and row-isolated tenants share a pool per database, scoped on each checkout.
+    ///
+    /// Call it after the metrics recorder is installed: the engine registers its series.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the caps or timeouts do not validate.
+    pub(crate) fn pools(&self, config: &Config) -> Result<PgTenantPools> {
+        let settings = &config.pool;
+        PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
+            .with_application_name(APPLICATION_NAME)
+            .into_pools(
+                PoolConfig::default()
+                    .with_max_total(settings.max_total)
+                    .with_max_per_tenant(settings.max_per_tenant)
+                    .with_idle_timeout(settings.idle_timeout)
+                    .with_acquire_timeout(settings.acquire_timeout),
+            )
     }
 
     /// Backups with `pg_dump` into a filesystem store rooted at `dir`.
@@ -86,7 +113,8 @@ impl Postgres {
         TenantMigrator::new(self.storage.clone())
     }
 
-    /// The tenant manager over these adapters and the shared quota, cache and queue.
+    /// The tenant manager over these adapters and the shared quota, cache and queue; with
+    /// `pools`, a suspended or deleted tenant's pool is closed.
     ///
     /// # Errors
     /// The manager's, token service's and hasher's checks.
@@ -95,8 +123,13 @@ impl Postgres {
         config: &Config,
         shared: &Shared,
         backup: Arc<PgDumpBackup>,
+        pools: Option<Arc<dyn PoolCloser>>,
     ) -> Result<TenantManager> {
-        TenantManager::builder()
+        let builder = match pools {
+            Some(pools) => TenantManager::builder().with_pool_closer(pools),
+            None => TenantManager::builder(),
+        };
+        builder
             .with_registry(self.registry.clone())
             .with_provisioner(self.provisioner.clone())
             .with_quota(shared.quota.clone())
@@ -108,5 +141,24 @@ impl Postgres {
             .with_plans(plan_catalog(config))
             .with_config(manager_config(config))
             .build()
+    }
+}
+
+/// The names of the provisioner's own objects, from `TENANT_STORAGE_PREFIX`.
+fn storage_names(config: &Config) -> StorageConfig {
+    let prefix = &config.database.storage_prefix;
+    StorageConfig::default()
+        .with_template_prefix(format!("{prefix}_template_"))
+        .with_template_owner(format!("{prefix}_template_owner"))
+        .with_shared_owner(format!("{prefix}_shared_owner"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_prefix_keeps_the_provisioners_default_names() {
+        assert_eq!(storage_names(&Config::default()), StorageConfig::default());
     }
 }

@@ -1,38 +1,22 @@
-//! Shared set-up of the manager and worker tests: the real in-memory adapters, a cheap
-//! password hasher, and small fakes for failure paths only.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! A `TenantManager` over the in-memory adapters, and the fakes its failure paths use.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
-use tenant_manager_core::manager::{ManagerConfig, PoolCloser, Registration, TenantManager};
+use tenant_manager_core::manager::{
+    ManagerConfig, PoolCloser, Registered, Registration, TenantManager,
+};
 use tenant_manager_core::memory::{
     InMemoryBackup, InMemoryBackupStore, InMemoryJobQueue, InMemoryJobQueueConfig,
     InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
     InMemoryTenantData,
 };
 use tenant_manager_core::{
-    Error, ProvisionReport, Provisioner, ProvisionerCapabilities, Result, Tenant, TenantId,
-    async_trait,
+    Error, JobQueue, NewJob, ProvisionReport, Provisioner, ProvisionerCapabilities, QueueStats,
+    Result, Tenant, TenantId, TenantStatus, async_trait,
 };
 
-pub const JWT_SECRET: &str = "0123456789abcdef0123456789abcdef-test-only";
-pub const PASSWORD: &str = "Test123!";
-
-/// argon2id with tiny costs: tests exercise the code, not the cost.
-pub fn cheap_hasher() -> PasswordHasher {
-    PasswordHasher::new(
-        HasherConfig::default()
-            .with_params(256, 1, 1)
-            .with_max_concurrent(4),
-    )
-    .unwrap_or_else(|e| panic!("hasher: {e}"))
-}
-
-pub fn tokens() -> TokenService {
-    TokenService::new(JwtConfig::hs256(JWT_SECRET)).unwrap_or_else(|e| panic!("tokens: {e}"))
-}
+use super::{PASSWORD, cheap_hasher, tokens};
 
 /// A pool closer that records which tenants' pools were closed.
 #[derive(Debug, Default)]
@@ -202,14 +186,43 @@ impl Harness {
     }
 
     /// Registers `name` with owner `email` and the standard password.
-    pub async fn register(
-        &self,
-        name: &str,
-        email: &str,
-    ) -> tenant_manager_core::manager::Registered {
+    pub async fn register(&self, name: &str, email: &str) -> Registered {
         self.manager
             .register_organization(Registration::new(name, email, PASSWORD))
             .await
             .unwrap_or_else(|e| panic!("register {name}: {e}"))
+    }
+
+    /// The error of a login with the standard password that must be refused.
+    pub async fn login_refusal(&self, email: &str) -> Error {
+        match self.manager.login(email, PASSWORD).await {
+            Ok(login) => panic!("login of {email} succeeded: {login:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Asserts that logging in as `email` is refused because the tenant is `status`.
+    pub async fn assert_login_not_ready(&self, email: &str, status: TenantStatus) {
+        let err = self.login_refusal(email).await;
+        assert!(
+            matches!(&err, Error::NotReady { status: s, .. } if *s == status),
+            "{err:?}"
+        );
+    }
+
+    /// Adds a job to the harness' queue.
+    pub async fn enqueue(&self, job: NewJob) {
+        self.jobs
+            .enqueue(job)
+            .await
+            .unwrap_or_else(|e| panic!("enqueue: {e}"));
+    }
+
+    /// The depth of the harness' queue.
+    pub async fn queue_stats(&self) -> QueueStats {
+        self.jobs
+            .stats()
+            .await
+            .unwrap_or_else(|e| panic!("queue stats: {e}"))
     }
 }

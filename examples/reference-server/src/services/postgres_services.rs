@@ -1,0 +1,72 @@
+//! The server's services on Postgres: the adapters of [`Postgres`], the pool manager of tenant
+//! connections, companies in each tenant's storage, and the readiness probe of the global
+//! database.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tenant_manager::lookup::TenantLookup;
+use tenant_manager::postgres::PgTenantPools;
+use tenant_manager::{BoxError, PoolStats, async_trait};
+
+use super::postgres::Postgres;
+use super::{PoolEngine, Services, Shared, plan_catalog};
+use crate::app::StartupError;
+use crate::companies::PgCompanies;
+use crate::config::Config;
+use crate::readiness::{Probe, Readiness};
+
+/// `SELECT 1` on the global database through the registry's pool.
+#[derive(Debug)]
+struct GlobalDatabaseProbe(PgPool);
+
+#[async_trait]
+impl Probe for GlobalDatabaseProbe {
+    async fn check(&self) -> Result<(), BoxError> {
+        sqlx::query("SELECT 1").execute(&self.0).await?;
+        Ok(())
+    }
+}
+
+impl PoolEngine for PgTenantPools {
+    fn pool_stats(&self) -> PoolStats {
+        self.stats()
+    }
+
+    fn close_all(&self) {
+        PgTenantPools::close_all(self);
+    }
+}
+
+/// Connects Postgres (applying pending global migrations), builds the pool manager and
+/// composes the services over it and the shared quota, cache and queue.
+pub(super) async fn services(
+    config: &Config,
+    shared: Shared,
+    readiness: Readiness,
+) -> Result<Services, StartupError> {
+    let fail = |e| StartupError::backend("postgres", e);
+    let postgres = Postgres::connect(config).await.map_err(fail)?;
+    let pools = postgres.pools(config).map_err(fail)?;
+    let backup = postgres.backup(&config.backup_dir);
+    let manager = postgres
+        .manager(
+            config,
+            &shared,
+            backup.clone(),
+            Some(Arc::new(pools.clone())),
+        )
+        .map_err(fail)?;
+    let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
+    Ok(Services {
+        lookup: TenantLookup::new(postgres.registry.clone(), shared.cache),
+        manager,
+        quota: shared.quota,
+        jobs: shared.jobs,
+        backup,
+        companies: Arc::new(PgCompanies::new(pools.clone())),
+        pools: Some(Arc::new(pools)),
+        plans: plan_catalog(config),
+        readiness: readiness.with_probe("database", "postgres", Arc::new(probe)),
+    })
+}

@@ -1,0 +1,48 @@
+//! Shared set-up of the integration tests: the real in-memory adapters, a cheap password
+//! hasher, a manager harness over them, and small fakes for failure paths only.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+mod manager;
+
+use std::sync::Arc;
+
+// Each test binary uses a part of the support module.
+#[allow(unused_imports)]
+pub use manager::{Failure, FlakyProvisioner, Harness, MakeProvisioner, RecordingPools};
+use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
+use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryTenantData};
+use tenant_manager_core::testing::provisioner::sample_tenant_record;
+use tenant_manager_core::{Isolation, Provisioner, Tenant};
+
+pub const JWT_SECRET: &str = "0123456789abcdef0123456789abcdef-test-only";
+pub const PASSWORD: &str = "Test123!";
+
+/// argon2id with tiny costs: tests exercise the code, not the cost.
+pub fn cheap_hasher() -> PasswordHasher {
+    PasswordHasher::new(
+        HasherConfig::default()
+            .with_params(256, 1, 1)
+            .with_max_concurrent(4),
+    )
+    .unwrap_or_else(|e| panic!("hasher: {e}"))
+}
+
+pub fn tokens() -> TokenService {
+    TokenService::new(JwtConfig::hs256(JWT_SECRET)).unwrap_or_else(|e| panic!("tokens: {e}"))
+}
+
+/// `data`, shared with an in-memory provisioner, and one tenant of `isolation` provisioned
+/// into it.
+pub async fn provisioned(
+    data: InMemoryTenantData,
+    isolation: Isolation,
+) -> (Arc<InMemoryTenantData>, InMemoryProvisioner, Tenant) {
+    let data = Arc::new(data);
+    let provisioner = InMemoryProvisioner::new(Arc::clone(&data));
+    let tenant = sample_tenant_record(isolation);
+    provisioner
+        .provision(&tenant)
+        .await
+        .unwrap_or_else(|e| panic!("provision: {e}"));
+    (data, provisioner, tenant)
+}
