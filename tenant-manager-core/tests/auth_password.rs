@@ -5,10 +5,9 @@ mod support;
 
 use std::sync::Arc;
 
-use tenant_manager_core::auth::{HasherConfig, MAX_PASSWORD_BYTES, PasswordHasher, PasswordPolicy};
 use support::cheap_hasher;
+use tenant_manager_core::auth::{HasherConfig, MAX_PASSWORD_BYTES, PasswordHasher, PasswordPolicy};
 use tenant_manager_core::{Email, PasswordHash};
-
 
 #[tokio::test]
 async fn hashes_verify_and_salts_differ() {

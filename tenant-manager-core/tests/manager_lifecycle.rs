@@ -3,12 +3,15 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::{Harness, PASSWORD};
+use tenant_manager_core::auth::{HasherConfig, PasswordHasher};
 use tenant_manager_core::manager::TenantManager;
 use tenant_manager_core::{
-    CacheKey, Error, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantStatus, UsageKind,
+    CacheKey, Error, QuotaPolicy, RateLimit, TenantCache, TenantQuery, TenantRegistry,
+    TenantStatus, UsageKind,
 };
 
 #[tokio::test]
@@ -49,6 +52,44 @@ async fn login_succeeds_and_bad_credentials_are_indistinguishable() {
         assert_eq!(err.code(), "unauthenticated");
         assert_eq!(err.to_string(), wrong.to_string());
     }
+}
+
+#[tokio::test]
+async fn login_upgrades_a_hash_made_with_other_costs() {
+    let h = Harness::new();
+    let r = h.register("Acme", "owner@acme.test").await;
+    let old = r.user.password_hash.clone();
+    assert!(old.as_phc().starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
+    // The same deployment after its hashing costs were raised.
+    let stronger = TenantManager::builder()
+        .with_registry(h.registry.clone())
+        .with_provisioner(Arc::clone(&h.provisioner))
+        .with_quota(h.quota.clone())
+        .with_hasher(PasswordHasher::new(HasherConfig::default().with_params(512, 1, 1)).unwrap())
+        .with_tokens(support::tokens())
+        .build()
+        .unwrap();
+
+    let wrong = stronger.login("owner@acme.test", "Wrong123!").await;
+    assert_eq!(wrong.unwrap_err().code(), "unauthenticated");
+    let stored = h.registry.get_user(r.user.id).await.unwrap();
+    assert_eq!(stored.password_hash, old, "a failed login upgrades nothing");
+
+    let login = stronger.login("owner@acme.test", PASSWORD).await.unwrap();
+    let upgraded = login.user.password_hash.clone();
+    assert!(
+        upgraded
+            .as_phc()
+            .starts_with("$argon2id$v=19$m=512,t=1,p=1$"),
+        "{:?}",
+        upgraded.as_phc()
+    );
+    let stored = h.registry.get_user(r.user.id).await.unwrap();
+    assert_eq!(stored.password_hash, upgraded);
+    let again = stronger.login("owner@acme.test", PASSWORD).await.unwrap();
+    assert_eq!(again.user.password_hash, upgraded, "an upgraded hash stays");
+    // The old deployment still verifies the upgraded hash.
+    assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
 }
 
 #[tokio::test]

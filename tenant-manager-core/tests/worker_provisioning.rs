@@ -212,8 +212,7 @@ async fn unknown_or_malformed_jobs_are_handed_back_for_the_dead_letter_list() {
         serde_json::json!({}),
     )
     .unwrap();
-    let no_tenant =
-        NewJob::new(jobs_kinds::PROVISION_TENANT, None, serde_json::json!({})).unwrap();
+    let no_tenant = NewJob::new(jobs_kinds::PROVISION_TENANT, None, serde_json::json!({})).unwrap();
     h.enqueue(unknown_kind).await;
     h.enqueue(no_tenant).await;
     for _ in 0..2 {

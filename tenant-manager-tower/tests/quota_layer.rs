@@ -49,6 +49,9 @@ fn from_peer(
 
 #[tokio::test]
 async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let plans = PlanCatalog::new(QuotaPolicy::default()).with_plan(
@@ -95,6 +98,27 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
         echo.calls(),
         3,
         "the refused request never reached the service"
+    );
+    let rejections: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == tenant_manager_tower::REJECTIONS_TOTAL)
+        .map(|(key, _, _, value)| {
+            let labels: Vec<_> = key
+                .key()
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            (labels, value)
+        })
+        .collect();
+    assert_eq!(
+        rejections,
+        vec![(
+            vec!["scope=tenant".to_owned()],
+            metrics_util::debugging::DebugValue::Counter(1)
+        )]
     );
 
     // Another tenant has its own allowance.

@@ -403,6 +403,14 @@ impl TenantRegistry for DownRegistry {
     async fn list_users(&self, t: TenantId) -> Result<Vec<User>> {
         self.0.list_users(t).await
     }
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<User> {
+        self.0.replace_password_hash(id, current, new).await
+    }
 }
 
 #[tokio::test]

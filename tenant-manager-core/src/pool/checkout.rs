@@ -63,7 +63,6 @@ impl<C: TenantConnector> Checkout<C> {
     pub(crate) fn new(inner: Arc<Inner<C>>, active: ActiveEntry<C>, conn: PoolConn<C>) -> Self {
         active.entry.state.checked_out();
         inner.counters.checked_out();
-        active.entry.state.touch(inner.clock.now_ms());
         Self {
             lent: Some(Lent { conn, active }),
             inner,

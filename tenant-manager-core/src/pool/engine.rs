@@ -149,8 +149,8 @@ impl<C: TenantConnector> Inner<C> {
                 let lease = self.slots.lease(tenant.id, cap);
                 let permit = match lease.try_acquire() {
                     Some(permit) => permit,
-                    None => match timeout_at(deadline.into(), lease.acquire()).await {
-                        Ok(Some(permit)) => permit,
+                    None => match by_deadline(deadline, lease.acquire()).await {
+                        Some(Some(permit)) => permit,
                         _ => return Err(self.exhausted(started)),
                     },
                 };
@@ -161,7 +161,7 @@ impl<C: TenantConnector> Inner<C> {
             }
         };
         loop {
-            let active = self.entry(&key, tenant, cap).await?;
+            let active = self.entry(&key, tenant, cap, self.clock.ms_at(started)).await?;
             let entry = Arc::clone(&active.entry);
             let conn = match entry.get(deadline).await {
                 Ok(conn) => conn,
@@ -171,34 +171,30 @@ impl<C: TenantConnector> Inner<C> {
             };
             let mut checkout = Checkout::new(Arc::clone(self), active, conn);
             let checked = if key.is_shared() {
-                timeout_at(
-                    deadline.into(),
-                    self.connector.apply_scope(&mut *checkout, tenant),
-                )
-                .await
+                by_deadline(deadline, self.connector.apply_scope(&mut *checkout, tenant)).await
             } else if self.config.test_on_checkout {
-                timeout_at(deadline.into(), entry.manager.is_valid(&mut *checkout))
+                by_deadline(deadline, entry.manager.is_valid(&mut *checkout))
                     .await
                     .map(|valid| valid.map_err(Into::into))
             } else {
-                Ok(Ok(()))
+                Some(Ok(()))
             };
             match checked {
-                Ok(Ok(())) if !checkout.pool_closed() => {
+                Some(Ok(())) if !checkout.pool_closed() => {
                     checkout.hand_out(hold.take());
                     return Ok(checkout);
                 }
                 // Closed since: never hand out a connection of a closed pool.
-                Ok(Ok(())) => continue,
+                Some(Ok(())) => continue,
                 // A broken connection (say, after a server restart): the checkout is dropped
                 // unhanded, which discards it; try another one.
-                Ok(Err(err)) if err.is_retryable() || !key.is_shared() => {
+                Some(Err(err)) if err.is_retryable() || !key.is_shared() => {
                     if Instant::now() >= deadline {
                         return Err(err);
                     }
                 }
-                Ok(Err(err)) => return Err(err),
-                Err(_) => return Err(self.exhausted(started)),
+                Some(Err(err)) => return Err(err),
+                None => return Err(self.exhausted(started)),
             }
         }
     }
@@ -216,8 +212,8 @@ impl<C: TenantConnector> Inner<C> {
         key: &PoolKey,
         tenant: &Tenant,
         cap: u32,
+        now: u64,
     ) -> Result<ActiveEntry<C>> {
-        let now = self.clock.now_ms();
         if let Some(entry) = self.pools.get(key) {
             // Raised while the shard is locked: eviction and the reaper remove a pool only
             // under the same lock and only when `active` is 0.
@@ -413,6 +409,16 @@ impl ErrorSink<Error> for SettleSink {
     fn boxed_clone(&self) -> Box<dyn ErrorSink<Error>> {
         Box::new(self.clone())
     }
+}
+
+/// `fut` by `deadline`, `None` when the deadline passes first. The timer is armed only if
+/// `fut` does not complete at once, so the common case costs no timer registration.
+async fn by_deadline<F: std::future::Future>(deadline: Instant, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    if let Some(output) = fut.as_mut().now_or_never() {
+        return Some(output);
+    }
+    timeout_at(deadline.into(), fut).await.ok()
 }
 
 /// Only `Active` tenants get connections.

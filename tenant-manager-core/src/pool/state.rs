@@ -19,7 +19,12 @@ impl Clock {
     }
 
     pub(crate) fn now_ms(self) -> u64 {
-        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.ms_at(Instant::now())
+    }
+
+    /// `at` on this clock (saves reading the time again when the caller has it).
+    pub(crate) fn ms_at(self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.0).as_millis()).unwrap_or(u64::MAX)
     }
 }
 

@@ -17,12 +17,12 @@
 //! Cases create tenants with random slugs, e-mails and (for listings) a random plan, so they
 //! assert only on what they created themselves; counts are compared before and after.
 
+use super::run_concurrently;
 use crate::domain::{
     Email, Isolation, NewTenant, NewUser, PasswordHash, Placement, Plan, QuotaPolicy, Role,
     ServerId, TenantId, TenantQuery, TenantSlug, TenantStatus, TenantUpdate, User, UserId,
 };
 use crate::error::{Entity, Error, Result};
-use super::run_concurrently;
 use crate::traits::TenantRegistry;
 
 /// Expands one `#[tokio::test]` per registry case, each on a fresh fixture from `$factory`
@@ -53,6 +53,8 @@ macro_rules! registry_conformance {
             lookups_with_bad_input_find_nothing,
             users_listed_oldest_first,
             unknown_ids_are_not_found,
+            password_hash_is_replaced_only_while_unchanged,
+            racing_password_hash_replacements_one_winner,
         );
     };
 }
@@ -1012,5 +1014,87 @@ pub async fn unknown_ids_are_not_found(r: &dyn TenantRegistry) {
                 })
             ),
         "{listed:?}"
+    );
+}
+
+/// A hash replacement applies only while the stored hash is the one the caller read, is seen
+/// by every lookup, and leaves the rest of the user as it was.
+pub async fn password_hash_is_replaced_only_while_unchanged(r: &dyn TenantRegistry) {
+    let new = sample_tenant(Isolation::Shared);
+    let owner = sample_user(new.id, Role::Owner);
+    let (_, user) = r
+        .create_tenant_with_owner(new, owner)
+        .await
+        .expect("create with owner");
+    let fresh = PasswordHash::from_phc(format!(
+        "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ${}",
+        random_hex(32)
+    ));
+    let replaced = r
+        .replace_password_hash(user.id, &user.password_hash, fresh.clone())
+        .await
+        .expect("replace");
+    assert_eq!(replaced.password_hash, fresh);
+    assert_eq!(
+        (
+            replaced.id,
+            replaced.tenant_id,
+            &replaced.email,
+            replaced.role
+        ),
+        (user.id, user.tenant_id, &user.email, user.role)
+    );
+    assert_eq!(r.get_user(user.id).await.expect("get user"), replaced);
+    assert_eq!(
+        r.find_user_by_email(&user.email).await.expect("by email"),
+        Some(replaced.clone())
+    );
+    // The old hash is stale now: replacing it again changes nothing.
+    let stale = PasswordHash::from_phc("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$c3RhbGU");
+    expect_conflict(
+        r.replace_password_hash(user.id, &user.password_hash, stale)
+            .await,
+        "password_hash",
+    );
+    assert_eq!(r.get_user(user.id).await.expect("get user"), replaced);
+    expect_not_found(
+        r.replace_password_hash(UserId::new(), &fresh, fresh.clone())
+            .await,
+        Entity::User,
+    );
+}
+
+/// Of 16 racing replacements of one hash, exactly one wins; the others are conflicts, and the
+/// stored hash is the winner's.
+pub async fn racing_password_hash_replacements_one_winner(r: &dyn TenantRegistry) {
+    let new = sample_tenant(Isolation::Shared);
+    let owner = sample_user(new.id, Role::Owner);
+    let (_, user) = r
+        .create_tenant_with_owner(new, owner)
+        .await
+        .expect("create with owner");
+    let hashes: Vec<PasswordHash> = (0..16)
+        .map(|i| {
+            PasswordHash::from_phc(format!(
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$cmFjZXI{i:02}"
+            ))
+        })
+        .collect();
+    let results = run_concurrently(hashes.len(), |i| {
+        r.replace_password_hash(user.id, &user.password_hash, hashes[i].clone())
+    });
+    let mut winners = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(updated) => winners.push((i, updated)),
+            other => expect_conflict(other, "password_hash"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one replacement wins");
+    let (i, updated) = &winners[0];
+    assert_eq!(updated.password_hash, hashes[*i]);
+    assert_eq!(
+        r.get_user(user.id).await.expect("get user").password_hash,
+        hashes[*i]
     );
 }

@@ -20,9 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use tenant_manager_core::{
-    Email, Entity, Error, NewTenant, NewUser, Page, Plan, PlanCatalog, QuotaPolicy, Result, Tenant,
-    TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate, User, UserId,
-    validate_domain,
+    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, QuotaPolicy,
+    Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
+    User, UserId, validate_domain,
 };
 
 use crate::error::{SqlxResultExt, map_migrate};
@@ -245,5 +245,25 @@ impl TenantRegistry for PostgresRegistry {
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
         let mut conn = self.conn().await?;
         users::of_tenant(&mut conn, tenant).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<User> {
+        let mut conn = self.conn().await?;
+        if let Some(user) = users::replace_password_hash(&mut conn, id, current, &new).await? {
+            return Ok(user);
+        }
+        match users::by_id(&mut conn, id).await? {
+            Some(_) => Err(Error::conflict(
+                Entity::User,
+                "password_hash",
+                "the password hash changed since it was read",
+            )),
+            None => Err(Error::not_found(Entity::User, id)),
+        }
     }
 }

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, PgConnection};
 use time::OffsetDateTime;
 
-use tenant_manager_core::{Email, Entity, NewUser, Result, TenantId, User, UserId};
+use tenant_manager_core::{Email, Entity, NewUser, PasswordHash, Result, TenantId, User, UserId};
 
 use super::rows::{USER_COLUMNS, UserRow};
 use crate::error::SqlxResultExt;
@@ -64,4 +64,27 @@ pub(crate) async fn of_tenant(conn: &mut PgConnection, tenant: TenantId) -> Resu
         .into_iter()
         .map(User::try_from)
         .collect()
+}
+
+/// Sets a user's password hash to `new` if it is still `current`; `None` when no row matched
+/// (no such user, or another hash stored meanwhile).
+pub(crate) async fn replace_password_hash(
+    conn: &mut PgConnection,
+    id: UserId,
+    current: &PasswordHash,
+    new: &PasswordHash,
+) -> Result<Option<User>> {
+    let sql = format!(
+        "UPDATE tm_users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 \
+         RETURNING {USER_COLUMNS}"
+    );
+    sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .bind(current.as_phc())
+        .bind(new.as_phc())
+        .fetch_optional(conn)
+        .await
+        .map_db(Entity::User)?
+        .map(User::try_from)
+        .transpose()
 }

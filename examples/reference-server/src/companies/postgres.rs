@@ -12,9 +12,7 @@ use tenant_manager::{Entity, Isolation, Result, Tenant, async_trait};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{
-    Company, CompanyPage, CompanyPatch, CompanyStore, check_limit, company_not_found,
-};
+use super::{Company, CompanyPage, CompanyPatch, CompanyStore, check_limit, company_not_found};
 
 /// A statement in its two shapes: for a table of the tenant alone, and for the shared table
 /// where `$1` is the tenant id and the other parameters follow, shifted by one.
@@ -69,8 +67,7 @@ fn to_company((id, name, domain, created_at): Row) -> Company {
     }
 }
 
-type PgQueryAs<'q, T> =
-    sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>;
+type PgQueryAs<'q, T> = sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>;
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// [`CompanyStore`] over the pool manager.

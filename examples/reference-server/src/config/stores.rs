@@ -429,7 +429,11 @@ mod tests {
         let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            (db.shared_database.as_str(), db.storage_prefix.as_str(), db.global_pool_size),
+            (
+                db.shared_database.as_str(),
+                db.storage_prefix.as_str(),
+                db.global_pool_size
+            ),
             ("tenant_shared", "tm", 10)
         );
         let v = vars(vec![
@@ -440,7 +444,11 @@ mod tests {
         ]);
         let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            (db.shared_database.as_str(), db.storage_prefix.as_str(), db.global_pool_size),
+            (
+                db.shared_database.as_str(),
+                db.storage_prefix.as_str(),
+                db.global_pool_size
+            ),
             ("crm_shared", "crm", 3)
         );
         for (name, value) in [

@@ -128,8 +128,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
         };
         let ok = v.len() <= max
             && v.starts_with(|c: char| c.is_ascii_lowercase())
-            && v
-                .bytes()
+            && v.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if ok {
             Ok(v)
@@ -207,7 +206,10 @@ mod tests {
         assert_eq!(v.identifier("A", 24, "tm").ok().as_deref(), Some("tm_e2e"));
         assert_eq!(v.identifier("UNSET", 24, "tm").ok().as_deref(), Some("tm"));
         for bad in ["B", "C", "D"] {
-            assert_eq!(v.identifier(bad, 24, "tm").err().map(|e| e.variable), Some(bad));
+            assert_eq!(
+                v.identifier(bad, 24, "tm").err().map(|e| e.variable),
+                Some(bad)
+            );
         }
         assert!(v.identifier("A", 3, "tm").is_err());
     }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use reference_server::http_client::{Auth, HttpClient, HttpResponse};
 use serde_json::{Value, json};
 
+pub mod isolation;
+pub mod pg;
+
 /// A 43-character admin key used by every test server.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghijklmnopqrstu";
 /// A 43-character token key used by every test server.
@@ -202,16 +205,21 @@ impl Server {
 
     /// Registers an organisation and returns (tenant id, access token, the whole answer).
     pub async fn register(&self, name: &str, email: &str) -> (String, String, Value) {
+        self.register_with(
+            &json!({"organization_name": name, "admin_email": email, "admin_password": "Test123!"}),
+        )
+        .await
+    }
+
+    /// Registers an organisation described by `body` (which may set `slug` and `isolation`)
+    /// and returns (tenant id, access token, the whole answer).
+    pub async fn register_with(&self, body: &Value) -> (String, String, Value) {
         let r = self
-            .post(
-                "/api/auth/register-organization",
-                Auth::None,
-                &json!({"organization_name": name, "admin_email": email, "admin_password": "Test123!"}),
-            )
+            .post("/api/auth/register-organization", Auth::None, body)
             .await;
         assert!(
             r.status.is_success(),
-            "register {email}: {} {}",
+            "register {body}: {} {}",
             r.status,
             text(&r)
         );

@@ -1,0 +1,179 @@
+//! A deployment on the real Postgres and Redis for one test: a fresh global database, a Redis
+//! key prefix, and a tag carried by every cluster-wide name the server creates (tenant
+//! databases and roles through the tenants' slugs, the shared database, templates and owner
+//! roles through `TENANT_SHARED_DATABASE` and `TENANT_STORAGE_PREFIX`), all dropped at the end.
+
+use std::process::Command;
+
+use sqlx::{Connection, PgConnection};
+use tenant_manager_test_support::{TestDatabase, TestRedis, unique_suffix};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::Server;
+
+/// Postgres deployments running at once in one test binary: each holds up to a dozen
+/// connections of a server shared with other test suites (`max_connections` 100).
+static RUNNING: Semaphore = Semaphore::const_new(2);
+
+/// One test's deployment. Declare it before the servers that use it, so they stop first.
+pub struct PgEnv {
+    db: Option<TestDatabase>,
+    redis: TestRedis,
+    /// Carried by every cluster-wide name of this deployment.
+    pub tag: String,
+    _running: SemaphorePermit<'static>,
+}
+
+impl PgEnv {
+    /// A fresh global database and Redis prefix; waits while two other deployments run.
+    pub async fn new() -> Self {
+        let running = RUNNING.acquire().await.expect("semaphore is never closed");
+        let db = TestDatabase::create().await;
+        let redis = TestRedis::create().await;
+        Self {
+            db: Some(db),
+            redis,
+            tag: format!("e{}", &unique_suffix()[..8]),
+            _running: running,
+        }
+    }
+
+    fn db(&self) -> &TestDatabase {
+        self.db.as_ref().expect("the database lives until drop")
+    }
+
+    /// A slug of this deployment: `<tag>_<name>`.
+    pub fn slug(&self, name: &str) -> String {
+        format!("{}_{name}", self.tag)
+    }
+
+    /// The variables of a server (or `tenant-cli`) of this deployment: small connection
+    /// budgets, the test's names and secrets.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("GLOBAL_DATABASE_URL", self.db().url().to_owned()),
+            ("REDIS_URL", self.redis.url().to_owned()),
+            ("REDIS_KEY_PREFIX", self.redis.prefix().to_owned()),
+            (
+                "TENANT_DB_SECRET",
+                format!("tenant-db-secret-of-{}-0123456789abcdef", self.tag),
+            ),
+            ("TENANT_SHARED_DATABASE", format!("{}_shared", self.tag)),
+            ("TENANT_STORAGE_PREFIX", self.tag.clone()),
+            ("GLOBAL_POOL_SIZE", "3".to_owned()),
+            ("MAX_TOTAL_CONNECTIONS", "4".to_owned()),
+            ("MAX_CONNECTIONS_PER_TENANT", "2".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Starts a server of this deployment with `overrides` on top.
+    pub fn server(&self, overrides: &[(&str, &str)]) -> Server {
+        let vars = self.vars();
+        let mut all: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        all.extend_from_slice(overrides);
+        Server::start(&all)
+    }
+
+    /// `tenant-cli` with this deployment's variables (and nothing inherited but PATH).
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenant-cli"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("APP_ENV", "test")
+            .env("LOG_LEVEL", "warn")
+            .env("JWT_SECRET", super::JWT_SECRET)
+            .env("SUPER_ADMIN_KEY", super::ADMIN_KEY)
+            .env("PASSWORD_HASHING", "fast")
+            .envs(self.vars())
+            .current_dir(std::env::temp_dir())
+            .args(args);
+        cmd
+    }
+
+    /// A superuser connection to `database` of the test server.
+    pub async fn admin(&self, database: &str) -> PgConnection {
+        let options = self.db().connect_options().database(database);
+        PgConnection::connect_with(&options)
+            .await
+            .expect("admin connection")
+    }
+
+    /// The names of the databases and roles of this deployment that exist right now.
+    pub async fn leftovers(&self) -> Vec<String> {
+        let mut conn = self.admin("postgres").await;
+        let names = tagged(&mut conn, &self.tag).await;
+        let _ = conn.close().await;
+        names
+    }
+}
+
+/// Databases, then roles, whose name carries `tag`.
+async fn tagged(conn: &mut PgConnection, tag: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0 \
+         UNION ALL SELECT rolname::text FROM pg_roles WHERE strpos(rolname, $1) > 0",
+    )
+    .bind(tag)
+    .fetch_all(conn)
+    .await
+    .unwrap_or_default()
+}
+
+/// Drops every database, then every role, whose name carries `tag`.
+async fn cleanup(admin_url: &str, tag: &str) {
+    let Ok(mut conn) = PgConnection::connect(admin_url).await else {
+        return;
+    };
+    let databases: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
+            .bind(tag)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for database in databases {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&database));
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE strpos(rolname, $1) > 0")
+            .bind(tag)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for role in roles {
+        let sql = format!("DROP ROLE IF EXISTS {}", quote(&role));
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
+    }
+    let _ = conn.close().await;
+}
+
+/// A quoted identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Drop for PgEnv {
+    fn drop(&mut self) {
+        let admin_url = self.db().admin_url().to_owned();
+        let tag = self.tag.clone();
+        let handle = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(cleanup(&admin_url, &tag));
+            }
+        });
+        let _ = handle.join();
+        // The global database goes last (its own drop).
+        self.db.take();
+    }
+}
