@@ -124,21 +124,23 @@ pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<(
         )
         .await?;
         admin::create_database(&mut maint, &scratch, Some(role), None).await?;
-        if let Err(e) = pg_restore(tools, &conn_info, &scratch, Some(role), path).await {
-            let _ = admin::ddl(
+        let db = &target.database;
+        let drop_scratch = format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)");
+        let staged = async {
+            pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
+            // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
+            admin::ddl(
                 &mut maint,
-                format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+                format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
             )
-            .await;
+            .await
+        }
+        .await;
+        if let Err(e) = staged {
+            let _ = admin::ddl(&mut maint, drop_scratch).await;
             return Err(e);
         }
-        let db = &target.database;
-        // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
-        admin::ddl(
-            &mut maint,
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        )
-        .await?;
+        // Should the rename fail, the restored copy stays under the scratch name.
         admin::ddl(
             &mut maint,
             format!("ALTER DATABASE {scratch} RENAME TO {db}"),
