@@ -342,7 +342,7 @@ async fn two_instances_share_rate_limits_and_suspensions_through_redis() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     for server in [&one, &two] {
-        let r = server.get("/api/tenant", Auth::Bearer(&org.token)).await;
+        let r = server.get("/api/companies", Auth::Bearer(&org.token)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     }
     let pool_key = |stats: &Value| {
