@@ -32,6 +32,9 @@ macro_rules! uuid_id {
             }
 
             /// Parses an id, reporting the given field on failure.
+            ///
+            /// # Errors
+            /// [`Error::InvalidInput`] on `field` when `s` is not a UUID.
             pub fn parse_field(s: &str, field: &'static str) -> Result<Self, Error> {
                 Uuid::parse_str(s.trim())
                     .map(Self)

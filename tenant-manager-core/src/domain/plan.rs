@@ -33,6 +33,9 @@ impl RateLimit {
     }
 
     /// Checks the invariants of [`RateLimit::new`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `rate_limit.limit` or `rate_limit.window_ms`.
     pub fn validate(&self) -> Result<(), Error> {
         if self.limit == 0 {
             return Err(Error::invalid("rate_limit.limit", "must be at least 1"));

@@ -51,6 +51,9 @@ impl TenantSlug {
     }
 
     /// Validates a slug, reporting `field` on failure.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `field` saying which rule failed.
     pub fn parse_field(value: &str, field: &'static str) -> Result<Self, Error> {
         let len = value.len();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
@@ -77,6 +80,9 @@ impl TenantSlug {
     /// Derives a slug from a display name: lowercased, other characters folded to `_`,
     /// prefixed with `t_` when it would not start with a letter, and a numeric suffix
     /// appended when it is reserved or too short.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `organization_name` when no valid slug can be derived.
     pub fn from_name(name: &str) -> Result<Self, Error> {
         let mut out = String::with_capacity(name.len());
         for c in name.chars() {

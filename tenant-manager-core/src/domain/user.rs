@@ -24,6 +24,9 @@ impl Email {
     }
 
     /// Like [`Email::new`], reporting `field` on failure.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `field` when the shape is wrong.
     pub fn parse_field(value: &str, field: &'static str) -> Result<Self, Error> {
         let value = value.trim().to_lowercase();
         if value.len() > 254 {

@@ -84,7 +84,11 @@ impl RateDecision {
         }
     }
 
-    /// `Ok(self)` when allowed, else [`Error::QuotaExceeded`] for quota `requests`.
+    /// `Ok(self)` when allowed.
+    ///
+    /// # Errors
+    /// [`Error::QuotaExceeded`] for quota `requests` when refused, retrying after the
+    /// decision's `retry_after` (or its `reset_after`).
     pub fn into_result(self) -> Result<Self> {
         if self.allowed {
             Ok(self)

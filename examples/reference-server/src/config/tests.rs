@@ -164,6 +164,33 @@ fn production_with_postgres_needs_a_tenant_db_secret() {
 }
 
 #[test]
+fn the_env_example_loads_once_its_secrets_are_filled() {
+    let example = include_str!("../../../../.env.example");
+    let secrets = [
+        ("JWT_SECRET", "tA4lR0kq8w3Jd7mXbV2yQe9ZsN6uHc1GpF5oKi0LrTg="),
+        (
+            "SUPER_ADMIN_KEY",
+            "Zq1Wx2Ec3Rv4Tb5Yn6Um7Ik8Ol9Pa0Sd1Fg2Hj3Kl4M=",
+        ),
+        (
+            "TENANT_DB_SECRET",
+            "Mn3Bv4Cx5Zl6Kj7Hg8Fd9Sa0Qw1Er2Ty3Ui4Op5As6D=",
+        ),
+    ];
+    let cfg = load_with(example, &secrets).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.env.is_production() && !cfg.is_embedded());
+    assert!(cfg.redis.url.is_some());
+    for (name, _) in secrets {
+        let unfilled: Vec<(&str, &str)> = secrets
+            .iter()
+            .copied()
+            .filter(|(n, _)| *n != name)
+            .collect();
+        assert_eq!(variable_of(load_with(example, &unfilled)), Some(name));
+    }
+}
+
+#[test]
 fn multi_region_needs_a_region() {
     let got = load_with(
         GUIDE_ENV,

@@ -1,5 +1,6 @@
 //! `GET/POST /api/companies`, `GET/PATCH/DELETE /api/companies/{id}`: the tenant's companies,
-//! in its own storage. The tenant comes from the access token only.
+//! in its own storage (embedded: in memory; Postgres: its database, schema or shared rows,
+//! through a pooled connection scoped to it). The tenant comes from the access token only.
 
 use axum::Json;
 use axum::extract::State;
@@ -41,6 +42,7 @@ pub(crate) struct ListParams {
         (status = 400, description = "Bad paging parameters", body = ErrorBody),
         (status = 401, description = "No valid access token", body = ErrorBody),
         (status = 429, description = "The tenant's request quota is spent", body = ErrorBody),
+        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -62,6 +64,7 @@ pub(crate) async fn list(
         (status = 201, description = "Created", body = Company),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 401, description = "No valid access token", body = ErrorBody),
+        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -79,6 +82,7 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "The company", body = Company),
         (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
+        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
     ))]
 pub(crate) async fn get_one(
     State(state): State<AppState>,
@@ -96,6 +100,7 @@ pub(crate) async fn get_one(
         (status = 200, description = "The updated company", body = Company),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
+        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
     ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -114,6 +119,7 @@ pub(crate) async fn update(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
+        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
