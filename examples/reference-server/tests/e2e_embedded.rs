@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::isolation::{Org, assert_b_cannot_reach_a};
-use common::{ADMIN_KEY, Server, code, email, text};
+use common::{ADMIN_KEY, Server, TempDir, code, email, text};
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -220,8 +220,8 @@ async fn the_tenant_rate_limit_answers_429_with_headers() {
 
 #[tokio::test]
 async fn the_admin_api_manages_tenants() {
-    let backups = tempdir("backups");
-    let server = Server::start(&[("BACKUP_DIR", backups.to_str().unwrap())]);
+    let backups = TempDir::new("backups");
+    let server = Server::start(&[("BACKUP_DIR", backups.path().to_str().unwrap())]);
     let admin = Auth::AdminKey(ADMIN_KEY);
     assert_eq!(
         server.get("/api/admin/tenants", Auth::None).await.status,
@@ -359,7 +359,12 @@ async fn the_admin_api_manages_tenants() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
     let record: Value = r.json().unwrap();
     assert!(record["size_bytes"].as_u64().unwrap() > 0);
-    assert!(backups.join(record["key"].as_str().unwrap()).exists());
+    assert!(
+        backups
+            .path()
+            .join(record["key"].as_str().unwrap())
+            .exists()
+    );
 
     let pools = server.get("/api/admin/pools", admin).await;
     assert_eq!(pools.status, StatusCode::OK);
@@ -382,12 +387,6 @@ async fn the_admin_api_manages_tenants() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-}
-
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tm-e2e-{tag}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]

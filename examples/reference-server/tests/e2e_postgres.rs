@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::isolation::{Org, assert_b_cannot_reach_a};
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, Server, code, email, text};
+use common::{ADMIN_KEY, Server, TempDir, code, email, text};
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -465,8 +465,8 @@ async fn async_provisioning_reaches_active_through_the_worker_on_redis() {
 #[tokio::test]
 async fn backup_all_then_restore_into_a_new_tenant_gives_identical_rows() {
     let env = PgEnv::new().await;
-    let dir = std::env::temp_dir().join(format!("tm-e2e-backups-{}", env.tag));
-    std::fs::create_dir_all(&dir).unwrap();
+    let backups = TempDir::new("backups");
+    let dir = backups.path();
     let server = env.server(&[]);
     let mut sources = Vec::new();
     for isolation in ["database", "schema"] {
@@ -539,5 +539,4 @@ async fn backup_all_then_restore_into_a_new_tenant_gives_identical_rows() {
     let left = env.leftovers().await;
     let gone = format!("tenant_{}", env.slug("database_src"));
     assert!(!left.contains(&gone), "{gone} still exists: {left:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -252,3 +252,27 @@ pub fn code(r: &HttpResponse) -> String {
 pub fn email(tag: &str) -> String {
     format!("{tag}-{}@e2e.example.com", uuid::Uuid::new_v4().simple())
 }
+
+/// A directory under the system temporary directory, removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `tm-e2e-<tag>-<random>`.
+    pub fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("tm-e2e-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        Self(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
