@@ -27,6 +27,15 @@ pub(crate) struct Entry<C: TenantConnector> {
     pub(crate) manager: Arc<C::Manager>,
 }
 
+fn map_run_error<C: TenantConnector>(
+    result: Result<PoolConn<C>, RunError<Error>>,
+) -> Result<PoolConn<C>, GetError> {
+    result.map_err(|err| match err {
+        RunError::User(err) => GetError::Failed(err),
+        RunError::TimedOut => GetError::TimedOut,
+    })
+}
+
 /// Why waiting on a pool ended without a connection.
 enum GetError {
     /// The pool was closed: look it up again.
@@ -57,22 +66,18 @@ impl<C: TenantConnector> Entry<C> {
         closed
     }
 
-    /// A connection of this pool, by `deadline`. Fails fast with the cause when a connect
-    /// of this pool is refused while waiting.
-    async fn get(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
-        let map = |result: Result<PoolConn<C>, RunError<Error>>| {
-            result.map_err(|err| match err {
-                RunError::User(err) => GetError::Failed(err),
-                RunError::TimedOut => GetError::TimedOut,
-            })
-        };
+    /// An idle connection of this pool, if one is there right now (no timer, no wake-up
+    /// registration: the hot path).
+    fn try_get(&self) -> Option<Result<PoolConn<C>, GetError>> {
+        self.pool.get_owned().now_or_never().map(map_run_error)
+    }
+
+    /// A connection of this pool, by `deadline`, waiting as needed. Fails fast with the
+    /// cause when a connect of this pool is refused while waiting.
+    async fn wait(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
         let failures = &self.state.failure;
         let mut mark = failures.mark();
         let mut get = pin!(self.pool.get_owned());
-        // Fast path: an idle connection, no timer, no wake-up registration.
-        if let Some(result) = get.as_mut().now_or_never() {
-            return map(result);
-        }
         let mut closing = pin!(self.state.closing());
         closing.as_mut().enable();
         let mut sleep = pin!(tokio::time::sleep_until(deadline.into()));
@@ -93,7 +98,7 @@ impl<C: TenantConnector> Entry<C> {
             }
             tokio::select! {
                 biased;
-                result = get.as_mut() => return map(result),
+                result = get.as_mut() => return map_run_error(result),
                 () = closing.as_mut() => return Err(GetError::Closed),
                 () = settled.as_mut() => {}
                 () = sleep.as_mut() => return Err(GetError::TimedOut),
@@ -161,9 +166,18 @@ impl<C: TenantConnector> Inner<C> {
             }
         };
         loop {
-            let active = self.entry(&key, tenant, cap, self.clock.ms_at(started)).await?;
+            let now = self.clock.ms_at(started);
+            let active = match self.lookup(&key, now) {
+                Some(active) => active,
+                // Boxed: the cold path stays out of the checkout future.
+                None => Box::pin(self.create(&key, tenant, cap, now)).await?,
+            };
             let entry = Arc::clone(&active.entry);
-            let conn = match entry.get(deadline).await {
+            let got = match entry.try_get() {
+                Some(got) => got,
+                None => Box::pin(entry.wait(deadline)).await,
+            };
+            let conn = match got {
                 Ok(conn) => conn,
                 Err(GetError::Closed) => continue,
                 Err(GetError::TimedOut) => return Err(self.exhausted(started)),
@@ -206,21 +220,25 @@ impl<C: TenantConnector> Inner<C> {
         }
     }
 
-    /// The pool for `key`, created on first use; returned with its `active` count raised.
-    async fn entry(
+    /// The pool for `key`, if open; returned with its `active` count raised.
+    fn lookup(&self, key: &PoolKey, now: u64) -> Option<ActiveEntry<C>> {
+        let entry = self.pools.get(key)?;
+        // Raised while the shard is locked: eviction and the reaper remove a pool only
+        // under the same lock and only when `active` is 0.
+        entry.state.enter();
+        entry.state.touch(now);
+        Some(ActiveEntry::entered(Arc::clone(&entry)))
+    }
+
+    /// Opens the pool for `key` (or takes the one another acquire opened meanwhile);
+    /// returned with its `active` count raised.
+    async fn create(
         self: &Arc<Self>,
         key: &PoolKey,
         tenant: &Tenant,
         cap: u32,
         now: u64,
     ) -> Result<ActiveEntry<C>> {
-        if let Some(entry) = self.pools.get(key) {
-            // Raised while the shard is locked: eviction and the reaper remove a pool only
-            // under the same lock and only when `active` is 0.
-            entry.state.enter();
-            entry.state.touch(now);
-            return Ok(ActiveEntry::entered(Arc::clone(&entry)));
-        }
         let manager = Arc::new(self.connector.manager(tenant, key).await?);
         let state = Arc::new(PoolState::new(key.clone(), now));
         let budgeted = BudgetedManager {
@@ -418,7 +436,7 @@ async fn by_deadline<F: std::future::Future>(deadline: Instant, fut: F) -> Optio
     if let Some(output) = fut.as_mut().now_or_never() {
         return Some(output);
     }
-    timeout_at(deadline.into(), fut).await.ok()
+    Box::pin(timeout_at(deadline.into(), fut)).await.ok()
 }
 
 /// Only `Active` tenants get connections.
