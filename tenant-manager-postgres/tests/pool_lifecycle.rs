@@ -28,7 +28,10 @@ async fn database_tenants_use_their_own_role_and_close_with_the_tenant() {
     let tenants = fixture.tenants(2, Isolation::Database).await;
     let pools = fixture.pools(config(4, 2));
     for tenant in &tenants {
-        assert_eq!(current_user(&pools, tenant).await, format!("tenant_{}", tenant.slug));
+        assert_eq!(
+            current_user(&pools, tenant).await,
+            format!("tenant_{}", tenant.slug)
+        );
     }
     let held = pools.acquire(&tenants[0]).await.expect("held");
     // A second connection of tenant 0, returned idle.
@@ -36,9 +39,13 @@ async fn database_tenants_use_their_own_role_and_close_with_the_tenant() {
     let mut sampler = fixture.sampler().await;
     assert_eq!(sampler.sample().await.total, 3);
     pools.close_tenant(tenants[0].id).await.expect("close");
-    sampler.until("idle sessions closed", |s| s.total == 2).await;
+    sampler
+        .until("idle sessions closed", |s| s.total == 2)
+        .await;
     drop(held);
-    sampler.until("the busy session closed on return", |s| s.total == 1).await;
+    sampler
+        .until("the busy session closed on return", |s| s.total == 1)
+        .await;
     let stats = pools.stats();
     assert_eq!((stats.pools, stats.open), (1, 1));
 }
@@ -60,7 +67,12 @@ async fn lru_and_idle_eviction_show_in_stats_and_on_the_server() {
     current_user(&pools, &tenants[2]).await;
     let stats = pools.stats();
     assert_eq!(stats.evictions, 1);
-    assert!(!stats.per_pool.iter().any(|p| p.tenant == Some(tenants[0].id)));
+    assert!(
+        !stats
+            .per_pool
+            .iter()
+            .any(|p| p.tenant == Some(tenants[0].id))
+    );
     assert_eq!(stats.per_pool.len(), 2);
     let sessions = sampler.until("two sessions", |s| s.total == 2).await;
     assert_eq!(sessions.max_per_role, 1);
@@ -101,7 +113,11 @@ async fn checkouts_recover_after_the_server_terminates_every_session() {
                     continue;
                 };
                 // Queries in flight when the sessions are terminated fail; that is expected.
-                if sqlx::query("SELECT pg_sleep(0.002)").execute(&mut *conn).await.is_err() {
+                if sqlx::query("SELECT pg_sleep(0.002)")
+                    .execute(&mut *conn)
+                    .await
+                    .is_err()
+                {
                     failed.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -119,7 +135,10 @@ async fn checkouts_recover_after_the_server_terminates_every_session() {
     settle(&pools).await;
     // After the terminations, every tenant's next checkout works.
     for tenant in tenants.iter() {
-        let mut conn = pools.acquire(tenant).await.expect("checkout after terminations");
+        let mut conn = pools
+            .acquire(tenant)
+            .await
+            .expect("checkout after terminations");
         sqlx::query("SELECT 1")
             .execute(&mut *conn)
             .await

@@ -65,7 +65,10 @@ async fn interleaved_checkouts_always_see_their_own_scope() {
     }
     settle(&pools).await;
     let stats = pools.stats();
-    assert_eq!(stats.pools, 1, "schema and shared tenants of one database share a pool");
+    assert_eq!(
+        stats.pools, 1,
+        "schema and shared tenants of one database share a pool"
+    );
     assert!(stats.connections_opened <= 4, "connections were reused");
 }
 
@@ -86,13 +89,22 @@ async fn scope_survives_failed_queries_and_transactions() {
     {
         let mut conn = pools.acquire(a).await.expect("a");
         let mut tx = conn.begin().await.expect("begin");
-        assert!(sqlx::query("SELECT * FROM missing_table").execute(&mut *tx).await.is_err());
+        assert!(
+            sqlx::query("SELECT * FROM missing_table")
+                .execute(&mut *tx)
+                .await
+                .is_err()
+        );
     }
     let mut conn = pools.acquire(b).await.expect("b after a's transaction");
     assert_scoped(&mut conn, b).await;
     drop(conn);
     settle(&pools).await;
-    assert_eq!(pools.stats().connections_opened, 1, "the same connection served all");
+    assert_eq!(
+        pools.stats().connections_opened,
+        1,
+        "the same connection served all"
+    );
     // A transaction opened with a plain BEGIN and left open: the connection is discarded.
     {
         let mut conn = pools.acquire(a).await.expect("a");
@@ -101,11 +113,18 @@ async fn scope_survives_failed_queries_and_transactions() {
             .await
             .expect("raw begin");
     }
-    let mut conn = pools.acquire(b).await.expect("b after a's open transaction");
+    let mut conn = pools
+        .acquire(b)
+        .await
+        .expect("b after a's open transaction");
     assert_scoped(&mut conn, b).await;
     drop(conn);
     settle(&pools).await;
-    assert_eq!(pools.stats().connections_opened, 2, "the connection left in a transaction was replaced");
+    assert_eq!(
+        pools.stats().connections_opened,
+        2,
+        "the connection left in a transaction was replaced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -123,10 +142,17 @@ async fn cancelled_checkouts_and_queries_leave_no_scope_behind() {
     {
         let mut conn = pools.acquire(&tenants[0]).await.expect("a");
         let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&mut *conn);
-        assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), slow)
+                .await
+                .is_err()
+        );
     }
     for tenant in tenants.iter().cycle().take(16) {
-        let mut conn = pools.acquire(tenant).await.expect("checkout after cancellations");
+        let mut conn = pools
+            .acquire(tenant)
+            .await
+            .expect("checkout after cancellations");
         assert_scoped(&mut conn, tenant).await;
     }
     settle(&pools).await;
@@ -139,7 +165,10 @@ async fn row_level_security_sees_only_the_tenants_rows() {
     let reader = fixture.shared_reader().await;
     let pools = fixture
         .connector()
-        .with_shared_login(reader.clone(), tenant_manager_core::Secret::new("unused-under-trust"))
+        .with_shared_login(
+            reader.clone(),
+            tenant_manager_core::Secret::new("unused-under-trust"),
+        )
         .into_pools(config(2, 2))
         .expect("pools");
     for tenant in tenants.iter().cycle().take(9) {

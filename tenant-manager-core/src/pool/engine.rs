@@ -137,8 +137,7 @@ impl<C: TenantConnector> Inner<C> {
     /// A connection scoped to `tenant`, within the acquire timeout.
     pub(crate) async fn checkout(self: &Arc<Self>, tenant: &Tenant) -> Result<Checkout<C>> {
         ensure_serving(tenant)?;
-        let started = Instant::now();
-        let deadline = started + self.config.acquire_timeout;
+        let mut watch = Stopwatch::new(self.config.acquire_timeout);
         let key = self.connector.pool_key(tenant)?;
         if key.tenant().is_some_and(|id| id != tenant.id) {
             return Err(Error::internal(
@@ -154,9 +153,9 @@ impl<C: TenantConnector> Inner<C> {
                 let lease = self.slots.lease(tenant.id, cap);
                 let permit = match lease.try_acquire() {
                     Some(permit) => permit,
-                    None => match by_deadline(deadline, lease.acquire()).await {
+                    None => match by_deadline(|| watch.deadline(), lease.acquire()).await {
                         Some(Some(permit)) => permit,
-                        _ => return Err(self.exhausted(started)),
+                        _ => return Err(self.exhausted(&mut watch)),
                     },
                 };
                 Some(TenantHold {
@@ -166,28 +165,29 @@ impl<C: TenantConnector> Inner<C> {
             }
         };
         loop {
-            let now = self.clock.ms_at(started);
-            let active = match self.lookup(&key, now) {
+            // Boxed slow paths keep the checkout future small and the hot path free of
+            // timers and clock reads.
+            let active = match self.lookup(&key) {
                 Some(active) => active,
-                // Boxed: the cold path stays out of the checkout future.
-                None => Box::pin(self.create(&key, tenant, cap, now)).await?,
+                None => Box::pin(self.create(&key, tenant, cap)).await?,
             };
             let entry = Arc::clone(&active.entry);
             let got = match entry.try_get() {
                 Some(got) => got,
-                None => Box::pin(entry.wait(deadline)).await,
+                None => Box::pin(entry.wait(watch.deadline())).await,
             };
             let conn = match got {
                 Ok(conn) => conn,
                 Err(GetError::Closed) => continue,
-                Err(GetError::TimedOut) => return Err(self.exhausted(started)),
+                Err(GetError::TimedOut) => return Err(self.exhausted(&mut watch)),
                 Err(GetError::Failed(err)) => return Err(err),
             };
             let mut checkout = Checkout::new(Arc::clone(self), active, conn);
             let checked = if key.is_shared() {
-                by_deadline(deadline, self.connector.apply_scope(&mut *checkout, tenant)).await
+                let scope = self.connector.apply_scope(&mut *checkout, tenant);
+                by_deadline(|| watch.deadline(), scope).await
             } else if self.config.test_on_checkout {
-                by_deadline(deadline, entry.manager.is_valid(&mut *checkout))
+                by_deadline(|| watch.deadline(), entry.manager.is_valid(&mut *checkout))
                     .await
                     .map(|valid| valid.map_err(Into::into))
             } else {
@@ -203,30 +203,31 @@ impl<C: TenantConnector> Inner<C> {
                 // A broken connection (say, after a server restart): the checkout is dropped
                 // unhanded, which discards it; try another one.
                 Some(Err(err)) if err.is_retryable() || !key.is_shared() => {
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= watch.deadline() {
                         return Err(err);
                     }
                 }
                 Some(Err(err)) => return Err(err),
-                None => return Err(self.exhausted(started)),
+                None => return Err(self.exhausted(&mut watch)),
             }
         }
     }
 
-    fn exhausted(&self, started: Instant) -> Error {
+    fn exhausted(&self, watch: &mut Stopwatch) -> Error {
         self.counters.timed_out();
         Error::PoolExhausted {
-            waited: started.elapsed(),
+            waited: watch.waited(),
         }
     }
 
-    /// The pool for `key`, if open; returned with its `active` count raised.
-    fn lookup(&self, key: &PoolKey, now: u64) -> Option<ActiveEntry<C>> {
+    /// The pool for `key`, if open; returned with its `active` count raised. (Its LRU
+    /// clock moves when a connection comes back: a pool with a checkout out is never a
+    /// victim anyway.)
+    fn lookup(&self, key: &PoolKey) -> Option<ActiveEntry<C>> {
         let entry = self.pools.get(key)?;
         // Raised while the shard is locked: eviction and the reaper remove a pool only
         // under the same lock and only when `active` is 0.
         entry.state.enter();
-        entry.state.touch(now);
         Some(ActiveEntry::entered(Arc::clone(&entry)))
     }
 
@@ -237,10 +238,9 @@ impl<C: TenantConnector> Inner<C> {
         key: &PoolKey,
         tenant: &Tenant,
         cap: u32,
-        now: u64,
     ) -> Result<ActiveEntry<C>> {
         let manager = Arc::new(self.connector.manager(tenant, key).await?);
-        let state = Arc::new(PoolState::new(key.clone(), now));
+        let state = Arc::new(PoolState::new(key.clone(), self.clock.now_ms()));
         let budgeted = BudgetedManager {
             manager: Arc::clone(&manager),
             state: Arc::clone(&state),
@@ -429,14 +429,47 @@ impl ErrorSink<Error> for SettleSink {
     }
 }
 
-/// `fut` by `deadline`, `None` when the deadline passes first. The timer is armed only if
-/// `fut` does not complete at once, so the common case costs no timer registration.
-async fn by_deadline<F: std::future::Future>(deadline: Instant, fut: F) -> Option<F::Output> {
+/// `fut` by `deadline`, `None` when the deadline passes first. The deadline is asked for,
+/// and the timer armed, only if `fut` does not complete at once: the common case costs no
+/// clock read and no timer registration.
+async fn by_deadline<F: std::future::Future>(
+    deadline: impl FnOnce() -> Instant,
+    fut: F,
+) -> Option<F::Output> {
     let mut fut = pin!(fut);
     if let Some(output) = fut.as_mut().now_or_never() {
         return Some(output);
     }
-    Box::pin(timeout_at(deadline.into(), fut)).await.ok()
+    Box::pin(timeout_at(deadline().into(), fut)).await.ok()
+}
+
+/// When an acquire started, read only once it has to wait: the hot path (an idle
+/// connection at hand) reads no clock. A deadline is the start plus the acquire timeout.
+#[derive(Debug, Clone, Copy)]
+struct Stopwatch {
+    started: Option<Instant>,
+    timeout: std::time::Duration,
+}
+
+impl Stopwatch {
+    fn new(timeout: std::time::Duration) -> Self {
+        Self {
+            started: None,
+            timeout,
+        }
+    }
+
+    fn started(&mut self) -> Instant {
+        *self.started.get_or_insert_with(Instant::now)
+    }
+
+    fn deadline(&mut self) -> Instant {
+        self.started() + self.timeout
+    }
+
+    fn waited(&mut self) -> std::time::Duration {
+        self.started().elapsed()
+    }
 }
 
 /// Only `Active` tenants get connections.
