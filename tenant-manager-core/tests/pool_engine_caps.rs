@@ -172,13 +172,17 @@ async fn an_exhausted_budget_times_out_with_the_wait_then_recovers() {
         other => panic!("expected pool_exhausted, got {other:?}"),
     }
     let stats = pools.stats();
-    assert_eq!((stats.timeouts, stats.waits, stats.open), (1, 1, 2));
+    assert_eq!((stats.timeouts, stats.open), (1, 2));
+    assert!(stats.waits >= 1, "c's connect waited for the budget");
     // A connection returned while c waits is closed so that c gets its permit.
     let waiter = {
         let (pools, c) = (pools.clone(), c.clone());
         tokio::spawn(async move { pools.acquire(&c).await.map(|conn| conn.tenant()) })
     };
-    pool_engine_support::eventually("c waits for the budget", || pools.stats().waits == 2).await;
+    pool_engine_support::eventually("c waits for the budget", || {
+        pools.stats().waits > stats.waits
+    })
+    .await;
     drop(held_a);
     assert_eq!(waiter.await.expect("joined").expect("c served"), c.id);
     assert!(probe.peak_alive() <= 2);

@@ -15,7 +15,7 @@ use super::budget::{Budget, TenantSlots};
 use super::checkout::{ActiveEntry, Checkout, PoolConn, TenantHold};
 use super::managed::BudgetedManager;
 use super::metrics::Counters;
-use super::state::{Clock, PoolState};
+use super::state::{Clock, FailureMark, PoolState};
 use super::{PoolConfig, PoolKey, TenantConnector};
 use crate::domain::{Tenant, TenantStatus};
 use crate::error::{Error, Result};
@@ -73,10 +73,13 @@ impl<C: TenantConnector> Entry<C> {
     }
 
     /// A connection of this pool, by `deadline`, waiting as needed. Fails fast with the
-    /// cause when a connect of this pool is refused while waiting.
-    async fn wait(&self, deadline: Instant) -> Result<PoolConn<C>, GetError> {
+    /// cause when a connect of this pool is refused after `mark`.
+    async fn wait(
+        &self,
+        mut mark: FailureMark,
+        deadline: Instant,
+    ) -> Result<PoolConn<C>, GetError> {
         let failures = &self.state.failure;
-        let mut mark = failures.mark();
         let mut get = pin!(self.pool.get_owned());
         let mut closing = pin!(self.state.closing());
         closing.as_mut().enable();
@@ -172,9 +175,11 @@ impl<C: TenantConnector> Inner<C> {
                 None => Box::pin(self.create(&key, tenant, cap)).await?,
             };
             let entry = Arc::clone(&active.entry);
+            // Marked before the first ask: a connect that bb8 starts for it may fail at once.
+            let mark = entry.state.failure.mark();
             let got = match entry.try_get() {
                 Some(got) => got,
-                None => Box::pin(entry.wait(watch.deadline())).await,
+                None => Box::pin(entry.wait(mark, watch.deadline())).await,
             };
             let conn = match got {
                 Ok(conn) => conn,
