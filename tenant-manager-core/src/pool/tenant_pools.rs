@@ -100,7 +100,9 @@ impl<C: TenantConnector> TenantPools<C> {
         self.inner.reap();
     }
 
-    /// Current counts, in total and per pool.
+    /// Current counts, in total and per pool. A tenant of a pool of its own has a row of its
+    /// own (`tenant` set); tenants of a shared pool are counted in that pool's row, and
+    /// [`tenant_in_use`](Self::tenant_in_use) gives one such tenant's checkouts.
     pub fn stats(&self) -> PoolStats {
         let totals = self.inner.counters.totals();
         let per_pool: Vec<TenantPoolStats> = self
@@ -164,6 +166,9 @@ impl<C: TenantConnector> PoolManager for TenantPools<C> {
         TenantPools::acquire(self, tenant).await
     }
 
+    /// Closes the tenant's own pool (database isolation). A tenant of a shared pool has no
+    /// pool of its own: its checkouts end as they are returned (reset as always), and a tenant
+    /// that is not `Active` gets no new connection.
     async fn close_tenant(&self, tenant: TenantId) -> Result<()> {
         self.inner.close(&PoolKey::Tenant(tenant));
         Ok(())
