@@ -252,16 +252,18 @@ impl QuotaEnforcer for InMemoryQuotaEnforcer {
     ) -> Result<RateDecision> {
         let gcra = Gcra::from_rate_limit_nanos(limit)?;
         let cost = u64::from(cost);
-        let now = self.inner.now();
-        self.maybe_sweep(now);
+        let before = self.inner.now();
+        self.maybe_sweep(before);
+        // The clock is read again under the key's lock: checks of one key then see time in
+        // the order they are applied, so each admission reports its own `remaining`.
         let outcome = if let Some(mut tat) = self.inner.rates.get_mut(key) {
-            apply(&gcra, &mut tat, now, cost)?
+            apply(&gcra, &mut tat, self.inner.now(), cost)?
         } else {
             // Validate before reserving room, so bad input never evicts or fills anything.
-            gcra.check(0, now, cost)?;
-            self.ensure_room_for(key, now)?;
+            gcra.check(0, before, cost)?;
+            self.ensure_room_for(key, before)?;
             let mut tat = self.inner.rates.entry(key.clone()).or_insert(0);
-            apply(&gcra, &mut tat, now, cost)?
+            apply(&gcra, &mut tat, self.inner.now(), cost)?
         };
         Ok(outcome.decision(limit.limit, Duration::from_nanos(1)))
     }
