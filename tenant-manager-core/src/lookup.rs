@@ -5,11 +5,10 @@
 //! [`Unavailable`](Error::Unavailable) is bypassed rather than failing the request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::{Tenant, TenantId};
 use crate::error::{Error, Result};
-use crate::traits::{CacheKey, CacheStats, TenantCache, TenantRegistry};
+use crate::traits::{CacheKey, CacheLookup, CacheStats, TenantCache, TenantRegistry};
 
 /// Name of the gauge [`TenantLookup::record_metrics`] sets: the cache's hit rate (0 to 1).
 pub const CACHE_HIT_RATE: &str = "cache_hit_rate";
@@ -20,27 +19,23 @@ pub const CACHE_HIT_RATE: &str = "cache_hit_rate";
 /// no lock is taken. Misses in the registry are not cached, so an unknown slug costs a registry
 /// query each time: put a rate limit in front of unauthenticated resolution.
 ///
-/// A lookup racing with [`invalidate`](TenantLookup::invalidate) never leaves the record it
-/// read before the change in the cache: every invalidation bumps a counter, and a lookup that
-/// sees the counter move while it filled the cache drops what it wrote. Changes made through
-/// another process reach this one through the cache backend's own invalidation.
+/// A lookup racing with an invalidation never leaves the record it read before the change in
+/// the cache, whichever instance or handle invalidates: the miss returns the cache's
+/// [`CacheEpoch`](crate::traits::CacheEpoch), and the fill is a
+/// [`put_if_current`](TenantCache::put_if_current) the cache refuses (or takes back) when an
+/// invalidation ran since. The lookup still returns what it read; only the cache forgets it.
 ///
-/// Clones share the same registry, cache and counter.
+/// Clones share the same registry and cache.
 #[derive(Debug, Clone)]
 pub struct TenantLookup {
     registry: Arc<dyn TenantRegistry>,
     cache: Arc<dyn TenantCache>,
-    invalidations: Arc<AtomicU64>,
 }
 
 impl TenantLookup {
     /// A lookup of `registry` behind `cache`.
     pub fn new(registry: Arc<dyn TenantRegistry>, cache: Arc<dyn TenantCache>) -> Self {
-        Self {
-            registry,
-            cache,
-            invalidations: Arc::new(AtomicU64::new(0)),
-        }
+        Self { registry, cache }
     }
 
     /// The registry behind the cache.
@@ -59,16 +54,17 @@ impl TenantLookup {
     /// The registry's errors (such as [`Error::Unavailable`]); the cache's errors other than
     /// `Unavailable`, which is logged at debug level and bypassed.
     pub async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
-        if let Some(tenant) = bypass_unavailable(self.cache.get(key).await, "get")?.flatten() {
-            return Ok(Some(tenant));
-        }
-        let seen = self.invalidations.load(Ordering::SeqCst);
+        let epoch = match bypass_unavailable(self.cache.lookup(key).await, "lookup")? {
+            Some(CacheLookup::Hit(tenant)) => return Ok(Some(tenant)),
+            Some(CacheLookup::Miss(epoch)) => Some(epoch),
+            // Without an epoch a fill could not be made safe: skip it.
+            None => None,
+        };
         let found = self.read_registry(key).await?;
-        if let Some(tenant) = &found {
-            bypass_unavailable(self.cache.put(tenant).await, "put")?;
-            if self.invalidations.load(Ordering::SeqCst) != seen {
-                // An invalidation ran while we read: what we wrote may predate it.
-                bypass_unavailable(self.cache.invalidate(tenant.id).await, "invalidate")?;
+        if let (Some(tenant), Some(epoch)) = (&found, epoch) {
+            let filled = bypass_unavailable(self.cache.put_if_current(tenant, epoch).await, "put")?;
+            if filled == Some(false) {
+                tracing::debug!(tenant = %tenant.id, "tenant invalidated during the lookup; not cached");
             }
         }
         Ok(found)
@@ -81,7 +77,6 @@ impl TenantLookup {
     /// The cache's errors, including [`Error::Unavailable`]: the caller decides whether a
     /// change that could not be broadcast is acceptable.
     pub async fn invalidate(&self, id: TenantId) -> Result<()> {
-        self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(id).await
     }
 
@@ -132,6 +127,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{Isolation, NewTenant, TenantSlug, TenantUpdate};
+    use crate::traits::CacheEpoch;
     use crate::memory::{InMemoryRegistry, InMemoryTenantCache};
 
     async fn tenant(registry: &InMemoryRegistry, slug: &str) -> Tenant {
@@ -223,10 +219,13 @@ mod tests {
 
     #[async_trait]
     impl TenantCache for DownCache {
-        async fn get(&self, _: &CacheKey) -> Result<Option<Tenant>> {
+        async fn lookup(&self, _: &CacheKey) -> Result<CacheLookup> {
             Err(down())
         }
         async fn put(&self, _: &Tenant) -> Result<()> {
+            Err(down())
+        }
+        async fn put_if_current(&self, _: &Tenant, _: CacheEpoch) -> Result<bool> {
             Err(down())
         }
         async fn invalidate(&self, _: TenantId) -> Result<()> {
@@ -251,7 +250,7 @@ mod tests {
         assert_eq!(err.map(|e| e.code()), Some("backend_unavailable"));
     }
 
-    /// A real cache whose `put` waits for a signal, to interleave a lookup with an update.
+    /// A real cache whose fill waits for a signal, to interleave a lookup with an update.
     #[derive(Debug, Default)]
     struct GatedPut {
         cache: InMemoryTenantCache,
@@ -261,13 +260,16 @@ mod tests {
 
     #[async_trait]
     impl TenantCache for GatedPut {
-        async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
-            self.cache.get(key).await
+        async fn lookup(&self, key: &CacheKey) -> Result<CacheLookup> {
+            self.cache.lookup(key).await
         }
         async fn put(&self, tenant: &Tenant) -> Result<()> {
+            self.cache.put(tenant).await
+        }
+        async fn put_if_current(&self, tenant: &Tenant, epoch: CacheEpoch) -> Result<bool> {
             self.entered.notify_one();
             self.release.notified().await;
-            self.cache.put(tenant).await
+            self.cache.put_if_current(tenant, epoch).await
         }
         async fn invalidate(&self, id: TenantId) -> Result<()> {
             self.cache.invalidate(id).await
@@ -277,8 +279,29 @@ mod tests {
         }
     }
 
+    /// Who invalidates while a lookup is between its registry read and its fill.
+    #[derive(Debug, Clone, Copy)]
+    enum Invalidator {
+        /// The lookup itself (a clone of it).
+        SameLookup,
+        /// Another lookup over the same cache, as `TenantManager` or another request path is.
+        OtherLookup,
+        /// The cache directly, as `TenantManager` and the provisioning worker do.
+        Cache,
+    }
+
     #[tokio::test]
     async fn a_lookup_racing_an_invalidation_does_not_cache_the_stale_record() {
+        for invalidator in [
+            Invalidator::SameLookup,
+            Invalidator::OtherLookup,
+            Invalidator::Cache,
+        ] {
+            lookup_racing_an_invalidation(invalidator).await;
+        }
+    }
+
+    async fn lookup_racing_an_invalidation(invalidator: Invalidator) {
         let registry = Arc::new(InMemoryRegistry::new());
         let gated = Arc::new(GatedPut::default());
         let lookup = lookup(&registry, gated.clone());
@@ -290,10 +313,18 @@ mod tests {
         };
         gated.entered.notified().await;
         rename(&registry, t.id, "Renamed").await;
-        lookup
-            .invalidate(t.id)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let invalidated = match invalidator {
+            Invalidator::SameLookup => lookup.invalidate(t.id).await,
+            Invalidator::OtherLookup => {
+                let other = super::TenantLookup::new(
+                    Arc::clone(&registry) as Arc<dyn TenantRegistry>,
+                    gated.clone(),
+                );
+                other.invalidate(t.id).await
+            }
+            Invalidator::Cache => gated.invalidate(t.id).await,
+        };
+        invalidated.unwrap_or_else(|e| panic!("{e}"));
         gated.release.notify_one();
         let stale = reader.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -308,8 +339,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             cached.is_none(),
-            "the record read before the change was not left in the cache"
+            "{invalidator:?}: the record read before the change was not left in the cache"
         );
+        let fresh = get(&lookup, &CacheKey::Id(t.id)).await;
+        assert_eq!(fresh.map(|t| t.name), Some("Renamed".to_owned()));
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //!   [`PgDumpBackup`] dumps, restores (or clones) and prunes tenants' data.
 //! - [`TenantCredentials`] gives the password of a tenant's login role ([`DerivedCredentials`]
 //!   derives it from a master secret, so it is never stored).
+//! - [`AppLogin`] is the unprivileged login of pools shared by schema- and row-isolated
+//!   tenants: [`PostgresProvisioner::ensure_app_login`] creates it (and grants it what existing
+//!   tenants need), [`PgTenantConnector::with_app_login`] connects with it, so Postgres itself
+//!   keeps those tenants apart (row-level security binds it; it reaches a schema only after
+//!   `SET ROLE` to the tenant's role).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -32,17 +37,27 @@
 //!     TenantMigrations::new(&TENANT_MIGRATIONS).with_shared(&SHARED_MIGRATIONS),
 //!     StorageConfig::default(),
 //! )?;
-//! let credentials = DerivedCredentials::new(Secret::new("a master secret of 32 bytes or more"))?;
-//! let provisioner = PostgresProvisioner::new(storage.clone(), Arc::new(credentials));
+//! let master = Secret::new("a master secret of 32 bytes or more");
+//! let credentials = Arc::new(DerivedCredentials::new(master.clone())?);
+//! let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
+//! // The unprivileged login of shared pools, its password derived from the same master.
+//! let app_login = AppLogin::derived(DEFAULT_APP_LOGIN, &master)?;
+//! provisioner.ensure_app_login(&app_login).await?;
+//! let pools = PgTenantConnector::new(storage.servers().clone(), credentials)
+//!     .with_app_login(app_login)
+//!     .into_pools(tenant_manager_core::pool::PoolConfig::default())?;
 //! let migrator = TenantMigrator::new(storage);
 //! # let tenant = registry.get_tenant(tenant_manager_core::TenantId::new()).await?;
 //! provisioner.provision(&tenant).await?;
 //! let report = migrator.migrate_all(&FleetOptions::default(), None).await?;
 //! assert_eq!(report.failed(), 0);
+//! let mut conn = pools.acquire(&tenant).await?;
+//! sqlx::query("SELECT count(*) FROM companies").execute(&mut *conn).await.ok();
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod app_login;
 pub mod backup;
 pub mod credentials;
 pub mod error;
@@ -54,13 +69,14 @@ pub mod registry;
 pub mod servers;
 pub mod storage;
 
+pub use app_login::{AppLogin, DEFAULT_APP_LOGIN};
 pub use backup::{BackupConfig, PgDumpBackup, PgTools};
 pub use credentials::{DerivedCredentials, TenantCredentials, tenant_role};
 pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};
 pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
-pub use provision::{PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
+pub use provision::{AppLoginReport, PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
 pub use registry::{PostgresRegistry, migrate_global};
 pub use servers::{ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantStorage};

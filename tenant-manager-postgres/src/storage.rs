@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sqlx::{PgConnection, PgPool};
 use tenant_manager_core::{Error, Isolation, Result, ServerId, Tenant};
 
+use crate::app_login::{DEFAULT_APP_LOGIN, app_login_name};
 use crate::ident::{Ident, MAX_IDENT_LEN};
 use crate::migrate::TenantMigrations;
 use crate::provision::admin;
@@ -29,6 +30,14 @@ pub struct StorageConfig {
     pub shared_owner: String,
     /// Schema of the shared tables. Default `public`.
     pub shared_schema: String,
+    /// The unprivileged login of pools shared by schema- and row-isolated tenants (see
+    /// [`crate::app_login`]), or `None` to keep them on the admin login (not recommended:
+    /// superusers bypass row-level security and read every schema). Provisioning grants it
+    /// each schema tenant's role and the shared tables, creating it (`NOLOGIN`) when missing;
+    /// [`crate::PostgresProvisioner::ensure_app_login`] gives it its password. A valid
+    /// identifier not starting with `tenant_` or `pg_`. Default [`DEFAULT_APP_LOGIN`]
+    /// (`tm_app`).
+    pub app_login: Option<String>,
 }
 
 impl Default for StorageConfig {
@@ -39,6 +48,7 @@ impl Default for StorageConfig {
             template_owner: "tm_template_owner".to_owned(),
             shared_owner: "tm_shared_owner".to_owned(),
             shared_schema: "public".to_owned(),
+            app_login: Some(DEFAULT_APP_LOGIN.to_owned()),
         }
     }
 }
@@ -78,6 +88,20 @@ impl StorageConfig {
         self.shared_schema = schema.into();
         self
     }
+
+    /// Sets the name of the app login.
+    #[must_use]
+    pub fn with_app_login(mut self, role: impl Into<String>) -> Self {
+        self.app_login = Some(role.into());
+        self
+    }
+
+    /// Grants nothing to an app login: pools shared by tenants stay on the admin login.
+    #[must_use]
+    pub fn without_app_login(mut self) -> Self {
+        self.app_login = None;
+        self
+    }
 }
 
 /// The validated form of [`StorageConfig`].
@@ -87,6 +111,7 @@ pub(crate) struct Settings {
     pub(crate) template_owner: Ident,
     pub(crate) shared_owner: Ident,
     pub(crate) shared_schema: Ident,
+    pub(crate) app_login: Option<Ident>,
 }
 
 impl Settings {
@@ -99,10 +124,23 @@ impl Settings {
             ));
         }
         Ident::new(&format!("{}x", config.template_prefix), "template_prefix")?;
+        let template_owner = Ident::new(&config.template_owner, "template_owner")?;
+        let shared_owner = Ident::new(&config.shared_owner, "shared_owner")?;
+        let app_login = config.app_login.as_deref().map(app_login_name).transpose()?;
+        if app_login
+            .as_ref()
+            .is_some_and(|a| *a == template_owner || *a == shared_owner)
+        {
+            return Err(Error::invalid(
+                "app_login",
+                "must differ from the template and shared owner roles",
+            ));
+        }
         Ok(Self {
-            template_owner: Ident::new(&config.template_owner, "template_owner")?,
-            shared_owner: Ident::new(&config.shared_owner, "shared_owner")?,
+            template_owner,
+            shared_owner,
             shared_schema: Ident::new(&config.shared_schema, "shared_schema")?,
+            app_login,
             config,
         })
     }

@@ -58,6 +58,10 @@ script!(
     QUEUE_NACK = "queue_common.lua" "queue_nack.lua"
 );
 script!(
+    /// Renew the lease of a current delivery.
+    QUEUE_EXTEND = "queue_common.lua" "queue_extend.lua"
+);
+script!(
     /// Queue depth.
     QUEUE_STATS = "queue_stats.lua"
 );

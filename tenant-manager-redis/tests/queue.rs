@@ -229,6 +229,13 @@ async fn oversized_payloads_and_foreign_receipts_are_refused() {
         q.ack(&got).await.expect_err("foreign").field(),
         Some("receipt")
     );
+    assert_eq!(
+        q.extend(&got, VISIBILITY)
+            .await
+            .expect_err("foreign")
+            .field(),
+        Some("receipt")
+    );
     let bad = JobQueueConfig::default().with_name("Not Valid");
     assert_eq!(
         RedisJobQueue::new(&pool, bad)

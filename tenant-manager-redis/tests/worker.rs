@@ -5,12 +5,13 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
 use tenant_manager_core::manager::{ManagerConfig, Registration, TenantManager};
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData};
-use tenant_manager_core::worker::{ProvisioningWorker, WorkerConfig};
+use tenant_manager_core::worker::{JobOutcome, ProvisioningWorker, WorkerConfig};
 use tenant_manager_core::{
     CacheKey, JobQueue, ProvisionReport, Provisioner, ProvisionerCapabilities, QueueStats, Result,
     Tenant, TenantCache, TenantId, TenantRegistry, TenantStatus, async_trait,
@@ -47,6 +48,38 @@ impl Provisioner for HangingProvisioner {
 
     fn capabilities(&self) -> ProvisionerCapabilities {
         InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())).capabilities()
+    }
+}
+
+/// The in-memory provisioner, taking `delay` longer for each `provision` call, which it
+/// counts and announces.
+#[derive(Debug)]
+struct SlowProvisioner {
+    inner: InMemoryProvisioner,
+    delay: Duration,
+    calls: AtomicU32,
+    started: Notify,
+}
+
+#[async_trait]
+impl Provisioner for SlowProvisioner {
+    async fn provision(&self, tenant: &Tenant) -> Result<ProvisionReport> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.started.notify_one();
+        tokio::time::sleep(self.delay).await;
+        self.inner.provision(tenant).await
+    }
+
+    async fn deprovision(&self, tenant: &Tenant) -> Result<()> {
+        self.inner.deprovision(tenant).await
+    }
+
+    async fn is_provisioned(&self, tenant: &Tenant) -> Result<bool> {
+        self.inner.is_provisioned(tenant).await
+    }
+
+    fn capabilities(&self) -> ProvisionerCapabilities {
+        self.inner.capabilities()
     }
 }
 
@@ -193,6 +226,63 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     wait_active(&s, tenant).await;
     shutdown.cancel();
     running.await.expect("worker stopped");
+    assert_eq!(
+        s.jobs.stats().await.expect("stats"),
+        QueueStats::new(0, 0, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once() {
+    let s = setup().await;
+    let tenant = register(&s, "Initech").await;
+    let slow = Arc::new(SlowProvisioner {
+        inner: InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())),
+        delay: VISIBILITY * 3,
+        calls: AtomicU32::new(0),
+        started: Notify::new(),
+    });
+    let holder = ProvisioningWorker::new(
+        s.jobs.clone(),
+        s.registry.clone(),
+        slow.clone(),
+        worker_config("holder"),
+    )
+    .expect("worker");
+    let other = ProvisioningWorker::new(
+        s.jobs.clone(),
+        s.registry.clone(),
+        s.provisioner.clone(),
+        worker_config("other"),
+    )
+    .expect("worker");
+
+    // "holder" runs the job for three visibility timeouts while "other" keeps polling.
+    let token = CancellationToken::new();
+    let finished = CancellationToken::new();
+    let (report, stolen) = tokio::join!(
+        async {
+            let report = holder.run_once(&token).await;
+            finished.cancel();
+            report
+        },
+        async {
+            support::within(Duration::from_secs(10), slow.started.notified()).await;
+            let mut stolen = Vec::new();
+            while !finished.is_cancelled() {
+                stolen.extend(other.run_once(&token).await.expect("other worker"));
+            }
+            stolen
+        }
+    );
+    let report = report.expect("holder worker").expect("holder took the job");
+    assert_eq!((report.outcome, report.attempt), (JobOutcome::Completed, 1));
+    assert_eq!(stolen, Vec::new(), "never delivered to the other worker");
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 1, "provisioned once");
+    assert_eq!(
+        s.manager.get(tenant).await.expect("get").status,
+        TenantStatus::Active
+    );
     assert_eq!(
         s.jobs.stats().await.expect("stats"),
         QueueStats::new(0, 0, 0)

@@ -77,12 +77,19 @@ where
     S: Service<Request<B>>,
     A: Admission,
 {
-    /// Runs `check`, then calls `service` (which must have been polled ready) with `request`.
-    pub(crate) fn checking(check: Check<A>, service: S, request: Request<B>) -> Self {
+    /// Runs `check`, then calls `service` with `request`. `service` must have been polled
+    /// ready: the future takes that very service and leaves a fresh clone in its place for the
+    /// next request.
+    pub(crate) fn checking(check: Check<A>, service: &mut S, request: Request<B>) -> Self
+    where
+        S: Clone,
+    {
+        let clone = service.clone();
+        let ready = std::mem::replace(service, clone);
         Self {
             state: State::Checking {
                 check,
-                pending: Some((service, request)),
+                pending: Some((ready, request)),
             },
         }
     }

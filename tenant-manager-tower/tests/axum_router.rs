@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
-use common::{World, read};
+use common::{World, assert_middleware_missing, bearer, read, send};
 use serde_json::{Value, json};
 use tenant_manager_core::pool::fake::{FakeConnection, FakeConnector};
 use tenant_manager_core::pool::{PoolConfig, TenantPools};
@@ -92,20 +92,19 @@ fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::Request<B
     request
 }
 
+/// A GET request to `uri` carrying `token` as a bearer token.
+fn authed(uri: &str, token: &str) -> http::Request<Body> {
+    request("GET", uri, &[("authorization", &bearer(token))])
+}
+
 #[tokio::test]
 async fn the_full_stack_serves_authenticated_tenant_requests() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, user) = world.token(&tenant, Role::Admin);
-    let bearer = format!("Bearer {token}");
     let app = app(&world, 2, 10);
 
-    let response = app
-        .clone()
-        .oneshot(request("GET", "/me", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, headers, body) = read(response).await;
+    let (status, headers, body) = send(app.clone(), authed("/me", &token)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tenant"], json!(tenant.id));
     assert_eq!(body["user"], json!(user));
@@ -113,20 +112,10 @@ async fn the_full_stack_serves_authenticated_tenant_requests() {
     assert_eq!(headers.get(&RATELIMIT_LIMIT).unwrap(), "2");
     assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), "1");
 
-    let response = app
-        .clone()
-        .oneshot(request("GET", "/name", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let (status, _, body) = send(app.clone(), authed("/name", &token)).await;
     assert_eq!((status, body), (200, Value::String("acme".to_owned())));
 
-    let response = app
-        .clone()
-        .oneshot(request("GET", "/me", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, headers, body) = read(response).await;
+    let (status, headers, body) = send(app.clone(), authed("/me", &token)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (429, Some("quota_exceeded"))
@@ -141,9 +130,8 @@ async fn refusals_on_the_router_are_json() {
     world.tenant("bravo", TenantStatus::Active).await;
     let suspended = world.tenant("sleepy", TenantStatus::Suspended).await;
     let (token, _) = world.token(&a, Role::Member);
-    let bearer = format!("Bearer {token}");
     let (sleepy_token, _) = world.token(&suspended, Role::Member);
-    let sleepy_bearer = format!("Bearer {sleepy_token}");
+    let (bearer, sleepy_bearer) = (bearer(&token), bearer(&sleepy_token));
     let app = app(&world, 100, 10);
 
     type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
@@ -162,12 +150,7 @@ async fn refusals_on_the_router_are_json() {
         (&[], 401, "unauthenticated"),
     ];
     for (headers, status, code) in cases {
-        let response = app
-            .clone()
-            .oneshot(request("GET", "/me", headers))
-            .await
-            .unwrap();
-        let (got, headers_out, body) = read(response).await;
+        let (got, headers_out, body) = send(app.clone(), request("GET", "/me", headers)).await;
         assert_eq!(
             (got, body["error"]["code"].as_str()),
             (status, Some(code)),
@@ -185,34 +168,20 @@ async fn login_is_limited_per_client_address() {
     let world = World::new();
     let app = app(&world, 100, 3);
     for _ in 0..3 {
-        let response = app
-            .clone()
-            .oneshot(request("POST", "/login", &[]))
-            .await
-            .unwrap();
-        assert_eq!(read(response).await.0, 200);
+        let (status, _, _) = send(app.clone(), request("POST", "/login", &[])).await;
+        assert_eq!(status, 200);
     }
-    let response = app
-        .clone()
-        .oneshot(request("POST", "/login", &[]))
-        .await
-        .unwrap();
-    let (status, headers, _) = read(response).await;
+    let (status, headers, _) = send(app.clone(), request("POST", "/login", &[])).await;
     assert_eq!(status, 429);
     assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), "0");
     // Public routes share the address's allowance; optional context is absent there.
-    let response = app.oneshot(request("GET", "/public", &[])).await.unwrap();
-    assert_eq!(read(response).await.0, 429);
+    assert_eq!(send(app, request("GET", "/public", &[])).await.0, 429);
 }
 
 #[tokio::test]
 async fn optional_context_is_none_without_the_tenant_layer() {
     let world = World::new();
-    let response = app(&world, 100, 10)
-        .oneshot(request("GET", "/public", &[]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let (status, _, body) = send(app(&world, 100, 10), request("GET", "/public", &[])).await;
     assert_eq!((status, body), (200, Value::String("anonymous".to_owned())));
 }
 
@@ -221,41 +190,13 @@ async fn a_missing_layer_is_named_in_the_answer() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, _) = world.token(&tenant, Role::Member);
-    let bearer = format!("Bearer {token}");
     let app = app(&world, 100, 10);
 
-    let response = app
-        .clone()
-        .oneshot(request("GET", "/misconfigured", &[]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (500, Some("middleware_missing"))
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("TenantLayer")
-    );
+    let (status, _, body) = send(app.clone(), request("GET", "/misconfigured", &[])).await;
+    assert_middleware_missing(status, &body, "TenantLayer");
 
-    let response = app
-        .oneshot(request("GET", "/conn", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (500, Some("middleware_missing"))
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Extension")
-    );
+    let (status, _, body) = send(app, authed("/conn", &token)).await;
+    assert_middleware_missing(status, &body, "Extension");
 }
 
 /// The extractor checks a connection scoped to the request's tenant out of the pool engine
@@ -265,7 +206,6 @@ async fn tenant_conn_acquires_through_the_pool_manager() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, _) = world.token(&tenant, Role::Member);
-    let bearer = format!("Bearer {token}");
     let engine = TenantPools::new(
         FakeConnector::new(),
         PoolConfig::default()
@@ -295,38 +235,17 @@ async fn tenant_conn_acquires_through_the_pool_manager() {
     let app = Router::new()
         .route("/scope", get(scope))
         .route("/hold", get(hold))
-        .layer(
-            TenantLayer::builder(world.lookup.clone())
-                .with_resolver(JwtResolver::new(world.tokens.clone()))
-                .build()
-                .unwrap(),
-        )
+        .layer(world.jwt_layer())
         .layer(axum::Extension(pool.clone()))
         .layer(axum::Extension(signals.clone()));
 
-    let (status, _, body) = read(
-        app.clone()
-            .oneshot(request("GET", "/scope", &[("authorization", &bearer)]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = send(app.clone(), authed("/scope", &token)).await;
     assert_eq!((status, body), (200, Value::String(tenant.id.to_string())));
 
     // One request holds the tenant's only connection; the next waits, then gets 503.
-    let holder = tokio::spawn(app.clone().oneshot(request(
-        "GET",
-        "/hold",
-        &[("authorization", &bearer)],
-    )));
+    let holder = tokio::spawn(app.clone().oneshot(authed("/hold", &token)));
     signals.0.notified().await;
-    let (status, headers, body) = read(
-        app.clone()
-            .oneshot(request("GET", "/scope", &[("authorization", &bearer)]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, body) = send(app.clone(), authed("/scope", &token)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("pool_exhausted"))

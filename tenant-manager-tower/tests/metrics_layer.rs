@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::routing::get as route_get;
-use common::{Echo, World, get, read};
+use common::{Echo, World, get, get_bearer, send};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tenant_manager_core::{Role, TenantStatus};
@@ -16,7 +16,7 @@ use tenant_manager_tower::{
     HeaderResolver, JwtResolver, MetricsConfig, MetricsLayer, REQUESTS_TOTAL, RESPONSE_TIME,
     RouteTemplate, TenantLabels, TenantLayer,
 };
-use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceBuilder};
 
 /// One recorded series: kind, name, labels, and the count (counter) or number of samples
 /// (histogram).
@@ -50,24 +50,36 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn counter(all: &[Series], pairs: &[(&str, &str)]) -> u64 {
+/// The total of the series of `kind` named `name` whose labels are exactly `pairs`.
+fn total(all: &[Series], kind: MetricKind, name: &str, pairs: &[(&str, &str)]) -> u64 {
     let wanted = labels(pairs);
     all.iter()
-        .filter(|(kind, name, l, _)| {
-            *kind == MetricKind::Counter && name == REQUESTS_TOTAL && *l == wanted
-        })
+        .filter(|(k, n, l, _)| *k == kind && n == name && *l == wanted)
         .map(|s| s.3)
         .sum()
 }
 
-fn histogram_samples(all: &[Series], pairs: &[(&str, &str)]) -> u64 {
-    let wanted = labels(pairs);
-    all.iter()
-        .filter(|(kind, name, l, _)| {
-            *kind == MetricKind::Histogram && name == RESPONSE_TIME && *l == wanted
-        })
-        .map(|s| s.3)
-        .sum()
+/// Requests counted with exactly the labels `pairs`.
+fn counter(all: &[Series], pairs: &[(&str, &str)]) -> u64 {
+    total(all, MetricKind::Counter, REQUESTS_TOTAL, pairs)
+}
+
+/// Requests counted with `method`, `route` and `status` (and no other label).
+fn requests(all: &[Series], method: &str, route: &str, status: &str) -> u64 {
+    counter(
+        all,
+        &[("method", method), ("route", route), ("status", status)],
+    )
+}
+
+/// Response times sampled for `method` and `route`.
+fn histogram_samples(all: &[Series], method: &str, route: &str) -> u64 {
+    total(
+        all,
+        MetricKind::Histogram,
+        RESPONSE_TIME,
+        &[("method", method), ("route", route)],
+    )
 }
 
 #[tokio::test]
@@ -81,53 +93,17 @@ async fn service_fn_routes_come_from_templates_or_fall_back() {
     templated
         .extensions_mut()
         .insert(RouteTemplate::new("/users/{id}"));
-    read(service.clone().oneshot(templated).await.unwrap()).await;
-    read(
-        service
-            .clone()
-            .oneshot(get("/users/43", &[]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    send(service.clone(), templated).await;
+    send(service.clone(), get("/users/43", &[])).await;
     let mut post = get("/users/44", &[]);
     *post.method_mut() = http::Method::POST;
-    read(service.oneshot(post).await.unwrap()).await;
+    send(service, post).await;
 
     let all = series(&snapshotter);
-    assert_eq!(
-        counter(
-            &all,
-            &[
-                ("method", "GET"),
-                ("route", "/users/{id}"),
-                ("status", "200")
-            ]
-        ),
-        1
-    );
-    assert_eq!(
-        counter(
-            &all,
-            &[("method", "GET"), ("route", "unmatched"), ("status", "200")]
-        ),
-        1
-    );
-    assert_eq!(
-        counter(
-            &all,
-            &[
-                ("method", "POST"),
-                ("route", "unmatched"),
-                ("status", "200")
-            ]
-        ),
-        1
-    );
-    assert_eq!(
-        histogram_samples(&all, &[("method", "GET"), ("route", "/users/{id}")]),
-        1
-    );
+    assert_eq!(requests(&all, "GET", "/users/{id}", "200"), 1);
+    assert_eq!(requests(&all, "GET", "unmatched", "200"), 1);
+    assert_eq!(requests(&all, "POST", "unmatched", "200"), 1);
+    assert_eq!(histogram_samples(&all, "GET", "/users/{id}"), 1);
     assert!(
         all.iter()
             .all(|(_, _, l, _)| l.values().all(|v| !v.contains("42") && !v.contains("43"))),
@@ -153,31 +129,12 @@ async fn axum_matched_paths_are_the_route_label() {
         let request = http::Request::get(uri)
             .body(axum::body::Body::empty())
             .unwrap();
-        read(app.clone().oneshot(request).await.unwrap()).await;
+        send(app.clone(), request).await;
     }
     let all = series(&snapshotter);
-    assert_eq!(
-        counter(
-            &all,
-            &[
-                ("method", "GET"),
-                ("route", "/users/{id}"),
-                ("status", "200")
-            ]
-        ),
-        2
-    );
-    assert_eq!(
-        counter(
-            &all,
-            &[("method", "GET"), ("route", "/health"), ("status", "200")]
-        ),
-        1
-    );
-    assert_eq!(
-        histogram_samples(&all, &[("method", "GET"), ("route", "/users/{id}")]),
-        2
-    );
+    assert_eq!(requests(&all, "GET", "/users/{id}", "200"), 2);
+    assert_eq!(requests(&all, "GET", "/health", "200"), 1);
+    assert_eq!(histogram_samples(&all, "GET", "/users/{id}"), 2);
     assert!(
         all.iter()
             .all(|(_, _, l, _)| l.values().all(|v| !v.contains("/users/1"))),
@@ -194,27 +151,16 @@ async fn an_outermost_metrics_layer_counts_the_refusals_of_the_tenant_layer() {
     let world = World::new();
     let service = ServiceBuilder::new()
         .layer(MetricsLayer::new())
-        .layer(
-            TenantLayer::builder(world.lookup.clone())
-                .with_resolver(JwtResolver::new(world.tokens.clone()))
-                .build()
-                .unwrap(),
-        )
+        .layer(world.jwt_layer())
         .service(Echo::default().service());
-    let mut request = get("/items", &[("authorization", "Bearer nope")]);
+    let mut request = get_bearer("/items", "nope");
     request
         .extensions_mut()
         .insert(RouteTemplate::new("/items"));
-    let (status, _, _) = read(service.oneshot(request).await.unwrap()).await;
+    let (status, _, _) = send(service, request).await;
     assert_eq!(status, 401);
     let all = series(&snapshotter);
-    assert_eq!(
-        counter(
-            &all,
-            &[("method", "GET"), ("route", "/items"), ("status", "401")]
-        ),
-        1
-    );
+    assert_eq!(requests(&all, "GET", "/items", "401"), 1);
 }
 
 #[tokio::test]
@@ -240,28 +186,14 @@ async fn the_tenant_label_is_opt_in_and_bounded() {
         ))
         .service(Echo::default().service());
     for token in [&big_token, &small_token] {
-        let bearer = format!("Bearer {token}");
-        let (status, _, _) = read(
-            labelled
-                .clone()
-                .oneshot(get("/", &[("authorization", &bearer)]))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, _, _) = send(labelled.clone(), get_bearer("/", token)).await;
         assert_eq!(status, 200);
     }
     let unlabelled = ServiceBuilder::new()
         .layer(tenant_layer)
         .layer(MetricsLayer::new())
         .service(Echo::default().service());
-    read(
-        unlabelled
-            .oneshot(get("/", &[("x-tenant-id", "smallco")]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    send(unlabelled, get("/", &[("x-tenant-id", "smallco")])).await;
 
     let all = series(&snapshotter);
     let base = [("method", "GET"), ("route", "unmatched"), ("status", "200")];

@@ -9,15 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Echo, World, get, read};
-use http::HeaderMap;
+use bytes::Bytes;
+use common::{Echo, World, assert_middleware_missing, get, get_as, send, with_tenant};
 use http::header::RETRY_AFTER;
+use http::{HeaderMap, Request};
+use http_body_util::Full;
+use serde_json::Value;
 use tenant_manager_core::*;
 use tenant_manager_tower::{
     ClientAddr, ClientIpSource, FailMode, QuotaConfig, QuotaLayer, QuotaScope, RATELIMIT_LIMIT,
-    RATELIMIT_REMAINING, RATELIMIT_RESET, ResolvedBy, TenantContext,
+    RATELIMIT_REMAINING, RATELIMIT_RESET,
 };
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 
 fn rate(limit: u64, window: Duration) -> RateLimit {
     RateLimit::new(limit, window).unwrap()
@@ -27,20 +30,12 @@ fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
-fn with_tenant(
-    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
-    tenant: &Tenant,
-) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    request
-        .extensions_mut()
-        .insert(TenantContext::new(tenant.clone(), ResolvedBy::Jwt));
-    request
+/// Sends `request` through `layer` over a fresh echo service.
+async fn through(layer: &QuotaLayer, request: Request<Full<Bytes>>) -> (u16, HeaderMap, Value) {
+    send(layer.layer(Echo::default().service()), request).await
 }
 
-fn from_peer(
-    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
-    ip: [u8; 4],
-) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+fn from_peer(mut request: Request<Full<Bytes>>, ip: [u8; 4]) -> Request<Full<Bytes>> {
     request
         .extensions_mut()
         .insert(ClientAddr(IpAddr::from(ip)));
@@ -69,12 +64,7 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
     let echo = Echo::default();
 
     for expected_remaining in [2, 1, 0] {
-        let response = layer
-            .layer(echo.service())
-            .oneshot(with_tenant(get("/", &[]), &tenant))
-            .await
-            .unwrap();
-        let (status, headers, _) = read(response).await;
+        let (status, headers, _) = send(layer.layer(echo.service()), get_as(&tenant)).await;
         assert_eq!(status, 200);
         assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(3));
         assert_eq!(
@@ -83,12 +73,7 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
         );
         assert!(header(&headers, &RATELIMIT_RESET).is_some_and(|s| s <= 3600));
     }
-    let response = layer
-        .layer(echo.service())
-        .oneshot(with_tenant(get("/", &[]), &tenant))
-        .await
-        .unwrap();
-    let (status, headers, body) = read(response).await;
+    let (status, headers, body) = send(layer.layer(echo.service()), get_as(&tenant)).await;
     assert_eq!(status, 429);
     assert_eq!(body["error"]["code"], "quota_exceeded");
     assert!(header(&headers, &RETRY_AFTER).is_some_and(|s| s >= 1));
@@ -123,12 +108,8 @@ async fn a_tenant_gets_its_plan_rate_then_429_with_headers() {
 
     // Another tenant has its own allowance.
     let other = world.tenant("other", TenantStatus::Active).await;
-    let response = layer
-        .layer(echo.service())
-        .oneshot(with_tenant(get("/", &[]), &other))
-        .await
-        .unwrap();
-    assert_eq!(read(response).await.0, 200);
+    let (status, _, _) = send(layer.layer(echo.service()), get_as(&other)).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -147,19 +128,9 @@ async fn a_tenant_override_beats_its_plan_and_closures_are_policies() {
         .await
         .unwrap();
     let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default()).unwrap();
-    let first = layer
-        .layer(Echo::default().service())
-        .oneshot(with_tenant(get("/", &[]), &tenant))
-        .await
-        .unwrap();
-    let (_, headers, _) = read(first).await;
+    let (_, headers, _) = through(&layer, get_as(&tenant)).await;
     assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(1));
-    let second = layer
-        .layer(Echo::default().service())
-        .oneshot(with_tenant(get("/", &[]), &tenant))
-        .await
-        .unwrap();
-    assert_eq!(read(second).await.0, 429);
+    assert_eq!(through(&layer, get_as(&tenant)).await.0, 429);
 
     let other = world.tenant("other", TenantStatus::Active).await;
     let layer = QuotaLayer::new(
@@ -167,12 +138,8 @@ async fn a_tenant_override_beats_its_plan_and_closures_are_policies() {
         QuotaConfig::default().with_rate_policy(|_: &Tenant| rate(7, Duration::from_secs(60))),
     )
     .unwrap();
-    let response = layer
-        .layer(Echo::default().service())
-        .oneshot(with_tenant(get("/", &[]), &other))
-        .await
-        .unwrap();
-    assert_eq!(header(&read(response).await.1, &RATELIMIT_LIMIT), Some(7));
+    let (_, headers, _) = through(&layer, get_as(&other)).await;
+    assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(7));
 }
 
 #[tokio::test]
@@ -183,26 +150,12 @@ async fn unauthenticated_requests_are_limited_per_client_address() {
         QuotaConfig::default().with_client_limit(rate(2, Duration::from_secs(600))),
     )
     .unwrap();
-    let call = |request| layer.layer(Echo::default().service()).oneshot(request);
+    let login_from = |ip| from_peer(get("/login", &[]), ip);
 
     for _ in 0..2 {
-        assert_eq!(
-            read(
-                call(from_peer(get("/login", &[]), [192, 0, 2, 1]))
-                    .await
-                    .unwrap()
-            )
-            .await
-            .0,
-            200
-        );
+        assert_eq!(through(&layer, login_from([192, 0, 2, 1])).await.0, 200);
     }
-    let (status, headers, _) = read(
-        call(from_peer(get("/login", &[]), [192, 0, 2, 1]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, _) = through(&layer, login_from([192, 0, 2, 1])).await;
     assert_eq!(status, 429);
     assert!(headers.contains_key(RETRY_AFTER));
     // Another address is not affected, and a spoofed X-Forwarded-For is ignored by default.
@@ -210,17 +163,8 @@ async fn unauthenticated_requests_are_limited_per_client_address() {
         get("/login", &[("x-forwarded-for", "203.0.113.9")]),
         [192, 0, 2, 1],
     );
-    assert_eq!(read(call(spoofed).await.unwrap()).await.0, 429);
-    assert_eq!(
-        read(
-            call(from_peer(get("/login", &[]), [192, 0, 2, 2]))
-                .await
-                .unwrap()
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(through(&layer, spoofed).await.0, 429);
+    assert_eq!(through(&layer, login_from([192, 0, 2, 2])).await.0, 200);
 
     // axum's ConnectInfo is a peer address too.
     let mut request = get("/login", &[]);
@@ -230,7 +174,7 @@ async fn unauthenticated_requests_are_limited_per_client_address() {
             [192, 0, 2, 1],
             4000,
         ))));
-    assert_eq!(read(call(request).await.unwrap()).await.0, 429);
+    assert_eq!(through(&layer, request).await.0, 429);
 }
 
 #[tokio::test]
@@ -246,15 +190,13 @@ async fn a_trusted_proxy_header_is_used_only_when_enabled() {
     let proxy = [10, 0, 0, 1];
     let call = |client: &str| {
         let forwarded = format!("6.6.6.6, {client}");
-        layer.layer(Echo::default().service()).oneshot(from_peer(
-            get("/login", &[("x-forwarded-for", &forwarded)]),
-            proxy,
-        ))
+        let request = from_peer(get("/login", &[("x-forwarded-for", &forwarded)]), proxy);
+        through(&layer, request)
     };
-    assert_eq!(read(call("198.51.100.1").await.unwrap()).await.0, 200);
-    assert_eq!(read(call("198.51.100.1").await.unwrap()).await.0, 429);
+    assert_eq!(call("198.51.100.1").await.0, 200);
+    assert_eq!(call("198.51.100.1").await.0, 429);
     assert_eq!(
-        read(call("198.51.100.2").await.unwrap()).await.0,
+        call("198.51.100.2").await.0,
         200,
         "one key per client behind the proxy"
     );
@@ -285,15 +227,8 @@ async fn client_scope_counts_addresses_even_with_a_tenant() {
             .with_client_limit(rate(5, Duration::from_secs(600))),
     )
     .unwrap();
-    let request = from_peer(with_tenant(get("/", &[]), &tenant), [192, 0, 2, 5]);
-    let (_, headers, _) = read(
-        layer
-            .layer(Echo::default().service())
-            .oneshot(request)
-            .await
-            .unwrap(),
-    )
-    .await;
+    let request = from_peer(get_as(&tenant), [192, 0, 2, 5]);
+    let (_, headers, _) = through(&layer, request).await;
     assert_eq!(header(&headers, &RATELIMIT_LIMIT), Some(5));
 }
 
@@ -301,28 +236,8 @@ async fn client_scope_counts_addresses_even_with_a_tenant() {
 async fn missing_tenant_or_address_names_what_to_add() {
     let world = World::new();
     let layer = QuotaLayer::new(world.quota.clone(), QuotaConfig::default()).unwrap();
-    let (status, _, body) = read(
-        layer
-            .layer(Echo::default().service())
-            .oneshot(get("/", &[]))
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (500, Some("middleware_missing"))
-    );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ConnectInfo")
-            || body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("connect_info")
-    );
+    let (status, _, body) = through(&layer, get("/", &[])).await;
+    assert_middleware_missing(status, &body, "connect_info");
 
     let layer = QuotaLayer::new(
         world.quota.clone(),
@@ -330,21 +245,8 @@ async fn missing_tenant_or_address_names_what_to_add() {
     )
     .unwrap();
     let request = from_peer(get("/", &[]), [192, 0, 2, 1]);
-    let (status, _, body) = read(
-        layer
-            .layer(Echo::default().service())
-            .oneshot(request)
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 500);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("TenantLayer")
-    );
+    let (status, _, body) = through(&layer, request).await;
+    assert_middleware_missing(status, &body, "TenantLayer");
 }
 
 /// An enforcer whose backend is down.
@@ -387,13 +289,7 @@ async fn an_unavailable_enforcer_fails_open_or_closed_as_configured() {
 
     let open = QuotaLayer::new(Arc::new(DownEnforcer), QuotaConfig::default()).unwrap();
     let echo = Echo::default();
-    let (status, headers, _) = read(
-        open.layer(echo.service())
-            .oneshot(with_tenant(get("/", &[]), &tenant))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, _) = send(open.layer(echo.service()), get_as(&tenant)).await;
     assert_eq!(status, 200);
     assert!(
         !headers.contains_key(RATELIMIT_LIMIT),
@@ -407,14 +303,7 @@ async fn an_unavailable_enforcer_fails_open_or_closed_as_configured() {
     )
     .unwrap();
     let echo = Echo::default();
-    let (status, headers, body) = read(
-        closed
-            .layer(echo.service())
-            .oneshot(with_tenant(get("/", &[]), &tenant))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, body) = send(closed.layer(echo.service()), get_as(&tenant)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("backend_unavailable"))
@@ -436,10 +325,8 @@ async fn concurrent_requests_admit_exactly_the_limit() {
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let service = layer.layer(echo.service());
-        let request = with_tenant(get("/", &[]), &tenant);
-        tasks.push(tokio::spawn(async move {
-            read(service.oneshot(request).await.unwrap()).await.0
-        }));
+        let request = get_as(&tenant);
+        tasks.push(tokio::spawn(async move { send(service, request).await.0 }));
     }
     let mut admitted = 0;
     for task in tasks {

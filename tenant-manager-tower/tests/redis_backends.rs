@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Echo, World, get, read};
+use common::{Echo, World, get, get_as, get_bearer, jwt_layer, send};
 use http::header::RETRY_AFTER;
 use tenant_manager_core::lookup::TenantLookup;
 use tenant_manager_core::{
@@ -49,12 +49,7 @@ async fn tenants_cached_and_rate_limited_in_redis() {
     let lookup = TenantLookup::new(world.registry.clone() as Arc<dyn TenantRegistry>, cache);
     let quota: Arc<dyn QuotaEnforcer> = Arc::new(RedisQuotaEnforcer::new(&pool));
     let service = ServiceBuilder::new()
-        .layer(
-            TenantLayer::builder(lookup.clone())
-                .with_resolver(JwtResolver::new(world.tokens.clone()))
-                .build()
-                .unwrap(),
-        )
+        .layer(jwt_layer(&lookup, &world.tokens))
         .layer(
             QuotaLayer::new(
                 quota,
@@ -68,28 +63,13 @@ async fn tenants_cached_and_rate_limited_in_redis() {
 
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, _) = world.token(&tenant, Role::Member);
-    let bearer = format!("Bearer {token}");
     for remaining in ["2", "1", "0"] {
-        let (status, headers, body) = read(
-            service
-                .clone()
-                .oneshot(get("/", &[("authorization", &bearer)]))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, headers, body) = send(service.clone(), get_bearer("/", &token)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(headers.get(&RATELIMIT_LIMIT).unwrap(), "3");
         assert_eq!(headers.get(&RATELIMIT_REMAINING).unwrap(), remaining);
     }
-    let (status, headers, _) = read(
-        service
-            .clone()
-            .oneshot(get("/", &[("authorization", &bearer)]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, _) = send(service.clone(), get_bearer("/", &token)).await;
     assert_eq!(status, 429);
     assert!(headers.contains_key(RETRY_AFTER));
 
@@ -100,13 +80,7 @@ async fn tenants_cached_and_rate_limited_in_redis() {
         .await
         .unwrap();
     lookup.invalidate(tenant.id).await.unwrap();
-    let (status, _, body) = read(
-        service
-            .oneshot(get("/", &[("authorization", &bearer)]))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = send(service, get_bearer("/", &token)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("tenant_suspended"))
@@ -128,14 +102,7 @@ async fn an_unreachable_redis_fails_open_or_closed_as_configured() {
                     .unwrap(),
             )
             .service(echo.service());
-        let mut request = get("/", &[]);
-        request
-            .extensions_mut()
-            .insert(tenant_manager_tower::TenantContext::new(
-                tenant.clone(),
-                tenant_manager_tower::ResolvedBy::Jwt,
-            ));
-        let (got, _, body) = read(service.oneshot(request).await.unwrap()).await;
+        let (got, _, body) = send(service, get_as(&tenant)).await;
         assert_eq!(got, status, "{mode:?}: {body}");
         assert_eq!(echo.calls(), usize::from(status == 200), "{mode:?}");
     }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{Echo, World, claims, forged_token, get, read, unsigned_token};
+use common::{Echo, World, bearer, claims, forged_token, get, get_bearer, send, unsigned_token};
 use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::json;
 use tenant_manager_core::auth::{JwtConfig, TokenService};
@@ -18,14 +18,7 @@ use tenant_manager_tower::{
     HeaderResolver, JwtResolver, PathResolver, Resolution, ResolvedBy, SubdomainResolver,
     TenantLayer,
 };
-use tower::{Layer, ServiceExt};
-
-fn jwt_layer(world: &World) -> TenantLayer {
-    TenantLayer::builder(world.lookup.clone())
-        .with_resolver(JwtResolver::new(world.tokens.clone()))
-        .build()
-        .unwrap()
-}
+use tower::Layer;
 
 #[tokio::test]
 async fn a_verified_token_names_tenant_user_and_role() {
@@ -33,14 +26,9 @@ async fn a_verified_token_names_tenant_user_and_role() {
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, user) = world.token(&tenant, Role::Admin);
     let echo = Echo::default();
-    let service = jwt_layer(&world).layer(echo.service());
+    let service = world.jwt_layer().layer(echo.service());
 
-    let bearer = format!("Bearer {token}");
-    let response = service
-        .oneshot(get("/items", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let (status, _, body) = send(service, get_bearer("/items", &token)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tenant"], json!(tenant.id));
     assert_eq!(body["user"], json!(user));
@@ -114,13 +102,8 @@ async fn forged_expired_wrong_audience_and_unsigned_tokens_are_refused() {
     ];
     for (case, token) in cases {
         let echo = Echo::default();
-        let service = jwt_layer(&world).layer(echo.service());
-        let bearer = format!("Bearer {token}");
-        let response = service
-            .oneshot(get("/", &[("authorization", &bearer)]))
-            .await
-            .unwrap();
-        let (status, headers, body) = read(response).await;
+        let service = world.jwt_layer().layer(echo.service());
+        let (status, headers, body) = send(service, get_bearer("/", &token)).await;
         assert_eq!(status, 401, "{case}: {body}");
         assert_eq!(body["error"]["code"], "unauthenticated", "{case}");
         assert!(headers.contains_key(WWW_AUTHENTICATE), "{case}");
@@ -132,12 +115,9 @@ async fn forged_expired_wrong_audience_and_unsigned_tokens_are_refused() {
     }
 
     for header in ["Basic dXNlcjpwdw==", "Bearer", "token-without-scheme"] {
-        let service = jwt_layer(&world).layer(Echo::default().service());
-        let response = service
-            .oneshot(get("/", &[("authorization", header)]))
-            .await
-            .unwrap();
-        assert_eq!(read(response).await.0, 401, "{header}");
+        let service = world.jwt_layer().layer(Echo::default().service());
+        let (status, _, _) = send(service, get("/", &[("authorization", header)])).await;
+        assert_eq!(status, 401, "{header}");
     }
 }
 
@@ -156,13 +136,8 @@ async fn tenant_status_decides_the_answer() {
         let tenant = world.tenant(&format!("tenant{i}"), state).await;
         let (token, _) = world.token(&tenant, Role::Member);
         let echo = Echo::default();
-        let service = jwt_layer(&world).layer(echo.service());
-        let bearer = format!("Bearer {token}");
-        let response = service
-            .oneshot(get("/", &[("authorization", &bearer)]))
-            .await
-            .unwrap();
-        let (got, headers, body) = read(response).await;
+        let service = world.jwt_layer().layer(echo.service());
+        let (got, headers, body) = send(service, get_bearer("/", &token)).await;
         assert_eq!(
             (got, body["error"]["code"].as_str()),
             (status, Some(code)),
@@ -179,21 +154,15 @@ async fn unknown_tenants_and_requests_naming_none_are_unauthenticated() {
     let ghost = world.tenant("ghost", TenantStatus::Active).await;
     let (token, _) = world.token(&ghost, Role::Member);
     let lonely = World::new(); // same secret, empty registry: the token's tenant is unknown there
-    let service = jwt_layer(&lonely).layer(Echo::default().service());
-    let bearer = format!("Bearer {token}");
-    let response = service
-        .oneshot(get("/", &[("authorization", &bearer)]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let service = lonely.jwt_layer().layer(Echo::default().service());
+    let (status, _, body) = send(service, get_bearer("/", &token)).await;
     assert_eq!(
         (status, body["error"]["message"].as_str()),
         (401, Some("unauthenticated: unknown tenant"))
     );
 
-    let service = jwt_layer(&world).layer(Echo::default().service());
-    let response = service.oneshot(get("/", &[])).await.unwrap();
-    assert_eq!(read(response).await.0, 401);
+    let service = world.jwt_layer().layer(Echo::default().service());
+    assert_eq!(send(service, get("/", &[])).await.0, 401);
 }
 
 #[tokio::test]
@@ -220,24 +189,19 @@ async fn subdomain_header_path_and_custom_domain_resolvers() {
         ("/t/acme/projects", vec![], "path"),
     ];
     for (uri, headers, via) in cases {
-        let response = layer
-            .layer(Echo::default().service())
-            .oneshot(get(uri, &headers))
-            .await
-            .unwrap();
-        let (status, _, body) = read(response).await;
+        let (status, _, body) =
+            send(layer.layer(Echo::default().service()), get(uri, &headers)).await;
         assert_eq!(status, 200, "{uri} {headers:?}: {body}");
         assert_eq!(body["tenant"], json!(tenant.id));
         assert_eq!(body["via"], via);
         assert_eq!(body["user"], json!(null), "only tokens name users");
     }
 
-    let response = layer
-        .layer(Echo::default().service())
-        .oneshot(get("/", &[("x-tenant-id", "NOT A SLUG")]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let (status, _, body) = send(
+        layer.layer(Echo::default().service()),
+        get("/", &[("x-tenant-id", "NOT A SLUG")]),
+    )
+    .await;
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("x-tenant-id"))
@@ -250,7 +214,7 @@ async fn a_token_for_one_tenant_with_anything_naming_another_is_refused() {
     let a = world.tenant("alpha", TenantStatus::Active).await;
     let b = world.tenant("bravo", TenantStatus::Active).await;
     let (token, user) = world.token(&a, Role::Member);
-    let bearer = format!("Bearer {token}");
+    let bearer = bearer(&token);
     let layer = TenantLayer::builder(world.lookup.clone())
         .with_resolver(JwtResolver::new(world.tokens.clone()))
         .with_resolver(HeaderResolver::x_tenant_id())
@@ -269,31 +233,25 @@ async fn a_token_for_one_tenant_with_anything_naming_another_is_refused() {
     for (uri, mut headers) in mismatches {
         headers.push(("authorization", &bearer));
         let echo = Echo::default();
-        let response = layer
-            .layer(echo.service())
-            .oneshot(get(uri, &headers))
-            .await
-            .unwrap();
-        let (status, _, body) = read(response).await;
+        let (status, _, body) = send(layer.layer(echo.service()), get(uri, &headers)).await;
         assert_eq!(status, 403, "{uri} {headers:?}: {body}");
         assert_eq!(body["error"]["code"], "forbidden");
         assert_eq!(echo.calls(), 0);
     }
 
     // Agreeing resolvers pass, and the token's user is kept whatever came first.
-    let response = layer
-        .layer(Echo::default().service())
-        .oneshot(get(
+    let (status, _, body) = send(
+        layer.layer(Echo::default().service()),
+        get(
             "/t/alpha/items",
             &[
                 ("authorization", &bearer),
                 ("x-tenant-id", "alpha"),
                 ("host", "alpha.app.test"),
             ],
-        ))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+        ),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"], json!(user));
     assert_eq!(body["via"], "jwt");
@@ -314,12 +272,11 @@ async fn closures_are_resolvers() {
         })
         .build()
         .unwrap();
-    let response = layer
-        .layer(Echo::default().service())
-        .oneshot(get("/?org=acme", &[]))
-        .await
-        .unwrap();
-    let (status, _, body) = read(response).await;
+    let (status, _, body) = send(
+        layer.layer(Echo::default().service()),
+        get("/?org=acme", &[]),
+    )
+    .await;
     assert_eq!((status, body["via"].as_str()), (200, Some("custom")));
     assert!(TenantLayer::builder(world.lookup.clone()).build().is_err());
 }
@@ -329,21 +286,21 @@ async fn suspension_is_seen_once_the_lookup_is_invalidated() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, _) = world.token(&tenant, Role::Member);
-    let bearer = format!("Bearer {token}");
-    let layer = jwt_layer(&world);
+    let layer = world.jwt_layer();
     let call = || {
-        layer
-            .layer(Echo::default().service())
-            .oneshot(get("/", &[("authorization", &bearer)]))
+        send(
+            layer.layer(Echo::default().service()),
+            get_bearer("/", &token),
+        )
     };
-    assert_eq!(read(call().await.unwrap()).await.0, 200);
+    assert_eq!(call().await.0, 200);
     world
         .registry
         .transition(tenant.id, TenantStatus::Suspended, Some("unpaid".into()))
         .await
         .unwrap();
     world.lookup.invalidate(tenant.id).await.unwrap();
-    assert_eq!(read(call().await.unwrap()).await.0, 403);
+    assert_eq!(call().await.0, 403);
 }
 
 /// A registry whose backend is down.
@@ -424,12 +381,11 @@ async fn an_unavailable_registry_is_503_with_retry_after() {
         .build()
         .unwrap();
     let echo = Echo::default();
-    let response = layer
-        .layer(echo.service())
-        .oneshot(get("/", &[("x-tenant-id", "acme")]))
-        .await
-        .unwrap();
-    let (status, headers, body) = read(response).await;
+    let (status, headers, body) = send(
+        layer.layer(echo.service()),
+        get("/", &[("x-tenant-id", "acme")]),
+    )
+    .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("backend_unavailable"))
@@ -444,7 +400,7 @@ async fn a_cross_check_never_names_a_tenant_alone() {
     let a = world.tenant("alpha", TenantStatus::Active).await;
     world.tenant("bravo", TenantStatus::Active).await;
     let (token, _) = world.token(&a, Role::Member);
-    let bearer = format!("Bearer {token}");
+    let bearer = bearer(&token);
     let layer = TenantLayer::builder(world.lookup.clone())
         .with_resolver(JwtResolver::new(world.tokens.clone()))
         .with_cross_check(HeaderResolver::x_tenant_id())
@@ -464,12 +420,8 @@ async fn a_cross_check_never_names_a_tenant_alone() {
     ];
     for (headers, status) in cases {
         let echo = Echo::default();
-        let response = layer
-            .layer(echo.service())
-            .oneshot(get("/", &headers))
-            .await
-            .unwrap();
-        assert_eq!(read(response).await.0, status, "{headers:?}");
+        let (got, _, _) = send(layer.layer(echo.service()), get("/", &headers)).await;
+        assert_eq!(got, status, "{headers:?}");
         assert_eq!(echo.calls(), usize::from(status == 200));
     }
     assert!(

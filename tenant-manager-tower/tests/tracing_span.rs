@@ -7,9 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::{World, get};
+use common::{World, get_bearer};
 use tenant_manager_core::{Role, TenantStatus};
-use tenant_manager_tower::{JwtResolver, TenantLayer};
 use tower::{Layer as _, ServiceExt};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -69,7 +68,6 @@ async fn the_inner_service_runs_in_the_tenant_span() {
     let world = World::new();
     let tenant = world.tenant("acme", TenantStatus::Active).await;
     let (token, user) = world.token(&tenant, Role::Owner);
-    let bearer = format!("Bearer {token}");
     let seen = Arc::new(Mutex::new(None::<String>));
     let inner = {
         let seen = seen.clone();
@@ -85,23 +83,16 @@ async fn the_inner_service_runs_in_the_tenant_span() {
             }
         })
     };
-    let service = TenantLayer::builder(world.lookup.clone())
-        .with_resolver(JwtResolver::new(world.tokens.clone()))
-        .build()
-        .unwrap()
-        .layer(inner);
+    let service = world.jwt_layer().layer(inner);
 
     let outer = tracing::info_span!(
         "request",
         tenant_id = tracing::field::Empty,
         tenant_slug = tracing::field::Empty
     );
-    let response = tracing::Instrument::instrument(
-        service.oneshot(get("/", &[("authorization", &bearer)])),
-        outer,
-    )
-    .await
-    .unwrap();
+    let response = tracing::Instrument::instrument(service.oneshot(get_bearer("/", &token)), outer)
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
     assert_eq!(seen.lock().unwrap().as_deref(), Some("tenant"));

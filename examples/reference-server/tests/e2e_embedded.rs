@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::isolation::{Org, assert_b_cannot_reach_a};
-use common::{ADMIN_KEY, Server, TempDir, code, email, text};
+use common::{
+    ADMIN_KEY, Server, TempDir, assert_guide_series, assert_rate_limited, code, email, text,
+};
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -26,9 +28,7 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
 
     let mail = email("smoke");
     let r = server
-        .post(
-            "/api/auth/register-organization",
-            Auth::None,
+        .post_registration(
             &json!({"organization_name":"Test","admin_email": mail,"admin_password":"Test123!"}),
         )
         .await;
@@ -43,33 +43,15 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
     assert!(body["expires_in"].as_u64().unwrap() > 0);
     assert!(body["access_token"].as_str().unwrap().len() > 20);
 
-    let r = server
-        .post(
-            "/api/auth/login",
-            Auth::None,
-            &json!({"email": mail, "password":"Test123!"}),
-        )
-        .await;
+    let r = server.login(&mail, "Test123!").await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let login: Value = r.json().unwrap();
     assert_eq!(login["tenant_id"], body["tenant"]["id"]);
     assert_eq!(login["token_type"], "Bearer");
 
     // Every bad credential is the same 401.
-    let wrong = server
-        .post(
-            "/api/auth/login",
-            Auth::None,
-            &json!({"email": mail, "password":"Wrong123!"}),
-        )
-        .await;
-    let unknown = server
-        .post(
-            "/api/auth/login",
-            Auth::None,
-            &json!({"email": email("nobody"), "password":"Test123!"}),
-        )
-        .await;
+    let wrong = server.login(&mail, "Wrong123!").await;
+    let unknown = server.login(&email("nobody"), "Test123!").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -79,17 +61,13 @@ async fn the_guides_smoke_tests_pass_and_the_first_log_line_names_the_mode() {
 
     // A taken e-mail is a conflict; a bad one names its field.
     let again = server
-        .post(
-            "/api/auth/register-organization",
-            Auth::None,
+        .post_registration(
             &json!({"organization_name":"Other","admin_email": mail,"admin_password":"Test123!"}),
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", text(&again));
     let bad = server
-        .post(
-            "/api/auth/register-organization",
-            Auth::None,
+        .post_registration(
             &json!({"organization_name":"Bad","admin_email":"not-an-email","admin_password":"Test123!"}),
         )
         .await;
@@ -207,15 +185,7 @@ async fn the_tenant_rate_limit_answers_429_with_headers() {
         last = Some(r);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
-    let r = last.unwrap();
-    assert_eq!(code(&r), "quota_exceeded");
-    assert!(
-        r.header("retry-after")
-            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
-    );
-    assert_eq!(r.header("ratelimit-limit"), Some("5"));
-    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
-    assert!(r.header("ratelimit-reset").is_some());
+    assert_rate_limited(&last.unwrap(), "5");
 }
 
 #[tokio::test]
@@ -399,9 +369,7 @@ async fn async_provisioning_reaches_active_through_the_worker() {
         .unwrap();
     assert_eq!(ready["components"]["worker"]["status"], "up");
     let r = server
-        .post(
-            "/api/auth/register-organization",
-            Auth::None,
+        .post_registration(
             &json!({"organization_name":"Queued","admin_email": email("queued"),"admin_password":"Test123!"}),
         )
         .await;
@@ -436,19 +404,7 @@ async fn metrics_carry_the_guides_series_on_the_metrics_port() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let body = text(&r);
-    for series in [
-        "active_tenants",
-        "api_requests_total",
-        "api_response_time_seconds",
-        "database_connections_total",
-        "database_connections",
-        "cache_hit_rate",
-    ] {
-        assert!(
-            body.contains(&format!("# HELP {series} ")),
-            "{series} missing:\n{body}"
-        );
-    }
+    assert_guide_series(&body);
     assert!(body.contains("active_tenants 1"), "{body}");
     assert!(
         body.contains("route=\"/api/companies\""),

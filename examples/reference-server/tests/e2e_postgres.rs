@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::isolation::{Org, assert_b_cannot_reach_a};
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, Server, TempDir, code, email, text};
+use common::{
+    ADMIN_KEY, Server, TempDir, assert_guide_series, assert_rate_limited, code, email, text,
+};
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -107,9 +109,7 @@ async fn the_guides_smoke_tests_and_series_on_postgres_and_redis() {
     // The guide's registration (with a slug of this test) and login.
     let mail = email("smoke");
     let r = server
-        .post(
-            "/api/auth/register-organization",
-            Auth::None,
+        .post_registration(
             &json!({"organization_name":"Test","admin_email": mail,"admin_password":"Test123!",
                     "slug": env.slug("smoke")}),
         )
@@ -120,23 +120,11 @@ async fn the_guides_smoke_tests_and_series_on_postgres_and_redis() {
     assert_eq!(body["tenant"]["isolation"], "schema");
     assert_eq!(body["user"]["role"], "owner");
     assert_eq!(body["token_type"], "Bearer");
-    let r = server
-        .post(
-            "/api/auth/login",
-            Auth::None,
-            &json!({"email": mail, "password":"Test123!"}),
-        )
-        .await;
+    let r = server.login(&mail, "Test123!").await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let login: Value = r.json().unwrap();
     assert_eq!(login["tenant_id"], body["tenant"]["id"]);
-    let wrong = server
-        .post(
-            "/api/auth/login",
-            Auth::None,
-            &json!({"email": mail, "password":"Wrong123!"}),
-        )
-        .await;
+    let wrong = server.login(&mail, "Wrong123!").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     for taken in [
         json!({"organization_name":"Again","admin_email": mail,"admin_password":"Test123!",
@@ -144,9 +132,7 @@ async fn the_guides_smoke_tests_and_series_on_postgres_and_redis() {
         json!({"organization_name":"Again","admin_email": email("again"),
                "admin_password":"Test123!","slug": env.slug("smoke")}),
     ] {
-        let r = server
-            .post("/api/auth/register-organization", Auth::None, &taken)
-            .await;
+        let r = server.post_registration(&taken).await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", text(&r));
     }
 
@@ -177,19 +163,7 @@ async fn the_guides_smoke_tests_and_series_on_postgres_and_redis() {
         "{pools}"
     );
     let metrics = text(&server.get("/metrics", Auth::None).await);
-    for series in [
-        "active_tenants",
-        "api_requests_total",
-        "api_response_time_seconds",
-        "database_connections_total",
-        "database_connections",
-        "cache_hit_rate",
-    ] {
-        assert!(
-            metrics.contains(&format!("# HELP {series} ")),
-            "{series} missing:\n{metrics}"
-        );
-    }
+    assert_guide_series(&metrics);
     assert!(metrics.contains("active_tenants 1\n"), "{metrics}");
     let opened = metrics
         .lines()
@@ -315,15 +289,7 @@ async fn two_instances_share_rate_limits_and_suspensions_through_redis() {
     assert_eq!(statuses, [200; 6]);
     for server in [&one, &two] {
         let r = server.get("/api/companies", Auth::Bearer(&org.token)).await;
-        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&r));
-        assert_eq!(code(&r), "quota_exceeded");
-        assert!(
-            r.header("retry-after")
-                .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
-        );
-        assert_eq!(r.header("ratelimit-limit"), Some("6"));
-        assert_eq!(r.header("ratelimit-remaining"), Some("0"));
-        assert!(r.header("ratelimit-reset").is_some());
+        assert_rate_limited(&r, "6");
     }
 
     // Another tenant, unlimited: suspended through instance one, refused by both within a
@@ -418,9 +384,7 @@ async fn async_provisioning_reaches_active_through_the_worker_on_redis() {
     assert_eq!(ready["components"]["worker"]["status"], "up", "{ready}");
     for (name, isolation) in [("queued_db", "database"), ("queued_schema", "schema")] {
         let r = server
-            .post(
-                "/api/auth/register-organization",
-                Auth::None,
+            .post_registration(
                 &json!({"organization_name":"Queued","admin_email": email(name),
                         "admin_password":"Test123!","slug": env.slug(name),
                         "isolation": isolation}),

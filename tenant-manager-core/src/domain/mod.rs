@@ -16,7 +16,7 @@ pub use plan::{Plan, PlanCatalog, QuotaPolicy, RateLimit};
 pub(crate) use rules::{validate_identifier, validate_region};
 pub use secret::Secret;
 pub use slug::{RESERVED_SLUGS, TenantSlug};
-pub use status::TenantStatus;
+pub use status::{TenantStatus, validate_status_reason};
 pub use tenant::{
     Isolation, NewTenant, Placement, ServerId, Tenant, TenantUpdate, validate_domain, validate_name,
 };

@@ -96,6 +96,26 @@ impl FromStr for TenantStatus {
     }
 }
 
+/// Checks the reason recorded with a status change (why a tenant is suspended or failed): at
+/// most 1000 characters, no control characters but line breaks; no reason at all passes.
+/// Every registry checks it before a transition, so all adapters accept and refuse the same
+/// reasons.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `reason`.
+pub fn validate_status_reason(reason: Option<&str>) -> Result<(), Error> {
+    let Some(reason) = reason else {
+        return Ok(());
+    };
+    if reason.chars().count() > 1000 || reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::invalid(
+            "reason",
+            "must be at most 1000 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::TenantStatus::*;
@@ -117,6 +137,26 @@ mod tests {
         for s in TenantStatus::ALL {
             assert!(!s.can_transition_to(s), "{s} -> {s}");
             assert_eq!(s.as_str().parse::<TenantStatus>().ok(), Some(s));
+        }
+    }
+
+    #[test]
+    fn status_reasons_are_bounded_and_printable_but_for_line_breaks() {
+        assert!(validate_status_reason(None).is_ok());
+        assert!(validate_status_reason(Some("")).is_ok());
+        assert!(validate_status_reason(Some("unpaid\nsince March")).is_ok());
+        assert!(validate_status_reason(Some(&"é".repeat(1000))).is_ok());
+        for bad in [
+            "a\u{0}b".to_owned(),
+            "tab\there".to_owned(),
+            "x".repeat(1001),
+        ] {
+            let err = validate_status_reason(Some(&bad)).err();
+            assert_eq!(
+                err.as_ref().and_then(Error::field),
+                Some("reason"),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ use moka::future::Cache;
 
 use crate::domain::{Tenant, TenantId, TenantSlug};
 use crate::error::{Error, Result};
-use crate::traits::{CacheKey, CacheStats, TenantCache};
+use crate::traits::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 
 /// Settings of an [`InMemoryTenantCache`].
 #[derive(Debug, Clone)]
@@ -68,6 +68,10 @@ impl InMemoryCacheConfig {
 /// replaced by [`put`](TenantCache::put) with a new slug is never served under the old one, and
 /// [`invalidate`](TenantCache::invalidate) of the id makes every view miss at once.
 ///
+/// The epoch is a counter every invalidation advances before it drops the record;
+/// [`put_if_current`](TenantCache::put_if_current) checks it before and after writing and takes
+/// its write back when an invalidation ran in between, so no lock is taken.
+///
 /// Clones share one cache. There is no other instance to reach, so the contract's cross-instance
 /// invalidation holds trivially for clones and does not apply across processes: a scaled-out
 /// deployment uses a shared backend (the Redis cache) instead. [`TenantCache::stats`] counts
@@ -81,6 +85,7 @@ struct Inner {
     by_id: Cache<TenantId, Tenant>,
     by_slug: Cache<TenantSlug, TenantId>,
     by_domain: Cache<String, TenantId>,
+    epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     config: InMemoryCacheConfig,
@@ -112,6 +117,7 @@ impl InMemoryTenantCache {
                 by_id: build(&config),
                 by_slug: build(&config),
                 by_domain: build(&config),
+                epoch: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 config,
@@ -127,6 +133,26 @@ impl InMemoryTenantCache {
     ) -> Option<Tenant> {
         let tenant = self.inner.by_id.get(&id?).await?;
         still_matches(&tenant).then_some(tenant)
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Drops the record of `id` and the indexes still pointing at it, leaving the epoch alone.
+    async fn drop_record(&self, id: TenantId) {
+        // Dropping the record is what makes every view miss; the indexes are tidied after.
+        let Some(old) = self.inner.by_id.remove(&id).await else {
+            return;
+        };
+        if self.inner.by_slug.get(&old.slug).await == Some(id) {
+            self.inner.by_slug.invalidate(&old.slug).await;
+        }
+        if let Some(domain) = old.domain.map(|d| d.to_ascii_lowercase())
+            && self.inner.by_domain.get(&domain).await == Some(id)
+        {
+            self.inner.by_domain.invalidate(&domain).await;
+        }
     }
 }
 
@@ -148,7 +174,8 @@ impl fmt::Debug for InMemoryTenantCache {
 
 #[async_trait]
 impl TenantCache for InMemoryTenantCache {
-    async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+    async fn lookup(&self, key: &CacheKey) -> Result<CacheLookup> {
+        let epoch = CacheEpoch::new(self.epoch());
         let found = match key {
             CacheKey::Id(id) => self.inner.by_id.get(id).await,
             CacheKey::Slug(slug) => {
@@ -181,7 +208,7 @@ impl TenantCache for InMemoryTenantCache {
             &self.inner.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(found)
+        Ok(found.map_or(CacheLookup::Miss(epoch), CacheLookup::Hit))
     }
 
     async fn put(&self, tenant: &Tenant) -> Result<()> {
@@ -200,19 +227,24 @@ impl TenantCache for InMemoryTenantCache {
         Ok(())
     }
 
+    async fn put_if_current(&self, tenant: &Tenant, epoch: CacheEpoch) -> Result<bool> {
+        if self.epoch() != epoch.value() {
+            return Ok(false);
+        }
+        self.put(tenant).await?;
+        // An invalidation that began after the check above advanced the epoch before dropping
+        // anything: it may have run before the write landed, so take the write back.
+        if self.epoch() != epoch.value() {
+            self.drop_record(tenant.id).await;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     async fn invalidate(&self, id: TenantId) -> Result<()> {
-        // Dropping the record is what makes every view miss; the indexes are tidied after.
-        let Some(old) = self.inner.by_id.remove(&id).await else {
-            return Ok(());
-        };
-        if self.inner.by_slug.get(&old.slug).await == Some(id) {
-            self.inner.by_slug.invalidate(&old.slug).await;
-        }
-        if let Some(domain) = old.domain.map(|d| d.to_ascii_lowercase())
-            && self.inner.by_domain.get(&domain).await == Some(id)
-        {
-            self.inner.by_domain.invalidate(&domain).await;
-        }
+        // The epoch first: a fill that checks it after this point is refused or taken back.
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        self.drop_record(id).await;
         Ok(())
     }
 

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 
 use crate::domain::{JobId, TenantId};
 use crate::error::{Error, Result};
-use crate::traits::{Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer};
+use crate::traits::{
+    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
+};
 
 /// Name of this backend in [`Error::Unavailable`].
 const BACKEND: &str = "memory job queue";
@@ -115,6 +117,8 @@ struct QueueFull {
 ///   reclaims the job and delivers it again with `attempt + 1` (and a new receipt, so the first
 ///   consumer's `ack`/`nack` become no-ops). A job whose lease expires after its last allowed
 ///   delivery is dead-lettered with the error `visibility timeout expired`.
+/// - `extend` moves the current lease's expiry to `now + visibility` (same receipt), waking a
+///   waiting consumer when the lease got shorter.
 /// - `dequeue` waits on a [`Notify`] and on the next timer (delayed retry or lease expiry), so
 ///   waiting consumers cost nothing until there is work.
 /// - Memory is bounded: at most [`max_jobs`](InMemoryJobQueueConfig::max_jobs) jobs are held
@@ -239,6 +243,18 @@ impl State {
             Place::Leased(key) if key.1 == token => Some(key),
             _ => None,
         }
+    }
+
+    /// Moves the current lease of `job` to expire at `until`; `None` for a stale receipt, else
+    /// whether the lease now expires earlier than before.
+    fn extend(&mut self, job: &Job, until: Instant) -> Option<bool> {
+        let old = self.current_lease(job)?;
+        let new = (until, old.1);
+        let entry = self.jobs.get_mut(&job.id)?;
+        entry.place = Place::Leased(new);
+        self.leases.remove(&old);
+        self.leases.insert(new, job.id);
+        Some(new < old)
     }
 
     fn dead_letter(&mut self, id: JobId, error: &str, config: &InMemoryJobQueueConfig) {
@@ -440,6 +456,21 @@ impl JobQueue for InMemoryJobQueue {
         Ok(NackOutcome::Retried)
     }
 
+    async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool> {
+        validate_extension(visibility, self.inner.config.visibility_timeout)?;
+        let until = Instant::now() + visibility;
+        let extended = self.state().extend(job, until);
+        if extended == Some(true) {
+            // The lease now ends before the timer a waiting consumer may sleep on: re-arm it.
+            self.inner.notify.notify_one();
+        }
+        Ok(extended.is_some())
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.inner.config.visibility_timeout
+    }
+
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Job>> {
         Ok(self.state().dead.iter().take(limit).cloned().collect())
     }
@@ -540,6 +571,25 @@ mod tests {
         );
         let stats = q.stats().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stats, QueueStats::new(0, 0, 2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shortening_a_lease_wakes_a_consumer_waiting_for_it() {
+        let q = queue(InMemoryJobQueueConfig::default());
+        q.enqueue(new_job()).await.unwrap_or_else(|e| panic!("{e}"));
+        let held = q
+            .dequeue("holder", Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("a job is ready"));
+        // "other" sleeps towards the 30 s lease expiry until the lease is cut to 1 ms.
+        let (again, extended) = tokio::join!(q.dequeue("other", Duration::from_secs(10)), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            q.extend(&held, Duration::from_millis(1)).await
+        });
+        assert!(extended.is_ok_and(|e| e));
+        let again = again.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.map(|j| (j.id, j.attempt)), Some((held.id, 2)));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Email, NewTenant, NewUser, Page, PasswordHash, Tenant, TenantId, TenantQuery, TenantSlug,
-    TenantStatus, TenantUpdate, User, UserId, validate_domain,
+    TenantStatus, TenantUpdate, User, UserId, validate_domain, validate_status_reason,
 };
 use crate::error::{Entity, Error, Result};
 use crate::traits::TenantRegistry;
@@ -379,15 +379,7 @@ impl TenantRegistry for InMemoryRegistry {
         to: TenantStatus,
         reason: Option<String>,
     ) -> Result<Tenant> {
-        if let Some(reason) = &reason
-            && (reason.chars().count() > 1000
-                || reason.chars().any(|c| c.is_control() && c != '\n'))
-        {
-            return Err(Error::invalid(
-                "reason",
-                "must be at most 1000 characters without control characters",
-            ));
-        }
+        validate_status_reason(reason.as_deref())?;
         let mut tenant = self
             .tenants
             .get_mut(&id)

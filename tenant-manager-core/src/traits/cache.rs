@@ -62,25 +62,94 @@ impl CacheStats {
     }
 }
 
+/// A cache's invalidation epoch, as read by a [`TenantCache::lookup`] that missed.
+///
+/// Opaque to callers: hand it back to [`TenantCache::put_if_current`] to fill the cache with
+/// what was read from the registry after the miss. Adapters choose what the number means (a
+/// counter every invalidation advances, for the bundled ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheEpoch(u64);
+
+impl CacheEpoch {
+    /// The epoch `value` of an adapter.
+    pub fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The adapter's value.
+    pub fn value(self) -> u64 {
+        self.0
+    }
+}
+
+/// What [`TenantCache::lookup`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLookup {
+    /// The cached tenant.
+    Hit(Tenant),
+    /// Nothing cached; the epoch to fill the cache with after reading the registry.
+    Miss(CacheEpoch),
+}
+
+impl CacheLookup {
+    /// The tenant of a hit.
+    pub fn into_tenant(self) -> Option<Tenant> {
+        match self {
+            CacheLookup::Hit(tenant) => Some(tenant),
+            CacheLookup::Miss(_) => None,
+        }
+    }
+}
+
 /// Caches tenant records by id, slug and domain.
+///
+/// A lookup that misses fills the cache in three steps, so that a record read before a change
+/// is never cached after the change's invalidation, on any instance:
+/// 1. [`lookup`](TenantCache::lookup) misses and returns the cache's [`CacheEpoch`];
+/// 2. the caller reads the registry;
+/// 3. [`put_if_current`](TenantCache::put_if_current) caches the record with that epoch, and
+///    is refused if an invalidation ran since step 1.
+///
+/// [`TenantLookup`](crate::lookup::TenantLookup) does exactly this.
 ///
 /// # Contract
 /// - After `invalidate(id)` returns, no lookup on this instance returns the old record, and
 ///   other instances sharing the backend drop it promptly (within one second).
+/// - Every `invalidate` advances the epoch that all instances sharing the backend read, no
+///   later than it drops the shared record, and even when no record was cached.
+/// - `put_if_current(tenant, epoch)` caches nothing, and returns `false`, when an invalidation
+///   of `tenant` began on any instance sharing the backend since `epoch` was read (an adapter
+///   may also refuse after other invalidations: a refusal only costs a later miss). When it
+///   writes and an invalidation runs concurrently, the invalidation still drops the write, on
+///   every instance. So a record read from the registry after step 1 never outlives an
+///   invalidation that followed a change the read missed.
+/// - `put` caches unconditionally: use it only for a record known to be current, and
+///   invalidate after every change rather than `put` the new record.
 /// - Entries expire after the cache's TTL; memory is bounded.
 /// - A lookup by slug or domain never returns a tenant whose slug or domain has changed since.
+/// - A hit costs at most one round trip to a shared backend; a miss returns its epoch within
+///   that same round trip.
 ///
 /// # Errors
 /// `Unavailable` when a shared backend cannot be reached (callers fall back to the registry).
 #[async_trait]
 pub trait TenantCache: fmt::Debug + Send + Sync + 'static {
-    /// The cached tenant, if any.
-    async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>>;
+    /// The cached tenant, or the epoch to fill the cache with on a miss.
+    async fn lookup(&self, key: &CacheKey) -> Result<CacheLookup>;
 
-    /// Caches a tenant under its id, slug and domain.
+    /// The cached tenant, if any: [`lookup`](TenantCache::lookup) without the epoch.
+    async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+        Ok(self.lookup(key).await?.into_tenant())
+    }
+
+    /// Caches a tenant under its id, slug and domain, unconditionally.
     async fn put(&self, tenant: &Tenant) -> Result<()>;
 
-    /// Drops a tenant everywhere.
+    /// Caches a tenant under its id, slug and domain unless an invalidation ran since `epoch`
+    /// was read (see the contract); returns whether it was cached.
+    async fn put_if_current(&self, tenant: &Tenant, epoch: CacheEpoch) -> Result<bool>;
+
+    /// Drops a tenant everywhere and advances the epoch.
     async fn invalidate(&self, id: TenantId) -> Result<()>;
 
     /// Hit and miss counters of this instance.

@@ -138,9 +138,15 @@ impl QueueStats {
 ///   delivered the queue's maximum number of times, keeping `error` as its last error.
 /// - `ack` and `nack` of a receipt that is no longer current (the job was reclaimed by
 ///   another consumer) do nothing and return `Ok`.
+/// - `extend` renews the lease of a current delivery, so a job that runs longer than the
+///   visibility timeout is not handed to a second consumer while the first still works on it.
+///   For a receipt that is no longer current (reclaimed, acked, nacked or dead-lettered) it
+///   changes nothing and answers `false`: the lease is lost.
 ///
 /// # Errors
-/// `Unavailable` when the backend cannot be reached; `InvalidInput` for a bad consumer name.
+/// `Unavailable` when the backend cannot be reached; `InvalidInput` for a bad consumer name,
+/// or for an extension outside 1 ms to [`visibility_timeout`](JobQueue::visibility_timeout)
+/// (field `visibility`).
 #[async_trait]
 pub trait JobQueue: std::fmt::Debug + Send + Sync + 'static {
     /// Adds a job.
@@ -154,6 +160,26 @@ pub trait JobQueue: std::fmt::Debug + Send + Sync + 'static {
 
     /// Marks a job failed: retried after `delay` or dead-lettered.
     async fn nack(&self, job: &Job, error: &str, delay: Duration) -> Result<NackOutcome>;
+
+    /// Renews the lease of `job`, a delivery this consumer still holds: it stays invisible to
+    /// other consumers for `visibility` from now, instead of until its current lease runs out.
+    /// Consumers of long jobs call it periodically (the provisioning worker does every third
+    /// of the visibility timeout). A lease that ran out but whose job has not been delivered
+    /// again yet can still be extended.
+    ///
+    /// Answers `true` when the lease was renewed and `false`, changing nothing, when the
+    /// receipt is no longer current: the job was reclaimed by another consumer, acked, nacked
+    /// or dead-lettered.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `visibility` when it is under 1 ms or longer than
+    /// [`visibility_timeout`](JobQueue::visibility_timeout) (see [`validate_extension`]);
+    /// `Unavailable` when the backend cannot be reached.
+    async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool>;
+
+    /// How long a delivery stays invisible to other consumers: the lease a `dequeue` grants,
+    /// and the longest one `extend` grants.
+    fn visibility_timeout(&self) -> Duration;
 
     /// Up to `limit` dead-lettered jobs, oldest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Job>>;
@@ -179,4 +205,22 @@ pub fn validate_consumer(consumer: &str) -> Result<()> {
             "must be 1 to 64 of [A-Za-z0-9_.:-]",
         ))
     }
+}
+
+/// Validates the `visibility` of a lease extension against the queue's `visibility_timeout`:
+/// at least 1 ms and at most the visibility timeout.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `visibility`.
+pub fn validate_extension(visibility: Duration, visibility_timeout: Duration) -> Result<()> {
+    if visibility < Duration::from_millis(1) {
+        return Err(Error::invalid("visibility", "must be at least 1 ms"));
+    }
+    if visibility > visibility_timeout {
+        return Err(Error::invalid(
+            "visibility",
+            "must be at most the queue's visibility timeout",
+        ));
+    }
+    Ok(())
 }

@@ -10,8 +10,10 @@ mod quota;
 mod registry;
 
 pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
-pub use cache::{CacheKey, CacheStats, TenantCache};
-pub use jobs::{Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer};
+pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
+pub use jobs::{
+    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
+};
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};

@@ -1,8 +1,9 @@
 //! `ProvisioningWorker`: runs queued `tenant.provision` and `tenant.deprovision` jobs.
 //!
 //! Safe to run in several processes against one queue: the queue leases each job to one
-//! consumer at a time, provisioning is idempotent with a per-tenant lock, and every status
-//! change goes through the registry's atomic transition.
+//! consumer at a time (the worker renews the lease while a job runs, so a job longer than the
+//! visibility timeout is not handed to a second worker), provisioning is idempotent with a
+//! per-tenant lock, and every status change goes through the registry's atomic transition.
 //!
 //! ```no_run
 //! # async fn example(manager: tenant_manager_core::manager::TenantManager) -> tenant_manager_core::Result<()> {
@@ -24,6 +25,7 @@
 mod backoff;
 mod config;
 mod handlers;
+mod lease;
 
 use std::fmt;
 use std::sync::Arc;
@@ -91,6 +93,11 @@ pub struct JobReport {
 /// Takes tenant life-cycle jobs from a [`JobQueue`] and runs them: calls the provisioner,
 /// retries transient failures with exponential backoff and jitter, and marks tenants
 /// `Active`, `Failed` (with the reason) or `Deleted`.
+///
+/// While a job runs, its lease is renewed with [`JobQueue::extend`] every third of the queue's
+/// visibility timeout, until the job finishes. A lease lost meanwhile (the queue gave the job
+/// to another consumer) is logged as a warning and counted in `tenant_job_leases_lost_total`;
+/// the job still runs to its end, which is safe since jobs are idempotent.
 ///
 /// Give it a queue of its own: jobs of kinds it does not know are handed back to be
 /// dead-lettered.
@@ -215,7 +222,7 @@ impl ProvisioningWorker {
     }
 
     async fn process(&self, job: &Job, shutdown: &CancellationToken) -> Result<JobReport> {
-        let work = self.handle(job);
+        let work = lease::with_lease(self.jobs.as_ref(), job, self.handle(job));
         tokio::pin!(work);
         let outcome = tokio::select! {
             out = &mut work => out,

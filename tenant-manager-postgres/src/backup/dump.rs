@@ -97,10 +97,35 @@ pub(crate) struct Restore<'a> {
     pub(crate) backup: BackupId,
 }
 
+impl Restore<'_> {
+    /// What both restores stage with: the tenant role, the tools' connection to the target's
+    /// server, and the name of this restore's scratch database.
+    fn staging(&self) -> Result<(&Ident, ToolConn, Ident)> {
+        Ok((
+            database::role_of(self.target)?,
+            tool_conn(self.storage, self.target)?,
+            scratch_name("tm_restore_", self.backup)?,
+        ))
+    }
+}
+
 /// A scratch database name for one restore.
 fn scratch_name(prefix: &str, id: BackupId) -> Result<Ident> {
     let hex = id.as_uuid().simple().to_string();
     Ident::new(&format!("{prefix}{}", &hex[hex.len() - 16..]), "database")
+}
+
+/// `DROP DATABASE IF EXISTS <database> WITH (FORCE)`.
+fn drop_database(database: &Ident) -> String {
+    format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+}
+
+/// Creates the scratch database afresh (dropping what an interrupted restore left), owned by
+/// `role`.
+async fn create_scratch(maint: &mut PgConnection, scratch: &Ident, role: &Ident) -> Result<()> {
+    admin::ddl(maint, drop_database(scratch)).await?;
+    admin::create_database(maint, scratch, Some(role), None).await?;
+    Ok(())
 }
 
 /// Replaces a database-isolated tenant's database with the backup: restored into a fresh
@@ -111,33 +136,21 @@ pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<(
         tools,
         tenant,
         target,
-        backup,
+        ..
     } = *job;
-    let role = database::role_of(target)?;
-    let conn_info = tool_conn(storage, target)?;
-    let scratch = scratch_name("tm_restore_", backup)?;
+    let (role, conn_info, scratch) = job.staging()?;
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let result = async {
-        admin::ddl(
-            &mut maint,
-            format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
-        )
-        .await?;
-        admin::create_database(&mut maint, &scratch, Some(role), None).await?;
+        create_scratch(&mut maint, &scratch, role).await?;
         let db = &target.database;
-        let drop_scratch = format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)");
         let staged = async {
             pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
             // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
-            admin::ddl(
-                &mut maint,
-                format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-            )
-            .await
+            admin::ddl(&mut maint, drop_database(db)).await
         }
         .await;
         if let Err(e) = staged {
-            let _ = admin::ddl(&mut maint, drop_scratch).await;
+            let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
             return Err(e);
         }
         // Should the rename fail, the restored copy stays under the scratch name.
@@ -170,23 +183,16 @@ pub(crate) async fn restore_schema(
         target,
         backup,
     } = *job;
-    let role = database::role_of(target)?;
+    let (role, conn_info, scratch) = job.staging()?;
     let schema = target
         .schema
         .as_ref()
         .ok_or_else(|| tenant_manager_core::Error::internal("schema tenant without schema"))?;
     let source = Ident::new(source_schema, "backup.source")?;
-    let conn_info = tool_conn(storage, target)?;
-    let scratch = scratch_name("tm_restore_", backup)?;
 
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let staged = async {
-        admin::ddl(
-            &mut maint,
-            format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
-        )
-        .await?;
-        admin::create_database(&mut maint, &scratch, Some(role), None).await?;
+        create_scratch(&mut maint, &scratch, role).await?;
         pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
         if source != *schema {
             let mut conn = storage.connect(&target.server, &scratch).await?;
@@ -209,11 +215,7 @@ pub(crate) async fn restore_schema(
         .await
     }
     .await;
-    let _ = admin::ddl(
-        &mut maint,
-        format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
-    )
-    .await;
+    let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
     admin::close(maint).await;
     staged?;
 

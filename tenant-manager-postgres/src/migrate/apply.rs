@@ -4,6 +4,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Error, Result};
 
+use super::lock::{self, Hold};
 use super::scope::Scope;
 use crate::error::{SqlxResultExt, map_migrate};
 use crate::ident::Ident;
@@ -33,24 +34,44 @@ pub(crate) async fn current_version(conn: &mut PgConnection) -> Result<i64> {
         .map_db(Entity::Record)
 }
 
+/// A failed application: the error, and the version the storage is at after it when that is
+/// known to differ from the start (migrations applied outside one transaction commit one by one).
+#[derive(Debug)]
+pub(crate) struct Failed {
+    /// Why it failed.
+    pub(crate) error: Error,
+    /// Newest applied version after the failure, when the set ran migration by migration.
+    pub(crate) reached: Option<i64>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            reached: None,
+        }
+    }
+}
+
+/// What applying a set to one tenant did.
+pub(crate) type Outcome = std::result::Result<Applied, Failed>;
+
 /// Applies `migrator` inside `scope` on `conn`, under the advisory lock `lock_key` of that
 /// database (so two processes never migrate one tenant at once).
 ///
 /// Everything runs in one transaction, each migration in a savepoint, so a failing migration
 /// leaves the tenant exactly at its previous version. When a pending migration is marked
-/// `-- no-transaction`, the set runs with session-level scope and lock instead.
+/// `-- no-transaction`, the set runs with session-level scope and lock instead
+/// ([`super::no_tx`]): each migration commits on its own, and a failure leaves the tenant at
+/// the last migration that succeeded.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     scope: Scope<'_>,
     migrator: &Migrator,
     lock_key: i64,
-) -> Result<Applied> {
+) -> Outcome {
     let mut tx = conn.begin().await.map_db(Entity::Record)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_key)
-        .execute(&mut *tx)
-        .await
-        .map_db(Entity::Record)?;
+    lock::acquire(&mut tx, lock_key, Hold::Transaction).await?;
     scope.enter(&mut tx, true).await?;
     let before = current_version(&mut tx).await?;
     let needs_no_tx = migrator
@@ -67,44 +88,27 @@ pub(crate) async fn apply(
         return Ok(Applied { before, after });
     }
     tx.rollback().await.map_db(Entity::Record)?;
-    apply_without_transaction(conn, scope, migrator, lock_key).await
+    super::no_tx::apply_without_transaction(conn, scope, migrator, lock_key).await
 }
 
-async fn apply_without_transaction(
+/// Applies the isolated set to a template database being built, as the template owner. The
+/// builder holds the server's template lock and the database is not yet a template, so the
+/// migration lock taken here never waits.
+pub(crate) async fn apply_to_template(
     conn: &mut PgConnection,
-    scope: Scope<'_>,
+    owner: &Ident,
     migrator: &Migrator,
-    lock_key: i64,
-) -> Result<Applied> {
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(lock_key)
-        .execute(&mut *conn)
+) -> Result<()> {
+    let key = crate::provision::lock::lock_key("migrate", &["template"]);
+    apply(conn, Scope::Database { role: owner }, migrator, key)
         .await
-        .map_db(Entity::Record)?;
-    let result = async {
-        scope.enter(conn, false).await?;
-        let before = current_version(conn).await?;
-        migrator
-            .run_direct(None, &mut *conn, false)
-            .await
-            .map_err(map_migrate)?;
-        let after = current_version(conn).await?;
-        verify(conn, scope).await?;
-        Ok(Applied { before, after })
-    }
-    .await;
-    // Best effort: the caller closes this connection anyway, which releases both.
-    let _ = Scope::leave(conn).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock_key)
-        .execute(&mut *conn)
-        .await;
-    result
+        .map(|_| ())
+        .map_err(|failed| failed.error)
 }
 
 /// Checks what a scope's migrations must guarantee: for shared tables, forced row-level
 /// security (checked before the transaction commits, so an unsafe set is never applied).
-async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<()> {
+pub(super) async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<()> {
     match scope {
         Scope::Shared { schema, .. } => verify_row_security(conn, schema).await,
         Scope::Database { .. } | Scope::Schema { .. } => Ok(()),

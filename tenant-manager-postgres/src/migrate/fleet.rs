@@ -9,7 +9,7 @@ use futures::StreamExt;
 use sqlx::{AssertSqlSafe, FromRow};
 use tenant_manager_core::{Entity, Error, Result, Tenant, TenantId, TenantStatus};
 
-use super::tenant::migrate_tenant;
+use super::tenant::{migrate_and_record, migrate_tenant};
 use crate::error::SqlxResultExt;
 use crate::storage::TenantStorage;
 
@@ -115,7 +115,9 @@ pub struct TenantMigration {
     pub slug: String,
     /// Version before.
     pub from_version: i64,
-    /// Version after (unchanged on failure: a failing set rolls back whole).
+    /// Version after. On failure, a set applied in one transaction rolls back whole (unchanged);
+    /// a set with migrations marked `-- no-transaction` runs migration by migration and stops
+    /// at the last one that succeeded.
     pub to_version: i64,
     /// Why it failed, if it did.
     pub error: Option<Error>,
@@ -188,8 +190,9 @@ struct BehindRow {
 ///
 /// Which tenants are behind comes from one query on the global database (the version each
 /// tenant was last migrated to), without connecting to any tenant. Each tenant migrates in one
-/// transaction under its own advisory lock, so a rerun after failures finishes only what is
-/// behind, and a provisioning run and a fleet run never migrate one tenant at once.
+/// transaction (migration by migration when one is marked `-- no-transaction`) under its own
+/// advisory lock, so a rerun after failures finishes only what is behind, and a provisioning
+/// run and a fleet run never migrate one tenant at once.
 #[derive(Clone)]
 pub struct TenantMigrator {
     storage: TenantStorage,
@@ -256,7 +259,8 @@ impl TenantMigrator {
     ///
     /// # Errors
     /// `Unavailable` when its database cannot be reached; `Internal` naming the migration that
-    /// failed (the tenant stays at its previous version).
+    /// failed (the tenant stays at its previous version, or, when a pending migration is marked
+    /// `-- no-transaction`, at the last migration that succeeded).
     pub async fn migrate_tenant(&self, tenant: &Tenant) -> Result<i64> {
         migrate_tenant(&self.storage, tenant).await.map(|a| a.after)
     }
@@ -332,7 +336,7 @@ impl TenantMigrator {
                     if budget.is_some_and(|max| counters.failed.load(Ordering::SeqCst) >= max) {
                         return Err(behind.tenant.id);
                     }
-                    let result = migrate_tenant(&self.storage, &behind.tenant).await;
+                    let result = migrate_and_record(&self.storage, &behind.tenant).await;
                     let ok = result.is_ok();
                     let failed = if ok {
                         counters.failed.load(Ordering::SeqCst)
@@ -362,12 +366,12 @@ impl TenantMigrator {
                             to_version: applied.after,
                             error: None,
                         },
-                        Err(error) => TenantMigration {
+                        Err(failed) => TenantMigration {
                             tenant: behind.tenant.id,
                             slug: behind.tenant.slug.to_string(),
                             from_version: behind.version,
-                            to_version: behind.version,
-                            error: Some(error),
+                            to_version: failed.reached.unwrap_or(behind.version),
+                            error: Some(failed.error),
                         },
                     })
                 })

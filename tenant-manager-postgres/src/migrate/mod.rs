@@ -1,8 +1,10 @@
 //! Tenant migrations: the host's migration sets ([`TenantMigrations`]) and the fleet migrator
 //! ([`TenantMigrator`]) that applies them to every tenant.
 
-mod apply;
+pub(crate) mod apply;
 mod fleet;
+mod lock;
+mod no_tx;
 pub(crate) mod record;
 pub(crate) mod scope;
 mod set;

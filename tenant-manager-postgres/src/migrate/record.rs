@@ -43,15 +43,24 @@ pub(crate) async fn migrated(pool: &PgPool, tenant: TenantId, version: i64) -> R
     Ok(())
 }
 
-/// Records a failed migration of a tenant (its version stays where it was).
-pub(crate) async fn failed(pool: &PgPool, tenant: TenantId, error: &str) -> Result<()> {
+/// Records a failed migration of a tenant. Its version stays where it was, or moves to
+/// `reached` when the failing run got that far (migrations applied one by one).
+pub(crate) async fn failed(
+    pool: &PgPool,
+    tenant: TenantId,
+    reached: Option<i64>,
+    error: &str,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO tm_tenant_migrations (tenant_id, version, last_error, failed_at) \
-         VALUES ($1, 0, $2, now()) \
-         ON CONFLICT (tenant_id) DO UPDATE SET last_error = EXCLUDED.last_error, failed_at = now()",
+         VALUES ($1, coalesce($3, 0), $2, now()) \
+         ON CONFLICT (tenant_id) DO UPDATE SET \
+             version = coalesce($3, tm_tenant_migrations.version), \
+             last_error = EXCLUDED.last_error, failed_at = now()",
     )
     .bind(tenant.as_uuid())
     .bind(error)
+    .bind(reached)
     .execute(pool)
     .await
     .map_db(Entity::Tenant)?;

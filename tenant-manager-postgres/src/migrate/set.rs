@@ -18,7 +18,10 @@ use tenant_manager_core::Isolation;
 ///   leaves a `tenant_id` table unprotected.
 ///
 /// Migrations run in one transaction per tenant (savepoints per migration) unless one of the
-/// pending migrations is marked `-- no-transaction`.
+/// pending migrations is marked `-- no-transaction`; then they run one by one, each committing
+/// on its own, and a failure leaves the tenant at the last one that succeeded. A file marked
+/// `-- no-transaction` must hold a single statement: Postgres runs a multi-statement string
+/// as one implicit transaction.
 #[derive(Clone)]
 pub struct TenantMigrations {
     isolated: Arc<Migrator>,

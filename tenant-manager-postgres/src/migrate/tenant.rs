@@ -2,7 +2,7 @@
 
 use tenant_manager_core::{Error, Isolation, Result, Tenant};
 
-use super::apply::{Applied, apply};
+use super::apply::{Applied, Outcome, apply};
 use super::record;
 use super::scope::Scope;
 use crate::provision::lock::lock_key;
@@ -49,18 +49,26 @@ fn migration_key(target: &Target) -> i64 {
 /// Applies the tenant's migration set to its storage and records the version reached (or the
 /// failure) in the global database. Returns versions before and after.
 pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
-    let result = migrate_unrecorded(storage, tenant).await;
-    match &result {
-        Ok(applied) => record::migrated(&storage.global, tenant.id, applied.after).await?,
-        Err(err) => {
-            // The migration's own error matters more than a failure to record it.
-            let _ = record::failed(&storage.global, tenant.id, &record::error_text(err)).await;
-        }
-    }
-    result
+    migrate_and_record(storage, tenant)
+        .await
+        .map_err(|failed| failed.error)
 }
 
-async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
+/// [`migrate_tenant`], keeping on failure the version the tenant reached.
+pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
+    let outcome = migrate_unrecorded(storage, tenant).await;
+    match &outcome {
+        Ok(applied) => record::migrated(&storage.global, tenant.id, applied.after).await?,
+        Err(failed) => {
+            // The migration's own error matters more than a failure to record it.
+            let text = record::error_text(&failed.error);
+            let _ = record::failed(&storage.global, tenant.id, failed.reached, &text).await;
+        }
+    }
+    outcome
+}
+
+async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
     let target = storage.target(tenant)?;
     let migrator = storage
         .migrations
@@ -68,9 +76,9 @@ async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Result<
         .ok_or_else(|| Error::invalid("isolation", "no migrations for this isolation mode"))?;
     let mut conn = storage.connect(&target.server, &target.database).await?;
     let scope = scope_of(storage, &target, tenant)?;
-    let result = apply(&mut conn, scope, migrator, migration_key(&target)).await;
+    let outcome = apply(&mut conn, scope, migrator, migration_key(&target)).await;
     crate::provision::admin::close(conn).await;
-    result
+    outcome
 }
 
 /// Reads the version a tenant's storage is at (after a restore) and records it.

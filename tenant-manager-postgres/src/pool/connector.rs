@@ -9,6 +9,7 @@ use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant};
 
 use super::manager::PgConnectionManager;
 use super::scope;
+use crate::app_login::AppLogin;
 use crate::credentials::{TenantCredentials, tenant_role};
 use crate::ident::Ident;
 use crate::servers::ServerMap;
@@ -24,6 +25,9 @@ pub const DEFAULT_APPLICATION_NAME: &str = "tenant-manager";
 struct SharedLogin {
     user: String,
     password: Secret,
+    /// Schema checkouts `SET ROLE` to the tenant's role (the app login, which inherits
+    /// nothing, reaches a schema only so).
+    set_role: bool,
 }
 
 /// Tells the pool engine how to reach each tenant's data on Postgres.
@@ -32,12 +36,26 @@ struct SharedLogin {
 ///   `placement.database` on `placement.server` as the tenant's own login role
 ///   (`tenant_<slug>`), with the password from [`TenantCredentials`].
 /// - [`Isolation::Schema`] and [`Isolation::Shared`]: one pool per `server/database`, shared
-///   by its tenants, connected with the server's login (see
-///   [`with_shared_login`](Self::with_shared_login)). Every checkout sets `search_path` to the
-///   tenant's quoted schema only (schema isolation) or to the default (shared isolation), and
-///   `app.tenant_id` to the tenant's id, in one round trip. Every return resets the session
-///   (settings, role, temporary tables, listeners, advisory locks) in one round trip; a
-///   connection returned inside a transaction, or whose reset fails, is discarded.
+///   by its tenants. Every checkout sets `search_path` to the tenant's quoted schema only
+///   (schema isolation) or to the default (shared isolation), and `app.tenant_id` to the
+///   tenant's id, in one round trip. Every return resets the session (settings, role,
+///   temporary tables, listeners, advisory locks) in one round trip; a connection returned
+///   inside a transaction, or whose reset fails, is discarded.
+///
+/// # The login of shared pools
+///
+/// Use [`with_app_login`](Self::with_app_login), the secure path: shared pools log in as the
+/// unprivileged app login ([`crate::app_login`]), a schema checkout also runs `SET ROLE` to the
+/// tenant's role (in the same round trip), and Postgres itself keeps tenants apart: a schema
+/// tenant's session has exactly its role's privileges (another tenant's schema answers
+/// `42501`), a shared tenant's session is bound by forced row-level security. This guards
+/// against the application's mistakes (a missing `WHERE tenant_id`, a schema-qualified name),
+/// not against SQL injected into a session: such SQL can `SET ROLE` to any role the app login
+/// is a member of, or set `app.tenant_id`.
+///
+/// Without it, shared pools log in as the server map's admin login (a superuser bypasses
+/// row-level security and reads every schema), or as
+/// [`with_shared_login`](Self::with_shared_login)'s role.
 ///
 /// Every connection carries `application_name` (default
 /// [`DEFAULT_APPLICATION_NAME`]), so `pg_stat_activity` tells the pools' sessions apart.
@@ -67,13 +85,29 @@ impl PgTenantConnector {
         self
     }
 
-    /// Connects pools shared by tenants as `user` instead of the server's admin login. Use an
-    /// unprivileged role: row-level security does not apply to superusers and table owners.
+    /// Connects pools shared by tenants as the app login (created and granted by
+    /// [`PostgresProvisioner::ensure_app_login`](crate::PostgresProvisioner::ensure_app_login)
+    /// and provisioning), and `SET ROLE`s each schema checkout to the tenant's role. The
+    /// recommended setting; replaces [`with_shared_login`](Self::with_shared_login).
+    #[must_use]
+    pub fn with_app_login(mut self, login: AppLogin) -> Self {
+        self.shared_login = Some(SharedLogin {
+            user: login.name().to_owned(),
+            password: login.password().clone(),
+            set_role: true,
+        });
+        self
+    }
+
+    /// Connects pools shared by tenants as `user` instead of the server's admin login, with no
+    /// `SET ROLE` on checkout. Use an unprivileged role: row-level security does not apply to
+    /// superusers and table owners. Prefer [`with_app_login`](Self::with_app_login).
     #[must_use]
     pub fn with_shared_login(mut self, user: impl Into<String>, password: Secret) -> Self {
         self.shared_login = Some(SharedLogin {
             user: user.into(),
             password,
+            set_role: false,
         });
         self
     }
@@ -127,6 +161,10 @@ impl fmt::Debug for PgTenantConnector {
             .field("credentials", &self.credentials)
             .field("application_name", &self.application_name)
             .field("shared_login", &self.shared_login.as_ref().map(|l| &l.user))
+            .field(
+                "set_role",
+                &self.shared_login.as_ref().is_some_and(|l| l.set_role),
+            )
             .finish()
     }
 }
@@ -167,7 +205,12 @@ impl TenantConnector for PgTenantConnector {
     }
 
     async fn apply_scope(&self, conn: &mut PgConnection, tenant: &Tenant) -> Result<()> {
-        scope::apply(conn, tenant).await
+        let set_role = self.shared_login.as_ref().is_some_and(|l| l.set_role);
+        let role = match tenant.isolation {
+            Isolation::Schema if set_role => Some(tenant_role(tenant)?),
+            _ => None,
+        };
+        scope::apply(conn, tenant, role.as_ref()).await
     }
 
     async fn reset_scope(&self, conn: &mut PgConnection) -> Result<()> {

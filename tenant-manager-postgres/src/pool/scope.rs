@@ -7,10 +7,12 @@ use crate::error::map_sqlx;
 use crate::ident::Ident;
 
 /// Sets `search_path` (the tenant's quoted schema, or the server's default when `$1` is
-/// NULL) and `app.tenant_id` for the session, in one round trip.
+/// NULL), `app.tenant_id`, and the role (`SET ROLE $3`, untouched when `$3` is NULL) for the
+/// session, in one round trip.
 const APPLY: &str = "SELECT pg_catalog.set_config('search_path', \
      COALESCE($1::text, s.reset_val), false), \
-     pg_catalog.set_config('app.tenant_id', $2::text, false) \
+     pg_catalog.set_config('app.tenant_id', $2::text, false), \
+     CASE WHEN $3::text IS NULL THEN NULL ELSE pg_catalog.set_config('role', $3::text, false) END \
      FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
 
 /// Clears everything a tenant may have left on the session, in one round trip (simple
@@ -26,12 +28,19 @@ const RESET: &str = "SELECT pg_catalog.statement_timestamp() = pg_catalog.transa
 
 /// Sets `tenant`'s scope: for schema isolation `search_path` to its quoted schema only; for
 /// shared isolation the default `search_path`; for both `app.tenant_id` to its id (row-level
-/// security policies read it with `current_setting('app.tenant_id')`).
+/// security policies read it with `current_setting('app.tenant_id')`); with `role`, the
+/// current role (`SET ROLE`; the name is bound, a role name is taken as is, unquoted).
+/// [`RESET`]'s `SET SESSION AUTHORIZATION DEFAULT` undoes the role as well.
 ///
 /// # Errors
 /// - `InvalidInput` when a schema tenant has no valid schema, or for database isolation.
 /// - `Unavailable` when the connection is broken or still inside a transaction.
-pub(crate) async fn apply(conn: &mut PgConnection, tenant: &Tenant) -> Result<()> {
+/// - `Forbidden` when the login may not `SET ROLE` to `role`.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    tenant: &Tenant,
+    role: Option<&Ident>,
+) -> Result<()> {
     let search_path = match tenant.isolation {
         Isolation::Schema => {
             let schema = tenant.placement.schema.as_deref().ok_or_else(|| {
@@ -56,6 +65,7 @@ pub(crate) async fn apply(conn: &mut PgConnection, tenant: &Tenant) -> Result<()
     sqlx::query(APPLY)
         .bind(search_path)
         .bind(tenant.id.to_string())
+        .bind(role.map(Ident::as_str))
         .execute(&mut *conn)
         .await
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;

@@ -15,7 +15,7 @@ const DUPLICATE_DATABASE: &str = "42P04";
 /// SQLSTATE `duplicate_object` (a role that exists).
 const DUPLICATE_OBJECT: &str = "42710";
 /// SQLSTATE `unique_violation` (two sessions creating one role at once).
-const UNIQUE_VIOLATION: &str = "23505";
+pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 
 /// The comment that marks a role, database or schema as a tenant's, so tenant-manager never
 /// alters or drops an object it did not create.
@@ -60,7 +60,7 @@ pub(crate) async fn ddl(conn: &mut PgConnection, sql: String) -> Result<()> {
 }
 
 /// [`ddl`] keeping the driver error, for callers that treat some SQLSTATEs as success.
-async fn ddl_raw(conn: &mut PgConnection, sql: String) -> std::result::Result<(), sqlx::Error> {
+pub(crate) async fn ddl_raw(conn: &mut PgConnection, sql: String) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql(AssertSqlSafe(sql))
         .execute(conn)
         .await
@@ -68,7 +68,7 @@ async fn ddl_raw(conn: &mut PgConnection, sql: String) -> std::result::Result<()
 }
 
 /// Whether a driver error carries one of these SQLSTATEs.
-fn has_state(err: &sqlx::Error, states: &[&str]) -> bool {
+pub(crate) fn has_state(err: &sqlx::Error, states: &[&str]) -> bool {
     match err {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| states.contains(&c.as_ref())),
         _ => false,
@@ -76,7 +76,10 @@ fn has_state(err: &sqlx::Error, states: &[&str]) -> bool {
 }
 
 /// The marker comment of a role, `None` when the role does not exist.
-async fn role_comment(conn: &mut PgConnection, role: &Ident) -> Result<Option<Option<String>>> {
+pub(crate) async fn role_comment(
+    conn: &mut PgConnection,
+    role: &Ident,
+) -> Result<Option<Option<String>>> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
     )
@@ -87,6 +90,10 @@ async fn role_comment(conn: &mut PgConnection, role: &Ident) -> Result<Option<Op
     Ok(row.map(|(c,)| c))
 }
 
+/// Attributes of every role tenant-manager creates: none that escalates.
+pub(crate) const UNPRIVILEGED: &str =
+    "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS";
+
 /// How a role may log in.
 #[derive(Debug)]
 pub(crate) enum Login<'a> {
@@ -94,6 +101,18 @@ pub(crate) enum Login<'a> {
     Password(&'a Secret),
     /// No login: a role that only owns objects.
     None,
+}
+
+impl Login<'_> {
+    /// The `LOGIN PASSWORD '...'` or `NOLOGIN` clause.
+    pub(crate) fn clause(&self) -> String {
+        match self {
+            Login::Password(verifier) => {
+                format!("LOGIN PASSWORD {}", quote_literal(verifier.expose()))
+            }
+            Login::None => "NOLOGIN".to_owned(),
+        }
+    }
 }
 
 /// Creates the role marked `marker`, or brings an existing one with that marker up to date.
@@ -104,19 +123,60 @@ pub(crate) async fn ensure_role(
     marker: &str,
     login: Login<'_>,
 ) -> Result<()> {
-    let login_clause = match &login {
-        Login::Password(verifier) => format!("LOGIN PASSWORD {}", quote_literal(verifier.expose())),
-        Login::None => "NOLOGIN".to_owned(),
+    let login_clause = login.clause();
+    let marked = Marked {
+        role,
+        marker,
+        field: "role",
     };
+    ensure_marked_role(
+        conn,
+        &marked,
+        &format!("{login_clause} {UNPRIVILEGED}"),
+        Some(&login_clause),
+    )
+    .await
+}
+
+/// A role tenant-manager manages: its name, the marker comment that says so, and the field a
+/// `Conflict` names when a role of that name is not marked so.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Marked<'a> {
+    /// The role.
+    pub(crate) role: &'a Ident,
+    /// Its marker comment.
+    pub(crate) marker: &'a str,
+    /// The field of a `Conflict`.
+    pub(crate) field: &'static str,
+}
+
+/// Creates `marked.role` with `attributes` and its marker, or, when it exists with the marker,
+/// applies `alter` to it (nothing when `None`). A role of that name without the marker belongs
+/// to someone else and is left alone: `Conflict` on `marked.field`. Runs outside a transaction
+/// (a concurrent creation is retried).
+pub(crate) async fn ensure_marked_role(
+    conn: &mut PgConnection,
+    marked: &Marked<'_>,
+    attributes: &str,
+    alter: Option<&str>,
+) -> Result<()> {
+    let Marked {
+        role,
+        marker,
+        field,
+    } = *marked;
     for _ in 0..2 {
         match role_comment(conn, role).await? {
             Some(Some(existing)) if existing == marker => {
-                return ddl(conn, format!("ALTER ROLE {role} {login_clause}")).await;
+                return match alter {
+                    Some(alter) => ddl(conn, format!("ALTER ROLE {role} {alter}")).await,
+                    None => Ok(()),
+                };
             }
             Some(_) => {
                 return Err(Error::conflict(
                     Entity::Tenant,
-                    "role",
+                    field,
                     format!(
                         "role {} exists and is not managed by tenant-manager",
                         role.as_str()
@@ -125,8 +185,7 @@ pub(crate) async fn ensure_role(
             }
             None => {
                 let sql = format!(
-                    "CREATE ROLE {role} {login_clause} NOSUPERUSER NOCREATEDB NOCREATEROLE \
-                     NOREPLICATION NOBYPASSRLS; COMMENT ON ROLE {role} IS {}",
+                    "CREATE ROLE {role} {attributes}; COMMENT ON ROLE {role} IS {}",
                     quote_literal(marker)
                 );
                 match ddl_raw(conn, sql).await {
@@ -140,7 +199,7 @@ pub(crate) async fn ensure_role(
     }
     Err(Error::conflict(
         Entity::Tenant,
-        "role",
+        field,
         "role is being created concurrently",
     ))
 }

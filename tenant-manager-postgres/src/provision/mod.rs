@@ -12,8 +12,15 @@
 //! | `Database` | `CREATE DATABASE tenant_<slug> OWNER tenant_<slug> [TEMPLATE ...]`, `CONNECT` revoked from `PUBLIC` | the tenant's login role |
 //! | `Schema` | `CREATE SCHEMA tenant_<slug> AUTHORIZATION tenant_<slug>` in a shared database | the tenant's login role |
 //! | `Shared` | rows tagged `tenant_id` in shared tables with forced row-level security | the shared owner role |
+//!
+//! Pools shared by schema and shared tenants log in as the app login
+//! ([`crate::app_login`]), which provisioning grants each schema tenant's role (`NOINHERIT`:
+//! usable only after `SET ROLE`) and the shared tables (never their ownership, so row-level
+//! security binds it). [`PostgresProvisioner::ensure_app_login`] sets its password and
+//! grants what tenants provisioned before it need.
 
 pub(crate) mod admin;
+mod app_grants;
 pub(crate) mod database;
 mod hook;
 pub(crate) mod lock;
@@ -35,10 +42,12 @@ use tenant_manager_core::{
     Result, ServerId, Tenant, TenantId,
 };
 
+pub use app_grants::AppLoginReport;
 pub use hook::{StepHook, StepPhase};
 pub use seed::TenantSeeder;
 pub use steps::ProvisionStatus;
 
+use crate::app_login::AppLogin;
 use crate::credentials::TenantCredentials;
 use crate::error::SqlxResultExt;
 use crate::migrate::record::error_text;
@@ -130,6 +139,23 @@ impl PostgresProvisioner {
         template::drop_templates(&self.storage, server, keep_current).await
     }
 
+    /// Creates the app login on every server of the map, or brings it up to date: `LOGIN` with
+    /// `login`'s password (sent as a SCRAM verifier), `NOSUPERUSER NOCREATEDB NOCREATEROLE
+    /// NOBYPASSRLS NOINHERIT NOREPLICATION`, marked as tenant-manager's. Then grants it what the
+    /// schema and shared tenants provisioned so far need (their roles, `CONNECT`, the shared
+    /// tables), so tenants provisioned before the app login existed work through it too.
+    /// Idempotent; call it at start-up, before the pools connect.
+    ///
+    /// # Errors
+    /// - `InvalidInput` on `app_login` when `login` is not the storage's
+    ///   [`StorageConfig::app_login`](crate::StorageConfig::app_login), or it has none.
+    /// - `Conflict` on `app_login` when a role of that name exists and tenant-manager did not
+    ///   create it: it is left untouched.
+    /// - `Unavailable` when a server or the global database cannot be reached.
+    pub async fn ensure_app_login(&self, login: &AppLogin) -> Result<AppLoginReport> {
+        app_grants::ensure(&self.storage, login).await
+    }
+
     fn check_supported(&self, isolation: Isolation) -> Result<()> {
         if self.capabilities().supports(isolation) {
             Ok(())
@@ -216,7 +242,13 @@ impl PostgresProvisioner {
                     Isolation::Shared => shared::create(&self.storage, target).await,
                 }
             }
-            ProvisionStep::Migrated => migrate_tenant(&self.storage, tenant).await.map(|_| ()),
+            ProvisionStep::Migrated => {
+                migrate_tenant(&self.storage, tenant).await?;
+                if tenant.isolation == Isolation::Shared {
+                    shared::secure_migrated(&self.storage, target).await?;
+                }
+                Ok(())
+            }
             ProvisionStep::Seeded => self.seed(tenant, target).await,
             ProvisionStep::Active => Ok(()),
         }

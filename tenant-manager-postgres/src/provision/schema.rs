@@ -1,10 +1,11 @@
-//! Schema isolation: a login role owning its schema in a database shared by tenants.
+//! Schema isolation: a login role owning its schema in a database shared by tenants, granted
+//! to the app login (which must `SET ROLE` to use it: it inherits nothing).
 
 use sqlx::Connection;
 use tenant_manager_core::{Entity, Error, Result, Tenant};
 
 use super::admin::{self, Login};
-use super::scram;
+use super::{app_grants, scram};
 use crate::credentials::TenantCredentials;
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
@@ -25,7 +26,8 @@ fn not_ours(schema: &Ident) -> Error {
     )
 }
 
-/// Creates (or completes) the role and its schema, in one transaction.
+/// Creates (or completes) the role and its schema, and grants the role to the app login, in
+/// one transaction (the app login itself is created first when missing).
 pub(crate) async fn create(
     storage: &TenantStorage,
     credentials: &dyn TenantCredentials,
@@ -36,8 +38,12 @@ pub(crate) async fn create(
     let db = &target.database;
     let marker = admin::tenant_marker(tenant.id);
     let verifier = scram::verifier(&credentials.password(tenant).await?)?;
+    let app = storage.settings.app_login.as_ref();
     let mut conn = storage.connect_shared(&target.server, db).await?;
     let created = async {
+        if let Some(app) = app {
+            app_grants::ensure_exists(&mut conn, app).await?;
+        }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, db).await?;
         admin::ensure_role(&mut tx, role, &marker, Login::Password(&verifier)).await?;
@@ -57,6 +63,9 @@ pub(crate) async fn create(
             ),
         )
         .await?;
+        if let Some(app) = app {
+            app_grants::grant_schema_tenant(&mut tx, app, role, db).await?;
+        }
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
@@ -64,7 +73,27 @@ pub(crate) async fn create(
     created
 }
 
-/// Drops the schema with everything in it, the role's grants in the database, and the role.
+/// Takes the role from the app login (when the role is this tenant's), so the app login loses
+/// it even if dropping the role fails later.
+async fn revoke_from_app(
+    conn: &mut sqlx::PgConnection,
+    storage: &TenantStorage,
+    role: &Ident,
+    marker: &str,
+) -> Result<()> {
+    let Some(app) = &storage.settings.app_login else {
+        return Ok(());
+    };
+    match admin::role_comment(conn, role).await? {
+        Some(Some(existing)) if existing == marker => {
+            app_grants::revoke_schema_tenant(conn, app, role).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Drops the schema with everything in it, the role's grants in the database, the app
+/// login's membership, and the role.
 pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
     let (role, schema) = names(target)?;
     let marker = admin::tenant_marker(tenant.id);
@@ -73,7 +102,11 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
         .await?
     else {
         let mut conn = storage.connect_maintenance(&target.server).await?;
-        let dropped = admin::drop_role(&mut conn, role, &marker).await;
+        let dropped = async {
+            revoke_from_app(&mut conn, storage, role, &marker).await?;
+            admin::drop_role(&mut conn, role, &marker).await
+        }
+        .await;
         admin::close(conn).await;
         return dropped;
     };
@@ -93,6 +126,7 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
                 .await
                 .map_db(Entity::Tenant)?;
         if role_exists {
+            revoke_from_app(&mut tx, storage, role, &marker).await?;
             // Revokes the role's grants here (CONNECT on the database) so it can be dropped.
             admin::ddl(&mut tx, format!("DROP OWNED BY {role}")).await?;
         }

@@ -5,6 +5,7 @@ use sqlx::Connection;
 use tenant_manager_core::{Entity, Result, Tenant};
 
 use super::admin::{self, Login};
+use super::app_grants;
 use crate::error::SqlxResultExt;
 use crate::ident::quote_ident;
 use crate::storage::{Target, TenantStorage};
@@ -12,14 +13,19 @@ use crate::storage::{Target, TenantStorage};
 /// Marker of the role owning the shared tables.
 pub(crate) const SHARED_OWNER_MARKER: &str = "tenant-manager:shared-owner";
 
-/// Ensures the shared database, its owner role and schema exist.
+/// Ensures the shared database, its owner role and schema exist, and the app login's access
+/// to the shared tables (the app login itself is created first when missing).
 pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<()> {
     let owner = &storage.settings.shared_owner;
     let schema = &storage.settings.shared_schema;
+    let app = storage.settings.app_login.as_ref();
     let mut conn = storage
         .connect_shared(&target.server, &target.database)
         .await?;
     let created = async {
+        if let Some(app) = app {
+            app_grants::ensure_exists(&mut conn, app).await?;
+        }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, &target.database).await?;
         admin::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
@@ -31,11 +37,27 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
             ),
         )
         .await?;
+        if let Some(app) = app {
+            app_grants::grant_shared(&mut tx, storage, &target.database, app).await?;
+        }
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
     admin::close(conn).await;
     created
+}
+
+/// After the shared migrations: the app login's grants on the tables they created (default
+/// privileges already cover them) and none on the migration history.
+pub(crate) async fn secure_migrated(storage: &TenantStorage, target: &Target) -> Result<()> {
+    match &storage.settings.app_login {
+        Some(app) => {
+            app_grants::grant_shared_database(storage, &target.server, &target.database, app)
+                .await
+                .map(|_| ())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Deletes the tenant's rows from every shared table that has a `tenant_id` column, in one

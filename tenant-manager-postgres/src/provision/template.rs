@@ -2,14 +2,13 @@
 //! version of the migration set; each new tenant database is a copy (`CREATE DATABASE ...
 //! TEMPLATE`), and only migrations the template lacks run per tenant.
 
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Result, ServerId};
 
 use super::admin::{self, Login};
 use super::lock::lock_key;
 use crate::error::SqlxResultExt;
 use crate::ident::Ident;
-use crate::migrate::scope::Scope;
 use crate::storage::TenantStorage;
 
 /// Marker of the role owning templates' objects.
@@ -81,7 +80,8 @@ async fn ensure_on(
     Ok(())
 }
 
-/// Runs the isolated migration set in the template as the template owner, in one transaction.
+/// Runs the isolated migration set in the template as the template owner, in one transaction
+/// (migration by migration when one is marked `-- no-transaction`).
 async fn migrate_template(
     storage: &TenantStorage,
     conn: &mut PgConnection,
@@ -92,16 +92,11 @@ async fn migrate_template(
         format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
     )
     .await?;
-    let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-    Scope::Database { role: owner }.enter(&mut tx, true).await?;
-    storage
+    let migrator = storage
         .migrations
         .migrator(tenant_manager_core::Isolation::Database)
-        .ok_or_else(|| tenant_manager_core::Error::internal("no isolated migration set"))?
-        .run_direct(None, &mut *tx, false)
-        .await
-        .map_err(crate::error::map_migrate)?;
-    tx.commit().await.map_db(Entity::Tenant)
+        .ok_or_else(|| tenant_manager_core::Error::internal("no isolated migration set"))?;
+    crate::migrate::apply::apply_to_template(conn, owner, migrator).await
 }
 
 /// Hands a copy of the template over to the tenant role: objects the template owner owns go

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tenant_manager_core::{
     Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, QuotaPolicy,
     Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
-    User, UserId, validate_domain,
+    User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::error::{SqlxResultExt, map_migrate};
@@ -207,15 +207,7 @@ impl TenantRegistry for PostgresRegistry {
         to: TenantStatus,
         reason: Option<String>,
     ) -> Result<Tenant> {
-        if let Some(reason) = &reason
-            && (reason.chars().count() > 1000
-                || reason.chars().any(|c| c.is_control() && c != '\n'))
-        {
-            return Err(Error::invalid(
-                "reason",
-                "must be at most 1000 characters without control characters",
-            ));
-        }
+        validate_status_reason(reason.as_deref())?;
         let mut conn = self.conn().await?;
         tenants::transition(&mut conn, id, to, reason).await
     }

@@ -6,15 +6,24 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Whether delivery (entry_id, attempt) of the job in job_key is still the current one:
--- the job's delivery counter has not moved on and the entry is still pending in the group.
-local function is_current(stream, group, entry_id, job_key, attempt)
+-- The consumer holding delivery (entry_id, attempt) of the job in job_key while it is still the
+-- current one (the job's delivery counter has not moved on and the entry is still pending in
+-- the group), else nil.
+local function current_holder(stream, group, entry_id, job_key, attempt)
   local attempts = redis.call('HGET', job_key, 'attempts')
   if not attempts or tonumber(attempts) ~= tonumber(attempt) then
-    return false
+    return nil
   end
   local pending = redis.pcall('XPENDING', stream, group, entry_id, entry_id, 1)
-  return type(pending) == 'table' and pending.err == nil and #pending > 0
+  if type(pending) ~= 'table' or pending.err ~= nil or #pending == 0 then
+    return nil
+  end
+  return pending[1][2]
+end
+
+-- Whether delivery (entry_id, attempt) of the job in job_key is still the current one.
+local function is_current(stream, group, entry_id, job_key, attempt)
+  return current_holder(stream, group, entry_id, job_key, attempt) ~= nil
 end
 
 -- Removes a delivered entry from the group and the stream.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tenant_manager_core::{
     Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, validate_consumer,
+    validate_extension,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -167,6 +168,9 @@ impl JobQueueConfig {
 ///   [`JobQueueConfig::poll_interval`] for reclaimable or due ones.
 /// - Receipts name the stream entry and the attempt: `ack`/`nack` of a delivery that is no
 ///   longer current (reclaimed, retried, dead-lettered) does nothing.
+/// - `extend` checks the receipt the same way and resets the idle time of the pending entry
+///   (`XCLAIM ... IDLE ... JUSTID` to its current holder, in one script), so it is reclaimed
+///   only once the extension has passed.
 /// - `nack` schedules a retry after the delay, or moves the job to the dead-letter stream with
 ///   its last error once it has been delivered `max_attempts` times; a job reclaimed after its
 ///   last attempt is dead-lettered too.
@@ -340,6 +344,31 @@ impl JobQueue for RedisJobQueue {
         } else {
             NackOutcome::Retried
         })
+    }
+
+    async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool> {
+        validate_extension(visibility, self.config.visibility_timeout)?;
+        let (entry, attempt) = parse_receipt(&job.receipt)?;
+        // The claim script reclaims an entry idle for the visibility timeout: starting it at
+        // `visibility_timeout - visibility` of idleness makes it reclaimable after `visibility`.
+        let idle = self.config.visibility_timeout.saturating_sub(visibility);
+        let extended: i64 = self
+            .pool
+            .invoke(
+                scripts::QUEUE_EXTEND
+                    .key(&self.keys.stream)
+                    .key(self.job_key(job.id))
+                    .arg(&self.config.group)
+                    .arg(entry)
+                    .arg(attempt)
+                    .arg(Self::millis(idle)),
+            )
+            .await?;
+        Ok(extended == 1)
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.config.visibility_timeout
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Job>> {

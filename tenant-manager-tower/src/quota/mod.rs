@@ -165,9 +165,6 @@ where
         };
         let state = self.state.clone();
         let check = Box::pin(async move { state.check(subject).await });
-        // The future calls the service that was polled ready; this one keeps a fresh clone.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(GateFuture::checking(check, ready, request))
+        ResponseFuture::new(GateFuture::checking(check, &mut self.inner, request))
     }
 }

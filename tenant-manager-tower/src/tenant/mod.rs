@@ -58,9 +58,6 @@ where
                 .await
                 .map_err(|error| error_response(&error))
         });
-        // The future calls the service that was polled ready; this one keeps a fresh clone.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(GateFuture::checking(check, ready, request))
+        ResponseFuture::new(GateFuture::checking(check, &mut self.inner, request))
     }
 }

@@ -21,8 +21,9 @@ use tenant_manager_core::{
     Email, Isolation, NewTenant, NewUser, PasswordHash, Role, Tenant, TenantCache, TenantRegistry,
     TenantSlug, TenantStatus, UserId,
 };
-use tenant_manager_tower::TenantContext;
+use tenant_manager_tower::{JwtResolver, ResolvedBy, TenantContext, TenantLayer};
 use time::OffsetDateTime;
+use tower::ServiceExt;
 
 /// The HS256 secret of the test token service.
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -77,6 +78,11 @@ impl World {
         tenant
     }
 
+    /// A `TenantLayer` that resolves tenants from the world's access tokens.
+    pub fn jwt_layer(&self) -> TenantLayer {
+        jwt_layer(&self.lookup, &self.tokens)
+    }
+
     /// A valid access token of a new user of `tenant`.
     pub fn token(&self, tenant: &Tenant, role: Role) -> (String, UserId) {
         let user = NewUser::new(
@@ -93,6 +99,14 @@ impl World {
         let issued = self.tokens.issue(&user).unwrap();
         (issued.access_token.expose().to_owned(), user.id)
     }
+}
+
+/// A `TenantLayer` that resolves tenants from access tokens of `tokens` through `lookup`.
+pub fn jwt_layer(lookup: &TenantLookup, tokens: &TokenService) -> TenantLayer {
+    TenantLayer::builder(lookup.clone())
+        .with_resolver(JwtResolver::new(tokens.clone()))
+        .build()
+        .unwrap()
 }
 
 /// Claims signed with `secret` by hand, for tokens the token service would never issue.
@@ -172,6 +186,54 @@ pub fn get(uri: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
         builder = builder.header(*name, *value);
     }
     builder.body(Full::new(Bytes::new())).unwrap()
+}
+
+/// `Bearer <token>`: the `authorization` header value carrying `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A GET request to `uri` carrying `token` as a bearer token.
+pub fn get_bearer(uri: &str, token: &str) -> Request<Full<Bytes>> {
+    get(uri, &[("authorization", &bearer(token))])
+}
+
+/// `request` with `tenant` already resolved, as a `TenantLayer` in front would leave it.
+pub fn with_tenant(mut request: Request<Full<Bytes>>, tenant: &Tenant) -> Request<Full<Bytes>> {
+    request
+        .extensions_mut()
+        .insert(TenantContext::new(tenant.clone(), ResolvedBy::Jwt));
+    request
+}
+
+/// A GET of `/` by `tenant`, already resolved.
+pub fn get_as(tenant: &Tenant) -> Request<Full<Bytes>> {
+    with_tenant(get("/", &[]), tenant)
+}
+
+/// Sends `request` through `service` once: status, headers and JSON body of the answer.
+pub async fn send<S, B, R>(service: S, request: Request<B>) -> (u16, http::HeaderMap, Value)
+where
+    S: tower::Service<Request<B>, Response = Response<R>>,
+    S::Error: std::fmt::Debug,
+    R: http_body::Body,
+    R::Error: std::fmt::Debug,
+{
+    read(service.oneshot(request).await.unwrap()).await
+}
+
+/// Asserts a `500 middleware_missing` answer whose message names `missing`, what to add.
+pub fn assert_middleware_missing(status: u16, body: &Value, missing: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("middleware_missing")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(missing),
+        "{missing} not named in: {message}"
+    );
 }
 
 /// Status and JSON body of a response.

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Body, PathParams, QueryParams};
-use super::views::TenantView;
+use super::views::{TenantView, tenant_reply};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -99,10 +99,9 @@ pub(crate) async fn list_tenants(
     ))]
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = state.services.manager.get(TenantId::from_uuid(id)).await?;
-    Ok(Json(TenantView::from(&tenant)))
+    tenant_reply(state.services.manager.get(id).await)
 }
 
 /// Deletes a tenant and drops its storage (`202` while a worker drops it).
@@ -116,13 +115,9 @@ pub(crate) async fn get_tenant(
     ))]
 pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = state
-        .services
-        .manager
-        .delete(TenantId::from_uuid(id))
-        .await?;
+    let tenant = state.services.manager.delete(id).await?;
     let status = if tenant.status == TenantStatus::Deleted {
         StatusCode::OK
     } else {
@@ -151,7 +146,7 @@ pub(crate) struct SuspendRequest {
     ))]
 pub(crate) async fn suspend(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
     body: Bytes,
 ) -> Result<Json<TenantView>, ApiError> {
     let request: SuspendRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -163,12 +158,7 @@ pub(crate) async fn suspend(
     let reason = request
         .reason
         .unwrap_or_else(|| "suspended by an operator".to_owned());
-    let tenant = state
-        .services
-        .manager
-        .suspend(TenantId::from_uuid(id), &reason)
-        .await?;
-    Ok(Json(TenantView::from(&tenant)))
+    tenant_reply(state.services.manager.suspend(id, &reason).await)
 }
 
 /// Resumes a suspended tenant.
@@ -181,14 +171,9 @@ pub(crate) async fn suspend(
     ))]
 pub(crate) async fn resume(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let tenant = state
-        .services
-        .manager
-        .resume(TenantId::from_uuid(id))
-        .await?;
-    Ok(Json(TenantView::from(&tenant)))
+    tenant_reply(state.services.manager.resume(id).await)
 }
 
 /// A request rate.
@@ -220,7 +205,7 @@ pub(crate) struct QuotaInput {
     ))]
 pub(crate) async fn put_quota(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
     Body(quota): Body<Option<QuotaInput>>,
 ) -> Result<Json<TenantView>, ApiError> {
     let policy = quota.map(|q| QuotaPolicy {
@@ -232,12 +217,7 @@ pub(crate) async fn put_quota(
         max_storage_bytes: q.max_storage_bytes,
         max_connections: q.max_connections,
     });
-    let tenant = state
-        .services
-        .manager
-        .update_quota(TenantId::from_uuid(id), policy)
-        .await?;
-    Ok(Json(TenantView::from(&tenant)))
+    tenant_reply(state.services.manager.update_quota(id, policy).await)
 }
 
 /// A backup taken.
@@ -266,9 +246,9 @@ pub(crate) struct BackupView {
     ))]
 pub(crate) async fn create_backup(
     State(state): State<AppState>,
-    PathParams(id): PathParams<Uuid>,
+    PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<BackupView>), ApiError> {
-    let tenant = state.services.manager.get(TenantId::from_uuid(id)).await?;
+    let tenant = state.services.manager.get(id).await?;
     let record = state.services.backup.backup(&tenant).await?;
     Ok((
         StatusCode::CREATED,

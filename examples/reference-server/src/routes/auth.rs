@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::Body;
-use super::views::{TenantSummary, UserView};
+use super::views::{TenantSummary, TokenView, UserView};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -44,11 +44,8 @@ pub(crate) struct RegisterRequest {
 pub(crate) struct Registered {
     tenant: TenantSummary,
     user: UserView,
-    access_token: String,
-    /// Always `Bearer`.
-    token_type: &'static str,
-    /// Seconds until the token expires.
-    expires_in: u64,
+    #[serde(flatten)]
+    token: TokenView,
 }
 
 /// Registers an organisation: a tenant and its owner. `201` when the tenant is ready,
@@ -86,15 +83,12 @@ pub(crate) async fn register_organization(
         TenantStatus::Active => StatusCode::CREATED,
         _ => StatusCode::ACCEPTED,
     };
-    let token = registered.token;
     Ok((
         status,
         Json(Registered {
             tenant: TenantSummary::from(&registered.tenant),
             user: UserView::from(&registered.user),
-            access_token: token.access_token.expose().to_owned(),
-            token_type: token.token_type,
-            expires_in: token.expires_in.as_secs(),
+            token: TokenView::from(&registered.token),
         }),
     ))
 }
@@ -110,11 +104,8 @@ pub(crate) struct LoginRequest {
 /// An access token.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LoggedIn {
-    access_token: String,
-    /// Always `Bearer`.
-    token_type: &'static str,
-    /// Seconds until the token expires.
-    expires_in: u64,
+    #[serde(flatten)]
+    token: TokenView,
     /// The user's tenant.
     tenant_id: uuid::Uuid,
 }
@@ -140,9 +131,7 @@ pub(crate) async fn login(
         .login(&request.email, &request.password)
         .await?;
     Ok(Json(LoggedIn {
-        access_token: result.token.access_token.expose().to_owned(),
-        token_type: result.token.token_type,
-        expires_in: result.token.expires_in.as_secs(),
+        token: TokenView::from(&result.token),
         tenant_id: *result.tenant_id.as_uuid(),
     }))
 }

@@ -17,6 +17,12 @@ use crate::companies::{Company, CompanyPage, CompanyPatch, NewCompany};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+/// The `503` of every company route.
+const STORAGE_UNAVAILABLE: &str =
+    "The tenant's storage is unreachable or its connection pool is exhausted";
+/// The `404` of the routes that name a company.
+const NO_SUCH_COMPANY: &str = "No such company in the caller's tenant";
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
@@ -42,7 +48,7 @@ pub(crate) struct ListParams {
         (status = 400, description = "Bad paging parameters", body = ErrorBody),
         (status = 401, description = "No valid access token", body = ErrorBody),
         (status = 429, description = "The tenant's request quota is spent", body = ErrorBody),
-        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
+        (status = 503, description = STORAGE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -64,7 +70,7 @@ pub(crate) async fn list(
         (status = 201, description = "Created", body = Company),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 401, description = "No valid access token", body = ErrorBody),
-        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
+        (status = 503, description = STORAGE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -81,8 +87,8 @@ pub(crate) async fn create(
     params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 200, description = "The company", body = Company),
-        (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
-        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
+        (status = 404, description = NO_SUCH_COMPANY, body = ErrorBody),
+        (status = 503, description = STORAGE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub(crate) async fn get_one(
     State(state): State<AppState>,
@@ -99,8 +105,8 @@ pub(crate) async fn get_one(
     responses(
         (status = 200, description = "The updated company", body = Company),
         (status = 400, description = "A field is invalid", body = ErrorBody),
-        (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
-        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
+        (status = 404, description = NO_SUCH_COMPANY, body = ErrorBody),
+        (status = 503, description = STORAGE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -118,8 +124,8 @@ pub(crate) async fn update(
     params(("id" = Uuid, Path, description = "Company id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such company in the caller's tenant", body = ErrorBody),
-        (status = 503, description = "The tenant's storage is unreachable or its connection pool is exhausted", body = ErrorBody),
+        (status = 404, description = NO_SUCH_COMPANY, body = ErrorBody),
+        (status = 503, description = STORAGE_UNAVAILABLE, body = ErrorBody),
     ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,

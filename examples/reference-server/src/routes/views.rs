@@ -1,9 +1,15 @@
 //! JSON views of the toolkit's records, as the API shows them.
 
+use std::fmt;
+
+use axum::Json;
 use serde::Serialize;
+use tenant_manager::auth::IssuedToken;
 use tenant_manager::{QuotaPolicy, Tenant, User};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// A tenant in short: as registration answers it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,6 +51,36 @@ impl From<&User> for UserView {
             email: u.email.to_string(),
             role: u.role.to_string(),
         }
+    }
+}
+
+/// An access token as the API hands it out (flattened into the answers that carry one).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenView {
+    pub(crate) access_token: String,
+    /// Always `Bearer`.
+    pub(crate) token_type: &'static str,
+    /// Seconds until the token expires.
+    pub(crate) expires_in: u64,
+}
+
+impl From<&IssuedToken> for TokenView {
+    fn from(t: &IssuedToken) -> Self {
+        Self {
+            access_token: t.access_token.expose().to_owned(),
+            token_type: t.token_type,
+            expires_in: t.expires_in.as_secs(),
+        }
+    }
+}
+
+impl fmt::Debug for TokenView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenView")
+            .field("access_token", &"***")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
     }
 }
 
@@ -111,4 +147,12 @@ impl From<&Tenant> for TenantView {
             updated_at: t.updated_at,
         }
     }
+}
+
+/// The answer of a route that returns one tenant: the tenant a toolkit call gave back, in
+/// full, or the call's error.
+pub(crate) fn tenant_reply(
+    result: tenant_manager::Result<Tenant>,
+) -> Result<Json<TenantView>, ApiError> {
+    Ok(Json(TenantView::from(&result?)))
 }

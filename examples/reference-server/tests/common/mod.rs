@@ -203,6 +203,22 @@ impl Server {
             .expect("request")
     }
 
+    /// Posts `body` to the registration route, whatever the answer.
+    pub async fn post_registration(&self, body: &Value) -> HttpResponse {
+        self.post("/api/auth/register-organization", Auth::None, body)
+            .await
+    }
+
+    /// Posts a login with `email` and `password`, whatever the answer.
+    pub async fn login(&self, email: &str, password: &str) -> HttpResponse {
+        self.post(
+            "/api/auth/login",
+            Auth::None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
     /// Registers an organisation and returns (tenant id, access token, the whole answer).
     pub async fn register(&self, name: &str, email: &str) -> (String, String, Value) {
         self.register_with(
@@ -214,9 +230,7 @@ impl Server {
     /// Registers an organisation described by `body` (which may set `slug` and `isolation`)
     /// and returns (tenant id, access token, the whole answer).
     pub async fn register_with(&self, body: &Value) -> (String, String, Value) {
-        let r = self
-            .post("/api/auth/register-organization", Auth::None, body)
-            .await;
+        let r = self.post_registration(body).await;
         assert!(
             r.status.is_success(),
             "register {body}: {} {}",
@@ -246,6 +260,42 @@ pub fn code(r: &HttpResponse) -> String {
     r.json::<Value>()
         .map(|v| v["error"]["code"].as_str().unwrap_or("").to_owned())
         .unwrap_or_default()
+}
+
+/// The series the deployment guide's dashboards read.
+pub const GUIDE_SERIES: [&str; 6] = [
+    "active_tenants",
+    "api_requests_total",
+    "api_response_time_seconds",
+    "database_connections_total",
+    "database_connections",
+    "cache_hit_rate",
+];
+
+/// Asserts that the Prometheus text `metrics` describes every series of [`GUIDE_SERIES`].
+pub fn assert_guide_series(metrics: &str) {
+    for series in GUIDE_SERIES {
+        assert!(
+            metrics.contains(&format!("# HELP {series} ")),
+            "{series} missing:\n{metrics}"
+        );
+    }
+}
+
+/// Asserts a `429 quota_exceeded` answer with `Retry-After` and the `RateLimit-*` headers of
+/// a spent `limit`.
+pub fn assert_rate_limited(r: &HttpResponse, limit: &str) {
+    assert_eq!(r.status, http::StatusCode::TOO_MANY_REQUESTS, "{}", text(r));
+    assert_eq!(code(r), "quota_exceeded");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "retry-after: {:?}",
+        r.header("retry-after")
+    );
+    assert_eq!(r.header("ratelimit-limit"), Some(limit));
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert!(r.header("ratelimit-reset").is_some());
 }
 
 /// A unique e-mail for this test run.

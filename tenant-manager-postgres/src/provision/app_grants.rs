@@ -1,0 +1,361 @@
+//! The app login's role and grants (see [`crate::app_login`]).
+//!
+//! | statement | when |
+//! |---|---|
+//! | `CREATE ROLE <app> NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS` + marker comment | provisioning a schema or shared tenant finds no such role |
+//! | `CREATE`/`ALTER ROLE <app> LOGIN PASSWORD '<SCRAM verifier>' NOINHERIT ...` (same attributes) | [`crate::PostgresProvisioner::ensure_app_login`] |
+//! | `GRANT tenant_<slug> TO <app>`, `GRANT CONNECT ON DATABASE <db> TO <app>` | schema tenant's `storage_created` step; backfill |
+//! | `REVOKE tenant_<slug> FROM <app>` | schema tenant's deprovisioning |
+//! | `GRANT CONNECT ON DATABASE`, `USAGE ON SCHEMA <shared>`, `SELECT, INSERT, UPDATE, DELETE` on the shared owner's tables (`USAGE, SELECT` on its sequences), the same as `ALTER DEFAULT PRIVILEGES FOR ROLE <shared owner>`; `REVOKE ALL ON _sqlx_migrations` | shared tenant's `storage_created` and `migrated` steps; backfill |
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Entity, Error, Placement, Result, ServerId, TenantSlug};
+
+use super::admin::{self, Marked, UNPRIVILEGED};
+use super::lock::lock_key;
+use super::scram;
+use crate::app_login::AppLogin;
+use crate::error::SqlxResultExt;
+use crate::ident::{Ident, quote_ident, quote_literal};
+use crate::storage::TenantStorage;
+
+/// Marker of the app login role.
+pub(crate) const APP_LOGIN_MARKER: &str = "tenant-manager:app-login";
+
+/// The migration history of the shared tables: the app login may not touch it.
+const MIGRATION_HISTORY: &str = "_sqlx_migrations";
+
+/// Role names granted in one `GRANT` statement.
+const GRANT_CHUNK: usize = 500;
+
+fn marked(app: &Ident) -> Marked<'_> {
+    Marked {
+        role: app,
+        marker: APP_LOGIN_MARKER,
+        field: "app_login",
+    }
+}
+
+/// What [`crate::PostgresProvisioner::ensure_app_login`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AppLoginReport {
+    /// Servers whose app login role was created or brought up to date.
+    pub servers: usize,
+    /// Databases of schema or shared tenants whose grants were checked.
+    pub databases: usize,
+    /// Schema tenants' roles newly granted to the app login (the backfill).
+    pub roles_granted: usize,
+}
+
+/// Ensures the app login role exists on the connected server, creating it `NOLOGIN` (no
+/// password yet) when missing; a marked role is left as it is. Run outside a transaction.
+pub(crate) async fn ensure_exists(conn: &mut PgConnection, app: &Ident) -> Result<()> {
+    admin::ensure_marked_role(
+        conn,
+        &marked(app),
+        &format!("NOLOGIN NOINHERIT {UNPRIVILEGED}"),
+        None,
+    )
+    .await
+}
+
+/// Creates the app login on the connected server, or brings a marked one up to date: login
+/// with `login`'s password (as a SCRAM verifier), no privilege of its own. Serialised across
+/// instances by a session advisory lock; close the connection afterwards.
+async fn ensure_login(conn: &mut PgConnection, login: &AppLogin) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(lock_key("app-login", &[login.name()]))
+        .execute(&mut *conn)
+        .await
+        .map_db(Entity::Tenant)?;
+    let verifier = scram::verifier(login.password())?;
+    let attributes = format!(
+        "LOGIN PASSWORD {} NOINHERIT {UNPRIVILEGED}",
+        quote_literal(verifier.expose())
+    );
+    admin::ensure_marked_role(conn, &marked(login.ident()), &attributes, Some(&attributes)).await
+}
+
+/// Lets the app login `SET ROLE` to a schema tenant's role and connect to its database.
+pub(crate) async fn grant_schema_tenant(
+    conn: &mut PgConnection,
+    app: &Ident,
+    role: &Ident,
+    database: &Ident,
+) -> Result<()> {
+    admin::ddl(
+        conn,
+        format!("GRANT {role} TO {app}; GRANT CONNECT ON DATABASE {database} TO {app}"),
+    )
+    .await
+}
+
+/// Takes a schema tenant's role from the app login (nothing when either is missing).
+pub(crate) async fn revoke_schema_tenant(
+    conn: &mut PgConnection,
+    app: &Ident,
+    role: &Ident,
+) -> Result<()> {
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
+           JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
+           WHERE r.rolname = $1 AND a.rolname = $2)",
+    )
+    .bind(role.as_str())
+    .bind(app.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    if member {
+        admin::ddl(conn, format!("REVOKE {role} FROM {app}")).await?;
+    }
+    Ok(())
+}
+
+/// Gives the app login the shared tables of the connected database: `CONNECT`, `USAGE` on the
+/// shared schema, `SELECT, INSERT, UPDATE, DELETE` on the shared owner's tables and views and
+/// `USAGE, SELECT` on its sequences, now and (default privileges) for those later migrations
+/// create; nothing on the migration history. Never ownership, so forced row-level security
+/// binds it. Run inside a transaction holding [`admin::lock_shared_database`].
+pub(crate) async fn grant_shared(
+    conn: &mut PgConnection,
+    storage: &TenantStorage,
+    database: &Ident,
+    app: &Ident,
+) -> Result<()> {
+    let owner = &storage.settings.shared_owner;
+    let schema = &storage.settings.shared_schema;
+    let mut sql = format!(
+        "GRANT CONNECT ON DATABASE {database} TO {app}; \
+         GRANT USAGE ON SCHEMA {schema} TO {app}; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}; \
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} \
+             GRANT USAGE, SELECT ON SEQUENCES TO {app};"
+    );
+    let relations: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind = 'S' FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_roles o ON o.oid = c.relowner \
+         WHERE n.nspname = $1 AND o.rolname = $2 AND c.relkind IN ('r', 'p', 'v', 'S') \
+         ORDER BY c.relname",
+    )
+    .bind(schema.as_str())
+    .bind(owner.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    let qualified = |name: &str| format!("{schema}.{}", quote_ident(name));
+    let (sequences, tables): (Vec<_>, Vec<_>) = relations.iter().partition(|(_, seq)| *seq);
+    let tables: Vec<String> = tables
+        .iter()
+        .filter(|(name, _)| name != MIGRATION_HISTORY)
+        .map(|(name, _)| qualified(name))
+        .collect();
+    let sequences: Vec<String> = sequences.iter().map(|(name, _)| qualified(name)).collect();
+    if !tables.is_empty() {
+        sql.push_str(&format!(
+            " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {app};",
+            tables.join(", ")
+        ));
+    }
+    if !sequences.is_empty() {
+        sql.push_str(&format!(
+            " GRANT USAGE, SELECT ON SEQUENCE {} TO {app};",
+            sequences.join(", ")
+        ));
+    }
+    if relations.iter().any(|(name, _)| name == MIGRATION_HISTORY) {
+        sql.push_str(&format!(
+            " REVOKE ALL ON TABLE {} FROM {app};",
+            qualified(MIGRATION_HISTORY)
+        ));
+    }
+    admin::ddl(conn, sql).await
+}
+
+/// [`grant_shared`] on its own connection and transaction, when `database` exists. Returns
+/// whether it did.
+pub(crate) async fn grant_shared_database(
+    storage: &TenantStorage,
+    server: &ServerId,
+    database: &Ident,
+    app: &Ident,
+) -> Result<bool> {
+    let Some(mut conn) = storage.connect_existing(server, database).await? else {
+        return Ok(false);
+    };
+    let granted = async {
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, database).await?;
+        grant_shared(&mut tx, storage, database, app).await?;
+        tx.commit().await.map_db(Entity::Tenant)
+    }
+    .await;
+    admin::close(conn).await;
+    granted.map(|()| true)
+}
+
+/// `CONNECT` on a database of schema tenants, on its own connection, when it exists.
+async fn grant_connect(
+    storage: &TenantStorage,
+    server: &ServerId,
+    database: &Ident,
+    app: &Ident,
+) -> Result<bool> {
+    let Some(mut conn) = storage.connect_existing(server, database).await? else {
+        return Ok(false);
+    };
+    let granted = async {
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, database).await?;
+        admin::ddl(
+            &mut tx,
+            format!("GRANT CONNECT ON DATABASE {database} TO {app}"),
+        )
+        .await?;
+        tx.commit().await.map_db(Entity::Tenant)
+    }
+    .await;
+    admin::close(conn).await;
+    granted.map(|()| true)
+}
+
+/// The schema and shared tenants of one server whose storage exists, from the registry.
+#[derive(Debug, Default)]
+struct ServerTenants {
+    /// Schema tenants' roles and markers.
+    roles: Vec<(Ident, String)>,
+    /// Databases, and whether shared tenants live there.
+    databases: BTreeMap<String, bool>,
+}
+
+async fn server_tenants(storage: &TenantStorage, server: &ServerId) -> Result<ServerTenants> {
+    let rows: Vec<(uuid::Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT t.id, t.slug, t.isolation, t.database_name FROM tm_tenants t \
+         WHERE t.server_id = $1 AND t.isolation IN ('schema', 'shared') \
+           AND EXISTS (SELECT 1 FROM tm_provision_steps s \
+                       WHERE s.tenant_id = t.id AND s.step = 'storage_created') \
+         ORDER BY t.id",
+    )
+    .bind(server.as_str())
+    .fetch_all(&storage.global)
+    .await
+    .map_db(Entity::Tenant)?;
+    let mut found = ServerTenants::default();
+    for (id, slug, isolation, database) in rows {
+        let shared = isolation == "shared";
+        let entry = found.databases.entry(database).or_default();
+        *entry |= shared;
+        if !shared {
+            let slug = TenantSlug::new(&slug)
+                .map_err(|_| Error::internal("corrupt registry row: tenant slug"))?;
+            let role = Ident::new(&Placement::role_name(&slug), "role")?;
+            let marker = admin::tenant_marker(tenant_manager_core::TenantId::from_uuid(id));
+            found.roles.push((role, marker));
+        }
+    }
+    Ok(found)
+}
+
+/// Grants the app login every listed role that exists with its tenant's marker and is not
+/// granted yet. Returns how many it granted.
+async fn grant_roles(
+    conn: &mut PgConnection,
+    app: &Ident,
+    roles: &[(Ident, String)],
+) -> Result<usize> {
+    let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
+    let markers: Vec<&str> = roles.iter().map(|(_, m)| m.as_str()).collect();
+    let mut granted = 0;
+    // A tenant provisioned meanwhile may be granted by its provisioner first: look again.
+    for _ in 0..3 {
+        let missing: Vec<String> = sqlx::query_scalar(
+            "SELECT r.rolname::text FROM unnest($1::text[], $2::text[]) AS t(name, marker) \
+             JOIN pg_roles r ON r.rolname = t.name \
+             WHERE shobj_description(r.oid, 'pg_authid') = t.marker \
+               AND NOT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles a ON a.oid = m.member \
+                               WHERE m.roleid = r.oid AND a.rolname = $3) \
+             ORDER BY 1",
+        )
+        .bind(&names)
+        .bind(&markers)
+        .bind(app.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .map_db(Entity::Tenant)?;
+        if missing.is_empty() {
+            return Ok(granted);
+        }
+        let mut raced = false;
+        for chunk in missing.chunks(GRANT_CHUNK) {
+            let list = chunk
+                .iter()
+                .map(|name| Ident::new(name, "role").map(|r| r.quoted()))
+                .collect::<Result<Vec<_>>>()?
+                .join(", ");
+            match admin::ddl_raw(conn, format!("GRANT {list} TO {app}")).await {
+                Ok(()) => granted += chunk.len(),
+                Err(e) if admin::has_state(&e, &[admin::UNIQUE_VIOLATION]) => raced = true,
+                Err(e) => return Err(crate::error::map_sqlx(Entity::Tenant, e)),
+            }
+        }
+        if !raced {
+            return Ok(granted);
+        }
+    }
+    Err(Error::conflict(
+        Entity::Tenant,
+        "app_login",
+        "role grants are being changed concurrently",
+    ))
+}
+
+/// Creates or updates the app login on every server of the map, then grants it what the
+/// schema and shared tenants provisioned so far need (the backfill of tenants provisioned
+/// before it existed). Idempotent.
+pub(crate) async fn ensure(storage: &TenantStorage, login: &AppLogin) -> Result<AppLoginReport> {
+    let app = match &storage.settings.app_login {
+        Some(app) if app == login.ident() => app,
+        Some(_) => {
+            return Err(Error::invalid(
+                "app_login",
+                "must be the storage's app login (StorageConfig::app_login)",
+            ));
+        }
+        None => {
+            return Err(Error::invalid(
+                "app_login",
+                "the storage has no app login (StorageConfig::without_app_login)",
+            ));
+        }
+    };
+    let mut report = AppLoginReport::default();
+    for server in storage.servers.ids() {
+        let tenants = server_tenants(storage, server).await?;
+        let mut conn = storage.connect_maintenance(server).await?;
+        let ensured = async {
+            ensure_login(&mut conn, login).await?;
+            grant_roles(&mut conn, app, &tenants.roles).await
+        }
+        .await;
+        // Closing the session also releases its advisory lock.
+        admin::close(conn).await;
+        report.roles_granted += ensured?;
+        report.servers += 1;
+        for (database, shared) in &tenants.databases {
+            let database = Ident::new(database, "placement.database")?;
+            let done = if *shared {
+                grant_shared_database(storage, server, &database, app).await?
+            } else {
+                grant_connect(storage, server, &database, app).await?
+            };
+            report.databases += usize::from(done);
+        }
+    }
+    Ok(report)
+}
