@@ -316,7 +316,7 @@ mod tests {
         let invalidated = match invalidator {
             Invalidator::SameLookup => lookup.invalidate(t.id).await,
             Invalidator::OtherLookup => {
-                let other = super::TenantLookup::new(
+                let other = TenantLookup::new(
                     Arc::clone(&registry) as Arc<dyn TenantRegistry>,
                     gated.clone(),
                 );
@@ -341,8 +341,18 @@ mod tests {
             cached.is_none(),
             "{invalidator:?}: the record read before the change was not left in the cache"
         );
-        let fresh = get(&lookup, &CacheKey::Id(t.id)).await;
+        // The same cache without the gate: the next lookup caches the current record.
+        let ungated = TenantLookup::new(
+            Arc::clone(&registry) as Arc<dyn TenantRegistry>,
+            Arc::new(gated.cache.clone()),
+        );
+        let fresh = get(&ungated, &CacheKey::Id(t.id)).await;
         assert_eq!(fresh.map(|t| t.name), Some("Renamed".to_owned()));
+        let cached = gated.cache.get(&CacheKey::Id(t.id)).await;
+        assert_eq!(
+            cached.ok().flatten().map(|t| t.name),
+            Some("Renamed".to_owned())
+        );
     }
 
     #[test]

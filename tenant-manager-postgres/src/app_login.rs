@@ -130,7 +130,11 @@ mod tests {
     fn names_are_checked_and_passwords_hidden() {
         for bad in ["tenant_app", "pg_app", "App", "", "a-b"] {
             let err = AppLogin::new(bad, Secret::new("p".repeat(16))).err();
-            assert_eq!(err.and_then(|e| e.field().map(str::to_owned)).as_deref(), Some("app_login"), "{bad}");
+            assert_eq!(
+                err.and_then(|e| e.field().map(str::to_owned)).as_deref(),
+                Some("app_login"),
+                "{bad}"
+            );
         }
         let err = AppLogin::new("tm_app", Secret::new("short")).err();
         assert_eq!(

@@ -126,7 +126,11 @@ impl Settings {
         Ident::new(&format!("{}x", config.template_prefix), "template_prefix")?;
         let template_owner = Ident::new(&config.template_owner, "template_owner")?;
         let shared_owner = Ident::new(&config.shared_owner, "shared_owner")?;
-        let app_login = config.app_login.as_deref().map(app_login_name).transpose()?;
+        let app_login = config
+            .app_login
+            .as_deref()
+            .map(app_login_name)
+            .transpose()?;
         if app_login
             .as_ref()
             .is_some_and(|a| *a == template_owner || *a == shared_owner)

@@ -104,17 +104,26 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
         .expect("ensure");
     assert_eq!((report.servers, report.roles_granted), (1, 0));
     let mut admin = env.admin("postgres").await;
-    let row: (bool, bool, bool, bool, bool, bool, bool, Option<String>, String) =
-        sqlx::query_as(
-            "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, \
+    let row: (
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        Option<String>,
+        String,
+    ) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, \
                     rolreplication, rolcanlogin, shobj_description(oid, 'pg_authid'), \
                     rolpassword \
              FROM pg_authid WHERE rolname = $1",
-        )
-        .bind(login.name())
-        .fetch_one(&mut admin)
-        .await
-        .expect("pg_authid");
+    )
+    .bind(login.name())
+    .fetch_one(&mut admin)
+    .await
+    .expect("pg_authid");
     let (sup, bypass, createdb, createrole, inherit, replication, login_ok, comment, password) =
         row;
     assert!(!sup && !bypass && !createdb && !createrole && !replication);
@@ -180,7 +189,10 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
     {
         let mut conn = pools.acquire(&a).await.expect("acquire A");
         let (user, session, schema, _) = who(&mut conn).await;
-        assert_eq!((user.as_str(), session.as_str()), (role_a.as_str(), app.as_str()));
+        assert_eq!(
+            (user.as_str(), session.as_str()),
+            (role_a.as_str(), app.as_str())
+        );
         assert_eq!(schema.as_deref(), Some(schema_a.as_str()));
         assert_eq!(names(&mut conn).await, vec!["Initech".to_owned()]);
         let err = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -253,7 +265,10 @@ async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() 
         // The return reset the schema tenant's role on this very connection.
         let (user, session, _, pid) = who(&mut conn).await;
         assert_eq!(pid, schema_pid);
-        assert_eq!((user.as_str(), session.as_str()), (app.as_str(), app.as_str()));
+        assert_eq!(
+            (user.as_str(), session.as_str()),
+            (app.as_str(), app.as_str())
+        );
         // No tenant filter: row-level security alone hides B's rows.
         assert_eq!(
             names(&mut conn).await,
@@ -387,7 +402,12 @@ async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
             .execute(&mut *conn)
             .await
             .expect("insert");
-        assert_eq!(names(&mut conn).await, vec!["Initech".to_owned()], "{}", tenant.slug);
+        assert_eq!(
+            names(&mut conn).await,
+            vec!["Initech".to_owned()],
+            "{}",
+            tenant.slug
+        );
     }
     pool_support::settle(&pools).await;
     pools.close_all();
@@ -423,11 +443,12 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
         tenants.push(tenant);
     }
     let mut admin = env.admin("postgres").await;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(&app)
-        .fetch_one(&mut admin)
-        .await
-        .expect("exists");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(&app)
+            .fetch_one(&mut admin)
+            .await
+            .expect("exists");
     assert!(!exists);
 
     let report = env
@@ -445,7 +466,10 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
     let pools = pools(&env, 1);
     for tenant in &tenants {
         let mut conn = pools.acquire(tenant).await.expect("acquire");
-        assert_eq!(names(&mut conn).await, vec![tenant.name.replace("Tenant ", "")]);
+        assert_eq!(
+            names(&mut conn).await,
+            vec![tenant.name.replace("Tenant ", "")]
+        );
         drop(conn);
         pool_support::settle(&pools).await;
     }
@@ -475,7 +499,11 @@ async fn a_foreign_role_of_the_app_logins_name_is_refused_and_untouched() {
         .ensure_app_login(&app_login(&env))
         .await
         .expect_err("refused");
-    assert_eq!((err.code(), err.field()), ("conflict", Some("app_login")), "{err:?}");
+    assert_eq!(
+        (err.code(), err.field()),
+        ("conflict", Some("app_login")),
+        "{err:?}"
+    );
     let tenant = env.register("alpha", Isolation::Schema).await;
     let err = env
         .provisioner
@@ -503,7 +531,10 @@ async fn schema_tenants_keep_their_data_after_provisioning_without_the_app_login
     let env = Env::with(common::migrations(), |c| c.without_app_login()).await;
     let tenant = env.active("alpha", Isolation::Schema).await;
     add_companies(&env, &tenant, &["Initech"]).await;
-    assert_eq!(company_names(&env, &tenant).await, vec!["Initech".to_owned()]);
+    assert_eq!(
+        company_names(&env, &tenant).await,
+        vec!["Initech".to_owned()]
+    );
     let mut admin = env.admin("postgres").await;
     let members: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \

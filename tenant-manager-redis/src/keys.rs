@@ -79,6 +79,11 @@ impl Keys {
         format!("{}tenant:domain:{domain}", self.prefix)
     }
 
+    /// Tenant cache invalidation epoch: a counter every invalidation advances.
+    pub(crate) fn tenant_epoch(&self) -> String {
+        format!("{}tenant:epoch", self.prefix)
+    }
+
     /// Channel on which tenant invalidations are published.
     pub(crate) fn invalidation_channel(&self) -> String {
         format!("{}tenant-invalidate", self.prefix)

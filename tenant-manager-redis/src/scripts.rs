@@ -30,15 +30,15 @@ script!(
     LOCK_EXTEND = "lock_extend.lua"
 );
 script!(
-    /// Tenant lookup through a slug or domain alias.
-    CACHE_GET_ALIAS = "cache_get_alias.lua"
+    /// Tenant lookup by id or through a slug or domain alias, with the invalidation epoch.
+    CACHE_LOOKUP = "cache_lookup.lua"
 );
 script!(
-    /// Tenant record and aliases.
+    /// Tenant record and aliases, optionally only if the invalidation epoch is unchanged.
     CACHE_PUT = "cache_put.lua"
 );
 script!(
-    /// Delete and publish an invalidation.
+    /// Delete, advance the invalidation epoch and publish an invalidation.
     CACHE_INVALIDATE = "cache_invalidate.lua"
 );
 script!(

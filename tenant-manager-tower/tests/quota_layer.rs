@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::{Echo, World, assert_middleware_missing, get, get_as, send, with_tenant};
+use common::{Echo, World, assert_middleware_missing, get, get_as, send};
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, Request};
 use http_body_util::Full;

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Echo, World, get, get_as, get_bearer, jwt_layer, send};
+use common::{Echo, World, get_as, get_bearer, jwt_layer, send};
 use http::header::RETRY_AFTER;
 use tenant_manager_core::lookup::TenantLookup;
 use tenant_manager_core::{
@@ -18,10 +18,9 @@ use tenant_manager_redis::{
 };
 use tenant_manager_test_support::TestRedis;
 use tenant_manager_tower::{
-    FailMode, JwtResolver, QuotaConfig, QuotaLayer, RATELIMIT_LIMIT, RATELIMIT_REMAINING,
-    TenantLayer,
+    FailMode, QuotaConfig, QuotaLayer, RATELIMIT_LIMIT, RATELIMIT_REMAINING,
 };
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 
 async fn pool(url: &str, prefix: &str) -> RedisPool {
     RedisPool::connect(

@@ -119,18 +119,12 @@ async fn companies_are_tenant_scoped_and_validated() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let page: Value = server
-        .get("/api/companies?limit=2", auth)
-        .await
-        .json()
-        .unwrap();
+    let page = server.get_json("/api/companies?limit=2", auth).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let next = page["next"].as_str().unwrap();
-    let rest: Value = server
-        .get(&format!("/api/companies?limit=10&after={next}"), auth)
-        .await
-        .json()
-        .unwrap();
+    let rest = server
+        .get_json(&format!("/api/companies?limit=10&after={next}"), auth)
+        .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest["next"].is_null());
 
@@ -210,21 +204,15 @@ async fn the_admin_api_manages_tenants() {
 
     let (id, token, _) = server.register("Managed", &email("managed")).await;
     server.register("Other", &email("other")).await;
-    let page: Value = server
-        .get("/api/admin/tenants?limit=1", admin)
-        .await
-        .json()
-        .unwrap();
+    let page = server.get_json("/api/admin/tenants?limit=1", admin).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     let after = page["next"].as_str().unwrap();
-    let page: Value = server
-        .get(
+    let page = server
+        .get_json(
             &format!("/api/admin/tenants?status=active&after={after}"),
             admin,
         )
-        .await
-        .json()
-        .unwrap();
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         server
@@ -233,11 +221,9 @@ async fn the_admin_api_manages_tenants() {
             .status,
         StatusCode::BAD_REQUEST
     );
-    let one: Value = server
-        .get(&format!("/api/admin/tenants/{id}"), admin)
-        .await
-        .json()
-        .unwrap();
+    let one = server
+        .get_json(&format!("/api/admin/tenants/{id}"), admin)
+        .await;
     assert_eq!(one["name"], "Managed");
 
     // Suspend: the tenant's requests are refused; resume: served again.
@@ -283,11 +269,7 @@ async fn the_admin_api_manages_tenants() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
-    let me: Value = server
-        .get("/api/tenant", Auth::Bearer(&token))
-        .await
-        .json()
-        .unwrap();
+    let me = server.get_json("/api/tenant", Auth::Bearer(&token)).await;
     assert_eq!(me["quota"]["max_users"], 5);
     assert_eq!(me["usage"]["users"], 1);
     let bad = json!({"rate":{"limit":0,"window_ms":60000},"max_users":5,"max_storage_bytes":1,"max_connections":3});
@@ -362,11 +344,7 @@ async fn the_admin_api_manages_tenants() {
 #[tokio::test]
 async fn async_provisioning_reaches_active_through_the_worker() {
     let server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
-    let ready: Value = server
-        .get("/health/ready", Auth::None)
-        .await
-        .json()
-        .unwrap();
+    let ready = server.get_json("/health/ready", Auth::None).await;
     assert_eq!(ready["components"]["worker"]["status"], "up");
     let r = server
         .post_registration(

@@ -143,19 +143,15 @@ async fn the_guides_smoke_tests_and_series_on_postgres_and_redis() {
     };
     let created = add_companies(&server, &org, &["Acme"]).await;
     assert_eq!(companies(&server, &org).await, created);
-    let me: Value = server
-        .get("/api/tenant", Auth::Bearer(&org.token))
-        .await
-        .json()
-        .unwrap();
+    let me = server
+        .get_json("/api/tenant", Auth::Bearer(&org.token))
+        .await;
     assert_eq!(me["usage"]["users"], 1);
 
     // The pool manager's counts and the guide's series.
-    let pools: Value = server
-        .get("/api/admin/pools", Auth::AdminKey(ADMIN_KEY))
-        .await
-        .json()
-        .unwrap();
+    let pools = server
+        .get_json("/api/admin/pools", Auth::AdminKey(ADMIN_KEY))
+        .await;
     assert_eq!(pools["max_total"], 4);
     assert_eq!(pools["max_per_tenant"], 2);
     assert!(
@@ -318,7 +314,7 @@ async fn two_instances_share_rate_limits_and_suspensions_through_redis() {
             .iter()
             .any(|p| p["tenant"] == org.id.as_str())
     };
-    let stats: Value = one.get("/api/admin/pools", admin).await.json().unwrap();
+    let stats = one.get_json("/api/admin/pools", admin).await;
     assert!(pool_key(&stats), "the tenant's own pool is open: {stats}");
 
     let r = one
@@ -348,7 +344,7 @@ async fn two_instances_share_rate_limits_and_suspensions_through_redis() {
         (r.status, code(&r)),
         (StatusCode::FORBIDDEN, "tenant_suspended".to_owned())
     );
-    let stats: Value = one.get("/api/admin/pools", admin).await.json().unwrap();
+    let stats = one.get_json("/api/admin/pools", admin).await;
     assert!(!pool_key(&stats), "suspension closed the pool: {stats}");
 
     let r = one
@@ -376,11 +372,7 @@ async fn two_instances_share_rate_limits_and_suspensions_through_redis() {
 async fn async_provisioning_reaches_active_through_the_worker_on_redis() {
     let env = PgEnv::new().await;
     let server = env.server(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
-    let ready: Value = server
-        .get("/health/ready", Auth::None)
-        .await
-        .json()
-        .unwrap();
+    let ready = server.get_json("/health/ready", Auth::None).await;
     assert_eq!(ready["components"]["worker"]["status"], "up", "{ready}");
     for (name, isolation) in [("queued_db", "database"), ("queued_schema", "schema")] {
         let r = server
@@ -414,11 +406,9 @@ async fn async_provisioning_reaches_active_through_the_worker_on_redis() {
             .await,
             "{isolation} tenant never became active"
         );
-        let me: Value = server
-            .get("/api/tenant", Auth::Bearer(&org.token))
-            .await
-            .json()
-            .unwrap();
+        let me = server
+            .get_json("/api/tenant", Auth::Bearer(&org.token))
+            .await;
         assert_eq!(me["status"], "active");
         // Its storage exists: the worker ran the migrations.
         let created = add_companies(&server, &org, &["Provisioned"]).await;

@@ -39,6 +39,7 @@ macro_rules! job_queue_conformance {
             extending_a_stale_receipt_is_refused_and_leaves_the_holder_alone,
             extending_a_settled_job_is_refused,
             extensions_outside_1_ms_to_the_visibility_timeout_are_refused,
+            a_short_extension_ends_the_lease_early,
         );
     };
 }
@@ -470,5 +471,25 @@ pub async fn extensions_outside_1_ms_to_the_visibility_timeout_are_refused(
     assert!(extend(q, &held, Duration::from_millis(1)).await);
     assert!(extend(q, &held, caps.visibility_timeout).await);
     q.ack(&held).await.expect("ack");
+    assert_eq!(stats(q).await, QueueStats::new(0, 0, 0));
+}
+
+/// An extension sets the lease to `visibility` from now, even when that is sooner than the
+/// current lease would have run out: the job is delivered again well within the visibility
+/// timeout.
+pub async fn a_short_extension_ends_the_lease_early(q: &dyn JobQueue, caps: &JobQueueCaps) {
+    caps.assert_usable();
+    let id = enqueue(q, 1).await;
+    let held = dequeue(q, "holder", caps.long_wait()).await.expect("job");
+    assert!(extend(q, &held, Duration::from_millis(1)).await);
+    let again = dequeue(q, "other", caps.visibility_timeout * 3 / 4)
+        .await
+        .expect("delivered again once the 1 ms lease ran out");
+    assert_eq!((again.id, again.attempt), (id, held.attempt + 1));
+    assert!(
+        !extend(q, &held, caps.visibility_timeout).await,
+        "the lease was lost"
+    );
+    q.ack(&again).await.expect("ack");
     assert_eq!(stats(q).await, QueueStats::new(0, 0, 0));
 }

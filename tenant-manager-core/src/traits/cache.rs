@@ -72,12 +72,12 @@ pub struct CacheEpoch(u64);
 
 impl CacheEpoch {
     /// The epoch `value` of an adapter.
-    pub fn new(value: u64) -> Self {
+    pub const fn new(value: u64) -> Self {
         Self(value)
     }
 
     /// The adapter's value.
-    pub fn value(self) -> u64 {
+    pub const fn value(self) -> u64 {
         self.0
     }
 }

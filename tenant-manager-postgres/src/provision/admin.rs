@@ -60,7 +60,10 @@ pub(crate) async fn ddl(conn: &mut PgConnection, sql: String) -> Result<()> {
 }
 
 /// [`ddl`] keeping the driver error, for callers that treat some SQLSTATEs as success.
-pub(crate) async fn ddl_raw(conn: &mut PgConnection, sql: String) -> std::result::Result<(), sqlx::Error> {
+pub(crate) async fn ddl_raw(
+    conn: &mut PgConnection,
+    sql: String,
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql(AssertSqlSafe(sql))
         .execute(conn)
         .await

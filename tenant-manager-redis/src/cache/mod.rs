@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use tenant_manager_core::{CacheKey, CacheStats, Error, Result, Tenant, TenantCache, TenantId};
+use tenant_manager_core::{
+    CacheEpoch, CacheKey, CacheLookup, CacheStats, Error, Result, Tenant, TenantCache, TenantId,
+};
 
 use crate::pool::RedisPool;
 use crate::scripts;
@@ -131,9 +133,14 @@ pub struct TenantCacheStats {
 /// - Records live under `<prefix>tenant:id:<id>`; slug and domain keys hold the id, and a
 ///   lookup through them is one round trip (a Lua script). A record whose slug or domain no
 ///   longer matches the key is a miss.
-/// - [`TenantCache::invalidate`] drops the local copy and the Redis record and `PUBLISH`es
-///   the id on `<prefix>tenant-invalidate` (one script); every instance's subscriber drops its
-///   copy on receipt, well within a second.
+/// - [`TenantCache::invalidate`] drops the local copy and the Redis record, `INCR`s the epoch
+///   `<prefix>tenant:epoch` and `PUBLISH`es the id on `<prefix>tenant-invalidate` (one
+///   script); every instance's subscriber drops its copy on receipt, well within a second.
+/// - A lookup that misses reads the epoch in the same script as the record;
+///   [`TenantCache::put_if_current`] writes only if the epoch is still that value (a Lua
+///   compare-and-set), so a record read from the registry before another instance's
+///   invalidation is refused. The local layer keeps a write only if no invalidation message
+///   arrived since just before the script ran, so it cannot keep one either.
 /// - While the subscriber is disconnected (it reconnects with backoff) the local layer is
 ///   bypassed, and it is emptied on resubscription, so staleness stays bounded by the
 ///   invalidation path, never by a TTL.
@@ -228,44 +235,79 @@ impl RedisTenantCache {
         metrics::counter!("tenant_cache_lookups_total", "result" => result).increment(1);
     }
 
-    /// The record for `key` from Redis.
-    async fn fetch(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+    /// The record for `key` from Redis, and the epoch read with it.
+    async fn fetch(&self, key: &CacheKey) -> Result<(Option<Tenant>, CacheEpoch)> {
         let keys = self.inner.pool.keys();
-        let raw: Option<String> = match key {
-            CacheKey::Id(id) => {
-                self.inner
-                    .pool
-                    .query(redis::cmd("GET").arg(keys.tenant(*id)))
-                    .await?
-            }
-            CacheKey::Slug(slug) => {
-                self.inner
-                    .pool
-                    .invoke(
-                        scripts::CACHE_GET_ALIAS
-                            .key(keys.tenant_slug(slug))
-                            .arg(keys.tenant_prefix()),
-                    )
-                    .await?
-            }
-            CacheKey::Domain(domain) => {
-                self.inner
-                    .pool
-                    .invoke(
-                        scripts::CACHE_GET_ALIAS
-                            .key(keys.tenant_domain(domain))
-                            .arg(keys.tenant_prefix()),
-                    )
-                    .await?
-            }
+        let (key, alias_prefix) = match key {
+            CacheKey::Id(id) => (keys.tenant(*id), String::new()),
+            CacheKey::Slug(slug) => (keys.tenant_slug(slug), keys.tenant_prefix()),
+            CacheKey::Domain(domain) => (keys.tenant_domain(domain), keys.tenant_prefix()),
         };
-        raw.map(|json| {
-            serde_json::from_str::<Tenant>(&json)
-                .map_err(|e| Error::internal_with("cached tenant record is not readable", e))
-        })
-        .transpose()
+        let reply: Vec<String> = self
+            .inner
+            .pool
+            .invoke(
+                scripts::CACHE_LOOKUP
+                    .key(key)
+                    .key(keys.tenant_epoch())
+                    .arg(alias_prefix),
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let epoch = reply
+            .next()
+            .ok_or_else(|| Error::internal("tenant cache lookup returned no epoch"))?
+            .parse::<u64>()
+            .map_err(|e| Error::internal_with("tenant cache epoch is not a counter", e))?;
+        let tenant = reply
+            .next()
+            .map(|json| {
+                serde_json::from_str::<Tenant>(&json)
+                    .map_err(|e| Error::internal_with("cached tenant record is not readable", e))
+            })
+            .transpose()?;
+        Ok((tenant, CacheEpoch::new(epoch)))
+    }
+
+    /// Writes `tenant` to Redis (only if the epoch is still `epoch`, when given) and then to
+    /// the local layer; returns whether it was written.
+    async fn write(&self, tenant: &Tenant, epoch: Option<CacheEpoch>) -> Result<bool> {
+        let keys = self.inner.pool.keys();
+        let json = serde_json::to_string(tenant)
+            .map_err(|e| Error::internal_with("tenant record does not serialize", e))?;
+        // Read before the script: an invalidation that reaches Redis after the script reaches
+        // this instance's subscriber after this read, so the local insert is refused or undone.
+        let generation = self.inner.local.generation();
+        let mut script = scripts::CACHE_PUT.key(keys.tenant_epoch());
+        script.key(keys.tenant(tenant.id));
+        script.key(keys.tenant_slug(&tenant.slug));
+        if let Some(domain) = &tenant.domain {
+            script.key(keys.tenant_domain(&domain.to_ascii_lowercase()));
+        }
+        script
+            .arg(json)
+            .arg(millis(self.inner.config.ttl))
+            .arg(tenant.id.to_string())
+            .arg(epoch.map(|e| e.value().to_string()).unwrap_or_default());
+        let written: i64 = self.inner.pool.invoke(&script).await?;
+        if written != 1 {
+            return Ok(false);
+        }
+        self.inner
+            .local
+            .insert(
+                &CacheKey::Id(tenant.id),
+                Arc::new(tenant.clone()),
+                generation,
+            )
+            .await;
+        Ok(true)
     }
 }
+
+/// The epoch of a lookup whose key cannot have been cached: the Redis counter never reaches
+/// it, so a fill with it is refused.
+const UNREACHABLE_EPOCH: CacheEpoch = CacheEpoch::new(u64::MAX);
 
 /// Lookup keys are case-insensitive for domains; Redis and local keys use lowercase.
 fn normalize(key: &CacheKey) -> Option<CacheKey> {
@@ -284,67 +326,51 @@ fn millis(duration: Duration) -> u64 {
 
 #[async_trait]
 impl TenantCache for RedisTenantCache {
-    async fn get(&self, key: &CacheKey) -> Result<Option<Tenant>> {
+    async fn lookup(&self, key: &CacheKey) -> Result<CacheLookup> {
         let Some(key) = normalize(key) else {
             self.count("miss");
-            return Ok(None);
+            return Ok(CacheLookup::Miss(UNREACHABLE_EPOCH));
         };
         let local = &self.inner.local;
         if let Some(tenant) = local.get(&key).await {
             self.count("local_hit");
-            return Ok(Some(Tenant::clone(&tenant)));
+            return Ok(CacheLookup::Hit(Tenant::clone(&tenant)));
         }
         let generation = local.generation();
         match self.fetch(&key).await? {
-            Some(tenant) if local::matches(&key, &tenant) => {
+            (Some(tenant), _) if local::matches(&key, &tenant) => {
                 self.count("redis_hit");
                 local
                     .insert(&key, Arc::new(tenant.clone()), generation)
                     .await;
-                Ok(Some(tenant))
+                Ok(CacheLookup::Hit(tenant))
             }
-            _ => {
+            (_, epoch) => {
                 self.count("miss");
-                Ok(None)
+                Ok(CacheLookup::Miss(epoch))
             }
         }
     }
 
     async fn put(&self, tenant: &Tenant) -> Result<()> {
-        let keys = self.inner.pool.keys();
-        let json = serde_json::to_string(tenant)
-            .map_err(|e| Error::internal_with("tenant record does not serialize", e))?;
-        let generation = self.inner.local.generation();
-        let mut script = scripts::CACHE_PUT.key(keys.tenant(tenant.id));
-        script.key(keys.tenant_slug(&tenant.slug));
-        if let Some(domain) = &tenant.domain {
-            script.key(keys.tenant_domain(&domain.to_ascii_lowercase()));
-        }
-        script
-            .arg(json)
-            .arg(millis(self.inner.config.ttl))
-            .arg(tenant.id.to_string());
-        let _: i64 = self.inner.pool.invoke(&script).await?;
-        self.inner
-            .local
-            .insert(
-                &CacheKey::Id(tenant.id),
-                Arc::new(tenant.clone()),
-                generation,
-            )
-            .await;
-        Ok(())
+        self.write(tenant, None).await.map(drop)
+    }
+
+    async fn put_if_current(&self, tenant: &Tenant, epoch: CacheEpoch) -> Result<bool> {
+        self.write(tenant, Some(epoch)).await
     }
 
     async fn invalidate(&self, id: TenantId) -> Result<()> {
         let local = &self.inner.local;
         local.invalidate(id).await;
+        let keys = self.inner.pool.keys();
         let published = self
             .inner
             .pool
             .invoke::<i64>(
                 scripts::CACHE_INVALIDATE
-                    .key(self.inner.pool.keys().tenant(id))
+                    .key(keys.tenant(id))
+                    .key(keys.tenant_epoch())
                     .arg(&self.inner.channel)
                     .arg(id.to_string()),
             )

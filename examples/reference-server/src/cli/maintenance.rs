@@ -26,13 +26,19 @@ fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// `migrate global` (connecting applies it) and `migrate tenants`.
+/// `migrate global` (connecting applies it; then the app login and its grants) and
+/// `migrate tenants`.
 pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, CliError> {
     match target {
         MigrateTarget::Global => {
             println!(
                 "global database migrated (schema version {})",
                 global_schema_version()
+            );
+            let report = ops.postgres.ensure_app_login().await?;
+            println!(
+                "app login ready ({} databases checked, {} tenant roles newly granted)",
+                report.databases, report.roles_granted
             );
             Ok(Exit::Success)
         }

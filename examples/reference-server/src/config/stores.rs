@@ -45,6 +45,12 @@ pub struct DatabaseConfig {
     /// and `<prefix>_shared_owner` (`TENANT_STORAGE_PREFIX`, default `tm`), so deployments
     /// can share a Postgres server.
     pub storage_prefix: String,
+    /// The unprivileged login of the pools shared by schema- and row-isolated tenants
+    /// (`TENANT_APP_LOGIN`, default `<TENANT_STORAGE_PREFIX>_app`). The server creates it at
+    /// start-up (no superuser, no `BYPASSRLS`, no inherited privileges), its password derived
+    /// from `TENANT_DB_SECRET`, so Postgres itself keeps those tenants apart. Not `tenant_*`
+    /// (tenants' roles) nor `pg_*`.
+    pub app_login: String,
 }
 
 impl Default for DatabaseConfig {
@@ -58,8 +64,29 @@ impl Default for DatabaseConfig {
             global_pool_size: DEFAULT_GLOBAL_POOL_SIZE,
             shared_database: DEFAULT_SHARED_DATABASE.to_owned(),
             storage_prefix: DEFAULT_STORAGE_PREFIX.to_owned(),
+            app_login: app_login_of(DEFAULT_STORAGE_PREFIX),
         }
     }
+}
+
+/// The default app login of a storage prefix: `<prefix>_app`.
+fn app_login_of(prefix: &str) -> String {
+    format!("{prefix}_app")
+}
+
+/// `TENANT_APP_LOGIN`, defaulting to `<prefix>_app`.
+fn load_app_login<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    prefix: &str,
+) -> Result<String, ConfigError> {
+    let name = vars.identifier("TENANT_APP_LOGIN", 63, &app_login_of(prefix))?;
+    if name.starts_with("tenant_") || name.starts_with("pg_") {
+        return Err(ConfigError::new(
+            "TENANT_APP_LOGIN",
+            "must not start with tenant_ (tenants' roles) or pg_ (reserved by Postgres)",
+        ));
+    }
+    Ok(name)
 }
 
 impl DatabaseConfig {
@@ -99,6 +126,9 @@ impl DatabaseConfig {
             Some(p) => Some(p),
             None => vars.parse::<u16>("POSTGRES_PORT", "a port number")?,
         };
+        // `<prefix>_template_owner` and the template names must stay within 63 bytes.
+        let storage_prefix =
+            vars.identifier("TENANT_STORAGE_PREFIX", 24, DEFAULT_STORAGE_PREFIX)?;
         let names = Self {
             global_pool_size: vars.int_in::<u32>(
                 "GLOBAL_POOL_SIZE",
@@ -110,8 +140,8 @@ impl DatabaseConfig {
                 63,
                 DEFAULT_SHARED_DATABASE,
             )?,
-            // `<prefix>_template_owner` and the template names must stay within 63 bytes.
-            storage_prefix: vars.identifier("TENANT_STORAGE_PREFIX", 24, DEFAULT_STORAGE_PREFIX)?,
+            app_login: load_app_login(vars, &storage_prefix)?,
+            storage_prefix,
             ..Self::default()
         };
         let Some(url) = vars.secret("GLOBAL_DATABASE_URL") else {
@@ -241,6 +271,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("global_pool_size", &self.global_pool_size)
             .field("shared_database", &self.shared_database)
             .field("storage_prefix", &self.storage_prefix)
+            .field("app_login", &self.app_login)
             .finish()
     }
 }
@@ -455,10 +486,29 @@ mod tests {
             ("TENANT_SHARED_DATABASE", "Shared"),
             ("TENANT_STORAGE_PREFIX", "a_prefix_longer_than_24_bytes"),
             ("GLOBAL_POOL_SIZE", "0"),
+            ("TENANT_APP_LOGIN", "tenant_app"),
+            ("TENANT_APP_LOGIN", "pg_app"),
+            ("TENANT_APP_LOGIN", "App"),
         ] {
             let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
             assert_eq!(err.err().map(|e| e.variable), Some(name));
         }
+    }
+
+    #[test]
+    fn the_app_login_follows_the_storage_prefix_unless_set() {
+        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.app_login, "tm_app");
+        let v = vars(vec![("TENANT_STORAGE_PREFIX", "crm")]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.app_login, "crm_app");
+        let v = vars(vec![
+            ("TENANT_STORAGE_PREFIX", "crm"),
+            ("TENANT_APP_LOGIN", "crm_web"),
+        ]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.app_login, "crm_web");
     }
 
     #[test]

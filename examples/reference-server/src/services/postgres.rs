@@ -1,5 +1,9 @@
 //! Postgres mode: the global registry, provisioning of tenant storage with the server's CRM
 //! migrations, the pool manager of tenant connections, fleet migrations and pg_dump backups.
+//!
+//! Pools shared by schema- and row-isolated tenants log in as the app login
+//! (`TENANT_APP_LOGIN`): no superuser, no `BYPASSRLS`, no inherited privileges, so Postgres
+//! itself keeps those tenants apart, not only the `search_path` and the queries' filters.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +14,9 @@ use tenant_manager::fs_store::FilesystemBackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::{
-    BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector, PgTenantPools,
-    PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig, TenantMigrations,
-    TenantMigrator, TenantStorage, migrate_global,
+    AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector,
+    PgTenantPools, PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig,
+    TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
 };
 use tenant_manager::{Error, Result};
 
@@ -34,6 +38,8 @@ pub(crate) struct Postgres {
     pub(crate) storage: TenantStorage,
     pub(crate) provisioner: Arc<PostgresProvisioner>,
     credentials: Arc<DerivedCredentials>,
+    /// The login of the pools shared by tenants, its password derived from `TENANT_DB_SECRET`.
+    app_login: AppLogin,
 }
 
 impl Postgres {
@@ -65,6 +71,7 @@ impl Postgres {
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
         let storage = TenantStorage::new(pool.clone(), servers, migrations, storage_names(config))?;
         let credentials = Arc::new(DerivedCredentials::new(secret.clone())?);
+        let app_login = AppLogin::derived(&db.app_login, secret)?;
         let provisioner = Arc::new(PostgresProvisioner::new(
             storage.clone(),
             credentials.clone(),
@@ -74,12 +81,31 @@ impl Postgres {
             storage,
             provisioner,
             credentials,
+            app_login,
         })
+    }
+
+    /// Creates the app login (or brings it up to date) and grants it what the tenants
+    /// provisioned so far need: idempotent, run before the pools connect.
+    ///
+    /// # Errors
+    /// `Conflict` when a role of that name exists that tenant-manager did not create;
+    /// `Unavailable` when Postgres cannot be reached.
+    pub(crate) async fn ensure_app_login(&self) -> Result<AppLoginReport> {
+        let report = self.provisioner.ensure_app_login(&self.app_login).await?;
+        tracing::info!(
+            app_login = self.app_login.name(),
+            databases = report.databases,
+            roles_granted = report.roles_granted,
+            "app login ready"
+        );
+        Ok(report)
     }
 
     /// The pool manager of tenant connections, within `MAX_TOTAL_CONNECTIONS` and
     /// `MAX_CONNECTIONS_PER_TENANT`: database-isolated tenants connect as their own role,
-    /// schema- and row-isolated tenants share a pool per database, scoped on each checkout.
+    /// schema- and row-isolated tenants share a pool per database logged in as the app login,
+    /// scoped on each checkout (`SET ROLE` to a schema tenant's role).
     ///
     /// Call it after the metrics recorder is installed: the engine registers its series.
     ///
@@ -89,6 +115,7 @@ impl Postgres {
         let settings = &config.pool;
         PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
             .with_application_name(APPLICATION_NAME)
+            .with_app_login(self.app_login.clone())
             .into_pools(
                 PoolConfig::default()
                     .with_max_total(settings.max_total)
@@ -144,13 +171,15 @@ impl Postgres {
     }
 }
 
-/// The names of the provisioner's own objects, from `TENANT_STORAGE_PREFIX`.
+/// The names of the provisioner's own objects, from `TENANT_STORAGE_PREFIX` and
+/// `TENANT_APP_LOGIN`.
 fn storage_names(config: &Config) -> StorageConfig {
     let prefix = &config.database.storage_prefix;
     StorageConfig::default()
         .with_template_prefix(format!("{prefix}_template_"))
         .with_template_owner(format!("{prefix}_template_owner"))
         .with_shared_owner(format!("{prefix}_shared_owner"))
+        .with_app_login(config.database.app_login.clone())
 }
 
 #[cfg(test)]

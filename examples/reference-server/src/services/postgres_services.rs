@@ -1,6 +1,6 @@
-//! The server's services on Postgres: the adapters of [`Postgres`], the pool manager of tenant
-//! connections, companies in each tenant's storage, and the readiness probe of the global
-//! database.
+//! The server's services on Postgres: the adapters of [`Postgres`], the app login and the pool
+//! manager of tenant connections over it, companies in each tenant's storage, and the
+//! readiness probe of the global database.
 
 use std::sync::Arc;
 
@@ -47,6 +47,8 @@ pub(super) async fn services(
 ) -> Result<Services, StartupError> {
     let fail = |e| StartupError::backend("postgres", e);
     let postgres = Postgres::connect(config).await.map_err(fail)?;
+    // Before the pools: they log in as the app login.
+    postgres.ensure_app_login().await.map_err(fail)?;
     let pools = postgres.pools(config).map_err(fail)?;
     let backup = postgres.backup(&config.backup_dir);
     let manager = postgres

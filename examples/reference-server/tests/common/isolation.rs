@@ -39,11 +39,9 @@ pub async fn assert_b_cannot_reach_a(server: &Server, a: &Org, b: &Org) -> Strin
         .to_owned();
 
     // B's own token: sees none of A's companies, and A's company id is not found.
-    let list: Value = server
-        .get("/api/companies", Auth::Bearer(&b_token))
-        .await
-        .json()
-        .unwrap();
+    let list = server
+        .get_json("/api/companies", Auth::Bearer(&b_token))
+        .await;
     assert!(list["items"].as_array().unwrap().is_empty());
     let path = format!("/api/companies/{a_company}");
     for method in [Method::GET, Method::DELETE] {
@@ -101,17 +99,9 @@ pub async fn assert_b_cannot_reach_a(server: &Server, a: &Org, b: &Org) -> Strin
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // A still sees its company; B's tenant is B.
-    let mine: Value = server
-        .get(&path, Auth::Bearer(&a_token))
-        .await
-        .json()
-        .unwrap();
+    let mine = server.get_json(&path, Auth::Bearer(&a_token)).await;
     assert_eq!(mine["name"], "Secret Co");
-    let me: Value = server
-        .get("/api/tenant", Auth::Bearer(&b_token))
-        .await
-        .json()
-        .unwrap();
+    let me = server.get_json("/api/tenant", Auth::Bearer(&b_token)).await;
     assert_eq!(me["id"], b_id.as_str());
     a_company
 }

@@ -186,6 +186,11 @@ impl Server {
         self.client.get(path, auth).await.expect("GET")
     }
 
+    /// GETs `path` and reads the answer as JSON, whatever its status.
+    pub async fn get_json(&self, path: &str, auth: Auth<'_>) -> Value {
+        self.get(path, auth).await.json().expect("json")
+    }
+
     pub async fn post(&self, path: &str, auth: Auth<'_>, body: &Value) -> HttpResponse {
         self.client.post(path, auth, body).await.expect("POST")
     }
