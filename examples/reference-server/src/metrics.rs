@@ -111,6 +111,11 @@ const SERIES: &[(&str, Kind, &str)] = &[
         "Tenant deprovisioning runs, by result.",
     ),
     (
+        "tenant_job_leases_lost_total",
+        Kind::Counter,
+        "Running jobs whose queue lease was taken over by another worker.",
+    ),
+    (
         "tenant_provisioning_duration_seconds",
         Kind::Histogram,
         "Time to provision a tenant's storage.",
