@@ -127,8 +127,8 @@ mod tests {
 
     use super::*;
     use crate::domain::{Isolation, NewTenant, TenantSlug, TenantUpdate};
-    use crate::traits::CacheEpoch;
     use crate::memory::{InMemoryRegistry, InMemoryTenantCache};
+    use crate::traits::CacheEpoch;
 
     async fn tenant(registry: &InMemoryRegistry, slug: &str) -> Tenant {
         let slug = TenantSlug::new(slug).unwrap_or_else(|e| panic!("{e}"));

@@ -1,17 +1,26 @@
 //! `RedisTenantCache` against the real Redis: the single- and two-instance conformance suites,
-//! the local layer, and refusal of a suspended tenant by another instance.
+//! the local layer, refusal of a suspended tenant by another instance, and a lookup racing
+//! another instance's suspension.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tenant_manager_core::lookup::TenantLookup;
+use tenant_manager_core::memory::InMemoryRegistry;
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::cache::{CacheCaps, CachePair, sample_tenant};
-use tenant_manager_core::{CacheKey, TenantCache, TenantStatus};
+use tenant_manager_core::{
+    CacheKey, Email, Isolation, NewTenant, NewUser, Page, PasswordHash, Result, Tenant,
+    TenantCache, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
+    User, UserId, async_trait,
+};
 use tenant_manager_redis::{RedisPool, RedisTenantCache, TenantCacheConfig};
 use tenant_manager_test_support::TestRedis;
+use tokio::sync::Notify;
 
 const TTL: Duration = Duration::from_secs(2);
 
@@ -179,4 +188,185 @@ async fn bad_settings_are_refused() {
     let unknown = CacheKey::Domain("x".repeat(300));
     let cache = cache(&pool).await;
     assert_eq!(cache.get(&unknown).await.expect("get"), None);
+}
+
+/// An in-memory registry whose next tenant read, once armed, waits after reading until released:
+/// the reader holds the record as it was, as a slow registry query would.
+#[derive(Debug, Default)]
+struct PausingRegistry {
+    inner: InMemoryRegistry,
+    armed: AtomicBool,
+    read: Notify,
+    release: Notify,
+}
+
+impl PausingRegistry {
+    /// Returns `value` at once, or after the release when armed (disarming).
+    async fn pause<T>(&self, value: T) -> T {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.read.notify_one();
+            self.release.notified().await;
+        }
+        value
+    }
+}
+
+#[async_trait]
+impl TenantRegistry for PausingRegistry {
+    async fn create_tenant(&self, tenant: NewTenant) -> Result<Tenant> {
+        self.inner.create_tenant(tenant).await
+    }
+    async fn create_tenant_with_owner(
+        &self,
+        tenant: NewTenant,
+        owner: NewUser,
+    ) -> Result<(Tenant, User)> {
+        self.inner.create_tenant_with_owner(tenant, owner).await
+    }
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let read = self.inner.get_tenant(id).await;
+        self.pause(read).await
+    }
+    async fn find_tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>> {
+        let read = self.inner.find_tenant_by_slug(slug).await;
+        self.pause(read).await
+    }
+    async fn find_tenant_by_domain(&self, domain: &str) -> Result<Option<Tenant>> {
+        let read = self.inner.find_tenant_by_domain(domain).await;
+        self.pause(read).await
+    }
+    async fn list_tenants(&self, query: &TenantQuery) -> Result<Page<Tenant>> {
+        self.inner.list_tenants(query).await
+    }
+    async fn count_tenants(&self, status: Option<TenantStatus>) -> Result<u64> {
+        self.inner.count_tenants(status).await
+    }
+    async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {
+        self.inner.update_tenant(id, update).await
+    }
+    async fn transition(
+        &self,
+        id: TenantId,
+        to: TenantStatus,
+        reason: Option<String>,
+    ) -> Result<Tenant> {
+        self.inner.transition(id, to, reason).await
+    }
+    async fn purge_tenant(&self, id: TenantId) -> Result<()> {
+        self.inner.purge_tenant(id).await
+    }
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        self.inner.create_user(user).await
+    }
+    async fn get_user(&self, id: UserId) -> Result<User> {
+        self.inner.get_user(id).await
+    }
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
+        self.inner.find_user_by_email(email).await
+    }
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        self.inner.list_users(tenant).await
+    }
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        current: &PasswordHash,
+        new: PasswordHash,
+    ) -> Result<User> {
+        self.inner.replace_password_hash(id, current, new).await
+    }
+}
+
+/// Instance X misses and reads the tenant (Active) from the registry; before X fills the
+/// cache, instance Y suspends the tenant and invalidates; then X fills. X's fill is refused,
+/// so neither instance serves the Active record afterwards.
+#[tokio::test]
+async fn a_lookup_racing_a_suspension_on_another_instance_does_not_cache_the_old_record() {
+    let redis = TestRedis::create().await;
+    let registry = Arc::new(PausingRegistry::default());
+    let sample = sample_tenant();
+    let new = NewTenant::new(sample.slug, "Acme", Isolation::Shared)
+        .expect("new tenant")
+        .with_domain(sample.domain);
+    let tenant = registry.create_tenant(new).await.expect("create");
+    for to in [TenantStatus::Provisioning, TenantStatus::Active] {
+        registry
+            .transition(tenant.id, to, None)
+            .await
+            .expect("transition");
+    }
+    let instance = |cache: RedisTenantCache| {
+        let cache: Arc<dyn TenantCache> = Arc::new(cache);
+        TenantLookup::new(Arc::clone(&registry) as Arc<dyn TenantRegistry>, cache)
+    };
+    let x = instance(cache(&support::pool(&redis).await).await);
+    let y = instance(cache(&support::pool(&redis).await).await);
+    let keys = [
+        CacheKey::Id(tenant.id),
+        CacheKey::Slug(tenant.slug.clone()),
+        CacheKey::Domain(tenant.domain.clone().expect("domain")),
+    ];
+
+    for key in &keys {
+        registry.armed.store(true, Ordering::SeqCst);
+        let reader = {
+            let (x, key) = (x.clone(), key.clone());
+            tokio::spawn(async move { x.get(&key).await })
+        };
+        tokio::time::timeout(Duration::from_secs(10), registry.read.notified())
+            .await
+            .expect("X reads the registry");
+        // X holds the Active record. Y suspends the tenant, then invalidates.
+        registry
+            .transition(tenant.id, TenantStatus::Suspended, Some("race".to_owned()))
+            .await
+            .expect("suspend");
+        y.invalidate(tenant.id).await.expect("invalidate on y");
+        registry.release.notify_one();
+        let read = reader.await.expect("reader").expect("lookup on x");
+        assert_eq!(
+            read.map(|t| t.status),
+            Some(TenantStatus::Active),
+            "{key}: X returns what it read before the suspension"
+        );
+
+        for (name, lookup) in [("x", &x), ("y", &y)] {
+            assert_eq!(
+                lookup.cache().get(key).await.expect("cache get"),
+                None,
+                "{key}: X's fill of the old record was refused ({name})"
+            );
+        }
+        for (name, lookup) in [("x", &x), ("y", &y)] {
+            for key in &keys {
+                let seen = lookup.get(key).await.expect("lookup").map(|t| t.status);
+                assert_eq!(seen, Some(TenantStatus::Suspended), "{key} on {name}");
+            }
+        }
+
+        // Resume for the next key's race; every instance then serves Active again.
+        registry
+            .transition(tenant.id, TenantStatus::Active, None)
+            .await
+            .expect("resume");
+        y.invalidate(tenant.id).await.expect("invalidate on y");
+        for lookup in [&x, &y] {
+            support::eventually(Duration::from_secs(1), "resumed tenant served", || async {
+                let seen = lookup.get(key).await.expect("lookup").map(|t| t.status);
+                seen == Some(TenantStatus::Active)
+            })
+            .await;
+        }
+        y.invalidate(tenant.id).await.expect("invalidate on y");
+        // The next race starts from a miss on X.
+        support::eventually(Duration::from_secs(1), "X's copy dropped", || async {
+            for key in &keys {
+                if x.cache().get(key).await.expect("cache get").is_some() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+    }
 }

@@ -14,8 +14,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::registry::random_hex;
+use super::run_concurrently;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantId, TenantSlug};
-use crate::traits::{CacheKey, TenantCache};
+use crate::traits::{CacheEpoch, CacheKey, CacheLookup, TenantCache};
 
 /// Expands one `#[tokio::test]` per single-instance case of [`crate::testing::cache`] against
 /// the cache `$factory` (an `async fn() -> Fixture<dyn TenantCache>` that declares
@@ -29,6 +30,8 @@ macro_rules! cache_conformance {
             a_new_slug_or_domain_retires_the_old_ones,
             stats_count_hits_and_misses,
             entries_expire_after_the_ttl,
+            a_fill_after_an_invalidation_is_refused,
+            a_fill_racing_an_invalidation_never_survives_it,
         );
     };
 }
@@ -41,6 +44,8 @@ macro_rules! cache_pair_conformance {
         $crate::__conformance_cases_with_caps!($factory; cache; $crate::testing::cache::CacheCaps;
             invalidation_reaches_the_other_instance,
             invalidation_works_in_both_directions,
+            a_fill_after_an_invalidation_on_the_other_instance_is_refused,
+            a_fill_racing_an_invalidation_on_the_other_instance_never_survives_it,
         );
     };
 }
@@ -109,6 +114,21 @@ fn views(t: &Tenant) -> [CacheKey; 3] {
 
 async fn get(cache: &dyn TenantCache, key: &CacheKey) -> Option<Tenant> {
     cache.get(key).await.expect("cache get")
+}
+
+/// The epoch of a lookup of `key` that must miss.
+async fn miss(cache: &dyn TenantCache, key: &CacheKey) -> CacheEpoch {
+    match cache.lookup(key).await.expect("cache lookup") {
+        CacheLookup::Miss(epoch) => epoch,
+        CacheLookup::Hit(t) => panic!("{key}: expected a miss, got {t:?}"),
+    }
+}
+
+/// Asserts that no view of `t` is served by `cache` now.
+async fn assert_missing(cache: &dyn TenantCache, t: &Tenant, context: &str) {
+    for key in views(t) {
+        assert_eq!(get(cache, &key).await, None, "{key} {context}");
+    }
 }
 
 /// Polls until no view of `t` is served by `cache`, failing after `within`.
@@ -254,4 +274,118 @@ pub async fn invalidation_works_in_both_directions(pair: &CachePair, caps: &Cach
         on_a.is_none() || on_a.as_ref() == Some(&renamed),
         "a never serves the invalidated record: {on_a:?}"
     );
+}
+
+/// A lookup misses with an epoch; after an invalidation of the tenant, a fill with that epoch is
+/// refused and caches nothing. A fill with the epoch of a later miss is cached, and a lookup
+/// then hits.
+pub async fn a_fill_after_an_invalidation_is_refused(cache: &dyn TenantCache, _: &CacheCaps) {
+    for view in 0..3 {
+        let t = sample_tenant();
+        let key = views(&t)[view].clone();
+        let epoch = miss(cache, &key).await;
+        cache.invalidate(t.id).await.expect("invalidate");
+        let filled = cache.put_if_current(&t, epoch).await.expect("fill");
+        assert!(
+            !filled,
+            "{key}: a fill read before the invalidation was accepted"
+        );
+        assert_missing(cache, &t, "after a refused fill").await;
+
+        let epoch = miss(cache, &key).await;
+        assert!(
+            cache.put_if_current(&t, epoch).await.expect("fill"),
+            "{key}"
+        );
+        match cache.lookup(&key).await.expect("lookup") {
+            CacheLookup::Hit(found) => assert_eq!(found, t, "{key}"),
+            CacheLookup::Miss(_) => panic!("{key}: an accepted fill is not served"),
+        }
+    }
+}
+
+/// Fills racing invalidations of their tenants (each invalidation begins after the fill's
+/// epoch was read): once both are done, the record is gone, whichever ran first.
+pub async fn a_fill_racing_an_invalidation_never_survives_it(
+    cache: &dyn TenantCache,
+    _: &CacheCaps,
+) {
+    const RACES: usize = 32;
+    let tenants: Vec<Tenant> = (0..RACES).map(|_| sample_tenant()).collect();
+    let mut epochs = Vec::with_capacity(RACES);
+    for t in &tenants {
+        epochs.push(miss(cache, &CacheKey::Id(t.id)).await);
+    }
+    run_concurrently(RACES * 2, |i| {
+        let (t, epoch) = (&tenants[i / 2], epochs[i / 2]);
+        async move {
+            if i % 2 == 0 {
+                cache.put_if_current(t, epoch).await.map(drop)
+            } else {
+                cache.invalidate(t.id).await
+            }
+        }
+    })
+    .into_iter()
+    .for_each(|result| result.expect("fill or invalidate"));
+    for t in &tenants {
+        assert_missing(cache, t, "after a fill raced its invalidation").await;
+    }
+}
+
+/// Instance `a` misses with an epoch; `b` invalidates the tenant; `a`'s fill with that epoch is
+/// refused, and neither instance serves the record. A fill after a fresh miss on `a` is then
+/// served by `b` too.
+pub async fn a_fill_after_an_invalidation_on_the_other_instance_is_refused(
+    pair: &CachePair,
+    _: &CacheCaps,
+) {
+    let t = sample_tenant();
+    let key = CacheKey::Slug(t.slug.clone());
+    let epoch = miss(&*pair.a, &key).await;
+    pair.b.invalidate(t.id).await.expect("invalidate on b");
+    let filled = pair.a.put_if_current(&t, epoch).await.expect("fill on a");
+    assert!(
+        !filled,
+        "a's fill read before b's invalidation was accepted"
+    );
+    assert_missing(&*pair.a, &t, "on a after a refused fill").await;
+    assert_missing(&*pair.b, &t, "on b after a refused fill").await;
+
+    let epoch = miss(&*pair.a, &key).await;
+    assert!(pair.a.put_if_current(&t, epoch).await.expect("fill on a"));
+    for key in views(&t) {
+        assert_eq!(get(&*pair.b, &key).await.as_ref(), Some(&t), "{key} on b");
+    }
+}
+
+/// Fills on `a` racing invalidations on `b` (each invalidation begins after the fill's epoch
+/// was read): once both are done, `b` serves none of the records and `a` drops them within the
+/// propagation time.
+pub async fn a_fill_racing_an_invalidation_on_the_other_instance_never_survives_it(
+    pair: &CachePair,
+    caps: &CacheCaps,
+) {
+    const RACES: usize = 32;
+    let tenants: Vec<Tenant> = (0..RACES).map(|_| sample_tenant()).collect();
+    let mut epochs = Vec::with_capacity(RACES);
+    for t in &tenants {
+        epochs.push(miss(&*pair.a, &CacheKey::Id(t.id)).await);
+    }
+    run_concurrently(RACES * 2, |i| {
+        let (t, epoch) = (&tenants[i / 2], epochs[i / 2]);
+        async move {
+            if i % 2 == 0 {
+                pair.a.put_if_current(t, epoch).await.map(drop)
+            } else {
+                pair.b.invalidate(t.id).await
+            }
+        }
+    })
+    .into_iter()
+    .for_each(|result| result.expect("fill or invalidate"));
+    for t in &tenants {
+        assert_missing(&*pair.b, t, "on b after a fill on a raced its invalidation").await;
+        assert_dropped_within(&*pair.a, t, caps.propagation).await;
+    }
 }

@@ -83,6 +83,9 @@ impl CacheEpoch {
 }
 
 /// What [`TenantCache::lookup`] found.
+// A short-lived return value, no larger than `Option<Tenant>`; boxing the hit would cost an
+// allocation on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheLookup {
     /// The cached tenant.

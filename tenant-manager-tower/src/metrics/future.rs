@@ -64,7 +64,7 @@ where
         let result = ready!(this.inner.poll(cx));
         if let Some(recording) = this.recording.take() {
             let status = match &result {
-                Ok(response) => SharedString::from(response.status().as_str().to_owned()),
+                Ok(response) => super::labels::status_label(response.status()),
                 Err(_) => SharedString::const_str("error"),
             };
             recording.record(status);

@@ -4,8 +4,8 @@
 //! - Database isolation: the tenant's own database, as the tenant's own login role.
 //! - Schema isolation: the tenant's schema (the pool sets `search_path` to it alone).
 //! - Shared isolation: the shared table under row-level security on `app.tenant_id` (set by
-//!   the pool). Every statement also names the tenant (`tenant_id = $1`), so isolation holds
-//!   even when the pool's login bypasses row-level security (a superuser).
+//!   the pool). The pool logs in as the unprivileged app login, so row-level security applies;
+//!   every statement also names the tenant (`tenant_id = $1`) as a second guard.
 
 use tenant_manager::postgres::{PgTenantPools, SqlxResultExt as _};
 use tenant_manager::{Entity, Isolation, Result, Tenant, async_trait};
