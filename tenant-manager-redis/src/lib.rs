@@ -60,7 +60,9 @@ mod queue;
 mod quota;
 mod scripts;
 
-pub use cache::{RedisTenantCache, TenantCacheConfig, TenantCacheStats};
+pub use cache::{
+    Invalidation, InvalidationReceiver, RedisTenantCache, TenantCacheConfig, TenantCacheStats,
+};
 pub use config::{RedisConfig, UnavailablePolicy};
 pub use error::map_redis;
 pub use lock::{LockGuard, RedisLock};

@@ -18,7 +18,9 @@ use tenant_manager_core::{
     TenantCache, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
     User, UserId, async_trait,
 };
-use tenant_manager_redis::{RedisPool, RedisTenantCache, TenantCacheConfig};
+use tenant_manager_redis::{
+    Invalidation, InvalidationReceiver, RedisPool, RedisTenantCache, TenantCacheConfig,
+};
 use tenant_manager_test_support::TestRedis;
 use tokio::sync::Notify;
 
@@ -369,4 +371,84 @@ async fn a_lookup_racing_a_suspension_on_another_instance_does_not_cache_the_old
         })
         .await;
     }
+}
+
+/// The next [`Invalidation::Tenant`] on `receiver`, skipping `All` (a resubscription after a
+/// dropped connection sends one), within a generous hang limit.
+async fn next_tenant(receiver: &mut InvalidationReceiver) -> Option<TenantId> {
+    support::within(Duration::from_secs(5), async {
+        loop {
+            match receiver.recv().await {
+                Some(Invalidation::Tenant(id)) => return Some(id),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn another_instances_invalidations_reach_this_instances_receivers() {
+    let redis = TestRedis::create().await;
+    let a = cache(&support::pool(&redis).await).await;
+    let b = cache(&support::pool(&redis).await).await;
+    let mut on_a = a.subscribe_invalidations();
+    let mut on_b = b.subscribe_invalidations();
+    let t = sample_tenant();
+    a.invalidate(t.id).await.expect("invalidate on a");
+    assert_eq!(next_tenant(&mut on_b).await, Some(t.id), "B hears A");
+    assert_eq!(next_tenant(&mut on_a).await, Some(t.id), "A hears itself");
+
+    // A bulk invalidation reaches B as `All`.
+    a.invalidate_all_local().await.expect("invalidate all");
+    let seen = support::within(Duration::from_secs(5), on_b.recv()).await;
+    assert_eq!(seen, Some(Invalidation::All));
+
+    // The receiver ends with the cache.
+    drop(b);
+    let ended = support::within(Duration::from_secs(5), async {
+        while on_b.recv().await.is_some() {}
+    });
+    ended.await;
+}
+
+#[tokio::test]
+async fn a_receiver_that_falls_behind_gets_all_in_place_of_what_it_missed() {
+    let redis = TestRedis::create().await;
+    let a = cache(&support::pool(&redis).await).await;
+    let b = RedisTenantCache::new(
+        &support::pool(&redis).await,
+        config().with_invalidation_capacity(4),
+    )
+    .await
+    .expect("cache");
+    assert!(b.wait_subscribed(Duration::from_secs(5)).await);
+    let mut slow = b.subscribe_invalidations();
+    let mut reader = b.subscribe_invalidations();
+    let ids: Vec<TenantId> = (0..10).map(|_| TenantId::new()).collect();
+    for id in &ids {
+        a.invalidate(*id).await.expect("invalidate");
+    }
+    let last = ids[ids.len() - 1];
+    // Once `reader` has seen the last id, the subscriber has sent all ten.
+    while next_tenant(&mut reader).await != Some(last) {}
+
+    let first = support::within(Duration::from_secs(5), slow.recv()).await;
+    assert_eq!(
+        first,
+        Some(Invalidation::All),
+        "six invalidations were lost"
+    );
+    let mut rest = Vec::new();
+    while rest.last() != Some(&last) {
+        rest.push(next_tenant(&mut slow).await.expect("receiver open"));
+    }
+    assert_eq!(rest, ids[ids.len() - 4..], "the newest four remain");
+
+    let bad = TenantCacheConfig::default().with_invalidation_capacity(0);
+    let err = RedisTenantCache::new(&support::pool(&redis).await, bad)
+        .await
+        .expect_err("capacity 0");
+    assert_eq!(err.field(), Some("cache.invalidation_capacity"));
 }

@@ -1,6 +1,7 @@
 //! [`RedisTenantCache`]: tenant records in Redis with a TTL, fronted by an in-process cache,
 //! invalidated on every instance through pub/sub.
 
+mod feed;
 mod local;
 mod subscriber;
 
@@ -16,6 +17,8 @@ use tenant_manager_core::{
 
 use crate::pool::RedisPool;
 use crate::scripts;
+use feed::Feed;
+pub use feed::{Invalidation, InvalidationReceiver};
 use local::Local;
 
 /// Settings of a [`RedisTenantCache`].
@@ -32,10 +35,14 @@ pub struct TenantCacheConfig {
     pub local_layer: bool,
     /// How often the subscriber pings its connection to notice a silent disconnection.
     pub ping_interval: Duration,
+    /// Invalidations an [`InvalidationReceiver`] may fall behind by before it gets
+    /// [`Invalidation::All`] in their place.
+    pub invalidation_capacity: usize,
 }
 
 impl Default for TenantCacheConfig {
-    /// 5 min in Redis, 60 s locally for up to 10,000 tenants, 1 s ping.
+    /// 5 min in Redis, 60 s locally for up to 10,000 tenants, 1 s ping, receivers 1,024
+    /// invalidations deep.
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(300),
@@ -43,6 +50,7 @@ impl Default for TenantCacheConfig {
             local_capacity: 10_000,
             local_layer: true,
             ping_interval: Duration::from_secs(1),
+            invalidation_capacity: 1_024,
         }
     }
 }
@@ -83,6 +91,13 @@ impl TenantCacheConfig {
         self
     }
 
+    /// Sets how many invalidations a receiver may fall behind by.
+    #[must_use]
+    pub fn with_invalidation_capacity(mut self, capacity: usize) -> Self {
+        self.invalidation_capacity = capacity;
+        self
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -108,9 +123,18 @@ impl TenantCacheConfig {
         if self.local_capacity == 0 {
             return Err(Error::invalid("cache.local_capacity", "must be at least 1"));
         }
+        if !(1..=MAX_INVALIDATION_CAPACITY).contains(&self.invalidation_capacity) {
+            return Err(Error::invalid(
+                "cache.invalidation_capacity",
+                "must be between 1 and 65536",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The most invalidations a receiver may fall behind by (each is a few bytes).
+const MAX_INVALIDATION_CAPACITY: usize = 65_536;
 
 /// Counters of one cache instance, by layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,6 +169,9 @@ pub struct TenantCacheStats {
 ///   bypassed, and it is emptied on resubscription, so staleness stays bounded by the
 ///   invalidation path, never by a TTL.
 /// - Hit and miss counters feed `cache_hit_rate`; metrics `tenant_cache_lookups_total{result}`.
+/// - A host that keeps per-tenant state beyond the cache (open connection pools) observes
+///   every invalidation the subscriber applies, this instance's own included, through
+///   [`RedisTenantCache::subscribe_invalidations`].
 ///
 /// Cheap to clone; the subscriber task stops when the last clone is dropped.
 #[derive(Debug, Clone)]
@@ -158,6 +185,7 @@ struct Inner {
     local: Arc<Local>,
     config: TenantCacheConfig,
     channel: String,
+    feed: Feed,
     _subscriber: subscriber::AbortOnDrop,
 }
 
@@ -174,14 +202,21 @@ impl RedisTenantCache {
             config.local_ttl,
         ));
         let channel = pool.keys().invalidation_channel();
-        let subscriber =
-            subscriber::spawn(pool.clone(), channel.clone(), &local, config.ping_interval);
+        let feed = Feed::new(config.invalidation_capacity);
+        let subscriber = subscriber::spawn(
+            pool.clone(),
+            channel.clone(),
+            &local,
+            feed.clone(),
+            config.ping_interval,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 pool: pool.clone(),
                 local,
                 config,
                 channel,
+                feed,
                 _subscriber: subscriber,
             }),
         })
@@ -192,6 +227,21 @@ impl RedisTenantCache {
     /// correctness, only to measure the local layer.
     pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
         self.inner.local.wait_subscribed(timeout).await
+    }
+
+    /// A receiver of the invalidations this cache's subscriber applies from now on: those
+    /// published by every instance sharing the Redis key prefix, this one's included.
+    ///
+    /// Each [`Invalidation::Tenant`] arrives after the local copy is dropped, so a lookup made
+    /// on receipt reads past this instance's local layer. [`Invalidation::All`] arrives after
+    /// each (re)subscription of the subscriber (messages may have been lost while it was
+    /// disconnected), for a bulk or unreadable message, and in place of what a receiver missed
+    /// by falling [`invalidation_capacity`](TenantCacheConfig::invalidation_capacity) behind.
+    /// Invalidations are observed only while the subscriber is connected; the `All` that
+    /// follows a reconnection covers the gap. [`InvalidationReceiver::recv`] returns `None`
+    /// once every clone of the cache is dropped.
+    pub fn subscribe_invalidations(&self) -> InvalidationReceiver {
+        self.inner.feed.subscribe()
     }
 
     /// Counters by layer.

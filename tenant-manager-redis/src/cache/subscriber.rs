@@ -1,6 +1,8 @@
 //! The subscriber task of a tenant cache: listens on the invalidation channel on a dedicated
-//! pub/sub connection and drops local copies; reconnects with backoff. While it is not
-//! subscribed the local layer is bypassed, so a missed message can never leave a stale copy.
+//! pub/sub connection, drops local copies and tells the [`Feed`]'s receivers; reconnects with
+//! backoff. While it is not subscribed the local layer is bypassed, so a missed message can
+//! never leave a stale copy; after each (re)subscription the receivers get
+//! [`Invalidation::All`], as messages may have been missed meanwhile.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -9,6 +11,7 @@ use futures::StreamExt;
 use tenant_manager_core::{Result, TenantId};
 use tokio::task::JoinHandle;
 
+use super::feed::{Feed, Invalidation};
 use super::local::Local;
 use crate::error::{map_redis, timed_out};
 use crate::pool::RedisPool;
@@ -29,22 +32,37 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Starts the subscriber of `local` on `channel`, pinging the connection every
-/// `ping_interval` so a silently dead connection is noticed.
+/// What one subscriber task works on.
+struct Target {
+    channel: String,
+    local: Weak<Local>,
+    feed: Feed,
+    ping_interval: Duration,
+}
+
+/// Starts the subscriber of `local` on `channel`, telling `feed` of every invalidation and
+/// pinging the connection every `ping_interval` so a silently dead connection is noticed.
 pub(crate) fn spawn(
     pool: RedisPool,
     channel: String,
     local: &Arc<Local>,
+    feed: Feed,
     ping_interval: Duration,
 ) -> AbortOnDrop {
-    let local = Arc::downgrade(local);
-    AbortOnDrop(tokio::spawn(run(pool, channel, local, ping_interval)))
+    let target = Target {
+        channel,
+        local: Arc::downgrade(local),
+        feed,
+        ping_interval,
+    };
+    AbortOnDrop(tokio::spawn(run(pool, target)))
 }
 
-async fn run(pool: RedisPool, channel: String, local: Weak<Local>, ping_interval: Duration) {
+async fn run(pool: RedisPool, target: Target) {
+    let local = &target.local;
     let mut backoff = MIN_BACKOFF;
     loop {
-        let outcome = session(&pool, &channel, &local, ping_interval, &mut backoff).await;
+        let outcome = session(&pool, &target, &mut backoff).await;
         let Some(strong) = local.upgrade() else {
             return;
         };
@@ -62,22 +80,26 @@ async fn run(pool: RedisPool, channel: String, local: Weak<Local>, ping_interval
 }
 
 /// One connection's life: subscribe, then apply messages until the connection ends.
-async fn session(
-    pool: &RedisPool,
-    channel: &str,
-    local: &Weak<Local>,
-    ping_interval: Duration,
-    backoff: &mut Duration,
-) -> Result<()> {
+async fn session(pool: &RedisPool, target: &Target, backoff: &mut Duration) -> Result<()> {
+    let Target {
+        channel,
+        local,
+        feed,
+        ping_interval,
+    } = target;
     let command_timeout = pool.config().command_timeout;
     let (mut sink, mut messages) = pool.pubsub().await?.split();
-    bounded(command_timeout, sink.subscribe(channel)).await?;
+    bounded(command_timeout, sink.subscribe(channel.as_str())).await?;
     match local.upgrade() {
-        Some(local) => local.set_subscribed(true),
+        Some(local) => {
+            // Before the flag: a receiver taken once subscribed sees only later messages.
+            feed.send(Invalidation::All);
+            local.set_subscribed(true);
+        }
         None => return Ok(()),
     }
     *backoff = MIN_BACKOFF;
-    let mut ping = tokio::time::interval(ping_interval);
+    let mut ping = tokio::time::interval(*ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -89,8 +111,13 @@ async fn session(
                     return Ok(());
                 };
                 match message.get_payload::<String>() {
-                    Ok(payload) => apply(&local, &payload).await,
-                    Err(err) => tracing::warn!(error = %err, "unreadable invalidation message"),
+                    Ok(payload) => feed.send(apply(&local, &payload).await),
+                    Err(err) => {
+                        // Unreadable: dropping everything is always safe.
+                        tracing::warn!(error = %err, "unreadable invalidation message");
+                        local.clear();
+                        feed.send(Invalidation::All);
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -101,17 +128,22 @@ async fn session(
     }
 }
 
-async fn apply(local: &Local, payload: &str) {
+/// Drops what `payload` names from `local`; returns what was invalidated.
+async fn apply(local: &Local, payload: &str) -> Invalidation {
     if payload == INVALIDATE_ALL {
         local.clear();
-        return;
+        return Invalidation::All;
     }
     match payload.parse::<TenantId>() {
-        Ok(id) => local.invalidate(id).await,
+        Ok(id) => {
+            local.invalidate(id).await;
+            Invalidation::Tenant(id)
+        }
         Err(_) => {
             // Unknown payload: dropping everything is always safe.
             tracing::warn!("invalidation message is not a tenant id; clearing the local cache");
             local.clear();
+            Invalidation::All
         }
     }
 }

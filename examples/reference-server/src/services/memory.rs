@@ -24,6 +24,7 @@ pub(super) fn shared() -> Result<Shared, StartupError> {
         quota: Arc::new(InMemoryQuotaEnforcer::new(InMemoryQuotaConfig::default()).map_err(fail)?),
         cache: Arc::new(InMemoryTenantCache::new(InMemoryCacheConfig::default()).map_err(fail)?),
         jobs: Arc::new(InMemoryJobQueue::new(InMemoryJobQueueConfig::default()).map_err(fail)?),
+        invalidations: None,
     })
 }
 

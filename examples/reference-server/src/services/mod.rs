@@ -4,9 +4,12 @@
 //! - With it: the Postgres adapters, and the pool manager of tenant connections.
 //! - With `REDIS_URL`: quotas, the tenant cache and the job queue in Redis (shared by every
 //!   instance); without it, in memory.
+//! - With both: a task closes this instance's pool of a tenant suspended or deleted through
+//!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
 mod memory;
+mod pool_sync;
 pub(crate) mod postgres;
 mod postgres_services;
 mod redis_backends;
@@ -15,7 +18,8 @@ pub(crate) mod worker;
 use std::sync::Arc;
 
 use tenant_manager::lookup::TenantLookup;
-use tenant_manager::manager::{ManagerConfig, TenantManager};
+use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
+use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::{
     Backup, JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache,
 };
@@ -30,8 +34,9 @@ use crate::readiness::Readiness;
 pub(crate) use self::auth::{hasher, tokens};
 
 /// What the server needs of the pool manager besides connections: its counts (for
-/// `/api/admin/pools`) and closing every pool at shutdown.
-pub(crate) trait PoolEngine: std::fmt::Debug + Send + Sync + 'static {
+/// `/api/admin/pools`), closing one tenant's pool ([`PoolCloser`]) and closing every pool at
+/// shutdown.
+pub(crate) trait PoolEngine: PoolCloser {
     /// Current counts.
     fn pool_stats(&self) -> PoolStats;
 
@@ -45,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) cache: Arc<dyn TenantCache>,
     pub(crate) jobs: Arc<dyn JobQueue>,
+    /// The Redis tenant cache, whose invalidations come from every instance (none in memory).
+    pub(crate) invalidations: Option<RedisTenantCache>,
 }
 
 /// Everything the routes and background tasks use.
@@ -96,14 +103,16 @@ pub(crate) async fn shared(config: &Config) -> Result<(Shared, Readiness), Start
 }
 
 impl Services {
-    /// Builds the adapters `config` asks for, and starts the provisioning worker (tracked by
-    /// `tasks`, stopped by `shutdown`) when provisioning is asynchronous.
+    /// Builds the adapters `config` asks for, and starts (tracked by `tasks`, stopped by
+    /// `shutdown`) the provisioning worker when provisioning is asynchronous, and the closing
+    /// of pools of tenants changed elsewhere when Redis and pools are both configured.
     pub(crate) async fn build(
         config: &Config,
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> Result<Self, StartupError> {
         let (shared, readiness) = shared(config).await?;
+        let invalidations = shared.invalidations.clone();
         let services = match &config.database.global {
             None => memory::services(config, shared, readiness)?,
             Some(_) => postgres_services::services(config, shared, readiness).await?,
@@ -113,6 +122,15 @@ impl Services {
         } else {
             services
         };
+        if let (Some(cache), Some(pools)) = (invalidations, &services.pools) {
+            pool_sync::start(
+                cache.subscribe_invalidations(),
+                services.manager.clone(),
+                pools.clone(),
+                tasks,
+                shutdown,
+            );
+        }
         Ok(services)
     }
 }

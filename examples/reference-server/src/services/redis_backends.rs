@@ -41,8 +41,9 @@ pub(super) async fn connect(
     let jobs = RedisJobQueue::new(&pool, JobQueueConfig::default()).map_err(fail)?;
     let shared = Shared {
         quota: Arc::new(RedisQuotaEnforcer::new(&pool)),
-        cache: Arc::new(cache),
+        cache: Arc::new(cache.clone()),
         jobs: Arc::new(jobs),
+        invalidations: Some(cache),
     };
     let readiness = Readiness::default().with_probe("redis", "redis", Arc::new(PoolProbe(pool)));
     Ok((shared, readiness))
