@@ -4,21 +4,15 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::jobs_kinds;
 use tenant_manager_core::manager::ManagerConfig;
-use tenant_manager_core::memory::{
-    InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner, InMemoryTenantData,
-};
+use tenant_manager_core::memory::{InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryTenantData};
+use tenant_manager_core::testing::worker::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::worker::{JobOutcome, JobReport, ProvisioningWorker, WorkerConfig};
-use tenant_manager_core::{
-    JobQueue, NewJob, ProvisionReport, Provisioner, ProvisionerCapabilities, QueueStats, Result,
-    Tenant, TenantId, TenantStatus, async_trait,
-};
-use tokio::sync::Notify;
+use tenant_manager_core::{JobQueue, NewJob, QueueStats, TenantId, TenantStatus};
 use tokio_util::sync::CancellationToken;
 
 fn fast() -> WorkerConfig {
@@ -347,38 +341,6 @@ async fn queued_deletion_is_finished_by_the_worker() {
     );
 }
 
-/// The in-memory provisioner, taking `delay` longer for each `provision` call, which it
-/// counts and announces.
-#[derive(Debug)]
-struct SlowProvisioner {
-    inner: InMemoryProvisioner,
-    delay: Duration,
-    calls: AtomicU32,
-    started: Notify,
-}
-
-#[async_trait]
-impl Provisioner for SlowProvisioner {
-    async fn provision(&self, tenant: &Tenant) -> Result<ProvisionReport> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.started.notify_one();
-        tokio::time::sleep(self.delay).await;
-        self.inner.provision(tenant).await
-    }
-
-    async fn deprovision(&self, tenant: &Tenant) -> Result<()> {
-        self.inner.deprovision(tenant).await
-    }
-
-    async fn is_provisioned(&self, tenant: &Tenant) -> Result<bool> {
-        self.inner.is_provisioned(tenant).await
-    }
-
-    fn capabilities(&self) -> ProvisionerCapabilities {
-        self.inner.capabilities()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once() {
     let visibility = Duration::from_millis(500);
@@ -395,12 +357,10 @@ async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once(
     jobs.enqueue(jobs_kinds::provision_job(r.tenant.id).unwrap())
         .await
         .unwrap();
-    let slow = Arc::new(SlowProvisioner {
-        inner: InMemoryProvisioner::new(h.data.clone()),
-        delay: visibility * 4,
-        calls: AtomicU32::new(0),
-        started: Notify::new(),
-    });
+    let slow = Arc::new(FlakyProvisioner::new(
+        h.data.clone(),
+        Failure::Slow(visibility * 4),
+    ));
     let worker = |consumer: &str| {
         ProvisioningWorker::new(
             jobs.clone(),
@@ -413,27 +373,7 @@ async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once(
     let (holder, other) = (worker("holder"), worker("other"));
 
     // "holder" runs the job for four visibility timeouts while "other" keeps polling.
-    let token = CancellationToken::new();
-    let finished = CancellationToken::new();
-    let (report, stolen) = tokio::join!(
-        async {
-            let report = holder.run_once(&token).await;
-            finished.cancel();
-            report
-        },
-        async {
-            slow.started.notified().await;
-            let mut stolen = Vec::new();
-            while !finished.is_cancelled() {
-                stolen.extend(other.run_once(&token).await.unwrap());
-            }
-            stolen
-        }
-    );
-    let report = report.unwrap().expect("holder took the job");
-    assert_eq!((report.outcome, report.attempt), (JobOutcome::Completed, 1));
-    assert_eq!(stolen, Vec::new(), "never delivered to the other worker");
-    assert_eq!(slow.calls.load(Ordering::SeqCst), 1, "provisioned once");
+    assert_slow_job_keeps_its_lease(&holder, &other, &slow).await;
     assert_eq!(
         h.manager.get(r.tenant.id).await.unwrap().status,
         TenantStatus::Active

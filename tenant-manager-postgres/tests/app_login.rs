@@ -5,19 +5,16 @@
 mod common;
 mod pool_support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{
-    Error, Isolation, Placement, ProvisionStep, Provisioner, Result, Secret, Tenant,
-    TenantRegistry, TenantStatus,
+    Isolation, Placement, ProvisionStep, Provisioner, Secret, TenantRegistry, TenantStatus,
 };
 use tenant_manager_postgres::{
-    AppLogin, PgTenantConnector, PgTenantPools, PostgresProvisioner, ServerMap, StepHook,
+    AppLogin, AppLoginReport, PgTenantConnector, PgTenantPools, PostgresProvisioner, ServerMap,
     StepPhase, TenantStorage,
 };
 
+use common::crash::crashing_once;
 use common::{Env, add_companies, company_names};
 
 fn sqlstate(err: &sqlx::Error) -> Option<String> {
@@ -50,6 +47,22 @@ fn app_login(env: &Env) -> AppLogin {
         &Secret::new(format!("master-secret-of-{}-0123456789abcdef", env.tag)),
     )
     .expect("app login")
+}
+
+/// Creates the app login (or brings it up to date) and backfills its grants.
+async fn ensure(env: &Env) -> AppLoginReport {
+    env.provisioner
+        .ensure_app_login(&app_login(env))
+        .await
+        .expect("ensure app login")
+}
+
+/// A test environment with its app login created, and the login's name.
+async fn env_with_app_login() -> (Env, String) {
+    let env = env().await;
+    ensure(&env).await;
+    let app = app_name(&env);
+    (env, app)
 }
 
 /// The pool engine logged in as the app login.
@@ -166,12 +179,7 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
 
 #[tokio::test]
 async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
-    let env = env().await;
-    let app = app_name(&env);
-    env.provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("ensure");
+    let (env, app) = env_with_app_login().await;
     let a = env.active("alpha", Isolation::Schema).await;
     let b = env.active("beta", Isolation::Schema).await;
     let (role_a, role_b) = (Placement::role_name(&a.slug), Placement::role_name(&b.slug));
@@ -240,12 +248,7 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
 
 #[tokio::test]
 async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() {
-    let env = env().await;
-    let app = app_name(&env);
-    env.provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("ensure");
+    let (env, app) = env_with_app_login().await;
     let a = env.active("alpha", Isolation::Shared).await;
     let b = env.active("beta", Isolation::Shared).await;
     let s = env.active("gamma", Isolation::Schema).await;
@@ -336,23 +339,6 @@ async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() 
     let _ = admin.close().await;
 }
 
-/// Fails once at one step and phase, as a crash there would.
-#[derive(Debug)]
-struct CrashOnce {
-    step: ProvisionStep,
-    phase: StepPhase,
-    fired: AtomicBool,
-}
-
-impl StepHook for CrashOnce {
-    fn on_step(&self, _: &Tenant, step: ProvisionStep, phase: StepPhase) -> Result<()> {
-        if step == self.step && phase == self.phase && !self.fired.swap(true, Ordering::SeqCst) {
-            return Err(Error::internal("simulated crash"));
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
     let env = env().await;
@@ -364,12 +350,7 @@ async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
         for step in [ProvisionStep::StorageCreated, ProvisionStep::Migrated] {
             for phase in [StepPhase::Done, StepPhase::Recorded] {
                 n += 1;
-                let hook = Arc::new(CrashOnce {
-                    step,
-                    phase,
-                    fired: AtomicBool::new(false),
-                });
-                let provisioner = env.provisioner.clone().with_step_hook(hook);
+                let provisioner = crashing_once(&env.provisioner, step, phase);
                 let tenant = env.register(&format!("k{n}"), isolation).await;
                 provisioner.provision(&tenant).await.expect_err("killed");
                 provisioner.provision(&tenant).await.expect("resumed");
@@ -390,10 +371,7 @@ async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
     let _ = admin.close().await;
 
     // Every resumed tenant works through the app login.
-    env.provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("ensure");
+    ensure(&env).await;
     let pools = pools(&env, 2);
     assert_eq!(resumed.len(), n);
     for tenant in &resumed {
@@ -451,11 +429,7 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
             .expect("exists");
     assert!(!exists);
 
-    let report = env
-        .provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("backfill");
+    let report = ensure(&env).await;
     assert_eq!(
         (report.servers, report.databases, report.roles_granted),
         (1, 1, 2)
@@ -474,12 +448,7 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
         pool_support::settle(&pools).await;
     }
     pools.close_all();
-    let again = env
-        .provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("again");
-    assert_eq!(again.roles_granted, 0);
+    assert_eq!(ensure(&env).await.roles_granted, 0);
     let _ = admin.close().await;
 }
 

@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::StreamExt;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use tenant_manager_core::{Isolation, Tenant, TenantStatus};
-use tenant_manager_postgres::{FleetOptions, TenantMigrations, TenantMigrator, TenantStorage};
+use tenant_manager_core::{Isolation, Tenant};
+use tenant_manager_postgres::{FleetOptions, TenantMigrations, TenantMigrator};
 
+use common::fleet::{
+    active_behind, assert_all_behind, migrate_fleet, migrator_with, remove_duplicate,
+};
 use common::{Env, add_companies};
 
 /// The CRM set plus version 2: company domains become unique.
@@ -29,14 +32,10 @@ fn version_two() -> Migrator {
 }
 
 fn migrator_v2(env: &Env) -> TenantMigrator {
-    let storage = TenantStorage::new(
-        env.pool.clone(),
-        env.storage.servers().clone(),
+    migrator_with(
+        env,
         TenantMigrations::new(&version_two()).with_shared(&common::SHARED),
-        env.storage.config().clone(),
     )
-    .expect("storage");
-    TenantMigrator::new(storage)
 }
 
 async fn active_tenants(env: &Env, n: usize, isolation: Isolation) -> Vec<Tenant> {
@@ -73,16 +72,7 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
     add_companies(&env, broken, &["aa", "bb"]).await;
 
     let migrator = migrator_v2(&env);
-    let behind = migrator
-        .behind(&[TenantStatus::Active])
-        .await
-        .expect("behind");
-    assert_eq!(behind.len(), 200);
-    assert!(
-        behind
-            .iter()
-            .all(|b| b.version == 20240101000001 && b.latest == 20240201000001)
-    );
+    assert_all_behind(&migrator, 200, 20240101000001, 20240201000001).await;
 
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
@@ -111,36 +101,18 @@ async fn two_hundred_schema_tenants_with_one_broken_then_a_rerun() {
     assert!(constraint_exists(&env, &tenants[0]).await);
 
     // One query says who is behind and why.
-    let behind = migrator
-        .behind(&[TenantStatus::Active])
-        .await
-        .expect("behind");
+    let behind = active_behind(&migrator).await;
     assert_eq!(behind.len(), 1);
     assert_eq!(behind[0].tenant.id, broken.id);
     let last_error = behind[0].last_error.clone().unwrap_or_default();
     assert!(last_error.contains("20240201000001"), "{last_error}");
 
     // Fix the data, rerun: only the broken tenant is migrated.
-    let mut conn = env.admin(&env.shared_db).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM \"{}\".companies WHERE name = 'bb'",
-        broken.placement.schema.as_deref().expect("schema")
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("fix");
-    let _ = sqlx::Connection::close(conn).await;
-    let rerun = migrator.migrate_all(&options, None).await.expect("rerun");
-    assert_eq!((rerun.succeeded(), rerun.failed()), (1, 0));
+    remove_duplicate(&env, broken).await;
+    let rerun = migrate_fleet(&migrator, &options, (1, 0)).await;
     assert_eq!(rerun.results[0].tenant, broken.id);
     assert!(constraint_exists(&env, broken).await);
-    assert!(
-        migrator
-            .behind(&[TenantStatus::Active])
-            .await
-            .expect("behind")
-            .is_empty()
-    );
+    assert!(active_behind(&migrator).await.is_empty());
     assert_eq!(
         migrator
             .migrate_all(&options, None)
@@ -165,11 +137,7 @@ async fn failure_budget_and_canaries_halt_the_run() {
     let canary = FleetOptions::default()
         .with_concurrency(2)
         .with_canary_percent(Some(25));
-    let report = migrator
-        .migrate_all(&canary, None)
-        .await
-        .expect("canary run");
-    assert_eq!((report.succeeded(), report.failed()), (0, 2));
+    let report = migrate_fleet(&migrator, &canary, (0, 2)).await;
     assert!(report.halted);
     assert_eq!(report.not_started.len(), 6);
 
@@ -177,20 +145,12 @@ async fn failure_budget_and_canaries_halt_the_run() {
     let budget = FleetOptions::default()
         .with_concurrency(1)
         .with_max_failures(Some(1));
-    let report = migrator
-        .migrate_all(&budget, None)
-        .await
-        .expect("budget run");
-    assert_eq!((report.succeeded(), report.failed()), (0, 1));
+    let report = migrate_fleet(&migrator, &budget, (0, 1)).await;
     assert!(report.halted);
     assert_eq!(report.not_started.len(), 7);
 
     // Continue on error: the six healthy tenants migrate, the two broken ones are reported.
-    let report = migrator
-        .migrate_all(&FleetOptions::default(), None)
-        .await
-        .expect("full run");
-    assert_eq!((report.succeeded(), report.failed()), (6, 2));
+    let report = migrate_fleet(&migrator, &FleetOptions::default(), (6, 2)).await;
     assert!(!report.halted);
 
     for bad in [
@@ -215,20 +175,13 @@ async fn database_and_shared_tenants_migrate_too() {
     let db_tenant = env.active("dbt", Isolation::Database).await;
     let shared = env.active("sht", Isolation::Shared).await;
     let migrator = migrator_v2(&env);
-    let behind = migrator
-        .behind(&[TenantStatus::Active])
-        .await
-        .expect("behind");
+    let behind = active_behind(&migrator).await;
     // Only the database tenant is behind: the shared set did not change.
     assert_eq!(
         behind.iter().map(|b| b.tenant.id).collect::<Vec<_>>(),
         vec![db_tenant.id]
     );
-    let report = migrator
-        .migrate_all(&FleetOptions::default(), None)
-        .await
-        .expect("run");
-    assert_eq!((report.succeeded(), report.failed()), (1, 0));
+    migrate_fleet(&migrator, &FleetOptions::default(), (1, 0)).await;
     assert_eq!(
         migrator.migrate_tenant(&shared).await.expect("shared"),
         20240101000001

@@ -8,9 +8,12 @@
 mod common;
 
 use sqlx::migrate::{Migration, Migrator};
-use tenant_manager_core::{Isolation, Tenant, TenantStatus};
-use tenant_manager_postgres::{FleetOptions, TenantMigrations, TenantMigrator, TenantStorage};
+use tenant_manager_core::{Isolation, Tenant};
+use tenant_manager_postgres::{FleetOptions, TenantMigrations, TenantMigrator};
 
+use common::fleet::{
+    active_behind, assert_all_behind, migrate_fleet, migrator_with, remove_duplicate, schema_of,
+};
 use common::{Env, add_companies};
 
 /// A plain migration (adds `companies.industry`), then the no-transaction one.
@@ -38,14 +41,7 @@ fn with_index() -> TenantMigrations {
 }
 
 fn migrator(env: &Env) -> TenantMigrator {
-    let storage = TenantStorage::new(
-        env.pool.clone(),
-        env.storage.servers().clone(),
-        with_index(),
-        env.storage.config().clone(),
-    )
-    .expect("storage");
-    TenantMigrator::new(storage)
+    migrator_with(env, with_index())
 }
 
 /// What Postgres says about one tenant's storage.
@@ -57,10 +53,6 @@ struct Observed {
     versions: Vec<(i64, bool)>,
     /// Whether `companies.industry` exists.
     industry: bool,
-}
-
-fn schema_of(tenant: &Tenant) -> &str {
-    tenant.placement.schema.as_deref().unwrap_or("public")
 }
 
 async fn observe(env: &Env, tenant: &Tenant) -> Observed {
@@ -138,19 +130,6 @@ async fn activate_all(env: &Env, names: &[(&str, Isolation)]) -> Vec<Tenant> {
     tenants
 }
 
-/// Deletes the duplicate company that breaks the unique index.
-async fn remove_duplicate(env: &Env, tenant: &Tenant) {
-    let mut conn = env.admin(&tenant.placement.database).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM \"{}\".companies WHERE name = 'bb'",
-        schema_of(tenant)
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("fix");
-    let _ = sqlx::Connection::close(conn).await;
-}
-
 #[tokio::test]
 async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_and_reruns() {
     let env = Env::new().await;
@@ -177,22 +156,9 @@ async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_
     let is_broken = |id| broken.iter().any(|b| b.id == id);
 
     let migrator = migrator(&env);
-    let behind = migrator
-        .behind(&[TenantStatus::Active])
-        .await
-        .expect("behind");
-    assert_eq!(behind.len(), 5);
-    assert!(
-        behind
-            .iter()
-            .all(|b| b.version == CRM && b.latest == DOMAIN_INDEX)
-    );
+    assert_all_behind(&migrator, 5, CRM, DOMAIN_INDEX).await;
 
-    let report = migrator
-        .migrate_all(&FleetOptions::default(), None)
-        .await
-        .expect("run");
-    assert_eq!((report.succeeded(), report.failed()), (3, 2));
+    let report = migrate_fleet(&migrator, &FleetOptions::default(), (3, 2)).await;
     assert!(!report.halted);
     for result in &report.results {
         if is_broken(result.tenant) {
@@ -227,10 +193,8 @@ async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_
     }
 
     // Who is behind, and where each stopped.
-    let mut behind: Vec<_> = migrator
-        .behind(&[TenantStatus::Active])
+    let mut behind: Vec<_> = active_behind(&migrator)
         .await
-        .expect("behind")
         .into_iter()
         .map(|b| (b.tenant.id, b.version))
         .collect();
@@ -241,11 +205,7 @@ async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_
 
     // Rerun before fixing the data: the same failure (the index itself, not a leftover of the
     // first attempt), and still nothing left behind.
-    let again = migrator
-        .migrate_all(&FleetOptions::default(), None)
-        .await
-        .expect("rerun");
-    assert_eq!((again.succeeded(), again.failed()), (0, 2));
+    let again = migrate_fleet(&migrator, &FleetOptions::default(), (0, 2)).await;
     for failure in again.failures() {
         let message = format!("{:?}", failure.error);
         assert!(message.contains(&DOMAIN_INDEX.to_string()), "{message}");
@@ -263,11 +223,7 @@ async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_
     for tenant in broken {
         remove_duplicate(&env, tenant).await;
     }
-    let rerun = migrator
-        .migrate_all(&FleetOptions::default(), None)
-        .await
-        .expect("rerun");
-    assert_eq!((rerun.succeeded(), rerun.failed()), (2, 0));
+    let rerun = migrate_fleet(&migrator, &FleetOptions::default(), (2, 0)).await;
     assert!(rerun.results.iter().all(|r| is_broken(r.tenant)));
     assert!(
         rerun
@@ -279,13 +235,7 @@ async fn no_transaction_migration_on_schema_and_database_tenants_then_a_failure_
     for tenant in &tenants {
         before.push(assert_migrated(&env, tenant).await);
     }
-    assert!(
-        migrator
-            .behind(&[TenantStatus::Active])
-            .await
-            .expect("behind")
-            .is_empty()
-    );
+    assert!(active_behind(&migrator).await.is_empty());
 
     // Reruns are no-ops: the fleet finds no one behind, and migrating a tenant directly changes
     // nothing in Postgres (same index, same version rows).

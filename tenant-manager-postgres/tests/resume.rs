@@ -4,32 +4,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use tenant_manager_core::{Isolation, ProvisionStep, Provisioner, TenantRegistry, TenantStatus};
+use tenant_manager_postgres::StepPhase;
 
-use tenant_manager_core::{
-    Error, Isolation, ProvisionStep, Provisioner, Result, Tenant, TenantRegistry, TenantStatus,
-};
-use tenant_manager_postgres::{StepHook, StepPhase};
-
+use common::crash::crashing_once;
 use common::{Env, add_companies, company_names};
-
-/// Fails once at one step and phase, as a crash there would.
-#[derive(Debug)]
-struct CrashOnce {
-    step: ProvisionStep,
-    phase: StepPhase,
-    fired: AtomicBool,
-}
-
-impl StepHook for CrashOnce {
-    fn on_step(&self, _: &Tenant, step: ProvisionStep, phase: StepPhase) -> Result<()> {
-        if step == self.step && phase == self.phase && !self.fired.swap(true, Ordering::SeqCst) {
-            return Err(Error::internal("simulated crash"));
-        }
-        Ok(())
-    }
-}
 
 async fn crash_and_resume_every_step(isolation: Isolation) {
     let env = Env::new().await;
@@ -37,12 +16,7 @@ async fn crash_and_resume_every_step(isolation: Isolation) {
     for step in ProvisionStep::ALL {
         for phase in [StepPhase::Done, StepPhase::Recorded] {
             n += 1;
-            let hook = Arc::new(CrashOnce {
-                step,
-                phase,
-                fired: AtomicBool::new(false),
-            });
-            let provisioner = env.provisioner.clone().with_step_hook(hook);
+            let provisioner = crashing_once(&env.provisioner, step, phase);
             let tenant = env.register(&format!("c{n}"), isolation).await;
 
             let err = provisioner.provision(&tenant).await.expect_err("crashed");

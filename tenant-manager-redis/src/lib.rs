@@ -8,7 +8,8 @@
 //! - [`RedisTenantCache`]: tenant records in Redis with a TTL, fronted by an in-process cache;
 //!   invalidations are published so every instance drops its copy at once.
 //! - [`RedisJobQueue`]: a durable at-least-once queue on Streams with a consumer group:
-//!   reclaim after a visibility timeout, delayed retries, dead letters with the last error.
+//!   reclaim after a visibility timeout, delayed retries, dead letters with the last error,
+//!   and pruning of consumers that are gone (idle, nothing pending) from the group.
 //! - [`RedisLock`]: leases with an owner token and compare-and-delete release.
 //!
 //! Every key and channel starts with [`RedisConfig::key_prefix`], so deployments can share a

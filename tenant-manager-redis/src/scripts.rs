@@ -65,3 +65,7 @@ script!(
     /// Queue depth.
     QUEUE_STATS = "queue_stats.lua"
 );
+script!(
+    /// Delete consumers idle past a threshold that hold no pending entries.
+    QUEUE_PRUNE = "queue_prune.lua"
+);

@@ -244,3 +244,193 @@ async fn oversized_payloads_and_foreign_receipts_are_refused() {
         Some("queue.name")
     );
 }
+
+/// Idle threshold of the consumer pruning tests: short, so consumers go idle without waiting
+/// an hour.
+const IDLE: Duration = Duration::from_millis(50);
+
+/// Longer than [`IDLE`], as Redis measures it.
+async fn go_idle() {
+    tokio::time::sleep(IDLE * 3).await;
+}
+
+/// Has `consumer` take a job and ack it: a consumer enters the group when it is first
+/// delivered a job, and is left holding nothing.
+async fn serve_one(q: &RedisJobQueue, consumer: &str) {
+    q.enqueue(job(0)).await.expect("enqueue");
+    let got = q
+        .dequeue(consumer, Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
+    q.ack(&got).await.expect("ack");
+}
+
+/// `XINFO CONSUMERS` of queue `name`'s group: (consumer, pending entries), sorted.
+async fn consumers(pool: &RedisPool, name: &str) -> Vec<(String, u64)> {
+    let stream = format!("{}queue:{{{name}}}:stream", pool.key_prefix());
+    let infos: Vec<std::collections::HashMap<String, redis::Value>> = pool
+        .query(
+            redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(stream)
+                .arg(JobQueueConfig::default().group),
+        )
+        .await
+        .expect("xinfo consumers");
+    let mut out: Vec<(String, u64)> = infos
+        .iter()
+        .map(|info| {
+            (
+                redis::from_redis_value_ref(&info["name"]).expect("name"),
+                redis::from_redis_value_ref(&info["pending"]).expect("pending"),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn owned(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+    list.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect()
+}
+
+#[tokio::test]
+async fn pruning_removes_idle_consumers_with_nothing_pending_and_never_one_holding_jobs() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let q = RedisJobQueue::new(&pool, config().with_consumer_prune_interval(None)).expect("queue");
+    let id = q.enqueue(job(1)).await.expect("enqueue");
+    let held = q
+        .dequeue("busy", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
+    serve_one(&q, "ghost").await;
+    assert_eq!(
+        consumers(&pool, "jobs").await,
+        owned(&[("busy", 1), ("ghost", 0)])
+    );
+
+    // Both are idle past the threshold: only the one with nothing pending goes.
+    go_idle().await;
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 1);
+    assert_eq!(consumers(&pool, "jobs").await, owned(&[("busy", 1)]));
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
+    assert_eq!(consumers(&pool, "jobs").await, owned(&[("busy", 1)]));
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, 1, 0));
+
+    // Once its job is reclaimed by another consumer, the stalled one goes too; the job stays
+    // with the consumer that holds it now.
+    let reclaimed = q
+        .dequeue("survivor", VISIBILITY * 5)
+        .await
+        .expect("dequeue")
+        .expect("reclaimed");
+    assert_eq!((reclaimed.id, reclaimed.attempt), (id, held.attempt + 1));
+    go_idle().await;
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 1);
+    assert_eq!(consumers(&pool, "jobs").await, owned(&[("survivor", 1)]));
+    q.ack(&reclaimed).await.expect("ack");
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(0, 0, 0));
+}
+
+#[tokio::test]
+async fn pruning_a_queue_without_consumers_is_a_no_op_and_thresholds_are_validated() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let q = RedisJobQueue::new(&pool, config().with_consumer_prune_interval(None)).expect("queue");
+    // Neither stream nor group exists yet.
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
+    // A stream without a group.
+    let first = q.enqueue(job(1)).await.expect("enqueue");
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
+    // A group without consumers (as the first dequeue creates it).
+    let stream = format!("{}queue:{{jobs}}:stream", pool.key_prefix());
+    let _: () = pool
+        .query(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg("workers")
+                .arg("0"),
+        )
+        .await
+        .expect("xgroup create");
+    assert!(consumers(&pool, "jobs").await.is_empty());
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
+    assert_eq!(q.stats().await.expect("stats"), QueueStats::new(1, 0, 0));
+    // A group whose only consumer is pruned, then pruned again: nothing left to do.
+    let got = q
+        .dequeue("once", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
+    assert_eq!(got.id, first);
+    q.ack(&got).await.expect("ack");
+    assert_eq!(consumers(&pool, "jobs").await, owned(&[("once", 0)]));
+    go_idle().await;
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 1);
+    assert!(consumers(&pool, "jobs").await.is_empty());
+    assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
+    assert!(consumers(&pool, "jobs").await.is_empty());
+    // The group survives its consumers: a new job still reaches a new consumer.
+    let id = q.enqueue(job(2)).await.expect("enqueue");
+    let next = q
+        .dequeue("next", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
+    assert_eq!(next.id, id);
+
+    assert_eq!(
+        q.prune_consumers(Duration::ZERO)
+            .await
+            .expect_err("zero")
+            .field(),
+        Some("idle_longer_than")
+    );
+    assert_eq!(
+        RedisJobQueue::new(
+            &pool,
+            config().with_consumer_idle_timeout(Duration::from_secs(400 * 86_400))
+        )
+        .expect_err("too long")
+        .field(),
+        Some("queue.consumer_idle_timeout")
+    );
+}
+
+#[tokio::test]
+async fn dequeue_prunes_consumers_that_are_gone_at_most_once_per_interval() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let auto = config()
+        .with_consumer_idle_timeout(IDLE)
+        .with_consumer_prune_interval(Duration::from_secs(3600));
+    let q = RedisJobQueue::new(&pool, auto.clone()).expect("queue");
+    serve_one(&q, "ghost").await;
+    go_idle().await;
+    // This handle ran its pass on its first dequeue (nothing to prune then): not again within
+    // the interval.
+    q.enqueue(job(1)).await.expect("enqueue");
+    q.dequeue("live", Duration::ZERO)
+        .await
+        .expect("dequeue")
+        .expect("job");
+    assert_eq!(
+        consumers(&pool, "jobs").await,
+        owned(&[("ghost", 0), ("live", 1)])
+    );
+    // A fresh handle (another process) runs its pass on its first dequeue: the consumer that
+    // is gone goes, the one holding a job stays.
+    let other = RedisJobQueue::new(&pool, auto).expect("queue");
+    assert!(
+        other
+            .dequeue("live", Duration::ZERO)
+            .await
+            .expect("dequeue")
+            .is_none()
+    );
+    assert_eq!(consumers(&pool, "jobs").await, owned(&[("live", 1)]));
+}

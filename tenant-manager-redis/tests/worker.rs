@@ -5,83 +5,25 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
 use tenant_manager_core::manager::{ManagerConfig, Registration, TenantManager};
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData};
-use tenant_manager_core::worker::{JobOutcome, ProvisioningWorker, WorkerConfig};
+use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
+use tenant_manager_core::testing::worker::assert_slow_job_keeps_its_lease;
+use tenant_manager_core::worker::{ProvisioningWorker, WorkerConfig};
 use tenant_manager_core::{
-    CacheKey, JobQueue, ProvisionReport, Provisioner, ProvisionerCapabilities, QueueStats, Result,
-    Tenant, TenantCache, TenantId, TenantRegistry, TenantStatus, async_trait,
+    CacheKey, JobQueue, Provisioner, QueueStats, TenantCache, TenantId, TenantRegistry,
+    TenantStatus,
 };
 use tenant_manager_redis::{
     JobQueueConfig, RedisJobQueue, RedisQuotaEnforcer, RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager_test_support::TestRedis;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const VISIBILITY: Duration = Duration::from_secs(1);
-
-/// A provisioner that never finishes, announcing each call: the worker "hangs" mid-job.
-#[derive(Debug, Default)]
-struct HangingProvisioner {
-    called: Notify,
-}
-
-#[async_trait]
-impl Provisioner for HangingProvisioner {
-    async fn provision(&self, _: &Tenant) -> Result<ProvisionReport> {
-        self.called.notify_one();
-        std::future::pending().await
-    }
-
-    async fn deprovision(&self, _: &Tenant) -> Result<()> {
-        std::future::pending().await
-    }
-
-    async fn is_provisioned(&self, _: &Tenant) -> Result<bool> {
-        Ok(false)
-    }
-
-    fn capabilities(&self) -> ProvisionerCapabilities {
-        InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())).capabilities()
-    }
-}
-
-/// The in-memory provisioner, taking `delay` longer for each `provision` call, which it
-/// counts and announces.
-#[derive(Debug)]
-struct SlowProvisioner {
-    inner: InMemoryProvisioner,
-    delay: Duration,
-    calls: AtomicU32,
-    started: Notify,
-}
-
-#[async_trait]
-impl Provisioner for SlowProvisioner {
-    async fn provision(&self, tenant: &Tenant) -> Result<ProvisionReport> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.started.notify_one();
-        tokio::time::sleep(self.delay).await;
-        self.inner.provision(tenant).await
-    }
-
-    async fn deprovision(&self, tenant: &Tenant) -> Result<()> {
-        self.inner.deprovision(tenant).await
-    }
-
-    async fn is_provisioned(&self, tenant: &Tenant) -> Result<bool> {
-        self.inner.is_provisioned(tenant).await
-    }
-
-    fn capabilities(&self) -> ProvisionerCapabilities {
-        self.inner.capabilities()
-    }
-}
 
 struct Setup {
     manager: TenantManager,
@@ -196,7 +138,10 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     let s = setup().await;
     let tenant = register(&s, "Globex").await;
 
-    let hanging = Arc::new(HangingProvisioner::default());
+    let hanging = Arc::new(FlakyProvisioner::new(
+        Arc::new(InMemoryTenantData::new()),
+        Failure::Hang,
+    ));
     let doomed = ProvisioningWorker::new(
         s.jobs.clone(),
         s.registry.clone(),
@@ -205,7 +150,7 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     )
     .expect("worker");
     let doomed_task = tokio::spawn(async move { doomed.run(CancellationToken::new()).await });
-    support::within(Duration::from_secs(10), hanging.called.notified()).await;
+    support::within(Duration::from_secs(10), hanging.called()).await;
     // The process dies: its task is dropped mid-job, without ack or nack.
     doomed_task.abort();
     let _ = doomed_task.await;
@@ -236,12 +181,10 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
 async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once() {
     let s = setup().await;
     let tenant = register(&s, "Initech").await;
-    let slow = Arc::new(SlowProvisioner {
-        inner: InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())),
-        delay: VISIBILITY * 3,
-        calls: AtomicU32::new(0),
-        started: Notify::new(),
-    });
+    let slow = Arc::new(FlakyProvisioner::new(
+        Arc::new(InMemoryTenantData::new()),
+        Failure::Slow(VISIBILITY * 3),
+    ));
     let holder = ProvisioningWorker::new(
         s.jobs.clone(),
         s.registry.clone(),
@@ -258,27 +201,7 @@ async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once(
     .expect("worker");
 
     // "holder" runs the job for three visibility timeouts while "other" keeps polling.
-    let token = CancellationToken::new();
-    let finished = CancellationToken::new();
-    let (report, stolen) = tokio::join!(
-        async {
-            let report = holder.run_once(&token).await;
-            finished.cancel();
-            report
-        },
-        async {
-            support::within(Duration::from_secs(10), slow.started.notified()).await;
-            let mut stolen = Vec::new();
-            while !finished.is_cancelled() {
-                stolen.extend(other.run_once(&token).await.expect("other worker"));
-            }
-            stolen
-        }
-    );
-    let report = report.expect("holder worker").expect("holder took the job");
-    assert_eq!((report.outcome, report.attempt), (JobOutcome::Completed, 1));
-    assert_eq!(stolen, Vec::new(), "never delivered to the other worker");
-    assert_eq!(slow.calls.load(Ordering::SeqCst), 1, "provisioned once");
+    assert_slow_job_keeps_its_lease(&holder, &other, &slow).await;
     assert_eq!(
         s.manager.get(tenant).await.expect("get").status,
         TenantStatus::Active

@@ -24,10 +24,12 @@
 pub mod backup;
 pub mod backup_store;
 pub mod cache;
+pub mod faults;
 pub mod jobs;
 pub mod provisioner;
 pub mod quota;
 pub mod registry;
+pub mod worker;
 
 use std::any::Any;
 use std::future::Future;

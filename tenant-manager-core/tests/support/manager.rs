@@ -1,6 +1,5 @@
 //! A `TenantManager` over the in-memory adapters, and the fakes its failure paths use.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tenant_manager_core::manager::{
@@ -11,9 +10,9 @@ use tenant_manager_core::memory::{
     InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
     InMemoryTenantData,
 };
+pub use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
 use tenant_manager_core::{
-    Error, JobQueue, NewJob, ProvisionReport, Provisioner, ProvisionerCapabilities, QueueStats,
-    Result, Tenant, TenantId, TenantStatus, async_trait,
+    Error, JobQueue, NewJob, Provisioner, QueueStats, Result, TenantId, TenantStatus, async_trait,
 };
 
 use super::{PASSWORD, cheap_hasher, tokens};
@@ -37,71 +36,6 @@ impl PoolCloser for RecordingPools {
             closed.push(tenant);
         }
         Ok(())
-    }
-}
-
-/// How a [`FlakyProvisioner`] fails.
-#[derive(Debug, Clone, Copy)]
-pub enum Failure {
-    /// `Unavailable` (retryable) for the first `n` calls, then the real provisioner.
-    Transient(u32),
-    /// `Unavailable` on every call.
-    AlwaysTransient,
-    /// `Internal` (not retryable) on every call.
-    Permanent,
-    /// Never returns (to test shutdown).
-    Hang,
-}
-
-/// Wraps the in-memory provisioner and fails `provision` as told.
-#[derive(Debug)]
-pub struct FlakyProvisioner {
-    pub inner: InMemoryProvisioner,
-    pub failure: Failure,
-    pub calls: AtomicU32,
-}
-
-impl FlakyProvisioner {
-    pub fn new(data: Arc<InMemoryTenantData>, failure: Failure) -> Self {
-        Self {
-            inner: InMemoryProvisioner::new(data),
-            failure,
-            calls: AtomicU32::new(0),
-        }
-    }
-
-    pub fn calls(&self) -> u32 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("connection refused")]
-struct Refused;
-
-#[async_trait]
-impl Provisioner for FlakyProvisioner {
-    async fn provision(&self, tenant: &Tenant) -> Result<ProvisionReport> {
-        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        match self.failure {
-            Failure::Transient(n) if call <= n => Err(Error::unavailable("postgres", Refused)),
-            Failure::AlwaysTransient => Err(Error::unavailable("postgres", Refused)),
-            Failure::Permanent => Err(Error::internal("template database is corrupt")),
-            Failure::Hang => std::future::pending().await,
-            Failure::Transient(_) => self.inner.provision(tenant).await,
-        }
-    }
-
-    async fn deprovision(&self, tenant: &Tenant) -> Result<()> {
-        self.inner.deprovision(tenant).await
-    }
-
-    async fn is_provisioned(&self, tenant: &Tenant) -> Result<bool> {
-        self.inner.is_provisioned(tenant).await
-    }
-
-    fn capabilities(&self) -> ProvisionerCapabilities {
-        self.inner.capabilities()
     }
 }
 

@@ -186,26 +186,19 @@ pub(crate) async fn grant_shared_database(
     database: &Ident,
     app: &Ident,
 ) -> Result<bool> {
-    let Some(mut conn) = storage.connect_existing(server, database).await? else {
-        return Ok(false);
-    };
-    let granted = async {
-        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        admin::lock_shared_database(&mut tx, database).await?;
-        grant_shared(&mut tx, storage, database, app).await?;
-        tx.commit().await.map_db(Entity::Tenant)
-    }
-    .await;
-    admin::close(conn).await;
-    granted.map(|()| true)
+    grant_database(storage, server, database, app, true).await
 }
 
-/// `CONNECT` on a database of schema tenants, on its own connection, when it exists.
-async fn grant_connect(
+/// What the app login gets on a database of schema or shared tenants, on its own connection
+/// and in a transaction holding [`admin::lock_shared_database`], when the database exists:
+/// the shared tables ([`grant_shared`]) where `shared` tenants live, else `CONNECT` only.
+/// Returns whether it did.
+async fn grant_database(
     storage: &TenantStorage,
     server: &ServerId,
     database: &Ident,
     app: &Ident,
+    shared: bool,
 ) -> Result<bool> {
     let Some(mut conn) = storage.connect_existing(server, database).await? else {
         return Ok(false);
@@ -213,11 +206,15 @@ async fn grant_connect(
     let granted = async {
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, database).await?;
-        admin::ddl(
-            &mut tx,
-            format!("GRANT CONNECT ON DATABASE {database} TO {app}"),
-        )
-        .await?;
+        if shared {
+            grant_shared(&mut tx, storage, database, app).await?;
+        } else {
+            admin::ddl(
+                &mut tx,
+                format!("GRANT CONNECT ON DATABASE {database} TO {app}"),
+            )
+            .await?;
+        }
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
@@ -349,11 +346,7 @@ pub(crate) async fn ensure(storage: &TenantStorage, login: &AppLogin) -> Result<
         report.servers += 1;
         for (database, shared) in &tenants.databases {
             let database = Ident::new(database, "placement.database")?;
-            let done = if *shared {
-                grant_shared_database(storage, server, &database, app).await?
-            } else {
-                grant_connect(storage, server, &database, app).await?
-            };
+            let done = grant_database(storage, server, &database, app, *shared).await?;
             report.databases += usize::from(done);
         }
     }

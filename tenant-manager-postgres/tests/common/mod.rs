@@ -1,6 +1,7 @@
 //! Shared set-up of the Postgres adapter's integration tests: a fresh global database, a
 //! provisioner whose every cluster-wide name (roles, databases, templates) carries a tag unique
-//! to the test, and a cleanup that drops all of them.
+//! to the test, and a cleanup that drops all of them; crash hooks (`crash`) and fleet migration
+//! helpers (`fleet`) in submodules.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -8,6 +9,9 @@
     clippy::unwrap_used,
     clippy::expect_used
 )]
+
+pub mod crash;
+pub mod fleet;
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};

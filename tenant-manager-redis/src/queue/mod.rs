@@ -1,8 +1,10 @@
 //! [`RedisJobQueue`]: a durable at-least-once job queue on Redis Streams.
 
+mod prune;
 mod reply;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,10 +18,14 @@ use tokio::time::Instant;
 use crate::keys::QueueKeys;
 use crate::pool::RedisPool;
 use crate::scripts;
+use prune::PruneGate;
 use reply::{Claim, dead_job, parse_claim, parse_receipt};
 
 /// Longest error text kept with a job.
 const MAX_ERROR_BYTES: usize = 4096;
+
+/// Least default idle time before a consumer is pruned.
+const DEFAULT_MIN_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
 /// Settings of a [`RedisJobQueue`].
 #[derive(Debug, Clone)]
@@ -40,11 +46,19 @@ pub struct JobQueueConfig {
     pub dead_letter_max_len: u64,
     /// Largest payload accepted, in bytes of JSON.
     pub max_payload_bytes: usize,
+    /// Idle time after which a consumer that holds no pending entries is removed from the
+    /// group (see [`RedisJobQueue::prune_consumers`]). `None`: 10 times the visibility
+    /// timeout, at least 1 hour ([`JobQueueConfig::effective_consumer_idle_timeout`]).
+    pub consumer_idle_timeout: Option<Duration>,
+    /// How often `dequeue` runs the automatic prune pass in this process; `None` turns the
+    /// automatic pass off (call [`RedisJobQueue::prune_consumers`] yourself).
+    pub consumer_prune_interval: Option<Duration>,
 }
 
 impl Default for JobQueueConfig {
     /// Queue `jobs`, group `workers`, 5 min visibility, 5 attempts, 1 s poll, 10,000 dead
-    /// letters, 1 MiB payloads.
+    /// letters, 1 MiB payloads; consumers idle for 1 hour with nothing pending are pruned,
+    /// checked every 10 minutes.
     fn default() -> Self {
         Self {
             name: "jobs".to_owned(),
@@ -54,6 +68,8 @@ impl Default for JobQueueConfig {
             poll_interval: Duration::from_secs(1),
             dead_letter_max_len: 10_000,
             max_payload_bytes: 1 << 20,
+            consumer_idle_timeout: None,
+            consumer_prune_interval: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -108,6 +124,30 @@ impl JobQueueConfig {
         self
     }
 
+    /// Sets the idle time after which a consumer with no pending entries is pruned.
+    #[must_use]
+    pub fn with_consumer_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.consumer_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how often `dequeue` runs the automatic prune pass; `None` turns it off.
+    #[must_use]
+    pub fn with_consumer_prune_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.consumer_prune_interval = interval.into();
+        self
+    }
+
+    /// The idle time after which a consumer with no pending entries is pruned: the configured
+    /// one, else 10 times the visibility timeout but at least 1 hour.
+    pub fn effective_consumer_idle_timeout(&self) -> Duration {
+        self.consumer_idle_timeout.unwrap_or_else(|| {
+            self.visibility_timeout
+                .saturating_mul(10)
+                .max(DEFAULT_MIN_CONSUMER_IDLE)
+        })
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -137,6 +177,17 @@ impl JobQueueConfig {
             if value < Duration::from_millis(1) || value > Duration::from_secs(86_400) {
                 return Err(Error::invalid(field, "must be between 1 ms and 1 day"));
             }
+        }
+        if let Some(timeout) = self.consumer_idle_timeout {
+            prune::validate_idle_threshold("queue.consumer_idle_timeout", timeout)?;
+        }
+        if let Some(interval) = self.consumer_prune_interval
+            && (interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400))
+        {
+            return Err(Error::invalid(
+                "queue.consumer_prune_interval",
+                "must be between 1 ms and 1 day",
+            ));
         }
         if !(1..=1000).contains(&self.max_attempts) {
             return Err(Error::invalid("queue.max_attempts", "must be 1 to 1000"));
@@ -174,6 +225,14 @@ impl JobQueueConfig {
 /// - `nack` schedules a retry after the delay, or moves the job to the dead-letter stream with
 ///   its last error once it has been delivered `max_attempts` times; a job reclaimed after its
 ///   last attempt is dead-lettered too.
+/// - Consumers that are gone (crashed or replaced workers) are removed from the group: a
+///   consumer idle longer than [`JobQueueConfig::effective_consumer_idle_timeout`] that holds
+///   no pending entries is deleted by one script that checks and deletes atomically, so a
+///   consumer that just received a job is never deleted. One still holding entries is kept
+///   until the normal reclaim has moved them to a live consumer. `dequeue` runs this pass at
+///   most once per [`JobQueueConfig::consumer_prune_interval`] in each process;
+///   [`RedisJobQueue::prune_consumers`] runs it on demand. Deleting a live consumer with
+///   nothing pending is harmless: it joins the group again with its next delivery.
 ///
 /// The provisioning worker of tenant-manager-core runs on it unchanged.
 #[derive(Debug, Clone)]
@@ -181,6 +240,7 @@ pub struct RedisJobQueue {
     pool: RedisPool,
     keys: QueueKeys,
     config: JobQueueConfig,
+    prune_gate: Arc<PruneGate>,
 }
 
 impl RedisJobQueue {
@@ -195,6 +255,7 @@ impl RedisJobQueue {
             pool: pool.clone(),
             keys: pool.keys().queue(&config.name),
             config,
+            prune_gate: Arc::new(PruneGate::new()),
         })
     }
 
@@ -267,6 +328,7 @@ impl JobQueue for RedisJobQueue {
         validate_consumer(consumer)?;
         let deadline = Instant::now() + wait;
         loop {
+            self.prune_if_due().await;
             let (last_id, next_due) = match self.claim(consumer).await? {
                 Claim::Job(job) => return Ok(Some(job)),
                 Claim::Empty { last_id, next_due } => (last_id, next_due),
@@ -443,6 +505,41 @@ mod tests {
                 .validate()
                 .is_err()
         );
+        let config = JobQueueConfig::default();
+        assert_eq!(
+            config.effective_consumer_idle_timeout(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            config
+                .clone()
+                .with_visibility_timeout(Duration::from_secs(600))
+                .effective_consumer_idle_timeout(),
+            Duration::from_secs(6000)
+        );
+        assert_eq!(
+            config
+                .clone()
+                .with_consumer_idle_timeout(Duration::from_millis(50))
+                .effective_consumer_idle_timeout(),
+            Duration::from_millis(50)
+        );
+        for (bad, field) in [
+            (
+                config.clone().with_consumer_idle_timeout(Duration::ZERO),
+                "queue.consumer_idle_timeout",
+            ),
+            (
+                config.clone().with_consumer_prune_interval(Duration::ZERO),
+                "queue.consumer_prune_interval",
+            ),
+        ] {
+            assert_eq!(
+                bad.validate().err().as_ref().and_then(Error::field),
+                Some(field)
+            );
+        }
+        assert!(config.with_consumer_prune_interval(None).validate().is_ok());
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
