@@ -61,13 +61,27 @@ impl AppLogin {
     /// # Errors
     /// [`Error::InvalidInput`] on field `app_login` for a bad name (see
     /// [`StorageConfig::app_login`](crate::StorageConfig::app_login)), on field
-    /// `app_login_password` for a password shorter than [`MIN_APP_LOGIN_PASSWORD_LEN`] bytes.
+    /// `app_login_password` for a password shorter than [`MIN_APP_LOGIN_PASSWORD_LEN`] bytes
+    /// or with a character outside printable ASCII (space to `~`): the driver normalises the
+    /// password with SASLprep before SCRAM (and refuses control characters), while the
+    /// verifier stored on the server is computed from the bytes as given, so such a password
+    /// could not log in.
     pub fn new(name: &str, password: Secret) -> Result<Self> {
         let name = app_login_name(name)?;
         if password.len() < MIN_APP_LOGIN_PASSWORD_LEN {
             return Err(Error::invalid(
                 "app_login_password",
                 "must be at least 16 bytes long",
+            ));
+        }
+        if !password
+            .expose()
+            .bytes()
+            .all(|b| b == b' ' || b.is_ascii_graphic())
+        {
+            return Err(Error::invalid(
+                "app_login_password",
+                "must be printable ASCII (space to ~)",
             ));
         }
         Ok(Self { name, password })
@@ -136,11 +150,24 @@ mod tests {
                 "{bad}"
             );
         }
-        let err = AppLogin::new("tm_app", Secret::new("short")).err();
-        assert_eq!(
-            err.and_then(|e| e.field().map(str::to_owned)).as_deref(),
-            Some("app_login_password")
-        );
+        let long = "p".repeat(MIN_APP_LOGIN_PASSWORD_LEN);
+        for bad in [
+            "short".to_owned(),
+            format!("{long}\t"),
+            format!("{long}\0"),
+            format!("{long}\u{7f}"),
+            // SASLprep maps the no-break space to a space and NFKC folds the ligature.
+            format!("{long}\u{a0}"),
+            format!("{long}\u{fb01}"),
+        ] {
+            let err = AppLogin::new("tm_app", Secret::new(bad.clone())).err();
+            assert_eq!(
+                err.and_then(|e| e.field().map(str::to_owned)).as_deref(),
+                Some("app_login_password"),
+                "{bad:?}"
+            );
+        }
+        assert!(AppLogin::new("tm_app", Secret::new(format!(" {long}~!\"'"))).is_ok());
         let login = AppLogin::new("tm_app", Secret::new("hunter2-hunter2-hunter2"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(login.name(), "tm_app");

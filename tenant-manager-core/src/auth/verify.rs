@@ -13,15 +13,16 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 
 use super::claims::Claims;
 use crate::error::{Error, Result};
 
-/// Room for a decoded signature: 32 bytes for HS256, 64 for Ed25519, with the margin base64's
-/// length estimate asks for.
+/// Room for a decoded HS256 signature (32 bytes), with the margin base64's length estimate asks
+/// for; a longer signature is refused without being decoded. (Ed25519 signatures are decoded by
+/// `jsonwebtoken`.)
 const MAX_SIGNATURE_BYTES: usize = 96;
 
 /// Why a token was refused: logged at debug level as a coarse category, never with the token.
@@ -117,10 +118,16 @@ impl VerifyingKey {
 #[derive(Deserialize)]
 struct JoseHeader {
     alg: String,
-    /// Critical extensions: this verifier understands none, so a token listing any is refused
-    /// (RFC 7515, section 4.1.11).
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Whether the header has a `crit` (critical extensions) member, whatever its value, even
+    /// `null`: this verifier understands no extension, so such a token is refused (RFC 7515,
+    /// section 4.1.11).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for any value, so a member that is there reads as present even when `null`.
+fn present<'de, D: Deserializer<'de>>(value: D) -> std::result::Result<bool, D::Error> {
+    IgnoredAny::deserialize(value).map(|_| true)
 }
 
 /// Checks access tokens against one key, issuer, audience and leeway.
@@ -187,7 +194,7 @@ impl TokenVerifier {
         }
         let header: JoseHeader =
             serde_json::from_slice(&decoded).map_err(|_| Refusal::Malformed)?;
-        if header.alg != self.key.alg() || header.crit.is_some() {
+        if header.alg != self.key.alg() || header.crit {
             return Err(Refusal::Algorithm);
         }
         Ok(())
@@ -279,6 +286,8 @@ mod tests {
             r#"{"alg":"none"}"#,
             r#"{"alg":"EdDSA"}"#,
             r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
+            r#"{"alg":"HS256","crit":null}"#,
         ] {
             let token = sign(header, &claims());
             assert_eq!(
@@ -378,6 +387,100 @@ mod tests {
                 Some(Refusal::Claims),
                 "{claim}"
             );
+        }
+    }
+
+    /// The same bytes under another base64url spelling: a last character whose unused low
+    /// bits are set, or padding. A lenient decoder accepts both; this one refuses them, so a
+    /// signed token has exactly one accepted form.
+    #[test]
+    fn only_canonical_unpadded_base64url_is_accepted() {
+        let verifier = verifier();
+        let token = sign_with(ISSUED, &claims(), SECRET);
+        assert!(verifier.verify(&token, NOW).is_ok());
+        let (message, signature) = token.rsplit_once('.').unwrap_or_default();
+        // 32 bytes are 43 characters; the last one carries 4 bits and 2 unused zero bits.
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let last = signature.bytes().last().unwrap_or_default();
+        let index = alphabet.iter().position(|&c| c == last).unwrap_or_default();
+        assert_eq!(index % 4, 0, "a canonical last character");
+        let sloppy = format!(
+            "{}{}",
+            &signature[..signature.len() - 1],
+            char::from(alphabet[index + 1])
+        );
+        assert_eq!(
+            verifier.verify(&format!("{message}.{sloppy}"), NOW).err(),
+            Some(Refusal::Signature)
+        );
+        // `{"alg":"HS256"}` plus a space is 16 bytes: 22 characters, 2 of padding if padded.
+        let padded = format!("{}==", b64(br#"{"alg":"HS256"} "#));
+        assert_eq!(
+            verifier
+                .verify(&sign_with(&padded, &claims(), SECRET), NOW)
+                .err(),
+            Some(Refusal::Malformed)
+        );
+        let standard = base64::engine::general_purpose::STANDARD_NO_PAD;
+        assert_eq!(
+            verifier
+                .verify(
+                    &sign_with(&standard.encode(b"\xfb\xff{}"), &claims(), SECRET),
+                    NOW
+                )
+                .err(),
+            Some(Refusal::Malformed),
+            "the standard alphabet's + and / are not base64url"
+        );
+    }
+
+    /// Input an attacker controls completely, none of it signed with the key: refused with a
+    /// category, never a panic or unbounded work.
+    #[test]
+    fn hostile_input_is_refused_without_panicking() {
+        let verifier = verifier();
+        let forged = |header_json: &str| {
+            sign_with(
+                &b64(header_json.as_bytes()),
+                &claims(),
+                b"another-secret-of-at-least-32-bytes!!",
+            )
+        };
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let signed = sign_with(ISSUED, &claims(), SECRET);
+        let cases = [
+            (".".repeat(100_000), Refusal::Malformed),
+            (format!("{signed}."), Refusal::Malformed),
+            (format!("{signed}{}", ".".repeat(1000)), Refusal::Malformed),
+            ("\0.\0.\0".to_owned(), Refusal::Malformed),
+            (format!("é{signed}"), Refusal::Malformed),
+            (format!("{ISSUED}.é.ü"), Refusal::Signature),
+            (format!("{signed}\u{fffd}"), Refusal::Signature),
+            (format!(" {signed}"), Refusal::Malformed),
+            (
+                format!("{}.e30.", b64(&[0xff, 0xfe, 0xfd])),
+                Refusal::Malformed,
+            ),
+            (forged(&nested(100_000)), Refusal::Malformed),
+            (
+                forged(&format!(r#"{{"alg":{}}}"#, nested(100_000))),
+                Refusal::Malformed,
+            ),
+            (
+                forged(&format!(r#"{{"kid":{},"alg":"HS256"}}"#, nested(100_000))),
+                Refusal::Signature,
+            ),
+            (
+                forged(&format!(
+                    r#"{{"alg":"HS256","kid":"{}"}}"#,
+                    "k".repeat(1 << 20)
+                )),
+                Refusal::Signature,
+            ),
+        ];
+        for (token, refusal) in &cases {
+            let shown: String = token.chars().take(60).collect();
+            assert_eq!(verifier.verify(token, NOW).err(), Some(*refusal), "{shown}");
         }
     }
 

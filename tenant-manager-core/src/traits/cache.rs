@@ -66,7 +66,9 @@ impl CacheStats {
 ///
 /// Opaque to callers: hand it back to [`TenantCache::put_if_current`] to fill the cache with
 /// what was read from the registry after the miss. Adapters choose what the number means (a
-/// counter every invalidation advances, for the bundled ones).
+/// counter every invalidation advances, for the bundled ones), build it with
+/// [`new`](CacheEpoch::new) and read it back with [`value`](CacheEpoch::value); callers have no
+/// use for either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheEpoch(u64);
 

@@ -30,7 +30,7 @@ pub(crate) enum Hold {
 /// Takes the advisory lock `key` on `conn`, waiting as long as another session holds it.
 ///
 /// # Errors
-/// `Unavailable` when the connection fails.
+/// `Unavailable` when the connection fails; `Internal` when Postgres refuses the query.
 pub(crate) async fn acquire(conn: &mut PgConnection, key: i64, hold: Hold) -> Result<()> {
     let sql = match hold {
         Hold::Transaction => "SELECT pg_try_advisory_xact_lock($1)",
@@ -51,7 +51,10 @@ pub(crate) async fn acquire(conn: &mut PgConnection, key: i64, hold: Hold) -> Re
     }
 }
 
-/// Releases a lock taken with [`Hold::Session`].
+/// Releases a lock taken with [`Hold::Session`] (nothing when this session does not hold it).
+///
+/// # Errors
+/// As [`acquire`].
 pub(crate) async fn release(conn: &mut PgConnection, key: i64) -> Result<()> {
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)

@@ -32,11 +32,13 @@ mod steps;
 pub(crate) mod template;
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::Connection;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tenant_manager_core::{
     Entity, Error, Isolation, ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities,
     Result, ServerId, Tenant, TenantId,
@@ -63,6 +65,7 @@ pub struct PostgresProvisioner {
     credentials: Arc<dyn TenantCredentials>,
     seeder: Option<Arc<dyn TenantSeeder>>,
     hook: Option<Arc<dyn StepHook>>,
+    runs: Arc<Semaphore>,
 }
 
 impl fmt::Debug for PostgresProvisioner {
@@ -72,19 +75,36 @@ impl fmt::Debug for PostgresProvisioner {
             .field("credentials", &self.credentials)
             .field("seeder", &self.seeder)
             .field("hook", &self.hook)
+            .field("free_run_slots", &self.runs.available_permits())
             .finish()
     }
 }
 
 impl PostgresProvisioner {
     /// A provisioner over `storage`, setting tenant role passwords from `credentials`.
+    ///
+    /// At most half as many tenants as the global pool has connections are provisioned or
+    /// deprovisioned at once (at least one): each run holds one global connection for the
+    /// tenant's lock and takes a second one at a time to record its steps, so runs beyond that
+    /// would wait for each other's connections until the pool's acquire timeout. Further runs
+    /// wait for a slot. A global pool needs at least two connections.
     pub fn new(storage: TenantStorage, credentials: Arc<dyn TenantCredentials>) -> Self {
+        let slots = (storage.global.options().get_max_connections() / 2).max(1);
         Self {
             storage,
             credentials,
             seeder: None,
             hook: None,
+            runs: Arc::new(Semaphore::new(usize::try_from(slots).unwrap_or(1))),
         }
+    }
+
+    /// Sets how many tenants may be provisioned or deprovisioned at once (see
+    /// [`new`](Self::new) for the default and why it is bounded).
+    #[must_use]
+    pub fn with_max_concurrent_runs(mut self, runs: NonZeroUsize) -> Self {
+        self.runs = Arc::new(Semaphore::new(runs.get()));
+        self
     }
 
     /// Writes seed data in the `seeded` step.
@@ -154,6 +174,14 @@ impl PostgresProvisioner {
     /// - `Unavailable` when a server or the global database cannot be reached.
     pub async fn ensure_app_login(&self, login: &AppLogin) -> Result<AppLoginReport> {
         app_grants::ensure(&self.storage, login).await
+    }
+
+    /// Waits for one of the slots that bound concurrent runs.
+    async fn run_slot(&self) -> Result<SemaphorePermit<'_>> {
+        self.runs
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("the provisioner's run slots are closed"))
     }
 
     fn check_supported(&self, isolation: Isolation) -> Result<()> {
@@ -309,6 +337,7 @@ impl Provisioner for PostgresProvisioner {
         self.check_supported(tenant.isolation)?;
         let target = self.storage.target(tenant)?;
         let started = Instant::now();
+        let _slot = self.run_slot().await?;
         let lock = TenantLock::acquire(&self.storage.global, tenant.id).await?;
         let attempt = steps::attempt(&self.storage.global, tenant.id).await;
         let report = match attempt {
@@ -330,6 +359,7 @@ impl Provisioner for PostgresProvisioner {
 
     async fn deprovision(&self, tenant: &Tenant) -> Result<()> {
         let target = self.storage.target(tenant)?;
+        let _slot = self.run_slot().await?;
         let lock = TenantLock::acquire(&self.storage.global, tenant.id).await?;
         let dropped = async {
             match tenant.isolation {

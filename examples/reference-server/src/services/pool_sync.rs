@@ -43,6 +43,9 @@ struct PoolSync {
 }
 
 impl PoolSync {
+    /// Applies invalidations until `shutdown` or the cache is gone. Shutdown also interrupts
+    /// the check in progress: the server waits for this task before it closes every pool, so
+    /// a re-check of many pools, or a registry that does not answer, must not hold it up.
     async fn run(&self, mut invalidations: InvalidationReceiver, shutdown: CancellationToken) {
         loop {
             let invalidation = tokio::select! {
@@ -52,11 +55,19 @@ impl PoolSync {
                     None => return,
                 },
             };
-            match invalidation {
-                Invalidation::Tenant(id) => self.check(id).await,
-                // `All`, and whatever a later version adds: re-checking is always safe.
-                _ => self.check_open_pools().await,
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.apply(invalidation) => {}
             }
+        }
+    }
+
+    /// Checks the tenant of `invalidation`, or every tenant with an open pool.
+    async fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Tenant(id) => self.check(id).await,
+            // `All`, and whatever a later version adds: re-checking is always safe.
+            _ => self.check_open_pools().await,
         }
     }
 
@@ -116,14 +127,24 @@ mod tests {
     use crate::readiness::Readiness;
     use crate::services::memory;
 
-    /// Pools open for `open` (and one shared pool) that record which tenants are closed.
+    /// Pools open for `open` (and one shared pool) that record which tenants are closed; with
+    /// `hang`, closing never finishes (a pool engine or registry that does not answer).
     #[derive(Debug)]
     struct RecordingPools {
         open: Vec<TenantId>,
         closed: Mutex<Vec<TenantId>>,
+        hang: bool,
     }
 
     impl RecordingPools {
+        fn new(open: Vec<TenantId>, hang: bool) -> Arc<Self> {
+            Arc::new(Self {
+                open,
+                closed: Mutex::new(Vec::new()),
+                hang,
+            })
+        }
+
         fn closed(&self) -> Vec<TenantId> {
             self.closed.lock().unwrap().clone()
         }
@@ -145,6 +166,9 @@ mod tests {
     impl PoolCloser for RecordingPools {
         async fn close_pool(&self, tenant: TenantId) -> Result<()> {
             self.closed.lock().unwrap().push(tenant);
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
             Ok(())
         }
     }
@@ -190,8 +214,9 @@ mod tests {
         id
     }
 
-    #[tokio::test]
-    async fn invalidated_tenants_that_no_longer_serve_lose_their_pools_until_shutdown() {
+    /// A subscribed Redis tenant cache (alive as long as the returned `TestRedis`) and an
+    /// in-memory manager.
+    async fn cache_and_manager() -> (TestRedis, RedisTenantCache, TenantManager) {
         let redis = TestRedis::create().await;
         let pool =
             RedisPool::connect(RedisConfig::new(redis.url()).with_key_prefix(redis.prefix()))
@@ -208,13 +233,25 @@ mod tests {
         )
         .unwrap()
         .manager;
+        (redis, cache, manager)
+    }
+
+    /// Cancels `shutdown` and waits (at most a generous hang limit) for the task to stop.
+    async fn stop(tasks: TaskTracker, shutdown: CancellationToken) {
+        shutdown.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("the task stops on shutdown");
+    }
+
+    #[tokio::test]
+    async fn invalidated_tenants_that_no_longer_serve_lose_their_pools_until_shutdown() {
+        let (_redis, cache, manager) = cache_and_manager().await;
         let active = tenant(&manager, TenantStatus::Active).await;
         let suspended = tenant(&manager, TenantStatus::Suspended).await;
         let gone = TenantId::new();
-        let pools = Arc::new(RecordingPools {
-            open: vec![active, suspended],
-            closed: Mutex::new(Vec::new()),
-        });
+        let pools = RecordingPools::new(vec![active, suspended], false);
         let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
         start(
             cache.subscribe_invalidations(),
@@ -236,10 +273,25 @@ mod tests {
         pools.wait_closed(suspended).await;
         assert!(!pools.closed().contains(&active), "{:?}", pools.closed());
 
-        shutdown.cancel();
-        tasks.close();
-        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
-            .await
-            .expect("the task stops on shutdown");
+        stop(tasks, shutdown).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_interrupts_a_check_that_does_not_finish() {
+        let (_redis, cache, manager) = cache_and_manager().await;
+        let gone = TenantId::new();
+        let pools = RecordingPools::new(vec![gone], true);
+        let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
+        start(
+            cache.subscribe_invalidations(),
+            manager,
+            pools.clone(),
+            &tasks,
+            &shutdown,
+        );
+        cache.invalidate(gone).await.unwrap();
+        // The task is now inside a `close_pool` that never returns.
+        pools.wait_closed(gone).await;
+        stop(tasks, shutdown).await;
     }
 }
