@@ -9,8 +9,8 @@ use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::manager::{ManagerConfig, Registration};
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryTenantData};
 use tenant_manager_core::{
-    Error, Isolation, Provisioner, ProvisionerCapabilities, Role, TenantQuery, TenantStatus,
-    UsageKind,
+    Error, Isolation, Provisioner, ProvisionerCapabilities, Role, TenantQuery, TenantRegistry,
+    TenantStatus, UsageKind,
 };
 
 #[tokio::test]
@@ -310,4 +310,39 @@ async fn the_builder_refuses_missing_parts_and_contradictions() {
         .build()
         .unwrap_err();
     assert_eq!(err.field(), Some("shared_database"));
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_mid_provisioning_does_not_leave_the_tenant_provisioning() {
+    let data = Arc::new(InMemoryTenantData::new());
+    let slow = Arc::new(FlakyProvisioner::new(
+        Arc::clone(&data),
+        Failure::Slow(std::time::Duration::from_millis(200)),
+    ));
+    let h = Harness::assemble(ManagerConfig::default(), data, slow.clone());
+
+    // The caller is dropped while the provisioner runs, as a request is when its client
+    // disconnects or its timeout fires.
+    let registration = h.manager.register_organization(Registration::new(
+        "Gone Corp",
+        "owner@gone.test",
+        PASSWORD,
+    ));
+    tokio::select! {
+        outcome = registration => panic!("finished before the provisioner was called: {outcome:?}"),
+        () = slow.called() => {}
+    }
+
+    let slug = tenant_manager_core::TenantSlug::new("gone_corp").unwrap();
+    let mut status = TenantStatus::Provisioning;
+    for _ in 0..500 {
+        let tenant = h.registry.find_tenant_by_slug(&slug).await.unwrap();
+        status = tenant.expect("the tenant was created").status;
+        if status != TenantStatus::Provisioning {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, TenantStatus::Active, "the run finished on its own");
+    assert_eq!(slow.calls(), 1);
 }

@@ -287,16 +287,28 @@ impl TenantManager {
                 }
             };
         }
-        match ops.provision(&tenant).await {
-            Ok(active) => {
-                record(PROVISIONING_TOTAL, "success");
-                Ok(active)
+        // The run gets its own task: a caller that gives up half-way (a client that
+        // disconnects, a request timeout) does not cancel it, so the tenant still ends
+        // `Active` or `Failed` instead of staying `Provisioning`.
+        let ops = ops.clone();
+        let id = tenant.id;
+        let run = tokio::spawn(async move {
+            match ops.provision(&tenant).await {
+                Ok(active) => {
+                    record(PROVISIONING_TOTAL, "success");
+                    Ok(active)
+                }
+                Err(e) => {
+                    record(PROVISIONING_TOTAL, "failed");
+                    ops.mark_failed(tenant.id, &e).await
+                }
             }
-            Err(e) => {
-                record(PROVISIONING_TOTAL, "failed");
-                ops.mark_failed(tenant.id, &e).await
-            }
-        }
+        });
+        run.await.map_err(|e| {
+            Error::internal(format!(
+                "the provisioning of tenant {id} stopped before it finished: {e}"
+            ))
+        })?
     }
 }
 
