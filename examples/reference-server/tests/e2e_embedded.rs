@@ -497,3 +497,111 @@ async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
         );
     }
 }
+
+#[tokio::test]
+async fn retry_provisioning_is_an_admin_call_that_leaves_active_tenants_alone() {
+    let server = Server::start(&[]);
+    let admin = Auth::AdminKey(ADMIN_KEY);
+    let retry = |id: &str| format!("/api/admin/tenants/{id}/retry-provisioning");
+    let (id, token, _) = server.register("Retried", &email("retried")).await;
+
+    let r = server
+        .send(Method::POST, &retry(&id), Auth::None, None)
+        .await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated".into()),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("application/json"))
+    );
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let r = server
+        .send(Method::POST, &retry(&unknown), admin, None)
+        .await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (StatusCode::NOT_FOUND, "tenant_not_found".into()),
+        "{}",
+        text(&r)
+    );
+
+    let before = server
+        .get_json(&format!("/api/admin/tenants/{id}"), admin)
+        .await;
+    let r = server.send(Method::POST, &retry(&id), admin, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let after: Value = r.json().unwrap();
+    assert_eq!(after["id"], id.as_str());
+    assert_eq!(after["status"], "active");
+    assert_eq!(after["updated_at"], before["updated_at"], "left unchanged");
+    assert_eq!(
+        server
+            .get("/api/companies", Auth::Bearer(&token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let r = server
+        .post(
+            &format!("/api/admin/tenants/{id}/suspend"),
+            admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let r = server.send(Method::POST, &retry(&id), admin, None).await;
+    assert_eq!(
+        (r.status, code(&r)),
+        (StatusCode::CONFLICT, "invalid_status_transition".into()),
+        "{}",
+        text(&r)
+    );
+    let still = server
+        .get_json(&format!("/api/admin/tenants/{id}"), admin)
+        .await;
+    assert_eq!(still["status"], "suspended");
+}
+
+#[tokio::test]
+async fn retry_provisioning_answers_202_exactly_when_the_tenant_is_queued() {
+    let server = Server::start(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
+    let admin = Auth::AdminKey(ADMIN_KEY);
+    let (id, _, _) = server.register("Requeued", &email("requeued")).await;
+    // The worker may finish the first run before the retry: either way the answer's status
+    // code and the tenant's status agree, and the tenant ends active.
+    let r = server
+        .send(
+            Method::POST,
+            &format!("/api/admin/tenants/{id}/retry-provisioning"),
+            admin,
+            None,
+        )
+        .await;
+    let body: Value = r.json().unwrap();
+    match r.status {
+        StatusCode::ACCEPTED => assert_eq!(body["status"], "provisioning"),
+        StatusCode::OK => assert_eq!(body["status"], "active"),
+        other => panic!("unexpected {other}: {body}"),
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tenant = server
+            .get_json(&format!("/api/admin/tenants/{id}"), admin)
+            .await;
+        if tenant["status"] == "active" {
+            break;
+        }
+        assert_eq!(tenant["status"], "provisioning", "{tenant}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tenant never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

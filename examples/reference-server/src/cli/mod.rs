@@ -126,6 +126,14 @@ pub enum TenantsCommand {
         /// Tenant id or slug.
         tenant: String,
     },
+    /// Provision a pending, failed or stuck provisioning tenant again (queued for the worker
+    /// with async provisioning); an active tenant is shown as it is. Exits 1 when
+    /// provisioning fails again (the printed tenant's `status_reason` says why), 4 for a
+    /// suspended, deleting or deleted tenant.
+    Retry {
+        /// Tenant id or slug.
+        tenant: String,
+    },
     /// Delete a tenant and drop its storage.
     Delete {
         /// Tenant id or slug.
@@ -259,6 +267,19 @@ mod tests {
             Cli::try_parse_from(["tenant-cli", "backup", "--all", "--destination", "/b"]).is_ok()
         );
         assert!(Cli::try_parse_from(["tenant-cli", "backup", "acme"]).is_ok());
+    }
+
+    #[test]
+    fn tenants_retry_takes_one_tenant() {
+        assert!(Cli::try_parse_from(["tenant-cli", "tenants", "retry"]).is_err());
+        assert!(Cli::try_parse_from(["tenant-cli", "tenants", "retry", "a", "b"]).is_err());
+        let cli = Cli::try_parse_from(["tenant-cli", "tenants", "retry", "acme"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Tenants {
+                action: TenantsCommand::Retry { tenant }
+            }) if tenant == "acme"
+        ));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             print_json(&ops.manager.resume(tenant.id).await?);
             Ok(Exit::Success)
         }
+        TenantsCommand::Retry { tenant } => retry(ops, &tenant).await,
         TenantsCommand::Delete { tenant, yes } => {
             let tenant = ops.tenant(&tenant).await?;
             if !yes {
@@ -70,6 +71,28 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             Ok(Exit::Success)
         }
     }
+}
+
+/// Provisions a tenant again and prints it; a run that ends `Failed` is a failure.
+async fn retry(ops: &Ops, reference: &str) -> Result<Exit, CliError> {
+    let tenant = ops.tenant(reference).await?;
+    let tenant = ops.manager.retry_provisioning(tenant.id).await?;
+    print_json(&tenant);
+    if tenant.status == TenantStatus::Failed {
+        return Err(CliError::new(
+            Exit::Failure,
+            format!(
+                "provisioning of {} ({}) failed again: {}",
+                tenant.slug,
+                tenant.id,
+                tenant
+                    .status_reason
+                    .as_deref()
+                    .unwrap_or("no reason recorded")
+            ),
+        ));
+    }
+    Ok(Exit::Success)
 }
 
 async fn list(

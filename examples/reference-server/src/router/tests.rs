@@ -192,6 +192,7 @@ async fn the_openapi_document_lists_the_served_routes() {
         "/api/admin/tenants/{id}",
         "/api/admin/tenants/{id}/suspend",
         "/api/admin/tenants/{id}/resume",
+        "/api/admin/tenants/{id}/retry-provisioning",
         "/api/admin/tenants/{id}/quota",
         "/api/admin/tenants/{id}/backups",
         "/api/admin/pools",

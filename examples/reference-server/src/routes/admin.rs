@@ -24,6 +24,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_tenant, delete_tenant))
         .routes(routes!(suspend))
         .routes(routes!(resume))
+        .routes(routes!(retry_provisioning))
         .routes(routes!(put_quota))
         .routes(routes!(create_backup))
         .routes(routes!(pools))
@@ -174,6 +175,30 @@ pub(crate) async fn resume(
     PathParams(id): PathParams<TenantId>,
 ) -> Result<Json<TenantView>, ApiError> {
     tenant_reply(state.services.manager.resume(id).await)
+}
+
+/// Provisions a pending, failed or stuck provisioning tenant again; an active tenant is
+/// answered as it is. `202` (status `provisioning`) when a worker provisions it.
+#[utoipa::path(post, path = "/api/admin/tenants/{id}/retry-provisioning", tag = "admin", security(("admin_key" = [])),
+    params(("id" = Uuid, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Provisioned (`active`), or failed again (`failed`, `status_reason` says why)", body = TenantView),
+        (status = 202, description = "Provisioning queued", body = TenantView),
+        (status = 401, description = "Missing or wrong X-Admin-Key", body = ErrorBody),
+        (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is suspended, deleting or deleted", body = ErrorBody),
+    ))]
+pub(crate) async fn retry_provisioning(
+    State(state): State<AppState>,
+    PathParams(id): PathParams<TenantId>,
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
+    let tenant = state.services.manager.retry_provisioning(id).await?;
+    let status = if tenant.status == TenantStatus::Provisioning {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(TenantView::from(&tenant))))
 }
 
 /// A request rate.
