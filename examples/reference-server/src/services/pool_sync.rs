@@ -245,13 +245,12 @@ mod tests {
             .expect("the task stops on shutdown");
     }
 
-    #[tokio::test]
-    async fn invalidated_tenants_that_no_longer_serve_lose_their_pools_until_shutdown() {
-        let (_redis, cache, manager) = cache_and_manager().await;
-        let active = tenant(&manager, TenantStatus::Active).await;
-        let suspended = tenant(&manager, TenantStatus::Suspended).await;
-        let gone = TenantId::new();
-        let pools = RecordingPools::new(vec![active, suspended], false);
+    /// The task started over `cache`'s invalidations, `manager` and `pools`.
+    fn started(
+        cache: &RedisTenantCache,
+        manager: TenantManager,
+        pools: &Arc<RecordingPools>,
+    ) -> (TaskTracker, CancellationToken) {
         let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
         start(
             cache.subscribe_invalidations(),
@@ -260,6 +259,17 @@ mod tests {
             &tasks,
             &shutdown,
         );
+        (tasks, shutdown)
+    }
+
+    #[tokio::test]
+    async fn invalidated_tenants_that_no_longer_serve_lose_their_pools_until_shutdown() {
+        let (_redis, cache, manager) = cache_and_manager().await;
+        let active = tenant(&manager, TenantStatus::Active).await;
+        let suspended = tenant(&manager, TenantStatus::Suspended).await;
+        let gone = TenantId::new();
+        let pools = RecordingPools::new(vec![active, suspended], false);
+        let (tasks, shutdown) = started(&cache, manager, &pools);
 
         // One tenant at a time, in order: the active tenant keeps its pool, a tenant the
         // registry does not know loses it.
@@ -281,14 +291,7 @@ mod tests {
         let (_redis, cache, manager) = cache_and_manager().await;
         let gone = TenantId::new();
         let pools = RecordingPools::new(vec![gone], true);
-        let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
-        start(
-            cache.subscribe_invalidations(),
-            manager,
-            pools.clone(),
-            &tasks,
-            &shutdown,
-        );
+        let (tasks, shutdown) = started(&cache, manager, &pools);
         cache.invalidate(gone).await.unwrap();
         // The task is now inside a `close_pool` that never returns.
         pools.wait_closed(gone).await;
