@@ -18,7 +18,10 @@ const TENANTS: usize = 15;
 async fn more_concurrent_provisionings_than_global_connections_all_finish() {
     let env = Env::new().await;
     let pool_size = env.pool.options().get_max_connections() as usize;
-    assert!(TENANTS > pool_size, "the case needs more runs than connections");
+    assert!(
+        TENANTS > pool_size,
+        "the case needs more runs than connections"
+    );
     let mut tenants = Vec::new();
     for n in 0..TENANTS {
         tenants.push(env.register(&format!("p{n}"), Isolation::Schema).await);
@@ -29,7 +32,12 @@ async fn more_concurrent_provisionings_than_global_connections_all_finish() {
         assert!(result.is_ok(), "{}: {result:?}", tenant.slug);
     }
     for tenant in &tenants {
-        assert!(env.provisioner.is_provisioned(tenant).await.expect("status"));
+        assert!(
+            env.provisioner
+                .is_provisioned(tenant)
+                .await
+                .expect("status")
+        );
     }
 
     let deprovisioned = join_all(tenants.iter().map(|t| env.provisioner.deprovision(t))).await;

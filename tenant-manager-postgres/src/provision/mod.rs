@@ -38,11 +38,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use sqlx::Connection;
-use tokio::sync::{Semaphore, SemaphorePermit};
 use tenant_manager_core::{
     Entity, Error, Isolation, ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities,
     Result, ServerId, Tenant, TenantId,
 };
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use app_grants::AppLoginReport;
 pub use hook::{StepHook, StepPhase};
