@@ -123,9 +123,17 @@ async fn checkouts_recover_after_the_server_terminates_every_session() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Three times: wait until the workers have sessions open again, then terminate them all.
     for _ in 0..3 {
-        assert!(fixture.terminate_all().await > 0, "sessions were open");
+        let mut terminated = 0;
+        for _ in 0..400 {
+            terminated = fixture.terminate_all().await;
+            if terminated > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(terminated > 0, "the workers opened sessions");
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     stop.store(true, Ordering::SeqCst);
