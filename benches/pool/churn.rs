@@ -43,6 +43,15 @@ trait Source: Send + Sync + 'static {
     fn query(&self, tenant: &Tenant) -> impl Future<Output = Result<Duration, String>> + Send;
 }
 
+/// One `SELECT 1` on a checked-out connection.
+async fn select_one(conn: &mut PgConnection) -> Result<(), String> {
+    sqlx::query("SELECT 1")
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// The pool engine, through `dyn PoolManager`.
 struct Engine(Arc<dyn PoolManager<Connection = PgConnection>>);
 
@@ -51,10 +60,7 @@ impl Source for Engine {
         let started = Instant::now();
         let mut conn = self.0.acquire(tenant).await.map_err(|e| e.to_string())?;
         let waited = started.elapsed();
-        sqlx::query("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        select_one(&mut conn).await?;
         Ok(waited)
     }
 }
@@ -90,10 +96,7 @@ impl Source for HandWritten {
         let pool = self.pool(tenant).await;
         let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
         let waited = started.elapsed();
-        sqlx::query("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        select_one(&mut conn).await?;
         Ok(waited)
     }
 }

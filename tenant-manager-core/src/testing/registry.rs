@@ -1017,15 +1017,21 @@ pub async fn unknown_ids_are_not_found(r: &dyn TenantRegistry) {
     );
 }
 
-/// A hash replacement applies only while the stored hash is the one the caller read, is seen
-/// by every lookup, and leaves the rest of the user as it was.
-pub async fn password_hash_is_replaced_only_while_unchanged(r: &dyn TenantRegistry) {
+/// The owner of a new shared tenant, created with it.
+async fn shared_tenant_owner(r: &dyn TenantRegistry) -> User {
     let new = sample_tenant(Isolation::Shared);
     let owner = sample_user(new.id, Role::Owner);
     let (_, user) = r
         .create_tenant_with_owner(new, owner)
         .await
         .expect("create with owner");
+    user
+}
+
+/// A hash replacement applies only while the stored hash is the one the caller read, is seen
+/// by every lookup, and leaves the rest of the user as it was.
+pub async fn password_hash_is_replaced_only_while_unchanged(r: &dyn TenantRegistry) {
+    let user = shared_tenant_owner(r).await;
     let fresh = PasswordHash::from_phc(format!(
         "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ${}",
         random_hex(32)
@@ -1067,12 +1073,7 @@ pub async fn password_hash_is_replaced_only_while_unchanged(r: &dyn TenantRegist
 /// Of 16 racing replacements of one hash, exactly one wins; the others are conflicts, and the
 /// stored hash is the winner's.
 pub async fn racing_password_hash_replacements_one_winner(r: &dyn TenantRegistry) {
-    let new = sample_tenant(Isolation::Shared);
-    let owner = sample_user(new.id, Role::Owner);
-    let (_, user) = r
-        .create_tenant_with_owner(new, owner)
-        .await
-        .expect("create with owner");
+    let user = shared_tenant_owner(r).await;
     let hashes: Vec<PasswordHash> = (0..16)
         .map(|i| {
             PasswordHash::from_phc(format!(
