@@ -1,28 +1,28 @@
-//! argon2id password hashing off the async runtime, with a bound on concurrent hashes.
+//! argon2id password hashing on a few dedicated threads that reuse their memory, with a
+//! short bounded wait for a free thread before a request is shed.
 
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as Phc, Salt};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+use argon2::Params;
+use tokio::sync::OwnedSemaphorePermit;
 
+use super::hash_pool::HashPool;
+use super::phc;
 use crate::domain::PasswordHash;
 use crate::error::{Error, Result};
 
 /// Longest password, in bytes, the hasher accepts (far above any policy; bounds the work).
 pub const MAX_PASSWORD_BYTES: usize = 4096;
 
-/// Most hashes that may run at once, whatever the configuration says.
+/// Most hashing threads, whatever the configuration says.
 const MAX_CONCURRENT_LIMIT: usize = 1024;
 
-/// Largest memory cost (KiB) accepted from a stored hash, so a corrupted record cannot
-/// make one verification allocate gigabytes.
-const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
-
-/// Largest time or parallelism cost accepted from a stored hash.
-const MAX_STORED_COST: u32 = 64;
+/// Longest accepted wait for a free hashing thread.
+const MAX_QUEUE_WAIT: Duration = Duration::from_secs(60);
 
 /// Parameters of [`PasswordHasher`].
 ///
@@ -38,8 +38,12 @@ pub struct HasherConfig {
     pub iterations: u32,
     /// Degree of parallelism (`p`).
     pub parallelism: u32,
-    /// Most hashes computed at once; callers beyond it wait their turn.
+    /// Dedicated hashing threads, which is also the most hashes computed at once. Capped at
+    /// half the CPUs (at least 1): see [`HasherConfig::thread_cap`].
     pub max_concurrent: usize,
+    /// How long a hash waits for a free thread before it is refused with
+    /// [`Error::Unavailable`] (backend `password_hasher`, answered `503` + `Retry-After`).
+    pub queue_wait: Duration,
 }
 
 impl HasherConfig {
@@ -50,16 +54,26 @@ impl HasherConfig {
     /// OWASP parallelism.
     pub const OWASP_PARALLELISM: u32 = 1;
 
-    /// The OWASP parameters, with one concurrent hash per CPU.
+    /// Default wait for a free hashing thread.
+    pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+    /// The OWASP parameters, on [`HasherConfig::thread_cap`] threads, waiting at most
+    /// [`HasherConfig::DEFAULT_QUEUE_WAIT`] for one.
     pub fn owasp() -> Self {
         Self {
             memory_kib: Self::OWASP_MEMORY_KIB,
             iterations: Self::OWASP_ITERATIONS,
             parallelism: Self::OWASP_PARALLELISM,
-            max_concurrent: std::thread::available_parallelism()
-                .map(NonZeroUsize::get)
-                .unwrap_or(1),
+            max_concurrent: Self::thread_cap(),
+            queue_wait: Self::DEFAULT_QUEUE_WAIT,
         }
+    }
+
+    /// Most hashing threads on this machine: half the CPUs, at least 1, so that hashing
+    /// never takes every core from the rest of the service.
+    pub fn thread_cap() -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        (cpus / 2).max(1)
     }
 
     /// Sets the argon2id costs explicitly (memory in KiB, iterations, lanes).
@@ -71,10 +85,17 @@ impl HasherConfig {
         self
     }
 
-    /// Sets how many hashes may run at once.
+    /// Sets how many threads hash (capped at [`HasherConfig::thread_cap`]).
     #[must_use]
     pub fn with_max_concurrent(mut self, max_concurrent: usize) -> Self {
         self.max_concurrent = max_concurrent;
+        self
+    }
+
+    /// Sets how long a hash waits for a free thread before it is shed.
+    #[must_use]
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = wait;
         self
     }
 
@@ -100,9 +121,12 @@ impl Default for HasherConfig {
 
 /// Hashes and verifies passwords with argon2id.
 ///
-/// Work runs on tokio's blocking pool behind a semaphore, so at most
-/// [`HasherConfig::max_concurrent`] hashes run at once and the async workers never block.
-/// Cheap to clone (one `Arc`).
+/// Hashes run on [`HasherConfig::max_concurrent`] dedicated threads (at most half the CPUs),
+/// each reusing one memory buffer of the configured cost, so a login flood neither takes every
+/// core nor grows the process's memory. A hash that finds no thread free within
+/// [`HasherConfig::queue_wait`] is refused with a retryable [`Error::Unavailable`] instead of
+/// queueing until the caller times out. The async workers never block. Cheap to clone (one
+/// `Arc`); the threads stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -111,31 +135,93 @@ pub struct PasswordHasher {
 struct Inner {
     config: HasherConfig,
     params: Params,
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     /// A PHC string with the configured costs that no password matches, verified in place of
     /// a missing user's hash so that an unknown e-mail costs as much as a wrong password.
     dummy: String,
+}
+
+/// Counters of a [`PasswordHasher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HasherStats {
+    /// Dedicated hashing threads.
+    pub threads: usize,
+    /// Threads free right now.
+    pub available: usize,
+    /// Memory buffers allocated so far: at most one per thread, for the life of the hasher.
+    pub buffers_allocated: u64,
+    /// Hashes that needed more memory than the buffer (stored with a larger memory cost)
+    /// and got a one-off allocation.
+    pub oversize_allocations: u64,
+    /// Hashes and verifications completed.
+    pub completed: u64,
+    /// Hashes refused because no thread was free within the queue wait.
+    pub shed: u64,
 }
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("config", &self.inner.config)
-            .field("available_permits", &self.inner.permits.available_permits())
+            .field("stats", &self.stats())
             .finish()
     }
 }
 
-impl PasswordHasher {
-    /// A hasher with the given parameters.
+/// A hashing thread reserved for one verification: what [`PasswordHasher::reserve`] returns.
+///
+/// Dropping it unused frees the thread.
+#[must_use]
+pub struct HashSlot {
+    hasher: PasswordHasher,
+    permit: OwnedSemaphorePermit,
+}
+
+impl fmt::Debug for HashSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashSlot").finish_non_exhaustive()
+    }
+}
+
+impl HashSlot {
+    /// [`PasswordHasher::verify_or_dummy`] on the reserved thread.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] on `hasher_params` for costs argon2 refuses, or on
-    /// `hasher_max_concurrent` when it is 0 or above 1024.
+    /// As [`PasswordHasher::verify`].
+    pub async fn verify_or_dummy(self, password: &str, hash: Option<&PasswordHash>) -> Result<bool> {
+        let inner = &self.hasher.inner;
+        let known = hash.is_some();
+        let phc = hash.map_or_else(|| inner.dummy.clone(), |h| h.as_phc().to_owned());
+        // An over-long password can match nothing; still spend a hash on a truncated copy so
+        // that its timing says nothing either.
+        let mut password = password.as_bytes().to_vec();
+        let too_long = password.len() > MAX_PASSWORD_BYTES;
+        password.truncate(MAX_PASSWORD_BYTES);
+        let matched = inner
+            .pool
+            .run(self.permit, move |memory| {
+                phc::verify(&password, &phc, memory)
+            })
+            .await?;
+        Ok(known && !too_long && matched)
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with the given parameters; starts its threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `hasher_params` for costs argon2 refuses, on
+    /// `hasher_max_concurrent` when it is 0 or above 1024, or on `hasher_queue_wait` above
+    /// 60 s; [`Error::Internal`] when a thread cannot be started.
     pub fn new(config: HasherConfig) -> Result<Self> {
         let params = config.params()?;
         if !(1..=MAX_CONCURRENT_LIMIT).contains(&config.max_concurrent) {
             return Err(Error::invalid("hasher_max_concurrent", "must be 1 to 1024"));
+        }
+        if config.queue_wait > MAX_QUEUE_WAIT {
+            return Err(Error::invalid("hasher_queue_wait", "must be at most 60 s"));
         }
         if !config.meets_owasp() {
             tracing::warn!(
@@ -145,12 +231,22 @@ impl PasswordHasher {
                 "password hasher configured below the OWASP argon2id parameters"
             );
         }
-        let dummy = dummy_phc(&params)?;
+        let cap = HasherConfig::thread_cap();
+        if config.max_concurrent > cap {
+            tracing::warn!(
+                asked = config.max_concurrent,
+                threads = cap,
+                "password hashing threads capped at half the CPUs"
+            );
+        }
+        let threads = config.max_concurrent.min(cap);
+        let dummy = phc::dummy(&params)?;
+        let pool = HashPool::start(threads, params.block_count(), config.queue_wait)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                permits: Arc::new(Semaphore::new(config.max_concurrent)),
                 config,
                 params,
+                pool,
                 dummy,
             }),
         })
@@ -161,23 +257,42 @@ impl PasswordHasher {
         &self.inner.config
     }
 
+    /// How many threads hash (the configured number, capped at half the CPUs).
+    pub fn threads(&self) -> usize {
+        self.inner.pool.threads()
+    }
+
+    /// The hasher's counters.
+    pub fn stats(&self) -> HasherStats {
+        let pool = &self.inner.pool;
+        let counters = &pool.counters;
+        HasherStats {
+            threads: pool.threads(),
+            available: pool.available(),
+            buffers_allocated: counters.buffers.load(Ordering::Relaxed),
+            oversize_allocations: counters.oversize.load(Ordering::Relaxed),
+            completed: counters.completed.load(Ordering::Relaxed),
+            shed: counters.shed.load(Ordering::Relaxed),
+        }
+    }
+
     /// Hashes a password into an argon2id PHC string with a fresh random salt.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] on `password` when it is longer than [`MAX_PASSWORD_BYTES`];
-    /// [`Error::Internal`] when hashing fails or no tokio runtime is running.
+    /// [`Error::Unavailable`] (backend `password_hasher`, retryable) when no hashing thread is
+    /// free within the queue wait; [`Error::Internal`] when hashing fails or no tokio runtime
+    /// is running.
     pub async fn hash(&self, password: &str) -> Result<PasswordHash> {
         check_length(password)?;
+        let permit = self.inner.pool.admit().await?;
         let params = self.inner.params.clone();
-        let password = password.to_owned();
+        let password = password.as_bytes().to_vec();
         let phc = self
-            .run_blocking(move || {
-                argon2(params)
-                    .hash_password(password.as_bytes())
-                    .map(|hash| hash.to_string())
-                    .map_err(|e| Error::internal_with("password hashing failed", e))
-            })
-            .await??;
+            .inner
+            .pool
+            .run(permit, move |memory| phc::hash(&params, &password, memory))
+            .await?;
         Ok(PasswordHash::from_phc(phc))
     }
 
@@ -185,7 +300,9 @@ impl PasswordHasher {
     ///
     /// # Errors
     /// [`Error::Internal`] when the stored hash is not an argon2id PHC string within sane
-    /// costs (a corrupted record), or when no tokio runtime is running.
+    /// costs (a corrupted record), or when no tokio runtime is running;
+    /// [`Error::Unavailable`] (backend `password_hasher`) when no hashing thread is free
+    /// within the queue wait.
     pub async fn verify(&self, password: &str, hash: &PasswordHash) -> Result<bool> {
         self.verify_or_dummy(password, Some(hash)).await
     }
@@ -201,23 +318,28 @@ impl PasswordHasher {
         password: &str,
         hash: Option<&PasswordHash>,
     ) -> Result<bool> {
-        let known = hash.is_some();
-        let phc = hash.map_or_else(|| self.inner.dummy.clone(), |h| h.as_phc().to_owned());
-        // An over-long password can match nothing; still spend a hash on a truncated copy so
-        // that its timing says nothing either.
-        let mut password = password.as_bytes().to_vec();
-        let too_long = password.len() > MAX_PASSWORD_BYTES;
-        password.truncate(MAX_PASSWORD_BYTES);
-        let matched = self
-            .run_blocking(move || verify_phc(&password, &phc))
-            .await??;
-        Ok(known && !too_long && matched)
+        self.reserve().await?.verify_or_dummy(password, hash).await
+    }
+
+    /// Reserves a hashing thread for one verification, waiting at most the queue wait: lets a
+    /// caller check something else (a failed-login limit) only once the hash is sure to run,
+    /// so that no more verifications than threads pass such a check unaccounted.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] (backend `password_hasher`) when no thread is free in time;
+    /// [`Error::Internal`] when no tokio runtime is running.
+    pub async fn reserve(&self) -> Result<HashSlot> {
+        let permit = self.inner.pool.admit().await?;
+        Ok(HashSlot {
+            hasher: self.clone(),
+            permit,
+        })
     }
 
     /// Whether a stored hash was made with other costs than the configured ones (and should
     /// be replaced at the next successful login).
     pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
-        let Ok((_, stored)) = parse_stored(hash.as_phc()) else {
+        let Ok((_, stored)) = phc::parse_stored(hash.as_phc()) else {
             return true;
         };
         let current = &self.inner.params;
@@ -225,33 +347,6 @@ impl PasswordHasher {
             || stored.t_cost() != current.t_cost()
             || stored.p_cost() != current.p_cost()
     }
-
-    /// Runs `work` on the blocking pool once a permit is free. The permit moves into the
-    /// blocking task, so the bound holds even when the caller's future is dropped.
-    async fn run_blocking<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> T + Send + 'static,
-    {
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|e| Error::internal_with("password hashing needs a tokio runtime", e))?;
-        let permit = Arc::clone(&self.inner.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::internal_with("password hasher closed", e))?;
-        handle
-            .spawn_blocking(move || {
-                let out = work();
-                drop(permit);
-                out
-            })
-            .await
-            .map_err(|e| Error::internal_with("password hashing task failed", e))
-    }
-}
-
-fn argon2(params: Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
 fn check_length(password: &str) -> Result<()> {
@@ -261,85 +356,9 @@ fn check_length(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses a stored hash: an argon2id PHC string with a salt, an output, and costs in range.
-fn parse_stored(phc: &str) -> Result<(Phc, Params)> {
-    let parsed =
-        Phc::new(phc).map_err(|e| Error::internal_with("stored password hash is malformed", e))?;
-    if parsed.algorithm != Algorithm::Argon2id.ident() {
-        return Err(Error::internal("stored password hash is not argon2id"));
-    }
-    if parsed.salt.is_none() || parsed.hash.is_none() {
-        return Err(Error::internal(
-            "stored password hash lacks its salt or output",
-        ));
-    }
-    let stored = Params::try_from(&parsed)
-        .map_err(|e| Error::internal_with("stored password hash has bad parameters", e))?;
-    if stored.m_cost() > MAX_STORED_MEMORY_KIB
-        || stored.t_cost() > MAX_STORED_COST
-        || stored.p_cost() > MAX_STORED_COST
-    {
-        return Err(Error::internal(
-            "stored password hash has out-of-range parameters",
-        ));
-    }
-    Ok((parsed, stored))
-}
-
-/// Verifies on the calling thread, refusing stored hashes [`parse_stored`] refuses.
-fn verify_phc(password: &[u8], phc: &str) -> Result<bool> {
-    let (parsed, _) = parse_stored(phc)?;
-    match Argon2::default().verify_password(password, &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(e) => Err(Error::internal_with("password verification failed", e)),
-    }
-}
-
-/// A well-formed argon2id PHC string with the configured costs, a random salt and a random
-/// output: verifying it costs one full hash and matches no password.
-fn dummy_phc(params: &Params) -> Result<String> {
-    let fail = |e: argon2::password_hash::phc::Error| Error::internal_with("dummy hash", e);
-    let salt_bytes: [u8; 16] = rand::random();
-    let output_bytes: [u8; Params::DEFAULT_OUTPUT_LEN] = rand::random();
-    let phc = Phc {
-        algorithm: Algorithm::Argon2id.ident(),
-        version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params)
-            .map_err(|e| Error::internal_with("dummy hash parameters", e))?,
-        salt: Some(Salt::new(&salt_bytes).map_err(fail)?),
-        hash: Some(Output::new(&output_bytes).map_err(fail)?),
-    };
-    Ok(phc.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dummy_hash_parses_with_the_configured_costs() -> Result<()> {
-        let params = HasherConfig::default().with_params(64, 1, 1).params()?;
-        let dummy = dummy_phc(&params)?;
-        assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{dummy}");
-        assert!(!verify_phc(b"anything", &dummy)?);
-        Ok(())
-    }
-
-    #[test]
-    fn foreign_or_oversized_hashes_are_refused() {
-        let argon2i = "$argon2i$v=19$m=64,t=1,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
-        assert_eq!(
-            verify_phc(b"pw", argon2i).err().map(|e| e.code()),
-            Some("internal")
-        );
-        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
-        assert_eq!(
-            verify_phc(b"pw", huge).err().map(|e| e.code()),
-            Some("internal")
-        );
-        assert!(verify_phc(b"pw", "not a hash").is_err());
-    }
 
     #[test]
     fn owasp_is_the_default() {

@@ -1,6 +1,6 @@
 //! Configuration of [`TenantManager`](super::TenantManager).
 
-use crate::domain::{Isolation, Plan, ServerId, validate_identifier, validate_region};
+use crate::domain::{Isolation, Plan, RateLimit, ServerId, validate_identifier, validate_region};
 use crate::error::{Error, Result};
 
 /// How the manager places, provisions and names new tenants.
@@ -22,6 +22,10 @@ pub struct ManagerConfig {
     pub region: Option<String>,
     /// How many random suffixes to try when a slug derived from the organisation name is taken.
     pub slug_attempts: u32,
+    /// Failed logins allowed per e-mail address: at most `limit` per `window_ms`, counted
+    /// through the quota enforcer (so across instances with Redis); `None` turns the limit off.
+    /// Default: 10 per 15 minutes.
+    pub login_failures: Option<RateLimit>,
 }
 
 impl Default for ManagerConfig {
@@ -34,11 +38,25 @@ impl Default for ManagerConfig {
             shared_database: "tenant_shared".to_owned(),
             region: None,
             slug_attempts: 3,
+            login_failures: Some(Self::DEFAULT_LOGIN_FAILURES),
         }
     }
 }
 
 impl ManagerConfig {
+    /// The default failed-login limit: 10 per e-mail address per 15 minutes.
+    pub const DEFAULT_LOGIN_FAILURES: RateLimit = RateLimit {
+        limit: 10,
+        window_ms: 15 * 60 * 1000,
+    };
+
+    /// Sets (or, with `None`, turns off) the failed-login limit per e-mail address.
+    #[must_use]
+    pub fn with_login_failures(mut self, limit: Option<RateLimit>) -> Self {
+        self.login_failures = limit;
+        self
+    }
+
     /// Turns queued provisioning on or off.
     #[must_use]
     pub fn with_async_provisioning(mut self, enabled: bool) -> Self {
@@ -91,7 +109,8 @@ impl ManagerConfig {
     /// Checks every field.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] on `shared_database`, `region` or `slug_attempts`.
+    /// [`Error::InvalidInput`] on `shared_database`, `region`, `slug_attempts` or
+    /// `login_failures` (1 to 1000 failures per 1 s to 24 h).
     pub fn validate(&self) -> Result<()> {
         validate_identifier(&self.shared_database, "shared_database")?;
         if let Some(region) = &self.region {
@@ -99,6 +118,14 @@ impl ManagerConfig {
         }
         if self.slug_attempts > 10 {
             return Err(Error::invalid("slug_attempts", "must be at most 10"));
+        }
+        if let Some(rate) = &self.login_failures
+            && !((1..=1000).contains(&rate.limit) && (1000..=86_400_000).contains(&rate.window_ms))
+        {
+            return Err(Error::invalid(
+                "login_failures",
+                "must allow 1 to 1000 failures per 1 s to 24 h",
+            ));
         }
         Ok(())
     }

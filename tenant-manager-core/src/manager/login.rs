@@ -1,12 +1,22 @@
-//! Login: e-mail and password to an access token.
+//! Login: e-mail and password to an access token, with a limit on failed logins per e-mail.
+
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
 
 use super::TenantManager;
 use crate::auth::IssuedToken;
-use crate::domain::{Email, TenantId, TenantStatus, User};
+use crate::domain::{Email, RateLimit, TenantId, TenantStatus, User};
 use crate::error::{Error, Result};
+use crate::traits::{QuotaEnforcer, RateKey};
 
-/// Counter of login attempts, labelled `result` (`success`, `failure`, `refused`).
+/// Counter of login attempts, labelled `result` (`success`, `failure`, `refused`, `limited`).
 const LOGINS_TOTAL: &str = "tenant_logins_total";
+
+/// What a failed login costs an e-mail's budget, in units; a successful one costs 1. The
+/// budget holds `limit × FAILURE_WEIGHT` units per window, so `limit` failures spend it while
+/// a user's own successful logins barely touch it.
+const FAILURE_WEIGHT: u64 = 1000;
 
 /// A successful login.
 #[derive(Debug, Clone)]
@@ -28,27 +38,48 @@ impl TenantManager {
     /// the hasher's is replaced by a fresh one once the password is verified; that upgrade is
     /// best effort and never fails the login.
     ///
+    /// With [`ManagerConfig::login_failures`](super::ManagerConfig::login_failures) set, an
+    /// e-mail address (known or not, so the limit says nothing about which accounts exist)
+    /// that failed that many times in the window is refused before its password is checked,
+    /// right or wrong, until its budget refills. Other addresses are not affected.
+    ///
     /// # Errors
     /// - `InvalidInput` on `email` (not an e-mail address) or `password` (empty).
     /// - `Unauthenticated` (`invalid email or password`) for an unknown e-mail or a wrong
     ///   password.
+    /// - `QuotaExceeded` (quota `login_failures`, with `retry_after`) when the e-mail address
+    ///   failed too often.
     /// - `Suspended` when the user's tenant is suspended; `NotReady` when it is not active.
-    /// - `Unavailable` when the registry cannot be reached.
+    /// - `Unavailable` when the registry or the quota enforcer cannot be reached, or (backend
+    ///   `password_hasher`, retryable) when no hashing thread is free within the hasher's wait.
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginResult> {
         let email = Email::parse_field(email, "email")?;
         if password.is_empty() {
             return Err(Error::invalid("password", "must not be empty"));
         }
         let user = self.inner.ops.registry.find_user_by_email(&email).await?;
-        let verified = self
+        // The hashing thread first, then the budget: no more verifications than threads can
+        // be under way beyond what the budget has counted.
+        let slot = self.inner.hasher.reserve().await?;
+        let budget = self
             .inner
-            .hasher
+            .config
+            .login_failures
+            .map(|rate| FailureBudget::new(&email, rate))
+            .transpose()?;
+        if let Some(budget) = &budget {
+            budget.admit(self.inner.quota.as_ref()).await?;
+        }
+        let verified = slot
             .verify_or_dummy(password, user.as_ref().map(|u| &u.password_hash))
             .await?;
         let user = match user {
             Some(user) if verified => user,
             _ => {
                 metrics::counter!(LOGINS_TOTAL, "result" => "failure").increment(1);
+                if let Some(budget) = &budget {
+                    budget.charge_failure(self.inner.quota.as_ref()).await?;
+                }
                 return Err(Error::unauthenticated("invalid email or password"));
             }
         };
@@ -103,6 +134,74 @@ impl TenantManager {
                 tracing::warn!(user = %user.id, %error, "could not upgrade a password hash");
                 user
             }
+        }
+    }
+}
+
+/// The failed-login budget of one e-mail address in the quota enforcer: `failures ×
+/// FAILURE_WEIGHT` units per window. Every attempt takes 1 unit and is admitted only while a
+/// whole failure's worth is left; a failure takes the rest of its weight.
+struct FailureBudget {
+    key: RateKey,
+    units: RateLimit,
+    failures: u64,
+}
+
+impl FailureBudget {
+    fn new(email: &Email, rate: RateLimit) -> Result<Self> {
+        // The address is hashed: the enforcer's keys (Redis) never hold e-mail addresses.
+        let digest = Sha256::digest(email.as_str().as_bytes());
+        let key = RateKey::custom(&format!("login-failures:{}", hex::encode(digest)))?;
+        Ok(Self {
+            key,
+            units: RateLimit {
+                limit: rate.limit.saturating_mul(FAILURE_WEIGHT),
+                window_ms: rate.window_ms,
+            },
+            failures: rate.limit,
+        })
+    }
+
+    /// Takes one unit; refuses the attempt when less than a failure's worth was left.
+    async fn admit(&self, quota: &dyn QuotaEnforcer) -> Result<()> {
+        let decision = quota.check_rate(&self.key, &self.units, 1).await?;
+        if decision.allowed && decision.remaining + 1 >= FAILURE_WEIGHT {
+            return Ok(());
+        }
+        // The next attempt needs a whole failure's worth of units.
+        let missing = if decision.allowed {
+            FAILURE_WEIGHT.saturating_sub(decision.remaining)
+        } else {
+            FAILURE_WEIGHT
+        };
+        let refill = self
+            .unit()
+            .saturating_mul(u32::try_from(missing).unwrap_or(u32::MAX));
+        Err(self.exceeded(refill.min(decision.reset_after.max(self.unit()))))
+    }
+
+    /// Takes the rest of a failure's weight; refuses when a concurrent failure took it first.
+    async fn charge_failure(&self, quota: &dyn QuotaEnforcer) -> Result<()> {
+        let cost = u32::try_from(FAILURE_WEIGHT - 1).unwrap_or(u32::MAX);
+        let decision = quota.check_rate(&self.key, &self.units, cost).await?;
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(self.exceeded(decision.retry_after.unwrap_or(decision.reset_after)))
+        }
+    }
+
+    /// The time one unit takes to refill.
+    fn unit(&self) -> Duration {
+        Duration::from_millis(self.units.window_ms) / u32::try_from(self.units.limit).unwrap_or(u32::MAX)
+    }
+
+    fn exceeded(&self, retry_after: Duration) -> Error {
+        metrics::counter!(LOGINS_TOTAL, "result" => "limited").increment(1);
+        Error::QuotaExceeded {
+            quota: "login_failures".into(),
+            limit: self.failures,
+            retry_after: retry_after.max(Duration::from_secs(1)),
         }
     }
 }

@@ -142,6 +142,11 @@ impl Server {
         }
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The first line the server logged.
     pub fn first_log_line(&self) -> &str {
         &self.first_log_line
