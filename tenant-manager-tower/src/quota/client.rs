@@ -1,6 +1,7 @@
-//! The client address of a request: the peer, or a trusted proxy header.
+//! The client address of a request: the peer, or a trusted proxy header; and the bucket it
+//! is rate-limited in.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, Request};
 
@@ -21,6 +22,23 @@ pub(super) fn client_ip<B>(request: &Request<B>, source: &ClientIpSource) -> Opt
         return Some(ip);
     }
     peer_ip(request)
+}
+
+/// The address a client is rate-limited as: an IPv4 address as it is (also when written as
+/// IPv4-mapped IPv6, `::ffff:a.b.c.d`), an IPv6 address as its /64 network, the smallest
+/// block a single subscriber is usually given: one host owns all of it and could otherwise
+/// take a fresh address for every request.
+pub(super) fn rate_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
 }
 
 fn peer_ip<B>(request: &Request<B>) -> Option<IpAddr> {
@@ -100,6 +118,22 @@ mod tests {
             ip("2001:db8::2")
         );
         assert_eq!(client_ip(&request(&["1.2.3.4:80"]), &source), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_bucketed_by_their_64_and_mapped_ipv4_is_ipv4() {
+        let bucket = |s: &str| s.parse::<IpAddr>().map(rate_bucket).ok();
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(bucket("2001:db8:1:2:aaaa::1"), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            bucket("2001:db8:1:2::")
+        );
+        assert_ne!(bucket("2001:db8:1:2::1"), bucket("2001:db8:1:3::1"));
+        assert_eq!(bucket("::ffff:192.0.2.7"), ip("192.0.2.7"));
+        assert_eq!(bucket("192.0.2.7"), ip("192.0.2.7"));
+        assert_ne!(bucket("192.0.2.7"), bucket("192.0.2.8"));
+        assert_eq!(bucket("::1"), ip("::"));
     }
 
     #[test]

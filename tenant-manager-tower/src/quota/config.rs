@@ -116,7 +116,8 @@ pub struct QuotaConfig {
     pub scope: QuotaScope,
     /// The rate of each tenant (default: a [`PlanCatalog`] with the default policy).
     pub rates: Arc<dyn RatePolicy>,
-    /// The rate of each client address on requests without a tenant.
+    /// The rate of each client address on requests without a tenant (an IPv6 client counts as
+    /// its /64 network; IPv4-mapped IPv6 as the IPv4 address).
     pub client_limit: RateLimit,
     /// Where the client address comes from.
     pub client_ip: ClientIpSource,

@@ -62,7 +62,7 @@ impl QuotaState {
             ),
             _ => match client::client_ip(request, &self.config.client_ip) {
                 Some(ip) => Ok(Subject {
-                    key: RateKey::client(ip),
+                    key: RateKey::client(client::rate_bucket(ip)),
                     limit: self.config.client_limit,
                     scope: "client",
                 }),

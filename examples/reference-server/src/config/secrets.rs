@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
-use tenant_manager::Secret;
+use tenant_manager::{RateLimit, Secret};
 
 use super::AppEnv;
 use super::vars::{ConfigError, Vars};
@@ -31,6 +31,15 @@ pub struct SecurityConfig {
     /// Cheap password hashing for test runs (`PASSWORD_HASHING=fast`; refused in
     /// production). The default, `owasp`, uses OWASP's argon2id parameters.
     pub fast_password_hashing: bool,
+    /// Dedicated password hashing threads (`PASSWORD_HASH_THREADS`, 1 to 1024; default and
+    /// cap: half the CPUs, at least 1).
+    pub password_hash_threads: Option<usize>,
+    /// How long a login or registration waits for a free hashing thread before it is answered
+    /// `503` with `Retry-After` (`PASSWORD_HASH_QUEUE_MS`, 0 to 60000, default 1000).
+    pub password_hash_queue_wait: Duration,
+    /// Failed logins allowed per e-mail address and window (`LOGIN_MAX_FAILURES`, default 10,
+    /// 0 turns the limit off; `LOGIN_FAILURE_WINDOW_MS`, default 900000).
+    pub login_failures: Option<RateLimit>,
 }
 
 impl Default for SecurityConfig {
@@ -43,6 +52,12 @@ impl Default for SecurityConfig {
             admin_key_generated: true,
             access_token_ttl: Duration::from_secs(3600),
             fast_password_hashing: false,
+            password_hash_threads: None,
+            password_hash_queue_wait: Duration::from_secs(1),
+            login_failures: Some(RateLimit {
+                limit: 10,
+                window_ms: 900_000,
+            }),
         }
     }
 }
@@ -100,7 +115,20 @@ impl SecurityConfig {
                 ));
             }
         };
+        let password_hash_threads = match vars.int_in::<usize>("PASSWORD_HASH_THREADS", 0..=1024, 0)? {
+            0 => None,
+            threads => Some(threads),
+        };
+        let queue_ms = vars.int_in::<u64>("PASSWORD_HASH_QUEUE_MS", 0..=60_000, 1000)?;
+        let failures = vars.int_in::<u64>("LOGIN_MAX_FAILURES", 0..=1000, 10)?;
+        let window_ms = vars.int_in::<u64>("LOGIN_FAILURE_WINDOW_MS", 1000..=86_400_000, 900_000)?;
         Ok(Self {
+            password_hash_threads,
+            password_hash_queue_wait: Duration::from_millis(queue_ms),
+            login_failures: (failures > 0).then_some(RateLimit {
+                limit: failures,
+                window_ms,
+            }),
             jwt_secret,
             super_admin_key,
             jwt_secret_generated,
@@ -120,6 +148,9 @@ impl fmt::Debug for SecurityConfig {
             .field("admin_key_generated", &self.admin_key_generated)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("fast_password_hashing", &self.fast_password_hashing)
+            .field("password_hash_threads", &self.password_hash_threads)
+            .field("password_hash_queue_wait", &self.password_hash_queue_wait)
+            .field("login_failures", &self.login_failures)
             .finish()
     }
 }
@@ -207,6 +238,35 @@ mod tests {
         assert!(cfg.admin_key_generated);
         assert_eq!(cfg.super_admin_key.len(), 43);
         assert_ne!(generate_secret().expose(), generate_secret().expose());
+    }
+
+    #[test]
+    fn login_protection_variables() {
+        let cfg = load(AppEnv::Development, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.password_hash_threads, None);
+        assert_eq!(cfg.password_hash_queue_wait, Duration::from_secs(1));
+        assert_eq!(cfg.login_failures.map(|r| (r.limit, r.window_ms)), Some((10, 900_000)));
+        let cfg = load(
+            AppEnv::Development,
+            &[
+                ("PASSWORD_HASH_THREADS", "1".into()),
+                ("PASSWORD_HASH_QUEUE_MS", "250".into()),
+                ("LOGIN_MAX_FAILURES", "0".into()),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.password_hash_threads, Some(1));
+        assert_eq!(cfg.password_hash_queue_wait, Duration::from_millis(250));
+        assert_eq!(cfg.login_failures, None);
+        for (name, value) in [
+            ("PASSWORD_HASH_THREADS", "2000"),
+            ("PASSWORD_HASH_QUEUE_MS", "61000"),
+            ("LOGIN_MAX_FAILURES", "-1"),
+            ("LOGIN_FAILURE_WINDOW_MS", "10"),
+        ] {
+            let err = load(AppEnv::Development, &[(name, value.into())]).err();
+            assert_eq!(err.map(|e| e.variable), Some(name));
+        }
     }
 
     #[test]

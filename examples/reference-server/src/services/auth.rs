@@ -18,15 +18,19 @@ pub(crate) fn tokens(config: &Config) -> Result<TokenService> {
 }
 
 /// The argon2id hasher: OWASP parameters, or cheap ones with `PASSWORD_HASHING=fast`
-/// (refused in production by the configuration).
+/// (refused in production by the configuration), on `PASSWORD_HASH_THREADS` threads that
+/// shed after `PASSWORD_HASH_QUEUE_MS`.
 ///
 /// # Errors
 /// The hasher's own checks.
 pub(crate) fn hasher(config: &Config) -> Result<PasswordHasher> {
-    let params = if config.security.fast_password_hashing {
-        HasherConfig::owasp().with_params(1024, 1, 1)
-    } else {
-        HasherConfig::owasp()
-    };
+    let security = &config.security;
+    let mut params = HasherConfig::owasp().with_queue_wait(security.password_hash_queue_wait);
+    if security.fast_password_hashing {
+        params = params.with_params(1024, 1, 1);
+    }
+    if let Some(threads) = security.password_hash_threads {
+        params = params.with_max_concurrent(threads);
+    }
     PasswordHasher::new(params)
 }

@@ -91,6 +91,7 @@ pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
         .with_async_provisioning(config.features.async_provisioning)
         .with_region(config.region.clone())
         .with_shared_database(config.database.shared_database.clone())
+        .with_login_failures(config.security.login_failures)
 }
 
 /// Quotas, cache and queue: in Redis with `REDIS_URL` (with its readiness probe), else in
