@@ -14,8 +14,8 @@ use crate::traits::{QuotaEnforcer, RateKey};
 const LOGINS_TOTAL: &str = "tenant_logins_total";
 
 /// What a failed login costs an e-mail's budget, in units; a successful one costs 1. The
-/// budget holds `limit × FAILURE_WEIGHT` units per window, so `limit` failures spend it while
-/// a user's own successful logins barely touch it.
+/// budget holds `(limit + 1) × FAILURE_WEIGHT - 1` units per window: `limit` failures spend
+/// it whether or not up to `FAILURE_WEIGHT - 1` successful logins came in between.
 const FAILURE_WEIGHT: u64 = 1000;
 
 /// A successful login.
@@ -138,9 +138,9 @@ impl TenantManager {
     }
 }
 
-/// The failed-login budget of one e-mail address in the quota enforcer: `failures ×
-/// FAILURE_WEIGHT` units per window. Every attempt takes 1 unit and is admitted only while a
-/// whole failure's worth is left; a failure takes the rest of its weight.
+/// The failed-login budget of one e-mail address in the quota enforcer (see
+/// [`FAILURE_WEIGHT`]). Every attempt takes 1 unit and is admitted only while a whole
+/// failure's worth is left after it; a failure takes the rest of its weight.
 struct FailureBudget {
     key: RateKey,
     units: RateLimit,
@@ -155,7 +155,7 @@ impl FailureBudget {
         Ok(Self {
             key,
             units: RateLimit {
-                limit: rate.limit.saturating_mul(FAILURE_WEIGHT),
+                limit: (rate.limit + 1).saturating_mul(FAILURE_WEIGHT) - 1,
                 window_ms: rate.window_ms,
             },
             failures: rate.limit,
