@@ -160,3 +160,42 @@ async fn a_flood_beyond_one_hashing_thread_is_shed_with_retry_after() {
     let unknown = server.login(&email("nobody"), "Test123!").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", text(&unknown));
 }
+
+#[tokio::test]
+async fn repeated_failures_of_one_address_get_429_with_retry_after() {
+    let server = Server::start(&[("LOGIN_MAX_FAILURES", "2")]);
+    let (victim, bystander) = (email("victim"), email("bystander"));
+    server.register("Victim Org", &victim).await;
+    server.register("Bystander Org", &bystander).await;
+    for _ in 0..2 {
+        let r = server.login(&victim, "Wrong123!").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", text(&r));
+    }
+    // The right password no longer helps, for this address only.
+    let r = server.login(&victim, "Test123!").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", text(&r));
+    assert_eq!(code(&r), "quota_exceeded");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "{:?}",
+        r.headers
+    );
+    let r = server.login(&bystander, "Test123!").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    // An unknown address is answered the same way after as many failures.
+    let nobody = email("nobody");
+    let answers = [
+        server.login(&nobody, "Wrong123!").await.status,
+        server.login(&nobody, "Wrong123!").await.status,
+        server.login(&nobody, "Wrong123!").await.status,
+    ];
+    assert_eq!(
+        answers,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
