@@ -46,9 +46,17 @@ async fn a_flood_runs_on_a_few_threads_that_each_allocate_once() {
     assert_eq!(cap, (cpus / 2).max(1));
     assert_eq!(HasherConfig::default().max_concurrent, cap);
     let hasher = Arc::new(hasher(1024, Duration::from_secs(60)));
-    assert_eq!(hasher.threads(), cap, "asking for 1024 threads gets the cap");
+    assert_eq!(
+        hasher.threads(),
+        cap,
+        "asking for 1024 threads gets the cap"
+    );
     assert_eq!(settled_hashing_threads(cap).await, cap);
-    assert_eq!(hasher.stats().buffers_allocated, 0, "buffers come with the first hash");
+    assert_eq!(
+        hasher.stats().buffers_allocated,
+        0,
+        "buffers come with the first hash"
+    );
 
     let tasks: Vec<_> = (0..48)
         .map(|i| {
@@ -66,7 +74,10 @@ async fn a_flood_runs_on_a_few_threads_that_each_allocate_once() {
     let stats = hasher.stats();
     assert_eq!(stats.completed, 96);
     assert_eq!(stats.shed, 0);
-    assert!((1..=cap as u64).contains(&stats.buffers_allocated), "{stats:?}");
+    assert!(
+        (1..=cap as u64).contains(&stats.buffers_allocated),
+        "{stats:?}"
+    );
     assert_eq!(stats.oversize_allocations, 0);
     assert_eq!(hashing_threads(), cap, "no thread was added");
 
@@ -110,7 +121,11 @@ async fn hashes_made_before_the_thread_pool_still_verify_and_are_upgraded() {
     let fresh = hasher.hash("Test123!").await.unwrap();
     let parsed = argon2::PasswordHash::new(fresh.as_phc()).unwrap();
     use argon2::PasswordVerifier as _;
-    assert!(argon2::Argon2::default().verify_password(b"Test123!", &parsed).is_ok());
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(b"Test123!", &parsed)
+            .is_ok()
+    );
 }
 
 /// `Test123!` hashed with the OWASP parameters by the `argon2` crate's own hasher, the code

@@ -45,12 +45,24 @@ async fn after_n_failures_even_the_right_password_is_refused_for_that_address_on
     h.register("Acme", "owner@acme.test").await;
     h.register("Other", "owner@other.test").await;
     for _ in 0..3 {
-        let err = h.manager.login("owner@acme.test", "Wrong123!").await.unwrap_err();
+        let err = h
+            .manager
+            .login("owner@acme.test", "Wrong123!")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthenticated");
     }
-    let err = h.manager.login("owner@acme.test", PASSWORD).await.unwrap_err();
+    let err = h
+        .manager
+        .login("owner@acme.test", PASSWORD)
+        .await
+        .unwrap_err();
     assert_limited(&err, 3);
-    let err = h.manager.login("Owner@ACME.test", "Wrong123!").await.unwrap_err();
+    let err = h
+        .manager
+        .login("Owner@ACME.test", "Wrong123!")
+        .await
+        .unwrap_err();
     assert_limited(&err, 3);
     // Another account is not affected.
     assert!(h.manager.login("owner@other.test", PASSWORD).await.is_ok());
@@ -64,8 +76,18 @@ async fn unknown_addresses_are_limited_the_same_way() {
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for _ in 0..3 {
-        known.push(h.manager.login("owner@acme.test", "Wrong123!").await.unwrap_err());
-        unknown.push(h.manager.login("nobody@acme.test", "Wrong123!").await.unwrap_err());
+        known.push(
+            h.manager
+                .login("owner@acme.test", "Wrong123!")
+                .await
+                .unwrap_err(),
+        );
+        unknown.push(
+            h.manager
+                .login("nobody@acme.test", "Wrong123!")
+                .await
+                .unwrap_err(),
+        );
     }
     // Same answers, in the same order: the limit tells nothing about which accounts exist.
     for (k, u) in known.iter().zip(&unknown) {
@@ -86,11 +108,18 @@ async fn a_users_own_successful_logins_do_not_use_up_the_failures() {
     }
     // Still two failures allowed, then the limit.
     for _ in 0..2 {
-        let err = h.manager.login("owner@acme.test", "Wrong123!").await.unwrap_err();
+        let err = h
+            .manager
+            .login("owner@acme.test", "Wrong123!")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthenticated");
     }
     assert_limited(
-        &h.manager.login("owner@acme.test", PASSWORD).await.unwrap_err(),
+        &h.manager
+            .login("owner@acme.test", PASSWORD)
+            .await
+            .unwrap_err(),
         2,
     );
 }
@@ -100,7 +129,11 @@ async fn without_a_limit_failures_never_lock_an_address() {
     let h = Harness::with(ManagerConfig::default().with_login_failures(None), None);
     h.register("Acme", "owner@acme.test").await;
     for _ in 0..25 {
-        let err = h.manager.login("owner@acme.test", "Wrong123!").await.unwrap_err();
+        let err = h
+            .manager
+            .login("owner@acme.test", "Wrong123!")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthenticated");
     }
     assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
@@ -118,11 +151,18 @@ async fn the_default_allows_ten_failures_per_fifteen_minutes() {
     let h = Harness::new();
     h.register("Acme", "owner@acme.test").await;
     for _ in 0..10 {
-        let err = h.manager.login("owner@acme.test", "Wrong123!").await.unwrap_err();
+        let err = h
+            .manager
+            .login("owner@acme.test", "Wrong123!")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthenticated");
     }
     assert_limited(
-        &h.manager.login("owner@acme.test", PASSWORD).await.unwrap_err(),
+        &h.manager
+            .login("owner@acme.test", PASSWORD)
+            .await
+            .unwrap_err(),
         10,
     );
     for bad in [0, 1001] {
@@ -130,7 +170,10 @@ async fn the_default_allows_ten_failures_per_fifteen_minutes() {
             limit: bad,
             window_ms: 60_000,
         }));
-        assert_eq!(config.validate().unwrap_err().field(), Some("login_failures"));
+        assert_eq!(
+            config.validate().unwrap_err().field(),
+            Some("login_failures")
+        );
     }
 }
 
@@ -178,8 +221,14 @@ async fn concurrent_guesses_get_at_most_n_plus_the_hashing_threads_through() {
     // Guesses actually verified: the answered failures, and at most one per hashing thread
     // that passed the budget before a concurrent failure was counted.
     let verified = hasher.stats().completed;
-    assert!(checked >= FAILURES, "{checked} guesses answered unauthenticated");
+    assert!(
+        checked >= FAILURES,
+        "{checked} guesses answered unauthenticated"
+    );
     assert!(verified >= checked);
-    assert!(verified <= FAILURES + threads, "{verified} guesses verified");
+    assert!(
+        verified <= FAILURES + threads,
+        "{verified} guesses verified"
+    );
     assert_eq!(checked + limited, 32);
 }

@@ -108,7 +108,10 @@ async fn many_concurrent_hashes_all_complete_behind_the_bound() {
     let stats = hasher.stats();
     assert_eq!(stats.available, stats.threads);
     assert!(stats.threads <= 2);
-    assert!((1..=stats.threads as u64).contains(&stats.buffers_allocated), "{stats:?}");
+    assert!(
+        (1..=stats.threads as u64).contains(&stats.buffers_allocated),
+        "{stats:?}"
+    );
     assert_eq!(stats.completed, 64);
 }
 

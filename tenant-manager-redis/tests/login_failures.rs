@@ -45,7 +45,9 @@ async fn instance(
 async fn failures_on_one_instance_lock_the_address_on_the_other() {
     let redis = TestRedis::create().await;
     let registry = Arc::new(InMemoryRegistry::new());
-    let provisioner = Arc::new(InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())));
+    let provisioner = Arc::new(InMemoryProvisioner::new(
+        Arc::new(InMemoryTenantData::new()),
+    ));
     let one = instance(&redis, &registry, &provisioner).await;
     let two = instance(&redis, &registry, &provisioner).await;
     one.register_organization(Registration::new("Acme", "owner@acme.test", PASSWORD))
@@ -56,11 +58,18 @@ async fn failures_on_one_instance_lock_the_address_on_the_other() {
         .expect("register");
 
     for manager in [&one, &two, &one] {
-        let err = manager.login("owner@acme.test", "Wrong123!").await.unwrap_err();
+        let err = manager
+            .login("owner@acme.test", "Wrong123!")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthenticated");
     }
     for manager in [&two, &one] {
-        match manager.login("owner@acme.test", PASSWORD).await.unwrap_err() {
+        match manager
+            .login("owner@acme.test", PASSWORD)
+            .await
+            .unwrap_err()
+        {
             Error::QuotaExceeded {
                 quota, retry_after, ..
             } => {

@@ -24,7 +24,9 @@ fn from_peer(ip: &str) -> Request<Full<Bytes>> {
 }
 
 async fn status(layer: &QuotaLayer, request: Request<Full<Bytes>>) -> u16 {
-    send(layer.layer(Echo::default().service()), request).await.0
+    send(layer.layer(Echo::default().service()), request)
+        .await
+        .0
 }
 
 fn layer(world: &World, limit: u64, source: ClientIpSource) -> QuotaLayer {
@@ -75,6 +77,9 @@ async fn the_64_applies_to_addresses_from_a_trusted_proxy_header() {
         request
     };
     assert_eq!(status(&layer, forwarded("2001:db8:9:9::1")).await, 200);
-    assert_eq!(status(&layer, forwarded("[2001:db8:9:9::2]:443")).await, 429);
+    assert_eq!(
+        status(&layer, forwarded("[2001:db8:9:9::2]:443")).await,
+        429
+    );
     assert_eq!(status(&layer, forwarded("2001:db8:9:a::1")).await, 200);
 }

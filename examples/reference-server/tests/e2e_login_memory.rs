@@ -158,7 +158,12 @@ async fn a_flood_beyond_one_hashing_thread_is_shed_with_retry_after() {
     let r = server.login(&mail, "Test123!").await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let unknown = server.login(&email("nobody"), "Test123!").await;
-    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED, "{}", text(&unknown));
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        text(&unknown)
+    );
 }
 
 #[tokio::test]

@@ -96,7 +96,9 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("tm-argon2-{index}"))
                 .spawn(move || serve(&receiver, workspace))
-                .map_err(|e| Error::internal_with("could not start a password hashing thread", e))?;
+                .map_err(|e| {
+                    Error::internal_with("could not start a password hashing thread", e)
+                })?;
         }
         Ok(Self {
             jobs,

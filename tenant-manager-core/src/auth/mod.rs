@@ -8,8 +8,8 @@
 //!   verifier keys the HMAC once and decodes each part of a token once.
 
 mod claims;
-mod jwt;
 mod hash_pool;
+mod jwt;
 mod password;
 mod phc;
 mod policy;

@@ -189,7 +189,11 @@ impl HashSlot {
     ///
     /// # Errors
     /// As [`PasswordHasher::verify`].
-    pub async fn verify_or_dummy(self, password: &str, hash: Option<&PasswordHash>) -> Result<bool> {
+    pub async fn verify_or_dummy(
+        self,
+        password: &str,
+        hash: Option<&PasswordHash>,
+    ) -> Result<bool> {
         let inner = &self.hasher.inner;
         let known = hash.is_some();
         let phc = hash.map_or_else(|| inner.dummy.clone(), |h| h.as_phc().to_owned());

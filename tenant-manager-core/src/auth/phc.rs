@@ -172,7 +172,11 @@ mod tests {
         assert_eq!(ours.len(), theirs.len());
         let parsed = Phc::new(&ours).map_err(|e| Error::internal_with("phc", e))?;
         use argon2::PasswordVerifier as _;
-        assert!(Argon2::default().verify_password(b"Test123!", &parsed).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"Test123!", &parsed)
+                .is_ok()
+        );
         Ok(())
     }
 
@@ -183,7 +187,11 @@ mod tests {
         let mut big = alloc_blocks(256)?;
         assert!(verify(b"pw-long-enough", &phc, &mut SliceMemory(&mut big))?);
         assert!(verify(b"pw-long-enough", &phc, &mut SliceMemory(&mut big))?);
-        assert!(!verify(b"pw-long-enougH", &phc, &mut SliceMemory(&mut big))?);
+        assert!(!verify(
+            b"pw-long-enougH",
+            &phc,
+            &mut SliceMemory(&mut big)
+        )?);
         Ok(())
     }
 

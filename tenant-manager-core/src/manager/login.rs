@@ -193,7 +193,8 @@ impl FailureBudget {
 
     /// The time one unit takes to refill.
     fn unit(&self) -> Duration {
-        Duration::from_millis(self.units.window_ms) / u32::try_from(self.units.limit).unwrap_or(u32::MAX)
+        Duration::from_millis(self.units.window_ms)
+            / u32::try_from(self.units.limit).unwrap_or(u32::MAX)
     }
 
     fn exceeded(&self, retry_after: Duration) -> Error {

@@ -115,13 +115,15 @@ impl SecurityConfig {
                 ));
             }
         };
-        let password_hash_threads = match vars.int_in::<usize>("PASSWORD_HASH_THREADS", 0..=1024, 0)? {
-            0 => None,
-            threads => Some(threads),
-        };
+        let password_hash_threads =
+            match vars.int_in::<usize>("PASSWORD_HASH_THREADS", 0..=1024, 0)? {
+                0 => None,
+                threads => Some(threads),
+            };
         let queue_ms = vars.int_in::<u64>("PASSWORD_HASH_QUEUE_MS", 0..=60_000, 1000)?;
         let failures = vars.int_in::<u64>("LOGIN_MAX_FAILURES", 0..=1000, 10)?;
-        let window_ms = vars.int_in::<u64>("LOGIN_FAILURE_WINDOW_MS", 1000..=86_400_000, 900_000)?;
+        let window_ms =
+            vars.int_in::<u64>("LOGIN_FAILURE_WINDOW_MS", 1000..=86_400_000, 900_000)?;
         Ok(Self {
             password_hash_threads,
             password_hash_queue_wait: Duration::from_millis(queue_ms),
@@ -245,7 +247,10 @@ mod tests {
         let cfg = load(AppEnv::Development, &[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.password_hash_threads, None);
         assert_eq!(cfg.password_hash_queue_wait, Duration::from_secs(1));
-        assert_eq!(cfg.login_failures.map(|r| (r.limit, r.window_ms)), Some((10, 900_000)));
+        assert_eq!(
+            cfg.login_failures.map(|r| (r.limit, r.window_ms)),
+            Some((10, 900_000))
+        );
         let cfg = load(
             AppEnv::Development,
             &[
