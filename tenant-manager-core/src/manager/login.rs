@@ -155,7 +155,11 @@ impl FailureBudget {
         Ok(Self {
             key,
             units: RateLimit {
-                limit: (rate.limit + 1).saturating_mul(FAILURE_WEIGHT) - 1,
+                limit: rate
+                    .limit
+                    .saturating_add(1)
+                    .saturating_mul(FAILURE_WEIGHT)
+                    .saturating_sub(1),
                 window_ms: rate.window_ms,
             },
             failures: rate.limit,
