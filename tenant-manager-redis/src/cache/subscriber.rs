@@ -1,8 +1,10 @@
 //! The subscriber task of a tenant cache: listens on the invalidation channel on a dedicated
 //! pub/sub connection, drops local copies and tells the [`Feed`]'s receivers; reconnects with
 //! backoff. While it is not subscribed the local layer is bypassed, so a missed message can
-//! never leave a stale copy; after each (re)subscription the receivers get
-//! [`Invalidation::All`], as messages may have been missed meanwhile.
+//! never leave a stale copy; after each (re)subscription the local layer is emptied and the
+//! receivers get [`Invalidation::All`], as messages may have been missed meanwhile. When the
+//! subscription drops, the pool's connections are marked stale, so the first commands after a
+//! Redis restart (an invalidation, say) run on fresh connections instead of failing.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -68,6 +70,10 @@ async fn run(pool: RedisPool, target: Target) {
         };
         strong.set_subscribed(false);
         drop(strong);
+        // The pub/sub connection dropped or stopped answering: the pooled connections were
+        // opened to the same server and are likely dead too. Without this, each idle one
+        // would fail its next command after a restart, an invalidation among them.
+        pool.connections_lost();
         match outcome {
             Ok(()) => tracing::warn!("tenant invalidation subscription closed; reconnecting"),
             Err(err) => tracing::warn!(error = %err, "tenant invalidation subscription failed"),

@@ -16,7 +16,7 @@ use redis::{
 use tenant_manager_core::{Error, Result};
 
 use crate::config::{RedisConfig, redact_url};
-use crate::error::{BACKEND, breaks_connection, map_redis, timed_out};
+use crate::error::{BACKEND, breaks_connection, is_dropped, map_redis, timed_out};
 use crate::keys::Keys;
 use health::Health;
 use manager::Manager;
@@ -214,7 +214,22 @@ impl RedisPool {
         conn.broken = std::ptr::eq(pool, &self.inner.blocking);
         let result = f(mux).await;
         conn.broken = matches!(&result, Err(err) if breaks_connection(err));
+        if let Err(err) = &result
+            && is_dropped(err)
+        {
+            // The server went away under this connection: the others opened before are
+            // likely dead as well, and would each fail one more command.
+            self.connections_lost();
+        }
         result.map_err(map_redis)
+    }
+
+    /// Makes every connection opened so far stale: each is discarded at its next checkout
+    /// (without a round trip) instead of failing a command. Called when a connection is seen
+    /// to drop, by a command or by the cache's subscriber, since after a restart, failover or
+    /// network cut the idle pooled connections are dead too.
+    pub(crate) fn connections_lost(&self) {
+        self.inner.health.connections_lost();
     }
 
     async fn checkout<'p>(
@@ -236,16 +251,31 @@ impl RedisPool {
                 },
             ));
         }
-        pool.get().await.map_err(|err| match err {
-            bb8::RunError::User(err) => map_redis(err),
-            bb8::RunError::TimedOut => Error::unavailable(
-                BACKEND,
-                AcquireTimedOut {
-                    waited: self.inner.config.acquire_timeout,
-                    last_connect_error: health.last_error(),
-                },
-            ),
-        })
+        // Idle connections older than the last loss are dropped here, without a round trip;
+        // each try either returns a current connection or removes a stale one from the pool.
+        let tries = pool.state().connections.saturating_add(1);
+        for _ in 0..tries {
+            let mut conn = pool.get().await.map_err(|err| match err {
+                bb8::RunError::User(err) => map_redis(err),
+                bb8::RunError::TimedOut => Error::unavailable(
+                    BACKEND,
+                    AcquireTimedOut {
+                        waited: self.inner.config.acquire_timeout,
+                        last_connect_error: health.last_error(),
+                    },
+                ),
+            })?;
+            if conn.generation == health.generation() {
+                return Ok(conn);
+            }
+            conn.broken = true;
+        }
+        Err(Error::unavailable(
+            BACKEND,
+            KnownDown {
+                last_connect_error: health.last_error(),
+            },
+        ))
     }
 }
 
