@@ -46,7 +46,11 @@ async fn fill_pool(pool: &RedisPool) {
 /// A lookup as `TenantLookup` makes it: on a miss, fill with `tenant` (what the registry
 /// holds) at the epoch of the miss.
 async fn resolve(cache: &RedisTenantCache, tenant: &Tenant) -> Tenant {
-    match cache.lookup(&CacheKey::Id(tenant.id)).await.expect("lookup") {
+    match cache
+        .lookup(&CacheKey::Id(tenant.id))
+        .await
+        .expect("lookup")
+    {
         CacheLookup::Hit(found) => found,
         CacheLookup::Miss(epoch) => {
             cache.put_if_current(tenant, epoch).await.expect("fill");
@@ -139,8 +143,7 @@ async fn a_fill_read_before_a_restart_cannot_undo_an_invalidation_after_it() {
     a.invalidate(tenant.id).await.expect("invalidate");
 
     // B misses and starts reading the registry: the old (active) record.
-    let CacheLookup::Miss(epoch) = b.lookup(&CacheKey::Id(tenant.id)).await.expect("lookup")
-    else {
+    let CacheLookup::Miss(epoch) = b.lookup(&CacheKey::Id(tenant.id)).await.expect("lookup") else {
         panic!("nothing is cached yet");
     };
 

@@ -125,7 +125,15 @@ async fn tenants_of_a_server_killed_mid_provisioning_are_finished_by_the_next_on
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(pending_jobs(&mut redis, &env).await, 0, "every job acknowledged");
+    eprintln!(
+        "{TENANTS} tenants active {:?} after the crash ({held} job(s) held by the killed server)",
+        crashed_at.elapsed()
+    );
+    assert_eq!(
+        pending_jobs(&mut redis, &env).await,
+        0,
+        "every job acknowledged"
+    );
     drop(second);
     let _ = registry.close().await;
 }

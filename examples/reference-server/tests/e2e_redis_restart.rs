@@ -68,11 +68,16 @@ impl PrivateRedis {
         loop {
             let ready = client
                 .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| tenant_manager::redis::redis::cmd("PING").query::<String>(&mut c));
+                .and_then(|mut c| {
+                    tenant_manager::redis::redis::cmd("PING").query::<String>(&mut c)
+                });
             if ready.is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "private redis-server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "private redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -86,7 +91,10 @@ impl Drop for PrivateRedis {
 
 /// The tenant's own view through `server`.
 async fn tenant_status(server: &Server, org: &Org) -> StatusCode {
-    server.get("/api/tenant", Auth::Bearer(&org.token)).await.status
+    server
+        .get("/api/tenant", Auth::Bearer(&org.token))
+        .await
+        .status
 }
 
 /// Polls until `server` serves `org` again, up to [`RECOVERY`].
@@ -124,8 +132,7 @@ async fn concurrent_requests(server: &Server, org: &Org, n: usize) {
 }
 
 #[tokio::test]
-async fn after_a_redis_restart_a_suspension_through_one_server_reaches_the_other_within_a_second()
-{
+async fn after_a_redis_restart_a_suspension_through_one_server_reaches_the_other_within_a_second() {
     let env = PgEnv::new().await;
     let mut redis = PrivateRedis::start();
     let url = redis.url();
@@ -159,7 +166,10 @@ async fn after_a_redis_restart_a_suspension_through_one_server_reaches_the_other
     }
     let r = two.get("/api/companies", Auth::Bearer(&org.token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
-    assert!(has_pool(&two, &org).await, "server 2 has the tenant's pool open");
+    assert!(
+        has_pool(&two, &org).await,
+        "server 2 has the tenant's pool open"
+    );
 
     let suspended_at = Instant::now();
     let suspend = one
