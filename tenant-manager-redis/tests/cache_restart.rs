@@ -171,3 +171,24 @@ async fn a_fill_read_before_a_restart_cannot_undo_an_invalidation_after_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_no_command_fails_on_a_dead_idle_connection() {
+    let mut server = PrivateRedis::start();
+    let (pool_a, a) = instance(&server.url()).await;
+    let (pool_b, b) = instance(&server.url()).await;
+    fill_pool(&pool_a).await;
+    fill_pool(&pool_b).await;
+
+    restart(&mut server, [&a, &b]).await;
+
+    // Every idle connection was opened to the killed server. The subscriber's disconnection
+    // made them stale, so each command of a burst (one per pooled connection and more) runs
+    // on a fresh connection: not one fails, although a plain command is never retried.
+    for pool in [&pool_a, &pool_b] {
+        let pings = (0..8).map(|_| pool.ping());
+        for result in futures::future::join_all(pings).await {
+            result.expect("a command after the restart");
+        }
+    }
+}

@@ -168,6 +168,12 @@ pub struct TenantCacheStats {
 /// - While the subscriber is disconnected (it reconnects with backoff) the local layer is
 ///   bypassed, and it is emptied on resubscription, so staleness stays bounded by the
 ///   invalidation path, never by a TTL.
+/// - Across a Redis restart (or failover, or network cut): the subscriber's disconnection
+///   marks the pool's connections stale, so the first invalidation after the restart runs on
+///   a fresh connection instead of failing on a dead idle one (and a script that still meets
+///   a dropped connection is run once more on a fresh one). The epoch counter, lost with the
+///   restart, starts again from the server's clock in microseconds, never from 0, so a fill
+///   that read the epoch before the restart is refused.
 /// - Hit and miss counters feed `cache_hit_rate`; metrics `tenant_cache_lookups_total{result}`.
 /// - A host that keeps per-tenant state beyond the cache (open connection pools) observes
 ///   every invalidation the subscriber applies, this instance's own included, through
@@ -296,7 +302,7 @@ impl RedisTenantCache {
         let reply: Vec<String> = self
             .inner
             .pool
-            .invoke(
+            .invoke_idempotent(
                 scripts::CACHE_LOOKUP
                     .key(key)
                     .key(keys.tenant_epoch())
@@ -339,7 +345,7 @@ impl RedisTenantCache {
             .arg(millis(self.inner.config.ttl))
             .arg(tenant.id.to_string())
             .arg(epoch.map(|e| e.value().to_string()).unwrap_or_default());
-        let written: i64 = self.inner.pool.invoke(&script).await?;
+        let written: i64 = self.inner.pool.invoke_idempotent(&script).await?;
         if written != 1 {
             return Ok(false);
         }
@@ -417,7 +423,7 @@ impl TenantCache for RedisTenantCache {
         let published = self
             .inner
             .pool
-            .invoke::<i64>(
+            .invoke_idempotent::<i64>(
                 scripts::CACHE_INVALIDATE
                     .key(keys.tenant(id))
                     .key(keys.tenant_epoch())

@@ -175,6 +175,24 @@ impl RedisPool {
         .await
     }
 
+    /// Runs an idempotent script like [`RedisPool::invoke`], once more on a fresh connection
+    /// when the first try failed because a connection dropped (the pool's generation moved
+    /// meanwhile: Redis restarted, failed over or the network was cut). Only for scripts whose
+    /// second run after a lost reply changes nothing that matters (cache lookups, fills and
+    /// invalidations).
+    pub(crate) async fn invoke_idempotent<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let generation = self.inner.health.generation();
+        match self.invoke(script).await {
+            Err(Error::Unavailable { .. }) if self.inner.health.generation() != generation => {
+                self.invoke(script).await
+            }
+            other => other,
+        }
+    }
+
     /// Runs a command that blocks server-side for up to `block` (`XREAD BLOCK`) on the
     /// blocking pool, with a reply timeout of `block` plus the command timeout.
     pub(crate) async fn query_blocking<T: FromRedisValue>(
