@@ -198,3 +198,26 @@ async fn after_a_restart_no_command_fails_on_a_dead_idle_connection() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_invalidation_after_a_restart_goes_through_although_calls_failed_meanwhile() {
+    let mut server = PrivateRedis::start();
+    let (pool_a, a) = instance(&server.url()).await;
+    let tenant = sample_tenant();
+    server.kill();
+    // Traffic during the outage: the pool learns that Redis is down and refuses calls at
+    // once from then on, while its subscriber retries with a growing backoff.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        let _ = a.lookup(&CacheKey::Id(tenant.id)).await;
+        let _ = pool_a.ping().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(pool_a.ping().await.is_err(), "Redis is down");
+
+    // Redis is back; the very first invalidation must not be refused by the fail-fast state.
+    server.restart();
+    a.invalidate(tenant.id)
+        .await
+        .expect("the first invalidation after the restart");
+}

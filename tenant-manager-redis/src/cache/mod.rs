@@ -171,7 +171,8 @@ pub struct TenantCacheStats {
 /// - Across a Redis restart (or failover, or network cut): the subscriber's disconnection
 ///   marks the pool's connections stale, so the first invalidation after the restart runs on
 ///   a fresh connection instead of failing on a dead idle one (and a script that still meets
-///   a dropped connection is run once more on a fresh one). The epoch counter, lost with the
+///   a dropped connection is run once more on a fresh one; an invalidation also tries a real
+///   connection when the pool was refusing calls after a failed connect). The epoch counter, lost with the
 ///   restart, starts again from the server's clock in microseconds, never from 0, so a fill
 ///   that read the epoch before the restart is refused.
 /// - Hit and miss counters feed `cache_hit_rate`; metrics `tenant_cache_lookups_total{result}`.
@@ -423,7 +424,7 @@ impl TenantCache for RedisTenantCache {
         let published = self
             .inner
             .pool
-            .invoke_idempotent::<i64>(
+            .invoke_must_deliver::<i64>(
                 scripts::CACHE_INVALIDATE
                     .key(keys.tenant(id))
                     .key(keys.tenant_epoch())

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenant_manager_core::{Result, TenantId};
+use tenant_manager_core::{Error, Result, TenantId};
 use tokio::task::JoinHandle;
 
 use super::feed::{Feed, Invalidation};
@@ -72,8 +72,11 @@ async fn run(pool: RedisPool, target: Target) {
         drop(strong);
         // The pub/sub connection dropped or stopped answering: the pooled connections were
         // opened to the same server and are likely dead too. Without this, each idle one
-        // would fail its next command after a restart, an invalidation among them.
-        pool.connections_lost();
+        // would fail its next command after a restart, an invalidation among them. (A refusal
+        // such as a missing ACL permission says nothing about the connections.)
+        if matches!(&outcome, Ok(()) | Err(Error::Unavailable { .. })) {
+            pool.connections_lost();
+        }
         match outcome {
             Ok(()) => tracing::warn!("tenant invalidation subscription closed; reconnecting"),
             Err(err) => tracing::warn!(error = %err, "tenant invalidation subscription failed"),
@@ -96,6 +99,8 @@ async fn session(pool: &RedisPool, target: &Target, backoff: &mut Duration) -> R
     let command_timeout = pool.config().command_timeout;
     let (mut sink, mut messages) = pool.pubsub().await?.split();
     bounded(command_timeout, sink.subscribe(channel.as_str())).await?;
+    // Redis answers again: calls need not wait for the pool's own probe to find out.
+    pool.connections_restored();
     match local.upgrade() {
         Some(local) => {
             // Before the flag: a receiver taken once subscribed sees only later messages.

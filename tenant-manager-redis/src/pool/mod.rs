@@ -38,6 +38,15 @@ struct KnownDown {
     last_connect_error: Option<RedisError>,
 }
 
+/// Whether a call is refused at once while the pool is known down, or tries to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// Refused at once while down (one background probe reconnects): ordinary calls.
+    FailFast,
+    /// Checks out (and connects, bounded by the connect timeout) even while down.
+    Connect,
+}
+
 /// A pool of Redis connections shared by the quota enforcer, tenant cache, job queue and locks.
 ///
 /// Cheap to clone. Every command runs with bounded connect, acquire and reply times; once a
@@ -127,9 +136,11 @@ impl RedisPool {
     /// [`Error::Unavailable`] when Redis cannot be reached; [`Error::Internal`] when the
     /// command fails or its reply does not convert to `T`.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            cmd.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { cmd.query_async(&mut mux).await },
+        )
         .await
     }
 
@@ -138,9 +149,11 @@ impl RedisPool {
     /// # Errors
     /// As [`RedisPool::query`].
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            pipe.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { pipe.query_async(&mut mux).await },
+        )
         .await
     }
 
@@ -169,17 +182,18 @@ impl RedisPool {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            script.invoke_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { script.invoke_async(&mut mux).await },
+        )
         .await
     }
 
     /// Runs an idempotent script like [`RedisPool::invoke`], once more on a fresh connection
     /// when the first try failed because a connection dropped (the pool's generation moved
     /// meanwhile: Redis restarted, failed over or the network was cut). Only for scripts whose
-    /// second run after a lost reply changes nothing that matters (cache lookups, fills and
-    /// invalidations).
+    /// second run after a lost reply changes nothing that matters (cache lookups and fills).
     pub(crate) async fn invoke_idempotent<T: FromRedisValue>(
         &self,
         script: &ScriptInvocation<'_>,
@@ -193,6 +207,32 @@ impl RedisPool {
         }
     }
 
+    /// Runs an idempotent script that must not be given up lightly (an invalidation: a lost
+    /// one leaves other instances serving a suspended tenant). Like
+    /// [`RedisPool::invoke_idempotent`], but the second try is also made when the pool was
+    /// refusing calls after a failed connect, and then waits for a real connection (bounded
+    /// by the connect timeout) instead of failing fast: Redis may be back already.
+    pub(crate) async fn invoke_must_deliver<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let generation = self.inner.health.generation();
+        let was_down = self.inner.health.is_down();
+        match self.invoke(script).await {
+            Err(Error::Unavailable { .. })
+                if was_down || self.inner.health.generation() != generation =>
+            {
+                self.run(
+                    &self.inner.commands,
+                    Patience::Connect,
+                    |mut mux| async move { script.invoke_async(&mut mux).await },
+                )
+                .await
+            }
+            other => other,
+        }
+    }
+
     /// Runs a command that blocks server-side for up to `block` (`XREAD BLOCK`) on the
     /// blocking pool, with a reply timeout of `block` plus the command timeout.
     pub(crate) async fn query_blocking<T: FromRedisValue>(
@@ -201,10 +241,14 @@ impl RedisPool {
         block: Duration,
     ) -> Result<T> {
         let timeout = block.saturating_add(self.inner.config.command_timeout);
-        self.run(&self.inner.blocking, |mut mux| async move {
-            mux.set_response_timeout(timeout);
-            cmd.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.blocking,
+            Patience::FailFast,
+            |mut mux| async move {
+                mux.set_response_timeout(timeout);
+                cmd.query_async(&mut mux).await
+            },
+        )
         .await
     }
 
@@ -222,12 +266,12 @@ impl RedisPool {
     /// broken when `f` fails in a way that leaves it unusable, and, for the blocking pool, when
     /// `f` is cancelled midway (its blocking command would still hold the connection). Other
     /// cancelled commands are harmless: the multiplexer discards their late replies.
-    async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, f: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, patience: Patience, f: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool).await?;
+        let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool, patience).await?;
         let mux = conn.mux.clone();
         conn.broken = std::ptr::eq(pool, &self.inner.blocking);
         let result = f(mux).await;
@@ -250,12 +294,19 @@ impl RedisPool {
         self.inner.health.connections_lost();
     }
 
+    /// Records that Redis answers again (the cache's subscriber connected): calls refused
+    /// since a failed connect go through again at once.
+    pub(crate) fn connections_restored(&self) {
+        self.inner.health.record_success();
+    }
+
     async fn checkout<'p>(
         &self,
         pool: &'p bb8::Pool<Manager>,
+        patience: Patience,
     ) -> Result<bb8::PooledConnection<'p, Manager>> {
         let health = &self.inner.health;
-        if health.is_down() {
+        if patience == Patience::FailFast && health.is_down() {
             if health.claim_probe(self.inner.config.retry_interval) {
                 let probe = pool.clone();
                 tokio::spawn(async move {
