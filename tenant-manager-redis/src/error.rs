@@ -62,6 +62,12 @@ pub(crate) fn breaks_connection(err: &RedisError) -> bool {
         || err.is_unrecoverable_error()
 }
 
+/// Whether `err` means the connection itself went away (closed, reset, broken pipe), as
+/// when the server restarts or the network is cut, rather than one slow command.
+pub(crate) fn is_dropped(err: &RedisError) -> bool {
+    !err.is_timeout() && (err.is_connection_dropped() || err.is_io_error())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

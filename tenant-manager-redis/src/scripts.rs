@@ -31,7 +31,7 @@ script!(
 );
 script!(
     /// Tenant lookup by id or through a slug or domain alias, with the invalidation epoch.
-    CACHE_LOOKUP = "cache_lookup.lua"
+    CACHE_LOOKUP = "cache_epoch.lua" "cache_lookup.lua"
 );
 script!(
     /// Tenant record and aliases, optionally only if the invalidation epoch is unchanged.
@@ -39,7 +39,7 @@ script!(
 );
 script!(
     /// Delete, advance the invalidation epoch and publish an invalidation.
-    CACHE_INVALIDATE = "cache_invalidate.lua"
+    CACHE_INVALIDATE = "cache_epoch.lua" "cache_invalidate.lua"
 );
 script!(
     /// Add a job.

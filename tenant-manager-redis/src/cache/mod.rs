@@ -1,6 +1,7 @@
 //! [`RedisTenantCache`]: tenant records in Redis with a TTL, fronted by an in-process cache,
 //! invalidated on every instance through pub/sub.
 
+mod config;
 mod feed;
 mod local;
 mod subscriber;
@@ -17,124 +18,10 @@ use tenant_manager_core::{
 
 use crate::pool::RedisPool;
 use crate::scripts;
+pub use config::TenantCacheConfig;
 use feed::Feed;
 pub use feed::{Invalidation, InvalidationReceiver};
 use local::Local;
-
-/// Settings of a [`RedisTenantCache`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TenantCacheConfig {
-    /// Time to live of records in Redis.
-    pub ttl: Duration,
-    /// Time to live of local copies; bounds staleness if an invalidation is ever lost.
-    pub local_ttl: Duration,
-    /// Most tenants held locally.
-    pub local_capacity: u64,
-    /// Whether to keep local copies at all; without them every lookup is one Redis round trip.
-    pub local_layer: bool,
-    /// How often the subscriber pings its connection to notice a silent disconnection.
-    pub ping_interval: Duration,
-    /// Invalidations an [`InvalidationReceiver`] may fall behind by before it gets
-    /// [`Invalidation::All`] in their place.
-    pub invalidation_capacity: usize,
-}
-
-impl Default for TenantCacheConfig {
-    /// 5 min in Redis, 60 s locally for up to 10,000 tenants, 1 s ping, receivers 1,024
-    /// invalidations deep.
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(300),
-            local_ttl: Duration::from_secs(60),
-            local_capacity: 10_000,
-            local_layer: true,
-            ping_interval: Duration::from_secs(1),
-            invalidation_capacity: 1_024,
-        }
-    }
-}
-
-impl TenantCacheConfig {
-    /// Sets the Redis TTL.
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Sets the local TTL.
-    #[must_use]
-    pub fn with_local_ttl(mut self, ttl: Duration) -> Self {
-        self.local_ttl = ttl;
-        self
-    }
-
-    /// Sets the local capacity.
-    #[must_use]
-    pub fn with_local_capacity(mut self, capacity: u64) -> Self {
-        self.local_capacity = capacity;
-        self
-    }
-
-    /// Keeps (`true`, the default) or skips local copies.
-    #[must_use]
-    pub fn with_local_layer(mut self, enabled: bool) -> Self {
-        self.local_layer = enabled;
-        self
-    }
-
-    /// Sets the subscriber's ping interval.
-    #[must_use]
-    pub fn with_ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// Sets how many invalidations a receiver may fall behind by.
-    #[must_use]
-    pub fn with_invalidation_capacity(mut self, capacity: usize) -> Self {
-        self.invalidation_capacity = capacity;
-        self
-    }
-
-    /// Checks every field.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the first bad field.
-    pub fn validate(&self) -> Result<()> {
-        let ms = Duration::from_millis(1);
-        let day = Duration::from_secs(86_400);
-        for (field, value) in [
-            ("cache.ttl", self.ttl),
-            ("cache.local_ttl", self.local_ttl),
-            ("cache.ping_interval", self.ping_interval),
-        ] {
-            if value < ms || value > day {
-                return Err(Error::invalid(field, "must be between 1 ms and 1 day"));
-            }
-        }
-        if self.local_ttl > self.ttl {
-            return Err(Error::invalid(
-                "cache.local_ttl",
-                "must not exceed cache.ttl",
-            ));
-        }
-        if self.local_capacity == 0 {
-            return Err(Error::invalid("cache.local_capacity", "must be at least 1"));
-        }
-        if !(1..=MAX_INVALIDATION_CAPACITY).contains(&self.invalidation_capacity) {
-            return Err(Error::invalid(
-                "cache.invalidation_capacity",
-                "must be between 1 and 65536",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The most invalidations a receiver may fall behind by (each is a few bytes).
-const MAX_INVALIDATION_CAPACITY: usize = 65_536;
 
 /// Counters of one cache instance, by layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,6 +55,13 @@ pub struct TenantCacheStats {
 /// - While the subscriber is disconnected (it reconnects with backoff) the local layer is
 ///   bypassed, and it is emptied on resubscription, so staleness stays bounded by the
 ///   invalidation path, never by a TTL.
+/// - Across a Redis restart (or failover, or network cut): the subscriber's disconnection
+///   marks the pool's connections stale, so the first invalidation after the restart runs on
+///   a fresh connection instead of failing on a dead idle one (and a script that still meets
+///   a dropped connection is run once more on a fresh one; an invalidation also tries a real
+///   connection when the pool was refusing calls after a failed connect). The epoch counter, lost with the
+///   restart, starts again from the server's clock in microseconds, never from 0, so a fill
+///   that read the epoch before the restart is refused.
 /// - Hit and miss counters feed `cache_hit_rate`; metrics `tenant_cache_lookups_total{result}`.
 /// - A host that keeps per-tenant state beyond the cache (open connection pools) observes
 ///   every invalidation the subscriber applies, this instance's own included, through
@@ -296,7 +190,7 @@ impl RedisTenantCache {
         let reply: Vec<String> = self
             .inner
             .pool
-            .invoke(
+            .invoke_idempotent(
                 scripts::CACHE_LOOKUP
                     .key(key)
                     .key(keys.tenant_epoch())
@@ -339,7 +233,7 @@ impl RedisTenantCache {
             .arg(millis(self.inner.config.ttl))
             .arg(tenant.id.to_string())
             .arg(epoch.map(|e| e.value().to_string()).unwrap_or_default());
-        let written: i64 = self.inner.pool.invoke(&script).await?;
+        let written: i64 = self.inner.pool.invoke_idempotent(&script).await?;
         if written != 1 {
             return Ok(false);
         }
@@ -417,7 +311,7 @@ impl TenantCache for RedisTenantCache {
         let published = self
             .inner
             .pool
-            .invoke::<i64>(
+            .invoke_must_deliver::<i64>(
                 scripts::CACHE_INVALIDATE
                     .key(keys.tenant(id))
                     .key(keys.tenant_epoch())

@@ -1,14 +1,16 @@
 //! The subscriber task of a tenant cache: listens on the invalidation channel on a dedicated
 //! pub/sub connection, drops local copies and tells the [`Feed`]'s receivers; reconnects with
 //! backoff. While it is not subscribed the local layer is bypassed, so a missed message can
-//! never leave a stale copy; after each (re)subscription the receivers get
-//! [`Invalidation::All`], as messages may have been missed meanwhile.
+//! never leave a stale copy; after each (re)subscription the local layer is emptied and the
+//! receivers get [`Invalidation::All`], as messages may have been missed meanwhile. When the
+//! subscription drops, the pool's connections are marked stale, so the first commands after a
+//! Redis restart (an invalidation, say) run on fresh connections instead of failing.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tenant_manager_core::{Result, TenantId};
+use tenant_manager_core::{Error, Result, TenantId};
 use tokio::task::JoinHandle;
 
 use super::feed::{Feed, Invalidation};
@@ -68,6 +70,13 @@ async fn run(pool: RedisPool, target: Target) {
         };
         strong.set_subscribed(false);
         drop(strong);
+        // The pub/sub connection dropped or stopped answering: the pooled connections were
+        // opened to the same server and are likely dead too. Without this, each idle one
+        // would fail its next command after a restart, an invalidation among them. (A refusal
+        // such as a missing ACL permission says nothing about the connections.)
+        if matches!(&outcome, Ok(()) | Err(Error::Unavailable { .. })) {
+            pool.connections_lost();
+        }
         match outcome {
             Ok(()) => tracing::warn!("tenant invalidation subscription closed; reconnecting"),
             Err(err) => tracing::warn!(error = %err, "tenant invalidation subscription failed"),
@@ -90,6 +99,8 @@ async fn session(pool: &RedisPool, target: &Target, backoff: &mut Duration) -> R
     let command_timeout = pool.config().command_timeout;
     let (mut sink, mut messages) = pool.pubsub().await?.split();
     bounded(command_timeout, sink.subscribe(channel.as_str())).await?;
+    // Redis answers again: calls need not wait for the pool's own probe to find out.
+    pool.connections_restored();
     match local.upgrade() {
         Some(local) => {
             // Before the flag: a receiver taken once subscribed sees only later messages.

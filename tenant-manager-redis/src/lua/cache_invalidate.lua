@@ -4,5 +4,6 @@
 -- ARGV[1]  invalidation channel;  ARGV[2] tenant id
 -- Returns the number of instances that received the message.
 redis.call('DEL', KEYS[1])
+current_epoch(KEYS[2])
 redis.call('INCR', KEYS[2])
 return redis.call('PUBLISH', ARGV[1], ARGV[2])

@@ -19,6 +19,9 @@ pub(crate) struct Health {
     /// The last connect error, kept as the source of `Unavailable` errors. Written only when a
     /// connect fails and read only when a call is refused: never on the healthy path.
     last_error: Mutex<Option<RedisError>>,
+    /// Advanced whenever a connection to the server is seen to drop: every connection opened
+    /// before may be dead too (the server restarted, failed over or the network was cut).
+    generation: AtomicU64,
 }
 
 impl Health {
@@ -28,7 +31,19 @@ impl Health {
             down_since: AtomicU64::new(0),
             last_probe: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The current connection generation; a connection opened under an older one is stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Makes every connection opened so far stale: it is discarded at its next checkout
+    /// instead of failing a command.
+    pub(crate) fn connections_lost(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn now_ms(&self) -> u64 {
@@ -98,5 +113,13 @@ mod tests {
         assert!(health.claim_probe(Duration::ZERO));
         health.record_success();
         assert!(!health.is_down());
+    }
+
+    #[test]
+    fn a_lost_connection_advances_the_generation() {
+        let health = Health::new();
+        let before = health.generation();
+        health.connections_lost();
+        assert_eq!(health.generation(), before + 1);
     }
 }

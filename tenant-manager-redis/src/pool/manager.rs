@@ -8,18 +8,21 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 
 use super::health::Health;
 
-/// A pooled connection and whether it must be thrown away when returned.
+/// A pooled connection, whether it must be thrown away when returned, and the pool's
+/// connection generation when it was opened (see [`Health::generation`]).
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) mux: MultiplexedConnection,
     pub(crate) broken: bool,
+    pub(crate) generation: u64,
 }
 
 /// Opens connections for a [`bb8::Pool`].
 ///
 /// Unlike `bb8_redis::RedisConnectionManager`, it bounds connect and reply times, needs no
-/// `PING` on checkout (a failed command marks its connection broken instead) and reports
-/// connect outcomes to the pool's [`Health`].
+/// `PING` on checkout (a failed command marks its connection broken instead, and a dropped
+/// connection makes every older one stale) and reports connect outcomes to the pool's
+/// [`Health`].
 #[derive(Debug, Clone)]
 pub(crate) struct Manager {
     client: Client,
@@ -42,6 +45,9 @@ impl bb8::ManageConnection for Manager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Conn, RedisError> {
+        // Read before connecting: a loss noticed meanwhile makes this connection stale too,
+        // which at worst costs one reconnection.
+        let generation = self.health.generation();
         match self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
@@ -49,7 +55,11 @@ impl bb8::ManageConnection for Manager {
         {
             Ok(mux) => {
                 self.health.record_success();
-                Ok(Conn { mux, broken: false })
+                Ok(Conn {
+                    mux,
+                    broken: false,
+                    generation,
+                })
             }
             Err(err) => {
                 tracing::warn!(error = %err, "redis connect failed");
@@ -67,6 +77,6 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken
+        conn.broken || conn.generation != self.health.generation()
     }
 }

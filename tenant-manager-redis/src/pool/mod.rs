@@ -16,7 +16,7 @@ use redis::{
 use tenant_manager_core::{Error, Result};
 
 use crate::config::{RedisConfig, redact_url};
-use crate::error::{BACKEND, breaks_connection, map_redis, timed_out};
+use crate::error::{BACKEND, breaks_connection, is_dropped, map_redis, timed_out};
 use crate::keys::Keys;
 use health::Health;
 use manager::Manager;
@@ -36,6 +36,15 @@ struct AcquireTimedOut {
 struct KnownDown {
     #[source]
     last_connect_error: Option<RedisError>,
+}
+
+/// Whether a call is refused at once while the pool is known down, or tries to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// Refused at once while down (one background probe reconnects): ordinary calls.
+    FailFast,
+    /// Checks out (and connects, bounded by the connect timeout) even while down.
+    Connect,
 }
 
 /// A pool of Redis connections shared by the quota enforcer, tenant cache, job queue and locks.
@@ -127,9 +136,11 @@ impl RedisPool {
     /// [`Error::Unavailable`] when Redis cannot be reached; [`Error::Internal`] when the
     /// command fails or its reply does not convert to `T`.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            cmd.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { cmd.query_async(&mut mux).await },
+        )
         .await
     }
 
@@ -138,9 +149,11 @@ impl RedisPool {
     /// # Errors
     /// As [`RedisPool::query`].
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            pipe.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { pipe.query_async(&mut mux).await },
+        )
         .await
     }
 
@@ -169,10 +182,55 @@ impl RedisPool {
         &self,
         script: &ScriptInvocation<'_>,
     ) -> Result<T> {
-        self.run(&self.inner.commands, |mut mux| async move {
-            script.invoke_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.commands,
+            Patience::FailFast,
+            |mut mux| async move { script.invoke_async(&mut mux).await },
+        )
         .await
+    }
+
+    /// Runs an idempotent script like [`RedisPool::invoke`], once more on a fresh connection
+    /// when the first try failed because a connection dropped (the pool's generation moved
+    /// meanwhile: Redis restarted, failed over or the network was cut). Only for scripts whose
+    /// second run after a lost reply changes nothing that matters (cache lookups and fills).
+    pub(crate) async fn invoke_idempotent<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let generation = self.inner.health.generation();
+        match self.invoke(script).await {
+            Err(Error::Unavailable { .. }) if self.inner.health.generation() != generation => {
+                self.invoke(script).await
+            }
+            other => other,
+        }
+    }
+
+    /// Runs an idempotent script that must not be given up lightly (an invalidation: a lost
+    /// one leaves other instances serving a suspended tenant). Like
+    /// [`RedisPool::invoke_idempotent`], but the second try is also made when the pool was
+    /// refusing calls after a failed connect, and then waits for a real connection (bounded
+    /// by the connect timeout) instead of failing fast: Redis may be back already.
+    pub(crate) async fn invoke_must_deliver<T: FromRedisValue>(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let generation = self.inner.health.generation();
+        let was_down = self.inner.health.is_down();
+        match self.invoke(script).await {
+            Err(Error::Unavailable { .. })
+                if was_down || self.inner.health.generation() != generation =>
+            {
+                self.run(
+                    &self.inner.commands,
+                    Patience::Connect,
+                    |mut mux| async move { script.invoke_async(&mut mux).await },
+                )
+                .await
+            }
+            other => other,
+        }
     }
 
     /// Runs a command that blocks server-side for up to `block` (`XREAD BLOCK`) on the
@@ -183,10 +241,14 @@ impl RedisPool {
         block: Duration,
     ) -> Result<T> {
         let timeout = block.saturating_add(self.inner.config.command_timeout);
-        self.run(&self.inner.blocking, |mut mux| async move {
-            mux.set_response_timeout(timeout);
-            cmd.query_async(&mut mux).await
-        })
+        self.run(
+            &self.inner.blocking,
+            Patience::FailFast,
+            |mut mux| async move {
+                mux.set_response_timeout(timeout);
+                cmd.query_async(&mut mux).await
+            },
+        )
         .await
     }
 
@@ -204,25 +266,47 @@ impl RedisPool {
     /// broken when `f` fails in a way that leaves it unusable, and, for the blocking pool, when
     /// `f` is cancelled midway (its blocking command would still hold the connection). Other
     /// cancelled commands are harmless: the multiplexer discards their late replies.
-    async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, f: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, patience: Patience, f: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool).await?;
+        let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool, patience).await?;
         let mux = conn.mux.clone();
         conn.broken = std::ptr::eq(pool, &self.inner.blocking);
         let result = f(mux).await;
         conn.broken = matches!(&result, Err(err) if breaks_connection(err));
+        if let Err(err) = &result
+            && is_dropped(err)
+        {
+            // The server went away under this connection: the others opened before are
+            // likely dead as well, and would each fail one more command.
+            self.connections_lost();
+        }
         result.map_err(map_redis)
+    }
+
+    /// Makes every connection opened so far stale: each is discarded at its next checkout
+    /// (without a round trip) instead of failing a command. Called when a connection is seen
+    /// to drop, by a command or by the cache's subscriber, since after a restart, failover or
+    /// network cut the idle pooled connections are dead too.
+    pub(crate) fn connections_lost(&self) {
+        self.inner.health.connections_lost();
+    }
+
+    /// Records that Redis answers again (the cache's subscriber connected): calls refused
+    /// since a failed connect go through again at once.
+    pub(crate) fn connections_restored(&self) {
+        self.inner.health.record_success();
     }
 
     async fn checkout<'p>(
         &self,
         pool: &'p bb8::Pool<Manager>,
+        patience: Patience,
     ) -> Result<bb8::PooledConnection<'p, Manager>> {
         let health = &self.inner.health;
-        if health.is_down() {
+        if patience == Patience::FailFast && health.is_down() {
             if health.claim_probe(self.inner.config.retry_interval) {
                 let probe = pool.clone();
                 tokio::spawn(async move {
@@ -236,16 +320,31 @@ impl RedisPool {
                 },
             ));
         }
-        pool.get().await.map_err(|err| match err {
-            bb8::RunError::User(err) => map_redis(err),
-            bb8::RunError::TimedOut => Error::unavailable(
-                BACKEND,
-                AcquireTimedOut {
-                    waited: self.inner.config.acquire_timeout,
-                    last_connect_error: health.last_error(),
-                },
-            ),
-        })
+        // Idle connections older than the last loss are dropped here, without a round trip;
+        // each try either returns a current connection or removes a stale one from the pool.
+        let tries = pool.state().connections.saturating_add(1);
+        for _ in 0..tries {
+            let mut conn = pool.get().await.map_err(|err| match err {
+                bb8::RunError::User(err) => map_redis(err),
+                bb8::RunError::TimedOut => Error::unavailable(
+                    BACKEND,
+                    AcquireTimedOut {
+                        waited: self.inner.config.acquire_timeout,
+                        last_connect_error: health.last_error(),
+                    },
+                ),
+            })?;
+            if conn.generation == health.generation() {
+                return Ok(conn);
+            }
+            conn.broken = true;
+        }
+        Err(Error::unavailable(
+            BACKEND,
+            KnownDown {
+                last_connect_error: health.last_error(),
+            },
+        ))
     }
 }
 

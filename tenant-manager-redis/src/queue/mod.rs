@@ -35,7 +35,10 @@ pub struct JobQueueConfig {
     pub name: String,
     /// Consumer group shared by the workers of this queue.
     pub group: String,
-    /// How long a delivered job stays invisible before it is reclaimed for another consumer.
+    /// How long a delivered job stays invisible before it is reclaimed for another consumer:
+    /// the bound on how long a job of a crashed worker waits. Workers that run longer jobs
+    /// renew their lease ([`JobQueue::extend`]), as the provisioning worker does every third
+    /// of it.
     pub visibility_timeout: Duration,
     /// Deliveries after which a failing job is dead-lettered.
     pub max_attempts: u32,
@@ -56,14 +59,14 @@ pub struct JobQueueConfig {
 }
 
 impl Default for JobQueueConfig {
-    /// Queue `jobs`, group `workers`, 5 min visibility, 5 attempts, 1 s poll, 10,000 dead
+    /// Queue `jobs`, group `workers`, 30 s visibility, 5 attempts, 1 s poll, 10,000 dead
     /// letters, 1 MiB payloads; consumers idle for 1 hour with nothing pending are pruned,
     /// checked every 10 minutes.
     fn default() -> Self {
         Self {
             name: "jobs".to_owned(),
             group: "workers".to_owned(),
-            visibility_timeout: Duration::from_secs(300),
+            visibility_timeout: Duration::from_secs(30),
             max_attempts: 5,
             poll_interval: Duration::from_secs(1),
             dead_letter_max_len: 10_000,

@@ -1,6 +1,7 @@
 //! Quotas, the tenant cache and the job queue in Redis, shared by every instance.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tenant_manager::redis::{
     JobQueueConfig, RedisConfig, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisTenantCache,
@@ -12,6 +13,12 @@ use super::Shared;
 use crate::app::StartupError;
 use crate::config::Config;
 use crate::readiness::{Probe, Readiness};
+
+/// How long a delivered provisioning job stays with its worker without a renewal: a job held
+/// by an instance that crashed (SIGKILL, OOM, lost node) goes to another instance's worker
+/// after this (plus its poll interval). Running jobs keep it, as the worker renews the lease
+/// every third of it.
+const JOB_LEASE: Duration = Duration::from_secs(30);
 
 /// `PING` through the adapters' own pool.
 #[derive(Debug)]
@@ -38,7 +45,8 @@ pub(super) async fn connect(
     let cache = RedisTenantCache::new(&pool, TenantCacheConfig::default())
         .await
         .map_err(fail)?;
-    let jobs = RedisJobQueue::new(&pool, JobQueueConfig::default()).map_err(fail)?;
+    let queue = JobQueueConfig::default().with_visibility_timeout(JOB_LEASE);
+    let jobs = RedisJobQueue::new(&pool, queue).map_err(fail)?;
     let shared = Shared {
         quota: Arc::new(RedisQuotaEnforcer::new(&pool)),
         cache: Arc::new(cache.clone()),

@@ -187,6 +187,14 @@ impl Server {
         None
     }
 
+    /// Kills the process with SIGKILL, as a crash would (no shutdown runs), and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub async fn get(&self, path: &str, auth: Auth<'_>) -> HttpResponse {
         self.client.get(path, auth).await.expect("GET")
     }
