@@ -76,7 +76,9 @@ pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};
 pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
-pub use provision::{AppLoginReport, PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
+pub use provision::{
+    AppLoginReport, PostgresProvisioner, SharedClaimReport, StepHook, StepPhase, TenantSeeder,
+};
 pub use registry::{PostgresRegistry, migrate_global};
 pub use servers::{ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantStorage};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::rules::{validate_region, validate_short_name};
-use super::{Plan, QuotaPolicy, TenantId, TenantSlug, TenantStatus};
+use super::{Plan, QuotaPolicy, StorageNaming, TenantId, TenantSlug, TenantStatus};
 use crate::error::Error;
 
 /// How a tenant's data is kept apart from other tenants'.
@@ -105,11 +105,14 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Prefix of every per-tenant database, schema and role name.
+    /// Prefix of the per-tenant database, schema and role names of tenants created before
+    /// storage prefixes ([`StorageNaming`]): `tenant_<slug>`. Such tenants keep their recorded
+    /// names; new tenants are named by [`StorageNaming::tenant_object`].
     pub const PREFIX: &'static str = "tenant_";
 
-    /// The conventional placement of a tenant: `tenant_<slug>` as database (Database isolation)
-    /// or schema (Schema isolation) on `server`; Shared tenants live in `shared_database`.
+    /// The placement of tenants created before storage prefixes: `tenant_<slug>` as database
+    /// (database isolation) or schema (schema isolation) on `server`; shared tenants live in
+    /// `shared_database`. New tenants are placed by [`StorageNaming::placement`].
     pub fn conventional(
         slug: &TenantSlug,
         isolation: Isolation,
@@ -136,7 +139,8 @@ impl Placement {
         }
     }
 
-    /// The login role of a tenant: `tenant_<slug>`.
+    /// The login role of a tenant placed by [`Placement::conventional`]: `tenant_<slug>`.
+    /// [`Tenant::role_name`] gives the role of any tenant from its recorded placement.
     pub fn role_name(slug: &TenantSlug) -> String {
         format!("{}{}", Self::PREFIX, slug.as_str())
     }
@@ -175,6 +179,20 @@ pub struct Tenant {
     pub updated_at: OffsetDateTime,
 }
 
+impl Tenant {
+    /// The tenant's own role: named after its own storage as recorded in its placement (the
+    /// database for [`Isolation::Database`], the schema for [`Isolation::Schema`]), so tenants
+    /// named `tenant_<slug>` before storage prefixes and `<prefix>_t_<slug>` since both keep
+    /// theirs. `None` for [`Isolation::Shared`] (no role) or a schema tenant without a schema.
+    pub fn role_name(&self) -> Option<&str> {
+        match self.isolation {
+            Isolation::Database => Some(&self.placement.database),
+            Isolation::Schema => self.placement.schema.as_deref(),
+            Isolation::Shared => None,
+        }
+    }
+}
+
 /// What a registry needs to create a tenant. Build with [`NewTenant::new`] and `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -198,7 +216,8 @@ pub struct NewTenant {
 }
 
 impl NewTenant {
-    /// A new tenant with the conventional placement on the default server, `free` plan.
+    /// A new tenant placed by the default [`StorageNaming`] on the default server (schema and
+    /// shared tenants in its shared database), `free` plan.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] on `name` when the name is empty, too long or has control characters.
@@ -208,11 +227,12 @@ impl NewTenant {
         isolation: Isolation,
     ) -> Result<Self, Error> {
         let name = validate_name(name.into(), "name")?;
-        let placement = Placement::conventional(
+        let naming = StorageNaming::default();
+        let placement = naming.placement(
             &slug,
             isolation,
             ServerId::default_server(),
-            "tenant_shared",
+            &naming.shared_database(),
         );
         Ok(Self {
             id: TenantId::new(),

@@ -1,6 +1,8 @@
 //! Configuration of [`TenantManager`](super::TenantManager).
 
-use crate::domain::{Isolation, Plan, ServerId, validate_identifier, validate_region};
+use crate::domain::{
+    Isolation, Plan, ServerId, StorageNaming, validate_identifier, validate_region,
+};
 use crate::error::{Error, Result};
 
 /// How the manager places, provisions and names new tenants.
@@ -18,6 +20,9 @@ pub struct ManagerConfig {
     pub server: ServerId,
     /// Database that holds schema- and row-isolated tenants on that server.
     pub shared_database: String,
+    /// Names of new tenants' databases, schemas and roles (`<prefix>_t_<slug>`); the same
+    /// storage prefix as the provisioner's. Default prefix `tm`.
+    pub naming: StorageNaming,
     /// Region recorded on new tenants.
     pub region: Option<String>,
     /// How many random suffixes to try when a slug derived from the organisation name is taken.
@@ -32,6 +37,7 @@ impl Default for ManagerConfig {
             default_plan: Plan::free(),
             server: ServerId::default_server(),
             shared_database: "tenant_shared".to_owned(),
+            naming: StorageNaming::default(),
             region: None,
             slug_attempts: 3,
         }
@@ -71,6 +77,13 @@ impl ManagerConfig {
     #[must_use]
     pub fn with_shared_database(mut self, database: impl Into<String>) -> Self {
         self.shared_database = database.into();
+        self
+    }
+
+    /// Sets the naming of new tenants' storage (the deployment's storage prefix).
+    #[must_use]
+    pub fn with_naming(mut self, naming: StorageNaming) -> Self {
+        self.naming = naming;
         self
     }
 
