@@ -21,9 +21,9 @@ pub const MIN_MASTER_SECRET_LEN: usize = 32;
 /// Domain separation of derived passwords; bump the version to rotate every password.
 const DERIVATION_CONTEXT: &[u8] = b"tenant-manager/postgres-role-password/v1/";
 
-/// The role of a tenant ([`Tenant::role_name`]: named after its own database or schema as
-/// recorded in its placement, `<prefix>_t_<slug>` or, for tenants created before storage
-/// prefixes, `tenant_<slug>`), validated as an identifier.
+/// The role of a tenant ([`Tenant::role_name`]: from its recorded placement,
+/// `<prefix>_t_<slug>` or, for tenants created before storage prefixes, `tenant_<slug>`),
+/// validated as an identifier.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] on field `role` for a shared tenant (no role) or a name that is not
@@ -32,7 +32,7 @@ pub fn tenant_role(tenant: &Tenant) -> Result<Ident> {
     let name = tenant
         .role_name()
         .ok_or_else(|| Error::invalid("role", "shared tenants have no role"))?;
-    Ident::new(name, "role")
+    Ident::new(&name, "role")
 }
 
 /// Where the password of a tenant's login role comes from.

@@ -139,6 +139,31 @@ impl Placement {
         }
     }
 
+    /// The role of the tenant `slug` placed here: named like its own storage (the database for
+    /// [`Isolation::Database`], the schema for [`Isolation::Schema`]) when that is named for
+    /// the tenant (`<prefix>_t_<slug>`, or `tenant_<slug>` before storage prefixes), else
+    /// `tenant_<slug>` (placements chosen by hand, as before). So tenants of every version
+    /// keep their role. `None` for [`Isolation::Shared`] (no role).
+    pub fn tenant_role(&self, slug: &TenantSlug, isolation: Isolation) -> Option<String> {
+        let own = match isolation {
+            Isolation::Database => Some(self.database.as_str()),
+            Isolation::Schema => self.schema.as_deref(),
+            Isolation::Shared => return None,
+        };
+        let legacy = Self::role_name(slug);
+        Some(match own {
+            Some(name)
+                if name == legacy
+                    || name
+                        .strip_suffix(slug.as_str())
+                        .is_some_and(|head| head.ends_with("_t_")) =>
+            {
+                name.to_owned()
+            }
+            _ => legacy,
+        })
+    }
+
     /// The login role of a tenant placed by [`Placement::conventional`]: `tenant_<slug>`.
     /// [`Tenant::role_name`] gives the role of any tenant from its recorded placement.
     pub fn role_name(slug: &TenantSlug) -> String {
@@ -180,16 +205,10 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The tenant's own role: named after its own storage as recorded in its placement (the
-    /// database for [`Isolation::Database`], the schema for [`Isolation::Schema`]), so tenants
-    /// named `tenant_<slug>` before storage prefixes and `<prefix>_t_<slug>` since both keep
-    /// theirs. `None` for [`Isolation::Shared`] (no role) or a schema tenant without a schema.
-    pub fn role_name(&self) -> Option<&str> {
-        match self.isolation {
-            Isolation::Database => Some(&self.placement.database),
-            Isolation::Schema => self.placement.schema.as_deref(),
-            Isolation::Shared => None,
-        }
+    /// The tenant's own role, from its recorded placement ([`Placement::tenant_role`]).
+    /// `None` for [`Isolation::Shared`] (no role).
+    pub fn role_name(&self) -> Option<String> {
+        self.placement.tenant_role(&self.slug, self.isolation)
     }
 }
 
@@ -464,6 +483,35 @@ mod tests {
             (sc.database.as_str(), sc.schema.as_deref()),
             ("shared", Some("tenant_acme"))
         );
+    }
+
+    #[test]
+    fn roles_follow_the_recorded_placement() {
+        let slug = TenantSlug::new("acme").unwrap_or_else(|e| panic!("{e}"));
+        let naming = StorageNaming::new("crm").unwrap_or_else(|e| panic!("{e}"));
+        let role = |isolation, placement: Placement| {
+            let mut t = NewTenant::new(slug.clone(), "Acme", isolation)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_tenant(OffsetDateTime::now_utc());
+            t.placement = placement;
+            t.role_name()
+        };
+        for isolation in [Isolation::Database, Isolation::Schema] {
+            let new = naming.placement(&slug, isolation, ServerId::default(), "crm_shared");
+            assert_eq!(role(isolation, new).as_deref(), Some("crm_t_acme"));
+            let old = Placement::conventional(&slug, isolation, ServerId::default(), "s");
+            assert_eq!(role(isolation, old).as_deref(), Some("tenant_acme"));
+        }
+        let by_hand = Placement {
+            server: ServerId::default(),
+            database: "somewhere".into(),
+            schema: None,
+        };
+        assert_eq!(
+            role(Isolation::Database, by_hand.clone()).as_deref(),
+            Some("tenant_acme")
+        );
+        assert_eq!(role(Isolation::Shared, by_hand), None);
     }
 
     #[test]

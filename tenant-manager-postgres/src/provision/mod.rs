@@ -48,6 +48,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub use app_grants::AppLoginReport;
 pub use claim::SharedClaimReport;
 pub use hook::{StepHook, StepPhase};
+pub(crate) use scram::verifier as scram_verifier;
 pub use seed::TenantSeeder;
 pub use steps::ProvisionStatus;
 

@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tenant_manager_core::{
-    Isolation, NewTenant, Placement, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
+    Isolation, NewTenant, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
     TenantSlug, TenantStatus,
 };
 use tenant_manager_postgres::{
@@ -95,11 +95,11 @@ impl Env {
         }
     }
 
-    /// A new tenant `<tag>_<name>` placed conventionally, schema and shared tenants in this
-    /// test's shared database.
+    /// A new tenant `<tag>_<name>` placed by the storage's naming (`tm_t_<tag>_<name>`),
+    /// schema and shared tenants in this test's shared database.
     pub fn new_tenant(&self, name: &str, isolation: Isolation) -> NewTenant {
         let slug = TenantSlug::new(format!("{}_{name}", self.tag)).expect("slug");
-        let placement = Placement::conventional(
+        let placement = self.storage.config().naming.placement(
             &slug,
             isolation,
             ServerId::default_server(),
