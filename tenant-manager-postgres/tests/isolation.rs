@@ -9,9 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Connection, PgConnection, SqlSafeStr};
-use tenant_manager_core::{
-    Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry,
-};
+use tenant_manager_core::{Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry};
 use tenant_manager_postgres::{
     PostgresProvisioner, ServerMap, TenantMigrations, TenantSeeder, TenantStorage,
 };
