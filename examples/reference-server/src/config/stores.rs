@@ -332,6 +332,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("global", &self.global.as_ref().map(PgShown))
             .field("registry", &self.registry.as_ref().map(PgShown))
+            .field("registry_password", &self.registry_password)
             .field("admin", &self.admin.as_ref().map(PgShown))
             .field("admin_password", &self.admin_password)
             .field("tenant_secret", &self.tenant_secret)
