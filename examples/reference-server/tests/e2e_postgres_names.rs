@@ -175,3 +175,63 @@ async fn the_registry_pool_runs_as_its_own_login() {
     .unwrap();
     let _ = admin.close().await;
 }
+
+#[tokio::test]
+async fn a_shared_database_of_an_older_version_is_used_only_after_tenant_cli_claims_it() {
+    let env = PgEnv::new().await;
+    let shared_db = format!("{}_shared", env.tag);
+    // The shared database as versions before storage prefixes left it: the old mark, and
+    // `TEMPORARY` for everybody.
+    let mut admin = env.admin("postgres").await;
+    for sql in [
+        format!("CREATE DATABASE \"{shared_db}\""),
+        format!("COMMENT ON DATABASE \"{shared_db}\" IS 'tenant-manager:shared'"),
+        format!("GRANT TEMPORARY ON DATABASE \"{shared_db}\" TO PUBLIC"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let server = env.server(&[]);
+    let r = server
+        .post_registration(&registration("before", &env.slug("before"), "schema"))
+        .await;
+    let body: Value = r.json().unwrap();
+    assert_ne!(
+        body["tenant"]["status"], "active",
+        "used before it was claimed: {body}"
+    );
+
+    let claimed = env.cli(&["migrate", "claim-shared"]).output().unwrap();
+    let out = String::from_utf8_lossy(&claimed.stdout);
+    assert!(
+        claimed.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&claimed.stderr)
+    );
+    assert!(
+        out.contains(&format!("claimed: default/{shared_db}")),
+        "{out}"
+    );
+    let public_temp: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a \
+         WHERE d.datname = $1 AND a.grantee = 0 AND a.privilege_type = 'TEMPORARY')",
+    )
+    .bind(&shared_db)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(!public_temp, "PUBLIC keeps no TEMPORARY");
+    let _ = admin.close().await;
+
+    let (_, _, body) = server
+        .register_with(&registration("after", &env.slug("after"), "schema"))
+        .await;
+    assert_eq!(body["tenant"]["status"], "active", "{body}");
+    // A second run finds it already this deployment's.
+    let again = env.cli(&["migrate", "claim-shared"]).output().unwrap();
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{out}");
+    assert!(out.contains("already this deployment's"), "{out}");
+}
