@@ -23,7 +23,7 @@ async fn registration_creates_an_active_tenant_with_its_owner_and_a_token() {
     assert_eq!(r.tenant.name, "Acme Corp");
     assert_eq!(r.tenant.isolation, Isolation::Schema);
     assert_eq!(r.tenant.placement.schema.as_deref(), Some("tm_t_acme_corp"));
-    assert_eq!(r.tenant.placement.database, "tenant_shared");
+    assert_eq!(r.tenant.placement.database, "tm_shared");
     assert!(h.provisioner.is_provisioned(&r.tenant).await.unwrap());
 
     assert_eq!(r.user.role, Role::Owner);

@@ -18,7 +18,8 @@ pub struct ManagerConfig {
     pub default_plan: Plan,
     /// Database server new tenants are placed on.
     pub server: ServerId,
-    /// Database that holds schema- and row-isolated tenants on that server.
+    /// Database that holds schema- and row-isolated tenants on that server. Default `tm_shared`
+    /// (the default naming's [`StorageNaming::shared_database`]).
     pub shared_database: String,
     /// Names of new tenants' databases, schemas and roles (`<prefix>_t_<slug>`); the same
     /// storage prefix as the provisioner's. Default prefix `tm`.
@@ -36,7 +37,7 @@ impl Default for ManagerConfig {
             default_isolation: Isolation::Schema,
             default_plan: Plan::free(),
             server: ServerId::default_server(),
-            shared_database: "tenant_shared".to_owned(),
+            shared_database: StorageNaming::default().shared_database(),
             naming: StorageNaming::default(),
             region: None,
             slug_attempts: 3,

@@ -144,10 +144,14 @@ fn load_app_login<F: Fn(&str) -> Option<String>>(
     prefix: &str,
 ) -> Result<String, ConfigError> {
     let name = vars.identifier("TENANT_APP_LOGIN", 63, &app_login_of(prefix))?;
-    if name.starts_with("tenant_") || name.starts_with("pg_") {
+    if name.starts_with("tenant_")
+        || name.starts_with("pg_")
+        || name.starts_with(&format!("{prefix}_t_"))
+    {
         return Err(ConfigError::new(
             "TENANT_APP_LOGIN",
-            "must not start with tenant_ (tenants' roles) or pg_ (reserved by Postgres)",
+            "must not start with tenant_ or <TENANT_STORAGE_PREFIX>_t_ (tenants' roles) or pg_ \
+             (reserved by Postgres)",
         ));
     }
     Ok(name)
@@ -559,6 +563,7 @@ mod tests {
             ("GLOBAL_POOL_SIZE", "0"),
             ("TENANT_APP_LOGIN", "tenant_app"),
             ("TENANT_APP_LOGIN", "pg_app"),
+            ("TENANT_APP_LOGIN", "tm_t_app"),
             ("TENANT_APP_LOGIN", "App"),
         ] {
             let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
