@@ -22,11 +22,8 @@ async fn registration_creates_an_active_tenant_with_its_owner_and_a_token() {
     assert_eq!(r.tenant.slug.as_str(), "acme_corp");
     assert_eq!(r.tenant.name, "Acme Corp");
     assert_eq!(r.tenant.isolation, Isolation::Schema);
-    assert_eq!(
-        r.tenant.placement.schema.as_deref(),
-        Some("tenant_acme_corp")
-    );
-    assert_eq!(r.tenant.placement.database, "tenant_shared");
+    assert_eq!(r.tenant.placement.schema.as_deref(), Some("tm_t_acme_corp"));
+    assert_eq!(r.tenant.placement.database, "tm_shared");
     assert!(h.provisioner.is_provisioned(&r.tenant).await.unwrap());
 
     assert_eq!(r.user.role, Role::Owner);
@@ -75,7 +72,7 @@ async fn chosen_slug_isolation_and_unicode_names_are_honoured() {
     assert_eq!(r.tenant.slug.as_str(), "globex");
     assert_eq!(r.tenant.name, "Ünïcødé ☃ GmbH");
     assert_eq!(r.tenant.isolation, Isolation::Database);
-    assert_eq!(r.tenant.placement.database, "tenant_globex");
+    assert_eq!(r.tenant.placement.database, "tm_t_globex");
     assert_eq!(r.tenant.plan.as_str(), "pro");
 
     let derived = h.register("Ünïcødé ☃", "c@d.test").await;

@@ -32,8 +32,9 @@ pub const MIN_APP_LOGIN_PASSWORD_LEN: usize = 16;
 /// Domain separation of derived app login passwords; bump the version to rotate them.
 const DERIVATION_CONTEXT: &[u8] = b"tenant-manager/postgres-app-login-password/v1/";
 
-/// Validates the name of an app login: an identifier that cannot be a tenant's role
-/// (`tenant_*`) nor a name Postgres reserves (`pg_*`).
+/// Validates the name of an app login: an identifier that cannot be a tenant's role of an
+/// older version (`tenant_*`) nor a name Postgres reserves (`pg_*`); the storage also refuses
+/// its tenants' namespace (`<prefix>_t_*`).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] on field `app_login`.

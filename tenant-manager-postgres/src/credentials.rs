@@ -11,7 +11,7 @@ use std::fmt;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tenant_manager_core::{Error, Isolation, Placement, Result, Secret, Tenant};
+use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant};
 
 use crate::ident::Ident;
 
@@ -21,13 +21,18 @@ pub const MIN_MASTER_SECRET_LEN: usize = 32;
 /// Domain separation of derived passwords; bump the version to rotate every password.
 const DERIVATION_CONTEXT: &[u8] = b"tenant-manager/postgres-role-password/v1/";
 
-/// The login role of a tenant (`tenant_<slug>`), validated as an identifier.
+/// The role of a tenant ([`Tenant::role_name`]: from its recorded placement,
+/// `<prefix>_t_<slug>` or, for tenants created before storage prefixes, `tenant_<slug>`),
+/// validated as an identifier.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] on field `role` when the name is not a valid identifier (it always is
-/// for a validated slug).
+/// [`Error::InvalidInput`] on field `role` for a shared tenant (no role) or a name that is not
+/// a valid identifier.
 pub fn tenant_role(tenant: &Tenant) -> Result<Ident> {
-    Ident::new(&Placement::role_name(&tenant.slug), "role")
+    let name = tenant
+        .role_name()
+        .ok_or_else(|| Error::invalid("role", "shared tenants have no role"))?;
+    Ident::new(&name, "role")
 }
 
 /// Where the password of a tenant's login role comes from.
@@ -149,7 +154,7 @@ mod tests {
                 .map(|r| r.as_str().to_owned())
                 .ok()
                 .as_deref(),
-            Some("tenant_acme")
+            Some("tm_t_acme")
         );
     }
 }

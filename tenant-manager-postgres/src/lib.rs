@@ -14,6 +14,8 @@
 //!   [`PgDumpBackup`] dumps, restores (or clones) and prunes tenants' data.
 //! - [`TenantCredentials`] gives the password of a tenant's login role ([`DerivedCredentials`]
 //!   derives it from a master secret, so it is never stored).
+//! - [`RegistryLogin`]: the registry's pool can log in as a login that owns only the `tm_*`
+//!   tables ([`ensure_registry_login`]), the admin login staying for provisioning.
 //! - [`AppLogin`] is the unprivileged login of pools shared by schema- and row-isolated
 //!   tenants: [`PostgresProvisioner::ensure_app_login`] creates it (and grants it what existing
 //!   tenants need), [`PgTenantConnector::with_app_login`] connects with it, so Postgres itself
@@ -66,6 +68,7 @@ pub mod migrate;
 pub mod pool;
 pub mod provision;
 pub mod registry;
+pub mod registry_login;
 pub mod servers;
 pub mod storage;
 
@@ -76,8 +79,11 @@ pub use error::{SqlxResultExt, map_migrate, map_sqlx};
 pub use ident::{Ident, quote_ident, quote_literal};
 pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
-pub use provision::{AppLoginReport, PostgresProvisioner, StepHook, StepPhase, TenantSeeder};
+pub use provision::{
+    AppLoginReport, PostgresProvisioner, SharedClaimReport, StepHook, StepPhase, TenantSeeder,
+};
 pub use registry::{PostgresRegistry, migrate_global};
+pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
 pub use servers::{ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantStorage};
 

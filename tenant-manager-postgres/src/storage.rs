@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use sqlx::{PgConnection, PgPool};
-use tenant_manager_core::{Error, Isolation, Result, ServerId, Tenant};
+use tenant_manager_core::{Error, Isolation, Result, ServerId, StorageNaming, Tenant};
 
-use crate::app_login::{DEFAULT_APP_LOGIN, app_login_name};
+use crate::app_login::app_login_name;
 use crate::ident::{Ident, MAX_IDENT_LEN};
 use crate::migrate::TenantMigrations;
 use crate::provision::admin;
@@ -17,6 +17,10 @@ use crate::servers::ServerMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StorageConfig {
+    /// The deployment's storage prefix: it marks the shared databases this deployment may use
+    /// (`COMMENT ON DATABASE ... IS 'tenant-manager:shared:<prefix>'`) and names the
+    /// deployment's own objects by default (see [`StorageConfig::for_naming`]). Default `tm`.
+    pub naming: StorageNaming,
     /// Create database-isolated tenants from a template database migrated once per version of
     /// the migration set (the fast path). Default `true`.
     pub use_template: bool,
@@ -35,25 +39,34 @@ pub struct StorageConfig {
     /// superusers bypass row-level security and read every schema). Provisioning grants it
     /// each schema tenant's role and the shared tables, creating it (`NOLOGIN`) when missing;
     /// [`crate::PostgresProvisioner::ensure_app_login`] gives it its password. A valid
-    /// identifier not starting with `tenant_` or `pg_`. Default [`DEFAULT_APP_LOGIN`]
+    /// identifier not starting with `tenant_` or `pg_`. Default [`DEFAULT_APP_LOGIN`](crate::DEFAULT_APP_LOGIN)
     /// (`tm_app`).
     pub app_login: Option<String>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            use_template: true,
-            template_prefix: "tm_template_".to_owned(),
-            template_owner: "tm_template_owner".to_owned(),
-            shared_owner: "tm_shared_owner".to_owned(),
-            shared_schema: "public".to_owned(),
-            app_login: Some(DEFAULT_APP_LOGIN.to_owned()),
-        }
+        Self::for_naming(StorageNaming::default())
     }
 }
 
 impl StorageConfig {
+    /// The names of a deployment with this storage prefix: templates `<prefix>_template_*`
+    /// owned by `<prefix>_template_owner`, shared tables owned by `<prefix>_shared_owner`, app
+    /// login `<prefix>_app` (with the default prefix `tm`: `tm_template_*`, ...,
+    /// [`DEFAULT_APP_LOGIN`](crate::DEFAULT_APP_LOGIN)).
+    pub fn for_naming(naming: StorageNaming) -> Self {
+        Self {
+            use_template: true,
+            template_prefix: naming.infra("template_"),
+            template_owner: naming.infra("template_owner"),
+            shared_owner: naming.infra("shared_owner"),
+            shared_schema: "public".to_owned(),
+            app_login: Some(naming.infra("app")),
+            naming,
+        }
+    }
+
     /// Turns the template fast path on or off.
     #[must_use]
     pub fn with_template(mut self, use_template: bool) -> Self {
@@ -124,13 +137,16 @@ impl Settings {
             ));
         }
         Ident::new(&format!("{}x", config.template_prefix), "template_prefix")?;
-        let template_owner = Ident::new(&config.template_owner, "template_owner")?;
-        let shared_owner = Ident::new(&config.shared_owner, "shared_owner")?;
+        let template_owner = infra_name(&config, &config.template_owner, "template_owner")?;
+        let shared_owner = infra_name(&config, &config.shared_owner, "shared_owner")?;
         let app_login = config
             .app_login
             .as_deref()
             .map(app_login_name)
             .transpose()?;
+        if let Some(app) = &app_login {
+            infra_name(&config, app.as_str(), "app_login")?;
+        }
         if app_login
             .as_ref()
             .is_some_and(|a| *a == template_owner || *a == shared_owner)
@@ -148,6 +164,18 @@ impl Settings {
             config,
         })
     }
+}
+
+/// Validates the name of one of the deployment's own roles: an identifier outside the
+/// tenants' namespace (`<prefix>_t_*`).
+fn infra_name(config: &StorageConfig, name: &str, field: &'static str) -> Result<Ident> {
+    if config.naming.is_tenant_object(name) {
+        return Err(Error::invalid(
+            field,
+            "must not be named like a tenant's object (<prefix>_t_*)",
+        ));
+    }
+    Ident::new(name, field)
 }
 
 /// The validated names of one tenant's storage.
@@ -269,20 +297,56 @@ impl TenantStorage {
         admin::connect_existing(&self.servers.admin_options(server, database.as_str())?).await
     }
 
-    /// An admin connection to a database shared by tenants, created first if missing.
+    /// An admin connection to a database shared by tenants, created (and marked as this
+    /// deployment's) first if missing. A database marked as another deployment's, or not
+    /// marked, is not used: `Conflict` on `placement.database`.
     pub(crate) async fn connect_shared(
         &self,
         server: &ServerId,
         database: &Ident,
     ) -> Result<PgConnection> {
-        if let Some(conn) = self.connect_existing(server, database).await? {
-            return Ok(conn);
+        let conn = match self.connect_existing(server, database).await? {
+            Some(conn) => conn,
+            None => {
+                let mut maintenance = self.connect_maintenance(server).await?;
+                let created = admin::ensure_shared_database(
+                    &mut maintenance,
+                    database,
+                    &self.shared_marker(),
+                )
+                .await;
+                admin::close(maintenance).await;
+                created?;
+                self.connect(server, database).await?
+            }
+        };
+        self.check_shared_marker(conn, database).await
+    }
+
+    /// The comment marking a shared database as this deployment's.
+    pub(crate) fn shared_marker(&self) -> String {
+        admin::shared_marker(&self.settings.config.naming)
+    }
+
+    /// Keeps `conn` (to `database`) when the database is marked as this deployment's.
+    async fn check_shared_marker(
+        &self,
+        mut conn: PgConnection,
+        database: &Ident,
+    ) -> Result<PgConnection> {
+        let checked = admin::current_database_comment(&mut conn).await;
+        let ours = self.shared_marker();
+        match checked {
+            Ok(Some(comment)) if comment == ours => Ok(conn),
+            Ok(comment) => {
+                admin::close(conn).await;
+                Err(admin::foreign_shared_database(database, comment.as_deref()))
+            }
+            Err(e) => {
+                admin::close(conn).await;
+                Err(e)
+            }
         }
-        let mut maintenance = self.connect_maintenance(server).await?;
-        let created = admin::ensure_shared_database(&mut maintenance, database).await;
-        admin::close(maintenance).await;
-        created?;
-        self.connect(server, database).await
     }
 
     /// An admin connection to the server's maintenance database (that of its admin URL).

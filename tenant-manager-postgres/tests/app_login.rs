@@ -7,7 +7,7 @@ mod pool_support;
 
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{
-    Isolation, Placement, ProvisionStep, Provisioner, Secret, TenantRegistry, TenantStatus,
+    Isolation, ProvisionStep, Provisioner, Secret, TenantRegistry, TenantStatus,
 };
 use tenant_manager_postgres::{
     AppLogin, AppLoginReport, PgTenantConnector, PgTenantPools, PostgresProvisioner, ServerMap,
@@ -182,7 +182,7 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
     let (env, app) = env_with_app_login().await;
     let a = env.active("alpha", Isolation::Schema).await;
     let b = env.active("beta", Isolation::Schema).await;
-    let (role_a, role_b) = (Placement::role_name(&a.slug), Placement::role_name(&b.slug));
+    let (role_a, role_b) = (a.role_name().expect("role"), b.role_name().expect("role"));
     let (schema_a, schema_b) = (
         a.placement.schema.clone().expect("schema"),
         b.placement.schema.clone().expect("schema"),
@@ -259,7 +259,7 @@ async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() 
     let schema_pid = {
         let mut conn = pools.acquire(&s).await.expect("acquire schema tenant");
         let (user, _, _, pid) = who(&mut conn).await;
-        assert_eq!(user, Placement::role_name(&s.slug));
+        assert_eq!(user, s.role_name().expect("role"));
         pid
     };
     pool_support::settle(&pools).await;
@@ -356,7 +356,7 @@ async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
                 provisioner.provision(&tenant).await.expect("resumed");
                 let what = format!("{isolation} {step:?} {phase:?}");
                 if isolation == Isolation::Schema {
-                    let role = Placement::role_name(&tenant.slug);
+                    let role = tenant.role_name().expect("role");
                     assert!(is_member(&mut admin, &role, &app).await, "{what}");
                 }
                 let active = env
@@ -435,7 +435,7 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
         (1, 1, 2)
     );
     for tenant in &tenants[..2] {
-        assert!(is_member(&mut admin, &Placement::role_name(&tenant.slug), &app).await);
+        assert!(is_member(&mut admin, &tenant.role_name().expect("role"), &app).await);
     }
     let pools = pools(&env, 1);
     for tenant in &tenants {
@@ -509,7 +509,7 @@ async fn schema_tenants_keep_their_data_after_provisioning_without_the_app_login
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
          WHERE r.rolname = $1",
     )
-    .bind(Placement::role_name(&tenant.slug))
+    .bind(tenant.role_name().expect("role"))
     .fetch_one(&mut admin)
     .await
     .expect("members");

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Connection, PgConnection, SqlSafeStr};
-use tenant_manager_core::{
-    Isolation, Placement, Provisioner, Result, ServerId, Tenant, TenantRegistry,
-};
+use tenant_manager_core::{Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry};
 use tenant_manager_postgres::{
     PostgresProvisioner, ServerMap, TenantMigrations, TenantSeeder, TenantStorage,
 };
@@ -39,7 +37,7 @@ async fn database_tenants_cannot_reach_each_other() {
     let env = Env::new().await;
     let a = env.active("alpha", Isolation::Database).await;
     let b = env.active("beta", Isolation::Database).await;
-    let (role_a, role_b) = (Placement::role_name(&a.slug), Placement::role_name(&b.slug));
+    let (role_a, role_b) = (a.role_name().expect("role"), b.role_name().expect("role"));
     let (db_a, db_b) = (&a.placement.database, &b.placement.database);
 
     // The fast path: both databases are copies of one template, migrated once.
@@ -129,15 +127,25 @@ async fn schema_tenants_cannot_read_each_other() {
     let env = Env::new().await;
     let a = env.active("alpha", Isolation::Schema).await;
     let b = env.active("beta", Isolation::Schema).await;
-    let (role_a, role_b) = (Placement::role_name(&a.slug), Placement::role_name(&b.slug));
+    let (role_a, role_b) = (a.role_name().expect("role"), b.role_name().expect("role"));
     let schema_a = a.placement.schema.clone().expect("schema");
     let schema_b = b.placement.schema.clone().expect("schema");
     add_companies(&env, &b, &["Hooli"]).await;
 
-    let mut conn_a = env
-        .connect_as(&role_a, &env.shared_db)
+    // Schema tenants' roles cannot log in: sessions reach them through `SET ROLE` only.
+    let login = env.connect_as(&role_a, &env.shared_db).await;
+    assert!(login.is_err(), "a schema tenant's role is NOLOGIN");
+    let mut conn_a = env.admin(&env.shared_db).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET ROLE \"{role_a}\"")))
+        .execute(&mut conn_a)
         .await
-        .expect("A connects");
+        .expect("A's role");
+    // ... and cannot create temporary objects (nor can PUBLIC) in the shared database.
+    let err = sqlx::query("CREATE TEMP TABLE scratch (x int)")
+        .execute(&mut conn_a)
+        .await
+        .expect_err("no TEMPORARY");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     // `$user` on the default search_path is A's own schema.
     let current: String = sqlx::query_scalar("SELECT current_schema()::text")
         .fetch_one(&mut conn_a)
@@ -307,7 +315,7 @@ async fn foreign_objects_and_taken_placements_are_not_touched() {
     let env = Env::new().await;
     // A role of the tenant's name that tenant-manager did not create is left alone.
     let tenant = env.register("alpha", Isolation::Database).await;
-    let role = Placement::role_name(&tenant.slug);
+    let role = tenant.role_name().expect("role");
     let mut admin = env.admin("postgres").await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE ROLE \"{role}\" NOLOGIN"

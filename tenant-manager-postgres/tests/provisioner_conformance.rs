@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::{
-    Isolation, Placement, ProvisionReport, Provisioner, ProvisionerCapabilities, Result, Tenant,
+    Isolation, ProvisionReport, Provisioner, ProvisionerCapabilities, Result, Tenant,
 };
 use tenant_manager_postgres::PostgresProvisioner;
 
@@ -30,7 +30,7 @@ impl InTestDatabase {
             tenant.placement.database = self.shared_db.clone();
         }
         if let Ok(mut extra) = self.extra.lock() {
-            extra.push(Placement::role_name(&tenant.slug));
+            extra.extend(tenant.role_name());
             extra.push(tenant.placement.database.clone());
         }
         tenant

@@ -199,7 +199,7 @@ async fn tenants_are_isolated_in_every_isolation_mode() {
     }
 
     // Database-isolated tenants' pooled connections log in as the tenant's own role.
-    let a_db = format!("tenant_{}", env.slug("database_a"));
+    let a_db = format!("{}_t_{}", env.tag, env.slug("database_a"));
     let mut admin = env.admin("postgres").await;
     let users: Vec<String> = sqlx::query_scalar(
         "SELECT usename::text FROM pg_stat_activity \
@@ -224,18 +224,19 @@ async fn stored_owner(
 ) -> String {
     let id: uuid::Uuid = id.parse().unwrap();
     let mut owners = Vec::new();
+    let tag = &env.tag;
     for (slug, org) in tenants {
         let tenant: uuid::Uuid = org.id.parse().unwrap();
         let (database, sql) = match isolation {
             "schema" => (
                 format!("{}_shared", env.tag),
                 format!(
-                    "SELECT count(*) FROM \"tenant_{slug}\".companies WHERE id = $1 \
+                    "SELECT count(*) FROM \"{tag}_t_{slug}\".companies WHERE id = $1 \
                      AND $2::uuid IS NOT NULL"
                 ),
             ),
             "database" => (
-                format!("tenant_{slug}"),
+                format!("{tag}_t_{slug}"),
                 "SELECT count(*) FROM public.companies WHERE id = $1 AND $2::uuid IS NOT NULL"
                     .to_owned(),
             ),
@@ -491,6 +492,6 @@ async fn backup_all_then_restore_into_a_new_tenant_gives_identical_rows() {
         .await;
     assert!(r.status.is_success(), "{}", text(&r));
     let left = env.leftovers().await;
-    let gone = format!("tenant_{}", env.slug("database_src"));
+    let gone = format!("{}_t_{}", env.tag, env.slug("database_src"));
     assert!(!left.contains(&gone), "{gone} still exists: {left:?}");
 }

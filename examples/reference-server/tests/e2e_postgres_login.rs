@@ -76,7 +76,7 @@ async fn shared_pools_log_in_as_the_unprivileged_app_login() {
 
     // The schema tenant's role is granted to the app login; the pool's sessions in the shared
     // database (kept idle by the pool) are the app login's.
-    let role = format!("tenant_{}", env.slug("login_schema"));
+    let role = format!("{}_t_{}", env.tag, env.slug("login_schema"));
     let granted: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
         .bind(&app)
         .bind(&role)

@@ -34,9 +34,9 @@ async fn register(server: &Server, env: &PgEnv, name: &str) -> Org {
     Org { id, token }
 }
 
-/// The login role of the database-isolated tenant `<tag>_<name>`.
+/// The login role of the database-isolated tenant `<tag>_<name>`: `<tag>_t_<tag>_<name>`.
 fn role(env: &PgEnv, name: &str) -> String {
-    format!("tenant_{}", env.slug(name))
+    format!("{}_t_{}", env.tag, env.slug(name))
 }
 
 /// A tenant request that needs a pooled connection (its companies).

@@ -1,6 +1,7 @@
 //! Domain types: tenants, their status, isolation and placement, plans, users.
 
 mod ids;
+mod naming;
 mod page;
 mod plan;
 mod rules;
@@ -11,6 +12,7 @@ mod tenant;
 mod user;
 
 pub use ids::{BackupId, JobId, TenantId, UserId};
+pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use plan::{Plan, PlanCatalog, QuotaPolicy, RateLimit};
 pub(crate) use rules::{validate_identifier, validate_region};

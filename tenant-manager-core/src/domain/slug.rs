@@ -7,22 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// Words that may not be used as a slug: Postgres internals and names the product uses itself.
+/// Words that may not be used as a slug: Postgres internals, names the product uses itself,
+/// and the words of a deployment's own storage objects (`<prefix>_shared`, `<prefix>_app`,
+/// ...), so that no slug names a tenant object like one of them, also under the `tenant_<slug>`
+/// names of tenants created before storage prefixes (`tenant_shared` was the default shared
+/// database).
 pub const RESERVED_SLUGS: &[&str] = &[
     "admin",
     "api",
+    "app",
     "global",
     "information_schema",
+    "owner",
     "pg_catalog",
     "pg_toast",
     "postgres",
     "public",
+    "registry",
     "root",
+    "shared",
+    "shared_owner",
     "superuser",
     "system",
     "template",
     "template0",
     "template1",
+    "template_owner",
     "tenant",
     "tenants",
     "www",
@@ -172,6 +182,13 @@ mod tests {
             "public",
             "admin",
             "global",
+            "shared",
+            "app",
+            "owner",
+            "registry",
+            "shared_owner",
+            "template_owner",
+            "information_schema",
             "pg_foo",
             "ümlaut",
             &"x".repeat(49),
@@ -198,6 +215,10 @@ mod tests {
         assert_eq!(
             TenantSlug::from_name("Admin").map(|s| s.0).ok(),
             Some("admin_org".into())
+        );
+        assert_eq!(
+            TenantSlug::from_name("Shared").map(|s| s.0).ok(),
+            Some("shared_org".into())
         );
         assert!(TenantSlug::from_name("Ünïcødé ☃").is_ok());
         assert!(TenantSlug::from_name(&"Long name ".repeat(40)).is_ok());

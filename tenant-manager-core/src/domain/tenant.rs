@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::rules::{validate_region, validate_short_name};
-use super::{Plan, QuotaPolicy, TenantId, TenantSlug, TenantStatus};
+use super::{Plan, QuotaPolicy, StorageNaming, TenantId, TenantSlug, TenantStatus};
 use crate::error::Error;
 
 /// How a tenant's data is kept apart from other tenants'.
@@ -105,11 +105,14 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Prefix of every per-tenant database, schema and role name.
+    /// Prefix of the per-tenant database, schema and role names of tenants created before
+    /// storage prefixes ([`StorageNaming`]): `tenant_<slug>`. Such tenants keep their recorded
+    /// names; new tenants are named by [`StorageNaming::tenant_object`].
     pub const PREFIX: &'static str = "tenant_";
 
-    /// The conventional placement of a tenant: `tenant_<slug>` as database (Database isolation)
-    /// or schema (Schema isolation) on `server`; Shared tenants live in `shared_database`.
+    /// The placement of tenants created before storage prefixes: `tenant_<slug>` as database
+    /// (database isolation) or schema (schema isolation) on `server`; shared tenants live in
+    /// `shared_database`. New tenants are placed by [`StorageNaming::placement`].
     pub fn conventional(
         slug: &TenantSlug,
         isolation: Isolation,
@@ -136,7 +139,33 @@ impl Placement {
         }
     }
 
-    /// The login role of a tenant: `tenant_<slug>`.
+    /// The role of the tenant `slug` placed here: named like its own storage (the database for
+    /// [`Isolation::Database`], the schema for [`Isolation::Schema`]) when that is named for
+    /// the tenant (`<prefix>_t_<slug>`, or `tenant_<slug>` before storage prefixes), else
+    /// `tenant_<slug>` (placements chosen by hand, as before). So tenants of every version
+    /// keep their role. `None` for [`Isolation::Shared`] (no role).
+    pub fn tenant_role(&self, slug: &TenantSlug, isolation: Isolation) -> Option<String> {
+        let own = match isolation {
+            Isolation::Database => Some(self.database.as_str()),
+            Isolation::Schema => self.schema.as_deref(),
+            Isolation::Shared => return None,
+        };
+        let legacy = Self::role_name(slug);
+        Some(match own {
+            Some(name)
+                if name == legacy
+                    || name
+                        .strip_suffix(slug.as_str())
+                        .is_some_and(|head| head.ends_with("_t_")) =>
+            {
+                name.to_owned()
+            }
+            _ => legacy,
+        })
+    }
+
+    /// The login role of a tenant placed by [`Placement::conventional`]: `tenant_<slug>`.
+    /// [`Tenant::role_name`] gives the role of any tenant from its recorded placement.
     pub fn role_name(slug: &TenantSlug) -> String {
         format!("{}{}", Self::PREFIX, slug.as_str())
     }
@@ -175,6 +204,14 @@ pub struct Tenant {
     pub updated_at: OffsetDateTime,
 }
 
+impl Tenant {
+    /// The tenant's own role, from its recorded placement ([`Placement::tenant_role`]).
+    /// `None` for [`Isolation::Shared`] (no role).
+    pub fn role_name(&self) -> Option<String> {
+        self.placement.tenant_role(&self.slug, self.isolation)
+    }
+}
+
 /// What a registry needs to create a tenant. Build with [`NewTenant::new`] and `with_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -198,7 +235,8 @@ pub struct NewTenant {
 }
 
 impl NewTenant {
-    /// A new tenant with the conventional placement on the default server, `free` plan.
+    /// A new tenant placed by the default [`StorageNaming`] on the default server (schema and
+    /// shared tenants in its shared database), `free` plan.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] on `name` when the name is empty, too long or has control characters.
@@ -208,11 +246,12 @@ impl NewTenant {
         isolation: Isolation,
     ) -> Result<Self, Error> {
         let name = validate_name(name.into(), "name")?;
-        let placement = Placement::conventional(
+        let naming = StorageNaming::default();
+        let placement = naming.placement(
             &slug,
             isolation,
             ServerId::default_server(),
-            "tenant_shared",
+            &naming.shared_database(),
         );
         Ok(Self {
             id: TenantId::new(),
@@ -444,6 +483,35 @@ mod tests {
             (sc.database.as_str(), sc.schema.as_deref()),
             ("shared", Some("tenant_acme"))
         );
+    }
+
+    #[test]
+    fn roles_follow_the_recorded_placement() {
+        let slug = TenantSlug::new("acme").unwrap_or_else(|e| panic!("{e}"));
+        let naming = StorageNaming::new("crm").unwrap_or_else(|e| panic!("{e}"));
+        let role = |isolation, placement: Placement| {
+            let mut t = NewTenant::new(slug.clone(), "Acme", isolation)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_tenant(OffsetDateTime::now_utc());
+            t.placement = placement;
+            t.role_name()
+        };
+        for isolation in [Isolation::Database, Isolation::Schema] {
+            let new = naming.placement(&slug, isolation, ServerId::default(), "crm_shared");
+            assert_eq!(role(isolation, new).as_deref(), Some("crm_t_acme"));
+            let old = Placement::conventional(&slug, isolation, ServerId::default(), "s");
+            assert_eq!(role(isolation, old).as_deref(), Some("tenant_acme"));
+        }
+        let by_hand = Placement {
+            server: ServerId::default(),
+            database: "somewhere".into(),
+            schema: None,
+        };
+        assert_eq!(
+            role(Isolation::Database, by_hand.clone()).as_deref(),
+            Some("tenant_acme")
+        );
+        assert_eq!(role(Isolation::Shared, by_hand), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Configuration of [`TenantManager`](super::TenantManager).
 
-use crate::domain::{Isolation, Plan, RateLimit, ServerId, validate_identifier, validate_region};
+use crate::domain::{
+    Isolation, Plan, RateLimit, ServerId, StorageNaming, validate_identifier, validate_region,
+};
 use crate::error::{Error, Result};
 
 /// How the manager places, provisions and names new tenants.
@@ -16,8 +18,12 @@ pub struct ManagerConfig {
     pub default_plan: Plan,
     /// Database server new tenants are placed on.
     pub server: ServerId,
-    /// Database that holds schema- and row-isolated tenants on that server.
+    /// Database that holds schema- and row-isolated tenants on that server. Default `tm_shared`
+    /// (the default naming's [`StorageNaming::shared_database`]).
     pub shared_database: String,
+    /// Names of new tenants' databases, schemas and roles (`<prefix>_t_<slug>`); the same
+    /// storage prefix as the provisioner's. Default prefix `tm`.
+    pub naming: StorageNaming,
     /// Region recorded on new tenants.
     pub region: Option<String>,
     /// How many random suffixes to try when a slug derived from the organisation name is taken.
@@ -35,7 +41,8 @@ impl Default for ManagerConfig {
             default_isolation: Isolation::Schema,
             default_plan: Plan::free(),
             server: ServerId::default_server(),
-            shared_database: "tenant_shared".to_owned(),
+            shared_database: StorageNaming::default().shared_database(),
+            naming: StorageNaming::default(),
             region: None,
             slug_attempts: 3,
             login_failures: Some(Self::DEFAULT_LOGIN_FAILURES),
@@ -89,6 +96,13 @@ impl ManagerConfig {
     #[must_use]
     pub fn with_shared_database(mut self, database: impl Into<String>) -> Self {
         self.shared_database = database.into();
+        self
+    }
+
+    /// Sets the naming of new tenants' storage (the deployment's storage prefix).
+    #[must_use]
+    pub fn with_naming(mut self, naming: StorageNaming) -> Self {
+        self.naming = naming;
         self
     }
 

@@ -5,8 +5,8 @@ use serde::{Deserialize, Deserializer};
 use super::TenantManager;
 use crate::auth::IssuedToken;
 use crate::domain::{
-    Email, Isolation, NewTenant, NewUser, Placement, Plan, Role, Secret, Tenant, TenantId,
-    TenantSlug, User, validate_name,
+    Email, Isolation, NewTenant, NewUser, Plan, Role, Secret, Tenant, TenantId, TenantSlug, User,
+    validate_name,
 };
 use crate::error::{Entity, Error, Result};
 use crate::jobs_kinds;
@@ -238,7 +238,7 @@ impl TenantManager {
 
     fn new_tenant(&self, valid: &Valid, id: TenantId, slug: TenantSlug) -> Result<NewTenant> {
         let config = &self.inner.config;
-        let placement = Placement::conventional(
+        let placement = config.naming.placement(
             &slug,
             valid.isolation,
             config.server.clone(),

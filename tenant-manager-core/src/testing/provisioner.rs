@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Tenants are built by [`sample_tenant_record`] (status `Provisioning`, a random slug, the
-//! conventional placement on server `default` with shared database `tenant_shared`); an
+//! default [`StorageNaming`](crate::StorageNaming)'s placement on server `default` with
+//! shared database `tm_shared`); an
 //! adapter that needs them in its registry first can wrap itself in a decorator that
 //! registers each tenant before provisioning it. Cases run for every isolation mode the
 //! provisioner declares in its [`capabilities`](Provisioner::capabilities), check that the

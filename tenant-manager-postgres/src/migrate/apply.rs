@@ -115,13 +115,14 @@ pub(super) async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<
     }
 }
 
-/// Refuses shared tables that carry `tenant_id` without forced row-level security and a policy.
+/// Refuses shared tables without forced row-level security and a policy: every table of the
+/// shared schema but the migration history is granted to the app login, whether or not it
+/// has a `tenant_id` column.
 async fn verify_row_security(conn: &mut PgConnection, schema: &Ident) -> Result<()> {
     let unprotected: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
-         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> '_sqlx_migrations' \
            AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
                     AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)) \
          ORDER BY 1",

@@ -5,7 +5,7 @@
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
-use tenant_manager_core::{Entity, Error, Result, Secret, TenantId};
+use tenant_manager_core::{Entity, Error, Result, Secret, StorageNaming, TenantId};
 
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
@@ -267,26 +267,79 @@ pub(crate) async fn create_database(
     }
 }
 
-/// Ensures a database shared by several tenants exists (created owned by the admin, closed to
-/// `PUBLIC`, with each tenant role granted `CONNECT` separately).
+/// The comment that marked shared databases before storage prefixes; a database marked so
+/// is claimed by [`crate::TenantStorage::claim_legacy_shared_databases`].
+pub(crate) const LEGACY_SHARED_MARKER: &str = "tenant-manager:shared";
+
+/// The comment that marks a database shared by tenants as one deployment's.
+pub(crate) fn shared_marker(naming: &StorageNaming) -> String {
+    format!("{LEGACY_SHARED_MARKER}:{}", naming.prefix())
+}
+
+/// Ensures a database shared by several tenants exists: created owned by the admin, marked
+/// `marker`, closed to `PUBLIC` (no `CONNECT`, no `TEMPORARY`; each tenant role and the app
+/// login are granted `CONNECT` separately). An existing database is left as it is (callers
+/// check its marker).
 pub(crate) async fn ensure_shared_database(
     conn: &mut PgConnection,
     database: &Ident,
+    marker: &str,
 ) -> Result<()> {
     if database_info(conn, database).await?.is_some() {
         return Ok(());
     }
     if create_database(conn, database, None, None).await? {
-        ddl(
-            conn,
-            format!(
-                "COMMENT ON DATABASE {database} IS 'tenant-manager:shared'; \
-                 REVOKE ALL ON DATABASE {database} FROM PUBLIC"
-            ),
-        )
-        .await?;
+        mark_shared_database(conn, database, marker).await?;
     }
     Ok(())
+}
+
+/// Marks a shared database with `marker` and closes it to `PUBLIC`.
+pub(crate) async fn mark_shared_database(
+    conn: &mut PgConnection,
+    database: &Ident,
+    marker: &str,
+) -> Result<()> {
+    ddl(
+        conn,
+        format!(
+            "COMMENT ON DATABASE {database} IS {}; \
+             REVOKE ALL ON DATABASE {database} FROM PUBLIC",
+            quote_literal(marker)
+        ),
+    )
+    .await
+}
+
+/// The comment of the connected database.
+pub(crate) async fn current_database_comment(conn: &mut PgConnection) -> Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+         WHERE datname = current_database()",
+    )
+    .fetch_one(conn)
+    .await
+    .map_db(Entity::Tenant)
+}
+
+/// The error for a shared database whose marker is not this deployment's.
+pub(crate) fn foreign_shared_database(database: &Ident, comment: Option<&str>) -> Error {
+    let why = match comment {
+        Some(LEGACY_SHARED_MARKER) => {
+            "is marked as a shared database of an older version without a storage prefix: \
+             claim it with `tenant-cli migrate claim-shared` (TenantStorage::\
+             claim_legacy_shared_databases)"
+        }
+        Some(c) if c.starts_with("tenant-manager:shared:") => {
+            "is the shared database of another deployment (another storage prefix)"
+        }
+        _ => "exists and is not a shared database of tenant-manager",
+    };
+    Error::conflict(
+        Entity::Tenant,
+        "placement.database",
+        format!("database {} {why}", database.as_str()),
+    )
 }
 
 /// Owner and comment of a schema in the connected database, `None` when it does not exist.

@@ -4,15 +4,15 @@
 //! |---|---|
 //! | `CREATE ROLE <app> NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS` + marker comment | provisioning a schema or shared tenant finds no such role |
 //! | `CREATE`/`ALTER ROLE <app> LOGIN PASSWORD '<SCRAM verifier>' NOINHERIT ...` (same attributes) | [`crate::PostgresProvisioner::ensure_app_login`] |
-//! | `GRANT tenant_<slug> TO <app>`, `GRANT CONNECT ON DATABASE <db> TO <app>` | schema tenant's `storage_created` step; backfill |
-//! | `REVOKE tenant_<slug> FROM <app>` | schema tenant's deprovisioning |
+//! | `GRANT <tenant role> TO <app>`, `GRANT CONNECT ON DATABASE <db> TO <app>` | schema tenant's `storage_created` step; backfill |
+//! | `REVOKE <tenant role> FROM <app>` | schema tenant's deprovisioning |
 //! | `GRANT CONNECT ON DATABASE`, `USAGE ON SCHEMA <shared>`, `SELECT, INSERT, UPDATE, DELETE` on the shared owner's tables (`USAGE, SELECT` on its sequences), the same as `ALTER DEFAULT PRIVILEGES FOR ROLE <shared owner>`; `REVOKE ALL ON _sqlx_migrations` | shared tenant's `storage_created` and `migrated` steps; backfill |
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
-use tenant_manager_core::{Entity, Error, Placement, Result, ServerId, TenantSlug};
+use tenant_manager_core::{Entity, Error, Isolation, Placement, Result, ServerId, TenantSlug};
 
 use super::admin::{self, Marked, UNPRIVILEGED};
 use super::lock::lock_key;
@@ -232,8 +232,8 @@ struct ServerTenants {
 }
 
 async fn server_tenants(storage: &TenantStorage, server: &ServerId) -> Result<ServerTenants> {
-    let rows: Vec<(uuid::Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT t.id, t.slug, t.isolation, t.database_name FROM tm_tenants t \
+    let rows: Vec<(uuid::Uuid, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT t.id, t.slug, t.isolation, t.database_name, t.schema_name FROM tm_tenants t \
          WHERE t.server_id = $1 AND t.isolation IN ('schema', 'shared') \
            AND EXISTS (SELECT 1 FROM tm_provision_steps s \
                        WHERE s.tenant_id = t.id AND s.step = 'storage_created') \
@@ -244,19 +244,31 @@ async fn server_tenants(storage: &TenantStorage, server: &ServerId) -> Result<Se
     .await
     .map_db(Entity::Tenant)?;
     let mut found = ServerTenants::default();
-    for (id, slug, isolation, database) in rows {
+    for (id, slug, isolation, database, schema) in rows {
         let shared = isolation == "shared";
         let entry = found.databases.entry(database).or_default();
         *entry |= shared;
         if !shared {
-            let slug = TenantSlug::new(&slug)
-                .map_err(|_| Error::internal("corrupt registry row: tenant slug"))?;
-            let role = Ident::new(&Placement::role_name(&slug), "role")?;
+            let role = Ident::new(&schema_role(&slug, schema)?, "role")?;
             let marker = admin::tenant_marker(tenant_manager_core::TenantId::from_uuid(id));
             found.roles.push((role, marker));
         }
     }
     Ok(found)
+}
+
+/// The role of a schema tenant from its registry row ([`Placement::tenant_role`]).
+fn schema_role(slug: &str, schema: Option<String>) -> Result<String> {
+    let slug =
+        TenantSlug::new(slug).map_err(|_| Error::internal("corrupt registry row: tenant slug"))?;
+    let placement = Placement {
+        server: ServerId::default_server(),
+        database: String::new(),
+        schema,
+    };
+    placement
+        .tenant_role(&slug, Isolation::Schema)
+        .ok_or_else(|| Error::internal("schema tenant without a role"))
 }
 
 /// Grants the app login every listed role that exists with its tenant's marker and is not

@@ -9,8 +9,8 @@
 //!
 //! | isolation | storage | who owns it |
 //! |---|---|---|
-//! | `Database` | `CREATE DATABASE tenant_<slug> OWNER tenant_<slug> [TEMPLATE ...]`, `CONNECT` revoked from `PUBLIC` | the tenant's login role |
-//! | `Schema` | `CREATE SCHEMA tenant_<slug> AUTHORIZATION tenant_<slug>` in a shared database | the tenant's login role |
+//! | `Database` | `CREATE DATABASE <prefix>_t_<slug> OWNER <prefix>_t_<slug> [TEMPLATE ...]`, `CONNECT` revoked from `PUBLIC` | the tenant's login role |
+//! | `Schema` | `CREATE SCHEMA <prefix>_t_<slug> AUTHORIZATION <prefix>_t_<slug>` in a shared database marked as this deployment's | the tenant's role (`NOLOGIN`, no `TEMPORARY`) |
 //! | `Shared` | rows tagged `tenant_id` in shared tables with forced row-level security | the shared owner role |
 //!
 //! Pools shared by schema and shared tenants log in as the app login
@@ -21,6 +21,7 @@
 
 pub(crate) mod admin;
 mod app_grants;
+mod claim;
 pub(crate) mod database;
 mod hook;
 pub(crate) mod lock;
@@ -45,7 +46,9 @@ use tenant_manager_core::{
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use app_grants::AppLoginReport;
+pub use claim::SharedClaimReport;
 pub use hook::{StepHook, StepPhase};
+pub(crate) use scram::verifier as scram_verifier;
 pub use seed::TenantSeeder;
 pub use steps::ProvisionStatus;
 
@@ -264,9 +267,7 @@ impl PostgresProvisioner {
                         }
                         Ok(())
                     }
-                    Isolation::Schema => {
-                        schema::create(&self.storage, credentials, tenant, target).await
-                    }
+                    Isolation::Schema => schema::create(&self.storage, tenant, target).await,
                     Isolation::Shared => shared::create(&self.storage, target).await,
                 }
             }

@@ -1,12 +1,13 @@
-//! Schema isolation: a login role owning its schema in a database shared by tenants, granted
-//! to the app login (which must `SET ROLE` to use it: it inherits nothing).
+//! Schema isolation: a role owning its schema in a database shared by tenants, granted to the
+//! app login (which must `SET ROLE` to use it: it inherits nothing). The role cannot log in
+//! (`NOLOGIN`: sessions reach it only through `SET ROLE`) and has no `TEMPORARY` on the
+//! database (`PUBLIC` has none either), so it can create objects only in its own schema.
 
 use sqlx::Connection;
 use tenant_manager_core::{Entity, Error, Result, Tenant};
 
 use super::admin::{self, Login};
-use super::{app_grants, scram};
-use crate::credentials::TenantCredentials;
+use super::app_grants;
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
 use crate::storage::{Target, TenantStorage};
@@ -30,14 +31,12 @@ fn not_ours(schema: &Ident) -> Error {
 /// one transaction (the app login itself is created first when missing).
 pub(crate) async fn create(
     storage: &TenantStorage,
-    credentials: &dyn TenantCredentials,
     tenant: &Tenant,
     target: &Target,
 ) -> Result<()> {
     let (role, schema) = names(target)?;
     let db = &target.database;
     let marker = admin::tenant_marker(tenant.id);
-    let verifier = scram::verifier(&credentials.password(tenant).await?)?;
     let app = storage.settings.app_login.as_ref();
     let mut conn = storage.connect_shared(&target.server, db).await?;
     let created = async {
@@ -46,7 +45,7 @@ pub(crate) async fn create(
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, db).await?;
-        admin::ensure_role(&mut tx, role, &marker, Login::Password(&verifier)).await?;
+        admin::ensure_role(&mut tx, role, &marker, Login::None).await?;
         if let Some((owner, _)) = admin::schema_info(&mut tx, schema).await?
             && owner != role.as_str()
         {
@@ -58,7 +57,8 @@ pub(crate) async fn create(
                 "CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}; \
                  COMMENT ON SCHEMA {schema} IS {}; \
                  REVOKE ALL ON SCHEMA {schema} FROM PUBLIC; \
-                 GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
+                 REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC, {role}; \
+                 GRANT CONNECT ON DATABASE {db} TO {role}",
                 quote_literal(&marker)
             ),
         )

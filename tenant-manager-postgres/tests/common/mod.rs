@@ -20,7 +20,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tenant_manager_core::{
-    Isolation, NewTenant, Placement, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
+    Isolation, NewTenant, Provisioner, Secret, ServerId, StorageNaming, Tenant, TenantRegistry,
     TenantSlug, TenantStatus,
 };
 use tenant_manager_postgres::{
@@ -61,18 +61,42 @@ impl Env {
         migrations: TenantMigrations,
         config: impl FnOnce(StorageConfig) -> StorageConfig,
     ) -> Self {
+        Self::build(migrations, false, config).await
+    }
+
+    /// A deployment whose storage prefix is the test's tag: every name the provisioner makes
+    /// is `<tag>_...` (`StorageConfig::for_naming`), its shared database `<tag>_shared`.
+    pub async fn prefixed() -> Self {
+        Self::build(migrations(), true, |c| c).await
+    }
+
+    async fn build(
+        migrations: TenantMigrations,
+        prefixed: bool,
+        config: impl FnOnce(StorageConfig) -> StorageConfig,
+    ) -> Self {
         let db = TestDatabase::create().await;
         let tag = format!("t{}", &unique_suffix()[..8]);
         let pool = db.pool().await;
         migrate_global(&pool).await.expect("migrate global");
         let registry = PostgresRegistry::new(pool.clone());
         let servers = ServerMap::single(db.admin_url()).expect("server map");
-        let config = config(
-            StorageConfig::default()
-                .with_template_prefix(format!("tmtpl_{tag}_"))
-                .with_template_owner(format!("tmtplown_{tag}"))
-                .with_shared_owner(format!("tmshown_{tag}")),
-        );
+        let naming = StorageNaming::new(&tag).expect("prefix");
+        let (base, shared_db) = if prefixed {
+            (
+                StorageConfig::for_naming(naming.clone()),
+                naming.shared_database(),
+            )
+        } else {
+            (
+                StorageConfig::default()
+                    .with_template_prefix(format!("tmtpl_{tag}_"))
+                    .with_template_owner(format!("tmtplown_{tag}"))
+                    .with_shared_owner(format!("tmshown_{tag}")),
+                format!("tmsh_{tag}"),
+            )
+        };
+        let config = config(base);
         let storage =
             TenantStorage::new(pool.clone(), servers, migrations, config).expect("storage");
         let credentials = Arc::new(
@@ -83,7 +107,7 @@ impl Env {
         );
         let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
         Self {
-            shared_db: format!("tmsh_{tag}"),
+            shared_db,
             db,
             tag,
             pool,
@@ -95,26 +119,38 @@ impl Env {
         }
     }
 
-    /// A new tenant `<tag>_<name>` placed conventionally, schema and shared tenants in this
-    /// test's shared database.
+    /// A new tenant `<tag>_<name>` placed by the storage's naming (`tm_t_<tag>_<name>`),
+    /// schema and shared tenants in this test's shared database.
     pub fn new_tenant(&self, name: &str, isolation: Isolation) -> NewTenant {
-        let slug = TenantSlug::new(format!("{}_{name}", self.tag)).expect("slug");
-        let placement = Placement::conventional(
+        let mut tenant = self.new_tenant_with_slug(&format!("{}_{name}", self.tag), isolation);
+        tenant.name = format!("Tenant {name}");
+        tenant
+    }
+
+    /// A new tenant with this slug, placed like [`Env::new_tenant`]'s.
+    pub fn new_tenant_with_slug(&self, slug: &str, isolation: Isolation) -> NewTenant {
+        let slug = TenantSlug::new(slug).expect("slug");
+        let placement = self.storage.config().naming.placement(
             &slug,
             isolation,
             ServerId::default_server(),
             &self.shared_db,
         );
-        NewTenant::new(slug, format!("Tenant {name}"), isolation)
+        NewTenant::new(slug, "A tenant", isolation)
             .expect("new tenant")
             .with_placement(placement)
     }
 
     /// Registers a tenant and moves it to `Provisioning`.
     pub async fn register(&self, name: &str, isolation: Isolation) -> Tenant {
+        self.register_new(self.new_tenant(name, isolation)).await
+    }
+
+    /// Registers this tenant and moves it to `Provisioning`.
+    pub async fn register_new(&self, tenant: NewTenant) -> Tenant {
         let tenant = self
             .registry
-            .create_tenant(self.new_tenant(name, isolation))
+            .create_tenant(tenant)
             .await
             .expect("create tenant");
         self.registry
@@ -125,7 +161,12 @@ impl Env {
 
     /// Registers, provisions and activates a tenant.
     pub async fn active(&self, name: &str, isolation: Isolation) -> Tenant {
-        let tenant = self.register(name, isolation).await;
+        self.activate(self.new_tenant(name, isolation)).await
+    }
+
+    /// Registers, provisions and activates this tenant.
+    pub async fn activate(&self, tenant: NewTenant) -> Tenant {
+        let tenant = self.register_new(tenant).await;
         self.provisioner
             .provision(&tenant)
             .await

@@ -26,8 +26,8 @@ fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// `migrate global` (connecting applies it; then the app login and its grants) and
-/// `migrate tenants`.
+/// `migrate global` (connecting applies it; then the app login and its grants, and the
+/// registry login), `migrate claim-shared` and `migrate tenants`.
 pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, CliError> {
     match target {
         MigrateTarget::Global => {
@@ -40,7 +40,30 @@ pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, Cl
                 "app login ready ({} databases checked, {} tenant roles newly granted)",
                 report.databases, report.roles_granted
             );
+            if let Some(report) = ops.postgres.ensure_registry_login(&ops.config).await? {
+                println!(
+                    "registry login ready (owns {} registry tables)",
+                    report.relations
+                );
+            }
             Ok(Exit::Success)
+        }
+        MigrateTarget::ClaimShared => {
+            let report = ops.postgres.claim_shared(&ops.config).await?;
+            for database in &report.claimed {
+                println!("claimed: {database}");
+            }
+            for database in &report.already_ours {
+                println!("already this deployment's: {database}");
+            }
+            for (database, why) in &report.refused {
+                eprintln!("left alone: {database}: {why}");
+            }
+            Ok(if report.refused.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Partial
+            })
         }
         MigrateTarget::Tenants { concurrency } => {
             let migrator = ops.postgres.migrator();

@@ -61,8 +61,14 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 #[non_exhaustive]
 pub enum MigrateTarget {
-    /// Migrate the global (registry) database.
+    /// Migrate the global (registry) database; with `REGISTRY_DATABASE_URL`, also create or
+    /// update the registry login (owner of the `tm_*` tables only).
     Global,
+    /// Claim the shared databases of a deployment created before storage prefixes: each one
+    /// marked `tenant-manager:shared` that holds only this registry's tenants is marked as
+    /// this deployment's (`tenant-manager:shared:<TENANT_STORAGE_PREFIX>`); others are listed
+    /// and left alone. Idempotent.
+    ClaimShared,
     /// Migrate every tenant's storage, with bounded concurrency and a progress bar.
     Tenants {
         /// Tenants migrated at once.

@@ -19,6 +19,8 @@ pub(crate) struct Ops {
     pub(crate) postgres: Postgres,
     pub(crate) backup: Arc<PgDumpBackup>,
     pub(crate) manager: TenantManager,
+    /// The configuration the adapters were built from.
+    pub(crate) config: Config,
 }
 
 impl Ops {
@@ -45,6 +47,7 @@ impl Ops {
             postgres,
             backup,
             manager,
+            config,
         })
     }
 

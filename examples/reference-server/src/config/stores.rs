@@ -3,16 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use tenant_manager::Secret;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
 use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
+use tenant_manager::{Secret, StorageNaming};
 
 use super::vars::{ConfigError, Vars};
 
-/// Default of `TENANT_SHARED_DATABASE`.
-const DEFAULT_SHARED_DATABASE: &str = "tenant_shared";
 /// Default of `TENANT_STORAGE_PREFIX`.
-const DEFAULT_STORAGE_PREFIX: &str = "tm";
+const DEFAULT_STORAGE_PREFIX: &str = StorageNaming::DEFAULT_PREFIX;
 /// Default of `GLOBAL_POOL_SIZE`.
 const DEFAULT_GLOBAL_POOL_SIZE: u32 = 10;
 
@@ -38,13 +36,21 @@ pub struct DatabaseConfig {
     /// are counted apart, against `MAX_TOTAL_CONNECTIONS`.
     pub global_pool_size: u32,
     /// The database that holds schema- and row-isolated tenants on the server
-    /// (`TENANT_SHARED_DATABASE`, default `tenant_shared`).
+    /// (`TENANT_SHARED_DATABASE`, default `<TENANT_STORAGE_PREFIX>_shared`).
     pub shared_database: String,
-    /// Prefix of the cluster-wide names the provisioner creates besides the tenants' own:
-    /// template databases `<prefix>_template_<digest>` and the roles `<prefix>_template_owner`
-    /// and `<prefix>_shared_owner` (`TENANT_STORAGE_PREFIX`, default `tm`), so deployments
-    /// can share a Postgres server.
+    /// Prefix of every cluster-wide name the provisioner creates (`TENANT_STORAGE_PREFIX`,
+    /// default `tm`, 1 to 12 lowercase letters or digits, no `_`): tenants' databases, schemas
+    /// and roles `<prefix>_t_<slug>`, template databases `<prefix>_template_<digest>`, the
+    /// roles `<prefix>_template_owner` and `<prefix>_shared_owner`, and the marker of the
+    /// shared databases, so deployments with different prefixes share a Postgres server.
     pub storage_prefix: String,
+    /// The login of the registry's pool (`REGISTRY_DATABASE_URL`, on the global database):
+    /// created or updated by `tenant-cli migrate global` and at start-up as the owner of the
+    /// `tm_*` tables only (no `CREATEDB`, no `CREATEROLE`). Unset: the registry uses the
+    /// global URL's login.
+    pub registry: Option<PgConnectOptions>,
+    /// The registry login's password, from `REGISTRY_DATABASE_URL`.
+    pub registry_password: Option<Secret>,
     /// The unprivileged login of the pools shared by schema- and row-isolated tenants
     /// (`TENANT_APP_LOGIN`, default `<TENANT_STORAGE_PREFIX>_app`). The server creates it at
     /// start-up (no superuser, no `BYPASSRLS`, no inherited privileges), its password derived
@@ -62,8 +68,10 @@ impl Default for DatabaseConfig {
             admin_password: None,
             tenant_secret: None,
             global_pool_size: DEFAULT_GLOBAL_POOL_SIZE,
-            shared_database: DEFAULT_SHARED_DATABASE.to_owned(),
+            shared_database: shared_database_of(DEFAULT_STORAGE_PREFIX),
             storage_prefix: DEFAULT_STORAGE_PREFIX.to_owned(),
+            registry: None,
+            registry_password: None,
             app_login: app_login_of(DEFAULT_STORAGE_PREFIX),
         }
     }
@@ -74,16 +82,76 @@ fn app_login_of(prefix: &str) -> String {
     format!("{prefix}_app")
 }
 
+/// The default shared database of a storage prefix: `<prefix>_shared`.
+fn shared_database_of(prefix: &str) -> String {
+    format!("{prefix}_shared")
+}
+
+/// `TENANT_STORAGE_PREFIX`, checked as a [`StorageNaming`] prefix.
+fn load_storage_prefix<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+) -> Result<String, ConfigError> {
+    let prefix = vars.identifier(
+        "TENANT_STORAGE_PREFIX",
+        StorageNaming::MAX_PREFIX_LEN,
+        DEFAULT_STORAGE_PREFIX,
+    )?;
+    StorageNaming::new(&prefix).map_err(|e| {
+        ConfigError::new(
+            "TENANT_STORAGE_PREFIX",
+            format!("{e} (no _: tenants are named <prefix>_t_<slug>)"),
+        )
+    })?;
+    Ok(prefix)
+}
+
+/// `REGISTRY_DATABASE_URL`: the registry login's connect options and password.
+fn load_registry<F: Fn(&str) -> Option<String>>(
+    vars: &Vars<F>,
+    global: &PgConnectOptions,
+    prefix: &str,
+) -> Result<(Option<PgConnectOptions>, Option<Secret>), ConfigError> {
+    const VAR: &str = "REGISTRY_DATABASE_URL";
+    let Some(url) = vars.secret(VAR) else {
+        return Ok((None, None));
+    };
+    let options = parse_postgres_url(&url).map_err(|e| ConfigError::new(VAR, e.reason))?;
+    let user = options.get_username();
+    let naming = StorageNaming::new(prefix).map_err(|e| ConfigError::new(VAR, e.to_string()))?;
+    if user == global.get_username() || naming.is_tenant_object(user) || user.starts_with("tenant_")
+    {
+        return Err(ConfigError::new(
+            VAR,
+            "must name its own login (e.g. <TENANT_STORAGE_PREFIX>_registry), not the admin \
+             login nor a tenant's role",
+        ));
+    }
+    if options.get_database() != global.get_database() {
+        return Err(ConfigError::new(
+            VAR,
+            "must point at the database of GLOBAL_DATABASE_URL",
+        ));
+    }
+    let Some(password) = url_password(url.expose()) else {
+        return Err(ConfigError::new(VAR, "must carry the login's password"));
+    };
+    Ok((Some(options), Some(password)))
+}
+
 /// `TENANT_APP_LOGIN`, defaulting to `<prefix>_app`.
 fn load_app_login<F: Fn(&str) -> Option<String>>(
     vars: &Vars<F>,
     prefix: &str,
 ) -> Result<String, ConfigError> {
     let name = vars.identifier("TENANT_APP_LOGIN", 63, &app_login_of(prefix))?;
-    if name.starts_with("tenant_") || name.starts_with("pg_") {
+    if name.starts_with("tenant_")
+        || name.starts_with("pg_")
+        || name.starts_with(&format!("{prefix}_t_"))
+    {
         return Err(ConfigError::new(
             "TENANT_APP_LOGIN",
-            "must not start with tenant_ (tenants' roles) or pg_ (reserved by Postgres)",
+            "must not start with tenant_ or <TENANT_STORAGE_PREFIX>_t_ (tenants' roles) or pg_ \
+             (reserved by Postgres)",
         ));
     }
     Ok(name)
@@ -126,9 +194,8 @@ impl DatabaseConfig {
             Some(p) => Some(p),
             None => vars.parse::<u16>("POSTGRES_PORT", "a port number")?,
         };
-        // `<prefix>_template_owner` and the template names must stay within 63 bytes.
-        let storage_prefix =
-            vars.identifier("TENANT_STORAGE_PREFIX", 24, DEFAULT_STORAGE_PREFIX)?;
+        // `<prefix>_t_<slug>` must stay within 63 bytes.
+        let storage_prefix = load_storage_prefix(vars)?;
         let names = Self {
             global_pool_size: vars.int_in::<u32>(
                 "GLOBAL_POOL_SIZE",
@@ -138,7 +205,7 @@ impl DatabaseConfig {
             shared_database: vars.identifier(
                 "TENANT_SHARED_DATABASE",
                 63,
-                DEFAULT_SHARED_DATABASE,
+                &shared_database_of(&storage_prefix),
             )?,
             app_login: load_app_login(vars, &storage_prefix)?,
             storage_prefix,
@@ -193,7 +260,10 @@ impl DatabaseConfig {
             }
         };
         let admin_password = admin_password.or_else(|| url_password(url.expose()));
+        let (registry, registry_password) = load_registry(vars, &global, &names.storage_prefix)?;
         Ok(Self {
+            registry,
+            registry_password,
             global: Some(global),
             admin: Some(admin),
             admin_password,
@@ -265,6 +335,8 @@ impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("global", &self.global.as_ref().map(PgShown))
+            .field("registry", &self.registry.as_ref().map(PgShown))
+            .field("registry_password", &self.registry_password)
             .field("admin", &self.admin.as_ref().map(PgShown))
             .field("admin_password", &self.admin_password)
             .field("tenant_secret", &self.tenant_secret)
@@ -465,7 +537,7 @@ mod tests {
                 db.storage_prefix.as_str(),
                 db.global_pool_size
             ),
-            ("tenant_shared", "tm", 10)
+            ("tm_shared", "tm", 10)
         );
         let v = vars(vec![
             ("GLOBAL_DATABASE_URL", "postgres://app@db/g"),
@@ -485,14 +557,59 @@ mod tests {
         for (name, value) in [
             ("TENANT_SHARED_DATABASE", "Shared"),
             ("TENANT_STORAGE_PREFIX", "a_prefix_longer_than_24_bytes"),
+            ("TENANT_STORAGE_PREFIX", "tm_e2e"),
+            ("TENANT_STORAGE_PREFIX", "abcdefghijklm"),
+            ("TENANT_STORAGE_PREFIX", "tenant"),
             ("GLOBAL_POOL_SIZE", "0"),
             ("TENANT_APP_LOGIN", "tenant_app"),
             ("TENANT_APP_LOGIN", "pg_app"),
+            ("TENANT_APP_LOGIN", "tm_t_app"),
             ("TENANT_APP_LOGIN", "App"),
         ] {
             let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
             assert_eq!(err.err().map(|e| e.variable), Some(name));
         }
+    }
+
+    #[test]
+    fn the_registry_login_is_its_own_login_on_the_global_database() {
+        let global = ("GLOBAL_DATABASE_URL", "postgres://admin:pw@db/g");
+        let v = vars(vec![
+            global,
+            (
+                "REGISTRY_DATABASE_URL",
+                "postgres://tm_registry:s3cret@db/g",
+            ),
+        ]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            db.registry.as_ref().map(|r| r.get_username().to_owned()),
+            Some("tm_registry".to_owned())
+        );
+        assert!(db.registry_password.is_some());
+        assert!(!format!("{db:?}").contains("s3cret"));
+        for bad in [
+            "postgres://admin:pw@db/g",
+            "postgres://tm_t_acme:pw@db/g",
+            "postgres://tm_registry:pw@db/other",
+            "postgres://tm_registry@db/g",
+            "mysql://tm_registry:pw@db/g",
+        ] {
+            let v = vars(vec![global, ("REGISTRY_DATABASE_URL", bad)]);
+            let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
+            assert_eq!(
+                err.map(|e| e.variable),
+                Some("REGISTRY_DATABASE_URL"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shared_database_follows_the_storage_prefix_unless_set() {
+        let v = vars(vec![("TENANT_STORAGE_PREFIX", "crm")]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.shared_database, "crm_shared");
     }
 
     #[test]

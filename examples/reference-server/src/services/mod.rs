@@ -87,11 +87,14 @@ pub(crate) fn plan_catalog(config: &Config) -> PlanCatalog {
 
 /// The manager's settings from the configuration.
 pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
+    let naming =
+        tenant_manager::StorageNaming::new(&config.database.storage_prefix).unwrap_or_default();
     ManagerConfig::default()
         .with_async_provisioning(config.features.async_provisioning)
         .with_region(config.region.clone())
         .with_shared_database(config.database.shared_database.clone())
         .with_login_failures(config.security.login_failures)
+        .with_naming(naming)
 }
 
 /// Quotas, cache and queue: in Redis with `REDIS_URL` (with its readiness probe), else in

@@ -15,10 +15,11 @@ use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector,
-    PgTenantPools, PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig,
-    TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
+    PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, RegistryLoginReport,
+    ServerMap, SharedClaimReport, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage,
+    ensure_registry_login, migrate_global,
 };
-use tenant_manager::{Error, Result};
+use tenant_manager::{Error, Result, StorageNaming};
 
 use super::{Shared, hasher, manager_config, plan_catalog, tokens};
 use crate::config::Config;
@@ -63,13 +64,25 @@ impl Postgres {
             .await
             .map_err(|e| Error::unavailable("postgres", e))?;
         migrate_global(&pool).await?;
+        let registry_pool = match registry_login(config)? {
+            Some((login, options)) => {
+                ensure_registry_login(&pool, &login).await?;
+                PgPoolOptions::new()
+                    .max_connections(db.global_pool_size)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|e| Error::unavailable("postgres", e))?
+            }
+            None => pool.clone(),
+        };
         let servers = ServerMap::default().with_options(
             tenant_manager::ServerId::default_server(),
             admin.clone(),
             db.admin_password.clone(),
         );
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
-        let storage = TenantStorage::new(pool.clone(), servers, migrations, storage_names(config))?;
+        let storage =
+            TenantStorage::new(pool.clone(), servers, migrations, storage_names(config)?)?;
         let credentials = Arc::new(DerivedCredentials::new(secret.clone())?);
         let app_login = AppLogin::derived(&db.app_login, secret)?;
         let provisioner = Arc::new(PostgresProvisioner::new(
@@ -77,7 +90,7 @@ impl Postgres {
             credentials.clone(),
         ));
         Ok(Self {
-            registry: Arc::new(PostgresRegistry::new(pool)),
+            registry: Arc::new(PostgresRegistry::new(registry_pool)),
             storage,
             provisioner,
             credentials,
@@ -100,6 +113,34 @@ impl Postgres {
             "app login ready"
         );
         Ok(report)
+    }
+
+    /// Creates or updates the registry login of `REGISTRY_DATABASE_URL` (owner of the `tm_*`
+    /// tables only); `None` when it is not configured.
+    ///
+    /// # Errors
+    /// `Conflict` when a role of that name exists that tenant-manager did not create.
+    pub(crate) async fn ensure_registry_login(
+        &self,
+        config: &Config,
+    ) -> Result<Option<RegistryLoginReport>> {
+        match registry_login(config)? {
+            Some((login, _)) => Ok(Some(
+                ensure_registry_login(self.storage.global_pool(), &login).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks legacy shared databases (of versions before storage prefixes) that hold only
+    /// this deployment's tenants as this deployment's (`tenant-cli migrate claim-shared`).
+    ///
+    /// # Errors
+    /// `Unavailable` when Postgres cannot be reached.
+    pub(crate) async fn claim_shared(&self, config: &Config) -> Result<SharedClaimReport> {
+        self.storage
+            .claim_legacy_shared_databases(&[config.database.shared_database.as_str()])
+            .await
     }
 
     /// The pool manager of tenant connections, within `MAX_TOTAL_CONNECTIONS` and
@@ -171,15 +212,35 @@ impl Postgres {
     }
 }
 
+/// The deployment's storage naming, from `TENANT_STORAGE_PREFIX`.
+///
+/// # Errors
+/// `InvalidInput` on `storage_prefix` when the prefix does not validate.
+pub(crate) fn naming(config: &Config) -> Result<StorageNaming> {
+    StorageNaming::new(&config.database.storage_prefix)
+}
+
 /// The names of the provisioner's own objects, from `TENANT_STORAGE_PREFIX` and
 /// `TENANT_APP_LOGIN`.
-fn storage_names(config: &Config) -> StorageConfig {
-    let prefix = &config.database.storage_prefix;
-    StorageConfig::default()
-        .with_template_prefix(format!("{prefix}_template_"))
-        .with_template_owner(format!("{prefix}_template_owner"))
-        .with_shared_owner(format!("{prefix}_shared_owner"))
-        .with_app_login(config.database.app_login.clone())
+fn storage_names(config: &Config) -> Result<StorageConfig> {
+    Ok(
+        StorageConfig::for_naming(naming(config)?)
+            .with_app_login(config.database.app_login.clone()),
+    )
+}
+
+/// The registry login and its connect options, from `REGISTRY_DATABASE_URL`.
+fn registry_login(
+    config: &Config,
+) -> Result<Option<(RegistryLogin, &sqlx::postgres::PgConnectOptions)>> {
+    let db = &config.database;
+    match (&db.registry, &db.registry_password) {
+        (Some(options), Some(password)) => Ok(Some((
+            RegistryLogin::new(options.get_username(), password.clone())?,
+            options,
+        ))),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +249,9 @@ mod tests {
 
     #[test]
     fn the_default_prefix_keeps_the_provisioners_default_names() {
-        assert_eq!(storage_names(&Config::default()), StorageConfig::default());
+        assert_eq!(
+            storage_names(&Config::default()).ok(),
+            Some(StorageConfig::default())
+        );
     }
 }

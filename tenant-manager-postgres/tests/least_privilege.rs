@@ -1,0 +1,182 @@
+//! Least privilege, checked in Postgres: the registry login does the registry's work and
+//! nothing else; every shared table the app login is granted has forced row-level security.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, SqlSafeStr};
+use tenant_manager_core::{Isolation, Provisioner, Secret, TenantRegistry, TenantStatus};
+use tenant_manager_postgres::{
+    PostgresRegistry, RegistryLogin, TenantMigrations, ensure_registry_login,
+};
+
+use common::Env;
+
+fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+async fn refused(conn: &mut PgConnection, sql: String) -> Option<String> {
+    let err = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .expect_err("refused");
+    sqlstate(&err)
+}
+
+#[tokio::test]
+async fn the_registry_login_does_the_registrys_work_and_nothing_else() {
+    let env = Env::prefixed().await;
+    let db_tenant = env.active("dbt", Isolation::Database).await;
+    env.active("sht", Isolation::Shared).await;
+    let name = format!("{}_registry", env.tag);
+    let login =
+        RegistryLogin::new(&name, Secret::new("registry-password-0123456789")).expect("login");
+    let report = ensure_registry_login(&env.pool, &login)
+        .await
+        .expect("ensure");
+    assert!(report.relations >= 6, "{report:?}");
+    // Idempotent.
+    ensure_registry_login(&env.pool, &login)
+        .await
+        .expect("again");
+
+    let mut admin = env.admin("postgres").await;
+    let attrs: (bool, bool, bool, bool, bool) = sqlx::query_as(
+        "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls \
+         FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&name)
+    .fetch_one(&mut admin)
+    .await
+    .expect("attributes");
+    assert_eq!(attrs, (true, false, false, false, false));
+    let _ = admin.close().await;
+    let mut global = env.admin(env.db.name()).await;
+    let owned: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner \
+         WHERE r.rolname = $1 AND c.relkind IN ('r', 'p', 'S', 'v') ORDER BY 1",
+    )
+    .bind(&name)
+    .fetch_all(&mut global)
+    .await
+    .expect("owned");
+    assert!(owned.iter().all(|t| t.starts_with("tm_")), "{owned:?}");
+    assert!(owned.contains(&"tm_tenants".to_owned()), "{owned:?}");
+    assert!(
+        !owned.contains(&"tm_schema_migrations".to_owned()),
+        "{owned:?}"
+    );
+    let _ = global.close().await;
+
+    // The registry's work, through a pool logged in as the registry login.
+    let options = env.admin_options(env.db.name()).username(&name);
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+        .expect("registry pool");
+    let registry = PostgresRegistry::new(pool.clone());
+    let tenant = registry
+        .create_tenant(env.new_tenant("viareg", Isolation::Schema))
+        .await
+        .expect("create");
+    registry
+        .transition(tenant.id, TenantStatus::Provisioning, None)
+        .await
+        .expect("transition");
+    assert_eq!(
+        registry.get_tenant(db_tenant.id).await.expect("get").slug,
+        db_tenant.slug
+    );
+
+    // Nothing else: no databases, no roles, no migration history, no tenant data.
+    let mut conn = pool.acquire().await.expect("conn").detach();
+    let tag = &env.tag;
+    assert_eq!(
+        refused(&mut conn, format!("CREATE DATABASE \"{tag}_byreg\""))
+            .await
+            .as_deref(),
+        Some("42501")
+    );
+    assert_eq!(
+        refused(&mut conn, format!("CREATE ROLE \"{tag}_byreg\""))
+            .await
+            .as_deref(),
+        Some("42501")
+    );
+    assert_eq!(
+        refused(&mut conn, "SELECT * FROM tm_schema_migrations".to_owned())
+            .await
+            .as_deref(),
+        Some("42501")
+    );
+    let _ = conn.close().await;
+    for database in [
+        db_tenant.placement.database.as_str(),
+        env.shared_db.as_str(),
+    ] {
+        let err = PgConnection::connect_with(&options.clone().database(database))
+            .await
+            .expect_err("no CONNECT");
+        assert_eq!(
+            sqlstate(&err).as_deref(),
+            Some("42501"),
+            "{database}: {err}"
+        );
+    }
+    pool.close().await;
+    // The login owns tables of the global database: give them back so cleanup can drop it.
+    let mut global = env.admin(env.db.name()).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "REASSIGN OWNED BY \"{name}\" TO CURRENT_USER; DROP OWNED BY \"{name}\""
+    )))
+    .execute(&mut global)
+    .await
+    .expect("reassign");
+    let _ = global.close().await;
+}
+
+#[tokio::test]
+async fn a_shared_table_without_forced_row_level_security_is_refused_by_name() {
+    // No `tenant_id` column, no row-level security: still granted to the app login.
+    let unsafe_set = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "lookup".into(),
+        MigrationType::Simple,
+        "CREATE TABLE countries (code text PRIMARY KEY, name text);".into_sql_str(),
+        false,
+    )]);
+    let env = Env::with(
+        TenantMigrations::new(&common::ISOLATED).with_shared(&unsafe_set),
+        |c| c,
+    )
+    .await;
+    let tenant = env.register("alpha", Isolation::Shared).await;
+    let err = env
+        .provisioner
+        .provision(&tenant)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.field(), Some("shared_migrations"), "{err:?}");
+    let status = env.provisioner.status(tenant.id).await.expect("status");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("countries")),
+        "{status:?}"
+    );
+    let mut conn = env.admin(&env.shared_db).await;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.countries') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .expect("regclass");
+    assert!(!exists, "rolled back");
+    let _ = conn.close().await;
+}
