@@ -196,10 +196,19 @@ async fn tenants_are_isolated_in_every_isolation_mode() {
         let b_slug = env.slug(&format!("{isolation}_b"));
         let stored = stored_owner(&env, isolation, [(&a_slug, &a), (&b_slug, &b)], &secret).await;
         assert_eq!(stored, a_slug, "{isolation}: A's company is in A's storage");
+        if isolation == "database" {
+            // Checked before the next mode's pools compete for the 4-connection budget (its
+            // least-recently-used eviction may close A's idle connection then).
+            assert_database_tenant_logs_in_as_itself(&env, &server, &a).await;
+        }
     }
+}
 
-    // Database-isolated tenants' pooled connections log in as the tenant's own role.
+/// A database-isolated tenant's pooled connections log in as the tenant's own role.
+async fn assert_database_tenant_logs_in_as_itself(env: &PgEnv, server: &Server, a: &Org) {
     let a_db = format!("{}_t_{}", env.tag, env.slug("database_a"));
+    // A request right before the look keeps A's connection the most recently used.
+    assert_eq!(companies(server, a).await.len(), 1);
     let mut admin = env.admin("postgres").await;
     let users: Vec<String> = sqlx::query_scalar(
         "SELECT usename::text FROM pg_stat_activity \
