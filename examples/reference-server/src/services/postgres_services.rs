@@ -55,7 +55,7 @@ pub(super) async fn services(
         .manager(
             config,
             &shared,
-            backup.clone(),
+            backup,
             Some(Arc::new(pools.clone())),
         )
         .map_err(fail)?;
@@ -65,7 +65,6 @@ pub(super) async fn services(
         manager,
         quota: shared.quota,
         jobs: shared.jobs,
-        backup,
         companies: Arc::new(PgCompanies::new(pools.clone())),
         pools: Some(Arc::new(pools)),
         plans: plan_catalog(config),
