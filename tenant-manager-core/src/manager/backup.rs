@@ -120,11 +120,7 @@ impl TenantManager {
         let mut query = TenantQuery::default().with_limit(MAX_PAGE_SIZE);
         loop {
             let page = self.inner.ops.registry.list_tenants(&query).await?;
-            tenants.extend(
-                page.items
-                    .into_iter()
-                    .filter(|t| has_data(t.status)),
-            );
+            tenants.extend(page.items.into_iter().filter(|t| has_data(t.status)));
             match page.next {
                 Some(next) => query = query.with_after(Some(next)),
                 None => return Ok(tenants),

@@ -48,12 +48,15 @@ impl SelfService {
         };
         let mut isolations = Vec::new();
         for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let isolation = entry.to_ascii_lowercase().parse::<Isolation>().map_err(|_| {
-                ConfigError::new(
-                    VARIABLE,
-                    format!("{entry:?} is not database, schema or shared"),
-                )
-            })?;
+            let isolation = entry
+                .to_ascii_lowercase()
+                .parse::<Isolation>()
+                .map_err(|_| {
+                    ConfigError::new(
+                        VARIABLE,
+                        format!("{entry:?} is not database, schema or shared"),
+                    )
+                })?;
             if !isolations.contains(&isolation) {
                 isolations.push(isolation);
             }
@@ -92,7 +95,11 @@ mod tests {
         let all = load(Some(" Database, shared ,database,")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(all.isolations, [Isolation::Database, Isolation::Shared]);
         for bad in ["rows", ",", "schema,tables"] {
-            assert_eq!(load(Some(bad)).err().map(|e| e.variable), Some(VARIABLE), "{bad}");
+            assert_eq!(
+                load(Some(bad)).err().map(|e| e.variable),
+                Some(VARIABLE),
+                "{bad}"
+            );
         }
     }
 }

@@ -72,7 +72,9 @@ pub(crate) async fn register_organization(
     Body(request): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let isolation = self_service_isolation(&state, request.isolation.as_deref())?;
-    let registration = request.into_registration().with_isolation(isolation.as_str());
+    let registration = request
+        .into_registration()
+        .with_isolation(isolation.as_str());
     register(&state, registration).await
 }
 

@@ -20,9 +20,7 @@ use std::sync::Arc;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::redis::RedisTenantCache;
-use tenant_manager::{
-    JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache,
-};
+use tenant_manager::{JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

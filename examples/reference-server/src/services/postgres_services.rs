@@ -52,12 +52,7 @@ pub(super) async fn services(
     let pools = postgres.pools(config).map_err(fail)?;
     let backup = postgres.backup(&config.backup_dir);
     let manager = postgres
-        .manager(
-            config,
-            &shared,
-            backup,
-            Some(Arc::new(pools.clone())),
-        )
+        .manager(config, &shared, backup, Some(Arc::new(pools.clone())))
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
     Ok(Services {
