@@ -40,6 +40,12 @@ fn routes() -> Vec<Route> {
     });
     vec![
         Route {
+            method: Method::POST,
+            suffix: "/backups",
+            body: None,
+            deleted: StatusCode::CONFLICT,
+        },
+        Route {
             method: Method::GET,
             suffix: "",
             body: None,
@@ -79,12 +85,6 @@ fn routes() -> Vec<Route> {
             method: Method::PUT,
             suffix: "/quota",
             body: Some(Value::Null),
-            deleted: StatusCode::CONFLICT,
-        },
-        Route {
-            method: Method::POST,
-            suffix: "/backups",
-            body: None,
             deleted: StatusCode::CONFLICT,
         },
     ]
