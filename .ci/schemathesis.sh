@@ -126,7 +126,7 @@ st run "$base/api/openapi.json" \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$MAX_EXAMPLES" \
   --max-time "$MAX_TIME" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 30 \
   ${ST_SEED:+--seed "$ST_SEED"} \
   --exclude-path /metrics \
