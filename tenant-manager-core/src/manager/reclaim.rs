@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// What a registration for an e-mail that is already registered may do.
 pub(super) enum Reclaimed {
     /// The same registration again: provision this tenant again, for this owner.
-    Resume(Tenant, User),
+    Resume(Box<(Tenant, User)>),
     /// The failed tenant is gone: register afresh.
     Released,
 }
@@ -66,7 +66,7 @@ impl TenantManager {
         }
         if same_registration(&tenant, valid) {
             tracing::info!(tenant = %tenant.id, "registration retried: provisioning again");
-            return Ok(Reclaimed::Resume(tenant, existing));
+            return Ok(Reclaimed::Resume(Box::new((tenant, existing))));
         }
         self.discard_never_active(tenant).await?;
         Ok(Reclaimed::Released)

@@ -134,7 +134,8 @@ impl TenantManager {
                 .reclaim(existing, &valid, &registration.admin_password)
                 .await?
             {
-                Reclaimed::Resume(tenant, user) => {
+                Reclaimed::Resume(resumed) => {
+                    let (tenant, user) = *resumed;
                     let tenant = self.start_provisioning(tenant).await?;
                     let token = self.inner.tokens.issue(&user)?;
                     return Ok(Registered {
