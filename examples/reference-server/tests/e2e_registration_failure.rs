@@ -153,6 +153,61 @@ async fn a_failed_registration_answers_503_and_the_same_registration_resumes_it(
         .unwrap();
     assert_eq!(left, 0, "the failed tenant is purged");
     assert_eq!(counts(&mut conn).await, (2, 2));
+
+    // `tenant-cli tenants create` (any isolation): a failed provisioning exits 1, and the
+    // same command again provisions the same tenant.
+    let cli_owner = email("cli");
+    let slug = env.slug("cli");
+    let create = || {
+        let mut cmd = env.cli(&[
+            "tenants",
+            "create",
+            "--name",
+            "Org cli",
+            "--admin-email",
+            &cli_owner,
+            "--slug",
+            &slug,
+            "--isolation",
+            "database",
+        ]);
+        cmd.env("TENANT_ADMIN_PASSWORD", "Test123!")
+            .env("POSTGRES_ADMIN_HOST", "127.0.0.1")
+            .env("POSTGRES_ADMIN_PORT", &port);
+        cmd
+    };
+    proxy.cut();
+    let out = create().output().unwrap();
+    let shown = |out: &std::process::Output| {
+        format!(
+            "exit {:?}\n{}\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    let failed: Value = serde_json::from_slice(&out.stdout).expect("the tenant as JSON");
+    assert_eq!(failed["status"], "failed");
+    proxy.restore();
+    let out = create().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let created: Value = serde_json::from_slice(&out.stdout).expect("the tenant as JSON");
+    assert_eq!(
+        (&created["id"], &created["status"]),
+        (&failed["id"], &json!("active"))
+    );
+    assert_eq!(created["isolation"], "database");
+    // Its storage goes with it.
+    let r = server
+        .send(
+            Method::DELETE,
+            &format!("/api/admin/tenants/{}", created["id"].as_str().unwrap()),
+            Auth::AdminKey(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let _ = conn.close().await;
     drop(server);
 }
