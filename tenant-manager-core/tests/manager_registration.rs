@@ -420,3 +420,41 @@ async fn a_failed_registration_retried_with_another_slug_is_replaced() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_replacement_is_finished_by_the_owners_next_registration() {
+    fn fails_twice(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
+        Arc::new(FlakyProvisioner::new(data, Failure::Transient(2)))
+    }
+    let h = Harness::with(ManagerConfig::default(), Some(fails_twice));
+    let replaced = h.register("Acme", "owner@acme.test").await;
+    let deleted = h.register("Beta", "owner@beta.test").await;
+    assert_eq!(deleted.tenant.status, TenantStatus::Failed);
+    // One replacement stopped after its first step; one tenant deleted by an operator.
+    let marker = Some("replaced by a new registration of its owner".to_owned());
+    h.registry
+        .transition(replaced.tenant.id, TenantStatus::Deleting, marker)
+        .await
+        .unwrap();
+    h.registry
+        .transition(deleted.tenant.id, TenantStatus::Deleting, None)
+        .await
+        .unwrap();
+
+    let again = Registration::new("Acme", "owner@acme.test", PASSWORD).with_slug("acme_new");
+    let new = h.manager.register_organization(again).await.unwrap();
+    assert_eq!(new.tenant.status, TenantStatus::Active);
+    let gone = h.registry.get_tenant(replaced.tenant.id).await.unwrap_err();
+    assert!(matches!(gone, Error::NotFound { .. }), "{gone:?}");
+
+    // A tenant an operator is deleting keeps its e-mail until it is purged.
+    let err = h
+        .manager
+        .register_organization(Registration::new("Beta", "owner@beta.test", PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { field, .. } if field == "email"),
+        "{err:?}"
+    );
+}

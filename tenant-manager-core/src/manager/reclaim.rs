@@ -13,12 +13,17 @@
 //! Anything else answers the same `Conflict` on `email` as any taken address. A retry with
 //! the same name, slug (or none), isolation and plan resumes the tenant (same id, provisioned
 //! again); a retry that asks for anything else replaces it: the tenant's leftover storage is
-//! dropped, its record purged, and the registration made afresh.
+//! dropped, its record purged, and the registration made afresh. A replacement interrupted
+//! halfway (the tenant left `Deleting` or `Deleted` with the replacement's reason) is finished
+//! by the owner's next registration, under the same checks.
 
 use super::TenantManager;
 use super::registration::{Valid, email_taken};
 use crate::domain::{Role, Secret, Tenant, TenantStatus, User};
 use crate::error::{Error, Result};
+
+/// The reason recorded on a tenant being replaced; marks a replacement to finish.
+const REPLACED: &str = "replaced by a new registration of its owner";
 
 /// What a registration for an e-mail that is already registered may do.
 pub(super) enum Reclaimed {
@@ -50,7 +55,8 @@ impl TenantManager {
             Err(Error::NotFound { .. }) => return Err(email_taken()),
             Err(e) => return Err(e),
         };
-        if !never_active(tenant.status) {
+        let interrupted = being_replaced(&tenant);
+        if !never_active(tenant.status) && !interrupted {
             return Err(email_taken());
         }
         let verified = self
@@ -64,7 +70,7 @@ impl TenantManager {
         if registry.list_users(tenant.id).await?.len() != 1 {
             return Err(email_taken());
         }
-        if same_registration(&tenant, valid) {
+        if !interrupted && same_registration(&tenant, valid) {
             tracing::info!(tenant = %tenant.id, "registration retried: provisioning again");
             return Ok(Reclaimed::Resume(Box::new((tenant, existing))));
         }
@@ -73,17 +79,20 @@ impl TenantManager {
     }
 
     /// Drops a never-active tenant's storage and record: `-> Deleting`, deprovision,
-    /// `-> Deleted`, purge. A racing resume wins or loses the first transition as a whole.
+    /// `-> Deleted`, purge, each step marked with [`REPLACED`] so that a later call finishes
+    /// an interrupted run. A racing resume wins or loses the first transition as a whole.
     async fn discard_never_active(&self, tenant: Tenant) -> Result<()> {
         let ops = &self.inner.ops;
-        let deleting = ops
-            .transition(
-                tenant.id,
-                TenantStatus::Deleting,
-                Some("replaced by a new registration of its owner".to_owned()),
-            )
-            .await?;
-        ops.finish_deletion(&deleting).await?;
+        let reason = || Some(REPLACED.to_owned());
+        if tenant.status != TenantStatus::Deleted {
+            let deleting = ops
+                .transition(tenant.id, TenantStatus::Deleting, reason())
+                .await?;
+            ops.close_pool(tenant.id).await?;
+            ops.provisioner.deprovision(&deleting).await?;
+            ops.transition(tenant.id, TenantStatus::Deleted, reason())
+                .await?;
+        }
         self.purge(tenant.id).await?;
         tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "failed registration replaced");
         Ok(())
@@ -93,6 +102,14 @@ impl TenantManager {
 /// `Pending` and `Failed` tenants never served a request.
 fn never_active(status: TenantStatus) -> bool {
     matches!(status, TenantStatus::Pending | TenantStatus::Failed)
+}
+
+/// A tenant whose replacement by its owner's new registration was interrupted.
+fn being_replaced(tenant: &Tenant) -> bool {
+    matches!(
+        tenant.status,
+        TenantStatus::Deleting | TenantStatus::Deleted
+    ) && tenant.status_reason.as_deref() == Some(REPLACED)
 }
 
 /// Whether `valid` asks for what `tenant` was registered with.
