@@ -85,7 +85,7 @@ PY
   for role in $(psql_admin -At -c "SELECT rolname FROM pg_roles WHERE strpos(rolname, '$tag') > 0"); do
     psql_admin -c "DROP ROLE IF EXISTS \"$role\""
   done
-  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${tag}:*" \
+  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${tag}*" \
     | xargs -r -n 100 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" DEL >/dev/null
   if [ -z "${ST_KEEP_REPORT:-}" ]; then rm -rf "$work"; else echo "report kept in $work"; fi
 }
