@@ -314,3 +314,36 @@ async fn manager_debug_output_shows_no_secret() {
     assert!(!shown.contains(support::JWT_SECRET), "{shown}");
     assert!(shown.contains("TenantManager"));
 }
+
+#[tokio::test]
+async fn one_backup_and_quota_changes_refuse_tenants_without_data_by_status() {
+    let h = Harness::new();
+    let live = h.register("Alpha", "a@acme.test").await;
+    let gone = h.register("Beta", "b@acme.test").await;
+    h.manager.delete(gone.tenant.id).await.unwrap();
+
+    let record = h.manager.backup_tenant(live.tenant.id).await.unwrap();
+    assert_eq!(record.tenant_id, live.tenant.id);
+    let err = h.manager.backup_tenant(gone.tenant.id).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert_eq!(err.field(), Some("status"));
+    let listed = tenant_manager_core::Backup::list(h.backup.as_ref(), gone.tenant.id)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    let err = h
+        .manager
+        .update_quota(gone.tenant.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("status"));
+
+    h.manager.purge(gone.tenant.id).await.unwrap();
+    let unknown = tenant_manager_core::TenantId::new();
+    for id in [gone.tenant.id, unknown] {
+        let err = h.manager.backup_tenant(id).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+        let err = h.manager.update_quota(id, None).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    }
+}

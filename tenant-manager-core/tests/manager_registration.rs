@@ -343,3 +343,115 @@ async fn a_caller_that_gives_up_mid_provisioning_does_not_leave_the_tenant_provi
     assert_eq!(status, TenantStatus::Active, "the run finished on its own");
     assert_eq!(slow.calls(), 1);
 }
+
+#[tokio::test]
+async fn a_failed_registration_gives_its_email_back_to_its_owner_only() {
+    fn fails_twice(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
+        Arc::new(FlakyProvisioner::new(data, Failure::Transient(2)))
+    }
+    let h = Harness::with(ManagerConfig::default(), Some(fails_twice));
+    let first = h.register("Acme", "owner@acme.test").await;
+    assert_eq!(first.tenant.status, TenantStatus::Failed);
+
+    // A stranger with another password gets the conflict of any taken e-mail.
+    let stranger = Registration::new("Acme", "owner@acme.test", "Str4nger!pass");
+    let err = h.manager.register_organization(stranger).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { field, .. } if field == "email"),
+        "{err:?}"
+    );
+
+    // The owner's retries provision the same tenant: failed once more, then active.
+    let again = h.register("Acme", "owner@acme.test").await;
+    assert_eq!(
+        (again.tenant.id, again.tenant.status),
+        (first.tenant.id, TenantStatus::Failed)
+    );
+    let done = h.register("Acme", "owner@acme.test").await;
+    assert_eq!(
+        (done.tenant.id, done.tenant.status),
+        (first.tenant.id, TenantStatus::Active)
+    );
+    assert_eq!(done.user.id, first.user.id);
+    assert_eq!(
+        h.registry.list_users(first.tenant.id).await.unwrap().len(),
+        1
+    );
+    assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
+
+    // Once active, the e-mail is taken for good, also for its owner's password.
+    let err = h
+        .manager
+        .register_organization(Registration::new("Acme", "owner@acme.test", PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { field, .. } if field == "email"),
+        "{err:?}"
+    );
+    let count = h.registry.count_tenants(None).await.unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_failed_registration_retried_with_another_slug_is_replaced() {
+    fn fails_once(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
+        Arc::new(FlakyProvisioner::new(data, Failure::Transient(1)))
+    }
+    let h = Harness::with(ManagerConfig::default(), Some(fails_once));
+    let first = h.register("Acme", "owner@acme.test").await;
+    assert_eq!(first.tenant.status, TenantStatus::Failed);
+    let other = Registration::new("Acme", "owner@acme.test", PASSWORD).with_slug("acme_two");
+    let second = h.manager.register_organization(other).await.unwrap();
+    assert_ne!(second.tenant.id, first.tenant.id);
+    assert_eq!(second.tenant.status, TenantStatus::Active);
+    assert_eq!(second.tenant.slug.as_str(), "acme_two");
+    let gone = h.registry.get_tenant(first.tenant.id).await.unwrap_err();
+    assert!(matches!(gone, Error::NotFound { .. }), "{gone:?}");
+    assert_eq!(h.registry.count_tenants(None).await.unwrap(), 1);
+    assert_eq!(
+        h.manager
+            .usage(second.tenant.id, UsageKind::Users)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_replacement_is_finished_by_the_owners_next_registration() {
+    fn fails_twice(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
+        Arc::new(FlakyProvisioner::new(data, Failure::Transient(2)))
+    }
+    let h = Harness::with(ManagerConfig::default(), Some(fails_twice));
+    let replaced = h.register("Acme", "owner@acme.test").await;
+    let deleted = h.register("Beta", "owner@beta.test").await;
+    assert_eq!(deleted.tenant.status, TenantStatus::Failed);
+    // One replacement stopped after its first step; one tenant deleted by an operator.
+    let marker = Some("replaced by a new registration of its owner".to_owned());
+    h.registry
+        .transition(replaced.tenant.id, TenantStatus::Deleting, marker)
+        .await
+        .unwrap();
+    h.registry
+        .transition(deleted.tenant.id, TenantStatus::Deleting, None)
+        .await
+        .unwrap();
+
+    let again = Registration::new("Acme", "owner@acme.test", PASSWORD).with_slug("acme_new");
+    let new = h.manager.register_organization(again).await.unwrap();
+    assert_eq!(new.tenant.status, TenantStatus::Active);
+    let gone = h.registry.get_tenant(replaced.tenant.id).await.unwrap_err();
+    assert!(matches!(gone, Error::NotFound { .. }), "{gone:?}");
+
+    // A tenant an operator is deleting keeps its e-mail until it is purged.
+    let err = h
+        .manager
+        .register_organization(Registration::new("Beta", "owner@beta.test", PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { field, .. } if field == "email"),
+        "{err:?}"
+    );
+}

@@ -28,7 +28,14 @@ pub(crate) struct ErrorDetail {
     /// The input field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) field: Option<String>,
+    /// The tenant concerned, on `provisioning_failed` (retry the same registration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant_id: Option<uuid::Uuid>,
 }
+
+/// `Retry-After` of `503 provisioning_failed`: the storage a provisioning failed on is
+/// usually back within seconds (a restart, a connection limit).
+pub(crate) const PROVISIONING_RETRY_AFTER_SECS: u64 = 10;
 
 /// An error answer: a toolkit error, or a refusal of the HTTP layer itself.
 #[derive(Debug)]
@@ -41,6 +48,13 @@ pub(crate) enum ApiError {
         code: &'static str,
         message: String,
         field: Option<&'static str>,
+    },
+    /// The registration went through but its tenant's provisioning failed: `503
+    /// provisioning_failed` with the tenant id and `Retry-After`. Registering again with the
+    /// same e-mail and password provisions that tenant again.
+    ProvisioningFailed {
+        /// The failed tenant.
+        tenant_id: uuid::Uuid,
     },
 }
 
@@ -111,8 +125,28 @@ impl IntoResponse for ApiError {
                 message,
                 field,
             } => json_error(status, code, &message, field).map(Body::new),
+            ApiError::ProvisioningFailed { tenant_id } => provisioning_failed(tenant_id),
         }
     }
+}
+
+fn provisioning_failed(tenant_id: uuid::Uuid) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "provisioning_failed".to_owned(),
+            message: "the organisation was registered but its storage could not be provisioned; \
+                      send the same registration again to retry"
+                .to_owned(),
+            field: None,
+            tenant_id: Some(tenant_id),
+        },
+    };
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(PROVISIONING_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// Answer for routes that do not exist.
@@ -184,5 +218,15 @@ mod tests {
         let (status, json, _) = body_of(err.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(json["error"]["message"], "internal error");
+    }
+
+    #[tokio::test]
+    async fn failed_provisioning_is_a_503_naming_the_tenant_with_retry_after() {
+        let id = uuid::Uuid::new_v4();
+        let (status, json, retry) = body_of(ApiError::ProvisioningFailed { tenant_id: id }).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json["error"]["code"], "provisioning_failed");
+        assert_eq!(json["error"]["tenant_id"], id.to_string());
+        assert_eq!(retry.as_deref(), Some("10"));
     }
 }

@@ -128,6 +128,7 @@ fn assemble(
         .split_for_parts();
     let (metrics, metrics_doc) = routes::metrics::router().split_for_parts();
     doc.merge(metrics_doc);
+    crate::openapi::add_links(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     (api, metrics, doc)
 }

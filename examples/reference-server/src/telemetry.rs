@@ -1,4 +1,8 @@
 //! Tracing set-up: `LOG_LEVEL` as filter, JSON lines in production, text in development.
+//! Colours (ANSI escapes) only when the log stream is a terminal, so files, pipes and log
+//! collectors get plain text.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -18,6 +22,7 @@ pub fn init(config: &Config) -> Result<(), TelemetryError> {
         EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError(e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
         .with_writer(std::io::stdout);
     let installed = match config.log_format {
         LogFormat::Json => builder
@@ -45,6 +50,7 @@ pub fn init_cli(config: &Config, log_level_set: bool) -> Result<(), TelemetryErr
     let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError(e.to_string()))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init()
         .map_err(|e| TelemetryError(e.to_string()))

@@ -6,7 +6,7 @@ use futures::StreamExt;
 
 use super::TenantManager;
 use crate::domain::{MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
-use crate::error::{Error, Result};
+use crate::error::{Entity, Error, Result};
 use crate::traits::{Backup, BackupRecord};
 
 /// Most backups [`TenantManager::backup_all`] runs at once.
@@ -37,6 +37,39 @@ pub struct BackupSummary {
 }
 
 impl TenantManager {
+    /// Backs up one tenant now. Only active and suspended tenants have data to back up.
+    ///
+    /// # Errors
+    /// - `NotFound` for an unknown (or purged) tenant.
+    /// - `Conflict` on `status` when the tenant is not active or suspended (pending,
+    ///   provisioning, failed, deleting, deleted), also when it left those states while its
+    ///   backup ran.
+    /// - `InvalidInput` on `backup` when no backup adapter is configured.
+    /// - The backup adapter's errors (`Unavailable` when the database or tools cannot be had).
+    pub async fn backup_tenant(&self, id: TenantId) -> Result<BackupRecord> {
+        let backup = self
+            .inner
+            .backup
+            .clone()
+            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))?;
+        let tenant = self.inner.ops.registry.get_tenant(id).await?;
+        if !has_data(tenant.status) {
+            return Err(no_data(&tenant));
+        }
+        match backup.backup(&tenant).await {
+            Ok(record) => Ok(record),
+            Err(e) => {
+                // A tenant deleted while its dump ran fails in the tool; say what happened.
+                let now = self.inner.ops.registry.get_tenant(id).await;
+                match now {
+                    Ok(now) if !has_data(now.status) => Err(no_data(&now)),
+                    Err(gone @ Error::NotFound { .. }) => Err(gone),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
     /// Backs up every active and suspended tenant, at most `concurrency` at a time, calling
     /// `progress` after each one. One tenant's failure does not stop the others.
     ///
@@ -87,17 +120,30 @@ impl TenantManager {
         let mut query = TenantQuery::default().with_limit(MAX_PAGE_SIZE);
         loop {
             let page = self.inner.ops.registry.list_tenants(&query).await?;
-            tenants.extend(
-                page.items
-                    .into_iter()
-                    .filter(|t| matches!(t.status, TenantStatus::Active | TenantStatus::Suspended)),
-            );
+            tenants.extend(page.items.into_iter().filter(|t| has_data(t.status)));
             match page.next {
                 Some(next) => query = query.with_after(Some(next)),
                 None => return Ok(tenants),
             }
         }
     }
+}
+
+/// Active and suspended tenants hold data.
+fn has_data(status: TenantStatus) -> bool {
+    matches!(status, TenantStatus::Active | TenantStatus::Suspended)
+}
+
+/// The refusal to back up a tenant in a status without data.
+fn no_data(tenant: &Tenant) -> Error {
+    Error::conflict(
+        Entity::Tenant,
+        "status",
+        format!(
+            "tenant {} is {}: only active and suspended tenants can be backed up",
+            tenant.id, tenant.status
+        ),
+    )
 }
 
 async fn back_up(backup: Arc<dyn Backup>, tenant: Tenant) -> (TenantId, Result<BackupRecord>) {

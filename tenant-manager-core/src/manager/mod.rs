@@ -31,6 +31,7 @@ mod lifecycle;
 mod login;
 pub(crate) mod ops;
 mod pools;
+mod reclaim;
 mod registration;
 
 use std::fmt;
@@ -45,7 +46,9 @@ pub use registration::{Registered, Registration};
 
 use self::ops::TenantOps;
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
-use crate::domain::{Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantUpdate};
+use crate::domain::{
+    Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
+};
 use crate::error::Result;
 use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
 use crate::worker::{ProvisioningWorker, WorkerConfig};
@@ -115,10 +118,22 @@ impl TenantManager {
     /// Sets (or, with `None`, clears) a tenant's quota override.
     ///
     /// # Errors
-    /// `InvalidInput` naming the out-of-range quota field; `NotFound`; `Unavailable`.
+    /// `InvalidInput` naming the out-of-range quota field; `NotFound`; `Conflict` on
+    /// `status` for a deleting or deleted tenant; `Unavailable`.
     pub async fn update_quota(&self, id: TenantId, quota: Option<QuotaPolicy>) -> Result<Tenant> {
         if let Some(policy) = &quota {
             policy.validate()?;
+        }
+        let current = self.inner.ops.registry.get_tenant(id).await?;
+        if matches!(
+            current.status,
+            TenantStatus::Deleting | TenantStatus::Deleted
+        ) {
+            return Err(crate::Error::conflict(
+                crate::Entity::Tenant,
+                "status",
+                format!("tenant {id} is {}: its quota cannot change", current.status),
+            ));
         }
         let update = TenantUpdate::default().with_quota(quota);
         let tenant = self.inner.ops.registry.update_tenant(id, update).await?;

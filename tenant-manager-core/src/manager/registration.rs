@@ -11,6 +11,7 @@ use crate::domain::{
 use crate::error::{Entity, Error, Result};
 use crate::jobs_kinds;
 use crate::manager::ops::{PROVISIONING_TOTAL, record};
+use crate::manager::reclaim::Reclaimed;
 use crate::traits::UsageKind;
 
 /// A request to register an organisation: the raw fields of a sign-up form.
@@ -95,12 +96,12 @@ pub struct Registered {
 }
 
 /// A registration whose every field passed validation.
-struct Valid {
-    name: String,
-    email: Email,
-    slug: Option<TenantSlug>,
-    isolation: Isolation,
-    plan: Plan,
+pub(super) struct Valid {
+    pub(super) name: String,
+    pub(super) email: Email,
+    pub(super) slug: Option<TenantSlug>,
+    pub(super) isolation: Isolation,
+    pub(super) plan: Plan,
 }
 
 impl TenantManager {
@@ -111,18 +112,40 @@ impl TenantManager {
     ///
     /// A slug derived from the name that is taken is retried with a short random suffix.
     /// Provisioning failures do not fail the call: they show in the returned tenant's
-    /// status and reason, and [`TenantManager::retry_provisioning`] tries again.
+    /// status (`Failed`) and reason, and [`TenantManager::retry_provisioning`] tries again.
+    ///
+    /// An e-mail whose tenant never became active (its provisioning failed, inline or
+    /// later in the worker) is not lost: the same e-mail and password register again, which
+    /// provisions the same tenant again (same name, slug, isolation and plan) or replaces it
+    /// (anything else asked). A different password, or a tenant that ever served, gets the
+    /// `Conflict` of any taken e-mail; see the `reclaim` module for the whole rule.
     ///
     /// # Errors
     /// - `InvalidInput` naming `organization_name`, `admin_email`, `admin_password`, `slug`,
     ///   `isolation` or `plan`.
     /// - `Conflict` on `email` (already registered) or `slug` (a chosen slug that is taken).
     /// - `QuotaExceeded` on `users`; `Unavailable` when a backend cannot be reached.
+    /// - `InvalidTransition` when a racing call moved a retried registration's tenant on.
     pub async fn register_organization(&self, registration: Registration) -> Result<Registered> {
         let valid = self.validate_registration(&registration)?;
         let registry = &self.inner.ops.registry;
-        if registry.find_user_by_email(&valid.email).await?.is_some() {
-            return Err(email_taken());
+        if let Some(existing) = registry.find_user_by_email(&valid.email).await? {
+            match self
+                .reclaim(existing, &valid, &registration.admin_password)
+                .await?
+            {
+                Reclaimed::Resume(resumed) => {
+                    let (tenant, user) = *resumed;
+                    let tenant = self.start_provisioning(tenant).await?;
+                    let token = self.inner.tokens.issue(&user)?;
+                    return Ok(Registered {
+                        tenant,
+                        user,
+                        token,
+                    });
+                }
+                Reclaimed::Released => {}
+            }
         }
         let hash = self
             .inner
@@ -312,7 +335,8 @@ impl TenantManager {
     }
 }
 
-fn email_taken() -> Error {
+/// The `Conflict` of a registered e-mail.
+pub(super) fn email_taken() -> Error {
     Error::conflict(
         Entity::User,
         "email",

@@ -41,7 +41,25 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
                 registration = registration.with_isolation(isolation);
             }
             let registered = ops.manager.register_organization(registration).await?;
-            print_json(&registered.tenant);
+            let tenant = registered.tenant;
+            print_json(&tenant);
+            if tenant.status == TenantStatus::Failed {
+                // The same command again provisions this tenant again.
+                return Err(CliError::new(
+                    Exit::Failure,
+                    format!(
+                        "{} ({}) was created but its provisioning failed: {}; run the same \
+                         command again or `tenant-cli tenants retry {}`",
+                        tenant.slug,
+                        tenant.id,
+                        tenant
+                            .status_reason
+                            .as_deref()
+                            .unwrap_or("no reason recorded"),
+                        tenant.slug
+                    ),
+                ));
+            }
             Ok(Exit::Success)
         }
         TenantsCommand::Suspend { tenant, reason } => {

@@ -7,6 +7,7 @@
 
 mod http;
 mod secrets;
+mod self_service;
 mod stores;
 mod vars;
 
@@ -19,6 +20,7 @@ use tenant_manager::RateLimit;
 
 pub use self::http::{AllowedOrigins, HttpConfig};
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
+pub use self::self_service::SelfService;
 pub(crate) use self::stores::PgShown;
 pub use self::stores::{DatabaseConfig, RedisConfig};
 pub use self::vars::ConfigError;
@@ -142,6 +144,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Feature switches.
     pub features: Features,
+    /// What anonymous registration may ask for (`SELF_SERVICE_ISOLATION`).
+    pub self_service: SelfService,
     /// Connection budget.
     pub pool: PoolSettings,
     /// Default request rate per tenant (`RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`).
@@ -170,6 +174,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             security: SecurityConfig::default(),
             features: Features::default(),
+            self_service: SelfService::default(),
             pool: PoolSettings::default(),
             rate_limit: RateLimit {
                 limit: 100,
@@ -217,6 +222,7 @@ impl Config {
             rate_limiting: vars.flag("ENABLE_RATE_LIMITING", true)?,
             quotas: vars.flag("ENABLE_QUOTAS", true)?,
         };
+        let self_service = SelfService::load(&vars)?;
         let pool = load_pool(&vars)?;
         if pool.acquire_timeout >= http.request_timeout {
             warnings.push(
@@ -268,6 +274,7 @@ impl Config {
             redis,
             security,
             features,
+            self_service,
             pool,
             rate_limit,
             log_level,
@@ -323,6 +330,13 @@ impl Config {
     #[must_use]
     pub fn with_features(mut self, features: Features) -> Self {
         self.features = features;
+        self
+    }
+
+    /// Sets what anonymous registration may ask for.
+    #[must_use]
+    pub fn with_self_service(mut self, self_service: SelfService) -> Self {
+        self.self_service = self_service;
         self
     }
 
@@ -386,6 +400,7 @@ impl fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("security", &self.security)
             .field("features", &self.features)
+            .field("self_service", &self.self_service)
             .field("pool", &self.pool)
             .field("rate_limit", &self.rate_limit)
             .field("log_level", &self.log_level)

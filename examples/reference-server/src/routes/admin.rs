@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::auth::{RegisterRequest, Registered, register};
 use super::extract::{Body, PathParams, QueryParams};
 use super::views::{TenantView, tenant_reply};
 use crate::error::{ApiError, ErrorBody};
@@ -20,7 +21,7 @@ use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_tenants))
+        .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, delete_tenant))
         .routes(routes!(suspend))
         .routes(routes!(resume))
@@ -89,6 +90,26 @@ pub(crate) async fn list_tenants(
         items: page.items.iter().map(TenantView::from).collect(),
         next: page.next.map(|id| *id.as_uuid()),
     }))
+}
+
+/// Creates an organisation (a tenant and its owner) of any isolation, `database` included,
+/// whatever `SELF_SERVICE_ISOLATION` opens to anonymous callers. Answers as registration
+/// does, with an access token for the owner.
+#[utoipa::path(post, path = "/api/admin/tenants", tag = "admin", security(("admin_key" = [])),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created; the tenant is active", body = Registered),
+        (status = 202, description = "Created; the tenant is being provisioned", body = Registered),
+        (status = 400, description = "A field is invalid (`field` names it)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Admin-Key", body = ErrorBody),
+        (status = 409, description = "The e-mail or slug is taken", body = ErrorBody),
+        (status = 503, description = "Provisioning failed (`provisioning_failed`, `tenant_id`, `Retry-After`)", body = ErrorBody),
+    ))]
+pub(crate) async fn create_tenant(
+    State(state): State<AppState>,
+    Body(request): Body<RegisterRequest>,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    register(&state, request.into_registration()).await
 }
 
 /// One tenant.
@@ -227,6 +248,7 @@ pub(crate) struct QuotaInput {
         (status = 200, description = "Updated", body = TenantView),
         (status = 400, description = "A limit is out of range", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is deleting or deleted (field `status`)", body = ErrorBody),
     ))]
 pub(crate) async fn put_quota(
     State(state): State<AppState>,
@@ -267,14 +289,14 @@ pub(crate) struct BackupView {
     responses(
         (status = 201, description = "Backed up", body = BackupView),
         (status = 404, description = "No such tenant", body = ErrorBody),
+        (status = 409, description = "The tenant is not active or suspended (field `status`)", body = ErrorBody),
         (status = 503, description = "The database or the backup tools are unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn create_backup(
     State(state): State<AppState>,
     PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<BackupView>), ApiError> {
-    let tenant = state.services.manager.get(id).await?;
-    let record = state.services.backup.backup(&tenant).await?;
+    let record = state.services.manager.backup_tenant(id).await?;
     Ok((
         StatusCode::CREATED,
         Json(BackupView {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tenant_manager::manager::Registration;
-use tenant_manager::{Secret, TenantStatus};
+use tenant_manager::{Isolation, Secret, TenantStatus};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,17 +25,22 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
     /// Display name of the organisation.
+    #[schema(example = "Acme Corp", min_length = 1, max_length = 200)]
     organization_name: String,
     /// The owner's e-mail (unique).
+    #[schema(example = "owner@acme.example.com", format = "email")]
     admin_email: String,
     /// The owner's password: 8 to 128 characters mixing 3 of lower, upper, digit, symbol
     /// (or 16 characters of anything).
+    #[schema(example = "Acme-Owner-2024!", min_length = 8, max_length = 128)]
     admin_password: String,
     /// Slug (3 to 48 of `[a-z0-9_]`, starting with a letter); derived from the name if absent.
     #[serde(default)]
+    #[schema(example = "acme", pattern = "^[a-z][a-z0-9_]{2,47}$")]
     slug: Option<String>,
     /// `database`, `schema` or `shared`; the server's default if absent.
     #[serde(default)]
+    #[schema(example = "schema")]
     isolation: Option<String>,
 }
 
@@ -50,30 +55,87 @@ pub(crate) struct Registered {
 
 /// Registers an organisation: a tenant and its owner. `201` when the tenant is ready,
 /// `202` (status `provisioning`) when provisioning runs in the background.
+///
+/// `isolation` is limited to the operator's self-service modes (`SELF_SERVICE_ISOLATION`,
+/// by default `schema` and `shared`); the admin API creates any. When provisioning fails the
+/// answer is `503 provisioning_failed` with the tenant id and `Retry-After`: sending the same
+/// registration again (same e-mail and password) provisions that tenant again; a registration
+/// of that e-mail and password asking for another slug or isolation replaces it.
 #[utoipa::path(post, path = "/api/auth/register-organization", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered; the tenant is active", body = Registered),
         (status = 202, description = "Registered; the tenant is being provisioned", body = Registered),
         (status = 400, description = "A field is invalid (`field` names it)", body = ErrorBody),
+        (status = 403, description = "This isolation is not open to self-service (`isolation_not_allowed`, field `isolation`)", body = ErrorBody),
         (status = 409, description = "The e-mail or slug is taken", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody),
+        (status = 503, description = "Provisioning failed (`provisioning_failed`, `tenant_id`, `Retry-After`): send the same registration again", body = ErrorBody),
     ))]
 pub(crate) async fn register_organization(
     State(state): State<AppState>,
     Body(request): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
-    let mut registration = Registration::new(
-        request.organization_name,
-        request.admin_email,
-        Secret::new(request.admin_password),
-    );
-    if let Some(slug) = request.slug {
-        registration = registration.with_slug(slug);
+    let isolation = self_service_isolation(&state, request.isolation.as_deref())?;
+    let registration = request
+        .into_registration()
+        .with_isolation(isolation.as_str());
+    register(&state, registration).await
+}
+
+/// The isolation an anonymous registration gets: the one asked for if the operator opened it
+/// to self-service, else a `403 isolation_not_allowed`; when none is asked, the server's
+/// default if open, else the first self-service mode.
+fn self_service_isolation(state: &AppState, asked: Option<&str>) -> Result<Isolation, ApiError> {
+    let allowed = &state.config.self_service;
+    let Some(asked) = asked else {
+        let default = state.services.manager.config().default_isolation;
+        return Ok(if allowed.allows(default) {
+            default
+        } else {
+            allowed.isolations.first().copied().unwrap_or(default)
+        });
+    };
+    let isolation = asked.parse::<Isolation>()?;
+    if allowed.allows(isolation) {
+        return Ok(isolation);
     }
-    if let Some(isolation) = request.isolation {
-        registration = registration.with_isolation(isolation);
+    let open: Vec<&str> = allowed.isolations.iter().map(|i| i.as_str()).collect();
+    Err(ApiError::Http {
+        status: StatusCode::FORBIDDEN,
+        code: "isolation_not_allowed",
+        message: format!(
+            "{isolation} isolation is not open to self-service registration; use {}",
+            open.join(" or ")
+        ),
+        field: Some("isolation"),
+    })
+}
+
+impl RegisterRequest {
+    /// The toolkit's registration of these fields.
+    pub(crate) fn into_registration(self) -> Registration {
+        let mut registration = Registration::new(
+            self.organization_name,
+            self.admin_email,
+            Secret::new(self.admin_password),
+        );
+        if let Some(slug) = self.slug {
+            registration = registration.with_slug(slug);
+        }
+        if let Some(isolation) = self.isolation {
+            registration = registration.with_isolation(isolation);
+        }
+        registration
     }
+}
+
+/// Registers and answers `201` (active), `202` (provisioning queued) or `503
+/// provisioning_failed` (failed: the same registration again retries it).
+pub(crate) async fn register(
+    state: &AppState,
+    registration: Registration,
+) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let registered = state
         .services
         .manager
@@ -81,7 +143,12 @@ pub(crate) async fn register_organization(
         .await?;
     let status = match registered.tenant.status {
         TenantStatus::Active => StatusCode::CREATED,
-        _ => StatusCode::ACCEPTED,
+        TenantStatus::Pending | TenantStatus::Provisioning => StatusCode::ACCEPTED,
+        _ => {
+            return Err(ApiError::ProvisioningFailed {
+                tenant_id: *registered.tenant.id.as_uuid(),
+            });
+        }
     };
     Ok((
         status,

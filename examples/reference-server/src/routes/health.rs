@@ -84,6 +84,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
                 code: "not_ready".to_owned(),
                 message: format!("unavailable: {}", failing.join(", ")),
                 field: Some((*first).to_owned()),
+                tenant_id: None,
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,

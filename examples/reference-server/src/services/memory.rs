@@ -48,7 +48,7 @@ pub(super) fn services(
         .with_quota(shared.quota.clone())
         .with_cache(shared.cache.clone())
         .with_jobs(shared.jobs.clone())
-        .with_backup(backup.clone())
+        .with_backup(backup)
         .with_hasher(hasher(config).map_err(fail)?)
         .with_tokens(tokens(config).map_err(fail)?)
         .with_plans(plans.clone())
@@ -60,7 +60,6 @@ pub(super) fn services(
         manager,
         quota: shared.quota,
         jobs: shared.jobs,
-        backup,
         companies: Arc::new(MemoryCompanies::new(data)),
         pools: None,
         plans,

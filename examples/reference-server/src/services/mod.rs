@@ -20,9 +20,7 @@ use std::sync::Arc;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::redis::RedisTenantCache;
-use tenant_manager::{
-    Backup, JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache,
-};
+use tenant_manager::{JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -61,7 +59,6 @@ pub(crate) struct Services {
     pub(crate) lookup: TenantLookup,
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) jobs: Arc<dyn JobQueue>,
-    pub(crate) backup: Arc<dyn Backup>,
     pub(crate) companies: Arc<dyn CompanyStore>,
     /// The pool manager of tenant connections (none in embedded mode).
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,

@@ -52,12 +52,7 @@ pub(super) async fn services(
     let pools = postgres.pools(config).map_err(fail)?;
     let backup = postgres.backup(&config.backup_dir);
     let manager = postgres
-        .manager(
-            config,
-            &shared,
-            backup.clone(),
-            Some(Arc::new(pools.clone())),
-        )
+        .manager(config, &shared, backup, Some(Arc::new(pools.clone())))
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
     Ok(Services {
@@ -65,7 +60,6 @@ pub(super) async fn services(
         manager,
         quota: shared.quota,
         jobs: shared.jobs,
-        backup,
         companies: Arc::new(PgCompanies::new(pools.clone())),
         pools: Some(Arc::new(pools)),
         plans: plan_catalog(config),

@@ -60,6 +60,12 @@ impl PgEnv {
             ),
             ("TENANT_SHARED_DATABASE", format!("{}_shared", self.tag)),
             ("TENANT_STORAGE_PREFIX", self.tag.clone()),
+            // These suites register every isolation anonymously; the self-service default
+            // (no `database`) has its own test in e2e_registration_failure.
+            (
+                "SELF_SERVICE_ISOLATION",
+                "database,schema,shared".to_owned(),
+            ),
             ("GLOBAL_POOL_SIZE", "3".to_owned()),
             ("MAX_TOTAL_CONNECTIONS", "4".to_owned()),
             ("MAX_CONNECTIONS_PER_TENANT", "2".to_owned()),
