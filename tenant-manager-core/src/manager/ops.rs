@@ -2,7 +2,7 @@
 //! that also drop cached copies, provisioning, deprovisioning, marking failures.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::pools::PoolCloser;
 use crate::domain::{Tenant, TenantId, TenantStatus};
@@ -15,6 +15,15 @@ pub(crate) const PROVISIONING_TOTAL: &str = "tenant_provisioning_total";
 pub(crate) const DEPROVISIONING_TOTAL: &str = "tenant_deprovisioning_total";
 /// Histogram of provisioning durations.
 const PROVISIONING_SECONDS: &str = "tenant_provisioning_duration_seconds";
+
+/// Counter of cache invalidations that failed and were handed to a background retry,
+/// labelled `result` (`delivered` or `abandoned`).
+pub(crate) const INVALIDATION_RETRIES_TOTAL: &str = "tenant_cache_invalidation_retries_total";
+/// How long a failed invalidation is retried: past it every copy has expired from a cache
+/// that keeps records at most this long (the Redis cache's default TTL is 5 min).
+const REDELIVERY_DEADLINE: Duration = Duration::from_secs(600);
+/// Longest pause between two redelivery attempts.
+const REDELIVERY_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// Longest failure reason recorded on a tenant.
 const MAX_REASON_CHARS: usize = 500;
@@ -49,10 +58,24 @@ impl TenantOps {
     }
 
     /// Drops cached copies of a tenant, if a cache is configured.
+    ///
+    /// Called after a change the registry already holds, so an unreachable cache does not
+    /// fail the change: the invalidation is delivered by a background task that retries until
+    /// the cache answers (see [`redeliver`]). While the cache is unreachable no instance
+    /// trusts a cached copy (lookups bypass it to the registry), so what this bounds is the
+    /// moment the cache comes back holding the old record. Other errors are returned.
     pub(crate) async fn invalidate(&self, id: TenantId) -> Result<()> {
-        match &self.cache {
-            Some(cache) => cache.invalidate(id).await,
-            None => Ok(()),
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        match cache.invalidate(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(tenant = %id, error = %e, "cache invalidation failed; retrying in the background");
+                tokio::spawn(redeliver(Arc::clone(cache), id));
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -123,9 +146,132 @@ pub(crate) fn record(metric: &'static str, result: &'static str) {
     metrics::counter!(metric, "result" => result).increment(1);
 }
 
+/// Retries a failed invalidation until the cache takes it or [`REDELIVERY_DEADLINE`]
+/// passes, pausing 50 ms, doubling up to [`REDELIVERY_MAX_PAUSE`].
+pub(crate) async fn redeliver(cache: Arc<dyn TenantCache>, id: TenantId) {
+    let deadline = Instant::now() + REDELIVERY_DEADLINE;
+    let mut pause = Duration::from_millis(50);
+    while Instant::now() < deadline {
+        tokio::time::sleep(pause).await;
+        match cache.invalidate(id).await {
+            Ok(()) => {
+                tracing::info!(tenant = %id, "cache invalidation delivered after a retry");
+                metrics::counter!(INVALIDATION_RETRIES_TOTAL, "result" => "delivered").increment(1);
+                return;
+            }
+            Err(e) if e.is_retryable() => pause = (pause * 2).min(REDELIVERY_MAX_PAUSE),
+            Err(e) => {
+                tracing::error!(tenant = %id, error = %e, "cache invalidation refused; giving up");
+                break;
+            }
+        }
+    }
+    metrics::counter!(INVALIDATION_RETRIES_TOTAL, "result" => "abandoned").increment(1);
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::domain::{Isolation, NewTenant, TenantSlug};
+    use crate::memory::{
+        InMemoryProvisioner, InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
+    };
+    use crate::traits::{CacheEpoch, CacheKey, CacheLookup, CacheStats};
+
+    /// A cache whose first `failures` invalidations answer `error`.
+    #[derive(Debug)]
+    struct FlakyCache {
+        inner: InMemoryTenantCache,
+        failures: usize,
+        calls: AtomicUsize,
+        retryable: bool,
+    }
+
+    #[async_trait]
+    impl TenantCache for FlakyCache {
+        async fn lookup(&self, key: &CacheKey) -> Result<CacheLookup> {
+            self.inner.lookup(key).await
+        }
+        async fn put(&self, tenant: &Tenant) -> Result<()> {
+            self.inner.put(tenant).await
+        }
+        async fn put_if_current(&self, tenant: &Tenant, epoch: CacheEpoch) -> Result<bool> {
+            self.inner.put_if_current(tenant, epoch).await
+        }
+        async fn invalidate(&self, id: TenantId) -> Result<()> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                return Err(if self.retryable {
+                    Error::unavailable("cache", "connection refused")
+                } else {
+                    Error::internal("refused")
+                });
+            }
+            self.inner.invalidate(id).await
+        }
+        fn stats(&self) -> CacheStats {
+            self.inner.stats()
+        }
+    }
+
+    async fn ops_with(cache: Arc<FlakyCache>) -> (TenantOps, Tenant) {
+        let registry = Arc::new(InMemoryRegistry::new());
+        let slug = TenantSlug::new("acme").unwrap();
+        let tenant = registry
+            .create_tenant(NewTenant::new(slug, "Acme", Isolation::Schema).unwrap())
+            .await
+            .unwrap();
+        cache.put(&tenant).await.unwrap();
+        let ops = TenantOps {
+            registry,
+            provisioner: Arc::new(InMemoryProvisioner::new(
+                Arc::new(InMemoryTenantData::new()),
+            )),
+            cache: Some(cache),
+            pools: None,
+        };
+        (ops, tenant)
+    }
+
+    fn flaky(failures: usize, retryable: bool) -> Arc<FlakyCache> {
+        Arc::new(FlakyCache {
+            inner: InMemoryTenantCache::default(),
+            failures,
+            calls: AtomicUsize::new(0),
+            retryable,
+        })
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cache_gets_the_invalidation_once_it_answers() {
+        let cache = flaky(3, true);
+        let (ops, tenant) = ops_with(Arc::clone(&cache)).await;
+        ops.invalidate(tenant.id).await.unwrap();
+        let key = CacheKey::Id(tenant.id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cache.get(&key).await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the cached copy outlived the retries"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(cache.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_refused_invalidation_is_returned() {
+        let cache = flaky(1, false);
+        let (ops, tenant) = ops_with(Arc::clone(&cache)).await;
+        let err = ops.invalidate(tenant.id).await.unwrap_err();
+        assert_eq!(err.code(), "internal");
+        let key = CacheKey::Id(tenant.id);
+        assert!(cache.get(&key).await.unwrap().is_some());
+    }
 
     #[test]
     fn failure_reasons_are_bounded() {
