@@ -227,7 +227,14 @@ async fn restore_schema_as(
             admin::close(conn).await;
             renamed?;
         }
-        pg_dump(tools, &login.tool_conn(), &scratch, Some(schema), renamed_path).await
+        pg_dump(
+            tools,
+            &login.tool_conn(),
+            &scratch,
+            Some(schema),
+            renamed_path,
+        )
+        .await
     }
     .await;
     let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
