@@ -1,0 +1,264 @@
+//! Backups never hand tenant-shaped data or code to a superuser, and restores trust only the
+//! catalogue: against the real Postgres and the real pg_dump / pg_restore.
+//!
+//! - A tenant's CHECK constraint calls a function of the tenant's that, run with a superuser
+//!   at hand, makes the tenant's role a superuser (it first `RESET ROLE`s, to get past a
+//!   `pg_restore --role`). After a backup and a restore the role is still unprivileged, and
+//!   the function did run during the restore, as a login that is not the admin.
+//! - A tampered artifact with a tampered sidecar that matches it is refused.
+//! - No login made for an operation is left behind; no work file is left behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::{Backup, Isolation, Tenant};
+use tenant_manager_postgres::{BackupConfig, PgDumpBackup};
+
+use common::{Env, add_companies, company_names};
+
+struct Setup {
+    env: Env,
+    backup: PgDumpBackup,
+    dir: PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let env = Env::new().await;
+        let dir = std::env::temp_dir().join(format!("tmbackuptrust_{}", env.tag));
+        let store = Arc::new(FilesystemBackupStore::new(dir.join("store")));
+        let config = BackupConfig::default().with_work_dir(dir.join("work"));
+        let backup = PgDumpBackup::new(env.storage.clone(), store, config);
+        Self { env, backup, dir }
+    }
+
+    fn work_entries(&self) -> usize {
+        std::fs::read_dir(self.dir.join("work"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn role_of(tenant: &Tenant) -> String {
+    format!("tenant_{}", tenant.slug.as_str())
+}
+
+/// The schema the tenant's objects live in.
+fn schema_of(tenant: &Tenant) -> String {
+    match tenant.isolation {
+        Isolation::Schema => tenant.placement.schema.clone().expect("schema"),
+        _ => "public".to_owned(),
+    }
+}
+
+/// As the tenant's role (an admin session that `SET ROLE`s, as the pools do): a table whose
+/// CHECK calls the tenant's function, with a row; then the function is swapped for one that
+/// escalates whenever the session it runs in belongs to a superuser.
+async fn plant_trap(env: &Env, tenant: &Tenant) {
+    let role = role_of(tenant);
+    let schema = schema_of(tenant);
+    let mut conn = env.admin(&tenant.placement.database).await;
+    exec(&mut conn, &format!("SET ROLE \"{role}\"")).await;
+    exec(
+        &mut conn,
+        &format!(
+            "CREATE TABLE \"{schema}\".calls (who text NOT NULL); \
+             CREATE FUNCTION \"{schema}\".tm_check(x int) RETURNS boolean LANGUAGE sql \
+               AS 'SELECT true'; \
+             CREATE TABLE \"{schema}\".guarded (x int CHECK (\"{schema}\".tm_check(x))); \
+             INSERT INTO \"{schema}\".guarded VALUES (1)"
+        ),
+    )
+    .await;
+    exec(
+        &mut conn,
+        &format!(
+            "CREATE OR REPLACE FUNCTION \"{schema}\".tm_check(x int) RETURNS boolean \
+             LANGUAGE plpgsql AS $f$ \
+             DECLARE was text := current_user; \
+             BEGIN \
+               EXECUTE 'RESET ROLE'; \
+               IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN \
+                 EXECUTE 'ALTER ROLE \"{role}\" SUPERUSER'; \
+               END IF; \
+               INSERT INTO \"{schema}\".calls VALUES (session_user); \
+               EXECUTE pg_catalog.format('SET ROLE %I', was); \
+               RETURN true; \
+             END $f$"
+        ),
+    )
+    .await;
+    let _ = conn.close().await;
+}
+
+async fn is_superuser(env: &Env, role: &str) -> bool {
+    let mut conn = env.admin("postgres").await;
+    let sup: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = $1")
+        .bind(role)
+        .fetch_one(&mut conn)
+        .await
+        .expect("role");
+    let _ = conn.close().await;
+    sup
+}
+
+/// Who ran the tenant's function, as recorded by it in the restored storage.
+async fn callers(env: &Env, tenant: &Tenant) -> Vec<String> {
+    let mut conn = env.admin(&tenant.placement.database).await;
+    let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT who FROM \"{}\".calls ORDER BY who",
+        schema_of(tenant)
+    )))
+    .fetch_all(&mut conn)
+    .await
+    .expect("calls");
+    let _ = conn.close().await;
+    who
+}
+
+async fn operation_logins(env: &Env) -> i64 {
+    let mut conn = env.admin("postgres").await;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid \
+         JOIN pg_roles t ON t.oid = m.roleid \
+         WHERE r.rolname LIKE 'tm\\_backup\\_%' AND t.rolname LIKE $1",
+    )
+    .bind(format!("%{}%", env.tag))
+    .fetch_one(&mut conn)
+    .await
+    .expect("count");
+    let _ = conn.close().await;
+    n
+}
+
+async fn restore_runs_tenant_code_unprivileged(isolation: Isolation) {
+    let s = Setup::new().await;
+    let tenant = s.env.active("trap", isolation).await;
+    add_companies(&s.env, &tenant, &["Initech"]).await;
+    plant_trap(&s.env, &tenant).await;
+    let role = role_of(&tenant);
+    assert!(!is_superuser(&s.env, &role).await);
+
+    let record = s.backup.backup(&tenant).await.expect("backup");
+    s.backup.restore(record.id, &tenant).await.expect("restore");
+
+    assert!(
+        !is_superuser(&s.env, &role).await,
+        "the tenant's function ran with a superuser's session during backup or restore"
+    );
+    let who = callers(&s.env, &tenant).await;
+    assert!(
+        who.iter().any(|w| w.starts_with("tm_backup_")),
+        "the trap never ran during the restore: {who:?}"
+    );
+    assert!(
+        who.iter().all(|w| w.starts_with("tm_backup_")),
+        "the tenant's function ran in a session of {who:?}"
+    );
+    assert_eq!(company_names(&s.env, &tenant).await, ["Initech"]);
+    assert_eq!(operation_logins(&s.env).await, 0, "operation login left");
+    assert_eq!(s.work_entries(), 0, "work files left");
+    // What the restore created belongs to the tenant's role.
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT pg_get_userbyid(c.relowner)::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+    )
+    .bind(schema_of(&tenant))
+    .fetch_all(&mut conn)
+    .await
+    .expect("owners");
+    let _ = conn.close().await;
+    assert_eq!(owners, [role]);
+}
+
+#[tokio::test]
+async fn a_database_tenants_check_function_never_runs_as_a_superuser() {
+    restore_runs_tenant_code_unprivileged(Isolation::Database).await;
+}
+
+#[tokio::test]
+async fn a_schema_tenants_check_function_never_runs_as_a_superuser() {
+    restore_runs_tenant_code_unprivileged(Isolation::Schema).await;
+}
+
+#[tokio::test]
+async fn a_tampered_artifact_with_a_matching_sidecar_is_refused() {
+    let s = Setup::new().await;
+    let tenant = s.env.active("tamper", Isolation::Shared).await;
+    add_companies(&s.env, &tenant, &["Initech"]).await;
+    let record = s.backup.backup(&tenant).await.expect("backup");
+    add_companies(&s.env, &tenant, &["Hooli"]).await;
+
+    let artifact = s.dir.join("store").join(&record.key);
+    let mut bytes = std::fs::read(&artifact).expect("artifact");
+    let i = bytes.len() / 3;
+    bytes[i] ^= 0x01;
+    std::fs::write(&artifact, &bytes).expect("tamper");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let name = artifact.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::write(
+        artifact.with_file_name(format!("{name}.sha256")),
+        format!("{sha}  {name}\n"),
+    )
+    .expect("sidecar");
+
+    let err = s
+        .backup
+        .restore(record.id, &tenant)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.field(), Some("backup"), "{err}");
+    assert_eq!(
+        company_names(&s.env, &tenant).await,
+        ["Hooli", "Initech"],
+        "the tenant's rows were touched"
+    );
+    assert_eq!(s.work_entries(), 0, "work files left");
+}
+
+#[tokio::test]
+async fn shared_rows_are_restored_under_row_level_security_without_a_superuser() {
+    let s = Setup::new().await;
+    let tenant = s.env.active("rows", Isolation::Shared).await;
+    let neighbour = s.env.active("next", Isolation::Shared).await;
+    add_companies(&s.env, &tenant, &["Initech"]).await;
+    add_companies(&s.env, &neighbour, &["Umbrella"]).await;
+    let record = s.backup.backup(&tenant).await.expect("backup");
+    add_companies(&s.env, &tenant, &["Hooli"]).await;
+    s.backup.restore(record.id, &tenant).await.expect("restore");
+    assert_eq!(company_names(&s.env, &tenant).await, ["Initech"]);
+    assert_eq!(company_names(&s.env, &neighbour).await, ["Umbrella"]);
+    // The operation's login was granted the shared tables, and is gone with its grants.
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.role_table_grants \
+         WHERE grantee LIKE 'tm\\_backup\\_%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("count");
+    let _ = conn.close().await;
+    assert_eq!(left, 0);
+}
