@@ -352,7 +352,10 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
     .await
     .unwrap();
 
-    let mut victim = Killable::start(&env, &[("BACKUP_DIR", &backup_dir)]);
+    // The victim's temporary directory (where backups are staged) is this test's own.
+    let tmp = TempDir::new("faults-tmp");
+    let tmp_dir = tmp.path().to_str().unwrap().to_owned();
+    let mut victim = Killable::start(&env, &[("BACKUP_DIR", &backup_dir), ("TMPDIR", &tmp_dir)]);
     let client = HttpClient::new(&victim.base_url)
         .unwrap()
         .with_timeout(Duration::from_secs(120));
@@ -380,6 +383,15 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
             .map_or(true, |r| r.status != StatusCode::CREATED),
         "the backup completed before the kill"
     );
+
+    // The interrupted pg_dump stops with the server (its output went through the server):
+    // its session ends, and what it staged is a fraction of a whole dump.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while backup_sessions(&mut postgres, &database).await > 0 {
+        assert!(Instant::now() < deadline, "pg_dump outlived the server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let staged = bytes_under(tmp.path());
 
     // Nothing half-written is catalogued or listed by the store.
     let catalogued = || async {
@@ -419,6 +431,12 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
     let listed = store.list("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sha256, rows_now[0].0);
+    let whole = record["size_bytes"].as_u64().unwrap();
+    eprintln!("staged by the killed server: {staged} bytes; a whole dump: {whole} bytes");
+    assert!(
+        staged < whole / 2,
+        "the interrupted pg_dump ran on after the server died ({staged} of {whole} bytes)"
+    );
 
     // And it restores: the rows added since are gone, the backed-up ones are back.
     let r = server
@@ -457,15 +475,26 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
 
-    // The interrupted pg_dump (orphaned by the kill) ends; its login goes with the cleanup.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while backup_sessions(&mut postgres, &database).await > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The login the killed server made for its backup goes with the test's cleanup.
     drop_operation_logins(&mut postgres, &env.tag).await;
     let _ = admin.close().await;
     let _ = postgres.close().await;
     let _ = reg.close().await;
+}
+
+/// Bytes of the files under `dir`, recursively.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Drops the logins made for backups of this deployment's tenants that a killed server left

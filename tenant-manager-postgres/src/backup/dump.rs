@@ -27,12 +27,6 @@ pub(crate) async fn check_tools(tools: &PgTools, conn: &mut PgConnection) -> Res
     tools.check("pg_restore", major).await
 }
 
-fn path_arg(path: &Path) -> OsString {
-    let mut arg = OsString::from("--file=");
-    arg.push(path.as_os_str());
-    arg
-}
-
 /// `pg_dump -Fc` of `database` (all of it, or one schema), without owners or grants: a
 /// restore gives everything to the target tenant's role. Run as an [`OperationLogin`] that is
 /// a member of the tenant's role, never as the admin.
@@ -45,7 +39,6 @@ pub(crate) async fn pg_dump(
 ) -> Result<()> {
     let mut args: Vec<OsString> = vec![
         "--format=custom".into(),
-        path_arg(path),
         "--no-owner".into(),
         "--no-privileges".into(),
     ];
@@ -53,7 +46,10 @@ pub(crate) async fn pg_dump(
         // Quoted, so pg_dump takes the name literally rather than as a pattern.
         args.push(format!("--schema={}", schema.quoted()).into());
     }
-    tools.run("pg_dump", conn, database.as_str(), &args).await
+    // Through a pipe, so a crash of this process stops pg_dump too.
+    tools
+        .run_to_file("pg_dump", conn, database.as_str(), &args, path)
+        .await
 }
 
 /// `pg_restore` of `path` into `database`, logged in as `login` (a member of `role`) and
