@@ -205,8 +205,8 @@ async fn postgres_backends_terminated_mid_traffic_give_no_500_and_full_recovery(
         .unwrap();
     let mut admin = env.admin("postgres").await;
     let mut terminated = 0;
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         terminated += terminate_backends(&mut admin, global_db, &env.tag).await;
     }
     let _ = admin.close().await;
@@ -392,6 +392,11 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let staged = bytes_under(tmp.path());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "the killed server's work directory"
+    );
 
     // Nothing half-written is catalogued or listed by the store.
     let catalogued = || async {
@@ -410,7 +415,7 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
     assert!(store.list("").await.unwrap().is_empty());
 
     // The next server serves the tenant and takes the backup.
-    let server = env.server(&[("BACKUP_DIR", &backup_dir)]);
+    let server = env.server(&[("BACKUP_DIR", &backup_dir), ("TMPDIR", &tmp_dir)]);
     let r = server
         .get("/api/companies?limit=5", Auth::Bearer(&org.token))
         .await;
@@ -431,6 +436,9 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
     let listed = store.list("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sha256, rows_now[0].0);
+    // Its backup swept what the killed one staged, and left nothing of its own.
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "work files left: {left:?}");
     let whole = record["size_bytes"].as_u64().unwrap();
     eprintln!("staged by the killed server: {staged} bytes; a whole dump: {whole} bytes");
     assert!(

@@ -1,6 +1,10 @@
 //! Private work directories: one per backup or restore, created `0700` under an unpredictable
 //! name inside the configured work directory, its files created `0600` before any tool writes
 //! them, and removed with everything in it when the operation ends.
+//!
+//! Each directory holds a `.lock` file its operation keeps locked (it is locked before it gets
+//! that name). A process that dies leaves its directory unlocked: the next operation with the
+//! same work directory removes it.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -17,6 +21,34 @@ fn io_error(e: io::Error) -> Error {
 #[derive(Debug)]
 pub(crate) struct WorkDir {
     path: PathBuf,
+    _lock: File,
+}
+
+/// Name prefix of work directories.
+const PREFIX: &str = "tm-work-";
+/// The lock file of a work directory.
+const LOCK: &str = ".lock";
+
+/// Removes the work directories in `parent` whose operation is gone (lock file not held).
+fn sweep(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let is_ours = entry.file_name().to_string_lossy().starts_with(PREFIX)
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if !is_ours {
+            continue;
+        }
+        let dir = entry.path();
+        // No lock file: not one of ours, or still being created.
+        let Ok(lock) = File::open(dir.join(LOCK)) else {
+            continue;
+        };
+        if lock.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 fn dir_builder(recursive: bool) -> DirBuilder {
@@ -47,10 +79,15 @@ impl WorkDir {
         let parent = parent.to_owned();
         tokio::task::spawn_blocking(move || {
             dir_builder(true).create(&parent)?;
-            let path = parent.join(format!("tm-work-{}", uuid::Uuid::new_v4().simple()));
+            sweep(&parent);
+            let path = parent.join(format!("{PREFIX}{}", uuid::Uuid::new_v4().simple()));
             // Not recursive: fails if the name exists, so nobody can plant it beforehand.
             dir_builder(false).create(&path)?;
-            Ok(Self { path })
+            let pending = path.join(".lock.new");
+            let lock = private_file(&pending)?;
+            lock.lock()?;
+            std::fs::rename(&pending, path.join(LOCK))?;
+            Ok(Self { path, _lock: lock })
         })
         .await
         .map_err(|e| Error::internal_with("work directory task failed", e))?
@@ -108,6 +145,13 @@ mod tests {
         assert_eq!(mode(&parent), 0o700);
         assert_eq!(mode(dir.path()), 0o700);
         let file = dir.file("a.dump").expect("file");
+        // A live operation's directory survives another's sweep; a dead one's does not.
+        let dead = parent.join(format!("{PREFIX}dead"));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join(LOCK), b"").unwrap();
+        std::fs::write(dead.join("backup.dump"), b"partial").unwrap();
+        let unlocked = parent.join(format!("{PREFIX}creating"));
+        std::fs::create_dir(&unlocked).unwrap();
         assert_eq!(mode(&file), 0o600);
         assert!(dir.file("a.dump").is_err(), "an existing file is refused");
         std::fs::write(&file, b"abc").unwrap();
@@ -119,6 +163,12 @@ mod tests {
         );
         let other = WorkDir::create(&parent).await.expect("second");
         assert_ne!(other.path(), dir.path());
+        assert!(file.exists(), "a live operation's file was swept");
+        assert!(!dead.exists(), "a dead operation's directory was left");
+        assert!(
+            unlocked.exists(),
+            "a directory without a lock file is not ours to remove"
+        );
         let path = dir.path().to_owned();
         drop(dir);
         assert!(!path.exists());
