@@ -161,7 +161,7 @@ async fn postgres_backends_terminated_mid_traffic_give_no_500_and_full_recovery(
                 let mut n = 0u32;
                 while !stop.load(Ordering::SeqCst) {
                     n += 1;
-                    let answer = if n % 4 == 0 {
+                    let answer = if n.is_multiple_of(4) {
                         let body = json!({"name": format!("C{i}-{worker}-{n}")});
                         client
                             .post("/api/companies", Auth::Bearer(&token), &body)
