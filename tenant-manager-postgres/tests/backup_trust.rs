@@ -262,3 +262,54 @@ async fn shared_rows_are_restored_under_row_level_security_without_a_superuser()
     let _ = conn.close().await;
     assert_eq!(left, 0);
 }
+
+/// A login a crashed operation left (an hour old, no session) is dropped by the next backup,
+/// also when it holds grants on the shared tables; a recent one is left to its operation.
+#[tokio::test]
+async fn logins_left_by_a_crash_are_swept_and_recent_ones_kept() {
+    let s = Setup::new().await;
+    let tenant = s.env.active("sweep", Isolation::Schema).await;
+    let shared = s.env.active("sweeprows", Isolation::Shared).await;
+    let suffix = &tenant_manager_test_support::unique_suffix()[..8];
+    let stale = format!("tm_backup_stale{suffix}");
+    let stale_rows = format!("tm_backup_rows{suffix}");
+    let recent = format!("tm_backup_recent{suffix}");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut conn = s.env.admin("postgres").await;
+    for (name, created) in [
+        (&stale, now - 7200),
+        (&stale_rows, now - 7200),
+        (&recent, now),
+    ] {
+        exec(
+            &mut conn,
+            &format!(
+                "CREATE ROLE \"{name}\" LOGIN IN ROLE \"{}\"; \
+                 COMMENT ON ROLE \"{name}\" IS 'tenant-manager:backup-login:{created}'",
+                role_of(&tenant)
+            ),
+        )
+        .await;
+    }
+    let mut shared_db = s.env.admin(&shared.placement.database).await;
+    exec(
+        &mut shared_db,
+        &format!("GRANT SELECT ON public.companies TO \"{stale_rows}\""),
+    )
+    .await;
+    let _ = shared_db.close().await;
+
+    s.backup.backup(&tenant).await.expect("schema backup");
+    s.backup.backup(&shared).await.expect("shared backup");
+
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname",
+    )
+    .bind(vec![stale.clone(), stale_rows.clone(), recent.clone()])
+    .fetch_all(&mut conn)
+    .await
+    .expect("roles");
+    exec(&mut conn, &format!("DROP ROLE IF EXISTS \"{recent}\"")).await;
+    let _ = conn.close().await;
+    assert_eq!(left, [recent]);
+}

@@ -197,7 +197,9 @@ async fn drop_role(conn: &mut PgConnection, name: &Ident) -> Result<()> {
 }
 
 /// Drops logins of this kind older than an hour that have no session: leftovers of a crash.
-async fn sweep(conn: &mut PgConnection) {
+/// What they were granted in the connected database is revoked first, so running it in the
+/// database of [`Reach::Tables`] frees those too.
+pub(crate) async fn sweep(conn: &mut PgConnection) {
     let cutoff = OffsetDateTime::now_utc().unix_timestamp() - STALE_AFTER_SECS;
     let sql = format!(
         "SELECT r.rolname::text FROM pg_roles r \
