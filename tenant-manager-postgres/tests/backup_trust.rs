@@ -313,3 +313,54 @@ async fn logins_left_by_a_crash_are_swept_and_recent_ones_kept() {
     let _ = conn.close().await;
     assert_eq!(left, [recent]);
 }
+
+/// Without `session_replication_role` (a superuser's setting), foreign keys among a shared
+/// tenant's rows still let a restore through: parents are inserted before children and
+/// deleted after them, whichever order the tables' names give.
+#[tokio::test]
+async fn shared_rows_with_foreign_keys_are_restored_in_key_order() {
+    let s = Setup::new().await;
+    let tenant = s.env.active("fkeys", Isolation::Shared).await;
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    // Deleting `fk_a_parent` first and inserting `fk_c_child` first both violate a key.
+    exec(
+        &mut conn,
+        "CREATE TABLE public.fk_a_parent (tenant_id uuid, id int, PRIMARY KEY (tenant_id, id)); \
+         CREATE TABLE public.fk_b_child (tenant_id uuid, id int, parent int, \
+           FOREIGN KEY (tenant_id, parent) REFERENCES public.fk_a_parent (tenant_id, id)); \
+         CREATE TABLE public.fk_d_parent (tenant_id uuid, id int, PRIMARY KEY (tenant_id, id)); \
+         CREATE TABLE public.fk_c_child (tenant_id uuid, id int, parent int, \
+           FOREIGN KEY (tenant_id, parent) REFERENCES public.fk_d_parent (tenant_id, id))",
+    )
+    .await;
+    let t = tenant.id.to_string();
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO public.fk_a_parent VALUES ('{t}', 1), ('{t}', 2); \
+             INSERT INTO public.fk_b_child VALUES ('{t}', 10, 1); \
+             INSERT INTO public.fk_d_parent VALUES ('{t}', 1); \
+             INSERT INTO public.fk_c_child VALUES ('{t}', 20, 1), ('{t}', 21, 1)"
+        ),
+    )
+    .await;
+    let record = s.backup.backup(&tenant).await.expect("backup");
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO public.fk_b_child VALUES ('{t}', 11, 2); \
+             DELETE FROM public.fk_c_child WHERE id = 21"
+        ),
+    )
+    .await;
+    s.backup.restore(record.id, &tenant).await.expect("restore");
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM public.fk_a_parent), (SELECT count(*) FROM public.fk_b_child), \
+                (SELECT count(*) FROM public.fk_d_parent), (SELECT count(*) FROM public.fk_c_child)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("counts");
+    let _ = conn.close().await;
+    assert_eq!(counts, (2, 1, 1, 2));
+}
