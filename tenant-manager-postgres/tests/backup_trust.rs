@@ -247,9 +247,38 @@ async fn shared_rows_are_restored_under_row_level_security_without_a_superuser()
     add_companies(&s.env, &neighbour, &["Umbrella"]).await;
     let record = s.backup.backup(&tenant).await.expect("backup");
     add_companies(&s.env, &tenant, &["Hooli"]).await;
+    // Who writes the rows back, and with which scope.
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    exec(
+        &mut conn,
+        "CREATE TABLE public.restore_log (who text, superuser boolean, bypass_rls boolean, \
+           scope text); \
+         GRANT INSERT ON public.restore_log TO PUBLIC; \
+         CREATE FUNCTION public.log_restore() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN \
+           INSERT INTO public.restore_log SELECT session_user, r.rolsuper, r.rolbypassrls, \
+             current_setting('app.tenant_id', true) FROM pg_catalog.pg_roles r \
+             WHERE r.rolname = session_user; \
+           RETURN NEW; END $f$; \
+         CREATE TRIGGER log_restore BEFORE INSERT ON public.companies \
+           FOR EACH ROW EXECUTE FUNCTION public.log_restore()",
+    )
+    .await;
+    let _ = conn.close().await;
     s.backup.restore(record.id, &tenant).await.expect("restore");
     assert_eq!(company_names(&s.env, &tenant).await, ["Initech"]);
     assert_eq!(company_names(&s.env, &neighbour).await, ["Umbrella"]);
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    let log: Vec<(String, bool, bool, Option<String>)> =
+        sqlx::query_as("SELECT who, superuser, bypass_rls, scope FROM public.restore_log")
+            .fetch_all(&mut conn)
+            .await
+            .expect("log");
+    let _ = conn.close().await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    let (who, superuser, bypass_rls, scope) = &log[0];
+    assert!(who.starts_with("tm_backup_"), "restored by {who}");
+    assert!(!superuser && !bypass_rls, "{log:?}");
+    assert_eq!(scope.as_deref(), Some(tenant.id.to_string().as_str()));
     // The operation's login was granted the shared tables, and is gone with its grants.
     let mut conn = s.env.admin(&tenant.placement.database).await;
     let left: i64 = sqlx::query_scalar(
