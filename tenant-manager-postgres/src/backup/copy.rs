@@ -3,6 +3,14 @@
 //! File layout (`tm_copy_v1`): the magic line `TMCOPY1\n`, then one binary `COPY` section per
 //! table, then a JSON index (table, columns, offset, length of each section), then a footer of
 //! two big-endian `u64`: the index's offset and length.
+//!
+//! Both directions run on a connection of a login that may only read, insert and delete rows
+//! of these tables, scoped to the tenant (`app.tenant_id`), so forced row-level security
+//! applies. A restore therefore cannot switch triggers and foreign keys off
+//! (`session_replication_role` needs a superuser): the host's triggers on the shared tables
+//! fire for the rows written back, and statements are ordered by retrying those that violate
+//! a foreign key (parents inserted before children, deleted after them; a cycle of foreign
+//! keys between tables is refused).
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@
 //!
 //! Nothing here runs the tenant's data or code as the admin: `pg_dump`, `pg_restore` and the
 //! shared-row `COPY` log in as a short-lived unprivileged login made for the operation
-//! ([`login`]). Artifacts pass through a private work directory (`0700`, files `0600`,
+//! (`backup::login`). Artifacts pass through a private work directory (`0700`, files `0600`,
 //! removed afterwards); a restore compares the artifact with the SHA-256 and size recorded in
 //! `tm_backups` when it was taken, whatever the store's own checks say.
 
