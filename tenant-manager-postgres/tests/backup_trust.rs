@@ -69,19 +69,49 @@ fn schema_of(tenant: &Tenant) -> String {
     }
 }
 
+/// Where the trap records who called it: inside the tenant's database for database
+/// isolation (the restore replaces the whole database, so its calls are restored there), and
+/// outside the tenant's schema for schema isolation (a restore stages the schema under
+/// another name before it takes its place).
+fn log_table(tenant: &Tenant) -> String {
+    match tenant.isolation {
+        Isolation::Schema => format!("\"trap_{}\".calls", tenant.slug.as_str()),
+        _ => "\"public\".calls".to_owned(),
+    }
+}
+
 /// As the tenant's role (an admin session that `SET ROLE`s, as the pools do): a table whose
 /// CHECK calls the tenant's function, with a row; then the function is swapped for one that
 /// escalates whenever the session it runs in belongs to a superuser.
 async fn plant_trap(env: &Env, tenant: &Tenant) {
     let role = role_of(tenant);
     let schema = schema_of(tenant);
+    let log = log_table(tenant);
     let mut conn = env.admin(&tenant.placement.database).await;
+    if tenant.isolation == Isolation::Schema {
+        let side = format!("trap_{}", tenant.slug.as_str());
+        exec(
+            &mut conn,
+            &format!(
+                "CREATE SCHEMA \"{side}\"; CREATE TABLE {log} (who text NOT NULL); \
+                 GRANT USAGE ON SCHEMA \"{side}\" TO PUBLIC; \
+                 GRANT SELECT, INSERT ON {log} TO PUBLIC"
+            ),
+        )
+        .await;
+    }
     exec(&mut conn, &format!("SET ROLE \"{role}\"")).await;
+    if tenant.isolation != Isolation::Schema {
+        exec(
+            &mut conn,
+            &format!("CREATE TABLE {log} (who text NOT NULL)"),
+        )
+        .await;
+    }
     exec(
         &mut conn,
         &format!(
-            "CREATE TABLE \"{schema}\".calls (who text NOT NULL); \
-             CREATE FUNCTION \"{schema}\".tm_check(x int) RETURNS boolean LANGUAGE sql \
+            "CREATE FUNCTION \"{schema}\".tm_check(x int) RETURNS boolean LANGUAGE sql \
                AS 'SELECT true'; \
              CREATE TABLE \"{schema}\".guarded (x int CHECK (\"{schema}\".tm_check(x))); \
              INSERT INTO \"{schema}\".guarded VALUES (1)"
@@ -99,7 +129,8 @@ async fn plant_trap(env: &Env, tenant: &Tenant) {
                IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN \
                  EXECUTE 'ALTER ROLE \"{role}\" SUPERUSER'; \
                END IF; \
-               INSERT INTO \"{schema}\".calls VALUES (session_user); \
+               BEGIN INSERT INTO {log} VALUES (session_user); \
+               EXCEPTION WHEN undefined_table THEN NULL; END; \
                EXECUTE pg_catalog.format('SET ROLE %I', was); \
                RETURN true; \
              END $f$"
@@ -124,8 +155,8 @@ async fn is_superuser(env: &Env, role: &str) -> bool {
 async fn callers(env: &Env, tenant: &Tenant) -> Vec<String> {
     let mut conn = env.admin(&tenant.placement.database).await;
     let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT who FROM \"{}\".calls ORDER BY who",
-        schema_of(tenant)
+        "SELECT who FROM {} ORDER BY who",
+        log_table(tenant)
     )))
     .fetch_all(&mut conn)
     .await
@@ -392,4 +423,117 @@ async fn shared_rows_with_foreign_keys_are_restored_in_key_order() {
     .expect("counts");
     let _ = conn.close().await;
     assert_eq!(counts, (2, 1, 1, 2));
+}
+
+/// A schema restore interrupted at its last step (the restore into the tenant's database:
+/// the future dropped, its `pg_restore` killed, as when the process dies) leaves the tenant's
+/// schema and rows as they were, and the restore can simply be run again.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_interrupted_schema_restore_leaves_the_tenant_intact_and_can_be_rerun() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Setup::new().await;
+    let tenant = s.env.active("halt", Isolation::Schema).await;
+    add_companies(&s.env, &tenant, &["Initech"]).await;
+    let record = s.backup.backup(&tenant).await.expect("backup");
+    add_companies(&s.env, &tenant, &["Hooli"]).await;
+
+    // Tools that stop for good at the restore into the tenant's database.
+    let bin = s.dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let marker = s.dir.join("halted");
+    let real = |tool: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .expect("which");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // The first pg_restore stages the backup in a scratch database; the second writes into
+    // the tenant's database: that one never ends.
+    let count = s.dir.join("restores");
+    std::fs::write(
+        bin.join("pg_restore"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version) exec '{real}' \"$@\";; esac\n\
+             n=$(cat '{count}' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '{count}'\n\
+             if [ $n -ge 2 ]; then touch '{marker}'; exec sleep 600; fi\n\
+             exec '{real}' \"$@\"\n",
+            real = real("pg_restore"),
+            count = count.display(),
+            marker = marker.display(),
+        ),
+    )
+    .expect("pg_restore");
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", real("pg_dump")),
+    )
+    .expect("pg_dump");
+    for tool in ["pg_restore", "pg_dump"] {
+        std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let store = Arc::new(FilesystemBackupStore::new(s.dir.join("store")));
+    let halting = PgDumpBackup::new(
+        s.env.storage.clone(),
+        store,
+        BackupConfig::default()
+            .with_work_dir(s.dir.join("work"))
+            .with_tools(tenant_manager_postgres::PgTools::from_path().with_bin_dir(&bin)),
+    );
+    {
+        let restore = halting.restore(record.id, &tenant);
+        tokio::pin!(restore);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the last step"
+            );
+            tokio::select! {
+                done = &mut restore => panic!("the restore ended: {done:?}"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+    }
+    // The interrupted restore's login is left to the sweep (an hour later); dropped here.
+    let mut conn = s.env.admin("postgres").await;
+    let logins: Vec<String> = sqlx::query_scalar(
+        "SELECT r.rolname::text FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid \
+         JOIN pg_roles t ON t.oid = m.roleid WHERE r.rolname LIKE 'tm\\_backup\\_%' AND t.rolname = $1",
+    )
+    .bind(role_of(&tenant))
+    .fetch_all(&mut conn)
+    .await
+    .expect("logins");
+    for login in logins {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{login}'; \
+             DROP ROLE IF EXISTS \"{login}\""
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+    let _ = conn.close().await;
+
+    assert_eq!(
+        company_names(&s.env, &tenant).await,
+        ["Hooli", "Initech"],
+        "the tenant's rows after an interrupted restore"
+    );
+    s.backup
+        .restore(record.id, &tenant)
+        .await
+        .expect("run again");
+    assert_eq!(company_names(&s.env, &tenant).await, ["Initech"]);
+    let mut conn = s.env.admin(&tenant.placement.database).await;
+    let staging: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tm\\_new\\_%' OR nspname LIKE 'tm\\_old\\_%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("schemas");
+    let _ = conn.close().await;
+    assert_eq!(staging, 0, "staging schemas left");
 }

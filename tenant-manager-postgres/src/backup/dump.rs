@@ -173,8 +173,10 @@ pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<(
 /// Replaces a schema-isolated tenant's schema with the backup, which may come from another
 /// schema (a clone). Every step that reads or writes the tenant's objects runs as a login
 /// that is a member of the tenant role only: restored into a scratch database owned by that
-/// role, renamed there, dumped again, then restored into a fresh schema the admin created in
-/// the old one's place; the old schema is dropped on success and put back on failure.
+/// role, renamed there to this restore's staging name, dumped again, and restored under that
+/// name into the tenant's database (in a schema the admin creates for the tenant role). Then
+/// one transaction puts it in the old schema's place and drops the old one, so a restore
+/// interrupted at any point leaves the tenant's schema as it was, and can be run again.
 pub(crate) async fn restore_schema(
     job: &Restore<'_>,
     source_schema: &str,
@@ -203,6 +205,8 @@ async fn restore_schema_as(
     } = *job;
     let role = database::role_of(target)?;
     let scratch = scratch_name("tm_restore_", backup)?;
+    let staging = scratch_name("tm_new_", backup)?;
+    let old = scratch_name("tm_old_", backup)?;
     let schema = target
         .schema
         .as_ref()
@@ -213,21 +217,19 @@ async fn restore_schema_as(
     let staged = async {
         create_scratch(&mut maint, &scratch, role).await?;
         pg_restore(tools, login, &scratch, role, None, path).await?;
-        if source != *schema {
-            let mut conn = login.connect(&scratch).await?;
-            let renamed = admin::ddl(
-                &mut conn,
-                format!("ALTER SCHEMA {source} RENAME TO {schema}"),
-            )
-            .await;
-            admin::close(conn).await;
-            renamed?;
-        }
+        let mut conn = login.connect(&scratch).await?;
+        let renamed = admin::ddl(
+            &mut conn,
+            format!("ALTER SCHEMA {source} RENAME TO {staging}"),
+        )
+        .await;
+        admin::close(conn).await;
+        renamed?;
         pg_dump(
             tools,
             &login.tool_conn(),
             &scratch,
-            Some(schema),
+            Some(&staging),
             renamed_path,
         )
         .await
@@ -237,51 +239,54 @@ async fn restore_schema_as(
     admin::close(maint).await;
     staged?;
 
-    let old = scratch_name("tm_old_", backup)?;
     let marker = quote_literal(&admin::tenant_marker(tenant.id));
     let mut conn = storage.connect(&target.server, &target.database).await?;
     let swapped = async {
-        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
-        let move_old = if exists {
-            format!("ALTER SCHEMA {schema} RENAME TO {old}; ")
-        } else {
-            String::new()
-        };
+        // What an interrupted restore of this backup left goes first.
         admin::ddl(
             &mut conn,
             format!(
-                "{move_old}CREATE SCHEMA {schema} AUTHORIZATION {role}; \
-                 COMMENT ON SCHEMA {schema} IS {marker}; \
-                 REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
+                "DROP SCHEMA IF EXISTS {staging} CASCADE; \
+                 CREATE SCHEMA {staging} AUTHORIZATION {role}; \
+                 REVOKE ALL ON SCHEMA {staging} FROM PUBLIC"
             ),
         )
         .await?;
-        if let Err(e) = pg_restore(
+        let restored = pg_restore(
             tools,
             login,
             &target.database,
             role,
-            Some(schema),
+            Some(&staging),
             renamed_path,
         )
-        .await
-        {
-            let put_back = if exists {
-                format!("ALTER SCHEMA {old} RENAME TO {schema}")
-            } else {
-                String::new()
-            };
+        .await;
+        if let Err(e) = restored {
             let _ = admin::ddl(
                 &mut conn,
-                format!("DROP SCHEMA IF EXISTS {schema} CASCADE; {put_back}"),
+                format!("DROP SCHEMA IF EXISTS {staging} CASCADE"),
             )
             .await;
             return Err(e);
         }
-        if exists {
-            admin::ddl(&mut conn, format!("DROP SCHEMA IF EXISTS {old} CASCADE")).await?;
-        }
-        Ok(())
+        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
+        let (move_old, drop_old) = if exists {
+            (
+                format!("ALTER SCHEMA {schema} RENAME TO {old}; "),
+                format!("; DROP SCHEMA {old} CASCADE"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        // One simple-protocol batch: one transaction.
+        admin::ddl(
+            &mut conn,
+            format!(
+                "{move_old}ALTER SCHEMA {staging} RENAME TO {schema}; \
+                 COMMENT ON SCHEMA {schema} IS {marker}{drop_old}"
+            ),
+        )
+        .await
     }
     .await;
     admin::close(conn).await;
