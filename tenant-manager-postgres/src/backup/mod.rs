@@ -3,7 +3,7 @@
 //! | isolation | artifact | restore |
 //! |---|---|---|
 //! | `Database` | `pg_dump -Fc` of the tenant database | into a fresh database owned by the target role, swapped in |
-//! | `Schema` | `pg_dump -Fc --schema` of the tenant schema | renamed to the target schema in a scratch database, swapped in |
+//! | `Schema` | `pg_dump -Fc --schema` of the tenant schema | renamed to a staging name in a scratch database, restored under it beside the target schema, swapped in by one transaction |
 //! | `Shared` | the tenant's rows of every shared table, binary `COPY` (`tm_copy_v1`) | the target's rows replaced, `tenant_id` rewritten |
 //!
 //! Restoring into another tenant of the same isolation clones it.
