@@ -6,8 +6,12 @@
 //! beside their destination; each directory has a `.lock` file that writers hold while they
 //! rename an artifact and its sidecar into place, and readers hold (shared) while they pick
 //! up the pair. Dot files are never listed.
+//!
+//! On Unix, directories the store creates are `0700` and every file it writes (artifacts,
+//! sidecars, lock files, and the copies `get_file` writes) is created `0600`: backups hold
+//! every tenant's data.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -133,6 +137,29 @@ pub(crate) fn validate_store_prefix(prefix: &str) -> Result<()> {
     }
 }
 
+/// Creates `dir` and its missing parents, `0700` on Unix.
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Options that create files `0600` on Unix.
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -177,7 +204,7 @@ fn write_temp<T>(
     fill: impl FnOnce(&mut File) -> io::Result<T>,
 ) -> io::Result<(PathBuf, T)> {
     let tmp = temp_path(path);
-    let result = OpenOptions::new()
+    let result = private_options()
         .write(true)
         .create_new(true)
         .open(&tmp)
@@ -199,7 +226,7 @@ fn write_temp<T>(
 /// concurrent writers of one key (in this process or another) cannot pair one's artifact
 /// with the other's checksum.
 fn publish(dir: &Path, artifact: (&Path, &Path), sidecar: (&Path, &Path)) -> io::Result<()> {
-    let lock = OpenOptions::new()
+    let lock = private_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -227,7 +254,7 @@ fn put_blocking(key: &str, source: &Path, dest: &Path) -> Result<StoredObject> {
     let dir = dest
         .parent()
         .ok_or_else(|| Error::internal("artifact path has no parent"))?;
-    fs::create_dir_all(dir).map_err(io_error)?;
+    create_private_dirs(dir).map_err(io_error)?;
     let (tmp_artifact, (sha256, size)) =
         write_temp(dest, |file| copy_hashing(&mut src, file)).map_err(io_error)?;
     let sidecar = sidecar_path(dest);
@@ -304,11 +331,16 @@ fn get_blocking(key: &str, path: &Path, dest: &Path) -> Result<StoredObject> {
     // The open file stays the artifact that was paired with `expected`, even if an overwrite
     // renames another one over its name while it is copied.
     let (expected, mut src) = open_consistent(key, path)?;
-    let copied = File::create(dest).and_then(|mut out| {
-        let copied = copy_hashing(&mut src, &mut out)?;
-        out.sync_all()?;
-        Ok(copied)
-    });
+    let copied = private_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dest)
+        .and_then(|mut out| {
+            let copied = copy_hashing(&mut src, &mut out)?;
+            out.sync_all()?;
+            Ok(copied)
+        });
     match copied {
         Ok((sha256, size)) if sha256 == expected => Ok(StoredObject::new(key, size, sha256)),
         Ok(_) => {

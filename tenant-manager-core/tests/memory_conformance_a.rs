@@ -50,6 +50,10 @@ impl BackupHarness for MemoryHarness {
         &self.backup
     }
 
+    fn store(&self) -> &dyn BackupStore {
+        self.backup.store().as_ref()
+    }
+
     fn isolations(&self) -> &[Isolation] {
         &[Isolation::Database, Isolation::Schema, Isolation::Shared]
     }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tenant_manager_core::fs_store::FilesystemBackupStore;
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
-use tenant_manager_core::{Backup, Isolation, Result, Tenant};
+use tenant_manager_core::{Backup, BackupStore, Isolation, Result, Tenant};
 use tenant_manager_postgres::backup::{BackupAllOptions, BackupProgressFn};
 use tenant_manager_postgres::{BackupConfig, PgDumpBackup, PgTools};
 
@@ -53,6 +53,10 @@ impl Drop for PgHarness {
 impl BackupHarness for PgHarness {
     fn backup(&self) -> &dyn Backup {
         &self.backup
+    }
+
+    fn store(&self) -> &dyn BackupStore {
+        self.backup.store().as_ref()
     }
 
     fn isolations(&self) -> &[Isolation] {

@@ -11,6 +11,7 @@
 //! #[async_trait]
 //! impl BackupHarness for PgHarness {
 //!     fn backup(&self) -> &dyn Backup { &self.backup }
+//!     fn store(&self) -> &dyn BackupStore { self.backup.store().as_ref() }
 //!     fn isolations(&self) -> &[Isolation] { &[Isolation::Database, Isolation::Schema] }
 //!     async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant> { /* register + provision */ }
 //!     async fn write_rows(&self, tenant: &Tenant, rows: &[&str]) -> Result<()> { /* INSERT */ }
@@ -34,7 +35,7 @@ use time::OffsetDateTime;
 use super::registry::expect_not_found;
 use crate::domain::{BackupId, Isolation, Tenant};
 use crate::error::{Entity, Result};
-use crate::traits::Backup;
+use crate::traits::{Backup, BackupStore};
 
 /// What the backup suite needs of a backend besides the [`Backup`] under test.
 ///
@@ -50,6 +51,10 @@ use crate::traits::Backup;
 pub trait BackupHarness: Send + Sync + 'static {
     /// The backup adapter under test.
     fn backup(&self) -> &dyn Backup;
+
+    /// The store the adapter keeps its artifacts in: the suite overwrites one there, as
+    /// someone with access to the store could, to check that restores refuse it.
+    fn store(&self) -> &dyn BackupStore;
 
     /// The isolation modes to test (at least one).
     fn isolations(&self) -> &[Isolation];
@@ -75,6 +80,7 @@ macro_rules! backup_conformance {
             list_newest_first,
             prune_by_retention,
             unknown_backup_is_not_found,
+            a_replaced_artifact_is_refused,
         );
     };
 }
@@ -267,4 +273,41 @@ pub async fn unknown_backup_is_not_found(h: &dyn BackupHarness) {
         Entity::Backup,
     );
     assert_eq!(rows(h, &tenant).await, owned(&["kept"]));
+}
+
+/// An artifact replaced in the store after the backup (through the store, so the store's own
+/// checksum matches the new content; by another backup's artifact, valid in every other way)
+/// is refused by a restore, which changes nothing: restores trust the checksum recorded when
+/// the backup was taken, not the store's.
+pub async fn a_replaced_artifact_is_refused(h: &dyn BackupHarness) {
+    for isolation in isolations(h) {
+        let tenant = h.new_tenant(isolation).await.expect("tenant");
+        h.write_rows(&tenant, &["kept"]).await.expect("write");
+        let first = h.backup().backup(&tenant).await.expect("backup");
+        h.write_rows(&tenant, &["later"]).await.expect("write more");
+        let second = h.backup().backup(&tenant).await.expect("second backup");
+        h.write_rows(&tenant, &["latest"])
+            .await
+            .expect("write again");
+        let dir = super::backup_store::ScratchDir::new("replaced-artifact");
+        let other = dir.path().join("second");
+        h.store()
+            .get_file(&second.key, &other)
+            .await
+            .expect("read the second artifact");
+        h.store()
+            .put_file(&first.key, &other)
+            .await
+            .expect("put it in place of the first");
+        let refused = h.backup().restore(first.id, &tenant).await;
+        assert!(
+            refused.is_err(),
+            "{isolation}: a replaced artifact was restored"
+        );
+        assert_eq!(
+            rows(h, &tenant).await,
+            owned(&["kept", "later", "latest"]),
+            "{isolation}: the tenant's data changed"
+        );
+    }
 }

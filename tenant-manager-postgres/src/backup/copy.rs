@@ -3,6 +3,14 @@
 //! File layout (`tm_copy_v1`): the magic line `TMCOPY1\n`, then one binary `COPY` section per
 //! table, then a JSON index (table, columns, offset, length of each section), then a footer of
 //! two big-endian `u64`: the index's offset and length.
+//!
+//! Both directions run on a connection of a login that may only read, insert and delete rows
+//! of these tables, scoped to the tenant (`app.tenant_id`), so forced row-level security
+//! applies. A restore therefore cannot switch triggers and foreign keys off
+//! (`session_replication_role` needs a superuser): the host's triggers on the shared tables
+//! fire for the rows written back, and statements are ordered by retrying those that violate
+//! a foreign key (parents inserted before children, deleted after them; a cycle of foreign
+//! keys between tables is refused).
 
 use std::path::Path;
 
@@ -61,6 +69,62 @@ async fn tables(conn: &mut PgConnection, schema: &str) -> Result<Vec<(String, Ve
     Ok(rows)
 }
 
+/// The quoted, qualified names of the tables [`tables`] finds, for grants.
+pub(crate) async fn table_names(conn: &mut PgConnection, schema: &Ident) -> Result<Vec<String>> {
+    Ok(tables(conn, schema.as_str())
+        .await?
+        .into_iter()
+        .map(|(table, _)| format!("{schema}.{}", quote_ident(&table)))
+        .collect())
+}
+
+/// Scopes the transaction to `tenant` (`app.tenant_id`, which the row-level security policies
+/// of the shared tables read).
+async fn scope(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
+    sqlx::query("SELECT pg_catalog.set_config('app.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(conn)
+        .await
+        .map_db(Entity::Backup)?;
+    Ok(())
+}
+
+/// SQLSTATE `foreign_key_violation`.
+const FOREIGN_KEY_VIOLATION: &str = "23503";
+
+/// Runs each of `statements` (in a savepoint) until all succeeded, putting off those that
+/// violate a foreign key until a later pass: parents are inserted before their children and
+/// deleted after them, without `session_replication_role` (which needs a superuser). Fails
+/// with the last violation when a pass makes no progress (a cycle between tables).
+async fn in_key_order(conn: &mut PgConnection, statements: Vec<String>) -> Result<()> {
+    let mut pending = statements;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        let mut last = None;
+        for sql in pending.drain(..) {
+            let mut sp = conn.begin().await.map_db(Entity::Backup)?;
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut *sp)
+                .await
+            {
+                Ok(_) => sp.commit().await.map_db(Entity::Backup)?,
+                Err(e) if crate::provision::admin::has_state(&e, &[FOREIGN_KEY_VIOLATION]) => {
+                    sp.rollback().await.map_db(Entity::Backup)?;
+                    later.push(sql);
+                    last = Some(e);
+                }
+                Err(e) => return Err(crate::error::map_sqlx(Entity::Backup, e)),
+            }
+        }
+        if let Some(e) = last.filter(|_| later.len() == before) {
+            return Err(crate::error::map_sqlx(Entity::Backup, e));
+        }
+        pending = later;
+    }
+    Ok(())
+}
+
 fn column_list(columns: &[String]) -> String {
     columns
         .iter()
@@ -81,8 +145,15 @@ pub(crate) async fn dump(
         .execute(&mut *tx)
         .await
         .map_db(Entity::Backup)?;
+    scope(&mut tx, tenant).await?;
     let tables = tables(&mut tx, schema.as_str()).await?;
-    let mut file = tokio::fs::File::create(path).await.map_err(io_error)?;
+    // The work file exists already, private (`0600`): it is truncated, not recreated.
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .await
+        .map_err(io_error)?;
     file.write_all(MAGIC).await.map_err(io_error)?;
     let mut offset = MAGIC.len() as u64;
     let mut index = Index {
@@ -151,7 +222,9 @@ async fn read_index(file: &mut tokio::fs::File) -> Result<Index> {
 }
 
 /// Replaces `tenant`'s rows in the shared tables of `schema` with the artifact's, rewriting
-/// their `tenant_id` (a clone may come from another tenant). One transaction.
+/// their `tenant_id` (a clone may come from another tenant). One transaction, scoped to
+/// `tenant` so row-level security applies; run by a login that may only read and write those
+/// tables.
 pub(crate) async fn restore(
     conn: &mut PgConnection,
     schema: &Ident,
@@ -161,23 +234,9 @@ pub(crate) async fn restore(
     let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let index = read_index(&mut file).await?;
     let mut tx = conn.begin().await.map_db(Entity::Backup)?;
-    // Every row of the tenant goes and comes back: foreign keys among them are not checked
-    // row by row while that happens.
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .map_db(Entity::Backup)?;
+    scope(&mut tx, tenant).await?;
     let present = tables(&mut tx, schema.as_str()).await?;
-    for (table, _) in &present {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {schema}.{} WHERE tenant_id = $1",
-            quote_ident(table)
-        )))
-        .bind(tenant.as_uuid())
-        .execute(&mut *tx)
-        .await
-        .map_db(Entity::Backup)?;
-    }
+    let mut inserts = Vec::with_capacity(index.tables.len());
     for (i, section) in index.tables.iter().enumerate() {
         if !present.iter().any(|(t, _)| *t == section.table) {
             return Err(Error::invalid(
@@ -192,7 +251,7 @@ pub(crate) async fn restore(
         let columns = column_list(&section.columns);
         let staging = format!("tm_restore_{i}");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TEMP TABLE {staging} (LIKE {qualified} INCLUDING DEFAULTS) ON COMMIT DROP"
+            "CREATE TEMP TABLE {staging} (LIKE {qualified}) ON COMMIT DROP"
         )))
         .execute(&mut *tx)
         .await
@@ -225,12 +284,22 @@ pub(crate) async fn restore(
         .execute(&mut *tx)
         .await
         .map_db(Entity::Backup)?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        inserts.push(format!(
             "INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {staging}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_db(Entity::Backup)?;
+        ));
     }
+    // Row-level security limits both to the tenant's rows; the condition says so too.
+    let deletes = present
+        .iter()
+        .map(|(table, _)| {
+            format!(
+                "DELETE FROM {schema}.{} WHERE tenant_id = {}::uuid",
+                quote_ident(table),
+                quote_literal(&tenant.to_string())
+            )
+        })
+        .collect();
+    in_key_order(&mut tx, deletes).await?;
+    in_key_order(&mut tx, inserts).await?;
     tx.commit().await.map_db(Entity::Backup)
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use sqlx::PgConnection;
 use tenant_manager_core::{BackupId, Entity, Result, Tenant};
 
+use super::login::{OperationLogin, Reach};
 use super::tools::{PgTools, ToolConn, server_major};
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
@@ -14,15 +15,6 @@ use crate::storage::{Target, TenantStorage};
 
 /// Format name of `pg_dump -Fc` artifacts in the catalogue.
 pub(crate) const FORMAT: &str = "pg_dump_custom";
-
-/// Connection details of the tools for `target`'s server.
-pub(crate) fn tool_conn(storage: &TenantStorage, target: &Target) -> Result<ToolConn> {
-    let server = storage.servers.get(&target.server)?;
-    Ok(ToolConn::new(
-        server.admin.clone(),
-        server.admin_password.clone(),
-    ))
-}
 
 /// Checks `pg_dump` and `pg_restore` against the server behind `conn`.
 pub(crate) async fn check_tools(tools: &PgTools, conn: &mut PgConnection) -> Result<()> {
@@ -35,51 +27,56 @@ pub(crate) async fn check_tools(tools: &PgTools, conn: &mut PgConnection) -> Res
     tools.check("pg_restore", major).await
 }
 
-fn path_arg(path: &Path) -> OsString {
-    let mut arg = OsString::from("--file=");
-    arg.push(path.as_os_str());
-    arg
-}
-
 /// `pg_dump -Fc` of `database` (all of it, or one schema), without owners or grants: a
-/// restore gives everything to the target tenant's role.
+/// restore gives everything to the target tenant's role. Run as an [`OperationLogin`] that is
+/// a member of the tenant's role, never as the admin.
 pub(crate) async fn pg_dump(
     tools: &PgTools,
     conn: &ToolConn,
     database: &Ident,
     schema: Option<&Ident>,
-    keep_owners: bool,
     path: &Path,
 ) -> Result<()> {
-    let mut args: Vec<OsString> = vec!["--format=custom".into(), path_arg(path)];
-    if !keep_owners {
-        args.push("--no-owner".into());
-        args.push("--no-privileges".into());
-    }
+    let mut args: Vec<OsString> = vec![
+        "--format=custom".into(),
+        "--no-owner".into(),
+        "--no-privileges".into(),
+    ];
     if let Some(schema) = schema {
         // Quoted, so pg_dump takes the name literally rather than as a pattern.
         args.push(format!("--schema={}", schema.quoted()).into());
     }
-    tools.run("pg_dump", conn, database.as_str(), &args).await
+    // Through a pipe, so a crash of this process stops pg_dump too.
+    tools
+        .run_to_file("pg_dump", conn, database.as_str(), &args, path)
+        .await
 }
 
-/// `pg_restore` of `path` into `database`, as `role` when given (objects become its).
+/// `pg_restore` of `path` into `database`, logged in as `login` (a member of `role`) and
+/// acting as `role`: objects become the tenant role's, and whatever tenant-defined code runs
+/// during the restore (CHECK constraints, index expressions, defaults) runs unprivileged.
+/// With `only`, just the objects inside that schema (not the schema itself).
 async fn pg_restore(
     tools: &PgTools,
-    conn: &ToolConn,
+    login: &OperationLogin,
     database: &Ident,
-    role: Option<&Ident>,
+    role: &Ident,
+    only: Option<&Ident>,
     path: &Path,
 ) -> Result<()> {
-    let mut args: Vec<OsString> = vec!["--exit-on-error".into(), "--single-transaction".into()];
-    if let Some(role) = role {
-        args.push("--no-owner".into());
-        args.push("--no-privileges".into());
-        args.push(format!("--role={}", role.as_str()).into());
+    let mut args: Vec<OsString> = vec![
+        "--exit-on-error".into(),
+        "--single-transaction".into(),
+        "--no-owner".into(),
+        "--no-privileges".into(),
+        format!("--role={}", role.as_str()).into(),
+    ];
+    if let Some(schema) = only {
+        args.push(format!("--schema={}", schema.as_str()).into());
     }
     args.push(path.as_os_str().to_owned());
     tools
-        .run("pg_restore", conn, database.as_str(), &args)
+        .run("pg_restore", &login.tool_conn(), database.as_str(), &args)
         .await
 }
 
@@ -98,14 +95,15 @@ pub(crate) struct Restore<'a> {
 }
 
 impl Restore<'_> {
-    /// What both restores stage with: the tenant role, the tools' connection to the target's
-    /// server, and the name of this restore's scratch database.
-    fn staging(&self) -> Result<(&Ident, ToolConn, Ident)> {
-        Ok((
-            database::role_of(self.target)?,
-            tool_conn(self.storage, self.target)?,
-            scratch_name("tm_restore_", self.backup)?,
-        ))
+    /// What both restores stage with: the tenant role, this restore's login (a member of
+    /// that role only), and the name of this restore's scratch database.
+    async fn staging(&self) -> Result<(&Ident, OperationLogin, Ident)> {
+        let role = database::role_of(self.target)?;
+        let scratch = scratch_name("tm_restore_", self.backup)?;
+        let login =
+            OperationLogin::create(self.storage, &self.target.server, Reach::MemberOf(role))
+                .await?;
+        Ok((role, login, scratch))
     }
 }
 
@@ -129,7 +127,8 @@ async fn create_scratch(maint: &mut PgConnection, scratch: &Ident, role: &Ident)
 }
 
 /// Replaces a database-isolated tenant's database with the backup: restored into a fresh
-/// database owned by the tenant role, which then takes the old one's place.
+/// database owned by the tenant role (by a login that is a member of that role only), which
+/// then takes the old one's place.
 pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<()> {
     let Restore {
         storage,
@@ -138,40 +137,61 @@ pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<(
         target,
         ..
     } = *job;
-    let (role, conn_info, scratch) = job.staging()?;
-    let mut maint = storage.connect_maintenance(&target.server).await?;
+    let (role, login, scratch) = job.staging().await?;
     let result = async {
-        create_scratch(&mut maint, &scratch, role).await?;
-        let db = &target.database;
-        let staged = async {
-            pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
-            // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
-            admin::ddl(&mut maint, drop_database(db)).await
+        let mut maint = storage.connect_maintenance(&target.server).await?;
+        let done = async {
+            create_scratch(&mut maint, &scratch, role).await?;
+            let db = &target.database;
+            let staged = async {
+                pg_restore(tools, &login, &scratch, role, None, path).await?;
+                // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
+                admin::ddl(&mut maint, drop_database(db)).await
+            }
+            .await;
+            if let Err(e) = staged {
+                let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
+                return Err(e);
+            }
+            // Should the rename fail, the restored copy stays under the scratch name.
+            admin::ddl(
+                &mut maint,
+                format!("ALTER DATABASE {scratch} RENAME TO {db}"),
+            )
+            .await?;
+            database::secure(&mut maint, db, role, &admin::tenant_marker(tenant.id)).await
         }
         .await;
-        if let Err(e) = staged {
-            let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
-            return Err(e);
-        }
-        // Should the rename fail, the restored copy stays under the scratch name.
-        admin::ddl(
-            &mut maint,
-            format!("ALTER DATABASE {scratch} RENAME TO {db}"),
-        )
-        .await?;
-        database::secure(&mut maint, db, role, &admin::tenant_marker(tenant.id)).await
+        admin::close(maint).await;
+        done
     }
     .await;
-    admin::close(maint).await;
+    login.drop(storage).await;
     result
 }
 
 /// Replaces a schema-isolated tenant's schema with the backup, which may come from another
-/// schema (a clone): restored into a scratch database as the tenant role, renamed there,
-/// dumped again with owners, then swapped in for the old schema in one step that is undone
-/// if the restore fails.
+/// schema (a clone). Every step that reads or writes the tenant's objects runs as a login
+/// that is a member of the tenant role only: restored into a scratch database owned by that
+/// role, renamed there to this restore's staging name, dumped again, and restored under that
+/// name into the tenant's database (in a schema the admin creates for the tenant role). Then
+/// one transaction puts it in the old schema's place and drops the old one, so a restore
+/// interrupted at any point leaves the tenant's schema as it was, and can be run again.
 pub(crate) async fn restore_schema(
     job: &Restore<'_>,
+    source_schema: &str,
+    path: &Path,
+    renamed_path: &Path,
+) -> Result<()> {
+    let (_, login, _) = job.staging().await?;
+    let result = restore_schema_as(job, &login, source_schema, path, renamed_path).await;
+    login.drop(job.storage).await;
+    result
+}
+
+async fn restore_schema_as(
+    job: &Restore<'_>,
+    login: &OperationLogin,
     source_schema: &str,
     path: &Path,
     renamed_path: &Path,
@@ -183,7 +203,10 @@ pub(crate) async fn restore_schema(
         target,
         backup,
     } = *job;
-    let (role, conn_info, scratch) = job.staging()?;
+    let role = database::role_of(target)?;
+    let scratch = scratch_name("tm_restore_", backup)?;
+    let staging = scratch_name("tm_new_", backup)?;
+    let old = scratch_name("tm_old_", backup)?;
     let schema = target
         .schema
         .as_ref()
@@ -193,23 +216,20 @@ pub(crate) async fn restore_schema(
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let staged = async {
         create_scratch(&mut maint, &scratch, role).await?;
-        pg_restore(tools, &conn_info, &scratch, Some(role), path).await?;
-        if source != *schema {
-            let mut conn = storage.connect(&target.server, &scratch).await?;
-            let renamed = admin::ddl(
-                &mut conn,
-                format!("ALTER SCHEMA {source} RENAME TO {schema}"),
-            )
-            .await;
-            admin::close(conn).await;
-            renamed?;
-        }
+        pg_restore(tools, login, &scratch, role, None, path).await?;
+        let mut conn = login.connect(&scratch).await?;
+        let renamed = admin::ddl(
+            &mut conn,
+            format!("ALTER SCHEMA {source} RENAME TO {staging}"),
+        )
+        .await;
+        admin::close(conn).await;
+        renamed?;
         pg_dump(
             tools,
-            &conn_info,
+            &login.tool_conn(),
             &scratch,
-            Some(schema),
-            true,
+            Some(&staging),
             renamed_path,
         )
         .await
@@ -219,33 +239,51 @@ pub(crate) async fn restore_schema(
     admin::close(maint).await;
     staged?;
 
-    let old = scratch_name("tm_old_", backup)?;
+    let marker = quote_literal(&admin::tenant_marker(tenant.id));
     let mut conn = storage.connect(&target.server, &target.database).await?;
     let swapped = async {
-        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
-        if exists {
-            admin::ddl(&mut conn, format!("ALTER SCHEMA {schema} RENAME TO {old}")).await?;
-        }
-        if let Err(e) = pg_restore(tools, &conn_info, &target.database, None, renamed_path).await {
-            if exists {
-                let _ = admin::ddl(
-                    &mut conn,
-                    format!("DROP SCHEMA IF EXISTS {schema} CASCADE; ALTER SCHEMA {old} RENAME TO {schema}"),
-                )
-                .await;
-            }
-            return Err(e);
-        }
-        let drop_old = if exists {
-            format!("DROP SCHEMA IF EXISTS {old} CASCADE; ")
-        } else {
-            String::new()
-        };
+        // What an interrupted restore of this backup left goes first.
         admin::ddl(
             &mut conn,
             format!(
-                "{drop_old}COMMENT ON SCHEMA {schema} IS {}; REVOKE ALL ON SCHEMA {schema} FROM PUBLIC",
-                quote_literal(&admin::tenant_marker(tenant.id))
+                "DROP SCHEMA IF EXISTS {staging} CASCADE; \
+                 CREATE SCHEMA {staging} AUTHORIZATION {role}; \
+                 REVOKE ALL ON SCHEMA {staging} FROM PUBLIC"
+            ),
+        )
+        .await?;
+        let restored = pg_restore(
+            tools,
+            login,
+            &target.database,
+            role,
+            Some(&staging),
+            renamed_path,
+        )
+        .await;
+        if let Err(e) = restored {
+            let _ = admin::ddl(
+                &mut conn,
+                format!("DROP SCHEMA IF EXISTS {staging} CASCADE"),
+            )
+            .await;
+            return Err(e);
+        }
+        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
+        let (move_old, drop_old) = if exists {
+            (
+                format!("ALTER SCHEMA {schema} RENAME TO {old}; "),
+                format!("; DROP SCHEMA {old} CASCADE"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        // One simple-protocol batch: one transaction.
+        admin::ddl(
+            &mut conn,
+            format!(
+                "{move_old}ALTER SCHEMA {staging} RENAME TO {schema}; \
+                 COMMENT ON SCHEMA {schema} IS {marker}{drop_old}"
             ),
         )
         .await

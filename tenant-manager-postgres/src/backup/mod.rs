@@ -3,17 +3,24 @@
 //! | isolation | artifact | restore |
 //! |---|---|---|
 //! | `Database` | `pg_dump -Fc` of the tenant database | into a fresh database owned by the target role, swapped in |
-//! | `Schema` | `pg_dump -Fc --schema` of the tenant schema | renamed to the target schema in a scratch database, swapped in |
+//! | `Schema` | `pg_dump -Fc --schema` of the tenant schema | renamed to a staging name in a scratch database, restored under it beside the target schema, swapped in by one transaction |
 //! | `Shared` | the tenant's rows of every shared table, binary `COPY` (`tm_copy_v1`) | the target's rows replaced, `tenant_id` rewritten |
 //!
-//! Restoring into another tenant of the same isolation clones it. Artifacts pass through a
-//! local work directory; the store checks their SHA-256 on the way back.
+//! Restoring into another tenant of the same isolation clones it.
+//!
+//! Nothing here runs the tenant's data or code as the admin: `pg_dump`, `pg_restore` and the
+//! shared-row `COPY` log in as a short-lived unprivileged login made for the operation
+//! (`backup::login`). Artifacts pass through a private work directory (`0700`, files `0600`,
+//! removed afterwards); a restore compares the artifact with the SHA-256 and size recorded in
+//! `tm_backups` when it was taken, whatever the store's own checks say.
 
 mod all;
 mod catalog;
 mod copy;
 mod dump;
+mod login;
 mod tools;
+mod work;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,6 +40,8 @@ use crate::migrate::tenant::refresh_version;
 use crate::provision::admin;
 use crate::provision::lock::TenantLock;
 use crate::storage::{Target, TenantStorage};
+use login::{OperationLogin, Reach};
+use work::WorkDir;
 
 /// Default retention of [`PgDumpBackup::prune_expired`]: 30 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -41,7 +50,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackupConfig {
-    /// Local directory for artifacts in transit. Default: the system temporary directory.
+    /// Local directory in which each operation makes a private directory (`0700`, random
+    /// name) for artifacts in transit. Default: the system temporary directory.
     pub work_dir: PathBuf,
     /// How long backups are kept by [`PgDumpBackup::prune_expired`]. Default 30 days.
     pub retention: Duration,
@@ -100,27 +110,18 @@ impl fmt::Debug for PgDumpBackup {
     }
 }
 
-/// Removes a work file when dropped, whatever happened.
-struct WorkFile(PathBuf);
-
-impl WorkFile {
-    fn new(dir: &Path, name: String) -> Self {
-        Self(dir.join(name))
-    }
-}
-
-impl Drop for WorkFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// The current time at the database's precision (microseconds), so a record returned equals
 /// the record listed later.
 fn now_micros() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
+}
+
+/// What [`PgDumpBackup::shared_copy`] does.
+enum CopyOp<'a> {
+    Dump(&'a Path),
+    Restore(&'a Path),
 }
 
 fn format_of(isolation: Isolation) -> (&'static str, &'static str) {
@@ -166,48 +167,84 @@ impl PgDumpBackup {
         checked
     }
 
-    async fn ensure_work_dir(&self) -> Result<()> {
-        tokio::fs::create_dir_all(&self.config.work_dir)
-            .await
-            .map_err(|e| Error::unavailable("backup work directory", e))
+    /// Writes the tenant's data to `path`, logged in as a login made for this backup.
+    async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
+        match tenant.isolation {
+            Isolation::Database | Isolation::Schema => {
+                let mut conn = self.storage.connect_maintenance(&target.server).await?;
+                let checked = dump::check_tools(&self.config.tools, &mut conn).await;
+                admin::close(conn).await;
+                checked?;
+                let schema = match tenant.isolation {
+                    Isolation::Schema => target.schema.as_ref(),
+                    _ => None,
+                };
+                let role = crate::provision::database::role_of(target)?;
+                let login =
+                    OperationLogin::create(&self.storage, &target.server, Reach::MemberOf(role))
+                        .await?;
+                let dumped = dump::pg_dump(
+                    &self.config.tools,
+                    &login.tool_conn(),
+                    &target.database,
+                    schema,
+                    path,
+                )
+                .await;
+                login.drop(&self.storage).await;
+                dumped?;
+                Ok(schema.unwrap_or(&target.database).as_str().to_owned())
+            }
+            Isolation::Shared => {
+                self.shared_copy(target, tenant.id, CopyOp::Dump(path))
+                    .await?;
+                Ok(target.database.as_str().to_owned())
+            }
+        }
     }
 
-    /// Writes the tenant's data to `path`.
-    async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
-        let mut conn = self
+    /// Dumps or restores a shared tenant's rows logged in as a login made for it, with
+    /// `SELECT, INSERT, DELETE` on the shared tables of `target`'s database and nothing else,
+    /// so their forced row-level security applies (scoped to `tenant`).
+    async fn shared_copy(&self, target: &Target, tenant: TenantId, op: CopyOp<'_>) -> Result<()> {
+        let schema = &self.storage.settings.shared_schema;
+        let mut admin_conn = self
             .storage
             .connect(&target.server, &target.database)
             .await?;
-        let dumped = async {
-            match tenant.isolation {
-                Isolation::Database | Isolation::Schema => {
-                    dump::check_tools(&self.config.tools, &mut conn).await?;
-                    let schema = match tenant.isolation {
-                        Isolation::Schema => target.schema.as_ref(),
-                        _ => None,
+        let result = async {
+            login::sweep(&mut admin_conn).await;
+            let tables = copy::table_names(&mut admin_conn, schema).await?;
+            let login = OperationLogin::create(
+                &self.storage,
+                &target.server,
+                Reach::Tables {
+                    conn: &mut admin_conn,
+                    database: &target.database,
+                    schema,
+                    tables: &tables,
+                },
+            )
+            .await?;
+            let done = match login.connect(&target.database).await {
+                Ok(mut conn) => {
+                    let done = match op {
+                        CopyOp::Dump(path) => copy::dump(&mut conn, schema, tenant, path).await,
+                        CopyOp::Restore(path) => {
+                            copy::restore(&mut conn, schema, tenant, path).await
+                        }
                     };
-                    let conn_info = dump::tool_conn(&self.storage, target)?;
-                    dump::pg_dump(
-                        &self.config.tools,
-                        &conn_info,
-                        &target.database,
-                        schema,
-                        false,
-                        path,
-                    )
-                    .await?;
-                    Ok(schema.unwrap_or(&target.database).as_str().to_owned())
+                    admin::close(conn).await;
+                    done
                 }
-                Isolation::Shared => {
-                    let schema = &self.storage.settings.shared_schema;
-                    copy::dump(&mut conn, schema, tenant.id, path).await?;
-                    Ok(target.database.as_str().to_owned())
-                }
-            }
+                Err(e) => Err(e),
+            };
+            login.drop_with(&self.storage, &mut admin_conn).await;
+            done
         }
         .await;
-        admin::close(conn).await;
-        dumped
+        admin::close(admin_conn).await;
+        result
     }
 }
 
@@ -215,14 +252,14 @@ impl PgDumpBackup {
 impl Backup for PgDumpBackup {
     async fn backup(&self, tenant: &Tenant) -> Result<BackupRecord> {
         let target = self.storage.target(tenant)?;
-        self.ensure_work_dir().await?;
         let started = Instant::now();
         let id = BackupId::new();
         let (format, ext) = format_of(tenant.isolation);
-        let work = WorkFile::new(&self.config.work_dir, format!("tm-backup-{id}.{ext}"));
-        let source_name = self.dump_to(tenant, &target, &work.0).await?;
+        let work = WorkDir::create(&self.config.work_dir).await?;
+        let path = work.file(&format!("backup.{ext}"))?;
+        let source_name = self.dump_to(tenant, &target, &path).await?;
         let key = format!("{}/{id}.{ext}", tenant.id);
-        let object = self.store.put_file(&key, &work.0).await?;
+        let object = self.store.put_file(&key, &path).await?;
         let entry = catalog::Entry {
             record: BackupRecord::new(id, tenant.id, object, format, now_micros()),
             isolation: tenant.isolation,
@@ -255,10 +292,20 @@ impl Backup for PgDumpBackup {
             ));
         }
         let target = self.storage.target(target_tenant)?;
-        self.ensure_work_dir().await?;
         let (_, ext) = format_of(entry.isolation);
-        let work = WorkFile::new(&self.config.work_dir, format!("tm-restore-{backup}.{ext}"));
-        self.store.get_file(&entry.record.key, &work.0).await?;
+        let work = WorkDir::create(&self.config.work_dir).await?;
+        let path = work.file(&format!("restore.{ext}"))?;
+        self.store.get_file(&entry.record.key, &path).await?;
+        // The store checks the artifact against what it keeps beside it; an artifact replaced
+        // together with its checksum passes that. The catalogue's record was written when the
+        // backup was taken, by this code.
+        let (sha256, size) = work::sha256_of(&path).await?;
+        if sha256 != entry.record.sha256 || size != entry.record.size_bytes {
+            return Err(Error::invalid(
+                "backup",
+                "the artifact does not match the checksum recorded when it was taken",
+            ));
+        }
         let lock = TenantLock::acquire(&self.storage.global, target_tenant.id).await?;
         let job = dump::Restore {
             storage: &self.storage,
@@ -268,28 +315,16 @@ impl Backup for PgDumpBackup {
             backup,
         };
         let restored = match entry.isolation {
-            Isolation::Database => dump::restore_database(&job, &work.0).await,
-            Isolation::Schema => {
-                let renamed = WorkFile::new(
-                    &self.config.work_dir,
-                    format!("tm-restore-{backup}.renamed.dump"),
-                );
-                dump::restore_schema(&job, &entry.source_name, &work.0, &renamed.0).await
-            }
+            Isolation::Database => dump::restore_database(&job, &path).await,
+            Isolation::Schema => match work.file("renamed.dump") {
+                Ok(renamed) => {
+                    dump::restore_schema(&job, &entry.source_name, &path, &renamed).await
+                }
+                Err(e) => Err(e),
+            },
             Isolation::Shared => {
-                let mut conn = self
-                    .storage
-                    .connect(&target.server, &target.database)
-                    .await?;
-                let done = copy::restore(
-                    &mut conn,
-                    &self.storage.settings.shared_schema,
-                    target_tenant.id,
-                    &work.0,
-                )
-                .await;
-                admin::close(conn).await;
-                done
+                self.shared_copy(&target, target_tenant.id, CopyOp::Restore(&path))
+                    .await
             }
         };
         let restored = match restored {

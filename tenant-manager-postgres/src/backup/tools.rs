@@ -3,11 +3,12 @@
 //! environment (`PGPASSWORD`), never their command line.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use tenant_manager_core::{Error, Result, Secret};
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// Why a client tool cannot be used.
@@ -186,6 +187,66 @@ impl PgTools {
         database: &str,
         args: &[OsString],
     ) -> Result<()> {
+        let mut command = self.command(tool, conn, database, args);
+        command.stdout(Stdio::null());
+        let output = command
+            .output()
+            .await
+            .map_err(|source| self.missing(tool, source))?;
+        finish(tool, output.status, &output.stderr)
+    }
+
+    /// Runs `tool` like [`PgTools::run`], its standard output copied into `dest` (an existing
+    /// file, truncated) by this process. Should this process die, the tool's next write
+    /// fails and it exits: no orphan keeps a snapshot open and the tenant's tables locked.
+    pub(crate) async fn run_to_file(
+        &self,
+        tool: &'static str,
+        conn: &ToolConn,
+        database: &str,
+        args: &[OsString],
+        dest: &Path,
+    ) -> Result<()> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(dest)
+            .await
+            .map_err(|e| Error::unavailable("backup work directory", e))?;
+        let mut command = self.command(tool, conn, database, args);
+        command.stdout(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|source| self.missing(tool, source))?;
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::internal(format!("{tool} started without its pipes")));
+        };
+        let copy = async {
+            let copied = tokio::io::copy(&mut stdout, &mut file).await;
+            // Closing the pipe stops the tool if the copy failed half-way.
+            drop(stdout);
+            copied?;
+            file.sync_all().await
+        };
+        let mut err_text = Vec::new();
+        let read_err = stderr.read_to_end(&mut err_text);
+        let (copied, _) = tokio::join!(copy, read_err);
+        let status = child
+            .wait()
+            .await
+            .map_err(|source| self.missing(tool, source))?;
+        finish(tool, status, &err_text)?;
+        copied.map_err(|e| Error::unavailable("backup work directory", e))
+    }
+
+    fn command(
+        &self,
+        tool: &'static str,
+        conn: &ToolConn,
+        database: &str,
+        args: &[OsString],
+    ) -> Command {
         let mut command = Command::new(self.program(tool));
         command
             .args(conn.args(database))
@@ -194,40 +255,45 @@ impl PgTools {
             .env("PGAPPNAME", "tenant-manager-backup")
             .env_remove("PGPASSWORD")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(password) = &conn.password {
             command.env("PGPASSWORD", password.expose());
         }
-        let output = command.output().await.map_err(|source| {
-            unavailable(
-                tool,
-                ToolError::Missing {
-                    tool,
-                    program: self.program(tool).display().to_string(),
-                    server_major: 0,
-                    source,
-                },
-            )
-        })?;
-        if output.status.success() {
-            return Ok(());
-        }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let start = stderr.len().saturating_sub(MAX_STDERR);
-        let start = (start..stderr.len())
-            .find(|&i| stderr.is_char_boundary(i))
-            .unwrap_or(stderr.len());
-        Err(Error::internal_with(
-            format!("{tool} failed"),
-            ToolError::Failed {
-                tool,
-                status: output.status,
-                stderr: stderr[start..].trim().to_owned(),
-            },
-        ))
+        command
     }
+
+    fn missing(&self, tool: &'static str, source: std::io::Error) -> Error {
+        unavailable(
+            tool,
+            ToolError::Missing {
+                tool,
+                program: self.program(tool).display().to_string(),
+                server_major: 0,
+                source,
+            },
+        )
+    }
+}
+
+/// `Ok` for a successful exit, else the end of the tool's standard error in an error.
+fn finish(tool: &'static str, status: std::process::ExitStatus, stderr: &[u8]) -> Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(stderr);
+    let start = stderr.len().saturating_sub(MAX_STDERR);
+    let start = (start..stderr.len())
+        .find(|&i| stderr.is_char_boundary(i))
+        .unwrap_or(stderr.len());
+    Err(Error::internal_with(
+        format!("{tool} failed"),
+        ToolError::Failed {
+            tool,
+            status,
+            stderr: stderr[start..].trim().to_owned(),
+        },
+    ))
 }
 
 fn unavailable(tool: &'static str, err: ToolError) -> Error {

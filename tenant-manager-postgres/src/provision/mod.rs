@@ -26,7 +26,7 @@ pub(crate) mod database;
 mod hook;
 pub(crate) mod lock;
 mod schema;
-mod scram;
+pub(crate) mod scram;
 mod seed;
 mod shared;
 mod steps;
