@@ -27,8 +27,15 @@ use crate::provision::admin::{self, UNPRIVILEGED};
 use crate::provision::scram;
 use crate::storage::TenantStorage;
 
-/// Name prefix of these logins (out of reach of tenant roles, `tenant_*`).
-const NAME_PREFIX: &str = "tm_backup_";
+/// The word after the deployment's storage prefix in these logins' names:
+/// `<prefix>_backup_<random>`, out of reach of tenant roles (`<prefix>_t_*`) and of other
+/// deployments (whose prefixes differ and hold no `_`).
+const NAME_WORD: &str = "backup_";
+
+/// `<prefix>_backup_`: the start of this deployment's operation logins.
+fn name_prefix(storage: &TenantStorage) -> String {
+    storage.config().naming.infra(NAME_WORD)
+}
 /// Start of their marker comment; the creation time (Unix seconds) follows.
 const MARKER_PREFIX: &str = "tenant-manager:backup-login:";
 /// How long the password is valid.
@@ -84,7 +91,10 @@ impl OperationLogin {
         server: &ServerId,
         reach: Reach<'_>,
     ) -> Result<Self> {
-        let name = Ident::new(&format!("{NAME_PREFIX}{}", random_hex(8)), "role")?;
+        let name = Ident::new(
+            &format!("{}{}", name_prefix(storage), random_hex(8)),
+            "role",
+        )?;
         let password = Secret::new(random_hex(32));
         let verifier = scram::verifier(&password)?;
         let now = OffsetDateTime::now_utc();
@@ -94,7 +104,7 @@ impl OperationLogin {
         let admin_options = storage.servers.get(server)?.admin.clone();
         let mut maint = storage.connect_maintenance(server).await?;
         let created = async {
-            sweep(&mut maint).await;
+            sweep(storage, &mut maint).await;
             let member = match &reach {
                 Reach::MemberOf(role) => format!(" IN ROLE {role}"),
                 Reach::Tables { .. } => String::new(),
@@ -196,20 +206,21 @@ async fn drop_role(conn: &mut PgConnection, name: &Ident) -> Result<()> {
     .await
 }
 
-/// Drops logins of this kind older than an hour that have no session: leftovers of a crash.
-/// What they were granted in the connected database is revoked first, so running it in the
-/// database of [`Reach::Tables`] frees those too.
-pub(crate) async fn sweep(conn: &mut PgConnection) {
+/// Drops this deployment's logins of this kind older than an hour that have no session:
+/// leftovers of a crash. What they were granted in the connected database is revoked first,
+/// so running it in the database of [`Reach::Tables`] frees those too.
+pub(crate) async fn sweep(storage: &TenantStorage, conn: &mut PgConnection) {
     let cutoff = OffsetDateTime::now_utc().unix_timestamp() - STALE_AFTER_SECS;
     let sql = format!(
         "SELECT r.rolname::text FROM pg_roles r \
-         WHERE r.rolname LIKE '{NAME_PREFIX}%' \
-           AND shobj_description(r.oid, 'pg_authid') LIKE '{MARKER_PREFIX}%' \
+         WHERE starts_with(r.rolname, $2) \
+           AND starts_with(shobj_description(r.oid, 'pg_authid'), '{MARKER_PREFIX}') \
            AND split_part(shobj_description(r.oid, 'pg_authid'), ':', 3)::bigint < $1 \
            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.usename = r.rolname)"
     );
     let stale: Vec<String> = match sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(cutoff)
+        .bind(name_prefix(storage))
         .fetch_all(&mut *conn)
         .await
     {

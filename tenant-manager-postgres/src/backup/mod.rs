@@ -213,7 +213,7 @@ impl PgDumpBackup {
             .connect(&target.server, &target.database)
             .await?;
         let result = async {
-            login::sweep(&mut admin_conn).await;
+            login::sweep(&self.storage, &mut admin_conn).await;
             let tables = copy::table_names(&mut admin_conn, schema).await?;
             let login = OperationLogin::create(
                 &self.storage,
