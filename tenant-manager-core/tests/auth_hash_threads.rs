@@ -1,33 +1,13 @@
-//! The password hasher's threads: a fixed number (at most half the CPUs), one reused memory
-//! buffer each, stored hashes of every earlier release still verify, and a hash that finds
-//! no thread free within the wait is shed with a retryable error.
+//! The password hasher: stored hashes of every earlier release still verify, and a hash that
+//! finds no thread free within the wait is shed with a retryable error. (The thread count is
+//! checked in `auth_hash_thread_count.rs`, a process of its own.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::PasswordHasher as _;
 use tenant_manager_core::PasswordHash;
 use tenant_manager_core::auth::{HasherConfig, PasswordHasher};
-
-/// Threads of this process named `tm-argon2-*`.
-fn hashing_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("tm-argon2-"))
-        .count()
-}
-
-/// [`hashing_threads`] once it equals `expected` (a new thread names itself when it starts,
-/// an ending one disappears after its last job), or after a 10 s deadline.
-async fn settled_hashing_threads(expected: usize) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while hashing_threads() != expected && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    hashing_threads()
-}
 
 fn hasher(threads: usize, wait: Duration) -> PasswordHasher {
     PasswordHasher::new(
@@ -37,53 +17,6 @@ fn hasher(threads: usize, wait: Duration) -> PasswordHasher {
             .with_queue_wait(wait),
     )
     .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flood_runs_on_a_few_threads_that_each_allocate_once() {
-    let cap = HasherConfig::thread_cap();
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(cap, (cpus / 2).max(1));
-    assert_eq!(HasherConfig::default().max_concurrent, cap);
-    let hasher = Arc::new(hasher(1024, Duration::from_secs(60)));
-    assert_eq!(
-        hasher.threads(),
-        cap,
-        "asking for 1024 threads gets the cap"
-    );
-    assert_eq!(settled_hashing_threads(cap).await, cap);
-    assert_eq!(
-        hasher.stats().buffers_allocated,
-        0,
-        "buffers come with the first hash"
-    );
-
-    let tasks: Vec<_> = (0..48)
-        .map(|i| {
-            let hasher = Arc::clone(&hasher);
-            tokio::spawn(async move {
-                let password = format!("Password-{i}");
-                let hash = hasher.hash(&password).await?;
-                hasher.verify(&password, &hash).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert!(task.await.unwrap().unwrap());
-    }
-    let stats = hasher.stats();
-    assert_eq!(stats.completed, 96);
-    assert_eq!(stats.shed, 0);
-    assert!(
-        (1..=cap as u64).contains(&stats.buffers_allocated),
-        "{stats:?}"
-    );
-    assert_eq!(stats.oversize_allocations, 0);
-    assert_eq!(hashing_threads(), cap, "no thread was added");
-
-    // The threads end with the hasher.
-    drop(Arc::into_inner(hasher));
-    assert_eq!(settled_hashing_threads(0).await, 0);
 }
 
 #[tokio::test]
