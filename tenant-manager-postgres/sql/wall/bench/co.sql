@@ -1,0 +1,3 @@
+\set n :n + 1
+SELECT wall.enter('00000000-0000-4000-8000-000000000001', :n, 1, wall_bench.sign('00000000-0000-4000-8000-000000000001', :n));
+SELECT id,name,domain,created_at FROM companies ORDER BY id LIMIT 50;
