@@ -58,7 +58,7 @@ async fn exec(conn: &mut PgConnection, sql: &str) {
 }
 
 fn role_of(tenant: &Tenant) -> String {
-    format!("tenant_{}", tenant.slug.as_str())
+    tenant.role_name().expect("database and schema tenants have a role")
 }
 
 /// The schema the tenant's objects live in.
