@@ -7,12 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Connection, PgConnection, SqlSafeStr};
+use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry};
-use tenant_manager_postgres::{
-    PostgresProvisioner, ServerMap, TenantMigrations, TenantSeeder, TenantStorage,
-};
+use tenant_manager_postgres::{PostgresProvisioner, ServerMap, TenantSeeder, TenantStorage};
 
 use common::{Env, add_companies, company_names, sqlstate};
 

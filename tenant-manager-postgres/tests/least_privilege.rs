@@ -4,13 +4,10 @@
 
 mod common;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, SqlSafeStr};
-use tenant_manager_core::{Isolation, Provisioner, Secret, TenantRegistry, TenantStatus};
-use tenant_manager_postgres::{
-    PostgresRegistry, RegistryLogin, TenantMigrations, ensure_registry_login,
-};
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Isolation, Secret, TenantRegistry, TenantStatus};
+use tenant_manager_postgres::{PostgresRegistry, RegistryLogin, ensure_registry_login};
 
 use common::{Env, sqlstate};
 
