@@ -4,6 +4,8 @@
 //! test's hasher would be counted too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,19 +59,7 @@ async fn a_flood_runs_on_a_few_threads_that_each_allocate_once() {
         "buffers come with the first hash"
     );
 
-    let tasks: Vec<_> = (0..48)
-        .map(|i| {
-            let hasher = Arc::clone(&hasher);
-            tokio::spawn(async move {
-                let password = format!("Password-{i}");
-                let hash = hasher.hash(&password).await?;
-                hasher.verify(&password, &hash).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert!(task.await.unwrap().unwrap());
-    }
+    support::hash_and_verify_concurrently(&hasher, 48).await;
     let stats = hasher.stats();
     assert_eq!(stats.completed, 96);
     assert_eq!(stats.shed, 0);

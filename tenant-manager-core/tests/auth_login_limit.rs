@@ -39,25 +39,26 @@ fn assert_limited(err: &Error, failures: u64) {
     assert!(err.is_retryable());
 }
 
+/// `count` logins of `email` with a wrong password, each answered `unauthenticated`.
+async fn fail_logins(h: &Harness, email: &str, count: usize) {
+    for _ in 0..count {
+        let err = h.manager.login(email, "Wrong123!").await.unwrap_err();
+        assert_eq!(err.code(), "unauthenticated");
+    }
+}
+
+/// The error of a login of `email` with the right password.
+async fn right_password_error(h: &Harness, email: &str) -> Error {
+    h.manager.login(email, PASSWORD).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn after_n_failures_even_the_right_password_is_refused_for_that_address_only() {
     let h = limited(3);
     h.register("Acme", "owner@acme.test").await;
     h.register("Other", "owner@other.test").await;
-    for _ in 0..3 {
-        let err = h
-            .manager
-            .login("owner@acme.test", "Wrong123!")
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "unauthenticated");
-    }
-    let err = h
-        .manager
-        .login("owner@acme.test", PASSWORD)
-        .await
-        .unwrap_err();
-    assert_limited(&err, 3);
+    fail_logins(&h, "owner@acme.test", 3).await;
+    assert_limited(&right_password_error(&h, "owner@acme.test").await, 3);
     let err = h
         .manager
         .login("Owner@ACME.test", "Wrong123!")
@@ -107,35 +108,15 @@ async fn a_users_own_successful_logins_do_not_use_up_the_failures() {
         h.manager.login("owner@acme.test", PASSWORD).await.unwrap();
     }
     // Still two failures allowed, then the limit.
-    for _ in 0..2 {
-        let err = h
-            .manager
-            .login("owner@acme.test", "Wrong123!")
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "unauthenticated");
-    }
-    assert_limited(
-        &h.manager
-            .login("owner@acme.test", PASSWORD)
-            .await
-            .unwrap_err(),
-        2,
-    );
+    fail_logins(&h, "owner@acme.test", 2).await;
+    assert_limited(&right_password_error(&h, "owner@acme.test").await, 2);
 }
 
 #[tokio::test]
 async fn without_a_limit_failures_never_lock_an_address() {
     let h = Harness::with(ManagerConfig::default().with_login_failures(None), None);
     h.register("Acme", "owner@acme.test").await;
-    for _ in 0..25 {
-        let err = h
-            .manager
-            .login("owner@acme.test", "Wrong123!")
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "unauthenticated");
-    }
+    fail_logins(&h, "owner@acme.test", 25).await;
     assert!(h.manager.login("owner@acme.test", PASSWORD).await.is_ok());
 }
 
@@ -150,21 +131,8 @@ async fn the_default_allows_ten_failures_per_fifteen_minutes() {
     );
     let h = Harness::new();
     h.register("Acme", "owner@acme.test").await;
-    for _ in 0..10 {
-        let err = h
-            .manager
-            .login("owner@acme.test", "Wrong123!")
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "unauthenticated");
-    }
-    assert_limited(
-        &h.manager
-            .login("owner@acme.test", PASSWORD)
-            .await
-            .unwrap_err(),
-        10,
-    );
+    fail_logins(&h, "owner@acme.test", 10).await;
+    assert_limited(&right_password_error(&h, "owner@acme.test").await, 10);
     for bad in [0, 1001] {
         let config = ManagerConfig::default().with_login_failures(Some(RateLimit {
             limit: bad,

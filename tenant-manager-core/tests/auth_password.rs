@@ -91,19 +91,7 @@ async fn many_concurrent_hashes_all_complete_behind_the_bound() {
         )
         .unwrap(),
     );
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let hasher = Arc::clone(&hasher);
-            tokio::spawn(async move {
-                let password = format!("Password-{i}");
-                let hash = hasher.hash(&password).await?;
-                hasher.verify(&password, &hash).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert!(task.await.unwrap().unwrap());
-    }
+    support::hash_and_verify_concurrently(&hasher, 32).await;
     // Every thread is free again, and each allocated its buffer at most once.
     let stats = hasher.stats();
     assert_eq!(stats.available, stats.threads);

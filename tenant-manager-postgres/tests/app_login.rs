@@ -15,14 +15,7 @@ use tenant_manager_postgres::{
 };
 
 use common::crash::crashing_once;
-use common::{Env, add_companies, company_names};
-
-fn sqlstate(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+use common::{Env, add_companies, company_names, sqlstate};
 
 /// A test environment whose app login carries the test's tag (so its cleanup drops it).
 async fn env() -> Env {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::fs_store::FilesystemBackupStore;
-use tenant_manager_core::{Backup, Isolation, Tenant};
+use tenant_manager_core::{Backup, BackupRecord, Isolation, Tenant};
 use tenant_manager_postgres::{BackupConfig, PgDumpBackup};
 
 use common::{Env, add_companies, company_names};
@@ -35,6 +35,20 @@ impl Setup {
         let config = BackupConfig::default().with_work_dir(dir.join("work"));
         let backup = PgDumpBackup::new(env.storage.clone(), store, config);
         Self { env, backup, dir }
+    }
+
+    /// An active tenant `name` with the company Initech, backed up, then given Hooli: the
+    /// tenant and its backup's record.
+    async fn backed_up_then_changed(
+        &self,
+        name: &str,
+        isolation: Isolation,
+    ) -> (Tenant, BackupRecord) {
+        let tenant = self.env.active(name, isolation).await;
+        add_companies(&self.env, &tenant, &["Initech"]).await;
+        let record = self.backup.backup(&tenant).await.expect("backup");
+        add_companies(&self.env, &tenant, &["Hooli"]).await;
+        (tenant, record)
     }
 
     fn work_entries(&self) -> usize {
@@ -58,7 +72,9 @@ async fn exec(conn: &mut PgConnection, sql: &str) {
 }
 
 fn role_of(tenant: &Tenant) -> String {
-    tenant.role_name().expect("database and schema tenants have a role")
+    tenant
+        .role_name()
+        .expect("database and schema tenants have a role")
 }
 
 /// The schema the tenant's objects live in.
@@ -234,10 +250,7 @@ async fn a_schema_tenants_check_function_never_runs_as_a_superuser() {
 #[tokio::test]
 async fn a_tampered_artifact_with_a_matching_sidecar_is_refused() {
     let s = Setup::new().await;
-    let tenant = s.env.active("tamper", Isolation::Shared).await;
-    add_companies(&s.env, &tenant, &["Initech"]).await;
-    let record = s.backup.backup(&tenant).await.expect("backup");
-    add_companies(&s.env, &tenant, &["Hooli"]).await;
+    let (tenant, record) = s.backed_up_then_changed("tamper", Isolation::Shared).await;
 
     let artifact = s.dir.join("store").join(&record.key);
     let mut bytes = std::fs::read(&artifact).expect("artifact");
@@ -433,10 +446,7 @@ async fn shared_rows_with_foreign_keys_are_restored_in_key_order() {
 async fn an_interrupted_schema_restore_leaves_the_tenant_intact_and_can_be_rerun() {
     use std::os::unix::fs::PermissionsExt;
     let s = Setup::new().await;
-    let tenant = s.env.active("halt", Isolation::Schema).await;
-    add_companies(&s.env, &tenant, &["Initech"]).await;
-    let record = s.backup.backup(&tenant).await.expect("backup");
-    add_companies(&s.env, &tenant, &["Hooli"]).await;
+    let (tenant, record) = s.backed_up_then_changed("halt", Isolation::Schema).await;
 
     // Tools that stop for good at the restore into the tenant's database.
     let bin = s.dir.join("bin");

@@ -7,21 +7,11 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Connection, PgConnection, SqlSafeStr};
+use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry};
-use tenant_manager_postgres::{
-    PostgresProvisioner, ServerMap, TenantMigrations, TenantSeeder, TenantStorage,
-};
+use tenant_manager_postgres::{PostgresProvisioner, ServerMap, TenantSeeder, TenantStorage};
 
-use common::{Env, add_companies, company_names};
-
-fn sqlstate(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+use common::{Env, add_companies, company_names, sqlstate};
 
 async fn scalar_bool(conn: &mut PgConnection, sql: &'static str, a: &str, b: &str) -> bool {
     sqlx::query_scalar(sql)
@@ -267,47 +257,17 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
 
 #[tokio::test]
 async fn shared_migrations_without_forced_rls_are_refused() {
-    let unsafe_set = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "notes".into(),
-        MigrationType::Simple,
+    let status = common::assert_unforced_shared_table_refused(
+        "notes",
         "CREATE TABLE notes (tenant_id uuid NOT NULL, body text); \
-         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
-            .into_sql_str(),
-        false,
-    )]);
-    let env = Env::with(
-        TenantMigrations::new(&common::ISOLATED).with_shared(&unsafe_set),
-        |c| c,
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;",
+        "notes",
     )
     .await;
-    let tenant = env.register("alpha", Isolation::Shared).await;
-    let err = env
-        .provisioner
-        .provision(&tenant)
-        .await
-        .expect_err("refused");
-    assert_eq!(err.field(), Some("shared_migrations"), "{err:?}");
-    let status = env.provisioner.status(tenant.id).await.expect("status");
     assert_eq!(
         status.failed_step,
         Some(tenant_manager_core::ProvisionStep::Migrated)
     );
-    assert!(
-        status
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("notes")),
-        "{status:?}"
-    );
-    // The unsafe table was rolled back with the rest of the migration.
-    let mut conn = env.admin(&env.shared_db).await;
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.notes') IS NOT NULL")
-        .fetch_one(&mut conn)
-        .await
-        .expect("regclass");
-    assert!(!exists);
-    let _ = conn.close().await;
 }
 
 #[tokio::test]

@@ -4,22 +4,12 @@
 
 mod common;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, SqlSafeStr};
-use tenant_manager_core::{Isolation, Provisioner, Secret, TenantRegistry, TenantStatus};
-use tenant_manager_postgres::{
-    PostgresRegistry, RegistryLogin, TenantMigrations, ensure_registry_login,
-};
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Isolation, Secret, TenantRegistry, TenantStatus};
+use tenant_manager_postgres::{PostgresRegistry, RegistryLogin, ensure_registry_login};
 
-use common::Env;
-
-fn sqlstate(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+use common::{Env, sqlstate};
 
 async fn refused(conn: &mut PgConnection, sql: String) -> Option<String> {
     let err = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -145,38 +135,10 @@ async fn the_registry_login_does_the_registrys_work_and_nothing_else() {
 #[tokio::test]
 async fn a_shared_table_without_forced_row_level_security_is_refused_by_name() {
     // No `tenant_id` column, no row-level security: still granted to the app login.
-    let unsafe_set = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "lookup".into(),
-        MigrationType::Simple,
-        "CREATE TABLE countries (code text PRIMARY KEY, name text);".into_sql_str(),
-        false,
-    )]);
-    let env = Env::with(
-        TenantMigrations::new(&common::ISOLATED).with_shared(&unsafe_set),
-        |c| c,
+    common::assert_unforced_shared_table_refused(
+        "lookup",
+        "CREATE TABLE countries (code text PRIMARY KEY, name text);",
+        "countries",
     )
     .await;
-    let tenant = env.register("alpha", Isolation::Shared).await;
-    let err = env
-        .provisioner
-        .provision(&tenant)
-        .await
-        .expect_err("refused");
-    assert_eq!(err.field(), Some("shared_migrations"), "{err:?}");
-    let status = env.provisioner.status(tenant.id).await.expect("status");
-    assert!(
-        status
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("countries")),
-        "{status:?}"
-    );
-    let mut conn = env.admin(&env.shared_db).await;
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.countries') IS NOT NULL")
-        .fetch_one(&mut conn)
-        .await
-        .expect("regclass");
-    assert!(!exists, "rolled back");
-    let _ = conn.close().await;
 }

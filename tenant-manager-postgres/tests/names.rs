@@ -6,7 +6,7 @@
 mod common;
 
 use sqlx::{Connection, PgConnection};
-use tenant_manager_core::{Isolation, Placement, Provisioner, ServerId, TenantSlug};
+use tenant_manager_core::{Isolation, Placement, Provisioner, ServerId, Tenant, TenantSlug};
 
 use common::{Env, add_companies, company_names};
 
@@ -34,6 +34,26 @@ async fn database_comment(env: &Env, database: &str) -> Option<String> {
     .expect("comment");
     let _ = admin.close().await;
     comment
+}
+
+/// Registers the tenant `name` of `env` placed in `database` and provisions it: refused on
+/// `placement.database`. The tenant and the error.
+async fn refused_placement(
+    env: &Env,
+    name: &str,
+    isolation: Isolation,
+    database: &str,
+) -> (Tenant, tenant_manager_core::Error) {
+    let mut stray = env.new_tenant(name, isolation);
+    stray.placement.database = database.to_owned();
+    let stray = env.register_new(stray).await;
+    let err = env
+        .provisioner
+        .provision(&stray)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.field(), Some("placement.database"), "{err:?}");
+    (stray, err)
 }
 
 #[tokio::test]
@@ -77,15 +97,8 @@ async fn a_deployment_never_uses_a_shared_database_not_marked_as_its_own() {
     one.active("first", Isolation::Schema).await;
     // A tenant of deployment two placed in deployment one's shared database.
     for isolation in [Isolation::Schema, Isolation::Shared] {
-        let mut stray = two.new_tenant(&format!("stray{}", isolation.as_str()), isolation);
-        stray.placement.database = one.shared_db.clone();
-        let stray = two.register_new(stray).await;
-        let err = two
-            .provisioner
-            .provision(&stray)
-            .await
-            .expect_err("refused");
-        assert_eq!(err.field(), Some("placement.database"), "{err:?}");
+        let name = format!("stray{}", isolation.as_str());
+        let (_, err) = refused_placement(&two, &name, isolation, &one.shared_db).await;
         assert!(err.to_string().contains("another deployment"), "{err}");
     }
     // A database a tenant owns (or anybody else) is not a shared database either.
@@ -98,15 +111,7 @@ async fn a_deployment_never_uses_a_shared_database_not_marked_as_its_own() {
     )
     .await;
     let _ = admin.close().await;
-    let mut stray = one.new_tenant("squatter", Isolation::Schema);
-    stray.placement.database = squatted.clone();
-    let stray = one.register_new(stray).await;
-    let err = one
-        .provisioner
-        .provision(&stray)
-        .await
-        .expect_err("refused");
-    assert_eq!(err.field(), Some("placement.database"), "{err:?}");
+    let (stray, _) = refused_placement(&one, "squatter", Isolation::Schema, &squatted).await;
     let mut conn = one.admin(&squatted).await;
     let schemas: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
         .bind(stray.placement.schema.as_deref())

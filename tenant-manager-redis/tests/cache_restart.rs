@@ -8,12 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use support::private_redis::PrivateRedis;
 use tenant_manager_core::testing::cache::sample_tenant;
 use tenant_manager_core::{CacheKey, CacheLookup, Tenant, TenantCache};
 use tenant_manager_redis::{
     Invalidation, InvalidationReceiver, RedisPool, RedisTenantCache, TenantCacheConfig,
 };
+use tenant_manager_test_support::PrivateRedis;
 
 /// Generous bound on reconnections: a hang detector, not a measurement.
 const RECONNECT: Duration = Duration::from_secs(15);

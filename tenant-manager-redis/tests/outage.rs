@@ -8,7 +8,6 @@ mod support;
 use std::error::Error as _;
 use std::time::Duration;
 
-use support::private_redis::PrivateRedis;
 use tenant_manager_core::testing::cache::sample_tenant;
 use tenant_manager_core::{
     CacheKey, Error, JobQueue, NewJob, QuotaEnforcer, RateKey, RateLimit, Result, TenantCache,
@@ -18,6 +17,7 @@ use tenant_manager_redis::{
     JobQueueConfig, RedisJobQueue, RedisLock, RedisPool, RedisQuotaEnforcer, RedisTenantCache,
     TenantCacheConfig,
 };
+use tenant_manager_test_support::PrivateRedis;
 
 /// Generous bound: a hang detector, not a measurement.
 const BOUND: Duration = Duration::from_secs(5);

@@ -8,13 +8,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::private_redis::PrivateRedis;
 use tenant_manager_core::{
     CacheKey, Error, QuotaEnforcer, RateKey, RateLimit, TenantCache, TenantId,
 };
 use tenant_manager_redis::{
     RedisConfig, RedisPool, RedisQuotaEnforcer, RedisTenantCache, TenantCacheConfig,
 };
+use tenant_manager_test_support::PrivateRedis;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")

@@ -7,14 +7,16 @@
 //! passes by skipping the backend it claims to test.
 //!
 //! Each test gets its own database ([`TestDatabase`]) or key prefix ([`TestRedis`]), removed
-//! afterwards.
+//! afterwards. Tests that kill and restart Redis start a [`PrivateRedis`] of their own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod postgres;
+mod private_redis;
 mod redis_support;
 
 pub use postgres::{TestDatabase, postgres_admin_url};
+pub use private_redis::PrivateRedis;
 pub use redis_support::{TestRedis, redis_url};
 
 /// A short random suffix for names of test databases, roles and key prefixes.

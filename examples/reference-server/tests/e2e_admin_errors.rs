@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, TempDir, code, email, text};
+use common::{ADMIN_KEY, TempDir, code, text};
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -92,15 +92,7 @@ fn routes() -> Vec<Route> {
 
 /// Registers a schema-isolated organisation and deletes it through the admin API.
 async fn deleted_tenant(server: &common::Server, env: &PgEnv, name: &str) -> String {
-    let (id, _, _) = server
-        .register_with(&json!({
-            "organization_name": format!("Org {name}"),
-            "admin_email": email(name),
-            "admin_password": "Test123!",
-            "slug": env.slug(name),
-            "isolation": "schema",
-        }))
-        .await;
+    let (id, _, _) = env.register(server, name, "schema").await;
     let r = server
         .send(
             Method::DELETE,
@@ -123,15 +115,7 @@ async fn every_admin_route_on_an_unknown_deleted_or_purged_tenant_answers_404_or
     let deleted = deleted_tenant(&server, &env, "gone").await;
     let purged = deleted_tenant(&server, &env, "purged").await;
     // Purged by the registry itself (what a retention job does), behind this server's back.
-    let pool = sqlx::PgPool::connect(
-        &env.vars()
-            .into_iter()
-            .find(|(k, _)| k == "GLOBAL_DATABASE_URL")
-            .unwrap()
-            .1,
-    )
-    .await
-    .unwrap();
+    let pool = sqlx::PgPool::connect(&env.global_url()).await.unwrap();
     let registry = Arc::new(PostgresRegistry::new(pool.clone()));
     registry
         .purge_tenant(purged.parse().unwrap())

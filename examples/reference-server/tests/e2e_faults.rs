@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::isolation::Org;
 use common::pg::PgEnv;
 use common::{ADMIN_KEY, TempDir, email, text};
 use http::{Method, StatusCode};
@@ -34,36 +35,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long recovery may take: a hang limit, not a measurement.
 const RECOVERY: Duration = Duration::from_secs(30);
 
-/// The deployment's global (registry) database URL.
-fn global_url(env: &PgEnv) -> String {
-    env.vars()
-        .into_iter()
-        .find_map(|(k, v)| (k == "GLOBAL_DATABASE_URL").then_some(v))
-        .expect("GLOBAL_DATABASE_URL")
-}
-
-async fn registry(env: &PgEnv) -> PgConnection {
-    PgConnection::connect(&global_url(env))
-        .await
-        .expect("registry connection")
-}
-
-/// A tenant of the test and the token of its owner.
-struct Org {
-    id: String,
-    token: String,
-}
-
 async fn register(server: &common::Server, env: &PgEnv, name: &str, isolation: &str) -> Org {
-    let (id, token, _) = server
-        .register_with(&json!({
-            "organization_name": format!("Org {name}"),
-            "admin_email": email(name),
-            "admin_password": "Test123!",
-            "slug": env.slug(name),
-            "isolation": isolation,
-        }))
-        .await;
+    let (id, token, _) = env.register(server, name, isolation).await;
     Org { id, token }
 }
 
@@ -195,7 +168,7 @@ async fn postgres_backends_terminated_mid_traffic_give_no_500_and_full_recovery(
         }
     }
 
-    let global_url = global_url(&env);
+    let global_url = env.global_url();
     let global_db = global_url
         .rsplit('/')
         .next()
@@ -333,7 +306,7 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
     let org = register(&server, &env, "flt_big", "schema").await;
     drop(server);
     let uuid: uuid::Uuid = org.id.parse().unwrap();
-    let mut reg = registry(&env).await;
+    let mut reg = env.registry().await;
     let (database, schema): (String, String) =
         sqlx::query_as("SELECT database_name, schema_name FROM tm_tenants WHERE id = $1")
             .bind(uuid)
@@ -403,7 +376,7 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
 
     // Nothing half-written is catalogued or listed by the store.
     let catalogued = || async {
-        let mut reg = registry(&env).await;
+        let mut reg = env.registry().await;
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT sha256, size_bytes FROM tm_backups WHERE tenant_id = $1")
                 .bind(uuid)

@@ -6,7 +6,7 @@
 mod common;
 
 use common::pg::PgEnv;
-use common::{Server, email, text};
+use common::{Server, text};
 use http::StatusCode;
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -14,15 +14,7 @@ use sqlx::Connection;
 
 /// Registers `<tag>_<name>` with `isolation`; returns the owner's token.
 async fn register(server: &Server, env: &PgEnv, name: &str, isolation: &str) -> String {
-    let (_, token, answer) = server
-        .register_with(&json!({
-            "organization_name": format!("Org {name}"),
-            "admin_email": email(name),
-            "admin_password": "Test123!",
-            "slug": env.slug(name),
-            "isolation": isolation,
-        }))
-        .await;
+    let (_, token, answer) = env.register(server, name, isolation).await;
     assert_eq!(answer["tenant"]["isolation"], isolation);
     token
 }

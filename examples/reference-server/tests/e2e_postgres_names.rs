@@ -39,6 +39,14 @@ fn registration(name: &str, slug: &str, isolation: &str) -> Value {
     })
 }
 
+/// Registers `body` through `server` and checks that the tenant is active at once.
+async fn assert_registered_active(server: &common::Server, body: &Value, what: &str) {
+    let r = server.post_registration(body).await;
+    assert!(r.status.is_success(), "{what}: {} {}", r.status, text(&r));
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["tenant"]["status"], "active", "{what}: {body}");
+}
+
 #[tokio::test]
 async fn a_database_sign_up_cannot_take_the_shared_database_of_later_sign_ups() {
     let env = PgEnv::new().await;
@@ -48,31 +56,13 @@ async fn a_database_sign_up_cannot_take_the_shared_database_of_later_sign_ups() 
     let shared_db = format!("tenant_{slug}");
     let server = env.server(&[("TENANT_SHARED_DATABASE", shared_db.as_str()), ALL_MODES]);
 
-    let first = server
-        .post_registration(&registration("squatter", &slug, "database"))
-        .await;
-    assert!(
-        first.status.is_success(),
-        "{} {}",
-        first.status,
-        text(&first)
-    );
-    let body: Value = first.json().unwrap();
-    assert_eq!(body["tenant"]["status"], "active", "{body}");
+    let squatter = registration("squatter", &slug, "database");
+    assert_registered_active(&server, &squatter, "database").await;
 
     // Every later schema and shared sign-up still lands in the shared database.
     for (name, isolation) in [("later_sc", "schema"), ("later_sh", "shared")] {
-        let r = server
-            .post_registration(&registration(name, &env.slug(name), isolation))
-            .await;
-        assert!(
-            r.status.is_success(),
-            "{isolation}: {} {}",
-            r.status,
-            text(&r)
-        );
-        let body: Value = r.json().unwrap();
-        assert_eq!(body["tenant"]["status"], "active", "{isolation}: {body}");
+        let later = registration(name, &env.slug(name), isolation);
+        assert_registered_active(&server, &later, isolation).await;
     }
     let mut admin = env.admin("postgres").await;
     let comment: Option<String> = sqlx::query_scalar(
@@ -108,11 +98,7 @@ async fn a_database_sign_up_cannot_take_the_shared_database_of_later_sign_ups() 
 #[tokio::test]
 async fn the_registry_pool_runs_as_its_own_login() {
     let env = PgEnv::new().await;
-    let global = env
-        .vars()
-        .into_iter()
-        .find_map(|(k, v)| (k == "GLOBAL_DATABASE_URL").then_some(v))
-        .unwrap();
+    let global = env.global_url();
     let login = format!("{}_registry", env.tag);
     // The same server and database as the global URL, with the registry login.
     let (_, rest) = global.split_once('@').unwrap();

@@ -19,18 +19,6 @@ use sqlx::{Connection, PgConnection};
 /// How long the worker may take to finish a queued run: a hang limit, not a measurement.
 const SETTLE: Duration = Duration::from_secs(20);
 
-/// A connection to the deployment's global (registry) database.
-async fn registry(env: &PgEnv) -> PgConnection {
-    let url = env
-        .vars()
-        .into_iter()
-        .find_map(|(k, v)| (k == "GLOBAL_DATABASE_URL").then_some(v))
-        .expect("GLOBAL_DATABASE_URL");
-    PgConnection::connect(&url)
-        .await
-        .expect("registry connection")
-}
-
 /// Sets the tenant's status (and reason) behind the toolkit's back.
 async fn force_status(conn: &mut PgConnection, id: uuid::Uuid, status: &str, reason: Option<&str>) {
     let done = sqlx::query("UPDATE tm_tenants SET status = $2, status_reason = $3 WHERE id = $1")
@@ -82,7 +70,7 @@ async fn a_stuck_or_failed_tenant_is_provisioned_again_by_tenant_cli_and_the_adm
         }))
         .await;
     let uuid: uuid::Uuid = id.parse().unwrap();
-    let mut conn = registry(&env).await;
+    let mut conn = env.registry().await;
 
     // Stuck in `provisioning`: it cannot be deleted; a retry brings it to `active`.
     force_status(&mut conn, uuid, "provisioning", None).await;

@@ -8,12 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::isolation::Org;
+use common::isolation::{Org, has_pool};
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, Server, email, text};
+use common::{ADMIN_KEY, Server, text};
 use http::StatusCode;
 use reference_server::http_client::Auth;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Connection;
 
 /// How long the end state may take to show: a hang limit, not a measurement.
@@ -21,15 +21,7 @@ const SETTLE: Duration = Duration::from_secs(5);
 
 /// Registers the database-isolated tenant `<tag>_<name>`.
 async fn register(server: &Server, env: &PgEnv, name: &str) -> Org {
-    let (id, token, answer) = server
-        .register_with(&json!({
-            "organization_name": format!("Org {name}"),
-            "admin_email": email(name),
-            "admin_password": "Test123!",
-            "slug": env.slug(name),
-            "isolation": "database",
-        }))
-        .await;
+    let (id, token, answer) = env.register(server, name, "database").await;
     assert_eq!(answer["tenant"]["isolation"], "database");
     Org { id, token }
 }
@@ -43,18 +35,6 @@ fn role(env: &PgEnv, name: &str) -> String {
 async fn use_pool(server: &Server, org: &Org) {
     let r = server.get("/api/companies", Auth::Bearer(&org.token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
-}
-
-/// Whether `server`'s pool manager lists a pool of `org`.
-async fn has_pool(server: &Server, org: &Org) -> bool {
-    let stats: Value = server
-        .get_json("/api/admin/pools", Auth::AdminKey(ADMIN_KEY))
-        .await;
-    stats["per_pool"]
-        .as_array()
-        .unwrap_or_else(|| panic!("pool stats: {stats}"))
-        .iter()
-        .any(|pool| pool["tenant"] == org.id.as_str())
 }
 
 /// The sessions the servers hold open as `role`.

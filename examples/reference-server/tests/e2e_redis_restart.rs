@@ -6,88 +6,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::isolation::Org;
+use common::isolation::{Org, has_pool};
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, Server, email, text};
+use common::{ADMIN_KEY, Server, text};
 use http::StatusCode;
 use reference_server::http_client::Auth;
-use serde_json::{Value, json};
+use serde_json::json;
+use tenant_manager_test_support::PrivateRedis;
 
 /// How long servers may take to serve again after the restart: a hang limit.
 const RECOVERY: Duration = Duration::from_secs(30);
 /// How soon server 2 must refuse the tenant after server 1 suspended it.
 const PROPAGATION: Duration = Duration::from_secs(1);
-
-/// A `redis-server` of this test on a free port, without persistence; killed on drop.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it (again) on the same port and waits until it answers.
-    fn restart(&mut self) {
-        self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed to run this test");
-        self.child = Some(child);
-        let client = tenant_manager::redis::redis::Client::open(self.url()).expect("client");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| {
-                    tenant_manager::redis::redis::cmd("PING").query::<String>(&mut c)
-                });
-            if ready.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// The tenant's own view through `server`.
 async fn tenant_status(server: &Server, org: &Org) -> StatusCode {
@@ -110,18 +42,6 @@ async fn wait_served(server: &Server, org: &Org) {
     }
 }
 
-/// Whether `server`'s pool manager lists a pool of `org`.
-async fn has_pool(server: &Server, org: &Org) -> bool {
-    let stats: Value = server
-        .get_json("/api/admin/pools", Auth::AdminKey(ADMIN_KEY))
-        .await;
-    stats["per_pool"]
-        .as_array()
-        .unwrap_or_else(|| panic!("pool stats: {stats}"))
-        .iter()
-        .any(|pool| pool["tenant"] == org.id.as_str())
-}
-
 /// `n` tenant requests at once, so the server holds several pooled Redis connections (as a
 /// server under load does) when Redis dies.
 async fn concurrent_requests(server: &Server, org: &Org, n: usize) {
@@ -138,15 +58,7 @@ async fn after_a_redis_restart_a_suspension_through_one_server_reaches_the_other
     let url = redis.url();
     let one = env.server(&[("REDIS_URL", &url)]);
     let two = env.server(&[("REDIS_URL", &url)]);
-    let (id, token, _) = one
-        .register_with(&json!({
-            "organization_name": "Org Restart",
-            "admin_email": email("restart"),
-            "admin_password": "Test123!",
-            "slug": env.slug("restart"),
-            "isolation": "database",
-        }))
-        .await;
+    let (id, token, _) = env.register(&one, "restart", "database").await;
     let org = Org { id, token };
     for server in [&one, &two] {
         concurrent_requests(server, &org, 8).await;

@@ -23,14 +23,6 @@ use sqlx::{Connection, PgConnection};
 /// How long the worker may take to finish a queued run: a hang limit, not a measurement.
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// The global database's URL of `env`.
-fn global_url(env: &PgEnv) -> String {
-    env.vars()
-        .into_iter()
-        .find_map(|(k, v)| (k == "GLOBAL_DATABASE_URL").then_some(v))
-        .expect("GLOBAL_DATABASE_URL")
-}
-
 /// The tenant's status as the registry holds it.
 async fn status_of(conn: &mut PgConnection, id: &str) -> String {
     sqlx::query_scalar("SELECT status FROM tm_tenants WHERE id = $1")
@@ -75,7 +67,7 @@ async fn a_failed_registration_answers_503_and_the_same_registration_resumes_it(
         ("POSTGRES_ADMIN_HOST", "127.0.0.1"),
         ("POSTGRES_ADMIN_PORT", &port),
     ]);
-    let mut conn = PgConnection::connect(&global_url(&env)).await.unwrap();
+    let mut conn = PgConnection::connect(&env.global_url()).await.unwrap();
     let owner = email("failing");
     let registration = json!({
         "organization_name": "Org failing",
@@ -216,7 +208,7 @@ async fn a_failed_registration_answers_503_and_the_same_registration_resumes_it(
 async fn a_registration_failed_later_by_the_worker_frees_its_email_for_a_retry() {
     let env = PgEnv::new().await;
     let server = env.server(&[("ENABLE_ASYNC_PROVISIONING", "true")]);
-    let mut conn = PgConnection::connect(&global_url(&env)).await.unwrap();
+    let mut conn = PgConnection::connect(&env.global_url()).await.unwrap();
     let registration = json!({
         "organization_name": "Org later",
         "admin_email": email("later"),

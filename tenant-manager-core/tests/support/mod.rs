@@ -31,6 +31,28 @@ pub fn tokens() -> TokenService {
     TokenService::new(JwtConfig::hs256(JWT_SECRET)).unwrap_or_else(|e| panic!("tokens: {e}"))
 }
 
+/// Hashes and verifies `count` distinct passwords at once on `hasher`, and checks that every
+/// one verifies.
+pub async fn hash_and_verify_concurrently(hasher: &Arc<PasswordHasher>, count: usize) {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let hasher = Arc::clone(hasher);
+            tokio::spawn(async move {
+                let password = format!("Password-{i}");
+                let hash = hasher.hash(&password).await?;
+                hasher.verify(&password, &hash).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let verified = task
+            .await
+            .unwrap_or_else(|e| panic!("task: {e}"))
+            .unwrap_or_else(|e| panic!("hash: {e}"));
+        assert!(verified);
+    }
+}
+
 /// `data`, shared with an in-memory provisioner, and one tenant of `isolation` provisioned
 /// into it.
 pub async fn provisioned(

@@ -311,3 +311,62 @@ pub async fn add_companies(env: &Env, tenant: &Tenant, names: &[&str]) {
     }
     let _ = conn.close().await;
 }
+
+/// The SQLSTATE of a database error, if it is one.
+pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Provisions a shared tenant with one shared migration `migration` whose `sql` creates
+/// `table` without forced row-level security, and checks that it is refused by name on `shared_migrations`
+/// and that `table` was rolled back. Returns the failed provisioning's status.
+pub async fn assert_unforced_shared_table_refused(
+    migration: &'static str,
+    sql: &'static str,
+    table: &str,
+) -> tenant_manager_postgres::provision::ProvisionStatus {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType};
+
+    let unsafe_set = Migrator::with_migrations(vec![Migration::new(
+        1,
+        migration.into(),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )]);
+    let env = Env::with(
+        TenantMigrations::new(&ISOLATED).with_shared(&unsafe_set),
+        |c| c,
+    )
+    .await;
+    let tenant = env.register("alpha", Isolation::Shared).await;
+    let err = env
+        .provisioner
+        .provision(&tenant)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.field(), Some("shared_migrations"), "{err:?}");
+    let status = env.provisioner.status(tenant.id).await.expect("status");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(table)),
+        "{status:?}"
+    );
+    // The unsafe table was rolled back with the rest of the migration.
+    let mut conn = env.admin(&env.shared_db).await;
+    let exists: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_regclass('public.{table}') IS NOT NULL"
+    )))
+    .fetch_one(&mut conn)
+    .await
+    .expect("regclass");
+    assert!(!exists, "rolled back");
+    let _ = conn.close().await;
+    status
+}

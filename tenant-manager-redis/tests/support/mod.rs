@@ -1,8 +1,7 @@
 //! Shared set-up of the integration tests: pools on the test Redis with a unique key prefix,
-//! an address where nothing listens, and private `redis-server` processes for outage tests.
+//! an address where nothing listens (private `redis-server` processes for outage tests are
+//! `tenant_manager_test_support::PrivateRedis`).
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::expect_used)]
-
-pub mod private_redis;
 
 use std::time::Duration;
 

@@ -14,6 +14,18 @@ pub struct Org {
     pub token: String,
 }
 
+/// Whether `server`'s pool manager lists a pool of `org`.
+pub async fn has_pool(server: &Server, org: &Org) -> bool {
+    let stats: Value = server
+        .get_json("/api/admin/pools", Auth::AdminKey(super::ADMIN_KEY))
+        .await;
+    stats["per_pool"]
+        .as_array()
+        .unwrap_or_else(|| panic!("pool stats: {stats}"))
+        .iter()
+        .any(|pool| pool["tenant"] == org.id.as_str())
+}
+
 /// A creates a company; B cannot list, read, change or delete it with its own token, nor by
 /// naming A in a header, a body field or a query parameter; A still sees it. Returns the id
 /// of A's company.

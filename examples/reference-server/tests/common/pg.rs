@@ -5,11 +5,12 @@
 
 use std::process::Command;
 
+use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tenant_manager_test_support::{TestDatabase, TestRedis, unique_suffix};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::Server;
+use super::{Server, email};
 
 /// Postgres deployments running at once in one test binary: each holds up to a dozen
 /// connections of a server shared with other test suites (`max_connections` 100).
@@ -42,9 +43,46 @@ impl PgEnv {
         self.db.as_ref().expect("the database lives until drop")
     }
 
+    /// The deployment's global (registry) database URL, `GLOBAL_DATABASE_URL` of its servers.
+    pub fn global_url(&self) -> String {
+        self.db().url().to_owned()
+    }
+
+    /// A connection to the deployment's global (registry) database.
+    pub async fn registry(&self) -> PgConnection {
+        PgConnection::connect(&self.global_url())
+            .await
+            .expect("registry connection")
+    }
+
     /// A slug of this deployment: `<tag>_<name>`.
     pub fn slug(&self, name: &str) -> String {
         format!("{}_{name}", self.tag)
+    }
+
+    /// The registration of the organisation `Org <name>`: slug `<tag>_<name>`, a fresh owner
+    /// e-mail of `name`, password `Test123!`, and `isolation`.
+    pub fn registration(&self, name: &str, isolation: &str) -> Value {
+        json!({
+            "organization_name": format!("Org {name}"),
+            "admin_email": email(name),
+            "admin_password": "Test123!",
+            "slug": self.slug(name),
+            "isolation": isolation,
+        })
+    }
+
+    /// Registers [`registration`](Self::registration) through `server` (a 2xx answer): the
+    /// tenant id, the owner's access token and the whole answer.
+    pub async fn register(
+        &self,
+        server: &Server,
+        name: &str,
+        isolation: &str,
+    ) -> (String, String, Value) {
+        server
+            .register_with(&self.registration(name, isolation))
+            .await
     }
 
     /// The variables of a server (or `tenant-cli`) of this deployment: small connection

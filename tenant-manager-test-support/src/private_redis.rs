@@ -1,4 +1,4 @@
-//! A `redis-server` of the test's own on a free port, to stop and restart without touching
+//! A `redis-server` of the test's own on a free port, to kill and restart without touching
 //! the shared server other tests use.
 
 use std::path::PathBuf;
@@ -15,20 +15,17 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
-    /// Starts `redis-server` on a free port, without persistence.
+    /// Starts `redis-server` on a free port, without persistence, and waits until it answers.
     pub fn start() -> Self {
         Self::start_with(Vec::new())
     }
 
     /// Starts it with extra command-line options (`--tls-port`, ...), on a free port.
     pub fn start_with(extra: Vec<String>) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "tm-redis-{}",
-            tenant_manager_test_support::unique_suffix()
-        ));
+        let dir = std::env::temp_dir().join(format!("tm-redis-{}", crate::unique_suffix()));
         std::fs::create_dir_all(&dir).expect("private redis dir");
         let mut server = Self {
-            port: super::dead_port(),
+            port: free_port(),
             dir,
             extra,
             child: None,
@@ -75,20 +72,18 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed to run the outage tests");
+            .expect("redis-server must be installed to run the tests that restart Redis");
         self.child = Some(child);
         self.wait_ready();
     }
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let client = tenant_manager_redis::redis::Client::open(self.url()).expect("client");
+        let client = redis::Client::open(self.url()).expect("client");
         loop {
             let ready = client
                 .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut conn| {
-                    tenant_manager_redis::redis::cmd("PING").query::<String>(&mut conn)
-                });
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
             if ready.is_ok() {
                 return;
             }
@@ -99,6 +94,12 @@ impl PrivateRedis {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A local port where nothing listens (bound, read, released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
 }
 
 impl Drop for PrivateRedis {
