@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenant_manager_core::auth::{HasherConfig, PasswordHasher};
+use tenant_manager_core::auth::HasherConfig;
 
 /// Threads of this process named `tm-argon2-*`.
 fn hashing_threads() -> usize {
@@ -30,23 +30,13 @@ async fn settled_hashing_threads(expected: usize) -> usize {
     hashing_threads()
 }
 
-fn hasher(threads: usize, wait: Duration) -> PasswordHasher {
-    PasswordHasher::new(
-        HasherConfig::default()
-            .with_params(1024, 1, 1)
-            .with_max_concurrent(threads)
-            .with_queue_wait(wait),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_runs_on_a_few_threads_that_each_allocate_once() {
     let cap = HasherConfig::thread_cap();
     let cpus = std::thread::available_parallelism().unwrap().get();
     assert_eq!(cap, (cpus / 2).max(1));
     assert_eq!(HasherConfig::default().max_concurrent, cap);
-    let hasher = Arc::new(hasher(1024, Duration::from_secs(60)));
+    let hasher = Arc::new(support::pooled_hasher(1024, Duration::from_secs(60)));
     assert_eq!(
         hasher.threads(),
         cap,

@@ -3,25 +3,17 @@
 //! checked in `auth_hash_thread_count.rs`, a process of its own.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use argon2::PasswordHasher as _;
 use tenant_manager_core::PasswordHash;
 use tenant_manager_core::auth::{HasherConfig, PasswordHasher};
 
-fn hasher(threads: usize, wait: Duration) -> PasswordHasher {
-    PasswordHasher::new(
-        HasherConfig::default()
-            .with_params(1024, 1, 1)
-            .with_max_concurrent(threads)
-            .with_queue_wait(wait),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn hashes_made_before_the_thread_pool_still_verify_and_are_upgraded() {
-    let hasher = hasher(1, Duration::from_secs(60));
+    let hasher = support::pooled_hasher(1, Duration::from_secs(60));
     // Made by the argon2 crate's own hasher, as the previous release stored them.
     let legacy = |m: u32, t: u32| {
         let params = argon2::Params::new(m, t, 1, None).unwrap();
@@ -67,7 +59,7 @@ const LEGACY_OWASP_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$7UZzg38b/WzVPkDaD
 
 #[tokio::test]
 async fn no_free_thread_within_the_wait_sheds_with_a_retryable_error() {
-    let hasher = hasher(1, Duration::from_millis(50));
+    let hasher = support::pooled_hasher(1, Duration::from_millis(50));
     assert_eq!(hasher.threads(), 1);
     // Hold the only thread.
     let slot = hasher.reserve().await.unwrap();

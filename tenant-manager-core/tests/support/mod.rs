@@ -17,6 +17,17 @@ use tenant_manager_core::{Isolation, Provisioner, Tenant};
 pub const JWT_SECRET: &str = "0123456789abcdef0123456789abcdef-test-only";
 pub const PASSWORD: &str = "Test123!";
 
+/// argon2id at 1 MiB on `threads` hashing threads that wait at most `wait` for a free one.
+pub fn pooled_hasher(threads: usize, wait: std::time::Duration) -> PasswordHasher {
+    PasswordHasher::new(
+        HasherConfig::default()
+            .with_params(1024, 1, 1)
+            .with_max_concurrent(threads)
+            .with_queue_wait(wait),
+    )
+    .unwrap_or_else(|e| panic!("hasher: {e}"))
+}
+
 /// argon2id with tiny costs: tests exercise the code, not the cost.
 pub fn cheap_hasher() -> PasswordHasher {
     PasswordHasher::new(
