@@ -140,8 +140,11 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
     assert!(!password.contains(login.password().expose()));
 
     // Idempotent, and it re-asserts the attributes someone changed.
+    // Session defaults too, which the login may set on itself from any session.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER ROLE \"{}\" INHERIT CREATEDB",
+        "ALTER ROLE \"{0}\" INHERIT CREATEDB; \
+         ALTER ROLE \"{0}\" SET statement_timeout = '1ms'; \
+         ALTER ROLE \"{0}\" IN DATABASE postgres SET search_path = 'evil'",
         login.name()
     )))
     .execute(&mut admin)
@@ -158,6 +161,15 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
             .await
             .expect("pg_roles");
     assert!(!inherit && !createdb);
+    let defaults: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole \
+         WHERE r.rolname = $1",
+    )
+    .bind(login.name())
+    .fetch_one(&mut admin)
+    .await
+    .expect("pg_db_role_setting");
+    assert_eq!(defaults, 0, "the login's session defaults are reset");
 
     // Only the storage's own app login is accepted.
     let other = AppLogin::new("tmapp_someone_else", Secret::new("p".repeat(20))).expect("login");

@@ -77,7 +77,29 @@ async fn ensure_login(conn: &mut PgConnection, login: &AppLogin) -> Result<()> {
         "LOGIN PASSWORD {} NOINHERIT {UNPRIVILEGED}",
         quote_literal(verifier.expose())
     );
-    admin::ensure_marked_role(conn, &marked(login.ident()), &attributes, Some(&attributes)).await
+    admin::ensure_marked_role(conn, &marked(login.ident()), &attributes, Some(&attributes)).await?;
+    reset_role_defaults(conn, login.name()).await
+}
+
+/// Drops every session default set on the app login (`ALTER ROLE ... [IN DATABASE ...] SET`),
+/// which the login may set on itself: a default left by SQL injected in one session
+/// (a `statement_timeout`, a `search_path`, a setting a policy reads) would reach every later
+/// session of every tenant.
+async fn reset_role_defaults(conn: &mut PgConnection, name: &str) -> Result<()> {
+    let role = quote_literal(name);
+    admin::ddl(
+        conn,
+        format!(
+            "DO $reset$ DECLARE d text; BEGIN \
+               EXECUTE format('ALTER ROLE %I RESET ALL', {role}); \
+               FOR d IN SELECT db.datname FROM pg_catalog.pg_db_role_setting s \
+                        JOIN pg_catalog.pg_database db ON db.oid = s.setdatabase \
+                        WHERE s.setrole = {role}::regrole LOOP \
+                 EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET ALL', {role}, d); \
+               END LOOP; END $reset$"
+        ),
+    )
+    .await
 }
 
 /// Lets the app login `SET ROLE` to a schema tenant's role and connect to its database.
