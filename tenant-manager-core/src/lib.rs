@@ -74,7 +74,9 @@
 //! // Each request: resolve the tenant (cache first), then check its rate limit.
 //! let lookup = TenantLookup::new(registry, cache);
 //! let tenant = lookup.get(&CacheKey::Slug(acme.tenant.slug.clone())).await?;
-//! let tenant = tenant.expect("acme is registered");
+//! let Some(tenant) = tenant else {
+//!     return Err(tenant_manager_core::Error::internal("acme is registered"));
+//! };
 //! let rate = manager.effective_quota(&tenant).rate;
 //! let decision = quota.check_rate(&RateKey::tenant(tenant.id), &rate, 1).await?;
 //! assert!(decision.allowed);
