@@ -71,6 +71,7 @@ pub mod registry;
 pub mod registry_login;
 pub mod servers;
 pub mod storage;
+pub mod wall;
 
 pub use app_login::{AppLogin, DEFAULT_APP_LOGIN};
 pub use backup::{BackupConfig, PgDumpBackup, PgTools};
@@ -86,6 +87,7 @@ pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
 pub use servers::{ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantStorage};
+pub use wall::{WallAdmin, WallKeys};
 
 /// The driver, re-exported so hosts use the same version.
 pub use sqlx;

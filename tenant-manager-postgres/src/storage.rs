@@ -12,6 +12,7 @@ use crate::ident::{Ident, MAX_IDENT_LEN};
 use crate::migrate::TenantMigrations;
 use crate::provision::admin;
 use crate::servers::ServerMap;
+use crate::wall::WallKeys;
 
 /// Names used by the provisioner besides the tenants' own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,8 @@ pub(crate) struct Settings {
     pub(crate) shared_owner: Ident,
     pub(crate) shared_schema: Ident,
     pub(crate) app_login: Option<Ident>,
+    /// Owner of the wall in databases of schema and shared tenants (`<prefix>_wall`).
+    pub(crate) wall_owner: Ident,
 }
 
 impl Settings {
@@ -156,11 +159,13 @@ impl Settings {
                 "must differ from the template and shared owner roles",
             ));
         }
+        let wall_owner = Ident::new(&config.naming.infra("wall"), "wall_owner")?;
         Ok(Self {
             template_owner,
             shared_owner,
             shared_schema: Ident::new(&config.shared_schema, "shared_schema")?,
             app_login,
+            wall_owner,
             config,
         })
     }
@@ -201,6 +206,19 @@ pub struct TenantStorage {
     pub(crate) servers: ServerMap,
     pub(crate) migrations: TenantMigrations,
     pub(crate) settings: Arc<Settings>,
+    pub(crate) wall: Option<WallKeys>,
+}
+
+/// What work on a walled database needs: the key proofs are signed with, the app login the
+/// wall admits, the wall's owner role.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WallContext<'a> {
+    /// The signing key.
+    pub(crate) keys: &'a WallKeys,
+    /// The app login.
+    pub(crate) app: &'a Ident,
+    /// The wall's owner role.
+    pub(crate) owner: &'a Ident,
 }
 
 impl fmt::Debug for TenantStorage {
@@ -209,6 +227,7 @@ impl fmt::Debug for TenantStorage {
             .field("servers", &self.servers)
             .field("migrations", &self.migrations)
             .field("config", &self.settings.config)
+            .field("wall", &self.wall)
             .finish_non_exhaustive()
     }
 }
@@ -231,7 +250,42 @@ impl TenantStorage {
             servers,
             migrations,
             settings: Arc::new(Settings::new(config)?),
+            wall: None,
         })
+    }
+
+    /// The wall's key ([`crate::wall`]): needed whenever the storage has an app login, since
+    /// every database of schema and shared tenants then carries the wall, and migrations,
+    /// seeds and shared-row backups enter a tenant's verified context with it.
+    #[must_use]
+    pub fn with_wall(mut self, keys: WallKeys) -> Self {
+        self.wall = Some(keys);
+        self
+    }
+
+    /// The wall's key, if given.
+    pub fn wall_keys(&self) -> Option<&WallKeys> {
+        self.wall.as_ref()
+    }
+
+    /// The wall of this deployment's schema and shared databases: `None` without an app login
+    /// (pools on the admin login have no wall).
+    ///
+    /// # Errors
+    /// `InvalidInput` on `wall_key` when there is an app login but no key.
+    pub(crate) fn wall(&self) -> Result<Option<WallContext<'_>>> {
+        match (&self.settings.app_login, &self.wall) {
+            (None, _) => Ok(None),
+            (Some(app), Some(keys)) => Ok(Some(WallContext {
+                keys,
+                app,
+                owner: &self.settings.wall_owner,
+            })),
+            (Some(_), None) => Err(Error::invalid(
+                "wall_key",
+                "a storage with an app login needs the wall's key (TenantStorage::with_wall)",
+            )),
+        }
     }
 
     /// The pool of the global database.

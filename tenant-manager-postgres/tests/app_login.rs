@@ -11,7 +11,7 @@ use tenant_manager_core::{
 };
 use tenant_manager_postgres::{
     AppLogin, AppLoginReport, PgTenantConnector, PgTenantPools, PostgresProvisioner, ServerMap,
-    StepPhase, TenantStorage,
+    StepPhase, TenantStorage, WallAdmin,
 };
 
 use common::crash::crashing_once;
@@ -63,6 +63,7 @@ fn pools(env: &Env, max_total: u32) -> PgTenantPools {
     let servers = ServerMap::single(env.db.admin_url()).expect("servers");
     PgTenantConnector::new(servers, env.credentials.clone())
         .with_app_login(app_login(env))
+        .with_wall(env.storage.wall_keys().cloned().expect("wall key"))
         .with_application_name(format!("tmtest_app_{}", env.tag))
         .into_pools(pool_support::config(max_total, max_total))
         .expect("pools")
@@ -108,7 +109,7 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
         .ensure_app_login(&login)
         .await
         .expect("ensure");
-    assert_eq!((report.servers, report.roles_granted), (1, 0));
+    assert_eq!(report.servers, 1);
     let mut admin = env.admin("postgres").await;
     let row: (
         bool,
@@ -133,7 +134,7 @@ async fn the_app_login_is_unprivileged_and_its_password_a_scram_verifier() {
     let (sup, bypass, createdb, createrole, inherit, replication, login_ok, comment, password) =
         row;
     assert!(!sup && !bypass && !createdb && !createrole && !replication);
-    assert!(!inherit, "NOINHERIT: tenant privileges only after SET ROLE");
+    assert!(!inherit, "NOINHERIT: nothing comes through a membership");
     assert!(login_ok);
     assert_eq!(comment.as_deref(), Some("tenant-manager:app-login"));
     assert!(password.starts_with("SCRAM-SHA-256$4096:"), "{password}");
@@ -195,8 +196,9 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
     add_companies(&env, &a, &["Initech"]).await;
     add_companies(&env, &b, &["Hooli"]).await;
     let mut admin = env.admin("postgres").await;
-    assert!(is_member(&mut admin, &role_a, &app).await);
-    assert!(is_member(&mut admin, &role_b, &app).await);
+    // Behind the wall the app login is a member of no tenant role.
+    assert!(!is_member(&mut admin, &role_a, &app).await);
+    assert!(!is_member(&mut admin, &role_b, &app).await);
 
     let pools = pools(&env, 1);
     {
@@ -204,16 +206,24 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
         let (user, session, schema, _) = who(&mut conn).await;
         assert_eq!(
             (user.as_str(), session.as_str()),
-            (role_a.as_str(), app.as_str())
+            (app.as_str(), app.as_str())
         );
         assert_eq!(schema.as_deref(), Some(schema_a.as_str()));
         assert_eq!(names(&mut conn).await, vec!["Initech".to_owned()]);
-        let err = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM \"{schema_b}\".companies"
+        let seen: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM \"{schema_b}\".companies"
         )))
         .fetch_all(&mut *conn)
         .await
-        .expect_err("A cannot read B");
+        .expect("schema-qualified read");
+        assert!(
+            seen.is_empty(),
+            "the wall shows A none of B's rows: {seen:?}"
+        );
+        let err = sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{role_b}\"")))
+            .execute(&mut *conn)
+            .await
+            .expect_err("no SET ROLE to B");
         assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     }
     pool_support::settle(&pools).await;
@@ -221,28 +231,25 @@ async fn schema_tenants_get_only_their_own_schema_through_the_app_login() {
         // The same connection (the pool holds one), now B's.
         let mut conn = pools.acquire(&b).await.expect("acquire B");
         let (user, _, schema, _) = who(&mut conn).await;
-        assert_eq!(user, role_b);
+        assert_eq!(user, app);
         assert_eq!(schema.as_deref(), Some(schema_b.as_str()));
         assert_eq!(names(&mut conn).await, vec!["Hooli".to_owned()]);
-        // Without SET ROLE the app login itself reaches no tenant schema (NOINHERIT).
-        sqlx::query("RESET ROLE")
-            .execute(&mut *conn)
-            .await
-            .expect("reset role");
-        let err = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM \"{schema_b}\".companies"
+        let seen: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name FROM \"{schema_a}\".companies"
         )))
         .fetch_all(&mut *conn)
         .await
-        .expect_err("the bare app login reads nothing");
-        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+        .expect("schema-qualified read");
+        assert!(
+            seen.is_empty(),
+            "the wall shows B none of A's rows: {seen:?}"
+        );
     }
     pool_support::settle(&pools).await;
 
-    // Deprovisioning revokes the membership (and drops the role); B keeps its own.
+    // Deprovisioning drops A's schema and role; B keeps its own.
     env.provisioner.deprovision(&a).await.expect("deprovision");
-    assert!(!is_member(&mut admin, &role_a, &app).await);
-    assert!(is_member(&mut admin, &role_b, &app).await);
+    assert!(!is_member(&mut admin, &role_b, &app).await);
     let mut conn = pools.acquire(&b).await.expect("B still works");
     assert_eq!(names(&mut conn).await, vec!["Hooli".to_owned()]);
     drop(conn);
@@ -264,13 +271,13 @@ async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() 
     let schema_pid = {
         let mut conn = pools.acquire(&s).await.expect("acquire schema tenant");
         let (user, _, _, pid) = who(&mut conn).await;
-        assert_eq!(user, s.role_name().expect("role"));
+        assert_eq!(user, app);
         pid
     };
     pool_support::settle(&pools).await;
     {
         let mut conn = pools.acquire(&a).await.expect("acquire A");
-        // The return reset the schema tenant's role on this very connection.
+        // The return reset the schema tenant's scope on this very connection.
         let (user, session, _, pid) = who(&mut conn).await;
         assert_eq!(pid, schema_pid);
         assert_eq!(
@@ -362,7 +369,17 @@ async fn provisioning_killed_at_any_step_resumes_to_a_granted_tenant() {
                 let what = format!("{isolation} {step:?} {phase:?}");
                 if isolation == Isolation::Schema {
                     let role = tenant.role_name().expect("role");
-                    assert!(is_member(&mut admin, &role, &app).await, "{what}");
+                    assert!(!is_member(&mut admin, &role, &app).await, "{what}");
+                    let usage: bool = sqlx::query_scalar(
+                        "SELECT has_schema_privilege($1, $2, 'USAGE') \
+                         FROM pg_namespace WHERE nspname = $2",
+                    )
+                    .bind(&app)
+                    .bind(tenant.placement.schema.as_deref().expect("schema"))
+                    .fetch_one(&mut env.admin(&env.shared_db).await)
+                    .await
+                    .expect("usage");
+                    assert!(usage, "{what}");
                 }
                 let active = env
                     .registry
@@ -435,12 +452,26 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
     assert!(!exists);
 
     let report = ensure(&env).await;
+    assert_eq!((report.servers, report.databases), (1, 1));
+    // The wall goes up over the tenants provisioned without it.
+    let wall = WallAdmin::new(env.storage.clone()).expect("wall admin");
+    let check = wall.check().await.expect("check");
+    assert!(!check.is_ok(), "no wall yet: {check:?}");
+    let report = wall.install().await.expect("install the wall");
     assert_eq!(
-        (report.servers, report.databases, report.roles_granted),
-        (1, 1, 2)
+        (
+            report.databases,
+            report.installed,
+            report.schema_tenants,
+            report.shared_databases
+        ),
+        (1, 1, 2, 1),
+        "{report:?}"
     );
+    let check = wall.check().await.expect("check");
+    assert!(check.is_ok(), "{check:?}");
     for tenant in &tenants[..2] {
-        assert!(is_member(&mut admin, &tenant.role_name().expect("role"), &app).await);
+        assert!(!is_member(&mut admin, &tenant.role_name().expect("role"), &app).await);
     }
     let pools = pools(&env, 1);
     for tenant in &tenants {
@@ -453,7 +484,8 @@ async fn tenants_provisioned_before_the_app_login_are_backfilled() {
         pool_support::settle(&pools).await;
     }
     pools.close_all();
-    assert_eq!(ensure(&env).await.roles_granted, 0);
+    let again = wall.install().await.expect("again");
+    assert_eq!((again.databases, again.installed), (1, 0), "{again:?}");
     let _ = admin.close().await;
 }
 

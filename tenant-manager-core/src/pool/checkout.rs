@@ -82,6 +82,12 @@ impl<C: TenantConnector> Checkout<C> {
         self.lent().active.entry.state.is_closed()
     }
 
+    /// The connection and the connector's state of it, for the scope calls.
+    pub(crate) fn scope_parts(&mut self) -> (&mut ConnectionOf<C>, &mut C::Session) {
+        let pooled = &mut *self.lent_mut().conn;
+        (&mut pooled.conn, &mut pooled.session)
+    }
+
     fn lent(&self) -> &Lent<C> {
         match &self.lent {
             Some(lent) => lent,
@@ -134,9 +140,12 @@ impl<C: TenantConnector> Drop for Checkout<C> {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let inner = Arc::clone(&returning.inner);
+                    let pooled = &mut *conn;
                     let reset = tokio::time::timeout(
                         inner.config.acquire_timeout,
-                        inner.connector.reset_scope(&mut conn.conn),
+                        inner
+                            .connector
+                            .reset_scope(&mut pooled.conn, &mut pooled.session),
                     )
                     .await;
                     if !matches!(reset, Ok(Ok(()))) {

@@ -65,6 +65,9 @@ pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>
 ///   checkout test of shared pools).
 /// - [`reset_scope`](Self::reset_scope) runs when a connection of a shared pool is returned.
 ///   When it fails, the engine discards the connection; it is never reused.
+/// - [`Session`](Self::Session) is the connector's own state of one pooled connection (for
+///   instance the backend's identity, learnt once): created with `Default` when the
+///   connection opens, handed to both scope calls, dropped with the connection.
 ///
 /// # Errors
 /// - `InvalidInput` when the tenant's placement cannot be served (unknown server, bad name).
@@ -73,6 +76,9 @@ pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>
 pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
     /// The `bb8` manager of one pool.
     type Manager: ManageConnection<Error: Into<Error>>;
+
+    /// State kept with each pooled connection for the scope calls; `()` when none is needed.
+    type Session: Default + Send + Sync + 'static;
 
     /// The pool that serves `tenant`.
     fn pool_key(&self, tenant: &Tenant) -> Result<PoolKey>;
@@ -88,10 +94,14 @@ pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
     fn apply_scope(
         &self,
         conn: &mut ConnectionOf<Self>,
+        session: &mut Self::Session,
         tenant: &Tenant,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Clears any tenant's scope from a connection of a shared pool.
-    fn reset_scope(&self, conn: &mut ConnectionOf<Self>)
-    -> impl Future<Output = Result<()>> + Send;
+    fn reset_scope(
+        &self,
+        conn: &mut ConnectionOf<Self>,
+        session: &mut Self::Session,
+    ) -> impl Future<Output = Result<()>> + Send;
 }

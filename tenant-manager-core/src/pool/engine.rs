@@ -189,7 +189,8 @@ impl<C: TenantConnector> Inner<C> {
             };
             let mut checkout = Checkout::new(Arc::clone(self), active, conn);
             let checked = if key.is_shared() {
-                let scope = self.connector.apply_scope(&mut *checkout, tenant);
+                let (conn, session) = checkout.scope_parts();
+                let scope = self.connector.apply_scope(conn, session, tenant);
                 by_deadline(|| watch.deadline(), scope).await
             } else if self.config.test_on_checkout {
                 by_deadline(|| watch.deadline(), entry.manager.is_valid(&mut *checkout))

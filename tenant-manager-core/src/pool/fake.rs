@@ -341,6 +341,7 @@ impl FakeConnector {
 
 impl TenantConnector for FakeConnector {
     type Manager = FakeManager;
+    type Session = ();
 
     fn pool_key(&self, tenant: &Tenant) -> Result<PoolKey> {
         Ok(match tenant.isolation {
@@ -359,7 +360,12 @@ impl TenantConnector for FakeConnector {
         ))
     }
 
-    async fn apply_scope(&self, conn: &mut FakeConnection, tenant: &Tenant) -> Result<()> {
+    async fn apply_scope(
+        &self,
+        conn: &mut FakeConnection,
+        _session: &mut (),
+        tenant: &Tenant,
+    ) -> Result<()> {
         conn.check()?;
         if FakeProbe::take(&self.probe.0.fail_applies) {
             return Err(Error::unavailable("fake", "scope could not be set"));
@@ -377,7 +383,7 @@ impl TenantConnector for FakeConnector {
         Ok(())
     }
 
-    async fn reset_scope(&self, conn: &mut FakeConnection) -> Result<()> {
+    async fn reset_scope(&self, conn: &mut FakeConnection, _session: &mut ()) -> Result<()> {
         conn.check()?;
         if FakeProbe::take(&self.probe.0.fail_resets) {
             return Err(Error::unavailable("fake", "scope could not be reset"));

@@ -17,8 +17,10 @@ use crate::error::Error;
 
 /// A connection of a pool, with the permits it holds. Dropping it closes the connection and
 /// then gives the permits back.
-pub(crate) struct Pooled<T> {
+pub(crate) struct Pooled<T, S> {
     pub(crate) conn: T,
+    /// The connector's state of this connection ([`TenantConnector::Session`]).
+    pub(crate) session: S,
     /// Set when the connection must not be reused (reset failed, pool closed, evicted).
     pub(crate) broken: bool,
     state: Arc<PoolState>,
@@ -29,7 +31,7 @@ pub(crate) struct Pooled<T> {
     _permit: OwnedSemaphorePermit,
 }
 
-impl<T> Drop for Pooled<T> {
+impl<T, S> Drop for Pooled<T, S> {
     fn drop(&mut self) {
         self.state.closed_one();
         self.counters.connection_closed();
@@ -56,7 +58,7 @@ pub(crate) struct BudgetedManager<C: TenantConnector> {
 }
 
 impl<C: TenantConnector> BudgetedManager<C> {
-    async fn open(&self) -> Result<Pooled<ConnectionOf<C>>, ConnectError> {
+    async fn open(&self) -> Result<Pooled<ConnectionOf<C>, C::Session>, ConnectError> {
         let quiet = || ConnectError::Quiet(Error::internal("tenant pool closed"));
         let engine = self.engine.upgrade().ok_or_else(quiet)?;
         let deadline = Instant::now() + engine.config.acquire_timeout;
@@ -114,6 +116,7 @@ impl<C: TenantConnector> BudgetedManager<C> {
         self.counters.connection_opened();
         Ok(Pooled {
             conn,
+            session: C::Session::default(),
             broken: false,
             state: Arc::clone(&self.state),
             counters: Arc::clone(&self.counters),
@@ -124,7 +127,7 @@ impl<C: TenantConnector> BudgetedManager<C> {
 }
 
 impl<C: TenantConnector> ManageConnection for BudgetedManager<C> {
-    type Connection = Pooled<ConnectionOf<C>>;
+    type Connection = Pooled<ConnectionOf<C>, C::Session>;
     type Error = Error;
 
     async fn connect(&self) -> Result<Self::Connection, Error> {

@@ -8,6 +8,7 @@ use super::lock::{self, Hold};
 use super::scope::Scope;
 use crate::error::{SqlxResultExt, map_migrate};
 use crate::ident::Ident;
+use crate::wall::Guard;
 
 /// Versions before and after applying a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,13 +107,34 @@ pub(crate) async fn apply_to_template(
         .map_err(|failed| failed.error)
 }
 
-/// Checks what a scope's migrations must guarantee: for shared tables, forced row-level
-/// security (checked before the transaction commits, so an unsafe set is never applied).
+/// Checks what a scope's migrations must guarantee, before the work commits (so an unsafe set
+/// is never applied): behind the wall, every table of a tenant schema or of the shared schema
+/// gets the wall's policy and nothing may bypass it ([`crate::wall::secure_schema`], run as
+/// the admin in a nested transaction); without it, shared tables need forced row-level
+/// security.
 pub(super) async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<()> {
-    match scope {
-        Scope::Shared { schema, .. } => verify_row_security(conn, schema).await,
-        Scope::Database { .. } | Scope::Schema { .. } => Ok(()),
-    }
+    let (schema, guard, wall, field) = match scope {
+        Scope::Schema {
+            schema,
+            tenant,
+            wall: Some(wall),
+            ..
+        } => (schema, Guard::Tenant(tenant), wall, "tenant_migrations"),
+        Scope::Shared {
+            schema,
+            wall: Some(wall),
+            ..
+        } => (schema, Guard::Column, wall, "shared_migrations"),
+        Scope::Shared { schema, .. } => return verify_row_security(conn, schema).await,
+        Scope::Database { .. } | Scope::Schema { .. } => return Ok(()),
+    };
+    let mut tx = conn.begin().await.map_db(Entity::Record)?;
+    sqlx::raw_sql("SET LOCAL ROLE NONE")
+        .execute(&mut *tx)
+        .await
+        .map_db(Entity::Record)?;
+    crate::wall::secure_schema(&mut tx, schema, guard, wall.app, field).await?;
+    tx.commit().await.map_db(Entity::Record)
 }
 
 /// Refuses shared tables without forced row-level security and a policy: every table of the

@@ -5,6 +5,7 @@ use tenant_manager_core::{Entity, Result, TenantId};
 
 use crate::error::SqlxResultExt;
 use crate::ident::Ident;
+use crate::storage::WallContext;
 
 /// The scope of a connection working on one tenant's storage: the role that owns what it
 /// creates, the schema it resolves names in, the tenant its row-level policies see.
@@ -21,6 +22,11 @@ pub(crate) enum Scope<'a> {
         role: &'a Ident,
         /// The tenant schema.
         schema: &'a Ident,
+        /// The tenant.
+        tenant: TenantId,
+        /// The database's wall, entered for `tenant` (forced row-level security binds the
+        /// owner too).
+        wall: Option<WallContext<'a>>,
     },
     /// The shared tables, as their owner, with `app.tenant_id` set when a tenant is given.
     Shared {
@@ -30,21 +36,41 @@ pub(crate) enum Scope<'a> {
         schema: &'a Ident,
         /// The tenant whose rows the policies expose.
         tenant: Option<TenantId>,
+        /// The database's wall, entered for `tenant` when given.
+        wall: Option<WallContext<'a>>,
     },
 }
 
 impl Scope<'_> {
     /// Enters the scope; `local` limits it to the current transaction (`set_config(.., true)`).
     /// Values are bound, never spliced into SQL.
+    /// Behind the wall, the session first enters the tenant's verified context (as the admin,
+    /// before taking the role).
     pub(crate) async fn enter(&self, conn: &mut PgConnection, local: bool) -> Result<()> {
         let (role, schema, tenant) = match *self {
             Scope::Database { role } => (role, None, None),
-            Scope::Schema { role, schema } => (role, Some(schema), None),
+            Scope::Schema {
+                role,
+                schema,
+                tenant,
+                wall,
+            } => {
+                if let Some(wall) = wall {
+                    crate::wall::enter(conn, wall.keys, tenant).await?;
+                }
+                (role, Some(schema), None)
+            }
             Scope::Shared {
                 owner,
                 schema,
                 tenant,
-            } => (owner, Some(schema), tenant),
+                wall,
+            } => {
+                if let (Some(wall), Some(tenant)) = (wall, tenant) {
+                    crate::wall::enter(conn, wall.keys, tenant).await?;
+                }
+                (owner, Some(schema), tenant)
+            }
         };
         sqlx::query(
             "SELECT set_config('role', $1, $4), \

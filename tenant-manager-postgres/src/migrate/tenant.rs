@@ -22,11 +22,14 @@ pub(crate) fn scope_of<'a>(
         Isolation::Schema => Scope::Schema {
             role: target.role.as_ref().ok_or_else(missing)?,
             schema: target.schema.as_ref().ok_or_else(missing)?,
+            tenant: tenant.id,
+            wall: storage.wall()?,
         },
         Isolation::Shared => Scope::Shared {
             owner: &storage.settings.shared_owner,
             schema: &storage.settings.shared_schema,
             tenant: Some(tenant.id),
+            wall: storage.wall()?,
         },
     })
 }

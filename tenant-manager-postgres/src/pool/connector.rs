@@ -13,6 +13,7 @@ use crate::app_login::AppLogin;
 use crate::credentials::{TenantCredentials, tenant_role};
 use crate::ident::Ident;
 use crate::servers::ServerMap;
+use crate::wall::{WallKeys, WallSession};
 
 /// The pool engine over Postgres: `TenantPools` with [`PgTenantConnector`].
 pub type PgTenantPools = TenantPools<PgTenantConnector>;
@@ -25,9 +26,11 @@ pub const DEFAULT_APPLICATION_NAME: &str = "tenant-manager";
 struct SharedLogin {
     user: String,
     password: Secret,
-    /// Schema checkouts `SET ROLE` to the tenant's role (the app login, which inherits
-    /// nothing, reaches a schema only so).
+    /// Schema checkouts `SET ROLE` to the tenant's role (the app login of a deployment
+    /// without the wall).
     set_role: bool,
+    /// The app login (which needs the wall), not a host's own shared login.
+    user_is_app: bool,
 }
 
 /// Tells the pool engine how to reach each tenant's data on Postgres.
@@ -36,22 +39,24 @@ struct SharedLogin {
 ///   `placement.database` on `placement.server` as the tenant's own login role
 ///   (`tenant_<slug>`), with the password from [`TenantCredentials`].
 /// - [`Isolation::Schema`] and [`Isolation::Shared`]: one pool per `server/database`, shared
-///   by its tenants. Every checkout sets `search_path` to the tenant's quoted schema only
-///   (schema isolation) or to the default (shared isolation), and `app.tenant_id` to the
-///   tenant's id, in one round trip. Every return resets the session (settings, role,
-///   temporary tables, listeners, advisory locks) in one round trip; a connection returned
-///   inside a transaction, or whose reset fails, is discarded.
+///   by its tenants. Every checkout proves the tenant to the database's wall and sets
+///   `search_path` to the tenant's quoted schema only (schema isolation) or leaves the default
+///   (shared isolation), in one round trip. Every return resets the session (settings, role,
+///   temporary objects, listeners, advisory locks, the wall's verdict) in one round trip; a
+///   connection returned inside a transaction, whose prepared statements SQL changed, or
+///   whose reset fails, is discarded.
 ///
 /// # The login of shared pools
 ///
-/// Use [`with_app_login`](Self::with_app_login), the secure path: shared pools log in as the
-/// unprivileged app login ([`crate::app_login`]), a schema checkout also runs `SET ROLE` to the
-/// tenant's role (in the same round trip), and Postgres itself keeps tenants apart: a schema
-/// tenant's session has exactly its role's privileges (another tenant's schema answers
-/// `42501`), a shared tenant's session is bound by forced row-level security. This guards
-/// against the application's mistakes (a missing `WHERE tenant_id`, a schema-qualified name),
-/// not against SQL injected into a session: such SQL can `SET ROLE` to any role the app login
-/// is a member of, or set `app.tenant_id`.
+/// Use [`with_app_login`](Self::with_app_login) and [`with_wall`](Self::with_wall), the secure
+/// path: shared pools log in as the unprivileged app login ([`crate::app_login`]), which is a
+/// member of no tenant role and owns nothing; every table of a tenant schema and every shared
+/// table admits only the rows of the session's *verified* tenant (forced row-level security
+/// on the wall's verdict, see [`crate::wall`]). The verdict is written only by
+/// `wall.enter()` given a proof the application computes with a key the app login cannot read,
+/// bound to the backend and to a nonce; so SQL injected into tenant A's session (`SET ROLE`,
+/// `set_config`, a replayed or forged proof, schema-qualified names) reads and changes
+/// nothing of tenant B.
 ///
 /// Without it, shared pools log in as the server map's admin login (a superuser bypasses
 /// row-level security and reads every schema), or as
@@ -65,6 +70,7 @@ pub struct PgTenantConnector {
     credentials: Arc<dyn TenantCredentials>,
     application_name: String,
     shared_login: Option<SharedLogin>,
+    wall: Option<WallKeys>,
 }
 
 impl PgTenantConnector {
@@ -75,6 +81,7 @@ impl PgTenantConnector {
             credentials,
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             shared_login: None,
+            wall: None,
         }
     }
 
@@ -87,15 +94,43 @@ impl PgTenantConnector {
 
     /// Connects pools shared by tenants as the app login (created and granted by
     /// [`PostgresProvisioner::ensure_app_login`](crate::PostgresProvisioner::ensure_app_login)
-    /// and provisioning), and `SET ROLE`s each schema checkout to the tenant's role. The
-    /// recommended setting; replaces [`with_shared_login`](Self::with_shared_login).
+    /// and provisioning). The recommended setting; replaces
+    /// [`with_shared_login`](Self::with_shared_login). Needs [`with_wall`](Self::with_wall):
+    /// every checkout proves its tenant to the database's wall ([`crate::wall`]).
     #[must_use]
     pub fn with_app_login(mut self, login: AppLogin) -> Self {
         self.shared_login = Some(SharedLogin {
             user: login.name().to_owned(),
             password: login.password().clone(),
-            set_role: true,
+            set_role: false,
+            user_is_app: true,
         });
+        self
+    }
+
+    /// Signs each checkout's tenant with `keys` for the databases' wall: a checkout enters the
+    /// tenant's verified context (`wall.enter()`), which the wall's row-level policies admit,
+    /// instead of setting a role or trusting a setting. The key must be valid in every
+    /// database of schema and shared tenants ([`crate::wall::WallAdmin`]).
+    #[must_use]
+    pub fn with_wall(mut self, keys: WallKeys) -> Self {
+        self.wall = Some(keys);
+        self
+    }
+
+    /// Connects pools shared by tenants as the app login of a deployment without the wall
+    /// (before `tenant-cli wall migrate`): each schema checkout `SET ROLE`s to the tenant's
+    /// role, shared tenants are scoped by `app.tenant_id`. SQL injected into a session can
+    /// undo both; use it only to compare with, or until the upgrade.
+    #[must_use]
+    pub fn with_app_login_without_wall(mut self, login: AppLogin) -> Self {
+        self.shared_login = Some(SharedLogin {
+            user: login.name().to_owned(),
+            password: login.password().clone(),
+            set_role: true,
+            user_is_app: true,
+        });
+        self.wall = None;
         self
     }
 
@@ -108,6 +143,7 @@ impl PgTenantConnector {
             user: user.into(),
             password,
             set_role: false,
+            user_is_app: false,
         });
         self
     }
@@ -135,6 +171,12 @@ impl PgTenantConnector {
         }
         if let Some(login) = &self.shared_login {
             Ident::new(&login.user, "shared_login")?;
+            if !login.set_role && login.user_is_app && self.wall.is_none() {
+                return Err(Error::invalid(
+                    "wall_key",
+                    "the app login needs the wall's key (PgTenantConnector::with_wall)",
+                ));
+            }
         }
         if self.servers.ids().next().is_none() {
             return Err(Error::invalid("servers", "must name at least one server"));
@@ -165,12 +207,14 @@ impl fmt::Debug for PgTenantConnector {
                 "set_role",
                 &self.shared_login.as_ref().is_some_and(|l| l.set_role),
             )
+            .field("wall", &self.wall)
             .finish()
     }
 }
 
 impl TenantConnector for PgTenantConnector {
     type Manager = PgConnectionManager;
+    type Session = Option<WallSession>;
 
     fn pool_key(&self, tenant: &Tenant) -> Result<PoolKey> {
         Ok(match tenant.isolation {
@@ -204,7 +248,15 @@ impl TenantConnector for PgTenantConnector {
         Ok(PgConnectionManager::new(options))
     }
 
-    async fn apply_scope(&self, conn: &mut PgConnection, tenant: &Tenant) -> Result<()> {
+    async fn apply_scope(
+        &self,
+        conn: &mut PgConnection,
+        session: &mut Option<WallSession>,
+        tenant: &Tenant,
+    ) -> Result<()> {
+        if let Some(keys) = &self.wall {
+            return scope::apply_walled(conn, session, keys, tenant).await;
+        }
         let set_role = self.shared_login.as_ref().is_some_and(|l| l.set_role);
         let role = match tenant.isolation {
             Isolation::Schema if set_role => Some(tenant_role(tenant)?),
@@ -213,7 +265,11 @@ impl TenantConnector for PgTenantConnector {
         scope::apply(conn, tenant, role.as_ref()).await
     }
 
-    async fn reset_scope(&self, conn: &mut PgConnection) -> Result<()> {
+    async fn reset_scope(
+        &self,
+        conn: &mut PgConnection,
+        _session: &mut Option<WallSession>,
+    ) -> Result<()> {
         scope::reset(conn).await
     }
 }

@@ -1,10 +1,11 @@
 //! The SQL that sets and resets a tenant's scope on a connection of a shared pool.
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
 
 use crate::error::map_sqlx;
-use crate::ident::Ident;
+use crate::ident::{Ident, quote_literal};
+use crate::wall::{self, WallKeys, WallSession};
 
 /// Sets `search_path` (the tenant's quoted schema, or the server's default when `$1` is
 /// NULL), `app.tenant_id`, and the role (`SET ROLE $3`, untouched when `$3` is NULL) for the
@@ -19,12 +20,17 @@ const APPLY: &str = "SELECT pg_catalog.set_config('search_path', \
 /// protocol): the first statement reports whether the connection was idle outside any
 /// transaction (a statement that opens its own transaction starts it), then cursors,
 /// `SET ROLE` / session authorization, every setting (so `search_path` and
-/// `app.tenant_id`), `LISTEN`s, advisory locks, temporary tables (which would shadow the next
-/// tenant's tables through `pg_temp`) and sequence state are dropped. Prepared statements
-/// stay: they belong to the driver's cache, and cached plans follow `search_path` changes.
+/// `app.tenant_id`), `LISTEN`s, advisory locks, temporary objects (which would shadow the next
+/// tenant's tables through `pg_temp`) and sequence state (so the wall's verdict, which rests on
+/// this session's `currval`) are dropped. The last statement counts the session's prepared
+/// statements: the driver's own (protocol-level) must be exactly those it caches, and none may
+/// come from SQL `PREPARE`, else SQL run by the tenant replaced or dropped one the next tenant
+/// would execute, and the connection is discarded.
 const RESET: &str = "SELECT pg_catalog.statement_timestamp() = pg_catalog.transaction_timestamp(); \
      CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-     SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+     SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; \
+     SELECT count(*) FILTER (WHERE from_sql), count(*) FILTER (WHERE NOT from_sql) \
+     FROM pg_catalog.pg_prepared_statements";
 
 /// Sets `tenant`'s scope: for schema isolation `search_path` to its quoted schema only; for
 /// shared isolation the default `search_path`; for both `app.tenant_id` to its id (row-level
@@ -41,21 +47,7 @@ pub(crate) async fn apply(
     tenant: &Tenant,
     role: Option<&Ident>,
 ) -> Result<()> {
-    let search_path = match tenant.isolation {
-        Isolation::Schema => {
-            let schema = tenant.placement.schema.as_deref().ok_or_else(|| {
-                Error::invalid("placement.schema", "schema isolation needs a schema")
-            })?;
-            Some(Ident::new(schema, "placement.schema")?.quoted())
-        }
-        Isolation::Shared => None,
-        Isolation::Database => {
-            return Err(Error::invalid(
-                "isolation",
-                "database-isolated tenants have pools of their own",
-            ));
-        }
-    };
+    let search_path = search_path(tenant)?;
     if conn.is_in_transaction() {
         return Err(Error::unavailable(
             "postgres",
@@ -91,14 +83,100 @@ pub(crate) async fn reset(conn: &mut PgConnection) -> Result<()> {
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;
     let clean = rows
         .first()
-        .map(|row| sqlx::Row::try_get::<bool, _>(row, 0))
+        .map(|row| row.try_get::<bool, _>(0))
         .transpose()
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;
-    match clean {
-        Some(true) => Ok(()),
-        _ => Err(Error::unavailable(
+    if clean != Some(true) {
+        return Err(Error::unavailable(
             "postgres",
             "pooled connection returned inside a transaction",
+        ));
+    }
+    let prepared = rows
+        .last()
+        .map(|row| Ok::<_, sqlx::Error>((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
+        .transpose()
+        .map_err(|e| map_sqlx(Entity::Tenant, e))?;
+    let cached = i64::try_from(conn.cached_statements_size()).unwrap_or(i64::MAX);
+    match prepared {
+        Some((0, protocol)) if protocol == cached => Ok(()),
+        _ => Err(Error::unavailable(
+            "postgres",
+            "prepared statements of the session were changed by SQL",
+        )),
+    }
+}
+
+/// Sets `tenant`'s verified scope behind the wall, in one round trip (simple protocol, values
+/// as literals): `wall.enter()` with a proof for this backend and a fresh nonce, then
+/// `search_path` (schema isolation: the tenant's quoted schema only; shared: left at the
+/// default the reset restored) and `app.tenant_id` (for hosts that read it; no policy trusts
+/// it). The backend's identity is read once per connection into `session`.
+///
+/// # Errors
+/// As [`apply`]; `Internal` when the database refuses the proof (the connection is then
+/// discarded).
+pub(crate) async fn apply_walled(
+    conn: &mut PgConnection,
+    session: &mut Option<WallSession>,
+    keys: &WallKeys,
+    tenant: &Tenant,
+) -> Result<()> {
+    let search_path = search_path(tenant)?;
+    if conn.is_in_transaction() {
+        return Err(Error::unavailable(
+            "postgres",
+            "pooled connection is inside a transaction",
+        ));
+    }
+    let identity = match *session {
+        Some(identity) => identity,
+        None => {
+            let identity = wall::session_id(conn).await?;
+            *session = Some(identity);
+            identity
+        }
+    };
+    let mut sql = wall::enter_statement(keys, identity, tenant.id)?;
+    sql.push_str(&format!(
+        "; SELECT pg_catalog.set_config('app.tenant_id', '{}', false)",
+        tenant.id
+    ));
+    if let Some(path) = search_path {
+        sql.push_str(&format!(
+            ", pg_catalog.set_config('search_path', {}, false)",
+            quote_literal(&path)
+        ));
+    }
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| map_sqlx(Entity::Tenant, e))?;
+    let entered = rows
+        .first()
+        .map(|row| row.try_get::<bool, _>(0))
+        .transpose()
+        .map_err(|e| map_sqlx(Entity::Tenant, e))?;
+    if entered == Some(true) {
+        Ok(())
+    } else {
+        Err(wall::refused(keys))
+    }
+}
+
+/// The quoted schema of a schema tenant, `None` for a shared tenant.
+fn search_path(tenant: &Tenant) -> Result<Option<String>> {
+    match tenant.isolation {
+        Isolation::Schema => {
+            let schema = tenant.placement.schema.as_deref().ok_or_else(|| {
+                Error::invalid("placement.schema", "schema isolation needs a schema")
+            })?;
+            Ok(Some(Ident::new(schema, "placement.schema")?.quoted()))
+        }
+        Isolation::Shared => Ok(None),
+        Isolation::Database => Err(Error::invalid(
+            "isolation",
+            "database-isolated tenants have pools of their own",
         )),
     }
 }

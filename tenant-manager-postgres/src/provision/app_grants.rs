@@ -4,8 +4,8 @@
 //! |---|---|
 //! | `CREATE ROLE <app> NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS` + marker comment | provisioning a schema or shared tenant finds no such role |
 //! | `CREATE`/`ALTER ROLE <app> LOGIN PASSWORD '<SCRAM verifier>' NOINHERIT ...` (same attributes) | [`crate::PostgresProvisioner::ensure_app_login`] |
-//! | `GRANT <tenant role> TO <app>`, `GRANT CONNECT ON DATABASE <db> TO <app>` | schema tenant's `storage_created` step; backfill |
-//! | `REVOKE <tenant role> FROM <app>` | schema tenant's deprovisioning |
+//! | `CONNECT` on the database, `USAGE` on the schema, table and sequence privileges and default privileges of the tenant role (never membership; an old membership is revoked) | schema tenant's `storage_created` step; `WallAdmin::install` |
+//! | `REVOKE <tenant role> FROM <app>` (a membership granted by a version before the wall) | schema tenant's deprovisioning and `storage_created` |
 //! | `GRANT CONNECT ON DATABASE`, `USAGE ON SCHEMA <shared>`, `SELECT, INSERT, UPDATE, DELETE` on the shared owner's tables (`USAGE, SELECT` on its sequences), the same as `ALTER DEFAULT PRIVILEGES FOR ROLE <shared owner>`; `REVOKE ALL ON _sqlx_migrations` | shared tenant's `storage_created` and `migrated` steps; backfill |
 
 use std::collections::BTreeMap;
@@ -28,9 +28,6 @@ pub(crate) const APP_LOGIN_MARKER: &str = "tenant-manager:app-login";
 /// The migration history of the shared tables: the app login may not touch it.
 const MIGRATION_HISTORY: &str = "_sqlx_migrations";
 
-/// Role names granted in one `GRANT` statement.
-const GRANT_CHUNK: usize = 500;
-
 fn marked(app: &Ident) -> Marked<'_> {
     Marked {
         role: app,
@@ -47,8 +44,6 @@ pub struct AppLoginReport {
     pub servers: usize,
     /// Databases of schema or shared tenants whose grants were checked.
     pub databases: usize,
-    /// Schema tenants' roles newly granted to the app login (the backfill).
-    pub roles_granted: usize,
 }
 
 /// Ensures the app login role exists on the connected server, creating it `NOLOGIN` (no
@@ -102,16 +97,32 @@ async fn reset_role_defaults(conn: &mut PgConnection, name: &str) -> Result<()> 
     .await
 }
 
-/// Lets the app login `SET ROLE` to a schema tenant's role and connect to its database.
-pub(crate) async fn grant_schema_tenant(
+/// Gives the app login a schema tenant's tables directly (it is a member of no tenant role):
+/// `CONNECT` on the database, `USAGE` on the schema, `SELECT, INSERT, UPDATE, DELETE` on its
+/// tables and `USAGE, SELECT` on its sequences, now and (default privileges of the tenant
+/// role) for those later migrations create. Takes back a membership an older version granted.
+/// The wall's policies decide which rows it sees; the migrator keeps the migration history
+/// out of its reach.
+pub(crate) async fn grant_schema_direct(
     conn: &mut PgConnection,
     app: &Ident,
     role: &Ident,
+    schema: &Ident,
     database: &Ident,
 ) -> Result<()> {
+    revoke_schema_tenant(conn, app, role).await?;
     admin::ddl(
         conn,
-        format!("GRANT {role} TO {app}; GRANT CONNECT ON DATABASE {database} TO {app}"),
+        format!(
+            "GRANT CONNECT ON DATABASE {database} TO {app}; \
+             GRANT USAGE ON SCHEMA {schema} TO {app}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app}; \
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {app}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {schema} \
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {role} IN SCHEMA {schema} \
+                 GRANT USAGE, SELECT ON SEQUENCES TO {app}"
+        ),
     )
     .await
 }
@@ -247,15 +258,13 @@ async fn grant_database(
 /// The schema and shared tenants of one server whose storage exists, from the registry.
 #[derive(Debug, Default)]
 struct ServerTenants {
-    /// Schema tenants' roles and markers.
-    roles: Vec<(Ident, String)>,
     /// Databases, and whether shared tenants live there.
     databases: BTreeMap<String, bool>,
 }
 
 async fn server_tenants(storage: &TenantStorage, server: &ServerId) -> Result<ServerTenants> {
-    let rows: Vec<(uuid::Uuid, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT t.id, t.slug, t.isolation, t.database_name, t.schema_name FROM tm_tenants t \
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.isolation, t.database_name FROM tm_tenants t \
          WHERE t.server_id = $1 AND t.isolation IN ('schema', 'shared') \
            AND EXISTS (SELECT 1 FROM tm_provision_steps s \
                        WHERE s.tenant_id = t.id AND s.step = 'storage_created') \
@@ -266,21 +275,15 @@ async fn server_tenants(storage: &TenantStorage, server: &ServerId) -> Result<Se
     .await
     .map_db(Entity::Tenant)?;
     let mut found = ServerTenants::default();
-    for (id, slug, isolation, database, schema) in rows {
-        let shared = isolation == "shared";
+    for (isolation, database) in rows {
         let entry = found.databases.entry(database).or_default();
-        *entry |= shared;
-        if !shared {
-            let role = Ident::new(&schema_role(&slug, schema)?, "role")?;
-            let marker = admin::tenant_marker(tenant_manager_core::TenantId::from_uuid(id));
-            found.roles.push((role, marker));
-        }
+        *entry |= isolation == "shared";
     }
     Ok(found)
 }
 
 /// The role of a schema tenant from its registry row ([`Placement::tenant_role`]).
-fn schema_role(slug: &str, schema: Option<String>) -> Result<String> {
+pub(crate) fn schema_role(slug: &str, schema: Option<String>) -> Result<String> {
     let slug =
         TenantSlug::new(slug).map_err(|_| Error::internal("corrupt registry row: tenant slug"))?;
     let placement = Placement {
@@ -291,59 +294,6 @@ fn schema_role(slug: &str, schema: Option<String>) -> Result<String> {
     placement
         .tenant_role(&slug, Isolation::Schema)
         .ok_or_else(|| Error::internal("schema tenant without a role"))
-}
-
-/// Grants the app login every listed role that exists with its tenant's marker and is not
-/// granted yet. Returns how many it granted.
-async fn grant_roles(
-    conn: &mut PgConnection,
-    app: &Ident,
-    roles: &[(Ident, String)],
-) -> Result<usize> {
-    let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
-    let markers: Vec<&str> = roles.iter().map(|(_, m)| m.as_str()).collect();
-    let mut granted = 0;
-    // A tenant provisioned meanwhile may be granted by its provisioner first: look again.
-    for _ in 0..3 {
-        let missing: Vec<String> = sqlx::query_scalar(
-            "SELECT r.rolname::text FROM unnest($1::text[], $2::text[]) AS t(name, marker) \
-             JOIN pg_roles r ON r.rolname = t.name \
-             WHERE shobj_description(r.oid, 'pg_authid') = t.marker \
-               AND NOT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles a ON a.oid = m.member \
-                               WHERE m.roleid = r.oid AND a.rolname = $3) \
-             ORDER BY 1",
-        )
-        .bind(&names)
-        .bind(&markers)
-        .bind(app.as_str())
-        .fetch_all(&mut *conn)
-        .await
-        .map_db(Entity::Tenant)?;
-        if missing.is_empty() {
-            return Ok(granted);
-        }
-        let mut raced = false;
-        for chunk in missing.chunks(GRANT_CHUNK) {
-            let list = chunk
-                .iter()
-                .map(|name| Ident::new(name, "role").map(|r| r.quoted()))
-                .collect::<Result<Vec<_>>>()?
-                .join(", ");
-            match admin::ddl_raw(conn, format!("GRANT {list} TO {app}")).await {
-                Ok(()) => granted += chunk.len(),
-                Err(e) if admin::has_state(&e, &[admin::UNIQUE_VIOLATION]) => raced = true,
-                Err(e) => return Err(crate::error::map_sqlx(Entity::Tenant, e)),
-            }
-        }
-        if !raced {
-            return Ok(granted);
-        }
-    }
-    Err(Error::conflict(
-        Entity::Tenant,
-        "app_login",
-        "role grants are being changed concurrently",
-    ))
 }
 
 /// Creates or updates the app login on every server of the map, then grants it what the
@@ -369,14 +319,10 @@ pub(crate) async fn ensure(storage: &TenantStorage, login: &AppLogin) -> Result<
     for server in storage.servers.ids() {
         let tenants = server_tenants(storage, server).await?;
         let mut conn = storage.connect_maintenance(server).await?;
-        let ensured = async {
-            ensure_login(&mut conn, login).await?;
-            grant_roles(&mut conn, app, &tenants.roles).await
-        }
-        .await;
+        let ensured = ensure_login(&mut conn, login).await;
         // Closing the session also releases its advisory lock.
         admin::close(conn).await;
-        report.roles_granted += ensured?;
+        ensured?;
         report.servers += 1;
         for (database, shared) in &tenants.databases {
             let database = Ident::new(database, "placement.database")?;

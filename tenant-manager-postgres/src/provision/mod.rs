@@ -20,7 +20,7 @@
 //! grants what tenants provisioned before it need.
 
 pub(crate) mod admin;
-mod app_grants;
+pub(crate) mod app_grants;
 mod claim;
 pub(crate) mod database;
 mod hook;

@@ -1,7 +1,8 @@
-//! Schema isolation: a role owning its schema in a database shared by tenants, granted to the
-//! app login (which must `SET ROLE` to use it: it inherits nothing). The role cannot log in
-//! (`NOLOGIN`: sessions reach it only through `SET ROLE`) and has no `TEMPORARY` on the
-//! database (`PUBLIC` has none either), so it can create objects only in its own schema.
+//! Schema isolation: a role owning its schema in a database shared by tenants, behind the
+//! database's wall ([`crate::wall`]). The app login is not a member of the role: it holds the
+//! schema's table privileges directly, and the wall's policies admit only the verified
+//! tenant's rows. The role cannot log in (`NOLOGIN`) and has no `TEMPORARY` on the database
+//! (`PUBLIC` has none either), so it can create objects only in its own schema.
 
 use sqlx::Connection;
 use tenant_manager_core::{Entity, Error, Result, Tenant};
@@ -27,8 +28,9 @@ fn not_ours(schema: &Ident) -> Error {
     )
 }
 
-/// Creates (or completes) the role and its schema, and grants the role to the app login, in
-/// one transaction (the app login itself is created first when missing).
+/// Creates (or completes) the role and its schema and gives the app login the schema's
+/// privileges, in one transaction, after installing the database's wall when missing (the app
+/// login and the wall's owner are created first when missing).
 pub(crate) async fn create(
     storage: &TenantStorage,
     tenant: &Tenant,
@@ -37,14 +39,18 @@ pub(crate) async fn create(
     let (role, schema) = names(target)?;
     let db = &target.database;
     let marker = admin::tenant_marker(tenant.id);
-    let app = storage.settings.app_login.as_ref();
+    let wall = storage.wall()?;
     let mut conn = storage.connect_shared(&target.server, db).await?;
     let created = async {
-        if let Some(app) = app {
-            app_grants::ensure_exists(&mut conn, app).await?;
+        if let Some(wall) = wall {
+            app_grants::ensure_exists(&mut conn, wall.app).await?;
+            crate::wall::ensure_owner(&mut conn, wall.owner).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, db).await?;
+        if let Some(wall) = wall {
+            crate::wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        }
         admin::ensure_role(&mut tx, role, &marker, Login::None).await?;
         if let Some((owner, _)) = admin::schema_info(&mut tx, schema).await?
             && owner != role.as_str()
@@ -63,8 +69,9 @@ pub(crate) async fn create(
             ),
         )
         .await?;
-        if let Some(app) = app {
-            app_grants::grant_schema_tenant(&mut tx, app, role, db).await?;
+        if let Some(wall) = wall {
+            app_grants::grant_schema_direct(&mut tx, wall.app, role, schema, db).await?;
+            crate::wall::grant_owner_role(&mut tx, role).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }

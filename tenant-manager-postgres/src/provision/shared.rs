@@ -13,21 +13,26 @@ use crate::storage::{Target, TenantStorage};
 /// Marker of the role owning the shared tables.
 pub(crate) const SHARED_OWNER_MARKER: &str = "tenant-manager:shared-owner";
 
-/// Ensures the shared database, its owner role and schema exist, and the app login's access
-/// to the shared tables (the app login itself is created first when missing).
+/// Ensures the shared database, its wall, its owner role and schema exist, and the app login's
+/// access to the shared tables (the app login and the wall's owner are created first when
+/// missing). The shared migrations put the tables behind the wall.
 pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<()> {
     let owner = &storage.settings.shared_owner;
     let schema = &storage.settings.shared_schema;
-    let app = storage.settings.app_login.as_ref();
+    let wall = storage.wall()?;
     let mut conn = storage
         .connect_shared(&target.server, &target.database)
         .await?;
     let created = async {
-        if let Some(app) = app {
-            app_grants::ensure_exists(&mut conn, app).await?;
+        if let Some(wall) = wall {
+            app_grants::ensure_exists(&mut conn, wall.app).await?;
+            crate::wall::ensure_owner(&mut conn, wall.owner).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         admin::lock_shared_database(&mut tx, &target.database).await?;
+        if let Some(wall) = wall {
+            crate::wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        }
         admin::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
         admin::ddl(
             &mut tx,
@@ -37,8 +42,9 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
             ),
         )
         .await?;
-        if let Some(app) = app {
-            app_grants::grant_shared(&mut tx, storage, &target.database, app).await?;
+        if let Some(wall) = wall {
+            app_grants::grant_shared(&mut tx, storage, &target.database, wall.app).await?;
+            crate::wall::grant_owner_role(&mut tx, owner).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }

@@ -25,7 +25,7 @@ use tenant_manager_core::{
 };
 use tenant_manager_postgres::{
     DerivedCredentials, PostgresProvisioner, PostgresRegistry, ServerMap, StorageConfig,
-    TenantMigrations, TenantStorage, migrate_global,
+    TenantMigrations, TenantStorage, WallKeys, migrate_global,
 };
 use tenant_manager_test_support::{TestDatabase, unique_suffix};
 
@@ -97,14 +97,11 @@ impl Env {
             )
         };
         let config = config(base);
-        let storage =
-            TenantStorage::new(pool.clone(), servers, migrations, config).expect("storage");
-        let credentials = Arc::new(
-            DerivedCredentials::new(Secret::new(format!(
-                "master-secret-of-{tag}-0123456789abcdef"
-            )))
-            .expect("credentials"),
-        );
+        let master = Secret::new(format!("master-secret-of-{tag}-0123456789abcdef"));
+        let storage = TenantStorage::new(pool.clone(), servers, migrations, config)
+            .expect("storage")
+            .with_wall(WallKeys::derived(&master, 1).expect("wall key"));
+        let credentials = Arc::new(DerivedCredentials::new(master).expect("credentials"));
         let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
         Self {
             shared_db,

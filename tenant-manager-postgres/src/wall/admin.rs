@@ -1,0 +1,465 @@
+//! `WallAdmin`: the wall across a deployment's databases (upgrade, key rotation, checks).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+use tenant_manager_core::{Entity, Error, Result, ServerId, TenantId};
+use time::OffsetDateTime;
+
+use super::install::{add_key, ensure_owner, grant_owner_role, install, installed};
+use super::keys::WallKeys;
+use super::secure::{Guard, secure_schema};
+use crate::error::SqlxResultExt;
+use crate::ident::Ident;
+use crate::provision::admin;
+use crate::provision::app_grants;
+use crate::storage::{TenantStorage, WallContext};
+
+/// What a [`WallAdmin`] run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WallReport {
+    /// Databases of schema or shared tenants visited.
+    pub databases: usize,
+    /// Databases where the wall was installed by this run.
+    pub installed: usize,
+    /// Schema tenants put behind the wall (grants and policies checked, fixed where needed).
+    pub schema_tenants: usize,
+    /// Databases whose shared tables were put behind the wall.
+    pub shared_databases: usize,
+    /// Key rows added, retired or purged.
+    pub keys_changed: usize,
+}
+
+/// One key of one database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WallKeyState {
+    /// Server id.
+    pub server: String,
+    /// Database.
+    pub database: String,
+    /// Key id.
+    pub key_id: i32,
+    /// Valid from.
+    #[serde(with = "time::serde::rfc3339")]
+    pub valid_from: OffsetDateTime,
+    /// Valid until (none: no end).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
+    /// Valid now.
+    pub valid_now: bool,
+}
+
+/// What [`WallAdmin::check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WallCheck {
+    /// Every key of every walled database.
+    pub keys: Vec<WallKeyState>,
+    /// Problems, one line each (a database without the wall, the signing key not valid, a
+    /// tenant schema or shared table that bypasses the wall); empty when all is well.
+    pub problems: Vec<String>,
+}
+
+impl WallCheck {
+    /// Whether nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A database of schema or shared tenants and what lives in it.
+#[derive(Debug, Default)]
+struct Database {
+    /// Schema tenants: id, role, schema.
+    schemas: Vec<(TenantId, Ident, Ident)>,
+    /// Whether shared tenants live there.
+    shared: bool,
+}
+
+/// The wall across every database of a deployment's schema and shared tenants, as the
+/// registry lists them. Built over the same [`TenantStorage`] as the provisioner, with its
+/// app login and wall key.
+#[derive(Debug, Clone)]
+pub struct WallAdmin {
+    storage: TenantStorage,
+}
+
+impl WallAdmin {
+    /// The wall of `storage`'s deployment.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the storage has no app login (no wall) or no wall key.
+    pub fn new(storage: TenantStorage) -> Result<Self> {
+        if storage.wall()?.is_none() {
+            return Err(Error::invalid(
+                "app_login",
+                "the wall guards the app login's pools: the storage has no app login",
+            ));
+        }
+        Ok(Self { storage })
+    }
+
+    fn context(&self) -> Result<WallContext<'_>> {
+        self.storage
+            .wall()?
+            .ok_or_else(|| Error::internal("wall admin without a wall"))
+    }
+
+    /// Databases of schema and shared tenants whose storage was created, per server.
+    async fn databases(&self) -> Result<BTreeMap<(ServerId, String), Database>> {
+        let rows: Vec<(uuid::Uuid, String, String, String, String, Option<String>)> =
+            sqlx::query_as(
+                "SELECT t.id, t.slug, t.isolation, t.server_id, t.database_name, t.schema_name \
+                 FROM tm_tenants t WHERE t.isolation IN ('schema', 'shared') \
+                   AND EXISTS (SELECT 1 FROM tm_provision_steps s \
+                               WHERE s.tenant_id = t.id AND s.step = 'storage_created') \
+                 ORDER BY t.server_id, t.database_name, t.id",
+            )
+            .fetch_all(&self.storage.global)
+            .await
+            .map_db(Entity::Tenant)?;
+        let mut found: BTreeMap<(ServerId, String), Database> = BTreeMap::new();
+        for (id, slug, isolation, server, database, schema) in rows {
+            let server = ServerId::new(&server)
+                .map_err(|_| Error::internal("corrupt registry row: server id"))?;
+            let entry = found.entry((server, database)).or_default();
+            if isolation == "shared" {
+                entry.shared = true;
+            } else {
+                let role = Ident::new(&app_grants::schema_role(&slug, schema.clone())?, "role")?;
+                let schema = Ident::new(
+                    schema.as_deref().ok_or_else(|| {
+                        Error::internal("corrupt registry row: schema tenant without schema")
+                    })?,
+                    "placement.schema",
+                )?;
+                entry.schemas.push((TenantId::from_uuid(id), role, schema));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Puts every existing schema and shared tenant behind the wall: the upgrade of a
+    /// deployment created before it (`tenant-cli wall migrate`). Per database: the wall's
+    /// owner, schemas, tables, functions and this key; per schema tenant, in a transaction of
+    /// its own: the app login's membership of the tenant role revoked, its privileges granted
+    /// directly, every table walled; per shared database: the shared owner's grants and every
+    /// shared table walled (policies on `app.tenant_id` replaced). Every step looks before it
+    /// changes, so a rerun after a crash finishes the work and a run over a walled deployment
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// As the statements; `InvalidInput` naming an object that bypasses the wall and cannot be
+    /// fixed automatically (a view without `security_invoker`, a `SECURITY DEFINER` function,
+    /// another permissive policy, ...). Tenants done before the error stay done.
+    pub async fn install(&self) -> Result<WallReport> {
+        let wall = self.context()?;
+        let mut report = WallReport::default();
+        for ((server, database), found) in self.databases().await? {
+            let database = Ident::new(&database, "placement.database")?;
+            let Some(mut conn) = self.storage.connect_existing(&server, &database).await? else {
+                continue;
+            };
+            let done = self
+                .install_database(&mut conn, wall, &database, &found, &mut report)
+                .await;
+            admin::close(conn).await;
+            done?;
+            report.databases += 1;
+        }
+        Ok(report)
+    }
+
+    async fn install_database(
+        &self,
+        conn: &mut PgConnection,
+        wall: WallContext<'_>,
+        database: &Ident,
+        found: &Database,
+        report: &mut WallReport,
+    ) -> Result<()> {
+        app_grants::ensure_exists(conn, wall.app).await?;
+        ensure_owner(conn, wall.owner).await?;
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        admin::lock_shared_database(&mut tx, database).await?;
+        if !installed(&mut tx).await? {
+            report.installed += 1;
+        }
+        install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        tx.commit().await.map_db(Entity::Tenant)?;
+        for (tenant, role, schema) in &found.schemas {
+            let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+            admin::lock_shared_database(&mut tx, database).await?;
+            if admin::schema_info(&mut tx, schema).await?.is_none() {
+                continue;
+            }
+            app_grants::grant_schema_direct(&mut tx, wall.app, role, schema, database).await?;
+            grant_owner_role(&mut tx, role).await?;
+            secure_schema(&mut tx, schema, Guard::Tenant(*tenant), wall.app, "schema").await?;
+            tx.commit().await.map_db(Entity::Tenant)?;
+            report.schema_tenants += 1;
+        }
+        if found.shared {
+            let settings = &self.storage.settings;
+            let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+            admin::lock_shared_database(&mut tx, database).await?;
+            app_grants::grant_shared(&mut tx, &self.storage, database, wall.app).await?;
+            grant_owner_role(&mut tx, &settings.shared_owner).await?;
+            secure_schema(
+                &mut tx,
+                &settings.shared_schema,
+                Guard::Column,
+                wall.app,
+                "shared_schema",
+            )
+            .await?;
+            tx.commit().await.map_db(Entity::Tenant)?;
+            report.shared_databases += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` on every walled database (in a transaction each), counting what it changed.
+    async fn each_database<F>(&self, mut work: F) -> Result<WallReport>
+    where
+        F: for<'c> FnMut(&'c mut PgConnection) -> futures::future::BoxFuture<'c, Result<usize>>,
+    {
+        let mut report = WallReport::default();
+        for (server, database) in self.databases().await?.into_keys() {
+            let database = Ident::new(&database, "placement.database")?;
+            let Some(mut conn) = self.storage.connect_existing(&server, &database).await? else {
+                continue;
+            };
+            let done = async {
+                let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+                if !installed(&mut tx).await? {
+                    return Ok(0);
+                }
+                let changed = work(&mut tx).await?;
+                tx.commit().await.map_db(Entity::Tenant)?;
+                Ok::<_, Error>(changed)
+            }
+            .await;
+            admin::close(conn).await;
+            report.keys_changed += done?;
+            report.databases += 1;
+        }
+        Ok(report)
+    }
+
+    /// Adds `keys` to every walled database (valid from now). Step 1 of a rotation: then roll
+    /// the instances to sign with it, then [`retire_key`](Self::retire_key) the old one.
+    ///
+    /// # Errors
+    /// `Conflict` on `wall_key_id` when a database holds another key under that id.
+    pub async fn add_key(&self, keys: &WallKeys) -> Result<WallReport> {
+        self.each_database(|conn| {
+            let keys = keys.clone();
+            Box::pin(async move { add_key(conn, &keys).await.map(usize::from) })
+        })
+        .await
+    }
+
+    /// Makes key `key_id` expire after `grace` in every walled database (instances still
+    /// signing with it keep working until then). Refuses to retire the key this admin signs
+    /// with.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `key_id` for the signing key.
+    pub async fn retire_key(&self, key_id: i32, grace: Duration) -> Result<WallReport> {
+        if key_id == self.context()?.keys.key_id() {
+            return Err(Error::invalid(
+                "key_id",
+                "is the key this deployment signs with: add and roll out a new key first",
+            ));
+        }
+        let grace_us = i64::try_from(grace.as_micros()).unwrap_or(i64::MAX);
+        self.each_database(|conn| {
+            Box::pin(async move {
+                let changed = sqlx::query(
+                    "UPDATE wall_private.keys \
+                     SET valid_until = greatest(now() + make_interval(secs => $2::float8 / 1e6), \
+                                                valid_from + interval '1 microsecond') \
+                     WHERE key_id = $1 AND (valid_until IS NULL \
+                           OR valid_until > now() + make_interval(secs => $2::float8 / 1e6))",
+                )
+                .bind(key_id)
+                .bind(grace_us)
+                .execute(&mut *conn)
+                .await
+                .map_db(Entity::Tenant)?;
+                Ok(usize::try_from(changed.rows_affected()).unwrap_or(usize::MAX))
+            })
+        })
+        .await
+    }
+
+    /// Deletes expired keys from every walled database.
+    pub async fn purge_keys(&self) -> Result<WallReport> {
+        self.each_database(|conn| {
+            Box::pin(async move {
+                let changed =
+                    sqlx::query("DELETE FROM wall_private.keys WHERE valid_until <= now()")
+                        .execute(&mut *conn)
+                        .await
+                        .map_db(Entity::Tenant)?;
+                Ok(usize::try_from(changed.rows_affected()).unwrap_or(usize::MAX))
+            })
+        })
+        .await
+    }
+
+    /// The start-up check, cheap enough for every boot: each database of schema and shared
+    /// tenants has the wall and accepts the signing key now. Returns the problems (empty when
+    /// the instance may serve); [`check`](Self::check) looks at every tenant as well.
+    pub async fn ready(&self) -> Result<Vec<String>> {
+        let wall = self.context()?;
+        let mut problems = Vec::new();
+        for (server, database) in self.databases().await?.into_keys() {
+            let ident = Ident::new(&database, "placement.database")?;
+            let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
+                continue;
+            };
+            let found = key_problem(&mut conn, wall).await;
+            admin::close(conn).await;
+            if let Some(problem) = found? {
+                problems.push(format!("{server}/{database}: {problem}"));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Checks every database of schema and shared tenants: the wall is installed, the signing
+    /// key is valid now, and no tenant schema or shared table bypasses it. Start-up runs it and
+    /// refuses to serve when a problem is found.
+    pub async fn check(&self) -> Result<WallCheck> {
+        let wall = self.context()?;
+        let mut check = WallCheck::default();
+        for ((server, database), found) in self.databases().await? {
+            let ident = Ident::new(&database, "placement.database")?;
+            let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
+                continue;
+            };
+            let checked = check_database(&mut conn, wall, &self.storage, &found).await;
+            admin::close(conn).await;
+            let (keys, problems) = checked?;
+            let here = format!("{server}/{database}");
+            check.keys.extend(keys.into_iter().map(
+                |(key_id, valid_from, valid_until, valid_now)| WallKeyState {
+                    server: server.to_string(),
+                    database: database.clone(),
+                    key_id,
+                    valid_from,
+                    valid_until,
+                    valid_now,
+                },
+            ));
+            check
+                .problems
+                .extend(problems.into_iter().map(|p| format!("{here}: {p}")));
+        }
+        Ok(check)
+    }
+}
+
+type KeyRow = (i32, OffsetDateTime, Option<OffsetDateTime>, bool);
+
+/// Why the connected database cannot admit this deployment's checkouts, if it cannot.
+async fn key_problem(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<Option<String>> {
+    if !installed(conn).await? {
+        return Ok(Some(
+            "the tenant wall is not installed (run `tenant-cli wall migrate`)".to_owned(),
+        ));
+    }
+    let valid: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM wall_private.keys WHERE key_id = $1 \
+           AND valid_from <= now() AND (valid_until IS NULL OR valid_until > now()))",
+    )
+    .bind(wall.keys.key_id())
+    .fetch_one(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    Ok((!valid).then(|| {
+        format!(
+            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
+            wall.keys.key_id()
+        )
+    }))
+}
+
+/// Keys and problems of one database.
+async fn check_database(
+    conn: &mut PgConnection,
+    wall: WallContext<'_>,
+    storage: &TenantStorage,
+    found: &Database,
+) -> Result<(Vec<KeyRow>, Vec<String>)> {
+    if let Some(problem) = key_problem(conn, wall).await?
+        && !installed(conn).await?
+    {
+        return Ok((Vec::new(), vec![problem]));
+    }
+    let keys: Vec<KeyRow> = sqlx::query_as(
+        "SELECT key_id, valid_from, valid_until, \
+                valid_from <= now() AND (valid_until IS NULL OR valid_until > now()) \
+         FROM wall_private.keys ORDER BY key_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    let mut problems = Vec::new();
+    if !keys
+        .iter()
+        .any(|(id, _, _, valid)| *id == wall.keys.key_id() && *valid)
+    {
+        problems.push(format!(
+            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
+            wall.keys.key_id()
+        ));
+    }
+    // The checks run in a transaction rolled back at the end: securing looks, and here must
+    // not change anything.
+    let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+    for (tenant, _, schema) in &found.schemas {
+        if admin::schema_info(&mut tx, schema).await?.is_none() {
+            continue;
+        }
+        let mut probe = tx.begin().await.map_db(Entity::Tenant)?;
+        let secured = secure_schema(
+            &mut probe,
+            schema,
+            Guard::Tenant(*tenant),
+            wall.app,
+            "schema",
+        )
+        .await;
+        problems.extend(problem(secured, "schema", schema));
+        let _ = probe.rollback().await;
+    }
+    if found.shared {
+        let schema = &storage.settings.shared_schema;
+        let mut probe = tx.begin().await.map_db(Entity::Tenant)?;
+        let secured =
+            secure_schema(&mut probe, schema, Guard::Column, wall.app, "shared_schema").await;
+        problems.extend(problem(secured, "shared schema", schema));
+        let _ = probe.rollback().await;
+    }
+    let _ = tx.rollback().await;
+    Ok((keys, problems))
+}
+
+/// The problem a dry run of [`secure_schema`] revealed, if any.
+fn problem(secured: Result<usize>, what: &str, schema: &Ident) -> Option<String> {
+    match secured {
+        Ok(0) => None,
+        Ok(_) => Some(format!(
+            "{what} {} is not fully behind the wall (run `tenant-cli wall migrate`)",
+            schema.as_str()
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}

@@ -1,0 +1,145 @@
+//! Installing the wall in a database of schema or shared tenants, and its keys.
+
+use sqlx::PgConnection;
+use tenant_manager_core::{Entity, Error, Result};
+
+use super::keys::WallKeys;
+use crate::error::SqlxResultExt;
+use crate::ident::Ident;
+use crate::provision::admin::{self, Marked};
+
+/// Marker comment of the wall owner role.
+pub(crate) const WALL_OWNER_MARKER: &str = "tenant-manager:wall-owner";
+
+/// Comment on schema `wall` once this version of the wall is installed.
+pub(crate) const WALL_VERSION: &str = "tenant-manager:wall:v1";
+
+const INSTALL: &str = include_str!("install.sql");
+
+/// Ensures the wall owner role (`NOLOGIN`, no privilege) exists on the connected server. Run
+/// outside a transaction.
+pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Result<()> {
+    let marked = Marked {
+        role: owner,
+        marker: WALL_OWNER_MARKER,
+        field: "wall_owner",
+    };
+    let attributes = format!("NOLOGIN INHERIT {}", admin::UNPRIVILEGED);
+    admin::ensure_marked_role(conn, &marked, &attributes, None).await
+}
+
+/// Whether the connected database has this version of the wall.
+pub(crate) async fn installed(conn: &mut PgConnection) -> Result<bool> {
+    let comment: Option<String> = sqlx::query_scalar(
+        "SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n \
+         WHERE n.nspname = 'wall'",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?
+    .flatten();
+    Ok(comment.as_deref() == Some(WALL_VERSION))
+}
+
+/// Installs the wall (schemas `wall` and `wall_private`, the key and verdict tables, the
+/// functions, the app login's grants) in the connected database when this version is not
+/// there yet, and adds `keys` to the key table when missing. Run as a superuser inside a
+/// transaction that holds the database's lock, after [`ensure_owner`].
+pub(crate) async fn install(
+    conn: &mut PgConnection,
+    owner: &Ident,
+    app: &Ident,
+    keys: &WallKeys,
+) -> Result<()> {
+    if !installed(conn).await? {
+        let sql = INSTALL
+            .replace("__OWNER__", &owner.quoted())
+            .replace("__APP__", &app.quoted());
+        admin::ddl(conn, sql).await?;
+    }
+    add_key(conn, keys).await.map(|_| ())
+}
+
+/// HMAC's padded key halves: (key XOR ipad, key XOR opad), 64 bytes each.
+fn pads(secret: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    if secret.len() > 64 {
+        return Err(Error::invalid("wall_key", "must be at most 64 bytes long"));
+    }
+    let mut inner = vec![0x36u8; 64];
+    let mut outer = vec![0x5cu8; 64];
+    for (i, b) in secret.iter().enumerate() {
+        inner[i] ^= b;
+        outer[i] ^= b;
+    }
+    Ok((inner, outer))
+}
+
+/// Adds `keys` to the connected database's key table (valid from now, no end) unless its id
+/// is there. The same id with another key means another deployment's secret: `Conflict` on
+/// `wall_key_id`. Returns whether it added the key.
+pub(crate) async fn add_key(conn: &mut PgConnection, keys: &WallKeys) -> Result<bool> {
+    let (inner, outer) = pads(keys.secret())?;
+    let added: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO wall_private.keys (key_id, inner_pad, outer_pad) VALUES ($1, $2, $3) \
+         ON CONFLICT (key_id) DO NOTHING RETURNING key_id",
+    )
+    .bind(keys.key_id())
+    .bind(&inner)
+    .bind(&outer)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    if added.is_some() {
+        return Ok(true);
+    }
+    let same: bool = sqlx::query_scalar(
+        "SELECT inner_pad = $2 AND outer_pad = $3 FROM wall_private.keys WHERE key_id = $1",
+    )
+    .bind(keys.key_id())
+    .bind(&inner)
+    .bind(&outer)
+    .fetch_one(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    if same {
+        Ok(false)
+    } else {
+        Err(Error::conflict(
+            Entity::Tenant,
+            "wall_key_id",
+            format!(
+                "wall key {} of this database is another key (another master secret?)",
+                keys.key_id()
+            ),
+        ))
+    }
+}
+
+/// What a role that owns walled tables (a schema tenant's role, the shared owner) needs of
+/// the wall: forced row-level security binds owners too, so their statements evaluate the
+/// policies' verdict check.
+pub(crate) async fn grant_owner_role(conn: &mut PgConnection, role: &Ident) -> Result<()> {
+    admin::ddl(
+        conn,
+        format!(
+            "GRANT USAGE ON SCHEMA wall TO {role}; \
+             GRANT SELECT (pid, token, tenant) ON wall.sessions TO {role}; \
+             GRANT SELECT ON SEQUENCE wall.session_token TO {role}; \
+             GRANT EXECUTE ON FUNCTION wall.tenant() TO {role}"
+        ),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_are_hmac_key_halves() {
+        let (inner, outer) = pads(&[0u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(inner.iter().all(|b| *b == 0x36));
+        assert!(outer.iter().all(|b| *b == 0x5c));
+        assert!(pads(&[0u8; 65]).is_err());
+    }
+}
