@@ -27,7 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, SqlSafeStr};
 use tenant_manager::postgres::{
     DerivedCredentials, FleetOptions, PostgresProvisioner, PostgresRegistry, ServerMap,
-    StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, migrate_global,
+    StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, WallKeys, migrate_global,
 };
 use tenant_manager::{
     Isolation, NewTenant, Placement, Provisioner, Secret, ServerId, Tenant, TenantRegistry,
@@ -66,11 +66,11 @@ impl Bench {
             .with_template_prefix(format!("tmtpl_{tag}_"))
             .with_template_owner(format!("tmtplown_{tag}"))
             .with_shared_owner(format!("tmshown_{tag}"));
+        let master = Secret::new(format!("bench-master-secret-{tag}-0123456789"));
         let storage = TenantStorage::new(self.registry.pool().clone(), servers, migrations, config)
-            .expect("storage");
-        let credentials =
-            DerivedCredentials::new(Secret::new(format!("bench-master-secret-{tag}-0123456789")))
-                .expect("credentials");
+            .expect("storage")
+            .with_wall(WallKeys::derived(&master, 1).expect("wall key"));
+        let credentials = DerivedCredentials::new(master).expect("credentials");
         PostgresProvisioner::new(storage, Arc::new(credentials))
     }
 
@@ -278,7 +278,14 @@ async fn run() {
         TenantMigrations::new(&version_two()).with_shared(&SHARED),
         with_template.storage().config().clone(),
     )
-    .expect("storage v2");
+    .expect("storage v2")
+    .with_wall(
+        with_template
+            .storage()
+            .wall_keys()
+            .cloned()
+            .expect("wall key"),
+    );
     let migrator = TenantMigrator::new(storage_v2);
     let mut behind_times = Vec::with_capacity(BEHIND_RUNS);
     for _ in 0..BEHIND_RUNS {

@@ -291,7 +291,7 @@ async fn shared_rows_are_restored_under_row_level_security_without_a_superuser()
     add_companies(&s.env, &neighbour, &["Umbrella"]).await;
     let record = s.backup.backup(&tenant).await.expect("backup");
     add_companies(&s.env, &tenant, &["Hooli"]).await;
-    // Who writes the rows back, and with which scope.
+    // Who writes the rows back, and in which verified tenant context.
     let mut conn = s.env.admin(&tenant.placement.database).await;
     exec(
         &mut conn,
@@ -300,7 +300,8 @@ async fn shared_rows_are_restored_under_row_level_security_without_a_superuser()
          GRANT INSERT ON public.restore_log TO PUBLIC; \
          CREATE FUNCTION public.log_restore() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN \
            INSERT INTO public.restore_log SELECT session_user, r.rolsuper, r.rolbypassrls, \
-             current_setting('app.tenant_id', true) FROM pg_catalog.pg_roles r \
+             (SELECT s.tenant::text FROM wall.sessions s WHERE s.pid = pg_backend_pid() \
+                AND s.token = currval('wall.session_token')) FROM pg_catalog.pg_roles r \
              WHERE r.rolname = session_user; \
            RETURN NEW; END $f$; \
          CREATE TRIGGER log_restore BEFORE INSERT ON public.companies \

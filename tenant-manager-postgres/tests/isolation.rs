@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Isolation, Provisioner, Result, ServerId, Tenant, TenantRegistry};
-use tenant_manager_postgres::{PostgresProvisioner, ServerMap, TenantSeeder, TenantStorage};
+use tenant_manager_postgres::{PostgresProvisioner, ServerMap, TenantSeeder, TenantStorage, wall};
 
 use common::{Env, add_companies, company_names, sqlstate};
 
@@ -126,6 +126,10 @@ async fn schema_tenants_cannot_read_each_other() {
     let login = env.connect_as(&role_a, &env.shared_db).await;
     assert!(login.is_err(), "a schema tenant's role is NOLOGIN");
     let mut conn_a = env.admin(&env.shared_db).await;
+    // Behind the wall even the owner sees rows only in its tenant's verified context.
+    wall::enter(&mut conn_a, env.storage.wall_keys().expect("key"), a.id)
+        .await
+        .expect("enter A");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET ROLE \"{role_a}\"")))
         .execute(&mut conn_a)
         .await
@@ -216,16 +220,20 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
         "RLS never applies to superusers: the owner must not be one"
     );
 
-    // As the table owner, scoped to A: only A's rows.
+    // As the table owner, in A's verified context: only A's rows.
+    wall::enter(&mut conn, env.storage.wall_keys().expect("key"), a.id)
+        .await
+        .expect("enter A");
     sqlx::query(sqlx::AssertSqlSafe(format!("SET ROLE \"{owner}\"")))
         .execute(&mut conn)
         .await
         .expect("set role");
+    // A setting names B: the wall does not read it.
     sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
-        .bind(a.id.to_string())
+        .bind(b.id.to_string())
         .execute(&mut conn)
         .await
-        .expect("scope");
+        .expect("setting");
     let seen: Vec<String> = sqlx::query_scalar("SELECT name FROM companies ORDER BY name")
         .fetch_all(&mut conn)
         .await
@@ -238,16 +246,16 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
         .await
         .expect_err("check refuses");
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
-    // Unscoped, the owner sees nothing at all.
-    sqlx::query("SELECT set_config('app.tenant_id', '', false)")
+    // Without a verdict the owner reads nothing: the check fails closed, loudly.
+    sqlx::raw_sql("DISCARD SEQUENCES")
         .execute(&mut conn)
         .await
-        .expect("unscope");
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM companies")
+        .expect("discard");
+    let err = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM companies")
         .fetch_one(&mut conn)
         .await
-        .expect("count");
-    assert_eq!(n, 0);
+        .expect_err("no verdict");
+    assert_eq!(sqlstate(&err).as_deref(), Some("55000"), "{err}");
     let _ = conn.close().await;
 
     env.provisioner.deprovision(&a).await.expect("deprovision");
@@ -256,12 +264,13 @@ async fn row_level_security_hides_other_tenants_even_from_the_table_owner() {
 }
 
 #[tokio::test]
-async fn shared_migrations_without_forced_rls_are_refused() {
+async fn shared_migrations_that_bypass_the_wall_are_refused() {
+    // The table itself is put behind the wall; the view reads with its owner's rights.
     let status = common::assert_unforced_shared_table_refused(
         "notes",
         "CREATE TABLE notes (tenant_id uuid NOT NULL, body text); \
-         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;",
-        "notes",
+         CREATE VIEW all_notes AS SELECT * FROM notes;",
+        "all_notes",
     )
     .await;
     assert_eq!(
@@ -331,7 +340,8 @@ async fn tenants_are_placed_on_any_server_of_the_map() {
         common::migrations(),
         env.storage.config().clone(),
     )
-    .expect("storage");
+    .expect("storage")
+    .with_wall(env.storage.wall_keys().cloned().expect("wall key"));
     let provisioner = PostgresProvisioner::new(storage, env.credentials.clone());
     let mut new = env.new_tenant("alpha", Isolation::Schema);
     new.placement.server = second.clone();

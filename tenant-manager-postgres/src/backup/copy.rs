@@ -5,7 +5,7 @@
 //! two big-endian `u64`: the index's offset and length.
 //!
 //! Both directions run on a connection of a login that may only read, insert and delete rows
-//! of these tables, scoped to the tenant (`app.tenant_id`), so forced row-level security
+//! of these tables, in the tenant's verified context (the wall), so forced row-level security
 //! applies. A restore therefore cannot switch triggers and foreign keys off
 //! (`session_replication_role` needs a superuser): the host's triggers on the shared tables
 //! fire for the rows written back, and statements are ordered by retrying those that violate
@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_ident, quote_literal};
+use crate::wall::WallKeys;
 
 /// Format name of these artifacts in the catalogue.
 pub(crate) const FORMAT: &str = "tm_copy_v1";
@@ -78,15 +79,21 @@ pub(crate) async fn table_names(conn: &mut PgConnection, schema: &Ident) -> Resu
         .collect())
 }
 
-/// Scopes the transaction to `tenant` (`app.tenant_id`, which the row-level security policies
-/// of the shared tables read).
-async fn scope(conn: &mut PgConnection, tenant: TenantId) -> Result<()> {
-    sqlx::query("SELECT pg_catalog.set_config('app.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(conn)
-        .await
-        .map_db(Entity::Backup)?;
-    Ok(())
+/// Scopes the session to `tenant`: behind the wall (`keys`) it enters the tenant's verified
+/// context, before any transaction (a read-only one could not record the verdict); without it,
+/// `app.tenant_id` for the transaction, which legacy policies read.
+async fn scope(conn: &mut PgConnection, tenant: TenantId, keys: Option<&WallKeys>) -> Result<()> {
+    match keys {
+        Some(keys) => crate::wall::enter(conn, keys, tenant).await,
+        None => {
+            sqlx::query("SELECT pg_catalog.set_config('app.tenant_id', $1, false)")
+                .bind(tenant.to_string())
+                .execute(conn)
+                .await
+                .map_db(Entity::Backup)?;
+            Ok(())
+        }
+    }
 }
 
 /// SQLSTATE `foreign_key_violation`.
@@ -138,14 +145,15 @@ pub(crate) async fn dump(
     conn: &mut PgConnection,
     schema: &Ident,
     tenant: TenantId,
+    keys: Option<&WallKeys>,
     path: &Path,
 ) -> Result<()> {
+    scope(conn, tenant, keys).await?;
     let mut tx = conn.begin().await.map_db(Entity::Backup)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await
         .map_db(Entity::Backup)?;
-    scope(&mut tx, tenant).await?;
     let tables = tables(&mut tx, schema.as_str()).await?;
     // The work file exists already, private (`0600`): it is truncated, not recreated.
     let mut file = tokio::fs::OpenOptions::new()
@@ -229,12 +237,13 @@ pub(crate) async fn restore(
     conn: &mut PgConnection,
     schema: &Ident,
     tenant: TenantId,
+    keys: Option<&WallKeys>,
     path: &Path,
 ) -> Result<()> {
     let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let index = read_index(&mut file).await?;
+    scope(conn, tenant, keys).await?;
     let mut tx = conn.begin().await.map_db(Entity::Backup)?;
-    scope(&mut tx, tenant).await?;
     let present = tables(&mut tx, schema.as_str()).await?;
     let mut inserts = Vec::with_capacity(index.tables.len());
     for (i, section) in index.tables.iter().enumerate() {

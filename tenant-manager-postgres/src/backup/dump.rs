@@ -216,6 +216,8 @@ async fn restore_schema_as(
     let mut maint = storage.connect_maintenance(&target.server).await?;
     let staged = async {
         create_scratch(&mut maint, &scratch, role).await?;
+        // The dumped tables' wall policies name the wall's objects.
+        crate::wall::install_in(storage, &target.server, &scratch, role).await?;
         pg_restore(tools, login, &scratch, role, None, path).await?;
         let mut conn = login.connect(&scratch).await?;
         let renamed = admin::ddl(
@@ -286,7 +288,27 @@ async fn restore_schema_as(
                  COMMENT ON SCHEMA {schema} IS {marker}{drop_old}"
             ),
         )
-        .await
+        .await?;
+        // Dumps carry no privileges, and a clone's policies name the source tenant: the
+        // restored schema is put behind the wall for this tenant (until then its policies admit
+        // no session of this tenant: closed, never open).
+        if let Some(wall) = storage.wall()? {
+            let mut tx = sqlx::Connection::begin(&mut conn)
+                .await
+                .map_db(Entity::Backup)?;
+            admin::lock_shared_database(&mut tx, &target.database).await?;
+            crate::wall::wall_schema_tenant(
+                &mut tx,
+                wall,
+                role,
+                schema,
+                &target.database,
+                tenant.id,
+            )
+            .await?;
+            tx.commit().await.map_db(Entity::Backup)?;
+        }
+        Ok(())
     }
     .await;
     admin::close(conn).await;

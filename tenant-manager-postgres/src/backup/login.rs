@@ -6,10 +6,12 @@
 //! cluster. Nor does the admin log in and `SET ROLE`: the tenant's function could `RESET ROLE`.
 //!
 //! Instead each operation creates a login of its own: `LOGIN NOSUPERUSER NOCREATEDB
-//! NOCREATEROLE NOREPLICATION NOBYPASSRLS`, a random password (sent as a SCRAM verifier), a
-//! short validity, member of the tenant's role only (database and schema isolation) or of
-//! nothing, with `SELECT, INSERT, DELETE` on the shared tables (shared isolation, so row-level
-//! security applies). It is dropped afterwards; one left behind by a crash is dropped by the
+//! NOCREATEROLE NOREPLICATION`, a random password (sent as a SCRAM verifier), a short
+//! validity, and either member of the tenant's role only (database and schema isolation; with
+//! `BYPASSRLS`, since `pg_dump` refuses tables a policy filters and the wall forces its policies
+//! on the owner: it still reaches nothing but that role's objects) or of nothing, `NOBYPASSRLS`,
+//! with `SELECT, INSERT, DELETE` on the shared tables and the right to enter a tenant's
+//! verified context (shared isolation, so the wall's row-level security applies). It is dropped afterwards; one left behind by a crash is dropped by the
 //! next operation on the server once it is an hour old and has no session.
 
 use std::fmt;
@@ -95,6 +97,7 @@ impl OperationLogin {
             &format!("{}{}", name_prefix(storage), random_hex(8)),
             "role",
         )?;
+        let walled = storage.wall()?.is_some();
         let password = Secret::new(random_hex(32));
         let verifier = scram::verifier(&password)?;
         let now = OffsetDateTime::now_utc();
@@ -105,14 +108,20 @@ impl OperationLogin {
         let mut maint = storage.connect_maintenance(server).await?;
         let created = async {
             sweep(storage, &mut maint).await;
-            let member = match &reach {
-                Reach::MemberOf(role) => format!(" IN ROLE {role}"),
-                Reach::Tables { .. } => String::new(),
+            // A member of a tenant role reads its tables past row-level security (pg_dump
+            // refuses to dump a table a policy would filter, and the wall forces policies on
+            // the owner): it reaches nothing but that role's objects anyway.
+            let (member, attributes) = match &reach {
+                Reach::MemberOf(role) => (
+                    format!(" IN ROLE {role}"),
+                    UNPRIVILEGED.replace("NOBYPASSRLS", "BYPASSRLS"),
+                ),
+                Reach::Tables { .. } => (String::new(), UNPRIVILEGED.to_owned()),
             };
             admin::ddl(
                 &mut maint,
                 format!(
-                    "CREATE ROLE {name} LOGIN INHERIT {UNPRIVILEGED} CONNECTION LIMIT 8 \
+                    "CREATE ROLE {name} LOGIN INHERIT {attributes} CONNECTION LIMIT 8 \
                      PASSWORD {} VALID UNTIL {}{member}; COMMENT ON ROLE {name} IS {}",
                     quote_literal(verifier.expose()),
                     quote_literal(&until),
@@ -145,6 +154,16 @@ impl OperationLogin {
             for table in tables {
                 sql.push_str(&format!(
                     "; GRANT SELECT, INSERT, DELETE ON {table} TO {name}"
+                ));
+            }
+            if walled {
+                // It enters the tenant's verified context, as the pools' checkouts do.
+                sql.push_str(&format!(
+                    "; GRANT USAGE ON SCHEMA wall TO {name}; \
+                     GRANT EXECUTE ON FUNCTION wall.enter(uuid, bigint, integer, text), \
+                         wall.session_id() TO {name}; \
+                     GRANT SELECT (pid, token, tenant) ON wall.sessions TO {name}; \
+                     GRANT SELECT ON SEQUENCE wall.session_token TO {name}"
                 ));
             }
             if let Err(e) = admin::ddl(conn, sql).await {

@@ -208,6 +208,7 @@ impl PgDumpBackup {
     /// so their forced row-level security applies (scoped to `tenant`).
     async fn shared_copy(&self, target: &Target, tenant: TenantId, op: CopyOp<'_>) -> Result<()> {
         let schema = &self.storage.settings.shared_schema;
+        let keys = self.storage.wall()?.map(|w| w.keys);
         let mut admin_conn = self
             .storage
             .connect(&target.server, &target.database)
@@ -229,9 +230,11 @@ impl PgDumpBackup {
             let done = match login.connect(&target.database).await {
                 Ok(mut conn) => {
                     let done = match op {
-                        CopyOp::Dump(path) => copy::dump(&mut conn, schema, tenant, path).await,
+                        CopyOp::Dump(path) => {
+                            copy::dump(&mut conn, schema, tenant, keys, path).await
+                        }
                         CopyOp::Restore(path) => {
-                            copy::restore(&mut conn, schema, tenant, path).await
+                            copy::restore(&mut conn, schema, tenant, keys, path).await
                         }
                     };
                     admin::close(conn).await;

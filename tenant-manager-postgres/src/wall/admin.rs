@@ -197,9 +197,7 @@ impl WallAdmin {
             if admin::schema_info(&mut tx, schema).await?.is_none() {
                 continue;
             }
-            app_grants::grant_schema_direct(&mut tx, wall.app, role, schema, database).await?;
-            grant_owner_role(&mut tx, role).await?;
-            secure_schema(&mut tx, schema, Guard::Tenant(*tenant), wall.app, "schema").await?;
+            wall_schema_tenant(&mut tx, wall, role, schema, database, *tenant).await?;
             tx.commit().await.map_db(Entity::Tenant)?;
             report.schema_tenants += 1;
         }
@@ -367,6 +365,48 @@ impl WallAdmin {
 }
 
 type KeyRow = (i32, OffsetDateTime, Option<OffsetDateTime>, bool);
+
+/// Puts one schema tenant behind the wall: the app login's privileges granted directly (its
+/// membership of the tenant role revoked), the tenant role's grants on the wall, every table
+/// walled. Run as a superuser in a transaction holding the database's lock.
+pub(crate) async fn wall_schema_tenant(
+    conn: &mut PgConnection,
+    wall: WallContext<'_>,
+    role: &Ident,
+    schema: &Ident,
+    database: &Ident,
+    tenant: TenantId,
+) -> Result<usize> {
+    app_grants::grant_schema_direct(conn, wall.app, role, schema, database).await?;
+    grant_owner_role(conn, role).await?;
+    secure_schema(conn, schema, Guard::Tenant(tenant), wall.app, "schema").await
+}
+
+/// Installs the wall in `database` on `server` (own connection and transaction), with the
+/// grants `role` needs to own walled tables: for a scratch database that receives a walled
+/// schema's dump.
+pub(crate) async fn install_in(
+    storage: &TenantStorage,
+    server: &ServerId,
+    database: &Ident,
+    role: &Ident,
+) -> Result<()> {
+    let Some(wall) = storage.wall()? else {
+        return Ok(());
+    };
+    let mut conn = storage.connect(server, database).await?;
+    let done = async {
+        app_grants::ensure_exists(&mut conn, wall.app).await?;
+        ensure_owner(&mut conn, wall.owner).await?;
+        let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
+        install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        grant_owner_role(&mut tx, role).await?;
+        tx.commit().await.map_db(Entity::Tenant)
+    }
+    .await;
+    admin::close(conn).await;
+    done
+}
 
 /// Why the connected database cannot admit this deployment's checkouts, if it cannot.
 async fn key_problem(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<Option<String>> {

@@ -39,6 +39,7 @@ pub use enter::{WallSession, enter, session_id};
 pub use keys::{MIN_WALL_KEY_LEN, WallKeys};
 pub use secure::{VERIFIED_TENANT, WALL_POLICY};
 
+pub(crate) use admin::{install_in, wall_schema_tenant};
 pub(crate) use enter::{enter_statement, refused};
 pub(crate) use install::{ensure_owner, grant_owner_role, install};
 pub(crate) use secure::{Guard, secure_schema};

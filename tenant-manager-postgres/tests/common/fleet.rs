@@ -18,7 +18,8 @@ pub fn migrator_with(env: &Env, migrations: TenantMigrations) -> TenantMigrator 
         migrations,
         env.storage.config().clone(),
     )
-    .expect("storage");
+    .expect("storage")
+    .with_wall(env.storage.wall_keys().cloned().expect("wall key"));
     TenantMigrator::new(storage)
 }
 
