@@ -219,6 +219,8 @@ pub(crate) struct WallContext<'a> {
     pub(crate) app: &'a Ident,
     /// The wall's owner role.
     pub(crate) owner: &'a Ident,
+    /// `SECURITY DEFINER` functions the host's migrations may create.
+    pub(crate) definers: &'a [String],
 }
 
 impl fmt::Debug for TenantStorage {
@@ -280,6 +282,7 @@ impl TenantStorage {
                 keys,
                 app,
                 owner: &self.settings.wall_owner,
+                definers: self.migrations.definer_functions(),
             })),
             (Some(_), None) => Err(Error::invalid(
                 "wall_key",

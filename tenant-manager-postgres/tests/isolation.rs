@@ -403,3 +403,35 @@ async fn seeds_run_in_the_tenant_scope() {
         );
     }
 }
+
+#[tokio::test]
+async fn security_definer_functions_need_the_hosts_allow_list() {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+    const SQL: &str = "CREATE FUNCTION tenant_count() RETURNS bigint LANGUAGE sql \
+                       SECURITY DEFINER SET search_path = pg_catalog AS 'SELECT 1::bigint';";
+    // Refused by name, and rolled back.
+    let status =
+        common::assert_unforced_shared_table_refused("definer", SQL, "tenant_count()").await;
+    assert_eq!(
+        status.failed_step,
+        Some(tenant_manager_core::ProvisionStep::Migrated)
+    );
+    // Allowed when the host names it.
+    let set = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "definer".into(),
+        MigrationType::Simple,
+        SQL.into_sql_str(),
+        false,
+    )]);
+    let env = Env::with(
+        tenant_manager_postgres::TenantMigrations::new(&common::ISOLATED)
+            .with_shared(&set)
+            .with_definer_functions(["tenant_count"]),
+        |c| c,
+    )
+    .await;
+    env.active("alpha", Isolation::Shared).await;
+}

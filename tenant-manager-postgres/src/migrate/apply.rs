@@ -133,7 +133,7 @@ pub(super) async fn verify(conn: &mut PgConnection, scope: Scope<'_>) -> Result<
         .execute(&mut *tx)
         .await
         .map_db(Entity::Record)?;
-    crate::wall::secure_schema(&mut tx, schema, guard, wall.app, field).await?;
+    crate::wall::secure_schema(&mut tx, schema, guard, wall, field).await?;
     tx.commit().await.map_db(Entity::Record)
 }
 

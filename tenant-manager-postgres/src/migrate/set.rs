@@ -26,6 +26,7 @@ use tenant_manager_core::Isolation;
 pub struct TenantMigrations {
     isolated: Arc<Migrator>,
     shared: Option<Arc<Migrator>>,
+    definers: Arc<[String]>,
 }
 
 impl fmt::Debug for TenantMigrations {
@@ -33,6 +34,7 @@ impl fmt::Debug for TenantMigrations {
         f.debug_struct("TenantMigrations")
             .field("isolated_latest", &latest(&self.isolated))
             .field("shared_latest", &self.shared.as_deref().map(latest))
+            .field("definers", &self.definers)
             .finish()
     }
 }
@@ -61,7 +63,28 @@ impl TenantMigrations {
         Self {
             isolated: Arc::new(unlocked_copy(isolated)),
             shared: None,
+            definers: Arc::from([]),
         }
+    }
+
+    /// Allows `SECURITY DEFINER` functions of these names in tenant schemas and the shared
+    /// schema. The wall refuses them otherwise: such a function runs with its owner's rights,
+    /// and its owner (a tenant role, the shared owner) is bound by the wall only through the
+    /// verified tenant of the calling session. Allow only functions written for that.
+    #[must_use]
+    pub fn with_definer_functions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.definers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The `SECURITY DEFINER` functions the wall allows (see
+    /// [`with_definer_functions`](Self::with_definer_functions)).
+    pub fn definer_functions(&self) -> &[String] {
+        &self.definers
     }
 
     /// Adds the migrations of the shared, row-level secured tables; without them the

@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Error, Result, ServerId, TenantId};
-use time::OffsetDateTime;
 
 use super::install::{add_key, ensure_owner, grant_owner_role, install, installed};
 use super::keys::WallKeys;
@@ -33,51 +32,13 @@ pub struct WallReport {
     pub keys_changed: usize,
 }
 
-/// One key of one database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct WallKeyState {
-    /// Server id.
-    pub server: String,
-    /// Database.
-    pub database: String,
-    /// Key id.
-    pub key_id: i32,
-    /// Valid from.
-    #[serde(with = "time::serde::rfc3339")]
-    pub valid_from: OffsetDateTime,
-    /// Valid until (none: no end).
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub valid_until: Option<OffsetDateTime>,
-    /// Valid now.
-    pub valid_now: bool,
-}
-
-/// What [`WallAdmin::check`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct WallCheck {
-    /// Every key of every walled database.
-    pub keys: Vec<WallKeyState>,
-    /// Problems, one line each (a database without the wall, the signing key not valid, a
-    /// tenant schema or shared table that bypasses the wall); empty when all is well.
-    pub problems: Vec<String>,
-}
-
-impl WallCheck {
-    /// Whether nothing is wrong.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
 /// A database of schema or shared tenants and what lives in it.
 #[derive(Debug, Default)]
-struct Database {
+pub(super) struct Database {
     /// Schema tenants: id, role, schema.
-    schemas: Vec<(TenantId, Ident, Ident)>,
+    pub(super) schemas: Vec<(TenantId, Ident, Ident)>,
     /// Whether shared tenants live there.
-    shared: bool,
+    pub(super) shared: bool,
 }
 
 /// The wall across every database of a deployment's schema and shared tenants, as the
@@ -85,7 +46,7 @@ struct Database {
 /// app login and wall key.
 #[derive(Debug, Clone)]
 pub struct WallAdmin {
-    storage: TenantStorage,
+    pub(super) storage: TenantStorage,
 }
 
 impl WallAdmin {
@@ -103,14 +64,14 @@ impl WallAdmin {
         Ok(Self { storage })
     }
 
-    fn context(&self) -> Result<WallContext<'_>> {
+    pub(super) fn context(&self) -> Result<WallContext<'_>> {
         self.storage
             .wall()?
             .ok_or_else(|| Error::internal("wall admin without a wall"))
     }
 
     /// Databases of schema and shared tenants whose storage was created, per server.
-    async fn databases(&self) -> Result<BTreeMap<(ServerId, String), Database>> {
+    pub(super) async fn databases(&self) -> Result<BTreeMap<(ServerId, String), Database>> {
         let rows: Vec<(uuid::Uuid, String, String, String, String, Option<String>)> =
             sqlx::query_as(
                 "SELECT t.id, t.slug, t.isolation, t.server_id, t.database_name, t.schema_name \
@@ -211,7 +172,7 @@ impl WallAdmin {
                 &mut tx,
                 &settings.shared_schema,
                 Guard::Column,
-                wall.app,
+                wall,
                 "shared_schema",
             )
             .await?;
@@ -311,60 +272,7 @@ impl WallAdmin {
         .await
     }
 
-    /// The start-up check, cheap enough for every boot: each database of schema and shared
-    /// tenants has the wall and accepts the signing key now. Returns the problems (empty when
-    /// the instance may serve); [`check`](Self::check) looks at every tenant as well.
-    pub async fn ready(&self) -> Result<Vec<String>> {
-        let wall = self.context()?;
-        let mut problems = Vec::new();
-        for (server, database) in self.databases().await?.into_keys() {
-            let ident = Ident::new(&database, "placement.database")?;
-            let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
-                continue;
-            };
-            let found = key_problem(&mut conn, wall).await;
-            admin::close(conn).await;
-            if let Some(problem) = found? {
-                problems.push(format!("{server}/{database}: {problem}"));
-            }
-        }
-        Ok(problems)
-    }
-
-    /// Checks every database of schema and shared tenants: the wall is installed, the signing
-    /// key is valid now, and no tenant schema or shared table bypasses it. Start-up runs it and
-    /// refuses to serve when a problem is found.
-    pub async fn check(&self) -> Result<WallCheck> {
-        let wall = self.context()?;
-        let mut check = WallCheck::default();
-        for ((server, database), found) in self.databases().await? {
-            let ident = Ident::new(&database, "placement.database")?;
-            let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
-                continue;
-            };
-            let checked = check_database(&mut conn, wall, &self.storage, &found).await;
-            admin::close(conn).await;
-            let (keys, problems) = checked?;
-            let here = format!("{server}/{database}");
-            check.keys.extend(keys.into_iter().map(
-                |(key_id, valid_from, valid_until, valid_now)| WallKeyState {
-                    server: server.to_string(),
-                    database: database.clone(),
-                    key_id,
-                    valid_from,
-                    valid_until,
-                    valid_now,
-                },
-            ));
-            check
-                .problems
-                .extend(problems.into_iter().map(|p| format!("{here}: {p}")));
-        }
-        Ok(check)
-    }
 }
-
-type KeyRow = (i32, OffsetDateTime, Option<OffsetDateTime>, bool);
 
 /// Puts one schema tenant behind the wall: the app login's privileges granted directly (its
 /// membership of the tenant role revoked), the tenant role's grants on the wall, every table
@@ -379,7 +287,7 @@ pub(crate) async fn wall_schema_tenant(
 ) -> Result<usize> {
     app_grants::grant_schema_direct(conn, wall.app, role, schema, database).await?;
     grant_owner_role(conn, role).await?;
-    secure_schema(conn, schema, Guard::Tenant(tenant), wall.app, "schema").await
+    secure_schema(conn, schema, Guard::Tenant(tenant), wall, "schema").await
 }
 
 /// Installs the wall in `database` on `server` (own connection and transaction), with the
@@ -408,98 +316,3 @@ pub(crate) async fn install_in(
     done
 }
 
-/// Why the connected database cannot admit this deployment's checkouts, if it cannot.
-async fn key_problem(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<Option<String>> {
-    if !installed(conn).await? {
-        return Ok(Some(
-            "the tenant wall is not installed (run `tenant-cli wall migrate`)".to_owned(),
-        ));
-    }
-    let valid: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM wall_private.keys WHERE key_id = $1 \
-           AND valid_from <= now() AND (valid_until IS NULL OR valid_until > now()))",
-    )
-    .bind(wall.keys.key_id())
-    .fetch_one(&mut *conn)
-    .await
-    .map_db(Entity::Tenant)?;
-    Ok((!valid).then(|| {
-        format!(
-            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
-            wall.keys.key_id()
-        )
-    }))
-}
-
-/// Keys and problems of one database.
-async fn check_database(
-    conn: &mut PgConnection,
-    wall: WallContext<'_>,
-    storage: &TenantStorage,
-    found: &Database,
-) -> Result<(Vec<KeyRow>, Vec<String>)> {
-    if let Some(problem) = key_problem(conn, wall).await?
-        && !installed(conn).await?
-    {
-        return Ok((Vec::new(), vec![problem]));
-    }
-    let keys: Vec<KeyRow> = sqlx::query_as(
-        "SELECT key_id, valid_from, valid_until, \
-                valid_from <= now() AND (valid_until IS NULL OR valid_until > now()) \
-         FROM wall_private.keys ORDER BY key_id",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_db(Entity::Tenant)?;
-    let mut problems = Vec::new();
-    if !keys
-        .iter()
-        .any(|(id, _, _, valid)| *id == wall.keys.key_id() && *valid)
-    {
-        problems.push(format!(
-            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
-            wall.keys.key_id()
-        ));
-    }
-    // The checks run in a transaction rolled back at the end: securing looks, and here must
-    // not change anything.
-    let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-    for (tenant, _, schema) in &found.schemas {
-        if admin::schema_info(&mut tx, schema).await?.is_none() {
-            continue;
-        }
-        let mut probe = tx.begin().await.map_db(Entity::Tenant)?;
-        let secured = secure_schema(
-            &mut probe,
-            schema,
-            Guard::Tenant(*tenant),
-            wall.app,
-            "schema",
-        )
-        .await;
-        problems.extend(problem(secured, "schema", schema));
-        let _ = probe.rollback().await;
-    }
-    if found.shared {
-        let schema = &storage.settings.shared_schema;
-        let mut probe = tx.begin().await.map_db(Entity::Tenant)?;
-        let secured =
-            secure_schema(&mut probe, schema, Guard::Column, wall.app, "shared_schema").await;
-        problems.extend(problem(secured, "shared schema", schema));
-        let _ = probe.rollback().await;
-    }
-    let _ = tx.rollback().await;
-    Ok((keys, problems))
-}
-
-/// The problem a dry run of [`secure_schema`] revealed, if any.
-fn problem(secured: Result<usize>, what: &str, schema: &Ident) -> Option<String> {
-    match secured {
-        Ok(0) => None,
-        Ok(_) => Some(format!(
-            "{what} {} is not fully behind the wall (run `tenant-cli wall migrate`)",
-            schema.as_str()
-        )),
-        Err(e) => Some(e.to_string()),
-    }
-}

@@ -29,12 +29,14 @@
 //! needed there. `docs/wall.md` has the design, the attack suite and the measured price.
 
 mod admin;
+mod check;
 mod enter;
 mod install;
 mod keys;
 mod secure;
 
-pub use admin::{WallAdmin, WallCheck, WallKeyState, WallReport};
+pub use admin::{WallAdmin, WallReport};
+pub use check::{WallCheck, WallKeyState};
 pub use enter::{WallSession, enter, session_id};
 pub use keys::{MIN_WALL_KEY_LEN, WallKeys};
 pub use secure::{VERIFIED_TENANT, WALL_POLICY};

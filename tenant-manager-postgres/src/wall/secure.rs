@@ -6,6 +6,7 @@ use tenant_manager_core::{Entity, Error, Result, TenantId};
 use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_ident};
 use crate::provision::admin;
+use crate::storage::WallContext;
 
 /// The verified tenant of the session, as every wall policy embeds it: an uncorrelated scalar
 /// subquery, so the planner evaluates it once per statement (an InitPlan). The pid finds the
@@ -69,9 +70,10 @@ pub(crate) async fn secure_schema(
     conn: &mut PgConnection,
     schema: &Ident,
     guard: Guard,
-    app: &Ident,
+    wall: WallContext<'_>,
     field: &'static str,
 ) -> Result<usize> {
+    let app = wall.app;
     let canonical = canonical_expr(conn, guard).await?;
     let tables: Vec<TableState> = sqlx::query_as(
         "SELECT c.relname::text AS name, c.relrowsecurity AS enabled, \
@@ -150,7 +152,7 @@ pub(crate) async fn secure_schema(
     if revoke_history(conn, schema, app).await? {
         changed += 1;
     }
-    audit(conn, schema, app, field).await?;
+    audit(conn, schema, wall, field).await?;
     Ok(changed)
 }
 
@@ -214,16 +216,17 @@ fn bypass(field: &'static str, object: &str, why: &str) -> Error {
 /// `security_invoker` (it reads with its owner's rights), a materialized view or foreign table
 /// (no row-level security), a `SECURITY DEFINER` function, a table without forced row-level
 /// security and the wall's policy, an object the app login owns, `CREATE` on the schema for
-/// the app login.
+/// the app login. `SECURITY DEFINER` functions the host allowed by name are let be.
 ///
 /// # Errors
 /// `InvalidInput` on `field` naming the first such object.
 pub(crate) async fn audit(
     conn: &mut PgConnection,
     schema: &Ident,
-    app: &Ident,
+    wall: WallContext<'_>,
     field: &'static str,
 ) -> Result<()> {
+    let app = wall.app;
     let found: Option<(String, String)> = sqlx::query_as(
         "SELECT object, why FROM ( \
            SELECT 1 AS o, c.relname::text AS object, \
@@ -241,7 +244,7 @@ pub(crate) async fn audit(
            UNION ALL \
            SELECT 2, p.proname::text || '()', 'a SECURITY DEFINER function runs with its owner''s rights' \
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-           WHERE n.nspname = $1 AND p.prosecdef \
+           WHERE n.nspname = $1 AND p.prosecdef AND NOT p.proname = ANY($5) \
            UNION ALL \
            SELECT 3, c.relname::text, 'owned by the app login' \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -255,6 +258,7 @@ pub(crate) async fn audit(
     .bind(app.as_str())
     .bind(WALL_POLICY)
     .bind(HISTORY)
+    .bind(wall.definers)
     .fetch_optional(&mut *conn)
     .await
     .map_db(Entity::Record)?;
