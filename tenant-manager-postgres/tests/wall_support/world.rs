@@ -134,8 +134,8 @@ impl World {
         world
             .admin_sql(&format!(
                 "GRANT TEMPORARY ON DATABASE {db} TO {app}; \
-             CREATE STATISTICS {sb}.b_names (mcv) ON name, domain FROM {sb}.companies; \
-             ANALYZE {sa}.companies; ANALYZE {sb}.companies; ANALYZE {sh}.companies",
+                 CREATE STATISTICS {sb}.b_names (mcv) ON name, domain FROM {sb}.companies; \
+                 ANALYZE {sa}.companies; ANALYZE {sb}.companies; ANALYZE {sh}.companies",
                 sb = world.sb,
                 sa = world.sa,
                 sh = world.shared,
