@@ -311,6 +311,12 @@ async fn shared_tenants_are_bound_by_row_level_security_through_the_app_login() 
             .execute(&mut *conn)
             .await
             .expect("A writes its own row");
+        // Large objects would carry no tenant: nobody but a superuser creates them here.
+        let err = sqlx::query("SELECT lo_create(0)")
+            .execute(&mut *conn)
+            .await
+            .expect_err("no large objects");
+        assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
         // The migration history is out of reach.
         let err = sqlx::query("DELETE FROM _sqlx_migrations")
             .execute(&mut *conn)

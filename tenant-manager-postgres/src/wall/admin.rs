@@ -271,7 +271,6 @@ impl WallAdmin {
         })
         .await
     }
-
 }
 
 /// Puts one schema tenant behind the wall: the app login's privileges granted directly (its
@@ -315,4 +314,3 @@ pub(crate) async fn install_in(
     admin::close(conn).await;
     done
 }
-

@@ -16,8 +16,10 @@ pub(crate) const WALL_VERSION: &str = "tenant-manager:wall:v1";
 
 const INSTALL: &str = include_str!("install.sql");
 
-/// Ensures the wall owner role (`NOLOGIN`, no privilege) exists on the connected server. Run
-/// outside a transaction.
+/// Ensures the wall owner role exists on the connected server: `NOLOGIN`, no privilege but
+/// membership of `pg_read_all_stats` (its functions read the caller's `backend_start`), which
+/// it inherits. Run outside a transaction; installs in several databases at once race on this
+/// cluster-wide role, so a concurrent change is looked at again.
 pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Result<()> {
     let marked = Marked {
         role: owner,
@@ -25,8 +27,37 @@ pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Resu
         field: "wall_owner",
     };
     let attributes = format!("NOLOGIN INHERIT {}", admin::UNPRIVILEGED);
-    admin::ensure_marked_role(conn, &marked, &attributes, None).await
+    admin::ensure_marked_role(conn, &marked, &attributes, None).await?;
+    for _ in 0..3 {
+        let (inherit, member): (bool, bool) = sqlx::query_as(
+            "SELECT r.rolinherit, pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER') \
+             FROM pg_roles r WHERE r.rolname = $1",
+        )
+        .bind(owner.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_db(Entity::Tenant)?;
+        let sql = match (inherit, member) {
+            (true, true) => return Ok(()),
+            (false, _) => format!("ALTER ROLE {owner} INHERIT"),
+            (true, false) => format!("GRANT pg_read_all_stats TO {owner}"),
+        };
+        match admin::ddl_raw(conn, sql).await {
+            Ok(()) => {}
+            // Another install changed the role meanwhile: look again.
+            Err(e) if admin::has_state(&e, &[admin::UNIQUE_VIOLATION, INTERNAL_ERROR]) => {}
+            Err(e) => return Err(crate::error::map_sqlx(Entity::Tenant, e)),
+        }
+    }
+    Err(Error::conflict(
+        Entity::Tenant,
+        "wall_owner",
+        "the wall owner role is being changed concurrently",
+    ))
 }
+
+/// SQLSTATE of "tuple concurrently updated", which concurrent `ALTER ROLE`s of one role raise.
+const INTERNAL_ERROR: &str = "XX000";
 
 /// Whether the connected database has this version of the wall.
 pub(crate) async fn installed(conn: &mut PgConnection) -> Result<bool> {

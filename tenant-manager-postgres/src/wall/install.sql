@@ -1,8 +1,8 @@
 -- The wall of one database of schema or shared tenants (see src/wall/mod.rs). Run by
 -- src/wall/install.rs as a superuser, in one transaction, with __OWNER__ (the wall owner role,
--- NOLOGIN) and __APP__ (the app login) replaced by quoted identifiers. Idempotent.
-ALTER ROLE __OWNER__ INHERIT;
-GRANT pg_read_all_stats TO __OWNER__;
+-- NOLOGIN) and __APP__ (the app login) replaced by quoted identifiers. Idempotent. The owner
+-- role itself (cluster-wide, INHERIT, member of pg_read_all_stats) is ensured before, outside
+-- the transaction (install.rs: ensure_owner).
 
 CREATE SCHEMA IF NOT EXISTS wall_private;
 ALTER SCHEMA wall_private OWNER TO __OWNER__;
@@ -133,4 +133,14 @@ REVOKE ALL ON FUNCTION wall.session_id(), wall.enter(uuid, bigint, integer, text
                        wall.leave(), wall.tenant() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wall.session_id(), wall.enter(uuid, bigint, integer, text),
                           wall.leave(), wall.tenant() TO __APP__;
+-- Temporary objects only for the app login (the reset drops them); nobody else.
+DO $temp$ BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO __APP__', current_database());
+END $temp$;
+-- Large objects carry no tenant and belong to their creating role: created through the app
+-- login, every tenant could read them. Nobody but a superuser creates them here.
+REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
+    pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text),
+    pg_catalog.lo_import(text, oid) FROM PUBLIC;
 COMMENT ON SCHEMA wall IS 'tenant-manager:wall:v1';

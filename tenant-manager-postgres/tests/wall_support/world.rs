@@ -60,9 +60,9 @@ fn app_login(env: &Env) -> AppLogin {
 /// Held while a world is built.
 static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Four tenants behind the wall in one database. The app login is granted `TEMPORARY` on it,
-/// as in a database of shared tenants only (the provisioner takes it from `PUBLIC` where
-/// schema tenants live): the attacker gets temporary objects, and the reset must drop them.
+/// Four tenants behind the wall in one database. The app login has `TEMPORARY` on it (the
+/// wall grants it, and takes it from `PUBLIC`; granted here again so a case never depends on
+/// it): the attacker gets temporary objects, and the reset must drop them.
 pub struct World {
     pub env: Env,
     /// The app login's name.
