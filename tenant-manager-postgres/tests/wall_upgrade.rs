@@ -154,7 +154,11 @@ async fn a_deployment_of_the_previous_release_goes_behind_the_wall() {
             .execute(&mut *conn)
             .await
             .expect("set the old setting");
-        assert_eq!(names(&mut conn).await, companies(a), "the setting is ignored");
+        assert_eq!(
+            names(&mut conn).await,
+            companies(a),
+            "the setting is ignored"
+        );
     }
     pool_support::settle(&walled).await;
     walled.close_all();
@@ -314,7 +318,10 @@ async fn keys_rotate_without_downtime() {
     let one = d.wall(1);
     one.install().await.expect("install");
     let (pools1, pools2) = (walled_pools(env, 1, 1), walled_pools(env, 2, 1));
-    assert!(refused(&pools2, &tenants[0]).await, "key 2 is not known yet");
+    assert!(
+        refused(&pools2, &tenants[0]).await,
+        "key 2 is not known yet"
+    );
 
     // Step 1: key 2 next to key 1; both admit checkouts.
     let added = one.add_key(&keys(env, 2)).await.expect("add key 2");
@@ -328,11 +335,17 @@ async fn keys_rotate_without_downtime() {
     assert_each_sees_its_rows(&pools2, &tenants, "key 2 of 2").await;
 
     // Step 2: key 1 retired, by an admin signing with key 2 (none retires its own key).
-    let err = one.retire_key(1, Duration::ZERO).await.expect_err("own key");
+    let err = one
+        .retire_key(1, Duration::ZERO)
+        .await
+        .expect_err("own key");
     assert_eq!(err.field(), Some("key_id"), "{err:?}");
     let two = d.wall(2);
     let held = {
-        let mut conn = pools1.acquire(&tenants[0]).await.expect("verified with key 1");
+        let mut conn = pools1
+            .acquire(&tenants[0])
+            .await
+            .expect("verified with key 1");
         assert_eq!(names(&mut conn).await, companies(&tenants[0]));
         conn
     };
@@ -354,7 +367,10 @@ async fn keys_rotate_without_downtime() {
         stale.problems.iter().any(|p| p.contains("wall key 1")),
         "{stale:?}"
     );
-    let err = two.retire_key(2, Duration::ZERO).await.expect_err("own key");
+    let err = two
+        .retire_key(2, Duration::ZERO)
+        .await
+        .expect_err("own key");
     assert_eq!(err.field(), Some("key_id"), "{err:?}");
 
     // Step 3: the retired key is deleted.
