@@ -8,16 +8,20 @@
 //!
 //! Each test gets its own database ([`TestDatabase`]) or key prefix ([`TestRedis`]), removed
 //! afterwards. Tests that kill and restart Redis start a [`PrivateRedis`] of their own.
+//! [`legacy_layout`] turns a deployment provisioned with the tenant wall back into the layout
+//! of the release before it (the wall's upgrade test and bench start there).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod postgres;
 mod private_redis;
 mod redis_support;
+mod wall_legacy;
 
 pub use postgres::{TestDatabase, postgres_admin_url};
 pub use private_redis::PrivateRedis;
 pub use redis_support::{TestRedis, redis_url};
+pub use wall_legacy::legacy_layout;
 
 /// A short random suffix for names of test databases, roles and key prefixes.
 pub fn unique_suffix() -> String {
