@@ -108,6 +108,10 @@ fn assemble(
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let mut public = routes::auth::router();
     let mut tenant = routes::tenant::router().merge(routes::companies::router());
+    #[cfg(feature = "attack-route")]
+    {
+        tenant = tenant.merge(routes::test_sql::router());
+    }
     let mut admin = routes::admin::router();
     if let Some(guards) = guards {
         if let Some(quota) = guards.client_quota {

@@ -421,6 +421,7 @@ fn invalid_configuration_stops_start_up_naming_the_variable() {
             "SUPER_ADMIN_KEY",
         ),
         (vec![("ENABLE_METRICS", "maybe")], "ENABLE_METRICS"),
+        (vec![("WALL_KEY_ID", "0")], "WALL_KEY_ID"),
         (
             vec![("GLOBAL_DATABASE_URL", "mysql://db/x")],
             "GLOBAL_DATABASE_URL",

@@ -1,6 +1,6 @@
 //! End-to-end check of the app login: `tenant-cli migrate global` creates it unprivileged, and
 //! the real server's pools shared by schema- and row-isolated tenants log in as it, never as
-//! the admin login.
+//! the admin login, behind the tenant wall (a member of no tenant role).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -66,8 +66,9 @@ async fn shared_pools_log_in_as_the_unprivileged_app_login() {
         );
     }
 
-    // The schema tenant's role is granted to the app login; the pool's sessions in the shared
-    // database (kept idle by the pool) are the app login's.
+    // Behind the wall the app login is a member of no tenant role (it proves each checkout's
+    // tenant instead); the pool's sessions in the shared database (kept idle by the pool) are
+    // the app login's.
     let role = format!("{}_t_{}", env.tag, env.slug("login_schema"));
     let granted: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
         .bind(&app)
@@ -75,7 +76,7 @@ async fn shared_pools_log_in_as_the_unprivileged_app_login() {
         .fetch_one(&mut admin)
         .await
         .unwrap();
-    assert!(granted);
+    assert!(!granted);
     let users: Vec<String> = sqlx::query_scalar(
         "SELECT usename::text FROM pg_stat_activity \
          WHERE datname = $1 AND application_name = 'reference-server'",

@@ -33,17 +33,31 @@ pub enum StartupError {
         #[source]
         source: tenant_manager::Error,
     },
+    /// The tenant wall of the deployment's schema and shared databases is not ready for this
+    /// instance: not installed (a deployment from before the wall) or the signing key
+    /// (`WALL_KEY_ID`) is not valid there.
+    #[error(
+        "the tenant wall is not ready: {}. Stop the instances of the previous version and run \
+         `tenant-cli wall migrate`; when WALL_KEY_ID names a new key, add it first with \
+         `tenant-cli wall rotate-key --key-id <WALL_KEY_ID>`",
+        problems.join("; ")
+    )]
+    Wall {
+        /// One line per database at fault.
+        problems: Vec<String>,
+    },
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
 
 impl StartupError {
-    /// Exit code for the process: 78 (EX_CONFIG) for configuration, 69 (EX_UNAVAILABLE) for
-    /// an unreachable backend or port, 70 (EX_SOFTWARE) otherwise.
+    /// Exit code for the process: 78 (EX_CONFIG) for configuration and for a deployment whose
+    /// wall is not ready, 69 (EX_UNAVAILABLE) for an unreachable backend or port, 70
+    /// (EX_SOFTWARE) otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartupError::Config(_) => 78,
+            StartupError::Config(_) | StartupError::Wall { .. } => 78,
             StartupError::Bind { .. } | StartupError::Backend { .. } => 69,
             _ => 70,
         }

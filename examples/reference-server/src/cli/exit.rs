@@ -11,7 +11,7 @@ use crate::config::ConfigError;
 /// | code | meaning |
 /// |---|---|
 /// | 0 | success |
-/// | 1 | failure not covered below (internal error, I/O) |
+/// | 1 | failure not covered below (internal error, I/O); `wall check` found a problem |
 /// | 2 | wrong usage (unknown command or flag, bad argument) |
 /// | 3 | not found (tenant, backup) |
 /// | 4 | conflict (slug or e-mail taken, illegal status change) |

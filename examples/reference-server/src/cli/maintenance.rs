@@ -37,8 +37,8 @@ pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, Cl
             );
             let report = ops.postgres.ensure_app_login().await?;
             println!(
-                "app login ready ({} databases checked, {} tenant roles newly granted)",
-                report.databases, report.roles_granted
+                "app login ready ({} servers, {} databases checked)",
+                report.servers, report.databases
             );
             if let Some(report) = ops.postgres.ensure_registry_login(&ops.config).await? {
                 println!(

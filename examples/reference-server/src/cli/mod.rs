@@ -1,4 +1,5 @@
-//! `tenant-cli`: migrations, tenants, backups, the provisioning worker and load tests.
+//! `tenant-cli`: migrations, the tenant wall, tenants, backups, the provisioning worker and
+//! load tests.
 //!
 //! It reads the same environment (and `.env`) as the server and talks to the same
 //! backends; `loadtest` talks to a running server over HTTP. Exit codes are listed on
@@ -9,6 +10,7 @@ pub mod loadtest;
 mod maintenance;
 mod ops;
 mod tenants;
+mod wall;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,12 @@ pub enum Command {
         /// Which migrations.
         #[command(subcommand)]
         target: MigrateTarget,
+    },
+    /// The tenant wall of the schema and shared databases: upgrade, key rotation, checks.
+    Wall {
+        /// The action.
+        #[command(subcommand)]
+        action: WallCommand,
     },
     /// List, inspect and change tenants.
     Tenants {
@@ -75,6 +83,39 @@ pub enum MigrateTarget {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         concurrency: u32,
     },
+}
+
+/// `tenant-cli wall ...`: the wall that keeps schema and shared tenants apart on their shared
+/// pools (each checkout proves its tenant with a key derived from `TENANT_DB_SECRET`).
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum WallCommand {
+    /// Put every existing schema and shared tenant behind the wall (the upgrade of a
+    /// deployment from before it; stop the old instances first). Idempotent: a rerun finishes
+    /// an interrupted run and changes nothing on a walled deployment.
+    Migrate,
+    /// Add the wall key N (derived from `TENANT_DB_SECRET`) to every walled database, valid
+    /// from now: step 1 of a rotation, before the instances restart with `WALL_KEY_ID=N`.
+    RotateKey {
+        /// The new key's id.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        key_id: i32,
+    },
+    /// Make key N expire after the grace period in every walled database (run with
+    /// `WALL_KEY_ID` set to the new key; the signing key cannot be retired).
+    RetireKey {
+        /// The old key's id.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        key_id: i32,
+        /// How long instances still signing with it keep working: `30s`, `10m`, `2h`, `1d`.
+        #[arg(long, default_value = "10m", value_parser = wall::parse_grace)]
+        grace: std::time::Duration,
+    },
+    /// Delete expired keys from every walled database.
+    PurgeKeys,
+    /// Check every walled database: the wall installed, the signing key valid, no tenant
+    /// schema or shared table bypassing it. Exits 1 when a problem is found.
+    Check,
 }
 
 /// `tenant-cli tenants ...`.
@@ -232,6 +273,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let ops = ops::Ops::connect(config, backup_dir.as_deref()).await?;
     match command {
         Command::Migrate { target } => maintenance::migrate(&ops, target).await,
+        Command::Wall { action } => wall::run(&ops, action).await,
         Command::Tenants { action } => tenants::run(&ops, action).await,
         Command::Backup(args) => maintenance::backup(&ops, args).await,
         Command::Restore(args) => maintenance::restore(&ops, args).await,
@@ -286,6 +328,36 @@ mod tests {
                 action: TenantsCommand::Retry { tenant }
             }) if tenant == "acme"
         ));
+    }
+
+    #[test]
+    fn wall_commands_take_key_ids_and_grace_periods() {
+        let cli = Cli::try_parse_from(["tenant-cli", "wall", "retire-key", "--key-id", "1"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Wall {
+                action: WallCommand::RetireKey { key_id: 1, grace }
+            }) if grace == std::time::Duration::from_secs(600)
+        ));
+        for args in [
+            vec!["wall", "rotate-key"],
+            vec!["wall", "rotate-key", "--key-id", "0"],
+            vec!["wall", "retire-key", "--key-id", "2", "--grace", "soon"],
+            vec!["wall", "check", "--key-id", "1"],
+        ] {
+            let argv = std::iter::once("tenant-cli").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
+        }
+        for args in [
+            vec!["wall", "migrate"],
+            vec!["wall", "rotate-key", "--key-id", "2"],
+            vec!["wall", "retire-key", "--key-id", "1", "--grace", "0s"],
+            vec!["wall", "purge-keys"],
+            vec!["wall", "check"],
+        ] {
+            let argv = std::iter::once("tenant-cli").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_ok(), "{args:?}");
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! - Database isolation: the tenant's own database, as the tenant's own login role.
 //! - Schema isolation: the tenant's schema (the pool sets `search_path` to it alone).
-//! - Shared isolation: the shared table under row-level security on `app.tenant_id` (set by
-//!   the pool). The pool logs in as the unprivileged app login, so row-level security applies;
-//!   every statement also names the tenant (`tenant_id = $1`) as a second guard.
+//! - Shared isolation: the shared table.
+//!
+//! For both, the pool logs in as the unprivileged app login and proves the tenant to the
+//! database's wall on checkout, so forced row-level security shows only that tenant's rows;
+//! statements on the shared table also name the tenant (`tenant_id = $1`) as a second guard.
 
 use tenant_manager::postgres::{PgTenantPools, SqlxResultExt as _};
 use tenant_manager::{Entity, Isolation, Result, Tenant, async_trait};

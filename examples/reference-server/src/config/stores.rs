@@ -13,6 +13,8 @@ use super::vars::{ConfigError, Vars};
 const DEFAULT_STORAGE_PREFIX: &str = StorageNaming::DEFAULT_PREFIX;
 /// Default of `GLOBAL_POOL_SIZE`.
 const DEFAULT_GLOBAL_POOL_SIZE: u32 = 10;
+/// Default of `WALL_KEY_ID`.
+const DEFAULT_WALL_KEY_ID: i32 = 1;
 
 /// Postgres settings. Without `GLOBAL_DATABASE_URL` the server runs embedded, in memory.
 #[derive(Clone)]
@@ -57,6 +59,10 @@ pub struct DatabaseConfig {
     /// from `TENANT_DB_SECRET`, so Postgres itself keeps those tenants apart. Not `tenant_*`
     /// (tenants' roles) nor `pg_*`.
     pub app_login: String,
+    /// Id of the key this instance signs its tenant proofs with (`WALL_KEY_ID`, default 1):
+    /// the wall's key `N` is derived from `TENANT_DB_SECRET`, so a rotation changes only this
+    /// number (`tenant-cli wall rotate-key --key-id N` first, see the README).
+    pub wall_key_id: i32,
 }
 
 impl Default for DatabaseConfig {
@@ -73,6 +79,7 @@ impl Default for DatabaseConfig {
             registry: None,
             registry_password: None,
             app_login: app_login_of(DEFAULT_STORAGE_PREFIX),
+            wall_key_id: DEFAULT_WALL_KEY_ID,
         }
     }
 }
@@ -208,6 +215,7 @@ impl DatabaseConfig {
                 &shared_database_of(&storage_prefix),
             )?,
             app_login: load_app_login(vars, &storage_prefix)?,
+            wall_key_id: vars.int_in::<i32>("WALL_KEY_ID", 1..=i32::MAX, DEFAULT_WALL_KEY_ID)?,
             storage_prefix,
             ..Self::default()
         };
@@ -344,6 +352,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("shared_database", &self.shared_database)
             .field("storage_prefix", &self.storage_prefix)
             .field("app_login", &self.app_login)
+            .field("wall_key_id", &self.wall_key_id)
             .finish()
     }
 }
@@ -565,6 +574,10 @@ mod tests {
             ("TENANT_APP_LOGIN", "pg_app"),
             ("TENANT_APP_LOGIN", "tm_t_app"),
             ("TENANT_APP_LOGIN", "App"),
+            ("WALL_KEY_ID", "0"),
+            ("WALL_KEY_ID", "-1"),
+            ("WALL_KEY_ID", "2147483648"),
+            ("WALL_KEY_ID", "one"),
         ] {
             let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
             assert_eq!(err.err().map(|e| e.variable), Some(name));
@@ -603,6 +616,16 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_wall_key_id_defaults_to_one() {
+        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.wall_key_id, 1);
+        let v = vars(vec![("WALL_KEY_ID", "7")]);
+        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.wall_key_id, 7);
     }
 
     #[test]

@@ -206,3 +206,39 @@ async fn the_openapi_document_lists_the_served_routes() {
     );
     assert_eq!(json, serde_json::to_value(openapi()).unwrap_or_default());
 }
+
+fn sql_request() -> Request<Body> {
+    Request::post("/api/test/sql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"sql":"SELECT 1"}"#))
+        .unwrap_or_default()
+}
+
+/// A default build has no SQL test route: a POST there meets the router's fallback, as any
+/// unknown path does, and the OpenAPI document does not name it.
+#[cfg(not(feature = "attack-route"))]
+#[tokio::test]
+async fn a_default_build_has_no_sql_test_route() {
+    let (status, _, json) = call(app(Readiness::default()).await, sql_request()).await;
+    assert!(
+        matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ),
+        "{status} {json}"
+    );
+    assert_eq!(json["error"]["code"], "route_not_found");
+    let doc = serde_json::to_value(openapi()).unwrap_or_default();
+    assert!(doc["paths"].get("/api/test/sql").is_none());
+}
+
+/// With the feature `attack-route` the route exists behind the tenant guard (the counterpart
+/// of the test above: the same request is refused for want of a token, not routed away).
+#[cfg(feature = "attack-route")]
+#[tokio::test]
+async fn the_attack_route_build_guards_the_sql_test_route_like_the_tenant_routes() {
+    let (status, _, json) = call(app(Readiness::default()).await, sql_request()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    let doc = serde_json::to_value(openapi()).unwrap_or_default();
+    assert!(doc["paths"].get("/api/test/sql").is_none());
+}

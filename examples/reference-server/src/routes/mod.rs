@@ -9,6 +9,8 @@ pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod tenant;
+#[cfg(feature = "attack-route")]
+pub(crate) mod test_sql;
 
 mod extract;
 mod views;

@@ -64,6 +64,9 @@ pub(crate) struct Services {
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,
     pub(crate) plans: PlanCatalog,
     pub(crate) readiness: Readiness,
+    /// The Postgres pool manager itself, for `POST /api/test/sql` (none in embedded mode).
+    #[cfg(feature = "attack-route")]
+    pub(crate) sql_pools: Option<tenant_manager::postgres::PgTenantPools>,
 }
 
 /// The quota policy of every plan: the configured request rate and per-tenant connections;

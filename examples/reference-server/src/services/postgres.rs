@@ -2,8 +2,11 @@
 //! migrations, the pool manager of tenant connections, fleet migrations and pg_dump backups.
 //!
 //! Pools shared by schema- and row-isolated tenants log in as the app login
-//! (`TENANT_APP_LOGIN`): no superuser, no `BYPASSRLS`, no inherited privileges, so Postgres
-//! itself keeps those tenants apart, not only the `search_path` and the queries' filters.
+//! (`TENANT_APP_LOGIN`): no superuser, no `BYPASSRLS`, no inherited privileges, a member of
+//! no tenant role. Every checkout proves its tenant to the database's wall with the key
+//! `WALL_KEY_ID` derived from `TENANT_DB_SECRET`, and the wall's row-level policies admit
+//! only that tenant's rows: Postgres itself keeps those tenants apart, also from SQL injected
+//! into a tenant's session.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector,
     PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, RegistryLoginReport,
     ServerMap, SharedClaimReport, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage,
-    ensure_registry_login, migrate_global,
+    WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
 use tenant_manager::{Error, Result, StorageNaming};
 
@@ -41,6 +44,8 @@ pub(crate) struct Postgres {
     credentials: Arc<DerivedCredentials>,
     /// The login of the pools shared by tenants, its password derived from `TENANT_DB_SECRET`.
     app_login: AppLogin,
+    /// The wall's signing key `WALL_KEY_ID`, derived from `TENANT_DB_SECRET`.
+    wall_keys: WallKeys,
 }
 
 impl Postgres {
@@ -81,8 +86,10 @@ impl Postgres {
             db.admin_password.clone(),
         );
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
+        let wall_keys = WallKeys::derived(secret, db.wall_key_id)?;
         let storage =
-            TenantStorage::new(pool.clone(), servers, migrations, storage_names(config)?)?;
+            TenantStorage::new(pool.clone(), servers, migrations, storage_names(config)?)?
+                .with_wall(wall_keys.clone());
         let credentials = Arc::new(DerivedCredentials::new(secret.clone())?);
         let app_login = AppLogin::derived(&db.app_login, secret)?;
         let provisioner = Arc::new(PostgresProvisioner::new(
@@ -95,6 +102,7 @@ impl Postgres {
             provisioner,
             credentials,
             app_login,
+            wall_keys,
         })
     }
 
@@ -108,11 +116,40 @@ impl Postgres {
         let report = self.provisioner.ensure_app_login(&self.app_login).await?;
         tracing::info!(
             app_login = self.app_login.name(),
+            servers = report.servers,
             databases = report.databases,
-            roles_granted = report.roles_granted,
             "app login ready"
         );
         Ok(report)
+    }
+
+    /// The wall of the deployment's schema and shared databases (`tenant-cli wall ...`).
+    ///
+    /// # Errors
+    /// `InvalidInput` when the storage has no app login.
+    pub(crate) fn wall(&self) -> Result<WallAdmin> {
+        WallAdmin::new(self.storage.clone())
+    }
+
+    /// The wall key `key_id` derived from `TENANT_DB_SECRET` (a rotation's new key).
+    ///
+    /// # Errors
+    /// `InvalidInput` on `wall_key_id` below 1.
+    pub(crate) fn wall_key(&self, config: &Config, key_id: i32) -> Result<WallKeys> {
+        let secret = config.database.tenant_secret.as_ref().ok_or_else(|| {
+            Error::invalid("TENANT_DB_SECRET", "is required for the Postgres adapters")
+        })?;
+        WallKeys::derived(secret, key_id)
+    }
+
+    /// The start-up check of the wall: every database of schema and shared tenants has it
+    /// installed and accepts this instance's signing key. Returns the problems, one line each
+    /// (none on a fresh deployment).
+    ///
+    /// # Errors
+    /// `Unavailable` when a database cannot be reached.
+    pub(crate) async fn wall_problems(&self) -> Result<Vec<String>> {
+        self.wall()?.ready().await
     }
 
     /// Creates or updates the registry login of `REGISTRY_DATABASE_URL` (owner of the `tm_*`
@@ -146,7 +183,7 @@ impl Postgres {
     /// The pool manager of tenant connections, within `MAX_TOTAL_CONNECTIONS` and
     /// `MAX_CONNECTIONS_PER_TENANT`: database-isolated tenants connect as their own role,
     /// schema- and row-isolated tenants share a pool per database logged in as the app login,
-    /// scoped on each checkout (`SET ROLE` to a schema tenant's role).
+    /// scoped on each checkout by a proof of the tenant signed with the wall key.
     ///
     /// Call it after the metrics recorder is installed: the engine registers its series.
     ///
@@ -157,6 +194,7 @@ impl Postgres {
         PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
             .with_application_name(APPLICATION_NAME)
             .with_app_login(self.app_login.clone())
+            .with_wall(self.wall_keys.clone())
             .into_pools(
                 PoolConfig::default()
                     .with_max_total(settings.max_total)

@@ -1,5 +1,5 @@
-//! The server's services on Postgres: the adapters of [`Postgres`], the app login and the pool
-//! manager of tenant connections over it, companies in each tenant's storage, and the
+//! The server's services on Postgres: the adapters of [`Postgres`], the app login, the wall's
+//! start-up check and the pool manager of tenant connections over them, companies in each tenant's storage, and the
 //! readiness probe of the global database.
 
 use std::sync::Arc;
@@ -47,8 +47,12 @@ pub(super) async fn services(
 ) -> Result<Services, StartupError> {
     let fail = |e| StartupError::backend("postgres", e);
     let postgres = Postgres::connect(config).await.map_err(fail)?;
-    // Before the pools: they log in as the app login.
+    // Before the pools: they log in as the app login, and prove each checkout to the wall.
     postgres.ensure_app_login().await.map_err(fail)?;
+    let problems = postgres.wall_problems().await.map_err(fail)?;
+    if !problems.is_empty() {
+        return Err(StartupError::Wall { problems });
+    }
     let pools = postgres.pools(config).map_err(fail)?;
     let backup = postgres.backup(&config.backup_dir);
     let manager = postgres
@@ -61,6 +65,8 @@ pub(super) async fn services(
         quota: shared.quota,
         jobs: shared.jobs,
         companies: Arc::new(PgCompanies::new(pools.clone())),
+        #[cfg(feature = "attack-route")]
+        sql_pools: Some(pools.clone()),
         pools: Some(Arc::new(pools)),
         plans: plan_catalog(config),
         readiness: readiness.with_probe("database", "postgres", Arc::new(probe)),
