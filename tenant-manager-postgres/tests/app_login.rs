@@ -14,33 +14,9 @@ use tenant_manager_postgres::{
     StepPhase, TenantStorage, WallAdmin,
 };
 
+use common::app::{app_login, app_name, env, is_member};
 use common::crash::crashing_once;
 use common::{Env, add_companies, company_names, sqlstate};
-
-/// A test environment whose app login carries the test's tag (so its cleanup drops it).
-async fn env() -> Env {
-    Env::with(common::migrations(), |c| {
-        let app = c.shared_owner.replace("tmshown_", "tmapp_");
-        c.with_app_login(app)
-    })
-    .await
-}
-
-fn app_name(env: &Env) -> String {
-    env.storage
-        .config()
-        .app_login
-        .clone()
-        .expect("app login configured")
-}
-
-fn app_login(env: &Env) -> AppLogin {
-    AppLogin::derived(
-        &app_name(env),
-        &Secret::new(format!("master-secret-of-{}-0123456789abcdef", env.tag)),
-    )
-    .expect("app login")
-}
 
 /// Creates the app login (or brings it up to date) and backfills its grants.
 async fn ensure(env: &Env) -> AppLoginReport {
@@ -67,20 +43,6 @@ fn pools(env: &Env, max_total: u32) -> PgTenantPools {
         .with_application_name(format!("tmtest_app_{}", env.tag))
         .into_pools(pool_support::config(max_total, max_total))
         .expect("pools")
-}
-
-/// Whether `member` is a member of `role`.
-async fn is_member(admin: &mut PgConnection, role: &str, member: &str) -> bool {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
-           JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
-           WHERE r.rolname = $1 AND a.rolname = $2)",
-    )
-    .bind(role)
-    .bind(member)
-    .fetch_one(admin)
-    .await
-    .expect("membership")
 }
 
 /// `current_user`, `session_user`, `current_schema()` and the backend pid of a session.

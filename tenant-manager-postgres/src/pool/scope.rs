@@ -48,12 +48,7 @@ pub(crate) async fn apply(
     role: Option<&Ident>,
 ) -> Result<()> {
     let search_path = search_path(tenant)?;
-    if conn.is_in_transaction() {
-        return Err(Error::unavailable(
-            "postgres",
-            "pooled connection is inside a transaction",
-        ));
-    }
+    outside_transaction(conn)?;
     sqlx::query(APPLY)
         .bind(search_path)
         .bind(tenant.id.to_string())
@@ -123,12 +118,7 @@ pub(crate) async fn apply_walled(
     tenant: &Tenant,
 ) -> Result<()> {
     let search_path = search_path(tenant)?;
-    if conn.is_in_transaction() {
-        return Err(Error::unavailable(
-            "postgres",
-            "pooled connection is inside a transaction",
-        ));
-    }
+    outside_transaction(conn)?;
     let identity = match *session {
         Some(identity) => identity,
         None => {
@@ -162,6 +152,17 @@ pub(crate) async fn apply_walled(
     } else {
         Err(wall::refused(keys))
     }
+}
+
+/// Refuses a connection the driver knows to be inside a transaction (one a host left open).
+fn outside_transaction(conn: &PgConnection) -> Result<()> {
+    if conn.is_in_transaction() {
+        return Err(Error::unavailable(
+            "postgres",
+            "pooled connection is inside a transaction",
+        ));
+    }
+    Ok(())
 }
 
 /// The quoted schema of a schema tenant, `None` for a shared tenant.

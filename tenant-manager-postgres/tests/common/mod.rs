@@ -10,6 +10,7 @@
     clippy::expect_used
 )]
 
+pub mod app;
 pub mod crash;
 pub mod fleet;
 

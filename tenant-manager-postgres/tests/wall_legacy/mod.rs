@@ -11,11 +11,10 @@
 )]
 
 use sqlx::PgConnection;
-use tenant_manager_core::{Isolation, Secret, Tenant};
-use tenant_manager_postgres::{
-    AppLogin, PgTenantConnector, PgTenantPools, ServerMap, WallAdmin, WallKeys,
-};
+use tenant_manager_core::{Isolation, Tenant};
+use tenant_manager_postgres::{PgTenantConnector, PgTenantPools, ServerMap, WallAdmin};
 
+pub use crate::common::app::{app_login, app_name, is_member, keys};
 use crate::common::{Env, add_companies};
 use crate::pool_support;
 
@@ -100,27 +99,6 @@ pub fn companies(tenant: &Tenant) -> Vec<String> {
     ]
 }
 
-pub fn master(env: &Env) -> Secret {
-    Secret::new(format!("master-secret-of-{}-0123456789abcdef", env.tag))
-}
-
-pub fn app_name(env: &Env) -> String {
-    env.storage
-        .config()
-        .app_login
-        .clone()
-        .expect("app login configured")
-}
-
-pub fn app_login(env: &Env) -> AppLogin {
-    AppLogin::derived(&app_name(env), &master(env)).expect("app login")
-}
-
-/// Wall key `key_id` of the deployment (derived from its master secret).
-pub fn keys(env: &Env, key_id: i32) -> WallKeys {
-    WallKeys::derived(&master(env), key_id).expect("wall key")
-}
-
 fn connector(env: &Env) -> PgTenantConnector {
     let servers = ServerMap::single(env.db.admin_url()).expect("servers");
     PgTenantConnector::new(servers, env.credentials.clone())
@@ -169,20 +147,6 @@ pub async fn assert_each_sees_its_rows(pools: &PgTenantPools, tenants: &[Tenant]
             pool_support::settle(pools).await;
         }
     }
-}
-
-/// Whether `member` is a member of `role`.
-pub async fn is_member(admin: &mut PgConnection, role: &str, member: &str) -> bool {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
-           JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
-           WHERE r.rolname = $1 AND a.rolname = $2)",
-    )
-    .bind(role)
-    .bind(member)
-    .fetch_one(admin)
-    .await
-    .expect("membership")
 }
 
 /// Whether the connected database has a schema `wall`.

@@ -3,14 +3,14 @@
 //! reset as the server saw it, and what it takes to put the wall back after an off run.
 
 use sqlx::{Connection, PgConnection};
-use tenant_manager_core::{Isolation, Secret, Tenant};
+use tenant_manager_core::{Isolation, Tenant};
 use tenant_manager_postgres::{
-    AppLogin, PgTenantConnector, PgTenantPools, ServerMap, WallAdmin, WallKeys, quote_ident,
-    quote_literal,
+    PgTenantConnector, PgTenantPools, ServerMap, WallAdmin, WallKeys, quote_ident, quote_literal,
 };
 
 use super::{Loot, Trap};
-use crate::common::{self, Env, add_companies};
+use crate::common::app::{app_login, app_name, env};
+use crate::common::{Env, add_companies};
 use crate::pool_support;
 
 /// B's rows (schema tenant B): 4 of them, one domain (an MCV of B's own table).
@@ -31,31 +31,6 @@ pub const B2_ROWS: [&str; 6] = [
 ];
 const A_ROWS: [&str; 3] = ["alpha-co-1", "alpha-co-2", "alpha-co-3"];
 const A2_ROWS: [&str; 3] = ["alpha2-co-1", "alpha2-co-2", "alpha2-co-3"];
-
-/// A test environment whose app login carries the test's tag (so its cleanup drops it).
-async fn env() -> Env {
-    Env::with(common::migrations(), |c| {
-        let app = c.shared_owner.replace("tmshown_", "tmapp_");
-        c.with_app_login(app)
-    })
-    .await
-}
-
-fn app_name(env: &Env) -> String {
-    env.storage
-        .config()
-        .app_login
-        .clone()
-        .expect("app login configured")
-}
-
-fn app_login(env: &Env) -> AppLogin {
-    AppLogin::derived(
-        &app_name(env),
-        &Secret::new(format!("master-secret-of-{}-0123456789abcdef", env.tag)),
-    )
-    .expect("app login")
-}
 
 /// Held while a world is built.
 static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

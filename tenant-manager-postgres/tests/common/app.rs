@@ -1,0 +1,55 @@
+//! The app login of a test environment: its name, its password and wall key (derived from the
+//! environment's master secret), and membership checks.
+
+use sqlx::PgConnection;
+use tenant_manager_core::Secret;
+use tenant_manager_postgres::{AppLogin, WallKeys};
+
+use super::{Env, migrations};
+
+/// A test environment whose app login carries the test's tag (so its cleanup drops it).
+pub async fn env() -> Env {
+    Env::with(migrations(), |c| {
+        let app = c.shared_owner.replace("tmshown_", "tmapp_");
+        c.with_app_login(app)
+    })
+    .await
+}
+
+/// The environment's master secret (what `Env` derives its credentials and wall key from).
+pub fn master(env: &Env) -> Secret {
+    Secret::new(format!("master-secret-of-{}-0123456789abcdef", env.tag))
+}
+
+/// The name of the environment's app login.
+pub fn app_name(env: &Env) -> String {
+    env.storage
+        .config()
+        .app_login
+        .clone()
+        .expect("app login configured")
+}
+
+/// The environment's app login, its password derived from the master secret.
+pub fn app_login(env: &Env) -> AppLogin {
+    AppLogin::derived(&app_name(env), &master(env)).expect("app login")
+}
+
+/// Wall key `key_id` of the environment (derived from its master secret).
+pub fn keys(env: &Env, key_id: i32) -> WallKeys {
+    WallKeys::derived(&master(env), key_id).expect("wall key")
+}
+
+/// Whether `member` is a member of `role`.
+pub async fn is_member(admin: &mut PgConnection, role: &str, member: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
+           JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles a ON a.oid = m.member \
+           WHERE r.rolname = $1 AND a.rolname = $2)",
+    )
+    .bind(role)
+    .bind(member)
+    .fetch_one(admin)
+    .await
+    .expect("membership")
+}
