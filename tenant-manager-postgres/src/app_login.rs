@@ -5,9 +5,9 @@
 //! tenant's schema. Pools shared by tenants therefore log in as a role that can do neither:
 //! `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT NOREPLICATION`, created
 //! and kept so by [`PostgresProvisioner::ensure_app_login`](crate::PostgresProvisioner::ensure_app_login).
-//! It is a member of every schema tenant's role without inheriting its privileges (a checkout
-//! `SET ROLE`s to the tenant), and may read and write the shared tables only under their
-//! forced row-level security.
+//! It is a member of no tenant role and owns nothing: it holds table privileges on tenant
+//! schemas and shared tables directly, and the [`wall`](crate::wall)'s forced row-level security
+//! admits it only to the rows of the tenant its session proved.
 //!
 //! Its password is an explicit [`Secret`]: [`AppLogin::new`] takes one, and
 //! [`AppLogin::derived`] derives one (HMAC-SHA256, its own context) from the master secret the

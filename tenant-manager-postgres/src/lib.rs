@@ -18,9 +18,10 @@
 //!   tables ([`ensure_registry_login`]), the admin login staying for provisioning.
 //! - [`AppLogin`] is the unprivileged login of pools shared by schema- and row-isolated
 //!   tenants: [`PostgresProvisioner::ensure_app_login`] creates it (and grants it what existing
-//!   tenants need), [`PgTenantConnector::with_app_login`] connects with it, so Postgres itself
-//!   keeps those tenants apart (row-level security binds it; it reaches a schema only after
-//!   `SET ROLE` to the tenant's role).
+//!   tenants need), [`PgTenantConnector::with_app_login`] connects with it, and
+//!   [`PgTenantConnector::with_wall`] proves each checkout's tenant to the [`wall`]: Postgres
+//!   itself keeps those tenants apart, also from SQL injected into a tenant's session (every
+//!   tenant table admits only the session's verified tenant's rows).
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -99,8 +99,8 @@ pub struct PoolStats {
 ///
 /// # Contract
 /// - Open connections never exceed the global cap nor the per-tenant cap.
-/// - A connection returned for tenant A runs with A's scope only (own role, own `search_path`,
-///   or own `app.tenant_id`), never with another tenant's.
+/// - A connection returned for tenant A runs with A's scope only (own login, own
+///   `search_path`, own verified tenant), never with another tenant's.
 /// - A tenant's pool is created on first use and closed by [`close_tenant`](PoolManager::close_tenant)
 ///   or after sitting idle.
 ///

@@ -12,10 +12,10 @@ use tenant_manager_core::Isolation;
 /// - `isolated` runs inside each tenant's own database ([`Isolation::Database`], in its
 ///   `public` schema) or own schema ([`Isolation::Schema`], with `search_path` set to it).
 /// - `shared` runs once per shared database for [`Isolation::Shared`] tenants: its tables carry
-///   a `tenant_id` column and enable row-level security with a policy on
-///   `current_setting('app.tenant_id', true)`, forced for the table owner
-///   (`ALTER TABLE ... FORCE ROW LEVEL SECURITY`). The provisioner refuses a shared set that
-///   leaves a `tenant_id` table unprotected.
+///   a `tenant_id` column. Behind the wall ([`crate::wall`]) the migrator gives every table of
+///   both sets forced row-level security and the wall's policy, and refuses what would bypass
+///   it (see [`with_definer_functions`](Self::with_definer_functions)); without it (no app
+///   login), a shared table must enable and force row-level security with its own policy.
 ///
 /// Migrations run in one transaction per tenant (savepoints per migration) unless one of the
 /// pending migrations is marked `-- no-transaction`; then they run one by one, each committing

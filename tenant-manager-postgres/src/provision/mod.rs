@@ -14,10 +14,11 @@
 //! | `Shared` | rows tagged `tenant_id` in shared tables with forced row-level security | the shared owner role |
 //!
 //! Pools shared by schema and shared tenants log in as the app login
-//! ([`crate::app_login`]), which provisioning grants each schema tenant's role (`NOINHERIT`:
-//! usable only after `SET ROLE`) and the shared tables (never their ownership, so row-level
-//! security binds it). [`PostgresProvisioner::ensure_app_login`] sets its password and
-//! grants what tenants provisioned before it need.
+//! ([`crate::app_login`]), which provisioning grants each schema tenant's tables and the shared
+//! tables directly (never a membership, never ownership), behind the database's
+//! [`wall`](crate::wall), installed with the first such tenant.
+//! [`PostgresProvisioner::ensure_app_login`] sets its password; [`crate::WallAdmin::install`]
+//! brings tenants provisioned before the wall behind it.
 
 pub(crate) mod admin;
 pub(crate) mod app_grants;

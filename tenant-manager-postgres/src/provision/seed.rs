@@ -11,7 +11,8 @@ use tenant_manager_core::{Result, Tenant};
 /// # Contract
 /// - Called once per provisioning run that reaches the `Seeded` step, inside a transaction
 ///   scoped to the tenant: its own role, its schema on `search_path`, or (shared isolation)
-///   the shared tables' owner with `app.tenant_id` set, so row-level security applies.
+///   the shared tables' owner; behind the wall, in the tenant's verified context (so the
+///   wall's row-level security shows and accepts this tenant's rows only).
 /// - Must be idempotent: after a crash the step runs again (use `ON CONFLICT DO NOTHING`).
 ///
 /// # Errors
