@@ -34,13 +34,16 @@
 //! # async fn run() -> tenant_manager_core::Result<()> {
 //! let registry = PostgresRegistry::connect("postgres://app@db/twenty_global", 10).await?;
 //! migrate_global(registry.pool()).await?;
+//! let master = Secret::new("a master secret of 32 bytes or more");
+//! // The key the wall's proofs are signed with, derived from the same master.
+//! let wall_key = WallKeys::derived(&master, 1)?;
 //! let storage = TenantStorage::new(
 //!     registry.pool().clone(),
 //!     ServerMap::single("postgres://admin@db/postgres")?,
 //!     TenantMigrations::new(&TENANT_MIGRATIONS).with_shared(&SHARED_MIGRATIONS),
 //!     StorageConfig::default(),
-//! )?;
-//! let master = Secret::new("a master secret of 32 bytes or more");
+//! )?
+//! .with_wall(wall_key.clone());
 //! let credentials = Arc::new(DerivedCredentials::new(master.clone())?);
 //! let provisioner = PostgresProvisioner::new(storage.clone(), credentials.clone());
 //! // The unprivileged login of shared pools, its password derived from the same master.
@@ -48,6 +51,7 @@
 //! provisioner.ensure_app_login(&app_login).await?;
 //! let pools = PgTenantConnector::new(storage.servers().clone(), credentials)
 //!     .with_app_login(app_login)
+//!     .with_wall(wall_key)
 //!     .into_pools(tenant_manager_core::pool::PoolConfig::default())?;
 //! let migrator = TenantMigrator::new(storage);
 //! # let tenant = registry.get_tenant(tenant_manager_core::TenantId::new()).await?;
