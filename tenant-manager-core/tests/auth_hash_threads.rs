@@ -62,7 +62,7 @@ async fn no_free_thread_within_the_wait_sheds_with_a_retryable_error() {
     let hasher = support::pooled_hasher(1, Duration::from_millis(50));
     assert_eq!(hasher.threads(), 1);
     // Hold the only thread.
-    let slot = hasher.reserve().await.unwrap();
+    let mut slot = hasher.reserve().await.unwrap();
     assert_eq!(hasher.stats().available, 0);
     let err = hasher.hash("Test123!").await.unwrap_err();
     assert_eq!(err.code(), "backend_unavailable");
@@ -71,8 +71,10 @@ async fn no_free_thread_within_the_wait_sheds_with_a_retryable_error() {
     let err = hasher.verify_or_dummy("Test123!", None).await.unwrap_err();
     assert_eq!(err.code(), "backend_unavailable");
     assert_eq!(hasher.stats().shed, 2);
-    // The slot still does its work, and then the thread is free for the next.
+    // The slot still does its work, keeps the thread until dropped, and then it is free.
     assert!(!slot.verify_or_dummy("Test123!", None).await.unwrap());
+    assert_eq!(hasher.stats().available, 0);
+    drop(slot);
     let hash = hasher.hash("Test123!").await.unwrap();
     assert!(hasher.verify("Test123!", &hash).await.unwrap());
     assert_eq!(hasher.stats().shed, 2);

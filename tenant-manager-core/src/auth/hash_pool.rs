@@ -148,12 +148,29 @@ impl HashPool {
         }
     }
 
-    /// Runs `work` on a hashing thread under `permit` (held until the work is done, also
-    /// when the caller stops waiting) and returns its result.
+    /// Runs `work` on a hashing thread under `permit` and returns its result.
     ///
     /// # Errors
     /// What `work` returns; [`Error::Internal`] when the thread is gone or `work` panicked.
     pub(super) async fn run<T, F>(&self, permit: OwnedSemaphorePermit, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Workspace) -> Result<T> + Send + 'static,
+    {
+        self.run_held(permit, work).await.map(|(out, _permit)| out)
+    }
+
+    /// [`run`](Self::run), handing `permit` back with the result, so that the caller holds
+    /// the thread until it has acted on the result. When the caller stopped waiting, the
+    /// permit goes with the undelivered reply as soon as the work is done.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub(super) async fn run_held<T, F>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        work: F,
+    ) -> Result<(T, OwnedSemaphorePermit)>
     where
         T: Send + 'static,
         F: FnOnce(&mut Workspace) -> Result<T> + Send + 'static,
@@ -164,9 +181,8 @@ impl HashPool {
             let out = std::panic::catch_unwind(AssertUnwindSafe(|| work(workspace)))
                 .unwrap_or_else(|_| Err(Error::internal("password hashing panicked")));
             counters.completed.fetch_add(1, Ordering::Relaxed);
-            drop(permit);
-            // The caller may have gone; the work is done either way.
-            let _ = reply.send(out);
+            // The caller may have gone: the reply, and the permit with it, is then dropped.
+            let _ = reply.send(out.map(|out| (out, permit)));
         });
         self.jobs
             .send(job)

@@ -171,11 +171,14 @@ impl fmt::Debug for PasswordHasher {
 
 /// A hashing thread reserved for one verification: what [`PasswordHasher::reserve`] returns.
 ///
-/// Dropping it unused frees the thread.
+/// The thread stays reserved until the slot is dropped, also after its verification: a caller
+/// that must record the outcome first (a failed login's budget) holds it until then. Dropping
+/// it unused frees the thread.
 #[must_use]
 pub struct HashSlot {
     hasher: PasswordHasher,
-    permit: OwnedSemaphorePermit,
+    /// `None` only while a verification runs, or after one failed to come back.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl fmt::Debug for HashSlot {
@@ -185,15 +188,21 @@ impl fmt::Debug for HashSlot {
 }
 
 impl HashSlot {
-    /// [`PasswordHasher::verify_or_dummy`] on the reserved thread.
+    /// [`PasswordHasher::verify_or_dummy`] on the reserved thread, which stays reserved by the
+    /// slot afterwards.
     ///
     /// # Errors
-    /// As [`PasswordHasher::verify`].
+    /// As [`PasswordHasher::verify`]; `Internal` when the slot was already spent by a
+    /// verification that failed.
     pub async fn verify_or_dummy(
-        self,
+        &mut self,
         password: &str,
         hash: Option<&PasswordHash>,
     ) -> Result<bool> {
+        let permit = self
+            .permit
+            .take()
+            .ok_or_else(|| Error::internal("hashing slot already spent"))?;
         let inner = &self.hasher.inner;
         let known = hash.is_some();
         let phc = hash.map_or_else(|| inner.dummy.clone(), |h| h.as_phc().to_owned());
@@ -202,12 +211,11 @@ impl HashSlot {
         let mut password = password.as_bytes().to_vec();
         let too_long = password.len() > MAX_PASSWORD_BYTES;
         password.truncate(MAX_PASSWORD_BYTES);
-        let matched = inner
+        let (matched, permit) = inner
             .pool
-            .run(self.permit, move |memory| {
-                phc::verify(&password, &phc, memory)
-            })
+            .run_held(permit, move |memory| phc::verify(&password, &phc, memory))
             .await?;
+        self.permit = Some(permit);
         Ok(known && !too_long && matched)
     }
 }
@@ -336,7 +344,7 @@ impl PasswordHasher {
         let permit = self.inner.pool.admit().await?;
         Ok(HashSlot {
             hasher: self.clone(),
-            permit,
+            permit: Some(permit),
         })
     }
 

@@ -58,9 +58,10 @@ impl TenantManager {
             return Err(Error::invalid("password", "must not be empty"));
         }
         let user = self.inner.ops.registry.find_user_by_email(&email).await?;
-        // The hashing thread first, then the budget: no more verifications than threads can
-        // be under way beyond what the budget has counted.
-        let slot = self.inner.hasher.reserve().await?;
+        // The hashing thread first, then the budget, and the thread stays reserved until a
+        // failure is counted: no more verifications than threads can be under way beyond what
+        // the budget has counted.
+        let mut slot = self.inner.hasher.reserve().await?;
         let budget = self
             .inner
             .config
@@ -83,6 +84,8 @@ impl TenantManager {
                 return Err(Error::unauthenticated("invalid email or password"));
             }
         };
+        // The hash upgrade below needs a thread of its own.
+        drop(slot);
         let tenant = self.inner.ops.registry.get_tenant(user.tenant_id).await?;
         match tenant.status {
             TenantStatus::Active => {}
