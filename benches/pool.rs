@@ -14,7 +14,9 @@
 //! After criterion's report, the key ratios are measured again interleaved (peers
 //! alternating, medians of many rounds), which holds up on a busy machine.
 //!
-//! `cargo bench --bench pool --features postgres` (flags used: see BENCHMARKS.md).
+//! `cargo bench --bench pool --features postgres` (flags used: see BENCHMARKS.md);
+//! `TM_BENCH_POOL_ONLY=warm` runs only `warm_checkout` (one tenant of each isolation), to
+//! repeat that comparison quickly.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "pool/churn.rs"]
@@ -44,13 +46,20 @@ fn main() {
 
     // The tenants first: creating 1,000 roles and schemas keeps the server busy for a while,
     // which the database-free overhead benches leave it to finish.
-    let env = multi.block_on(env::PgEnv::create(churn::TENANTS));
-    let mut ratios = overhead::bench(&mut criterion, &current);
+    let only_warm = std::env::var("TM_BENCH_POOL_ONLY").is_ok_and(|v| v == "warm");
+    let tenants = if only_warm { 1 } else { churn::TENANTS };
+    let env = multi.block_on(env::PgEnv::create(tenants));
+    let mut ratios = Vec::new();
+    if !only_warm {
+        ratios.extend(overhead::bench(&mut criterion, &current));
+    }
     ratios.extend(warm::bench(&mut criterion, &current, &env));
-    let churn = churn::bench(&mut criterion, &multi, &env);
+    let churn = (!only_warm).then(|| churn::bench(&mut criterion, &multi, &env));
     criterion.final_summary();
 
     println!("\n{}", interleave::table(&ratios));
-    println!("{churn}");
+    if let Some(churn) = churn {
+        println!("{churn}");
+    }
     drop(env);
 }
