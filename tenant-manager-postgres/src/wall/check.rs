@@ -114,10 +114,8 @@ async fn check_database(
     storage: &TenantStorage,
     found: &Database,
 ) -> Result<(Vec<KeyRow>, Vec<String>)> {
-    if let Some(problem) = key_problem(conn, wall).await?
-        && !installed(conn).await?
-    {
-        return Ok((Vec::new(), vec![problem]));
+    if !installed(conn).await? {
+        return Ok((Vec::new(), vec![NOT_INSTALLED.to_owned()]));
     }
     let keys: Vec<KeyRow> = sqlx::query_as(
         "SELECT key_id, valid_from, valid_until, \
@@ -132,10 +130,7 @@ async fn check_database(
         .iter()
         .any(|(id, _, _, valid)| *id == wall.keys.key_id() && *valid)
     {
-        problems.push(format!(
-            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
-            wall.keys.key_id()
-        ));
+        problems.push(key_not_valid(wall));
     }
     // The checks run in a transaction rolled back at the end: securing looks, and here must
     // not change anything.
@@ -176,9 +171,7 @@ fn problem(secured: Result<usize>, what: &str, schema: &Ident) -> Option<String>
 /// Why the connected database cannot admit this deployment's checkouts, if it cannot.
 async fn key_problem(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<Option<String>> {
     if !installed(conn).await? {
-        return Ok(Some(
-            "the tenant wall is not installed (run `tenant-cli wall migrate`)".to_owned(),
-        ));
+        return Ok(Some(NOT_INSTALLED.to_owned()));
     }
     let valid: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM wall_private.keys WHERE key_id = $1 \
@@ -188,10 +181,16 @@ async fn key_problem(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<O
     .fetch_one(&mut *conn)
     .await
     .map_db(Entity::Tenant)?;
-    Ok((!valid).then(|| {
-        format!(
-            "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
-            wall.keys.key_id()
-        )
-    }))
+    Ok((!valid).then(|| key_not_valid(wall)))
+}
+
+/// The problem of a database without the wall.
+const NOT_INSTALLED: &str = "the tenant wall is not installed (run `tenant-cli wall migrate`)";
+
+/// The problem of a database that does not accept the signing key now.
+fn key_not_valid(wall: WallContext<'_>) -> String {
+    format!(
+        "wall key {} is not valid here (run `tenant-cli wall rotate-key`)",
+        wall.keys.key_id()
+    )
 }
