@@ -3,6 +3,7 @@
 
 use sqlx::PgConnection;
 use tenant_manager_core::Secret;
+use tenant_manager_postgres::wall::WallReport;
 use tenant_manager_postgres::{AppLogin, WallKeys};
 
 use super::{Env, migrations};
@@ -52,4 +53,14 @@ pub async fn is_member(admin: &mut PgConnection, role: &str, member: &str) -> bo
     .fetch_one(admin)
     .await
     .expect("membership")
+}
+
+/// What a wall install did, as (databases, installed, schema tenants, shared databases).
+pub fn counts(report: &WallReport) -> (usize, usize, usize, usize) {
+    (
+        report.databases,
+        report.installed,
+        report.schema_tenants,
+        report.shared_databases,
+    )
 }
