@@ -6,10 +6,12 @@ use std::sync::Arc;
 use bb8::PooledConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::affinity;
 use super::budget::SlotLease;
 use super::engine::{Entry, Inner};
 use super::managed::BudgetedManager;
 use super::{ConnectionOf, TenantConnector};
+use crate::domain::TenantId;
 
 /// A bb8 connection of one of the engine's pools.
 pub(crate) type PoolConn<C> = PooledConnection<'static, BudgetedManager<C>>;
@@ -49,8 +51,9 @@ struct Lent<C: TenantConnector> {
 ///
 /// On drop: a connection that was never handed out (its acquire was cancelled or its
 /// scope could not be set) is discarded; a connection of a closed pool is discarded; a
-/// connection of a shared pool is reset on a spawned task and discarded if the reset fails
-/// or cannot run; a connection that another pool's connect is waiting for is closed so its
+/// connection of a shared pool keeps its tenant's scope when affinity is on and the connector
+/// says it was left clean, else it is reset on a spawned task and discarded if the reset
+/// fails or cannot run; a connection that another pool's connect is waiting for is closed so its
 /// permit moves on. Otherwise it goes back to its pool's idle queue.
 pub(crate) struct Checkout<C: TenantConnector> {
     lent: Option<Lent<C>>,
@@ -80,6 +83,16 @@ impl<C: TenantConnector> Checkout<C> {
     /// Whether the connection's pool was closed since it was checked out.
     pub(crate) fn pool_closed(&self) -> bool {
         self.lent().active.entry.state.is_closed()
+    }
+
+    /// Clears and returns the tenant whose scope the connection carries.
+    pub(crate) fn take_scoped(&mut self) -> Option<TenantId> {
+        self.lent_mut().conn.scoped.take()
+    }
+
+    /// Records that the connection now carries `tenant`'s scope.
+    pub(crate) fn set_scoped(&mut self, tenant: TenantId) {
+        self.lent_mut().conn.scoped = Some(tenant);
     }
 
     /// The connection and the connector's state of it, for the scope calls.
@@ -136,21 +149,22 @@ impl<C: TenantConnector> Drop for Checkout<C> {
             returning.finish(conn);
             return;
         }
+        let inner = &returning.inner;
+        if inner.affinity_ms().is_some() && conn.scoped.is_some() {
+            let pooled = &mut *conn;
+            if inner
+                .connector
+                .keep_scope(&mut pooled.conn, &mut pooled.session)
+            {
+                pooled.kept_at_ms = inner.clock.now_ms();
+                returning.finish(conn);
+                return;
+            }
+        }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    let inner = Arc::clone(&returning.inner);
-                    let pooled = &mut *conn;
-                    let reset = tokio::time::timeout(
-                        inner.config.acquire_timeout,
-                        inner
-                            .connector
-                            .reset_scope(&mut pooled.conn, &mut pooled.session),
-                    )
-                    .await;
-                    if !matches!(reset, Ok(Ok(()))) {
-                        conn.broken = true;
-                    }
+                    affinity::reset(&returning.inner, &mut conn).await;
                     returning.finish(conn);
                 });
             }

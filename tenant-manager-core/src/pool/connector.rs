@@ -16,8 +16,9 @@ pub enum PoolKey {
     /// Its size is the tenant's cap.
     Tenant(TenantId),
     /// A pool shared by the tenants of one database (schema and shared isolation), named for
-    /// instance `server/database`. The tenant's scope is set on every checkout and reset on
-    /// return; a per-tenant permit held for the checkout enforces the tenant's cap.
+    /// instance `server/database`. A checkout sets the tenant's scope unless the connection
+    /// still carries it (affinity); a per-tenant permit held for the checkout enforces the
+    /// tenant's cap.
     Shared(Arc<str>),
 }
 
@@ -59,12 +60,25 @@ pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>
 ///   id.
 /// - [`manager`](Self::manager) builds the `bb8` manager of a new pool; for a tenant pool it
 ///   connects with the tenant's own credentials.
-/// - [`apply_scope`](Self::apply_scope) runs on every checkout from a shared pool, before the
-///   connection is handed out. After it returns `Ok`, the connection runs with this tenant's
-///   scope only. It must also fail when the connection is unusable (it doubles as the
-///   checkout test of shared pools).
-/// - [`reset_scope`](Self::reset_scope) runs when a connection of a shared pool is returned.
-///   When it fails, the engine discards the connection; it is never reused.
+/// - [`apply_scope`](Self::apply_scope) runs on a checkout from a shared pool whose connection
+///   does not already carry this tenant's scope, before it is handed out. `carried` names the
+///   tenant whose scope the connection still carries (kept by affinity), `None` for a clean
+///   connection; with `Some`, the call first clears everything [`reset_scope`] would (in the
+///   same round trip where it can). After it returns `Ok`, the connection runs with this
+///   tenant's scope only. It must also fail when the connection is unusable (it doubles as the
+///   checkout test of shared pools). When it fails, the engine discards the connection.
+/// - [`keep_scope`](Self::keep_scope) runs, without I/O, when a connection of a shared pool is
+///   returned and affinity is on ([`PoolConfig::scope_affinity`](super::PoolConfig)): `true`
+///   lets the connection keep its tenant's scope, to be handed back to that tenant alone with
+///   no statement. Answer `true` only when nothing on the session could surprise that tenant's
+///   next checkout beyond state of its own (no transaction open, no reply pending). State a
+///   tenant leaves is only ever seen by the same tenant: any other checkout goes through
+///   `apply_scope` with `carried`. The default answers `false`.
+/// - [`reset_scope`](Self::reset_scope) runs when a returned connection of a shared pool does
+///   not keep its scope. When it fails, the engine discards the connection; it is never
+///   reused.
+///
+/// [`reset_scope`]: Self::reset_scope
 /// - [`Session`](Self::Session) is the connector's own state of one pooled connection (for
 ///   instance the backend's identity, learnt once): created with `Default` when the
 ///   connection opens, handed to both scope calls, dropped with the connection.
@@ -90,13 +104,22 @@ pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
         key: &PoolKey,
     ) -> impl Future<Output = Result<Self::Manager>> + Send;
 
-    /// Sets `tenant`'s scope on a connection of a shared pool.
+    /// Sets `tenant`'s scope on a connection of a shared pool, first clearing the scope of
+    /// `carried` (and all it left) when the connection still carries one.
     fn apply_scope(
         &self,
         conn: &mut ConnectionOf<Self>,
         session: &mut Self::Session,
         tenant: &Tenant,
+        carried: Option<TenantId>,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether a returned connection of a shared pool may keep its tenant's scope for that
+    /// tenant's next checkout; decided without I/O. The default: never.
+    fn keep_scope(&self, conn: &mut ConnectionOf<Self>, session: &mut Self::Session) -> bool {
+        let _ = (conn, session);
+        false
+    }
 
     /// Clears any tenant's scope from a connection of a shared pool.
     fn reset_scope(

@@ -11,10 +11,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use tokio_util::sync::DropGuard;
 
+use super::affinity;
 use super::budget::{Budget, TenantSlots};
 use super::checkout::{ActiveEntry, Checkout, PoolConn, TenantHold};
 use super::managed::BudgetedManager;
-use super::metrics::Counters;
+use super::metrics::{Counters, ScopeOutcome};
 use super::state::{Clock, FailureMark, PoolState};
 use super::{PoolConfig, PoolKey, TenantConnector};
 use crate::domain::{Tenant, TenantStatus};
@@ -37,7 +38,7 @@ fn map_run_error<C: TenantConnector>(
 }
 
 /// Why waiting on a pool ended without a connection.
-enum GetError {
+pub(crate) enum GetError {
     /// The pool was closed: look it up again.
     Closed,
     TimedOut,
@@ -68,8 +69,13 @@ impl<C: TenantConnector> Entry<C> {
 
     /// An idle connection of this pool, if one is there right now (no timer, no wake-up
     /// registration: the hot path).
-    fn try_get(&self) -> Option<Result<PoolConn<C>, GetError>> {
+    pub(crate) fn try_get(&self) -> Option<Result<PoolConn<C>, GetError>> {
         self.pool.get_owned().now_or_never().map(map_run_error)
+    }
+
+    /// Idle connections in `bb8`'s queue right now.
+    pub(crate) fn idle_now(&self) -> u32 {
+        self.pool.state().idle_connections
     }
 
     /// A connection of this pool, by `deadline`, waiting as needed. Fails fast with the
@@ -167,6 +173,8 @@ impl<C: TenantConnector> Inner<C> {
                 })
             }
         };
+        // Shared pools with affinity: connections kept since then may be reused as they are.
+        let kept_since = self.kept_since(&key);
         loop {
             // Boxed slow paths keep the checkout future small and the hot path free of
             // timers and clock reads.
@@ -177,7 +185,11 @@ impl<C: TenantConnector> Inner<C> {
             let entry = Arc::clone(&active.entry);
             // Marked before the first ask: a connect that bb8 starts for it may fail at once.
             let mark = entry.state.failure.mark();
-            let got = match entry.try_get() {
+            let idle = match kept_since {
+                Some(since) => affinity::pick(&entry, tenant.id, since),
+                None => entry.try_get(),
+            };
+            let got = match idle {
                 Some(got) => got,
                 None => Box::pin(entry.wait(mark, watch.deadline())).await,
             };
@@ -187,10 +199,21 @@ impl<C: TenantConnector> Inner<C> {
                 Err(GetError::TimedOut) => return Err(self.exhausted(&mut watch)),
                 Err(GetError::Failed(err)) => return Err(err),
             };
+            let reused = kept_since.is_some_and(|since| affinity::carries(&conn, tenant.id, since));
             let mut checkout = Checkout::new(Arc::clone(self), active, conn);
-            let checked = if key.is_shared() {
+            let checked = if reused {
+                self.counters.scoped(ScopeOutcome::Reused);
+                Some(Ok(()))
+            } else if key.is_shared() {
+                // Cleared first: a scope change that fails or is cancelled leaves the
+                // connection unhanded, and it is discarded.
+                let carried = checkout.take_scoped();
+                self.counters.scoped(match carried {
+                    Some(_) => ScopeOutcome::Switched,
+                    None => ScopeOutcome::Set,
+                });
                 let (conn, session) = checkout.scope_parts();
-                let scope = self.connector.apply_scope(conn, session, tenant);
+                let scope = self.connector.apply_scope(conn, session, tenant, carried);
                 by_deadline(|| watch.deadline(), scope).await
             } else if self.config.test_on_checkout {
                 by_deadline(|| watch.deadline(), entry.manager.is_valid(&mut *checkout))
@@ -201,6 +224,9 @@ impl<C: TenantConnector> Inner<C> {
             };
             match checked {
                 Some(Ok(())) if !checkout.pool_closed() => {
+                    if key.is_shared() {
+                        checkout.set_scoped(tenant.id);
+                    }
                     checkout.hand_out(hold.take());
                     return Ok(checkout);
                 }
@@ -217,6 +243,20 @@ impl<C: TenantConnector> Inner<C> {
                 None => return Err(self.exhausted(&mut watch)),
             }
         }
+    }
+
+    /// For a shared pool with affinity on: the engine-clock time from which a kept
+    /// connection still counts as carrying its tenant's scope.
+    fn kept_since(&self, key: &PoolKey) -> Option<u64> {
+        let window = self.affinity_ms()?;
+        key.is_shared()
+            .then(|| self.clock.now_ms().saturating_sub(window))
+    }
+
+    /// The affinity window in milliseconds, `None` when affinity is off.
+    pub(crate) fn affinity_ms(&self) -> Option<u64> {
+        let window = self.config.scope_affinity;
+        (!window.is_zero()).then(|| u64::try_from(window.as_millis()).unwrap_or(u64::MAX))
     }
 
     fn exhausted(&self, watch: &mut Stopwatch) -> Error {
@@ -396,8 +436,9 @@ impl<C: TenantConnector> Inner<C> {
     }
 
     /// One pass of the reaper: closes pools nobody used for the idle timeout, drops empty
-    /// unused pools and unused tenant slots.
-    pub(crate) fn reap(&self) {
+    /// unused pools and unused tenant slots, resets idle connections kept with a scope for
+    /// longer than the affinity window.
+    pub(crate) fn reap(self: &Arc<Self>) {
         let now = self.clock.now_ms();
         let idle_ms = u64::try_from(self.config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let stale = |state: &PoolState| {
@@ -417,6 +458,18 @@ impl<C: TenantConnector> Inner<C> {
             }
         }
         self.slots.sweep();
+        if let Some(window) = self.affinity_ms() {
+            let kept_since = now.saturating_sub(window);
+            let shared: Vec<Arc<Entry<C>>> = self
+                .pools
+                .iter()
+                .filter(|item| item.key().is_shared())
+                .map(|item| Arc::clone(item.value()))
+                .collect();
+            for entry in shared {
+                affinity::sweep(self, &entry, kept_since);
+            }
+        }
     }
 }
 

@@ -66,6 +66,7 @@ struct ProbeInner {
     scoped: DashMap<TenantId, Arc<Gauge>>,
     opened: AtomicU64,
     resets: AtomicU64,
+    switches: AtomicU64,
     stale_scopes: AtomicU64,
     next_id: AtomicU64,
     generation: AtomicU64,
@@ -124,10 +125,15 @@ impl FakeProbe {
         self.0.resets.load(Ordering::SeqCst)
     }
 
-    /// Checkouts whose connection still carried a scope when a new one was applied: must
-    /// stay 0, every reused connection has been reset.
+    /// Scope changes on a connection that still carried a scope the engine did not declare
+    /// (`carried`): must stay 0.
     pub fn stale_scopes(&self) -> u64 {
         self.0.stale_scopes.load(Ordering::SeqCst)
+    }
+
+    /// Scope changes that cleared another scope first (affinity's switches) so far.
+    pub fn switches(&self) -> u64 {
+        self.0.switches.load(Ordering::SeqCst)
     }
 
     /// Breaks every open connection, as a server restart would: pings, scope changes and
@@ -300,6 +306,7 @@ pub struct FakeConnector {
     probe: FakeProbe,
     latency: Duration,
     scope_latency: Duration,
+    keep_scope: bool,
 }
 
 impl FakeConnector {
@@ -320,6 +327,14 @@ impl FakeConnector {
     #[must_use]
     pub fn with_scope_latency(mut self, latency: Duration) -> Self {
         self.scope_latency = latency;
+        self
+    }
+
+    /// Lets returned connections keep their tenant's scope (tenant affinity), as a
+    /// connector that can tell a clean session without I/O does.
+    #[must_use]
+    pub fn with_keep_scope(mut self, keep: bool) -> Self {
+        self.keep_scope = keep;
         self
     }
 
@@ -365,15 +380,19 @@ impl TenantConnector for FakeConnector {
         conn: &mut FakeConnection,
         _session: &mut (),
         tenant: &Tenant,
+        carried: Option<TenantId>,
     ) -> Result<()> {
         conn.check()?;
         if FakeProbe::take(&self.probe.0.fail_applies) {
             return Err(Error::unavailable("fake", "scope could not be set"));
         }
-        if conn.scope.is_some() {
+        if conn.scope() != carried {
             self.probe.0.stale_scopes.fetch_add(1, Ordering::SeqCst);
-            conn.clear_scope();
         }
+        if carried.is_some() {
+            self.probe.0.switches.fetch_add(1, Ordering::SeqCst);
+        }
+        conn.clear_scope();
         let gauge = self.probe.scope_gauge(tenant.id);
         gauge.up();
         conn.scope = Some((tenant.id, gauge));
@@ -381,6 +400,10 @@ impl TenantConnector for FakeConnector {
             tokio::time::sleep(self.scope_latency).await;
         }
         Ok(())
+    }
+
+    fn keep_scope(&self, conn: &mut FakeConnection, _session: &mut ()) -> bool {
+        self.keep_scope && conn.check().is_ok()
     }
 
     async fn reset_scope(&self, conn: &mut FakeConnection, _session: &mut ()) -> Result<()> {

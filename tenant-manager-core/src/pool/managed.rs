@@ -13,6 +13,7 @@ use super::engine::Inner;
 use super::metrics::Counters;
 use super::state::PoolState;
 use super::{ConnectionOf, TenantConnector};
+use crate::domain::TenantId;
 use crate::error::Error;
 
 /// A connection of a pool, with the permits it holds. Dropping it closes the connection and
@@ -23,6 +24,11 @@ pub(crate) struct Pooled<T, S> {
     pub(crate) session: S,
     /// Set when the connection must not be reused (reset failed, pool closed, evicted).
     pub(crate) broken: bool,
+    /// The tenant whose scope the connection carries (shared pools): set once a scope is
+    /// applied, cleared by a reset.
+    pub(crate) scoped: Option<TenantId>,
+    /// When it was last returned keeping its scope, on the engine's clock.
+    pub(crate) kept_at_ms: u64,
     state: Arc<PoolState>,
     counters: Arc<Counters>,
     // Dropped after `conn` (fields drop in order): a permit comes back only once its
@@ -118,6 +124,8 @@ impl<C: TenantConnector> BudgetedManager<C> {
             conn,
             session: C::Session::default(),
             broken: false,
+            scoped: None,
+            kept_at_ms: 0,
             state: Arc::clone(&self.state),
             counters: Arc::clone(&self.counters),
             _tenant_permit: tenant_permit,

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     idle_closed: AtomicU64,
     waits: AtomicU64,
     timeouts: AtomicU64,
+    scope: [AtomicU64; 3],
     series: Series,
 }
 
@@ -28,6 +29,18 @@ struct Series {
     idle_closed: Counter,
     waits: Counter,
     timeouts: Counter,
+    scope: [Counter; 3],
+}
+
+/// How a checkout of a shared pool got its tenant's scope.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScopeOutcome {
+    /// The connection still carried the tenant's scope: nothing sent.
+    Reused = 0,
+    /// It carried another scope: reset and scoped in one step.
+    Switched = 1,
+    /// It was clean: scoped.
+    Set = 2,
 }
 
 /// A snapshot of [`Counters`].
@@ -41,6 +54,8 @@ pub(crate) struct Totals {
     pub(crate) idle_closed: u64,
     pub(crate) waits: u64,
     pub(crate) timeouts: u64,
+    /// Checkouts by [`ScopeOutcome`], in its order.
+    pub(crate) scope: [u64; 3],
 }
 
 impl Counters {
@@ -77,6 +92,14 @@ impl Counters {
             Unit::Count,
             "Acquires that gave up with pool_exhausted."
         );
+        metrics::describe_counter!(
+            "tenant_pool_scope_checkouts_total",
+            Unit::Count,
+            "Checkouts of shared pools by how the tenant's scope was had (reused, switched, set)."
+        );
+        let scope = |outcome: &'static str| {
+            metrics::counter!("tenant_pool_scope_checkouts_total", "scope" => outcome)
+        };
         Self {
             open: AtomicU64::new(0),
             in_use: AtomicU64::new(0),
@@ -86,6 +109,7 @@ impl Counters {
             idle_closed: AtomicU64::new(0),
             waits: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            scope: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             series: Series {
                 idle: metrics::gauge!("database_connections", "state" => "idle"),
                 in_use: metrics::gauge!("database_connections", "state" => "in_use"),
@@ -95,6 +119,7 @@ impl Counters {
                 idle_closed: metrics::counter!("tenant_pool_idle_closed_total"),
                 waits: metrics::counter!("tenant_pool_waits_total"),
                 timeouts: metrics::counter!("tenant_pool_timeouts_total"),
+                scope: [scope("reused"), scope("switched"), scope("set")],
             },
         }
     }
@@ -151,6 +176,12 @@ impl Counters {
         self.series.timeouts.increment(1);
     }
 
+    pub(crate) fn scoped(&self, outcome: ScopeOutcome) {
+        let at = outcome as usize;
+        self.scope[at].fetch_add(1, Ordering::Relaxed);
+        self.series.scope[at].increment(1);
+    }
+
     pub(crate) fn totals(&self) -> Totals {
         Totals {
             open: self.open.load(Ordering::SeqCst),
@@ -161,6 +192,7 @@ impl Counters {
             idle_closed: self.idle_closed.load(Ordering::Relaxed),
             waits: self.waits.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
+            scope: [0, 1, 2].map(|at| self.scope[at].load(Ordering::Relaxed)),
         }
     }
 

@@ -23,13 +23,14 @@
 //! )?;
 //! let mut conn = pools.acquire(&tenant).await?; // scoped to `tenant`
 //! // ... run queries on `&mut *conn` ...
-//! drop(conn); // reset and back to the pool
+//! drop(conn); // back to the pool (keeping the tenant's scope when it was left clean)
 //! # Ok(()) }
 //! ```
 //!
 //! # Metrics
 #![doc = include_str!("metrics.md")]
 
+mod affinity;
 mod budget;
 mod checkout;
 mod config;

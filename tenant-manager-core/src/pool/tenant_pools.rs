@@ -24,9 +24,15 @@ use crate::traits::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 ///   least recently used other pool; if none is idle it waits in FIFO order, and a connection
 ///   returned while others wait is closed so its permit moves on. After the acquire timeout
 ///   the caller gets [`Error::PoolExhausted`] with the time it waited.
-/// - **Scope.** A connection of a shared pool gets its tenant's scope on every checkout
-///   before it is handed out, and is reset on return on a spawned task; a connection whose
-///   reset fails, times out or cannot run (no runtime) is discarded, as is one whose acquire
+/// - **Scope and affinity.** A connection of a shared pool carries its tenant's scope before
+///   it is handed out. A connection its tenant returns clean (the connector's
+///   [`keep_scope`](TenantConnector::keep_scope): no transaction open, no reply pending)
+///   keeps that scope; a checkout of the same tenant within
+///   [`PoolConfig::scope_affinity`] prefers such a connection (among the first idle ones) and
+///   sends nothing at all. Any other checkout of it resets the old scope and sets the new one
+///   in one step, so state a tenant leaves is only ever seen by that tenant. A connection that
+///   does not keep its scope is reset on return on a spawned task; one whose reset or scope
+///   change fails, times out or cannot run (no runtime) is discarded, as is one whose acquire
 ///   was cancelled mid-checkout.
 /// - **Lifecycle.** Pools are created on first use; a background reaper closes pools unused
 ///   for the idle timeout and stops when the engine is dropped; [`close_tenant`] closes a
@@ -135,6 +141,9 @@ impl<C: TenantConnector> TenantPools<C> {
             idle_pools_closed: totals.idle_closed,
             waits: totals.waits,
             timeouts: totals.timeouts,
+            scope_reused: totals.scope[0],
+            scope_switched: totals.scope[1],
+            scope_set: totals.scope[2],
             per_pool,
         }
     }

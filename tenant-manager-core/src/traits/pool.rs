@@ -91,6 +91,14 @@ pub struct PoolStats {
     pub waits: u64,
     /// Acquires that gave up with `PoolExhausted`.
     pub timeouts: u64,
+    /// Checkouts of shared pools handed a connection that still carried the tenant's scope
+    /// (affinity): no statement sent.
+    pub scope_reused: u64,
+    /// Checkouts of shared pools whose connection carried another scope (or its own, kept too
+    /// long): reset and scoped in one step.
+    pub scope_switched: u64,
+    /// Checkouts of shared pools that set the scope on a clean connection.
+    pub scope_set: u64,
     /// Per-pool counts.
     pub per_pool: Vec<TenantPoolStats>,
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 use tenant_manager_core::pool::{PoolConfig, PoolKey, TenantConnector, TenantPools};
-use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant};
+use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant, TenantId};
 
 use super::manager::PgConnectionManager;
 use super::scope;
@@ -41,10 +41,13 @@ struct SharedLogin {
 /// - [`Isolation::Schema`] and [`Isolation::Shared`]: one pool per `server/database`, shared
 ///   by its tenants. Every checkout proves the tenant to the database's wall and sets
 ///   `search_path` to the tenant's quoted schema only (schema isolation) or leaves the default
-///   (shared isolation), in one round trip. Every return resets the session (settings, role,
-///   temporary objects, listeners, advisory locks, the wall's verdict) in one round trip; a
-///   connection returned inside a transaction, whose prepared statements SQL changed, or
-///   whose reset fails, is discarded.
+///   (shared isolation), in one round trip. A connection its tenant returns settled outside
+///   any transaction keeps the scope for that tenant's next checkout (tenant affinity, see
+///   [`PoolConfig::scope_affinity`]), which then sends nothing; any other tenant's checkout
+///   of it resets the session (settings, role, temporary objects, listeners, advisory locks,
+///   the wall's verdict) and proves the new tenant in the same round trip. A connection
+///   returned inside a transaction, whose prepared statements SQL changed, or whose reset
+///   fails, is discarded.
 ///
 /// # The login of shared pools
 ///
@@ -253,9 +256,14 @@ impl TenantConnector for PgTenantConnector {
         conn: &mut PgConnection,
         session: &mut Option<WallSession>,
         tenant: &Tenant,
+        carried: Option<TenantId>,
     ) -> Result<()> {
         if let Some(keys) = &self.wall {
-            return scope::apply_walled(conn, session, keys, tenant).await;
+            return scope::apply_walled(conn, session, keys, tenant, carried.is_some()).await;
+        }
+        if carried.is_some() {
+            // Without the wall the scope is set with bound parameters: a round trip of its own.
+            scope::reset(conn).await?;
         }
         let set_role = self.shared_login.as_ref().is_some_and(|l| l.set_role);
         let role = match tenant.isolation {
@@ -263,6 +271,10 @@ impl TenantConnector for PgTenantConnector {
             _ => None,
         };
         scope::apply(conn, tenant, role.as_ref()).await
+    }
+
+    fn keep_scope(&self, conn: &mut PgConnection, _session: &mut Option<WallSession>) -> bool {
+        scope::may_keep(conn)
     }
 
     async fn reset_scope(

@@ -1,5 +1,6 @@
 //! The SQL that sets and resets a tenant's scope on a connection of a shared pool.
 
+use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
 
@@ -59,6 +60,9 @@ pub(crate) async fn apply(
     Ok(())
 }
 
+/// Rows [`RESET`] returns: the transaction check, the advisory unlock, the prepared counts.
+const RESET_ROWS: usize = 3;
+
 /// Resets the session (see [`RESET`]).
 ///
 /// # Errors
@@ -67,39 +71,57 @@ pub(crate) async fn apply(
 /// - `Internal` when a reset statement fails.
 pub(crate) async fn reset(conn: &mut PgConnection) -> Result<()> {
     if conn.is_in_transaction() {
-        return Err(Error::unavailable(
-            "postgres",
-            "pooled connection returned inside a transaction",
-        ));
+        return Err(left_in_transaction());
     }
     let rows = sqlx::raw_sql(RESET)
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;
-    let clean = rows
-        .first()
-        .map(|row| row.try_get::<bool, _>(0))
-        .transpose()
-        .map_err(|e| map_sqlx(Entity::Tenant, e))?;
-    if clean != Some(true) {
-        return Err(Error::unavailable(
-            "postgres",
-            "pooled connection returned inside a transaction",
-        ));
+    check_reset(conn, &rows)
+}
+
+/// Checks what [`RESET`] reported: the session was outside any transaction, and its prepared
+/// statements are exactly the driver's own.
+fn check_reset(conn: &PgConnection, rows: &[PgRow]) -> Result<()> {
+    let [clean, _unlock, prepared] = rows else {
+        return Err(Error::internal("the session reset returned an unexpected result"));
+    };
+    if !clean
+        .try_get::<bool, _>(0)
+        .map_err(|e| map_sqlx(Entity::Tenant, e))?
+    {
+        return Err(left_in_transaction());
     }
-    let prepared = rows
-        .last()
-        .map(|row| Ok::<_, sqlx::Error>((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?)))
-        .transpose()
-        .map_err(|e| map_sqlx(Entity::Tenant, e))?;
+    let (from_sql, protocol) = (|| {
+        Ok::<_, sqlx::Error>((prepared.try_get::<i64, _>(0)?, prepared.try_get::<i64, _>(1)?))
+    })()
+    .map_err(|e| map_sqlx(Entity::Tenant, e))?;
     let cached = i64::try_from(conn.cached_statements_size()).unwrap_or(i64::MAX);
-    match prepared {
-        Some((0, protocol)) if protocol == cached => Ok(()),
-        _ => Err(Error::unavailable(
+    if from_sql == 0 && protocol == cached {
+        Ok(())
+    } else {
+        Err(Error::unavailable(
             "postgres",
             "prepared statements of the session were changed by SQL",
-        )),
+        ))
     }
+}
+
+fn left_in_transaction() -> Error {
+    Error::unavailable(
+        "postgres",
+        "pooled connection returned inside a transaction",
+    )
+}
+
+/// Whether a returned connection may keep its tenant's scope (tenant affinity): the driver
+/// has read every reply, queued nothing, and the server's last word was that the session is
+/// outside any transaction block (which also sees a `BEGIN` sent as plain SQL). Everything
+/// else the tenant may have left (settings, temporary tables, locks, listeners, prepared
+/// statements) is the tenant's own and is cleared, and checked, before any other tenant's
+/// scope is set.
+pub(crate) fn may_keep(conn: &PgConnection) -> bool {
+    conn.is_settled_outside_transaction() && !conn.is_in_transaction()
 }
 
 /// Sets `tenant`'s verified scope behind the wall, in one round trip (simple protocol, values
@@ -116,6 +138,7 @@ pub(crate) async fn apply_walled(
     session: &mut Option<WallSession>,
     keys: &WallKeys,
     tenant: &Tenant,
+    carried: bool,
 ) -> Result<()> {
     let search_path = search_path(tenant)?;
     outside_transaction(conn)?;
@@ -127,7 +150,13 @@ pub(crate) async fn apply_walled(
             identity
         }
     };
-    let mut sql = wall::enter_statement(keys, identity, tenant.id)?;
+    let mut sql = String::new();
+    if carried {
+        // Another tenant's scope first goes, in the same round trip (and transaction).
+        sql.push_str(RESET);
+        sql.push_str("; ");
+    }
+    sql.push_str(&wall::enter_statement(keys, identity, tenant.id)?);
     sql.push_str(&format!(
         "; SELECT pg_catalog.set_config('app.tenant_id', '{}', false)",
         tenant.id
@@ -142,6 +171,13 @@ pub(crate) async fn apply_walled(
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;
+    let rows = if carried {
+        let (reset, rest) = rows.split_at(RESET_ROWS.min(rows.len()));
+        check_reset(conn, reset)?;
+        rest
+    } else {
+        &rows[..]
+    };
     let entered = rows
         .first()
         .map(|row| row.try_get::<bool, _>(0))
@@ -154,9 +190,10 @@ pub(crate) async fn apply_walled(
     }
 }
 
-/// Refuses a connection the driver knows to be inside a transaction (one a host left open).
+/// Refuses a connection that is inside a transaction (one a host left open) or still owes
+/// replies, as far as the driver knows without a round trip.
 fn outside_transaction(conn: &PgConnection) -> Result<()> {
-    if conn.is_in_transaction() {
+    if !may_keep(conn) {
         return Err(Error::unavailable(
             "postgres",
             "pooled connection is inside a transaction",

@@ -2,7 +2,10 @@
 //! tenants A and B, shared tenants A2 and B2 (all in one database), their rows, the engine's
 //! reset as the server saw it, and what it takes to put the wall back after an off run.
 
+use std::time::Duration;
+
 use sqlx::{Connection, PgConnection};
+use tenant_manager_core::pool::PoolConfig;
 use tenant_manager_core::{Isolation, Tenant};
 use tenant_manager_postgres::{
     PgTenantConnector, PgTenantPools, ServerMap, WallAdmin, WallKeys, quote_ident, quote_literal,
@@ -126,12 +129,17 @@ impl World {
 
     /// The pool engine logged in as the app login, behind the wall.
     pub fn pools(&self, max_total: u32) -> PgTenantPools {
+        self.pools_with(pool_support::config(max_total, max_total))
+    }
+
+    /// The pool engine as [`pools`](Self::pools), with `config`.
+    pub fn pools_with(&self, config: PoolConfig) -> PgTenantPools {
         let servers = ServerMap::single(self.env.db.admin_url()).expect("servers");
         PgTenantConnector::new(servers, self.env.credentials.clone())
             .with_app_login(app_login(&self.env))
             .with_wall(self.keys.clone())
             .with_application_name(self.application_name())
-            .into_pools(pool_support::config(max_total, max_total))
+            .into_pools(config)
             .expect("pools")
     }
 
@@ -208,9 +216,11 @@ impl World {
     }
 
     /// The engine's reset as the server received it: the last statement of a pooled session
-    /// after one checkout and return.
+    /// after one checkout and return (with affinity off, so the return resets; with it on,
+    /// the same statements open the next tenant's checkout).
     async fn engine_reset(&self) -> String {
-        let pools = self.pools(1);
+        let pools =
+            self.pools_with(pool_support::config(1, 1).with_scope_affinity(Duration::ZERO));
         drop(pools.acquire(&self.a).await.expect("acquire A"));
         pool_support::settle(&pools).await;
         let mut admin = self.admin().await;
