@@ -45,7 +45,8 @@ pub(crate) struct Deployment {
     pub(crate) shared: Vec<Tenant>,
     prefix: String,
     master: Secret,
-    admin_url: String,
+    /// The server's admin URL (a superuser).
+    pub(crate) admin_url: String,
     global: Option<TestDatabase>,
 }
 
@@ -177,6 +178,16 @@ impl Deployment {
 
     /// Pools over this deployment, on its release's checkout path, `max` connections in all.
     pub(crate) fn pools(&self, max: u32, app: &str) -> PgTenantPools {
+        self.pools_with(
+            PoolConfig::default()
+                .with_max_total(max)
+                .with_max_per_tenant(max),
+            app,
+        )
+    }
+
+    /// Pools over this deployment, on its release's checkout path, with `config`.
+    pub(crate) fn pools_with(&self, config: PoolConfig, app: &str) -> PgTenantPools {
         let servers = ServerMap::single(&self.admin_url).expect("servers");
         let credentials = Arc::new(DerivedCredentials::new(self.master.clone()).expect("creds"));
         let connector =
@@ -187,13 +198,7 @@ impl Deployment {
                 .with_wall(WallKeys::derived(&self.master, 1).expect("wall key")),
             Layout::PreWall => connector.with_app_login_without_wall(self.app_login()),
         };
-        connector
-            .into_pools(
-                PoolConfig::default()
-                    .with_max_total(max)
-                    .with_max_per_tenant(max),
-            )
-            .expect("pools")
+        connector.into_pools(config).expect("pools")
     }
 }
 

@@ -30,17 +30,18 @@ async fn a_repeated_checkout_of_one_tenant_sends_no_scope_call() {
         (stats.scope_set, stats.scope_reused, stats.scope_switched),
         (1, 99, 0)
     );
-    assert_eq!(probe.resets(), 0, "nothing reset between checkouts of one tenant");
+    assert_eq!(
+        probe.resets(),
+        0,
+        "nothing reset between checkouts of one tenant"
+    );
     assert_eq!(probe.opened(), 1);
     assert_eq!(probe.stale_scopes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_affinity_every_return_is_reset() {
-    let (pools, probe) = engine_with(
-        keeping(),
-        config(4, 4).with_scope_affinity(Duration::ZERO),
-    );
+    let (pools, probe) = engine_with(keeping(), config(4, 4).with_scope_affinity(Duration::ZERO));
     let a = tenant("affoff", Isolation::Schema);
     for _ in 0..20 {
         drop(pools.acquire(&a).await.expect("a"));
@@ -60,7 +61,11 @@ async fn switching_tenants_clears_the_old_scope_in_the_same_step() {
         let conn = pools.acquire(t).await.expect("checkout");
         assert_eq!(conn.query().expect("query"), Some(t.id), "round {round}");
         for other in all.iter().filter(|o| o.id != t.id) {
-            assert_eq!(probe.scoped(other.id), 0, "round {round}: no other scope alive");
+            assert_eq!(
+                probe.scoped(other.id),
+                0,
+                "round {round}: no other scope alive"
+            );
         }
     }
     settle(&pools).await;
@@ -126,7 +131,11 @@ async fn a_scope_kept_too_long_is_switched_not_reused_and_the_reaper_resets_it()
     tokio::time::sleep(Duration::from_millis(120)).await;
     pools.reap_now();
     pool_engine_support::eventually("the reaper's reset", || probe.resets() == 1).await;
-    assert_eq!(probe.scoped(a.id), 0, "no idle connection keeps a scope past the window");
+    assert_eq!(
+        probe.scoped(a.id),
+        0,
+        "no idle connection keeps a scope past the window"
+    );
     assert_eq!(probe.alive(), 1, "reset, not closed");
 }
 
@@ -141,9 +150,17 @@ async fn a_failed_switch_discards_the_connection_and_the_next_tenant_gets_a_clea
     settle(&pools).await;
     probe.fail_next_applies(1);
     let conn = pools.acquire(&b).await.expect("b after a retry");
-    assert_ne!(conn.id(), first_id, "the connection whose switch failed is gone");
+    assert_ne!(
+        conn.id(),
+        first_id,
+        "the connection whose switch failed is gone"
+    );
     assert_eq!(conn.query().expect("query"), Some(b.id));
-    assert_eq!(probe.scoped(a.id), 0, "a's scope closed with its connection");
+    assert_eq!(
+        probe.scoped(a.id),
+        0,
+        "a's scope closed with its connection"
+    );
     assert_eq!(probe.stale_scopes(), 0);
 }
 
@@ -158,7 +175,11 @@ async fn a_cancelled_switch_never_hands_out_the_half_switched_connection() {
     let cancelled = tokio::time::timeout(Duration::from_millis(20), pools.acquire(&b)).await;
     assert!(cancelled.is_err(), "the switch was still on its way");
     settle(&pools).await;
-    assert_eq!(probe.alive(), 0, "the half-switched connection was discarded");
+    assert_eq!(
+        probe.alive(),
+        0,
+        "the half-switched connection was discarded"
+    );
     // a does not find its old connection (nor b's scope on a new one).
     let conn = pools.acquire(&a).await.expect("a again");
     assert_eq!(conn.query().expect("query"), Some(a.id));

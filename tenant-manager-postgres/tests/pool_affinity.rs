@@ -15,9 +15,9 @@ use tenant_manager_core::pool::PoolConfig;
 use tenant_manager_core::{Isolation, Tenant};
 use tenant_manager_postgres::{PgTenantConnector, PgTenantPools, ServerMap};
 
+use common::Env;
 use common::add_companies;
 use common::app::{app_login, env, keys};
-use common::Env;
 
 const LIST: &str = "SELECT name FROM companies ORDER BY name";
 
@@ -136,7 +136,10 @@ async fn a_repeated_request_of_one_tenant_costs_one_transaction() {
     )
     .await;
     println!("transactions per request: with affinity {with:.3}, without {without:.3}");
-    assert!(with <= 1.2, "with affinity: {with:.3} transactions per request");
+    assert!(
+        with <= 1.2,
+        "with affinity: {with:.3} transactions per request"
+    );
     // The count sees the scope and the reset: without affinity each request pays for both.
     assert!(without >= 2.9, "without affinity: {without:.3} per request");
 }
@@ -191,24 +194,35 @@ async fn a_transaction_left_open_or_failed_is_never_carried_on() {
     let (env, a, _b) = world().await;
     let pools = pools(&env, pool_support::config(1, 1));
     for (case, sql) in [
-        ("open", "BEGIN; INSERT INTO companies VALUES ('Uncommitted')"),
+        (
+            "open",
+            "BEGIN; INSERT INTO companies VALUES ('Uncommitted')",
+        ),
         ("failed", "BEGIN; SELECT 1/0"),
     ] {
         let mut conn = pools.acquire(&a).await.expect("a");
         let first = pid(&mut conn).await;
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await;
         drop(conn);
         pool_support::settle(&pools).await;
         let mut conn = pools.acquire(&a).await.expect("a again");
-        assert_ne!(pid(&mut conn).await, first, "{case}: the session was discarded");
+        assert_ne!(
+            pid(&mut conn).await,
+            first,
+            "{case}: the session was discarded"
+        );
         // Simple protocol: a statement outside a transaction block starts its own.
-        let outside: bool =
-            sqlx::raw_sql("SELECT statement_timestamp() = transaction_timestamp()")
-                .fetch_one(&mut *conn)
-                .await
-                .and_then(|row| sqlx::Row::try_get(&row, 0))
-                .expect("transaction check");
-        assert!(outside, "{case}: the next checkout runs outside any transaction");
+        let outside: bool = sqlx::raw_sql("SELECT statement_timestamp() = transaction_timestamp()")
+            .fetch_one(&mut *conn)
+            .await
+            .and_then(|row| sqlx::Row::try_get(&row, 0))
+            .expect("transaction check");
+        assert!(
+            outside,
+            "{case}: the next checkout runs outside any transaction"
+        );
         assert_eq!(list(&mut conn).await, ["Globex", "Initech"], "{case}");
         drop(conn);
         pool_support::settle(&pools).await;
@@ -233,7 +247,11 @@ async fn a_cancelled_query_is_drained_before_the_connection_serves_again() {
         let mut conn = pools.acquire(tenant).await.expect("checkout");
         assert_eq!(list(&mut conn).await, names);
     }
-    assert_eq!(pools.stats().scope_reused, 0, "a session owing replies is not kept");
+    assert_eq!(
+        pools.stats().scope_reused,
+        0,
+        "a session owing replies is not kept"
+    );
     pools.close_all();
 }
 
@@ -250,7 +268,11 @@ async fn a_prepared_statement_from_sql_makes_the_switch_discard_the_session() {
     drop(conn);
     pool_support::settle(&pools).await;
     let mut conn = pools.acquire(&b).await.expect("b");
-    assert_ne!(pid(&mut conn).await, first, "the switch refused the session");
+    assert_ne!(
+        pid(&mut conn).await,
+        first,
+        "the switch refused the session"
+    );
     assert_eq!(list(&mut conn).await, ["Hooli"]);
     pools.close_all();
 }

@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
+use super::TenantConnector;
 use super::checkout::PoolConn;
 use super::engine::{Entry, GetError, Inner};
-use super::TenantConnector;
 use crate::domain::TenantId;
 
 /// How many idle connections a checkout looks at beyond the first.
@@ -82,7 +82,11 @@ pub(crate) async fn reset<C: TenantConnector>(inner: &Inner<C>, conn: &mut PoolC
 /// since before `kept_since_ms`: what a tenant left on a session (advisory locks, listeners,
 /// temporary tables) outlives its checkout by at most the affinity window plus one reaper
 /// pass. Does nothing outside a tokio runtime.
-pub(crate) fn sweep<C: TenantConnector>(inner: &Arc<Inner<C>>, entry: &Entry<C>, kept_since_ms: u64) {
+pub(crate) fn sweep<C: TenantConnector>(
+    inner: &Arc<Inner<C>>,
+    entry: &Entry<C>,
+    kept_since_ms: u64,
+) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };

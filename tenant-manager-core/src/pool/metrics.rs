@@ -97,9 +97,7 @@ impl Counters {
             Unit::Count,
             "Checkouts of shared pools by how the tenant's scope was had (reused, switched, set)."
         );
-        let scope = |outcome: &'static str| {
-            metrics::counter!("tenant_pool_scope_checkouts_total", "scope" => outcome)
-        };
+        let scope = |outcome: &'static str| metrics::counter!("tenant_pool_scope_checkouts_total", "scope" => outcome);
         Self {
             open: AtomicU64::new(0),
             in_use: AtomicU64::new(0),

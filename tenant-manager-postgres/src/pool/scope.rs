@@ -84,7 +84,9 @@ pub(crate) async fn reset(conn: &mut PgConnection) -> Result<()> {
 /// statements are exactly the driver's own.
 fn check_reset(conn: &PgConnection, rows: &[PgRow]) -> Result<()> {
     let [clean, _unlock, prepared] = rows else {
-        return Err(Error::internal("the session reset returned an unexpected result"));
+        return Err(Error::internal(
+            "the session reset returned an unexpected result",
+        ));
     };
     if !clean
         .try_get::<bool, _>(0)
@@ -93,7 +95,10 @@ fn check_reset(conn: &PgConnection, rows: &[PgRow]) -> Result<()> {
         return Err(left_in_transaction());
     }
     let (from_sql, protocol) = (|| {
-        Ok::<_, sqlx::Error>((prepared.try_get::<i64, _>(0)?, prepared.try_get::<i64, _>(1)?))
+        Ok::<_, sqlx::Error>((
+            prepared.try_get::<i64, _>(0)?,
+            prepared.try_get::<i64, _>(1)?,
+        ))
     })()
     .map_err(|e| map_sqlx(Entity::Tenant, e))?;
     let cached = i64::try_from(conn.cached_statements_size()).unwrap_or(i64::MAX);

@@ -219,8 +219,7 @@ impl World {
     /// after one checkout and return (with affinity off, so the return resets; with it on,
     /// the same statements open the next tenant's checkout).
     async fn engine_reset(&self) -> String {
-        let pools =
-            self.pools_with(pool_support::config(1, 1).with_scope_affinity(Duration::ZERO));
+        let pools = self.pools_with(pool_support::config(1, 1).with_scope_affinity(Duration::ZERO));
         drop(pools.acquire(&self.a).await.expect("acquire A"));
         pool_support::settle(&pools).await;
         let mut admin = self.admin().await;

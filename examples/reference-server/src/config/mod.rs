@@ -105,6 +105,9 @@ pub struct PoolSettings {
     /// How long a request waits for a tenant connection before `503 pool_exhausted`
     /// (`POOL_ACQUIRE_TIMEOUT_MS`, default 10 s).
     pub acquire_timeout: Duration,
+    /// How long a returned connection keeps its tenant's scope for that tenant's next request
+    /// (`POOL_SCOPE_AFFINITY_MS`, default 5 s; 0 resets every connection on return).
+    pub scope_affinity: Duration,
 }
 
 impl Default for PoolSettings {
@@ -114,6 +117,7 @@ impl Default for PoolSettings {
             max_total: 80,
             idle_timeout: Duration::from_secs(1800),
             acquire_timeout: Duration::from_secs(10),
+            scope_affinity: Duration::from_secs(5),
         }
     }
 }
@@ -383,11 +387,13 @@ fn load_pool<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<PoolSettin
     }
     let idle_ms = vars.int_in::<u64>("POOL_IDLE_TIMEOUT", 1_000..=86_400_000, 1_800_000)?;
     let acquire_ms = vars.int_in::<u64>("POOL_ACQUIRE_TIMEOUT_MS", 100..=600_000, 10_000)?;
+    let affinity_ms = vars.int_in::<u64>("POOL_SCOPE_AFFINITY_MS", 0..=600_000, 5_000)?;
     Ok(PoolSettings {
         max_per_tenant,
         max_total,
         idle_timeout: Duration::from_millis(idle_ms),
         acquire_timeout: Duration::from_millis(acquire_ms),
+        scope_affinity: Duration::from_millis(affinity_ms),
     })
 }
 

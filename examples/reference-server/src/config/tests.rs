@@ -64,6 +64,7 @@ fn the_guides_env_file_loads() {
     assert_eq!(cfg.pool.max_total, 10_000);
     assert_eq!(cfg.pool.idle_timeout, Duration::from_secs(1800));
     assert_eq!(cfg.pool.acquire_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.pool.scope_affinity, Duration::from_secs(5));
     assert_eq!(cfg.rate_limit.limit, 100);
     assert_eq!(cfg.rate_limit.window_ms, 900_000);
     assert_eq!(cfg.region.as_deref(), Some("us-east-1"));
@@ -123,6 +124,7 @@ fn every_invalid_value_names_its_variable() {
         ("MAX_TOTAL_CONNECTIONS", "0"),
         ("POOL_IDLE_TIMEOUT", "10"),
         ("POOL_ACQUIRE_TIMEOUT_MS", "5"),
+        ("POOL_SCOPE_AFFINITY_MS", "600001"),
         ("GLOBAL_POOL_SIZE", "0"),
         ("TENANT_SHARED_DATABASE", "shared-db"),
         ("TENANT_STORAGE_PREFIX", "TM"),

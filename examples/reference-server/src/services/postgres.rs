@@ -200,7 +200,8 @@ impl Postgres {
                     .with_max_total(settings.max_total)
                     .with_max_per_tenant(settings.max_per_tenant)
                     .with_idle_timeout(settings.idle_timeout)
-                    .with_acquire_timeout(settings.acquire_timeout),
+                    .with_acquire_timeout(settings.acquire_timeout)
+                    .with_scope_affinity(settings.scope_affinity),
             )
     }
 
