@@ -5,7 +5,8 @@
 //! the query and the return:
 //!
 //! - `plain`: a sqlx `PgPool` of the server's admin login, the query schema-qualified, no
-//!   scoping (what a single-tenant application pays);
+//!   scoping, no ping before acquire (the query alone: what a single-tenant application pays
+//!   at best);
 //! - `reset on return`: `TenantPools` with affinity off (scope on checkout, query, reset on
 //!   return: three round trips);
 //! - `affinity, one tenant`: affinity on, every request for one tenant (the connection
@@ -153,8 +154,10 @@ fn main() {
                 .map_or("", |(base, _)| base),
             first.placement.database
         );
+        // No ping before each acquire (sqlx's default): the plain peer is the query alone.
         let plain = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
+            .test_before_acquire(false)
             .connect(&url)
             .await
             .expect("plain pool");
