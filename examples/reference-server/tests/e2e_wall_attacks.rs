@@ -343,7 +343,10 @@ async fn attacks_between_two_tenants(isolation: &str) {
     }
     assert_eq!(companies(&server, &b).await, before, "{isolation}");
 
-    // Each defence switched off: the same attack leaks.
+    // Each defence switched off: the same attack leaks. On an instance that resets every
+    // session on return: with tenant affinity, what an off-run's attack leaves on A's session
+    // (a role taken while the defence was off) would stay A's into the next case.
+    let server = env.server(&[("POOL_SCOPE_AFFINITY_MS", "0")]);
     for case in &cases {
         admin(&mut conn, &case.off).await;
         let outcome = attack(&server, &a, &case.sql).await;
