@@ -1,23 +1,31 @@
 //! Redis adapter benchmarks: GCRA quota checks (Lua, one round trip) against a naive
-//! fixed-window limiter (`INCR` + `PEXPIRE`, also one round trip) on the same pool, and tenant
-//! cache hits served locally against hits served by Redis.
+//! fixed-window limiter (`INCR` + `PEXPIRE`, also one round trip) on the same pool; GCRA
+//! checks from leased budgets against one script per check, on one key and on 1,000 keys, with
+//! the Redis CPU each check costs (`INFO cpu` deltas over a counted number of checks); and
+//! tenant cache hits served locally against hits served by Redis.
 //!
 //! Needs the test Redis (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); keys live under
-//! a unique prefix and are deleted at the end.
+//! a unique prefix and are deleted at the end. Point it at a private, otherwise idle
+//! `redis-server` for the CPU figures: they count everything the server does meanwhile.
 //!
 //! ```text
 //! cargo bench --bench redis --features redis
+//! # leased vs per-request only; TM_BENCH_REDIS_CPU_CHECKS (default 20000, 0 skips) sets how
+//! # many checks the CPU figures of the per-request script count (ten times as many leased)
+//! cargo bench --bench redis --features redis -- --warm-up-time 1 --measurement-time 3 quota_lease
 //! ```
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
 use tenant_manager::core::testing::cache::sample_tenant;
 use tenant_manager::redis::{
-    RedisConfig, RedisPool, RedisQuotaEnforcer, RedisTenantCache, TenantCacheConfig,
+    RateLeaseConfig, RedisConfig, RedisPool, RedisQuotaEnforcer, RedisTenantCache,
+    TenantCacheConfig,
 };
 use tenant_manager::{CacheKey, QuotaEnforcer, RateKey, RateLimit, TenantCache, TenantId};
 use tenant_manager_test_support::TestRedis;
@@ -116,6 +124,135 @@ fn quota(c: &mut Criterion) {
     group.finish();
 }
 
+/// `used_cpu_user + used_cpu_sys` of the server, in microseconds.
+async fn redis_cpu_us(pool: &RedisPool) -> f64 {
+    let info: String = pool
+        .query(tenant_manager::redis::redis::cmd("INFO").arg("cpu"))
+        .await
+        .expect("info cpu");
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("cpu field")
+    };
+    (field("used_cpu_user") + field("used_cpu_sys")) * 1e6
+}
+
+/// Script calls (`EVALSHA`) the server has run so far.
+async fn script_calls(pool: &RedisPool) -> u64 {
+    let info: String = pool
+        .query(tenant_manager::redis::redis::cmd("INFO").arg("commandstats"))
+        .await
+        .expect("info commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Checks 64 at a time, each batch on the next 64 of `keys` (cycling).
+async fn checks(q: &RedisQuotaEnforcer, keys: &[RateKey], limit: &RateLimit, cursor: &AtomicUsize) {
+    let start = cursor.fetch_add(CONCURRENT, Ordering::Relaxed);
+    let batch = (start..start + CONCURRENT).map(|i| q.check_rate(&keys[i % keys.len()], limit, 1));
+    for d in join_all(batch).await {
+        assert!(d.expect("check").allowed);
+    }
+}
+
+/// Redis CPU per check of `q` over `n` checks spread over `key_count` fresh keys (after
+/// `n / 10` to warm up), printed with the script calls per 1,000 checks.
+fn cpu_per_check(
+    s: &Setup,
+    name: &str,
+    q: &RedisQuotaEnforcer,
+    key_count: usize,
+    limit: &RateLimit,
+    n: usize,
+) {
+    let keys: Vec<RateKey> = (0..key_count)
+        .map(|_| RateKey::tenant(TenantId::new()))
+        .collect();
+    let keys = &keys[..];
+    let cursor = AtomicUsize::new(0);
+    s.runtime.block_on(async {
+        for _ in 0..(n / 10).div_ceil(CONCURRENT) {
+            checks(q, keys, limit, &cursor).await;
+        }
+        let (cpu, calls, started) = (
+            redis_cpu_us(&s.pool).await,
+            script_calls(&s.pool).await,
+            Instant::now(),
+        );
+        let batches = n.div_ceil(CONCURRENT);
+        for _ in 0..batches {
+            checks(q, keys, limit, &cursor).await;
+        }
+        let elapsed = started.elapsed();
+        let calls = script_calls(&s.pool).await - calls;
+        let cpu = redis_cpu_us(&s.pool).await - cpu;
+        let done = (batches * CONCURRENT) as f64;
+        println!(
+            "redis_cpu_per_check {name}: {:.3} µs, {:.1} script calls per 1000 checks \
+             ({done} checks in {:.2} s, {:.0} checks/s, redis cpu {:.1} ms)",
+            cpu / done,
+            calls as f64 * 1000.0 / done,
+            elapsed.as_secs_f64(),
+            done / elapsed.as_secs_f64(),
+            cpu / 1000.0,
+        );
+    });
+}
+
+/// Leased budgets against one script per check, 64 checks in flight, on one key and spread
+/// over 1,000 keys, then the Redis CPU per check of each.
+fn quota_lease(c: &mut Criterion) {
+    let s = setup();
+    let per_request = RedisQuotaEnforcer::new(&s.pool);
+    let leased = RedisQuotaEnforcer::new(&s.pool)
+        .with_rate_leases(RateLeaseConfig::default())
+        .expect("leases");
+    // Never reached: every check is admitted; a lease is 64 cells (the default cap).
+    let limit = RateLimit::new(1_000_000_000, Duration::from_secs(60)).expect("rate");
+    let one_key = vec![RateKey::tenant(TenantId::new())];
+    let thousand: Vec<RateKey> = (0..1_000)
+        .map(|_| RateKey::tenant(TenantId::new()))
+        .collect();
+
+    for (group, keys) in [("single_key", &one_key), ("1000_keys", &thousand)] {
+        let mut g = c.benchmark_group(format!("quota_lease/{group}"));
+        g.throughput(Throughput::Elements(CONCURRENT as u64));
+        for (name, q) in [("per_request_script", &per_request), ("leased", &leased)] {
+            let cursor = AtomicUsize::new(0);
+            g.bench_function(name, |b| {
+                b.to_async(&s.runtime)
+                    .iter(|| checks(q, keys, &limit, &cursor));
+            });
+        }
+        g.finish();
+    }
+
+    let n: usize = std::env::var("TM_BENCH_REDIS_CPU_CHECKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    if n == 0 {
+        return;
+    }
+    let idle = s.runtime.block_on(async {
+        let before = redis_cpu_us(&s.pool).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        redis_cpu_us(&s.pool).await - before
+    });
+    println!("redis_cpu idle: {:.0} µs per second", idle);
+    for (group, key_count) in [("single_key", 1), ("1000_keys", 1_000)] {
+        for (name, q) in [("per_request_script", &per_request), ("leased", &leased)] {
+            let count = if name == "leased" { n * 10 } else { n };
+            cpu_per_check(&s, &format!("{group}/{name}"), q, key_count, &limit, count);
+        }
+    }
+}
+
 fn cache(c: &mut Criterion) {
     let s = setup();
     let config = TenantCacheConfig::default();
@@ -155,5 +292,5 @@ fn cache(c: &mut Criterion) {
     assert_eq!(remote.detailed_stats().local_hits, 0);
 }
 
-criterion_group!(benches, quota, cache);
+criterion_group!(benches, quota, quota_lease, cache);
 criterion_main!(benches);

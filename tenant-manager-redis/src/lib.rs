@@ -3,8 +3,9 @@
 //! Redis adapters of tenant-manager, sharing one connection pool:
 //!
 //! - [`RedisQuotaEnforcer`]: rate limits with GCRA in a Lua script (one round trip per
-//!   check, timed by the server's clock) and atomic usage quotas; configurable fail-open or
-//!   fail-closed when Redis is unreachable.
+//!   check, timed by the server's clock) or, with [`RateLeaseConfig`], from budgets each
+//!   instance leases out of Redis and spends in process, within a documented bound; atomic
+//!   usage quotas; configurable fail-open or fail-closed when Redis is unreachable.
 //! - [`RedisTenantCache`]: tenant records in Redis with a TTL, fronted by an in-process cache;
 //!   invalidations are published so every instance drops its copy at once.
 //! - [`RedisJobQueue`]: a durable at-least-once queue on Streams with a consumer group:
@@ -69,7 +70,7 @@ pub use error::map_redis;
 pub use lock::{LockGuard, RedisLock};
 pub use pool::RedisPool;
 pub use queue::{JobQueueConfig, RedisJobQueue};
-pub use quota::RedisQuotaEnforcer;
+pub use quota::{RateLeaseConfig, RedisQuotaEnforcer};
 
 /// The driver, re-exported so hosts use the same version.
 pub use redis;

@@ -18,6 +18,10 @@ script!(
     GCRA = "gcra.lua"
 );
 script!(
+    /// GCRA lease: claim several cells at once, giving back an expired lease's unused ones.
+    GCRA_LEASE = "gcra_lease.lua"
+);
+script!(
     /// Usage quota check-and-consume or release.
     USAGE = "usage.lua"
 );

@@ -175,7 +175,17 @@ const SERIES: &[(&str, Kind, &str)] = &[
     (
         "quota_rate_checks_total",
         Kind::Counter,
-        "Rate-limit checks made in Redis, by outcome.",
+        "Rate-limit checks of the Redis enforcer (leased or one script each), by outcome.",
+    ),
+    (
+        "quota_rate_lease_claims_total",
+        Kind::Counter,
+        "Rate budget leases claimed from Redis, by outcome (granted, refused).",
+    ),
+    (
+        "quota_rate_lease_cells_total",
+        Kind::Counter,
+        "Unused cells of expired rate leases, by outcome (given_back, lost).",
     ),
     (
         "quota_usage_denied_total",

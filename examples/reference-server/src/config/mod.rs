@@ -6,6 +6,7 @@
 //! secret, a password or a URL's credentials.
 
 mod http;
+mod rate_leases;
 mod secrets;
 mod self_service;
 mod stores;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tenant_manager::RateLimit;
 
 pub use self::http::{AllowedOrigins, HttpConfig};
+pub use self::rate_leases::RedisRateMode;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
 pub(crate) use self::stores::PgShown;

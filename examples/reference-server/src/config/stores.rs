@@ -7,6 +7,7 @@ use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
 use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 use tenant_manager::{Secret, StorageNaming};
 
+use super::rate_leases::RedisRateMode;
 use super::vars::{ConfigError, Vars};
 
 /// Default of `TENANT_STORAGE_PREFIX`.
@@ -366,6 +367,8 @@ pub struct RedisConfig {
     /// Prefix of every key and channel (`REDIS_KEY_PREFIX`), so deployments can share a
     /// Redis; the adapters' default when unset.
     pub key_prefix: Option<String>,
+    /// How rate limits are checked in Redis (`RATE_LIMIT_LEASES`, `RATE_LIMIT_LEASE_*`).
+    pub rate_mode: RedisRateMode,
 }
 
 impl RedisConfig {
@@ -393,13 +396,16 @@ impl RedisConfig {
                 "must be at most 64 of [A-Za-z0-9:_.-]",
             ));
         }
-        let Some(url) = vars.secret("REDIS_URL") else {
+        let url = vars.secret("REDIS_URL");
+        let rate_mode = RedisRateMode::load(vars, url.is_some(), warnings)?;
+        let Some(url) = url else {
             if password.is_some() {
                 warnings.push("REDIS_PASSWORD is set but REDIS_URL is not: Redis unused".into());
             }
             return Ok(Self {
                 url: None,
                 key_prefix,
+                rate_mode,
             });
         };
         let Some(mut parsed) = redis::parse_redis_url(url.expose()) else {
@@ -424,6 +430,7 @@ impl RedisConfig {
         Ok(Self {
             url: Some(url),
             key_prefix,
+            rate_mode,
         })
     }
 
@@ -444,6 +451,7 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &self.shown())
             .field("key_prefix", &self.key_prefix)
+            .field("rate_mode", &self.rate_mode)
             .finish()
     }
 }
@@ -532,7 +540,8 @@ mod tests {
         assert!(url.contains("p%40ss@cache:6380"), "{url}");
         assert_eq!(
             format!("{redis:?}"),
-            "RedisConfig { url: Some(\"redis://cache:6380\"), key_prefix: None }"
+            "RedisConfig { url: Some(\"redis://cache:6380\"), key_prefix: None, rate_mode: \
+             Leased(RateLeaseConfig { max_cells: 64, limit_divisor: 100, ttl: 1s }) }"
         );
     }
 

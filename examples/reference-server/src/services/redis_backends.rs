@@ -11,7 +11,7 @@ use tenant_manager::{BoxError, Secret, async_trait};
 
 use super::Shared;
 use crate::app::StartupError;
-use crate::config::Config;
+use crate::config::{Config, RedisRateMode};
 use crate::readiness::{Probe, Readiness};
 
 /// How long a delivered provisioning job stays with its worker without a renewal: a job held
@@ -47,8 +47,14 @@ pub(super) async fn connect(
         .map_err(fail)?;
     let queue = JobQueueConfig::default().with_visibility_timeout(JOB_LEASE);
     let jobs = RedisJobQueue::new(&pool, queue).map_err(fail)?;
+    let quota = match config.redis.rate_mode {
+        RedisRateMode::Leased(leases) => RedisQuotaEnforcer::new(&pool)
+            .with_rate_leases(leases)
+            .map_err(fail)?,
+        RedisRateMode::PerRequest => RedisQuotaEnforcer::new(&pool),
+    };
     let shared = Shared {
-        quota: Arc::new(RedisQuotaEnforcer::new(&pool)),
+        quota: Arc::new(quota),
         cache: Arc::new(cache.clone()),
         jobs: Arc::new(jobs),
         invalidations: Some(cache),

@@ -1,5 +1,10 @@
-//! [`RedisQuotaEnforcer`]: GCRA rate limits and usage quotas, one round trip each.
+//! [`RedisQuotaEnforcer`]: GCRA rate limits (one round trip per check, or leased budgets
+//! spent in process) and usage quotas.
 
+mod lease;
+mod leases;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +18,8 @@ use crate::config::UnavailablePolicy;
 use crate::keys::Keys;
 use crate::pool::RedisPool;
 use crate::scripts;
+pub use lease::RateLeaseConfig;
+use leases::{Check, Leases, Params};
 
 /// Largest integer a Lua number (an IEEE double) holds exactly.
 const LUA_MAX_EXACT: u64 = (1 << 53) - 1;
@@ -24,6 +31,19 @@ const LUA_MAX_EXACT: u64 = (1 << 53) - 1;
 /// check, timed by the server's clock (`TIME`), so instances with skewed clocks agree and
 /// concurrent checks are serialised by Redis. State per key is one integer with a TTL of at
 /// most one window.
+///
+/// With [`RedisQuotaEnforcer::with_rate_leases`], each instance instead claims several cells
+/// of a key's allowance in one script call (same key, same formulas, on the server's clock)
+/// and admits from them in process until they are used up or expire; a refusal with nothing
+/// left is remembered for at most one interval. Redis then sees about one call per lease
+/// instead of one per check, and the limit holds within the bound documented on
+/// [`RateLeaseConfig`]: exactly the limit in a fresh window, and over any span at most the
+/// instances' unused leases more than one script per check would admit. Both modes share the
+/// key's state, so instances of either kind can run side by side. A check makes at most one
+/// round trip of its own; concurrent checks of one key on one instance wait for the claim in
+/// flight (one per key at a time) rather than each claiming. [`QuotaEnforcer::reset_tenant`]
+/// drops this instance's lease of the tenant; other instances keep theirs until used or
+/// expired.
 ///
 /// Usage quotas are counters in one hash per tenant, changed by an atomic check-and-consume
 /// script.
@@ -38,6 +58,7 @@ const LUA_MAX_EXACT: u64 = (1 << 53) - 1;
 pub struct RedisQuotaEnforcer {
     pool: RedisPool,
     policy: UnavailablePolicy,
+    leases: Option<Arc<Leases>>,
 }
 
 impl RedisQuotaEnforcer {
@@ -46,7 +67,31 @@ impl RedisQuotaEnforcer {
         Self {
             pool: pool.clone(),
             policy: pool.config().quota_unavailable,
+            leases: None,
         }
+    }
+
+    /// Checks rate limits from budgets leased out of Redis (see [`RateLeaseConfig`]) instead
+    /// of one script per check. Leases belong to this value and its clones: build one
+    /// enforcer per process and share it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on a field of `config` (`rate_lease.*`).
+    pub fn with_rate_leases(mut self, config: RateLeaseConfig) -> Result<Self> {
+        config.validate()?;
+        self.leases = Some(Arc::new(Leases::new(config)));
+        Ok(self)
+    }
+
+    /// The lease settings, when rate limits are leased.
+    pub fn rate_leases(&self) -> Option<&RateLeaseConfig> {
+        self.leases.as_deref().map(Leases::config)
+    }
+
+    /// Cells of `key`'s allowance this instance holds, unused and unexpired (0 without
+    /// leases): what it can still admit without asking Redis.
+    pub fn leased_cells(&self, key: &RateKey) -> u64 {
+        self.leases.as_ref().map_or(0, |leases| leases.held(key))
     }
 
     /// Sets what `check_rate` answers when Redis cannot be reached.
@@ -73,6 +118,37 @@ impl RedisQuotaEnforcer {
         cost: u32,
     ) -> Result<RateDecision> {
         let (interval, capacity) = gcra_params(limit, cost)?;
+        let decision = match &self.leases {
+            Some(leases) => {
+                let check = Check {
+                    params: Params { interval, capacity },
+                    limit: limit.limit,
+                    cost: u64::from(cost),
+                };
+                leases.check(&self.pool, key, check).await?
+            }
+            None => {
+                self.check_by_script(key, limit, cost, interval, capacity)
+                    .await?
+            }
+        };
+        metrics::counter!(
+            "quota_rate_checks_total",
+            "outcome" => if decision.allowed { "allowed" } else { "denied" }
+        )
+        .increment(1);
+        Ok(decision)
+    }
+
+    /// One `EVALSHA` of the GCRA script.
+    async fn check_by_script(
+        &self,
+        key: &RateKey,
+        limit: &RateLimit,
+        cost: u32,
+        interval: u64,
+        capacity: u64,
+    ) -> Result<RateDecision> {
         let reply: Vec<i64> = self
             .pool
             .invoke(
@@ -88,11 +164,6 @@ impl RedisQuotaEnforcer {
         };
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
         let allowed = allowed == 1;
-        metrics::counter!(
-            "quota_rate_checks_total",
-            "outcome" => if allowed { "allowed" } else { "denied" }
-        )
-        .increment(1);
         Ok(RateDecision::new(
             allowed,
             limit.limit,
@@ -222,6 +293,9 @@ impl QuotaEnforcer for RedisQuotaEnforcer {
     }
 
     async fn reset_tenant(&self, tenant: TenantId) -> Result<()> {
+        if let Some(leases) = &self.leases {
+            leases.forget(&RateKey::tenant(tenant));
+        }
         let keys = self.pool.keys();
         self.pool
             .query::<i64>(

@@ -1,0 +1,151 @@
+//! How rate limits are checked in Redis: budgets leased by each instance (the default) or one
+//! script per check.
+
+use std::time::Duration;
+
+use tenant_manager::redis::RateLeaseConfig;
+
+use super::vars::{ConfigError, Vars};
+
+/// How the Redis quota enforcer checks rate limits (`RATE_LIMIT_LEASES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedisRateMode {
+    /// Each instance leases a slice of a key's budget in one script call and admits from it in
+    /// process (`RATE_LIMIT_LEASES=true`, the default). Over any span of time, at most
+    /// `instances × lease` more requests than one script per check would admit (see
+    /// `RateLeaseConfig`); exactly the limit in a fresh window.
+    Leased(RateLeaseConfig),
+    /// One Lua script per check (`RATE_LIMIT_LEASES=false`): exact, and one round trip and
+    /// about 20 µs of Redis CPU per request.
+    PerRequest,
+}
+
+impl Default for RedisRateMode {
+    fn default() -> Self {
+        RedisRateMode::Leased(RateLeaseConfig::default())
+    }
+}
+
+/// The lease settings' variables, for messages.
+const LEASE_VARS: [&str; 3] = [
+    "RATE_LIMIT_LEASE_MAX_CELLS",
+    "RATE_LIMIT_LEASE_LIMIT_DIVISOR",
+    "RATE_LIMIT_LEASE_TTL_MS",
+];
+
+impl RedisRateMode {
+    /// `RATE_LIMIT_LEASES` and the `RATE_LIMIT_LEASE_*` settings, checked even when Redis is
+    /// unused (a warning then says they have no effect).
+    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
+        vars: &Vars<F>,
+        redis: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = RateLeaseConfig::default();
+        let leased = vars.flag("RATE_LIMIT_LEASES", true)?;
+        let max_cells = vars.int_in::<u32>(
+            LEASE_VARS[0],
+            1..=RateLeaseConfig::MAX_CELLS,
+            defaults.max_cells,
+        )?;
+        let divisor = vars.int_in::<u32>(LEASE_VARS[1], 2..=1_000_000, defaults.limit_divisor)?;
+        let ttl_ms = vars.int_in::<u64>(
+            LEASE_VARS[2],
+            1..=60_000,
+            u64::try_from(defaults.ttl.as_millis()).unwrap_or(1_000),
+        )?;
+        let lease_vars_set = LEASE_VARS.iter().any(|name| vars.raw(name).is_some());
+        if lease_vars_set && !redis {
+            warnings.push(
+                "RATE_LIMIT_LEASE_* is set but REDIS_URL is not: rate limits are checked in \
+                 process, exactly"
+                    .to_owned(),
+            );
+        } else if lease_vars_set && !leased {
+            warnings.push(
+                "RATE_LIMIT_LEASE_* is set but RATE_LIMIT_LEASES is false: one script per check"
+                    .to_owned(),
+            );
+        }
+        if !leased {
+            return Ok(RedisRateMode::PerRequest);
+        }
+        let config = RateLeaseConfig::default()
+            .with_max_cells(max_cells)
+            .with_limit_divisor(divisor)
+            .with_ttl(Duration::from_millis(ttl_ms));
+        // The ranges above are the library's; a mismatch would be a bug caught here.
+        config
+            .validate()
+            .map_err(|e| ConfigError::new("RATE_LIMIT_LEASES", e.to_string()))?;
+        Ok(RedisRateMode::Leased(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> (Result<RedisRateMode, ConfigError>, Vec<String>) {
+        let vars = Vars::new(move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let mut warnings = Vec::new();
+        (RedisRateMode::load(&vars, true, &mut warnings), warnings)
+    }
+
+    #[test]
+    fn leases_are_the_default_and_take_their_settings() {
+        assert_eq!(load(&[]).0, Ok(RedisRateMode::default()));
+        let (mode, warnings) = load(&[
+            ("RATE_LIMIT_LEASE_MAX_CELLS", "16"),
+            ("RATE_LIMIT_LEASE_LIMIT_DIVISOR", "50"),
+            ("RATE_LIMIT_LEASE_TTL_MS", "250"),
+        ]);
+        let expected = RateLeaseConfig::default()
+            .with_max_cells(16)
+            .with_limit_divisor(50)
+            .with_ttl(Duration::from_millis(250));
+        assert_eq!(mode, Ok(RedisRateMode::Leased(expected)));
+        assert!(warnings.is_empty());
+        let (mode, warnings) = load(&[
+            ("RATE_LIMIT_LEASES", "false"),
+            ("RATE_LIMIT_LEASE_TTL_MS", "250"),
+        ]);
+        assert_eq!(mode, Ok(RedisRateMode::PerRequest));
+        assert_eq!(warnings.len(), 1, "settings without effect are pointed out");
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable() {
+        for (pairs, variable) in [
+            (
+                &[("RATE_LIMIT_LEASES", "sometimes")][..],
+                "RATE_LIMIT_LEASES",
+            ),
+            (
+                &[("RATE_LIMIT_LEASE_MAX_CELLS", "0")][..],
+                "RATE_LIMIT_LEASE_MAX_CELLS",
+            ),
+            (
+                &[("RATE_LIMIT_LEASE_LIMIT_DIVISOR", "1")][..],
+                "RATE_LIMIT_LEASE_LIMIT_DIVISOR",
+            ),
+            (
+                &[("RATE_LIMIT_LEASE_TTL_MS", "60001")][..],
+                "RATE_LIMIT_LEASE_TTL_MS",
+            ),
+        ] {
+            let Err(err) = load(pairs).0 else {
+                panic!("{variable}: a bad value was accepted");
+            };
+            assert_eq!(err.variable, variable, "{err}");
+        }
+    }
+}
