@@ -499,6 +499,78 @@ async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
     }
 }
 
+/// Runs `tenant-cli loadtest --url URL ARGS... --json` and returns its report (exit 0).
+async fn loadtest(url: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
+        .args(["loadtest", "--url", url, "--json"])
+        .args(args)
+        .output()
+        .await
+        .expect("run tenant-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).expect("json report")
+}
+
+#[tokio::test]
+async fn a_loadtest_can_reuse_the_tenants_an_earlier_run_saved() {
+    let server = Server::start(&[]);
+    let dir = TempDir::new("sessions");
+    let file = dir.path().join("sessions.json");
+    let file = file.to_str().unwrap();
+    let first = loadtest(
+        &server.base_url,
+        &["--tenants", "3", "--concurrency", "4", "--duration", "1"],
+    )
+    .await;
+    assert!(first["operations"].get("register (setup)").is_some());
+    let saved = loadtest(
+        &server.base_url,
+        &[
+            "--tenants",
+            "5",
+            "--concurrency",
+            "2",
+            "--duration",
+            "1",
+            "--save-sessions",
+            file,
+        ],
+    )
+    .await;
+    assert_eq!(saved["tenants"], 5);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "tokens readable by others: {mode:o}");
+    }
+    // Five tenants for two clients: every request moves to another tenant, all of them
+    // with a valid token; no sign-up runs.
+    let reused = loadtest(
+        &server.base_url,
+        &["--sessions", file, "--concurrency", "2", "--duration", "1"],
+    )
+    .await;
+    assert_eq!(reused["tenants"], 5);
+    assert!(reused["total"]["ok"].as_u64().unwrap() > 10, "{reused}");
+    assert_eq!(reused["total"]["errors"], 0, "{reused}");
+    assert!(reused["operations"].get("register (setup)").is_none());
+    let tenants: Value = server
+        .get_json("/api/admin/tenants?limit=100", Auth::AdminKey(ADMIN_KEY))
+        .await;
+    assert_eq!(
+        tenants["items"].as_array().map(Vec::len),
+        Some(8),
+        "{tenants}"
+    );
+}
+
 #[tokio::test]
 async fn retry_provisioning_is_an_admin_call_that_leaves_active_tenants_alone() {
     let server = Server::start(&[]);

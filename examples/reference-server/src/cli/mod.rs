@@ -366,5 +366,21 @@ mod tests {
         assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--duration", "3601"]).is_err());
         assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--concurrency", "5000"]).is_err());
         assert!(Cli::try_parse_from(["tenant-cli", "loadtest", "--tenants", "3"]).is_ok());
+        // A baseline server takes no token: neither saved nor reused sessions apply.
+        for flag in ["--sessions", "--save-sessions"] {
+            let argv = ["tenant-cli", "loadtest", "--baseline", flag, "s.json"];
+            assert!(Cli::try_parse_from(argv).is_err(), "{flag}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "tenant-cli",
+                "loadtest",
+                "--sessions",
+                "a",
+                "--save-sessions",
+                "b"
+            ])
+            .is_ok()
+        );
     }
 }

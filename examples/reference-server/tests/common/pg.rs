@@ -48,6 +48,11 @@ impl PgEnv {
         self.db().url().to_owned()
     }
 
+    /// The name of the deployment's global (registry) database.
+    pub fn global_database(&self) -> String {
+        self.db().name().to_owned()
+    }
+
     /// A connection to the deployment's global (registry) database.
     pub async fn registry(&self) -> PgConnection {
         PgConnection::connect(&self.global_url())

@@ -4,10 +4,17 @@
 //!
 //! The run is bounded in time (`--duration`, at most one hour) and optionally in requests
 //! (`--max-requests`); it stops by itself.
+//!
+//! Two ways skip the sign-up: `--sessions FILE` reuses the tenants a previous run saved with
+//! `--save-sessions FILE` (so that repeated rounds measure the same tenants, and no
+//! registration runs between them), and `--baseline` drives a single-tenant server with the
+//! same routes and no authentication (`baseline-server`), sending no token at all.
 
 mod scenario;
+mod sessions;
 mod stats;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +23,7 @@ use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngCore as _;
 
-use self::scenario::Session;
+use self::sessions::Session;
 pub use self::stats::{OpReport, Report};
 use self::stats::{Recorder, summarise};
 use super::exit::{CliError, Exit};
@@ -29,10 +36,13 @@ pub struct LoadtestArgs {
     /// Base URL of the server (plain http).
     #[arg(long, env = "LOADTEST_URL", default_value = "http://127.0.0.1:3001")]
     pub url: String,
-    /// Organisations to register.
+    /// Organisations to register (with `--baseline`: placeholder sessions, for the same
+    /// request pattern; ignored with `--sessions`).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub tenants: u32,
-    /// Concurrent clients during the traffic phase.
+    /// Concurrent clients during the traffic phase. While there are no more tenants than
+    /// clients each client keeps to one tenant; with more, each client takes another tenant on
+    /// every request, so that every tenant gets traffic.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
     /// Length of the traffic phase, in seconds.
@@ -50,6 +60,17 @@ pub struct LoadtestArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Skip the sign-up: drive the tenants saved by an earlier run's `--save-sessions`.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub sessions: Option<PathBuf>,
+    /// After the sign-up, save the tenants' ids and access tokens to FILE (created readable
+    /// by its owner only), for later runs' `--sessions`.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub save_sessions: Option<PathBuf>,
+    /// The server is a single-tenant baseline with the same routes and no authentication
+    /// (`baseline-server`): no sign-up, no token, the same request mix.
+    #[arg(long)]
+    pub baseline: bool,
 }
 
 impl LoadtestArgs {
@@ -64,6 +85,9 @@ impl LoadtestArgs {
             max_error_rate: 0.01,
             ready_timeout: 120,
             json: false,
+            sessions: None,
+            save_sessions: None,
+            baseline: false,
         }
     }
 
@@ -94,6 +118,13 @@ impl LoadtestArgs {
         self.max_requests = max;
         self
     }
+
+    /// Drives a single-tenant baseline server: no sign-up, no token.
+    #[must_use]
+    pub fn with_baseline(mut self, baseline: bool) -> Self {
+        self.baseline = baseline;
+        self
+    }
 }
 
 /// Runs the load test and returns its report.
@@ -119,38 +150,16 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
             ));
         }
     }
-    let mut bytes = [0u8; 4];
-    rand::rng().fill_bytes(&mut bytes);
-    let run_id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let concurrency = usize::try_from(args.concurrency).unwrap_or(1);
-
-    eprintln!("registering {} organisations (run {run_id})", args.tenants);
-    let setup: Vec<(Session, Recorder)> = stream::iter(0..args.tenants)
-        .map(|i| {
-            let client = client.clone();
-            let run_id = run_id.clone();
-            async move {
-                let mut recorder = Recorder::default();
-                let session =
-                    scenario::register_and_login(&client, &mut recorder, &run_id, i).await?;
-                Ok::<_, CliError>((session, recorder))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    let mut setup_recorder = Recorder::default();
-    let mut sessions = Vec::with_capacity(setup.len());
-    for (session, recorder) in setup {
-        sessions.push(session);
-        setup_recorder.merge(recorder);
+    let (sessions, setup_recorder) = match (&args.sessions, args.baseline) {
+        (Some(path), _) => (sessions::load(path)?, Recorder::default()),
+        (None, true) => (sessions::baseline(args.tenants), Recorder::default()),
+        (None, false) => sign_up(&client, args, concurrency).await?,
+    };
+    if let Some(path) = &args.save_sessions {
+        sessions::save(path, &sessions)?;
     }
-    let ready_timeout = Duration::from_secs(args.ready_timeout);
-    stream::iter(sessions.iter())
-        .map(|s| scenario::wait_active(&client, s, ready_timeout))
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
+    let tenants = sessions.len();
 
     eprintln!(
         "driving traffic: {concurrency} clients for {} s",
@@ -175,11 +184,51 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, CliError> {
     }
     Ok(Report {
         duration_seconds: elapsed.as_secs_f64(),
-        tenants: usize::try_from(args.tenants).unwrap_or(0),
+        tenants,
         concurrency,
         operations,
         total: summarise(all, elapsed),
     })
+}
+
+/// Registers `args.tenants` organisations, logs their admins in and waits until every tenant
+/// is active: the sessions, and the recorded setup requests.
+async fn sign_up(
+    client: &HttpClient,
+    args: &LoadtestArgs,
+    concurrency: usize,
+) -> Result<(Vec<Session>, Recorder), CliError> {
+    let mut bytes = [0u8; 4];
+    rand::rng().fill_bytes(&mut bytes);
+    let run_id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!("registering {} organisations (run {run_id})", args.tenants);
+    let setup: Vec<(Session, Recorder)> = stream::iter(0..args.tenants)
+        .map(|i| {
+            let client = client.clone();
+            let run_id = run_id.clone();
+            async move {
+                let mut recorder = Recorder::default();
+                let session =
+                    scenario::register_and_login(&client, &mut recorder, &run_id, i).await?;
+                Ok::<_, CliError>((session, recorder))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let mut setup_recorder = Recorder::default();
+    let mut sessions = Vec::with_capacity(setup.len());
+    for (session, recorder) in setup {
+        sessions.push(session);
+        setup_recorder.merge(recorder);
+    }
+    let ready_timeout = Duration::from_secs(args.ready_timeout);
+    stream::iter(sessions.iter())
+        .map(|s| scenario::wait_active(client, s, ready_timeout))
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok((sessions, setup_recorder))
 }
 
 /// The traffic phase: `concurrency` clients until the deadline or the request budget.
@@ -212,20 +261,24 @@ async fn drive(
             }
         })
     };
-    let workers = (0..args.concurrency).map(|worker| {
+    let clients = u64::from(args.concurrency);
+    let workers = (0..clients).map(|worker| {
         let client = client.clone();
         let sessions = sessions.clone();
         let sent = sent.clone();
         tokio::spawn(async move {
             let mut recorder = Recorder::default();
             let mut created = Vec::new();
-            let session = &sessions[usize::try_from(worker).unwrap_or(0) % sessions.len().max(1)];
+            let mut own = 0u64;
             while Instant::now() < deadline {
                 let n = sent.fetch_add(1, Ordering::Relaxed);
                 if n >= budget {
                     break;
                 }
-                scenario::traffic_step(&client, &mut recorder, session, &mut created, n).await;
+                let current = sessions::session_index(worker, own, clients, sessions.len());
+                own += 1;
+                scenario::traffic_step(&client, &mut recorder, &sessions, current, &mut created, n)
+                    .await;
             }
             recorder
         })

@@ -5,16 +5,10 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::sessions::Session;
 use super::stats::{Outcome, Recorder};
 use crate::cli::exit::{CliError, Exit};
 use crate::http_client::{Auth, HttpClient, HttpResponse};
-
-/// A registered tenant and the token of its admin.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    pub(crate) tenant_id: String,
-    pub(crate) token: String,
-}
 
 fn outcome(status: StatusCode) -> Outcome {
     if status.is_success() {
@@ -137,9 +131,7 @@ pub(crate) async fn wait_active(
 ) -> Result<(), CliError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let response = client
-            .get("/api/tenant", Auth::Bearer(&session.token))
-            .await;
+        let response = client.get("/api/tenant", session.auth()).await;
         if let Ok(r) = &response
             && r.status.is_success()
             && r.json::<Value>().is_ok_and(|v| v["status"] == "active")
@@ -157,15 +149,22 @@ pub(crate) async fn wait_active(
 }
 
 /// One request of the traffic mix, chosen by `n`: 60 % list companies, 25 % create a company,
-/// 10 % read the tenant, 5 % read a company created earlier.
+/// 10 % read the tenant, 5 % read a company created earlier (by the tenant that created it).
+///
+/// The request speaks for `sessions[current]`; `created` holds the companies this client
+/// created, each with the index of its tenant's session.
 pub(crate) async fn traffic_step(
     client: &HttpClient,
     recorder: &mut Recorder,
-    session: &Session,
-    created: &mut Vec<String>,
+    sessions: &[Session],
+    current: usize,
+    created: &mut Vec<(usize, String)>,
     n: u64,
 ) {
-    let auth = Auth::Bearer(&session.token);
+    let Some(session) = sessions.get(current) else {
+        return;
+    };
+    let auth = session.auth();
     match n % 20 {
         0..=11 => {
             timed(
@@ -198,7 +197,7 @@ pub(crate) async fn traffic_step(
                 .and_then(|v| v["id"].as_str().map(str::to_owned))
                 && created.len() < 1000
             {
-                created.push(id);
+                created.push((current, id));
             }
         }
         17..=18 => {
@@ -214,9 +213,12 @@ pub(crate) async fn traffic_step(
             .await;
         }
         _ => {
-            let path = match created.get(usize::try_from(n).unwrap_or(0) % created.len().max(1)) {
-                Some(id) => format!("/api/companies/{id}"),
-                None => "/api/companies".to_owned(),
+            let earlier = created
+                .get(usize::try_from(n).unwrap_or(0) % created.len().max(1))
+                .and_then(|(owner, id)| sessions.get(*owner).map(|s| (s, id)));
+            let (path, auth) = match earlier {
+                Some((owner, id)) => (format!("/api/companies/{id}"), owner.auth()),
+                None => ("/api/companies".to_owned(), auth),
             };
             timed(
                 client,
