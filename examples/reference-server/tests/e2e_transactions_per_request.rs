@@ -61,7 +61,6 @@ async fn settled(admin: &mut PgConnection, databases: &[String]) -> Vec<i64> {
 }
 
 #[tokio::test]
-#[ignore = "needs tenant affinity in the pool engine"]
 async fn a_repeated_request_of_one_schema_tenant_costs_at_most_1_2_transactions() {
     let env = PgEnv::new().await;
     let server = env.server(&[]);
