@@ -11,13 +11,12 @@ mod pool_support;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
+use tenant_manager_core::Tenant;
 use tenant_manager_core::pool::PoolConfig;
-use tenant_manager_core::{Isolation, Tenant};
 use tenant_manager_postgres::{PgTenantConnector, PgTenantPools, ServerMap};
 
 use common::Env;
-use common::add_companies;
-use common::app::{app_login, env, keys};
+use common::app::{app_login, env, keys, walled_pair};
 
 const LIST: &str = "SELECT name FROM companies ORDER BY name";
 
@@ -36,14 +35,7 @@ fn pools(env: &Env, config: PoolConfig) -> PgTenantPools {
 /// Two schema tenants with rows, behind the wall, in one database.
 async fn world() -> (Env, Tenant, Tenant) {
     let env = env().await;
-    env.provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("app login");
-    let a = env.active("alpha", Isolation::Schema).await;
-    let b = env.active("beta", Isolation::Schema).await;
-    add_companies(&env, &a, &["Initech", "Globex"]).await;
-    add_companies(&env, &b, &["Hooli"]).await;
+    let (a, b) = walled_pair(&env).await;
     (env, a, b)
 }
 
@@ -285,13 +277,7 @@ async fn a_kept_session_that_died_fails_its_own_tenant_once_and_no_one_else() {
     let first = pid(&mut conn).await;
     drop(conn);
     pool_support::settle(&pools).await;
-    let mut admin = env.admin("postgres").await;
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(first)
-        .execute(&mut admin)
-        .await
-        .expect("terminate");
-    let _ = admin.close().await;
+    terminate(&env, first).await;
     // B's switch fails on the dead session; the engine retries on a new one.
     let mut conn = pools.acquire(&b).await.expect("b");
     assert_ne!(pid(&mut conn).await, first);
@@ -318,12 +304,17 @@ async fn pools_for_dead_kept(env: &Env, tenant: &Tenant) -> PgTenantPools {
     let kept = pid(&mut conn).await;
     drop(conn);
     pool_support::settle(&pools).await;
+    terminate(env, kept).await;
+    pools
+}
+
+/// Ends the backend `pid` from outside, as a server restart would.
+async fn terminate(env: &Env, pid: i32) {
     let mut admin = env.admin("postgres").await;
     sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(kept)
+        .bind(pid)
         .execute(&mut admin)
         .await
         .expect("terminate");
     let _ = admin.close().await;
-    pools
 }

@@ -9,11 +9,9 @@ mod common;
 mod pool_support;
 
 use sqlx::PgConnection;
-use tenant_manager_core::Isolation;
 use tenant_manager_postgres::{PgTenantConnector, ServerMap};
 
-use common::add_companies;
-use common::app::{app_login, env, keys};
+use common::app::{app_login, env, keys, walled_pair};
 
 const LIST: &str = "SELECT name FROM companies ORDER BY name";
 
@@ -37,14 +35,7 @@ async fn plans(conn: &mut PgConnection) -> (i64, i64, i64, String) {
 #[tokio::test]
 async fn one_prepared_statement_serves_every_tenant_of_a_connection() {
     let env = env().await;
-    env.provisioner
-        .ensure_app_login(&app_login(&env))
-        .await
-        .expect("app login");
-    let a = env.active("alpha", Isolation::Schema).await;
-    let b = env.active("beta", Isolation::Schema).await;
-    add_companies(&env, &a, &["Initech", "Globex"]).await;
-    add_companies(&env, &b, &["Hooli"]).await;
+    let (a, b) = walled_pair(&env).await;
     let pools = PgTenantConnector::new(
         ServerMap::single(env.db.admin_url()).expect("servers"),
         env.credentials.clone(),

@@ -3,11 +3,12 @@
 //! in its one schema.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::Connection;
 use tenant_manager_test_support::TestDatabase;
 
@@ -64,12 +65,9 @@ fn start(db: &TestDatabase) -> (Baseline, String) {
 async fn the_baseline_answers_the_load_tests_mix_without_a_token() {
     let db = TestDatabase::create().await;
     let (_server, url) = start(&db);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
-        .env_clear()
-        .args([
-            "loadtest",
-            "--url",
-            &url,
+    let report = common::loadtest(
+        &url,
+        &[
             "--baseline",
             "--tenants",
             "3",
@@ -77,19 +75,10 @@ async fn the_baseline_answers_the_load_tests_mix_without_a_token() {
             "4",
             "--duration",
             "2",
-            "--json",
-        ])
-        .output()
-        .await
-        .expect("run tenant-cli");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(&stdout).expect("json report");
+        ],
+    )
+    .await;
+    let stdout = report.to_string();
     assert!(
         report["total"]["requests"].as_u64().unwrap() > 20,
         "{stdout}"

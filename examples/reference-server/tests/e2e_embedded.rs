@@ -457,30 +457,12 @@ fn development_mode_prints_a_generated_admin_key_once() {
 #[tokio::test]
 async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
     let server = Server::start(&[]);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
-        .args([
-            "loadtest",
-            "--url",
-            &server.base_url,
-            "--tenants",
-            "2",
-            "--concurrency",
-            "4",
-            "--duration",
-            "2",
-            "--json",
-        ])
-        .output()
-        .await
-        .expect("run tenant-cli");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(&stdout).expect("json report");
+    let report = common::loadtest(
+        &server.base_url,
+        &["--tenants", "2", "--concurrency", "4", "--duration", "2"],
+    )
+    .await;
+    let stdout = report.to_string();
     assert!(report["total"]["requests"].as_u64().unwrap() > 0);
     assert_eq!(report["total"]["errors"], 0);
     assert!(
@@ -499,37 +481,19 @@ async fn the_loadtest_command_drives_a_server_and_reports_percentiles() {
     }
 }
 
-/// Runs `tenant-cli loadtest --url URL ARGS... --json` and returns its report (exit 0).
-async fn loadtest(url: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
-        .args(["loadtest", "--url", url, "--json"])
-        .args(args)
-        .output()
-        .await
-        .expect("run tenant-cli");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).expect("json report")
-}
-
 #[tokio::test]
 async fn a_loadtest_can_reuse_the_tenants_an_earlier_run_saved() {
     let server = Server::start(&[]);
     let dir = TempDir::new("sessions");
     let file = dir.path().join("sessions.json");
     let file = file.to_str().unwrap();
-    let first = loadtest(
+    let first = common::loadtest(
         &server.base_url,
         &["--tenants", "3", "--concurrency", "4", "--duration", "1"],
     )
     .await;
     assert!(first["operations"].get("register (setup)").is_some());
-    let saved = loadtest(
+    let saved = common::loadtest(
         &server.base_url,
         &[
             "--tenants",
@@ -552,7 +516,7 @@ async fn a_loadtest_can_reuse_the_tenants_an_earlier_run_saved() {
     }
     // Five tenants for two clients: every request moves to another tenant, all of them
     // with a valid token; no sign-up runs.
-    let reused = loadtest(
+    let reused = common::loadtest(
         &server.base_url,
         &["--sessions", file, "--concurrency", "2", "--duration", "1"],
     )

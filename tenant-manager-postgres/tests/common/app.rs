@@ -2,7 +2,7 @@
 //! environment's master secret), and membership checks.
 
 use sqlx::PgConnection;
-use tenant_manager_core::Secret;
+use tenant_manager_core::{Isolation, Secret, Tenant};
 use tenant_manager_postgres::wall::WallReport;
 use tenant_manager_postgres::{AppLogin, WallKeys};
 
@@ -63,4 +63,18 @@ pub fn counts(report: &WallReport) -> (usize, usize, usize, usize) {
         report.schema_tenants,
         report.shared_databases,
     )
+}
+
+/// The app login, and two schema tenants `alpha` (companies Initech, Globex) and `beta`
+/// (Hooli) behind the wall in one database.
+pub async fn walled_pair(env: &Env) -> (Tenant, Tenant) {
+    env.provisioner
+        .ensure_app_login(&app_login(env))
+        .await
+        .expect("app login");
+    let a = env.active("alpha", Isolation::Schema).await;
+    let b = env.active("beta", Isolation::Schema).await;
+    super::add_companies(env, &a, &["Initech", "Globex"]).await;
+    super::add_companies(env, &b, &["Hooli"]).await;
+    (a, b)
 }

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 pub use self::error::StartupError;
 pub(crate) use self::shutdown::cancel_on_signal;
+pub use self::shutdown::{Signal, signalled};
 use crate::config::{Config, PgShown};
 use crate::router::{self, Parts};
 use crate::services::{PoolEngine, Services};

@@ -21,6 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use http::StatusCode;
+use reference_server::app::signalled;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -253,35 +254,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     eprintln!("baseline-server: serving on {}", listener.local_addr()?);
     axum::serve(listener, app)
-        .with_graceful_shutdown(stopped())
+        .with_graceful_shutdown(async {
+            signalled().await;
+        })
         .await?;
     // Closing the connections makes their backends publish their statistics at once.
     pool.close().await;
     Ok(())
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-async fn stopped() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
 
 #[tokio::main]

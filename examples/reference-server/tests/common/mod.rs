@@ -344,3 +344,24 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Runs `tenant-cli loadtest --url URL ARGS... --json` (nothing inherited but PATH) and returns
+/// its report; panics with its output unless it exits 0.
+pub async fn loadtest(url: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenant-cli"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["loadtest", "--url", url, "--json"])
+        .args(args)
+        .output()
+        .await
+        .expect("run tenant-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).expect("json report")
+}
