@@ -16,7 +16,9 @@
 //!
 //! `cargo bench --bench pool --features postgres` (flags used: see BENCHMARKS.md);
 //! `TM_BENCH_POOL_ONLY=warm` runs only `warm_checkout` (one tenant of each isolation), to
-//! repeat that comparison quickly.
+//! repeat that comparison quickly; `TM_BENCH_POOL_ONLY=overhead` runs only
+//! `checkout_overhead` and its ratios, with no database at all (add a criterion filter that
+//! matches nothing, say `-- ratios`, for the interleaved ratios alone).
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "pool/churn.rs"]
@@ -46,7 +48,14 @@ fn main() {
 
     // The tenants first: creating 1,000 roles and schemas keeps the server busy for a while,
     // which the database-free overhead benches leave it to finish.
-    let only_warm = std::env::var("TM_BENCH_POOL_ONLY").is_ok_and(|v| v == "warm");
+    let only = std::env::var("TM_BENCH_POOL_ONLY").ok();
+    let only_warm = only.as_deref() == Some("warm");
+    if only.as_deref() == Some("overhead") {
+        let ratios = overhead::bench(&mut criterion, &current);
+        criterion.final_summary();
+        println!("\n{}", interleave::table(&ratios));
+        return;
+    }
     let tenants = if only_warm { 1 } else { churn::TENANTS };
     let env = multi.block_on(env::PgEnv::create(tenants));
     let mut ratios = Vec::new();

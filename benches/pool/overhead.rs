@@ -1,26 +1,54 @@
 //! Checkout + return alone, with the fake manager (no database): the engine's own cost and
 //! how it changes with the number of tenant pools.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use tenant_manager::Isolation;
-use tenant_manager::Tenant;
 use tenant_manager::core::pool::fake::{FakeConnector, FakeManager, FakeProbe, active_tenant};
 use tenant_manager::core::pool::{PoolConfig, TenantPools};
+use tenant_manager::{Tenant, TenantId};
 use tokio::runtime::Runtime;
 
 use crate::interleave::{Ratio, Runner, medians};
 
 const SIZES: [usize; 3] = [1, 1_000, 10_000];
 
+/// Which pool each checkout takes.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// Always the first.
+    First,
+    /// All in turn, in the order they were created (and allocated: a hardware prefetcher can
+    /// follow the raw bb8 pools, which sit in a `Vec` in that order).
+    RoundRobin,
+    /// All in turn, in a fixed random order: what requests of many tenants look like.
+    Shuffled,
+}
+
+/// A fixed random permutation of `0..n` (xorshift64, Fisher-Yates).
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = usize::try_from(state % (i as u64 + 1)).expect("fits");
+        order.swap(i, j);
+    }
+    order
+}
+
 /// `n` tenant pools, each with one warm connection.
 struct Warm {
     tenants: Vec<Tenant>,
     pools: TenantPools<FakeConnector>,
     next: AtomicUsize,
+    order: Vec<usize>,
 }
 
 impl Warm {
@@ -43,18 +71,20 @@ impl Warm {
             pools
         });
         Self {
+            order: shuffled(tenants.len()),
             tenants,
             pools,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// One checkout and return: round-robin over all pools, or always the first tenant.
-    async fn checkout(&self, round_robin: bool) {
-        let at = if round_robin {
-            self.next.fetch_add(1, Ordering::Relaxed) % self.tenants.len()
-        } else {
-            0
+    /// One checkout and return.
+    async fn checkout(&self, pick: Pick) {
+        let turn = || self.next.fetch_add(1, Ordering::Relaxed) % self.tenants.len();
+        let at = match pick {
+            Pick::First => 0,
+            Pick::RoundRobin => turn(),
+            Pick::Shuffled => self.order[turn()],
         };
         let conn = self
             .pools
@@ -64,12 +94,12 @@ impl Warm {
         black_box(conn.id());
     }
 
-    fn runner<'a>(&'a self, runtime: &'a Runtime, round_robin: bool) -> Runner<'a> {
+    fn runner<'a>(&'a self, runtime: &'a Runtime, pick: Pick) -> Runner<'a> {
         Box::new(move |ops| {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..ops {
-                    self.checkout(round_robin).await;
+                    self.checkout(pick).await;
                 }
                 started.elapsed()
             })
@@ -81,6 +111,7 @@ impl Warm {
 struct RawBb8 {
     pools: Vec<bb8::Pool<FakeManager>>,
     next: AtomicUsize,
+    order: Vec<usize>,
 }
 
 impl RawBb8 {
@@ -101,14 +132,70 @@ impl RawBb8 {
             pools
         });
         Self {
+            order: shuffled(pools.len()),
             pools,
             next: AtomicUsize::new(0),
         }
     }
 
-    async fn checkout(&self, n: usize) {
-        let pool = &self.pools[self.next.fetch_add(1, Ordering::Relaxed) % n];
+    /// A checkout of the first `n` pools in turn (`Pick::Shuffled`: all pools, shuffled).
+    async fn checkout(&self, n: usize, pick: Pick) {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let at = match pick {
+            Pick::Shuffled => self.order[turn],
+            Pick::First | Pick::RoundRobin => turn,
+        };
+        let pool = &self.pools[at];
         black_box(pool.get().await.expect("checkout").id());
+    }
+}
+
+/// Raw bb8 pools in a `HashMap` by tenant id, checked out for the same tenants as [`Warm`]:
+/// what a hand-written registry of per-tenant bb8 pools does.
+struct MapBb8<'a> {
+    tenants: &'a [Tenant],
+    pools: HashMap<TenantId, bb8::Pool<FakeManager>>,
+    next: AtomicUsize,
+    order: &'a [usize],
+}
+
+impl<'a> MapBb8<'a> {
+    fn new(runtime: &Runtime, warm: &'a Warm) -> Self {
+        let pools = runtime.block_on(async {
+            let mut pools = HashMap::with_capacity(warm.tenants.len());
+            for tenant in &warm.tenants {
+                let manager =
+                    FakeManager::new(&tenant.id.to_string(), Duration::ZERO, FakeProbe::default());
+                let pool = bb8::Pool::builder()
+                    .max_size(1)
+                    .build(manager)
+                    .await
+                    .expect("bb8");
+                drop(pool.get().await.expect("warm"));
+                pools.insert(tenant.id, pool);
+            }
+            pools
+        });
+        Self {
+            tenants: &warm.tenants,
+            pools,
+            next: AtomicUsize::new(0),
+            order: &warm.order,
+        }
+    }
+
+    fn runner<'b>(&'b self, runtime: &'b Runtime) -> Runner<'b> {
+        Box::new(move |ops| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..ops {
+                    let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.tenants.len();
+                    let tenant = &self.tenants[self.order[turn]];
+                    black_box(self.pools[&tenant.id].get().await.expect("checkout").id());
+                }
+                started.elapsed()
+            })
+        })
     }
 }
 
@@ -118,7 +205,8 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
     let mut group = criterion.benchmark_group("checkout_overhead");
     for &n in &SIZES {
         group.bench_with_input(BenchmarkId::new("raw_bb8/round_robin", n), &n, |b, &n| {
-            b.to_async(runtime).iter(|| raw.checkout(n));
+            b.to_async(runtime)
+                .iter(|| raw.checkout(n, Pick::RoundRobin));
         });
     }
     for (pools, &n) in warm.iter().zip(&SIZES) {
@@ -126,7 +214,8 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
             BenchmarkId::new("tenant_pools/round_robin", n),
             &n,
             |b, _| {
-                b.to_async(runtime).iter(|| pools.checkout(true));
+                b.to_async(runtime)
+                    .iter(|| pools.checkout(Pick::RoundRobin));
             },
         );
         if n > 1 {
@@ -134,7 +223,7 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
                 BenchmarkId::new("tenant_pools/one_tenant", n),
                 &n,
                 |b, _| {
-                    b.to_async(runtime).iter(|| pools.checkout(false));
+                    b.to_async(runtime).iter(|| pools.checkout(Pick::First));
                 },
             );
         }
@@ -150,13 +239,14 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
     }
 
     let (one, many) = (&warm[0], &warm[SIZES.len() - 1]);
-    let raw_runner = |n: usize| -> Runner<'_> {
+    let map = MapBb8::new(runtime, many);
+    let raw_runner = |n: usize, pick: Pick| -> Runner<'_> {
         let raw = &raw;
         Box::new(move |ops| {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..ops {
-                    raw.checkout(n).await;
+                    raw.checkout(n, pick).await;
                 }
                 started.elapsed()
             })
@@ -166,11 +256,17 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
         30,
         20_000,
         &mut [
-            ("1 pool", one.runner(runtime, true)),
-            ("one tenant of 10k", many.runner(runtime, false)),
-            ("round-robin 10k", many.runner(runtime, true)),
-            ("raw bb8 1", raw_runner(1)),
-            ("raw bb8 round-robin 10k", raw_runner(10_000)),
+            ("1 pool", one.runner(runtime, Pick::RoundRobin)),
+            ("one tenant of 10k", many.runner(runtime, Pick::First)),
+            ("round-robin 10k", many.runner(runtime, Pick::RoundRobin)),
+            ("raw bb8 1", raw_runner(1, Pick::RoundRobin)),
+            (
+                "raw bb8 round-robin 10k",
+                raw_runner(10_000, Pick::RoundRobin),
+            ),
+            ("shuffled 10k", many.runner(runtime, Pick::Shuffled)),
+            ("raw bb8 shuffled 10k", raw_runner(10_000, Pick::Shuffled)),
+            ("raw bb8 in a HashMap, shuffled 10k", map.runner(runtime)),
         ],
     );
     vec![
@@ -196,6 +292,36 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
             what: "checkout, TenantPools vs raw bb8, round-robin over 10,000 pools (fake)".into(),
             peer: times[2],
             baseline: times[4],
+            target: None,
+        },
+        Ratio {
+            what: "checkout, raw bb8, round-robin over 10,000 pools vs 1 pool (fake)".into(),
+            peer: times[4],
+            baseline: times[3],
+            target: None,
+        },
+        Ratio {
+            what: "checkout, 10,000 pools in random order vs 1 pool (fake)".into(),
+            peer: times[5],
+            baseline: times[0],
+            target: None,
+        },
+        Ratio {
+            what: "checkout, raw bb8, 10,000 pools in random order vs 1 pool (fake)".into(),
+            peer: times[6],
+            baseline: times[3],
+            target: None,
+        },
+        Ratio {
+            what: "checkout, TenantPools vs raw bb8, 10,000 pools in random order (fake)".into(),
+            peer: times[5],
+            baseline: times[6],
+            target: None,
+        },
+        Ratio {
+            what: "checkout, TenantPools vs raw bb8 in a HashMap by tenant id, 10,000 pools in random order (fake)".into(),
+            peer: times[5],
+            baseline: times[7],
             target: None,
         },
     ]

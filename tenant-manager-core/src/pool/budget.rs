@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use dashmap::DashMap;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::KeyHasher;
 use super::state::PoolState;
 use crate::domain::TenantId;
 
@@ -127,9 +128,17 @@ impl Drop for SlotLease {
 }
 
 /// The slots of all tenants that hold or want connections.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TenantSlots {
-    slots: DashMap<TenantId, Arc<Slot>>,
+    slots: DashMap<TenantId, Arc<Slot>, KeyHasher>,
+}
+
+impl Default for TenantSlots {
+    fn default() -> Self {
+        Self {
+            slots: DashMap::with_hasher(KeyHasher::default()),
+        }
+    }
 }
 
 impl TenantSlots {

@@ -101,6 +101,12 @@ impl<C: TenantConnector> Checkout<C> {
         (&mut pooled.conn, &mut pooled.session)
     }
 
+    /// The pool's manager and the connection, for the checkout test.
+    pub(crate) fn test_parts(&mut self) -> (&C::Manager, &mut ConnectionOf<C>) {
+        let lent = self.lent_mut();
+        (&lent.active.entry.manager, &mut lent.conn.conn)
+    }
+
     fn lent(&self) -> &Lent<C> {
         match &self.lent {
             Some(lent) => lent,

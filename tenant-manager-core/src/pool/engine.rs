@@ -17,7 +17,7 @@ use super::checkout::{ActiveEntry, Checkout, PoolConn, TenantHold};
 use super::managed::BudgetedManager;
 use super::metrics::{Counters, ScopeOutcome};
 use super::state::{Clock, FailureMark, PoolState};
-use super::{PoolConfig, PoolKey, TenantConnector};
+use super::{KeyHasher, PoolConfig, PoolKey, TenantConnector};
 use crate::domain::{Tenant, TenantStatus};
 use crate::error::{Error, Result};
 
@@ -120,7 +120,7 @@ impl<C: TenantConnector> Entry<C> {
 pub(crate) struct Inner<C: TenantConnector> {
     pub(crate) connector: C,
     pub(crate) config: PoolConfig,
-    pub(crate) pools: DashMap<PoolKey, Arc<Entry<C>>>,
+    pub(crate) pools: DashMap<PoolKey, Arc<Entry<C>>, KeyHasher>,
     pub(crate) slots: TenantSlots,
     pub(crate) budget: Budget,
     pub(crate) counters: Arc<Counters>,
@@ -136,7 +136,7 @@ impl<C: TenantConnector> Inner<C> {
             connector,
             budget: Budget::new(config.max_total),
             config,
-            pools: DashMap::new(),
+            pools: DashMap::with_hasher(KeyHasher::default()),
             slots: TenantSlots::default(),
             counters: Arc::new(Counters::new()),
             clock: Clock::new(),
@@ -182,11 +182,11 @@ impl<C: TenantConnector> Inner<C> {
                 Some(active) => active,
                 None => Box::pin(self.create(&key, tenant, cap)).await?,
             };
-            let entry = Arc::clone(&active.entry);
+            let entry = &*active.entry;
             // Marked before the first ask: a connect that bb8 starts for it may fail at once.
             let mark = entry.state.failure.mark();
             let idle = match kept_since {
-                Some(since) => affinity::pick(&entry, tenant.id, since),
+                Some(since) => affinity::pick(entry, tenant.id, since),
                 None => entry.try_get(),
             };
             let got = match idle {
@@ -216,7 +216,8 @@ impl<C: TenantConnector> Inner<C> {
                 let scope = self.connector.apply_scope(conn, session, tenant, carried);
                 by_deadline(|| watch.deadline(), scope).await
             } else if self.config.test_on_checkout {
-                by_deadline(|| watch.deadline(), entry.manager.is_valid(&mut *checkout))
+                let (manager, conn) = checkout.test_parts();
+                by_deadline(|| watch.deadline(), manager.is_valid(conn))
                     .await
                     .map(|valid| valid.map_err(Into::into))
             } else {

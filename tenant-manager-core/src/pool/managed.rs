@@ -29,18 +29,25 @@ pub(crate) struct Pooled<T, S> {
     pub(crate) scoped: Option<TenantId>,
     /// When it was last returned keeping its scope, on the engine's clock.
     pub(crate) kept_at_ms: u64,
-    state: Arc<PoolState>,
-    counters: Arc<Counters>,
     // Dropped after `conn` (fields drop in order): a permit comes back only once its
     // connection is closed.
+    held: Box<Held>,
+}
+
+/// What a connection holds for its whole life and uses only when it closes. Boxed: `bb8` moves
+/// an idle connection out of its queue on every checkout and back on every return, and with
+/// many pools each byte of it read there is cold.
+struct Held {
+    state: Arc<PoolState>,
+    counters: Arc<Counters>,
     _tenant_permit: Option<OwnedSemaphorePermit>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl<T, S> Drop for Pooled<T, S> {
     fn drop(&mut self) {
-        self.state.closed_one();
-        self.counters.connection_closed();
+        self.held.state.closed_one();
+        self.held.counters.connection_closed();
     }
 }
 
@@ -126,10 +133,12 @@ impl<C: TenantConnector> BudgetedManager<C> {
             broken: false,
             scoped: None,
             kept_at_ms: 0,
-            state: Arc::clone(&self.state),
-            counters: Arc::clone(&self.counters),
-            _tenant_permit: tenant_permit,
-            _permit: permit,
+            held: Box::new(Held {
+                state: Arc::clone(&self.state),
+                counters: Arc::clone(&self.counters),
+                _tenant_permit: tenant_permit,
+                _permit: permit,
+            }),
         })
     }
 }

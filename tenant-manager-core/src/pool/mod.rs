@@ -47,3 +47,10 @@ pub mod fake;
 pub use config::PoolConfig;
 pub use connector::{ConnectionOf, PoolKey, TenantConnector};
 pub use tenant_pools::TenantPools;
+
+/// The hasher of the registry and the tenant slots, hashed on every checkout: foldhash, seeded
+/// at random per map, about 60 instructions for a `PoolKey` where SipHash took about 240
+/// (cachegrind, `BENCHMARKS.md`). Its keys are tenant ids the tenant manager generated and pool
+/// names from the configuration, never values a caller chooses, so SipHash's stronger
+/// resistance to flooding buys nothing here.
+pub(crate) type KeyHasher = foldhash::fast::RandomState;
