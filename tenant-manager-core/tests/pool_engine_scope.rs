@@ -1,5 +1,6 @@
-//! Tenant scope on shared pools: set on every checkout, reset on return, never leaked, also
-//! after failures and cancellations (fake connector, no database).
+//! Tenant scope on shared pools when connections keep no scope (the fake connector's default):
+//! set on every checkout, reset on return, never leaked, also after failures and cancellations
+//! (fake connector, no database).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod pool_engine_support;
