@@ -119,15 +119,7 @@ impl RawBb8 {
         let pools = runtime.block_on(async {
             let mut pools = Vec::with_capacity(n);
             for i in 0..n {
-                let manager =
-                    FakeManager::new(&format!("raw{i}"), Duration::ZERO, FakeProbe::default());
-                let pool = bb8::Pool::builder()
-                    .max_size(1)
-                    .build(manager)
-                    .await
-                    .expect("bb8");
-                drop(pool.get().await.expect("warm"));
-                pools.push(pool);
+                pools.push(warm_raw_pool(&format!("raw{i}")).await);
             }
             pools
         });
@@ -164,15 +156,7 @@ impl<'a> MapBb8<'a> {
         let pools = runtime.block_on(async {
             let mut pools = HashMap::with_capacity(warm.tenants.len());
             for tenant in &warm.tenants {
-                let manager =
-                    FakeManager::new(&tenant.id.to_string(), Duration::ZERO, FakeProbe::default());
-                let pool = bb8::Pool::builder()
-                    .max_size(1)
-                    .build(manager)
-                    .await
-                    .expect("bb8");
-                drop(pool.get().await.expect("warm"));
-                pools.insert(tenant.id, pool);
+                pools.insert(tenant.id, warm_raw_pool(&tenant.id.to_string()).await);
             }
             pools
         });
@@ -325,4 +309,16 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
             target: None,
         },
     ]
+}
+
+/// A raw bb8 pool of one fake connection named `name`, opened once.
+async fn warm_raw_pool(name: &str) -> bb8::Pool<FakeManager> {
+    let manager = FakeManager::new(name, Duration::ZERO, FakeProbe::default());
+    let pool = bb8::Pool::builder()
+        .max_size(1)
+        .build(manager)
+        .await
+        .expect("bb8");
+    drop(pool.get().await.expect("warm"));
+    pool
 }
