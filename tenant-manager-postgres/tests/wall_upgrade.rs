@@ -331,6 +331,10 @@ async fn keys_rotate_without_downtime() {
         assert_eq!(names(&mut held).await, companies(&tenants[0]));
     }
     pool_support::settle(&pools1).await;
+    // A returned connection keeps its verdict for its tenant's next checkout within the
+    // affinity window; after that every checkout proves the tenant again, and key 1 is
+    // refused.
+    tokio::time::sleep(2 * wall_legacy::AFFINITY).await;
     for tenant in &tenants {
         assert!(refused(&pools1, tenant).await, "key 1: {}", tenant.slug);
     }

@@ -225,7 +225,9 @@ impl WallAdmin {
 
     /// Makes key `key_id` expire after `grace` in every walled database (instances still
     /// signing with it keep working until then). Refuses to retire the key this admin signs
-    /// with.
+    /// with. A verdict already given stays on its session: a pooled connection its tenant
+    /// returned keeps serving that tenant for up to the pools' affinity window
+    /// (`PoolConfig::scope_affinity`) before its next checkout proves the tenant again.
     ///
     /// # Errors
     /// `InvalidInput` on `key_id` for the signing key.

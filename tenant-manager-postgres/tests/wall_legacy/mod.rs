@@ -118,9 +118,13 @@ pub fn walled_pools(env: &Env, key_id: i32, max_total: u32) -> PgTenantPools {
     connector(env)
         .with_app_login(app_login(env))
         .with_wall(keys(env, key_id))
-        .into_pools(pool_support::config(max_total, max_total))
+        .into_pools(pool_support::config(max_total, max_total).with_scope_affinity(AFFINITY))
         .expect("pools")
 }
+
+/// The tenant affinity of [`walled_pools`]: how long a returned connection keeps its verdict
+/// for its tenant's next checkout.
+pub const AFFINITY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Names of the companies the session sees, sorted.
 pub async fn names(conn: &mut PgConnection) -> Vec<String> {
