@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, SqlSafeStr};
+use sqlx::{ConnectOptions, SqlSafeStr};
 use tenant_manager::postgres::{
     DerivedCredentials, FleetOptions, PostgresProvisioner, PostgresRegistry, ServerMap,
     StorageConfig, TenantMigrations, TenantMigrator, TenantStorage, WallKeys, migrate_global,
@@ -150,36 +150,6 @@ fn version_two() -> Migrator {
         false,
     ));
     Migrator::with_migrations(migrations)
-}
-
-async fn cleanup(admin_url: &str, tag: &str) {
-    let mut conn = PgConnection::connect(admin_url).await.expect("admin");
-    let pattern = format!("%{tag}%");
-    let dbs: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .expect("dbs");
-    for db in dbs {
-        let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-    }
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await
-            .expect("roles");
-    for role in roles {
-        let sql = format!("DROP ROLE IF EXISTS \"{role}\"");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-    }
-    let _ = conn.close().await;
 }
 
 fn rate(n: usize, elapsed: Duration) -> f64 {
@@ -355,15 +325,11 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let (url, tag) = (self.admin_url.clone(), self.tag.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(cleanup(&url, &tag));
-        })
-        .join();
+        tenant_manager_test_support::drop_databases_and_roles_blocking(
+            &self.admin_url,
+            Some(&self.tag),
+            &[],
+        );
     }
 }
 

@@ -127,24 +127,11 @@ impl PgEnv {
 impl Drop for PgEnv {
     fn drop(&mut self) {
         drop(self.db.take());
-        let (url, roles) = (self.admin_url.clone(), std::mem::take(&mut self.roles));
-        let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let mut conn = PgConnection::connect(&url).await.expect("admin");
-                for chunk in roles.chunks(200) {
-                    let names: Vec<String> = chunk.iter().map(|r| quote_ident(r)).collect();
-                    let sql = format!("DROP ROLE IF EXISTS {}", names.join(", "));
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        });
-        let _ = handle.join();
+        tenant_manager_test_support::drop_databases_and_roles_blocking(
+            &self.admin_url,
+            None,
+            &self.roles,
+        );
     }
 }
 

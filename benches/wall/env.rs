@@ -206,41 +206,11 @@ impl Drop for Deployment {
     /// Drops the global database, then every database and role named with the prefix.
     fn drop(&mut self) {
         drop(self.global.take());
-        let (url, prefix) = (self.admin_url.clone(), self.prefix.clone());
-        let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let Ok(mut conn) = PgConnection::connect(&url).await else {
-                    return;
-                };
-                let pattern = format!("{prefix}\\_%");
-                for (list, drop) in [
-                    (
-                        "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
-                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    ),
-                    (
-                        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-                        "DROP ROLE IF EXISTS \"{}\"",
-                    ),
-                ] {
-                    let names: Vec<String> = sqlx::query_scalar(list)
-                        .bind(&pattern)
-                        .fetch_all(&mut conn)
-                        .await
-                        .unwrap_or_default();
-                    for name in names {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop.replace("{}", &name)))
-                            .execute(&mut conn)
-                            .await;
-                    }
-                }
-                let _ = conn.close().await;
-            });
-        });
-        let _ = handle.join();
+        let prefix = format!("{}_", self.prefix);
+        tenant_manager_test_support::drop_databases_and_roles_blocking(
+            &self.admin_url,
+            Some(&prefix),
+            &[],
+        );
     }
 }

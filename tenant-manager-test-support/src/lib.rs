@@ -13,11 +13,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod cleanup;
 mod postgres;
 mod private_redis;
 mod redis_support;
 mod wall_legacy;
 
+pub use cleanup::{
+    block_on_thread, drop_databases_and_roles, drop_databases_and_roles_blocking, quote_ident,
+};
 pub use postgres::{TestDatabase, postgres_admin_url};
 pub use private_redis::PrivateRedis;
 pub use redis_support::{TestRedis, redis_url};

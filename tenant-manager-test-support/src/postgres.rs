@@ -117,26 +117,11 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs outside async context guarantees: use a private runtime on a thread.
-        let handle = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                    let _ = conn.close().await;
-                }
-            });
-        });
-        let _ = handle.join();
+        crate::drop_databases_and_roles_blocking(
+            &self.admin_url,
+            None,
+            std::slice::from_ref(&self.name),
+        );
     }
 }
 

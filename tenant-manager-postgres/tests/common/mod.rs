@@ -207,57 +207,13 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let admin_url = self.db.admin_url().to_owned();
-        let tag = self.tag.clone();
         let extra = self.extra.lock().map(|e| e.clone()).unwrap_or_default();
-        let handle = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(cleanup(&admin_url, &tag, &extra));
-        });
-        let _ = handle.join();
+        tenant_manager_test_support::drop_databases_and_roles_blocking(
+            self.db.admin_url(),
+            Some(&self.tag),
+            &extra,
+        );
     }
-}
-
-/// Drops every database, then every role, whose name carries `tag` or is listed in `extra`.
-async fn cleanup(admin_url: &str, tag: &str, extra: &[String]) {
-    let Ok(mut conn) = PgConnection::connect(admin_url).await else {
-        return;
-    };
-    let pattern = format!("%{tag}%");
-    let dbs: Vec<String> = sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE $1 OR datname = ANY($2)",
-    )
-    .bind(&pattern)
-    .bind(extra)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
-    for db in dbs {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-    let roles: Vec<String> = sqlx::query_scalar(
-        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname = ANY($2)",
-    )
-    .bind(&pattern)
-    .bind(extra)
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
-    for role in roles {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP ROLE IF EXISTS \"{role}\""
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-    let _ = conn.close().await;
 }
 
 /// Rows of `companies` by name, read as the admin from the tenant's storage.

@@ -170,30 +170,7 @@ impl Drop for PgFixture {
         };
         let url = db.admin_url().to_owned();
         drop(db);
-        if self.roles.is_empty() {
-            return;
-        }
-        let roles = std::mem::take(&mut self.roles);
-        let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let Ok(mut conn) = PgConnection::connect(&url).await else {
-                    return;
-                };
-                for chunk in roles.chunks(200) {
-                    let names: Vec<String> = chunk.iter().map(|r| quote_ident(r)).collect();
-                    let sql = format!("DROP ROLE IF EXISTS {}", names.join(", "));
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-                let _ = conn.close().await;
-            });
-        });
-        let _ = handle.join();
+        tenant_manager_test_support::drop_databases_and_roles_blocking(&url, None, &self.roles);
     }
 }
 

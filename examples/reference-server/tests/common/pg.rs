@@ -172,56 +172,13 @@ async fn tagged(conn: &mut PgConnection, tag: &str) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Drops every database, then every role, whose name carries `tag`.
-async fn cleanup(admin_url: &str, tag: &str) {
-    let Ok(mut conn) = PgConnection::connect(admin_url).await else {
-        return;
-    };
-    let databases: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
-            .bind(tag)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    for database in databases {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&database));
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-    }
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE strpos(rolname, $1) > 0")
-            .bind(tag)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    for role in roles {
-        let sql = format!("DROP ROLE IF EXISTS {}", quote(&role));
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-    }
-    let _ = conn.close().await;
-}
-
-/// A quoted identifier.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 impl Drop for PgEnv {
     fn drop(&mut self) {
-        let admin_url = self.db().admin_url().to_owned();
-        let tag = self.tag.clone();
-        let handle = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(cleanup(&admin_url, &tag));
-            }
-        });
-        let _ = handle.join();
+        tenant_manager_test_support::drop_databases_and_roles_blocking(
+            self.db().admin_url(),
+            Some(&self.tag),
+            &[],
+        );
         // The global database goes last (its own drop).
         self.db.take();
     }
