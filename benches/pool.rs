@@ -29,6 +29,8 @@ mod env;
 mod interleave;
 #[path = "pool/overhead.rs"]
 mod overhead;
+#[path = "pool/raw.rs"]
+mod raw;
 #[path = "pool/warm.rs"]
 mod warm;
 

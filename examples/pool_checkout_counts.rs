@@ -18,11 +18,14 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Duration;
 
 use tenant_manager::Isolation;
-use tenant_manager::core::pool::fake::{FakeConnector, FakeManager, FakeProbe, active_tenant};
+use tenant_manager::core::pool::fake::{FakeConnector, active_tenant};
 use tenant_manager::core::pool::{PoolConfig, TenantPools};
+
+#[path = "../benches/pool/raw.rs"]
+mod raw;
+use raw::warm_raw_pool;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -72,7 +75,7 @@ async fn tenant_pools(n: usize, checkouts: usize) {
 async fn raw_bb8(n: usize, checkouts: usize) {
     let mut pools = Vec::with_capacity(n);
     for i in 0..n {
-        pools.push(warm_bb8(&format!("raw{i}")).await);
+        pools.push(warm_raw_pool(&format!("raw{i}")).await);
     }
     for i in 0..checkouts {
         let conn = pools[i % n].get().await.expect("checkout");
@@ -87,22 +90,10 @@ async fn bb8_map(n: usize, checkouts: usize) {
         .collect();
     let mut pools = HashMap::with_capacity(n);
     for tenant in &tenants {
-        pools.insert(tenant.id, warm_bb8(&tenant.id.to_string()).await);
+        pools.insert(tenant.id, warm_raw_pool(&tenant.id.to_string()).await);
     }
     for i in 0..checkouts {
         let conn = pools[&tenants[i % n].id].get().await.expect("checkout");
         black_box(conn.id());
     }
-}
-
-/// A raw bb8 pool of one connection, as in `benches/pool/overhead.rs`, warmed.
-async fn warm_bb8(name: &str) -> bb8::Pool<FakeManager> {
-    let manager = FakeManager::new(name, Duration::ZERO, FakeProbe::default());
-    let pool = bb8::Pool::builder()
-        .max_size(1)
-        .build(manager)
-        .await
-        .expect("bb8");
-    drop(pool.get().await.expect("warm"));
-    pool
 }

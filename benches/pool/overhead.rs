@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion};
 use tenant_manager::Isolation;
-use tenant_manager::core::pool::fake::{FakeConnector, FakeManager, FakeProbe, active_tenant};
+use tenant_manager::core::pool::fake::{FakeConnector, FakeManager, active_tenant};
 use tenant_manager::core::pool::{PoolConfig, TenantPools};
 use tenant_manager::{Tenant, TenantId};
 use tokio::runtime::Runtime;
 
 use crate::interleave::{Ratio, Runner, medians};
+use crate::raw::warm_raw_pool;
 
 const SIZES: [usize; 3] = [1, 1_000, 10_000];
 
@@ -309,16 +310,4 @@ pub(crate) fn bench(criterion: &mut Criterion, runtime: &Runtime) -> Vec<Ratio> 
             target: None,
         },
     ]
-}
-
-/// A raw bb8 pool of one fake connection named `name`, opened once.
-async fn warm_raw_pool(name: &str) -> bb8::Pool<FakeManager> {
-    let manager = FakeManager::new(name, Duration::ZERO, FakeProbe::default());
-    let pool = bb8::Pool::builder()
-        .max_size(1)
-        .build(manager)
-        .await
-        .expect("bb8");
-    drop(pool.get().await.expect("warm"));
-    pool
 }
