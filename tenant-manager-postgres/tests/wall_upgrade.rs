@@ -49,6 +49,32 @@ fn shared_table(policy: &str) -> (bool, bool, Vec<String>) {
     (true, true, vec![policy.to_owned()])
 }
 
+/// Which release's catalog layout a deployment is expected to have.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// The previous release: schema tenants read as their role, the shared table's old policy.
+    Legacy,
+    /// Behind the wall.
+    Walled,
+}
+
+/// Asserts the layout of each schema tenant in `schemas` and of the shared table.
+async fn assert_layout(admin: &mut PgConnection, app: &str, schemas: &[Tenant], layout: Layout) {
+    let (schema, policy) = match layout {
+        Layout::Legacy => (legacy_schema(), "companies_tenant_isolation"),
+        Layout::Walled => (walled_schema(), "tenant_wall"),
+    };
+    for tenant in schemas {
+        assert_eq!(
+            schema_state(admin, app, tenant).await,
+            schema,
+            "{}",
+            tenant.slug
+        );
+    }
+    assert_eq!(companies_table(admin, "public").await, shared_table(policy));
+}
+
 #[tokio::test]
 async fn a_deployment_of_the_previous_release_goes_behind_the_wall() {
     let d = Deployment::legacy(2, 2).await;
@@ -65,18 +91,7 @@ async fn a_deployment_of_the_previous_release_goes_behind_the_wall() {
             .await
             .expect("pg_roles");
     assert!(!owner_exists, "no wall owner role");
-    for tenant in &d.schema {
-        assert_eq!(
-            schema_state(&mut admin, &app, tenant).await,
-            legacy_schema(),
-            "{}",
-            tenant.slug
-        );
-    }
-    assert_eq!(
-        companies_table(&mut admin, "public").await,
-        shared_table("companies_tenant_isolation")
-    );
+    assert_layout(&mut admin, &app, &d.schema[..], Layout::Legacy).await;
     // ... and at work: its pools serve each tenant its rows, schema checkouts as the role.
     let legacy = legacy_pools(env, 1);
     assert_each_sees_its_rows(&legacy, &d.tenants(), "previous release").await;
@@ -110,18 +125,7 @@ async fn a_deployment_of_the_previous_release_goes_behind_the_wall() {
     let check = wall.check().await.expect("check");
     assert!(check.is_ok(), "{check:?}");
     assert!(has_wall_schema(&mut admin).await);
-    for tenant in &d.schema {
-        assert_eq!(
-            schema_state(&mut admin, &app, tenant).await,
-            walled_schema(),
-            "{}",
-            tenant.slug
-        );
-    }
-    assert_eq!(
-        companies_table(&mut admin, "public").await,
-        shared_table("tenant_wall")
-    );
+    assert_layout(&mut admin, &app, &d.schema[..], Layout::Walled).await;
 
     // Every tenant gets exactly its rows, and nothing of the others even when it asks.
     assert_each_sees_its_rows(&walled, &d.tenants(), "behind the wall").await;
@@ -215,18 +219,7 @@ async fn an_interrupted_upgrade_resumes_where_it_stopped() {
         schema_state(&mut admin, &app, &d.schema[0]).await,
         walled_schema()
     );
-    for tenant in &d.schema[1..] {
-        assert_eq!(
-            schema_state(&mut admin, &app, tenant).await,
-            legacy_schema(),
-            "{}",
-            tenant.slug
-        );
-    }
-    assert_eq!(
-        companies_table(&mut admin, "public").await,
-        shared_table("companies_tenant_isolation")
-    );
+    assert_layout(&mut admin, &app, &d.schema[1..], Layout::Legacy).await;
     let check = wall.check().await.expect("check");
     assert!(
         check.problems.iter().any(|p| p.contains(&view)),
@@ -242,18 +235,7 @@ async fn an_interrupted_upgrade_resumes_where_it_stopped() {
     .expect("fix the view");
     let report = wall.install().await.expect("resumed");
     assert_eq!(counts(&report), (1, 0, 3, 1), "{report:?}");
-    for tenant in &d.schema {
-        assert_eq!(
-            schema_state(&mut admin, &app, tenant).await,
-            walled_schema(),
-            "{}",
-            tenant.slug
-        );
-    }
-    assert_eq!(
-        companies_table(&mut admin, "public").await,
-        shared_table("tenant_wall")
-    );
+    assert_layout(&mut admin, &app, &d.schema[..], Layout::Walled).await;
     assert!(wall.check().await.expect("check").is_ok());
     let walled = walled_pools(env, 1, 1);
     assert_each_sees_its_rows(&walled, &d.tenants(), "after the resumed upgrade").await;

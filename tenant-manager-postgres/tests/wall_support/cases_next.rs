@@ -9,42 +9,55 @@ use tenant_manager_postgres::quote_ident;
 
 use super::lane::{Defence, Seat};
 use super::world::{B_ROWS, World};
-use super::{Loot, Mode, Outcome, attempt, attempts};
+use super::{Loot, Mode, Outcome, Trap, attempt, attempts};
 
 /// The list query of a host's handler (the driver prepares and caches it).
 const LIST: &str = "SELECT name FROM companies ORDER BY name";
 
-/// A's connection goes to B: B's handler runs [`LIST`], then `what_is_left` (a count of
-/// A's things still on the session). Returns B's list and the count, and whether B got A's
-/// very connection.
+/// A's connection goes to B: B's handler runs [`LIST`] (it must read its own rows), then
+/// `what_is_left` (a count of A's things still on the session, the outcome's traps). The seat
+/// is closed and the trap, if any, drained into the loot. With the wall on, B must get A's
+/// very connection when `reuse_required` (the engine's reset is what is under test).
 async fn hand_to_b(
-    seat: &mut Seat<'_>,
+    mut seat: Seat<'_>,
     world: &World,
-    pid_a: i32,
-    what_is_left: &str,
-) -> (Vec<String>, i64, bool) {
+    handover: Handover<'_>,
+    mut loot: Loot,
+) -> Outcome {
     seat.enter(&world.b).await;
-    let same = seat.pid().await == pid_a;
+    let same = seat.pid().await == handover.pid_a;
     let list: Vec<String> = sqlx::query_scalar(LIST)
         .fetch_all(seat.conn())
         .await
         .expect("B's list");
-    let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(what_is_left.to_owned()))
+    let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(handover.what_is_left.to_owned()))
         .fetch_one(seat.conn())
         .await
         .expect("what A left");
-    (list, left, same)
-}
-
-fn finish(world: &World, loot: &Loot, list: &[String], left: i64, same: bool) -> Outcome {
+    seat.close().await;
+    if let Some(trap) = handover.trap {
+        loot.push(trap.drain(world).await.text());
+    }
+    if handover.reuse_required && handover.mode == Mode::On {
+        assert!(same, "the engine handed B another connection");
+    }
     assert_eq!(list, B_ROWS, "B's handler reads its own rows");
     let mut outcome = Outcome {
-        read: world.rows_of_b(loot),
+        read: world.rows_of_b(&loot),
         traps: usize::try_from(left).expect("count"),
         ..Outcome::default()
     };
     outcome.note(format!("B on A's connection: {same}"));
     outcome
+}
+
+/// How A's connection is handed to B (see [`hand_to_b`]).
+struct Handover<'a> {
+    mode: Mode,
+    pid_a: i32,
+    what_is_left: &'a str,
+    trap: Option<Trap>,
+    reuse_required: bool,
 }
 
 /// Temporary objects that shadow B's tables: a view `companies` (found before B's own table,
@@ -72,20 +85,15 @@ pub fn temp_objects(world: &World, mode: Mode) -> BoxFuture<'_, Outcome> {
             "CREATE TEMP SEQUENCE trap_s".to_owned(),
         ];
         attempts(seat.conn(), &mut loot, &sqls).await;
-        let (list, left, same) = hand_to_b(
-            &mut seat,
-            world,
+        let handover = Handover {
+            mode,
             pid_a,
-            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) \
+            what_is_left: "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) \
                   + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema())",
-        )
-        .await;
-        seat.close().await;
-        loot.push(trap.drain(world).await.text());
-        if mode == Mode::On {
-            assert!(same, "the engine handed B another connection");
-        }
-        finish(world, &loot, &list, left, same)
+            trap: Some(trap),
+            reuse_required: true,
+        };
+        hand_to_b(seat, world, handover, loot).await
     })
 }
 
@@ -121,10 +129,14 @@ pub fn prepared_poison(world: &World, mode: Mode) -> BoxFuture<'_, Outcome> {
             ),
         ];
         attempts(seat.conn(), &mut loot, &sqls).await;
-        let (list, left, same) = hand_to_b(&mut seat, world, pid_a, "SELECT 0::int8").await;
-        seat.close().await;
-        loot.push(trap.drain(world).await.text());
-        finish(world, &loot, &list, left, same)
+        let handover = Handover {
+            mode,
+            pid_a,
+            what_is_left: "SELECT 0::int8",
+            trap: Some(trap),
+            reuse_required: false,
+        };
+        hand_to_b(seat, world, handover, loot).await
     })
 }
 
@@ -149,19 +161,14 @@ pub fn listen_notify(world: &World, mode: Mode) -> BoxFuture<'_, Outcome> {
         ];
         let mut loot = Loot::default();
         attempts(seat.conn(), &mut loot, &sqls).await;
-        let (list, left, same) = hand_to_b(
-            &mut seat,
-            world,
+        let handover = Handover {
+            mode,
             pid_a,
-            "SELECT count(*) FROM pg_listening_channels()",
-        )
-        .await;
-        seat.close().await;
-        loot.push(trap.drain(world).await.text());
-        if mode == Mode::On {
-            assert!(same, "the engine handed B another connection");
-        }
-        finish(world, &loot, &list, left, same)
+            what_is_left: "SELECT count(*) FROM pg_listening_channels()",
+            trap: Some(trap),
+            reuse_required: true,
+        };
+        hand_to_b(seat, world, handover, loot).await
     })
 }
 
@@ -197,18 +204,14 @@ pub fn advisory(world: &World, mode: Mode) -> BoxFuture<'_, Outcome> {
         .await
         .expect("pg_locks");
         let _ = sqlx::Connection::close(admin).await;
-        let (list, left, same) = hand_to_b(
-            &mut seat,
-            world,
+        let handover = Handover {
+            mode,
             pid_a,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
-        )
-        .await;
-        seat.close().await;
-        if mode == Mode::On {
-            assert!(same, "the engine handed B another connection");
-        }
-        let mut outcome = finish(world, &loot, &list, left, same);
+            what_is_left: "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            trap: None,
+            reuse_required: true,
+        };
+        let mut outcome = hand_to_b(seat, world, handover, loot).await;
         outcome.read += usize::try_from(encoded).expect("count");
         outcome
     })

@@ -3,6 +3,7 @@
 use futures::future::BoxFuture;
 use tenant_manager_postgres::wall;
 
+use super::cases_read::on_seat;
 use super::lane::Seat;
 use super::world::World;
 use super::{Loot, Mode, Outcome, attempt, attempts};
@@ -42,13 +43,7 @@ pub fn forged_proof(world: &World, _: Mode) -> BoxFuture<'_, Outcome> {
             ),
         ];
         sqls.extend(world.probe());
-        let mut loot = Loot::default();
-        attempts(seat.conn(), &mut loot, &sqls).await;
-        seat.close().await;
-        Outcome {
-            read: world.rows_of_b(&loot),
-            ..Outcome::default()
-        }
+        on_seat(seat, world, &sqls).await
     })
 }
 
@@ -120,13 +115,7 @@ pub fn replay_earlier_checkout(world: &World, _: Mode) -> BoxFuture<'_, Outcome>
         assert_eq!(seat.pid().await, pid, "A got B's connection");
         let mut sqls = vec![format!("SELECT {call}")];
         sqls.extend(world.probe());
-        let mut loot = Loot::default();
-        attempts(seat.conn(), &mut loot, &sqls).await;
-        seat.close().await;
-        Outcome {
-            read: world.rows_of_b(&loot),
-            ..Outcome::default()
-        }
+        on_seat(seat, world, &sqls).await
     })
 }
 

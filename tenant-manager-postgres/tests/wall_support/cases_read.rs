@@ -15,6 +15,11 @@ use super::{Loot, Mode, Outcome, attempt, attempts, error_text};
 pub async fn in_checkout(world: &World, tenant: &Tenant, sqls: &[String]) -> Outcome {
     let mut seat = Seat::engine(world, 1);
     seat.enter(tenant).await;
+    on_seat(seat, world, sqls).await
+}
+
+/// Runs `sqls` one by one on `seat`, closes it, and counts B's rows in what came back.
+pub async fn on_seat(mut seat: Seat<'_>, world: &World, sqls: &[String]) -> Outcome {
     let mut loot = Loot::default();
     attempts(seat.conn(), &mut loot, sqls).await;
     seat.close().await;
