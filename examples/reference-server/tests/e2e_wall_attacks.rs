@@ -253,23 +253,6 @@ async fn admin(conn: &mut PgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// Registers `<tag>_<name>` with `isolation` and gives it companies named `names`.
-async fn tenant(env: &PgEnv, server: &Server, name: &str, isolation: &str, names: &[&str]) -> Org {
-    let (id, token, answer) = env.register(server, name, isolation).await;
-    assert_eq!(answer["tenant"]["isolation"], isolation);
-    for company in names {
-        let r = server
-            .post(
-                "/api/companies",
-                Auth::Bearer(&token),
-                &json!({ "name": company }),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
-    }
-    Org { id, token }
-}
-
 /// B's companies through B's own API.
 async fn companies(server: &Server, org: &Org) -> Value {
     let r = server
@@ -283,8 +266,12 @@ async fn companies(server: &Server, org: &Org) -> Value {
 async fn attacks_between_two_tenants(isolation: &str) {
     let env = PgEnv::new().await;
     let server = env.server(&[]);
-    let a = tenant(&env, &server, "atk_a", isolation, &["A Co"]).await;
-    let b = tenant(&env, &server, "atk_b", isolation, &["B One", "B Two"]).await;
+    let a = env
+        .org_with_companies(&server, "atk_a", isolation, &["A Co"])
+        .await;
+    let b = env
+        .org_with_companies(&server, "atk_b", isolation, &["B One", "B Two"])
+        .await;
     let shared_db = format!("{}_shared", env.tag);
     let mut conn = env.admin(&shared_db).await;
 

@@ -20,20 +20,6 @@ use reference_server::http_client::Auth;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-/// Registers `<tag>_<name>` with `isolation` and one company named `company`.
-async fn tenant(env: &PgEnv, server: &Server, name: &str, isolation: &str, company: &str) -> Org {
-    let (id, token, _) = env.register(server, name, isolation).await;
-    let r = server
-        .post(
-            "/api/companies",
-            Auth::Bearer(&token),
-            &json!({ "name": company }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
-    Org { id, token }
-}
-
 /// The names of `org`'s companies, through the API of `server`.
 async fn names(server: &Server, org: &Org) -> Vec<String> {
     let r = server.get("/api/companies", Auth::Bearer(&org.token)).await;
@@ -98,8 +84,12 @@ fn report(out: &Output) -> Value {
 async fn a_deployment_without_the_wall_is_refused_until_wall_migrate_and_keys_rotate() {
     let env = PgEnv::new().await;
     let server = env.server(&[]);
-    let schema = tenant(&env, &server, "upg_schema", "schema", "Schema Co").await;
-    let shared = tenant(&env, &server, "upg_shared", "shared", "Shared Co").await;
+    let schema = env
+        .org_with_companies(&server, "upg_schema", "schema", &["Schema Co"])
+        .await;
+    let shared = env
+        .org_with_companies(&server, "upg_shared", "shared", &["Shared Co"])
+        .await;
     drop(server);
 
     // The layout of a deployment from before the wall: no wall in the shared database (its

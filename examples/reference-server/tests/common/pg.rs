@@ -10,6 +10,9 @@ use sqlx::{Connection, PgConnection};
 use tenant_manager_test_support::{TestDatabase, TestRedis, unique_suffix};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use reference_server::http_client::Auth;
+
+use super::isolation::Org;
 use super::{Server, email};
 
 /// Postgres deployments running at once in one test binary: each holds up to a dozen
@@ -88,6 +91,30 @@ impl PgEnv {
         server
             .register_with(&self.registration(name, isolation))
             .await
+    }
+
+    /// Registers `<tag>_<name>` with `isolation` and gives it companies named `companies`
+    /// through its own API.
+    pub async fn org_with_companies(
+        &self,
+        server: &Server,
+        name: &str,
+        isolation: &str,
+        companies: &[&str],
+    ) -> Org {
+        let (id, token, answer) = self.register(server, name, isolation).await;
+        assert_eq!(answer["tenant"]["isolation"], isolation);
+        for company in companies {
+            let r = server
+                .post(
+                    "/api/companies",
+                    Auth::Bearer(&token),
+                    &json!({ "name": company }),
+                )
+                .await;
+            assert_eq!(r.status, http::StatusCode::CREATED, "{}", super::text(&r));
+        }
+        Org { id, token }
     }
 
     /// The variables of a server (or `tenant-cli`) of this deployment: small connection
