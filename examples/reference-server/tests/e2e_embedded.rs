@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::isolation::{Org, assert_b_cannot_reach_a};
 use common::{
-    ADMIN_KEY, Server, TempDir, assert_guide_series, assert_rate_limited, code, email, text,
+    ADMIN_KEY, Server, TempDir, assert_error, assert_guide_series, assert_rate_limited, code,
+    email, text,
 };
 use http::{Method, StatusCode};
 use reference_server::http_client::Auth;
@@ -545,12 +546,7 @@ async fn retry_provisioning_is_an_admin_call_that_leaves_active_tenants_alone() 
     let r = server
         .send(Method::POST, &retry(&id), Auth::None, None)
         .await;
-    assert_eq!(
-        (r.status, code(&r)),
-        (StatusCode::UNAUTHORIZED, "unauthenticated".into()),
-        "{}",
-        text(&r)
-    );
+    assert_error(&r, StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(
         r.header("content-type")
             .is_some_and(|v| v.starts_with("application/json"))
@@ -560,12 +556,7 @@ async fn retry_provisioning_is_an_admin_call_that_leaves_active_tenants_alone() 
     let r = server
         .send(Method::POST, &retry(&unknown), admin, None)
         .await;
-    assert_eq!(
-        (r.status, code(&r)),
-        (StatusCode::NOT_FOUND, "tenant_not_found".into()),
-        "{}",
-        text(&r)
-    );
+    assert_error(&r, StatusCode::NOT_FOUND, "tenant_not_found");
 
     let before = server
         .get_json(&format!("/api/admin/tenants/{id}"), admin)
@@ -593,12 +584,7 @@ async fn retry_provisioning_is_an_admin_call_that_leaves_active_tenants_alone() 
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let r = server.send(Method::POST, &retry(&id), admin, None).await;
-    assert_eq!(
-        (r.status, code(&r)),
-        (StatusCode::CONFLICT, "invalid_status_transition".into()),
-        "{}",
-        text(&r)
-    );
+    assert_error(&r, StatusCode::CONFLICT, "invalid_status_transition");
     let still = server
         .get_json(&format!("/api/admin/tenants/{id}"), admin)
         .await;

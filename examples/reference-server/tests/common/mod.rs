@@ -273,6 +273,16 @@ pub fn text(r: &HttpResponse) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
+/// Asserts an error answer: its status and its JSON `code` (the body is shown on failure).
+pub fn assert_error(r: &HttpResponse, status: http::StatusCode, expected: &str) {
+    assert_eq!(
+        (r.status, code(r)),
+        (status, expected.to_owned()),
+        "{}",
+        text(r)
+    );
+}
+
 /// The error code of an error answer.
 pub fn code(r: &HttpResponse) -> String {
     r.json::<Value>()
