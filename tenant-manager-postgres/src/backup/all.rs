@@ -10,7 +10,7 @@ use tenant_manager_core::{
 };
 
 use super::PgDumpBackup;
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 use crate::registry::{TenantRow, tenant_columns};
 
 /// Which tenants `backup_all` covers and how many at once.

@@ -128,8 +128,9 @@ pub(crate) async fn sha256_of(path: &Path) -> Result<(String, u64)> {
     .map_err(io_error)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
+    #![cfg(unix)]
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
