@@ -14,7 +14,6 @@
 //! removed afterwards); a restore compares the artifact with the SHA-256 and size recorded in
 //! `tm_backups` when it was taken, whatever the store's own checks say.
 
-mod all;
 mod catalog;
 mod copy;
 mod dump;
@@ -33,7 +32,6 @@ use tenant_manager_core::{
 };
 use time::OffsetDateTime;
 
-pub use all::{BackupAllOptions, BackupAllReport, BackupProgress, BackupProgressFn};
 pub use tools::{PgTools, ToolError};
 
 use crate::migrate::tenant::refresh_version;
