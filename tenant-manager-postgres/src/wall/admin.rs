@@ -99,7 +99,7 @@ impl WallAdmin {
         found: &Database,
         report: &mut WallReport,
     ) -> Result<()> {
-        grants::ensure_exists(conn, wall.app).await?;
+        grants::ensure_app_login_role(conn, wall.app).await?;
         ensure_owner(conn, wall.owner).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         pg::lock_shared_database(&mut tx, database).await?;
@@ -261,7 +261,7 @@ pub(crate) async fn install_in(
     };
     let mut conn = storage.connect(server, database).await?;
     let done = async {
-        grants::ensure_exists(&mut conn, wall.app).await?;
+        grants::ensure_app_login_role(&mut conn, wall.app).await?;
         ensure_owner(&mut conn, wall.owner).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         install(&mut tx, wall.owner, wall.app, wall.keys).await?;

@@ -33,7 +33,7 @@ pub(crate) fn app_login_marked(app: &Ident) -> Marked<'_> {
 
 /// Ensures the app login role exists on the connected server, creating it `NOLOGIN` (no
 /// password yet) when missing; a marked role is left as it is. Run outside a transaction.
-pub(crate) async fn ensure_exists(conn: &mut PgConnection, app: &Ident) -> Result<()> {
+pub(crate) async fn ensure_app_login_role(conn: &mut PgConnection, app: &Ident) -> Result<()> {
     pg::ensure_marked_role(
         conn,
         &app_login_marked(app),
