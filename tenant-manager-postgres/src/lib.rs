@@ -67,9 +67,9 @@
 pub mod app_login;
 pub mod backup;
 pub mod credentials;
-pub mod error;
 pub mod ident;
 pub mod migrate;
+mod pg;
 pub mod pool;
 pub mod provision;
 pub mod registry;
@@ -80,10 +80,10 @@ pub mod wall;
 
 pub use app_login::{AppLogin, DEFAULT_APP_LOGIN};
 pub use backup::{BackupConfig, PgDumpBackup, PgTools};
-pub use credentials::{DerivedCredentials, TenantCredentials, tenant_role};
-pub use error::{SqlxResultExt, map_migrate, map_sqlx};
+pub use credentials::{DerivedCredentials, TenantCredentials, WallKeys, tenant_role};
 pub use ident::{Ident, quote_ident, quote_literal};
-pub use migrate::{FleetOptions, FleetReport, TenantMigrations, TenantMigrator};
+pub use migrate::{FleetOptions, FleetReport, TenantMigrator};
+pub use pg::{SqlxResultExt, map_migrate, map_sqlx};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{
     AppLoginReport, PostgresProvisioner, SharedClaimReport, StepHook, StepPhase, TenantSeeder,
@@ -91,8 +91,8 @@ pub use provision::{
 pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
 pub use servers::{ServerConfig, ServerMap};
-pub use storage::{StorageConfig, TenantStorage};
-pub use wall::{WallAdmin, WallKeys};
+pub use storage::{StorageConfig, TenantMigrations, TenantStorage};
+pub use wall::WallAdmin;
 
 /// The driver, re-exported so hosts use the same version.
 pub use sqlx;

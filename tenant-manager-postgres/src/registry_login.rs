@@ -15,10 +15,8 @@ use std::fmt;
 use sqlx::{Connection, PgPool};
 use tenant_manager_core::{Entity, Error, Result, Secret};
 
-use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
-use crate::provision::admin::{self, Marked, UNPRIVILEGED};
-use crate::provision::lock::lock_key;
+use crate::pg::{self, Hold, Marked, SqlxResultExt, UNPRIVILEGED, lock_key};
 use crate::registry::GLOBAL_MIGRATIONS_TABLE;
 
 /// Marker comment of the registry login role.
@@ -104,7 +102,7 @@ pub async fn ensure_registry_login(
     global: &PgPool,
     login: &RegistryLogin,
 ) -> Result<RegistryLoginReport> {
-    let verifier = crate::provision::scram_verifier(&login.password)?;
+    let verifier = pg::scram_verifier(&login.password);
     let attributes = format!(
         "LOGIN PASSWORD {} NOINHERIT {UNPRIVILEGED}",
         quote_literal(verifier.expose())
@@ -112,17 +110,14 @@ pub async fn ensure_registry_login(
     let role = &login.name;
     let mut conn = global.acquire().await.map_db(Entity::Tenant)?;
     let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(lock_key("registry-login", &[role.as_str()]))
-        .execute(&mut *tx)
-        .await
-        .map_db(Entity::Tenant)?;
+    let key = lock_key("registry-login", &[role.as_str()]);
+    pg::acquire(&mut tx, key, Hold::Transaction).await?;
     let marked = Marked {
         role,
         marker: REGISTRY_LOGIN_MARKER,
         field: "registry_login",
     };
-    admin::ensure_marked_role(&mut tx, &marked, &attributes, Some(&attributes)).await?;
+    pg::ensure_marked_role(&mut tx, &marked, &attributes, Some(&attributes)).await?;
     let (database, schema, superuser): (String, String, bool) = sqlx::query_as(
         "SELECT current_database()::text, current_schema()::text, \
                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
@@ -159,7 +154,7 @@ pub async fn ensure_registry_login(
             " ALTER {kind} {schema}.{relation} OWNER TO {role};"
         ));
     }
-    admin::ddl(&mut tx, sql).await?;
+    pg::ddl(&mut tx, sql).await?;
     tx.commit().await.map_db(Entity::Tenant)?;
     Ok(RegistryLoginReport {
         relations: relations.len(),

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
 use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::manager::TenantManager;
+use tenant_manager_core::memory::InMemoryQuotaEnforcer;
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
 use tenant_manager_core::{Backup, BackupStore, Isolation, Result, Tenant};
-use tenant_manager_postgres::backup::{BackupAllOptions, BackupProgressFn};
 use tenant_manager_postgres::{BackupConfig, PgDumpBackup, PgTools};
 
 use common::{Env, add_companies, company_names};
@@ -147,6 +149,28 @@ async fn an_old_pg_dump_is_refused_with_the_versions() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The manager over this crate's adapters: `backup_all` is [`TenantManager::backup_all`] over
+/// the [`Backup`] trait, which [`PgDumpBackup`] implements.
+fn manager(h: &PgHarness) -> TenantManager {
+    let hasher = HasherConfig::default()
+        .with_params(256, 1, 1)
+        .with_max_concurrent(2);
+    TenantManager::builder()
+        .with_registry(Arc::new(h.env.registry.clone()))
+        .with_provisioner(Arc::new(h.env.provisioner.clone()))
+        .with_quota(Arc::new(InMemoryQuotaEnforcer::default()))
+        .with_tokens(
+            TokenService::new(JwtConfig::hs256(
+                "0123456789abcdef0123456789abcdef-test-only",
+            ))
+            .expect("tokens"),
+        )
+        .with_hasher(PasswordHasher::new(hasher).expect("hasher"))
+        .with_backup(Arc::new(h.backup.clone()))
+        .build()
+        .expect("manager")
+}
+
 #[tokio::test]
 async fn backup_all_covers_every_tenant_with_progress() {
     let h = PgHarness::new(PgTools::from_path()).await;
@@ -156,22 +180,17 @@ async fn backup_all_covers_every_tenant_with_progress() {
         h.write_rows(&tenant, &["Initech"]).await.expect("rows");
         tenants.push(tenant);
     }
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = calls.clone();
-    let progress: BackupProgressFn = Arc::new(move |p| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        assert!(p.ok && p.total == 3);
-    });
-    let report = h
-        .backup
-        .backup_all(
-            &BackupAllOptions::default().with_concurrency(2),
-            Some(progress),
-        )
+    let manager = manager(&h);
+    let mut calls = 0;
+    let summary = manager
+        .backup_all(2, |p| {
+            calls += 1;
+            assert!(p.succeeded && p.total == 3);
+        })
         .await
         .expect("backup all");
-    assert_eq!((report.succeeded(), report.failed()), (3, 0));
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!((summary.backups.len(), summary.failures.len()), (3, 0));
+    assert_eq!(calls, 3);
     for tenant in &tenants {
         let listed = h.backup.list(tenant.id).await.expect("list");
         assert_eq!(listed.len(), 1);
@@ -191,13 +210,8 @@ async fn backup_all_covers_every_tenant_with_progress() {
         assert_eq!(stored[0].sha256, listed[0].sha256);
     }
     assert_eq!(h.backup.prune_expired(None).await.expect("prune"), 0);
-    let bad = BackupAllOptions::default().with_concurrency(0);
     assert_eq!(
-        h.backup
-            .backup_all(&bad, None)
-            .await
-            .err()
-            .map(|e| e.code()),
+        manager.backup_all(0, |_| {}).await.err().map(|e| e.code()),
         Some("invalid_input")
     );
 }

@@ -8,7 +8,7 @@ use tenant_manager_core::{
     BackupId, BackupRecord, Entity, Error, Isolation, Result, StoredObject, TenantId,
 };
 
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// A catalogue row: the record plus where the data came from.
 #[derive(Debug, Clone)]

@@ -20,9 +20,9 @@ use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Error, Result, TenantId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::error::SqlxResultExt;
+use crate::credentials::WallKeys;
 use crate::ident::{Ident, quote_ident, quote_literal};
-use crate::wall::WallKeys;
+use crate::pg::{FOREIGN_KEY_VIOLATION, SqlxResultExt, has_state};
 
 /// Format name of these artifacts in the catalogue.
 pub(crate) const FORMAT: &str = "tm_copy_v1";
@@ -96,9 +96,6 @@ async fn scope(conn: &mut PgConnection, tenant: TenantId, keys: Option<&WallKeys
     }
 }
 
-/// SQLSTATE `foreign_key_violation`.
-const FOREIGN_KEY_VIOLATION: &str = "23503";
-
 /// Runs each of `statements` (in a savepoint) until all succeeded, putting off those that
 /// violate a foreign key until a later pass: parents are inserted before their children and
 /// deleted after them, without `session_replication_role` (which needs a superuser). Fails
@@ -116,16 +113,16 @@ async fn in_key_order(conn: &mut PgConnection, statements: Vec<String>) -> Resul
                 .await
             {
                 Ok(_) => sp.commit().await.map_db(Entity::Backup)?,
-                Err(e) if crate::provision::admin::has_state(&e, &[FOREIGN_KEY_VIOLATION]) => {
+                Err(e) if has_state(&e, &[FOREIGN_KEY_VIOLATION]) => {
                     sp.rollback().await.map_db(Entity::Backup)?;
                     later.push(sql);
                     last = Some(e);
                 }
-                Err(e) => return Err(crate::error::map_sqlx(Entity::Backup, e)),
+                Err(e) => return Err(crate::pg::map_sqlx(Entity::Backup, e)),
             }
         }
         if let Some(e) = last.filter(|_| later.len() == before) {
-            return Err(crate::error::map_sqlx(Entity::Backup, e));
+            return Err(crate::pg::map_sqlx(Entity::Backup, e));
         }
         pending = later;
     }

@@ -8,9 +8,9 @@ use tenant_manager_core::{BackupId, Entity, Result, Tenant};
 
 use super::login::{OperationLogin, Reach};
 use super::tools::{PgTools, ToolConn, server_major};
-use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
-use crate::provision::{admin, database};
+use crate::pg::{self, Object, SqlxResultExt};
+use crate::provision::database;
 use crate::storage::{Target, TenantStorage};
 
 /// Format name of `pg_dump -Fc` artifacts in the catalogue.
@@ -98,7 +98,7 @@ impl Restore<'_> {
     /// What both restores stage with: the tenant role, this restore's login (a member of
     /// that role only), and the name of this restore's scratch database.
     async fn staging(&self) -> Result<(&Ident, OperationLogin, Ident)> {
-        let role = database::role_of(self.target)?;
+        let role = self.target.role()?;
         let scratch = scratch_name("tm_restore_", self.backup)?;
         let login =
             OperationLogin::create(self.storage, &self.target.server, Reach::MemberOf(role))
@@ -121,8 +121,8 @@ fn drop_database(database: &Ident) -> String {
 /// Creates the scratch database afresh (dropping what an interrupted restore left), owned by
 /// `role`.
 async fn create_scratch(maint: &mut PgConnection, scratch: &Ident, role: &Ident) -> Result<()> {
-    admin::ddl(maint, drop_database(scratch)).await?;
-    admin::create_database(maint, scratch, Some(role), None).await?;
+    pg::ddl(maint, drop_database(scratch)).await?;
+    pg::create_database(maint, scratch, Some(role), None).await?;
     Ok(())
 }
 
@@ -146,23 +146,23 @@ pub(crate) async fn restore_database(job: &Restore<'_>, path: &Path) -> Result<(
             let staged = async {
                 pg_restore(tools, &login, &scratch, role, None, path).await?;
                 // `DROP DATABASE` refuses to run in a multi-statement block: two round trips.
-                admin::ddl(&mut maint, drop_database(db)).await
+                pg::ddl(&mut maint, drop_database(db)).await
             }
             .await;
             if let Err(e) = staged {
-                let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
+                let _ = pg::ddl(&mut maint, drop_database(&scratch)).await;
                 return Err(e);
             }
             // Should the rename fail, the restored copy stays under the scratch name.
-            admin::ddl(
+            pg::ddl(
                 &mut maint,
                 format!("ALTER DATABASE {scratch} RENAME TO {db}"),
             )
             .await?;
-            database::secure(&mut maint, db, role, &admin::tenant_marker(tenant.id)).await
+            database::secure(&mut maint, db, role, &pg::tenant_marker(tenant.id)).await
         }
         .await;
-        admin::close(maint).await;
+        pg::close(maint).await;
         done
     }
     .await;
@@ -203,7 +203,7 @@ async fn restore_schema_as(
         target,
         backup,
     } = *job;
-    let role = database::role_of(target)?;
+    let role = target.role()?;
     let scratch = scratch_name("tm_restore_", backup)?;
     let staging = scratch_name("tm_new_", backup)?;
     let old = scratch_name("tm_old_", backup)?;
@@ -220,12 +220,12 @@ async fn restore_schema_as(
         crate::wall::install_in(storage, &target.server, &scratch, role).await?;
         pg_restore(tools, login, &scratch, role, None, path).await?;
         let mut conn = login.connect(&scratch).await?;
-        let renamed = admin::ddl(
+        let renamed = pg::ddl(
             &mut conn,
             format!("ALTER SCHEMA {source} RENAME TO {staging}"),
         )
         .await;
-        admin::close(conn).await;
+        pg::close(conn).await;
         renamed?;
         pg_dump(
             tools,
@@ -237,15 +237,15 @@ async fn restore_schema_as(
         .await
     }
     .await;
-    let _ = admin::ddl(&mut maint, drop_database(&scratch)).await;
-    admin::close(maint).await;
+    let _ = pg::ddl(&mut maint, drop_database(&scratch)).await;
+    pg::close(maint).await;
     staged?;
 
-    let marker = quote_literal(&admin::tenant_marker(tenant.id));
+    let marker = quote_literal(&pg::tenant_marker(tenant.id));
     let mut conn = storage.connect(&target.server, &target.database).await?;
     let swapped = async {
         // What an interrupted restore of this backup left goes first.
-        admin::ddl(
+        pg::ddl(
             &mut conn,
             format!(
                 "DROP SCHEMA IF EXISTS {staging} CASCADE; \
@@ -264,14 +264,14 @@ async fn restore_schema_as(
         )
         .await;
         if let Err(e) = restored {
-            let _ = admin::ddl(
+            let _ = pg::ddl(
                 &mut conn,
                 format!("DROP SCHEMA IF EXISTS {staging} CASCADE"),
             )
             .await;
             return Err(e);
         }
-        let exists = admin::schema_info(&mut conn, schema).await?.is_some();
+        let exists = pg::exists(&mut conn, Object::Schema, schema).await?;
         let (move_old, drop_old) = if exists {
             (
                 format!("ALTER SCHEMA {schema} RENAME TO {old}; "),
@@ -281,7 +281,7 @@ async fn restore_schema_as(
             (String::new(), String::new())
         };
         // One simple-protocol batch: one transaction.
-        admin::ddl(
+        pg::ddl(
             &mut conn,
             format!(
                 "{move_old}ALTER SCHEMA {staging} RENAME TO {schema}; \
@@ -296,7 +296,7 @@ async fn restore_schema_as(
             let mut tx = sqlx::Connection::begin(&mut conn)
                 .await
                 .map_db(Entity::Backup)?;
-            admin::lock_shared_database(&mut tx, &target.database).await?;
+            pg::lock_shared_database(&mut tx, &target.database).await?;
             crate::wall::wall_schema_tenant(
                 &mut tx,
                 wall,
@@ -311,6 +311,6 @@ async fn restore_schema_as(
         Ok(())
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     swapped
 }

@@ -23,10 +23,8 @@ use tenant_manager_core::{Entity, Result, Secret, ServerId};
 use time::OffsetDateTime;
 
 use super::tools::ToolConn;
-use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
-use crate::provision::admin::{self, UNPRIVILEGED};
-use crate::provision::scram;
+use crate::pg::{self, SqlxResultExt, UNPRIVILEGED};
 use crate::storage::TenantStorage;
 
 /// The word after the deployment's storage prefix in these logins' names:
@@ -99,7 +97,7 @@ impl OperationLogin {
         )?;
         let walled = storage.wall()?.is_some();
         let password = Secret::new(random_hex(32));
-        let verifier = scram::verifier(&password)?;
+        let verifier = pg::scram_verifier(&password);
         let now = OffsetDateTime::now_utc();
         let until = (now + VALIDITY)
             .format(&time::format_description::well_known::Rfc3339)
@@ -118,7 +116,7 @@ impl OperationLogin {
                 ),
                 Reach::Tables { .. } => (String::new(), UNPRIVILEGED.to_owned()),
             };
-            admin::ddl(
+            pg::ddl(
                 &mut maint,
                 format!(
                     "CREATE ROLE {name} LOGIN INHERIT {attributes} CONNECTION LIMIT 8 \
@@ -131,7 +129,7 @@ impl OperationLogin {
             .await
         }
         .await;
-        admin::close(maint).await;
+        pg::close(maint).await;
         created?;
         let login = Self {
             name,
@@ -166,8 +164,8 @@ impl OperationLogin {
                      GRANT SELECT ON SEQUENCE wall.session_token TO {name}"
                 ));
             }
-            if let Err(e) = admin::ddl(conn, sql).await {
-                let _ = admin::ddl(conn, format!("DROP OWNED BY {name}")).await;
+            if let Err(e) = pg::ddl(conn, sql).await {
+                let _ = pg::ddl(conn, format!("DROP OWNED BY {name}")).await;
                 login.drop(storage).await;
                 return Err(e);
             }
@@ -191,13 +189,13 @@ impl OperationLogin {
             .username(self.name.as_str())
             .password(self.password.expose())
             .database(database.as_str());
-        admin::connect(&options).await
+        pg::connect(&options).await
     }
 
     /// Ends its sessions and drops it (revoking what it was granted in `granted_in`, an admin
     /// connection to the database of [`Reach::Tables`]). Failures are left to the sweep.
     pub(crate) async fn drop_with(self, storage: &TenantStorage, granted_in: &mut PgConnection) {
-        let _ = admin::ddl(granted_in, format!("DROP OWNED BY {}", self.name)).await;
+        let _ = pg::ddl(granted_in, format!("DROP OWNED BY {}", self.name)).await;
         self.drop(storage).await;
     }
 
@@ -207,7 +205,7 @@ impl OperationLogin {
             return;
         };
         let _ = drop_role(&mut maint, &self.name).await;
-        admin::close(maint).await;
+        pg::close(maint).await;
     }
 }
 
@@ -218,7 +216,7 @@ async fn drop_role(conn: &mut PgConnection, name: &Ident) -> Result<()> {
         .await
         .map_db(Entity::Backup)?;
     // Revokes its database-level grants (shared objects) before the role goes.
-    admin::ddl(
+    pg::ddl(
         conn,
         format!("DROP OWNED BY {name}; DROP ROLE IF EXISTS {name}"),
     )

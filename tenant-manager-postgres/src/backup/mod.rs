@@ -14,7 +14,6 @@
 //! removed afterwards); a restore compares the artifact with the SHA-256 and size recorded in
 //! `tm_backups` when it was taken, whatever the store's own checks say.
 
-mod all;
 mod catalog;
 mod copy;
 mod dump;
@@ -33,12 +32,10 @@ use tenant_manager_core::{
 };
 use time::OffsetDateTime;
 
-pub use all::{BackupAllOptions, BackupAllReport, BackupProgress, BackupProgressFn};
 pub use tools::{PgTools, ToolError};
 
 use crate::migrate::tenant::refresh_version;
-use crate::provision::admin;
-use crate::provision::lock::TenantLock;
+use crate::pg::{self, TenantLock};
 use crate::storage::{Target, TenantStorage};
 use login::{OperationLogin, Reach};
 use work::WorkDir;
@@ -163,7 +160,7 @@ impl PgDumpBackup {
     pub async fn check_tools(&self, server: &tenant_manager_core::ServerId) -> Result<()> {
         let mut conn = self.storage.connect_maintenance(server).await?;
         let checked = dump::check_tools(&self.config.tools, &mut conn).await;
-        admin::close(conn).await;
+        pg::close(conn).await;
         checked
     }
 
@@ -173,13 +170,13 @@ impl PgDumpBackup {
             Isolation::Database | Isolation::Schema => {
                 let mut conn = self.storage.connect_maintenance(&target.server).await?;
                 let checked = dump::check_tools(&self.config.tools, &mut conn).await;
-                admin::close(conn).await;
+                pg::close(conn).await;
                 checked?;
                 let schema = match tenant.isolation {
                     Isolation::Schema => target.schema.as_ref(),
                     _ => None,
                 };
-                let role = crate::provision::database::role_of(target)?;
+                let role = target.role()?;
                 let login =
                     OperationLogin::create(&self.storage, &target.server, Reach::MemberOf(role))
                         .await?;
@@ -237,7 +234,7 @@ impl PgDumpBackup {
                             copy::restore(&mut conn, schema, tenant, keys, path).await
                         }
                     };
-                    admin::close(conn).await;
+                    pg::close(conn).await;
                     done
                 }
                 Err(e) => Err(e),
@@ -246,7 +243,7 @@ impl PgDumpBackup {
             done
         }
         .await;
-        admin::close(admin_conn).await;
+        pg::close(admin_conn).await;
         result
     }
 }

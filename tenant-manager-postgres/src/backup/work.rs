@@ -128,12 +128,16 @@ pub(crate) async fn sha256_of(path: &Path) -> Result<(String, u64)> {
     .map_err(io_error)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #[cfg(unix)]
     use super::*;
+    #[cfg(unix)]
     use std::os::unix::fs::PermissionsExt;
 
+    /// Modes are Unix permissions.
+    #[cfg(unix)]
     #[tokio::test]
     async fn work_dirs_are_private_and_removed() {
         let parent = std::env::temp_dir().join(format!(

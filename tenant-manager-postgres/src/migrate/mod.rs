@@ -1,17 +1,22 @@
-//! Tenant migrations: the host's migration sets ([`TenantMigrations`]) and the fleet migrator
-//! ([`TenantMigrator`]) that applies them to every tenant.
+//! Tenant migrations: the fleet migrator ([`TenantMigrator`]) that applies the host's migration
+//! sets ([`TenantMigrations`]) to every tenant.
 
-pub(crate) mod apply;
+mod apply;
 mod fleet;
-mod lock;
 mod no_tx;
+mod outcome;
 pub(crate) mod record;
+mod report;
 pub(crate) mod scope;
-mod set;
 pub(crate) mod tenant;
+mod verify;
 
-pub use fleet::{
+pub use fleet::TenantMigrator;
+pub use report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, MAX_CONCURRENCY, ProgressFn,
-    TenantMigration, TenantMigrator,
+    TenantMigration,
 };
-pub use set::TenantMigrations;
+
+pub use crate::storage::TenantMigrations;
+
+pub(crate) use apply::apply_to_template;

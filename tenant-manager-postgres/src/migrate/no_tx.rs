@@ -17,11 +17,11 @@ use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgConnection};
 use tenant_manager_core::{Entity, Result};
 
-use super::apply::{Applied, Failed, Outcome, current_version, verify};
-use super::lock::{self, Hold};
+use super::outcome::{Applied, Failed, Outcome, current_version};
 use super::scope::Scope;
-use crate::error::{SqlxResultExt, map_migrate};
+use super::verify::verify;
 use crate::ident::quote_ident;
+use crate::pg::{self, Hold, SqlxResultExt, map_migrate};
 
 /// Applies `migrator` migration by migration under the session-level lock `lock_key`.
 pub(super) async fn apply_without_transaction(
@@ -30,11 +30,11 @@ pub(super) async fn apply_without_transaction(
     migrator: &Migrator,
     lock_key: i64,
 ) -> Outcome {
-    lock::acquire(conn, lock_key, Hold::Session).await?;
+    pg::acquire(conn, lock_key, Hold::Session).await?;
     let outcome = run(conn, scope, migrator).await;
     // Best effort: the caller closes this connection anyway, which releases both.
     let _ = Scope::leave(conn).await;
-    let _ = lock::release(conn, lock_key).await;
+    let _ = pg::release(conn, lock_key).await;
     outcome
 }
 

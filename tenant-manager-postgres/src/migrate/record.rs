@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use tenant_manager_core::{Entity, Result, TenantId};
 
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// Longest error text kept for a tenant.
 const MAX_ERROR_LEN: usize = 2000;
@@ -27,40 +27,39 @@ pub(crate) fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Records that a tenant is at `version` and clears its last failure.
-pub(crate) async fn migrated(pool: &PgPool, tenant: TenantId, version: i64) -> Result<()> {
+/// What happened to a tenant's migrations, as [`record`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Recorded<'a> {
+    /// The tenant is at `version`: its last failure is cleared.
+    Migrated(i64),
+    /// A run failed with `error`. The version stays where it was, or moves to `reached` when
+    /// the failing run got that far (migrations applied one by one).
+    Failed {
+        /// Newest version applied by the failing run, when known.
+        reached: Option<i64>,
+        /// The error, from [`error_text`].
+        error: &'a str,
+    },
+}
+
+/// Records a tenant's migration outcome (one upsert of its row).
+pub(crate) async fn record(pool: &PgPool, tenant: TenantId, outcome: Recorded<'_>) -> Result<()> {
+    let (version, error) = match outcome {
+        Recorded::Migrated(version) => (Some(version), None),
+        Recorded::Failed { reached, error } => (reached, Some(error)),
+    };
     sqlx::query(
-        "INSERT INTO tm_tenant_migrations (tenant_id, version, migrated_at, last_error, failed_at) \
-         VALUES ($1, $2, now(), NULL, NULL) \
-         ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, \
-             migrated_at = now(), last_error = NULL, failed_at = NULL",
+        "INSERT INTO tm_tenant_migrations AS m \
+             (tenant_id, version, migrated_at, last_error, failed_at) \
+         VALUES ($1, coalesce($2, 0), CASE WHEN $3::text IS NULL THEN now() END, $3, \
+                 CASE WHEN $3::text IS NOT NULL THEN now() END) \
+         ON CONFLICT (tenant_id) DO UPDATE SET version = coalesce($2, m.version), \
+             migrated_at = CASE WHEN $3::text IS NULL THEN now() ELSE m.migrated_at END, \
+             last_error = EXCLUDED.last_error, failed_at = EXCLUDED.failed_at",
     )
     .bind(tenant.as_uuid())
     .bind(version)
-    .execute(pool)
-    .await
-    .map_db(Entity::Tenant)?;
-    Ok(())
-}
-
-/// Records a failed migration of a tenant. Its version stays where it was, or moves to
-/// `reached` when the failing run got that far (migrations applied one by one).
-pub(crate) async fn failed(
-    pool: &PgPool,
-    tenant: TenantId,
-    reached: Option<i64>,
-    error: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tm_tenant_migrations (tenant_id, version, last_error, failed_at) \
-         VALUES ($1, coalesce($3, 0), $2, now()) \
-         ON CONFLICT (tenant_id) DO UPDATE SET \
-             version = coalesce($3, tm_tenant_migrations.version), \
-             last_error = EXCLUDED.last_error, failed_at = now()",
-    )
-    .bind(tenant.as_uuid())
     .bind(error)
-    .bind(reached)
     .execute(pool)
     .await
     .map_db(Entity::Tenant)?;

@@ -3,8 +3,8 @@
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Result, TenantId};
 
-use crate::error::SqlxResultExt;
 use crate::ident::Ident;
+use crate::pg::SqlxResultExt;
 use crate::storage::WallContext;
 
 /// The scope of a connection working on one tenant's storage: the role that owns what it

@@ -1,11 +1,12 @@
 //! Migrating one tenant's storage: the step the provisioner and the fleet migrator share.
 
-use tenant_manager_core::{Error, Isolation, Result, Tenant};
+use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
 
-use super::apply::{Applied, Outcome, apply};
-use super::record;
+use super::apply::apply;
+use super::outcome::{Applied, Outcome, current_version};
+use super::record::{self, Recorded};
 use super::scope::Scope;
-use crate::provision::lock::lock_key;
+use crate::pg::{self, SqlxResultExt, lock_key};
 use crate::storage::{Target, TenantStorage};
 
 /// The scope a tenant's migrations and seeds run in.
@@ -61,11 +62,18 @@ pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> 
 pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
     let outcome = migrate_unrecorded(storage, tenant).await;
     match &outcome {
-        Ok(applied) => record::migrated(&storage.global, tenant.id, applied.after).await?,
+        Ok(applied) => {
+            let recorded = Recorded::Migrated(applied.after);
+            record::record(&storage.global, tenant.id, recorded).await?;
+        }
         Err(failed) => {
             // The migration's own error matters more than a failure to record it.
-            let text = record::error_text(&failed.error);
-            let _ = record::failed(&storage.global, tenant.id, failed.reached, &text).await;
+            let error = record::error_text(&failed.error);
+            let recorded = Recorded::Failed {
+                reached: failed.reached,
+                error: &error,
+            };
+            let _ = record::record(&storage.global, tenant.id, recorded).await;
         }
     }
     outcome
@@ -80,7 +88,7 @@ async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Outcome
     let mut conn = storage.connect(&target.server, &target.database).await?;
     let scope = scope_of(storage, &target, tenant)?;
     let outcome = apply(&mut conn, scope, migrator, migration_key(&target)).await;
-    crate::provision::admin::close(conn).await;
+    pg::close(conn).await;
     outcome
 }
 
@@ -91,17 +99,17 @@ pub(crate) async fn refresh_version(storage: &TenantStorage, tenant: &Tenant) ->
     let version = async {
         let mut tx = sqlx::Connection::begin(&mut conn)
             .await
-            .map_err(|e| crate::error::map_sqlx(tenant_manager_core::Entity::Tenant, e))?;
+            .map_db(Entity::Tenant)?;
         scope_of(storage, &target, tenant)?
             .enter(&mut tx, true)
             .await?;
-        let version = super::apply::current_version(&mut tx).await?;
+        let version = current_version(&mut tx).await?;
         let _ = tx.rollback().await;
         Ok(version)
     }
     .await;
-    crate::provision::admin::close(conn).await;
+    pg::close(conn).await;
     let version = version?;
-    record::migrated(&storage.global, tenant.id, version).await?;
+    record::record(&storage.global, tenant.id, Recorded::Migrated(version)).await?;
     Ok(version)
 }

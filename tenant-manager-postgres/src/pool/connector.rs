@@ -10,10 +10,11 @@ use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant, TenantId};
 use super::manager::PgConnectionManager;
 use super::scope;
 use crate::app_login::AppLogin;
+use crate::credentials::WallKeys;
 use crate::credentials::{TenantCredentials, tenant_role};
 use crate::ident::Ident;
 use crate::servers::ServerMap;
-use crate::wall::{WallKeys, WallSession};
+use crate::wall::WallSession;
 
 /// The pool engine over Postgres: `TenantPools` with [`PgTenantConnector`].
 pub type PgTenantPools = TenantPools<PgTenantConnector>;

@@ -6,7 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use tenant_manager_core::{Entity, Error};
 
-use crate::error::map_sqlx;
+use crate::pg::map_sqlx;
 
 /// Opens sqlx `PgConnection`s with fixed connect options, for `bb8` (on its own, or under
 /// the pool engine through [`PgTenantConnector`](super::PgTenantConnector)).

@@ -4,9 +4,10 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
 
-use crate::error::map_sqlx;
+use crate::credentials::WallKeys;
 use crate::ident::{Ident, quote_literal};
-use crate::wall::{self, WallKeys, WallSession};
+use crate::pg::map_sqlx;
+use crate::wall::{self, WallSession};
 
 /// Sets `search_path` (the tenant's quoted schema, or the server's default when `$1` is
 /// NULL), `app.tenant_id`, and the role (`SET ROLE $3`, untouched when `$3` is NULL) for the

@@ -14,10 +14,9 @@ use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Result, ServerId};
 use uuid::Uuid;
 
-use super::admin::{self, LEGACY_SHARED_MARKER};
 use super::shared::tenant_tables;
-use crate::error::SqlxResultExt;
 use crate::ident::Ident;
+use crate::pg::{self, LEGACY_SHARED_MARKER, SqlxResultExt, TENANT_MARKER_PREFIX};
 use crate::storage::TenantStorage;
 
 /// What [`TenantStorage::claim_legacy_shared_databases`] found, per database
@@ -33,9 +32,6 @@ pub struct SharedClaimReport {
     /// tenants this registry does not know).
     pub refused: Vec<(String, String)>,
 }
-
-/// The marker comment prefix of tenants' schemas.
-const TENANT_MARKER_PREFIX: &str = "tenant-manager:tenant:";
 
 impl TenantStorage {
     /// Marks as this deployment's every legacy shared database (marked `tenant-manager:shared`
@@ -63,7 +59,7 @@ impl TenantStorage {
                     continue;
                 };
                 let outcome = self.claim_one(&mut conn, &database, &known).await;
-                admin::close(conn).await;
+                pg::close(conn).await;
                 match outcome? {
                     Claim::Claimed => report.claimed.push(name),
                     Claim::AlreadyOurs => report.already_ours.push(name),
@@ -109,7 +105,7 @@ impl TenantStorage {
         known: &BTreeSet<Uuid>,
     ) -> Result<Claim> {
         let ours = self.shared_marker();
-        let comment = admin::current_database_comment(conn).await?;
+        let comment = pg::current_database_comment(conn).await?;
         match comment.as_deref() {
             Some(c) if c == ours => return Ok(Claim::AlreadyOurs),
             Some(LEGACY_SHARED_MARKER) => {}
@@ -173,9 +169,9 @@ impl TenantStorage {
                 )));
             }
         }
-        admin::mark_shared_database(conn, database, &ours).await?;
+        pg::mark_shared_database(conn, database, &ours).await?;
         for role in roles {
-            admin::ddl(
+            pg::ddl(
                 conn,
                 format!(
                     "ALTER ROLE {role} NOLOGIN; REVOKE TEMPORARY ON DATABASE {database} FROM {role}"

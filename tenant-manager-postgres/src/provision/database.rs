@@ -2,18 +2,11 @@
 
 use tenant_manager_core::{Entity, Error, Result, Tenant};
 
-use super::admin::{self, Login};
-use super::{scram, template};
+use super::template;
 use crate::credentials::TenantCredentials;
 use crate::ident::{Ident, quote_literal};
+use crate::pg::{self, Login, Object};
 use crate::storage::{Target, TenantStorage};
-
-pub(crate) fn role_of(target: &Target) -> Result<&Ident> {
-    target
-        .role
-        .as_ref()
-        .ok_or_else(|| Error::internal("database isolation without a role"))
-}
 
 /// Gives a tenant database to its role and closes it to everyone else (`PUBLIC` loses
 /// `CONNECT`), marking it as the tenant's.
@@ -23,7 +16,7 @@ pub(crate) async fn secure(
     role: &Ident,
     marker: &str,
 ) -> Result<()> {
-    admin::ddl(
+    pg::ddl(
         conn,
         format!(
             "ALTER DATABASE {db} OWNER TO {role}; \
@@ -44,17 +37,17 @@ pub(crate) async fn create(
     tenant: &Tenant,
     target: &Target,
 ) -> Result<Option<String>> {
-    let role = role_of(target)?;
+    let role = target.role()?;
     let db = &target.database;
-    let marker = admin::tenant_marker(tenant.id);
-    let verifier = scram::verifier(&credentials.password(tenant).await?)?;
+    let marker = pg::tenant_marker(tenant.id);
+    let verifier = pg::scram_verifier(&credentials.password(tenant).await?);
     let mut conn = storage.connect_maintenance(&target.server).await?;
     let created = async {
-        admin::ensure_role(&mut conn, role, &marker, Login::Password(&verifier)).await?;
+        pg::ensure_role(&mut conn, role, &marker, Login::Password(&verifier)).await?;
         let mut used_template = None;
-        match admin::database_info(&mut conn, db).await? {
-            Some((owner, comment)) => {
-                if owner != role.as_str() && comment.as_deref() != Some(marker.as_str()) {
+        match pg::describe(&mut conn, Object::Database, db).await? {
+            Some(found) => {
+                if !found.belongs_to(role, &marker) {
                     return Err(Error::conflict(
                         Entity::Tenant,
                         "placement.database",
@@ -68,7 +61,7 @@ pub(crate) async fn create(
                 } else {
                     None
                 };
-                if admin::create_database(&mut conn, db, Some(role), tpl.as_ref()).await? {
+                if pg::create_database(&mut conn, db, Some(role), tpl.as_ref()).await? {
                     used_template = tpl.map(|t| t.as_str().to_owned());
                 }
             }
@@ -77,12 +70,12 @@ pub(crate) async fn create(
         Ok(used_template)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     let used_template = created?;
 
     let mut conn = storage.connect(&target.server, db).await?;
     let adopted = template::adopt_copy(storage, &mut conn, role).await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     adopted?;
     Ok(used_template)
 }
@@ -90,28 +83,28 @@ pub(crate) async fn create(
 /// Drops the database (ending its sessions) and the role. Missing objects are fine; objects
 /// not marked as this tenant's are left alone (`Conflict`).
 pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
-    let role = role_of(target)?;
+    let role = target.role()?;
     let db = &target.database;
-    let marker = admin::tenant_marker(tenant.id);
+    let marker = pg::tenant_marker(tenant.id);
     let mut conn = storage.connect_maintenance(&target.server).await?;
     let dropped = async {
-        if let Some((owner, comment)) = admin::database_info(&mut conn, db).await? {
-            if owner != role.as_str() && comment.as_deref() != Some(marker.as_str()) {
+        if let Some(found) = pg::describe(&mut conn, Object::Database, db).await? {
+            if !found.belongs_to(role, &marker) {
                 return Err(Error::conflict(
                     Entity::Tenant,
                     "placement.database",
                     format!("database {} is not this tenant's", db.as_str()),
                 ));
             }
-            admin::ddl(
+            pg::ddl(
                 &mut conn,
                 format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
             )
             .await?;
         }
-        admin::drop_role(&mut conn, role, &marker).await
+        pg::drop_role(&mut conn, role, &marker).await
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     dropped
 }

@@ -7,11 +7,10 @@
 use sqlx::Connection;
 use tenant_manager_core::{Entity, Error, Result, Tenant};
 
-use super::admin::{self, Login};
-use super::app_grants;
-use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_literal};
+use crate::pg::{self, Login, Object, SqlxResultExt};
 use crate::storage::{Target, TenantStorage};
+use crate::wall;
 
 fn names(target: &Target) -> Result<(&Ident, &Ident)> {
     match (&target.role, &target.schema) {
@@ -38,26 +37,26 @@ pub(crate) async fn create(
 ) -> Result<()> {
     let (role, schema) = names(target)?;
     let db = &target.database;
-    let marker = admin::tenant_marker(tenant.id);
+    let marker = pg::tenant_marker(tenant.id);
     let wall = storage.wall()?;
     let mut conn = storage.connect_shared(&target.server, db).await?;
     let created = async {
         if let Some(wall) = wall {
-            app_grants::ensure_exists(&mut conn, wall.app).await?;
-            crate::wall::ensure_owner(&mut conn, wall.owner).await?;
+            wall::ensure_app_login_role(&mut conn, wall.app).await?;
+            wall::ensure_owner(&mut conn, wall.owner).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        admin::lock_shared_database(&mut tx, db).await?;
+        pg::lock_shared_database(&mut tx, db).await?;
         if let Some(wall) = wall {
-            crate::wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+            wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
         }
-        admin::ensure_role(&mut tx, role, &marker, Login::None).await?;
-        if let Some((owner, _)) = admin::schema_info(&mut tx, schema).await?
-            && owner != role.as_str()
+        pg::ensure_role(&mut tx, role, &marker, Login::None).await?;
+        if let Some(found) = pg::describe(&mut tx, Object::Schema, schema).await?
+            && found.owner != role.as_str()
         {
             return Err(not_ours(schema));
         }
-        admin::ddl(
+        pg::ddl(
             &mut tx,
             format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}; \
@@ -70,13 +69,13 @@ pub(crate) async fn create(
         )
         .await?;
         if let Some(wall) = wall {
-            app_grants::grant_schema_direct(&mut tx, wall.app, role, schema, db).await?;
-            crate::wall::grant_owner_role(&mut tx, role).await?;
+            wall::grant_schema_direct(&mut tx, wall.app, role, schema, db).await?;
+            wall::grant_owner_role(&mut tx, role).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     created
 }
 
@@ -91,9 +90,9 @@ async fn revoke_from_app(
     let Some(app) = &storage.settings.app_login else {
         return Ok(());
     };
-    match admin::role_comment(conn, role).await? {
+    match pg::role_comment(conn, role).await? {
         Some(Some(existing)) if existing == marker => {
-            app_grants::revoke_schema_tenant(conn, app, role).await
+            wall::revoke_schema_tenant(conn, app, role).await
         }
         _ => Ok(()),
     }
@@ -103,7 +102,7 @@ async fn revoke_from_app(
 /// login's membership, and the role.
 pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Target) -> Result<()> {
     let (role, schema) = names(target)?;
-    let marker = admin::tenant_marker(tenant.id);
+    let marker = pg::tenant_marker(tenant.id);
     let Some(mut conn) = storage
         .connect_existing(&target.server, &target.database)
         .await?
@@ -111,36 +110,30 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
         let mut conn = storage.connect_maintenance(&target.server).await?;
         let dropped = async {
             revoke_from_app(&mut conn, storage, role, &marker).await?;
-            admin::drop_role(&mut conn, role, &marker).await
+            pg::drop_role(&mut conn, role, &marker).await
         }
         .await;
-        admin::close(conn).await;
+        pg::close(conn).await;
         return dropped;
     };
     let dropped = async {
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        admin::lock_shared_database(&mut tx, &target.database).await?;
-        if let Some((owner, comment)) = admin::schema_info(&mut tx, schema).await? {
-            if owner != role.as_str() && comment.as_deref() != Some(marker.as_str()) {
+        pg::lock_shared_database(&mut tx, &target.database).await?;
+        if let Some(found) = pg::describe(&mut tx, Object::Schema, schema).await? {
+            if !found.belongs_to(role, &marker) {
                 return Err(not_ours(schema));
             }
-            admin::ddl(&mut tx, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
+            pg::ddl(&mut tx, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await?;
         }
-        let role_exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(role.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_db(Entity::Tenant)?;
-        if role_exists {
+        if pg::role_exists(&mut tx, role).await? {
             revoke_from_app(&mut tx, storage, role, &marker).await?;
             // Revokes the role's grants here (CONNECT on the database) so it can be dropped.
-            admin::ddl(&mut tx, format!("DROP OWNED BY {role}")).await?;
+            pg::ddl(&mut tx, format!("DROP OWNED BY {role}")).await?;
         }
-        admin::drop_role(&mut tx, role, &marker).await?;
+        pg::drop_role(&mut tx, role, &marker).await?;
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     dropped
 }

@@ -4,11 +4,10 @@
 use sqlx::Connection;
 use tenant_manager_core::{Entity, Result, Tenant};
 
-use super::admin::{self, Login};
-use super::app_grants;
-use crate::error::SqlxResultExt;
 use crate::ident::quote_ident;
+use crate::pg::{self, Login, SqlxResultExt};
 use crate::storage::{Target, TenantStorage};
+use crate::wall;
 
 /// Marker of the role owning the shared tables.
 pub(crate) const SHARED_OWNER_MARKER: &str = "tenant-manager:shared-owner";
@@ -25,16 +24,16 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
         .await?;
     let created = async {
         if let Some(wall) = wall {
-            app_grants::ensure_exists(&mut conn, wall.app).await?;
-            crate::wall::ensure_owner(&mut conn, wall.owner).await?;
+            wall::ensure_app_login_role(&mut conn, wall.app).await?;
+            wall::ensure_owner(&mut conn, wall.owner).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        admin::lock_shared_database(&mut tx, &target.database).await?;
+        pg::lock_shared_database(&mut tx, &target.database).await?;
         if let Some(wall) = wall {
-            crate::wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+            wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
         }
-        admin::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
-        admin::ddl(
+        pg::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
+        pg::ddl(
             &mut tx,
             format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema}; \
@@ -43,13 +42,13 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
         )
         .await?;
         if let Some(wall) = wall {
-            app_grants::grant_shared(&mut tx, storage, &target.database, wall.app).await?;
-            crate::wall::grant_owner_role(&mut tx, owner).await?;
+            wall::grant_shared(&mut tx, storage, &target.database, wall.app).await?;
+            wall::grant_owner_role(&mut tx, owner).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     created
 }
 
@@ -57,11 +56,9 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
 /// privileges already cover them) and none on the migration history.
 pub(crate) async fn secure_migrated(storage: &TenantStorage, target: &Target) -> Result<()> {
     match &storage.settings.app_login {
-        Some(app) => {
-            app_grants::grant_shared_database(storage, &target.server, &target.database, app)
-                .await
-                .map(|_| ())
-        }
+        Some(app) => wall::grant_shared_database(storage, &target.server, &target.database, app)
+            .await
+            .map(|_| ()),
         None => Ok(()),
     }
 }
@@ -95,7 +92,7 @@ pub(crate) async fn drop(storage: &TenantStorage, tenant: &Tenant, target: &Targ
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     dropped
 }
 

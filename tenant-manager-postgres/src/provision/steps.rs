@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use tenant_manager_core::{Entity, Error, ProvisionStep, Result, TenantId};
 use time::OffsetDateTime;
 
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// Steps already done for a tenant.
 pub(crate) async fn done(pool: &PgPool, tenant: TenantId) -> Result<Vec<ProvisionStep>> {
@@ -41,7 +41,7 @@ pub(crate) async fn record(pool: &PgPool, tenant: TenantId, step: ProvisionStep)
     Ok(())
 }
 
-/// Counts an attempt; `template` records the template a database was created from.
+/// Counts an attempt (making the tenant's state row on the first).
 pub(crate) async fn attempt(pool: &PgPool, tenant: TenantId) -> Result<()> {
     sqlx::query(
         "INSERT INTO tm_provision_state (tenant_id, attempts) VALUES ($1, 1) \
@@ -55,46 +55,35 @@ pub(crate) async fn attempt(pool: &PgPool, tenant: TenantId) -> Result<()> {
     Ok(())
 }
 
-/// Records the template a tenant database was created from.
-pub(crate) async fn used_template(pool: &PgPool, tenant: TenantId, template: &str) -> Result<()> {
+/// A change to a tenant's provisioning state, as [`update`] writes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change<'a> {
+    /// The tenant database was created from this template.
+    UsedTemplate(&'a str),
+    /// A step failed with this error.
+    Failed(ProvisionStep, &'a str),
+    /// Every step is done: the last failure is cleared.
+    Succeeded,
+}
+
+/// Records a change of a tenant's provisioning state (after [`attempt`] made its row).
+pub(crate) async fn update(pool: &PgPool, tenant: TenantId, change: Change<'_>) -> Result<()> {
+    let (template, failed_step, error) = match change {
+        Change::UsedTemplate(template) => (Some(template), None, None),
+        Change::Failed(step, error) => (None, Some(step.as_str()), Some(error)),
+        Change::Succeeded => (None, None, None),
+    };
     sqlx::query(
-        "UPDATE tm_provision_state SET used_template = $2, updated_at = now() WHERE tenant_id = $1",
+        "UPDATE tm_provision_state SET updated_at = now(), \
+             used_template = coalesce($2, used_template), \
+             failed_step = CASE WHEN $2::text IS NULL THEN $3 ELSE failed_step END, \
+             last_error = CASE WHEN $2::text IS NULL THEN $4 ELSE last_error END \
+         WHERE tenant_id = $1",
     )
     .bind(tenant.as_uuid())
     .bind(template)
-    .execute(pool)
-    .await
-    .map_db(Entity::Tenant)?;
-    Ok(())
-}
-
-/// Records why a step failed.
-pub(crate) async fn failed(
-    pool: &PgPool,
-    tenant: TenantId,
-    step: ProvisionStep,
-    error: &str,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE tm_provision_state SET failed_step = $2, last_error = $3, updated_at = now() \
-         WHERE tenant_id = $1",
-    )
-    .bind(tenant.as_uuid())
-    .bind(step.as_str())
+    .bind(failed_step)
     .bind(error)
-    .execute(pool)
-    .await
-    .map_db(Entity::Tenant)?;
-    Ok(())
-}
-
-/// Clears the last failure once every step is done.
-pub(crate) async fn succeeded(pool: &PgPool, tenant: TenantId) -> Result<()> {
-    sqlx::query(
-        "UPDATE tm_provision_state SET failed_step = NULL, last_error = NULL, updated_at = now() \
-         WHERE tenant_id = $1",
-    )
-    .bind(tenant.as_uuid())
     .execute(pool)
     .await
     .map_db(Entity::Tenant)?;

@@ -5,10 +5,8 @@
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Result, ServerId};
 
-use super::admin::{self, Login};
-use super::lock::lock_key;
-use crate::error::SqlxResultExt;
 use crate::ident::Ident;
+use crate::pg::{self, Hold, Login, Object, SqlxResultExt, lock_key};
 use crate::storage::TenantStorage;
 
 /// Marker of the role owning templates' objects.
@@ -31,7 +29,7 @@ pub(crate) async fn ensure_template(storage: &TenantStorage, server: &ServerId) 
     let mut conn = storage.connect_maintenance(server).await?;
     let result = ensure_on(storage, server, &mut conn, &name).await;
     // Closing the session also releases its advisory lock.
-    admin::close(conn).await;
+    pg::close(conn).await;
     result.map(|()| name)
 }
 
@@ -41,33 +39,30 @@ async fn ensure_on(
     conn: &mut PgConnection,
     name: &Ident,
 ) -> Result<()> {
-    if admin::database_info(conn, name).await?.is_some() {
+    if pg::exists(conn, Object::Database, name).await? {
         return Ok(());
     }
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(lock_key("template", &[server.as_str(), name.as_str()]))
-        .execute(&mut *conn)
-        .await
-        .map_db(Entity::Tenant)?;
-    if admin::database_info(conn, name).await?.is_some() {
+    let key = lock_key("template", &[server.as_str(), name.as_str()]);
+    pg::acquire(conn, key, Hold::Session).await?;
+    if pg::exists(conn, Object::Database, name).await? {
         return Ok(());
     }
     let building = Ident::new(&format!("{}_b", name.as_str()), "template_prefix")?;
-    admin::ddl(
+    pg::ddl(
         conn,
         format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
     )
     .await?;
     let owner = &storage.settings.template_owner;
-    admin::ensure_role(conn, owner, TEMPLATE_OWNER_MARKER, Login::None).await?;
-    admin::create_database(conn, &building, None, None).await?;
+    pg::ensure_role(conn, owner, TEMPLATE_OWNER_MARKER, Login::None).await?;
+    pg::create_database(conn, &building, None, None).await?;
 
     let mut tpl = storage.connect(server, &building).await?;
     let migrated = migrate_template(storage, &mut tpl, owner).await;
-    admin::close(tpl).await;
+    pg::close(tpl).await;
     migrated?;
 
-    admin::ddl(
+    pg::ddl(
         conn,
         format!(
             "ALTER DATABASE {building} RENAME TO {name}; \
@@ -87,7 +82,7 @@ async fn migrate_template(
     conn: &mut PgConnection,
     owner: &Ident,
 ) -> Result<()> {
-    admin::ddl(
+    pg::ddl(
         conn,
         format!("GRANT USAGE, CREATE ON SCHEMA public TO {owner}"),
     )
@@ -96,7 +91,7 @@ async fn migrate_template(
         .migrations
         .migrator(tenant_manager_core::Isolation::Database)
         .ok_or_else(|| tenant_manager_core::Error::internal("no isolated migration set"))?;
-    crate::migrate::apply::apply_to_template(conn, owner, migrator).await
+    crate::migrate::apply_to_template(conn, owner, migrator).await
 }
 
 /// Hands a copy of the template over to the tenant role: objects the template owner owns go
@@ -107,14 +102,8 @@ pub(crate) async fn adopt_copy(
     role: &Ident,
 ) -> Result<()> {
     let owner = &storage.settings.template_owner;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(owner.as_str())
-            .fetch_one(&mut *conn)
-            .await
-            .map_db(Entity::Tenant)?;
-    if exists {
-        admin::ddl(
+    if pg::role_exists(conn, owner).await? {
+        pg::ddl(
             conn,
             format!("REASSIGN OWNED BY {owner} TO {role}; DROP OWNED BY {owner}"),
         )
@@ -149,12 +138,12 @@ pub(crate) async fn drop_templates(
                 continue;
             }
             let ident = Ident::new(&name, "template")?;
-            admin::ddl(&mut conn, format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)")).await?;
+            pg::ddl(&mut conn, format!("DROP DATABASE IF EXISTS {ident} WITH (FORCE)")).await?;
             dropped.push(name);
         }
         Ok(dropped)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     result
 }

@@ -25,7 +25,7 @@ use tenant_manager_core::{
     User, UserId, validate_domain, validate_status_reason,
 };
 
-use crate::error::{SqlxResultExt, map_migrate};
+use crate::pg::{SqlxResultExt, map_migrate};
 
 /// The registry's own migrations, embedded at build time.
 static GLOBAL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");

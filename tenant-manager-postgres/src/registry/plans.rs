@@ -4,7 +4,7 @@ use sqlx::PgConnection;
 
 use tenant_manager_core::{Entity, Error, Plan, PlanCatalog, QuotaPolicy, Result};
 
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// Creates or replaces a plan's policy.
 pub(crate) async fn put(conn: &mut PgConnection, plan: &Plan, policy: &QuotaPolicy) -> Result<()> {

@@ -9,7 +9,7 @@ use tenant_manager_core::{
 };
 
 use super::rows::{TENANT_COLUMNS, TenantRow, quota_json};
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// Inserts a tenant record as it is and returns it as stored.
 pub(crate) async fn insert(conn: &mut PgConnection, tenant: &Tenant) -> Result<Tenant> {

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tenant_manager_core::{Email, Entity, NewUser, PasswordHash, Result, TenantId, User, UserId};
 
 use super::rows::{USER_COLUMNS, UserRow};
-use crate::error::SqlxResultExt;
+use crate::pg::SqlxResultExt;
 
 /// Inserts a user; a missing tenant is `NotFound` (foreign key), a taken e-mail `Conflict`.
 pub(crate) async fn insert(conn: &mut PgConnection, user: NewUser) -> Result<User> {

@@ -1,19 +1,18 @@
 //! `WallAdmin`: the wall across a deployment's databases (upgrade, key rotation, checks).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Error, Result, ServerId, TenantId};
 
+use super::databases::{Database, databases};
+use super::grants;
 use super::install::{add_key, ensure_owner, grant_owner_role, install, installed};
-use super::keys::WallKeys;
 use super::secure::{Guard, secure_schema};
-use crate::error::SqlxResultExt;
+use crate::credentials::WallKeys;
 use crate::ident::Ident;
-use crate::provision::admin;
-use crate::provision::app_grants;
+use crate::pg::{self, Object, SqlxResultExt};
 use crate::storage::{TenantStorage, WallContext};
 
 /// What a [`WallAdmin`] run did.
@@ -30,15 +29,6 @@ pub struct WallReport {
     pub shared_databases: usize,
     /// Key rows added, retired or purged.
     pub keys_changed: usize,
-}
-
-/// A database of schema or shared tenants and what lives in it.
-#[derive(Debug, Default)]
-pub(super) struct Database {
-    /// Schema tenants: id, role, schema.
-    pub(super) schemas: Vec<(TenantId, Ident, Ident)>,
-    /// Whether shared tenants live there.
-    pub(super) shared: bool,
 }
 
 /// The wall across every database of a deployment's schema and shared tenants, as the
@@ -70,40 +60,6 @@ impl WallAdmin {
             .ok_or_else(|| Error::internal("wall admin without a wall"))
     }
 
-    /// Databases of schema and shared tenants whose storage was created, per server.
-    pub(super) async fn databases(&self) -> Result<BTreeMap<(ServerId, String), Database>> {
-        let rows: Vec<(uuid::Uuid, String, String, String, String, Option<String>)> =
-            sqlx::query_as(
-                "SELECT t.id, t.slug, t.isolation, t.server_id, t.database_name, t.schema_name \
-                 FROM tm_tenants t WHERE t.isolation IN ('schema', 'shared') \
-                   AND EXISTS (SELECT 1 FROM tm_provision_steps s \
-                               WHERE s.tenant_id = t.id AND s.step = 'storage_created') \
-                 ORDER BY t.server_id, t.database_name, t.id",
-            )
-            .fetch_all(&self.storage.global)
-            .await
-            .map_db(Entity::Tenant)?;
-        let mut found: BTreeMap<(ServerId, String), Database> = BTreeMap::new();
-        for (id, slug, isolation, server, database, schema) in rows {
-            let server = ServerId::new(&server)
-                .map_err(|_| Error::internal("corrupt registry row: server id"))?;
-            let entry = found.entry((server, database)).or_default();
-            if isolation == "shared" {
-                entry.shared = true;
-            } else {
-                let role = Ident::new(&app_grants::schema_role(&slug, schema.clone())?, "role")?;
-                let schema = Ident::new(
-                    schema.as_deref().ok_or_else(|| {
-                        Error::internal("corrupt registry row: schema tenant without schema")
-                    })?,
-                    "placement.schema",
-                )?;
-                entry.schemas.push((TenantId::from_uuid(id), role, schema));
-            }
-        }
-        Ok(found)
-    }
-
     /// Puts every existing schema and shared tenant behind the wall: the upgrade of a
     /// deployment created before it (`tenant-cli wall migrate`). Per database: the wall's
     /// owner, schemas, tables, functions and this key; per schema tenant, in a transaction of
@@ -120,7 +76,7 @@ impl WallAdmin {
     pub async fn install(&self) -> Result<WallReport> {
         let wall = self.context()?;
         let mut report = WallReport::default();
-        for ((server, database), found) in self.databases().await? {
+        for ((server, database), found) in databases(&self.storage).await? {
             let database = Ident::new(&database, "placement.database")?;
             let Some(mut conn) = self.storage.connect_existing(&server, &database).await? else {
                 continue;
@@ -128,7 +84,7 @@ impl WallAdmin {
             let done = self
                 .install_database(&mut conn, wall, &database, &found, &mut report)
                 .await;
-            admin::close(conn).await;
+            pg::close(conn).await;
             done?;
             report.databases += 1;
         }
@@ -143,10 +99,10 @@ impl WallAdmin {
         found: &Database,
         report: &mut WallReport,
     ) -> Result<()> {
-        app_grants::ensure_exists(conn, wall.app).await?;
+        grants::ensure_app_login_role(conn, wall.app).await?;
         ensure_owner(conn, wall.owner).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        admin::lock_shared_database(&mut tx, database).await?;
+        pg::lock_shared_database(&mut tx, database).await?;
         if !installed(&mut tx).await? {
             report.installed += 1;
         }
@@ -154,8 +110,8 @@ impl WallAdmin {
         tx.commit().await.map_db(Entity::Tenant)?;
         for (tenant, role, schema) in &found.schemas {
             let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-            admin::lock_shared_database(&mut tx, database).await?;
-            if admin::schema_info(&mut tx, schema).await?.is_none() {
+            pg::lock_shared_database(&mut tx, database).await?;
+            if !pg::exists(&mut tx, Object::Schema, schema).await? {
                 continue;
             }
             wall_schema_tenant(&mut tx, wall, role, schema, database, *tenant).await?;
@@ -165,8 +121,8 @@ impl WallAdmin {
         if found.shared {
             let settings = &self.storage.settings;
             let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-            admin::lock_shared_database(&mut tx, database).await?;
-            app_grants::grant_shared(&mut tx, &self.storage, database, wall.app).await?;
+            pg::lock_shared_database(&mut tx, database).await?;
+            grants::grant_shared(&mut tx, &self.storage, database, wall.app).await?;
             grant_owner_role(&mut tx, &settings.shared_owner).await?;
             secure_schema(
                 &mut tx,
@@ -188,7 +144,7 @@ impl WallAdmin {
         F: for<'c> FnMut(&'c mut PgConnection) -> futures::future::BoxFuture<'c, Result<usize>>,
     {
         let mut report = WallReport::default();
-        for (server, database) in self.databases().await?.into_keys() {
+        for (server, database) in databases(&self.storage).await?.into_keys() {
             let database = Ident::new(&database, "placement.database")?;
             let Some(mut conn) = self.storage.connect_existing(&server, &database).await? else {
                 continue;
@@ -203,7 +159,7 @@ impl WallAdmin {
                 Ok::<_, Error>(changed)
             }
             .await;
-            admin::close(conn).await;
+            pg::close(conn).await;
             report.keys_changed += done?;
             report.databases += 1;
         }
@@ -286,7 +242,7 @@ pub(crate) async fn wall_schema_tenant(
     database: &Ident,
     tenant: TenantId,
 ) -> Result<usize> {
-    app_grants::grant_schema_direct(conn, wall.app, role, schema, database).await?;
+    grants::grant_schema_direct(conn, wall.app, role, schema, database).await?;
     grant_owner_role(conn, role).await?;
     secure_schema(conn, schema, Guard::Tenant(tenant), wall, "schema").await
 }
@@ -305,7 +261,7 @@ pub(crate) async fn install_in(
     };
     let mut conn = storage.connect(server, database).await?;
     let done = async {
-        app_grants::ensure_exists(&mut conn, wall.app).await?;
+        grants::ensure_app_login_role(&mut conn, wall.app).await?;
         ensure_owner(&mut conn, wall.owner).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         install(&mut tx, wall.owner, wall.app, wall.keys).await?;
@@ -313,6 +269,6 @@ pub(crate) async fn install_in(
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;
-    admin::close(conn).await;
+    pg::close(conn).await;
     done
 }

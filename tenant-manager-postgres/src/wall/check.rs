@@ -5,12 +5,12 @@ use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Result};
 use time::OffsetDateTime;
 
-use super::admin::{Database, WallAdmin};
+use super::admin::WallAdmin;
+use super::databases::{Database, databases};
 use super::install::installed;
 use super::secure::{Guard, secure_schema};
-use crate::error::SqlxResultExt;
 use crate::ident::Ident;
-use crate::provision::admin;
+use crate::pg::{self, Object, SqlxResultExt};
 use crate::storage::{TenantStorage, WallContext};
 
 /// One key of one database.
@@ -58,13 +58,13 @@ impl WallAdmin {
     pub async fn ready(&self) -> Result<Vec<String>> {
         let wall = self.context()?;
         let mut problems = Vec::new();
-        for (server, database) in self.databases().await?.into_keys() {
+        for (server, database) in databases(&self.storage).await?.into_keys() {
             let ident = Ident::new(&database, "placement.database")?;
             let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
                 continue;
             };
             let found = key_problem(&mut conn, wall).await;
-            admin::close(conn).await;
+            pg::close(conn).await;
             if let Some(problem) = found? {
                 problems.push(format!("{server}/{database}: {problem}"));
             }
@@ -78,13 +78,13 @@ impl WallAdmin {
     pub async fn check(&self) -> Result<WallCheck> {
         let wall = self.context()?;
         let mut check = WallCheck::default();
-        for ((server, database), found) in self.databases().await? {
+        for ((server, database), found) in databases(&self.storage).await? {
             let ident = Ident::new(&database, "placement.database")?;
             let Some(mut conn) = self.storage.connect_existing(&server, &ident).await? else {
                 continue;
             };
             let checked = check_database(&mut conn, wall, &self.storage, &found).await;
-            admin::close(conn).await;
+            pg::close(conn).await;
             let (keys, problems) = checked?;
             let here = format!("{server}/{database}");
             check.keys.extend(keys.into_iter().map(
@@ -136,7 +136,7 @@ async fn check_database(
     // not change anything.
     let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
     for (tenant, _, schema) in &found.schemas {
-        if admin::schema_info(&mut tx, schema).await?.is_none() {
+        if !pg::exists(&mut tx, Object::Schema, schema).await? {
             continue;
         }
         let mut probe = tx.begin().await.map_db(Entity::Tenant)?;

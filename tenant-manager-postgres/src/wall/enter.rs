@@ -1,10 +1,22 @@
 //! Entering a tenant's verified context on a session.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result, TenantId};
 
-use super::keys::{WallKeys, next_nonce};
-use crate::error::SqlxResultExt;
+use crate::credentials::WallKeys;
+use crate::pg::SqlxResultExt;
+
+/// Nonces of this process: one counter for every connection, so each backend sees only
+/// increasing nonces. Starts above any value a restarted process could have used on a backend
+/// it still holds (it holds none: backends die with their client connections).
+static NONCE: AtomicI64 = AtomicI64::new(0);
+
+/// The next proof nonce: strictly increasing within the process.
+pub(crate) fn next_nonce() -> i64 {
+    NONCE.fetch_add(1, Ordering::Relaxed) + 1
+}
 
 /// A backend's identity as proofs bind it: its pid and its start (µs since the epoch), read
 /// once per connection.
@@ -84,4 +96,14 @@ pub async fn enter(conn: &mut PgConnection, keys: &WallKeys, tenant: TenantId) -
         .and_then(|row| sqlx::Row::try_get(&row, 0))
         .map_db(Entity::Tenant)?;
     if entered { Ok(()) } else { Err(refused(keys)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_rise() {
+        assert!(next_nonce() < next_nonce());
+    }
 }

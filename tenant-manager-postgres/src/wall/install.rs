@@ -3,10 +3,9 @@
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result};
 
-use super::keys::WallKeys;
-use crate::error::SqlxResultExt;
+use crate::credentials::WallKeys;
 use crate::ident::Ident;
-use crate::provision::admin::{self, Marked};
+use crate::pg::{self, INTERNAL_ERROR, Marked, SqlxResultExt, UNIQUE_VIOLATION};
 
 /// Marker comment of the wall owner role.
 pub(crate) const WALL_OWNER_MARKER: &str = "tenant-manager:wall-owner";
@@ -26,8 +25,8 @@ pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Resu
         marker: WALL_OWNER_MARKER,
         field: "wall_owner",
     };
-    let attributes = format!("NOLOGIN INHERIT {}", admin::UNPRIVILEGED);
-    admin::ensure_marked_role(conn, &marked, &attributes, None).await?;
+    let attributes = format!("NOLOGIN INHERIT {}", pg::UNPRIVILEGED);
+    pg::ensure_marked_role(conn, &marked, &attributes, None).await?;
     for _ in 0..3 {
         let (inherit, member): (bool, bool) = sqlx::query_as(
             "SELECT r.rolinherit, pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER') \
@@ -42,11 +41,11 @@ pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Resu
             (false, _) => format!("ALTER ROLE {owner} INHERIT"),
             (true, false) => format!("GRANT pg_read_all_stats TO {owner}"),
         };
-        match admin::ddl_raw(conn, sql).await {
+        match pg::ddl_raw(conn, sql).await {
             Ok(()) => {}
             // Another install changed the role meanwhile: look again.
-            Err(e) if admin::has_state(&e, &[admin::UNIQUE_VIOLATION, INTERNAL_ERROR]) => {}
-            Err(e) => return Err(crate::error::map_sqlx(Entity::Tenant, e)),
+            Err(e) if pg::has_state(&e, &[UNIQUE_VIOLATION, INTERNAL_ERROR]) => {}
+            Err(e) => return Err(pg::map_sqlx(Entity::Tenant, e)),
         }
     }
     Err(Error::conflict(
@@ -55,9 +54,6 @@ pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Resu
         "the wall owner role is being changed concurrently",
     ))
 }
-
-/// SQLSTATE of "tuple concurrently updated", which concurrent `ALTER ROLE`s of one role raise.
-const INTERNAL_ERROR: &str = "XX000";
 
 /// Whether the connected database has this version of the wall.
 pub(crate) async fn installed(conn: &mut PgConnection) -> Result<bool> {
@@ -86,7 +82,7 @@ pub(crate) async fn install(
         let sql = INSTALL
             .replace("__OWNER__", &owner.quoted())
             .replace("__APP__", &app.quoted());
-        admin::ddl(conn, sql).await?;
+        pg::ddl(conn, sql).await?;
     }
     add_key(conn, keys).await.map(|_| ())
 }
@@ -150,7 +146,7 @@ pub(crate) async fn add_key(conn: &mut PgConnection, keys: &WallKeys) -> Result<
 /// the wall: forced row-level security binds owners too, so their statements evaluate the
 /// policies' verdict check.
 pub(crate) async fn grant_owner_role(conn: &mut PgConnection, role: &Ident) -> Result<()> {
-    admin::ddl(
+    pg::ddl(
         conn,
         format!(
             "GRANT USAGE ON SCHEMA wall TO {role}; \

@@ -30,18 +30,26 @@
 
 mod admin;
 mod check;
+mod databases;
 mod enter;
+mod grants;
 mod install;
-mod keys;
 mod secure;
 
 pub use admin::{WallAdmin, WallReport};
 pub use check::{WallCheck, WallKeyState};
 pub use enter::{WallSession, enter, session_id};
-pub use keys::{MIN_WALL_KEY_LEN, WallKeys};
 pub use secure::{VERIFIED_TENANT, WALL_POLICY};
 
+// The signing key lives with the other secrets derived from the master.
+pub use crate::credentials::{MIN_WALL_KEY_LEN, WallKeys};
+
 pub(crate) use admin::{install_in, wall_schema_tenant};
+pub(crate) use databases::databases;
 pub(crate) use enter::{enter_statement, refused};
+pub(crate) use grants::{
+    app_login_marked, ensure_app_login_role, grant_database, grant_schema_direct, grant_shared,
+    grant_shared_database, revoke_schema_tenant,
+};
 pub(crate) use install::{ensure_owner, grant_owner_role, install};
 pub(crate) use secure::{Guard, secure_schema};

@@ -3,9 +3,8 @@
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result, TenantId};
 
-use crate::error::SqlxResultExt;
 use crate::ident::{Ident, quote_ident};
-use crate::provision::admin;
+use crate::pg::{self, SqlxResultExt};
 use crate::storage::WallContext;
 
 /// The verified tenant of the session, as every wall policy embeds it: an uncorrelated scalar
@@ -145,7 +144,7 @@ pub(crate) async fn secure_schema(
             ));
         }
         if !sql.is_empty() {
-            admin::ddl(conn, sql).await?;
+            pg::ddl(conn, sql).await?;
             changed += 1;
         }
     }
@@ -173,7 +172,7 @@ async fn revoke_history(conn: &mut PgConnection, schema: &Ident, app: &Ident) ->
     .map_db(Entity::Record)?
     .unwrap_or(false);
     if granted {
-        admin::ddl(
+        pg::ddl(
             conn,
             format!(
                 "REVOKE ALL ON TABLE {schema}.{} FROM {app}",
@@ -189,7 +188,7 @@ async fn revoke_history(conn: &mut PgConnection, schema: &Ident, app: &Ident) ->
 /// temporary table dropped at commit, so existing policies compare as text.
 async fn canonical_expr(conn: &mut PgConnection, guard: Guard) -> Result<String> {
     let predicate = guard.predicate();
-    admin::ddl(
+    pg::ddl(
         conn,
         format!(
             "CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.tm_wall_probe (tenant_id uuid) ON COMMIT DROP; \

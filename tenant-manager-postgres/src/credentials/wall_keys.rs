@@ -1,29 +1,18 @@
 //! `WallKeys`: the key the application signs its tenant proofs with.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tenant_manager_core::{Error, Result, Secret, TenantId};
 
-use crate::credentials::MIN_MASTER_SECRET_LEN;
+use super::MIN_MASTER_SECRET_LEN;
 
 /// Domain separation of derived wall keys; the key id follows.
 const DERIVATION_CONTEXT: &[u8] = b"tenant-manager/wall-key/v1/";
 
 /// Shortest key Postgres' key table accepts, in bytes (`CHECK (length(secret) >= 32)`).
 pub const MIN_WALL_KEY_LEN: usize = 32;
-
-/// Nonces of this process: one counter for every connection, so each backend sees only
-/// increasing nonces. Starts above any value a restarted process could have used on a backend
-/// it still holds (it holds none: backends die with their client connections).
-static NONCE: AtomicI64 = AtomicI64::new(0);
-
-/// The next proof nonce: strictly increasing within the process.
-pub(crate) fn next_nonce() -> i64 {
-    NONCE.fetch_add(1, Ordering::Relaxed) + 1
-}
 
 /// The key the application proves a session's tenant with, and its id in the key table
 /// `wall_private.keys` of every walled database.
@@ -156,6 +145,5 @@ mod tests {
         ] {
             assert_ne!(other.unwrap_or_else(|e| panic!("{e}")), base);
         }
-        assert!(next_nonce() < next_nonce());
     }
 }

@@ -2,12 +2,10 @@
 
 use tenant_manager_core::{Entity, Error};
 
-/// Postgres SQLSTATE of a unique violation.
-const UNIQUE_VIOLATION: &str = "23505";
-/// Postgres SQLSTATE of a foreign key violation.
-const FOREIGN_KEY_VIOLATION: &str = "23503";
-/// Postgres SQLSTATE of `insufficient_privilege`.
-const INSUFFICIENT_PRIVILEGE: &str = "42501";
+use super::sqlstate::{
+    DEADLOCK_DETECTED, FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, SERIALIZATION_FAILURE,
+    TRANSIENT_CLASSES, UNIQUE_VIOLATION,
+};
 
 /// Maps a sqlx error to [`Error`]: connection failures become `Unavailable`, a unique
 /// violation becomes `Conflict` on the constraint's field, a foreign key violation on a
@@ -53,16 +51,16 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-/// SQLSTATE classes that mean "try again": connection exceptions (08), insufficient
-/// resources (53), operator intervention such as a restart (57P), serialization failures.
+/// SQLSTATEs that mean "try again": the transient classes, serialization failures and
+/// deadlocks.
 fn is_transient(code: Option<&str>) -> bool {
     match code {
         Some(code) => {
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
+            TRANSIENT_CLASSES
+                .iter()
+                .any(|class| code.starts_with(class))
+                || code == SERIALIZATION_FAILURE
+                || code == DEADLOCK_DETECTED
         }
         None => false,
     }

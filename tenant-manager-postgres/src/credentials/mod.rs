@@ -5,6 +5,9 @@
 //! [`TenantCredentials`] source: the provisioner sets it when it creates the role, and the pool
 //! manager connects with it. [`DerivedCredentials`] derives each password from a deployment
 //! master secret and the tenant id, so passwords are never stored anywhere and never logged.
+//!
+//! [`WallKeys`], the key the application proves a session's tenant to the [`wall`](crate::wall)
+//! with, is derived from the same master secret ([`WallKeys::derived`]).
 
 use std::fmt;
 
@@ -14,6 +17,10 @@ use sha2::Sha256;
 use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant};
 
 use crate::ident::Ident;
+
+mod wall_keys;
+
+pub use wall_keys::{MIN_WALL_KEY_LEN, WallKeys};
 
 /// Shortest master secret [`DerivedCredentials`] accepts, in bytes.
 pub const MIN_MASTER_SECRET_LEN: usize = 32;
