@@ -6,25 +6,7 @@ use std::str::FromStr;
 
 use tenant_manager::Secret;
 
-/// A configuration value that stops start-up, with the variable it came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable at fault (`PORT`, `JWT_SECRET`, ...).
-    pub variable: &'static str,
-    /// What is wrong with it (never its value when it is a secret).
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// An error about `variable`.
-    pub fn new(variable: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            variable,
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::startup_error::ConfigError;
 
 /// Reads variables through a lookup function, so tests never touch the process environment.
 pub(crate) struct Vars<F> {
