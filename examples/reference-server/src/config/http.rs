@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::AppEnv;
-use super::vars::{ConfigError, Vars};
+use super::ConfigError;
+use super::env::EnvVars;
 
 /// Which origins may call the API from a browser (`ALLOWED_ORIGINS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,43 +143,28 @@ impl HttpConfig {
         self
     }
 
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
-        env: AppEnv,
-    ) -> Result<Self, ConfigError> {
-        let bind = vars
-            .parse::<IpAddr>("BIND_ADDRESS", "an IP address")?
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let port = vars.int_in::<u16>("PORT", 0..=65535, 3001)?;
-        let metrics_port = match vars.raw("METRICS_PORT") {
-            None => None,
-            Some(_) => Some(vars.int_in::<u16>("METRICS_PORT", 0..=65535, 0)?),
-        };
-        if port != 0 && metrics_port == Some(port) {
+    /// The validation pass of the HTTP variables.
+    pub(super) fn from_vars(vars: &EnvVars, env: AppEnv) -> Result<Self, ConfigError> {
+        if vars.port != 0 && vars.metrics_port == Some(vars.port) {
             return Err(ConfigError::new(
                 "METRICS_PORT",
                 "must differ from PORT (leave it unset to serve /metrics on PORT)",
             ));
         }
-        let allowed_origins = match vars.raw("ALLOWED_ORIGINS") {
-            Some(v) => AllowedOrigins::parse(&v)?,
+        let allowed_origins = match &vars.allowed_origins {
+            Some(origins) => origins.clone(),
             None if env.is_production() => AllowedOrigins::List(Vec::new()),
             None => AllowedOrigins::Any,
         };
-        let body_limit_bytes =
-            vars.int_in::<usize>("REQUEST_BODY_LIMIT_BYTES", 1024..=64 * 1024 * 1024, 1 << 20)?;
-        let timeout_ms = vars.int_in::<u64>("REQUEST_TIMEOUT_MS", 100..=600_000, 30_000)?;
-        let shutdown_ms = vars.int_in::<u64>("SHUTDOWN_TIMEOUT_MS", 0..=600_000, 30_000)?;
-        let trusted_proxy_hops = vars.int_in::<usize>("TRUSTED_PROXY_HOPS", 0..=16, 0)?;
         Ok(Self {
-            bind,
-            port,
-            metrics_port,
+            bind: vars.bind_address,
+            port: vars.port,
+            metrics_port: vars.metrics_port,
             allowed_origins,
-            body_limit_bytes,
-            request_timeout: Duration::from_millis(timeout_ms),
-            shutdown_timeout: Duration::from_millis(shutdown_ms),
-            trusted_proxy_hops,
+            body_limit_bytes: vars.request_body_limit_bytes,
+            request_timeout: Duration::from_millis(vars.request_timeout_ms),
+            shutdown_timeout: Duration::from_millis(vars.shutdown_timeout_ms),
+            trusted_proxy_hops: vars.trusted_proxy_hops,
         })
     }
 }
