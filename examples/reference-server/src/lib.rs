@@ -13,6 +13,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http_client;
+pub mod paging;
 pub mod startup_error;
 pub mod telemetry;
 
