@@ -64,7 +64,7 @@ pub struct DatabaseConfig {
     pub app_login: String,
     /// Id of the key this instance signs its tenant proofs with (`WALL_KEY_ID`, default 1):
     /// the wall's key `N` is derived from `TENANT_DB_SECRET`, so a rotation changes only this
-    /// number (`tenant-cli wall rotate-key --key-id N` first, see the README).
+    /// number (`tenant-cli wall rotate-key --key-id N` first, see docs/operations.md).
     pub wall_key_id: i32,
 }
 

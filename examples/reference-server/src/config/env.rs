@@ -20,7 +20,7 @@ use super::parse::{
 };
 use super::{AllowedOrigins, AppEnv, ConfigError, LogFormat, SelfService};
 
-/// The environment variables, typed. Defaults are those of the README's configuration table
+/// The environment variables, typed. Defaults are those of the configuration table
 /// (`docs/operations.md`); `Debug` shows secrets as `Secret(***)`.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "reference-server", disable_help_flag = true)]
@@ -254,6 +254,21 @@ mod tests {
     fn the_command_is_consistent() {
         EnvVars::command().debug_assert();
         assert!(is_variable("GLOBAL_DATABASE_URL") && !is_variable("DATABASE_URL"));
+    }
+
+    #[test]
+    fn every_variable_is_in_the_configuration_table() {
+        let docs = include_str!("../../../../docs/operations.md");
+        let table = docs
+            .split("| variable | default | meaning |")
+            .nth(1)
+            .unwrap_or_default();
+        for (_, variable) in variables() {
+            assert!(
+                table.contains(&format!("`{variable}`")),
+                "{variable} is missing from the configuration table of docs/operations.md"
+            );
+        }
     }
 
     #[test]
