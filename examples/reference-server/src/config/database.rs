@@ -10,7 +10,8 @@ use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
 use tenant_manager::{Secret, StorageNaming};
 
 use super::env::EnvVars;
-use super::{ConfigError, MIN_SECRET_LEN};
+use super::secrets::MIN_SECRET_LEN;
+use crate::startup_error::ConfigError;
 
 /// Default of `TENANT_STORAGE_PREFIX`.
 const DEFAULT_STORAGE_PREFIX: &str = StorageNaming::DEFAULT_PREFIX;

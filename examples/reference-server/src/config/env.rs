@@ -14,11 +14,14 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser};
 use tenant_manager::Secret;
 
+use super::app_env::{AppEnv, LogFormat};
+use super::origins::AllowedOrigins;
 use super::parse::{
     app_env, fast_hashing, flag, identifier, ip_address, log_format, log_level, nonzero_port,
     origins, port_number, ranged, redis_key_prefix, secret, self_service, storage_prefix, text,
 };
-use super::{AllowedOrigins, AppEnv, ConfigError, LogFormat, SelfService};
+use super::self_service::SelfService;
+use crate::startup_error::ConfigError;
 
 /// The environment variables, typed. Defaults are those of the configuration table
 /// (`docs/operations.md`); `Debug` shows secrets as `Secret(***)`.

@@ -8,9 +8,11 @@
 //! value stops start-up with a [`ConfigError`] naming the variable (exit code 78). `Debug`
 //! never prints a secret, a password or a URL's credentials.
 
+mod app_env;
 mod database;
 mod env;
 mod http;
+mod origins;
 mod parse;
 mod rate_leases;
 mod redis;
@@ -19,61 +21,21 @@ mod self_service;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tenant_manager::RateLimit;
 
+pub use self::app_env::{AppEnv, LogFormat};
 pub use self::database::DatabaseConfig;
 pub(crate) use self::database::PgShown;
 use self::env::EnvVars;
-pub use self::http::{AllowedOrigins, HttpConfig};
+pub use self::http::HttpConfig;
+pub use self::origins::AllowedOrigins;
 pub use self::rate_leases::RedisRateMode;
 pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
 pub use crate::startup_error::ConfigError;
-
-/// Production or development (`APP_ENV`, or `NODE_ENV` as an alias).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum AppEnv {
-    /// Secrets are generated when missing; logs are human-readable.
-    #[default]
-    Development,
-    /// Secrets are required; logs are JSON.
-    Production,
-    /// As development; for test runs.
-    Test,
-}
-
-impl AppEnv {
-    /// Whether production rules apply.
-    pub fn is_production(self) -> bool {
-        self == AppEnv::Production
-    }
-
-    /// Stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppEnv::Development => "development",
-            AppEnv::Production => "production",
-            AppEnv::Test => "test",
-        }
-    }
-}
-
-impl FromStr for AppEnv {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s.to_ascii_lowercase().as_str() {
-            "production" | "prod" => Ok(AppEnv::Production),
-            "development" | "dev" => Ok(AppEnv::Development),
-            "test" => Ok(AppEnv::Test),
-            _ => Err(()),
-        }
-    }
-}
 
 /// Feature switches of the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,16 +90,6 @@ impl Default for PoolSettings {
             scope_affinity: Duration::from_secs(5),
         }
     }
-}
-
-/// Log format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LogFormat {
-    /// One JSON object per line (default in production).
-    Json,
-    /// Human-readable lines (default in development).
-    Text,
 }
 
 /// The whole configuration of the server and of `tenant-cli`.

@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use tenant_manager::{Isolation, Secret, StorageNaming};
 
-use super::{AllowedOrigins, AppEnv, LogFormat, SelfService};
+use super::app_env::{AppEnv, LogFormat};
+use super::origins::AllowedOrigins;
+use super::self_service::SelfService;
 
 /// Quotes a non-secret value for an error message, shortened to 64 characters.
 pub(super) fn shown(value: &str) -> String {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tenant_manager::redis::RateLeaseConfig;
 
-use super::ConfigError;
 use super::env::EnvVars;
+use crate::startup_error::ConfigError;
 
 /// How the Redis quota enforcer checks rate limits (`RATE_LIMIT_LEASES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use std::fmt;
 use tenant_manager::Secret;
 use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 
-use super::ConfigError;
 use super::env::EnvVars;
 use super::rate_leases::RedisRateMode;
+use crate::startup_error::ConfigError;
 
 /// Redis settings. With `REDIS_URL`, quotas, the tenant cache and the job queue live in Redis.
 #[derive(Clone, Default)]

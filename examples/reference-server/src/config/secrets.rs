@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use tenant_manager::{RateLimit, Secret};
 
-use super::AppEnv;
-use super::ConfigError;
+use super::app_env::AppEnv;
 use super::env::EnvVars;
+use crate::startup_error::ConfigError;
 
 /// Shortest accepted secret, in bytes (`openssl rand -base64 32` prints 44).
 pub const MIN_SECRET_LEN: usize = 32;
