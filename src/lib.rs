@@ -7,6 +7,38 @@
 //! - `postgres` (feature `postgres`): registry, provisioning, scoped connections, backups.
 //! - `redis` (feature `redis`): quotas, tenant cache, job queue, locks.
 //! - `tower` (feature `tower`, extractors with `axum`): the request-path layers.
+//!
+//! ## Registration and login, in memory
+//!
+//! Registration, login and the tenant life cycle over the in-memory adapters (swap in
+//! `PostgresRegistry`, `PostgresProvisioner`, `RedisQuotaEnforcer` and friends for production;
+//! every adapter passes the same conformance suites):
+//!
+//! ```rust
+//! use std::sync::Arc;
+//! use tenant_manager::auth::{JwtConfig, TokenService};
+//! use tenant_manager::manager::{Registration, TenantManager};
+//! use tenant_manager::memory::{InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantData};
+//! use tenant_manager::TenantStatus;
+//!
+//! #[tokio::main]
+//! async fn main() -> tenant_manager::Result<()> {
+//!     let manager = TenantManager::builder()
+//!         .with_registry(Arc::new(InMemoryRegistry::new()))
+//!         .with_provisioner(Arc::new(InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new()))))
+//!         .with_quota(Arc::new(InMemoryQuotaEnforcer::default()))
+//!         .with_tokens(TokenService::new(JwtConfig::hs256("replace with 32+ random bytes!!!"))?)
+//!         .build()?;
+//!     let acme = manager
+//!         .register_organization(Registration::new("Acme", "owner@acme.test", "Test123!"))
+//!         .await?;
+//!     assert_eq!(acme.tenant.status, TenantStatus::Active);
+//!     let session = manager.login("owner@acme.test", "Test123!").await?;
+//!     let claims = manager.tokens().verify(session.token.access_token.expose())?;
+//!     assert_eq!(claims.tid, acme.tenant.id);
+//!     Ok(())
+//! }
+//! ```
 
 pub use tenant_manager_core as core;
 pub use tenant_manager_core::*;

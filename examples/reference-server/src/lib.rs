@@ -13,6 +13,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http_client;
+pub mod paging;
+pub mod startup_error;
 pub mod telemetry;
 
 pub(crate) mod companies;
@@ -25,5 +27,6 @@ pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod state;
 
-pub use app::{App, StartupError};
+pub use app::App;
 pub use config::Config;
+pub use startup_error::{ConfigError, StartupError};

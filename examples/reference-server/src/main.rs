@@ -1,6 +1,6 @@
 //! `reference-server`: the multitenant service of the deployment guide.
 //!
-//! Configuration comes from the environment and `.env`; see the README's configuration table.
+//! Configuration comes from the environment and `.env`; see the configuration table in docs/operations.md.
 
 use std::process::ExitCode;
 

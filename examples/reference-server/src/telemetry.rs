@@ -7,11 +7,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-
-/// Tracing could not be installed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot install the log subscriber: {0}")]
-pub struct TelemetryError(String);
+pub use crate::startup_error::TelemetryError;
 
 /// Installs the global subscriber. Call once, before [`App::build`](crate::App::build).
 ///

@@ -1,6 +1,5 @@
 //! The server: [`App::build`] wires everything, [`App::serve`] runs it until a signal.
 
-mod error;
 mod shutdown;
 
 use std::net::{IpAddr, SocketAddr};
@@ -11,12 +10,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::error::StartupError;
 pub(crate) use self::shutdown::cancel_on_signal;
 pub use self::shutdown::{Signal, signalled};
 use crate::config::{Config, PgShown};
 use crate::router::{self, Parts};
 use crate::services::{PoolEngine, Services};
+pub use crate::startup_error::StartupError;
 
 /// A built server, bound to its ports, ready to [`serve`](App::serve).
 #[derive(Debug)]

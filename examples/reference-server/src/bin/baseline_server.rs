@@ -160,14 +160,8 @@ async fn list(
         .bind(i64::from(limit) + 1)
         .fetch_all(&state.pool)
         .await?;
-    let mut items: Vec<Company> = rows.into_iter().map(Company::from).collect();
-    let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next = if items.len() > wanted {
-        items.truncate(wanted);
-        items.last().map(|c| c.id)
-    } else {
-        None
-    };
+    let fetched: Vec<Company> = rows.into_iter().map(Company::from).collect();
+    let (items, next) = reference_server::paging::cut(fetched, limit, |c| c.id);
     Ok(Json(CompanyPage { items, next }))
 }
 

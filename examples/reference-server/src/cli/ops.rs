@@ -10,13 +10,13 @@ use tenant_manager::{Entity, Error, Tenant, TenantId, TenantSlug};
 
 use super::exit::{CliError, Exit};
 use crate::config::Config;
-use crate::services::postgres::Postgres;
+use crate::services::postgres_adapters::PostgresAdapters;
 use crate::services::shared;
 
 /// The adapters of one command run.
 #[derive(Debug)]
 pub(crate) struct Ops {
-    pub(crate) postgres: Postgres,
+    pub(crate) postgres: PostgresAdapters,
     pub(crate) backup: Arc<PgDumpBackup>,
     pub(crate) manager: TenantManager,
     /// The configuration the adapters were built from.
@@ -36,7 +36,7 @@ impl Ops {
                  (an embedded server keeps its tenants in its own memory)",
             ));
         }
-        let postgres = Postgres::connect(&config).await?;
+        let postgres = PostgresAdapters::connect(&config).await?;
         let (shared, _) = shared(&config)
             .await
             .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?;

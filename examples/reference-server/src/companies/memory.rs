@@ -40,17 +40,11 @@ impl CompanyStore for MemoryCompanies {
         let records = self
             .data
             .list(tenant.id, COLLECTION, after.as_deref(), wanted + 1)?;
-        let has_more = records.len() > wanted;
-        let items = records
+        let fetched = records
             .into_iter()
-            .take(wanted)
             .map(|r| decode(r.value))
             .collect::<Result<Vec<_>>>()?;
-        let next = if has_more {
-            items.last().map(|c| c.id)
-        } else {
-            None
-        };
+        let (items, next) = crate::paging::cut(fetched, limit, |c| c.id);
         Ok(CompanyPage { items, next })
     }
 

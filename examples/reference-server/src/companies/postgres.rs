@@ -107,7 +107,7 @@ impl CompanyStore for PgCompanies {
     async fn list(&self, tenant: &Tenant, after: Option<Uuid>, limit: u32) -> Result<CompanyPage> {
         check_limit(limit)?;
         let mut conn = self.pools.acquire(tenant).await?;
-        let mut items: Vec<Company> = rows(tenant, &LIST)
+        let fetched: Vec<Company> = rows(tenant, &LIST)
             .bind(after)
             .bind(i64::from(limit) + 1)
             .fetch_all(&mut *conn)
@@ -116,13 +116,7 @@ impl CompanyStore for PgCompanies {
             .into_iter()
             .map(to_company)
             .collect();
-        let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next = if items.len() > wanted {
-            items.truncate(wanted);
-            items.last().map(|c| c.id)
-        } else {
-            None
-        };
+        let (items, next) = crate::paging::cut(fetched, limit, |c| c.id);
         Ok(CompanyPage { items, next })
     }
 

@@ -3,62 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use super::AppEnv;
-use super::vars::{ConfigError, Vars};
-
-/// Which origins may call the API from a browser (`ALLOWED_ORIGINS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AllowedOrigins {
-    /// Any origin (`*`); credentials are never allowed with it.
-    Any,
-    /// Exactly these origins (`scheme://host[:port]`); empty means same-origin only.
-    List(Vec<String>),
-}
-
-impl AllowedOrigins {
-    /// Parses a comma-separated list of origins, or `*`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] on `ALLOWED_ORIGINS` naming the first bad entry.
-    pub fn parse(value: &str) -> Result<Self, ConfigError> {
-        let entries: Vec<&str> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .collect();
-        if entries == ["*"] {
-            return Ok(Self::Any);
-        }
-        entries
-            .into_iter()
-            .map(|entry| {
-                validate_origin(entry).map_err(|reason| {
-                    ConfigError::new("ALLOWED_ORIGINS", format!("{entry:?} {reason}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Self::List)
-    }
-}
-
-fn validate_origin(entry: &str) -> Result<String, &'static str> {
-    if entry == "*" {
-        return Err("cannot be mixed with other origins");
-    }
-    let uri: http::Uri = entry
-        .parse()
-        .map_err(|_| "is not an origin (scheme://host[:port])")?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let path_ok = matches!(uri.path(), "" | "/") && uri.query().is_none();
-    let authority_ok = uri
-        .authority()
-        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
-    if !(scheme_ok && path_ok && authority_ok) {
-        return Err("must be scheme://host[:port] with scheme http or https and no path");
-    }
-    Ok(entry.trim_end_matches('/').to_ascii_lowercase())
-}
+use super::app_env::AppEnv;
+use super::env::EnvVars;
+use super::origins::AllowedOrigins;
+use crate::startup_error::ConfigError;
 
 /// Listener and request handling settings.
 #[derive(Debug, Clone)]
@@ -142,71 +90,28 @@ impl HttpConfig {
         self
     }
 
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
-        env: AppEnv,
-    ) -> Result<Self, ConfigError> {
-        let bind = vars
-            .parse::<IpAddr>("BIND_ADDRESS", "an IP address")?
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let port = vars.int_in::<u16>("PORT", 0..=65535, 3001)?;
-        let metrics_port = match vars.raw("METRICS_PORT") {
-            None => None,
-            Some(_) => Some(vars.int_in::<u16>("METRICS_PORT", 0..=65535, 0)?),
-        };
-        if port != 0 && metrics_port == Some(port) {
+    /// The validation pass of the HTTP variables.
+    pub(super) fn from_vars(vars: &EnvVars, env: AppEnv) -> Result<Self, ConfigError> {
+        if vars.port != 0 && vars.metrics_port == Some(vars.port) {
             return Err(ConfigError::new(
                 "METRICS_PORT",
                 "must differ from PORT (leave it unset to serve /metrics on PORT)",
             ));
         }
-        let allowed_origins = match vars.raw("ALLOWED_ORIGINS") {
-            Some(v) => AllowedOrigins::parse(&v)?,
+        let allowed_origins = match &vars.allowed_origins {
+            Some(origins) => origins.clone(),
             None if env.is_production() => AllowedOrigins::List(Vec::new()),
             None => AllowedOrigins::Any,
         };
-        let body_limit_bytes =
-            vars.int_in::<usize>("REQUEST_BODY_LIMIT_BYTES", 1024..=64 * 1024 * 1024, 1 << 20)?;
-        let timeout_ms = vars.int_in::<u64>("REQUEST_TIMEOUT_MS", 100..=600_000, 30_000)?;
-        let shutdown_ms = vars.int_in::<u64>("SHUTDOWN_TIMEOUT_MS", 0..=600_000, 30_000)?;
-        let trusted_proxy_hops = vars.int_in::<usize>("TRUSTED_PROXY_HOPS", 0..=16, 0)?;
         Ok(Self {
-            bind,
-            port,
-            metrics_port,
+            bind: vars.bind_address,
+            port: vars.port,
+            metrics_port: vars.metrics_port,
             allowed_origins,
-            body_limit_bytes,
-            request_timeout: Duration::from_millis(timeout_ms),
-            shutdown_timeout: Duration::from_millis(shutdown_ms),
-            trusted_proxy_hops,
+            body_limit_bytes: vars.request_body_limit_bytes,
+            request_timeout: Duration::from_millis(vars.request_timeout_ms),
+            shutdown_timeout: Duration::from_millis(vars.shutdown_timeout_ms),
+            trusted_proxy_hops: vars.trusted_proxy_hops,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_validated_and_normalised() {
-        assert_eq!(AllowedOrigins::parse("*").ok(), Some(AllowedOrigins::Any));
-        assert_eq!(
-            AllowedOrigins::parse("https://App.example.com, http://localhost:3000/").ok(),
-            Some(AllowedOrigins::List(vec![
-                "https://app.example.com".into(),
-                "http://localhost:3000".into()
-            ]))
-        );
-        for bad in [
-            "example.com",
-            "ftp://x.com",
-            "https://x.com/path",
-            "https://u:p@x.com",
-            "*,https://x.com",
-            "https://x.com?q=1",
-        ] {
-            let err = AllowedOrigins::parse(bad).err();
-            assert_eq!(err.map(|e| e.variable), Some("ALLOWED_ORIGINS"), "{bad}");
-        }
     }
 }

@@ -1,73 +1,41 @@
 //! Configuration from the deployment guide's environment variables (and a `.env` file).
 //!
+//! Two steps: clap parses every variable into one typed struct ([`env`]), then one
+//! validation pass ([`Config::from_lookup`]) applies the rules between variables, the
+//! defaults that depend on another variable and the production rules, and builds [`Config`].
 //! [`Config::load`] reads `.env` (when present) and the process environment;
 //! [`Config::from_lookup`] reads through any function, which is what tests use. Every invalid
-//! value stops start-up with a [`ConfigError`] naming the variable. `Debug` never prints a
-//! secret, a password or a URL's credentials.
+//! value stops start-up with a [`ConfigError`] naming the variable (exit code 78). `Debug`
+//! never prints a secret, a password or a URL's credentials.
 
+mod app_env;
+mod database;
+mod env;
 mod http;
+mod origins;
+mod parse;
 mod rate_leases;
+mod redis;
 mod secrets;
 mod self_service;
-mod stores;
-mod vars;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tenant_manager::RateLimit;
 
-pub use self::http::{AllowedOrigins, HttpConfig};
+pub use self::app_env::{AppEnv, LogFormat};
+pub use self::database::DatabaseConfig;
+pub(crate) use self::database::PgShown;
+use self::env::EnvVars;
+pub use self::http::HttpConfig;
+pub use self::origins::AllowedOrigins;
 pub use self::rate_leases::RedisRateMode;
+pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
-pub(crate) use self::stores::PgShown;
-pub use self::stores::{DatabaseConfig, RedisConfig};
-pub use self::vars::ConfigError;
-use self::vars::Vars;
-
-/// Production or development (`APP_ENV`, or `NODE_ENV` as an alias).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum AppEnv {
-    /// Secrets are generated when missing; logs are human-readable.
-    #[default]
-    Development,
-    /// Secrets are required; logs are JSON.
-    Production,
-    /// As development; for test runs.
-    Test,
-}
-
-impl AppEnv {
-    /// Whether production rules apply.
-    pub fn is_production(self) -> bool {
-        self == AppEnv::Production
-    }
-
-    /// Stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppEnv::Development => "development",
-            AppEnv::Production => "production",
-            AppEnv::Test => "test",
-        }
-    }
-}
-
-impl FromStr for AppEnv {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s.to_ascii_lowercase().as_str() {
-            "production" | "prod" => Ok(AppEnv::Production),
-            "development" | "dev" => Ok(AppEnv::Development),
-            "test" => Ok(AppEnv::Test),
-            _ => Err(()),
-        }
-    }
-}
+pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +90,6 @@ impl Default for PoolSettings {
             scope_affinity: Duration::from_secs(5),
         }
     }
-}
-
-/// Log format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LogFormat {
-    /// One JSON object per line (default in production).
-    Json,
-    /// Human-readable lines (default in development).
-    Text,
 }
 
 /// The whole configuration of the server and of `tenant-cli`.
@@ -215,21 +173,25 @@ impl Config {
     /// # Errors
     /// A [`ConfigError`] naming the first invalid variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars::new(lookup);
+        Self::from_vars(&EnvVars::from_lookup(lookup)?)
+    }
+
+    /// The validation pass: rules between variables, defaults that depend on another
+    /// variable, production rules, and the warnings to log once tracing is up.
+    fn from_vars(vars: &EnvVars) -> Result<Self, ConfigError> {
         let mut warnings = Vec::new();
-        let env = load_env(&vars)?;
-        let http = HttpConfig::load(&vars, env)?;
-        let database = DatabaseConfig::load(&vars, env.is_production(), &mut warnings)?;
-        let redis = RedisConfig::load(&vars, &mut warnings)?;
-        let security = SecurityConfig::load(&vars, env)?;
-        let features = Features {
-            async_provisioning: vars.flag("ENABLE_ASYNC_PROVISIONING", false)?,
-            metrics: vars.flag("ENABLE_METRICS", true)?,
-            rate_limiting: vars.flag("ENABLE_RATE_LIMITING", true)?,
-            quotas: vars.flag("ENABLE_QUOTAS", true)?,
+        let env = match (vars.app_env, &vars.node_env) {
+            (Some(env), _) => env,
+            (None, Some(node_env)) => {
+                parse::app_env(node_env).map_err(|reason| ConfigError::new("NODE_ENV", reason))?
+            }
+            (None, None) => AppEnv::default(),
         };
-        let self_service = SelfService::load(&vars)?;
-        let pool = load_pool(&vars)?;
+        let http = HttpConfig::from_vars(vars, env)?;
+        let database = DatabaseConfig::from_vars(vars, env.is_production(), &mut warnings)?;
+        let redis = RedisConfig::from_vars(vars, &mut warnings)?;
+        let security = SecurityConfig::from_vars(vars, env)?;
+        let pool = pool_settings(vars)?;
         if pool.acquire_timeout >= http.request_timeout {
             warnings.push(
                 "POOL_ACQUIRE_TIMEOUT_MS is not below REQUEST_TIMEOUT_MS: requests waiting for a \
@@ -237,35 +199,12 @@ impl Config {
                     .to_owned(),
             );
         }
-        let rate_limit = RateLimit {
-            limit: vars.int_in::<u64>("RATE_LIMIT_MAX_REQUESTS", 1..=10_000_000, 100)?,
-            window_ms: vars.int_in::<u64>("RATE_LIMIT_WINDOW_MS", 1..=2_592_000_000, 900_000)?,
-        };
-        let log_level = vars.raw("LOG_LEVEL").unwrap_or_else(|| "info".to_owned());
-        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(ConfigError::new(
-                "LOG_LEVEL",
-                "must be error, warn, info, debug, trace or a tracing filter directive",
-            ));
-        }
-        let log_format = match vars.raw("LOG_FORMAT").as_deref() {
-            None if env.is_production() => LogFormat::Json,
-            None => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(_) => return Err(ConfigError::new("LOG_FORMAT", "must be json or text")),
-        };
-        let region = vars.text("REGION", 64)?;
-        let multi_region = vars.flag("ENABLE_MULTI_REGION", false)?;
-        if multi_region && region.is_none() {
+        if vars.enable_multi_region && vars.region.is_none() {
             return Err(ConfigError::new(
                 "REGION",
                 "is required when ENABLE_MULTI_REGION is true",
             ));
         }
-        let backup_dir = vars
-            .raw("BACKUP_DIR")
-            .map_or_else(|| PathBuf::from("backups"), PathBuf::from);
         if env.is_production() && database.global.is_none() {
             warnings.push(
                 "production mode without GLOBAL_DATABASE_URL: tenants live in memory and are \
@@ -273,21 +212,34 @@ impl Config {
                     .to_owned(),
             );
         }
+        let log_format = match vars.log_format {
+            Some(format) => format,
+            None if env.is_production() => LogFormat::Json,
+            None => LogFormat::Text,
+        };
         Ok(Self {
             env,
             http,
             database,
             redis,
             security,
-            features,
-            self_service,
+            features: Features {
+                async_provisioning: vars.enable_async_provisioning,
+                metrics: vars.enable_metrics,
+                rate_limiting: vars.enable_rate_limiting,
+                quotas: vars.enable_quotas,
+            },
+            self_service: vars.self_service_isolation.clone(),
             pool,
-            rate_limit,
-            log_level,
+            rate_limit: RateLimit {
+                limit: vars.rate_limit_max_requests,
+                window_ms: vars.rate_limit_window_ms,
+            },
+            log_level: vars.log_level.clone(),
             log_format,
-            region,
-            multi_region,
-            backup_dir,
+            region: vars.region.clone(),
+            multi_region: vars.enable_multi_region,
+            backup_dir: vars.backup_dir.clone(),
             warnings,
         })
     }
@@ -368,34 +320,21 @@ impl Config {
     }
 }
 
-fn load_env<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<AppEnv, ConfigError> {
-    const EXPECTED: &str = "production, development or test";
-    match vars.parse::<AppEnv>("APP_ENV", EXPECTED)? {
-        Some(env) => Ok(env),
-        None => Ok(vars
-            .parse::<AppEnv>("NODE_ENV", EXPECTED)?
-            .unwrap_or_default()),
-    }
-}
-
-fn load_pool<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<PoolSettings, ConfigError> {
-    let max_total = vars.int_in::<u32>("MAX_TOTAL_CONNECTIONS", 1..=100_000, 80)?;
-    let max_per_tenant = vars.int_in::<u32>("MAX_CONNECTIONS_PER_TENANT", 1..=10_000, 20)?;
+/// The connection budget: one tenant's share within the total.
+fn pool_settings(vars: &EnvVars) -> Result<PoolSettings, ConfigError> {
+    let (max_total, max_per_tenant) = (vars.max_total_connections, vars.max_connections_per_tenant);
     if max_per_tenant > max_total {
         return Err(ConfigError::new(
             "MAX_CONNECTIONS_PER_TENANT",
             format!("must not exceed MAX_TOTAL_CONNECTIONS ({max_total})"),
         ));
     }
-    let idle_ms = vars.int_in::<u64>("POOL_IDLE_TIMEOUT", 1_000..=86_400_000, 1_800_000)?;
-    let acquire_ms = vars.int_in::<u64>("POOL_ACQUIRE_TIMEOUT_MS", 100..=600_000, 10_000)?;
-    let affinity_ms = vars.int_in::<u64>("POOL_SCOPE_AFFINITY_MS", 0..=600_000, 5_000)?;
     Ok(PoolSettings {
         max_per_tenant,
         max_total,
-        idle_timeout: Duration::from_millis(idle_ms),
-        acquire_timeout: Duration::from_millis(acquire_ms),
-        scope_affinity: Duration::from_millis(affinity_ms),
+        idle_timeout: Duration::from_millis(vars.pool_idle_timeout),
+        acquire_timeout: Duration::from_millis(vars.pool_acquire_timeout_ms),
+        scope_affinity: Duration::from_millis(vars.pool_scope_affinity_ms),
     })
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tenant_manager::redis::RateLeaseConfig;
 
-use super::vars::{ConfigError, Vars};
+use super::env::EnvVars;
+use crate::startup_error::ConfigError;
 
 /// How the Redis quota enforcer checks rate limits (`RATE_LIMIT_LEASES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,55 +28,42 @@ impl Default for RedisRateMode {
     }
 }
 
-/// The lease settings' variables, for messages.
-const LEASE_VARS: [&str; 3] = [
-    "RATE_LIMIT_LEASE_MAX_CELLS",
-    "RATE_LIMIT_LEASE_LIMIT_DIVISOR",
-    "RATE_LIMIT_LEASE_TTL_MS",
-];
-
 impl RedisRateMode {
-    /// `RATE_LIMIT_LEASES` and the `RATE_LIMIT_LEASE_*` settings, checked even when Redis is
-    /// unused (a warning then says they have no effect).
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
-        redis: bool,
+    /// The validation pass of `RATE_LIMIT_LEASES` and the `RATE_LIMIT_LEASE_*` settings,
+    /// checked even when Redis is unused (a warning then says they have no effect).
+    pub(super) fn from_vars(
+        vars: &EnvVars,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let defaults = RateLeaseConfig::default();
-        let leased = vars.flag("RATE_LIMIT_LEASES", true)?;
-        let max_cells = vars.int_in::<u32>(
-            LEASE_VARS[0],
-            1..=RateLeaseConfig::MAX_CELLS,
-            defaults.max_cells,
-        )?;
-        let divisor = vars.int_in::<u32>(LEASE_VARS[1], 2..=1_000_000, defaults.limit_divisor)?;
-        let ttl_ms = vars.int_in::<u64>(
-            LEASE_VARS[2],
-            1..=60_000,
-            u64::try_from(defaults.ttl.as_millis()).unwrap_or(1_000),
-        )?;
-        let lease_vars_set = LEASE_VARS.iter().any(|name| vars.raw(name).is_some());
-        if lease_vars_set && !redis {
+        let lease_vars_set = vars.rate_limit_lease_max_cells.is_some()
+            || vars.rate_limit_lease_limit_divisor.is_some()
+            || vars.rate_limit_lease_ttl_ms.is_some();
+        if lease_vars_set && vars.redis_url.is_none() {
             warnings.push(
                 "RATE_LIMIT_LEASE_* is set but REDIS_URL is not: rate limits are checked in \
                  process, exactly"
                     .to_owned(),
             );
-        } else if lease_vars_set && !leased {
+        } else if lease_vars_set && !vars.rate_limit_leases {
             warnings.push(
                 "RATE_LIMIT_LEASE_* is set but RATE_LIMIT_LEASES is false: one script per check"
                     .to_owned(),
             );
         }
-        if !leased {
+        if !vars.rate_limit_leases {
             return Ok(RedisRateMode::PerRequest);
         }
-        let config = RateLeaseConfig::default()
-            .with_max_cells(max_cells)
-            .with_limit_divisor(divisor)
-            .with_ttl(Duration::from_millis(ttl_ms));
-        // The ranges above are the library's; a mismatch would be a bug caught here.
+        let mut config = RateLeaseConfig::default();
+        if let Some(cells) = vars.rate_limit_lease_max_cells {
+            config = config.with_max_cells(cells);
+        }
+        if let Some(divisor) = vars.rate_limit_lease_limit_divisor {
+            config = config.with_limit_divisor(divisor);
+        }
+        if let Some(ttl_ms) = vars.rate_limit_lease_ttl_ms {
+            config = config.with_ttl(Duration::from_millis(ttl_ms));
+        }
+        // The parsers' ranges are the library's; a mismatch would be a bug caught here.
         config
             .validate()
             .map_err(|e| ConfigError::new("RATE_LIMIT_LEASES", e.to_string()))?;
@@ -86,18 +74,23 @@ impl RedisRateMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn load(
         pairs: &'static [(&'static str, &'static str)],
     ) -> (Result<RedisRateMode, ConfigError>, Vec<String>) {
-        let vars = Vars::new(move |name: &str| {
+        let loaded = Config::from_lookup(move |name: &str| {
+            let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
             pairs
                 .iter()
+                .chain([&redis])
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         });
-        let mut warnings = Vec::new();
-        (RedisRateMode::load(&vars, true, &mut warnings), warnings)
+        match loaded {
+            Ok(config) => (Ok(config.redis.rate_mode), config.warnings),
+            Err(e) => (Err(e), Vec::new()),
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use tenant_manager::{RateLimit, Secret};
 
-use super::AppEnv;
-use super::vars::{ConfigError, Vars};
+use super::app_env::AppEnv;
+use super::env::EnvVars;
+use crate::startup_error::ConfigError;
 
 /// Shortest accepted secret, in bytes (`openssl rand -base64 32` prints 44).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -86,57 +87,38 @@ impl SecurityConfig {
         self
     }
 
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
-        env: AppEnv,
-    ) -> Result<Self, ConfigError> {
-        let (jwt_secret, jwt_secret_generated) = resolve(vars, "JWT_SECRET", env)?;
-        let (super_admin_key, admin_key_generated) = resolve(vars, "SUPER_ADMIN_KEY", env)?;
+    /// The validation pass of the secrets and login settings.
+    pub(super) fn from_vars(vars: &EnvVars, env: AppEnv) -> Result<Self, ConfigError> {
+        let (jwt_secret, jwt_secret_generated) =
+            resolve(vars.jwt_secret.as_ref(), "JWT_SECRET", env)?;
+        let (super_admin_key, admin_key_generated) =
+            resolve(vars.super_admin_key.as_ref(), "SUPER_ADMIN_KEY", env)?;
         if env.is_production() && jwt_secret.ct_eq(super_admin_key.expose().as_bytes()) {
             return Err(ConfigError::new(
                 "SUPER_ADMIN_KEY",
                 "must differ from JWT_SECRET",
             ));
         }
-        let ttl = vars.int_in::<u64>("ACCESS_TOKEN_TTL_SECONDS", 60..=604_800, 3600)?;
-        let fast_password_hashing = match vars.raw("PASSWORD_HASHING").as_deref() {
-            None | Some("owasp") => false,
-            Some("fast") if env.is_production() => {
-                return Err(ConfigError::new(
-                    "PASSWORD_HASHING",
-                    "fast hashing is for tests and refused in production",
-                ));
-            }
-            Some("fast") => true,
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "PASSWORD_HASHING",
-                    "must be owasp or fast",
-                ));
-            }
-        };
-        let password_hash_threads =
-            match vars.int_in::<usize>("PASSWORD_HASH_THREADS", 0..=1024, 0)? {
-                0 => None,
-                threads => Some(threads),
-            };
-        let queue_ms = vars.int_in::<u64>("PASSWORD_HASH_QUEUE_MS", 0..=60_000, 1000)?;
-        let failures = vars.int_in::<u64>("LOGIN_MAX_FAILURES", 0..=1000, 10)?;
-        let window_ms =
-            vars.int_in::<u64>("LOGIN_FAILURE_WINDOW_MS", 1000..=86_400_000, 900_000)?;
+        if vars.password_hashing_fast && env.is_production() {
+            return Err(ConfigError::new(
+                "PASSWORD_HASHING",
+                "fast hashing is for tests and refused in production",
+            ));
+        }
         Ok(Self {
-            password_hash_threads,
-            password_hash_queue_wait: Duration::from_millis(queue_ms),
-            login_failures: (failures > 0).then_some(RateLimit {
-                limit: failures,
-                window_ms,
+            password_hash_threads: (vars.password_hash_threads > 0)
+                .then_some(vars.password_hash_threads),
+            password_hash_queue_wait: Duration::from_millis(vars.password_hash_queue_ms),
+            login_failures: (vars.login_max_failures > 0).then_some(RateLimit {
+                limit: vars.login_max_failures,
+                window_ms: vars.login_failure_window_ms,
             }),
             jwt_secret,
             super_admin_key,
             jwt_secret_generated,
             admin_key_generated,
-            access_token_ttl: Duration::from_secs(ttl),
-            fast_password_hashing,
+            access_token_ttl: Duration::from_secs(vars.access_token_ttl_seconds),
+            fast_password_hashing: vars.password_hashing_fast,
         })
     }
 }
@@ -164,15 +146,15 @@ pub fn generate_secret() -> Secret {
     Secret::new(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The secret in `name` (at least [`MIN_SECRET_LEN`] bytes), or in development a generated
+/// The secret of `name` (at least [`MIN_SECRET_LEN`] bytes), or in development a generated
 /// one when it is unset. Returns whether it was generated.
-fn resolve<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
+fn resolve(
+    secret: Option<&Secret>,
     name: &'static str,
     env: AppEnv,
 ) -> Result<(Secret, bool), ConfigError> {
-    match vars.secret(name) {
-        Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok((secret, false)),
+    match secret {
+        Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok((secret.clone(), false)),
         Some(_) => Err(ConfigError::new(
             name,
             format!(
@@ -191,16 +173,18 @@ fn resolve<F: Fn(&str) -> Option<String>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn load(env: AppEnv, pairs: &[(&'static str, String)]) -> Result<SecurityConfig, ConfigError> {
-        let pairs = pairs.to_vec();
-        let vars = Vars::new(move |name: &str| {
+        let mut pairs = pairs.to_vec();
+        pairs.push(("APP_ENV", env.as_str().to_owned()));
+        Config::from_lookup(move |name: &str| {
             pairs
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.clone())
-        });
-        SecurityConfig::load(&vars, env)
+        })
+        .map(|config| config.security)
     }
 
     #[test]

@@ -2,11 +2,6 @@
 
 use tenant_manager::Isolation;
 
-use super::vars::{ConfigError, Vars};
-
-/// The variable.
-const VARIABLE: &str = "SELF_SERVICE_ISOLATION";
-
 /// The isolation modes `POST /api/auth/register-organization` accepts from anonymous callers
 /// (`SELF_SERVICE_ISOLATION`, comma-separated, default `schema,shared`).
 ///
@@ -40,46 +35,21 @@ impl SelfService {
     pub fn allows(&self, isolation: Isolation) -> bool {
         self.isolations.contains(&isolation)
     }
-
-    /// Reads `SELF_SERVICE_ISOLATION`.
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Self, ConfigError> {
-        let Some(raw) = vars.raw(VARIABLE) else {
-            return Ok(Self::default());
-        };
-        let mut isolations = Vec::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let isolation = entry
-                .to_ascii_lowercase()
-                .parse::<Isolation>()
-                .map_err(|_| {
-                    ConfigError::new(
-                        VARIABLE,
-                        format!("{entry:?} is not database, schema or shared"),
-                    )
-                })?;
-            if !isolations.contains(&isolation) {
-                isolations.push(isolation);
-            }
-        }
-        if isolations.is_empty() {
-            return Err(ConfigError::new(
-                VARIABLE,
-                "must list at least one of database, schema, shared",
-            ));
-        }
-        Ok(Self { isolations })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, ConfigError};
 
     fn load(value: Option<&str>) -> Result<SelfService, ConfigError> {
         let value = value.map(str::to_owned);
-        SelfService::load(&Vars::new(move |name| {
-            (name == VARIABLE).then(|| value.clone()).flatten()
-        }))
+        Config::from_lookup(move |name| {
+            (name == "SELF_SERVICE_ISOLATION")
+                .then(|| value.clone())
+                .flatten()
+        })
+        .map(|config| config.self_service)
     }
 
     #[test]
@@ -97,7 +67,7 @@ mod tests {
         for bad in ["rows", ",", "schema,tables"] {
             assert_eq!(
                 load(Some(bad)).err().map(|e| e.variable),
-                Some(VARIABLE),
+                Some("SELF_SERVICE_ISOLATION"),
                 "{bad}"
             );
         }

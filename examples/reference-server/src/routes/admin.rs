@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tenant_manager::manager::Registration;
 use tenant_manager::{
     Isolation, Plan, PoolStats, QuotaPolicy, RateLimit, TenantId, TenantQuery, TenantStatus,
 };
@@ -109,7 +110,7 @@ pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     Body(request): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
-    register(&state, request.into_registration()).await
+    register(&state, Registration::from(request)).await
 }
 
 /// One tenant.

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenant_manager::manager::Registration;
+use tenant_manager::manager::{self, Registration};
 use tenant_manager::{Isolation, Secret, TenantStatus};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -77,9 +77,7 @@ pub(crate) async fn register_organization(
     Body(request): Body<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let isolation = self_service_isolation(&state, request.isolation.as_deref())?;
-    let registration = request
-        .into_registration()
-        .with_isolation(isolation.as_str());
+    let registration = Registration::from(request).with_isolation(isolation.as_str());
     register(&state, registration).await
 }
 
@@ -112,21 +110,32 @@ fn self_service_isolation(state: &AppState, asked: Option<&str>) -> Result<Isola
     })
 }
 
-impl RegisterRequest {
-    /// The toolkit's registration of these fields.
-    pub(crate) fn into_registration(self) -> Registration {
-        let mut registration = Registration::new(
-            self.organization_name,
-            self.admin_email,
-            Secret::new(self.admin_password),
-        );
-        if let Some(slug) = self.slug {
-            registration = registration.with_slug(slug);
-        }
-        if let Some(isolation) = self.isolation {
-            registration = registration.with_isolation(isolation);
-        }
+/// The fields are core's [`Registration`] (which validates every one of them), less `plan`:
+/// an anonymous caller does not choose its plan.
+impl From<RegisterRequest> for Registration {
+    fn from(request: RegisterRequest) -> Self {
+        let RegisterRequest {
+            organization_name,
+            admin_email,
+            admin_password,
+            slug,
+            isolation,
+        } = request;
+        let mut registration =
+            Registration::new(organization_name, admin_email, Secret::new(admin_password));
+        registration.slug = slug;
+        registration.isolation = isolation;
         registration
+    }
+}
+
+impl From<&manager::Registered> for Registered {
+    fn from(registered: &manager::Registered) -> Self {
+        Self {
+            tenant: TenantSummary::from(&registered.tenant),
+            user: UserView::from(&registered.user),
+            token: TokenView::from(&registered.token),
+        }
     }
 }
 
@@ -150,14 +159,7 @@ pub(crate) async fn register(
             });
         }
     };
-    Ok((
-        status,
-        Json(Registered {
-            tenant: TenantSummary::from(&registered.tenant),
-            user: UserView::from(&registered.user),
-            token: TokenView::from(&registered.token),
-        }),
-    ))
+    Ok((status, Json(Registered::from(&registered))))
 }
 
 /// Body of `POST /api/auth/login`.

@@ -8,11 +8,11 @@
 //!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
-mod memory;
+mod memory_mode;
 mod pool_sync;
-pub(crate) mod postgres;
-mod postgres_services;
-mod redis_backends;
+pub(crate) mod postgres_adapters;
+mod postgres_mode;
+mod redis_shared;
 pub(crate) mod worker;
 
 use std::sync::Arc;
@@ -24,10 +24,10 @@ use tenant_manager::{JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolic
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::StartupError;
 use crate::companies::CompanyStore;
 use crate::config::Config;
 use crate::readiness::Readiness;
+use crate::startup_error::StartupError;
 
 pub(crate) use self::auth::{hasher, tokens};
 
@@ -101,8 +101,8 @@ pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
 /// this process.
 pub(crate) async fn shared(config: &Config) -> Result<(Shared, Readiness), StartupError> {
     match &config.redis.url {
-        Some(url) => redis_backends::connect(config, url).await,
-        None => Ok((memory::shared()?, Readiness::default())),
+        Some(url) => redis_shared::connect(config, url).await,
+        None => Ok((memory_mode::shared()?, Readiness::default())),
     }
 }
 
@@ -118,8 +118,8 @@ impl Services {
         let (shared, readiness) = shared(config).await?;
         let invalidations = shared.invalidations.clone();
         let services = match &config.database.global {
-            None => memory::services(config, shared, readiness)?,
-            Some(_) => postgres_services::services(config, shared, readiness).await?,
+            None => memory_mode::services(config, shared, readiness)?,
+            Some(_) => postgres_mode::services(config, shared, readiness).await?,
         };
         let services = if config.features.async_provisioning {
             worker::start(services, tasks, shutdown)?

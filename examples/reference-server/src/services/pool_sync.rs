@@ -125,7 +125,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::readiness::Readiness;
-    use crate::services::memory;
+    use crate::services::memory_mode;
 
     /// Pools open for `open` (and one shared pool) that record which tenants are closed; with
     /// `hang`, closing never finishes (a pool engine or registry that does not answer).
@@ -226,9 +226,9 @@ mod tests {
             .await
             .unwrap();
         assert!(cache.wait_subscribed(Duration::from_secs(5)).await);
-        let manager = memory::services(
+        let manager = memory_mode::services(
             &Config::default(),
-            memory::shared().unwrap(),
+            memory_mode::shared().unwrap(),
             Readiness::default(),
         )
         .unwrap()

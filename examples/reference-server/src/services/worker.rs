@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Services;
-use crate::app::StartupError;
 use crate::readiness::TaskAlive;
+use crate::startup_error::StartupError;
 
 /// A consumer name unique to this process: `worker-<host>-<pid>`.
 pub(crate) fn consumer_name() -> String {

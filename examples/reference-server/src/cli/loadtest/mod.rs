@@ -200,7 +200,7 @@ async fn sign_up(
 ) -> Result<(Vec<Session>, Recorder), CliError> {
     let mut bytes = [0u8; 4];
     rand::rng().fill_bytes(&mut bytes);
-    let run_id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let run_id = hex::encode(bytes);
     eprintln!("registering {} organisations (run {run_id})", args.tenants);
     let setup: Vec<(Session, Recorder)> = stream::iter(0..args.tenants)
         .map(|i| {

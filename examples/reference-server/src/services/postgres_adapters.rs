@@ -1,4 +1,4 @@
-//! Postgres mode: the global registry, provisioning of tenant storage with the server's CRM
+//! The Postgres adapters (stores) of Postgres mode: the global registry, provisioning of tenant storage with the server's CRM
 //! migrations, the pool manager of tenant connections, fleet migrations and pg_dump backups.
 //!
 //! Pools shared by schema- and row-isolated tenants log in as the app login
@@ -37,7 +37,7 @@ const APPLICATION_NAME: &str = "reference-server";
 
 /// The Postgres adapters, connected and with the global database migrated.
 #[derive(Debug, Clone)]
-pub(crate) struct Postgres {
+pub(crate) struct PostgresAdapters {
     pub(crate) registry: Arc<PostgresRegistry>,
     pub(crate) storage: TenantStorage,
     pub(crate) provisioner: Arc<PostgresProvisioner>,
@@ -48,7 +48,7 @@ pub(crate) struct Postgres {
     wall_keys: WallKeys,
 }
 
-impl Postgres {
+impl PostgresAdapters {
     /// Connects to the global database and applies its pending migrations.
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! Embedded mode: the in-memory adapters.
+//! The services of embedded mode, assembled over the in-memory adapters.
 
 use std::sync::Arc;
 
@@ -12,10 +12,10 @@ use tenant_manager::memory::{
 };
 
 use super::{Services, Shared, hasher, manager_config, plan_catalog, tokens};
-use crate::app::StartupError;
 use crate::companies::MemoryCompanies;
 use crate::config::Config;
 use crate::readiness::Readiness;
+use crate::startup_error::StartupError;
 
 /// Quotas, cache and queue in this process.
 pub(super) fn shared() -> Result<Shared, StartupError> {

@@ -1,4 +1,4 @@
-//! The server's services on Postgres: the adapters of [`Postgres`], the app login, the wall's
+//! The services of Postgres mode, assembled over [`PostgresAdapters`]: the app login, the wall's
 //! start-up check and the pool manager of tenant connections over them, companies in each tenant's storage, and the
 //! readiness probe of the global database.
 
@@ -9,12 +9,12 @@ use tenant_manager::lookup::TenantLookup;
 use tenant_manager::postgres::PgTenantPools;
 use tenant_manager::{BoxError, PoolStats, async_trait};
 
-use super::postgres::Postgres;
+use super::postgres_adapters::PostgresAdapters;
 use super::{PoolEngine, Services, Shared, plan_catalog};
-use crate::app::StartupError;
 use crate::companies::PgCompanies;
 use crate::config::Config;
 use crate::readiness::{Probe, Readiness};
+use crate::startup_error::StartupError;
 
 /// `SELECT 1` on the global database through the registry's pool.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ pub(super) async fn services(
     readiness: Readiness,
 ) -> Result<Services, StartupError> {
     let fail = |e| StartupError::backend("postgres", e);
-    let postgres = Postgres::connect(config).await.map_err(fail)?;
+    let postgres = PostgresAdapters::connect(config).await.map_err(fail)?;
     // Before the pools: they log in as the app login, and prove each checkout to the wall.
     postgres.ensure_app_login().await.map_err(fail)?;
     let problems = postgres.wall_problems().await.map_err(fail)?;

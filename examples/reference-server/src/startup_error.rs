@@ -1,9 +1,32 @@
-//! Why the server could not start or stopped with an error.
+//! Why the server could not start or stopped with an error: the bottom of the crate, which
+//! configuration, telemetry, services and the app all return.
 
 use std::net::SocketAddr;
 
-use crate::config::ConfigError;
-use crate::telemetry::TelemetryError;
+/// A configuration value that stops start-up, with the variable it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault (`PORT`, `JWT_SECRET`, ...).
+    pub variable: &'static str,
+    /// What is wrong with it (never its value when it is a secret).
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error about `variable`.
+    pub fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            variable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Tracing could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the log subscriber: {0}")]
+pub struct TelemetryError(pub(crate) String);
 
 /// A start-up or serving failure. [`StartupError::exit_code`] gives the process exit code.
 #[derive(Debug, thiserror::Error)]

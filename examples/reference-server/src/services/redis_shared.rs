@@ -10,9 +10,9 @@ use tenant_manager::redis::{
 use tenant_manager::{BoxError, Secret, async_trait};
 
 use super::Shared;
-use crate::app::StartupError;
 use crate::config::{Config, RedisRateMode};
 use crate::readiness::{Probe, Readiness};
+use crate::startup_error::StartupError;
 
 /// How long a delivered provisioning job stays with its worker without a renewal: a job held
 /// by an instance that crashed (SIGKILL, OOM, lost node) goes to another instance's worker

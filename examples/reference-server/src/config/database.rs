@@ -1,14 +1,17 @@
-//! Where the data lives: the global Postgres database, the admin login, and Redis.
+//! Where the tenants live: the global Postgres database, the admin login, the registry and
+//! app logins, and the names of the storage the provisioner creates.
 
 use std::fmt;
 use std::str::FromStr;
 
+use percent_encoding::percent_decode_str;
+use sha2::Digest as _;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
-use tenant_manager::redis::redis::{self, IntoConnectionInfo as _};
 use tenant_manager::{Secret, StorageNaming};
 
-use super::rate_leases::RedisRateMode;
-use super::vars::{ConfigError, Vars};
+use super::env::EnvVars;
+use super::secrets::MIN_SECRET_LEN;
+use crate::startup_error::ConfigError;
 
 /// Default of `TENANT_STORAGE_PREFIX`.
 const DEFAULT_STORAGE_PREFIX: &str = StorageNaming::DEFAULT_PREFIX;
@@ -62,7 +65,7 @@ pub struct DatabaseConfig {
     pub app_login: String,
     /// Id of the key this instance signs its tenant proofs with (`WALL_KEY_ID`, default 1):
     /// the wall's key `N` is derived from `TENANT_DB_SECRET`, so a rotation changes only this
-    /// number (`tenant-cli wall rotate-key --key-id N` first, see the README).
+    /// number (`tenant-cli wall rotate-key --key-id N` first, see docs/operations.md).
     pub wall_key_id: i32,
 }
 
@@ -95,35 +98,17 @@ fn shared_database_of(prefix: &str) -> String {
     format!("{prefix}_shared")
 }
 
-/// `TENANT_STORAGE_PREFIX`, checked as a [`StorageNaming`] prefix.
-fn load_storage_prefix<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
-) -> Result<String, ConfigError> {
-    let prefix = vars.identifier(
-        "TENANT_STORAGE_PREFIX",
-        StorageNaming::MAX_PREFIX_LEN,
-        DEFAULT_STORAGE_PREFIX,
-    )?;
-    StorageNaming::new(&prefix).map_err(|e| {
-        ConfigError::new(
-            "TENANT_STORAGE_PREFIX",
-            format!("{e} (no _: tenants are named <prefix>_t_<slug>)"),
-        )
-    })?;
-    Ok(prefix)
-}
-
 /// `REGISTRY_DATABASE_URL`: the registry login's connect options and password.
-fn load_registry<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
+fn registry_login(
+    vars: &EnvVars,
     global: &PgConnectOptions,
     prefix: &str,
 ) -> Result<(Option<PgConnectOptions>, Option<Secret>), ConfigError> {
     const VAR: &str = "REGISTRY_DATABASE_URL";
-    let Some(url) = vars.secret(VAR) else {
+    let Some(url) = &vars.registry_database_url else {
         return Ok((None, None));
     };
-    let options = parse_postgres_url(&url).map_err(|e| ConfigError::new(VAR, e.reason))?;
+    let options = parse_postgres_url(VAR, url)?;
     let user = options.get_username();
     let naming = StorageNaming::new(prefix).map_err(|e| ConfigError::new(VAR, e.to_string()))?;
     if user == global.get_username() || naming.is_tenant_object(user) || user.starts_with("tenant_")
@@ -147,11 +132,11 @@ fn load_registry<F: Fn(&str) -> Option<String>>(
 }
 
 /// `TENANT_APP_LOGIN`, defaulting to `<prefix>_app`.
-fn load_app_login<F: Fn(&str) -> Option<String>>(
-    vars: &Vars<F>,
-    prefix: &str,
-) -> Result<String, ConfigError> {
-    let name = vars.identifier("TENANT_APP_LOGIN", 63, &app_login_of(prefix))?;
+fn app_login(vars: &EnvVars, prefix: &str) -> Result<String, ConfigError> {
+    let name = vars
+        .tenant_app_login
+        .clone()
+        .unwrap_or_else(|| app_login_of(prefix));
     if name.starts_with("tenant_")
         || name.starts_with("pg_")
         || name.starts_with(&format!("{prefix}_t_"))
@@ -181,47 +166,33 @@ impl DatabaseConfig {
         self
     }
 
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
+    /// The validation pass of the Postgres variables: the admin login is the global URL's
+    /// with `POSTGRES_ADMIN_*` applied; `TENANT_DB_SECRET` is required in production.
+    pub(super) fn from_vars(
+        vars: &EnvVars,
         production: bool,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let admin_user = vars.text("POSTGRES_ADMIN_USER", 63)?;
-        let admin_password = vars.secret("POSTGRES_ADMIN_PASSWORD");
-        let admin_host = vars.text("POSTGRES_ADMIN_HOST", 253)?;
-        let admin_port = vars.parse::<u16>("POSTGRES_ADMIN_PORT", "a port number")?;
-        if admin_port == Some(0) {
-            return Err(ConfigError::new("POSTGRES_ADMIN_PORT", "must not be 0"));
-        }
         // The guide calls these POSTGRES_HOST / POSTGRES_PORT; both spellings are read.
-        let admin_host = match admin_host {
-            Some(h) => Some(h),
-            None => vars.text("POSTGRES_HOST", 253)?,
-        };
-        let admin_port = match admin_port {
-            Some(p) => Some(p),
-            None => vars.parse::<u16>("POSTGRES_PORT", "a port number")?,
-        };
-        // `<prefix>_t_<slug>` must stay within 63 bytes.
-        let storage_prefix = load_storage_prefix(vars)?;
+        let admin_host = vars
+            .postgres_admin_host
+            .as_ref()
+            .or(vars.postgres_host.as_ref());
+        let admin_port = vars.postgres_admin_port.or(vars.postgres_port);
+        let prefix = &vars.tenant_storage_prefix;
         let names = Self {
-            global_pool_size: vars.int_in::<u32>(
-                "GLOBAL_POOL_SIZE",
-                1..=1_000,
-                DEFAULT_GLOBAL_POOL_SIZE,
-            )?,
-            shared_database: vars.identifier(
-                "TENANT_SHARED_DATABASE",
-                63,
-                &shared_database_of(&storage_prefix),
-            )?,
-            app_login: load_app_login(vars, &storage_prefix)?,
-            wall_key_id: vars.int_in::<i32>("WALL_KEY_ID", 1..=i32::MAX, DEFAULT_WALL_KEY_ID)?,
-            storage_prefix,
+            global_pool_size: vars.global_pool_size,
+            shared_database: vars
+                .tenant_shared_database
+                .clone()
+                .unwrap_or_else(|| shared_database_of(prefix)),
+            app_login: app_login(vars, prefix)?,
+            wall_key_id: vars.wall_key_id,
+            storage_prefix: prefix.clone(),
             ..Self::default()
         };
-        let Some(url) = vars.secret("GLOBAL_DATABASE_URL") else {
-            if admin_user.is_some() || admin_host.is_some() {
+        let Some(url) = &vars.global_database_url else {
+            if vars.postgres_admin_user.is_some() || admin_host.is_some() {
                 warnings.push(
                     "POSTGRES_ADMIN_* is set but GLOBAL_DATABASE_URL is not: running embedded, \
                      in memory"
@@ -230,22 +201,22 @@ impl DatabaseConfig {
             }
             return Ok(names);
         };
-        let global = parse_postgres_url(&url)?;
+        let global = parse_postgres_url("GLOBAL_DATABASE_URL", url)?;
         let mut admin = global.clone().database("postgres");
-        if let Some(user) = &admin_user {
+        if let Some(user) = &vars.postgres_admin_user {
             admin = admin.username(user);
         }
-        if let Some(password) = &admin_password {
+        if let Some(password) = &vars.postgres_admin_password {
             admin = admin.password(password.expose());
         }
-        if let Some(host) = &admin_host {
+        if let Some(host) = admin_host {
             admin = admin.host(host);
         }
         if let Some(port) = admin_port {
             admin = admin.port(port);
         }
-        let tenant_secret = match vars.secret("TENANT_DB_SECRET") {
-            Some(secret) if secret.len() >= super::MIN_SECRET_LEN => secret,
+        let tenant_secret = match &vars.tenant_db_secret {
+            Some(secret) if secret.len() >= MIN_SECRET_LEN => secret.clone(),
             Some(_) => {
                 return Err(ConfigError::new(
                     "TENANT_DB_SECRET",
@@ -265,11 +236,14 @@ impl DatabaseConfig {
                      GLOBAL_DATABASE_URL (development only)"
                         .to_owned(),
                 );
-                derived_secret(&url)
+                derived_secret(url)
             }
         };
-        let admin_password = admin_password.or_else(|| url_password(url.expose()));
-        let (registry, registry_password) = load_registry(vars, &global, &names.storage_prefix)?;
+        let admin_password = vars
+            .postgres_admin_password
+            .clone()
+            .or_else(|| url_password(url.expose()));
+        let (registry, registry_password) = registry_login(vars, &global, prefix)?;
         Ok(Self {
             registry,
             registry_password,
@@ -284,44 +258,31 @@ impl DatabaseConfig {
 
 /// The percent-decoded password of a `postgres://user:password@host/db` URL.
 fn url_password(url: &str) -> Option<Secret> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
-    let encoded = userinfo.split_once(':')?.1;
-    let mut bytes = Vec::with_capacity(encoded.len());
-    let mut input = encoded.bytes();
-    while let Some(b) = input.next() {
-        if b == b'%' {
-            let hex: String = input.by_ref().take(2).map(char::from).collect();
-            bytes.push(u8::from_str_radix(&hex, 16).ok()?);
-        } else {
-            bytes.push(b);
-        }
-    }
-    String::from_utf8(bytes).ok().map(Secret::new)
+    let parsed = url::Url::parse(url).ok()?;
+    let password = percent_decode_str(parsed.password()?).decode_utf8().ok()?;
+    Some(Secret::new(password.into_owned()))
 }
 
 /// A stable development secret: the SHA-256 of the global URL, hex.
 fn derived_secret(url: &Secret) -> Secret {
-    use sha2::Digest as _;
     let digest = sha2::Sha256::digest(format!("tenant-db-secret:{}", url.expose()).as_bytes());
-    Secret::new(
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
+    Secret::new(hex::encode(digest))
 }
 
-fn parse_postgres_url(url: &Secret) -> Result<PgConnectOptions, ConfigError> {
+/// A `postgres://` or `postgresql://` URL of `variable` (never quoted: it holds a password).
+fn parse_postgres_url(
+    variable: &'static str,
+    url: &Secret,
+) -> Result<PgConnectOptions, ConfigError> {
     let text = url.expose();
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
         return Err(ConfigError::new(
-            "GLOBAL_DATABASE_URL",
+            variable,
             "must be a postgres:// or postgresql:// URL",
         ));
     }
     PgConnectOptions::from_str(text)
-        .map_err(|_| ConfigError::new("GLOBAL_DATABASE_URL", "is not a valid Postgres URL"))
+        .map_err(|_| ConfigError::new(variable, "is not a valid Postgres URL"))
 }
 
 /// Host, port, user and database of connect options: never the password.
@@ -358,128 +319,39 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
-/// Redis settings. With `REDIS_URL`, quotas, the tenant cache and the job queue live in Redis.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct RedisConfig {
-    /// The server URL with `REDIS_PASSWORD` applied (a secret: it may hold the password).
-    pub url: Option<Secret>,
-    /// Prefix of every key and channel (`REDIS_KEY_PREFIX`), so deployments can share a
-    /// Redis; the adapters' default when unset.
-    pub key_prefix: Option<String>,
-    /// How rate limits are checked in Redis (`RATE_LIMIT_LEASES`, `RATE_LIMIT_LEASE_*`).
-    pub rate_mode: RedisRateMode,
-}
-
-impl RedisConfig {
-    /// Uses this Redis URL.
-    #[must_use]
-    pub fn with_url(mut self, url: Secret) -> Self {
-        self.url = Some(url);
-        self
-    }
-
-    pub(crate) fn load<F: Fn(&str) -> Option<String>>(
-        vars: &Vars<F>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Self, ConfigError> {
-        let password = vars.secret("REDIS_PASSWORD");
-        let key_prefix = vars.raw("REDIS_KEY_PREFIX");
-        if let Some(prefix) = &key_prefix
-            && (prefix.len() > 64
-                || !prefix
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b":_-.".contains(&b)))
-        {
-            return Err(ConfigError::new(
-                "REDIS_KEY_PREFIX",
-                "must be at most 64 of [A-Za-z0-9:_.-]",
-            ));
-        }
-        let url = vars.secret("REDIS_URL");
-        let rate_mode = RedisRateMode::load(vars, url.is_some(), warnings)?;
-        let Some(url) = url else {
-            if password.is_some() {
-                warnings.push("REDIS_PASSWORD is set but REDIS_URL is not: Redis unused".into());
-            }
-            return Ok(Self {
-                url: None,
-                key_prefix,
-                rate_mode,
-            });
-        };
-        let Some(mut parsed) = redis::parse_redis_url(url.expose()) else {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                "must be a redis:// or rediss:// URL",
-            ));
-        };
-        if let Some(password) = password
-            && parsed.password().is_none()
-            && parsed.set_password(Some(password.expose())).is_err()
-        {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                "cannot carry a password (REDIS_PASSWORD)",
-            ));
-        }
-        let url = Secret::new(parsed.to_string());
-        if url.expose().into_connection_info().is_err() {
-            return Err(ConfigError::new("REDIS_URL", "is not a usable Redis URL"));
-        }
-        Ok(Self {
-            url: Some(url),
-            key_prefix,
-            rate_mode,
-        })
-    }
-
-    /// `host:port` of the server, for logs.
-    pub fn shown(&self) -> Option<String> {
-        let parsed = redis::parse_redis_url(self.url.as_ref()?.expose())?;
-        Some(format!(
-            "{}://{}:{}",
-            parsed.scheme(),
-            parsed.host_str().unwrap_or(""),
-            parsed.port().unwrap_or(6379)
-        ))
-    }
-}
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &self.shown())
-            .field("key_prefix", &self.key_prefix)
-            .field("rate_mode", &self.rate_mode)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
-    fn vars(pairs: Vec<(&'static str, &'static str)>) -> Vars<impl Fn(&str) -> Option<String>> {
-        Vars::new(move |name: &str| {
+    /// The database settings of these variables (development), and the warnings.
+    fn load_warned(
+        pairs: Vec<(&'static str, &'static str)>,
+    ) -> Result<(DatabaseConfig, Vec<String>), ConfigError> {
+        Config::from_lookup(move |name: &str| {
             pairs
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+        .map(|config| (config.database, config.warnings))
+    }
+
+    fn load(pairs: Vec<(&'static str, &'static str)>) -> Result<DatabaseConfig, ConfigError> {
+        load_warned(pairs).map(|(database, _)| database)
     }
 
     #[test]
     fn admin_login_defaults_to_the_global_url_and_takes_overrides() {
-        let v = vars(vec![
+        let db = load(vec![
             (
                 "GLOBAL_DATABASE_URL",
                 "postgres://app:pw@db:5433/twenty_global",
             ),
             ("POSTGRES_ADMIN_USER", "root"),
             ("POSTGRES_HOST", "admin-host"),
-        ]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         let admin = db.admin.as_ref().map(|a| {
             (
                 a.get_username().to_owned(),
@@ -501,11 +373,11 @@ mod tests {
             Some("p@ss")
         );
         assert!(url_password("postgres://u@h/d").is_none());
-        let v = vars(vec![
+        let db = load(vec![
             ("GLOBAL_DATABASE_URL", "postgres://app:pw@db/g"),
             ("POSTGRES_ADMIN_PASSWORD", "admin"),
-        ]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             db.admin_password.map(|s| s.expose().to_owned()).as_deref(),
             Some("admin")
@@ -514,41 +386,15 @@ mod tests {
 
     #[test]
     fn bad_urls_name_their_variable() {
-        let v = vars(vec![("GLOBAL_DATABASE_URL", "mysql://x")]);
-        let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
+        let err = load(vec![("GLOBAL_DATABASE_URL", "mysql://x")]).err();
         assert_eq!(err.map(|e| e.variable), Some("GLOBAL_DATABASE_URL"));
-        let v = vars(vec![("REDIS_URL", "http://x")]);
-        let err = RedisConfig::load(&v, &mut Vec::new()).err();
-        assert_eq!(err.map(|e| e.variable), Some("REDIS_URL"));
-        let v = vars(vec![("POSTGRES_ADMIN_PORT", "99999")]);
-        let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
+        let err = load(vec![("POSTGRES_ADMIN_PORT", "99999")]).err();
         assert_eq!(err.map(|e| e.variable), Some("POSTGRES_ADMIN_PORT"));
     }
 
     #[test]
-    fn redis_password_is_applied_and_hidden() {
-        let v = vars(vec![
-            ("REDIS_URL", "redis://cache:6380/2"),
-            ("REDIS_PASSWORD", "p@ss"),
-        ]);
-        let redis = RedisConfig::load(&v, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        let url = redis
-            .url
-            .as_ref()
-            .map(|u| u.expose().to_owned())
-            .unwrap_or_default();
-        assert!(url.contains("p%40ss@cache:6380"), "{url}");
-        assert_eq!(
-            format!("{redis:?}"),
-            "RedisConfig { url: Some(\"redis://cache:6380\"), key_prefix: None, rate_mode: \
-             Leased(RateLeaseConfig { max_cells: 64, limit_divisor: 100, ttl: 1s }) }"
-        );
-    }
-
-    #[test]
     fn storage_names_and_the_global_pool_are_configurable() {
-        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (
                 db.shared_database.as_str(),
@@ -557,13 +403,13 @@ mod tests {
             ),
             ("tm_shared", "tm", 10)
         );
-        let v = vars(vec![
+        let db = load(vec![
             ("GLOBAL_DATABASE_URL", "postgres://app@db/g"),
             ("TENANT_SHARED_DATABASE", "crm_shared"),
             ("TENANT_STORAGE_PREFIX", "crm"),
             ("GLOBAL_POOL_SIZE", "3"),
-        ]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (
                 db.shared_database.as_str(),
@@ -588,7 +434,7 @@ mod tests {
             ("WALL_KEY_ID", "2147483648"),
             ("WALL_KEY_ID", "one"),
         ] {
-            let err = DatabaseConfig::load(&vars(vec![(name, value)]), false, &mut Vec::new());
+            let err = load(vec![(name, value)]);
             assert_eq!(err.err().map(|e| e.variable), Some(name));
         }
     }
@@ -596,14 +442,14 @@ mod tests {
     #[test]
     fn the_registry_login_is_its_own_login_on_the_global_database() {
         let global = ("GLOBAL_DATABASE_URL", "postgres://admin:pw@db/g");
-        let v = vars(vec![
+        let db = load(vec![
             global,
             (
                 "REGISTRY_DATABASE_URL",
                 "postgres://tm_registry:s3cret@db/g",
             ),
-        ]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             db.registry.as_ref().map(|r| r.get_username().to_owned()),
             Some("tm_registry".to_owned())
@@ -617,8 +463,7 @@ mod tests {
             "postgres://tm_registry@db/g",
             "mysql://tm_registry:pw@db/g",
         ] {
-            let v = vars(vec![global, ("REGISTRY_DATABASE_URL", bad)]);
-            let err = DatabaseConfig::load(&v, false, &mut Vec::new()).err();
+            let err = load(vec![global, ("REGISTRY_DATABASE_URL", bad)]).err();
             assert_eq!(
                 err.map(|e| e.variable),
                 Some("REGISTRY_DATABASE_URL"),
@@ -629,42 +474,36 @@ mod tests {
 
     #[test]
     fn the_wall_key_id_defaults_to_one() {
-        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.wall_key_id, 1);
-        let v = vars(vec![("WALL_KEY_ID", "7")]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![("WALL_KEY_ID", "7")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.wall_key_id, 7);
     }
 
     #[test]
     fn the_shared_database_follows_the_storage_prefix_unless_set() {
-        let v = vars(vec![("TENANT_STORAGE_PREFIX", "crm")]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![("TENANT_STORAGE_PREFIX", "crm")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.shared_database, "crm_shared");
     }
 
     #[test]
     fn the_app_login_follows_the_storage_prefix_unless_set() {
-        let db = DatabaseConfig::load(&vars(vec![]), false, &mut Vec::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.app_login, "tm_app");
-        let v = vars(vec![("TENANT_STORAGE_PREFIX", "crm")]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let db = load(vec![("TENANT_STORAGE_PREFIX", "crm")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.app_login, "crm_app");
-        let v = vars(vec![
+        let db = load(vec![
             ("TENANT_STORAGE_PREFIX", "crm"),
             ("TENANT_APP_LOGIN", "crm_web"),
-        ]);
-        let db = DatabaseConfig::load(&v, false, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(db.app_login, "crm_web");
     }
 
     #[test]
     fn without_a_database_url_the_server_is_embedded() {
-        let mut warnings = Vec::new();
-        let v = vars(vec![("POSTGRES_ADMIN_USER", "root")]);
-        let db = DatabaseConfig::load(&v, false, &mut warnings).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load_warned(vec![("POSTGRES_ADMIN_USER", "root")]);
+        let (db, warnings) = loaded.unwrap_or_else(|e| panic!("{e}"));
         assert!(db.global.is_none() && db.admin.is_none());
         assert_eq!(warnings.len(), 1);
     }
