@@ -109,23 +109,28 @@ async fn wait_active(s: &Setup, tenant: TenantId) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_provisioning_worker_runs_on_the_redis_queue() {
-    let s = setup().await;
-    let tenant = register(&s, "Acme").await;
-    let worker = s.manager.worker(worker_config("worker-1")).expect("worker");
+/// Runs `worker` until `tenant` is active, stops it, and checks the queue is left empty.
+async fn run_until_active(s: &Setup, worker: ProvisioningWorker, tenant: TenantId) {
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { worker.run(shutdown).await }
     });
-    wait_active(&s, tenant).await;
+    wait_active(s, tenant).await;
     shutdown.cancel();
     running.await.expect("worker stopped");
     assert_eq!(
         s.jobs.stats().await.expect("stats"),
         QueueStats::new(0, 0, 0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provisioning_worker_runs_on_the_redis_queue() {
+    let s = setup().await;
+    let tenant = register(&s, "Acme").await;
+    let worker = s.manager.worker(worker_config("worker-1")).expect("worker");
+    run_until_active(&s, worker, tenant).await;
     let cached = s.cache.get(&CacheKey::Id(tenant)).await.expect("cache");
     assert!(
         cached.is_none_or(|t| t.status == TenantStatus::Active),
@@ -163,18 +168,7 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
         worker_config("survivor"),
     )
     .expect("worker");
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { survivor.run(shutdown).await }
-    });
-    wait_active(&s, tenant).await;
-    shutdown.cancel();
-    running.await.expect("worker stopped");
-    assert_eq!(
-        s.jobs.stats().await.expect("stats"),
-        QueueStats::new(0, 0, 0)
-    );
+    run_until_active(&s, survivor, tenant).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
