@@ -20,7 +20,7 @@ use crate::traits::{Job, JobQueue, NackOutcome, NewJob, QueueStats};
 use super::run_concurrently;
 
 /// Expands one `#[tokio::test]` per case of [`crate::testing::jobs`] against the empty queue
-/// `$factory` (an `async fn() -> Fixture<dyn JobQueue>` that declares [`JobQueueCaps`]) builds.
+/// `$factory` (an `async fn() -> Fixture<dyn JobQueue, G, JobQueueCaps>` that declares [`JobQueueCaps`]) builds.
 #[macro_export]
 macro_rules! job_queue_conformance {
     ($factory:path) => {

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::registry::{expect_invalid, unique_slug};
+use super::support::{expect_invalid, unique_slug};
 use super::run_concurrently;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantStatus};
 use crate::traits::{ProvisionStep, Provisioner};

@@ -4,7 +4,9 @@
 mod backup;
 mod cache;
 mod jobs;
+pub mod gcra;
 mod pool;
+mod pool_closer;
 mod provisioner;
 mod quota;
 mod registry;
@@ -15,6 +17,7 @@ pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
+pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
 pub use registry::TenantRegistry;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pools::PoolCloser;
+use crate::traits::PoolCloser;
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::traits::{Provisioner, TenantCache, TenantRegistry};

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::ops::TenantOps;
-use super::pools::PoolCloser;
+use crate::lifecycle::ops::TenantOps;
+use crate::traits::PoolCloser;
 use super::{Inner, ManagerConfig, TenantManager};
 use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::PlanCatalog;
