@@ -3,6 +3,7 @@
 mod ids;
 mod naming;
 mod page;
+mod placement;
 mod plan;
 mod rules;
 mod secret;
@@ -19,7 +20,6 @@ pub(crate) use rules::{validate_identifier, validate_region};
 pub use secret::Secret;
 pub use slug::{RESERVED_SLUGS, TenantSlug};
 pub use status::{TenantStatus, validate_status_reason};
-pub use tenant::{
-    Isolation, NewTenant, Placement, ServerId, Tenant, TenantUpdate, validate_domain, validate_name,
-};
+pub use placement::{Isolation, Placement, ServerId};
+pub use tenant::{NewTenant, Tenant, TenantUpdate, validate_domain, validate_name};
 pub use user::{Email, NewUser, PasswordHash, Role, User};
