@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::memory::testing::corrupt_in_memory;
 use tenant_manager_core::memory::{
     InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData,
 };
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
-use tenant_manager_core::memory::testing::corrupt_in_memory;
 use tenant_manager_core::testing::backup_store::{ScratchDir, corrupt_file};
 use tenant_manager_core::testing::support::sample_tenant;
 use tenant_manager_core::{

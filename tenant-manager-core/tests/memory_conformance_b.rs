@@ -92,8 +92,8 @@ mod through_dyn {
         shared(held)
     }
 
-    pub(crate) async fn cache_fixture()
-    -> Fixture<dyn TenantCache, Arc<dyn TenantCache>, CacheCaps> {
+    pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache, Arc<dyn TenantCache>, CacheCaps>
+    {
         let held: Arc<dyn TenantCache> = Arc::new(cache());
         shared(held).with_caps(CacheCaps::new(TTL))
     }
@@ -108,8 +108,7 @@ mod through_dyn {
         Fixture::new(Arc::new(pair)).with_caps(CacheCaps::new(TTL))
     }
 
-    pub(crate) async fn queue_fixture()
-    -> Fixture<dyn JobQueue, Arc<dyn JobQueue>, JobQueueCaps> {
+    pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue, Arc<dyn JobQueue>, JobQueueCaps> {
         let held: Arc<dyn JobQueue> = Arc::new(queue());
         shared(held).with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }

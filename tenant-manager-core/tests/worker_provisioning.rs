@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::jobs_kinds;
+use tenant_manager_core::lifecycle::testing::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::manager::ManagerConfig;
 use tenant_manager_core::memory::{
     InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner, InMemoryTenantData,
 };
-use tenant_manager_core::lifecycle::testing::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::worker::{JobOutcome, JobReport, ProvisioningWorker, WorkerConfig};
 use tenant_manager_core::{JobQueue, NewJob, QueueStats, TenantId, TenantStatus};
 use tokio_util::sync::CancellationToken;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::testing::faults::FlakyProvisioner;
 use super::worker::{JobOutcome, ProvisioningWorker};
+use crate::testing::faults::FlakyProvisioner;
 
 /// How long `other` may wait for `holder` to start the job before the check calls it a hang
 /// (a hang detector, not a measurement).

@@ -156,4 +156,3 @@ impl<C: TenantConnector> Inner<C> {
         }
     }
 }
-

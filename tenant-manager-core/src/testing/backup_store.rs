@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::support::{expect_invalid, expect_not_found, random_hex};
 use super::run_concurrently;
+use super::support::{expect_invalid, expect_not_found, random_hex};
 use crate::error::{Entity, Error};
 use crate::traits::{BackupStore, StoredObject};
 

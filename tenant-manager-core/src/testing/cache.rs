@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::support::random_hex;
 use super::run_concurrently;
+use super::support::random_hex;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantId, TenantSlug};
 use crate::traits::{CacheEpoch, CacheKey, CacheLookup, TenantCache};
 

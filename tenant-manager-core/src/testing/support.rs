@@ -95,11 +95,7 @@ pub fn path_to(status: TenantStatus) -> &'static [TenantStatus] {
 }
 
 /// Creates a tenant from `new` and walks it to `status`.
-pub async fn tenant_in(
-    r: &dyn TenantRegistry,
-    new: NewTenant,
-    status: TenantStatus,
-) -> Tenant {
+pub async fn tenant_in(r: &dyn TenantRegistry, new: NewTenant, status: TenantStatus) -> Tenant {
     let mut tenant = r.create_tenant(new).await.expect("create tenant");
     for step in path_to(status) {
         tenant = r

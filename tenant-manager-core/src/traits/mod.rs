@@ -1,10 +1,12 @@
-//! The seven traits a host application programs against. All are dyn-safe: hold them as
+//! The seven traits a host application programs against, plus [`PoolCloser`] (the one method
+//! of a pool engine the tenant life cycle needs) and [`gcra`] (the rate-limit arithmetic every
+//! quota enforcer shares, so they all answer alike). All traits are dyn-safe: hold them as
 //! `Arc<dyn Trait>` and pick adapters at start-up.
 
 mod backup;
 mod cache;
-mod jobs;
 pub mod gcra;
+mod jobs;
 mod pool;
 mod pool_closer;
 mod provisioner;

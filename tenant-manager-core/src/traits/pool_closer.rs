@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 
+use super::PoolManager;
 use crate::domain::TenantId;
 use crate::error::Result;
-use super::PoolManager;
 
 /// Closes a tenant's connection pool when the tenant is suspended or deleted.
 ///

@@ -281,8 +281,7 @@ fn reference(token: &str, now: i64) -> std::result::Result<(), bool> {
 fn verdicts_match_jsonwebtoken_decode() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let key = VerifyingKey::hs256(SECRET).unwrap_or_else(|e| panic!("{e}"));
-    let verifier =
-        TokenVerifier::new(key, ISSUED.to_owned(), "iss".into(), "aud".into(), LEEWAY);
+    let verifier = TokenVerifier::new(key, ISSUED.to_owned(), "iss".into(), "aud".into(), LEEWAY);
     let valid = || {
         json!({
             "sub": UserId::new(), "tid": TenantId::new(), "role": "admin", "jti": "j",

@@ -27,31 +27,31 @@
 mod backup;
 mod builder;
 mod config;
-mod transitions;
 mod login;
 mod reclaim;
 mod registration;
 mod signup;
+mod transitions;
 
 use std::fmt;
 use std::sync::Arc;
 
+/// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
+pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
 pub use login::LoginResult;
-/// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
-pub use crate::traits::PoolCloser;
 pub use signup::{Registered, Registration};
 
-use crate::lifecycle::ops::TenantOps;
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
     Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
 };
 use crate::error::Result;
-use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
+use crate::lifecycle::ops::TenantOps;
 use crate::lifecycle::worker::{ProvisioningWorker, WorkerConfig};
+use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
 
 /// Registers organisations, logs users in, and drives tenants through their life cycle.
 ///

@@ -1,6 +1,7 @@
 //! Organisation registration: a tenant and its owner, created together, then provisioned.
 
 use super::TenantManager;
+use super::reclaim::Reclaimed;
 use super::signup::{Registered, Registration, Valid, email_taken};
 use crate::domain::{
     Email, Isolation, NewTenant, NewUser, Plan, Role, Tenant, TenantId, TenantSlug, User,
@@ -9,7 +10,6 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds;
 use crate::lifecycle::ops::{PROVISIONING_TOTAL, record};
-use super::reclaim::Reclaimed;
 use crate::traits::UsageKind;
 
 impl TenantManager {

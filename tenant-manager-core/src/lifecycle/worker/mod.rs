@@ -40,8 +40,8 @@ use self::backoff::random_backoff;
 use crate::domain::{JobId, TenantId};
 use crate::error::Result;
 use crate::lifecycle::jobs_kinds::job_tenant;
-use crate::traits::PoolCloser;
 use crate::lifecycle::ops::TenantOps;
+use crate::traits::PoolCloser;
 use crate::traits::{Job, JobQueue, NackOutcome, Provisioner, TenantCache, TenantRegistry};
 
 /// Longest pause after the queue itself fails, before polling again.

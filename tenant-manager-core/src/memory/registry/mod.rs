@@ -12,8 +12,8 @@ use std::sync::{PoisonError, RwLock};
 use dashmap::DashMap;
 
 use crate::domain::{
-    Email, NewTenant, NewUser, Tenant, TenantId, TenantQuery, TenantSlug,
-    TenantStatus, User, UserId,
+    Email, NewTenant, NewUser, Tenant, TenantId, TenantQuery, TenantSlug, TenantStatus, User,
+    UserId,
 };
 use crate::error::{Entity, Error, Result};
 

@@ -1,12 +1,9 @@
 //! Bad and hostile input: refused with the field named, stored verbatim, or finding nothing.
 
-use crate::domain::{
-    Isolation, NewTenant, Role, TenantId, TenantStatus, TenantUpdate,
-};
+use crate::domain::{Isolation, NewTenant, Role, TenantId, TenantStatus, TenantUpdate};
 use crate::error::Entity;
 use crate::testing::support::{
-    expect_invalid, expect_not_found, random_hex,
-    sample_tenant, sample_user, tenant_in,
+    expect_invalid, expect_not_found, random_hex, sample_tenant, sample_user, tenant_in,
 };
 use crate::traits::TenantRegistry;
 

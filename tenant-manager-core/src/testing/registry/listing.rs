@@ -1,12 +1,7 @@
 //! Listing tenants a page at a time, and counting them by status.
 
-use crate::domain::{
-    Isolation, Plan, TenantId, TenantQuery, TenantStatus,
-};
-use crate::testing::support::{
-    expect_invalid, random_hex,
-    sample_tenant, tenant_in,
-};
+use crate::domain::{Isolation, Plan, TenantId, TenantQuery, TenantStatus};
+use crate::testing::support::{expect_invalid, random_hex, sample_tenant, tenant_in};
 use crate::traits::TenantRegistry;
 
 /// Paging through a filtered listing returns every match once, in id order, with no

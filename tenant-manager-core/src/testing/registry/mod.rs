@@ -70,3 +70,36 @@ macro_rules! registry_conformance {
         );
     };
 }
+
+/// Runs every case of the suite against `r`, one after the other, from a `main` or a single
+/// test (the macro above gives each case a test of its own). Needs a multi-thread tokio
+/// runtime, as the racing cases do. The list is the macro's, in the same order.
+///
+/// # Panics
+/// On the first case that fails, with its assertion.
+pub async fn run_all(r: &dyn crate::traits::TenantRegistry) {
+    create_and_get(r).await;
+    find_by_slug_and_domain(r).await;
+    create_with_owner_and_find_user(r).await;
+    slug_conflict(r).await;
+    domain_conflict(r).await;
+    email_conflict_keeps_nothing(r).await;
+    id_conflict(r).await;
+    concurrent_same_email_one_winner(r).await;
+    concurrent_same_slug_one_winner(r).await;
+    racing_transitions_one_winner(r).await;
+    all_transitions_follow_the_life_cycle(r).await;
+    transition_records_reason(r).await;
+    pagination_without_skips_or_repeats(r).await;
+    count_by_status(r).await;
+    purge_only_after_deleted(r).await;
+    update_validates_and_applies(r).await;
+    update_domain_conflict(r).await;
+    bad_input_is_refused_with_field(r).await;
+    unicode_and_sql_metacharacters_are_stored_verbatim(r).await;
+    lookups_with_bad_input_find_nothing(r).await;
+    users_listed_oldest_first(r).await;
+    unknown_ids_are_not_found(r).await;
+    password_hash_is_replaced_only_while_unchanged(r).await;
+    racing_password_hash_replacements_one_winner(r).await;
+}

@@ -1,13 +1,10 @@
 //! Status transitions: the life cycle, racing transitions, recorded reasons, purging.
 
-use crate::domain::{
-    Isolation, NewTenant, Role, TenantId, TenantStatus,
-};
+use crate::domain::{Isolation, NewTenant, Role, TenantId, TenantStatus};
 use crate::error::{Entity, Error};
 use crate::testing::run_concurrently;
 use crate::testing::support::{
-    expect_invalid_transition, expect_not_found, random_hex,
-    sample_tenant, sample_user, tenant_in,
+    expect_invalid_transition, expect_not_found, random_hex, sample_tenant, sample_user, tenant_in,
 };
 use crate::traits::TenantRegistry;
 

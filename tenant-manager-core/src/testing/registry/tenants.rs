@@ -1,13 +1,11 @@
 //! Creating tenants and their owners: what reads back, and which duplicates conflict, also under races.
 
-use crate::domain::{
-    Isolation, NewTenant, NewUser, Plan, Role, TenantId, TenantStatus,
-};
+use crate::domain::{Isolation, NewTenant, NewUser, Plan, Role, TenantId, TenantStatus};
 use crate::error::{Entity, Error};
 use crate::testing::run_concurrently;
 use crate::testing::support::{
-    expect_conflict, expect_invalid, expect_not_found, random_hex,
-    sample_tenant, sample_user, unique_email, unique_slug,
+    expect_conflict, expect_invalid, expect_not_found, random_hex, sample_tenant, sample_user,
+    unique_email, unique_slug,
 };
 use crate::traits::TenantRegistry;
 

@@ -1,13 +1,9 @@
 //! Updating a tenant: validation, what changes, and domain conflicts.
 
-use crate::domain::{
-    Isolation, Placement, Plan, QuotaPolicy,
-    ServerId, TenantId, TenantUpdate,
-};
+use crate::domain::{Isolation, Placement, Plan, QuotaPolicy, ServerId, TenantId, TenantUpdate};
 use crate::error::Entity;
 use crate::testing::support::{
-    expect_conflict, expect_invalid, expect_not_found, random_hex,
-    sample_tenant,
+    expect_conflict, expect_invalid, expect_not_found, random_hex, sample_tenant,
 };
 use crate::traits::TenantRegistry;
 

@@ -1,13 +1,10 @@
 //! Users: listing order, unknown ids, replacing a password hash.
 
-use crate::domain::{
-    Isolation, PasswordHash, Role, TenantId, User, UserId,
-};
+use crate::domain::{Isolation, PasswordHash, Role, TenantId, User, UserId};
 use crate::error::{Entity, Error};
 use crate::testing::run_concurrently;
 use crate::testing::support::{
-    expect_conflict, expect_not_found, random_hex,
-    sample_tenant, sample_user,
+    expect_conflict, expect_not_found, random_hex, sample_tenant, sample_user,
 };
 use crate::traits::TenantRegistry;
 
