@@ -1,5 +1,6 @@
 //! The lease check of the provisioning worker, run by this crate's tests on the in-memory queue
-//! and by the adapters' tests on their real queues.
+//! and by the adapters' tests on their real queues. Assertions panic, as tests do.
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 
