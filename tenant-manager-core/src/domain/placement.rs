@@ -106,13 +106,13 @@ pub struct Placement {
 
 impl Placement {
     /// Prefix of the per-tenant database, schema and role names of tenants created before
-    /// storage prefixes ([`StorageNaming`]): `tenant_<slug>`. Such tenants keep their recorded
-    /// names; new tenants are named by [`StorageNaming::tenant_object`].
+    /// storage prefixes ([`StorageNaming`](super::StorageNaming)): `tenant_<slug>`. Such tenants keep their recorded
+    /// names; new tenants are named by [`StorageNaming::tenant_object`](super::StorageNaming::tenant_object).
     pub const PREFIX: &'static str = "tenant_";
 
     /// The placement of tenants created before storage prefixes: `tenant_<slug>` as database
     /// (database isolation) or schema (schema isolation) on `server`; shared tenants live in
-    /// `shared_database`. New tenants are placed by [`StorageNaming::placement`].
+    /// `shared_database`. New tenants are placed by [`StorageNaming::placement`](super::StorageNaming::placement).
     pub fn conventional(
         slug: &TenantSlug,
         isolation: Isolation,
@@ -165,7 +165,7 @@ impl Placement {
     }
 
     /// The login role of a tenant placed by [`Placement::conventional`]: `tenant_<slug>`.
-    /// [`Tenant::role_name`] gives the role of any tenant from its recorded placement.
+    /// [`Tenant::role_name`](super::Tenant::role_name) gives the role of any tenant from its recorded placement.
     pub fn role_name(slug: &TenantSlug) -> String {
         format!("{}{}", Self::PREFIX, slug.as_str())
     }

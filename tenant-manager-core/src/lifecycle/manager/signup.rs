@@ -10,7 +10,7 @@ use crate::error::{Entity, Error};
 
 /// A request to register an organisation: the raw fields of a sign-up form.
 ///
-/// Every field is validated by [`TenantManager::register_organization`], and errors name the
+/// Every field is validated by [`TenantManager::register_organization`](super::TenantManager::register_organization), and errors name the
 /// field as it is spelled here. Deserializes from the JSON of the registration endpoint.
 #[derive(Debug, Clone, Deserialize)]
 #[non_exhaustive]

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 /// Longest error message kept with a job, in bytes; longer ones are cut at a character boundary.
 pub const MAX_JOB_ERROR_LEN: usize = 2048;
 
-/// Settings of an [`InMemoryJobQueue`].
+/// Settings of an [`InMemoryJobQueue`](super::InMemoryJobQueue).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InMemoryJobQueueConfig {

@@ -1,4 +1,4 @@
-//! Conformance suite of [`TenantRegistry`].
+//! Conformance suite of [`TenantRegistry`](crate::traits::TenantRegistry).
 //!
 //! An adapter runs it by writing a factory that returns a fresh registry (and whatever must
 //! live as long as it, such as a test database, as the fixture's guard), then expanding the
