@@ -11,23 +11,28 @@
 //! in-memory adapters here are products, not test doubles: they are embedded mode's backends
 //! and obey the same conformance suites as the others.
 //!
-//! ## Modules
+//! ## The floor and the rooms
+//!
+//! The contract is the ground floor: [`domain`], [`error`], [`traits`] and the conformance
+//! suites of `testing`. It imports nothing else of this crate, so an adapter crate that
+//! programs against it needs nothing more. The engines stand on it, each in a room named after
+//! it; a room uses the floor and rooms below it, never one that uses it back.
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`domain`] | [`Tenant`], [`TenantSlug`], [`TenantStatus`] and its one transition function, [`Isolation`], [`Placement`], plans and quotas, users, [`Secret`] |
-//! | [`traits`] | the seven backend traits: [`TenantRegistry`], [`Provisioner`], [`PoolManager`], [`QuotaEnforcer`], [`Backup`] + [`BackupStore`], [`TenantCache`], [`JobQueue`] |
 //! | [`error`] | [`Error`], the one error type, whose variants say what a caller can act on |
+//! | [`traits`] | the backend traits: [`TenantRegistry`], [`Provisioner`], [`PoolManager`] (and [`PoolCloser`]), [`QuotaEnforcer`] (and the [`gcra`] arithmetic every enforcer shares), [`Backup`] + [`BackupStore`], [`TenantCache`], [`JobQueue`] |
+//! | `testing` | (feature `testing`) one conformance suite per trait, the macros that run it, shared helpers and a fault-injecting provisioner |
+//! | [`pool`] | [`TenantPools`](pool::TenantPools): the pool engine over `bb8`, caps, eviction and affinity |
 //! | [`auth`] | argon2id password hashing off the runtime, the password policy, JWT access tokens |
-//! | [`manager`] | [`TenantManager`](manager::TenantManager): registration, login, suspend, resume, delete, quotas, backups over the traits |
-//! | [`worker`] | [`ProvisioningWorker`](worker::ProvisioningWorker): runs queued provisioning and deprovisioning jobs with retries |
-//! | [`jobs_kinds`] | the life-cycle job kinds the manager queues and the worker runs |
 //! | [`lookup`] | [`TenantLookup`](lookup::TenantLookup): the hot-path tenant lookup, a registry behind a cache |
-//! | [`gcra`] | the rate-limit arithmetic every quota enforcer shares |
-//! | [`pool`] | [`TenantPools`](pool::TenantPools): the pool engine over `bb8`, caps and eviction |
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
+//! | [`lifecycle`] | [`TenantManager`](manager::TenantManager) and [`ProvisioningWorker`](worker::ProvisioningWorker) over one shared operations module, and the [`jobs_kinds`] between them |
 //! | [`fs_store`] | [`FilesystemBackupStore`](fs_store::FilesystemBackupStore): backup artifacts in a directory |
-//! | `testing` | (feature `testing`) one conformance suite per trait, and the macros that run it |
+//!
+//! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
+//! before the life cycle had a room of its own.
 //!
 //! ## Usage
 //!
@@ -120,25 +125,33 @@
 //! isolations it supports ([`ProvisionerCapabilities`]), a cache or queue suite takes the
 //! settings it runs with through `Fixture::with_caps`.
 
-pub mod auth;
+// The floor: the contract.
 pub mod domain;
 pub mod error;
-pub mod fs_store;
-pub mod gcra;
-pub mod jobs_kinds;
-pub mod lookup;
-pub mod manager;
-pub mod memory;
-pub mod pool;
 pub mod traits;
-pub mod worker;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+// The rooms: the engines standing on it (blank lines keep this order, the table's).
+pub mod pool;
+
+pub mod auth;
+
+pub mod lookup;
+
+pub mod memory;
+
+pub mod lifecycle;
+
+pub mod fs_store;
 
 pub use domain::*;
 pub use error::{BoxError, Entity, Error, Result};
 pub use traits::*;
 
+/// The life cycle's manager, worker and job kinds at their paths from the crate root.
+pub use lifecycle::{jobs_kinds, manager, worker};
+
 /// Re-exported so adapters and hosts use the same `async_trait`.
 pub use async_trait::async_trait;
-
-#[cfg(feature = "testing")]
-pub mod testing;

@@ -244,7 +244,10 @@ async fn a_taken_derived_slug_gets_a_suffix_but_a_chosen_one_conflicts() {
 #[tokio::test]
 async fn a_failed_inline_provisioning_is_recorded_and_can_be_retried() {
     fn fails_once(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
-        Arc::new(FlakyProvisioner::new(data, Failure::Transient(1)))
+        Arc::new(FlakyProvisioner::new(
+            Arc::new(InMemoryProvisioner::new(data)),
+            Failure::Transient(1),
+        ))
     }
     let h = Harness::with(ManagerConfig::default(), Some(fails_once));
     let r = h.register("Acme", "owner@acme.test").await;
@@ -313,7 +316,7 @@ async fn the_builder_refuses_missing_parts_and_contradictions() {
 async fn a_caller_that_gives_up_mid_provisioning_does_not_leave_the_tenant_provisioning() {
     let data = Arc::new(InMemoryTenantData::new());
     let slow = Arc::new(FlakyProvisioner::new(
-        Arc::clone(&data),
+        Arc::new(InMemoryProvisioner::new(Arc::clone(&data))),
         Failure::Slow(std::time::Duration::from_millis(200)),
     ));
     let h = Harness::assemble(ManagerConfig::default(), data, slow.clone());
@@ -347,7 +350,10 @@ async fn a_caller_that_gives_up_mid_provisioning_does_not_leave_the_tenant_provi
 #[tokio::test]
 async fn a_failed_registration_gives_its_email_back_to_its_owner_only() {
     fn fails_twice(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
-        Arc::new(FlakyProvisioner::new(data, Failure::Transient(2)))
+        Arc::new(FlakyProvisioner::new(
+            Arc::new(InMemoryProvisioner::new(data)),
+            Failure::Transient(2),
+        ))
     }
     let h = Harness::with(ManagerConfig::default(), Some(fails_twice));
     let first = h.register("Acme", "owner@acme.test").await;
@@ -396,7 +402,10 @@ async fn a_failed_registration_gives_its_email_back_to_its_owner_only() {
 #[tokio::test]
 async fn a_failed_registration_retried_with_another_slug_is_replaced() {
     fn fails_once(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
-        Arc::new(FlakyProvisioner::new(data, Failure::Transient(1)))
+        Arc::new(FlakyProvisioner::new(
+            Arc::new(InMemoryProvisioner::new(data)),
+            Failure::Transient(1),
+        ))
     }
     let h = Harness::with(ManagerConfig::default(), Some(fails_once));
     let first = h.register("Acme", "owner@acme.test").await;
@@ -421,7 +430,10 @@ async fn a_failed_registration_retried_with_another_slug_is_replaced() {
 #[tokio::test]
 async fn an_interrupted_replacement_is_finished_by_the_owners_next_registration() {
     fn fails_twice(data: Arc<InMemoryTenantData>) -> Arc<dyn Provisioner> {
-        Arc::new(FlakyProvisioner::new(data, Failure::Transient(2)))
+        Arc::new(FlakyProvisioner::new(
+            Arc::new(InMemoryProvisioner::new(data)),
+            Failure::Transient(2),
+        ))
     }
     let h = Harness::with(ManagerConfig::default(), Some(fails_twice));
     let replaced = h.register("Acme", "owner@acme.test").await;

@@ -9,13 +9,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::memory::testing::corrupt_in_memory;
 use tenant_manager_core::memory::{
     InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData,
 };
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
-use tenant_manager_core::testing::backup_store::{ScratchDir, corrupt_file, corrupt_in_memory};
-use tenant_manager_core::testing::registry::sample_tenant;
+use tenant_manager_core::testing::backup_store::{ScratchDir, corrupt_file};
+use tenant_manager_core::testing::support::sample_tenant;
 use tenant_manager_core::{
     Backup, BackupStore, Isolation, Provisioner, Result, Tenant, TenantRegistry, TenantStatus,
 };
@@ -106,9 +107,8 @@ fn fs_store() -> (Arc<FilesystemBackupStore>, ScratchDir) {
 }
 
 /// Damages an artifact of the filesystem store kept under the fixture's [`ScratchDir`].
-async fn corrupt_fs(fixture: &Fixture<dyn BackupStore>, key: &str) {
-    let root = fixture.guard::<ScratchDir>().expect("scratch root guard");
-    corrupt_file(&root.path().join("store"), key).await;
+async fn corrupt_fs(fixture: &Fixture<dyn BackupStore, ScratchDir>, key: &str) {
+    corrupt_file(&fixture.guard().path().join("store"), key).await;
 }
 
 /// Each adapter built as its concrete type, coerced into the fixture.
@@ -137,7 +137,7 @@ mod direct {
     mod memory_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore> {
+        async fn factory() -> Fixture<dyn BackupStore, Arc<InMemoryBackupStore>> {
             let store = Arc::new(InMemoryBackupStore::new());
             Fixture::with_guard(store.clone(), store)
         }
@@ -147,7 +147,7 @@ mod direct {
     mod fs_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore> {
+        async fn factory() -> Fixture<dyn BackupStore, ScratchDir> {
             let (store, root) = super::super::fs_store();
             Fixture::with_guard(store, root)
         }
@@ -193,7 +193,7 @@ mod through_dyn {
     mod memory_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore> {
+        async fn factory() -> Fixture<dyn BackupStore, Arc<InMemoryBackupStore>> {
             let concrete = Arc::new(InMemoryBackupStore::new().with_max_total_bytes(64 << 20));
             let store: Arc<dyn BackupStore> = concrete.clone();
             Fixture::with_guard(store, concrete)
@@ -204,7 +204,7 @@ mod through_dyn {
     mod fs_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore> {
+        async fn factory() -> Fixture<dyn BackupStore, ScratchDir> {
             let (store, root) = super::super::fs_store();
             let store: Arc<dyn BackupStore> = store;
             Fixture::with_guard(store, root)
@@ -216,7 +216,7 @@ mod through_dyn {
     mod backup {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupHarness> {
+        async fn factory() -> Fixture<dyn BackupHarness, ScratchDir> {
             let (store, root) = super::super::fs_store();
             let store: Arc<dyn BackupStore> = store;
             let harness: Arc<dyn BackupHarness> = Arc::new(MemoryHarness::new(store));

@@ -45,12 +45,12 @@ mod direct {
         Fixture::new(Arc::new(quota()))
     }
 
-    pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache> {
+    pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache, (), CacheCaps> {
         Fixture::<dyn TenantCache>::new(Arc::new(cache())).with_caps(CacheCaps::new(TTL))
     }
 
     /// Two handles to one cache: the in-memory cache's only way to be shared.
-    pub(crate) async fn cache_pair_fixture() -> Fixture<CachePair> {
+    pub(crate) async fn cache_pair_fixture() -> Fixture<CachePair, (), CacheCaps> {
         let shared = cache();
         let pair = CachePair {
             a: Arc::new(shared.clone()),
@@ -59,7 +59,7 @@ mod direct {
         Fixture::new(Arc::new(pair)).with_caps(CacheCaps::new(TTL))
     }
 
-    pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue> {
+    pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue, (), JobQueueCaps> {
         Fixture::<dyn JobQueue>::new(Arc::new(queue()))
             .with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }
@@ -83,22 +83,23 @@ mod direct {
 mod through_dyn {
     use super::*;
 
-    fn shared<T: ?Sized + Send + Sync + 'static>(held: Arc<T>) -> Fixture<T> {
+    fn shared<T: ?Sized + Send + Sync + 'static>(held: Arc<T>) -> Fixture<T, Arc<T>> {
         Fixture::with_guard(Arc::clone(&held), held)
     }
 
-    pub(crate) async fn quota_fixture() -> Fixture<dyn QuotaEnforcer> {
+    pub(crate) async fn quota_fixture() -> Fixture<dyn QuotaEnforcer, Arc<dyn QuotaEnforcer>> {
         let held: Arc<dyn QuotaEnforcer> = Arc::new(quota());
         shared(held)
     }
 
-    pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache> {
+    pub(crate) async fn cache_fixture() -> Fixture<dyn TenantCache, Arc<dyn TenantCache>, CacheCaps>
+    {
         let held: Arc<dyn TenantCache> = Arc::new(cache());
         shared(held).with_caps(CacheCaps::new(TTL))
     }
 
     /// Both sides are clones of one `Arc<dyn TenantCache>`.
-    pub(crate) async fn cache_pair_fixture() -> Fixture<CachePair> {
+    pub(crate) async fn cache_pair_fixture() -> Fixture<CachePair, (), CacheCaps> {
         let held: Arc<dyn TenantCache> = Arc::new(cache());
         let pair = CachePair {
             a: Arc::clone(&held),
@@ -107,7 +108,7 @@ mod through_dyn {
         Fixture::new(Arc::new(pair)).with_caps(CacheCaps::new(TTL))
     }
 
-    pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue> {
+    pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue, Arc<dyn JobQueue>, JobQueueCaps> {
         let held: Arc<dyn JobQueue> = Arc::new(queue());
         shared(held).with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }

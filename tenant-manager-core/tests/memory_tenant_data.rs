@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryTenantData};
 use tenant_manager_core::testing::provisioner::sample_tenant_record;
-use tenant_manager_core::testing::registry::{expect_conflict, expect_invalid, expect_not_found};
+use tenant_manager_core::testing::support::{expect_conflict, expect_invalid, expect_not_found};
 use tenant_manager_core::{Entity, Isolation, ProvisionStep, Provisioner, Tenant};
 
 /// A shared data store with records of at most 4 KiB, its provisioner, and one provisioned

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use support::{Failure, FlakyProvisioner, Harness, PASSWORD};
 use tenant_manager_core::jobs_kinds;
+use tenant_manager_core::lifecycle::testing::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::manager::ManagerConfig;
-use tenant_manager_core::memory::{InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryTenantData};
-use tenant_manager_core::testing::worker::assert_slow_job_keeps_its_lease;
+use tenant_manager_core::memory::{
+    InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner, InMemoryTenantData,
+};
 use tenant_manager_core::worker::{JobOutcome, JobReport, ProvisioningWorker, WorkerConfig};
 use tenant_manager_core::{JobQueue, NewJob, QueueStats, TenantId, TenantStatus};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +27,10 @@ fn fast() -> WorkerConfig {
 /// A queued harness whose provisioner fails as told, and the flaky provisioner itself.
 fn flaky(failure: Failure) -> (Harness, Arc<FlakyProvisioner>) {
     let data = Arc::new(InMemoryTenantData::new());
-    let provisioner = Arc::new(FlakyProvisioner::new(Arc::clone(&data), failure));
+    let provisioner = Arc::new(FlakyProvisioner::new(
+        Arc::new(InMemoryProvisioner::new(Arc::clone(&data))),
+        failure,
+    ));
     let h = Harness::assemble(
         ManagerConfig::default().with_async_provisioning(true),
         data,
@@ -358,7 +363,7 @@ async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once(
         .await
         .unwrap();
     let slow = Arc::new(FlakyProvisioner::new(
-        h.data.clone(),
+        Arc::new(InMemoryProvisioner::new(h.data.clone())),
         Failure::Slow(visibility * 4),
     ));
     let worker = |consumer: &str| {

@@ -56,7 +56,7 @@ impl Provisioner for InTestDatabase {
     }
 }
 
-async fn provisioner() -> Fixture<dyn Provisioner> {
+async fn provisioner() -> Fixture<dyn Provisioner, Env> {
     let env = Env::new().await;
     let subject = InTestDatabase {
         inner: env.provisioner.clone(),
@@ -70,7 +70,7 @@ tenant_manager_core::provisioner_conformance!(provisioner);
 
 /// Without shared migrations the provisioner declares (and the suite checks) that shared
 /// isolation is refused.
-async fn provisioner_without_shared() -> Fixture<dyn Provisioner> {
+async fn provisioner_without_shared() -> Fixture<dyn Provisioner, Env> {
     let env = Env::with(
         tenant_manager_postgres::TenantMigrations::new(&common::ISOLATED),
         |c| c,

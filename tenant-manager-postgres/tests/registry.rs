@@ -10,7 +10,7 @@ use tenant_manager_core::{Plan, QuotaPolicy, TenantRegistry};
 use tenant_manager_postgres::{PostgresRegistry, migrate_global};
 use tenant_manager_test_support::TestDatabase;
 
-async fn registry() -> Fixture<dyn TenantRegistry> {
+async fn registry() -> Fixture<dyn TenantRegistry, TestDatabase> {
     let db = TestDatabase::create().await;
     let pool = db.pool().await;
     migrate_global(&pool).await.expect("migrate");

@@ -42,7 +42,7 @@ async fn cache(pool: &RedisPool) -> RedisTenantCache {
     cache
 }
 
-async fn fixture() -> Fixture<dyn TenantCache> {
+async fn fixture() -> Fixture<dyn TenantCache, TestRedis, CacheCaps> {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let subject: Arc<dyn TenantCache> = Arc::new(cache(&pool).await);
@@ -50,7 +50,7 @@ async fn fixture() -> Fixture<dyn TenantCache> {
 }
 
 /// Two instances, as two processes would have: separate pools, one Redis, one prefix.
-async fn pair() -> Fixture<CachePair> {
+async fn pair() -> Fixture<CachePair, TestRedis, CacheCaps> {
     let redis = TestRedis::create().await;
     let a = cache(&support::pool(&redis).await).await;
     let b = cache(&support::pool(&redis).await).await;

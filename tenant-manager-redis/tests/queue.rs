@@ -23,7 +23,7 @@ fn config() -> JobQueueConfig {
         .with_poll_interval(Duration::from_millis(100))
 }
 
-async fn fixture() -> Fixture<dyn JobQueue> {
+async fn fixture() -> Fixture<dyn JobQueue, TestRedis, JobQueueCaps> {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let queue: Arc<dyn JobQueue> = Arc::new(RedisJobQueue::new(&pool, config()).expect("queue"));

@@ -12,7 +12,7 @@ use tenant_manager_core::{Error, QuotaEnforcer, RateKey, RateLimit, TenantId, Us
 use tenant_manager_redis::{RedisPool, RedisQuotaEnforcer, UnavailablePolicy};
 use tenant_manager_test_support::TestRedis;
 
-async fn fixture() -> Fixture<dyn QuotaEnforcer> {
+async fn fixture() -> Fixture<dyn QuotaEnforcer, TestRedis> {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     Fixture::with_guard(Arc::new(RedisQuotaEnforcer::new(&pool)), redis)

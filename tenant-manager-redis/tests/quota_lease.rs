@@ -18,7 +18,7 @@ use tenant_manager_test_support::{PrivateRedis, TestRedis};
 mod half_limit_leases {
     use super::*;
 
-    async fn fixture() -> Fixture<dyn QuotaEnforcer> {
+    async fn fixture() -> Fixture<dyn QuotaEnforcer, TestRedis> {
         let redis = TestRedis::create().await;
         let config = RateLeaseConfig::default().with_limit_divisor(2);
         let q = leased(&support::pool(&redis).await, config);
@@ -32,7 +32,7 @@ mod half_limit_leases {
 mod default_leases {
     use super::*;
 
-    async fn fixture() -> Fixture<dyn QuotaEnforcer> {
+    async fn fixture() -> Fixture<dyn QuotaEnforcer, TestRedis> {
         let redis = TestRedis::create().await;
         let q = leased(&support::pool(&redis).await, RateLeaseConfig::default());
         Fixture::with_guard(Arc::new(q), redis)

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
+use tenant_manager_core::lifecycle::testing::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::manager::{ManagerConfig, Registration, TenantManager};
 use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData};
 use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
-use tenant_manager_core::testing::worker::assert_slow_job_keeps_its_lease;
 use tenant_manager_core::worker::{ProvisioningWorker, WorkerConfig};
 use tenant_manager_core::{
     CacheKey, JobQueue, Provisioner, QueueStats, TenantCache, TenantId, TenantRegistry,
@@ -144,7 +144,9 @@ async fn a_worker_killed_mid_job_leaves_the_job_to_another_worker() {
     let tenant = register(&s, "Globex").await;
 
     let hanging = Arc::new(FlakyProvisioner::new(
-        Arc::new(InMemoryTenantData::new()),
+        Arc::new(InMemoryProvisioner::new(
+            Arc::new(InMemoryTenantData::new()),
+        )),
         Failure::Hang,
     ));
     let doomed = ProvisioningWorker::new(
@@ -176,7 +178,9 @@ async fn a_job_longer_than_the_visibility_timeout_keeps_its_lease_and_runs_once(
     let s = setup().await;
     let tenant = register(&s, "Initech").await;
     let slow = Arc::new(FlakyProvisioner::new(
-        Arc::new(InMemoryTenantData::new()),
+        Arc::new(InMemoryProvisioner::new(
+            Arc::new(InMemoryTenantData::new()),
+        )),
         Failure::Slow(VISIBILITY * 3),
     ));
     let holder = ProvisioningWorker::new(

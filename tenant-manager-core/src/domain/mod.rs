@@ -3,6 +3,7 @@
 mod ids;
 mod naming;
 mod page;
+mod placement;
 mod plan;
 mod rules;
 mod secret;
@@ -14,12 +15,11 @@ mod user;
 pub use ids::{BackupId, JobId, TenantId, UserId};
 pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
+pub use placement::{Isolation, Placement, ServerId};
 pub use plan::{Plan, PlanCatalog, QuotaPolicy, RateLimit};
 pub(crate) use rules::{validate_identifier, validate_region};
 pub use secret::Secret;
 pub use slug::{RESERVED_SLUGS, TenantSlug};
 pub use status::{TenantStatus, validate_status_reason};
-pub use tenant::{
-    Isolation, NewTenant, Placement, ServerId, Tenant, TenantUpdate, validate_domain, validate_name,
-};
+pub use tenant::{NewTenant, Tenant, TenantUpdate, validate_domain, validate_name};
 pub use user::{Email, NewUser, PasswordHash, Role, User};

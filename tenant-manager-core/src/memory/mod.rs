@@ -11,6 +11,10 @@ mod quota;
 mod registry;
 mod tenant_data;
 
+/// What the conformance suites need of these adapters beyond their traits (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use backup::InMemoryBackup;
 pub use backup_store::InMemoryBackupStore;
 pub use cache::{InMemoryCacheConfig, InMemoryTenantCache};

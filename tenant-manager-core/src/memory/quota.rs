@@ -10,7 +10,7 @@ use dashmap::DashMap;
 
 use crate::domain::{RateLimit, TenantId};
 use crate::error::{Error, Result};
-use crate::gcra::{Gcra, GcraOutcome};
+use crate::traits::gcra::{Gcra, GcraOutcome};
 use crate::traits::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
 
 /// Name of this backend in [`Error::Unavailable`].
@@ -82,7 +82,7 @@ struct KeyTableFull {
 
 /// Rate limits and usage quotas for one process.
 ///
-/// Rate limits use GCRA ([`crate::gcra`]): one TAT per [`RateKey`] in a sharded map, updated
+/// Rate limits use GCRA ([`crate::traits::gcra`]): one TAT per [`RateKey`] in a sharded map, updated
 /// under that key's shard lock only, so checks are atomic per key with no global lock and O(1)
 /// in the number of keys. Usage quotas are one pair of counters per tenant, checked and
 /// consumed under the same kind of lock.

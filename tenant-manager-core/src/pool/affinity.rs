@@ -11,8 +11,7 @@
 use std::sync::Arc;
 
 use super::TenantConnector;
-use super::checkout::PoolConn;
-use super::engine::{Entry, GetError, Inner};
+use super::inner::{Entry, GetError, Inner, PoolConn};
 use crate::domain::TenantId;
 
 /// How many idle connections a checkout looks at beyond the first.

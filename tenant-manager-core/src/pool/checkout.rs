@@ -3,18 +3,13 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use bb8::PooledConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::affinity;
 use super::budget::SlotLease;
-use super::engine::{Entry, Inner};
-use super::managed::BudgetedManager;
+use super::inner::{Entry, Inner, PoolConn};
 use super::{ConnectionOf, TenantConnector};
 use crate::domain::TenantId;
-
-/// A bb8 connection of one of the engine's pools.
-pub(crate) type PoolConn<C> = PooledConnection<'static, BudgetedManager<C>>;
 
 /// An entry of the registry held by an acquire or a checkout: while it lives the pool's
 /// `active` count is raised, so the pool is never evicted or reaped under it.

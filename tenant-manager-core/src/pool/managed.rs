@@ -1,15 +1,14 @@
 //! The `bb8` manager of every pool: wraps the connector's manager so that each connection
 //! holds its permits for its whole life.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bb8::ManageConnection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 
-use super::budget::SlotLease;
-use super::engine::Inner;
+use super::inner::BudgetedManager;
 use super::metrics::Counters;
 use super::state::PoolState;
 use super::{ConnectionOf, TenantConnector};
@@ -58,16 +57,6 @@ enum ConnectError {
     /// No permit in time, or nobody needs the connection any more: the waiting acquires
     /// keep waiting on their own deadlines.
     Quiet(Error),
-}
-
-/// The manager of one pool: the connector's manager behind the permits.
-pub(crate) struct BudgetedManager<C: TenantConnector> {
-    pub(crate) manager: Arc<C::Manager>,
-    pub(crate) state: Arc<PoolState>,
-    pub(crate) engine: Weak<Inner<C>>,
-    pub(crate) counters: Arc<Counters>,
-    /// For a tenant pool: the tenant's slot, one permit per open connection.
-    pub(crate) lease: Option<SlotLease>,
 }
 
 impl<C: TenantConnector> BudgetedManager<C> {

@@ -36,6 +36,8 @@ mod checkout;
 mod config;
 mod connector;
 mod engine;
+mod evict;
+mod inner;
 mod managed;
 mod metrics;
 mod state;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::Inner;
+use super::inner::Inner;
 use super::{ConnectionOf, PoolConfig, PoolKey, TenantConnector};
 use crate::domain::{Tenant, TenantId};
 use crate::error::{Error, Result};

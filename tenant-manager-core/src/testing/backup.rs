@@ -32,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::registry::expect_not_found;
+use super::support::expect_not_found;
 use crate::domain::{BackupId, Isolation, Tenant};
 use crate::error::{Entity, Result};
 use crate::traits::{Backup, BackupStore};

@@ -5,31 +5,28 @@
 //! it), then expands the macro in a test file:
 //!
 //! ```text
-//! async fn store() -> Fixture<dyn BackupStore> {
+//! async fn store() -> Fixture<dyn BackupStore, ScratchDir> {
 //!     let root = ScratchDir::new("fs-store");
 //!     Fixture::with_guard(Arc::new(FilesystemBackupStore::new(root.path())), root)
 //! }
-//! async fn corrupt(fixture: &Fixture<dyn BackupStore>, key: &str) {
-//!     let root = fixture.guard::<ScratchDir>().unwrap();
-//!     corrupt_file(root.path(), key).await;
+//! async fn corrupt(fixture: &Fixture<dyn BackupStore, ScratchDir>, key: &str) {
+//!     corrupt_file(fixture.guard().path(), key).await;
 //! }
 //! tenant_manager_core::backup_store_conformance!(store, corrupt);
 //! ```
 //!
-//! [`corrupt_file`] damages an artifact kept as a file under a root directory, and
-//! [`corrupt_in_memory`] one of an [`InMemoryBackupStore`] kept as the fixture's guard. Cases
+//! [`corrupt_file`] damages an artifact kept as a file under a root directory (an in-memory
+//! store damages its own, kept as the fixture's guard, with `InMemoryBackupStore::corrupt`). Cases
 //! use keys under a random prefix and stage files in a [`ScratchDir`] they remove.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use super::Fixture;
-use super::registry::{expect_invalid, expect_not_found, random_hex};
+use sha2::{Digest, Sha256};
+
 use super::run_concurrently;
+use super::support::{expect_invalid, expect_not_found, random_hex};
 use crate::error::{Entity, Error};
-use crate::fs_store::sha256_hex;
-use crate::memory::InMemoryBackupStore;
 use crate::traits::{BackupStore, StoredObject};
 
 /// Expands one `#[tokio::test]` per backup store case, each on a fresh fixture from
@@ -105,13 +102,9 @@ pub async fn corrupt_file(root: &Path, key: &str) {
         .expect("write artifact");
 }
 
-/// Damages the artifact of `key` in the [`InMemoryBackupStore`] kept as `fixture`'s guard
-/// (as `Arc<InMemoryBackupStore>`).
-pub async fn corrupt_in_memory(fixture: &Fixture<dyn BackupStore>, key: &str) {
-    let store = fixture
-        .guard::<Arc<InMemoryBackupStore>>()
-        .expect("the fixture's guard is the Arc<InMemoryBackupStore> under test");
-    assert!(store.corrupt(key), "no artifact under {key}");
+/// SHA-256 of `bytes`, lowercase hex, as stores report it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Deterministic content of `len` bytes that differs with `seed`.

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::registry::random_hex;
 use super::run_concurrently;
+use super::support::random_hex;
 use crate::domain::{Isolation, NewTenant, Tenant, TenantId, TenantSlug};
 use crate::traits::{CacheEpoch, CacheKey, CacheLookup, TenantCache};
 
 /// Expands one `#[tokio::test]` per single-instance case of [`crate::testing::cache`] against
-/// the cache `$factory` (an `async fn() -> Fixture<dyn TenantCache>` that declares
-/// [`CacheCaps`]) builds.
+/// the cache `$factory` (an `async fn() -> Fixture<dyn TenantCache, G, CacheCaps>`, for any
+/// guard `G`) builds.
 #[macro_export]
 macro_rules! cache_conformance {
     ($factory:path) => {
@@ -37,7 +37,7 @@ macro_rules! cache_conformance {
 }
 
 /// Expands one `#[tokio::test]` per two-instance case of [`crate::testing::cache`] against the
-/// pair `$factory` (an `async fn() -> Fixture<CachePair>` that declares [`CacheCaps`]) builds.
+/// pair `$factory` (an `async fn() -> Fixture<CachePair, G, CacheCaps>` that declares [`CacheCaps`]) builds.
 #[macro_export]
 macro_rules! cache_pair_conformance {
     ($factory:path) => {

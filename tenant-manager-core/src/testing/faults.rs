@@ -4,10 +4,11 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use tenant_manager_core::memory::InMemoryTenantData;
+//! use tenant_manager_core::memory::{InMemoryProvisioner, InMemoryTenantData};
 //! use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
 //!
-//! let flaky = FlakyProvisioner::new(Arc::new(InMemoryTenantData::new()), Failure::Transient(2));
+//! let real = Arc::new(InMemoryProvisioner::new(Arc::new(InMemoryTenantData::new())));
+//! let flaky = FlakyProvisioner::new(real, Failure::Transient(2));
 //! assert_eq!(flaky.calls(), 0);
 //! ```
 
@@ -20,7 +21,6 @@ use tokio::sync::Notify;
 
 use crate::domain::Tenant;
 use crate::error::{Error, Result};
-use crate::memory::{InMemoryProvisioner, InMemoryTenantData};
 use crate::traits::{ProvisionReport, Provisioner, ProvisionerCapabilities};
 
 /// How a [`FlakyProvisioner`] answers `provision`.
@@ -38,21 +38,21 @@ pub enum Failure {
     Slow(Duration),
 }
 
-/// Wraps the in-memory provisioner and answers `provision` as its [`Failure`] says, counting
-/// and announcing each call; the other methods are the in-memory provisioner's.
+/// Wraps a real provisioner and answers `provision` as its [`Failure`] says, counting and
+/// announcing each call; the other methods are the wrapped provisioner's.
 #[derive(Debug)]
 pub struct FlakyProvisioner {
-    inner: InMemoryProvisioner,
+    inner: Arc<dyn Provisioner>,
     failure: Failure,
     calls: AtomicU32,
     called: Notify,
 }
 
 impl FlakyProvisioner {
-    /// A provisioner over `data` that fails as `failure` says.
-    pub fn new(data: Arc<InMemoryTenantData>, failure: Failure) -> Self {
+    /// `inner` (the in-memory provisioner, say) failing as `failure` says.
+    pub fn new(inner: Arc<dyn Provisioner>, failure: Failure) -> Self {
         Self {
-            inner: InMemoryProvisioner::new(data),
+            inner,
             failure,
             calls: AtomicU32::new(0),
             called: Notify::new(),

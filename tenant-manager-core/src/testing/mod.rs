@@ -29,60 +29,70 @@ pub mod jobs;
 pub mod provisioner;
 pub mod quota;
 pub mod registry;
-pub mod worker;
+pub mod support;
 
-use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-/// What a suite's factory returns: the adapter under test and whatever must live as long as it
-/// (a test database, a key prefix) so it is cleaned up after the test.
-pub struct Fixture<T: ?Sized> {
+/// What a suite's factory returns: the adapter under test, whatever must live as long as it
+/// (`G`: a test database, a key prefix) so it is cleaned up after the test, and the settings
+/// the adapter runs with (`C`: a suite's caps struct, such as `cache::CacheCaps` or
+/// `jobs::JobQueueCaps`).
+///
+/// Both are types, not values looked up at run time: a suite whose cases need caps takes
+/// `Fixture<dyn Trait, G, ItsCaps>`, so a factory that did not declare them does not compile.
+pub struct Fixture<T: ?Sized, G = (), C = ()> {
     /// The adapter under test.
     pub subject: Arc<T>,
-    guard: Option<Box<dyn Any + Send + Sync>>,
-    caps: Option<Box<dyn Any + Send + Sync>>,
+    guard: G,
+    caps: C,
 }
 
 impl<T: ?Sized> Fixture<T> {
-    /// A fixture with nothing to clean up.
+    /// A fixture with nothing to clean up and no caps.
     pub fn new(subject: Arc<T>) -> Self {
         Self {
             subject,
-            guard: None,
-            caps: None,
+            guard: (),
+            caps: (),
         }
-    }
-
-    /// A fixture that keeps `guard` alive until the test ends.
-    pub fn with_guard(subject: Arc<T>, guard: impl Any + Send + Sync) -> Self {
-        Self {
-            subject,
-            guard: Some(Box::new(guard)),
-            caps: None,
-        }
-    }
-
-    /// The guard, downcast to its type.
-    pub fn guard<G: 'static>(&self) -> Option<&G> {
-        self.guard.as_ref().and_then(|g| g.downcast_ref::<G>())
-    }
-
-    /// Declares how the adapter under test is configured (a suite's caps struct, such as
-    /// `cache::CacheCaps` or `jobs::JobQueueCaps`), for suites whose cases depend on it.
-    #[must_use]
-    pub fn with_caps(mut self, caps: impl Any + Send + Sync) -> Self {
-        self.caps = Some(Box::new(caps));
-        self
-    }
-
-    /// The declared caps, downcast to their type.
-    pub fn caps<C: 'static>(&self) -> Option<&C> {
-        self.caps.as_ref().and_then(|c| c.downcast_ref::<C>())
     }
 }
 
-impl<T: ?Sized> std::fmt::Debug for Fixture<T> {
+impl<T: ?Sized, G> Fixture<T, G> {
+    /// A fixture that keeps `guard` alive until the test ends.
+    pub fn with_guard(subject: Arc<T>, guard: G) -> Self {
+        Self {
+            subject,
+            guard,
+            caps: (),
+        }
+    }
+}
+
+impl<T: ?Sized, G, C> Fixture<T, G, C> {
+    /// The guard, as the factory made it.
+    pub fn guard(&self) -> &G {
+        &self.guard
+    }
+
+    /// Declares how the adapter under test is configured, for suites whose cases depend on it.
+    #[must_use]
+    pub fn with_caps<D>(self, caps: D) -> Fixture<T, G, D> {
+        Fixture {
+            subject: self.subject,
+            guard: self.guard,
+            caps,
+        }
+    }
+
+    /// The declared caps.
+    pub fn caps(&self) -> &C {
+        &self.caps
+    }
+}
+
+impl<T: ?Sized, G, C> std::fmt::Debug for Fixture<T, G, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fixture").finish_non_exhaustive()
     }
@@ -144,7 +154,8 @@ macro_rules! __conformance_cases {
 }
 
 /// Like `__conformance_cases!`, for cases that also take the caps the fixture declared with
-/// [`Fixture::with_caps`]: `$crate::testing::$module::$case(&*fixture.subject, &caps)`.
+/// [`Fixture::with_caps`]: `$crate::testing::$module::$case(&*fixture.subject, caps)`. A
+/// fixture without caps of type `$caps` is a compile error here.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases_with_caps {
@@ -153,10 +164,8 @@ macro_rules! __conformance_cases_with_caps {
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let fixture = $factory().await;
-                let caps: $caps = fixture.caps::<$caps>().cloned().unwrap_or_else(|| {
-                    panic!("the fixture must declare its {} with Fixture::with_caps", stringify!($caps))
-                });
-                $crate::testing::$module::$case(&*fixture.subject, &caps).await;
+                let caps: &$caps = fixture.caps();
+                $crate::testing::$module::$case(&*fixture.subject, caps).await;
             }
         )+
     };

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use super::registry::{expect_invalid, unique_slug};
 use super::run_concurrently;
+use super::support::{expect_invalid, unique_slug};
 use crate::domain::{Isolation, NewTenant, Tenant, TenantStatus};
 use crate::traits::{ProvisionStep, Provisioner};
 

@@ -18,7 +18,7 @@
 //! by the owner's next registration, under the same checks.
 
 use super::TenantManager;
-use super::registration::{Valid, email_taken};
+use super::signup::{Valid, email_taken};
 use crate::domain::{Role, Secret, Tenant, TenantStatus, User};
 use crate::error::{Error, Result};
 

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pools::PoolCloser;
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
+use crate::traits::PoolCloser;
 use crate::traits::{Provisioner, TenantCache, TenantRegistry};
 
 /// Counter of provisioning outcomes, labelled `result`.

@@ -1,10 +1,10 @@
-//! `PoolCloser`: how the manager and the worker close a tenant's connection pool.
+//! `PoolCloser`: the one method of a pool engine the tenant life cycle needs.
 
 use async_trait::async_trait;
 
+use super::PoolManager;
 use crate::domain::TenantId;
 use crate::error::Result;
-use crate::traits::PoolManager;
 
 /// Closes a tenant's connection pool when the tenant is suspended or deleted.
 ///

@@ -3,7 +3,7 @@
 use super::TenantManager;
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
-use crate::jobs_kinds;
+use crate::lifecycle::jobs_kinds;
 use crate::traits::UsageKind;
 
 impl TenantManager {

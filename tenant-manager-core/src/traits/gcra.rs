@@ -23,9 +23,9 @@
 
 use std::time::Duration;
 
+use super::quota::RateDecision;
 use crate::domain::RateLimit;
 use crate::error::{Error, Result};
-use crate::traits::RateDecision;
 
 /// Nanoseconds per millisecond, the tick of [`Gcra::from_rate_limit_nanos`].
 const NANOS_PER_MILLI: u64 = 1_000_000;

@@ -27,31 +27,31 @@
 mod backup;
 mod builder;
 mod config;
-mod lifecycle;
 mod login;
-pub(crate) mod ops;
-mod pools;
 mod reclaim;
 mod registration;
+mod signup;
+mod transitions;
 
 use std::fmt;
 use std::sync::Arc;
 
+/// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
+pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
 pub use login::LoginResult;
-pub use pools::PoolCloser;
-pub use registration::{Registered, Registration};
+pub use signup::{Registered, Registration};
 
-use self::ops::TenantOps;
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
     Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
 };
 use crate::error::Result;
+use crate::lifecycle::ops::TenantOps;
+use crate::lifecycle::worker::{ProvisioningWorker, WorkerConfig};
 use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
-use crate::worker::{ProvisioningWorker, WorkerConfig};
 
 /// Registers organisations, logs users in, and drives tenants through their life cycle.
 ///
@@ -129,8 +129,8 @@ impl TenantManager {
             current.status,
             TenantStatus::Deleting | TenantStatus::Deleted
         ) {
-            return Err(crate::Error::conflict(
-                crate::Entity::Tenant,
+            return Err(crate::error::Error::conflict(
+                crate::error::Entity::Tenant,
                 "status",
                 format!("tenant {id} is {}: its quota cannot change", current.status),
             ));
@@ -193,6 +193,6 @@ impl TenantManager {
         self.inner
             .jobs
             .clone()
-            .ok_or_else(|| crate::Error::invalid("job_queue", "no job queue is configured"))
+            .ok_or_else(|| crate::error::Error::invalid("job_queue", "no job queue is configured"))
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 #[non_exhaustive]
 pub struct ManagerConfig {
     /// Queue provisioning (and deprovisioning) as jobs for a
-    /// [`ProvisioningWorker`](crate::worker::ProvisioningWorker) instead of running it inline.
+    /// [`ProvisioningWorker`](crate::lifecycle::worker::ProvisioningWorker) instead of running it inline.
     pub async_provisioning: bool,
     /// Isolation of tenants whose registration does not choose one.
     pub default_isolation: Isolation,

@@ -39,9 +39,9 @@ pub use config::WorkerConfig;
 use self::backoff::random_backoff;
 use crate::domain::{JobId, TenantId};
 use crate::error::Result;
-use crate::jobs_kinds::job_tenant;
-use crate::manager::PoolCloser;
-use crate::manager::ops::TenantOps;
+use crate::lifecycle::jobs_kinds::job_tenant;
+use crate::lifecycle::ops::TenantOps;
+use crate::traits::PoolCloser;
 use crate::traits::{Job, JobQueue, NackOutcome, Provisioner, TenantCache, TenantRegistry};
 
 /// Longest pause after the queue itself fails, before polling again.
@@ -122,10 +122,10 @@ impl fmt::Debug for ProvisioningWorker {
 impl ProvisioningWorker {
     /// A worker over a queue, a registry and a provisioner. Add a cache and a pool closer
     /// with [`with_cache`](Self::with_cache) and [`with_pool_closer`](Self::with_pool_closer),
-    /// or build it with [`TenantManager::worker`](crate::manager::TenantManager::worker).
+    /// or build it with [`TenantManager::worker`](crate::lifecycle::manager::TenantManager::worker).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidInput`] naming a bad [`WorkerConfig`] field.
+    /// [`crate::error::Error::InvalidInput`] naming a bad [`WorkerConfig`] field.
     pub fn new(
         jobs: Arc<dyn JobQueue>,
         registry: Arc<dyn TenantRegistry>,
@@ -253,7 +253,7 @@ impl ProvisioningWorker {
         {
             NackOutcome::Retried => Ok(JobOutcome::Returned),
             NackOutcome::DeadLettered => {
-                let error = crate::Error::internal("out of attempts (worker shut down)");
+                let error = crate::error::Error::internal("out of attempts (worker shut down)");
                 self.give_up(job, &error).await?;
                 Ok(JobOutcome::DeadLettered)
             }

@@ -1,19 +1,20 @@
 //! The lease check of the provisioning worker, run by this crate's tests on the in-memory queue
-//! and by the adapters' tests on their real queues.
+//! and by the adapters' tests on their real queues. Assertions panic, as tests do.
+#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::faults::FlakyProvisioner;
-use crate::worker::{JobOutcome, ProvisioningWorker};
+use super::worker::{JobOutcome, ProvisioningWorker};
+use crate::testing::faults::FlakyProvisioner;
 
 /// How long `other` may wait for `holder` to start the job before the check calls it a hang
 /// (a hang detector, not a measurement).
 const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs one job on `holder`, whose provisioner is `slow` (a [`FlakyProvisioner`] with a
-/// [`Failure::Slow`](super::faults::Failure::Slow) delay longer than the queue's visibility
+/// [`Failure::Slow`](crate::testing::faults::Failure::Slow) delay longer than the queue's visibility
 /// timeout), while `other` polls the same queue until `holder` is done. Asserts that the
 /// lease held: `holder` completed the job on its first attempt, `other` was never handed it,
 /// and `slow` provisioned once.

@@ -1,5 +1,5 @@
 //! The tenant life-cycle jobs the manager queues and the
-//! [`ProvisioningWorker`](crate::worker::ProvisioningWorker) runs.
+//! [`ProvisioningWorker`](super::worker::ProvisioningWorker) runs.
 
 use serde_json::json;
 

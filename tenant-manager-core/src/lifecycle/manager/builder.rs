@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::ops::TenantOps;
-use super::pools::PoolCloser;
 use super::{Inner, ManagerConfig, TenantManager};
 use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::PlanCatalog;
 use crate::error::{Error, Result};
+use crate::lifecycle::ops::TenantOps;
+use crate::traits::PoolCloser;
 use crate::traits::{Backup, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are

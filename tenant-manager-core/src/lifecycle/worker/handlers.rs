@@ -6,8 +6,8 @@ use super::backoff::random_backoff;
 use super::{JobOutcome, ProvisioningWorker};
 use crate::domain::{Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
-use crate::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
-use crate::manager::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
+use crate::lifecycle::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
+use crate::lifecycle::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
 use crate::traits::{Job, NackOutcome};
 
 impl ProvisioningWorker {
