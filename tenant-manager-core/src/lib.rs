@@ -26,7 +26,7 @@
 //! | [`gcra`] | the rate-limit arithmetic every quota enforcer shares |
 //! | [`pool`] | [`TenantPools`](pool::TenantPools): the pool engine over `bb8`, caps and eviction |
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
-//! | [`fs_store`] | [`FilesystemBackupStore`](fs_store::FilesystemBackupStore): backup artifacts in a directory |
+//! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
 //! | `testing` | (feature `testing`) one conformance suite per trait, and the macros that run it |
 //!
 //! ## Usage
@@ -121,9 +121,9 @@
 //! settings it runs with through `Fixture::with_caps`.
 
 pub mod auth;
+pub mod backup_store;
 pub mod domain;
 pub mod error;
-pub mod fs_store;
 pub mod gcra;
 pub mod jobs_kinds;
 pub mod lookup;

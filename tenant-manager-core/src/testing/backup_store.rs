@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! async fn store() -> Fixture<dyn BackupStore> {
-//!     let root = ScratchDir::new("fs-store");
-//!     Fixture::with_guard(Arc::new(FilesystemBackupStore::new(root.path())), root)
+//!     let root = ScratchDir::new("local-store");
+//!     Fixture::with_guard(Arc::new(ObjectBackupStore::local(root.path())), root)
 //! }
 //! async fn corrupt(fixture: &Fixture<dyn BackupStore>, key: &str) {
 //!     let root = fixture.guard::<ScratchDir>().unwrap();
@@ -16,9 +16,10 @@
 //! tenant_manager_core::backup_store_conformance!(store, corrupt);
 //! ```
 //!
-//! [`corrupt_file`] damages an artifact kept as a file under a root directory, and
-//! [`corrupt_in_memory`] one of an [`InMemoryBackupStore`] kept as the fixture's guard. Cases
-//! use keys under a random prefix and stage files in a [`ScratchDir`] they remove.
+//! [`corrupt_file`] damages an artifact kept as a file under a root directory (a local
+//! store), [`corrupt_stored`] one of an [`ObjectBackupStore`] kept as the fixture's guard,
+//! and [`corrupt_object`] one in any `object_store` backend. Cases use keys under a random
+//! prefix and stage files in a [`ScratchDir`] they remove.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -27,9 +28,11 @@ use std::sync::Arc;
 use super::Fixture;
 use super::registry::{expect_invalid, expect_not_found, random_hex};
 use super::run_concurrently;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::backup_store::{ObjectBackupStore, sha256_hex};
 use crate::error::{Entity, Error};
-use crate::fs_store::sha256_hex;
-use crate::memory::InMemoryBackupStore;
 use crate::traits::{BackupStore, StoredObject};
 
 /// Expands one `#[tokio::test]` per backup store case, each on a fresh fixture from
@@ -92,7 +95,7 @@ impl Drop for ScratchDir {
 }
 
 /// Flips the first byte of the artifact of `key` stored as a file under `root` (the layout of
-/// [`FilesystemBackupStore`](crate::fs_store::FilesystemBackupStore)).
+/// [`ObjectBackupStore::local`]: the object of `a/b.dump` is the file `<root>/a/b.dump`).
 pub async fn corrupt_file(root: &Path, key: &str) {
     let path = key.split('/').fold(root.to_owned(), |p, seg| p.join(seg));
     let mut bytes = tokio::fs::read(&path).await.expect("read artifact");
@@ -105,13 +108,23 @@ pub async fn corrupt_file(root: &Path, key: &str) {
         .expect("write artifact");
 }
 
-/// Damages the artifact of `key` in the [`InMemoryBackupStore`] kept as `fixture`'s guard
-/// (as `Arc<InMemoryBackupStore>`).
-pub async fn corrupt_in_memory(fixture: &Fixture<dyn BackupStore>, key: &str) {
+/// Flips the first byte of the object of `key` in an `object_store` backend, behind the
+/// backup store's back (its recorded checksum stays).
+pub async fn corrupt_object(store: &dyn ObjectStore, key: &str) {
+    let path = ObjectPath::parse(key).expect("a valid key");
+    let got = store.get(&path).await.expect("no artifact under the key");
+    let mut bytes = got.bytes().await.expect("read artifact").to_vec();
+    bytes[0] ^= 0xff;
+    store.put(&path, bytes.into()).await.expect("write artifact");
+}
+
+/// Damages the artifact of `key` in the [`ObjectBackupStore`] kept as `fixture`'s guard (as
+/// `Arc<ObjectBackupStore>`).
+pub async fn corrupt_stored(fixture: &Fixture<dyn BackupStore>, key: &str) {
     let store = fixture
-        .guard::<Arc<InMemoryBackupStore>>()
-        .expect("the fixture's guard is the Arc<InMemoryBackupStore> under test");
-    assert!(store.corrupt(key), "no artifact under {key}");
+        .guard::<Arc<ObjectBackupStore>>()
+        .expect("the fixture's guard is the Arc<ObjectBackupStore> under test");
+    corrupt_object(store.object_store().as_ref(), key).await;
 }
 
 /// Deterministic content of `len` bytes that differs with `seed`.
