@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::backup_store::ObjectBackupStore;
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
 use tenant_manager_core::{Backup, BackupStore, Isolation, Result, Tenant};
@@ -29,7 +29,7 @@ impl PgHarness {
     async fn new(tools: PgTools) -> Self {
         let env = Env::new().await;
         let dir = std::env::temp_dir().join(format!("tmbackup_{}", env.tag));
-        let store = Arc::new(FilesystemBackupStore::new(dir.join("store")));
+        let store = Arc::new(ObjectBackupStore::local(dir.join("store")));
         let config = BackupConfig::default()
             .with_work_dir(dir.join("work"))
             .with_tools(tools);

@@ -62,18 +62,19 @@ pub(super) async fn put(
         })?;
     let mut writer = BufWriter::with_capacity(Arc::clone(store), path.clone(), PART_SIZE)
         .with_max_concurrency(PART_CONCURRENCY);
-    let streamed = stream_into(&mut file, &mut writer, limit).await;
-    let finished = match streamed {
+    match stream_into(&mut file, &mut writer, limit).await {
+        // Completing the upload publishes the object; when that fails nothing was published.
         Ok(written) => match writer.shutdown().await {
-            Ok(()) => return Ok(written),
-            Err(e) => PutError::Failed(Error::unavailable("object_store", e)),
+            Ok(()) => Ok(written),
+            Err(e) => Err(PutError::Failed(Error::unavailable("object_store", e))),
         },
-        Err(e) => e,
-    };
-    // Nothing of a failed upload may become visible; an abort that fails leaves at most an
-    // unfinished upload, which no reader sees.
-    let _ = writer.abort().await;
-    Err(finished)
+        Err(e) => {
+            // Nothing of a failed upload may become visible; an abort that fails leaves at
+            // most an unfinished upload, which no reader sees.
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
 }
 
 async fn stream_into(
