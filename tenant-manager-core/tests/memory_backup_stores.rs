@@ -137,7 +137,10 @@ async fn fs_store_refuses_missing_sources_and_files_it_did_not_write() {
     let source = dir.write("src", b"payload");
     for key in ["a/.hidden", ".lock", "a/b.dump.sha256", ".x/y"] {
         store.put_file(key, &source).await.expect("put");
-        let got = store.get_file(key, &dir.path().join("o")).await.expect("get");
+        let got = store
+            .get_file(key, &dir.path().join("o"))
+            .await
+            .expect("get");
         assert_eq!(got.size_bytes, 7);
         store.delete(key).await.expect("delete");
     }
@@ -164,7 +167,9 @@ async fn fs_store_refuses_missing_sources_and_files_it_did_not_write() {
         assert!(!out.exists());
     }
     expect_not_found(
-        store.get_file("t/missing.dump", &dir.path().join("o")).await,
+        store
+            .get_file("t/missing.dump", &dir.path().join("o"))
+            .await,
         Entity::Backup,
     );
     // Deleting removes the file.
@@ -192,7 +197,10 @@ async fn fs_store_does_not_follow_symlinks_out_of_its_root() {
     );
     let source = dir.write("src", b"payload");
     expect_invalid(store.put_file("link/new.dump", &source).await, "key");
-    store.delete("link/secret.dump").await.expect("delete is a no-op");
+    store
+        .delete("link/secret.dump")
+        .await
+        .expect("delete is a no-op");
     assert!(outside.join("secret.dump").exists());
     assert!(!outside.join("new.dump").exists());
 }

@@ -82,7 +82,9 @@ impl Moto {
     /// Sends a bodyless request and returns the response status.
     fn request(&self, method: &str, path: &str) -> Option<u16> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
              Connection: close\r\n\r\n",
@@ -134,13 +136,7 @@ fn bucket_store() -> (Arc<ObjectBackupStore>, S3Guard) {
         .with_endpoint(moto.endpoint())
         .with_allow_http(true);
     let store = Arc::new(ObjectBackupStore::s3(&config).expect("s3 store"));
-    (
-        store.clone(),
-        S3Guard {
-            store,
-            _moto: moto,
-        },
-    )
+    (store.clone(), S3Guard { store, _moto: moto })
 }
 
 async fn factory() -> Fixture<dyn BackupStore> {

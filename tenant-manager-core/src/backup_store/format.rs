@@ -63,11 +63,7 @@ pub(crate) fn validate_store_prefix(prefix: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
         && prefix.split('/').all(|seg| seg != "." && seg != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid_prefix())
-    }
+    if ok { Ok(()) } else { Err(invalid_prefix()) }
 }
 
 fn invalid_prefix() -> Error {
@@ -85,7 +81,9 @@ pub(super) fn list_root(prefix: &str) -> Result<Option<ObjectPath>> {
     if dir.is_empty() {
         return Ok(None);
     }
-    ObjectPath::parse(dir).map(Some).map_err(|_| invalid_prefix())
+    ObjectPath::parse(dir)
+        .map(Some)
+        .map_err(|_| invalid_prefix())
 }
 
 /// Maps an I/O failure to [`Error::Unavailable`] (backend `filesystem`). The one place this
@@ -135,8 +133,14 @@ mod tests {
     fn list_roots_are_the_directory_part_of_a_prefix() {
         assert_eq!(list_root("").expect("root"), None);
         assert_eq!(list_root("t1").expect("root"), None);
-        assert_eq!(list_root("a/t1").expect("dir").map(|p| p.to_string()), Some("a".into()));
-        assert_eq!(list_root("a/b/").expect("dir").map(|p| p.to_string()), Some("a/b".into()));
+        assert_eq!(
+            list_root("a/t1").expect("dir").map(|p| p.to_string()),
+            Some("a".into())
+        );
+        assert_eq!(
+            list_root("a/b/").expect("dir").map(|p| p.to_string()),
+            Some("a/b".into())
+        );
         assert!(list_root("../").is_err());
     }
 }

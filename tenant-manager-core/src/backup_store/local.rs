@@ -44,7 +44,9 @@ impl LocalRoot {
         let root = self.absolute.as_deref().unwrap_or(self.given.as_path());
         root.components()
             .filter_map(|c| match c {
-                Component::Normal(part) => Some(PathPart::from(part.to_string_lossy().into_owned())),
+                Component::Normal(part) => {
+                    Some(PathPart::from(part.to_string_lossy().into_owned()))
+                }
                 _ => None,
             })
             .collect()

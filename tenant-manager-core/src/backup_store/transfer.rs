@@ -131,13 +131,13 @@ pub(super) async fn get(key: &str, result: GetResult, dest: &Path) -> Result<Wri
         }
         GetResultPayload::Stream(stream) => copy_stream(stream, dest, content_len).await,
     };
-    let outcome = copied.and_then(|(written, trailer_bytes)| {
-        match parse_trailer(&trailer_bytes) {
+    let outcome = copied.and_then(
+        |(written, trailer_bytes)| match parse_trailer(&trailer_bytes) {
             None => Err(malformed(key)),
             Some(expected) if expected != written.sha256 => Err(checksum_mismatch(key)),
             Some(_) => Ok(written),
-        }
-    });
+        },
+    );
     if outcome.is_err() {
         let _ = tokio::fs::remove_file(dest).await;
     }
@@ -176,7 +176,9 @@ impl Splitter {
 
     /// The content part of `chunk`, hashed; the rest is kept as trailer.
     fn content<'a>(&mut self, chunk: &'a [u8]) -> io::Result<&'a [u8]> {
-        let take = usize::try_from(self.left).unwrap_or(usize::MAX).min(chunk.len());
+        let take = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
         let (content, rest) = chunk.split_at(take);
         self.left -= take as u64;
         self.hasher.update(content);

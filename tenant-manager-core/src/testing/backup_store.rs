@@ -115,7 +115,10 @@ pub async fn corrupt_object(store: &dyn ObjectStore, key: &str) {
     let got = store.get(&path).await.expect("no artifact under the key");
     let mut bytes = got.bytes().await.expect("read artifact").to_vec();
     bytes[0] ^= 0xff;
-    store.put(&path, bytes.into()).await.expect("write artifact");
+    store
+        .put(&path, bytes.into())
+        .await
+        .expect("write artifact");
 }
 
 /// Damages the artifact of `key` in the [`ObjectBackupStore`] kept as `fixture`'s guard (as

@@ -6,9 +6,8 @@ use tenant_manager_core::manager::{
     ManagerConfig, PoolCloser, Registered, Registration, TenantManager,
 };
 use tenant_manager_core::memory::{
-    InMemoryBackup, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
-    InMemoryTenantData,
+    InMemoryBackup, InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner,
+    InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
 };
 pub use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
 use tenant_manager_core::{
