@@ -114,6 +114,7 @@ pub(super) fn malformed(key: &str) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 

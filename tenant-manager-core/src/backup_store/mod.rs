@@ -210,11 +210,11 @@ impl BackupStore for ObjectBackupStore {
 
     async fn get_file(&self, key: &str, dest: &Path) -> Result<StoredObject> {
         let path = object_path(key)?;
-        if let Some(local) = &self.local {
-            // Nothing outside the root is the store's.
-            if !local.contains(key).await? {
-                return Err(Error::not_found(Entity::Backup, key));
-            }
+        // Nothing outside the root is the store's.
+        if let Some(local) = &self.local
+            && !local.contains(key).await?
+        {
+            return Err(Error::not_found(Entity::Backup, key));
         }
         let result = self
             .store
@@ -227,10 +227,10 @@ impl BackupStore for ObjectBackupStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = object_path(key)?;
-        if let Some(local) = &self.local {
-            if !local.contains(key).await? {
-                return Ok(());
-            }
+        if let Some(local) = &self.local
+            && !local.contains(key).await?
+        {
+            return Ok(());
         }
         let mut hold = match &self.budget {
             Some(budget) => Some(budget.hold().await),
