@@ -26,7 +26,9 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-pub(crate) use format::{io_error, sha256_hex};
+pub(crate) use format::io_error;
+#[cfg(feature = "testing")]
+pub(crate) use format::sha256_hex;
 #[cfg(feature = "s3")]
 pub use s3::S3Config;
 
