@@ -7,6 +7,8 @@
 //! - `postgres` (feature `postgres`): registry, provisioning, scoped connections, backups.
 //! - `redis` (feature `redis`): quotas, tenant cache, job queue, locks.
 //! - `tower` (feature `tower`, extractors with `axum`): the request-path layers.
+//! - Feature `s3`: backup artifacts in an S3-compatible bucket
+//!   (`backup_store::ObjectBackupStore::s3`, `backup_store::S3Config`).
 //!
 //! ## Registration and login, in memory
 //!

@@ -29,7 +29,7 @@
 //! | [`lookup`] | [`TenantLookup`](lookup::TenantLookup): the hot-path tenant lookup, a registry behind a cache |
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
 //! | [`lifecycle`] | [`TenantManager`](manager::TenantManager) and [`ProvisioningWorker`](worker::ProvisioningWorker) over one shared operations module, and the [`jobs_kinds`] between them |
-//! | [`fs_store`] | [`FilesystemBackupStore`](fs_store::FilesystemBackupStore): backup artifacts in a directory |
+//! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
 //!
 //! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
 //! before the life cycle had a room of its own.
@@ -144,7 +144,7 @@ pub mod memory;
 
 pub mod lifecycle;
 
-pub mod fs_store;
+pub mod backup_store;
 
 pub use domain::*;
 pub use error::{BoxError, Entity, Error, Result};

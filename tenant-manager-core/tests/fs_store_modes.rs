@@ -1,5 +1,5 @@
-//! The filesystem backup store keeps tenants' data private on disk: the directories it
-//! creates are `0700` and every file it writes is `0600`, whatever the umask.
+//! The local backup store keeps tenants' data private on disk: the directories it creates are
+//! `0700` and every artifact and copy it writes is `0600`, whatever the umask.
 #![cfg(unix)]
 #![allow(clippy::expect_used)]
 
@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use tenant_manager_core::BackupStore;
-use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::backup_store::ObjectBackupStore;
 use tenant_manager_core::testing::backup_store::{ScratchDir, pattern};
 
 fn mode(path: &Path) -> u32 {
@@ -22,7 +22,7 @@ fn mode(path: &Path) -> u32 {
 async fn fs_store_creates_private_directories_and_files() {
     let dir = ScratchDir::new("fs-modes");
     let root = dir.path().join("root");
-    let store = FilesystemBackupStore::new(&root);
+    let store = ObjectBackupStore::local(&root);
     let source = dir.write("src", &pattern(10_000, 3));
     // A permissive source file does not make a permissive artifact.
     std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -38,9 +38,8 @@ async fn fs_store_creates_private_directories_and_files() {
         assert_eq!(mode(&d), 0o700, "{}", d.display());
     }
     let nested = root.join("tenant-1/nested");
-    for name in ["backup-1.dump", "backup-1.dump.sha256", ".lock"] {
-        assert_eq!(mode(&nested.join(name)), 0o600, "{name}");
-    }
+    // The old store's sidecar and lock file are gone with its layout; the artifact remains.
+    assert_eq!(mode(&nested.join("backup-1.dump")), 0o600);
     let copy = dir.path().join("copy.dump");
     store
         .get_file("tenant-1/nested/backup-1.dump", &copy)

@@ -1,5 +1,5 @@
-//! What the backup store suite cannot see: the in-memory store's byte budget, and the
-//! filesystem store's layout on disk.
+//! What the backup store suite cannot see: the in-memory store's byte budget, and the local
+//! store's layout on disk.
 
 #![allow(clippy::expect_used)]
 
@@ -7,8 +7,8 @@ mod support;
 
 use std::sync::Arc;
 
-use tenant_manager_core::fs_store::FilesystemBackupStore;
-use tenant_manager_core::memory::{InMemoryBackup, InMemoryBackupStore, InMemoryTenantData};
+use tenant_manager_core::backup_store::ObjectBackupStore;
+use tenant_manager_core::memory::{InMemoryBackup, InMemoryTenantData};
 use tenant_manager_core::testing::backup_store::{ScratchDir, pattern};
 use tenant_manager_core::testing::registry::{expect_invalid, expect_not_found};
 use tenant_manager_core::{Backup, BackupStore, Entity, Error, Isolation};
@@ -16,8 +16,8 @@ use tenant_manager_core::{Backup, BackupStore, Entity, Error, Isolation};
 #[tokio::test]
 async fn memory_store_refuses_writes_past_its_budget() {
     let dir = ScratchDir::new("mem-budget");
-    let store = InMemoryBackupStore::new().with_max_total_bytes(1000);
-    assert_eq!(store.max_total_bytes(), 1000);
+    let store = ObjectBackupStore::in_memory().with_max_total_bytes(1000);
+    assert_eq!(store.max_total_bytes(), Some(1000));
     let s600 = dir.write("600", &pattern(600, 1));
     let s300 = dir.write("300", &pattern(300, 2));
     let s500 = dir.write("500", &pattern(500, 3));
@@ -82,7 +82,7 @@ async fn a_full_memory_store_fails_a_backup_cleanly() {
         serde_json::json!({"name": "x".repeat(200)}),
     )
     .expect("insert");
-    let store = Arc::new(InMemoryBackupStore::new().with_max_total_bytes(100));
+    let store = Arc::new(ObjectBackupStore::in_memory().with_max_total_bytes(100));
     let backup = InMemoryBackup::new(Arc::clone(&data), store.clone());
     assert!(matches!(
         backup.backup(&tenant).await,
@@ -92,12 +92,14 @@ async fn a_full_memory_store_fails_a_backup_cleanly() {
     assert_eq!(store.used_bytes(), 0);
 }
 
+/// The layout replaced the old store's `.sha256` sidecar and `.lock` file: one file per
+/// artifact, its content followed by a `tm-sha256:<hex>` trailer.
 #[tokio::test]
-async fn fs_store_keeps_a_sha256sum_sidecar_and_nothing_else() {
+async fn fs_store_keeps_one_file_per_artifact_with_a_checksum_trailer_and_nothing_else() {
     let dir = ScratchDir::new("fs-layout");
     let root = dir.path().join("root");
-    let store = FilesystemBackupStore::new(&root);
-    assert_eq!(store.root(), root);
+    let store = ObjectBackupStore::local(&root);
+    assert_eq!(store.root(), Some(root.as_path()));
     let content = pattern(70_000, 7);
     let source = dir.write("src", &content);
     let object = store
@@ -105,17 +107,16 @@ async fn fs_store_keeps_a_sha256sum_sidecar_and_nothing_else() {
         .await
         .expect("put");
     let artifact = root.join("tenant-1").join("backup-1.dump");
-    assert_eq!(std::fs::read(&artifact).expect("artifact"), content);
-    let sidecar = std::fs::read_to_string(root.join("tenant-1").join("backup-1.dump.sha256"))
-        .expect("sidecar");
-    assert_eq!(sidecar, format!("{}  backup-1.dump\n", object.sha256));
-    // Only the artifact, its sidecar and the directory lock: no temporary file is left.
+    let mut expected = content.clone();
+    expected.extend_from_slice(format!("tm-sha256:{}\n", object.sha256).as_bytes());
+    assert_eq!(std::fs::read(&artifact).expect("artifact"), expected);
+    // Only the artifact: no temporary file is left.
     let mut names: Vec<String> = std::fs::read_dir(root.join("tenant-1"))
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [".lock", "backup-1.dump", "backup-1.dump.sha256"]);
+    assert_eq!(names, ["backup-1.dump"]);
     // Nothing was written beside the root.
     let mut top: Vec<String> = std::fs::read_dir(dir.path())
         .expect("dir")
@@ -125,16 +126,23 @@ async fn fs_store_keeps_a_sha256sum_sidecar_and_nothing_else() {
     assert_eq!(top, ["root", "src"]);
 }
 
+/// The old store reserved dot segments and `.sha256` names for its own files; this layout has
+/// none, so those keys are ordinary artifacts now. A missing source is still refused, and a
+/// file put in the root by hand (no checksum trailer) is neither listed nor read.
 #[tokio::test]
-async fn fs_store_refuses_reserved_keys_missing_sources_and_bad_sidecars() {
+async fn fs_store_refuses_missing_sources_and_files_it_did_not_write() {
     let dir = ScratchDir::new("fs-refusals");
     let root = dir.path().join("root");
-    let store = FilesystemBackupStore::new(&root);
+    let store = ObjectBackupStore::local(&root);
     let source = dir.write("src", b"payload");
     for key in ["a/.hidden", ".lock", "a/b.dump.sha256", ".x/y"] {
-        expect_invalid(store.put_file(key, &source).await, "key");
-        expect_invalid(store.get_file(key, &dir.path().join("o")).await, "key");
-        expect_invalid(store.delete(key).await, "key");
+        store.put_file(key, &source).await.expect("put");
+        let got = store
+            .get_file(key, &dir.path().join("o"))
+            .await
+            .expect("get");
+        assert_eq!(got.size_bytes, 7);
+        store.delete(key).await.expect("delete");
     }
     expect_invalid(
         store
@@ -144,24 +152,29 @@ async fn fs_store_refuses_reserved_keys_missing_sources_and_bad_sidecars() {
     );
     assert!(store.list("").await.expect("list").is_empty());
 
-    // An artifact without its sidecar is neither listed nor readable.
+    // A file without a trailer is not listed, and reading it is an internal error that
+    // leaves nothing at the destination.
     std::fs::create_dir_all(root.join("t")).expect("dir");
     std::fs::write(root.join("t").join("orphan.dump"), b"x").expect("orphan");
+    std::fs::write(root.join("t").join("garbage.dump"), [b'g'; 200]).expect("garbage");
     assert!(store.list("").await.expect("list").is_empty());
+    for key in ["t/orphan.dump", "t/garbage.dump"] {
+        let out = dir.path().join("o2");
+        assert!(matches!(
+            store.get_file(key, &out).await,
+            Err(Error::Internal { .. })
+        ));
+        assert!(!out.exists());
+    }
     expect_not_found(
-        store.get_file("t/orphan.dump", &dir.path().join("o")).await,
+        store
+            .get_file("t/missing.dump", &dir.path().join("o"))
+            .await,
         Entity::Backup,
     );
-    // A malformed sidecar is an internal error, not content.
-    std::fs::write(root.join("t").join("orphan.dump.sha256"), b"garbage").expect("sidecar");
-    assert!(matches!(
-        store.get_file("t/orphan.dump", &dir.path().join("o")).await,
-        Err(Error::Internal { .. })
-    ));
-    // Deleting removes both files.
+    // Deleting removes the file.
     store.delete("t/orphan.dump").await.expect("delete");
     assert!(!root.join("t").join("orphan.dump").exists());
-    assert!(!root.join("t").join("orphan.dump.sha256").exists());
 }
 
 #[cfg(unix)]
@@ -174,14 +187,28 @@ async fn fs_store_does_not_follow_symlinks_out_of_its_root() {
     std::fs::create_dir_all(&outside).expect("outside");
     std::fs::write(outside.join("secret.dump"), b"secret").expect("secret");
     std::os::unix::fs::symlink(&outside, root.join("link")).expect("symlink");
-    let store = FilesystemBackupStore::new(&root);
+    let store = ObjectBackupStore::local(&root);
     assert!(store.list("").await.expect("list").is_empty());
+    expect_not_found(
+        store
+            .get_file("link/secret.dump", &dir.path().join("o"))
+            .await,
+        Entity::Backup,
+    );
+    let source = dir.write("src", b"payload");
+    expect_invalid(store.put_file("link/new.dump", &source).await, "key");
+    store
+        .delete("link/secret.dump")
+        .await
+        .expect("delete is a no-op");
+    assert!(outside.join("secret.dump").exists());
+    assert!(!outside.join("new.dump").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fs_store_concurrent_writers_of_one_key_leave_a_matching_checksum() {
     let dir = ScratchDir::new("fs-writers");
-    let store = Arc::new(FilesystemBackupStore::new(dir.path().join("root")));
+    let store = Arc::new(ObjectBackupStore::local(dir.path().join("root")));
     let sources: Vec<_> = (0..6)
         .map(|i| dir.write(&format!("src{i}"), &pattern(50_000 + i * 10, i as u8)))
         .collect();

@@ -1,5 +1,5 @@
-//! The in-memory registry, provisioner, backup stores and backup, and the filesystem backup
-//! store, against their conformance suites: once built directly, once through the
+//! The in-memory registry, provisioner and backup, and the object_store backup store (in
+//! memory and in a local directory), against their conformance suites: once built directly, once through the
 //! `Arc<dyn Trait>` a host picks at start-up, and the provisioner once more with narrowed
 //! capabilities so that the refusal of an unsupported isolation is exercised.
 
@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tenant_manager_core::fs_store::FilesystemBackupStore;
-use tenant_manager_core::memory::testing::corrupt_in_memory;
+use tenant_manager_core::backup_store::ObjectBackupStore;
+use tenant_manager_core::backup_store::testing::corrupt_stored;
 use tenant_manager_core::memory::{
-    InMemoryBackup, InMemoryBackupStore, InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData,
+    InMemoryBackup, InMemoryProvisioner, InMemoryRegistry, InMemoryTenantData,
 };
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::backup::BackupHarness;
@@ -99,14 +99,14 @@ impl BackupHarness for MemoryHarness {
     }
 }
 
-/// The store and scratch root of a filesystem-backed fixture.
-fn fs_store() -> (Arc<FilesystemBackupStore>, ScratchDir) {
+/// The store and scratch root of a fixture in a local directory.
+fn fs_store() -> (Arc<ObjectBackupStore>, ScratchDir) {
     let root = ScratchDir::new("fs-store");
-    let store = Arc::new(FilesystemBackupStore::new(root.path().join("store")));
+    let store = Arc::new(ObjectBackupStore::local(root.path().join("store")));
     (store, root)
 }
 
-/// Damages an artifact of the filesystem store kept under the fixture's [`ScratchDir`].
+/// Damages an artifact of the local store kept under the fixture's [`ScratchDir`].
 async fn corrupt_fs(fixture: &Fixture<dyn BackupStore, ScratchDir>, key: &str) {
     corrupt_file(&fixture.guard().path().join("store"), key).await;
 }
@@ -137,11 +137,11 @@ mod direct {
     mod memory_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore, Arc<InMemoryBackupStore>> {
-            let store = Arc::new(InMemoryBackupStore::new());
+        async fn factory() -> Fixture<dyn BackupStore, Arc<ObjectBackupStore>> {
+            let store = Arc::new(ObjectBackupStore::in_memory());
             Fixture::with_guard(store.clone(), store)
         }
-        tenant_manager_core::backup_store_conformance!(factory, corrupt_in_memory);
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_stored);
     }
 
     mod fs_store {
@@ -158,7 +158,7 @@ mod direct {
         use super::*;
 
         async fn factory() -> Fixture<dyn BackupHarness> {
-            let store = Arc::new(InMemoryBackupStore::new());
+            let store = Arc::new(ObjectBackupStore::in_memory());
             Fixture::new(Arc::new(MemoryHarness::new(store)))
         }
         tenant_manager_core::backup_conformance!(factory);
@@ -193,12 +193,12 @@ mod through_dyn {
     mod memory_store {
         use super::*;
 
-        async fn factory() -> Fixture<dyn BackupStore, Arc<InMemoryBackupStore>> {
-            let concrete = Arc::new(InMemoryBackupStore::new().with_max_total_bytes(64 << 20));
+        async fn factory() -> Fixture<dyn BackupStore, Arc<ObjectBackupStore>> {
+            let concrete = Arc::new(ObjectBackupStore::in_memory().with_max_total_bytes(64 << 20));
             let store: Arc<dyn BackupStore> = concrete.clone();
             Fixture::with_guard(store, concrete)
         }
-        tenant_manager_core::backup_store_conformance!(factory, corrupt_in_memory);
+        tenant_manager_core::backup_store_conformance!(factory, corrupt_stored);
     }
 
     mod fs_store {

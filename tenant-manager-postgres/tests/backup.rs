@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use tenant_manager_core::auth::{HasherConfig, JwtConfig, PasswordHasher, TokenService};
-use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::backup_store::ObjectBackupStore;
 use tenant_manager_core::manager::TenantManager;
 use tenant_manager_core::memory::InMemoryQuotaEnforcer;
 use tenant_manager_core::testing::Fixture;
@@ -31,7 +31,7 @@ impl PgHarness {
     async fn new(tools: PgTools) -> Self {
         let env = Env::new().await;
         let dir = std::env::temp_dir().join(format!("tmbackup_{}", env.tag));
-        let store = Arc::new(FilesystemBackupStore::new(dir.join("store")));
+        let store = Arc::new(ObjectBackupStore::local(dir.join("store")));
         let config = BackupConfig::default()
             .with_work_dir(dir.join("work"))
             .with_tools(tools);

@@ -5,7 +5,7 @@
 //!   at hand, makes the tenant's role a superuser (it first `RESET ROLE`s, to get past a
 //!   `pg_restore --role`). After a backup and a restore the role is still unprivileged, and
 //!   the function did run during the restore, as a login that is not the admin.
-//! - A tampered artifact with a tampered sidecar that matches it is refused.
+//! - A tampered artifact whose store checksum (trailer) was made to match it is refused.
 //! - No login made for an operation is left behind; no work file is left behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sqlx::{Connection, PgConnection};
-use tenant_manager_core::fs_store::FilesystemBackupStore;
+use tenant_manager_core::backup_store::ObjectBackupStore;
 use tenant_manager_core::{Backup, BackupRecord, Isolation, Tenant};
 use tenant_manager_postgres::{BackupConfig, PgDumpBackup};
 
@@ -31,7 +31,7 @@ impl Setup {
     async fn new() -> Self {
         let env = Env::new().await;
         let dir = std::env::temp_dir().join(format!("tmbackuptrust_{}", env.tag));
-        let store = Arc::new(FilesystemBackupStore::new(dir.join("store")));
+        let store = Arc::new(ObjectBackupStore::local(dir.join("store")));
         let config = BackupConfig::default().with_work_dir(dir.join("work"));
         let backup = PgDumpBackup::new(env.storage.clone(), store, config);
         Self { env, backup, dir }
@@ -248,25 +248,23 @@ async fn a_schema_tenants_check_function_never_runs_as_a_superuser() {
 }
 
 #[tokio::test]
-async fn a_tampered_artifact_with_a_matching_sidecar_is_refused() {
+async fn a_tampered_artifact_with_a_matching_store_checksum_is_refused() {
     let s = Setup::new().await;
     let (tenant, record) = s.backed_up_then_changed("tamper", Isolation::Shared).await;
 
+    // The local store keeps the content followed by a 75-byte `tm-sha256:<hex>\n` trailer:
+    // tamper with the content and write the trailer that matches it.
     let artifact = s.dir.join("store").join(&record.key);
-    let mut bytes = std::fs::read(&artifact).expect("artifact");
+    let stored = std::fs::read(&artifact).expect("artifact");
+    let mut bytes = stored[..stored.len() - 75].to_vec();
     let i = bytes.len() / 3;
     bytes[i] ^= 0x01;
-    std::fs::write(&artifact, &bytes).expect("tamper");
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&bytes))
     };
-    let name = artifact.file_name().unwrap().to_string_lossy().into_owned();
-    std::fs::write(
-        artifact.with_file_name(format!("{name}.sha256")),
-        format!("{sha}  {name}\n"),
-    )
-    .expect("sidecar");
+    bytes.extend_from_slice(format!("tm-sha256:{sha}\n").as_bytes());
+    std::fs::write(&artifact, &bytes).expect("tamper");
 
     let err = s
         .backup
@@ -485,7 +483,7 @@ async fn an_interrupted_schema_restore_leaves_the_tenant_intact_and_can_be_rerun
         std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
     }
-    let store = Arc::new(FilesystemBackupStore::new(s.dir.join("store")));
+    let store = Arc::new(ObjectBackupStore::local(s.dir.join("store")));
     let halting = PgDumpBackup::new(
         s.env.storage.clone(),
         store,

@@ -26,7 +26,7 @@ use reference_server::http_client::{Auth, HttpClient};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tenant_manager::core::BackupStore;
-use tenant_manager::core::fs_store::FilesystemBackupStore;
+use tenant_manager::core::backup_store::ObjectBackupStore;
 
 /// The server's own limit on a request.
 const REQUEST_TIMEOUT_MS: &str = "5000";
@@ -387,7 +387,7 @@ async fn a_server_killed_mid_backup_leaves_nothing_half_written_and_the_backup_i
         rows
     };
     assert!(catalogued().await.is_empty());
-    let store = FilesystemBackupStore::new(backups.path());
+    let store = ObjectBackupStore::local(backups.path());
     assert!(store.list("").await.unwrap().is_empty());
 
     // The next server serves the tenant and takes the backup.

@@ -11,9 +11,9 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 
 use super::InMemoryTenantData;
+use crate::backup_store::io_error;
 use crate::domain::{BackupId, Tenant, TenantId};
 use crate::error::{Entity, Error, Result};
-use crate::fs_store::io_error;
 use crate::traits::{Backup, BackupRecord, BackupStore};
 
 /// Format name recorded in each [`BackupRecord`].

@@ -3,7 +3,6 @@
 //! Postgres and Redis adapters.
 
 mod backup;
-mod backup_store;
 mod cache;
 mod jobs;
 mod provisioner;
@@ -12,11 +11,7 @@ mod registry;
 mod tenant_data;
 
 /// What the conformance suites need of these adapters beyond their traits (feature `testing`).
-#[cfg(feature = "testing")]
-pub mod testing;
-
 pub use backup::InMemoryBackup;
-pub use backup_store::InMemoryBackupStore;
 pub use cache::{InMemoryCacheConfig, InMemoryTenantCache};
 pub use jobs::{InMemoryJobQueue, InMemoryJobQueueConfig, MAX_JOB_ERROR_LEN};
 pub use provisioner::InMemoryProvisioner;

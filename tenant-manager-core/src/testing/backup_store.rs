@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! async fn store() -> Fixture<dyn BackupStore, ScratchDir> {
-//!     let root = ScratchDir::new("fs-store");
-//!     Fixture::with_guard(Arc::new(FilesystemBackupStore::new(root.path())), root)
+//!     let root = ScratchDir::new("local-store");
+//!     Fixture::with_guard(Arc::new(ObjectBackupStore::local(root.path())), root)
 //! }
 //! async fn corrupt(fixture: &Fixture<dyn BackupStore, ScratchDir>, key: &str) {
 //!     corrupt_file(fixture.guard().path(), key).await;
@@ -15,8 +15,8 @@
 //! tenant_manager_core::backup_store_conformance!(store, corrupt);
 //! ```
 //!
-//! [`corrupt_file`] damages an artifact kept as a file under a root directory (an in-memory
-//! store damages its own, kept as the fixture's guard, with `InMemoryBackupStore::corrupt`). Cases
+//! [`corrupt_file`] damages an artifact kept as a file under a root directory (a local
+//! store); `backup_store::testing` damages one of an `ObjectBackupStore` in any backend. Cases
 //! use keys under a random prefix and stage files in a [`ScratchDir`] they remove.
 
 use std::future::Future;
@@ -89,7 +89,7 @@ impl Drop for ScratchDir {
 }
 
 /// Flips the first byte of the artifact of `key` stored as a file under `root` (the layout of
-/// [`FilesystemBackupStore`](crate::fs_store::FilesystemBackupStore)).
+/// [`ObjectBackupStore::local`]: the object of `a/b.dump` is the file `<root>/a/b.dump`).
 pub async fn corrupt_file(root: &Path, key: &str) {
     let path = key.split('/').fold(root.to_owned(), |p, seg| p.join(seg));
     let mut bytes = tokio::fs::read(&path).await.expect("read artifact");

@@ -6,9 +6,8 @@ use tenant_manager_core::manager::{
     ManagerConfig, PoolCloser, Registered, Registration, TenantManager,
 };
 use tenant_manager_core::memory::{
-    InMemoryBackup, InMemoryBackupStore, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
-    InMemoryTenantData,
+    InMemoryBackup, InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner,
+    InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
 };
 pub use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
 use tenant_manager_core::{
@@ -91,7 +90,7 @@ impl Harness {
         let pools = Arc::new(RecordingPools::default());
         let backup = Arc::new(InMemoryBackup::new(
             Arc::clone(&data),
-            Arc::new(InMemoryBackupStore::new()),
+            Arc::new(tenant_manager_core::backup_store::ObjectBackupStore::in_memory()),
         ));
         let manager = TenantManager::builder()
             .with_registry(registry.clone())

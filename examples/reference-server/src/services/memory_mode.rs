@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tenant_manager::fs_store::FilesystemBackupStore;
+use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
@@ -39,7 +39,7 @@ pub(super) fn services(
     let data = Arc::new(InMemoryTenantData::new());
     let registry = Arc::new(InMemoryRegistry::new());
     let provisioner = Arc::new(InMemoryProvisioner::new(data.clone()));
-    let store = Arc::new(FilesystemBackupStore::new(config.backup_dir.clone()));
+    let store = Arc::new(ObjectBackupStore::local(config.backup_dir.clone()));
     let backup = Arc::new(InMemoryBackup::new(data.clone(), store));
     let plans = plan_catalog(config);
     let manager = TenantManager::builder()

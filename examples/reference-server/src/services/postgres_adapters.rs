@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use tenant_manager::fs_store::FilesystemBackupStore;
+use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::{
@@ -207,7 +207,7 @@ impl PostgresAdapters {
 
     /// Backups with `pg_dump` into a filesystem store rooted at `dir`.
     pub(crate) fn backup(&self, dir: &Path) -> Arc<PgDumpBackup> {
-        let store = Arc::new(FilesystemBackupStore::new(dir.to_path_buf()));
+        let store = Arc::new(ObjectBackupStore::local(dir));
         Arc::new(PgDumpBackup::new(
             self.storage.clone(),
             store,
