@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tenant_manager_core::{
-    Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, validate_consumer,
-    validate_extension,
+    Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, truncate_utf8,
+    validate_consumer, validate_extension,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -258,7 +258,7 @@ impl JobQueue for RedisJobQueue {
                     .arg(&self.config.group)
                     .arg(entry)
                     .arg(attempt)
-                    .arg(truncate(error, MAX_ERROR_BYTES))
+                    .arg(truncate_utf8(error, MAX_ERROR_BYTES))
                     .arg(millis(delay))
                     .arg(self.config.max_attempts)
                     .arg(job.id.to_string())
@@ -339,18 +339,6 @@ impl JobQueue for RedisJobQueue {
     }
 }
 
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,8 +393,8 @@ mod tests {
             );
         }
         assert!(config.with_consumer_prune_interval(None).validate().is_ok());
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        assert_eq!(truncate_utf8("héllo", 3), "hé");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
     }
 }
