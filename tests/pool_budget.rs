@@ -19,8 +19,38 @@ use tenant_manager_test_support::{TestDatabase, unique_suffix};
 const MAX_TOTAL: i64 = 3;
 const MAX_PER_TENANT: i64 = 2;
 
+/// Login roles this test created, dropped when it ends (also when it fails).
+struct Roles {
+    url: String,
+    names: Vec<String>,
+}
+
+impl Drop for Roles {
+    fn drop(&mut self) {
+        let (url, names) = (self.url.clone(), std::mem::take(&mut self.names));
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            runtime.expect("runtime").block_on(async move {
+                let mut admin = PgConnection::connect(&url).await.expect("admin");
+                for role in names {
+                    let sql = format!("DROP ROLE IF EXISTS {}", quote_ident(&role));
+                    let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
 /// Database tenants placed in `db`, each with its own login role.
-async fn tenants(db: &TestDatabase, admin: &mut PgConnection, n: usize) -> Vec<Tenant> {
+async fn tenants(
+    db: &TestDatabase,
+    admin: &mut PgConnection,
+    roles: &mut Roles,
+    n: usize,
+) -> Vec<Tenant> {
     let suffix = unique_suffix();
     let mut tenants = Vec::new();
     for i in 0..n {
@@ -35,8 +65,10 @@ async fn tenants(db: &TestDatabase, admin: &mut PgConnection, n: usize) -> Vec<T
             .with_placement(placement)
             .into_tenant(time::OffsetDateTime::now_utc());
         tenant.status = TenantStatus::Active;
-        let role = quote_ident(&tenant.role_name().expect("role"));
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE ROLE {role} LOGIN")))
+        let role = tenant.role_name().expect("role");
+        roles.names.push(role.clone());
+        let sql = format!("CREATE ROLE {} LOGIN", quote_ident(&role));
+        sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&mut *admin)
             .await
             .expect("role");
@@ -61,7 +93,11 @@ async fn counts(admin: &mut PgConnection, app: &str) -> (i64, i64) {
 async fn the_budget_holds_against_pg_stat_activity() {
     let db = TestDatabase::create().await;
     let mut admin = PgConnection::connect(db.url()).await.expect("admin");
-    let tenants = tenants(&db, &mut admin, 4).await;
+    let mut roles = Roles {
+        url: db.admin_url().to_owned(),
+        names: Vec::new(),
+    };
+    let tenants = tenants(&db, &mut admin, &mut roles, 4).await;
     let app = format!("tm_facade_budget_{}", unique_suffix());
     let credentials = DerivedCredentials::new(Secret::new("facade-tests-master-secret-0123456789"));
     let config = PoolConfig::default()
@@ -129,10 +165,5 @@ async fn the_budget_holds_against_pg_stat_activity() {
     assert!(counts(&mut admin, &app).await.0 <= MAX_TOTAL);
     drop(held);
     drop(pools);
-
-    for tenant in &tenants {
-        let role = quote_ident(&tenant.role_name().expect("role"));
-        let sql = format!("DROP OWNED BY {role}; DROP ROLE {role}");
-        let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
-    }
+    drop(roles);
 }
