@@ -1,11 +1,7 @@
-//! Tenancy added to an existing axum app: the `TenantLayer` finds the tenant (here from the
-//! `X-Tenant-Id` header), the handler takes the `Tenant` and `TenantConn` extractors, and its
-//! query runs in the tenant's own schema. The registry is the embedded in-memory one; the data
-//! lives in your Postgres (`TEST_DATABASE_URL`, `DATABASE_URL`, else the local default).
-//!
-//! ```sh
-//! cargo run --example axum_tenancy --features axum,postgres
-//! ```
+//! Tenancy added to an existing axum app: the `TenantLayer` finds the tenant (`X-Tenant-Id`),
+//! the handler takes the `Tenant` and `TenantConn` extractors, its query runs in the tenant's
+//! schema. Registry in memory; data in your Postgres (`TEST_DATABASE_URL`, `DATABASE_URL`).
+//! Run: `cargo run --example axum_tenancy --features axum,postgres`
 
 use std::sync::Arc;
 
@@ -46,9 +42,8 @@ async fn main() -> Result<(), AnyError> {
     let schema = quote_ident(placement.schema.as_deref().unwrap_or_default());
     let new = NewTenant::new(slug.clone(), "Acme", Isolation::Schema)?.with_placement(placement);
     let id = registry.create_tenant(new).await?.id;
-    for status in [Provisioning, Active] {
-        registry.transition(id, status, None).await?;
-    }
+    registry.transition(id, Provisioning, None).await?;
+    registry.transition(id, Active, None).await?;
     let mut admin = PgConnection::connect(&url).await?;
     let ddl = format!("CREATE SCHEMA {schema}; CREATE TABLE {schema}.notes AS SELECT 'hi' body");
     sqlx::raw_sql(AssertSqlSafe(ddl))

@@ -1,10 +1,6 @@
-//! The pool engine alone, in front of your own Postgres: three schema tenants, twelve
-//! checkouts at once within a budget of two connections, a query scoped to its tenant on each.
-//!
-//! ```sh
-//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo run --example pool_engine --features postgres
-//! ```
+//! The pool engine alone, in front of your own Postgres (`TEST_DATABASE_URL`, `DATABASE_URL`):
+//! three schema tenants, twelve checkouts at once within a budget of two connections, a query
+//! scoped to its tenant on each. Run: `cargo run --example pool_engine --features postgres`
 //! Shared pools log in as the server map's login here; a deployment adds `with_app_login` and
 //! `with_wall` (tenant-manager-postgres docs). The schemas it creates are dropped at the end.
 
@@ -41,9 +37,8 @@ async fn main() -> Result<(), AnyError> {
             .execute(&mut admin)
             .await?;
         let new = NewTenant::new(slug.clone(), slug.as_str(), Isolation::Schema)?;
-        let mut tenant = new
-            .with_placement(placement)
-            .into_tenant(time::OffsetDateTime::now_utc());
+        let now = time::OffsetDateTime::now_utc();
+        let mut tenant = new.with_placement(placement).into_tenant(now);
         tenant.status = TenantStatus::Active;
         tenants.push(tenant);
         schemas.push(schema);
@@ -51,13 +46,12 @@ async fn main() -> Result<(), AnyError> {
 
     let credentials = DerivedCredentials::new(Secret::new("an example master secret, 32 bytes+"))?;
     let app = format!("tm_example_{run}");
+    let budget = PoolConfig::default()
+        .with_max_total(2)
+        .with_max_per_tenant(1);
     let pools = PgTenantConnector::new(ServerMap::single(&url)?, Arc::new(credentials))
         .with_application_name(&app)
-        .into_pools(
-            PoolConfig::default()
-                .with_max_total(2)
-                .with_max_per_tenant(1),
-        )?;
+        .into_pools(budget)?;
 
     // Twelve checkouts at once, four per tenant; each reads its own tenant's `notes`.
     let outcome = try_join_all((0..12).map(|i| {
