@@ -8,7 +8,7 @@ use tenant_manager_core::{Error, Result};
 /// Least default idle time before a consumer is pruned.
 const DEFAULT_MIN_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
-/// Settings of a [`RedisJobQueue`].
+/// Settings of a [`RedisJobQueue`](super::RedisJobQueue).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct JobQueueConfig {
@@ -20,6 +20,8 @@ pub struct JobQueueConfig {
     /// the bound on how long a job of a crashed worker waits. Workers that run longer jobs
     /// renew their lease ([`JobQueue::extend`]), as the provisioning worker does every third
     /// of it.
+    ///
+    /// [`JobQueue::extend`]: tenant_manager_core::JobQueue::extend
     pub visibility_timeout: Duration,
     /// Deliveries after which a failing job is dead-lettered.
     pub max_attempts: u32,
@@ -33,9 +35,13 @@ pub struct JobQueueConfig {
     /// Idle time after which a consumer that holds no pending entries is removed from the
     /// group (see [`RedisJobQueue::prune_consumers`]). `None`: 10 times the visibility
     /// timeout, at least 1 hour ([`JobQueueConfig::effective_consumer_idle_timeout`]).
+    ///
+    /// [`RedisJobQueue::prune_consumers`]: super::RedisJobQueue::prune_consumers
     pub consumer_idle_timeout: Option<Duration>,
     /// How often `dequeue` runs the automatic prune pass in this process; `None` turns the
     /// automatic pass off (call [`RedisJobQueue::prune_consumers`] yourself).
+    ///
+    /// [`RedisJobQueue::prune_consumers`]: super::RedisJobQueue::prune_consumers
     pub consumer_prune_interval: Option<Duration>,
 }
 
