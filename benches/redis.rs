@@ -2,7 +2,10 @@
 //! fixed-window limiter (`INCR` + `PEXPIRE`, also one round trip) on the same pool; GCRA
 //! checks from leased budgets against one script per check, on one key and on 1,000 keys, with
 //! the Redis CPU each check costs (`INFO cpu` deltas over a counted number of checks); and
-//! tenant cache hits served locally against hits served by Redis.
+//! tenant cache hits served locally against hits served by Redis; and the pool itself:
+//! [`RedisPool`] against a `bb8_redis::RedisConnectionManager` pool of the same size (with
+//! bb8's default `PING` on every checkout, and without), checkout + `PING` and a pipelined
+//! `SET` + `GET`, from one task and from 32 tasks at once.
 //!
 //! Needs the test Redis (`TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); keys live under
 //! a unique prefix and are deleted at the end. Point it at a private, otherwise idle
@@ -13,6 +16,8 @@
 //! # leased vs per-request only; TM_BENCH_REDIS_CPU_CHECKS (default 20000, 0 skips) sets how
 //! # many checks the CPU figures of the per-request script count (ten times as many leased)
 //! cargo bench --bench redis --features redis -- --warm-up-time 1 --measurement-time 3 quota_lease
+//! # the pools only
+//! cargo bench --bench redis --features redis -- --warm-up-time 1 --measurement-time 3 redis_pool
 //! ```
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)]
 
@@ -20,6 +25,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bb8_redis::RedisConnectionManager;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
 use tenant_manager::core::testing::cache::sample_tenant;
@@ -292,5 +298,132 @@ fn cache(c: &mut Criterion) {
     assert_eq!(remote.detailed_stats().local_hits, 0);
 }
 
-criterion_group!(benches, quota, quota_lease, cache);
+/// Tasks running at once in the concurrent pool benches.
+const POOL_TASKS: usize = 32;
+/// Connections of every pool compared (the `RedisPool` of [`setup`] has 16 too).
+const POOL_SIZE: u32 = 16;
+
+/// One pool under test: checkout + `PING`, and a pipelined `SET` + `GET` of `key`.
+#[derive(Clone)]
+enum PoolUnderTest {
+    /// Today's pool: bb8 over the adapter's own manager, no round trip at checkout.
+    Adapter(RedisPool),
+    /// bb8 over `bb8_redis::RedisConnectionManager`.
+    Bb8Redis(bb8::Pool<RedisConnectionManager>),
+}
+
+impl PoolUnderTest {
+    async fn ping(&self) {
+        match self {
+            Self::Adapter(pool) => pool.ping().await.expect("ping"),
+            Self::Bb8Redis(pool) => {
+                let mut conn = pool.get().await.expect("checkout");
+                let pong: String = redis::cmd("PING")
+                    .query_async(&mut *conn)
+                    .await
+                    .expect("ping");
+                assert_eq!(pong, "PONG");
+            }
+        }
+    }
+
+    async fn set_get(&self, key: &str) {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(key)
+            .arg("value")
+            .ignore()
+            .cmd("GET")
+            .arg(key);
+        let (value,): (String,) = match self {
+            Self::Adapter(pool) => pool.query_pipeline(&pipe).await.expect("pipeline"),
+            Self::Bb8Redis(pool) => {
+                let mut conn = pool.get().await.expect("checkout");
+                pipe.query_async(&mut *conn).await.expect("pipeline")
+            }
+        };
+        assert_eq!(value, "value");
+    }
+}
+
+/// `POOL_TASKS` spawned tasks, each running `op` once on its own key.
+async fn in_tasks(pool: &PoolUnderTest, keys: &[String], set_get: bool) {
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (pool, key) = (pool.clone(), key.clone());
+            tokio::spawn(async move {
+                if set_get {
+                    pool.set_get(&key).await;
+                } else {
+                    pool.ping().await;
+                }
+            })
+        })
+        .collect();
+    for task in join_all(tasks).await {
+        task.expect("task");
+    }
+}
+
+/// Today's `RedisPool` against `bb8_redis` pools of the same size in the same run.
+fn redis_pool(c: &mut Criterion) {
+    let s = setup();
+    // bb8 starts its reaper on the current runtime.
+    let _runtime = s.runtime.enter();
+    let bb8_redis = |test_on_check_out: bool| {
+        let manager = RedisConnectionManager::new(s.redis.url()).expect("manager");
+        let pool = bb8::Pool::builder()
+            .max_size(POOL_SIZE)
+            .test_on_check_out(test_on_check_out)
+            .connection_timeout(Duration::from_secs(5))
+            .build_unchecked(manager);
+        PoolUnderTest::Bb8Redis(pool)
+    };
+    let pools = [
+        ("redis_pool", PoolUnderTest::Adapter(s.pool.clone())),
+        ("bb8_redis_default", bb8_redis(true)),
+        ("bb8_redis_no_checkout_ping", bb8_redis(false)),
+    ];
+    let keys: Vec<String> = (0..POOL_TASKS)
+        .map(|i| format!("{}pool_bench:{i}", s.redis.prefix()))
+        .collect();
+    // Every pool opens all its connections before anything is timed.
+    s.runtime.block_on(async {
+        for (_, pool) in &pools {
+            for _ in 0..4 {
+                in_tasks(pool, &keys, true).await;
+            }
+        }
+    });
+
+    for (op, set_get) in [("ping", false), ("pipelined_set_get", true)] {
+        let mut group = c.benchmark_group(format!("redis_pool/{op}/single"));
+        group.throughput(Throughput::Elements(1));
+        for (name, pool) in &pools {
+            group.bench_function(*name, |b| {
+                b.to_async(&s.runtime).iter(|| async {
+                    if set_get {
+                        pool.set_get(&keys[0]).await;
+                    } else {
+                        pool.ping().await;
+                    }
+                });
+            });
+        }
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("redis_pool/{op}/tasks_{POOL_TASKS}"));
+        group.throughput(Throughput::Elements(POOL_TASKS as u64));
+        for (name, pool) in &pools {
+            group.bench_function(*name, |b| {
+                b.to_async(&s.runtime)
+                    .iter(|| in_tasks(pool, &keys, set_get));
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, quota, quota_lease, cache, redis_pool);
 criterion_main!(benches);

@@ -27,8 +27,8 @@ use tower::ServiceExt;
 async fn me(context: TenantContext) -> axum::Json<Value> {
     axum::Json(json!({
         "tenant": context.tenant.id,
-        "user": context.user,
-        "role": context.role,
+        "user": context.user(),
+        "role": context.role(),
         "admin": context.has_role(Role::Admin),
     }))
 }

@@ -10,6 +10,7 @@ mod secret;
 mod slug;
 mod status;
 mod tenant;
+mod text;
 mod user;
 
 pub use ids::{BackupId, JobId, TenantId, UserId};
@@ -22,4 +23,5 @@ pub use secret::Secret;
 pub use slug::{RESERVED_SLUGS, TenantSlug};
 pub use status::{TenantStatus, validate_status_reason};
 pub use tenant::{NewTenant, Tenant, TenantUpdate, validate_domain, validate_name};
+pub use text::{tail_utf8, truncate_utf8};
 pub use user::{Email, NewUser, PasswordHash, Role, User};

@@ -282,16 +282,14 @@ fn finish(tool: &'static str, status: std::process::ExitStatus, stderr: &[u8]) -
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(stderr);
-    let start = stderr.len().saturating_sub(MAX_STDERR);
-    let start = (start..stderr.len())
-        .find(|&i| stderr.is_char_boundary(i))
-        .unwrap_or(stderr.len());
     Err(Error::internal_with(
         format!("{tool} failed"),
         ToolError::Failed {
             tool,
             status,
-            stderr: stderr[start..].trim().to_owned(),
+            stderr: tenant_manager_core::tail_utf8(&stderr, MAX_STDERR)
+                .trim()
+                .to_owned(),
         },
     ))
 }

@@ -17,13 +17,7 @@ pub(crate) fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    if text.len() > MAX_ERROR_LEN {
-        let mut cut = MAX_ERROR_LEN;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
+    text.truncate(tenant_manager_core::truncate_utf8(&text, MAX_ERROR_LEN).len());
     text
 }
 

@@ -1,5 +1,6 @@
 //! [`RedisJobQueue`]: a durable at-least-once job queue on Redis Streams.
 
+mod config;
 mod prune;
 mod reply;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tenant_manager_core::{
-    Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, validate_consumer,
-    validate_extension,
+    Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, truncate_utf8,
+    validate_consumer, validate_extension,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -18,198 +19,13 @@ use tokio::time::Instant;
 use crate::keys::QueueKeys;
 use crate::pool::RedisPool;
 use crate::scripts;
+pub use config::JobQueueConfig;
+use config::millis;
 use prune::PruneGate;
 use reply::{Claim, dead_job, parse_claim, parse_receipt};
 
 /// Longest error text kept with a job.
 const MAX_ERROR_BYTES: usize = 4096;
-
-/// Least default idle time before a consumer is pruned.
-const DEFAULT_MIN_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
-
-/// Settings of a [`RedisJobQueue`].
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct JobQueueConfig {
-    /// Queue name (1 to 64 of `[a-z0-9_.-]`); queues with different names are independent.
-    pub name: String,
-    /// Consumer group shared by the workers of this queue.
-    pub group: String,
-    /// How long a delivered job stays invisible before it is reclaimed for another consumer:
-    /// the bound on how long a job of a crashed worker waits. Workers that run longer jobs
-    /// renew their lease ([`JobQueue::extend`]), as the provisioning worker does every third
-    /// of it.
-    pub visibility_timeout: Duration,
-    /// Deliveries after which a failing job is dead-lettered.
-    pub max_attempts: u32,
-    /// Longest an idle consumer waits before checking again for reclaimable or due jobs
-    /// (new jobs wake it at once).
-    pub poll_interval: Duration,
-    /// Approximate cap of the dead-letter stream (oldest entries are trimmed).
-    pub dead_letter_max_len: u64,
-    /// Largest payload accepted, in bytes of JSON.
-    pub max_payload_bytes: usize,
-    /// Idle time after which a consumer that holds no pending entries is removed from the
-    /// group (see [`RedisJobQueue::prune_consumers`]). `None`: 10 times the visibility
-    /// timeout, at least 1 hour ([`JobQueueConfig::effective_consumer_idle_timeout`]).
-    pub consumer_idle_timeout: Option<Duration>,
-    /// How often `dequeue` runs the automatic prune pass in this process; `None` turns the
-    /// automatic pass off (call [`RedisJobQueue::prune_consumers`] yourself).
-    pub consumer_prune_interval: Option<Duration>,
-}
-
-impl Default for JobQueueConfig {
-    /// Queue `jobs`, group `workers`, 30 s visibility, 5 attempts, 1 s poll, 10,000 dead
-    /// letters, 1 MiB payloads; consumers idle for 1 hour with nothing pending are pruned,
-    /// checked every 10 minutes.
-    fn default() -> Self {
-        Self {
-            name: "jobs".to_owned(),
-            group: "workers".to_owned(),
-            visibility_timeout: Duration::from_secs(30),
-            max_attempts: 5,
-            poll_interval: Duration::from_secs(1),
-            dead_letter_max_len: 10_000,
-            max_payload_bytes: 1 << 20,
-            consumer_idle_timeout: None,
-            consumer_prune_interval: Some(Duration::from_secs(600)),
-        }
-    }
-}
-
-impl JobQueueConfig {
-    /// Sets the queue name.
-    #[must_use]
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Sets the consumer group.
-    #[must_use]
-    pub fn with_group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
-        self
-    }
-
-    /// Sets the visibility timeout.
-    #[must_use]
-    pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
-        self.visibility_timeout = timeout;
-        self
-    }
-
-    /// Sets the maximum number of deliveries.
-    #[must_use]
-    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
-        self
-    }
-
-    /// Sets the poll interval of idle consumers.
-    #[must_use]
-    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    /// Sets the cap of the dead-letter stream.
-    #[must_use]
-    pub fn with_dead_letter_max_len(mut self, len: u64) -> Self {
-        self.dead_letter_max_len = len;
-        self
-    }
-
-    /// Sets the largest payload accepted.
-    #[must_use]
-    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
-        self.max_payload_bytes = bytes;
-        self
-    }
-
-    /// Sets the idle time after which a consumer with no pending entries is pruned.
-    #[must_use]
-    pub fn with_consumer_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.consumer_idle_timeout = Some(timeout);
-        self
-    }
-
-    /// Sets how often `dequeue` runs the automatic prune pass; `None` turns it off.
-    #[must_use]
-    pub fn with_consumer_prune_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
-        self.consumer_prune_interval = interval.into();
-        self
-    }
-
-    /// The idle time after which a consumer with no pending entries is pruned: the configured
-    /// one, else 10 times the visibility timeout but at least 1 hour.
-    pub fn effective_consumer_idle_timeout(&self) -> Duration {
-        self.consumer_idle_timeout.unwrap_or_else(|| {
-            self.visibility_timeout
-                .saturating_mul(10)
-                .max(DEFAULT_MIN_CONSUMER_IDLE)
-        })
-    }
-
-    /// Checks every field.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the first bad field.
-    pub fn validate(&self) -> Result<()> {
-        let name_ok = |s: &str| {
-            (1..=64).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
-        };
-        if !name_ok(&self.name) {
-            return Err(Error::invalid(
-                "queue.name",
-                "must be 1 to 64 of [a-z0-9_.-]",
-            ));
-        }
-        if !name_ok(&self.group) {
-            return Err(Error::invalid(
-                "queue.group",
-                "must be 1 to 64 of [a-z0-9_.-]",
-            ));
-        }
-        for (field, value) in [
-            ("queue.visibility_timeout", self.visibility_timeout),
-            ("queue.poll_interval", self.poll_interval),
-        ] {
-            if value < Duration::from_millis(1) || value > Duration::from_secs(86_400) {
-                return Err(Error::invalid(field, "must be between 1 ms and 1 day"));
-            }
-        }
-        if let Some(timeout) = self.consumer_idle_timeout {
-            prune::validate_idle_threshold("queue.consumer_idle_timeout", timeout)?;
-        }
-        if let Some(interval) = self.consumer_prune_interval
-            && (interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400))
-        {
-            return Err(Error::invalid(
-                "queue.consumer_prune_interval",
-                "must be between 1 ms and 1 day",
-            ));
-        }
-        if !(1..=1000).contains(&self.max_attempts) {
-            return Err(Error::invalid("queue.max_attempts", "must be 1 to 1000"));
-        }
-        if self.dead_letter_max_len == 0 {
-            return Err(Error::invalid(
-                "queue.dead_letter_max_len",
-                "must be at least 1",
-            ));
-        }
-        if self.max_payload_bytes == 0 {
-            return Err(Error::invalid(
-                "queue.max_payload_bytes",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// A durable, at-least-once job queue on a Redis Stream with a consumer group.
 ///
@@ -271,8 +87,54 @@ impl RedisJobQueue {
         format!("{}{id}", self.keys.job_prefix)
     }
 
-    fn millis(duration: Duration) -> u64 {
-        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    /// Removes from the consumer group every consumer idle for longer than `idle_longer_than`
+    /// that holds no pending entries, and returns how many were removed.
+    ///
+    /// Check and delete run in one script, so a consumer that has just received a job is never
+    /// removed, and a consumer holding jobs is never removed (its jobs would be lost from the
+    /// pending list): its jobs are reclaimed by other consumers after the visibility timeout
+    /// first, and a later call removes it. Removing a live consumer that happens to hold
+    /// nothing is harmless: it joins the group again with its next delivery. Idle time is
+    /// Redis's: the time since the consumer last read or claimed. A queue not used yet has
+    /// nothing to prune.
+    ///
+    /// Work is bounded: each script run deletes at most 1000 consumers (it reads the list of
+    /// consumers once); more runs follow until none is left to delete.
+    ///
+    /// `dequeue` runs the same pass with [`JobQueueConfig::effective_consumer_idle_timeout`]
+    /// at most once per [`JobQueueConfig::consumer_prune_interval`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `idle_longer_than` unless it is between 1 ms and 365 days;
+    /// [`Error::Unavailable`] when Redis cannot be reached.
+    ///
+    /// [`JobQueueConfig::effective_consumer_idle_timeout`]: JobQueueConfig::effective_consumer_idle_timeout
+    /// [`JobQueueConfig::consumer_prune_interval`]: JobQueueConfig::consumer_prune_interval
+    pub async fn prune_consumers(&self, idle_longer_than: Duration) -> Result<usize> {
+        prune::prune_all(
+            &self.pool,
+            &self.keys.stream,
+            &self.config.group,
+            idle_longer_than,
+        )
+        .await
+    }
+
+    /// The automatic pass of `dequeue`: one batch, when this process's interval has passed.
+    /// A failure is logged, never returned: it must not keep a worker from its jobs.
+    async fn prune_if_due(&self) {
+        let Some(interval) = self.config.consumer_prune_interval else {
+            return;
+        };
+        if !self.prune_gate.take(interval) {
+            return;
+        }
+        let threshold = self.config.effective_consumer_idle_timeout();
+        let pruned =
+            prune::prune_batch(&self.pool, &self.keys.stream, &self.config.group, threshold).await;
+        if let Err(err) = pruned {
+            tracing::warn!(error = %err, queue = %self.config.name, "pruning idle consumers failed");
+        }
     }
 
     async fn claim(&self, consumer: &str) -> Result<Claim> {
@@ -286,7 +148,7 @@ impl RedisJobQueue {
                     .key(&self.keys.reclaim_cursor)
                     .arg(&self.config.group)
                     .arg(consumer)
-                    .arg(Self::millis(self.config.visibility_timeout))
+                    .arg(millis(self.config.visibility_timeout))
                     .arg(&self.keys.job_prefix)
                     .arg(self.config.max_attempts)
                     .arg(self.config.dead_letter_max_len),
@@ -352,7 +214,7 @@ impl JobQueue for RedisJobQueue {
                 .query_blocking(
                     redis::cmd("XREAD")
                         .arg("BLOCK")
-                        .arg(Self::millis(block))
+                        .arg(millis(block))
                         .arg("COUNT")
                         .arg(1)
                         .arg("STREAMS")
@@ -396,8 +258,8 @@ impl JobQueue for RedisJobQueue {
                     .arg(&self.config.group)
                     .arg(entry)
                     .arg(attempt)
-                    .arg(truncate(error, MAX_ERROR_BYTES))
-                    .arg(Self::millis(delay))
+                    .arg(truncate_utf8(error, MAX_ERROR_BYTES))
+                    .arg(millis(delay))
                     .arg(self.config.max_attempts)
                     .arg(job.id.to_string())
                     .arg(self.config.dead_letter_max_len),
@@ -426,7 +288,7 @@ impl JobQueue for RedisJobQueue {
                     .arg(&self.config.group)
                     .arg(entry)
                     .arg(attempt)
-                    .arg(Self::millis(idle)),
+                    .arg(millis(idle)),
             )
             .await?;
         Ok(extended == 1)
@@ -475,18 +337,6 @@ impl JobQueue for RedisJobQueue {
         };
         Ok(QueueStats::new(ready, in_flight, dead))
     }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
@@ -543,8 +393,8 @@ mod tests {
             );
         }
         assert!(config.with_consumer_prune_interval(None).validate().is_ok());
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("héllo", 3), "hé");
-        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate_utf8("héllo", 2), "h");
+        assert_eq!(truncate_utf8("héllo", 3), "hé");
+        assert_eq!(truncate_utf8("abc", 10), "abc");
     }
 }

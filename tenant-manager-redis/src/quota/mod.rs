@@ -1,6 +1,7 @@
 //! [`RedisQuotaEnforcer`]: GCRA rate limits (one round trip per check, or leased budgets
 //! spent in process) and usage quotas.
 
+mod check;
 mod lease;
 mod leases;
 
@@ -18,8 +19,9 @@ use crate::config::UnavailablePolicy;
 use crate::keys::Keys;
 use crate::pool::RedisPool;
 use crate::scripts;
+use check::{Check, Params};
 pub use lease::RateLeaseConfig;
-use leases::{Check, Leases, Params};
+use leases::Leases;
 
 /// Largest integer a Lua number (an IEEE double) holds exactly.
 const LUA_MAX_EXACT: u64 = (1 << 53) - 1;

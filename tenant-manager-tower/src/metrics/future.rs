@@ -10,7 +10,7 @@ use http::Response;
 use metrics::SharedString;
 use pin_project_lite::pin_project;
 
-use super::{REQUESTS_TOTAL, RESPONSE_TIME};
+use super::names::{REQUESTS_TOTAL, RESPONSE_TIME};
 
 /// The labels of one request, recorded when its response is ready.
 pub(super) struct Recording {

@@ -3,6 +3,7 @@
 pub mod future;
 mod labels;
 mod layer;
+mod names;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,22 +17,7 @@ use crate::context::TenantContext;
 use future::ResponseFuture;
 pub use labels::{RouteTemplate, TenantLabels, UNMATCHED_ROUTE};
 pub use layer::{MetricsConfig, MetricsLayer};
-
-/// Counter of answered requests, labelled `method`, `route`, `status` (and `tenant` if enabled).
-pub const REQUESTS_TOTAL: &str = "api_requests_total";
-
-/// Histogram of response times in seconds, labelled `method`, `route` (and `tenant` if enabled).
-pub const RESPONSE_TIME: &str = "api_response_time_seconds";
-
-/// Describes the request metrics to the installed recorder; call once after installing it.
-pub fn describe_metrics() {
-    ::metrics::describe_counter!(REQUESTS_TOTAL, "HTTP requests answered");
-    ::metrics::describe_histogram!(
-        RESPONSE_TIME,
-        ::metrics::Unit::Seconds,
-        "Time from request to response head"
-    );
-}
+pub use names::{REQUESTS_TOTAL, RESPONSE_TIME, describe_metrics};
 
 /// Service of [`MetricsLayer`].
 #[derive(Clone, Debug)]

@@ -2,5 +2,5 @@
 
 crate::gate::gate_response_future!(
     /// Response future of [`QuotaService`](super::QuotaService).
-    super::QuotaAdmission
+    super::admission::QuotaAdmission
 );

@@ -1,5 +1,6 @@
 //! `QuotaLayer`: per-tenant and per-client rate limits with `RateLimit-*` headers.
 
+mod admission;
 mod client;
 mod config;
 pub mod future;
@@ -10,16 +11,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Request, Response};
-use tenant_manager_core::{Error, QuotaEnforcer, RateDecision, RateKey, RateLimit};
+use http::{Request, Response};
+use tenant_manager_core::{Error, QuotaEnforcer, RateKey, RateLimit};
 use tower::Service;
-use tracing::Span;
 
 use crate::body::ResponseBody;
 use crate::context::TenantContext;
-use crate::gate::{Admission, GateFuture, Refusal};
+use crate::gate::{GateFuture, Refusal};
 use crate::response::{error_response, missing_layer};
 
+use admission::QuotaAdmission;
 pub use client::ClientAddr;
 pub use config::{ClientIpSource, FailMode, QuotaConfig, QuotaScope, RatePolicy};
 use future::ResponseFuture;
@@ -112,21 +113,6 @@ impl QuotaState {
                 "rate limit check failed",
                 error,
             ))),
-        }
-    }
-}
-
-/// The enforcer's decision, written into the response headers (none when failing open).
-struct QuotaAdmission(Option<RateDecision>);
-
-impl Admission for QuotaAdmission {
-    fn admit<B>(&mut self, _request: &mut Request<B>) -> Span {
-        Span::none()
-    }
-
-    fn finish(self, headers: &mut HeaderMap) {
-        if let Some(decision) = &self.0 {
-            headers::apply(decision, headers);
         }
     }
 }

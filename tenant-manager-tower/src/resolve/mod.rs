@@ -10,60 +10,14 @@ mod path;
 mod subdomain;
 
 use http::request::Parts;
-use tenant_manager_core::{CacheKey, Result, Role, Tenant, TenantId, TenantSlug, UserId};
+use tenant_manager_core::{CacheKey, Result, TenantId, TenantSlug};
 
-use crate::context::ResolvedBy;
+pub use crate::context::Resolution;
 
 pub use header::HeaderResolver;
 pub use jwt::JwtResolver;
 pub use path::PathResolver;
 pub use subdomain::SubdomainResolver;
-
-/// What one resolver found: the tenant a request names, and the user if a token named one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Resolution {
-    /// How to look the tenant up.
-    pub key: CacheKey,
-    /// The authenticated user, when the resolver verified a credential.
-    pub user: Option<UserId>,
-    /// The user's role, when the resolver verified a credential.
-    pub role: Option<Role>,
-    /// Which kind of resolver found it.
-    pub via: ResolvedBy,
-}
-
-impl Resolution {
-    /// A resolution without a user.
-    pub fn new(key: CacheKey, via: ResolvedBy) -> Self {
-        Self {
-            key,
-            user: None,
-            role: None,
-            via,
-        }
-    }
-
-    /// Sets the authenticated user. Only resolvers that verified a credential may set it.
-    #[must_use]
-    pub fn with_user(mut self, user: UserId, role: Role) -> Self {
-        self.user = Some(user);
-        self.role = Some(role);
-        self
-    }
-
-    /// Whether `tenant` is the tenant this resolution names.
-    pub fn names(&self, tenant: &Tenant) -> bool {
-        match &self.key {
-            CacheKey::Id(id) => *id == tenant.id,
-            CacheKey::Slug(slug) => *slug == tenant.slug,
-            CacheKey::Domain(domain) => tenant
-                .domain
-                .as_deref()
-                .is_some_and(|own| own.eq_ignore_ascii_case(domain)),
-        }
-    }
-}
 
 /// Finds the tenant a request names.
 ///

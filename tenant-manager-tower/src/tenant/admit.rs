@@ -57,14 +57,16 @@ pub(super) async fn admit(
         tracing::warn!(tenant = %tenant.id, "request names more than one tenant");
         return Err(Error::forbidden("the request names more than one tenant"));
     }
-    let via = primary.via;
-    let mut context = TenantContext::new(tenant, via);
-    if let Some((user, role)) = resolutions
+    let user = resolutions
         .iter()
-        .find_map(|resolution| resolution.user.zip(resolution.role))
-    {
-        context = context.with_user(user, role);
+        .find_map(|resolution| resolution.user.zip(resolution.role));
+    let Some(mut primary) = resolutions.into_iter().next() else {
+        return Err(Error::unauthenticated("the request names no tenant"));
+    };
+    if let Some((user, role)) = user {
+        primary = primary.with_user(user, role);
     }
+    let context = TenantContext::from_resolution(tenant, primary);
     Ok(TenantAdmission(Some(context)))
 }
 
@@ -95,7 +97,7 @@ impl Admission for TenantAdmission {
             return Span::none();
         };
         let tenant = &context.tenant;
-        let user = context.user.map(tracing::field::display);
+        let user = context.user().map(tracing::field::display);
         // Fill the fields when an outer span (such as tower-http's TraceLayer) declared them.
         let current = Span::current();
         current.record("tenant_id", tracing::field::display(tenant.id));
@@ -105,7 +107,7 @@ impl Admission for TenantAdmission {
             tenant_id = %tenant.id,
             tenant_slug = tenant.slug.as_str(),
             user_id = user,
-            via = context.via.as_str(),
+            via = context.via().as_str(),
         );
         request.extensions_mut().insert(context);
         span

@@ -164,9 +164,9 @@ impl Echo {
                 Some(context) => json!({
                     "tenant": context.tenant.id,
                     "slug": context.tenant.slug,
-                    "user": context.user,
-                    "role": context.role,
-                    "via": context.via.as_str(),
+                    "user": context.user(),
+                    "role": context.role(),
+                    "via": context.via().as_str(),
                 }),
                 None => json!({ "tenant": null }),
             };

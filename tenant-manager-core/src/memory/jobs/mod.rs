@@ -131,11 +131,7 @@ impl fmt::Debug for InMemoryJobQueue {
 
 /// `message` cut to at most [`MAX_JOB_ERROR_LEN`] bytes at a character boundary.
 fn bounded_error(message: &str) -> String {
-    let mut end = message.len().min(MAX_JOB_ERROR_LEN);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_owned()
+    crate::domain::truncate_utf8(message, MAX_JOB_ERROR_LEN).to_owned()
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use tenant_manager_core::{Error, RateDecision, RateKey, Result};
 
+use super::check::{Check, Params};
 use super::lease::RateLeaseConfig;
 use crate::error::BACKEND;
 use crate::pool::RedisPool;
@@ -20,23 +21,6 @@ use state::{Claim, Grant, Lease, Reply, micros};
 
 /// Below this many keys the map is never swept.
 const MIN_SWEEP: usize = 1_024;
-
-/// GCRA parameters of a check, in microseconds, and the limit its decisions report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Params {
-    /// Emission interval.
-    pub(super) interval: u64,
-    /// Capacity: `limit * interval`.
-    pub(super) capacity: u64,
-}
-
-/// One check: its parameters, the limit its decision reports, and its cost.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Check {
-    pub(super) params: Params,
-    pub(super) limit: u64,
-    pub(super) cost: u64,
-}
 
 /// The per-key budgets of one enforcer.
 pub(super) struct Leases {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tenant_manager_core::RateDecision;
 
-use super::{Check, Params};
+use crate::quota::check::{Check, Params};
 
 /// What this instance holds of one key.
 #[derive(Debug)]
@@ -287,8 +287,8 @@ impl Lease {
     }
 }
 
-#[cfg(test)]
 #[allow(clippy::expect_used)]
+#[cfg(test)]
 mod tests {
     use super::*;
 
