@@ -1,4 +1,6 @@
-#![doc = include_str!("../README.md")]
+// The README's embedding uses the tower layers through this facade: it is the crate's front
+// page (and a doctest) where they are compiled in.
+#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
 //! ## Facade
 //!
 //! This crate re-exports the crates of the toolkit:

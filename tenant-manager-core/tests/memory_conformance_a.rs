@@ -55,10 +55,6 @@ impl BackupHarness for MemoryHarness {
         self.backup.store().as_ref()
     }
 
-    fn isolations(&self) -> &[Isolation] {
-        &[Isolation::Database, Isolation::Schema, Isolation::Shared]
-    }
-
     async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant> {
         let tenant = self
             .registry

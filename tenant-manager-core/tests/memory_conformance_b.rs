@@ -37,6 +37,25 @@ fn queue() -> InMemoryJobQueue {
     InMemoryJobQueue::new(config).expect("queue config")
 }
 
+/// The four suites, each in its own module, over the factories of the module it is expanded
+/// in (`quota_fixture`, `cache_fixture`, `cache_pair_fixture`, `queue_fixture`).
+macro_rules! suites {
+    () => {
+        mod quota_suite {
+            tenant_manager_core::quota_conformance!(super::quota_fixture);
+        }
+        mod cache_suite {
+            tenant_manager_core::cache_conformance!(super::cache_fixture);
+        }
+        mod cache_pair_suite {
+            tenant_manager_core::cache_pair_conformance!(super::cache_pair_fixture);
+        }
+        mod queue_suite {
+            tenant_manager_core::job_queue_conformance!(super::queue_fixture);
+        }
+    };
+}
+
 /// Factories that hand the concrete adapter to the suite.
 mod direct {
     use super::*;
@@ -64,18 +83,7 @@ mod direct {
             .with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }
 
-    mod quota_suite {
-        tenant_manager_core::quota_conformance!(super::quota_fixture);
-    }
-    mod cache_suite {
-        tenant_manager_core::cache_conformance!(super::cache_fixture);
-    }
-    mod cache_pair_suite {
-        tenant_manager_core::cache_pair_conformance!(super::cache_pair_fixture);
-    }
-    mod queue_suite {
-        tenant_manager_core::job_queue_conformance!(super::queue_fixture);
-    }
+    suites!();
 }
 
 /// Factories that erase the adapter to `Arc<dyn Trait>` first, as a host picking adapters at
@@ -113,16 +121,5 @@ mod through_dyn {
         shared(held).with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
     }
 
-    mod quota_suite {
-        tenant_manager_core::quota_conformance!(super::quota_fixture);
-    }
-    mod cache_suite {
-        tenant_manager_core::cache_conformance!(super::cache_fixture);
-    }
-    mod cache_pair_suite {
-        tenant_manager_core::cache_pair_conformance!(super::cache_pair_fixture);
-    }
-    mod queue_suite {
-        tenant_manager_core::job_queue_conformance!(super::queue_fixture);
-    }
+    suites!();
 }

@@ -61,10 +61,6 @@ impl BackupHarness for PgHarness {
         self.backup.store().as_ref()
     }
 
-    fn isolations(&self) -> &[Isolation] {
-        &[Isolation::Database, Isolation::Schema, Isolation::Shared]
-    }
-
     async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant> {
         let n = self.n.fetch_add(1, Ordering::SeqCst);
         Ok(self.env.active(&format!("b{n}"), isolation).await)

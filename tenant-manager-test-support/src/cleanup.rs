@@ -24,8 +24,7 @@ pub async fn drop_databases_and_roles(
     let needle = containing.filter(|c| !c.is_empty());
     let databases = names(
         &mut conn,
-        "SELECT datname::text FROM pg_database \
-         WHERE ($1::text IS NOT NULL AND strpos(datname, $1) > 0) OR datname = ANY($2)",
+        "SELECT datname::text FROM pg_database",
         needle,
         listed,
     )
@@ -41,8 +40,7 @@ pub async fn drop_databases_and_roles(
     }
     let roles = names(
         &mut conn,
-        "SELECT rolname::text FROM pg_roles \
-         WHERE ($1::text IS NOT NULL AND strpos(rolname, $1) > 0) OR rolname = ANY($2)",
+        "SELECT rolname::text FROM pg_roles",
         needle,
         listed,
     )
@@ -66,13 +64,18 @@ pub async fn drop_databases_and_roles(
     let _ = conn.close().await;
 }
 
+/// The names `catalog` (a query of one text column) lists that contain `needle` or are listed.
 async fn names(
     conn: &mut PgConnection,
-    sql: &'static str,
+    catalog: &'static str,
     needle: Option<&str>,
     listed: &[String],
 ) -> Vec<String> {
-    sqlx::query_scalar(sql)
+    let sql = format!(
+        "SELECT name FROM ({catalog}) AS c(name) \
+         WHERE ($1::text IS NOT NULL AND strpos(name, $1) > 0) OR name = ANY($2)"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(needle)
         .bind(listed)
         .fetch_all(conn)

@@ -56,8 +56,10 @@ pub trait BackupHarness: Send + Sync + 'static {
     /// someone with access to the store could, to check that restores refuse it.
     fn store(&self) -> &dyn BackupStore;
 
-    /// The isolation modes to test (at least one).
-    fn isolations(&self) -> &[Isolation];
+    /// The isolation modes to test (at least one); all three unless the harness says fewer.
+    fn isolations(&self) -> &[Isolation] {
+        &[Isolation::Database, Isolation::Schema, Isolation::Shared]
+    }
 
     /// A new tenant of this isolation, registered and provisioned, with no rows.
     async fn new_tenant(&self, isolation: Isolation) -> Result<Tenant>;

@@ -104,14 +104,11 @@ pub(crate) async fn of_tenant(pool: &PgPool, tenant: TenantId) -> Result<Vec<Bac
     let sql = format!(
         "SELECT {COLUMNS} FROM tm_backups WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
     );
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(tenant.as_uuid())
         .fetch_all(pool)
-        .await
-        .map_db(Entity::Backup)?
-        .into_iter()
-        .map(|row| Entry::try_from(row).map(|e| e.record))
-        .collect()
+        .await;
+    records(rows)
 }
 
 /// Backups (of one tenant, or all) taken before `cutoff`, oldest first.
@@ -124,12 +121,17 @@ pub(crate) async fn older_than(
         "SELECT {COLUMNS} FROM tm_backups \
          WHERE created_at < $1 AND ($2::uuid IS NULL OR tenant_id = $2) ORDER BY created_at"
     );
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(cutoff)
         .bind(tenant.map(Uuid::from))
         .fetch_all(pool)
-        .await
-        .map_db(Entity::Backup)?
+        .await;
+    records(rows)
+}
+
+/// The records of fetched catalogue rows.
+fn records(rows: std::result::Result<Vec<Row>, sqlx::Error>) -> Result<Vec<BackupRecord>> {
+    rows.map_db(Entity::Backup)?
         .into_iter()
         .map(|row| Entry::try_from(row).map(|e| e.record))
         .collect()

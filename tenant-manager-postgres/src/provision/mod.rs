@@ -1,6 +1,6 @@
 //! `PostgresProvisioner`: creates and drops tenants' storage, one isolation mode per tenant.
 //!
-//! Provisioning is a recorded sequence of idempotent steps ([`ProvisionStep`]): `reserved`
+//! Provisioning is a recorded sequence of idempotent steps ([`ProvisionStep`](tenant_manager_core::ProvisionStep)): `reserved`
 //! (names validated and claimed), `storage_created` (role, database or schema, grants),
 //! `migrated` (the host's tenant migrations), `seeded` (a [`TenantSeeder`]), `active`. Steps are
 //! recorded in the global database as they finish, so a run after a crash resumes at the first
@@ -48,8 +48,8 @@ use crate::app_login::AppLogin;
 use crate::credentials::TenantCredentials;
 use crate::storage::TenantStorage;
 
-/// [`Provisioner`] for Postgres: database, schema and shared (row-level) isolation, chosen per
-/// tenant by its [`Isolation`], on any server of the [`crate::ServerMap`].
+/// [`Provisioner`](tenant_manager_core::Provisioner) for Postgres: database, schema and shared (row-level) isolation, chosen per
+/// tenant by its [`Isolation`](tenant_manager_core::Isolation), on any server of the [`crate::ServerMap`].
 #[derive(Clone)]
 pub struct PostgresProvisioner {
     storage: TenantStorage,

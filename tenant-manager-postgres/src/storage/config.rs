@@ -21,7 +21,7 @@ pub struct StorageConfig {
     /// Role (no login) owning the objects of template databases; each new tenant database
     /// reassigns them to the tenant role. Default `tm_template_owner`.
     pub template_owner: String,
-    /// Role (no login, not a superuser) owning the shared tables of [`Isolation::Shared`]
+    /// Role (no login, not a superuser) owning the shared tables of [`Isolation::Shared`](tenant_manager_core::Isolation::Shared)
     /// tenants, so forced row-level security applies to it too. Default `tm_shared_owner`.
     pub shared_owner: String,
     /// Schema of the shared tables. Default `public`.
