@@ -107,6 +107,13 @@ async fn corrupt_fs(fixture: &Fixture<dyn BackupStore, ScratchDir>, key: &str) {
     corrupt_file(&fixture.guard().path().join("store"), key).await;
 }
 
+/// Damages an artifact of an in-memory store kept as the fixture's guard.
+async fn corrupt_memory(fixture: &Fixture<dyn BackupStore, Arc<ObjectBackupStore>>, key: &str) {
+    corrupt_stored(fixture, key)
+        .await
+        .expect("corrupt the artifact");
+}
+
 /// Each adapter built as its concrete type, coerced into the fixture.
 mod direct {
     use super::*;
@@ -137,7 +144,7 @@ mod direct {
             let store = Arc::new(ObjectBackupStore::in_memory());
             Fixture::with_guard(store.clone(), store)
         }
-        tenant_manager_core::backup_store_conformance!(factory, corrupt_stored);
+        tenant_manager_core::backup_store_conformance!(factory, super::super::corrupt_memory);
     }
 
     mod fs_store {
@@ -194,7 +201,7 @@ mod through_dyn {
             let store: Arc<dyn BackupStore> = concrete.clone();
             Fixture::with_guard(store, concrete)
         }
-        tenant_manager_core::backup_store_conformance!(factory, corrupt_stored);
+        tenant_manager_core::backup_store_conformance!(factory, super::super::corrupt_memory);
     }
 
     mod fs_store {

@@ -147,7 +147,9 @@ async fn factory() -> Fixture<dyn BackupStore, S3Guard> {
 }
 
 async fn corrupt(fixture: &Fixture<dyn BackupStore, S3Guard>, key: &str) {
-    corrupt_object(fixture.guard().store.object_store().as_ref(), key).await;
+    corrupt_object(fixture.guard().store.object_store().as_ref(), key)
+        .await
+        .expect("corrupt the artifact");
 }
 
 tenant_manager_core::backup_store_conformance!(factory, corrupt);

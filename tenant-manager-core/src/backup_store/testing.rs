@@ -1,28 +1,27 @@
 //! What the backup store suite needs of [`ObjectBackupStore`] beyond its trait (feature
 //! `testing`): damaging an artifact behind the store's back, for the suite's `$corrupt`
-//! argument.
-
-// Test support: a failed set-up step panics with its reason, as in `testing`.
-#![allow(clippy::expect_used)]
+//! argument (wrap these in a function that fails the test on `Err`).
 
 use std::sync::Arc;
 
-use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::ObjectBackupStore;
+use super::format::{object_path, store_error};
+use crate::error::Result;
 use crate::testing::Fixture;
 use crate::traits::BackupStore;
 
 /// Flips the first byte of the object of `key` in an `object_store` backend, behind the
 /// backup store's back (its recorded checksum stays).
 ///
-/// # Panics
-/// When the key is not a valid object path or no object is stored under it.
-pub async fn corrupt_object(store: &dyn ObjectStore, key: &str) {
-    let path = ObjectPath::parse(key).expect("a valid key");
-    let got = store.get(&path).await.expect("no artifact under the key");
-    let mut bytes = got.bytes().await.expect("read artifact").to_vec();
+/// # Errors
+/// `InvalidInput` for a key the store refuses, `NotFound` when no object is stored under it,
+/// `Unavailable` when the backend fails.
+pub async fn corrupt_object(store: &dyn ObjectStore, key: &str) -> Result<()> {
+    let path = object_path(key)?;
+    let got = store.get(&path).await.map_err(|e| store_error(key, e))?;
+    let mut bytes = got.bytes().await.map_err(|e| store_error(key, e))?.to_vec();
     match bytes.first_mut() {
         Some(b) => *b ^= 0xff,
         None => bytes.push(0),
@@ -30,16 +29,17 @@ pub async fn corrupt_object(store: &dyn ObjectStore, key: &str) {
     store
         .put(&path, bytes.into())
         .await
-        .expect("write artifact");
+        .map_err(|e| store_error(key, e))?;
+    Ok(())
 }
 
 /// Damages the artifact of `key` in the [`ObjectBackupStore`] kept as `fixture`'s guard.
 ///
-/// # Panics
+/// # Errors
 /// As [`corrupt_object`].
 pub async fn corrupt_stored<C>(
     fixture: &Fixture<dyn BackupStore, Arc<ObjectBackupStore>, C>,
     key: &str,
-) {
-    corrupt_object(fixture.guard().object_store().as_ref(), key).await;
+) -> Result<()> {
+    corrupt_object(fixture.guard().object_store().as_ref(), key).await
 }
