@@ -89,7 +89,7 @@ impl Drop for ScratchDir {
 }
 
 /// Flips the first byte of the artifact of `key` stored as a file under `root` (the layout of
-/// [`ObjectBackupStore::local`]: the object of `a/b.dump` is the file `<root>/a/b.dump`).
+/// `ObjectBackupStore::local`: the object of `a/b.dump` is the file `<root>/a/b.dump`).
 pub async fn corrupt_file(root: &Path, key: &str) {
     let path = key.split('/').fold(root.to_owned(), |p, seg| p.join(seg));
     let mut bytes = tokio::fs::read(&path).await.expect("read artifact");
