@@ -82,7 +82,9 @@ pub use app_login::{AppLogin, DEFAULT_APP_LOGIN};
 pub use backup::{BackupConfig, PgDumpBackup, PgTools};
 pub use credentials::{DerivedCredentials, TenantCredentials, WallKeys, tenant_role};
 pub use ident::{Ident, quote_ident, quote_literal};
-pub use migrate::{FleetOptions, FleetReport, TenantMigrator};
+pub use migrate::{
+    DriftChecker, DriftOptions, DriftReport, FleetOptions, FleetReport, TenantMigrator,
+};
 pub use pg::{SqlxResultExt, map_migrate, map_sqlx};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{

@@ -2,6 +2,7 @@
 //! sets ([`TenantMigrations`]) to every tenant.
 
 mod apply;
+pub mod drift;
 mod fleet;
 mod no_tx;
 mod outcome;
@@ -11,6 +12,7 @@ pub(crate) mod scope;
 pub(crate) mod tenant;
 mod verify;
 
+pub use drift::{DriftChecker, DriftOptions, DriftReport};
 pub use fleet::TenantMigrator;
 pub use report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, MAX_CONCURRENCY, ProgressFn,
