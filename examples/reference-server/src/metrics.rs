@@ -145,6 +145,21 @@ const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Tenant migrations run by the fleet migrator, by outcome.",
     ),
+    (
+        "tenant_manager_schema_drift_tenants",
+        Kind::Gauge,
+        "Tenants whose schema differs from their migration version's, as of the last drift check.",
+    ),
+    (
+        "tenant_manager_schema_drift_objects",
+        Kind::Gauge,
+        "Objects that differ from the migration versions' schemas, by kind, as of the last drift check.",
+    ),
+    (
+        "tenant_manager_schema_drift_check_failures",
+        Kind::Gauge,
+        "Tenant storages the last drift check could not read.",
+    ),
     // Backups.
     (
         "tenant_backups_total",

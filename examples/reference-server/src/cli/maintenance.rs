@@ -65,6 +65,11 @@ pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, Cl
                 Exit::Partial
             })
         }
+        MigrateTarget::Check {
+            concurrency,
+            isolation,
+            json,
+        } => super::drift::check(ops, concurrency, isolation.as_deref(), json).await,
         MigrateTarget::Tenants { concurrency } => {
             let migrator = ops.postgres.migrator();
             let options =

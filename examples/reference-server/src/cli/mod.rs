@@ -5,6 +5,7 @@
 //! backends; `loadtest` talks to a running server over HTTP. Exit codes are listed on
 //! [`Exit`].
 
+mod drift;
 pub mod exit;
 pub mod loadtest;
 mod maintenance;
@@ -82,6 +83,21 @@ pub enum MigrateTarget {
         /// Tenants migrated at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         concurrency: u32,
+    },
+    /// Compare every active or suspended tenant's schema (tables, columns, indexes,
+    /// constraints, row-level security policies, types) with the schema of its recorded
+    /// migration version, and list what differs. Exits 1 when a tenant drifted, 7 when some
+    /// storage could not be read.
+    Check {
+        /// Storages read at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+        concurrency: u32,
+        /// Only tenants of this isolation: database, schema or shared.
+        #[arg(long)]
+        isolation: Option<String>,
+        /// Print the report as JSON instead of one line per difference.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -357,6 +373,25 @@ mod tests {
         ] {
             let argv = std::iter::once("tenant-cli").chain(args.iter().copied());
             assert!(Cli::try_parse_from(argv).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn migrate_check_takes_a_bounded_concurrency() {
+        let cli = Cli::try_parse_from(["tenant-cli", "migrate", "check", "--json"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Migrate {
+                target: MigrateTarget::Check {
+                    concurrency: 4,
+                    isolation: None,
+                    json: true
+                }
+            })
+        ));
+        for bad in ["0", "33", "x"] {
+            let argv = ["tenant-cli", "migrate", "check", "--concurrency", bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad}");
         }
     }
 

@@ -64,6 +64,7 @@ pub(super) fn services(
         pools: None,
         plans,
         readiness: readiness.with_in_process("database"),
+        drift: None,
         #[cfg(feature = "attack-route")]
         sql_pools: None,
     })

@@ -64,6 +64,8 @@ pub(crate) struct Services {
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,
     pub(crate) plans: PlanCatalog,
     pub(crate) readiness: Readiness,
+    /// The drift check of tenants' schemas (none in embedded mode).
+    pub(crate) drift: Option<tenant_manager::postgres::DriftChecker>,
     /// The Postgres pool manager itself, for `POST /api/test/sql` (none in embedded mode).
     #[cfg(feature = "attack-route")]
     pub(crate) sql_pools: Option<tenant_manager::postgres::PgTenantPools>,

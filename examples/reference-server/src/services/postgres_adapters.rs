@@ -17,10 +17,10 @@ use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::{
-    AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector,
-    PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, RegistryLoginReport,
-    ServerMap, SharedClaimReport, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage,
-    WallAdmin, WallKeys, ensure_registry_login, migrate_global,
+    AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, DriftChecker, PgDumpBackup,
+    PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin,
+    RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
+    TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
 use tenant_manager::{Error, Result, StorageNaming};
 
@@ -218,6 +218,11 @@ impl PostgresAdapters {
     /// The fleet migrator.
     pub(crate) fn migrator(&self) -> TenantMigrator {
         TenantMigrator::new(self.storage.clone())
+    }
+
+    /// The drift check of tenants' schemas against their recorded migration versions.
+    pub(crate) fn drift(&self) -> DriftChecker {
+        DriftChecker::new(self.storage.clone())
     }
 
     /// The tenant manager over these adapters and the shared quota, cache and queue; with

@@ -69,6 +69,7 @@ pub(super) async fn services(
         sql_pools: Some(pools.clone()),
         pools: Some(Arc::new(pools)),
         plans: plan_catalog(config),
+        drift: Some(postgres.drift()),
         readiness: readiness.with_probe("database", "postgres", Arc::new(probe)),
     })
 }

@@ -17,6 +17,17 @@ pub enum Change {
     Changed,
 }
 
+impl Change {
+    /// The snake_case name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Missing => "missing",
+            Change::Extra => "extra",
+            Change::Changed => "changed",
+        }
+    }
+}
+
 /// One object that differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
