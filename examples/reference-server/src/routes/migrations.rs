@@ -76,3 +76,34 @@ pub(crate) async fn drift(
     };
     Ok(Json(report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(concurrency: Option<&str>, isolation: Option<&str>) -> DriftParams {
+        DriftParams {
+            concurrency: concurrency.map(str::to_owned),
+            isolation: isolation.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_by_name() {
+        for (concurrency, isolation, field) in [
+            (Some("0"), None, "concurrency"),
+            (Some("33"), None, "concurrency"),
+            (Some("-1"), None, "concurrency"),
+            (Some("four"), None, "concurrency"),
+            (None, Some("cluster"), "isolation"),
+        ] {
+            let err = params(concurrency, isolation).options().err();
+            assert_eq!(err.as_ref().and_then(|e| e.field()), Some(field), "{err:?}");
+        }
+        let options = params(Some("32"), Some("shared")).options().ok();
+        assert_eq!(
+            options.map(|o| (o.concurrency, o.isolation)),
+            Some((32, Some(Isolation::Shared)))
+        );
+    }
+}

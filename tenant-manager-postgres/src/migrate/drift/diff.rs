@@ -96,3 +96,44 @@ pub(crate) fn compare(expected: &Snapshot, actual: &Snapshot) -> Vec<Difference>
     found.sort_by(|a, b| (a.kind, &a.table, &a.name).cmp(&(b.kind, &b.table, &b.name)));
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(objects: &[(ObjectKind, &str, &str)]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for (kind, name, def) in objects {
+            s.put(*kind, Some("t"), name, (*def).to_owned());
+        }
+        s
+    }
+
+    #[test]
+    fn missing_extra_and_changed_objects_are_listed_in_kind_order() {
+        let expected = snap(&[
+            (ObjectKind::Column, "a", "text"),
+            (ObjectKind::Index, "i", "CREATE INDEX i"),
+            (ObjectKind::Policy, "p", "using (true)"),
+        ]);
+        let actual = snap(&[
+            (ObjectKind::Column, "a", "integer"),
+            (ObjectKind::Column, "b", "text"),
+            (ObjectKind::Policy, "p", "using (true)"),
+        ]);
+        let differences = compare(&expected, &actual);
+        let found: Vec<(ObjectKind, &str, Change)> = differences
+            .iter()
+            .map(|d| (d.kind, d.name.as_str(), d.change))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (ObjectKind::Column, "a", Change::Changed),
+                (ObjectKind::Column, "b", Change::Extra),
+                (ObjectKind::Index, "i", Change::Missing),
+            ]
+        );
+        assert!(compare(&expected, &expected).is_empty());
+    }
+}
