@@ -70,10 +70,14 @@ pub(crate) async fn drift(
     QueryParams(params): QueryParams<DriftParams>,
 ) -> Result<Json<DriftReport>, ApiError> {
     let options = params.options()?;
-    let report = match &state.services.drift {
-        Some(checker) => checker.check(&options).await?,
-        None => DriftReport::default(),
+    let Some(checker) = state.services.drift.clone() else {
+        return Ok(Json(DriftReport::default()));
     };
+    // On its own task: a request that times out or is cancelled does not stop the check
+    // halfway, so its scratch database is always dropped.
+    let report = tokio::spawn(async move { checker.check(&options).await })
+        .await
+        .map_err(|e| Error::internal(format!("the drift check stopped: {e}")))??;
     Ok(Json(report))
 }
 
