@@ -12,6 +12,8 @@
 //! - [`PostgresProvisioner`] creates each tenant's storage as recorded, resumable steps under a
 //!   per-tenant advisory lock; [`TenantMigrator`] brings every tenant to the latest migration;
 //!   [`PgDumpBackup`] dumps, restores (or clones) and prunes tenants' data.
+//! - [`DriftChecker`] compares every tenant's schema with the schema of its recorded migration
+//!   version and lists what is missing, extra or changed ([`migrate::drift`]).
 //! - [`TenantCredentials`] gives the password of a tenant's login role ([`DerivedCredentials`]
 //!   derives it from a master secret, so it is never stored).
 //! - [`RegistryLogin`]: the registry's pool can log in as a login that owns only the `tm_*`

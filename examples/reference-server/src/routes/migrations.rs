@@ -14,6 +14,9 @@ use super::extract::QueryParams;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+/// Drift checks running in this instance: one at a time.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(drift))
 }
@@ -73,11 +76,20 @@ pub(crate) async fn drift(
     let Some(checker) = state.services.drift.clone() else {
         return Ok(Json(DriftReport::default()));
     };
+    // One check at a time per instance: each holds up to `concurrency` + 1 admin connections.
+    let permit = RUNNING
+        .acquire()
+        .await
+        .map_err(|_| Error::internal("the drift check's semaphore is closed"))?;
     // On its own task: a request that times out or is cancelled does not stop the check
     // halfway, so its scratch database is always dropped.
-    let report = tokio::spawn(async move { checker.check(&options).await })
-        .await
-        .map_err(|e| Error::internal(format!("the drift check stopped: {e}")))??;
+    let report = tokio::spawn(async move {
+        let report = checker.check(&options).await;
+        drop(permit);
+        report
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the drift check stopped: {e}")))??;
     Ok(Json(report))
 }
 
