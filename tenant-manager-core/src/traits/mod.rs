@@ -1,10 +1,11 @@
-//! The seven traits a host application programs against, plus [`PoolCloser`] (the one method
+//! The eight traits a host application programs against, plus [`PoolCloser`] (the one method
 //! of a pool engine the tenant life cycle needs) and [`gcra`] (the rate-limit arithmetic every
 //! quota enforcer shares, so they all answer alike). All traits are dyn-safe: hold them as
 //! `Arc<dyn Trait>` and pick adapters at start-up.
 
 mod backup;
 mod cache;
+mod events;
 pub mod gcra;
 mod jobs;
 mod pool;
@@ -15,6 +16,7 @@ mod registry;
 
 pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
+pub use events::{EventBus, EventStream};
 pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };
