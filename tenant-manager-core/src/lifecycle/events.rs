@@ -5,10 +5,11 @@
 //! `tenant_events_publish_failures_total`, and that event is lost for this bus (the registry
 //! keeps the tenant's status; a consumer that must not miss a change reconciles from it).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{Actor, EventKind, Tenant, TenantEvent};
-use crate::lifecycle::ops::TenantOps;
+use crate::traits::EventBus;
 
 /// Counter of events the bus refused or did not take in time, labelled `kind`.
 pub(crate) const PUBLISH_FAILURES_TOTAL: &str = "tenant_events_publish_failures_total";
@@ -17,19 +18,19 @@ pub(crate) const PUBLISHED_TOTAL: &str = "tenant_events_published_total";
 /// Longest a publish may hold up a life-cycle step.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl TenantOps {
-    /// Publishes an event of `kind` about `tenant` by `actor`, with `details`, if a bus is
-    /// configured. Never fails: see the module docs.
-    pub(crate) async fn emit(
-        &self,
-        kind: EventKind,
-        tenant: &Tenant,
-        actor: Actor,
-        details: Option<serde_json::Value>,
-    ) {
-        let Some(bus) = &self.events else {
-            return;
-        };
+/// Publishes an event of `kind` about `tenant` by `actor`, with `details`, if a bus is
+/// configured. Never fails: see the module docs.
+pub(crate) async fn publish(
+    bus: Option<&Arc<dyn EventBus>>,
+    kind: EventKind,
+    tenant: &Tenant,
+    actor: Actor,
+    details: Option<serde_json::Value>,
+) {
+    let Some(bus) = bus else {
+        return;
+    };
+    {
         let mut event = TenantEvent::new(kind, tenant, actor);
         if let Some(details) = details {
             event = event.with_details(details);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::{Actor, EventKind, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
-use crate::lifecycle::events::{kind_of, reason_details};
+use crate::lifecycle::events::{kind_of, publish, reason_details};
 use crate::traits::PoolCloser;
 use crate::traits::{EventBus, Provisioner, TenantCache, TenantRegistry};
 
@@ -100,6 +100,18 @@ impl TenantOps {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Publishes an event of `kind` about `tenant`, if a bus is configured. Never fails: a
+    /// refused event is logged and counted (see [`crate::lifecycle::events`]).
+    pub(crate) async fn emit(
+        &self,
+        kind: EventKind,
+        tenant: &Tenant,
+        actor: Actor,
+        details: Option<serde_json::Value>,
+    ) {
+        publish(self.events.as_ref(), kind, tenant, actor, details).await;
     }
 
     /// Closes the tenant's pool, if a pool closer is configured.
