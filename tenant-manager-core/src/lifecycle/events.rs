@@ -30,24 +30,22 @@ pub(crate) async fn publish(
     let Some(bus) = bus else {
         return;
     };
-    {
-        let mut event = TenantEvent::new(kind, tenant, actor);
-        if let Some(details) = details {
-            event = event.with_details(details);
+    let mut event = TenantEvent::new(kind, tenant, actor);
+    if let Some(details) = details {
+        event = event.with_details(details);
+    }
+    let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&event)).await;
+    match outcome {
+        Ok(Ok(())) => {
+            metrics::counter!(PUBLISHED_TOTAL, "kind" => kind.as_str()).increment(1);
         }
-        let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&event)).await;
-        match outcome {
-            Ok(Ok(())) => {
-                metrics::counter!(PUBLISHED_TOTAL, "kind" => kind.as_str()).increment(1);
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(tenant = %tenant.id, event = %event.id, %kind, %error, "publishing a tenant event failed");
-                metrics::counter!(PUBLISH_FAILURES_TOTAL, "kind" => kind.as_str()).increment(1);
-            }
-            Err(_) => {
-                tracing::warn!(tenant = %tenant.id, event = %event.id, %kind, "publishing a tenant event timed out");
-                metrics::counter!(PUBLISH_FAILURES_TOTAL, "kind" => kind.as_str()).increment(1);
-            }
+        Ok(Err(error)) => {
+            tracing::warn!(tenant = %tenant.id, event = %event.id, %kind, %error, "publishing a tenant event failed");
+            metrics::counter!(PUBLISH_FAILURES_TOTAL, "kind" => kind.as_str()).increment(1);
+        }
+        Err(_) => {
+            tracing::warn!(tenant = %tenant.id, event = %event.id, %kind, "publishing a tenant event timed out");
+            metrics::counter!(PUBLISH_FAILURES_TOTAL, "kind" => kind.as_str()).increment(1);
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::{Actor, EventKind, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::lifecycle::events::{kind_of, publish, reason_details};
 use crate::traits::PoolCloser;
-use crate::traits::{EventBus, Provisioner, TenantCache, TenantRegistry};
+use crate::traits::{EventBus, Provisioner, ProvisioningHook, TenantCache, TenantRegistry};
 
 /// Counter of provisioning outcomes, labelled `result`.
 pub(crate) const PROVISIONING_TOTAL: &str = "tenant_provisioning_total";
@@ -37,6 +37,8 @@ pub(crate) struct TenantOps {
     pub(crate) cache: Option<Arc<dyn TenantCache>>,
     pub(crate) pools: Option<Arc<dyn PoolCloser>>,
     pub(crate) events: Option<Arc<dyn EventBus>>,
+    /// The host's steps around provisioning, in order.
+    pub(crate) hooks: Vec<Arc<dyn ProvisioningHook>>,
 }
 
 impl TenantOps {
@@ -133,9 +135,18 @@ impl TenantOps {
 
     /// Runs the provisioner and marks the tenant `Active`. On error the tenant stays
     /// `Provisioning`; the caller retries or marks it failed.
+    ///
+    /// The hooks run around the provisioner (see [`ProvisioningHook`] for their failure
+    /// semantics): their errors are this run's errors.
     pub(crate) async fn provision(&self, tenant: &Tenant) -> Result<Tenant> {
         let started = Instant::now();
+        for hook in &self.hooks {
+            hook.before_provisioning(tenant).await?;
+        }
         let report = self.provisioner.provision(tenant).await?;
+        for hook in &self.hooks {
+            hook.after_provisioning(tenant).await?;
+        }
         metrics::histogram!(PROVISIONING_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(
             tenant = %tenant.id,
@@ -267,6 +278,7 @@ mod tests {
             cache: Some(cache),
             pools: None,
             events: None,
+            hooks: Vec::new(),
         };
         Ok((ops, tenant))
     }

@@ -11,7 +11,7 @@ use super::config::valid_name;
 use super::entry::{DeadEvent, Entry, EventDelivery, StreamReply, dead_event, event_of};
 use crate::queue::millis;
 
-/// Stale deliveries one reclaim pass looks at.
+/// Stale deliveries one reclaim pass takes over at most.
 const RECLAIM_BATCH: usize = 10;
 
 /// A consumer group of a [`RedisEventBus`]'s stream (Redis Streams `XREADGROUP`).
@@ -204,49 +204,51 @@ impl RedisEventGroup {
     }
 
     /// Takes over the first delivery idle past the visibility timeout that may still be
-    /// delivered; dead-letters those delivered too often on the way.
+    /// delivered, one entry at a time; dead-letters those delivered too often on the way
+    /// (at most [`RECLAIM_BATCH`] of them per call).
     async fn reclaim(&self, consumer: &str) -> Result<Option<EventDelivery>> {
         let config = &self.bus.config;
-        let (_, claimed, _): (String, Vec<Entry>, Vec<String>) = self
-            .bus
-            .pool
-            .query(
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&self.bus.keys.stream)
-                    .arg(&self.name)
-                    .arg(consumer)
-                    .arg(millis(config.visibility_timeout))
-                    .arg("0-0")
-                    .arg("COUNT")
-                    .arg(RECLAIM_BATCH),
-            )
-            .await?;
-        let mut found = None;
-        for (entry, fields) in claimed {
-            let deliveries = self.deliveries(&entry).await?;
-            if found.is_some() {
-                // Claimed in the same batch: hand it back to the pending list as stale, so
-                // the next reclaim takes it (its count stays raised, as for a crash).
-                continue;
-            }
-            match event_of(&fields) {
-                Ok(event) if deliveries <= u64::from(config.max_deliveries) => {
-                    found = Some(EventDelivery {
-                        event,
-                        entry,
-                        deliveries,
-                    });
+        let mut cursor = "0-0".to_owned();
+        for _ in 0..RECLAIM_BATCH {
+            let (next, claimed, _): (String, Vec<Entry>, Vec<String>) = self
+                .bus
+                .pool
+                .query(
+                    redis::cmd("XAUTOCLAIM")
+                        .arg(&self.bus.keys.stream)
+                        .arg(&self.name)
+                        .arg(consumer)
+                        .arg(millis(config.visibility_timeout))
+                        .arg(&cursor)
+                        .arg("COUNT")
+                        .arg(1),
+                )
+                .await?;
+            if let Some((entry, fields)) = claimed.into_iter().next() {
+                let deliveries = self.deliveries(&entry).await?;
+                match event_of(&fields) {
+                    Ok(event) if deliveries <= u64::from(config.max_deliveries) => {
+                        return Ok(Some(EventDelivery {
+                            event,
+                            entry,
+                            deliveries,
+                        }));
+                    }
+                    Ok(_) => {
+                        let json = fields.get("event").cloned().unwrap_or_default();
+                        let given = deliveries.saturating_sub(1);
+                        let why = format!("not acknowledged after {given} deliveries");
+                        self.dead_letter(&entry, &json, &why, given).await?;
+                    }
+                    Err(_) => self.skip_malformed(&entry).await?,
                 }
-                Ok(_) => {
-                    let json = fields.get("event").cloned().unwrap_or_default();
-                    let why = format!("not acknowledged after {} deliveries", deliveries - 1);
-                    self.dead_letter(&entry, &json, &why, deliveries - 1)
-                        .await?;
-                }
-                Err(_) => self.skip_malformed(&entry).await?,
             }
+            if next == "0-0" {
+                break;
+            }
+            cursor = next;
         }
-        Ok(found)
+        Ok(None)
     }
 
     /// A new event for `consumer`, blocking up to `block` (not at all when zero).

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
 use crate::traits::PoolCloser;
 use crate::traits::{
-    Backup, EventBus, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry,
+    Backup, EventBus, JobQueue, Provisioner, ProvisioningHook, QuotaEnforcer, TenantCache,
+    TenantRegistry,
 };
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
@@ -26,6 +27,7 @@ pub struct TenantManagerBuilder {
     backup: Option<Arc<dyn Backup>>,
     pools: Option<Arc<dyn PoolCloser>>,
     events: Option<Arc<dyn EventBus>>,
+    hooks: Vec<Arc<dyn ProvisioningHook>>,
     hasher: Option<PasswordHasher>,
     tokens: Option<TokenService>,
     policy: PasswordPolicy,
@@ -44,6 +46,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("backup", &self.backup.is_some())
             .field("pools", &self.pools.is_some())
             .field("events", &self.events.is_some())
+            .field("hooks", &self.hooks.len())
             .field("tokens", &self.tokens)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -101,6 +104,14 @@ impl TenantManagerBuilder {
     /// never fails the change.
     pub fn with_events(mut self, events: Arc<dyn EventBus>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Adds a host's steps around provisioning (a veto before, a step of its own after),
+    /// run after those added before, inline and in the workers this manager builds. See
+    /// [`ProvisioningHook`] for their failure semantics.
+    pub fn with_provisioning_hook(mut self, hook: Arc<dyn ProvisioningHook>) -> Self {
+        self.hooks.push(hook);
         self
     }
 
@@ -176,6 +187,7 @@ impl TenantManagerBuilder {
                     cache: self.cache,
                     pools: self.pools,
                     events: self.events,
+                    hooks: self.hooks,
                 },
                 quota,
                 jobs: self.jobs,

@@ -43,7 +43,8 @@ use crate::lifecycle::jobs_kinds::job_tenant;
 use crate::lifecycle::ops::TenantOps;
 use crate::traits::PoolCloser;
 use crate::traits::{
-    EventBus, Job, JobQueue, NackOutcome, Provisioner, TenantCache, TenantRegistry,
+    EventBus, Job, JobQueue, NackOutcome, Provisioner, ProvisioningHook, TenantCache,
+    TenantRegistry,
 };
 
 /// Longest pause after the queue itself fails, before polling again.
@@ -140,6 +141,7 @@ impl ProvisioningWorker {
             cache: None,
             pools: None,
             events: None,
+            hooks: Vec::new(),
         };
         Self::from_ops(ops, jobs, config)
     }
@@ -159,6 +161,14 @@ impl ProvisioningWorker {
     #[must_use]
     pub fn with_events(mut self, events: Arc<dyn EventBus>) -> Self {
         self.ops.events = Some(events);
+        self
+    }
+
+    /// Adds a host's steps around provisioning, run after those added before (see
+    /// [`ProvisioningHook`] for their failure semantics).
+    #[must_use]
+    pub fn with_provisioning_hook(mut self, hook: Arc<dyn ProvisioningHook>) -> Self {
+        self.ops.hooks.push(hook);
         self
     }
 
