@@ -22,13 +22,14 @@
 //! |---|---|
 //! | [`domain`] | [`Tenant`], [`TenantSlug`], [`TenantStatus`] and its one transition function, [`Isolation`], [`Placement`], plans and quotas, users, [`Secret`] |
 //! | [`error`] | [`Error`], the one error type, whose variants say what a caller can act on |
-//! | [`traits`] | the backend traits: [`TenantRegistry`], [`Provisioner`], [`PoolManager`] (and [`PoolCloser`]), [`QuotaEnforcer`] (and the [`gcra`] arithmetic every enforcer shares), [`Backup`] + [`BackupStore`], [`TenantCache`], [`JobQueue`] |
+//! | [`traits`] | the backend traits: [`TenantRegistry`], [`Provisioner`], [`PoolManager`] (and [`PoolCloser`]), [`QuotaEnforcer`] (and the [`gcra`] arithmetic every enforcer shares), [`Backup`] + [`BackupStore`], [`TenantCache`], [`JobQueue`], [`EventBus`] |
 //! | `testing` | (feature `testing`) one conformance suite per trait, the macros that run it, shared helpers and a fault-injecting provisioner |
 //! | [`pool`] | [`TenantPools`](pool::TenantPools): the pool engine over `bb8`, caps, eviction and affinity |
 //! | [`auth`] | argon2id password hashing off the runtime, the password policy, JWT access tokens |
 //! | [`lookup`] | [`TenantLookup`](lookup::TenantLookup): the hot-path tenant lookup, a registry behind a cache |
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
 //! | [`lifecycle`] | [`TenantManager`](manager::TenantManager) and [`ProvisioningWorker`](worker::ProvisioningWorker) over one shared operations module, and the [`jobs_kinds`] between them |
+//! | [`webhook`] | signing and verifying webhook deliveries of tenant events (`X-TM-Signature`) |
 //! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
 //!
 //! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
@@ -145,6 +146,8 @@ pub mod memory;
 pub mod lifecycle;
 
 pub mod backup_store;
+
+pub mod webhook;
 
 pub use domain::*;
 pub use error::{BoxError, Entity, Error, Result};

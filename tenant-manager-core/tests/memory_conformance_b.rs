@@ -1,4 +1,4 @@
-//! The quota, cache and job queue conformance suites against the in-memory adapters, each
+//! The quota, cache, job queue and event bus conformance suites against the in-memory adapters, each
 //! built directly and also erased to `Arc<dyn Trait>` first (the way a host holds them).
 
 #![allow(clippy::expect_used)]
@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager_core::memory::{
-    InMemoryCacheConfig, InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryQuotaEnforcer,
-    InMemoryTenantCache,
+    InMemoryCacheConfig, InMemoryEventBus, InMemoryJobQueue, InMemoryJobQueueConfig,
+    InMemoryQuotaEnforcer, InMemoryTenantCache,
 };
 use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::cache::{CacheCaps, CachePair};
 use tenant_manager_core::testing::jobs::JobQueueCaps;
-use tenant_manager_core::{JobQueue, QuotaEnforcer, TenantCache};
+use tenant_manager_core::{EventBus, JobQueue, QuotaEnforcer, TenantCache};
 
 /// The cache TTL the suites run with.
 const TTL: Duration = Duration::from_millis(300);
@@ -37,8 +37,9 @@ fn queue() -> InMemoryJobQueue {
     InMemoryJobQueue::new(config).expect("queue config")
 }
 
-/// The four suites, each in its own module, over the factories of the module it is expanded
-/// in (`quota_fixture`, `cache_fixture`, `cache_pair_fixture`, `queue_fixture`).
+/// The five suites, each in its own module, over the factories of the module it is expanded
+/// in (`quota_fixture`, `cache_fixture`, `cache_pair_fixture`, `queue_fixture`,
+/// `events_fixture`).
 macro_rules! suites {
     () => {
         mod quota_suite {
@@ -52,6 +53,9 @@ macro_rules! suites {
         }
         mod queue_suite {
             tenant_manager_core::job_queue_conformance!(super::queue_fixture);
+        }
+        mod events_suite {
+            tenant_manager_core::event_bus_conformance!(super::events_fixture);
         }
     };
 }
@@ -81,6 +85,10 @@ mod direct {
     pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue, (), JobQueueCaps> {
         Fixture::<dyn JobQueue>::new(Arc::new(queue()))
             .with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
+    }
+
+    pub(crate) async fn events_fixture() -> Fixture<dyn EventBus> {
+        Fixture::new(Arc::new(InMemoryEventBus::default()))
     }
 
     suites!();
@@ -119,6 +127,11 @@ mod through_dyn {
     pub(crate) async fn queue_fixture() -> Fixture<dyn JobQueue, Arc<dyn JobQueue>, JobQueueCaps> {
         let held: Arc<dyn JobQueue> = Arc::new(queue());
         shared(held).with_caps(JobQueueCaps::new(VISIBILITY, MAX_ATTEMPTS))
+    }
+
+    pub(crate) async fn events_fixture() -> Fixture<dyn EventBus, Arc<dyn EventBus>> {
+        let held: Arc<dyn EventBus> = Arc::new(InMemoryEventBus::default());
+        shared(held)
     }
 
     suites!();

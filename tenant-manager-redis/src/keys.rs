@@ -26,6 +26,15 @@ pub(crate) struct QueueKeys {
     pub(crate) job_prefix: String,
 }
 
+/// The keys of one event stream.
+#[derive(Debug, Clone)]
+pub(crate) struct EventKeys {
+    /// Stream of published events (entries hold the event's JSON).
+    pub(crate) stream: String,
+    /// Prefix of the dead-letter streams, one per consumer group (`<dead_prefix><group>`).
+    pub(crate) dead_prefix: String,
+}
+
 impl Keys {
     /// Names under `prefix` (already validated).
     pub(crate) fn new(prefix: &str) -> Self {
@@ -98,6 +107,16 @@ impl Keys {
             dead: format!("{base}dead"),
             reclaim_cursor: format!("{base}reclaim-cursor"),
             job_prefix: format!("{base}job:"),
+        }
+    }
+
+    /// Keys of the event stream `name` (already validated); they share a hash tag, so a
+    /// dead-lettering transaction touches one slot.
+    pub(crate) fn events(&self, name: &str) -> EventKeys {
+        let base = format!("{}events:{{{name}}}:", self.prefix);
+        EventKeys {
+            stream: format!("{base}stream"),
+            dead_prefix: format!("{base}dead:"),
         }
     }
 

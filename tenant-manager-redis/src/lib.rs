@@ -11,6 +11,9 @@
 //! - [`RedisJobQueue`]: a durable at-least-once queue on Streams with a consumer group:
 //!   reclaim after a visibility timeout, delayed retries, dead letters with the last error,
 //!   and pruning of consumers that are gone (idle, nothing pending) from the group.
+//! - [`RedisEventBus`]: tenant events on a Stream, live to every subscription across
+//!   instances; [`RedisEventGroup`]s deliver each event once per consumer group, at least
+//!   once, with redelivery after a visibility timeout and dead letters.
 //! - [`RedisLock`]: leases with an owner token and compare-and-delete release.
 //!
 //! Every key and channel starts with [`RedisConfig::key_prefix`], so deployments can share a
@@ -55,6 +58,7 @@
 mod cache;
 mod config;
 mod error;
+mod events;
 mod keys;
 mod lock;
 mod pool;
@@ -67,6 +71,7 @@ pub use cache::{
 };
 pub use config::{RedisConfig, UnavailablePolicy};
 pub use error::map_redis;
+pub use events::{DeadEvent, EventDelivery, EventStreamConfig, RedisEventBus, RedisEventGroup};
 pub use lock::{LockGuard, RedisLock};
 pub use pool::RedisPool;
 pub use queue::{JobQueueConfig, RedisJobQueue};

@@ -1,4 +1,4 @@
-//! Identifiers. Tenant, user, job and backup ids are UUID v7: unique and ordered by creation.
+//! Identifiers. Tenant, user, job, backup and event ids are UUID v7: unique and ordered by creation.
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,6 +100,12 @@ uuid_id!(
     /// Identifies a backup.
     BackupId,
     "backup_id"
+);
+uuid_id!(
+    /// Identifies a tenant life-cycle event: the same id on every delivery of one event, so
+    /// receivers drop duplicates by it.
+    EventId,
+    "event_id"
 );
 
 #[cfg(test)]

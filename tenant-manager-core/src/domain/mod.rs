@@ -1,5 +1,7 @@
-//! Domain types: tenants, their status, isolation and placement, plans, users.
+//! Domain types: tenants, their status, isolation and placement, plans, users, life-cycle
+//! events.
 
+mod event;
 mod ids;
 mod naming;
 mod page;
@@ -13,7 +15,8 @@ mod tenant;
 mod text;
 mod user;
 
-pub use ids::{BackupId, JobId, TenantId, UserId};
+pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
+pub use ids::{BackupId, EventId, JobId, TenantId, UserId};
 pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use placement::{Isolation, Placement, ServerId};

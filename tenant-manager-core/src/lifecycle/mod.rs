@@ -6,6 +6,7 @@
 //! The manager builds workers over its own operations; the worker knows nothing of the
 //! manager. The job kinds the manager queues and the worker runs are in [`jobs_kinds`].
 
+mod events;
 pub mod jobs_kinds;
 pub mod manager;
 mod ops;

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::domain::{Tenant, TenantId, TenantStatus};
+use crate::domain::{Actor, EventKind, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
+use crate::lifecycle::events::{kind_of, publish, reason_details};
 use crate::traits::PoolCloser;
-use crate::traits::{Provisioner, TenantCache, TenantRegistry};
+use crate::traits::{EventBus, Provisioner, ProvisioningHook, TenantCache, TenantRegistry};
 
 /// Counter of provisioning outcomes, labelled `result`.
 pub(crate) const PROVISIONING_TOTAL: &str = "tenant_provisioning_total";
@@ -35,25 +36,49 @@ pub(crate) struct TenantOps {
     pub(crate) provisioner: Arc<dyn Provisioner>,
     pub(crate) cache: Option<Arc<dyn TenantCache>>,
     pub(crate) pools: Option<Arc<dyn PoolCloser>>,
+    pub(crate) events: Option<Arc<dyn EventBus>>,
+    /// The host's steps around provisioning, in order.
+    pub(crate) hooks: Vec<Arc<dyn ProvisioningHook>>,
 }
 
 impl TenantOps {
-    /// Moves a tenant to `to` and drops cached copies. A tenant already in `to` (a racing
-    /// caller, or a retry) is returned as it is.
+    /// Moves a tenant to `to`, drops cached copies and publishes the change's event (see
+    /// [`kind_of`]). A tenant already in `to` (a racing caller, or a retry) is returned as it
+    /// is, and no event is published for it again.
     pub(crate) async fn transition(
         &self,
         id: TenantId,
         to: TenantStatus,
         reason: Option<String>,
     ) -> Result<Tenant> {
-        let tenant = match self.registry.transition(id, to, reason).await {
-            Ok(tenant) => tenant,
+        self.transition_as(id, to, reason, kind_of(to), Actor::System)
+            .await
+    }
+
+    /// [`TenantOps::transition`], publishing an event of `kind` (none with `None`) by `actor`.
+    pub(crate) async fn transition_as(
+        &self,
+        id: TenantId,
+        to: TenantStatus,
+        reason: Option<String>,
+        kind: Option<EventKind>,
+        actor: Actor,
+    ) -> Result<Tenant> {
+        let details = reason_details(reason.as_deref());
+        let (tenant, changed) = match self.registry.transition(id, to, reason).await {
+            Ok(tenant) => (tenant, true),
             Err(Error::InvalidTransition { from, .. }) if from == to => {
-                self.registry.get_tenant(id).await?
+                (self.registry.get_tenant(id).await?, false)
             }
             Err(e) => return Err(e),
         };
-        self.invalidate(id).await?;
+        let invalidated = self.invalidate(id).await;
+        // The change is in the registry: its event goes out even if the invalidation failed
+        // (a repeated call finds the tenant in `to` and publishes nothing).
+        if let (true, Some(kind)) = (changed, kind) {
+            self.emit(kind, &tenant, actor, details).await;
+        }
+        invalidated?;
         Ok(tenant)
     }
 
@@ -79,6 +104,18 @@ impl TenantOps {
         }
     }
 
+    /// Publishes an event of `kind` about `tenant`, if a bus is configured. Never fails: a
+    /// refused event is logged and counted (see [`crate::lifecycle::events`]).
+    pub(crate) async fn emit(
+        &self,
+        kind: EventKind,
+        tenant: &Tenant,
+        actor: Actor,
+        details: Option<serde_json::Value>,
+    ) {
+        publish(self.events.as_ref(), kind, tenant, actor, details).await;
+    }
+
     /// Closes the tenant's pool, if a pool closer is configured.
     pub(crate) async fn close_pool(&self, id: TenantId) -> Result<()> {
         match &self.pools {
@@ -98,9 +135,18 @@ impl TenantOps {
 
     /// Runs the provisioner and marks the tenant `Active`. On error the tenant stays
     /// `Provisioning`; the caller retries or marks it failed.
+    ///
+    /// The hooks run around the provisioner (see [`ProvisioningHook`] for their failure
+    /// semantics): their errors are this run's errors.
     pub(crate) async fn provision(&self, tenant: &Tenant) -> Result<Tenant> {
         let started = Instant::now();
+        for hook in &self.hooks {
+            hook.before_provisioning(tenant).await?;
+        }
         let report = self.provisioner.provision(tenant).await?;
+        for hook in &self.hooks {
+            hook.after_provisioning(tenant).await?;
+        }
         metrics::histogram!(PROVISIONING_SECONDS).record(started.elapsed().as_secs_f64());
         tracing::info!(
             tenant = %tenant.id,
@@ -231,6 +277,8 @@ mod tests {
             )),
             cache: Some(cache),
             pools: None,
+            events: None,
+            hooks: Vec::new(),
         };
         Ok((ops, tenant))
     }

@@ -4,6 +4,7 @@
 
 mod backup;
 mod cache;
+mod events;
 mod jobs;
 mod provisioner;
 mod quota;
@@ -13,6 +14,7 @@ mod tenant_data;
 /// What the conformance suites need of these adapters beyond their traits (feature `testing`).
 pub use backup::InMemoryBackup;
 pub use cache::{InMemoryCacheConfig, InMemoryTenantCache};
+pub use events::{DEFAULT_EVENT_BUFFER, InMemoryEventBus};
 pub use jobs::{InMemoryJobQueue, InMemoryJobQueueConfig, MAX_JOB_ERROR_LEN};
 pub use provisioner::InMemoryProvisioner;
 pub use quota::{InMemoryQuotaConfig, InMemoryQuotaEnforcer};

@@ -24,6 +24,7 @@
 pub mod backup;
 pub mod backup_store;
 pub mod cache;
+pub mod events;
 pub mod faults;
 pub mod jobs;
 pub mod provisioner;

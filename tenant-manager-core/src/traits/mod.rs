@@ -1,11 +1,14 @@
-//! The seven traits a host application programs against, plus [`PoolCloser`] (the one method
-//! of a pool engine the tenant life cycle needs) and [`gcra`] (the rate-limit arithmetic every
+//! The eight traits a host application programs against, plus [`PoolCloser`] (the one method
+//! of a pool engine the tenant life cycle needs), [`ProvisioningHook`] (a host's steps around
+//! provisioning) and [`gcra`] (the rate-limit arithmetic every
 //! quota enforcer shares, so they all answer alike). All traits are dyn-safe: hold them as
 //! `Arc<dyn Trait>` and pick adapters at start-up.
 
 mod backup;
 mod cache;
+mod events;
 pub mod gcra;
+mod hooks;
 mod jobs;
 mod pool;
 mod pool_closer;
@@ -15,6 +18,8 @@ mod registry;
 
 pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
+pub use events::{EventBus, EventStream};
+pub use hooks::ProvisioningHook;
 pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };

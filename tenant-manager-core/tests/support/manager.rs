@@ -6,8 +6,9 @@ use tenant_manager_core::manager::{
     ManagerConfig, PoolCloser, Registered, Registration, TenantManager,
 };
 use tenant_manager_core::memory::{
-    InMemoryBackup, InMemoryJobQueue, InMemoryJobQueueConfig, InMemoryProvisioner,
-    InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
+    InMemoryBackup, InMemoryEventBus, InMemoryJobQueue, InMemoryJobQueueConfig,
+    InMemoryProvisioner, InMemoryQuotaEnforcer, InMemoryRegistry, InMemoryTenantCache,
+    InMemoryTenantData,
 };
 pub use tenant_manager_core::testing::faults::{Failure, FlakyProvisioner};
 use tenant_manager_core::{
@@ -52,6 +53,7 @@ pub struct Harness {
     pub jobs: Arc<InMemoryJobQueue>,
     pub pools: Arc<RecordingPools>,
     pub backup: Arc<InMemoryBackup>,
+    pub events: Arc<InMemoryEventBus>,
 }
 
 impl Harness {
@@ -92,7 +94,9 @@ impl Harness {
             Arc::clone(&data),
             Arc::new(tenant_manager_core::backup_store::ObjectBackupStore::in_memory()),
         ));
+        let events = Arc::new(InMemoryEventBus::default());
         let manager = TenantManager::builder()
+            .with_events(events.clone())
             .with_registry(registry.clone())
             .with_provisioner(Arc::clone(&provisioner))
             .with_quota(quota.clone())
@@ -115,6 +119,7 @@ impl Harness {
             jobs,
             pools,
             backup,
+            events,
         }
     }
 

@@ -213,7 +213,7 @@ pub(super) fn validate_idle_threshold(field: &'static str, threshold: Duration) 
 }
 
 /// `duration` in whole milliseconds, saturating.
-pub(super) fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -20,7 +20,7 @@ use crate::keys::QueueKeys;
 use crate::pool::RedisPool;
 use crate::scripts;
 pub use config::JobQueueConfig;
-use config::millis;
+pub(crate) use config::millis;
 use prune::PruneGate;
 use reply::{Claim, dead_job, parse_claim, parse_receipt};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::TenantManager;
-use crate::domain::{MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
+use crate::domain::{Actor, EventKind, MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
 use crate::error::{Entity, Error, Result};
 use crate::traits::{Backup, BackupRecord};
 
@@ -57,8 +57,30 @@ impl TenantManager {
             return Err(no_data(&tenant));
         }
         match backup.backup(&tenant).await {
-            Ok(record) => Ok(record),
+            Ok(record) => {
+                let details = serde_json::json!({ "backup_id": record.id });
+                self.inner
+                    .ops
+                    .emit(
+                        EventKind::BackupCompleted,
+                        &tenant,
+                        Actor::System,
+                        Some(details),
+                    )
+                    .await;
+                Ok(record)
+            }
             Err(e) => {
+                let details = serde_json::json!({ "reason": e.to_string() });
+                self.inner
+                    .ops
+                    .emit(
+                        EventKind::BackupFailed,
+                        &tenant,
+                        Actor::System,
+                        Some(details),
+                    )
+                    .await;
                 // A tenant deleted while its dump ran fails in the tool; say what happened.
                 let now = self.inner.ops.registry.get_tenant(id).await;
                 match now {

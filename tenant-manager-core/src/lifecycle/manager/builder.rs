@@ -9,7 +9,10 @@ use crate::domain::PlanCatalog;
 use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
 use crate::traits::PoolCloser;
-use crate::traits::{Backup, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry};
+use crate::traits::{
+    Backup, EventBus, JobQueue, Provisioner, ProvisioningHook, QuotaEnforcer, TenantCache,
+    TenantRegistry,
+};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
 /// required; the password hasher defaults to OWASP argon2id parameters.
@@ -23,6 +26,8 @@ pub struct TenantManagerBuilder {
     jobs: Option<Arc<dyn JobQueue>>,
     backup: Option<Arc<dyn Backup>>,
     pools: Option<Arc<dyn PoolCloser>>,
+    events: Option<Arc<dyn EventBus>>,
+    hooks: Vec<Arc<dyn ProvisioningHook>>,
     hasher: Option<PasswordHasher>,
     tokens: Option<TokenService>,
     policy: PasswordPolicy,
@@ -40,6 +45,8 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("jobs", &self.jobs.is_some())
             .field("backup", &self.backup.is_some())
             .field("pools", &self.pools.is_some())
+            .field("events", &self.events.is_some())
+            .field("hooks", &self.hooks.len())
             .field("tokens", &self.tokens)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -86,6 +93,25 @@ impl TenantManagerBuilder {
     /// Sets what closes a tenant's pool on suspend and delete (a pool engine, as it is).
     pub fn with_pool_closer(mut self, pools: Arc<dyn PoolCloser>) -> Self {
         self.pools = Some(pools);
+        self
+    }
+
+    /// Sets the bus on which the manager, and the workers it builds, publish a
+    /// [`TenantEvent`](crate::domain::TenantEvent) for each life-cycle change: registered,
+    /// provisioned, provisioning failed, suspended, resumed, deleted, purged, plan changed,
+    /// backup completed or failed. Events are published after the change is in the registry;
+    /// a failed publish is logged and counted (`tenant_events_publish_failures_total`) and
+    /// never fails the change.
+    pub fn with_events(mut self, events: Arc<dyn EventBus>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Adds a host's steps around provisioning (a veto before, a step of its own after),
+    /// run after those added before, inline and in the workers this manager builds. See
+    /// [`ProvisioningHook`] for their failure semantics.
+    pub fn with_provisioning_hook(mut self, hook: Arc<dyn ProvisioningHook>) -> Self {
+        self.hooks.push(hook);
         self
     }
 
@@ -160,6 +186,8 @@ impl TenantManagerBuilder {
                     provisioner,
                     cache: self.cache,
                     pools: self.pools,
+                    events: self.events,
+                    hooks: self.hooks,
                 },
                 quota,
                 jobs: self.jobs,

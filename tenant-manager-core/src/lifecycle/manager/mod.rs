@@ -46,7 +46,8 @@ pub use signup::{Registered, Registration};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
-    Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
+    Actor, EventKind, Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus,
+    TenantUpdate,
 };
 use crate::error::Result;
 use crate::lifecycle::ops::TenantOps;
@@ -86,6 +87,7 @@ impl fmt::Debug for TenantManager {
             .field("jobs", &inner.jobs)
             .field("backup", &inner.backup)
             .field("pools", &inner.ops.pools)
+            .field("events", &inner.ops.events)
             .field("tokens", &inner.tokens)
             .field("config", &inner.config)
             .finish_non_exhaustive()
@@ -135,8 +137,18 @@ impl TenantManager {
                 format!("tenant {id} is {}: its quota cannot change", current.status),
             ));
         }
-        let update = TenantUpdate::default().with_quota(quota);
+        let update = TenantUpdate::default().with_quota(quota.clone());
         let tenant = self.inner.ops.registry.update_tenant(id, update).await?;
+        let details = serde_json::json!({ "plan": tenant.plan, "quota": quota });
+        self.inner
+            .ops
+            .emit(
+                EventKind::PlanChanged,
+                &tenant,
+                Actor::System,
+                Some(details),
+            )
+            .await;
         self.inner.ops.invalidate(id).await?;
         Ok(tenant)
     }

@@ -4,8 +4,8 @@ use super::TenantManager;
 use super::reclaim::Reclaimed;
 use super::signup::{Registered, Registration, Valid, email_taken};
 use crate::domain::{
-    Email, Isolation, NewTenant, NewUser, Plan, Role, Tenant, TenantId, TenantSlug, User,
-    validate_name,
+    Actor, Email, EventKind, Isolation, NewTenant, NewUser, Plan, Role, Tenant, TenantId,
+    TenantSlug, User, validate_name,
 };
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds;
@@ -83,6 +83,15 @@ impl TenantManager {
             }
         };
         tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "organisation registered");
+        self.inner
+            .ops
+            .emit(
+                EventKind::Registered,
+                &tenant,
+                Actor::User { id: user.id },
+                None,
+            )
+            .await;
         let tenant = self.start_provisioning(tenant).await?;
         let token = self.inner.tokens.issue(&user)?;
         Ok(Registered {

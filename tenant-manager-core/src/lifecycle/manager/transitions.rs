@@ -1,7 +1,7 @@
 //! Suspend, resume, delete, purge, and retrying a failed provisioning.
 
 use super::TenantManager;
-use crate::domain::{Tenant, TenantId, TenantStatus};
+use crate::domain::{Actor, EventKind, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds;
 use crate::traits::UsageKind;
@@ -34,7 +34,13 @@ impl TenantManager {
         let tenant = self
             .inner
             .ops
-            .transition(id, TenantStatus::Active, None)
+            .transition_as(
+                id,
+                TenantStatus::Active,
+                None,
+                Some(EventKind::Resumed),
+                Actor::System,
+            )
             .await?;
         tracing::info!(tenant = %id, "tenant resumed");
         Ok(tenant)
@@ -86,6 +92,8 @@ impl TenantManager {
         }
         self.inner.quota.reset_tenant(id).await?;
         ops.registry.purge_tenant(id).await?;
+        ops.emit(EventKind::Purged, &tenant, Actor::System, None)
+            .await;
         ops.invalidate(id).await?;
         tracing::info!(tenant = %id, "tenant purged");
         Ok(())

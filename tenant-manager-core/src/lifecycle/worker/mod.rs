@@ -42,7 +42,10 @@ use crate::error::Result;
 use crate::lifecycle::jobs_kinds::job_tenant;
 use crate::lifecycle::ops::TenantOps;
 use crate::traits::PoolCloser;
-use crate::traits::{Job, JobQueue, NackOutcome, Provisioner, TenantCache, TenantRegistry};
+use crate::traits::{
+    EventBus, Job, JobQueue, NackOutcome, Provisioner, ProvisioningHook, TenantCache,
+    TenantRegistry,
+};
 
 /// Longest pause after the queue itself fails, before polling again.
 const MAX_QUEUE_PAUSE: Duration = Duration::from_secs(30);
@@ -137,6 +140,8 @@ impl ProvisioningWorker {
             provisioner,
             cache: None,
             pools: None,
+            events: None,
+            hooks: Vec::new(),
         };
         Self::from_ops(ops, jobs, config)
     }
@@ -148,6 +153,23 @@ impl ProvisioningWorker {
     ) -> Result<Self> {
         config.validate()?;
         Ok(Self { ops, jobs, config })
+    }
+
+    /// Publishes a [`TenantEvent`](crate::domain::TenantEvent) on this bus for each change
+    /// it makes (provisioned, provisioning failed, deleted). A failed publish is logged and
+    /// counted, never fails the job.
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn EventBus>) -> Self {
+        self.ops.events = Some(events);
+        self
+    }
+
+    /// Adds a host's steps around provisioning, run after those added before (see
+    /// [`ProvisioningHook`] for their failure semantics).
+    #[must_use]
+    pub fn with_provisioning_hook(mut self, hook: Arc<dyn ProvisioningHook>) -> Self {
+        self.ops.hooks.push(hook);
+        self
     }
 
     /// Invalidates this cache whenever a tenant's status changes.
