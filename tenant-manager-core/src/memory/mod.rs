@@ -5,6 +5,7 @@
 mod backup;
 mod cache;
 mod jobs;
+mod plans;
 mod provisioner;
 mod quota;
 mod registry;
@@ -14,6 +15,7 @@ mod tenant_data;
 pub use backup::InMemoryBackup;
 pub use cache::{InMemoryCacheConfig, InMemoryTenantCache};
 pub use jobs::{InMemoryJobQueue, InMemoryJobQueueConfig, MAX_JOB_ERROR_LEN};
+pub use plans::InMemoryPlanStore;
 pub use provisioner::InMemoryProvisioner;
 pub use quota::{InMemoryQuotaConfig, InMemoryQuotaEnforcer};
 pub use registry::InMemoryRegistry;

@@ -7,6 +7,8 @@ mod backup;
 mod cache;
 pub mod gcra;
 mod jobs;
+mod meter;
+mod plans;
 mod pool;
 mod pool_closer;
 mod provisioner;
@@ -18,6 +20,8 @@ pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };
+pub use meter::StorageMeter;
+pub use plans::PlanStore;
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};

@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod plans;
 mod reclaim;
 mod registration;
 mod signup;
@@ -46,7 +47,7 @@ pub use signup::{Registered, Registration};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
-    Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
+    Page, PlanBook, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
 };
 use crate::error::Result;
 use crate::lifecycle::ops::TenantOps;
@@ -71,7 +72,7 @@ struct Inner {
     hasher: PasswordHasher,
     tokens: TokenService,
     policy: PasswordPolicy,
-    plans: PlanCatalog,
+    plans: PlanBook,
     config: ManagerConfig,
 }
 
@@ -146,7 +147,7 @@ impl TenantManager {
         tenant
             .quota
             .clone()
-            .unwrap_or_else(|| self.inner.plans.policy(&tenant.plan).clone())
+            .unwrap_or_else(|| self.inner.plans.policy(&tenant.plan))
     }
 
     /// A provisioning worker over this manager's queue, registry, provisioner, cache and pool
@@ -179,8 +180,9 @@ impl TenantManager {
         &self.inner.hasher
     }
 
-    /// The plan catalog.
-    pub fn plans(&self) -> &PlanCatalog {
+    /// The plan catalog, shared with whoever holds a clone of it (replace its catalog to
+    /// change the plans this manager applies).
+    pub fn plans(&self) -> &PlanBook {
         &self.inner.plans
     }
 
