@@ -1,13 +1,24 @@
-//! `InMemoryPlanStore`: plans and their policies for one process.
+//! `InMemoryPlanStore`: plans and their policies for one process; the storage meter of the
+//! in-memory tenant data.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::domain::{Plan, QuotaPolicy};
+use super::InMemoryTenantData;
+use crate::domain::{Plan, QuotaPolicy, Tenant};
 use crate::error::Result;
-use crate::traits::PlanStore;
+use crate::traits::{PlanStore, StorageMeter};
+
+/// The bytes of the tenant's records (ids plus serialized JSON), as
+/// [`InMemoryTenantData::size_bytes`] counts them.
+#[async_trait]
+impl StorageMeter for InMemoryTenantData {
+    async fn measure(&self, tenant: &Tenant) -> Result<u64> {
+        self.size_bytes(tenant.id)
+    }
+}
 
 /// [`PlanStore`] in a map; clones share it.
 #[derive(Debug, Clone, Default)]
