@@ -269,3 +269,23 @@ pub(crate) async fn measure_storage(
         max_storage_bytes: services.manager.effective_quota(&tenant).max_storage_bytes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_plan_routes_are_in_the_openapi_document() {
+        let doc = serde_json::to_value(crate::router::openapi()).unwrap_or_default();
+        for (path, method) in [
+            ("/api/admin/plans", "get"),
+            ("/api/admin/plans/{name}", "get"),
+            ("/api/admin/plans/{name}", "put"),
+            ("/api/admin/tenants/{id}/plan", "put"),
+            ("/api/admin/tenants/{id}/usage/storage", "post"),
+        ] {
+            assert!(
+                doc["paths"][path].get(method).is_some(),
+                "{method} {path} missing"
+            );
+        }
+    }
+}
