@@ -66,7 +66,11 @@ async fn measure(server: &Server, tenant: &str) -> Value {
 
 async fn add_company(server: &Server, token: &str, name: &str) -> HttpResponse {
     server
-        .post("/api/companies", Auth::Bearer(token), &json!({ "name": name }))
+        .post(
+            "/api/companies",
+            Auth::Bearer(token),
+            &json!({ "name": name }),
+        )
         .await
 }
 
@@ -139,14 +143,23 @@ async fn a_plan_change_through_one_instance_bites_on_the_next_write_through_anot
     // Instance two caches the tenant on the free plan.
     let before = two.get_json("/api/tenant", Auth::Bearer(&token)).await;
     assert_eq!(before["plan"], "free", "{before}");
-    assert_eq!(add_company(&two, &token, "Before").await.status, StatusCode::CREATED);
+    assert_eq!(
+        add_company(&two, &token, "Before").await.status,
+        StatusCode::CREATED
+    );
 
     let moved = set_plan(&one, &id, "tiny").await;
     assert_eq!(moved["plan"], "tiny");
     let (limit, settings) = role_limits(&env, &role).await;
     assert_eq!(limit, 5, "CONNECTION LIMIT of {role}");
-    assert!(settings.contains(&"statement_timeout=300".to_owned()), "{settings:?}");
-    assert!(settings.contains(&"work_mem=2048kB".to_owned()), "{settings:?}");
+    assert!(
+        settings.contains(&"statement_timeout=300".to_owned()),
+        "{settings:?}"
+    );
+    assert!(
+        settings.contains(&"work_mem=2048kB".to_owned()),
+        "{settings:?}"
+    );
 
     let measured = measure(&one, &id).await;
     let bytes = measured["storage_bytes"].as_u64().unwrap();
@@ -180,7 +193,11 @@ async fn a_plan_change_through_one_instance_bites_on_the_next_write_through_anot
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for server in [&one, &two] {
         assert_storage_refusal(&write_until(server, &token, StatusCode::FORBIDDEN).await);
     }
@@ -196,12 +213,19 @@ async fn a_plan_change_through_one_instance_bites_on_the_next_write_through_anot
         .cli(&["tenants", "set-plan", &env.slug("quota"), "free"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = write_until(&two, &token, StatusCode::CREATED).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
     let out = env.cli(&["plans", "list"]).output().unwrap();
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed["plans"][0]["policy"]["max_storage_bytes"], 1, "{listed}");
+    assert_eq!(
+        listed["plans"][0]["policy"]["max_storage_bytes"], 1,
+        "{listed}"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +281,11 @@ async fn a_database_tenants_statements_are_cancelled_after_the_plans_timeout() {
         let token = token.clone();
         async move {
             server
-                .post("/api/test/sql", Auth::Bearer(&token), &json!({ "sql": sql }))
+                .post(
+                    "/api/test/sql",
+                    Auth::Bearer(&token),
+                    &json!({ "sql": sql }),
+                )
                 .await
         }
     };

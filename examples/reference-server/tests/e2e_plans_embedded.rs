@@ -34,14 +34,24 @@ fn assert_field(r: &HttpResponse, status: StatusCode, code: &str, field: &str) {
 #[tokio::test]
 async fn the_storage_quota_refuses_writes_and_a_larger_plan_lets_them_through() {
     let server = Server::start(&[("STORAGE_MEASURE_INTERVAL_MS", "0")]);
-    let r = admin(&server, Method::PUT, "/api/admin/plans/tiny", Some(&policy(1))).await;
+    let r = admin(
+        &server,
+        Method::PUT,
+        "/api/admin/plans/tiny",
+        Some(&policy(1)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let (id, token, _) = server.register("Tiny Co", &email("tiny")).await;
     let write = |name: &'static str| {
         let (server, token) = (&server, token.clone());
         async move {
             server
-                .post("/api/companies", Auth::Bearer(&token), &json!({ "name": name }))
+                .post(
+                    "/api/companies",
+                    Auth::Bearer(&token),
+                    &json!({ "name": name }),
+                )
                 .await
         }
     };
@@ -64,10 +74,18 @@ async fn the_storage_quota_refuses_writes_and_a_larger_plan_lets_them_through() 
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let measured: Value = r.json().unwrap();
-    assert!(measured["storage_bytes"].as_u64().unwrap() > 1, "{measured}");
+    assert!(
+        measured["storage_bytes"].as_u64().unwrap() > 1,
+        "{measured}"
+    );
 
     let refused = write("Second").await;
-    assert_field(&refused, StatusCode::FORBIDDEN, "quota_exceeded", "storage_bytes");
+    assert_field(
+        &refused,
+        StatusCode::FORBIDDEN,
+        "quota_exceeded",
+        "storage_bytes",
+    );
     let r = server.get("/api/companies", Auth::Bearer(&token)).await;
     assert_eq!(r.status, StatusCode::OK, "reads go on: {}", text(&r));
     let current = server.get_json("/api/tenant", Auth::Bearer(&token)).await;
@@ -103,25 +121,106 @@ async fn bad_input_on_the_plan_routes_names_the_field() {
         "max_connections": 1
     });
     let cases: Vec<(Method, String, Option<Value>, StatusCode, &str, &str)> = vec![
-        (Method::PUT, "/api/admin/plans/Bad!".into(), Some(policy(1)), StatusCode::BAD_REQUEST, "invalid_input", "plan"),
-        (Method::PUT, "/api/admin/plans/ok".into(), Some(bad_db), StatusCode::BAD_REQUEST, "invalid_input", "db.work_mem_kb"),
-        (Method::PUT, "/api/admin/plans/ok".into(), Some(zero_connections), StatusCode::BAD_REQUEST, "invalid_input", "max_connections"),
-        (Method::PUT, "/api/admin/plans/ok".into(), Some(zero_rate), StatusCode::BAD_REQUEST, "invalid_input", "rate_limit.limit"),
-        (Method::PUT, "/api/admin/plans/ok".into(), Some(json!({"max_users": 1})), StatusCode::BAD_REQUEST, "invalid_input", "body"),
-        (Method::GET, "/api/admin/plans/Bad!".into(), None, StatusCode::BAD_REQUEST, "invalid_input", "plan"),
-        (Method::GET, "/api/admin/plans/nosuch".into(), None, StatusCode::NOT_FOUND, "plan_not_found", "plan"),
-        (Method::PUT, plan_path.clone(), Some(json!({"plan": "nosuch"})), StatusCode::BAD_REQUEST, "invalid_input", "plan"),
-        (Method::PUT, plan_path.clone(), Some(json!({"plan": "Not A Plan"})), StatusCode::BAD_REQUEST, "invalid_input", "plan"),
-        (Method::PUT, plan_path.clone(), Some(json!({"plan": "free", "extra": 1})), StatusCode::BAD_REQUEST, "invalid_input", "body"),
-        (Method::PUT, "/api/admin/tenants/not-a-uuid/plan".into(), Some(json!({"plan": "free"})), StatusCode::BAD_REQUEST, "invalid_input", "path"),
-        (Method::POST, "/api/admin/tenants/not-a-uuid/usage/storage".into(), None, StatusCode::BAD_REQUEST, "invalid_input", "path"),
+        (
+            Method::PUT,
+            "/api/admin/plans/Bad!".into(),
+            Some(policy(1)),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "plan",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/plans/ok".into(),
+            Some(bad_db),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "db.work_mem_kb",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/plans/ok".into(),
+            Some(zero_connections),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "max_connections",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/plans/ok".into(),
+            Some(zero_rate),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "rate_limit.limit",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/plans/ok".into(),
+            Some(json!({"max_users": 1})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "body",
+        ),
+        (
+            Method::GET,
+            "/api/admin/plans/Bad!".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "plan",
+        ),
+        (
+            Method::GET,
+            "/api/admin/plans/nosuch".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "plan_not_found",
+            "plan",
+        ),
+        (
+            Method::PUT,
+            plan_path.clone(),
+            Some(json!({"plan": "nosuch"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "plan",
+        ),
+        (
+            Method::PUT,
+            plan_path.clone(),
+            Some(json!({"plan": "Not A Plan"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "plan",
+        ),
+        (
+            Method::PUT,
+            plan_path.clone(),
+            Some(json!({"plan": "free", "extra": 1})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "body",
+        ),
+        (
+            Method::PUT,
+            "/api/admin/tenants/not-a-uuid/plan".into(),
+            Some(json!({"plan": "free"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "path",
+        ),
+        (
+            Method::POST,
+            "/api/admin/tenants/not-a-uuid/usage/storage".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "path",
+        ),
     ];
     for (method, path, body, status, code, field) in cases {
         let r = admin(&server, method.clone(), &path, body.as_ref()).await;
-        assert_eq!(
-            r.status, status,
-            "{method} {path} {body:?}: {}", text(&r)
-        );
+        assert_eq!(r.status, status, "{method} {path} {body:?}: {}", text(&r));
         assert_field(&r, status, code, field);
     }
     let unknown = format!("/api/admin/tenants/{}/usage/storage", uuid::Uuid::new_v4());
@@ -130,5 +229,9 @@ async fn bad_input_on_the_plan_routes_names_the_field() {
     let r = server
         .send(Method::GET, "/api/admin/plans", Auth::None, None)
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "admin routes need the key");
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "admin routes need the key"
+    );
 }

@@ -125,8 +125,17 @@ pub struct QuotaPolicy {
     /// Most pooled connections a tenant may hold at once.
     pub max_connections: u32,
     /// Postgres session limits of the tenant (absent in policies stored before they existed).
-    #[serde(default, skip_serializing_if = "DbLimits::is_unset")]
+    #[serde(
+        default,
+        skip_serializing_if = "DbLimits::is_unset",
+        deserialize_with = "null_as_unset"
+    )]
     pub db: DbLimits,
+}
+
+/// `"db": null` reads as no limits.
+fn null_as_unset<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DbLimits, D::Error> {
+    Option::<DbLimits>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl QuotaPolicy {
@@ -263,5 +272,102 @@ impl PlanCatalog {
         let mut plans: Vec<_> = self.plans.iter().collect();
         plans.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         plans
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn policies_stored_before_db_limits_still_read_and_unset_limits_are_not_written() {
+        let old = r#"{"rate":{"limit":5,"window_ms":1000},"max_users":3,
+            "max_storage_bytes":10,"max_connections":2}"#;
+        let policy: QuotaPolicy = serde_json::from_str(old).unwrap();
+        assert!(policy.db.is_unset());
+        assert!(!serde_json::to_string(&policy).unwrap().contains("db"));
+        let null = r#"{"rate":{"limit":5,"window_ms":1000},"max_users":3,
+            "max_storage_bytes":10,"max_connections":2,"db":null}"#;
+        let policy: QuotaPolicy = serde_json::from_str(null).unwrap();
+        assert!(policy.db.is_unset());
+        let with = QuotaPolicy {
+            db: DbLimits {
+                statement_timeout_ms: Some(300),
+                ..DbLimits::default()
+            },
+            ..QuotaPolicy::default()
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r#""db":{"statement_timeout_ms":300}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<QuotaPolicy>(&json).unwrap(), with);
+    }
+
+    #[test]
+    fn db_limits_out_of_range_name_their_field() {
+        let cases = [
+            (
+                DbLimits {
+                    statement_timeout_ms: Some(0),
+                    ..DbLimits::default()
+                },
+                "db.statement_timeout_ms",
+            ),
+            (
+                DbLimits {
+                    statement_timeout_ms: Some(DbLimits::MAX_STATEMENT_TIMEOUT_MS + 1),
+                    ..DbLimits::default()
+                },
+                "db.statement_timeout_ms",
+            ),
+            (
+                DbLimits {
+                    work_mem_kb: Some(63),
+                    ..DbLimits::default()
+                },
+                "db.work_mem_kb",
+            ),
+            (
+                DbLimits {
+                    connection_limit: Some(0),
+                    ..DbLimits::default()
+                },
+                "db.connection_limit",
+            ),
+            (
+                DbLimits {
+                    connection_limit: Some(10_001),
+                    ..DbLimits::default()
+                },
+                "db.connection_limit",
+            ),
+        ];
+        for (db, field) in cases {
+            let policy = QuotaPolicy {
+                db,
+                ..QuotaPolicy::default()
+            };
+            assert_eq!(
+                policy.validate().unwrap_err().field(),
+                Some(field),
+                "{db:?}"
+            );
+        }
+        let fine = DbLimits {
+            statement_timeout_ms: Some(1),
+            work_mem_kb: Some(64),
+            connection_limit: Some(10_000),
+        };
+        assert!(
+            QuotaPolicy {
+                db: fine,
+                ..QuotaPolicy::default()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

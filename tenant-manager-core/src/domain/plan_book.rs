@@ -36,10 +36,7 @@ impl PlanBook {
 
     /// Replaces the catalog for every clone.
     pub fn replace(&self, catalog: PlanCatalog) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
     }
 
     /// The policy of a plan in the current catalog.

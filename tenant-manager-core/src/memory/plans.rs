@@ -72,8 +72,17 @@ mod tests {
             ..QuotaPolicy::default()
         };
         store.put_plan(&pro, &policy).await.unwrap();
-        store.put_plan(&basic, &QuotaPolicy::default()).await.unwrap();
-        let names: Vec<_> = store.list_plans().await.unwrap().into_iter().map(|p| p.0).collect();
+        store
+            .put_plan(&basic, &QuotaPolicy::default())
+            .await
+            .unwrap();
+        let names: Vec<_> = store
+            .list_plans()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
         assert_eq!(names, [basic.clone(), pro.clone()]);
         let catalog = store.load_catalog(QuotaPolicy::default()).await.unwrap();
         assert_eq!(catalog.policy(&pro).max_storage_bytes, 5);

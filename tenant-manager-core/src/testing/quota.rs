@@ -243,8 +243,14 @@ pub async fn set_usage_overwrites_one_kind_of_one_tenant(q: &dyn QuotaEnforcer) 
     assert_eq!(q.usage(tenant, kind).await.expect("usage"), 5_000_000_000);
     q.set_usage(tenant, kind, 40).await.expect("set lower");
     assert_eq!(q.usage(tenant, kind).await.expect("usage"), 40);
-    let d = q.consume_usage(tenant, kind, 20, 50).await.expect("consume");
-    assert!(!d.allowed && d.used == 40, "counts from the value set: {d:?}");
+    let d = q
+        .consume_usage(tenant, kind, 20, 50)
+        .await
+        .expect("consume");
+    assert!(
+        !d.allowed && d.used == 40,
+        "counts from the value set: {d:?}"
+    );
     q.set_usage(tenant, kind, 0).await.expect("set zero");
     assert_eq!(q.usage(tenant, kind).await.expect("usage"), 0);
     assert_eq!(q.usage(tenant, UsageKind::Users).await.expect("usage"), 2);

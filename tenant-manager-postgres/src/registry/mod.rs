@@ -20,9 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use tenant_manager_core::{
-    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, PlanStore, QuotaPolicy,
-    Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
-    User, UserId, validate_domain, validate_status_reason,
+    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, PlanStore,
+    QuotaPolicy, Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus,
+    TenantUpdate, User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::pg::{SqlxResultExt, map_migrate};

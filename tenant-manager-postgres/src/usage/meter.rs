@@ -47,7 +47,10 @@ impl PgStorageMeter {
 #[async_trait]
 impl StorageMeter for PgStorageMeter {
     async fn measure(&self, tenant: &Tenant) -> Result<u64> {
-        if matches!(tenant.status, TenantStatus::Pending | TenantStatus::Provisioning) {
+        if matches!(
+            tenant.status,
+            TenantStatus::Pending | TenantStatus::Provisioning
+        ) {
             return Err(tenant_manager_core::Error::NotReady {
                 tenant: tenant.id,
                 status: tenant.status,
@@ -80,13 +83,12 @@ async fn measure(conn: &mut PgConnection, tenant: &Tenant, target: &Target) -> R
 }
 
 async fn database_size(conn: &mut PgConnection, database: &Ident) -> Result<i64> {
-    let size: Option<i64> = sqlx::query_scalar(
-        "SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
-    )
-    .bind(database.as_str())
-    .fetch_optional(conn)
-    .await
-    .map_db(Entity::Tenant)?;
+    let size: Option<i64> =
+        sqlx::query_scalar("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1")
+            .bind(database.as_str())
+            .fetch_optional(conn)
+            .await
+            .map_db(Entity::Tenant)?;
     Ok(size.unwrap_or(0))
 }
 

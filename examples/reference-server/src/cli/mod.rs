@@ -19,8 +19,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use self::exit::{CliError, Exit};
-pub use self::plans::PlansCommand;
 use self::loadtest::LoadtestArgs;
+pub use self::plans::PlansCommand;
 
 /// Operate a tenant-manager deployment.
 #[derive(Debug, Parser)]

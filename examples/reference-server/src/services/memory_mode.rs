@@ -7,16 +7,16 @@ use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
     InMemoryBackup, InMemoryCacheConfig, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer, InMemoryRegistry,
-    InMemoryTenantCache, InMemoryTenantData,
+    InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer,
+    InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
 };
 
 use super::{Services, Shared, hasher, manager_config, plans, tokens};
-use tenant_manager::{PlanBook, PlanCatalog};
 use crate::companies::MemoryCompanies;
 use crate::config::Config;
 use crate::readiness::Readiness;
 use crate::startup_error::StartupError;
+use tenant_manager::{PlanBook, PlanCatalog};
 
 /// Quotas, cache and queue in this process.
 pub(super) fn shared() -> Result<Shared, StartupError> {

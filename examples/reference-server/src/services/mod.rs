@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
-use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::postgres::usage::PgRoleLimits;
+use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::{
     JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, StorageMeter, TenantCache,
 };

@@ -36,13 +36,15 @@ fn lifted(config: &Config, mut policy: QuotaPolicy) -> QuotaPolicy {
 ///
 /// # Errors
 /// The store's.
-pub(crate) async fn load(config: &Config, store: &dyn PlanStore) -> tenant_manager::Result<PlanCatalog> {
+pub(crate) async fn load(
+    config: &Config,
+    store: &dyn PlanStore,
+) -> tenant_manager::Result<PlanCatalog> {
     let plans = store.list_plans().await?;
-    Ok(plans
-        .into_iter()
-        .fold(PlanCatalog::new(default_policy(config)), |catalog, (plan, policy)| {
-            catalog.with_plan(plan, lifted(config, policy))
-        }))
+    Ok(plans.into_iter().fold(
+        PlanCatalog::new(default_policy(config)),
+        |catalog, (plan, policy)| catalog.with_plan(plan, lifted(config, policy)),
+    ))
 }
 
 /// Reads the store again into `book`.

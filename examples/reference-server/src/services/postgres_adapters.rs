@@ -16,13 +16,13 @@ use sqlx::postgres::PgPoolOptions;
 use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
+use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, PgDumpBackup, PgTenantConnector,
     PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, RegistryLoginReport,
     ServerMap, SharedClaimReport, StorageConfig, TenantMigrations, TenantMigrator, TenantStorage,
     WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
-use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::{Error, PlanBook, Result, StorageNaming};
 
 use super::{Shared, hasher, manager_config, plans, tokens};
