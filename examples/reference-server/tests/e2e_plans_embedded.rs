@@ -103,6 +103,16 @@ async fn the_storage_quota_refuses_writes_and_a_larger_plan_lets_them_through() 
     assert_eq!(write("Third").await.status, StatusCode::CREATED);
 }
 
+/// A request and the error it must get: method, path, body, status, code, field.
+type Case = (
+    Method,
+    String,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn bad_input_on_the_plan_routes_names_the_field() {
     let server = Server::start(&[("STORAGE_MEASURE_INTERVAL_MS", "0")]);
@@ -120,7 +130,7 @@ async fn bad_input_on_the_plan_routes_names_the_field() {
         "rate": {"limit": 0, "window_ms": 1000}, "max_users": 1, "max_storage_bytes": 1,
         "max_connections": 1
     });
-    let cases: Vec<(Method, String, Option<Value>, StatusCode, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::PUT,
             "/api/admin/plans/Bad!".into(),
