@@ -191,7 +191,7 @@ async fn quota_overrides_apply_and_are_validated() {
     let h = Harness::new();
     let r = h.register("Acme", "owner@acme.test").await;
     let plan_policy = h.manager.effective_quota(&r.tenant);
-    assert_eq!(&plan_policy, h.manager.plans().policy(&r.tenant.plan));
+    assert_eq!(plan_policy, h.manager.plans().policy(&r.tenant.plan));
 
     let custom = QuotaPolicy {
         rate: RateLimit::new(5, Duration::from_secs(1)).unwrap(),

@@ -78,6 +78,7 @@ pub mod registry;
 pub mod registry_login;
 pub mod servers;
 pub mod storage;
+pub mod usage;
 pub mod wall;
 
 pub use app_login::{AppLogin, DEFAULT_APP_LOGIN};

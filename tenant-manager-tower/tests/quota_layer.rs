@@ -274,6 +274,9 @@ impl QuotaEnforcer for DownEnforcer {
     ) -> Result<UsageDecision> {
         Err(down())
     }
+    async fn set_usage(&self, _: TenantId, _: UsageKind, _: u64) -> Result<()> {
+        Err(down())
+    }
     async fn usage(&self, _: TenantId, _: UsageKind) -> Result<u64> {
         Err(down())
     }

@@ -52,9 +52,13 @@ pub(crate) struct Parts {
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+mod storage_guard;
+
 /// The toolkit's middleware of each route group.
 struct Guards {
     tenant: TenantLayer,
+    /// The manager whose plans and usage the storage quota of tenant writes reads.
+    storage: tenant_manager::manager::TenantManager,
     tenant_quota: Option<QuotaLayer>,
     client_quota: Option<QuotaLayer>,
     admin: AdminKeyLayer,
@@ -78,7 +82,7 @@ impl Guards {
         let (tenant_quota, client_quota) = if config.features.rate_limiting {
             let tenant_quota = QuotaConfig::default()
                 .with_scope(QuotaScope::Tenant)
-                .with_plans(services.plans.clone())
+                .with_plan_book(services.plans.clone())
                 .with_client_ip(client_ip.clone());
             let client_quota = QuotaConfig::default()
                 .with_scope(QuotaScope::Client)
@@ -95,6 +99,7 @@ impl Guards {
         let admin = AdminKeyLayer::new(config.security.super_admin_key.clone())?;
         Ok(Self {
             tenant,
+            storage: services.manager.clone(),
             tenant_quota,
             client_quota,
             admin,
@@ -112,8 +117,14 @@ fn assemble(
     {
         tenant = tenant.merge(routes::test_sql::router());
     }
-    let mut admin = routes::admin::router().merge(routes::migrations::router());
+    let mut admin = routes::admin::router()
+        .merge(routes::migrations::router())
+        .merge(routes::plans::router());
     if let Some(guards) = guards {
+        tenant = tenant.layer(axum::middleware::from_fn_with_state(
+            guards.storage,
+            storage_guard::guard,
+        ));
         if let Some(quota) = guards.client_quota {
             public = public.layer(quota);
         }

@@ -55,7 +55,65 @@ impl RateLimit {
     }
 }
 
-/// What a tenant may use: request rate, users, storage and connections.
+/// Per-tenant Postgres session limits a plan sets; `None` leaves the server's own setting.
+///
+/// Serde-compatible with policies stored before these limits existed: every field is optional
+/// and an all-`None` value is left out of the stored JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DbLimits {
+    /// `statement_timeout` of the tenant's sessions, in milliseconds (1 ms to 24 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout_ms: Option<u32>,
+    /// `work_mem` of the tenant's sessions, in kB (64 kB to 4 GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_mem_kb: Option<u32>,
+    /// `CONNECTION LIMIT` of the tenant's login role (1 to 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<u32>,
+}
+
+impl DbLimits {
+    /// Most `statement_timeout`: 24 hours.
+    pub const MAX_STATEMENT_TIMEOUT_MS: u32 = 24 * 3600 * 1000;
+    /// Least `work_mem` Postgres accepts, in kB.
+    pub const MIN_WORK_MEM_KB: u32 = 64;
+    /// Most `work_mem`: 4 GiB, in kB.
+    pub const MAX_WORK_MEM_KB: u32 = 4 * 1024 * 1024;
+
+    /// Whether no limit is set.
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `db.statement_timeout_ms`, `db.work_mem_kb` or
+    /// `db.connection_limit`.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(ms) = self.statement_timeout_ms
+            && (ms == 0 || ms > Self::MAX_STATEMENT_TIMEOUT_MS)
+        {
+            return Err(Error::invalid(
+                "db.statement_timeout_ms",
+                "must be 1 ms to 24 hours",
+            ));
+        }
+        if let Some(kb) = self.work_mem_kb
+            && !(Self::MIN_WORK_MEM_KB..=Self::MAX_WORK_MEM_KB).contains(&kb)
+        {
+            return Err(Error::invalid("db.work_mem_kb", "must be 64 kB to 4 GiB"));
+        }
+        if let Some(n) = self.connection_limit
+            && (n == 0 || n > 10_000)
+        {
+            return Err(Error::invalid("db.connection_limit", "must be 1 to 10000"));
+        }
+        Ok(())
+    }
+}
+
+/// What a tenant may use: request rate, users, storage, connections and Postgres limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaPolicy {
     /// Request rate per tenant.
@@ -66,6 +124,18 @@ pub struct QuotaPolicy {
     pub max_storage_bytes: u64,
     /// Most pooled connections a tenant may hold at once.
     pub max_connections: u32,
+    /// Postgres session limits of the tenant (absent in policies stored before they existed).
+    #[serde(
+        default,
+        skip_serializing_if = "DbLimits::is_unset",
+        deserialize_with = "null_as_unset"
+    )]
+    pub db: DbLimits,
+}
+
+/// `"db": null` reads as no limits.
+fn null_as_unset<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DbLimits, D::Error> {
+    Option::<DbLimits>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl QuotaPolicy {
@@ -81,7 +151,7 @@ impl QuotaPolicy {
         if self.max_connections == 0 || self.max_connections > 10_000 {
             return Err(Error::invalid("max_connections", "must be 1 to 10000"));
         }
-        Ok(())
+        self.db.validate()
     }
 }
 
@@ -96,6 +166,7 @@ impl Default for QuotaPolicy {
             max_users: 100,
             max_storage_bytes: 10 * 1024 * 1024 * 1024,
             max_connections: 20,
+            db: DbLimits::default(),
         }
     }
 }
@@ -189,5 +260,114 @@ impl PlanCatalog {
     /// The policy of the default plan.
     pub fn default_policy(&self) -> &QuotaPolicy {
         &self.default
+    }
+
+    /// Whether `plan` has a policy of its own (not the default's).
+    pub fn contains(&self, plan: &Plan) -> bool {
+        self.plans.contains_key(plan)
+    }
+
+    /// The plans with a policy of their own, ordered by name.
+    pub fn plans(&self) -> Vec<(&Plan, &QuotaPolicy)> {
+        let mut plans: Vec<_> = self.plans.iter().collect();
+        plans.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        plans
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn policies_stored_before_db_limits_still_read_and_unset_limits_are_not_written() {
+        let old = r#"{"rate":{"limit":5,"window_ms":1000},"max_users":3,
+            "max_storage_bytes":10,"max_connections":2}"#;
+        let policy: QuotaPolicy = serde_json::from_str(old).unwrap();
+        assert!(policy.db.is_unset());
+        assert!(!serde_json::to_string(&policy).unwrap().contains("db"));
+        let null = r#"{"rate":{"limit":5,"window_ms":1000},"max_users":3,
+            "max_storage_bytes":10,"max_connections":2,"db":null}"#;
+        let policy: QuotaPolicy = serde_json::from_str(null).unwrap();
+        assert!(policy.db.is_unset());
+        let with = QuotaPolicy {
+            db: DbLimits {
+                statement_timeout_ms: Some(300),
+                ..DbLimits::default()
+            },
+            ..QuotaPolicy::default()
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r#""db":{"statement_timeout_ms":300}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<QuotaPolicy>(&json).unwrap(), with);
+    }
+
+    #[test]
+    fn db_limits_out_of_range_name_their_field() {
+        let cases = [
+            (
+                DbLimits {
+                    statement_timeout_ms: Some(0),
+                    ..DbLimits::default()
+                },
+                "db.statement_timeout_ms",
+            ),
+            (
+                DbLimits {
+                    statement_timeout_ms: Some(DbLimits::MAX_STATEMENT_TIMEOUT_MS + 1),
+                    ..DbLimits::default()
+                },
+                "db.statement_timeout_ms",
+            ),
+            (
+                DbLimits {
+                    work_mem_kb: Some(63),
+                    ..DbLimits::default()
+                },
+                "db.work_mem_kb",
+            ),
+            (
+                DbLimits {
+                    connection_limit: Some(0),
+                    ..DbLimits::default()
+                },
+                "db.connection_limit",
+            ),
+            (
+                DbLimits {
+                    connection_limit: Some(10_001),
+                    ..DbLimits::default()
+                },
+                "db.connection_limit",
+            ),
+        ];
+        for (db, field) in cases {
+            let policy = QuotaPolicy {
+                db,
+                ..QuotaPolicy::default()
+            };
+            assert_eq!(
+                policy.validate().unwrap_err().field(),
+                Some(field),
+                "{db:?}"
+            );
+        }
+        let fine = DbLimits {
+            statement_timeout_ms: Some(1),
+            work_mem_kb: Some(64),
+            connection_limit: Some(10_000),
+        };
+        assert!(
+            QuotaPolicy {
+                db: fine,
+                ..QuotaPolicy::default()
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -304,6 +304,21 @@ impl QuotaEnforcer for InMemoryQuotaEnforcer {
         }
     }
 
+    async fn set_usage(&self, tenant: TenantId, kind: UsageKind, value: u64) -> Result<()> {
+        let slot = usage_slot(kind);
+        if value == 0 {
+            if let Some(mut counters) = self.inner.usage.get_mut(&tenant) {
+                counters[slot] = 0;
+            }
+            self.inner
+                .usage
+                .remove_if(&tenant, |_, counters| counters.iter().all(|c| *c == 0));
+        } else {
+            self.inner.usage.entry(tenant).or_insert([0; 2])[slot] = value;
+        }
+        Ok(())
+    }
+
     async fn usage(&self, tenant: TenantId, kind: UsageKind) -> Result<u64> {
         Ok(self
             .inner

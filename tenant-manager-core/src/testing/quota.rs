@@ -27,6 +27,7 @@ macro_rules! quota_conformance {
             keys_are_limited_independently,
             concurrent_usage_never_exceeds_max,
             usage_is_released_and_never_negative,
+            set_usage_overwrites_one_kind_of_one_tenant,
             reset_tenant_forgets_rate_and_usage,
             invalid_input_is_refused,
         );
@@ -227,6 +228,32 @@ pub async fn usage_is_released_and_never_negative(q: &dyn QuotaEnforcer) {
     assert!(d.allowed && d.used == 50, "up to max inclusive: {d:?}");
     assert_eq!(q.usage(tenant, UsageKind::Users).await.expect("usage"), 0);
     let other = TenantId::new();
+    assert_eq!(q.usage(other, kind).await.expect("usage"), 0);
+}
+
+/// `set_usage` replaces the tenant's usage of one kind (up, down, to zero), and nothing else;
+/// a later `consume_usage` counts from the value set.
+pub async fn set_usage_overwrites_one_kind_of_one_tenant(q: &dyn QuotaEnforcer) {
+    let (tenant, other) = (TenantId::new(), TenantId::new());
+    let kind = UsageKind::StorageBytes;
+    q.consume_usage(tenant, UsageKind::Users, 2, 10)
+        .await
+        .expect("consume");
+    q.set_usage(tenant, kind, 5_000_000_000).await.expect("set");
+    assert_eq!(q.usage(tenant, kind).await.expect("usage"), 5_000_000_000);
+    q.set_usage(tenant, kind, 40).await.expect("set lower");
+    assert_eq!(q.usage(tenant, kind).await.expect("usage"), 40);
+    let d = q
+        .consume_usage(tenant, kind, 20, 50)
+        .await
+        .expect("consume");
+    assert!(
+        !d.allowed && d.used == 40,
+        "counts from the value set: {d:?}"
+    );
+    q.set_usage(tenant, kind, 0).await.expect("set zero");
+    assert_eq!(q.usage(tenant, kind).await.expect("usage"), 0);
+    assert_eq!(q.usage(tenant, UsageKind::Users).await.expect("usage"), 2);
     assert_eq!(q.usage(other, kind).await.expect("usage"), 0);
 }
 

@@ -10,6 +10,8 @@ mod events;
 pub mod gcra;
 mod hooks;
 mod jobs;
+mod meter;
+mod plans;
 mod pool;
 mod pool_closer;
 mod provisioner;
@@ -23,6 +25,8 @@ pub use hooks::ProvisioningHook;
 pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };
+pub use meter::StorageMeter;
+pub use plans::PlanStore;
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};

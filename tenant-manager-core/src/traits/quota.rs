@@ -149,6 +149,7 @@ impl UsageDecision {
 ///   admitted in a fresh window (a precise algorithm such as GCRA, not fixed windows).
 /// - `consume_usage` is an atomic check-and-consume: usage never exceeds `max`; a negative
 ///   `amount` releases usage (never below zero) and is always allowed.
+/// - `set_usage` overwrites: the next `usage` returns the value set (until another call).
 /// - One network round trip per call at most.
 ///
 /// # Errors
@@ -169,6 +170,10 @@ pub trait QuotaEnforcer: fmt::Debug + Send + Sync + 'static {
         amount: i64,
         max: u64,
     ) -> Result<UsageDecision>;
+
+    /// Replaces a tenant's usage of `kind` with a measured `value` (storage measured by a
+    /// [`StorageMeter`](crate::traits::StorageMeter)), whatever it was.
+    async fn set_usage(&self, tenant: TenantId, kind: UsageKind, value: u64) -> Result<()>;
 
     /// A tenant's current usage of `kind`.
     async fn usage(&self, tenant: TenantId, kind: UsageKind) -> Result<u64>;

@@ -20,9 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use tenant_manager_core::{
-    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, QuotaPolicy,
-    Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
-    User, UserId, validate_domain, validate_status_reason,
+    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, PlanStore,
+    QuotaPolicy, Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus,
+    TenantUpdate, User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::pg::{SqlxResultExt, map_migrate};
@@ -125,6 +125,22 @@ impl PostgresRegistry {
 
     async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
         self.pool.acquire().await.map_db(Entity::Record)
+    }
+}
+
+#[async_trait]
+impl PlanStore for PostgresRegistry {
+    async fn put_plan(&self, plan: &Plan, policy: &QuotaPolicy) -> Result<()> {
+        PostgresRegistry::put_plan(self, plan, policy).await
+    }
+
+    async fn delete_plan(&self, plan: &Plan) -> Result<bool> {
+        PostgresRegistry::delete_plan(self, plan).await
+    }
+
+    async fn list_plans(&self) -> Result<Vec<(Plan, QuotaPolicy)>> {
+        let mut conn = self.conn().await?;
+        plans::list(&mut conn).await
     }
 }
 

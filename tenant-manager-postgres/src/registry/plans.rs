@@ -23,6 +23,16 @@ pub(crate) async fn put(conn: &mut PgConnection, plan: &Plan, policy: &QuotaPoli
     Ok(())
 }
 
+/// Every stored plan, ordered by name.
+pub(crate) async fn list(conn: &mut PgConnection) -> Result<Vec<(Plan, QuotaPolicy)>> {
+    let catalog = catalog(conn, QuotaPolicy::default()).await?;
+    Ok(catalog
+        .plans()
+        .into_iter()
+        .map(|(plan, policy)| (plan.clone(), policy.clone()))
+        .collect())
+}
+
 /// Every stored plan on top of `default`.
 pub(crate) async fn catalog(conn: &mut PgConnection, default: QuotaPolicy) -> Result<PlanCatalog> {
     let rows: Vec<(String, serde_json::Value)> =

@@ -282,6 +282,20 @@ impl QuotaEnforcer for RedisQuotaEnforcer {
         ))
     }
 
+    async fn set_usage(&self, tenant: TenantId, kind: UsageKind, value: u64) -> Result<()> {
+        // The usage script counts in Lua numbers (doubles): a measurement above 2^53 - 1 is
+        // stored as that, already far above any quota.
+        self.pool
+            .query::<i64>(
+                redis::cmd("HSET")
+                    .arg(self.pool.keys().usage(tenant))
+                    .arg(Keys::usage_field(kind))
+                    .arg(value.min(LUA_MAX_EXACT)),
+            )
+            .await
+            .map(drop)
+    }
+
     async fn usage(&self, tenant: TenantId, kind: UsageKind) -> Result<u64> {
         let used: Option<u64> = self
             .pool

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderName;
-use tenant_manager_core::{Error, PlanCatalog, QuotaPolicy, RateLimit, Result, Tenant};
+use tenant_manager_core::{Error, PlanBook, PlanCatalog, QuotaPolicy, RateLimit, Result, Tenant};
 
 /// The request rate of a tenant: its own override or its plan's.
 ///
@@ -26,6 +26,17 @@ impl RatePolicy for PlanCatalog {
             .quota
             .as_ref()
             .map_or_else(|| self.policy(&tenant.plan).rate, |quota| quota.rate)
+    }
+}
+
+/// The tenant's quota override when it has one, else its plan's policy in the book's current
+/// catalog: a replaced catalog applies from the next request on.
+impl RatePolicy for PlanBook {
+    fn rate_for(&self, tenant: &Tenant) -> RateLimit {
+        match &tenant.quota {
+            Some(quota) => quota.rate,
+            None => self.current().policy(&tenant.plan).rate,
+        }
     }
 }
 
@@ -150,6 +161,14 @@ impl QuotaConfig {
     /// Tenants get their quota override, else their plan's rate from `plans`.
     #[must_use]
     pub fn with_plans(mut self, plans: PlanCatalog) -> Self {
+        self.rates = Arc::new(plans);
+        self
+    }
+
+    /// Tenants get their quota override, else their plan's rate from the book's current
+    /// catalog (a replaced catalog applies from the next request on).
+    #[must_use]
+    pub fn with_plan_book(mut self, plans: PlanBook) -> Self {
         self.rates = Arc::new(plans);
         self
     }

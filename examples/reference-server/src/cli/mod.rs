@@ -10,6 +10,7 @@ pub mod exit;
 pub mod loadtest;
 mod maintenance;
 mod ops;
+mod plans;
 mod tenants;
 mod wall;
 
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 pub use self::exit::{CliError, Exit};
 use self::loadtest::LoadtestArgs;
+pub use self::plans::PlansCommand;
 
 /// Operate a tenant-manager deployment.
 #[derive(Debug, Parser)]
@@ -55,6 +57,12 @@ pub enum Command {
         /// The action.
         #[command(subcommand)]
         action: TenantsCommand,
+    },
+    /// List and edit plans.
+    Plans {
+        /// The action.
+        #[command(subcommand)]
+        action: PlansCommand,
     },
     /// Back up one tenant (`backup TENANT`) or every active tenant (`backup --all`).
     Backup(BackupArgs),
@@ -197,6 +205,14 @@ pub enum TenantsCommand {
         /// Tenant id or slug.
         tenant: String,
     },
+    /// Move a tenant to another plan (a stored plan or the default plan): every instance
+    /// applies it on the tenant's next request; its Postgres limits are written on its role.
+    SetPlan {
+        /// Tenant id or slug.
+        tenant: String,
+        /// The plan.
+        plan: String,
+    },
     /// Delete a tenant and drop its storage.
     Delete {
         /// Tenant id or slug.
@@ -291,6 +307,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Migrate { target } => maintenance::migrate(&ops, target).await,
         Command::Wall { action } => wall::run(&ops, action).await,
         Command::Tenants { action } => tenants::run(&ops, action).await,
+        Command::Plans { action } => plans::run(&ops, action).await,
         Command::Backup(args) => maintenance::backup(&ops, args).await,
         Command::Restore(args) => maintenance::restore(&ops, args).await,
         Command::Worker(args) => maintenance::worker(&ops, args).await,

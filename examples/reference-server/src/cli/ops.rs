@@ -42,7 +42,8 @@ impl Ops {
             .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?;
         let dir = backup_dir.unwrap_or(config.backup_dir.as_path());
         let backup = postgres.backup(dir);
-        let manager = postgres.manager(&config, &shared, backup.clone(), None)?;
+        let plans = postgres.plan_book(&config).await?;
+        let manager = postgres.manager(&config, &shared, backup.clone(), None, plans)?;
         Ok(Self {
             postgres,
             backup,

@@ -74,6 +74,10 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             Ok(Exit::Success)
         }
         TenantsCommand::Retry { tenant } => retry(ops, &tenant).await,
+        TenantsCommand::SetPlan { tenant, plan } => {
+            let tenant = ops.tenant(&tenant).await?;
+            super::plans::set_plan(ops, &tenant, &plan).await
+        }
         TenantsCommand::Delete { tenant, yes } => {
             let tenant = ops.tenant(&tenant).await?;
             if !yes {

@@ -112,6 +112,12 @@ pub(crate) struct EnvVars {
     #[arg(long, env = "POOL_SCOPE_AFFINITY_MS", default_value = "5000", value_parser = ranged::<u64, 0, 600_000>)]
     pub(crate) pool_scope_affinity_ms: u64,
 
+    // --- Plans and usage ---
+    #[arg(long, env = "PLANS_REFRESH_MS", default_value = "2000", value_parser = ranged::<u64, 100, 600_000>)]
+    pub(crate) plans_refresh_ms: u64,
+    #[arg(long, env = "STORAGE_MEASURE_INTERVAL_MS", default_value = "300000", value_parser = ranged::<u64, 0, 86_400_000>)]
+    pub(crate) storage_measure_interval_ms: u64,
+
     // --- Redis ---
     #[arg(long, env = "REDIS_URL", value_parser = secret)]
     pub(crate) redis_url: Option<Secret>,

@@ -92,6 +92,27 @@ impl Default for PoolSettings {
     }
 }
 
+/// How plans are refreshed and storage is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UsageSettings {
+    /// How often the plan catalog is read again from the registry, so plan edits made through
+    /// another instance or `tenant-cli` apply here (`PLANS_REFRESH_MS`, default 2 s).
+    pub plans_refresh: Duration,
+    /// How often every active tenant's storage is measured (`STORAGE_MEASURE_INTERVAL_MS`,
+    /// default 5 min; 0 measures only on demand).
+    pub storage_interval: Option<Duration>,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            plans_refresh: Duration::from_secs(2),
+            storage_interval: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
 /// The whole configuration of the server and of `tenant-cli`.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -112,6 +133,8 @@ pub struct Config {
     pub self_service: SelfService,
     /// Connection budget.
     pub pool: PoolSettings,
+    /// Plan refresh and storage measurement.
+    pub usage: UsageSettings,
     /// Default request rate per tenant (`RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`).
     pub rate_limit: RateLimit,
     /// Tracing filter (`LOG_LEVEL`, default `info`; any `EnvFilter` directive).
@@ -140,6 +163,7 @@ impl Default for Config {
             features: Features::default(),
             self_service: SelfService::default(),
             pool: PoolSettings::default(),
+            usage: UsageSettings::default(),
             rate_limit: RateLimit {
                 limit: 100,
                 window_ms: 900_000,
@@ -231,6 +255,11 @@ impl Config {
             },
             self_service: vars.self_service_isolation.clone(),
             pool,
+            usage: UsageSettings {
+                plans_refresh: Duration::from_millis(vars.plans_refresh_ms),
+                storage_interval: (vars.storage_measure_interval_ms > 0)
+                    .then(|| Duration::from_millis(vars.storage_measure_interval_ms)),
+            },
             rate_limit: RateLimit {
                 limit: vars.rate_limit_max_requests,
                 window_ms: vars.rate_limit_window_ms,
@@ -349,6 +378,7 @@ impl fmt::Debug for Config {
             .field("features", &self.features)
             .field("self_service", &self.self_service)
             .field("pool", &self.pool)
+            .field("usage", &self.usage)
             .field("rate_limit", &self.rate_limit)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)

@@ -264,6 +264,7 @@ pub(crate) async fn put_quota(
         max_users: q.max_users,
         max_storage_bytes: q.max_storage_bytes,
         max_connections: q.max_connections,
+        ..QuotaPolicy::default()
     });
     tenant_reply(state.services.manager.update_quota(id, policy).await)
 }

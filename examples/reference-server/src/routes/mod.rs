@@ -9,6 +9,7 @@ pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
+pub(crate) mod plans;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;

@@ -7,15 +7,16 @@ use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
     InMemoryBackup, InMemoryCacheConfig, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer, InMemoryRegistry,
-    InMemoryTenantCache, InMemoryTenantData,
+    InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer,
+    InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
 };
 
-use super::{Services, Shared, hasher, manager_config, plan_catalog, tokens};
+use super::{Services, Shared, hasher, manager_config, plans, tokens};
 use crate::companies::MemoryCompanies;
 use crate::config::Config;
 use crate::readiness::Readiness;
 use crate::startup_error::StartupError;
+use tenant_manager::{PlanBook, PlanCatalog};
 
 /// Quotas, cache and queue in this process.
 pub(super) fn shared() -> Result<Shared, StartupError> {
@@ -41,7 +42,7 @@ pub(super) fn services(
     let provisioner = Arc::new(InMemoryProvisioner::new(data.clone()));
     let store = Arc::new(ObjectBackupStore::local(config.backup_dir.clone()));
     let backup = Arc::new(InMemoryBackup::new(data.clone(), store));
-    let plans = plan_catalog(config);
+    let plans = PlanBook::new(PlanCatalog::new(plans::default_policy(config)));
     let manager = TenantManager::builder()
         .with_registry(registry.clone())
         .with_provisioner(provisioner)
@@ -51,7 +52,7 @@ pub(super) fn services(
         .with_backup(backup)
         .with_hasher(hasher(config).map_err(fail)?)
         .with_tokens(tokens(config).map_err(fail)?)
-        .with_plans(plans.clone())
+        .with_plan_book(plans.clone())
         .with_config(manager_config(config))
         .build()
         .map_err(fail)?;
@@ -60,9 +61,12 @@ pub(super) fn services(
         manager,
         quota: shared.quota,
         jobs: shared.jobs,
-        companies: Arc::new(MemoryCompanies::new(data)),
+        companies: Arc::new(MemoryCompanies::new(data.clone())),
         pools: None,
         plans,
+        plan_store: Arc::new(InMemoryPlanStore::default()),
+        meter: data,
+        role_limits: None,
         readiness: readiness.with_in_process("database"),
         drift: None,
         #[cfg(feature = "attack-route")]

@@ -9,18 +9,23 @@
 
 mod auth;
 mod memory_mode;
+pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod redis_shared;
+pub(crate) mod storage;
 pub(crate) mod worker;
 
 use std::sync::Arc;
 
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
+use tenant_manager::postgres::usage::PgRoleLimits;
 use tenant_manager::redis::RedisTenantCache;
-use tenant_manager::{JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache};
+use tenant_manager::{
+    JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, StorageMeter, TenantCache,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,29 +67,20 @@ pub(crate) struct Services {
     pub(crate) companies: Arc<dyn CompanyStore>,
     /// The pool manager of tenant connections (none in embedded mode).
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,
-    pub(crate) plans: PlanCatalog,
+    /// The plans the manager and the rate limiter apply, refreshed from `plan_store`.
+    pub(crate) plans: PlanBook,
+    /// Where plans are kept (the registry's `tm_plans`, or memory).
+    pub(crate) plan_store: Arc<dyn PlanStore>,
+    /// Measures tenants' storage for the `storage_bytes` quota.
+    pub(crate) meter: Arc<dyn StorageMeter>,
+    /// Postgres session limits on database-isolated tenants' roles (none in embedded mode).
+    pub(crate) role_limits: Option<PgRoleLimits>,
     pub(crate) readiness: Readiness,
     /// The drift check of tenants' schemas (none in embedded mode).
     pub(crate) drift: Option<tenant_manager::postgres::DriftChecker>,
     /// The Postgres pool manager itself, for `POST /api/test/sql` (none in embedded mode).
     #[cfg(feature = "attack-route")]
     pub(crate) sql_pools: Option<tenant_manager::postgres::PgTenantPools>,
-}
-
-/// The quota policy of every plan: the configured request rate and per-tenant connections;
-/// usage limits lifted when `ENABLE_QUOTAS` is off.
-pub(crate) fn plan_catalog(config: &Config) -> PlanCatalog {
-    let mut policy = QuotaPolicy {
-        rate: config.rate_limit,
-        max_connections: config.pool.max_per_tenant,
-        ..QuotaPolicy::default()
-    };
-    if !config.features.quotas {
-        // ENABLE_QUOTAS=false: usage is still counted, never refused.
-        policy.max_users = u64::MAX;
-        policy.max_storage_bytes = u64::MAX;
-    }
-    PlanCatalog::new(policy)
 }
 
 /// The manager's settings from the configuration.
@@ -128,6 +124,16 @@ impl Services {
         } else {
             services
         };
+        plans::start_refresh(
+            Arc::new(config.clone()),
+            services.plan_store.clone(),
+            services.plans.clone(),
+            tasks,
+            shutdown,
+        );
+        if let Some(interval) = config.usage.storage_interval {
+            storage::start(services.clone(), interval, tasks, shutdown);
+        }
         if let (Some(cache), Some(pools)) = (invalidations, &services.pools) {
             pool_sync::start(
                 cache.subscribe_invalidations(),

@@ -16,15 +16,16 @@ use sqlx::postgres::PgPoolOptions;
 use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
+use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, DriftChecker, PgDumpBackup,
     PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin,
     RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
     TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
-use tenant_manager::{Error, Result, StorageNaming};
+use tenant_manager::{Error, PlanBook, Result, StorageNaming};
 
-use super::{Shared, hasher, manager_config, plan_catalog, tokens};
+use super::{Shared, hasher, manager_config, plans, tokens};
 use crate::config::Config;
 
 /// The CRM migrations of database- and schema-isolated tenants (the `companies` table).
@@ -215,6 +216,26 @@ impl PostgresAdapters {
         ))
     }
 
+    /// The plan book: the default policy with the registry's plans on top.
+    ///
+    /// # Errors
+    /// `Unavailable` when the registry cannot be reached; `Internal` for a corrupt plan row.
+    pub(crate) async fn plan_book(&self, config: &Config) -> Result<PlanBook> {
+        Ok(PlanBook::new(
+            plans::load(config, self.registry.as_ref()).await?,
+        ))
+    }
+
+    /// The storage meter of the tenants.
+    pub(crate) fn meter(&self) -> PgStorageMeter {
+        PgStorageMeter::new(self.storage.clone())
+    }
+
+    /// The Postgres session limits on tenants' login roles.
+    pub(crate) fn role_limits(&self) -> PgRoleLimits {
+        PgRoleLimits::new(self.storage.clone())
+    }
+
     /// The fleet migrator.
     pub(crate) fn migrator(&self) -> TenantMigrator {
         TenantMigrator::new(self.storage.clone())
@@ -236,6 +257,7 @@ impl PostgresAdapters {
         shared: &Shared,
         backup: Arc<PgDumpBackup>,
         pools: Option<Arc<dyn PoolCloser>>,
+        plans: PlanBook,
     ) -> Result<TenantManager> {
         let builder = match pools {
             Some(pools) => TenantManager::builder().with_pool_closer(pools),
@@ -250,7 +272,7 @@ impl PostgresAdapters {
             .with_backup(backup)
             .with_hasher(hasher(config)?)
             .with_tokens(tokens(config)?)
-            .with_plans(plan_catalog(config))
+            .with_plan_book(plans)
             .with_config(manager_config(config))
             .build()
     }

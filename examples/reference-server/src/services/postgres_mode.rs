@@ -10,7 +10,7 @@ use tenant_manager::postgres::PgTenantPools;
 use tenant_manager::{BoxError, PoolStats, async_trait};
 
 use super::postgres_adapters::PostgresAdapters;
-use super::{PoolEngine, Services, Shared, plan_catalog};
+use super::{PoolEngine, Services, Shared};
 use crate::companies::PgCompanies;
 use crate::config::Config;
 use crate::readiness::{Probe, Readiness};
@@ -55,8 +55,15 @@ pub(super) async fn services(
     }
     let pools = postgres.pools(config).map_err(fail)?;
     let backup = postgres.backup(&config.backup_dir);
+    let plans = postgres.plan_book(config).await.map_err(fail)?;
     let manager = postgres
-        .manager(config, &shared, backup, Some(Arc::new(pools.clone())))
+        .manager(
+            config,
+            &shared,
+            backup,
+            Some(Arc::new(pools.clone())),
+            plans.clone(),
+        )
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
     Ok(Services {
@@ -68,7 +75,10 @@ pub(super) async fn services(
         #[cfg(feature = "attack-route")]
         sql_pools: Some(pools.clone()),
         pools: Some(Arc::new(pools)),
-        plans: plan_catalog(config),
+        plans,
+        plan_store: postgres.registry.clone(),
+        meter: Arc::new(postgres.meter()),
+        role_limits: Some(postgres.role_limits()),
         drift: Some(postgres.drift()),
         readiness: readiness.with_probe("database", "postgres", Arc::new(probe)),
     })

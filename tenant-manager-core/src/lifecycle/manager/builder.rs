@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Inner, ManagerConfig, TenantManager};
 use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
-use crate::domain::PlanCatalog;
+use crate::domain::{PlanBook, PlanCatalog};
 use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
 use crate::traits::PoolCloser;
@@ -31,7 +31,7 @@ pub struct TenantManagerBuilder {
     hasher: Option<PasswordHasher>,
     tokens: Option<TokenService>,
     policy: PasswordPolicy,
-    plans: PlanCatalog,
+    plans: PlanBook,
     config: ManagerConfig,
 }
 
@@ -133,8 +133,15 @@ impl TenantManagerBuilder {
         self
     }
 
-    /// Sets the plan catalog.
+    /// Sets the plan catalog (fixed for the manager's life).
     pub fn with_plans(mut self, plans: PlanCatalog) -> Self {
+        self.plans = PlanBook::new(plans);
+        self
+    }
+
+    /// Shares a plan book: replacing its catalog changes the plans the manager applies, from
+    /// the next call on.
+    pub fn with_plan_book(mut self, plans: PlanBook) -> Self {
         self.plans = plans;
         self
     }

@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod plans;
 mod reclaim;
 mod registration;
 mod signup;
@@ -46,8 +47,7 @@ pub use signup::{Registered, Registration};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
-    Actor, EventKind, Page, PlanCatalog, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantStatus,
-    TenantUpdate,
+    Actor, EventKind, Page, PlanBook, QuotaPolicy, Tenant, TenantId, TenantQuery, TenantUpdate,
 };
 use crate::error::Result;
 use crate::lifecycle::ops::TenantOps;
@@ -72,7 +72,7 @@ struct Inner {
     hasher: PasswordHasher,
     tokens: TokenService,
     policy: PasswordPolicy,
-    plans: PlanCatalog,
+    plans: PlanBook,
     config: ManagerConfig,
 }
 
@@ -126,19 +126,8 @@ impl TenantManager {
         if let Some(policy) = &quota {
             policy.validate()?;
         }
-        let current = self.inner.ops.registry.get_tenant(id).await?;
-        if matches!(
-            current.status,
-            TenantStatus::Deleting | TenantStatus::Deleted
-        ) {
-            return Err(crate::error::Error::conflict(
-                crate::error::Entity::Tenant,
-                "status",
-                format!("tenant {id} is {}: its quota cannot change", current.status),
-            ));
-        }
         let update = TenantUpdate::default().with_quota(quota.clone());
-        let tenant = self.inner.ops.registry.update_tenant(id, update).await?;
+        let tenant = self.update_live(id, update, "quota").await?;
         let details = serde_json::json!({ "plan": tenant.plan, "quota": quota });
         self.inner
             .ops
@@ -149,7 +138,6 @@ impl TenantManager {
                 Some(details),
             )
             .await;
-        self.inner.ops.invalidate(id).await?;
         Ok(tenant)
     }
 
@@ -158,7 +146,7 @@ impl TenantManager {
         tenant
             .quota
             .clone()
-            .unwrap_or_else(|| self.inner.plans.policy(&tenant.plan).clone())
+            .unwrap_or_else(|| self.inner.plans.policy(&tenant.plan))
     }
 
     /// A provisioning worker over this manager's queue, registry, provisioner, cache and pool
@@ -191,8 +179,9 @@ impl TenantManager {
         &self.inner.hasher
     }
 
-    /// The plan catalog.
-    pub fn plans(&self) -> &PlanCatalog {
+    /// The plan catalog, shared with whoever holds a clone of it (replace its catalog to
+    /// change the plans this manager applies).
+    pub fn plans(&self) -> &PlanBook {
         &self.inner.plans
     }
 
