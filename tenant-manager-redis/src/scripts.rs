@@ -47,7 +47,7 @@ script!(
 );
 script!(
     /// Add a job.
-    QUEUE_ENQUEUE = "queue_enqueue.lua"
+    QUEUE_ENQUEUE = "queue_common.lua" "queue_enqueue.lua"
 );
 script!(
     /// Move due retries, reclaim or read the next job.
@@ -72,4 +72,8 @@ script!(
 script!(
     /// Delete consumers idle past a threshold that hold no pending entries.
     QUEUE_PRUNE = "queue_prune.lua"
+);
+script!(
+    /// Hand a current delivery back without counting it.
+    QUEUE_RELEASE = "queue_common.lua" "queue_release.lua"
 );

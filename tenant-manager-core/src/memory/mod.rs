@@ -8,6 +8,7 @@ mod jobs;
 mod provisioner;
 mod quota;
 mod registry;
+mod schedules;
 mod tenant_data;
 
 /// What the conformance suites need of these adapters beyond their traits (feature `testing`).
@@ -17,4 +18,5 @@ pub use jobs::{InMemoryJobQueue, InMemoryJobQueueConfig, MAX_JOB_ERROR_LEN};
 pub use provisioner::InMemoryProvisioner;
 pub use quota::{InMemoryQuotaConfig, InMemoryQuotaEnforcer};
 pub use registry::InMemoryRegistry;
+pub use schedules::InMemorySchedules;
 pub use tenant_data::{InMemoryTenantData, TenantRecord};

@@ -1,4 +1,4 @@
-//! The seven traits a host application programs against, plus [`PoolCloser`] (the one method
+//! The eight traits a host application programs against, plus [`PoolCloser`] (the one method
 //! of a pool engine the tenant life cycle needs) and [`gcra`] (the rate-limit arithmetic every
 //! quota enforcer shares, so they all answer alike). All traits are dyn-safe: hold them as
 //! `Arc<dyn Trait>` and pick adapters at start-up.
@@ -12,14 +12,19 @@ mod pool_closer;
 mod provisioner;
 mod quota;
 mod registry;
+mod schedules;
 
 pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use jobs::{
-    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
+    Job, JobQueue, MAX_JOB_DELAY, NackOutcome, NewJob, QueueStats, validate_consumer,
+    validate_extension, validate_delay,
 };
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
 pub use registry::TenantRegistry;
+pub use schedules::{
+    MAX_SCHEDULE_INTERVAL, MIN_SCHEDULE_INTERVAL, Schedule, ScheduleStore, ScheduleTick,
+};
