@@ -60,6 +60,7 @@ mod lock;
 mod pool;
 mod queue;
 mod quota;
+mod schedules;
 mod scripts;
 
 pub use cache::{
@@ -71,6 +72,7 @@ pub use lock::{LockGuard, RedisLock};
 pub use pool::RedisPool;
 pub use queue::{JobQueueConfig, RedisJobQueue};
 pub use quota::{RateLeaseConfig, RedisQuotaEnforcer};
+pub use schedules::RedisSchedules;
 
 /// The driver, re-exported so hosts use the same version.
 pub use redis;

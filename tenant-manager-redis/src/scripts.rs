@@ -77,3 +77,15 @@ script!(
     /// Hand a current delivery back without counting it.
     QUEUE_RELEASE = "queue_common.lua" "queue_release.lua"
 );
+script!(
+    /// Add or replace a recurring schedule.
+    SCHEDULE_PUT = "schedule_put.lua"
+);
+script!(
+    /// Remove a recurring schedule.
+    SCHEDULE_REMOVE = "schedule_remove.lua"
+);
+script!(
+    /// Claim the due ticks of the recurring schedules.
+    SCHEDULE_CLAIM = "schedule_claim.lua"
+);

@@ -1,6 +1,7 @@
 //! The host job worker on `RedisJobQueue` against the real Redis: one tenant's flood does not
 //! starve the others (the lanes' round robin), jobs of suspended tenants are held without
-//! using up attempts, jobs of deleted tenants are dropped.
+//! using up attempts, jobs of deleted tenants are dropped; schedules fire one job per tick
+//! across instances, and `RedisSchedules` passes the schedule store suite.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod support;
@@ -8,9 +9,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenant_manager_core::JobQueue;
 use tenant_manager_core::host_jobs::testing;
-use tenant_manager_redis::{JobQueueConfig, RedisJobQueue};
+use tenant_manager_core::testing::Fixture;
+use tenant_manager_core::{JobQueue, ScheduleStore};
+use tenant_manager_redis::{JobQueueConfig, RedisJobQueue, RedisSchedules};
 use tenant_manager_test_support::TestRedis;
 
 async fn queue(redis: &TestRedis) -> Arc<dyn JobQueue> {
@@ -34,4 +36,25 @@ async fn jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped() {
     let redis = TestRedis::create().await;
     testing::jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(queue(&redis).await)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_enqueue_one_job_per_tick() {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let schedules = RedisSchedules::new(&pool, "host").expect("schedules");
+    testing::two_instances_enqueue_one_job_per_tick(queue(&redis).await, Arc::new(schedules))
+        .await;
+}
+
+async fn schedules() -> Fixture<dyn ScheduleStore, TestRedis> {
+    let redis = TestRedis::create().await;
+    let pool = support::pool(&redis).await;
+    let store: Arc<dyn ScheduleStore> =
+        Arc::new(RedisSchedules::new(&pool, "host").expect("schedules"));
+    Fixture::with_guard(store, redis)
+}
+
+mod schedule_suite {
+    tenant_manager_core::schedule_conformance!(super::schedules);
 }
