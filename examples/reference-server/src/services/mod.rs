@@ -8,6 +8,7 @@
 //!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
+pub(crate) mod host_jobs;
 mod memory_mode;
 mod pool_sync;
 pub(crate) mod postgres_adapters;
@@ -20,7 +21,10 @@ use std::sync::Arc;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::redis::RedisTenantCache;
-use tenant_manager::{JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, TenantCache};
+use tenant_manager::host_jobs::HostJobs;
+use tenant_manager::{
+    JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, ScheduleStore, TenantCache,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -48,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) cache: Arc<dyn TenantCache>,
     pub(crate) jobs: Arc<dyn JobQueue>,
+    /// The queue of the host jobs (apart from the provisioning jobs).
+    pub(crate) host_queue: Arc<dyn JobQueue>,
+    /// The recurring schedules of host jobs.
+    pub(crate) schedules: Arc<dyn ScheduleStore>,
     /// The Redis tenant cache, whose invalidations come from every instance (none in memory).
     pub(crate) invalidations: Option<RedisTenantCache>,
 }
@@ -60,6 +68,8 @@ pub(crate) struct Services {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) companies: Arc<dyn CompanyStore>,
+    /// The host's job kinds (the demo kind), run by the in-process host job worker.
+    pub(crate) host_jobs: HostJobs<()>,
     /// The pool manager of tenant connections (none in embedded mode).
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,
     pub(crate) plans: PlanCatalog,
@@ -108,7 +118,7 @@ pub(crate) async fn shared(config: &Config) -> Result<(Shared, Readiness), Start
 
 impl Services {
     /// Builds the adapters `config` asks for, and starts (tracked by `tasks`, stopped by
-    /// `shutdown`) the provisioning worker when provisioning is asynchronous, and the closing
+    /// `shutdown`) the host job worker, the provisioning worker when provisioning is asynchronous, and the closing
     /// of pools of tenants changed elsewhere when Redis and pools are both configured.
     pub(crate) async fn build(
         config: &Config,
@@ -121,6 +131,7 @@ impl Services {
             None => memory_mode::services(config, shared, readiness)?,
             Some(_) => postgres_mode::services(config, shared, readiness).await?,
         };
+        let services = host_jobs::start(services, tasks, shutdown)?;
         let services = if config.features.async_provisioning {
             worker::start(services, tasks, shutdown)?
         } else {
