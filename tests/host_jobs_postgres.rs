@@ -60,33 +60,31 @@ async fn each_job_runs_with_a_connection_of_its_own_tenant() {
         .expect("pools"),
     );
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let jobs = HostJobs::<PgConnection>::builder(
-        Arc::new(InMemoryJobQueue::default()),
-        registry.clone(),
-    )
-    .with_pools(pools)
-    .register("report.whoami", {
-        let seen = Arc::clone(&seen);
-        move |mut ctx: JobContext<PgConnection>, _payload: serde_json::Value| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let tenant = ctx.tenant().id;
-                let conn = ctx.conn().await?;
-                assert_eq!(conn.tenant(), tenant);
-                let row: (String, String, String) = sqlx::query_as(
-                    "SELECT current_schema()::text, current_setting('search_path'), \
+    let jobs =
+        HostJobs::<PgConnection>::builder(Arc::new(InMemoryJobQueue::default()), registry.clone())
+            .with_pools(pools)
+            .register("report.whoami", {
+                let seen = Arc::clone(&seen);
+                move |mut ctx: JobContext<PgConnection>, _payload: serde_json::Value| {
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        let tenant = ctx.tenant().id;
+                        let conn = ctx.conn().await?;
+                        assert_eq!(conn.tenant(), tenant);
+                        let row: (String, String, String) = sqlx::query_as(
+                            "SELECT current_schema()::text, current_setting('search_path'), \
                      (SELECT body FROM notes)",
-                )
-                .fetch_one(&mut **conn)
-                .await
-                .expect("scoped query");
-                seen.lock().unwrap().push((tenant, row.0, row.1, row.2));
-                Ok(())
-            }
-        }
-    })
-    .expect("kind")
-    .build();
+                        )
+                        .fetch_one(&mut **conn)
+                        .await
+                        .expect("scoped query");
+                        seen.lock().unwrap().push((tenant, row.0, row.1, row.2));
+                        Ok(())
+                    }
+                }
+            })
+            .expect("kind")
+            .build();
 
     for _ in 0..3 {
         for (tenant, _, _) in &tenants {
@@ -105,7 +103,10 @@ async fn each_job_runs_with_a_connection_of_its_own_tenant() {
     assert_eq!(seen.len(), 6);
     for (tenant, schema, search_path, note) in seen {
         let (_, own_schema, slug) = tenants.iter().find(|t| t.0 == tenant).expect("known");
-        assert_eq!(&schema, own_schema, "the job ran in its own tenant's schema");
+        assert_eq!(
+            &schema, own_schema,
+            "the job ran in its own tenant's schema"
+        );
         assert!(search_path.contains(own_schema.as_str()), "{search_path}");
         assert_eq!(note, format!("note-of-{slug}"));
     }

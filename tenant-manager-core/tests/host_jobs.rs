@@ -1,5 +1,6 @@
 //! The host job worker on the in-memory queue: fairness under a flood, held and dropped jobs,
 //! schedules fired once per tick; the schedule store suite on `InMemorySchedules`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

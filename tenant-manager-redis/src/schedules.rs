@@ -128,7 +128,9 @@ impl ScheduleStore for RedisSchedules {
                         + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
                     Ok(ScheduleTick::new(parse(json)?, due_at))
                 }
-                _ => Err(Error::internal("unexpected reply of the schedule claim script")),
+                _ => Err(Error::internal(
+                    "unexpected reply of the schedule claim script",
+                )),
             })
             .collect()
     }

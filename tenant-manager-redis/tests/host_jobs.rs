@@ -43,8 +43,7 @@ async fn two_instances_enqueue_one_job_per_tick() {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let schedules = RedisSchedules::new(&pool, "host").expect("schedules");
-    testing::two_instances_enqueue_one_job_per_tick(queue(&redis).await, Arc::new(schedules))
-        .await;
+    testing::two_instances_enqueue_one_job_per_tick(queue(&redis).await, Arc::new(schedules)).await;
 }
 
 async fn schedules() -> Fixture<dyn ScheduleStore, TestRedis> {

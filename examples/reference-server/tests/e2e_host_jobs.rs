@@ -56,22 +56,38 @@ async fn admins_queue_and_schedule_tenant_jobs_and_the_worker_runs_them() {
     for (body, field) in [
         (json!({"kind": "no.such_kind"}), "kind"),
         (json!({"kind": "Bad Kind!"}), "kind"),
-        (json!({"kind": "demo.count_companies", "delay_ms": u64::MAX}), "delay_ms"),
+        (
+            json!({"kind": "demo.count_companies", "delay_ms": u64::MAX}),
+            "delay_ms",
+        ),
         (json!({"kind": "demo.count_companies", "extra": 1}), "body"),
-        (json!({"kind": "demo.count_companies", "payload": [1]}), "body"),
+        (
+            json!({"kind": "demo.count_companies", "payload": [1]}),
+            "body",
+        ),
     ] {
-        field_error(&server.post(&path, admin, &body).await, StatusCode::BAD_REQUEST, field);
+        field_error(
+            &server.post(&path, admin, &body).await,
+            StatusCode::BAD_REQUEST,
+            field,
+        );
     }
     let unknown = format!("/api/admin/tenants/{}/jobs", uuid::Uuid::now_v7());
-    let r = server.post(&unknown, admin, &json!({"kind": "demo.count_companies"})).await;
+    let r = server
+        .post(&unknown, admin, &json!({"kind": "demo.count_companies"}))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", text(&r));
-    let r = server.post(&path, Auth::None, &json!({"kind": "demo.count_companies"})).await;
+    let r = server
+        .post(&path, Auth::None, &json!({"kind": "demo.count_companies"}))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Schedules: stored, listed, replaced, removed; bad ones name their field.
     let schedule = format!("/api/admin/tenants/{id}/schedules/nightly");
     let body = json!({"kind": "demo.count_companies", "every_ms": 86_400_000});
-    let r = server.send(Method::PUT, &schedule, admin, Some(&body)).await;
+    let r = server
+        .send(Method::PUT, &schedule, admin, Some(&body))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
     let listed = server
         .get_json(&format!("/api/admin/tenants/{id}/schedules"), admin)
@@ -79,11 +95,18 @@ async fn admins_queue_and_schedule_tenant_jobs_and_the_worker_runs_them() {
     assert_eq!(listed[0]["name"], "nightly", "{listed}");
     assert_eq!(listed[0]["every_ms"], 86_400_000);
     let r = server
-        .send(Method::PUT, &schedule, admin, Some(&json!({"kind": "demo.count_companies", "every_ms": 5})))
+        .send(
+            Method::PUT,
+            &schedule,
+            admin,
+            Some(&json!({"kind": "demo.count_companies", "every_ms": 5})),
+        )
         .await;
     field_error(&r, StatusCode::BAD_REQUEST, "every_ms");
     let bad_name = format!("/api/admin/tenants/{id}/schedules/Bad%20Name");
-    let r = server.send(Method::PUT, &bad_name, admin, Some(&body)).await;
+    let r = server
+        .send(Method::PUT, &bad_name, admin, Some(&body))
+        .await;
     field_error(&r, StatusCode::BAD_REQUEST, "name");
     let r = server.send(Method::DELETE, &schedule, admin, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", text(&r));
@@ -92,10 +115,16 @@ async fn admins_queue_and_schedule_tenant_jobs_and_the_worker_runs_them() {
 
     // A suspended tenant gets no new jobs.
     let r = server
-        .post(&format!("/api/admin/tenants/{id}/suspend"), admin, &json!({}))
+        .post(
+            &format!("/api/admin/tenants/{id}/suspend"),
+            admin,
+            &json!({}),
+        )
         .await;
     assert!(r.status.is_success(), "{}", text(&r));
-    let r = server.post(&path, admin, &json!({"kind": "demo.count_companies"})).await;
+    let r = server
+        .post(&path, admin, &json!({"kind": "demo.count_companies"}))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", text(&r));
 
     let doc = server.get_json("/api/openapi.json", Auth::None).await;

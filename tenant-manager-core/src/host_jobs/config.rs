@@ -84,7 +84,8 @@ impl HostWorkerConfig {
     /// [`Error::InvalidInput`] on `hold_delay` (1 ms to 1 day), or on the fields the
     /// provisioning worker's [`WorkerConfig::validate`] checks.
     pub fn validate(&self) -> Result<()> {
-        if self.hold_delay < Duration::from_millis(1) || self.hold_delay > Duration::from_secs(86_400)
+        if self.hold_delay < Duration::from_millis(1)
+            || self.hold_delay > Duration::from_secs(86_400)
         {
             return Err(Error::invalid("hold_delay", "must be 1 ms to 1 day"));
         }

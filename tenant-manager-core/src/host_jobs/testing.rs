@@ -87,7 +87,11 @@ pub async fn a_flood_does_not_starve_other_tenants(queue: Arc<dyn JobQueue>) {
         FLOOD + 2 * SMALL
     );
     let ready = jobs.queue().stats().await.expect("stats").ready;
-    assert_eq!(ready, u64::try_from(FLOOD - SMALL).expect("small"), "A's jobs wait");
+    assert_eq!(
+        ready,
+        u64::try_from(FLOOD - SMALL).expect("small"),
+        "A's jobs wait"
+    );
 }
 
 /// A job of a suspended tenant is held (not run, no attempt used) until the tenant is resumed,
@@ -141,7 +145,9 @@ pub async fn jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(
         .transition(gone.id, TenantStatus::Deleting, None)
         .await
         .expect("delete");
-    let refused = jobs.enqueue(held.id, "test.held", serde_json::json!({})).await;
+    let refused = jobs
+        .enqueue(held.id, "test.held", serde_json::json!({}))
+        .await;
     assert_eq!(refused.err().map(|e| e.code()), Some("tenant_suspended"));
 
     let worker = jobs
@@ -159,14 +165,28 @@ pub async fn jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(
             outcomes.push((report.tenant, report.outcome, report.attempt));
         }
     }
-    assert!(ran.lock().unwrap_or_else(PoisonError::into_inner).is_empty(), "nothing ran");
+    assert!(
+        ran.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty(),
+        "nothing ran"
+    );
     assert!(outcomes.contains(&(Some(gone.id), HostJobOutcome::Dropped, 1)));
     let holds = outcomes
         .iter()
         .filter(|o| **o == (Some(held.id), HostJobOutcome::Held, 1))
         .count();
-    assert!(holds >= 6, "held on every delivery, attempt 1 each time: {outcomes:?}");
-    assert!(jobs.queue().dead_letters(10).await.expect("dead").is_empty());
+    assert!(
+        holds >= 6,
+        "held on every delivery, attempt 1 each time: {outcomes:?}"
+    );
+    assert!(
+        jobs.queue()
+            .dead_letters(10)
+            .await
+            .expect("dead")
+            .is_empty()
+    );
 
     registry
         .transition(held.id, TenantStatus::Active, None)
@@ -209,16 +229,23 @@ pub async fn two_instances_enqueue_one_job_per_tick(
     let instance = || {
         HostJobs::<()>::builder(Arc::clone(&queue), Arc::clone(&registry))
             .with_schedules(Arc::clone(&schedules))
-            .register("test.tick", |_ctx: JobContext<()>, _p: serde_json::Value| async {
-                Ok(())
-            })
+            .register(
+                "test.tick",
+                |_ctx: JobContext<()>, _p: serde_json::Value| async { Ok(()) },
+            )
             .expect("kind")
             .build()
     };
     let (one, two) = (instance(), instance());
-    one.schedule(tenant.id, "every_tick", "test.tick", serde_json::json!({}), Duration::from_millis(100))
-        .await
-        .expect("schedule");
+    one.schedule(
+        tenant.id,
+        "every_tick",
+        "test.tick",
+        serde_json::json!({}),
+        Duration::from_millis(100),
+    )
+    .await
+    .expect("schedule");
     let fire = |jobs: HostJobs<()>| async move {
         let mut fired = 0;
         for _ in 0..40 {
@@ -236,7 +263,15 @@ pub async fn two_instances_enqueue_one_job_per_tick(
         "no tick fired twice: {a} + {b} jobs for at most {ticks_due} ticks"
     );
     let ready = queue.stats().await.expect("stats").ready;
-    assert_eq!(ready, u64::try_from(a + b).expect("small"), "one job per tick");
+    assert_eq!(
+        ready,
+        u64::try_from(a + b).expect("small"),
+        "one job per tick"
+    );
     assert_eq!(one.schedules(tenant.id).await.expect("list").len(), 1);
-    assert!(one.unschedule(tenant.id, "every_tick").await.expect("unschedule"));
+    assert!(
+        one.unschedule(tenant.id, "every_tick")
+            .await
+            .expect("unschedule")
+    );
 }

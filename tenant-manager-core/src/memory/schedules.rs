@@ -10,12 +10,15 @@ use crate::domain::TenantId;
 use crate::error::Result;
 use crate::traits::{Schedule, ScheduleStore, ScheduleTick};
 
+/// Each schedule by (tenant, name), with its next tick.
+type Table = BTreeMap<(TenantId, String), (Schedule, OffsetDateTime)>;
+
 /// Recurring schedules of one process, obeying the [`ScheduleStore`] contract: claims take one
 /// mutex (never held across an await), so concurrent callers each get distinct ticks. Clones
 /// share the same schedules. For several instances use a shared store (the Redis one).
 #[derive(Debug, Clone, Default)]
 pub struct InMemorySchedules {
-    inner: Arc<Mutex<BTreeMap<(TenantId, String), (Schedule, OffsetDateTime)>>>,
+    inner: Arc<Mutex<Table>>,
 }
 
 impl InMemorySchedules {
@@ -24,17 +27,23 @@ impl InMemorySchedules {
         Self::default()
     }
 
-    fn state(&self) -> MutexGuard<'_, BTreeMap<(TenantId, String), (Schedule, OffsetDateTime)>> {
+    fn state(&self) -> MutexGuard<'_, Table> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// The first `due + k * every` (k >= 1) after `now`.
-fn next_after(due: OffsetDateTime, every: std::time::Duration, now: OffsetDateTime) -> OffsetDateTime {
+fn next_after(
+    due: OffsetDateTime,
+    every: std::time::Duration,
+    now: OffsetDateTime,
+) -> OffsetDateTime {
     let every_ns = i128::try_from(every.as_nanos()).unwrap_or(i128::MAX).max(1);
     let behind = (now - due).whole_nanoseconds().max(0);
     let steps = behind / every_ns + 1;
-    let ns = due.unix_timestamp_nanos().saturating_add(steps.saturating_mul(every_ns));
+    let ns = due
+        .unix_timestamp_nanos()
+        .saturating_add(steps.saturating_mul(every_ns));
     OffsetDateTime::from_unix_timestamp_nanos(ns).unwrap_or(now)
 }
 

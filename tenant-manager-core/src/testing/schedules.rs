@@ -27,8 +27,14 @@ macro_rules! schedule_conformance {
 const TICK: Duration = Duration::from_millis(100);
 
 fn schedule(tenant: TenantId, name: &str, every: Duration) -> Schedule {
-    Schedule::new(tenant, name, "conformance.tick", serde_json::json!({ "name": name }), every)
-        .expect("valid schedule")
+    Schedule::new(
+        tenant,
+        name,
+        "conformance.tick",
+        serde_json::json!({ "name": name }),
+        every,
+    )
+    .expect("valid schedule")
 }
 
 async fn claim(s: &dyn ScheduleStore) -> Vec<ScheduleTick> {
@@ -88,7 +94,9 @@ pub async fn concurrent_claimers_get_each_tick_once(s: &dyn ScheduleStore) {
 /// A schedule nobody claimed for several intervals fires once, then not until its next tick.
 pub async fn missed_ticks_are_skipped_not_fired_in_a_burst(s: &dyn ScheduleStore) {
     let tenant = TenantId::new();
-    s.put(schedule(tenant, "missed", TICK / 2)).await.expect("put");
+    s.put(schedule(tenant, "missed", TICK / 2))
+        .await
+        .expect("put");
     tokio::time::sleep(TICK * 4).await;
     assert_eq!(claim(s).await.len(), 1, "one tick for all the missed ones");
     assert!(claim(s).await.is_empty(), "the next tick is in the future");
@@ -97,7 +105,9 @@ pub async fn missed_ticks_are_skipped_not_fired_in_a_burst(s: &dyn ScheduleStore
 /// Once removed, a schedule is never claimed, even when it was due.
 pub async fn a_removed_schedule_is_never_claimed(s: &dyn ScheduleStore) {
     let tenant = TenantId::new();
-    s.put(schedule(tenant, "gone", TICK / 2)).await.expect("put");
+    s.put(schedule(tenant, "gone", TICK / 2))
+        .await
+        .expect("put");
     tokio::time::sleep(TICK).await;
     assert!(s.remove(tenant, "gone").await.expect("remove"));
     assert!(claim(s).await.is_empty());
@@ -106,12 +116,24 @@ pub async fn a_removed_schedule_is_never_claimed(s: &dyn ScheduleStore) {
 /// Names, kinds and intervals are validated; `claim_due(0)` claims nothing.
 pub async fn bad_schedules_are_refused(s: &dyn ScheduleStore) {
     let tenant = TenantId::new();
-    let field = |r: crate::error::Result<Schedule>| r.err().and_then(|e| e.field().map(str::to_owned));
+    let field =
+        |r: crate::error::Result<Schedule>| r.err().and_then(|e| e.field().map(str::to_owned));
     let json = serde_json::json!({});
-    assert_eq!(field(Schedule::new(tenant, "Bad", "k", json.clone(), TICK)).as_deref(), Some("name"));
-    assert_eq!(field(Schedule::new(tenant, "n", "K K", json.clone(), TICK)).as_deref(), Some("kind"));
-    assert_eq!(field(Schedule::new(tenant, "n", "k", json, Duration::ZERO)).as_deref(), Some("every"));
-    s.put(schedule(tenant, "zero", TICK / 10)).await.expect("put");
+    assert_eq!(
+        field(Schedule::new(tenant, "Bad", "k", json.clone(), TICK)).as_deref(),
+        Some("name")
+    );
+    assert_eq!(
+        field(Schedule::new(tenant, "n", "K K", json.clone(), TICK)).as_deref(),
+        Some("kind")
+    );
+    assert_eq!(
+        field(Schedule::new(tenant, "n", "k", json, Duration::ZERO)).as_deref(),
+        Some("every")
+    );
+    s.put(schedule(tenant, "zero", TICK / 10))
+        .await
+        .expect("put");
     tokio::time::sleep(TICK / 2).await;
     assert!(s.claim_due(0).await.expect("claim").is_empty());
     assert_eq!(s.claim_due(10).await.expect("claim").len(), 1);

@@ -18,7 +18,7 @@ pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use jobs::{
     Job, JobQueue, MAX_JOB_DELAY, NackOutcome, NewJob, QueueStats, validate_consumer,
-    validate_extension, validate_delay,
+    validate_delay, validate_extension,
 };
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tenant_manager_core::{
     Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, truncate_utf8,
-    validate_consumer, validate_extension, validate_delay,
+    validate_consumer, validate_delay, validate_extension,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;

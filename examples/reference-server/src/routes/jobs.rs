@@ -152,7 +152,9 @@ pub(crate) async fn enqueue_job(
         (status = 401, description = "Missing or wrong X-Admin-Key", body = ErrorBody),
         (status = 503, description = "The queue is unavailable", body = ErrorBody),
     ))]
-pub(crate) async fn host_jobs(State(state): State<AppState>) -> Result<Json<HostJobsView>, ApiError> {
+pub(crate) async fn host_jobs(
+    State(state): State<AppState>,
+) -> Result<Json<HostJobsView>, ApiError> {
     let jobs = &state.services.host_jobs;
     let stats = jobs.queue().stats().await?;
     Ok(Json(HostJobsView {

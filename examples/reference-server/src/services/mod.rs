@@ -18,10 +18,10 @@ pub(crate) mod worker;
 
 use std::sync::Arc;
 
+use tenant_manager::host_jobs::HostJobs;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::redis::RedisTenantCache;
-use tenant_manager::host_jobs::HostJobs;
 use tenant_manager::{
     JobQueue, PlanCatalog, PoolStats, QuotaEnforcer, QuotaPolicy, ScheduleStore, TenantCache,
 };

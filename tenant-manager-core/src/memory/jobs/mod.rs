@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::domain::JobId;
 use crate::error::{Error, Result};
 use crate::traits::{
-    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
-    validate_delay,
+    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_delay,
+    validate_extension,
 };
 
 mod config;

@@ -45,7 +45,16 @@ pub async fn tenants_are_served_in_turn(q: &dyn JobQueue, caps: &JobQueueCaps) {
     assert!(
         last_of(b) < 9 && last_of(c) < 9,
         "B's and C's jobs were all delivered within 9 deliveries: {:?}",
-        order.iter().map(|t| if *t == a { 'A' } else if *t == b { 'B' } else { 'C' }).collect::<String>()
+        order
+            .iter()
+            .map(|t| if *t == a {
+                'A'
+            } else if *t == b {
+                'B'
+            } else {
+                'C'
+            })
+            .collect::<String>()
     );
     assert_eq!(stats(q).await, QueueStats::new(0, 0, 0));
 }
@@ -71,18 +80,27 @@ pub async fn release_hands_a_job_back_without_counting_it(q: &dyn JobQueue, caps
             .await
             .expect("release")
     );
-    assert_eq!(stats(q).await, QueueStats::new(1, 0, 0), "held, not in flight");
+    assert_eq!(
+        stats(q).await,
+        QueueStats::new(1, 0, 0),
+        "held, not in flight"
+    );
     assert!(
         dequeue(q, "c1", caps.short_wait()).await.is_none(),
         "held for the delay"
     );
-    let job = dequeue(q, "c1", caps.long_wait()).await.expect("back after the delay");
+    let job = dequeue(q, "c1", caps.long_wait())
+        .await
+        .expect("back after the delay");
     assert_eq!((job.id, job.attempt), (id, 1));
     q.ack(&job).await.expect("ack");
     assert!(q.dead_letters(10).await.expect("dead letters").is_empty());
     let too_long = q.release(&job, crate::traits::MAX_JOB_DELAY * 2).await;
     assert_eq!(
-        too_long.err().and_then(|e| e.field().map(str::to_owned)).as_deref(),
+        too_long
+            .err()
+            .and_then(|e| e.field().map(str::to_owned))
+            .as_deref(),
         Some("delay")
     );
 }
