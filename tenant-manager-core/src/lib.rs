@@ -30,6 +30,7 @@
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
 //! | [`lifecycle`] | [`TenantManager`](manager::TenantManager) and [`ProvisioningWorker`](worker::ProvisioningWorker) over one shared operations module, and the [`jobs_kinds`] between them |
 //! | [`webhook`] | signing and verifying webhook deliveries of tenant events (`X-TM-Signature`) |
+//! | [`host_jobs`] | [`HostJobs`](host_jobs::HostJobs) and [`HostJobWorker`](host_jobs::HostJobWorker): the host's own job kinds, each job run inside its tenant's context, held while the tenant is suspended, tenants served in turn |
 //! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
 //!
 //! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
@@ -144,6 +145,8 @@ pub mod lookup;
 pub mod memory;
 
 pub mod lifecycle;
+
+pub mod host_jobs;
 
 pub mod backup_store;
 

@@ -24,6 +24,14 @@ pub(crate) struct QueueKeys {
     pub(crate) reclaim_cursor: String,
     /// Prefix of the per-job hashes (`<job_prefix><job id>`).
     pub(crate) job_prefix: String,
+    /// Prefix of the per-tenant lanes of ready job ids (`<lane_prefix><tenant id or ''>`).
+    pub(crate) lane_prefix: String,
+    /// List of the lanes holding jobs, in the order they are served (round robin).
+    pub(crate) turns: String,
+    /// Count of the job ids in all lanes.
+    pub(crate) ready_count: String,
+    /// Short stream that wakes waiting consumers when a job becomes ready.
+    pub(crate) signal: String,
 }
 
 /// The keys of one event stream.
@@ -107,6 +115,10 @@ impl Keys {
             dead: format!("{base}dead"),
             reclaim_cursor: format!("{base}reclaim-cursor"),
             job_prefix: format!("{base}job:"),
+            lane_prefix: format!("{base}lane:"),
+            turns: format!("{base}turns"),
+            ready_count: format!("{base}ready"),
+            signal: format!("{base}signal"),
         }
     }
 
@@ -145,6 +157,10 @@ mod tests {
             &queue.delayed,
             &queue.dead,
             &queue.job_prefix,
+            &queue.lane_prefix,
+            &queue.turns,
+            &queue.ready_count,
+            &queue.signal,
         ] {
             assert!(key.starts_with("app1:queue:{jobs}:"), "{key}");
         }

@@ -64,6 +64,7 @@ mod lock;
 mod pool;
 mod queue;
 mod quota;
+mod schedules;
 mod scripts;
 
 pub use cache::{
@@ -76,6 +77,7 @@ pub use lock::{LockGuard, RedisLock};
 pub use pool::RedisPool;
 pub use queue::{JobQueueConfig, RedisJobQueue};
 pub use quota::{RateLeaseConfig, RedisQuotaEnforcer};
+pub use schedules::RedisSchedules;
 
 /// The driver, re-exported so hosts use the same version.
 pub use redis;

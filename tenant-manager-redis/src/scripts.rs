@@ -47,7 +47,7 @@ script!(
 );
 script!(
     /// Add a job.
-    QUEUE_ENQUEUE = "queue_enqueue.lua"
+    QUEUE_ENQUEUE = "queue_common.lua" "queue_enqueue.lua"
 );
 script!(
     /// Move due retries, reclaim or read the next job.
@@ -72,4 +72,20 @@ script!(
 script!(
     /// Delete consumers idle past a threshold that hold no pending entries.
     QUEUE_PRUNE = "queue_prune.lua"
+);
+script!(
+    /// Hand a current delivery back without counting it.
+    QUEUE_RELEASE = "queue_common.lua" "queue_release.lua"
+);
+script!(
+    /// Add or replace a recurring schedule.
+    SCHEDULE_PUT = "schedule_put.lua"
+);
+script!(
+    /// Remove a recurring schedule.
+    SCHEDULE_REMOVE = "schedule_remove.lua"
+);
+script!(
+    /// Claim the due ticks of the recurring schedules.
+    SCHEDULE_CLAIM = "schedule_claim.lua"
 );

@@ -342,7 +342,7 @@ async fn pruning_a_queue_without_consumers_is_a_no_op_and_thresholds_are_validat
     let q = RedisJobQueue::new(&pool, config().with_consumer_prune_interval(None)).expect("queue");
     // Neither stream nor group exists yet.
     assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
-    // A stream without a group.
+    // A job waiting in its tenant's lane: still no stream (deliveries create it).
     let first = q.enqueue(job(1)).await.expect("enqueue");
     assert_eq!(q.prune_consumers(IDLE).await.expect("prune"), 0);
     // A group without consumers (as the first dequeue creates it).
@@ -353,7 +353,8 @@ async fn pruning_a_queue_without_consumers_is_a_no_op_and_thresholds_are_validat
                 .arg("CREATE")
                 .arg(&stream)
                 .arg("workers")
-                .arg("0"),
+                .arg("0")
+                .arg("MKSTREAM"),
         )
         .await
         .expect("xgroup create");

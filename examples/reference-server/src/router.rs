@@ -119,7 +119,8 @@ fn assemble(
     }
     let mut admin = routes::admin::router()
         .merge(routes::migrations::router())
-        .merge(routes::plans::router());
+        .merge(routes::plans::router())
+        .merge(routes::jobs::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage,

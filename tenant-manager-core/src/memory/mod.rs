@@ -10,6 +10,7 @@ mod plans;
 mod provisioner;
 mod quota;
 mod registry;
+mod schedules;
 mod tenant_data;
 
 /// What the conformance suites need of these adapters beyond their traits (feature `testing`).
@@ -21,4 +22,5 @@ pub use plans::InMemoryPlanStore;
 pub use provisioner::InMemoryProvisioner;
 pub use quota::{InMemoryQuotaConfig, InMemoryQuotaEnforcer};
 pub use registry::InMemoryRegistry;
+pub use schedules::InMemorySchedules;
 pub use tenant_data::{InMemoryTenantData, TenantRecord};

@@ -30,6 +30,7 @@ pub mod jobs;
 pub mod provisioner;
 pub mod quota;
 pub mod registry;
+pub mod schedules;
 pub mod support;
 
 use std::future::Future;

@@ -19,7 +19,14 @@ pub struct NewJob {
     pub tenant_id: Option<TenantId>,
     /// Kind-specific payload.
     pub payload: serde_json::Value,
+    /// Delay before the job is first delivered (none: at once). See
+    /// [`with_delay`](NewJob::with_delay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
 }
+
+/// Longest delay a job may be enqueued with: 366 days.
+pub const MAX_JOB_DELAY: Duration = Duration::from_secs(366 * 86_400);
 
 impl NewJob {
     /// A job of `kind`.
@@ -42,7 +49,18 @@ impl NewJob {
             kind: kind.to_owned(),
             tenant_id,
             payload,
+            delay: None,
         })
+    }
+
+    /// The same job, first delivered once `delay` has passed (a scheduled job).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `delay` when it is longer than [`MAX_JOB_DELAY`].
+    pub fn with_delay(mut self, delay: Duration) -> Result<Self> {
+        validate_delay(delay)?;
+        self.delay = (!delay.is_zero()).then_some(delay);
+        Ok(self)
     }
 }
 
@@ -138,6 +156,18 @@ impl QueueStats {
 ///   delivered the queue's maximum number of times, keeping `error` as its last error.
 /// - `ack` and `nack` of a receipt that is no longer current (the job was reclaimed by
 ///   another consumer) do nothing and return `Ok`.
+/// - `release` hands a current delivery back without counting it: the job is delivered again
+///   after `delay` with the same attempt number, so holding a job (its tenant is suspended)
+///   never dead-letters it. A stale receipt changes nothing and answers `false`.
+/// - A job enqueued with a [`delay`](NewJob::delay) is first delivered once the delay has
+///   passed.
+/// - Tenants share the queue fairly. Jobs wait in one lane per tenant (jobs without a tenant
+///   share one lane of their own), and new deliveries take the lanes in turn: with `T` lanes
+///   holding ready jobs, a lane that has a ready job is served within the next `T` deliveries
+///   of ready jobs, so the `k`-th job of a tenant's lane is delivered within `k * T` of them,
+///   however many jobs another tenant has queued. Within a lane, jobs leave in the order they
+///   became ready. Redeliveries of expired leases may come before ready jobs (they are not
+///   counted in the bound).
 /// - `extend` renews the lease of a current delivery, so a job that runs longer than the
 ///   visibility timeout is not handed to a second consumer while the first still works on it.
 ///   For a receipt that is no longer current (reclaimed, acked, nacked or dead-lettered) it
@@ -177,6 +207,19 @@ pub trait JobQueue: std::fmt::Debug + Send + Sync + 'static {
     /// `Unavailable` when the backend cannot be reached.
     async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool>;
 
+    /// Hands `job`, a delivery this consumer still holds, back to the queue without counting
+    /// the delivery: it is delivered again once `delay` has passed, with the same
+    /// [`attempt`](Job::attempt), and its `last_error` is unchanged. Workers call it to hold a
+    /// job they must not run yet (its tenant is suspended).
+    ///
+    /// Answers `true` when the job was handed back and `false`, changing nothing, when the
+    /// receipt is no longer current.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `delay` when it is longer than [`MAX_JOB_DELAY`];
+    /// `Unavailable` when the backend cannot be reached.
+    async fn release(&self, job: &Job, delay: Duration) -> Result<bool>;
+
     /// How long a delivery stays invisible to other consumers: the lease a `dequeue` grants,
     /// and the longest one `extend` grants.
     fn visibility_timeout(&self) -> Duration;
@@ -205,6 +248,18 @@ pub fn validate_consumer(consumer: &str) -> Result<()> {
             "must be 1 to 64 of [A-Za-z0-9_.:-]",
         ))
     }
+}
+
+/// Validates the `delay` of a [`JobQueue::release`] or of a [`NewJob`]: at most
+/// [`MAX_JOB_DELAY`].
+///
+/// # Errors
+/// [`Error::InvalidInput`] on field `delay`.
+pub fn validate_delay(delay: Duration) -> Result<()> {
+    if delay > MAX_JOB_DELAY {
+        return Err(Error::invalid("delay", "must be at most 366 days"));
+    }
+    Ok(())
 }
 
 /// Validates the `visibility` of a lease extension against the queue's `visibility_timeout`:

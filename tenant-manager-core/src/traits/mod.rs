@@ -17,13 +17,15 @@ mod pool_closer;
 mod provisioner;
 mod quota;
 mod registry;
+mod schedules;
 
 pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use events::{EventBus, EventStream};
 pub use hooks::ProvisioningHook;
 pub use jobs::{
-    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
+    Job, JobQueue, MAX_JOB_DELAY, NackOutcome, NewJob, QueueStats, validate_consumer,
+    validate_delay, validate_extension,
 };
 pub use meter::StorageMeter;
 pub use plans::PlanStore;
@@ -32,3 +34,6 @@ pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
 pub use registry::TenantRegistry;
+pub use schedules::{
+    MAX_SCHEDULE_INTERVAL, MIN_SCHEDULE_INTERVAL, Schedule, ScheduleStore, ScheduleTick,
+};

@@ -2,16 +2,22 @@
 --   1. moves retries that are due from the delayed set back to the stream;
 --   2. reclaims an entry left pending longer than the visibility timeout (its consumer
 --      crashed or stalled), dead-lettering it instead when it has used all its attempts;
---   3. otherwise reads a new entry for the group.
+--   3. otherwise reads an entry of the stream not delivered yet (left by an older version,
+--      which put every ready job in the stream), or takes the oldest job of the lane whose
+--      turn it is (round robin over the tenants' lanes: the lane goes to the back of the
+--      turns while it still holds jobs) and delivers it through the stream.
 -- Every delivery increments the job's attempt counter, which makes older receipts stale.
 -- Reclaim scans the pending entries from a cursor kept between calls, so entries deep in a
 -- long pending list are found too, with bounded work per call.
 -- KEYS[1] stream;  KEYS[2] delayed set;  KEYS[3] dead-letter stream;  KEYS[4] reclaim cursor
+-- KEYS[5] turns;  KEYS[6] ready count;  KEYS[7] signal
 -- ARGV[1] group;  ARGV[2] consumer;  ARGV[3] visibility timeout ms;  ARGV[4] job key prefix
--- ARGV[5] max attempts;  ARGV[6] dead-letter stream max length
+-- ARGV[5] max attempts;  ARGV[6] dead-letter stream max length;  ARGV[7] lane prefix
 -- Returns {'1', entry id, job id, attempt, kind, tenant, payload, enqueued_at, last_error}
 -- or {'0', last generated id of the stream, ms until the next delayed retry or -1}.
 local stream, delayed, dead, cursor_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local turns, ready_count, signal = KEYS[5], KEYS[6], KEYS[7]
+local lane_prefix = ARGV[7]
 local group, consumer = ARGV[1], ARGV[2]
 local visibility = ARGV[3]
 local job_prefix = ARGV[4]
@@ -21,8 +27,10 @@ local now = now_ms()
 
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(due) do
-  redis.call('XADD', stream, '*', 'job', id)
   redis.call('ZREM', delayed, id)
+  if redis.call('EXISTS', job_prefix .. id) == 1 then
+    make_ready(job_prefix, lane_prefix, turns, ready_count, signal, id)
+  end
 end
 
 local function job_id_of(fields)
@@ -101,13 +109,29 @@ for _ = 1, 10 do
   end
 end
 
-local last_id = '0-0'
-local info = redis.call('XINFO', 'STREAM', stream)
-for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then
-    last_id = info[i + 1]
+for _ = 1, 10 do
+  local tenant = redis.call('LPOP', turns)
+  if not tenant then
+    break
+  end
+  local lane = lane_prefix .. tenant
+  local job_id = redis.call('LPOP', lane)
+  if redis.call('LLEN', lane) > 0 then
+    redis.call('RPUSH', turns, tenant)
+  end
+  if job_id then
+    redis.call('DECR', ready_count)
+    redis.call('XADD', stream, '*', 'job', job_id)
+    local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
+    local entry = read and read[1][2][1]
+    local job = entry and deliver(entry, false)
+    if job then
+      return job
+    end
   end
 end
+
+local last_id = last_generated_id(signal)
 local next_due = -1
 local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
 if first[2] then

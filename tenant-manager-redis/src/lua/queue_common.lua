@@ -46,3 +46,29 @@ local function dead_letter(stream, group, entry_id, dead, dead_max, job_key, job
   settle(stream, group, entry_id)
   redis.call('DEL', job_key)
 end
+
+-- Puts job_id in its tenant's lane (the tenant recorded in its hash; '' for none) and wakes
+-- waiting consumers. A lane that was empty joins the back of the turns, so a lane is in the
+-- turns exactly while it holds jobs.
+local function make_ready(job_prefix, lane_prefix, turns, ready_count, signal, job_id)
+  local tenant = redis.call('HGET', job_prefix .. job_id, 'tenant') or ''
+  if redis.call('RPUSH', lane_prefix .. tenant, job_id) == 1 then
+    redis.call('RPUSH', turns, tenant)
+  end
+  redis.call('INCR', ready_count)
+  redis.call('XADD', signal, 'MAXLEN', '~', 16, '*', 'r', '1')
+end
+
+-- The last entry id generated in a stream ('0-0' when it does not exist).
+local function last_generated_id(stream)
+  local info = redis.pcall('XINFO', 'STREAM', stream)
+  if type(info) ~= 'table' or info.err ~= nil then
+    return '0-0'
+  end
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      return info[i + 1]
+    end
+  end
+  return '0-0'
+end

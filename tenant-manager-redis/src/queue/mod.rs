@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tenant_manager_core::{
     Error, Job, JobId, JobQueue, NackOutcome, NewJob, QueueStats, Result, truncate_utf8,
-    validate_consumer, validate_extension,
+    validate_consumer, validate_delay, validate_extension,
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -29,13 +29,20 @@ const MAX_ERROR_BYTES: usize = 4096;
 
 /// A durable, at-least-once job queue on a Redis Stream with a consumer group.
 ///
-/// - `enqueue` stores the job in a hash and appends its id to the stream (one script).
-/// - `dequeue` runs one script that moves due retries from a sorted set back to the stream,
+/// - `enqueue` stores the job in a hash and appends its id to its tenant's lane, a list (one
+///   script); a lane that was empty joins the back of the turns, the list of lanes holding
+///   jobs. A job with a delay waits in the delayed sorted set instead.
+/// - `dequeue` runs one script that moves due jobs from the delayed set to their lanes,
 ///   reclaims with `XAUTOCLAIM` an entry pending longer than the visibility timeout (its
-///   consumer crashed), or reads a new entry with `XREADGROUP`; each delivery increments the
-///   job's attempt counter. With nothing to deliver it waits with `XREAD BLOCK` on a
-///   connection of the blocking pool, waking at once for new jobs and at least every
+///   consumer crashed), or else takes the oldest job of the lane whose turn it is (the lane
+///   goes to the back of the turns while it still holds jobs: round robin over the tenants,
+///   the fairness bound of the [`JobQueue`] contract) and delivers it through the stream with
+///   `XADD` + `XREADGROUP`; each delivery increments the job's attempt counter. With nothing to
+///   deliver it waits with `XREAD BLOCK` on a short signal stream, on a connection of the
+///   blocking pool, waking at once for new jobs and at least every
 ///   [`JobQueueConfig::poll_interval`] for reclaimable or due ones.
+/// - `release` hands a current delivery back without counting it (the attempt counter goes
+///   back by one), to its lane or after a delay.
 /// - Receipts name the stream entry and the attempt: `ack`/`nack` of a delivery that is no
 ///   longer current (reclaimed, retried, dead-lettered) does nothing.
 /// - `extend` checks the receipt the same way and resets the idle time of the pending entry
@@ -146,12 +153,16 @@ impl RedisJobQueue {
                     .key(&self.keys.delayed)
                     .key(&self.keys.dead)
                     .key(&self.keys.reclaim_cursor)
+                    .key(&self.keys.turns)
+                    .key(&self.keys.ready_count)
+                    .key(&self.keys.signal)
                     .arg(&self.config.group)
                     .arg(consumer)
                     .arg(millis(self.config.visibility_timeout))
                     .arg(&self.keys.job_prefix)
                     .arg(self.config.max_attempts)
-                    .arg(self.config.dead_letter_max_len),
+                    .arg(self.config.dead_letter_max_len)
+                    .arg(&self.keys.lane_prefix),
             )
             .await?;
         parse_claim(reply)
@@ -170,19 +181,27 @@ impl JobQueue for RedisJobQueue {
                 "is larger than the queue accepts",
             ));
         }
+        let delay = job.delay.unwrap_or_default();
+        validate_delay(delay)?;
         let id = JobId::new();
         let enqueued_at = OffsetDateTime::now_utc().unix_timestamp_nanos();
         let _: i64 = self
             .pool
             .invoke(
                 scripts::QUEUE_ENQUEUE
-                    .key(&self.keys.stream)
                     .key(self.job_key(id))
+                    .key(&self.keys.delayed)
+                    .key(&self.keys.turns)
+                    .key(&self.keys.ready_count)
+                    .key(&self.keys.signal)
                     .arg(id.to_string())
                     .arg(&job.kind)
                     .arg(job.tenant_id.map(|t| t.to_string()).unwrap_or_default())
                     .arg(payload)
-                    .arg(enqueued_at.to_string()),
+                    .arg(enqueued_at.to_string())
+                    .arg(&self.keys.job_prefix)
+                    .arg(&self.keys.lane_prefix)
+                    .arg(millis(delay)),
             )
             .await?;
         metrics::counter!("job_queue_enqueued_total").increment(1);
@@ -218,7 +237,7 @@ impl JobQueue for RedisJobQueue {
                         .arg("COUNT")
                         .arg(1)
                         .arg("STREAMS")
-                        .arg(&self.keys.stream)
+                        .arg(&self.keys.signal)
                         .arg(&last_id),
                     block,
                 )
@@ -255,6 +274,9 @@ impl JobQueue for RedisJobQueue {
                     .key(self.job_key(job.id))
                     .key(&self.keys.delayed)
                     .key(&self.keys.dead)
+                    .key(&self.keys.turns)
+                    .key(&self.keys.ready_count)
+                    .key(&self.keys.signal)
                     .arg(&self.config.group)
                     .arg(entry)
                     .arg(attempt)
@@ -262,7 +284,9 @@ impl JobQueue for RedisJobQueue {
                     .arg(millis(delay))
                     .arg(self.config.max_attempts)
                     .arg(job.id.to_string())
-                    .arg(self.config.dead_letter_max_len),
+                    .arg(self.config.dead_letter_max_len)
+                    .arg(&self.keys.job_prefix)
+                    .arg(&self.keys.lane_prefix),
             )
             .await?;
         Ok(if outcome == 2 {
@@ -271,6 +295,31 @@ impl JobQueue for RedisJobQueue {
         } else {
             NackOutcome::Retried
         })
+    }
+
+    async fn release(&self, job: &Job, delay: Duration) -> Result<bool> {
+        validate_delay(delay)?;
+        let (entry, attempt) = parse_receipt(&job.receipt)?;
+        let released: i64 = self
+            .pool
+            .invoke(
+                scripts::QUEUE_RELEASE
+                    .key(&self.keys.stream)
+                    .key(self.job_key(job.id))
+                    .key(&self.keys.delayed)
+                    .key(&self.keys.turns)
+                    .key(&self.keys.ready_count)
+                    .key(&self.keys.signal)
+                    .arg(&self.config.group)
+                    .arg(entry)
+                    .arg(attempt)
+                    .arg(millis(delay))
+                    .arg(job.id.to_string())
+                    .arg(&self.keys.job_prefix)
+                    .arg(&self.keys.lane_prefix),
+            )
+            .await?;
+        Ok(released == 1)
     }
 
     async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool> {
@@ -327,6 +376,7 @@ impl JobQueue for RedisJobQueue {
                     .key(&self.keys.stream)
                     .key(&self.keys.delayed)
                     .key(&self.keys.dead)
+                    .key(&self.keys.ready_count)
                     .arg(&self.config.group),
             )
             .await?;

@@ -13,7 +13,7 @@ pub(crate) enum Claim {
     Job(Job),
     /// Nothing to deliver now.
     Empty {
-        /// Last entry id generated in the stream: a blocking read waits for entries after it.
+        /// Last entry id generated in the signal stream: a blocking read waits for entries after it.
         last_id: String,
         /// Time until the next delayed retry is due, if any.
         next_due: Option<Duration>,

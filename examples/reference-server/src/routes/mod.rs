@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod companies;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
 pub(crate) mod plans;

@@ -8,7 +8,7 @@ use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
     InMemoryBackup, InMemoryCacheConfig, InMemoryJobQueue, InMemoryJobQueueConfig,
     InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer,
-    InMemoryRegistry, InMemoryTenantCache, InMemoryTenantData,
+    InMemoryRegistry, InMemorySchedules, InMemoryTenantCache, InMemoryTenantData,
 };
 
 use super::{Services, Shared, hasher, manager_config, plans, tokens};
@@ -25,6 +25,10 @@ pub(super) fn shared() -> Result<Shared, StartupError> {
         quota: Arc::new(InMemoryQuotaEnforcer::new(InMemoryQuotaConfig::default()).map_err(fail)?),
         cache: Arc::new(InMemoryTenantCache::new(InMemoryCacheConfig::default()).map_err(fail)?),
         jobs: Arc::new(InMemoryJobQueue::new(InMemoryJobQueueConfig::default()).map_err(fail)?),
+        host_queue: Arc::new(
+            InMemoryJobQueue::new(InMemoryJobQueueConfig::default()).map_err(fail)?,
+        ),
+        schedules: Arc::new(InMemorySchedules::new()),
         invalidations: None,
     })
 }
@@ -56,12 +60,16 @@ pub(super) fn services(
         .with_config(manager_config(config))
         .build()
         .map_err(fail)?;
+    let companies: Arc<dyn crate::companies::CompanyStore> =
+        Arc::new(MemoryCompanies::new(data.clone()));
+    let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;
     Ok(Services {
         lookup: TenantLookup::new(registry, shared.cache),
         manager,
+        host_jobs,
         quota: shared.quota,
         jobs: shared.jobs,
-        companies: Arc::new(MemoryCompanies::new(data.clone())),
+        companies,
         pools: None,
         plans,
         plan_store: Arc::new(InMemoryPlanStore::default()),

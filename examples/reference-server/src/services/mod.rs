@@ -8,6 +8,7 @@
 //!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
+pub(crate) mod host_jobs;
 mod memory_mode;
 pub(crate) mod plans;
 mod pool_sync;
@@ -19,12 +20,14 @@ pub(crate) mod worker;
 
 use std::sync::Arc;
 
+use tenant_manager::host_jobs::HostJobs;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::postgres::usage::PgRoleLimits;
 use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::{
-    JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, StorageMeter, TenantCache,
+    JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
+    TenantCache,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) cache: Arc<dyn TenantCache>,
     pub(crate) jobs: Arc<dyn JobQueue>,
+    /// The queue of the host jobs (apart from the provisioning jobs).
+    pub(crate) host_queue: Arc<dyn JobQueue>,
+    /// The recurring schedules of host jobs.
+    pub(crate) schedules: Arc<dyn ScheduleStore>,
     /// The Redis tenant cache, whose invalidations come from every instance (none in memory).
     pub(crate) invalidations: Option<RedisTenantCache>,
 }
@@ -65,6 +72,8 @@ pub(crate) struct Services {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) companies: Arc<dyn CompanyStore>,
+    /// The host's job kinds (the demo kind), run by the in-process host job worker.
+    pub(crate) host_jobs: HostJobs<()>,
     /// The pool manager of tenant connections (none in embedded mode).
     pub(crate) pools: Option<Arc<dyn PoolEngine>>,
     /// The plans the manager and the rate limiter apply, refreshed from `plan_store`.
@@ -106,7 +115,7 @@ pub(crate) async fn shared(config: &Config) -> Result<(Shared, Readiness), Start
 
 impl Services {
     /// Builds the adapters `config` asks for, and starts (tracked by `tasks`, stopped by
-    /// `shutdown`) the provisioning worker when provisioning is asynchronous, and the closing
+    /// `shutdown`) the host job worker, the provisioning worker when provisioning is asynchronous, and the closing
     /// of pools of tenants changed elsewhere when Redis and pools are both configured.
     pub(crate) async fn build(
         config: &Config,
@@ -119,6 +128,7 @@ impl Services {
             None => memory_mode::services(config, shared, readiness)?,
             Some(_) => postgres_mode::services(config, shared, readiness).await?,
         };
+        let services = host_jobs::start(services, tasks, shutdown)?;
         let services = if config.features.async_provisioning {
             worker::start(services, tasks, shutdown)?
         } else {

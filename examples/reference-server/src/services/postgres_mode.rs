@@ -66,12 +66,16 @@ pub(super) async fn services(
         )
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
+    let companies: Arc<dyn crate::companies::CompanyStore> =
+        Arc::new(PgCompanies::new(pools.clone()));
+    let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;
     Ok(Services {
         lookup: TenantLookup::new(postgres.registry.clone(), shared.cache),
         manager,
+        host_jobs,
         quota: shared.quota,
         jobs: shared.jobs,
-        companies: Arc::new(PgCompanies::new(pools.clone())),
+        companies,
         #[cfg(feature = "attack-route")]
         sql_pools: Some(pools.clone()),
         pools: Some(Arc::new(pools)),

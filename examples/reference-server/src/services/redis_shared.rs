@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    JobQueueConfig, RedisConfig, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisTenantCache,
-    TenantCacheConfig,
+    JobQueueConfig, RedisConfig, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisSchedules,
+    RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
 
@@ -47,6 +47,11 @@ pub(super) async fn connect(
         .map_err(fail)?;
     let queue = JobQueueConfig::default().with_visibility_timeout(JOB_LEASE);
     let jobs = RedisJobQueue::new(&pool, queue).map_err(fail)?;
+    let host_queue = JobQueueConfig::default()
+        .with_name("host-jobs")
+        .with_visibility_timeout(JOB_LEASE);
+    let host_queue = RedisJobQueue::new(&pool, host_queue).map_err(fail)?;
+    let schedules = RedisSchedules::new(&pool, "host-jobs").map_err(fail)?;
     let quota = match config.redis.rate_mode {
         RedisRateMode::Leased(leases) => RedisQuotaEnforcer::new(&pool)
             .with_rate_leases(leases)
@@ -57,6 +62,8 @@ pub(super) async fn connect(
         quota: Arc::new(quota),
         cache: Arc::new(cache.clone()),
         jobs: Arc::new(jobs),
+        host_queue: Arc::new(host_queue),
+        schedules: Arc::new(schedules),
         invalidations: Some(cache),
     };
     let readiness = Readiness::default().with_probe("redis", "redis", Arc::new(PoolProbe(pool)));

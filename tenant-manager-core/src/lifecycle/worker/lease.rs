@@ -19,7 +19,7 @@ const MIN_RENEWAL_PERIOD: Duration = Duration::from_millis(1);
 ///
 /// The renewals run inside the returned future, next to `work`, and stop as soon as `work`
 /// finishes (or the future is dropped): they cannot outlive the job.
-pub(super) async fn with_lease<F: Future>(jobs: &dyn JobQueue, job: &Job, work: F) -> F::Output {
+pub(crate) async fn with_lease<F: Future>(jobs: &dyn JobQueue, job: &Job, work: F) -> F::Output {
     tokio::select! {
         biased;
         out = work => out,

@@ -36,7 +36,9 @@ use tracing::Instrument;
 
 pub use config::WorkerConfig;
 
-use self::backoff::random_backoff;
+/// The backoff and lease keeping every job worker of this crate shares.
+pub(crate) use self::backoff::random_backoff;
+pub(crate) use self::lease::with_lease;
 use crate::domain::{JobId, TenantId};
 use crate::error::Result;
 use crate::lifecycle::jobs_kinds::job_tenant;

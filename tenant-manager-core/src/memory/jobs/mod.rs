@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use crate::domain::JobId;
 use crate::error::{Error, Result};
 use crate::traits::{
-    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
+    Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_delay,
+    validate_extension,
 };
 
 mod config;
@@ -41,6 +42,10 @@ struct QueueFull {
 ///   delivery is dead-lettered with the error `visibility timeout expired`.
 /// - `extend` moves the current lease's expiry to `now + visibility` (same receipt), waking a
 ///   waiting consumer when the lease got shorter.
+/// - Ready jobs wait in one lane per tenant and deliveries take the lanes in turn, so one
+///   tenant's flood delays another tenant's next job by at most one delivery per tenant with
+///   ready jobs (the fairness bound of the [`JobQueue`] contract).
+/// - `release` hands a delivery back without counting it (its attempt counter goes back).
 /// - `dequeue` waits on a [`Notify`] and on the next timer (delayed retry or lease expiry), so
 ///   waiting consumers cost nothing until there is work.
 /// - Memory is bounded: at most [`max_jobs`](InMemoryJobQueueConfig::max_jobs) jobs are held
@@ -138,6 +143,14 @@ fn bounded_error(message: &str) -> String {
 impl JobQueue for InMemoryJobQueue {
     async fn enqueue(&self, job: NewJob) -> Result<JobId> {
         let id = JobId::new();
+        let due = match job.delay {
+            Some(delay) => Some(
+                Instant::now()
+                    .checked_add(delay)
+                    .ok_or_else(|| Error::invalid("delay", "is too long"))?,
+            ),
+            None => None,
+        };
         {
             let mut state = self.state();
             let max_jobs = self.inner.config.max_jobs;
@@ -156,7 +169,10 @@ impl JobQueue for InMemoryJobQueue {
                     place: Place::Ready,
                 },
             );
-            state.ready.push_back(id);
+            match due {
+                Some(due) => state.delay(id, due),
+                None => state.make_ready(id),
+            }
         }
         self.inner.notify.notify_one();
         Ok(id)
@@ -223,16 +239,35 @@ impl JobQueue for InMemoryJobQueue {
         if delay.is_zero() {
             state.make_ready(job.id);
         } else {
-            let key = (due, state.token());
-            if let Some(entry) = state.jobs.get_mut(&job.id) {
-                entry.place = Place::Delayed;
-            }
-            state.delayed.insert(key, job.id);
+            state.delay(job.id, due);
         }
         drop(state);
         // Wakes one waiter: it takes the job now or re-arms its timer for the retry.
         self.inner.notify.notify_one();
         Ok(NackOutcome::Retried)
+    }
+
+    async fn release(&self, job: &Job, delay: Duration) -> Result<bool> {
+        validate_delay(delay)?;
+        let due = Instant::now()
+            .checked_add(delay)
+            .ok_or_else(|| Error::invalid("delay", "is too long"))?;
+        let mut state = self.state();
+        let Some(lease) = state.current_lease(job) else {
+            return Ok(false);
+        };
+        state.leases.remove(&lease);
+        if let Some(entry) = state.jobs.get_mut(&job.id) {
+            entry.attempts = entry.attempts.saturating_sub(1);
+        }
+        if delay.is_zero() {
+            state.make_ready(job.id);
+        } else {
+            state.delay(job.id, due);
+        }
+        drop(state);
+        self.inner.notify.notify_one();
+        Ok(true)
     }
 
     async fn extend(&self, job: &Job, visibility: Duration) -> Result<bool> {
@@ -258,7 +293,7 @@ impl JobQueue for InMemoryJobQueue {
         let state = self.state();
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         Ok(QueueStats::new(
-            count(state.ready.len() + state.delayed.len()),
+            count(state.ready_len + state.delayed.len()),
             count(state.leases.len()),
             count(state.dead.len()),
         ))

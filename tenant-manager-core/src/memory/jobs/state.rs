@@ -1,5 +1,10 @@
 //! The queue's state behind its mutex: every job with where it is (ready, delayed, leased),
 //! the orders they leave in, and the dead letters.
+//!
+//! Ready jobs wait in one lane per tenant; `turns` lists the lanes that hold jobs, in the
+//! order they are served: a delivery takes the first lane's oldest job and puts the lane at
+//! the back of `turns` while it still holds jobs (round robin, the fairness bound of the
+//! [`JobQueue`](crate::traits::JobQueue) contract).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -31,7 +36,9 @@ pub(super) struct Entry {
 #[derive(Default)]
 pub(super) struct State {
     pub(super) jobs: HashMap<JobId, Entry>,
-    pub(super) ready: VecDeque<JobId>,
+    pub(super) lanes: HashMap<Option<TenantId>, VecDeque<JobId>>,
+    pub(super) turns: VecDeque<Option<TenantId>>,
+    pub(super) ready_len: usize,
     pub(super) delayed: BTreeMap<(Instant, u64), JobId>,
     pub(super) leases: BTreeMap<(Instant, u64), JobId>,
     pub(super) dead: VecDeque<Job>,
@@ -80,13 +87,44 @@ impl State {
     pub(super) fn make_ready(&mut self, id: JobId) {
         if let Some(entry) = self.jobs.get_mut(&id) {
             entry.place = Place::Ready;
-            self.ready.push_back(id);
+            let lane = self.lanes.entry(entry.tenant_id).or_default();
+            if lane.is_empty() {
+                self.turns.push_back(entry.tenant_id);
+            }
+            lane.push_back(id);
+            self.ready_len += 1;
         }
+    }
+
+    /// Puts `id` in the delayed set until `due`.
+    pub(super) fn delay(&mut self, id: JobId, due: Instant) {
+        let key = (due, self.token());
+        if let Some(entry) = self.jobs.get_mut(&id) {
+            entry.place = Place::Delayed;
+            self.delayed.insert(key, id);
+        }
+    }
+
+    /// The oldest job of the lane whose turn it is; the lane goes to the back of the turns
+    /// while it still holds jobs.
+    fn next_ready(&mut self) -> Option<JobId> {
+        let tenant = self.turns.pop_front()?;
+        let lane = self.lanes.get_mut(&tenant)?;
+        let id = lane.pop_front();
+        if lane.is_empty() {
+            self.lanes.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant);
+        }
+        if id.is_some() {
+            self.ready_len -= 1;
+        }
+        id
     }
 
     /// Delivers the next ready job, leased until `now + visibility`.
     pub(super) fn deliver(&mut self, now: Instant, visibility: Duration) -> Option<Job> {
-        let id = self.ready.pop_front()?;
+        let id = self.next_ready()?;
         let token = self.token();
         let key = (now + visibility, token);
         let entry = self.jobs.get_mut(&id)?;

@@ -13,9 +13,11 @@ use crate::domain::{JobId, TenantId};
 use crate::traits::{Job, JobQueue, NewJob, QueueStats};
 
 mod delivery;
+mod fairness;
 mod leases;
 
 pub use delivery::*;
+pub use fairness::*;
 pub use leases::*;
 
 /// Expands one `#[tokio::test]` per case of [`crate::testing::jobs`] against the empty queue
@@ -40,6 +42,9 @@ macro_rules! job_queue_conformance {
             extending_a_settled_job_is_refused,
             extensions_outside_1_ms_to_the_visibility_timeout_are_refused,
             a_short_extension_ends_the_lease_early,
+            tenants_are_served_in_turn,
+            release_hands_a_job_back_without_counting_it,
+            a_delayed_job_waits_for_its_delay,
         );
     };
 }
