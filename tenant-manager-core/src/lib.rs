@@ -142,6 +142,8 @@ pub mod lookup;
 
 pub mod memory;
 
+pub mod placement;
+
 pub mod lifecycle;
 
 pub mod backup_store;

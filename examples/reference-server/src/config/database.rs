@@ -11,6 +11,7 @@ use tenant_manager::{Secret, StorageNaming};
 
 use super::env::EnvVars;
 use super::secrets::MIN_SECRET_LEN;
+use super::servers::{self, TenantServer};
 use crate::startup_error::ConfigError;
 
 /// Default of `TENANT_STORAGE_PREFIX`.
@@ -67,6 +68,10 @@ pub struct DatabaseConfig {
     /// the wall's key `N` is derived from `TENANT_DB_SECRET`, so a rotation changes only this
     /// number (`tenant-cli wall rotate-key --key-id N` first, see docs/operations.md).
     pub wall_key_id: i32,
+    /// More Postgres servers for tenants (`TENANT_SERVERS`), besides the admin login's server
+    /// (id `default`, unless the list names its own `default`). Empty: every tenant on the
+    /// admin login's server, placed as before.
+    pub servers: Vec<TenantServer>,
 }
 
 impl Default for DatabaseConfig {
@@ -84,6 +89,7 @@ impl Default for DatabaseConfig {
             registry_password: None,
             app_login: app_login_of(DEFAULT_STORAGE_PREFIX),
             wall_key_id: DEFAULT_WALL_KEY_ID,
+            servers: Vec::new(),
         }
     }
 }
@@ -189,6 +195,7 @@ impl DatabaseConfig {
             app_login: app_login(vars, prefix)?,
             wall_key_id: vars.wall_key_id,
             storage_prefix: prefix.clone(),
+            servers: servers::parse(vars.tenant_servers.as_ref())?,
             ..Self::default()
         };
         let Some(url) = &vars.global_database_url else {
@@ -257,7 +264,7 @@ impl DatabaseConfig {
 }
 
 /// The percent-decoded password of a `postgres://user:password@host/db` URL.
-fn url_password(url: &str) -> Option<Secret> {
+pub(super) fn url_password(url: &str) -> Option<Secret> {
     let parsed = url::Url::parse(url).ok()?;
     let password = percent_decode_str(parsed.password()?).decode_utf8().ok()?;
     Some(Secret::new(password.into_owned()))
@@ -315,6 +322,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("storage_prefix", &self.storage_prefix)
             .field("app_login", &self.app_login)
             .field("wall_key_id", &self.wall_key_id)
+            .field("servers", &self.servers)
             .finish()
     }
 }

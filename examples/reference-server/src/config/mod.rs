@@ -18,6 +18,7 @@ mod rate_leases;
 mod redis;
 mod secrets;
 mod self_service;
+mod servers;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub use self::rate_leases::RedisRateMode;
 pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
+pub use self::servers::TenantServer;
 pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.

@@ -8,7 +8,8 @@ use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::PlanCatalog;
 use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
-use crate::traits::PoolCloser;
+use crate::placement::LeastLoaded;
+use crate::traits::{PlacementPolicy, PoolCloser};
 use crate::traits::{Backup, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
@@ -27,6 +28,7 @@ pub struct TenantManagerBuilder {
     tokens: Option<TokenService>,
     policy: PasswordPolicy,
     plans: PlanCatalog,
+    placement: Option<Arc<dyn PlacementPolicy>>,
     config: ManagerConfig,
 }
 
@@ -41,6 +43,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("backup", &self.backup.is_some())
             .field("pools", &self.pools.is_some())
             .field("tokens", &self.tokens)
+            .field("placement", &self.placement)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -113,6 +116,13 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// Sets the placement policy of new tenants over the configuration's server list
+    /// ([`ManagerConfig::servers`]); default [`LeastLoaded::by_tenants`].
+    pub fn with_placement(mut self, policy: Arc<dyn PlacementPolicy>) -> Self {
+        self.placement = Some(policy);
+        self
+    }
+
     /// Sets the configuration.
     pub fn with_config(mut self, config: ManagerConfig) -> Self {
         self.config = config;
@@ -168,6 +178,9 @@ impl TenantManagerBuilder {
                 tokens,
                 policy: self.policy,
                 plans: self.plans,
+                placement: self
+                    .placement
+                    .unwrap_or_else(|| Arc::new(LeastLoaded::by_tenants())),
                 config: self.config,
             }),
         })

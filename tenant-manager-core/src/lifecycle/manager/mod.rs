@@ -27,6 +27,7 @@
 mod backup;
 mod builder;
 mod config;
+mod placement;
 mod login;
 mod reclaim;
 mod registration;
@@ -51,7 +52,7 @@ use crate::domain::{
 use crate::error::Result;
 use crate::lifecycle::ops::TenantOps;
 use crate::lifecycle::worker::{ProvisioningWorker, WorkerConfig};
-use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
+use crate::traits::{Backup, JobQueue, PlacementPolicy, QuotaEnforcer, TenantRegistry};
 
 /// Registers organisations, logs users in, and drives tenants through their life cycle.
 ///
@@ -72,6 +73,7 @@ struct Inner {
     tokens: TokenService,
     policy: PasswordPolicy,
     plans: PlanCatalog,
+    placement: Arc<dyn PlacementPolicy>,
     config: ManagerConfig,
 }
 
@@ -87,6 +89,7 @@ impl fmt::Debug for TenantManager {
             .field("backup", &inner.backup)
             .field("pools", &inner.ops.pools)
             .field("tokens", &inner.tokens)
+            .field("placement", &inner.placement)
             .field("config", &inner.config)
             .finish_non_exhaustive()
     }
