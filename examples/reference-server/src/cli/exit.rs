@@ -71,9 +71,7 @@ impl Exit {
             Error::Unavailable { .. }
             | Error::PoolExhausted { .. }
             | Error::NotReady { .. }
-            | Error::NoCapacity { .. } => {
-                Exit::Unavailable
-            }
+            | Error::NoCapacity { .. } => Exit::Unavailable,
             _ => Exit::Failure,
         }
     }

@@ -77,9 +77,8 @@ pub(super) fn parse(value: Option<&Secret>) -> Result<Vec<TenantServer>, ConfigE
     };
     let mut servers: Vec<TenantServer> = Vec::new();
     for (n, entry) in value.expose().split_whitespace().enumerate() {
-        let server = parse_entry(entry).map_err(|reason| {
-            ConfigError::new(VAR, format!("entry {} {reason}", n + 1))
-        })?;
+        let server = parse_entry(entry)
+            .map_err(|reason| ConfigError::new(VAR, format!("entry {} {reason}", n + 1)))?;
         if servers.iter().any(|s| s.spec.id == server.spec.id) {
             return Err(ConfigError::new(
                 VAR,
@@ -96,13 +95,14 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
     let Some((id, rest)) = entry.split_once('=') else {
         return Err("must be <id>=<postgres URL>[;capacity=N][;region=R]".to_owned());
     };
-    let id = ServerId::new(id).map_err(|_| {
-        "has an invalid id: 1 to 32 lowercase letters, digits, _ or -".to_owned()
-    })?;
+    let id = ServerId::new(id)
+        .map_err(|_| "has an invalid id: 1 to 32 lowercase letters, digits, _ or -".to_owned())?;
     let mut parts = rest.split(';');
     let url = parts.next().unwrap_or_default();
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(format!("({id}) must have a postgres:// or postgresql:// URL"));
+        return Err(format!(
+            "({id}) must have a postgres:// or postgresql:// URL"
+        ));
     }
     let admin = PgConnectOptions::from_str(url)
         .map_err(|_| format!("({id}) has an invalid Postgres URL"))?

@@ -258,9 +258,11 @@ fn server_map(config: &Config, admin: &sqlx::postgres::PgConnectOptions) -> Serv
             db.admin_password.clone(),
         );
     }
-    servers.into_iter().fold(ServerMap::default(), |map, server| {
-        map.with_options(server.spec.id, server.admin, server.admin_password)
-    })
+    servers
+        .into_iter()
+        .fold(ServerMap::default(), |map, server| {
+            map.with_options(server.spec.id, server.admin, server.admin_password)
+        })
 }
 
 /// The deployment's storage naming, from `TENANT_STORAGE_PREFIX`.

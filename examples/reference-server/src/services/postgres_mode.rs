@@ -75,17 +75,18 @@ pub(super) async fn services(
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
     // Each server of tenants is a component of its own: `database_server:<id>`.
-    let readiness = config
-        .database
-        .tenant_servers()
-        .into_iter()
-        .fold(readiness, |readiness, server| {
-            readiness.with_probe(
-                format!("database_server:{}", server.spec.id),
-                "postgres",
-                Arc::new(ServerProbe(server.admin)),
-            )
-        });
+    let readiness =
+        config
+            .database
+            .tenant_servers()
+            .into_iter()
+            .fold(readiness, |readiness, server| {
+                readiness.with_probe(
+                    format!("database_server:{}", server.spec.id),
+                    "postgres",
+                    Arc::new(ServerProbe(server.admin)),
+                )
+            });
     Ok(Services {
         lookup: TenantLookup::new(postgres.registry.clone(), shared.cache),
         manager,
