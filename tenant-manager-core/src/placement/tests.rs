@@ -25,9 +25,15 @@ fn place(request: &PlacementRequest, servers: &[ServerLoad]) -> Result<ServerId>
 
 #[test]
 fn the_least_loaded_server_per_capacity_wins_and_ties_go_by_id() {
-    let servers = [server("a", Some(100), None, 50), server("b", Some(1000), None, 100)];
+    let servers = [
+        server("a", Some(100), None, 50),
+        server("b", Some(1000), None, 100),
+    ];
     assert_eq!(place(&request(), &servers).ok(), Some(id("b")));
-    let servers = [server("a", Some(100), None, 10), server("b", Some(200), None, 20)];
+    let servers = [
+        server("a", Some(100), None, 10),
+        server("b", Some(200), None, 20),
+    ];
     assert_eq!(place(&request(), &servers).ok(), Some(id("a")));
     // Without capacities, raw counts.
     let servers = [server("a", None, None, 3), server("b", None, None, 2)];
@@ -36,9 +42,15 @@ fn the_least_loaded_server_per_capacity_wins_and_ties_go_by_id() {
 
 #[test]
 fn full_servers_are_skipped_and_none_left_is_no_capacity() {
-    let servers = [server("a", Some(10), None, 10), server("b", Some(1000), None, 999)];
+    let servers = [
+        server("a", Some(10), None, 10),
+        server("b", Some(1000), None, 999),
+    ];
     assert_eq!(place(&request(), &servers).ok(), Some(id("b")));
-    let servers = [server("a", Some(10), None, 10), server("b", Some(0), None, 0)];
+    let servers = [
+        server("a", Some(10), None, 10),
+        server("b", Some(0), None, 0),
+    ];
     let err = place(&request(), &servers).err();
     assert_eq!(err.map(|e| e.code()), Some("no_server_capacity"));
 }
@@ -94,5 +106,8 @@ fn by_size_ranks_known_sizes_first() {
     ];
     let policy = LeastLoaded::by_size();
     assert_eq!(policy.place(&request(), &servers).ok(), Some(id("b")));
-    assert_eq!(LeastLoaded::by_tenants().place(&request(), &servers).ok(), Some(id("c")));
+    assert_eq!(
+        LeastLoaded::by_tenants().place(&request(), &servers).ok(),
+        Some(id("c"))
+    );
 }

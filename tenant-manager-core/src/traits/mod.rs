@@ -8,8 +8,8 @@ mod backup;
 mod cache;
 pub mod gcra;
 mod jobs;
-mod pool;
 mod placement;
+mod pool;
 mod pool_closer;
 mod provisioner;
 mod quota;
@@ -20,10 +20,8 @@ pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use jobs::{
     Job, JobQueue, NackOutcome, NewJob, QueueStats, validate_consumer, validate_extension,
 };
+pub use placement::{PlacementPolicy, PlacementRequest, ServerLoad, ServerSpec, eligible_servers};
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
-pub use placement::{
-    PlacementPolicy, PlacementRequest, ServerLoad, ServerSpec, eligible_servers,
-};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};

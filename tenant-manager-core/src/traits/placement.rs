@@ -162,10 +162,9 @@ pub fn eligible_servers<'a>(
     let pinning = servers.iter().any(|s| s.spec.region.is_some());
     let region = request.region.as_deref().filter(|_| pinning);
     if let Some(id) = &request.server {
-        let server = servers
-            .iter()
-            .find(|s| &s.spec.id == id)
-            .ok_or_else(|| Error::invalid("server", "is not a database server of this deployment"))?;
+        let server = servers.iter().find(|s| &s.spec.id == id).ok_or_else(|| {
+            Error::invalid("server", "is not a database server of this deployment")
+        })?;
         if let Some(region) = region
             && server.spec.region.as_deref() != Some(region)
         {

@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 
 use tenant_manager_core::{
     Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, QuotaPolicy,
-    Result, ServerId, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate,
-    User, UserId, validate_domain, validate_status_reason,
+    Result, ServerId, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus,
+    TenantUpdate, User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::pg::{SqlxResultExt, map_migrate};

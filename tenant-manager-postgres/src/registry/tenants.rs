@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use tenant_manager_core::{
-    Entity, Error, Page, Result, ServerId, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
+    Entity, Error, Page, Result, ServerId, Tenant, TenantId, TenantQuery, TenantStatus,
+    TenantUpdate,
 };
 
 use super::rows::{TENANT_COLUMNS, TenantRow, quota_json};

@@ -9,8 +9,8 @@ use crate::domain::PlanCatalog;
 use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
 use crate::placement::LeastLoaded;
-use crate::traits::{PlacementPolicy, PoolCloser};
 use crate::traits::{Backup, JobQueue, Provisioner, QuotaEnforcer, TenantCache, TenantRegistry};
+use crate::traits::{PlacementPolicy, PoolCloser};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
 /// required; the password hasher defaults to OWASP argon2id parameters.

@@ -27,8 +27,8 @@
 mod backup;
 mod builder;
 mod config;
-mod placement;
 mod login;
+mod placement;
 mod reclaim;
 mod registration;
 mod signup;

@@ -123,7 +123,10 @@ impl TenantManager {
             Some(s) => Plan::new(s)?,
             None => self.inner.config.default_plan.clone(),
         };
-        let region = r.region.clone().or_else(|| self.inner.config.region.clone());
+        let region = r
+            .region
+            .clone()
+            .or_else(|| self.inner.config.region.clone());
         if let Some(region) = &region {
             validate_region(region)?;
         }
