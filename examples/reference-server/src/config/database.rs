@@ -4,12 +4,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use percent_encoding::percent_decode_str;
 use sha2::Digest as _;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
-use tenant_manager::{Secret, StorageNaming};
+use tenant_manager::{Secret, ServerId, ServerSpec, StorageNaming};
 
 use super::env::EnvVars;
+use super::pg_url::{PgShown, url_password};
 use super::secrets::MIN_SECRET_LEN;
 use super::servers::{self, TenantServer};
 use crate::startup_error::ConfigError;
@@ -263,11 +263,33 @@ impl DatabaseConfig {
     }
 }
 
-/// The percent-decoded password of a `postgres://user:password@host/db` URL.
-pub(super) fn url_password(url: &str) -> Option<Secret> {
-    let parsed = url::Url::parse(url).ok()?;
-    let password = percent_decode_str(parsed.password()?).decode_utf8().ok()?;
-    Some(Secret::new(password.into_owned()))
+impl DatabaseConfig {
+    /// Every Postgres server of tenants: the admin login's (`default`, unless the list names
+    /// its own), then `TENANT_SERVERS`'s, in id order. Empty without `GLOBAL_DATABASE_URL`.
+    pub fn tenant_servers(&self) -> Vec<TenantServer> {
+        let mut all = self.servers.clone();
+        let default = ServerId::default_server();
+        if let Some(admin) = &self.admin
+            && !all.iter().any(|s| s.spec.id == default)
+        {
+            all.push(TenantServer {
+                spec: ServerSpec::new(default),
+                admin: admin.clone(),
+                admin_password: self.admin_password.clone(),
+            });
+        }
+        all.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        all
+    }
+
+    /// The placement policy's server list: empty when `TENANT_SERVERS` is unset (every
+    /// tenant on `default`, as before), else every server of [`Self::tenant_servers`].
+    pub fn placement_servers(&self) -> Vec<ServerSpec> {
+        if self.servers.is_empty() {
+            return Vec::new();
+        }
+        self.tenant_servers().into_iter().map(|s| s.spec).collect()
+    }
 }
 
 /// A stable development secret: the SHA-256 of the global URL, hex.
@@ -290,22 +312,6 @@ fn parse_postgres_url(
     }
     PgConnectOptions::from_str(text)
         .map_err(|_| ConfigError::new(variable, "is not a valid Postgres URL"))
-}
-
-/// Host, port, user and database of connect options: never the password.
-pub(crate) struct PgShown<'a>(pub(crate) &'a PgConnectOptions);
-
-impl fmt::Debug for PgShown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "postgres://{}@{}:{}/{}",
-            self.0.get_username(),
-            self.0.get_host(),
-            self.0.get_port(),
-            self.0.get_database().unwrap_or("")
-        )
-    }
 }
 
 impl fmt::Debug for DatabaseConfig {

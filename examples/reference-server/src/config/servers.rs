@@ -13,7 +13,7 @@ use std::str::FromStr;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
 use tenant_manager::{Secret, ServerId, ServerSpec};
 
-use super::database::{PgShown, url_password};
+use super::pg_url::{PgShown, url_password};
 use crate::startup_error::ConfigError;
 
 /// The variable.
@@ -38,35 +38,6 @@ impl fmt::Debug for TenantServer {
             .field("admin", &PgShown(&self.admin))
             .field("admin_password", &self.admin_password)
             .finish()
-    }
-}
-
-impl super::DatabaseConfig {
-    /// Every Postgres server of tenants: the admin login's (`default`, unless the list names
-    /// its own), then `TENANT_SERVERS`'s, in id order. Empty without `GLOBAL_DATABASE_URL`.
-    pub fn tenant_servers(&self) -> Vec<TenantServer> {
-        let mut all = self.servers.clone();
-        let default = ServerId::default_server();
-        if let Some(admin) = &self.admin
-            && !all.iter().any(|s| s.spec.id == default)
-        {
-            all.push(TenantServer {
-                spec: ServerSpec::new(default),
-                admin: admin.clone(),
-                admin_password: self.admin_password.clone(),
-            });
-        }
-        all.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
-        all
-    }
-
-    /// The placement policy's server list: empty when `TENANT_SERVERS` is unset (every
-    /// tenant on `default`, as before), else every server of [`Self::tenant_servers`].
-    pub fn placement_servers(&self) -> Vec<ServerSpec> {
-        if self.servers.is_empty() {
-            return Vec::new();
-        }
-        self.tenant_servers().into_iter().map(|s| s.spec).collect()
     }
 }
 
