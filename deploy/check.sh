@@ -49,9 +49,16 @@ echo "== compose, k8s and grafana files"
 python3 - <<'PY'
 import json, sys, yaml
 compose = yaml.safe_load(open("docker-compose.enterprise.yml"))
-need = {"tenant-manager-1", "tenant-manager-2", "postgres", "redis", "nginx", "prometheus", "grafana"}
+need = {"tenant-manager-1", "tenant-manager-2", "postgres", "postgres-2", "redis", "nginx", "prometheus", "grafana"}
 missing = need - set(compose["services"])
 assert not missing, f"compose lacks services {missing}"
+# Two Postgres servers of tenants: TENANT_SERVERS names both, each on a compose service.
+for app in ("tenant-manager-1", "tenant-manager-2"):
+    servers = compose["services"][app]["environment"]["TENANT_SERVERS"].split()
+    hosts = {entry.split("@", 1)[1].split(":", 1)[0] for entry in servers}
+    assert hosts == {"postgres", "postgres-2"}, (app, hosts)
+secret = next(yaml.safe_load_all(open("k8s/templates/secret.yaml")))
+assert len(secret["stringData"]["TENANT_SERVERS"].split()) == 2, "k8s secret: two servers"
 kinds = set()
 for name in ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "templates/secret.yaml"]:
     for doc in yaml.safe_load_all(open("k8s/" + name)):

@@ -131,6 +131,13 @@ pub enum Error {
         /// How long the caller waited.
         waited: Duration,
     },
+    /// No database server can take a new tenant: every server that may hold it (of its region,
+    /// when it has one) has reached its capacity. More servers, or more capacity, are needed.
+    #[error("no database server capacity: {reason}")]
+    NoCapacity {
+        /// Which servers were full (ids and capacities, never a secret).
+        reason: Cow<'static, str>,
+    },
     /// A backend (database, Redis, a tool such as pg_dump) could not be reached or failed transiently.
     #[error("{backend} unavailable")]
     Unavailable {
@@ -171,6 +178,7 @@ impl Error {
             Error::NotReady { .. } => "tenant_not_ready",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::PoolExhausted { .. } => "pool_exhausted",
+            Error::NoCapacity { .. } => "no_server_capacity",
             Error::Unavailable { .. } => "backend_unavailable",
             Error::Internal { .. } => "internal",
         }

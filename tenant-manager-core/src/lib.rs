@@ -144,6 +144,8 @@ pub mod lookup;
 
 pub mod memory;
 
+pub mod placement;
+
 pub mod lifecycle;
 
 pub mod host_jobs;

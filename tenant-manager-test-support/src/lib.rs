@@ -15,6 +15,7 @@
 
 mod cleanup;
 mod postgres;
+mod private_postgres;
 mod private_redis;
 mod redis_support;
 mod wall_legacy;
@@ -23,6 +24,7 @@ pub use cleanup::{
     block_on_thread, drop_databases_and_roles, drop_databases_and_roles_blocking, quote_ident,
 };
 pub use postgres::{TestDatabase, postgres_admin_url};
+pub use private_postgres::PrivatePostgres;
 pub use private_redis::PrivateRedis;
 pub use redis_support::{TestRedis, redis_url};
 pub use wall_legacy::legacy_layout;

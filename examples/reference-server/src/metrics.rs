@@ -12,6 +12,7 @@ use metrics::{Unit, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tenant_manager::{JobQueue, TenantStatus};
 
+use crate::config::Config;
 use crate::services::Services;
 
 /// Buckets of every `*_seconds` histogram: 5 ms to 10 s, with 2 s (the guide's slow-response
@@ -58,6 +59,16 @@ const SERIES: &[(&str, Kind, &str)] = &[
     ),
     // Server.
     ("tenants", Kind::Gauge, "Tenants by life-cycle status."),
+    (
+        "database_server_tenants",
+        Kind::Gauge,
+        "Tenants (all but deleted) placed on each Postgres server (label server).",
+    ),
+    (
+        "database_server_capacity",
+        Kind::Gauge,
+        "Most tenants each Postgres server takes (TENANT_SERVERS capacity; absent when unbounded).",
+    ),
     (
         "database_connections_max",
         Kind::Gauge,
@@ -291,10 +302,11 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Samples the gauges that are read rather than recorded: process series, tenants by status,
 /// cache hit rate, queue depth and the connection cap. A backend that does not answer leaves
 /// its gauges as they were.
-pub(crate) async fn sample(services: &Services, max_total_connections: u32) {
+pub(crate) async fn sample(services: &Services, config: &Config) {
     process_collector().collect();
     services.lookup.record_metrics();
-    gauge!("database_connections_max").set(f64::from(max_total_connections));
+    gauge!("database_connections_max").set(f64::from(config.pool.max_total));
+    sample_servers(services, config).await;
     let registry = services.lookup.registry();
     for status in TenantStatus::ALL {
         match tokio::time::timeout(SAMPLE_TIMEOUT, registry.count_tenants(Some(status))).await {
@@ -312,6 +324,31 @@ pub(crate) async fn sample(services: &Services, max_total_connections: u32) {
         }
     }
     sample_jobs(services.jobs.as_ref()).await;
+}
+
+/// Tenants and capacity of each Postgres server of tenants (none in embedded mode).
+async fn sample_servers(services: &Services, config: &Config) {
+    let servers = config.database.tenant_servers();
+    if servers.is_empty() {
+        return;
+    }
+    let registry = services.lookup.registry();
+    let counts =
+        match tokio::time::timeout(SAMPLE_TIMEOUT, registry.count_tenants_by_server()).await {
+            Ok(Ok(counts)) => counts,
+            _ => {
+                tracing::debug!("tenant counts per server unavailable for metrics");
+                return;
+            }
+        };
+    for server in servers {
+        let id = server.spec.id.to_string();
+        let tenants = counts.get(&server.spec.id).copied().unwrap_or(0);
+        gauge!("database_server_tenants", "server" => id.clone()).set(tenants as f64);
+        if let Some(capacity) = server.spec.capacity {
+            gauge!("database_server_capacity", "server" => id).set(capacity as f64);
+        }
+    }
 }
 
 async fn sample_jobs(jobs: &dyn JobQueue) {

@@ -33,7 +33,7 @@ pub(crate) struct ComponentStatus {
 
 #[derive(Debug, Clone)]
 struct Component {
-    name: &'static str,
+    name: String,
     backend: &'static str,
     probe: Option<Arc<dyn Probe>>,
 }
@@ -49,12 +49,12 @@ impl Readiness {
     #[must_use]
     pub(crate) fn with_probe(
         mut self,
-        name: &'static str,
+        name: impl Into<String>,
         backend: &'static str,
         probe: Arc<dyn Probe>,
     ) -> Self {
         self.components.push(Component {
-            name,
+            name: name.into(),
             backend,
             probe: Some(probe),
         });
@@ -65,7 +65,7 @@ impl Readiness {
     #[must_use]
     pub(crate) fn with_in_process(mut self, name: &'static str) -> Self {
         self.components.push(Component {
-            name,
+            name: name.to_owned(),
             backend: "memory",
             probe: None,
         });
@@ -73,7 +73,7 @@ impl Readiness {
     }
 
     /// Runs every probe concurrently, each bounded by a timeout.
-    pub(crate) async fn check(&self) -> BTreeMap<&'static str, ComponentStatus> {
+    pub(crate) async fn check(&self) -> BTreeMap<String, ComponentStatus> {
         let checks = self.components.iter().map(|c| async move {
             let error = match &c.probe {
                 None => None,
@@ -88,7 +88,7 @@ impl Readiness {
                 backend: c.backend,
                 error,
             };
-            (c.name, status)
+            (c.name.clone(), status)
         });
         join_all(checks).await.into_iter().collect()
     }

@@ -274,6 +274,9 @@ fn replicate(err: &Arc<Error>) -> Error {
             retry_after: *retry_after,
         },
         Error::PoolExhausted { waited } => Error::PoolExhausted { waited: *waited },
+        Error::NoCapacity { reason } => Error::NoCapacity {
+            reason: reason.clone(),
+        },
         Error::Unavailable { backend, .. } => Error::Unavailable {
             backend: backend.clone(),
             source: Box::new(SharedCause(Arc::clone(err))),

@@ -1,6 +1,7 @@
-//! The eight traits a host application programs against, plus [`PoolCloser`] (the one method
-//! of a pool engine the tenant life cycle needs), [`ProvisioningHook`] (a host's steps around
-//! provisioning) and [`gcra`] (the rate-limit arithmetic every
+//! The traits a host application programs against, plus [`PlacementPolicy`] (which database
+//! server a new tenant goes to), [`PoolCloser`] (the one method of a pool engine the tenant
+//! life cycle needs), [`ProvisioningHook`] (a host's steps around provisioning) and [`gcra`]
+//! (the rate-limit arithmetic every
 //! quota enforcer shares, so they all answer alike). All traits are dyn-safe: hold them as
 //! `Arc<dyn Trait>` and pick adapters at start-up.
 
@@ -11,6 +12,7 @@ pub mod gcra;
 mod hooks;
 mod jobs;
 mod meter;
+mod placement;
 mod plans;
 mod pool;
 mod pool_closer;
@@ -28,6 +30,7 @@ pub use jobs::{
     validate_delay, validate_extension,
 };
 pub use meter::StorageMeter;
+pub use placement::{PlacementPolicy, PlacementRequest, ServerLoad, ServerSpec, eligible_servers};
 pub use plans::PlanStore;
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;

@@ -1,10 +1,12 @@
 //! `TenantRegistry`: the system of record for tenants and their users.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::domain::{
-    Email, NewTenant, NewUser, Page, PasswordHash, Tenant, TenantId, TenantQuery, TenantSlug,
-    TenantStatus, TenantUpdate, User, UserId,
+    Email, MAX_PAGE_SIZE, NewTenant, NewUser, Page, PasswordHash, ServerId, Tenant, TenantId,
+    TenantQuery, TenantSlug, TenantStatus, TenantUpdate, User, UserId,
 };
 use crate::error::Result;
 
@@ -55,6 +57,28 @@ pub trait TenantRegistry: std::fmt::Debug + Send + Sync + 'static {
 
     /// How many tenants are in `status` (all non-deleted tenants when `None`).
     async fn count_tenants(&self, status: Option<TenantStatus>) -> Result<u64>;
+
+    /// How many tenants (every status but deleted) are placed on each database server; servers
+    /// without tenants are absent. Placement policies weigh servers by it.
+    ///
+    /// The provided implementation pages through [`list_tenants`](TenantRegistry::list_tenants);
+    /// adapters with a query language count in one query.
+    async fn count_tenants_by_server(&self) -> Result<BTreeMap<ServerId, u64>> {
+        let mut counts = BTreeMap::new();
+        let mut query = TenantQuery::default().with_limit(MAX_PAGE_SIZE);
+        loop {
+            let page = self.list_tenants(&query).await?;
+            for tenant in &page.items {
+                if tenant.status != TenantStatus::Deleted {
+                    *counts.entry(tenant.placement.server.clone()).or_insert(0) += 1;
+                }
+            }
+            match page.next {
+                Some(next) => query = query.with_after(Some(next)),
+                None => return Ok(counts),
+            }
+        }
+    }
 
     /// Applies a partial update.
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant>;

@@ -11,6 +11,7 @@ pub(crate) use rows::{TenantRow, tenant_columns};
 mod tenants;
 mod users;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -21,8 +22,8 @@ use time::OffsetDateTime;
 
 use tenant_manager_core::{
     Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, PlanStore,
-    QuotaPolicy, Result, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus,
-    TenantUpdate, User, UserId, validate_domain, validate_status_reason,
+    QuotaPolicy, Result, ServerId, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug,
+    TenantStatus, TenantUpdate, User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::pg::{SqlxResultExt, map_migrate};
@@ -207,6 +208,11 @@ impl TenantRegistry for PostgresRegistry {
     async fn count_tenants(&self, status: Option<TenantStatus>) -> Result<u64> {
         let mut conn = self.conn().await?;
         tenants::count(&mut conn, status).await
+    }
+
+    async fn count_tenants_by_server(&self) -> Result<BTreeMap<ServerId, u64>> {
+        let mut conn = self.conn().await?;
+        tenants::count_by_server(&mut conn).await
     }
 
     async fn update_tenant(&self, id: TenantId, update: TenantUpdate) -> Result<Tenant> {

@@ -1,11 +1,14 @@
 //! Tenant statements of the registry. Every value is a bind parameter.
 
+use std::collections::BTreeMap;
+
 use sqlx::{AssertSqlSafe, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use tenant_manager_core::{
-    Entity, Error, Page, Result, Tenant, TenantId, TenantQuery, TenantStatus, TenantUpdate,
+    Entity, Error, Page, Result, ServerId, Tenant, TenantId, TenantQuery, TenantStatus,
+    TenantUpdate,
 };
 
 use super::rows::{TENANT_COLUMNS, TenantRow, quota_json};
@@ -132,6 +135,23 @@ pub(crate) async fn count(conn: &mut PgConnection, status: Option<TenantStatus>)
     .await
     .map_db(Entity::Tenant)?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Tenants (every status but deleted) per database server, in one query.
+pub(crate) async fn count_by_server(conn: &mut PgConnection) -> Result<BTreeMap<ServerId, u64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT server_id, count(*) FROM tm_tenants WHERE status <> 'deleted' GROUP BY server_id",
+    )
+    .fetch_all(conn)
+    .await
+    .map_db(Entity::Tenant)?;
+    rows.into_iter()
+        .map(|(server, n)| {
+            let server = ServerId::new(server)
+                .map_err(|e| Error::internal(format!("corrupt server_id in tm_tenants: {e}")))?;
+            Ok((server, u64::try_from(n).unwrap_or(0)))
+        })
+        .collect()
 }
 
 /// Applies a partial update under a row lock; the caller commits.

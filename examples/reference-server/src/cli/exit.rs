@@ -68,9 +68,10 @@ impl Exit {
             Error::NotFound { .. } => Exit::NotFound,
             Error::Conflict { .. } | Error::InvalidTransition { .. } => Exit::Conflict,
             Error::InvalidInput { .. } => Exit::Invalid,
-            Error::Unavailable { .. } | Error::PoolExhausted { .. } | Error::NotReady { .. } => {
-                Exit::Unavailable
-            }
+            Error::Unavailable { .. }
+            | Error::PoolExhausted { .. }
+            | Error::NotReady { .. }
+            | Error::NoCapacity { .. } => Exit::Unavailable,
             _ => Exit::Failure,
         }
     }

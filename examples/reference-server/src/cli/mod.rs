@@ -183,6 +183,13 @@ pub enum TenantsCommand {
         /// Isolation: database, schema or shared.
         #[arg(long)]
         isolation: Option<String>,
+        /// Region the tenant is pinned to (`REGION` when absent).
+        #[arg(long)]
+        region: Option<String>,
+        /// The Postgres server to place it on (`default` or an id of `TENANT_SERVERS`),
+        /// instead of the placement policy's choice.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Suspend a tenant: every instance refuses its requests.
     Suspend {

@@ -26,6 +26,8 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             password_env,
             slug,
             isolation,
+            region,
+            server,
         } => {
             let password = std::env::var(&password_env).map_err(|_| {
                 CliError::new(
@@ -39,6 +41,12 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             }
             if let Some(isolation) = isolation {
                 registration = registration.with_isolation(isolation);
+            }
+            if let Some(region) = region {
+                registration = registration.with_region(region);
+            }
+            if let Some(server) = server {
+                registration = registration.with_server(server);
             }
             let registered = ops.manager.register_organization(registration).await?;
             let tenant = registered.tenant;

@@ -4,13 +4,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use percent_encoding::percent_decode_str;
 use sha2::Digest as _;
 use tenant_manager::postgres::sqlx::postgres::PgConnectOptions;
-use tenant_manager::{Secret, StorageNaming};
+use tenant_manager::{Secret, ServerId, ServerSpec, StorageNaming};
 
 use super::env::EnvVars;
+use super::pg_url::{PgShown, url_password};
 use super::secrets::MIN_SECRET_LEN;
+use super::servers::{self, TenantServer};
 use crate::startup_error::ConfigError;
 
 /// Default of `TENANT_STORAGE_PREFIX`.
@@ -67,6 +68,10 @@ pub struct DatabaseConfig {
     /// the wall's key `N` is derived from `TENANT_DB_SECRET`, so a rotation changes only this
     /// number (`tenant-cli wall rotate-key --key-id N` first, see docs/operations.md).
     pub wall_key_id: i32,
+    /// More Postgres servers for tenants (`TENANT_SERVERS`), besides the admin login's server
+    /// (id `default`, unless the list names its own `default`). Empty: every tenant on the
+    /// admin login's server, placed as before.
+    pub servers: Vec<TenantServer>,
 }
 
 impl Default for DatabaseConfig {
@@ -84,6 +89,7 @@ impl Default for DatabaseConfig {
             registry_password: None,
             app_login: app_login_of(DEFAULT_STORAGE_PREFIX),
             wall_key_id: DEFAULT_WALL_KEY_ID,
+            servers: Vec::new(),
         }
     }
 }
@@ -189,6 +195,7 @@ impl DatabaseConfig {
             app_login: app_login(vars, prefix)?,
             wall_key_id: vars.wall_key_id,
             storage_prefix: prefix.clone(),
+            servers: servers::parse(vars.tenant_servers.as_ref())?,
             ..Self::default()
         };
         let Some(url) = &vars.global_database_url else {
@@ -256,11 +263,33 @@ impl DatabaseConfig {
     }
 }
 
-/// The percent-decoded password of a `postgres://user:password@host/db` URL.
-fn url_password(url: &str) -> Option<Secret> {
-    let parsed = url::Url::parse(url).ok()?;
-    let password = percent_decode_str(parsed.password()?).decode_utf8().ok()?;
-    Some(Secret::new(password.into_owned()))
+impl DatabaseConfig {
+    /// Every Postgres server of tenants: the admin login's (`default`, unless the list names
+    /// its own), then `TENANT_SERVERS`'s, in id order. Empty without `GLOBAL_DATABASE_URL`.
+    pub fn tenant_servers(&self) -> Vec<TenantServer> {
+        let mut all = self.servers.clone();
+        let default = ServerId::default_server();
+        if let Some(admin) = &self.admin
+            && !all.iter().any(|s| s.spec.id == default)
+        {
+            all.push(TenantServer {
+                spec: ServerSpec::new(default),
+                admin: admin.clone(),
+                admin_password: self.admin_password.clone(),
+            });
+        }
+        all.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        all
+    }
+
+    /// The placement policy's server list: empty when `TENANT_SERVERS` is unset (every
+    /// tenant on `default`, as before), else every server of [`Self::tenant_servers`].
+    pub fn placement_servers(&self) -> Vec<ServerSpec> {
+        if self.servers.is_empty() {
+            return Vec::new();
+        }
+        self.tenant_servers().into_iter().map(|s| s.spec).collect()
+    }
 }
 
 /// A stable development secret: the SHA-256 of the global URL, hex.
@@ -285,22 +314,6 @@ fn parse_postgres_url(
         .map_err(|_| ConfigError::new(variable, "is not a valid Postgres URL"))
 }
 
-/// Host, port, user and database of connect options: never the password.
-pub(crate) struct PgShown<'a>(pub(crate) &'a PgConnectOptions);
-
-impl fmt::Debug for PgShown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "postgres://{}@{}:{}/{}",
-            self.0.get_username(),
-            self.0.get_host(),
-            self.0.get_port(),
-            self.0.get_database().unwrap_or("")
-        )
-    }
-}
-
 impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseConfig")
@@ -315,6 +328,7 @@ impl fmt::Debug for DatabaseConfig {
             .field("storage_prefix", &self.storage_prefix)
             .field("app_login", &self.app_login)
             .field("wall_key_id", &self.wall_key_id)
+            .field("servers", &self.servers)
             .finish()
     }
 }

@@ -97,6 +97,9 @@ pub(crate) struct EnvVars {
     /// Default: `<TENANT_STORAGE_PREFIX>_app`.
     #[arg(long, env = "TENANT_APP_LOGIN", value_parser = identifier::<63>)]
     pub(crate) tenant_app_login: Option<String>,
+    /// More Postgres servers for tenants: `<id>=<url>[;capacity=N][;region=R]`, blank-separated.
+    #[arg(long, env = "TENANT_SERVERS", value_parser = secret)]
+    pub(crate) tenant_servers: Option<Secret>,
     #[arg(long, env = "WALL_KEY_ID", default_value = "1", value_parser = ranged::<i32, 1, 2_147_483_647>)]
     pub(crate) wall_key_id: i32,
 

@@ -14,10 +14,12 @@ mod env;
 mod http;
 mod origins;
 mod parse;
+mod pg_url;
 mod rate_leases;
 mod redis;
 mod secrets;
 mod self_service;
+mod servers;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -27,14 +29,15 @@ use tenant_manager::RateLimit;
 
 pub use self::app_env::{AppEnv, LogFormat};
 pub use self::database::DatabaseConfig;
-pub(crate) use self::database::PgShown;
 use self::env::EnvVars;
 pub use self::http::HttpConfig;
 pub use self::origins::AllowedOrigins;
+pub(crate) use self::pg_url::PgShown;
 pub use self::rate_leases::RedisRateMode;
 pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
+pub use self::servers::TenantServer;
 pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.

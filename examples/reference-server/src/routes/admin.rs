@@ -88,27 +88,76 @@ pub(crate) async fn list_tenants(
         .with_limit(params.limit.unwrap_or(50));
     let page = state.services.manager.list(&query).await?;
     Ok(Json(TenantPage {
-        items: page.items.iter().map(TenantView::from).collect(),
+        items: page.items.iter().map(TenantView::admin).collect(),
         next: page.next.map(|id| *id.as_uuid()),
     }))
 }
 
+/// Body of `POST /api/admin/tenants`: a registration, plus where the tenant goes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTenantRequest {
+    /// Display name of the organisation.
+    #[schema(example = "Acme Corp", min_length = 1, max_length = 200)]
+    organization_name: String,
+    /// The owner's e-mail (unique).
+    #[schema(example = "owner@acme.example.com", format = "email")]
+    admin_email: String,
+    /// The owner's password.
+    #[schema(example = "Acme-Owner-2024!", min_length = 8, max_length = 128)]
+    admin_password: String,
+    /// Slug; derived from the name if absent.
+    #[serde(default)]
+    #[schema(example = "acme", pattern = "^[a-z][a-z0-9_]{2,47}$")]
+    slug: Option<String>,
+    /// `database`, `schema` or `shared`; the server's default if absent.
+    #[serde(default)]
+    #[schema(example = "database")]
+    isolation: Option<String>,
+    /// Region the tenant is pinned to (`REGION` if absent): with `TENANT_SERVERS` declaring
+    /// regions, it goes to a server of that region.
+    #[serde(default)]
+    #[schema(example = "eu")]
+    region: Option<String>,
+    /// The Postgres server to place it on (an id of `TENANT_SERVERS`, or `default`), instead
+    /// of the placement policy's choice.
+    #[serde(default)]
+    #[schema(example = "pg2")]
+    server: Option<String>,
+}
+
+impl From<CreateTenantRequest> for Registration {
+    fn from(request: CreateTenantRequest) -> Self {
+        let mut registration = Registration::from(RegisterRequest {
+            organization_name: request.organization_name,
+            admin_email: request.admin_email,
+            admin_password: request.admin_password,
+            slug: request.slug,
+            isolation: request.isolation,
+        });
+        registration.region = request.region;
+        registration.server = request.server;
+        registration
+    }
+}
+
 /// Creates an organisation (a tenant and its owner) of any isolation, `database` included,
-/// whatever `SELF_SERVICE_ISOLATION` opens to anonymous callers. Answers as registration
-/// does, with an access token for the owner.
+/// whatever `SELF_SERVICE_ISOLATION` opens to anonymous callers, on the server the placement
+/// policy picks or the one `server` names. Answers as registration does, with an access
+/// token for the owner.
 #[utoipa::path(post, path = "/api/admin/tenants", tag = "admin", security(("admin_key" = [])),
-    request_body = RegisterRequest,
+    request_body = CreateTenantRequest,
     responses(
         (status = 201, description = "Created; the tenant is active", body = Registered),
         (status = 202, description = "Created; the tenant is being provisioned", body = Registered),
         (status = 400, description = "A field is invalid (`field` names it)", body = ErrorBody),
         (status = 401, description = "Missing or wrong X-Admin-Key", body = ErrorBody),
         (status = 409, description = "The e-mail or slug is taken", body = ErrorBody),
-        (status = 503, description = "Provisioning failed (`provisioning_failed`, `tenant_id`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Provisioning failed (`provisioning_failed`, `tenant_id`, `Retry-After`), or every Postgres server is full (`no_server_capacity`)", body = ErrorBody),
     ))]
 pub(crate) async fn create_tenant(
     State(state): State<AppState>,
-    Body(request): Body<RegisterRequest>,
+    Body(request): Body<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     register(&state, Registration::from(request)).await
 }
@@ -146,7 +195,7 @@ pub(crate) async fn delete_tenant(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(TenantView::from(&tenant))))
+    Ok((status, Json(TenantView::admin(&tenant))))
 }
 
 /// Body of the suspend call (optional).
@@ -220,7 +269,7 @@ pub(crate) async fn retry_provisioning(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(TenantView::from(&tenant))))
+    Ok((status, Json(TenantView::admin(&tenant))))
 }
 
 /// A request rate.

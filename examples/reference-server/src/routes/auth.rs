@@ -26,22 +26,22 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub(crate) struct RegisterRequest {
     /// Display name of the organisation.
     #[schema(example = "Acme Corp", min_length = 1, max_length = 200)]
-    organization_name: String,
+    pub(crate) organization_name: String,
     /// The owner's e-mail (unique).
     #[schema(example = "owner@acme.example.com", format = "email")]
-    admin_email: String,
+    pub(crate) admin_email: String,
     /// The owner's password: 8 to 128 characters mixing 3 of lower, upper, digit, symbol
     /// (or 16 characters of anything).
     #[schema(example = "Acme-Owner-2024!", min_length = 8, max_length = 128)]
-    admin_password: String,
+    pub(crate) admin_password: String,
     /// Slug (3 to 48 of `[a-z0-9_]`, starting with a letter); derived from the name if absent.
     #[serde(default)]
     #[schema(example = "acme", pattern = "^[a-z][a-z0-9_]{2,47}$")]
-    slug: Option<String>,
+    pub(crate) slug: Option<String>,
     /// `database`, `schema` or `shared`; the server's default if absent.
     #[serde(default)]
     #[schema(example = "schema")]
-    isolation: Option<String>,
+    pub(crate) isolation: Option<String>,
 }
 
 /// What registration created, with an access token for the owner.

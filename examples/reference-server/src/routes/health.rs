@@ -31,7 +31,7 @@ pub(crate) struct Ready {
     /// `ready`.
     status: &'static str,
     /// Each component's state.
-    components: BTreeMap<&'static str, ComponentStatus>,
+    components: BTreeMap<String, ComponentStatus>,
 }
 
 /// Readiness failure: the error names the first failing component.
@@ -40,7 +40,7 @@ pub(crate) struct NotReady {
     /// `code` is `not_ready`, `field` the failing component.
     error: ErrorDetail,
     /// Each component's state.
-    components: BTreeMap<&'static str, ComponentStatus>,
+    components: BTreeMap<String, ComponentStatus>,
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -71,7 +71,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let failing: Vec<&str> = components
         .iter()
         .filter(|(_, c)| c.status != "up")
-        .map(|(name, _)| *name)
+        .map(|(name, _)| name.as_str())
         .collect();
     match failing.first() {
         None => Json(Ready {

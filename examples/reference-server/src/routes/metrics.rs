@@ -33,7 +33,7 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         )
         .into_response();
     };
-    crate::metrics::sample(&state.services, state.config.pool.max_total).await;
+    crate::metrics::sample(&state.services, &state.config).await;
     let body = handle.render();
     let mut response = body.into_response();
     response.headers_mut().insert(

@@ -128,6 +128,9 @@ pub(crate) struct TenantView {
     pub(crate) domain: Option<String>,
     /// The quota override, when one is set (else the plan's policy applies).
     pub(crate) quota_override: Option<QuotaView>,
+    /// Where its data lives: shown to operators (the admin API), not to the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) placement: Option<PlacementView>,
     #[serde(with = "time::serde::rfc3339")]
     pub(crate) created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -143,16 +146,43 @@ impl From<&Tenant> for TenantView {
             region: t.region.clone(),
             domain: t.domain.clone(),
             quota_override: t.quota.as_ref().map(QuotaView::from),
+            placement: None,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
     }
 }
 
-/// The answer of a route that returns one tenant: the tenant a toolkit call gave back, in
-/// full, or the call's error.
+/// Where a tenant's data lives.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PlacementView {
+    /// The Postgres server (`default`, or an id of `TENANT_SERVERS`).
+    #[schema(example = "pg2")]
+    pub(crate) server: String,
+    /// The database on that server.
+    pub(crate) database: String,
+    /// The schema, for schema isolation.
+    pub(crate) schema: Option<String>,
+}
+
+impl TenantView {
+    /// The operator's view: the tenant in full, with its placement.
+    pub(crate) fn admin(t: &Tenant) -> Self {
+        Self {
+            placement: Some(PlacementView {
+                server: t.placement.server.to_string(),
+                database: t.placement.database.clone(),
+                schema: t.placement.schema.clone(),
+            }),
+            ..Self::from(t)
+        }
+    }
+}
+
+/// The answer of an admin route that returns one tenant: the tenant a toolkit call gave back,
+/// in full with its placement, or the call's error.
 pub(crate) fn tenant_reply(
     result: tenant_manager::Result<Tenant>,
 ) -> Result<Json<TenantView>, ApiError> {
-    Ok(Json(TenantView::from(&result?)))
+    Ok(Json(TenantView::admin(&result?)))
 }

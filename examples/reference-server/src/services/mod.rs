@@ -99,6 +99,7 @@ pub(crate) fn manager_config(config: &Config) -> ManagerConfig {
     ManagerConfig::default()
         .with_async_provisioning(config.features.async_provisioning)
         .with_region(config.region.clone())
+        .with_servers(config.database.placement_servers())
         .with_shared_database(config.database.shared_database.clone())
         .with_login_failures(config.security.login_failures)
         .with_naming(naming)

@@ -81,11 +81,7 @@ impl PostgresAdapters {
             }
             None => pool.clone(),
         };
-        let servers = ServerMap::default().with_options(
-            tenant_manager::ServerId::default_server(),
-            admin.clone(),
-            db.admin_password.clone(),
-        );
+        let servers = server_map(config, admin);
         let migrations = TenantMigrations::new(&ISOLATED).with_shared(&SHARED);
         let wall_keys = WallKeys::derived(secret, db.wall_key_id)?;
         let storage =
@@ -276,6 +272,24 @@ impl PostgresAdapters {
             .with_config(manager_config(config))
             .build()
     }
+}
+
+/// The Postgres servers of tenants: the admin login's (`default`) and `TENANT_SERVERS`'s.
+fn server_map(config: &Config, admin: &sqlx::postgres::PgConnectOptions) -> ServerMap {
+    let db = &config.database;
+    let servers = db.tenant_servers();
+    if servers.is_empty() {
+        return ServerMap::default().with_options(
+            tenant_manager::ServerId::default_server(),
+            admin.clone(),
+            db.admin_password.clone(),
+        );
+    }
+    servers
+        .into_iter()
+        .fold(ServerMap::default(), |map, server| {
+            map.with_options(server.spec.id, server.admin, server.admin_password)
+        })
 }
 
 /// The deployment's storage naming, from `TENANT_STORAGE_PREFIX`.

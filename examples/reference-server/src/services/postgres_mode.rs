@@ -1,6 +1,6 @@
 //! The services of Postgres mode, assembled over [`PostgresAdapters`]: the app login, the wall's
 //! start-up check and the pool manager of tenant connections over them, companies in each tenant's storage, and the
-//! readiness probe of the global database.
+//! readiness probes of the global database and of each Postgres server of tenants.
 
 use std::sync::Arc;
 
@@ -24,6 +24,21 @@ struct GlobalDatabaseProbe(PgPool);
 impl Probe for GlobalDatabaseProbe {
     async fn check(&self) -> Result<(), BoxError> {
         sqlx::query("SELECT 1").execute(&self.0).await?;
+        Ok(())
+    }
+}
+
+/// `SELECT 1` on one Postgres server of tenants, as its admin login, on a connection of its own.
+#[derive(Debug)]
+struct ServerProbe(sqlx::postgres::PgConnectOptions);
+
+#[async_trait]
+impl Probe for ServerProbe {
+    async fn check(&self) -> Result<(), BoxError> {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect_with(&self.0).await?;
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        conn.close().await?;
         Ok(())
     }
 }
@@ -66,6 +81,19 @@ pub(super) async fn services(
         )
         .map_err(fail)?;
     let probe = GlobalDatabaseProbe(postgres.registry.pool().clone());
+    // Each server of tenants is a component of its own: `database_server:<id>`.
+    let readiness =
+        config
+            .database
+            .tenant_servers()
+            .into_iter()
+            .fold(readiness, |readiness, server| {
+                readiness.with_probe(
+                    format!("database_server:{}", server.spec.id),
+                    "postgres",
+                    Arc::new(ServerProbe(server.admin)),
+                )
+            });
     let companies: Arc<dyn crate::companies::CompanyStore> =
         Arc::new(PgCompanies::new(pools.clone()));
     let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;

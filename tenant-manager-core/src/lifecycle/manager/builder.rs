@@ -8,10 +8,10 @@ use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{PlanBook, PlanCatalog};
 use crate::error::{Error, Result};
 use crate::lifecycle::ops::TenantOps;
-use crate::traits::PoolCloser;
+use crate::placement::LeastLoaded;
 use crate::traits::{
-    Backup, EventBus, JobQueue, Provisioner, ProvisioningHook, QuotaEnforcer, TenantCache,
-    TenantRegistry,
+    Backup, EventBus, JobQueue, PlacementPolicy, PoolCloser, Provisioner, ProvisioningHook,
+    QuotaEnforcer, TenantCache, TenantRegistry,
 };
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
@@ -32,6 +32,7 @@ pub struct TenantManagerBuilder {
     tokens: Option<TokenService>,
     policy: PasswordPolicy,
     plans: PlanBook,
+    placement: Option<Arc<dyn PlacementPolicy>>,
     config: ManagerConfig,
 }
 
@@ -48,6 +49,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("events", &self.events.is_some())
             .field("hooks", &self.hooks.len())
             .field("tokens", &self.tokens)
+            .field("placement", &self.placement)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -146,6 +148,13 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// Sets the placement policy of new tenants over the configuration's server list
+    /// ([`ManagerConfig::servers`]); default [`LeastLoaded::by_tenants`].
+    pub fn with_placement(mut self, policy: Arc<dyn PlacementPolicy>) -> Self {
+        self.placement = Some(policy);
+        self
+    }
+
     /// Sets the configuration.
     pub fn with_config(mut self, config: ManagerConfig) -> Self {
         self.config = config;
@@ -203,6 +212,9 @@ impl TenantManagerBuilder {
                 tokens,
                 policy: self.policy,
                 plans: self.plans,
+                placement: self
+                    .placement
+                    .unwrap_or_else(|| Arc::new(LeastLoaded::by_tenants())),
                 config: self.config,
             }),
         })

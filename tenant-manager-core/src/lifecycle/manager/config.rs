@@ -4,6 +4,7 @@ use crate::domain::{
     Isolation, Plan, RateLimit, ServerId, StorageNaming, validate_identifier, validate_region,
 };
 use crate::error::{Error, Result};
+use crate::traits::ServerSpec;
 
 /// How the manager places, provisions and names new tenants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +17,11 @@ pub struct ManagerConfig {
     pub default_isolation: Isolation,
     /// Plan of tenants whose registration does not choose one.
     pub default_plan: Plan,
-    /// Database server new tenants are placed on.
+    /// Database server new tenants are placed on when [`servers`](Self::servers) is empty.
     pub server: ServerId,
+    /// The database servers new tenants are placed on by the placement policy, with their
+    /// capacities and regions. Empty (the default): every tenant on [`server`](Self::server).
+    pub servers: Vec<ServerSpec>,
     /// Database that holds schema- and row-isolated tenants on that server. Default `tm_shared`
     /// (the default naming's [`StorageNaming::shared_database`]).
     pub shared_database: String,
@@ -41,6 +45,7 @@ impl Default for ManagerConfig {
             default_isolation: Isolation::Schema,
             default_plan: Plan::free(),
             server: ServerId::default_server(),
+            servers: Vec::new(),
             shared_database: StorageNaming::default().shared_database(),
             naming: StorageNaming::default(),
             region: None,
@@ -92,6 +97,13 @@ impl ManagerConfig {
         self
     }
 
+    /// Sets the server list of the placement policy (ids unique).
+    #[must_use]
+    pub fn with_servers(mut self, servers: Vec<ServerSpec>) -> Self {
+        self.servers = servers;
+        self
+    }
+
     /// Sets the shared database name.
     #[must_use]
     pub fn with_shared_database(mut self, database: impl Into<String>) -> Self {
@@ -123,10 +135,15 @@ impl ManagerConfig {
     /// Checks every field.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] on `shared_database`, `region`, `slug_attempts` or
+    /// [`Error::InvalidInput`] on `shared_database`, `servers` (an id twice), `region`, `slug_attempts` or
     /// `login_failures` (1 to 1000 failures per 1 s to 24 h).
     pub fn validate(&self) -> Result<()> {
         validate_identifier(&self.shared_database, "shared_database")?;
+        let mut ids: Vec<&ServerId> = self.servers.iter().map(|s| &s.id).collect();
+        ids.sort();
+        if ids.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(Error::invalid("servers", "names a server twice"));
+        }
         if let Some(region) = &self.region {
             validate_region(region)?;
         }

@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod placement;
 mod plans;
 mod reclaim;
 mod registration;
@@ -52,7 +53,7 @@ use crate::domain::{
 use crate::error::Result;
 use crate::lifecycle::ops::TenantOps;
 use crate::lifecycle::worker::{ProvisioningWorker, WorkerConfig};
-use crate::traits::{Backup, JobQueue, QuotaEnforcer, TenantRegistry};
+use crate::traits::{Backup, JobQueue, PlacementPolicy, QuotaEnforcer, TenantRegistry};
 
 /// Registers organisations, logs users in, and drives tenants through their life cycle.
 ///
@@ -73,6 +74,7 @@ struct Inner {
     tokens: TokenService,
     policy: PasswordPolicy,
     plans: PlanBook,
+    placement: Arc<dyn PlacementPolicy>,
     config: ManagerConfig,
 }
 
@@ -89,6 +91,7 @@ impl fmt::Debug for TenantManager {
             .field("pools", &inner.ops.pools)
             .field("events", &inner.ops.events)
             .field("tokens", &inner.tokens)
+            .field("placement", &inner.placement)
             .field("config", &inner.config)
             .finish_non_exhaustive()
     }

@@ -4,8 +4,8 @@ use super::TenantManager;
 use super::reclaim::Reclaimed;
 use super::signup::{Registered, Registration, Valid, email_taken};
 use crate::domain::{
-    Actor, Email, EventKind, Isolation, NewTenant, NewUser, Plan, Role, Tenant, TenantId,
-    TenantSlug, User, validate_name,
+    Actor, Email, EventKind, Isolation, NewTenant, NewUser, Plan, Role, ServerId, Tenant, TenantId,
+    TenantSlug, User, validate_name, validate_region,
 };
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds;
@@ -132,12 +132,22 @@ impl TenantManager {
             Some(s) => Plan::new(s)?,
             None => self.inner.config.default_plan.clone(),
         };
+        let region = r
+            .region
+            .clone()
+            .or_else(|| self.inner.config.region.clone());
+        if let Some(region) = &region {
+            validate_region(region)?;
+        }
+        let server = r.server.clone().map(ServerId::new).transpose()?;
         Ok(Valid {
             name,
             email,
             slug,
             isolation,
             plan,
+            region,
+            server,
         })
     }
 
@@ -153,10 +163,11 @@ impl TenantManager {
             Some(slug) => slug.clone(),
             None => TenantSlug::from_name(&valid.name)?,
         };
+        let server = self.place(valid, &base).await?;
         let mut slug = base.clone();
         let mut attempt = 0;
         loop {
-            let tenant = self.new_tenant(valid, tenant_id, slug)?;
+            let tenant = self.new_tenant(valid, tenant_id, slug, server.clone())?;
             match self
                 .inner
                 .ops
@@ -176,19 +187,23 @@ impl TenantManager {
         }
     }
 
-    fn new_tenant(&self, valid: &Valid, id: TenantId, slug: TenantSlug) -> Result<NewTenant> {
+    fn new_tenant(
+        &self,
+        valid: &Valid,
+        id: TenantId,
+        slug: TenantSlug,
+        server: ServerId,
+    ) -> Result<NewTenant> {
         let config = &self.inner.config;
-        let placement = config.naming.placement(
-            &slug,
-            valid.isolation,
-            config.server.clone(),
-            &config.shared_database,
-        );
+        let placement =
+            config
+                .naming
+                .placement(&slug, valid.isolation, server, &config.shared_database);
         let tenant = NewTenant::new(slug, valid.name.clone(), valid.isolation)?
             .with_id(id)
             .with_plan(valid.plan.clone())
             .with_placement(placement)
-            .with_region(config.region.clone());
+            .with_region(valid.region.clone());
         tenant.validate()?;
         Ok(tenant)
     }

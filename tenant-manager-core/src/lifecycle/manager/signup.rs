@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::auth::IssuedToken;
-use crate::domain::{Email, Isolation, Plan, Secret, Tenant, TenantSlug, User};
+use crate::domain::{Email, Isolation, Plan, Secret, ServerId, Tenant, TenantSlug, User};
 use crate::error::{Entity, Error};
 
 /// A request to register an organisation: the raw fields of a sign-up form.
@@ -31,6 +31,14 @@ pub struct Registration {
     /// Plan; the configured default when absent.
     #[serde(default)]
     pub plan: Option<String>,
+    /// Region the tenant is pinned to; the manager's configured region when absent. With a
+    /// server list that declares regions, placement keeps the tenant in it.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The database server an operator places the tenant on, instead of the placement
+    /// policy's choice. Never read from JSON: an anonymous sign-up does not choose it.
+    #[serde(skip)]
+    pub server: Option<String>,
 }
 
 fn secret<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Secret, D::Error> {
@@ -51,6 +59,8 @@ impl Registration {
             slug: None,
             isolation: None,
             plan: None,
+            region: None,
+            server: None,
         }
     }
 
@@ -72,6 +82,20 @@ impl Registration {
     #[must_use]
     pub fn with_plan(mut self, plan: impl Into<String>) -> Self {
         self.plan = Some(plan.into());
+        self
+    }
+
+    /// Pins the tenant to a region.
+    #[must_use]
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Places the tenant on this database server (an operator's override of the policy).
+    #[must_use]
+    pub fn with_server(mut self, server: impl Into<String>) -> Self {
+        self.server = Some(server.into());
         self
     }
 }
@@ -96,6 +120,8 @@ pub(super) struct Valid {
     pub(super) slug: Option<TenantSlug>,
     pub(super) isolation: Isolation,
     pub(super) plan: Plan,
+    pub(super) region: Option<String>,
+    pub(super) server: Option<ServerId>,
 }
 
 /// The `Conflict` of a registered e-mail.

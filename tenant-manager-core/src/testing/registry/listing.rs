@@ -104,3 +104,25 @@ pub async fn count_by_status(r: &dyn TenantRegistry) {
     assert_eq!(count(Some(TenantStatus::Active)).await, active + 2);
     assert_eq!(count(Some(TenantStatus::Deleted)).await, deleted + 1);
 }
+
+/// Counts per server follow placements and leave out `Deleted` tenants; a server without
+/// tenants is absent.
+pub async fn count_by_server(r: &dyn TenantRegistry) {
+    let server = |tag: &str| {
+        crate::domain::ServerId::new(format!("{tag}{}", random_hex(8))).expect("server id")
+    };
+    let (a, b, empty) = (server("a"), server("b"), server("c"));
+    let on = |server: &crate::domain::ServerId| {
+        let mut tenant = sample_tenant(Isolation::Shared);
+        tenant.placement.server = server.clone();
+        tenant
+    };
+    tenant_in(r, on(&a), TenantStatus::Active).await;
+    tenant_in(r, on(&a), TenantStatus::Pending).await;
+    tenant_in(r, on(&a), TenantStatus::Deleted).await;
+    tenant_in(r, on(&b), TenantStatus::Suspended).await;
+    let counts = r.count_tenants_by_server().await.expect("count by server");
+    assert_eq!(counts.get(&a), Some(&2));
+    assert_eq!(counts.get(&b), Some(&1));
+    assert_eq!(counts.get(&empty), None);
+}

@@ -57,6 +57,7 @@ macro_rules! registry_conformance {
             transition_records_reason,
             pagination_without_skips_or_repeats,
             count_by_status,
+            count_by_server,
             purge_only_after_deleted,
             update_validates_and_applies,
             update_domain_conflict,
@@ -92,6 +93,7 @@ pub async fn run_all(r: &dyn crate::traits::TenantRegistry) {
     transition_records_reason(r).await;
     pagination_without_skips_or_repeats(r).await;
     count_by_status(r).await;
+    count_by_server(r).await;
     purge_only_after_deleted(r).await;
     update_validates_and_applies(r).await;
     update_domain_conflict(r).await;
