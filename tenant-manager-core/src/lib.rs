@@ -30,6 +30,7 @@
 //! | [`memory`] | in-memory adapters of every trait but the pool manager |
 //! | [`lifecycle`] | [`TenantManager`](manager::TenantManager) and [`ProvisioningWorker`](worker::ProvisioningWorker) over one shared operations module, and the [`jobs_kinds`] between them |
 //! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
+//! | [`topk`] | [`TopTenants`](topk::TopTenants): requests, errors and latencies of the K busiest tenants, a sharded, decaying Space-Saving sketch |
 //!
 //! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
 //! before the life cycle had a room of its own.
@@ -145,6 +146,8 @@ pub mod memory;
 pub mod lifecycle;
 
 pub mod backup_store;
+
+pub mod topk;
 
 pub use domain::*;
 pub use error::{BoxError, Entity, Error, Result};

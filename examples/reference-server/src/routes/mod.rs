@@ -11,6 +11,7 @@ pub(crate) mod metrics;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
+pub(crate) mod top_tenants;
 
 mod extract;
 mod views;
