@@ -259,7 +259,7 @@ impl TopTenants {
         all.truncate(self.config.k);
         match by {
             RankBy::Requests => {}
-            RankBy::Errors => all.sort_by(|a, b| b.errors.cmp(&a.errors)),
+            RankBy::Errors => all.sort_by_key(|t| std::cmp::Reverse(t.errors)),
             RankBy::Latency => all.sort_by(|a, b| b.p99_seconds.total_cmp(&a.p99_seconds)),
         }
         all.truncate(k);
