@@ -106,7 +106,8 @@ curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' 
 curl -fsS "http://127.0.0.1:$port/metrics" > "$tmp/metrics.txt"
 promtool check metrics < "$tmp/metrics.txt"
 for series in active_tenants api_requests_total api_response_time_seconds \
-              database_connections_total database_connections cache_hit_rate; do
+              database_connections_total database_connections cache_hit_rate \
+              tenant_manager_top_tenant_requests tenant_manager_top_tenant_latency_seconds; do
   grep -q "^# HELP $series " "$tmp/metrics.txt" || { echo "missing series $series"; exit 1; }
 done
 echo "deploy/check.sh: all checks passed"

@@ -32,6 +32,7 @@
 //! | [`webhook`] | signing and verifying webhook deliveries of tenant events (`X-TM-Signature`) |
 //! | [`host_jobs`] | [`HostJobs`](host_jobs::HostJobs) and [`HostJobWorker`](host_jobs::HostJobWorker): the host's own job kinds, each job run inside its tenant's context, held while the tenant is suspended, tenants served in turn |
 //! | [`backup_store`] | [`ObjectBackupStore`](backup_store::ObjectBackupStore): backup artifacts in a local directory, memory or (feature `s3`) an S3 bucket, over `object_store` |
+//! | [`topk`] | [`TopTenants`](topk::TopTenants): requests, errors and latencies of the K busiest tenants, a sharded, decaying Space-Saving sketch |
 //!
 //! [`manager`], [`worker`] and [`jobs_kinds`] are also reachable from the crate root, as
 //! before the life cycle had a room of its own.
@@ -152,6 +153,7 @@ pub mod host_jobs;
 
 pub mod backup_store;
 
+pub mod topk;
 pub mod webhook;
 
 pub use domain::*;

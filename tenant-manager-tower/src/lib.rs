@@ -8,6 +8,7 @@
 //! | [`MetricsLayer`] | `api_requests_total{method,route,status}` and `api_response_time_seconds{method,route}`, route templates only |
 //! | [`TenantLayer`] | resolve the tenant ([`ResolveTenant`]: JWT, subdomain, header, path, closures), check its status, attach a [`TenantContext`] |
 //! | [`QuotaLayer`] | rate-limit per tenant (its plan) or per client address, `RateLimit-*` headers, `429` |
+//! | [`TopTenantsLayer`] | requests, errors and latency of the K busiest tenants into a [`TopTenants`](tenant_manager_core::topk::TopTenants) sketch (inside the `TenantLayer`) |
 //! | [`AdminKeyLayer`] | `X-Admin-Key` for operator routes, compared in constant time |
 //!
 //! With feature `axum`, the `extract` module adds the extractors `TenantContext`,
@@ -123,6 +124,7 @@ pub mod quota;
 mod resolve;
 mod response;
 pub mod tenant;
+pub mod top;
 
 pub use admin::{ADMIN_KEY_HEADER, AdminKeyLayer, AdminKeyService};
 pub use body::ResponseBody;
@@ -144,3 +146,4 @@ pub use response::{
     missing_layer, status_of,
 };
 pub use tenant::{TenantLayer, TenantLayerBuilder, TenantService};
+pub use top::{TopTenantsLayer, TopTenantsService};

@@ -26,6 +26,7 @@ pub(crate) mod router;
 pub(crate) mod routes;
 pub(crate) mod services;
 pub(crate) mod state;
+pub(crate) mod top_tenants;
 
 pub use app::App;
 pub use config::Config;

@@ -23,9 +23,10 @@ use utoipa_axum::router::OpenApiRouter;
 use std::sync::Arc;
 
 use tenant_manager::Error;
+use tenant_manager::topk::TopTenants;
 use tenant_manager::tower::{
     AdminKeyLayer, ClientIpSource, FailMode, HeaderResolver, JwtResolver, MetricsLayer,
-    QuotaConfig, QuotaLayer, QuotaScope, TenantLayer,
+    QuotaConfig, QuotaLayer, QuotaScope, TenantLayer, TopTenantsLayer,
 };
 
 use crate::config::{AllowedOrigins, Config};
@@ -62,13 +63,18 @@ struct Guards {
     tenant_quota: Option<QuotaLayer>,
     client_quota: Option<QuotaLayer>,
     admin: AdminKeyLayer,
+    top_tenants: TopTenantsLayer,
 }
 
 impl Guards {
     /// Resolution by access token (with `X-Tenant-Id` as a cross-check: a request naming
     /// another tenant than its token's is refused), per-tenant and per-address rate limits
     /// (with `ENABLE_RATE_LIMITING`), and the admin key.
-    fn new(config: &Config, services: &Services) -> Result<Self, Error> {
+    fn new(
+        config: &Config,
+        services: &Services,
+        top_tenants: &Arc<TopTenants>,
+    ) -> Result<Self, Error> {
         // A cross-check never names a tenant on its own: a request with `X-Tenant-Id` and no
         // token names no tenant and is refused with 401.
         let tenant = TenantLayer::builder(services.lookup.clone())
@@ -103,6 +109,7 @@ impl Guards {
             tenant_quota,
             client_quota,
             admin,
+            top_tenants: TopTenantsLayer::new(top_tenants.clone()),
         })
     }
 }
@@ -120,7 +127,8 @@ fn assemble(
     let mut admin = routes::admin::router()
         .merge(routes::migrations::router())
         .merge(routes::plans::router())
-        .merge(routes::jobs::router());
+        .merge(routes::jobs::router())
+        .merge(routes::top_tenants::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage,
@@ -132,7 +140,8 @@ fn assemble(
         if let Some(quota) = guards.tenant_quota {
             tenant = tenant.layer(quota);
         }
-        tenant = tenant.layer(guards.tenant);
+        // Inside the tenant layer (it needs the tenant), outside the quota (429s count).
+        tenant = tenant.layer(guards.top_tenants).layer(guards.tenant);
         admin = admin.layer(guards.admin);
     }
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -156,7 +165,8 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub(crate) fn build(config: &Arc<Config>, parts: Parts) -> Result<Routers, Error> {
-    let guards = Guards::new(config, &parts.services)?;
+    let top_tenants = Arc::new(TopTenants::new(config.top_tenants.clone())?);
+    let guards = Guards::new(config, &parts.services, &top_tenants)?;
     let (api, metrics, doc) = assemble(Some(guards));
     let openapi_json = serde_json::to_vec(&doc)
         .map(bytes::Bytes::from)
@@ -165,6 +175,7 @@ pub(crate) fn build(config: &Arc<Config>, parts: Parts) -> Result<Routers, Error
         config: config.clone(),
         services: parts.services,
         metrics: parts.metrics,
+        top_tenants,
         openapi_json,
         started: std::time::Instant::now(),
     });

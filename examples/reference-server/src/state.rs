@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tenant_manager::topk::TopTenants;
 
 use crate::config::Config;
 use crate::services::Services;
@@ -24,6 +25,9 @@ pub(crate) struct StateInner {
     pub(crate) services: Services,
     /// The Prometheus recorder, when metrics are on.
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// Requests, errors and latencies of the busiest tenants (`/api/admin/top-tenants`, and
+    /// the `tenant_manager_top_tenant_*` series of `/metrics`).
+    pub(crate) top_tenants: Arc<TopTenants>,
     /// The OpenAPI document, serialised once.
     pub(crate) openapi_json: bytes::Bytes,
     /// When the server started.

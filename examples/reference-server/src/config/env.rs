@@ -155,6 +155,11 @@ pub(crate) struct EnvVars {
     pub(crate) rate_limit_max_requests: u64,
     #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value = "900000", value_parser = ranged::<u64, 1, 2_592_000_000>)]
     pub(crate) rate_limit_window_ms: u64,
+    /// Tenants tracked and exported by the top-K sketch (`tenant` label values at most).
+    #[arg(long, env = "TOP_TENANTS_K", default_value = "20", value_parser = ranged::<usize, 1, 1000>)]
+    pub(crate) top_tenants_k: usize,
+    #[arg(long, env = "TOP_TENANTS_HALF_LIFE_SECS", default_value = "60", value_parser = ranged::<u64, 1, 86_400>)]
+    pub(crate) top_tenants_half_life_secs: u64,
 
     // --- secrets and logins ---
     /// Required in production; generated for the run in development.

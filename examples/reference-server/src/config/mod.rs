@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tenant_manager::RateLimit;
+use tenant_manager::topk::TopTenantsConfig;
 
 pub use self::app_env::{AppEnv, LogFormat};
 pub use self::database::DatabaseConfig;
@@ -150,6 +151,9 @@ pub struct Config {
     pub multi_region: bool,
     /// Where `POST /api/admin/tenants/{id}/backups` writes (`BACKUP_DIR`, default `./backups`).
     pub backup_dir: PathBuf,
+    /// The busiest tenants tracked and exported (`TOP_TENANTS_K`, default 20;
+    /// `TOP_TENANTS_HALF_LIFE_SECS`, default 60).
+    pub top_tenants: TopTenantsConfig,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -176,6 +180,7 @@ impl Default for Config {
             region: None,
             multi_region: false,
             backup_dir: PathBuf::from("backups"),
+            top_tenants: TopTenantsConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -272,6 +277,9 @@ impl Config {
             region: vars.region.clone(),
             multi_region: vars.enable_multi_region,
             backup_dir: vars.backup_dir.clone(),
+            top_tenants: TopTenantsConfig::default()
+                .with_k(vars.top_tenants_k)
+                .with_half_life(Duration::from_secs(vars.top_tenants_half_life_secs)),
             warnings,
         })
     }
@@ -388,6 +396,7 @@ impl fmt::Debug for Config {
             .field("region", &self.region)
             .field("multi_region", &self.multi_region)
             .field("backup_dir", &self.backup_dir)
+            .field("top_tenants", &self.top_tenants)
             .finish_non_exhaustive()
     }
 }

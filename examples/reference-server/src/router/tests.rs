@@ -197,6 +197,7 @@ async fn the_openapi_document_lists_the_served_routes() {
         "/api/admin/tenants/{id}/backups",
         "/api/admin/pools",
         "/api/admin/migrations/drift",
+        "/api/admin/top-tenants",
     ] {
         assert!(json["paths"].get(path).is_some(), "{path} missing");
     }

@@ -17,7 +17,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Prometheus metrics: `active_tenants`, `api_requests_total`, `api_response_time_seconds`,
-/// `database_connections_total`, `database_connections`, `cache_hit_rate` and more. Served on
+/// `database_connections_total`, `database_connections`, `cache_hit_rate` and more, and the
+/// `tenant_manager_top_tenant_*` series of the `TOP_TENANTS_K` busiest tenants. Served on
 /// `METRICS_PORT` when it is set, else on `PORT`.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses(
@@ -34,7 +35,14 @@ pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
         .into_response();
     };
     crate::metrics::sample(&state.services, &state.config).await;
-    let body = handle.render();
+    let mut body = handle.render();
+    if !body.is_empty() && !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body.push_str(&crate::top_tenants::render(
+        &state.top_tenants,
+        std::time::Instant::now(),
+    ));
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

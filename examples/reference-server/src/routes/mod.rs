@@ -14,6 +14,7 @@ pub(crate) mod plans;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
+pub(crate) mod top_tenants;
 
 mod extract;
 mod views;
