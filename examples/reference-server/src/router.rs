@@ -112,7 +112,7 @@ fn assemble(
     {
         tenant = tenant.merge(routes::test_sql::router());
     }
-    let mut admin = routes::admin::router();
+    let mut admin = routes::admin::router().merge(routes::backups::router());
     if let Some(guards) = guards {
         if let Some(quota) = guards.client_quota {
             public = public.layer(quota);

@@ -115,7 +115,8 @@ impl Backup for InMemoryBackup {
                 self.store.put_file(&key, &scratch).await
             })
             .await?;
-        let record = BackupRecord::new(id, tenant.id, object, FORMAT, OffsetDateTime::now_utc());
+        let record = BackupRecord::new(id, tenant.id, object, FORMAT, OffsetDateTime::now_utc())
+            .with_isolation(tenant.isolation);
         self.catalogue
             .entry(tenant.id)
             .or_default()
@@ -123,6 +124,10 @@ impl Backup for InMemoryBackup {
         self.owners.insert(id, tenant.id);
         tracing::info!(tenant = %tenant.id, backup = %id, bytes = record.size_bytes, "backup taken");
         Ok(record)
+    }
+
+    async fn get(&self, backup: BackupId) -> Result<BackupRecord> {
+        self.record(backup)
     }
 
     async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>> {

@@ -261,7 +261,8 @@ impl Backup for PgDumpBackup {
         let key = format!("{}/{id}.{ext}", tenant.id);
         let object = self.store.put_file(&key, &path).await?;
         let entry = catalog::Entry {
-            record: BackupRecord::new(id, tenant.id, object, format, now_micros()),
+            record: BackupRecord::new(id, tenant.id, object, format, now_micros())
+                .with_isolation(tenant.isolation),
             isolation: tenant.isolation,
             source_name,
         };
@@ -274,6 +275,10 @@ impl Backup for PgDumpBackup {
         metrics::histogram!("tenant_backup_seconds", "isolation" => tenant.isolation.as_str())
             .record(started.elapsed().as_secs_f64());
         Ok(entry.record)
+    }
+
+    async fn get(&self, backup: BackupId) -> Result<BackupRecord> {
+        Ok(catalog::get(&self.storage.global, backup).await?.record)
     }
 
     async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>> {

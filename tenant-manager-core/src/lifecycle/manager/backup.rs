@@ -47,11 +47,7 @@ impl TenantManager {
     /// - `InvalidInput` on `backup` when no backup adapter is configured.
     /// - The backup adapter's errors (`Unavailable` when the database or tools cannot be had).
     pub async fn backup_tenant(&self, id: TenantId) -> Result<BackupRecord> {
-        let backup = self
-            .inner
-            .backup
-            .clone()
-            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))?;
+        let backup = self.backup_adapter()?;
         let tenant = self.inner.ops.registry.get_tenant(id).await?;
         if !has_data(tenant.status) {
             return Err(no_data(&tenant));
@@ -84,11 +80,7 @@ impl TenantManager {
         if !(1..=MAX_BACKUP_CONCURRENCY).contains(&concurrency) {
             return Err(Error::invalid("concurrency", "must be 1 to 64"));
         }
-        let backup = self
-            .inner
-            .backup
-            .clone()
-            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))?;
+        let backup = self.backup_adapter()?;
         let tenants = self.tenants_with_data().await?;
         let total = tenants.len();
         let mut summary = BackupSummary::default();
@@ -114,6 +106,17 @@ impl TenantManager {
         Ok(summary)
     }
 
+    /// The backup adapter.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `backup` when none is configured.
+    pub(super) fn backup_adapter(&self) -> Result<Arc<dyn Backup>> {
+        self.inner
+            .backup
+            .clone()
+            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))
+    }
+
     /// Every tenant whose storage holds data: active and suspended ones.
     async fn tenants_with_data(&self) -> Result<Vec<Tenant>> {
         let mut tenants = Vec::new();
@@ -130,7 +133,7 @@ impl TenantManager {
 }
 
 /// Active and suspended tenants hold data.
-fn has_data(status: TenantStatus) -> bool {
+pub(super) fn has_data(status: TenantStatus) -> bool {
     matches!(status, TenantStatus::Active | TenantStatus::Suspended)
 }
 

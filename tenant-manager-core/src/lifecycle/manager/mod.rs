@@ -30,6 +30,7 @@ mod config;
 mod login;
 mod reclaim;
 mod registration;
+mod restore;
 mod signup;
 mod transitions;
 
@@ -42,6 +43,7 @@ pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
 pub use login::LoginResult;
+pub use restore::RestoreAsNew;
 pub use signup::{Registered, Registration};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};

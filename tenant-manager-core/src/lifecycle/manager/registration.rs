@@ -168,16 +168,34 @@ impl TenantManager {
     }
 
     fn new_tenant(&self, valid: &Valid, id: TenantId, slug: TenantSlug) -> Result<NewTenant> {
+        self.placed_tenant(
+            id,
+            slug,
+            valid.name.clone(),
+            valid.isolation,
+            valid.plan.clone(),
+        )
+    }
+
+    /// A new tenant placed on this deployment's server and region by its naming rules.
+    pub(crate) fn placed_tenant(
+        &self,
+        id: TenantId,
+        slug: TenantSlug,
+        name: String,
+        isolation: Isolation,
+        plan: Plan,
+    ) -> Result<NewTenant> {
         let config = &self.inner.config;
         let placement = config.naming.placement(
             &slug,
-            valid.isolation,
+            isolation,
             config.server.clone(),
             &config.shared_database,
         );
-        let tenant = NewTenant::new(slug, valid.name.clone(), valid.isolation)?
+        let tenant = NewTenant::new(slug, name, isolation)?
             .with_id(id)
-            .with_plan(valid.plan.clone())
+            .with_plan(plan)
             .with_placement(placement)
             .with_region(config.region.clone());
         tenant.validate()?;
@@ -218,10 +236,16 @@ impl TenantManager {
                 }
             };
         }
+        self.provision_inline(tenant).await
+    }
+
+    /// Provisions a `Provisioning` tenant now, in a task of its own, whatever the async
+    /// provisioning setting. Failures end in status `Failed` with the reason.
+    pub(crate) async fn provision_inline(&self, tenant: Tenant) -> Result<Tenant> {
         // The run gets its own task: a caller that gives up half-way (a client that
         // disconnects, a request timeout) does not cancel it, so the tenant still ends
         // `Active` or `Failed` instead of staying `Provisioning`.
-        let ops = ops.clone();
+        let ops = self.inner.ops.clone();
         let id = tenant.id;
         let run = tokio::spawn(async move {
             match ops.provision(&tenant).await {
