@@ -248,3 +248,62 @@ async fn every_bad_input_of_the_backup_routes_is_a_json_error_naming_the_field()
         .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_go_to_an_s3_bucket_and_restore_from_it() {
+    use tenant_manager::BackupStore as _;
+    use tenant_manager::backup_store::{ObjectBackupStore, S3Config};
+
+    let moto = tokio::task::block_in_place(tenant_manager_test_support::moto::moto);
+    let env = PgEnv::new().await;
+    let bucket = format!("tm-{}", env.tag);
+    moto.create_bucket(&bucket);
+    let endpoint = moto.endpoint();
+    let empty_dir = TempDir::new("e2e-backups-s3");
+    let server = env.server(&[
+        ("BACKUP_STORE", "s3"),
+        ("BACKUP_DIR", empty_dir.path().to_str().unwrap()),
+        ("BACKUP_S3_BUCKET", &bucket),
+        ("BACKUP_S3_ENDPOINT", &endpoint),
+        ("BACKUP_S3_ACCESS_KEY_ID", "test-key-id"),
+        ("BACKUP_S3_SECRET_ACCESS_KEY", "test-secret"),
+    ]);
+    let src = env
+        .org_with_companies(&server, "s3src", "database", &["Alpha", "Beta"])
+        .await;
+    let (status, taken) = admin_post(
+        &server,
+        &format!("/api/admin/tenants/{}/backups", src.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+
+    // The artifact is in the bucket, nothing on local disk.
+    let store = ObjectBackupStore::s3(
+        &S3Config::new(bucket.clone(), "test-key-id", "test-secret")
+            .with_endpoint(endpoint.clone())
+            .with_allow_http(true),
+    )
+    .unwrap();
+    let objects = store.list(&format!("{}/", src.id)).await.unwrap();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert_eq!(objects[0].key, taken["key"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_dir(empty_dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+
+    let backup = taken["id"].as_str().unwrap();
+    let copy_slug = env.slug("s3copy");
+    let (status, restored) = admin_post(
+        &server,
+        &format!("/api/admin/backups/{backup}/restore"),
+        Some(&json!({"new_tenant": {"slug": copy_slug}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{restored}");
+    assert_eq!(company_count(&env, &copy_slug).await, 2);
+}

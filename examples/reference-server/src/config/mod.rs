@@ -9,6 +9,7 @@
 //! never prints a secret, a password or a URL's credentials.
 
 mod app_env;
+mod backup_store;
 mod database;
 mod env;
 mod http;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use tenant_manager::RateLimit;
 
 pub use self::app_env::{AppEnv, LogFormat};
+pub use self::backup_store::BackupStoreConfig;
 pub use self::database::DatabaseConfig;
 pub(crate) use self::database::PgShown;
 use self::env::EnvVars;
@@ -124,6 +126,8 @@ pub struct Config {
     pub multi_region: bool,
     /// Where `POST /api/admin/tenants/{id}/backups` writes (`BACKUP_DIR`, default `./backups`).
     pub backup_dir: PathBuf,
+    /// Where backup artifacts go (`BACKUP_STORE`: `local`, under `BACKUP_DIR`, or `s3`).
+    pub backup_store: BackupStoreConfig,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -149,6 +153,7 @@ impl Default for Config {
             region: None,
             multi_region: false,
             backup_dir: PathBuf::from("backups"),
+            backup_store: BackupStoreConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -240,6 +245,7 @@ impl Config {
             region: vars.region.clone(),
             multi_region: vars.enable_multi_region,
             backup_dir: vars.backup_dir.clone(),
+            backup_store: BackupStoreConfig::from_vars(vars)?,
             warnings,
         })
     }
@@ -316,6 +322,9 @@ impl Config {
     #[must_use]
     pub fn with_backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.backup_dir = dir.into();
+        if let BackupStoreConfig::Local(_) = self.backup_store {
+            self.backup_store = BackupStoreConfig::Local(self.backup_dir.clone());
+        }
         self
     }
 }
@@ -355,6 +364,7 @@ impl fmt::Debug for Config {
             .field("region", &self.region)
             .field("multi_region", &self.multi_region)
             .field("backup_dir", &self.backup_dir)
+            .field("backup_store", &self.backup_store)
             .finish_non_exhaustive()
     }
 }
