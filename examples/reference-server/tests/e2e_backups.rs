@@ -134,6 +134,48 @@ async fn list_and_restore_as_a_new_tenant_or_into_one_through_the_api_and_the_cl
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(company_count(&env, &cli_slug).await, 3);
+
+    // Retention: of three backups taken today, one day keeps the newest.
+    let mut newest = String::new();
+    for _ in 0..2 {
+        let (status, taken) = admin_post(
+            &server,
+            &format!("/api/admin/tenants/{}/backups", src.id),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{taken}");
+        newest = taken["id"].as_str().unwrap().to_owned();
+    }
+    let out = env
+        .cli(&[
+            "backups",
+            "prune",
+            &env.slug("src"),
+            "--daily",
+            "1",
+            "--weekly",
+            "0",
+        ])
+        .env("BACKUP_DIR", backups.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let list = server
+        .get_json(
+            &format!("/api/admin/tenants/{}/backups", src.id),
+            Auth::AdminKey(ADMIN_KEY),
+        )
+        .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["id"], newest.as_str());
 }
 
 #[tokio::test]

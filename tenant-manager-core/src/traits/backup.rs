@@ -164,6 +164,9 @@ pub trait Backup: std::fmt::Debug + Send + Sync + 'static {
     /// Restores a backup into `target`.
     async fn restore(&self, backup: BackupId, target: &Tenant) -> Result<()>;
 
+    /// Deletes one backup: its artifact, then its record.
+    async fn delete(&self, backup: BackupId) -> Result<()>;
+
     /// Deletes backups of `tenant` (or of every tenant) older than `retention`.
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64>;
 }

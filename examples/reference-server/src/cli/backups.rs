@@ -1,8 +1,9 @@
-//! `tenant-cli backups list|restore`: a tenant's backups, and restores into a tenant or as a
-//! new tenant (the store is the server's: `BACKUP_DIR`).
+//! `tenant-cli backups list|restore|prune`: a tenant's backups, restores into a tenant or as
+//! a new tenant, and retention (the store is the server's: `BACKUP_STORE`).
 
 use clap::Subcommand;
 use tenant_manager::BackupId;
+use tenant_manager::lifecycle::retention::RetentionPolicy;
 use tenant_manager::manager::RestoreAsNew;
 
 use super::exit::{CliError, Exit};
@@ -38,6 +39,18 @@ pub enum BackupsCommand {
         /// Name of the tenant to create (default: its slug).
         #[arg(long, requires = "new_slug")]
         new_name: Option<String>,
+    },
+    /// Delete a tenant's backups but the newest of each of the last `--daily` days and
+    /// `--weekly` ISO weeks (UTC); prints the deleted ones.
+    Prune {
+        /// Tenant id or slug.
+        tenant: String,
+        /// Days whose newest backup is kept.
+        #[arg(long, default_value_t = 7)]
+        daily: u32,
+        /// ISO weeks whose newest backup is kept.
+        #[arg(long, default_value_t = 4)]
+        weekly: u32,
     },
 }
 
@@ -82,6 +95,20 @@ pub(crate) async fn run(ops: &Ops, action: BackupsCommand) -> Result<Exit, CliEr
                 }
             };
             print_json(&tenant);
+            Ok(Exit::Success)
+        }
+        BackupsCommand::Prune {
+            tenant,
+            daily,
+            weekly,
+        } => {
+            let policy = RetentionPolicy::new(daily, weekly)?;
+            let tenant = ops.tenant(&tenant).await?;
+            let pruned = ops.manager.prune_backups(tenant.id, policy).await?;
+            for record in &pruned {
+                println!("{}\t{}\t{}", record.id, record.created_at, record.key);
+            }
+            eprintln!("{} backups pruned", pruned.len());
             Ok(Exit::Success)
         }
     }
