@@ -81,6 +81,7 @@ fn monday(day: Date) -> Date {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
     use time::Month;
