@@ -347,3 +347,42 @@ async fn one_backup_and_quota_changes_refuse_tenants_without_data_by_status() {
         assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn prune_backups_keeps_what_the_retention_policy_keeps_and_deletes_the_rest() {
+    use tenant_manager_core::Backup as _;
+    use tenant_manager_core::lifecycle::retention::RetentionPolicy;
+
+    let h = Harness::new();
+    let a = h.register("Alpha", "a@acme.test").await;
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(h.manager.backup_tenant(a.tenant.id).await.unwrap());
+    }
+    // All taken today: one day kept means the newest alone.
+    let policy = RetentionPolicy::new(1, 0).unwrap();
+    let pruned = h.manager.prune_backups(a.tenant.id, policy).await.unwrap();
+    let listed = h.backup.list(a.tenant.id).await.unwrap();
+    assert_eq!(pruned.len(), 2, "{pruned:?}");
+    assert_eq!(listed.len(), 1);
+    let newest = taken.iter().max_by_key(|r| r.created_at).unwrap();
+    assert_eq!(listed[0].id, newest.id);
+    assert!(pruned.iter().all(|r| r.id != newest.id));
+    // Their artifacts are gone from the store.
+    let stored = h
+        .backup
+        .store()
+        .list(&format!("{}/", a.tenant.id))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].key, newest.key);
+    // A second run prunes nothing.
+    assert!(
+        h.manager
+            .prune_backups(a.tenant.id, policy)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

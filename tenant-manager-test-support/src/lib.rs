@@ -14,6 +14,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod cleanup;
+pub mod moto;
 mod postgres;
 mod private_postgres;
 mod private_redis;

@@ -128,7 +128,8 @@ fn assemble(
         .merge(routes::migrations::router())
         .merge(routes::plans::router())
         .merge(routes::jobs::router())
-        .merge(routes::top_tenants::router());
+        .merge(routes::top_tenants::router())
+        .merge(routes::backups::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage,

@@ -10,6 +10,7 @@ mod events;
 pub mod jobs_kinds;
 pub mod manager;
 mod ops;
+pub mod retention;
 pub mod worker;
 
 /// Checks of the provisioning worker that the adapters' tests run on their real queues

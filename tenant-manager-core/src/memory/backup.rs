@@ -77,6 +77,18 @@ impl InMemoryBackup {
             .ok_or_else(|| Error::not_found(Entity::Backup, id))
     }
 
+    /// Deletes a backup's artifact, then its record.
+    async fn forget(&self, record: &BackupRecord) -> Result<()> {
+        self.store.delete(&record.key).await?;
+        if let Some(mut records) = self.catalogue.get_mut(&record.tenant_id) {
+            records.remove(&record.id);
+        }
+        self.catalogue
+            .remove_if(&record.tenant_id, |_, records| records.is_empty());
+        self.owners.remove(&record.id);
+        Ok(())
+    }
+
     /// Runs `f` with a fresh scratch path, and removes the file afterwards whatever happened.
     async fn with_scratch<T, F, Fut>(&self, f: F) -> Result<T>
     where
@@ -115,7 +127,8 @@ impl Backup for InMemoryBackup {
                 self.store.put_file(&key, &scratch).await
             })
             .await?;
-        let record = BackupRecord::new(id, tenant.id, object, FORMAT, OffsetDateTime::now_utc());
+        let record = BackupRecord::new(id, tenant.id, object, FORMAT, OffsetDateTime::now_utc())
+            .with_isolation(tenant.isolation);
         self.catalogue
             .entry(tenant.id)
             .or_default()
@@ -123,6 +136,15 @@ impl Backup for InMemoryBackup {
         self.owners.insert(id, tenant.id);
         tracing::info!(tenant = %tenant.id, backup = %id, bytes = record.size_bytes, "backup taken");
         Ok(record)
+    }
+
+    async fn get(&self, backup: BackupId) -> Result<BackupRecord> {
+        self.record(backup)
+    }
+
+    async fn delete(&self, backup: BackupId) -> Result<()> {
+        let record = self.record(backup)?;
+        self.forget(&record).await
     }
 
     async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>> {
@@ -182,13 +204,7 @@ impl Backup for InMemoryBackup {
             .collect();
         let mut pruned = 0;
         for record in expired {
-            self.store.delete(&record.key).await?;
-            if let Some(mut records) = self.catalogue.get_mut(&record.tenant_id) {
-                records.remove(&record.id);
-            }
-            self.catalogue
-                .remove_if(&record.tenant_id, |_, records| records.is_empty());
-            self.owners.remove(&record.id);
+            self.forget(&record).await?;
             pruned += 1;
         }
         if pruned > 0 {

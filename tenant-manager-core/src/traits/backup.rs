@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{BackupId, Tenant, TenantId};
+use crate::domain::{BackupId, Isolation, Tenant, TenantId};
 use crate::error::{Error, Result};
 
 /// An artifact kept by a [`BackupStore`].
@@ -103,6 +103,10 @@ pub struct BackupRecord {
     /// When it was taken.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Isolation of the tenant it was taken of, when the adapter records it; a restore as a
+    /// new tenant gives the new tenant this isolation.
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
 }
 
 impl BackupRecord {
@@ -122,7 +126,15 @@ impl BackupRecord {
             sha256: object.sha256,
             format: format.into(),
             created_at,
+            isolation: None,
         }
+    }
+
+    /// Records the isolation of the tenant the backup was taken of.
+    #[must_use]
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
     }
 }
 
@@ -143,11 +155,17 @@ pub trait Backup: std::fmt::Debug + Send + Sync + 'static {
     /// Takes a backup of the tenant's data.
     async fn backup(&self, tenant: &Tenant) -> Result<BackupRecord>;
 
+    /// One backup's record.
+    async fn get(&self, backup: BackupId) -> Result<BackupRecord>;
+
     /// The tenant's backups, newest first.
     async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>>;
 
     /// Restores a backup into `target`.
     async fn restore(&self, backup: BackupId, target: &Tenant) -> Result<()>;
+
+    /// Deletes one backup: its artifact, then its record.
+    async fn delete(&self, backup: BackupId) -> Result<()>;
 
     /// Deletes backups of `tenant` (or of every tenant) older than `retention`.
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64>;

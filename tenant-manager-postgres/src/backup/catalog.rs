@@ -46,6 +46,10 @@ impl TryFrom<Row> for Entry {
             u64::try_from(row.size_bytes).unwrap_or(0),
             row.sha256,
         );
+        let isolation: Isolation = row
+            .isolation
+            .parse()
+            .map_err(|e| Error::internal_with("corrupt backup row: isolation", e))?;
         Ok(Entry {
             record: BackupRecord::new(
                 BackupId::from_uuid(row.id),
@@ -53,11 +57,9 @@ impl TryFrom<Row> for Entry {
                 object,
                 row.format,
                 row.created_at,
-            ),
-            isolation: row
-                .isolation
-                .parse()
-                .map_err(|e| Error::internal_with("corrupt backup row: isolation", e))?,
+            )
+            .with_isolation(isolation),
+            isolation,
             source_name: row.source_name,
         })
     }

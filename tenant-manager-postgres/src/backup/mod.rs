@@ -164,6 +164,12 @@ impl PgDumpBackup {
         checked
     }
 
+    /// Deletes a backup's artifact, then its catalogue row.
+    async fn forget(&self, record: &BackupRecord) -> Result<()> {
+        self.store.delete(&record.key).await?;
+        catalog::delete(&self.storage.global, record.id).await
+    }
+
     /// Writes the tenant's data to `path`, logged in as a login made for this backup.
     async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
         match tenant.isolation {
@@ -261,7 +267,8 @@ impl Backup for PgDumpBackup {
         let key = format!("{}/{id}.{ext}", tenant.id);
         let object = self.store.put_file(&key, &path).await?;
         let entry = catalog::Entry {
-            record: BackupRecord::new(id, tenant.id, object, format, now_micros()),
+            record: BackupRecord::new(id, tenant.id, object, format, now_micros())
+                .with_isolation(tenant.isolation),
             isolation: tenant.isolation,
             source_name,
         };
@@ -274,6 +281,15 @@ impl Backup for PgDumpBackup {
         metrics::histogram!("tenant_backup_seconds", "isolation" => tenant.isolation.as_str())
             .record(started.elapsed().as_secs_f64());
         Ok(entry.record)
+    }
+
+    async fn delete(&self, backup: BackupId) -> Result<()> {
+        let entry = catalog::get(&self.storage.global, backup).await?;
+        self.forget(&entry.record).await
+    }
+
+    async fn get(&self, backup: BackupId) -> Result<BackupRecord> {
+        Ok(catalog::get(&self.storage.global, backup).await?.record)
     }
 
     async fn list(&self, tenant: TenantId) -> Result<Vec<BackupRecord>> {
@@ -354,8 +370,7 @@ impl Backup for PgDumpBackup {
         let expired = catalog::older_than(&self.storage.global, tenant, cutoff).await?;
         let mut pruned = 0;
         for record in expired {
-            self.store.delete(&record.key).await?;
-            catalog::delete(&self.storage.global, record.id).await?;
+            self.forget(&record).await?;
             pruned += 1;
         }
         Ok(pruned)

@@ -5,6 +5,7 @@
 //! backends; `loadtest` talks to a running server over HTTP. Exit codes are listed on
 //! [`Exit`].
 
+mod backups;
 mod drift;
 pub mod exit;
 pub mod loadtest;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use self::backups::BackupsCommand;
 pub use self::exit::{CliError, Exit};
 use self::loadtest::LoadtestArgs;
 pub use self::plans::PlansCommand;
@@ -68,6 +70,12 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into an existing tenant.
     Restore(RestoreArgs),
+    /// List a tenant's backups; restore one into a tenant or as a new tenant.
+    Backups {
+        /// The action.
+        #[command(subcommand)]
+        action: BackupsCommand,
+    },
     /// Run the provisioning worker until SIGTERM or ctrl-c.
     Worker(WorkerArgs),
     /// Register tenants and drive tenant-scoped traffic against a running server.
@@ -317,6 +325,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Plans { action } => plans::run(&ops, action).await,
         Command::Backup(args) => maintenance::backup(&ops, args).await,
         Command::Restore(args) => maintenance::restore(&ops, args).await,
+        Command::Backups { action } => backups::run(&ops, action).await,
         Command::Worker(args) => maintenance::worker(&ops, args).await,
         Command::Loadtest(_) => Ok(Exit::Usage),
     }
@@ -345,6 +354,18 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backups_restore_needs_into_or_a_new_slug_but_not_both() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["tenant-cli", "backups", "restore", "b"].iter().chain(args))
+        };
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--into", "acme", "--new-slug", "copy"]).is_err());
+        assert!(parse(&["--new-name", "Copy"]).is_err());
+        assert!(parse(&["--into", "acme"]).is_ok());
+        assert!(parse(&["--new-slug", "copy", "--new-name", "Copy"]).is_ok());
     }
 
     #[test]

@@ -40,8 +40,8 @@ impl Ops {
         let (shared, _) = shared(&config)
             .await
             .map_err(|e| CliError::new(Exit::Unavailable, e.to_string()))?;
-        let dir = backup_dir.unwrap_or(config.backup_dir.as_path());
-        let backup = postgres.backup(dir);
+        let store = config.backup_store.open(backup_dir)?;
+        let backup = postgres.backup(store);
         let plans = postgres.plan_book(&config).await?;
         let manager = postgres.manager(&config, &shared, backup.clone(), None, plans)?;
         Ok(Self {

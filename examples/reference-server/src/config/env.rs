@@ -46,6 +46,18 @@ pub(crate) struct EnvVars {
     pub(crate) enable_multi_region: bool,
     #[arg(long, env = "BACKUP_DIR", default_value = "backups")]
     pub(crate) backup_dir: PathBuf,
+    #[arg(long, env = "BACKUP_STORE", default_value = "local")]
+    pub(crate) backup_store: String,
+    #[arg(long, env = "BACKUP_S3_BUCKET", value_parser = text::<63>)]
+    pub(crate) backup_s3_bucket: Option<String>,
+    #[arg(long, env = "BACKUP_S3_REGION", default_value = "us-east-1", value_parser = text::<64>)]
+    pub(crate) backup_s3_region: String,
+    #[arg(long, env = "BACKUP_S3_ENDPOINT", value_parser = text::<2048>)]
+    pub(crate) backup_s3_endpoint: Option<String>,
+    #[arg(long, env = "BACKUP_S3_ACCESS_KEY_ID", value_parser = secret)]
+    pub(crate) backup_s3_access_key_id: Option<Secret>,
+    #[arg(long, env = "BACKUP_S3_SECRET_ACCESS_KEY", value_parser = secret)]
+    pub(crate) backup_s3_secret_access_key: Option<Secret>,
 
     // --- HTTP ---
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0", value_parser = ip_address)]

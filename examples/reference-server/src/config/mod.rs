@@ -9,6 +9,7 @@
 //! never prints a secret, a password or a URL's credentials.
 
 mod app_env;
+mod backup_store;
 mod database;
 mod env;
 mod http;
@@ -29,6 +30,7 @@ use tenant_manager::RateLimit;
 use tenant_manager::topk::TopTenantsConfig;
 
 pub use self::app_env::{AppEnv, LogFormat};
+pub use self::backup_store::BackupStoreConfig;
 pub use self::database::DatabaseConfig;
 use self::env::EnvVars;
 pub use self::http::HttpConfig;
@@ -154,6 +156,8 @@ pub struct Config {
     /// The busiest tenants tracked and exported (`TOP_TENANTS_K`, default 20;
     /// `TOP_TENANTS_HALF_LIFE_SECS`, default 60).
     pub top_tenants: TopTenantsConfig,
+    /// Where backup artifacts go (`BACKUP_STORE`: `local`, under `BACKUP_DIR`, or `s3`).
+    pub backup_store: BackupStoreConfig,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -181,6 +185,7 @@ impl Default for Config {
             multi_region: false,
             backup_dir: PathBuf::from("backups"),
             top_tenants: TopTenantsConfig::default(),
+            backup_store: BackupStoreConfig::default(),
             warnings: Vec::new(),
         }
     }
@@ -280,6 +285,7 @@ impl Config {
             top_tenants: TopTenantsConfig::default()
                 .with_k(vars.top_tenants_k)
                 .with_half_life(Duration::from_secs(vars.top_tenants_half_life_secs)),
+            backup_store: BackupStoreConfig::from_vars(vars)?,
             warnings,
         })
     }
@@ -356,6 +362,9 @@ impl Config {
     #[must_use]
     pub fn with_backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.backup_dir = dir.into();
+        if let BackupStoreConfig::Local(_) = self.backup_store {
+            self.backup_store = BackupStoreConfig::Local(self.backup_dir.clone());
+        }
         self
     }
 }
@@ -397,6 +406,7 @@ impl fmt::Debug for Config {
             .field("multi_region", &self.multi_region)
             .field("backup_dir", &self.backup_dir)
             .field("top_tenants", &self.top_tenants)
+            .field("backup_store", &self.backup_store)
             .finish_non_exhaustive()
     }
 }

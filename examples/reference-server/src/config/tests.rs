@@ -236,3 +236,41 @@ fn error_messages_never_echo_secret_values() {
     assert!(text.starts_with("JWT_SECRET: "), "{text}");
     assert!(!text.contains("hunter2"));
 }
+
+#[test]
+fn an_s3_backup_store_needs_its_bucket_and_keys_and_hides_them() {
+    let s3 = [
+        ("BACKUP_STORE", "s3"),
+        ("BACKUP_S3_BUCKET", "tm-backups"),
+        ("BACKUP_S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("BACKUP_S3_ACCESS_KEY_ID", "AKIDEXAMPLEID"),
+        ("BACKUP_S3_SECRET_ACCESS_KEY", "s3-secret-access-key-value"),
+    ];
+    let config = load_with(GUIDE_ENV, &s3).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(config.backup_store, BackupStoreConfig::S3(_)));
+    let shown = format!("{config:?}");
+    assert!(shown.contains("tm-backups"), "{shown}");
+    for secret in ["AKIDEXAMPLEID", "s3-secret-access-key-value"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    for missing in [
+        "BACKUP_S3_BUCKET",
+        "BACKUP_S3_ACCESS_KEY_ID",
+        "BACKUP_S3_SECRET_ACCESS_KEY",
+    ] {
+        let without: Vec<_> = s3.iter().copied().filter(|(k, _)| *k != missing).collect();
+        let mut map = env_map(GUIDE_ENV);
+        for (k, v) in without {
+            map.insert(k.to_owned(), v.to_owned());
+        }
+        let result = Config::from_lookup(move |name| map.get(name).cloned());
+        assert_eq!(variable_of(result), Some(missing));
+    }
+    let result = load_with(GUIDE_ENV, &[("BACKUP_STORE", "ftp")]);
+    assert_eq!(variable_of(result), Some("BACKUP_STORE"));
+    let local =
+        load_with(GUIDE_ENV, &[("BACKUP_DIR", "/var/backups")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(&local.backup_store, BackupStoreConfig::Local(dir) if dir.as_path() == std::path::Path::new("/var/backups"))
+    );
+}

@@ -9,14 +9,13 @@ use tenant_manager::manager::Registration;
 use tenant_manager::{
     Isolation, Plan, PoolStats, QuotaPolicy, RateLimit, TenantId, TenantQuery, TenantStatus,
 };
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{RegisterRequest, Registered, register};
 use super::extract::{Body, PathParams, QueryParams};
-use super::views::{TenantView, tenant_reply};
+use super::views::{BackupView, TenantView, tenant_reply};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -318,22 +317,6 @@ pub(crate) async fn put_quota(
     tenant_reply(state.services.manager.update_quota(id, policy).await)
 }
 
-/// A backup taken.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct BackupView {
-    id: Uuid,
-    tenant_id: Uuid,
-    /// Key of the artifact in the backup store.
-    key: String,
-    size_bytes: u64,
-    /// SHA-256 of the artifact, hex.
-    sha256: String,
-    /// `pg_dump_custom`, `json`, ...
-    format: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
 /// Takes a backup of a tenant's data now.
 #[utoipa::path(post, path = "/api/admin/tenants/{id}/backups", tag = "admin", security(("admin_key" = [])),
     params(("id" = Uuid, Path, description = "Tenant id")),
@@ -348,18 +331,7 @@ pub(crate) async fn create_backup(
     PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<BackupView>), ApiError> {
     let record = state.services.manager.backup_tenant(id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(BackupView {
-            id: *record.id.as_uuid(),
-            tenant_id: *record.tenant_id.as_uuid(),
-            key: record.key,
-            size_bytes: record.size_bytes,
-            sha256: record.sha256,
-            format: record.format,
-            created_at: record.created_at,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(BackupView::from(record))))
 }
 
 /// Connection counts of the pool manager (all zero in embedded mode, which holds none).

@@ -5,7 +5,7 @@ use std::fmt;
 use axum::Json;
 use serde::Serialize;
 use tenant_manager::auth::IssuedToken;
-use tenant_manager::{QuotaPolicy, Tenant, User};
+use tenant_manager::{BackupRecord, QuotaPolicy, Tenant, User};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -50,6 +50,39 @@ impl From<&User> for UserView {
             id: *u.id.as_uuid(),
             email: u.email.to_string(),
             role: u.role.to_string(),
+        }
+    }
+}
+
+/// A backup.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BackupView {
+    id: Uuid,
+    tenant_id: Uuid,
+    /// Key of the artifact in the backup store.
+    key: String,
+    size_bytes: u64,
+    /// SHA-256 of the artifact, hex.
+    sha256: String,
+    /// `pg_dump_custom`, `json`, ...
+    format: String,
+    /// Isolation of the tenant it was taken of, when recorded.
+    isolation: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl From<BackupRecord> for BackupView {
+    fn from(r: BackupRecord) -> Self {
+        Self {
+            id: *r.id.as_uuid(),
+            tenant_id: *r.tenant_id.as_uuid(),
+            key: r.key,
+            size_bytes: r.size_bytes,
+            sha256: r.sha256,
+            format: r.format,
+            isolation: r.isolation.map(|i| i.to_string()),
+            created_at: r.created_at,
         }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use tenant_manager::backup_store::ObjectBackupStore;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
@@ -44,7 +43,10 @@ pub(super) fn services(
     let data = Arc::new(InMemoryTenantData::new());
     let registry = Arc::new(InMemoryRegistry::new());
     let provisioner = Arc::new(InMemoryProvisioner::new(data.clone()));
-    let store = Arc::new(ObjectBackupStore::local(config.backup_dir.clone()));
+    let store = config
+        .backup_store
+        .open(None)
+        .map_err(|e| StartupError::backend("backup store", e))?;
     let backup = Arc::new(InMemoryBackup::new(data.clone(), store));
     let plans = PlanBook::new(PlanCatalog::new(plans::default_policy(config)));
     let manager = TenantManager::builder()

@@ -8,12 +8,11 @@
 //! only that tenant's rows: Postgres itself keeps those tenants apart, also from SQL injected
 //! into a tenant's session.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
-use tenant_manager::backup_store::ObjectBackupStore;
+use tenant_manager::BackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
 use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
@@ -202,9 +201,8 @@ impl PostgresAdapters {
             )
     }
 
-    /// Backups with `pg_dump` into a filesystem store rooted at `dir`.
-    pub(crate) fn backup(&self, dir: &Path) -> Arc<PgDumpBackup> {
-        let store = Arc::new(ObjectBackupStore::local(dir));
+    /// Backups with `pg_dump` into `store`.
+    pub(crate) fn backup(&self, store: Arc<dyn BackupStore>) -> Arc<PgDumpBackup> {
         Arc::new(PgDumpBackup::new(
             self.storage.clone(),
             store,

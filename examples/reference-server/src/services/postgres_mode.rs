@@ -69,7 +69,11 @@ pub(super) async fn services(
         return Err(StartupError::Wall { problems });
     }
     let pools = postgres.pools(config).map_err(fail)?;
-    let backup = postgres.backup(&config.backup_dir);
+    let store = config
+        .backup_store
+        .open(None)
+        .map_err(|e| StartupError::backend("backup store", e))?;
+    let backup = postgres.backup(store);
     let plans = postgres.plan_book(config).await.map_err(fail)?;
     let manager = postgres
         .manager(

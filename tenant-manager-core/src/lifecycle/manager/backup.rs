@@ -7,6 +7,7 @@ use futures::StreamExt;
 use super::TenantManager;
 use crate::domain::{Actor, EventKind, MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
 use crate::error::{Entity, Error, Result};
+use crate::lifecycle::retention::RetentionPolicy;
 use crate::traits::{Backup, BackupRecord};
 
 /// Most backups [`TenantManager::backup_all`] runs at once.
@@ -47,11 +48,7 @@ impl TenantManager {
     /// - `InvalidInput` on `backup` when no backup adapter is configured.
     /// - The backup adapter's errors (`Unavailable` when the database or tools cannot be had).
     pub async fn backup_tenant(&self, id: TenantId) -> Result<BackupRecord> {
-        let backup = self
-            .inner
-            .backup
-            .clone()
-            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))?;
+        let backup = self.backup_adapter()?;
         let tenant = self.inner.ops.registry.get_tenant(id).await?;
         if !has_data(tenant.status) {
             return Err(no_data(&tenant));
@@ -106,11 +103,7 @@ impl TenantManager {
         if !(1..=MAX_BACKUP_CONCURRENCY).contains(&concurrency) {
             return Err(Error::invalid("concurrency", "must be 1 to 64"));
         }
-        let backup = self
-            .inner
-            .backup
-            .clone()
-            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))?;
+        let backup = self.backup_adapter()?;
         let tenants = self.tenants_with_data().await?;
         let total = tenants.len();
         let mut summary = BackupSummary::default();
@@ -136,6 +129,45 @@ impl TenantManager {
         Ok(summary)
     }
 
+    /// Applies a retention policy to a tenant's backups now: deletes every backup the policy
+    /// does not keep (artifact, then record) and returns them.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `backup` without a backup adapter; the adapter's errors (backups
+    /// deleted before one failed stay deleted; a rerun finishes the work).
+    pub async fn prune_backups(
+        &self,
+        tenant: TenantId,
+        policy: RetentionPolicy,
+    ) -> Result<Vec<BackupRecord>> {
+        let backup = self.backup_adapter()?;
+        let records = backup.list(tenant).await?;
+        let taken: Vec<_> = records.iter().map(|r| r.created_at).collect();
+        let keep = policy.keep(time::OffsetDateTime::now_utc(), &taken);
+        let mut pruned = Vec::new();
+        for (record, keep) in records.into_iter().zip(keep) {
+            if !keep {
+                backup.delete(record.id).await?;
+                pruned.push(record);
+            }
+        }
+        if !pruned.is_empty() {
+            tracing::info!(tenant = %tenant, pruned = pruned.len(), "backups pruned by retention");
+        }
+        Ok(pruned)
+    }
+
+    /// The backup adapter.
+    ///
+    /// # Errors
+    /// `InvalidInput` on `backup` when none is configured.
+    pub(super) fn backup_adapter(&self) -> Result<Arc<dyn Backup>> {
+        self.inner
+            .backup
+            .clone()
+            .ok_or_else(|| Error::invalid("backup", "no backup adapter is configured"))
+    }
+
     /// Every tenant whose storage holds data: active and suspended ones.
     async fn tenants_with_data(&self) -> Result<Vec<Tenant>> {
         let mut tenants = Vec::new();
@@ -152,7 +184,7 @@ impl TenantManager {
 }
 
 /// Active and suspended tenants hold data.
-fn has_data(status: TenantStatus) -> bool {
+pub(super) fn has_data(status: TenantStatus) -> bool {
     matches!(status, TenantStatus::Active | TenantStatus::Suspended)
 }
 

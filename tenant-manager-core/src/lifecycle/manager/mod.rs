@@ -32,6 +32,7 @@ mod placement;
 mod plans;
 mod reclaim;
 mod registration;
+mod restore;
 mod signup;
 mod transitions;
 
@@ -44,6 +45,7 @@ pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
 pub use login::LoginResult;
+pub use restore::RestoreAsNew;
 pub use signup::{Registered, Registration};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};

@@ -38,9 +38,17 @@ impl TenantManager {
     /// a tenant or two past its capacity under concurrency; capacity is a placement goal, not a
     /// hard limit.
     pub(super) async fn place(&self, valid: &Valid, slug: &TenantSlug) -> Result<ServerId> {
+        let request = PlacementRequest::new(slug.clone(), valid.isolation)
+            .with_region(valid.region.clone())
+            .with_server(valid.server.clone());
+        self.place_request(&request).await
+    }
+
+    /// [`place`](Self::place) for a request built by the caller (a restore as a new tenant).
+    pub(super) async fn place_request(&self, request: &PlacementRequest) -> Result<ServerId> {
         let config = &self.inner.config;
         if config.servers.is_empty() {
-            return match &valid.server {
+            return match &request.server {
                 Some(server) if *server != config.server => Err(crate::Error::invalid(
                     "server",
                     "is not a database server of this deployment",
@@ -49,11 +57,8 @@ impl TenantManager {
             };
         }
         let loads = self.server_loads().await?;
-        let request = PlacementRequest::new(slug.clone(), valid.isolation)
-            .with_region(valid.region.clone())
-            .with_server(valid.server.clone());
-        let server = self.inner.placement.place(&request, &loads)?;
-        tracing::debug!(%slug, %server, "tenant placed");
+        let server = self.inner.placement.place(request, &loads)?;
+        tracing::debug!(slug = %request.slug, %server, "tenant placed");
         Ok(server)
     }
 }

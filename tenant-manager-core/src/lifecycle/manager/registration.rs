@@ -12,6 +12,17 @@ use crate::lifecycle::jobs_kinds;
 use crate::lifecycle::ops::{PROVISIONING_TOTAL, record};
 use crate::traits::UsageKind;
 
+/// What a new tenant is made of besides its id and slug: the registration's fields and the
+/// server placement chose.
+#[derive(Debug)]
+pub(crate) struct Placed {
+    pub(crate) name: String,
+    pub(crate) isolation: Isolation,
+    pub(crate) plan: Plan,
+    pub(crate) server: ServerId,
+    pub(crate) region: Option<String>,
+}
+
 impl TenantManager {
     /// Registers an organisation: validates every field, hashes the password, creates the
     /// tenant and its owner atomically, counts the owner against the `users` quota, then
@@ -194,16 +205,33 @@ impl TenantManager {
         slug: TenantSlug,
         server: ServerId,
     ) -> Result<NewTenant> {
+        let new = Placed {
+            name: valid.name.clone(),
+            isolation: valid.isolation,
+            plan: valid.plan.clone(),
+            server,
+            region: valid.region.clone(),
+        };
+        self.placed_tenant(id, slug, new)
+    }
+
+    /// A new tenant on `new.server`, named by this deployment's naming rules.
+    pub(crate) fn placed_tenant(
+        &self,
+        id: TenantId,
+        slug: TenantSlug,
+        new: Placed,
+    ) -> Result<NewTenant> {
         let config = &self.inner.config;
         let placement =
             config
                 .naming
-                .placement(&slug, valid.isolation, server, &config.shared_database);
-        let tenant = NewTenant::new(slug, valid.name.clone(), valid.isolation)?
+                .placement(&slug, new.isolation, new.server, &config.shared_database);
+        let tenant = NewTenant::new(slug, new.name, new.isolation)?
             .with_id(id)
-            .with_plan(valid.plan.clone())
+            .with_plan(new.plan)
             .with_placement(placement)
-            .with_region(valid.region.clone());
+            .with_region(new.region);
         tenant.validate()?;
         Ok(tenant)
     }
@@ -242,10 +270,16 @@ impl TenantManager {
                 }
             };
         }
+        self.provision_inline(tenant).await
+    }
+
+    /// Provisions a `Provisioning` tenant now, in a task of its own, whatever the async
+    /// provisioning setting. Failures end in status `Failed` with the reason.
+    pub(crate) async fn provision_inline(&self, tenant: Tenant) -> Result<Tenant> {
         // The run gets its own task: a caller that gives up half-way (a client that
         // disconnects, a request timeout) does not cancel it, so the tenant still ends
         // `Active` or `Failed` instead of staying `Provisioning`.
-        let ops = ops.clone();
+        let ops = self.inner.ops.clone();
         let id = tenant.id;
         let run = tokio::spawn(async move {
             match ops.provision(&tenant).await {

@@ -1,0 +1,115 @@
+//! `tenant-cli backups list|restore|prune`: a tenant's backups, restores into a tenant or as
+//! a new tenant, and retention (the store is the server's: `BACKUP_STORE`).
+
+use clap::Subcommand;
+use tenant_manager::BackupId;
+use tenant_manager::lifecycle::retention::RetentionPolicy;
+use tenant_manager::manager::RestoreAsNew;
+
+use super::exit::{CliError, Exit};
+use super::ops::{Ops, print_json};
+
+/// `tenant-cli backups ...`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum BackupsCommand {
+    /// List a tenant's backups, newest first: `backup_id created_at size isolation key`.
+    List {
+        /// Tenant id or slug.
+        tenant: String,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into an existing tenant (`--into`) or as a new tenant of the
+    /// backup's isolation (`--new-slug`), in one step.
+    Restore {
+        /// Backup id.
+        backup: String,
+        /// Tenant (id or slug) whose data is replaced.
+        #[arg(
+            long,
+            required_unless_present = "new_slug",
+            conflicts_with = "new_slug"
+        )]
+        into: Option<String>,
+        /// Slug of the tenant to create and restore into.
+        #[arg(long)]
+        new_slug: Option<String>,
+        /// Name of the tenant to create (default: its slug).
+        #[arg(long, requires = "new_slug")]
+        new_name: Option<String>,
+    },
+    /// Delete a tenant's backups but the newest of each of the last `--daily` days and
+    /// `--weekly` ISO weeks (UTC); prints the deleted ones.
+    Prune {
+        /// Tenant id or slug.
+        tenant: String,
+        /// Days whose newest backup is kept.
+        #[arg(long, default_value_t = 7)]
+        daily: u32,
+        /// ISO weeks whose newest backup is kept.
+        #[arg(long, default_value_t = 4)]
+        weekly: u32,
+    },
+}
+
+/// Runs one `backups` action.
+pub(crate) async fn run(ops: &Ops, action: BackupsCommand) -> Result<Exit, CliError> {
+    match action {
+        BackupsCommand::List { tenant, json } => {
+            let tenant = ops.tenant(&tenant).await?;
+            for record in ops.manager.list_backups(tenant.id).await? {
+                if json {
+                    println!("{}", serde_json::to_string(&record).unwrap_or_default());
+                } else {
+                    let isolation = record.isolation.map(|i| i.to_string()).unwrap_or_default();
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        record.id, record.created_at, record.size_bytes, isolation, record.key
+                    );
+                }
+            }
+            Ok(Exit::Success)
+        }
+        BackupsCommand::Restore {
+            backup,
+            into,
+            new_slug,
+            new_name,
+        } => {
+            let backup = BackupId::parse_field(&backup, "backup")?;
+            let tenant = match (into, new_slug) {
+                (Some(into), _) => {
+                    let target = ops.tenant(&into).await?;
+                    ops.manager.restore_backup(backup, target.id).await?
+                }
+                (None, Some(slug)) => {
+                    let name = new_name.unwrap_or_else(|| slug.clone());
+                    ops.manager
+                        .restore_as_new(backup, RestoreAsNew::new(name, slug))
+                        .await?
+                }
+                (None, None) => {
+                    return Err(CliError::new(Exit::Usage, "give --into or --new-slug"));
+                }
+            };
+            print_json(&tenant);
+            Ok(Exit::Success)
+        }
+        BackupsCommand::Prune {
+            tenant,
+            daily,
+            weekly,
+        } => {
+            let policy = RetentionPolicy::new(daily, weekly)?;
+            let tenant = ops.tenant(&tenant).await?;
+            let pruned = ops.manager.prune_backups(tenant.id, policy).await?;
+            for record in &pruned {
+                println!("{}\t{}\t{}", record.id, record.created_at, record.key);
+            }
+            eprintln!("{} backups pruned", pruned.len());
+            Ok(Exit::Success)
+        }
+    }
+}
