@@ -13,30 +13,22 @@ use crate::lifecycle::worker::WorkerConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HostWorkerConfig {
-    /// Consumer name at the queue; unique per worker (default `host-jobs-<random>`).
-    pub consumer: String,
-    /// How long one dequeue waits for a job (bounds how long shutdown waits while idle).
-    pub poll_wait: Duration,
+    /// How it polls, retries and shuts down: the settings it shares with the provisioning
+    /// worker (default consumer name `host-jobs-<random>`).
+    pub worker: WorkerConfig,
     /// How long a job of a suspended (or not yet provisioned) tenant is held before it is
     /// looked at again (default 30 s). Holding never uses up an attempt.
     pub hold_delay: Duration,
-    /// Delay before the first retry of a failed job; doubles per attempt, with jitter.
-    pub retry_base: Duration,
-    /// Longest delay between retries.
-    pub retry_max: Duration,
-    /// On shutdown, how long the current job may still run before it is returned to the queue.
-    pub shutdown_grace: Duration,
 }
 
 impl Default for HostWorkerConfig {
     fn default() -> Self {
         Self {
-            consumer: format!("host-jobs-{}", &Uuid::new_v4().simple().to_string()[..12]),
-            poll_wait: Duration::from_secs(2),
+            worker: WorkerConfig::default().with_consumer(format!(
+                "host-jobs-{}",
+                &Uuid::new_v4().simple().to_string()[..12]
+            )),
             hold_delay: Duration::from_secs(30),
-            retry_base: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -45,14 +37,14 @@ impl HostWorkerConfig {
     /// Sets the consumer name.
     #[must_use]
     pub fn with_consumer(mut self, consumer: impl Into<String>) -> Self {
-        self.consumer = consumer.into();
+        self.worker = self.worker.with_consumer(consumer);
         self
     }
 
     /// Sets how long one dequeue waits.
     #[must_use]
     pub fn with_poll_wait(mut self, wait: Duration) -> Self {
-        self.poll_wait = wait;
+        self.worker = self.worker.with_poll_wait(wait);
         self
     }
 
@@ -66,15 +58,14 @@ impl HostWorkerConfig {
     /// Sets the retry delays: the first one and the cap.
     #[must_use]
     pub fn with_retry(mut self, base: Duration, max: Duration) -> Self {
-        self.retry_base = base;
-        self.retry_max = max;
+        self.worker = self.worker.with_retry(base, max);
         self
     }
 
     /// Sets the shutdown grace period.
     #[must_use]
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
+        self.worker = self.worker.with_shutdown_grace(grace);
         self
     }
 
@@ -89,11 +80,6 @@ impl HostWorkerConfig {
         {
             return Err(Error::invalid("hold_delay", "must be 1 ms to 1 day"));
         }
-        WorkerConfig::default()
-            .with_consumer(self.consumer.clone())
-            .with_poll_wait(self.poll_wait)
-            .with_retry(self.retry_base, self.retry_max)
-            .with_shutdown_grace(self.shutdown_grace)
-            .validate()
+        self.worker.validate()
     }
 }

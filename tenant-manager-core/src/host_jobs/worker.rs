@@ -13,11 +13,8 @@ use super::context::{JobContext, JobFacts};
 use super::jobs::HostJobs;
 use crate::domain::{JobId, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
-use crate::lifecycle::worker::{random_backoff, with_lease};
+use crate::lifecycle::worker::{poll_loop, random_backoff, with_lease};
 use crate::traits::{Job, MAX_JOB_DELAY, NackOutcome};
-
-/// Longest pause after the queue itself fails, before polling again.
-const MAX_QUEUE_PAUSE: Duration = Duration::from_secs(30);
 
 /// What the worker did with one host job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,30 +115,19 @@ impl<C: Send + 'static> HostJobWorker<C> {
     /// within the grace period; otherwise it is handed back to the queue with no delay.
     /// Queue and registry failures are logged and polled again after a backoff.
     pub async fn run(&self, shutdown: CancellationToken) {
-        tracing::info!(consumer = %self.config.consumer, "host job worker started");
-        let mut failures = 0_u32;
-        while !shutdown.is_cancelled() {
-            if let Err(e) = self.jobs.fire_due().await {
-                tracing::warn!(error = %e, "host job worker: firing schedules failed");
-            }
-            match self.run_once(&shutdown).await {
-                Ok(_) => failures = 0,
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let pause = random_backoff(
-                        failures,
-                        self.config.retry_base,
-                        self.config.retry_max.min(MAX_QUEUE_PAUSE),
-                    );
-                    tracing::warn!(error = %e, pause = ?pause, "host job worker: job handling failed");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(pause) => {}
-                    }
+        let shutdown = &shutdown;
+        poll_loop(
+            "host job worker",
+            &self.config.worker,
+            shutdown,
+            move || async move {
+                if let Err(e) = self.jobs.fire_due().await {
+                    tracing::warn!(error = %e, "host job worker: firing schedules failed");
                 }
-            }
-        }
-        tracing::info!(consumer = %self.config.consumer, "host job worker stopped");
+                self.run_once(shutdown).await
+            },
+        )
+        .await;
     }
 
     /// Waits up to the poll wait for one job and handles it. `None` when no job came.
@@ -153,7 +139,7 @@ impl<C: Send + 'static> HostJobWorker<C> {
         let Some(job) = self
             .jobs
             .queue
-            .dequeue(&self.config.consumer, self.config.poll_wait)
+            .dequeue(&self.config.worker.consumer, self.config.worker.poll_wait)
             .await?
         else {
             return Ok(None);
@@ -214,7 +200,7 @@ impl<C: Send + 'static> HostJobWorker<C> {
         let ran = tokio::select! {
             out = &mut work => out,
             () = shutdown.cancelled() => {
-                match tokio::time::timeout(self.config.shutdown_grace, &mut work).await {
+                match tokio::time::timeout(self.config.worker.shutdown_grace, &mut work).await {
                     Ok(out) => out,
                     Err(_) => {
                         tracing::info!(parent: &span, "worker shutting down: returning the current job");
@@ -233,8 +219,11 @@ impl<C: Send + 'static> HostJobWorker<C> {
                 Ok(HostJobOutcome::Completed)
             }
             Err(e) => {
-                let delay =
-                    random_backoff(job.attempt, self.config.retry_base, self.config.retry_max);
+                let delay = random_backoff(
+                    job.attempt,
+                    self.config.worker.retry_base,
+                    self.config.worker.retry_max,
+                );
                 tracing::warn!(parent: &span, error = %e, "host job failed");
                 match queue.nack(job, &e.to_string(), delay).await? {
                     NackOutcome::Retried => Ok(HostJobOutcome::Retrying { delay }),

@@ -26,6 +26,7 @@ mod backoff;
 mod config;
 mod handlers;
 mod lease;
+mod poll;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,9 +37,10 @@ use tracing::Instrument;
 
 pub use config::WorkerConfig;
 
-/// The backoff and lease keeping every job worker of this crate shares.
+/// The backoff, lease keeping and poll loop every job worker of this crate shares.
 pub(crate) use self::backoff::random_backoff;
 pub(crate) use self::lease::with_lease;
+pub(crate) use self::poll::poll_loop;
 use crate::domain::{JobId, TenantId};
 use crate::error::Result;
 use crate::lifecycle::jobs_kinds::job_tenant;
@@ -48,9 +50,6 @@ use crate::traits::{
     EventBus, Job, JobQueue, NackOutcome, Provisioner, ProvisioningHook, TenantCache,
     TenantRegistry,
 };
-
-/// Longest pause after the queue itself fails, before polling again.
-const MAX_QUEUE_PAUSE: Duration = Duration::from_secs(30);
 
 /// What the worker did with one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,27 +196,10 @@ impl ProvisioningWorker {
     /// within the grace period; otherwise it is handed back to the queue with no delay.
     /// Queue failures are logged and polled again after a backoff.
     pub async fn run(&self, shutdown: CancellationToken) {
-        tracing::info!(consumer = %self.config.consumer, "provisioning worker started");
-        let mut failures = 0_u32;
-        while !shutdown.is_cancelled() {
-            match self.run_once(&shutdown).await {
-                Ok(_) => failures = 0,
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let pause = random_backoff(
-                        failures,
-                        self.config.retry_base,
-                        self.config.retry_max.min(MAX_QUEUE_PAUSE),
-                    );
-                    tracing::warn!(error = %e, pause = ?pause, "provisioning worker: job handling failed");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                }
-            }
-        }
-        tracing::info!(consumer = %self.config.consumer, "provisioning worker stopped");
+        poll_loop("provisioning worker", &self.config, &shutdown, || {
+            self.run_once(&shutdown)
+        })
+        .await;
     }
 
     /// Waits up to the poll wait for one job and handles it. `None` when no job came.
