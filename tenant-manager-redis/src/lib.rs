@@ -66,6 +66,7 @@ mod queue;
 mod quota;
 mod schedules;
 mod scripts;
+mod stream;
 
 pub use cache::{
     Invalidation, InvalidationReceiver, RedisTenantCache, TenantCacheConfig, TenantCacheStats,

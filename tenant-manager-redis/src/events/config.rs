@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tenant_manager_core::{Error, Result};
 
+use crate::stream::{validate_at_least_one, validate_durations, validate_name};
+
 /// Settings of a [`RedisEventBus`](super::RedisEventBus) and of the
 /// [`RedisEventGroup`](super::RedisEventGroup)s reading it.
 #[derive(Debug, Clone)]
@@ -91,40 +93,15 @@ impl EventStreamConfig {
     /// # Errors
     /// [`Error::InvalidInput`] naming the field (`events.name`, `events.max_len`, ...).
     pub fn validate(&self) -> Result<()> {
-        if !valid_name(&self.name) {
-            return Err(Error::invalid(
-                "events.name",
-                "must be 1 to 64 of [a-z0-9_.-]",
-            ));
-        }
-        for (field, value) in [
+        validate_name("events.name", &self.name)?;
+        validate_durations(&[
             ("events.visibility_timeout", self.visibility_timeout),
             ("events.poll_interval", self.poll_interval),
-        ] {
-            if value < Duration::from_millis(1) || value > Duration::from_secs(86_400) {
-                return Err(Error::invalid(field, "must be between 1 ms and 1 day"));
-            }
-        }
+        ])?;
         if !(1..=1000).contains(&self.max_deliveries) {
             return Err(Error::invalid("events.max_deliveries", "must be 1 to 1000"));
         }
-        if self.max_len == 0 {
-            return Err(Error::invalid("events.max_len", "must be at least 1"));
-        }
-        if self.dead_letter_max_len == 0 {
-            return Err(Error::invalid(
-                "events.dead_letter_max_len",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        validate_at_least_one("events.max_len", self.max_len)?;
+        validate_at_least_one("events.dead_letter_max_len", self.dead_letter_max_len)
     }
-}
-
-/// Stream and group names: 1 to 64 of `[a-z0-9_.-]`.
-pub(super) fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }

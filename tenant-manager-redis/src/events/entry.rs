@@ -9,8 +9,7 @@ use tenant_manager_core::{Error, Result, TenantEvent};
 /// One stream's entries in an `XREAD`/`XREADGROUP` reply (nil when the wait ran out).
 pub(super) type StreamReply = Option<Vec<(String, Vec<Entry>)>>;
 
-/// An entry: its id and fields.
-pub(super) type Entry = (String, HashMap<String, String>);
+pub(super) use crate::stream::Entry;
 
 /// An event delivered to a consumer of a [`RedisEventGroup`](super::RedisEventGroup). Ack it
 /// once handled; until then it is delivered again after the visibility timeout.

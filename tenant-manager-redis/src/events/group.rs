@@ -7,9 +7,9 @@ use tenant_manager_core::{Error, Result, validate_consumer};
 use tokio::time::Instant;
 
 use super::RedisEventBus;
-use super::config::valid_name;
 use super::entry::{DeadEvent, Entry, EventDelivery, StreamReply, dead_event, event_of};
 use crate::queue::millis;
+use crate::stream::{oldest_entries, validate_name};
 
 /// Stale deliveries one reclaim pass takes over at most.
 const RECLAIM_BATCH: usize = 10;
@@ -38,9 +38,7 @@ pub struct RedisEventGroup {
 
 impl RedisEventGroup {
     pub(super) fn new(bus: RedisEventBus, name: &str) -> Result<Self> {
-        if !valid_name(name) {
-            return Err(Error::invalid("group", "must be 1 to 64 of [a-z0-9_.-]"));
-        }
+        validate_name("group", name)?;
         let dead = format!("{}{name}", bus.keys.dead_prefix);
         Ok(Self {
             bus,
@@ -114,22 +112,8 @@ impl RedisEventGroup {
     /// # Errors
     /// [`Error::Unavailable`] when Redis cannot be reached.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadEvent>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let entries: Vec<Entry> = self
-            .bus
-            .pool
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(&self.dead)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit),
-            )
-            .await?;
-        entries
+        oldest_entries(&self.bus.pool, &self.dead, limit)
+            .await?
             .iter()
             .map(|(id, fields)| dead_event(id, fields))
             .collect()

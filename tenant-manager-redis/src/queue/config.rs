@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tenant_manager_core::{Error, Result};
 
+use crate::stream::{validate_at_least_one, validate_durations, validate_name};
+
 /// Least default idle time before a consumer is pruned.
 const DEFAULT_MIN_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
@@ -143,51 +145,22 @@ impl JobQueueConfig {
     /// # Errors
     /// [`Error::InvalidInput`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
-        let name_ok = |s: &str| {
-            (1..=64).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
-        };
-        if !name_ok(&self.name) {
-            return Err(Error::invalid(
-                "queue.name",
-                "must be 1 to 64 of [a-z0-9_.-]",
-            ));
-        }
-        if !name_ok(&self.group) {
-            return Err(Error::invalid(
-                "queue.group",
-                "must be 1 to 64 of [a-z0-9_.-]",
-            ));
-        }
-        for (field, value) in [
+        validate_name("queue.name", &self.name)?;
+        validate_name("queue.group", &self.group)?;
+        validate_durations(&[
             ("queue.visibility_timeout", self.visibility_timeout),
             ("queue.poll_interval", self.poll_interval),
-        ] {
-            if value < Duration::from_millis(1) || value > Duration::from_secs(86_400) {
-                return Err(Error::invalid(field, "must be between 1 ms and 1 day"));
-            }
-        }
+        ])?;
         if let Some(timeout) = self.consumer_idle_timeout {
             validate_idle_threshold("queue.consumer_idle_timeout", timeout)?;
         }
-        if let Some(interval) = self.consumer_prune_interval
-            && (interval < Duration::from_millis(1) || interval > Duration::from_secs(86_400))
-        {
-            return Err(Error::invalid(
-                "queue.consumer_prune_interval",
-                "must be between 1 ms and 1 day",
-            ));
+        if let Some(interval) = self.consumer_prune_interval {
+            validate_durations(&[("queue.consumer_prune_interval", interval)])?;
         }
         if !(1..=1000).contains(&self.max_attempts) {
             return Err(Error::invalid("queue.max_attempts", "must be 1 to 1000"));
         }
-        if self.dead_letter_max_len == 0 {
-            return Err(Error::invalid(
-                "queue.dead_letter_max_len",
-                "must be at least 1",
-            ));
-        }
+        validate_at_least_one("queue.dead_letter_max_len", self.dead_letter_max_len)?;
         if self.max_payload_bytes == 0 {
             return Err(Error::invalid(
                 "queue.max_payload_bytes",

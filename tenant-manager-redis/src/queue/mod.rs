@@ -4,7 +4,6 @@ mod config;
 mod prune;
 mod reply;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use crate::keys::QueueKeys;
 use crate::pool::RedisPool;
 use crate::scripts;
+use crate::stream::oldest_entries;
 pub use config::JobQueueConfig;
 pub(crate) use config::millis;
 use prune::PruneGate;
@@ -348,21 +348,8 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<Job>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let entries: Vec<(String, HashMap<String, String>)> = self
-            .pool
-            .query(
-                redis::cmd("XRANGE")
-                    .arg(&self.keys.dead)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit),
-            )
-            .await?;
-        entries
+        oldest_entries(&self.pool, &self.keys.dead, limit)
+            .await?
             .iter()
             .map(|(entry, fields)| dead_job(entry, fields))
             .collect()
