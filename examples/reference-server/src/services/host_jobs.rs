@@ -10,7 +10,6 @@ use tokio_util::task::TaskTracker;
 
 use super::{Services, Shared};
 use crate::companies::{CompanyStore, MAX_PAGE};
-use crate::readiness::TaskAlive;
 use crate::startup_error::StartupError;
 
 /// The demo kind: counts the tenant's companies (through its own scoped storage) and logs the
@@ -56,7 +55,7 @@ pub(super) fn build(
 /// Starts the host job worker; it stops (handing its job back) on `shutdown`. Readiness
 /// reports it down if it ever stops while the server runs.
 pub(super) fn start(
-    mut services: Services,
+    services: Services,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Services, StartupError> {
@@ -66,15 +65,11 @@ pub(super) fn start(
         .host_jobs
         .worker(HostWorkerConfig::default().with_consumer(consumer))
         .map_err(|e| StartupError::backend("host job worker", e))?;
-    let alive = TaskAlive::running();
-    let token = shutdown.clone();
-    let flag = alive.clone();
-    tasks.spawn(async move {
-        worker.run(token).await;
-        flag.stopped();
-    });
-    services.readiness = services
-        .readiness
-        .with_probe("host_jobs", "host_jobs", Arc::new(alive));
-    Ok(services)
+    Ok(super::worker::spawn_watched(
+        services,
+        tasks,
+        shutdown,
+        "host_jobs",
+        move |token| async move { worker.run(token).await },
+    ))
 }

@@ -1,5 +1,6 @@
 //! The in-process provisioning worker (with `ENABLE_ASYNC_PROVISIONING`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tenant_manager::worker::WorkerConfig;
@@ -27,7 +28,7 @@ pub(crate) fn consumer_name() -> String {
 /// Starts the worker on the manager's queue; it stops (handing its job back) on `shutdown`.
 /// Readiness reports it down if it ever stops while the server runs.
 pub(super) fn start(
-    mut services: Services,
+    services: Services,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Services, StartupError> {
@@ -35,15 +36,37 @@ pub(super) fn start(
         .manager
         .worker(WorkerConfig::default().with_consumer(consumer_name()))
         .map_err(|e| StartupError::backend("provisioning worker", e))?;
+    Ok(spawn_watched(
+        services,
+        tasks,
+        shutdown,
+        "worker",
+        move |token| async move {
+            worker.run(token).await;
+        },
+    ))
+}
+
+/// Spawns `run(shutdown)` on `tasks`, and adds readiness probe `name`, which reports down
+/// once `run` returns.
+pub(super) fn spawn_watched<F, Fut>(
+    mut services: Services,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+    name: &'static str,
+    run: F,
+) -> Services
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let alive = TaskAlive::running();
-    let token = shutdown.clone();
     let flag = alive.clone();
+    let task = run(shutdown.clone());
     tasks.spawn(async move {
-        worker.run(token).await;
+        task.await;
         flag.stopped();
     });
-    services.readiness = services
-        .readiness
-        .with_probe("worker", "worker", Arc::new(alive));
-    Ok(services)
+    services.readiness = services.readiness.with_probe(name, name, Arc::new(alive));
+    services
 }
