@@ -32,21 +32,22 @@ pub(crate) fn render(top: &TopTenants, now: Instant) -> String {
     let mut out = String::with_capacity(256 + tenants.len() * 300);
     family(
         &mut out,
-        REQUESTS,
+        (REQUESTS, "gauge"),
         "Requests of the busiest tenants (top K by a Space-Saving sketch, halved every half-life).",
         &tenants,
         |out, labels, t| sample(out, REQUESTS, labels, t.requests as f64),
     );
     family(
         &mut out,
-        ERRORS,
+        (ERRORS, "gauge"),
         "Error answers (5xx) of the busiest tenants, halved every half-life.",
         &tenants,
         |out, labels, t| sample(out, ERRORS, labels, t.errors as f64),
     );
     family(
         &mut out,
-        LATENCY,
+        // `quantile` samples: Prometheus reserves that label for summaries.
+        (LATENCY, "summary"),
         "Response time quantiles (0.5, 0.99) of the busiest tenants, in seconds.",
         &tenants,
         |out, labels, t| {
@@ -69,13 +70,13 @@ pub(crate) fn render(top: &TopTenants, now: Instant) -> String {
 
 fn family(
     out: &mut String,
-    name: &str,
+    (name, kind): (&str, &str),
     help: &str,
     tenants: &[TopTenant],
     each: impl Fn(&mut String, &str, &TopTenant),
 ) {
     let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
     for tenant in tenants {
         let labels = format!("tenant=\"{}\"", escape(tenant.slug.as_str()));
         each(out, &labels, tenant);

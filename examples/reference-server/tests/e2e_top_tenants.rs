@@ -82,6 +82,7 @@ async fn the_busiest_tenants_are_listed_and_exported_within_k() {
     assert!(values.len() <= 2, "{values:?}");
     assert!(values.contains("topk_org_1"), "{values:?}\n{metrics}");
     assert!(metrics.contains("# TYPE tenant_manager_top_tenant_requests gauge"));
+    assert!(metrics.contains("# TYPE tenant_manager_top_tenant_latency_seconds summary"));
     assert!(metrics.contains(
         "tenant_manager_top_tenant_latency_seconds{tenant=\"topk_org_1\",quantile=\"0.99\"}"
     ));
