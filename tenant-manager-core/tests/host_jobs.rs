@@ -19,18 +19,23 @@ fn queue() -> Arc<dyn JobQueue> {
 
 #[tokio::test]
 async fn a_flood_does_not_starve_other_tenants() {
-    testing::a_flood_does_not_starve_other_tenants(queue()).await;
+    testing::a_flood_does_not_starve_other_tenants(queue())
+        .await
+        .expect("suite");
 }
 
 #[tokio::test]
 async fn jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped() {
-    testing::jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(queue()).await;
+    testing::jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(queue())
+        .await
+        .expect("suite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_enqueue_one_job_per_tick() {
     testing::two_instances_enqueue_one_job_per_tick(queue(), Arc::new(InMemorySchedules::new()))
-        .await;
+        .await
+        .expect("suite");
 }
 
 async fn schedules() -> Fixture<dyn ScheduleStore> {

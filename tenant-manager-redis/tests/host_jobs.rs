@@ -28,14 +28,17 @@ async fn queue(redis: &TestRedis) -> Arc<dyn JobQueue> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_does_not_starve_other_tenants() {
     let redis = TestRedis::create().await;
-    testing::a_flood_does_not_starve_other_tenants(queue(&redis).await).await;
+    testing::a_flood_does_not_starve_other_tenants(queue(&redis).await)
+        .await
+        .expect("suite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped() {
     let redis = TestRedis::create().await;
     testing::jobs_of_suspended_tenants_are_held_and_of_deleted_ones_dropped(queue(&redis).await)
-        .await;
+        .await
+        .expect("suite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +46,9 @@ async fn two_instances_enqueue_one_job_per_tick() {
     let redis = TestRedis::create().await;
     let pool = support::pool(&redis).await;
     let schedules = RedisSchedules::new(&pool, "host").expect("schedules");
-    testing::two_instances_enqueue_one_job_per_tick(queue(&redis).await, Arc::new(schedules)).await;
+    testing::two_instances_enqueue_one_job_per_tick(queue(&redis).await, Arc::new(schedules))
+        .await
+        .expect("suite");
 }
 
 async fn schedules() -> Fixture<dyn ScheduleStore, TestRedis> {
