@@ -31,8 +31,12 @@ pub enum UnavailablePolicy {
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://host:port/db` or `rediss://host:port/db` (TLS). Credentials may be embedded,
-    /// but prefer [`RedisConfig::password`].
+    /// but prefer [`RedisConfig::password`]. With [`RedisConfig::cluster`], one or more seed
+    /// nodes of the Redis Cluster separated by commas (`redis://a:6379,redis://b:6379`).
     pub url: String,
+    /// Whether Redis is a Redis Cluster: commands go to the master of their keys' slot and
+    /// follow `MOVED`/`ASK` redirections; `url` lists seed nodes.
+    pub cluster: bool,
     /// ACL user name; `None` means the URL's, or `default`.
     pub username: Option<String>,
     /// Password (`REDIS_PASSWORD`); overrides one embedded in the URL.
@@ -65,6 +69,37 @@ impl RedisConfig {
         Self {
             url: url.into(),
             ..Self::default()
+        }
+    }
+
+    /// Settings for a Redis Cluster reached through `seeds` (one URL each; list several so
+    /// start-up and the cache's subscriber survive the loss of one node).
+    pub fn cluster<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Self {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        Self {
+            url: seeds.join(","),
+            cluster: true,
+            ..Self::default()
+        }
+    }
+
+    /// Sets whether Redis is a Redis Cluster (`url` then lists seed nodes, comma-separated).
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The URLs of `url`: the seed nodes in cluster mode (comma-separated), else the one URL.
+    pub fn urls(&self) -> Vec<&str> {
+        if self.cluster {
+            self.url
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .collect()
+        } else {
+            vec![self.url.as_str()]
         }
     }
 
@@ -151,8 +186,14 @@ impl RedisConfig {
     /// [`Error::InvalidInput`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         validate_prefix(&self.key_prefix)?;
-        if self.url.trim().is_empty() {
+        if self.url.trim().is_empty() || self.urls().is_empty() {
             return Err(Error::invalid("redis.url", "must not be empty"));
+        }
+        if !self.cluster && self.url.contains(',') {
+            return Err(Error::invalid(
+                "redis.url",
+                "lists several servers: only a Redis Cluster takes several seed URLs",
+            ));
         }
         if !(1..=1024).contains(&self.pool_size) {
             return Err(Error::invalid("redis.pool_size", "must be 1 to 1024"));
@@ -191,6 +232,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: false,
             username: None,
             password: None,
             key_prefix: "tm:".to_owned(),
@@ -210,6 +252,7 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
+            .field("cluster", &self.cluster)
             .field("username", &self.username)
             .field("password", &self.password)
             .field("key_prefix", &self.key_prefix)
@@ -228,8 +271,11 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// The URL with any `user:password@` part replaced by `***@`.
+/// The URL (or comma-separated URLs) with any `user:password@` part replaced by `***@`.
 pub(crate) fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}***@{}", &url[..scheme_end + 3], &url[at + 1..])
@@ -266,6 +312,25 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("redis://***@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn cluster_seeds_are_split_and_redacted() {
+        let config = RedisConfig::cluster(["redis://a:1", "redis://u:pw@b:2"]);
+        assert!(config.cluster);
+        assert_eq!(config.urls(), vec!["redis://a:1", "redis://u:pw@b:2"]);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("pw"), "{shown}");
+        assert!(config.validate().is_ok());
+        let several = RedisConfig::new("redis://a:1,redis://b:2");
+        assert_eq!(
+            several
+                .validate()
+                .err()
+                .and_then(|e| e.field().map(str::to_owned)),
+            Some("redis.url".to_owned())
+        );
+        assert!(several.with_cluster(true).validate().is_ok());
     }
 
     #[test]

@@ -1,18 +1,18 @@
-//! The bb8 connection manager: multiplexed connections with connect and reply timeouts, and
-//! a broken flag so a connection that failed is replaced instead of reused.
+//! The bb8 connection manager: multiplexed (or cluster) connections with connect and reply
+//! timeouts, and a broken flag so a connection that failed is replaced instead of reused.
 
 use std::sync::Arc;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::RedisError;
 
+use super::handle::{Connector, Handle};
 use super::health::Health;
 
 /// A pooled connection, whether it must be thrown away when returned, and the pool's
 /// connection generation when it was opened (see [`Health::generation`]).
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) mux: MultiplexedConnection,
+    pub(crate) mux: Handle,
     pub(crate) broken: bool,
     pub(crate) generation: u64,
 }
@@ -25,18 +25,13 @@ pub(crate) struct Conn {
 /// [`Health`].
 #[derive(Debug, Clone)]
 pub(crate) struct Manager {
-    client: Client,
-    config: AsyncConnectionConfig,
+    connector: Connector,
     health: Arc<Health>,
 }
 
 impl Manager {
-    pub(crate) fn new(client: Client, config: AsyncConnectionConfig, health: Arc<Health>) -> Self {
-        Self {
-            client,
-            config,
-            health,
-        }
+    pub(crate) fn new(connector: Connector, health: Arc<Health>) -> Self {
+        Self { connector, health }
     }
 }
 
@@ -48,11 +43,7 @@ impl bb8::ManageConnection for Manager {
         // Read before connecting: a loss noticed meanwhile makes this connection stale too,
         // which at worst costs one reconnection.
         let generation = self.health.generation();
-        match self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-        {
+        match self.connector.connect().await {
             Ok(mux) => {
                 self.health.record_success();
                 Ok(Conn {

@@ -1,5 +1,6 @@
 //! [`RedisPool`]: the bb8 pool of Redis connections every component shares.
 
+mod handle;
 mod health;
 mod manager;
 
@@ -8,16 +9,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClientBuilder;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo, RedisError,
-    RedisResult, ScriptInvocation, TlsCertificates,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, FromRedisValue,
+    IntoConnectionInfo, RedisError, RedisResult, ScriptInvocation, TlsCertificates,
 };
 use tenant_manager_core::{Error, Result};
 
 use crate::config::{RedisConfig, redact_url};
 use crate::error::{BACKEND, breaks_connection, is_dropped, map_redis, timed_out};
 use crate::keys::Keys;
+use handle::{Connector, Handle};
 use health::Health;
 use manager::Manager;
 
@@ -53,6 +55,10 @@ enum Patience {
 /// connect has failed, calls return [`Error::Unavailable`] at once while one background probe
 /// per [`RedisConfig::retry_interval`] reconnects, so a dead Redis costs callers no latency.
 /// Blocking reads use a separate small pool so they never delay ordinary commands.
+///
+/// With [`RedisConfig::cluster`] each pooled connection is a cluster connection: commands and
+/// scripts go to the master of their keys' slot (every script's keys share a hash tag), and
+/// the cache's subscriber listens on one node (`PUBLISH` reaches every node of a cluster).
 #[derive(Clone)]
 pub struct RedisPool {
     inner: Arc<PoolInner>,
@@ -61,7 +67,8 @@ pub struct RedisPool {
 struct PoolInner {
     commands: bb8::Pool<Manager>,
     blocking: bb8::Pool<Manager>,
-    client: Client,
+    /// Clients for pub/sub connections, tried in order: the server, or each cluster seed.
+    pubsub: Vec<Client>,
     health: Arc<Health>,
     keys: Keys,
     config: RedisConfig,
@@ -92,28 +99,24 @@ impl RedisPool {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::internal("RedisPool::connect needs a Tokio runtime"));
         }
-        let client = build_client(&config)?;
+        let clients = build_clients(&config)?;
         let health = Arc::new(Health::new());
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout));
-        let manager = Manager::new(client.clone(), connection, health.clone());
-        let build = |size: u32| {
+        let build = |size: u32, connector: Connector| {
             bb8::Pool::builder()
                 .max_size(size)
                 .min_idle(None)
                 .test_on_check_out(false)
                 .retry_connection(false)
                 .connection_timeout(config.acquire_timeout)
-                .build_unchecked(manager.clone())
+                .build_unchecked(Manager::new(connector, health.clone()))
         };
-        let commands = build(config.pool_size);
-        let blocking = build(config.blocking_pool_size);
+        let commands = build(config.pool_size, clients.commands);
+        let blocking = build(config.blocking_pool_size, clients.blocking);
         Ok(Self {
             inner: Arc::new(PoolInner {
                 commands,
                 blocking,
-                client,
+                pubsub: clients.pubsub,
                 health,
                 keys: Keys::new(&config.key_prefix),
                 config,
@@ -246,20 +249,34 @@ impl RedisPool {
             Patience::FailFast,
             |mut mux| async move {
                 mux.set_response_timeout(timeout);
-                cmd.query_async(&mut mux).await
+                // Cluster handles have no reply timeout of their own: bound the call here (the
+                // blocking pool discards a connection whose command did not finish).
+                match tokio::time::timeout(timeout, cmd.query_async(&mut mux)).await {
+                    Ok(reply) => reply,
+                    Err(_) => Err(RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "blocking read timed out",
+                    ))),
+                }
             },
         )
         .await
     }
 
-    /// Opens a dedicated pub/sub connection, bounded by the connect timeout.
+    /// Opens a dedicated pub/sub connection, bounded by the connect timeout: to the server, or
+    /// to the first cluster seed that answers (a message published on any node of a cluster
+    /// reaches the subscribers of every node).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
         let timeout = self.inner.config.connect_timeout;
-        match tokio::time::timeout(timeout, self.inner.client.get_async_pubsub()).await {
-            Ok(Ok(pubsub)) => Ok(pubsub),
-            Ok(Err(err)) => Err(map_redis(err)),
-            Err(_) => Err(timed_out("pub/sub connect timed out")),
+        let mut last = timed_out("pub/sub connect timed out");
+        for client in &self.inner.pubsub {
+            match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+                Ok(Ok(pubsub)) => return Ok(pubsub),
+                Ok(Err(err)) => last = map_redis(err),
+                Err(_) => last = timed_out("pub/sub connect timed out"),
+            }
         }
+        Err(last)
     }
 
     /// Checks out a connection of `pool` and runs `f` on its handle. The connection is marked
@@ -268,7 +285,7 @@ impl RedisPool {
     /// cancelled commands are harmless: the multiplexer discards their late replies.
     async fn run<T, F, Fut>(&self, pool: &bb8::Pool<Manager>, patience: Patience, f: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Handle) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let mut conn: bb8::PooledConnection<'_, Manager> = self.checkout(pool, patience).await?;
@@ -348,11 +365,16 @@ impl RedisPool {
     }
 }
 
-/// A client for the configured URL, credentials and TLS roots.
-fn build_client(config: &RedisConfig) -> Result<Client> {
-    let info = config
-        .url
-        .as_str()
+/// How the pools connect: the command and blocking connectors and the pub/sub clients.
+struct Clients {
+    commands: Connector,
+    blocking: Connector,
+    pubsub: Vec<Client>,
+}
+
+/// The connection settings of `url` with the configured credentials; whether it is TLS.
+fn connection_info(config: &RedisConfig, url: &str) -> Result<(ConnectionInfo, bool)> {
+    let info = url
         .into_connection_info()
         .map_err(|_| Error::invalid("redis.url", "must be a redis:// or rediss:// URL"))?;
     let mut settings = info.redis_settings().clone();
@@ -367,6 +389,17 @@ fn build_client(config: &RedisConfig) -> Result<Client> {
     if tls {
         ensure_crypto_provider();
     }
+    if config.tls_root_certs.is_some() && !tls {
+        return Err(Error::invalid(
+            "redis.tls_root_certs",
+            "needs a rediss:// URL",
+        ));
+    }
+    Ok((info, tls))
+}
+
+/// A standalone client for `info`, trusting the configured TLS roots.
+fn client(config: &RedisConfig, info: ConnectionInfo, tls: bool) -> Result<Client> {
     let client = match (&config.tls_root_certs, tls) {
         (Some(pem), true) => Client::build_with_tls(
             info,
@@ -375,15 +408,65 @@ fn build_client(config: &RedisConfig) -> Result<Client> {
                 root_cert: Some(pem.clone()),
             },
         ),
-        (Some(_), false) => {
-            return Err(Error::invalid(
-                "redis.tls_root_certs",
-                "needs a rediss:// URL",
-            ));
-        }
-        (None, _) => Client::open(info),
+        _ => Client::open(info),
     };
     client.map_err(|_| Error::invalid("redis.url", "is not a usable Redis address"))
+}
+
+/// Connectors for the configured URL (or cluster seeds), credentials, TLS roots and timeouts.
+fn build_clients(config: &RedisConfig) -> Result<Clients> {
+    let mut infos = Vec::new();
+    for url in config.urls() {
+        infos.push(connection_info(config, url)?);
+    }
+    let pubsub = infos
+        .iter()
+        .map(|(info, tls)| client(config, info.clone(), *tls))
+        .collect::<Result<Vec<_>>>()?;
+    if !config.cluster {
+        let single = pubsub
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::invalid("redis.url", "must not be empty"))?;
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout));
+        return Ok(Clients {
+            commands: Connector::Single(single.clone(), connection.clone()),
+            blocking: Connector::Single(single, connection),
+            pubsub,
+        });
+    }
+    let builder = || {
+        let mut builder = ClusterClientBuilder::new(infos.iter().map(|(info, _)| info.clone()))
+            .connection_timeout(config.connect_timeout);
+        if let Some(pem) = &config.tls_root_certs {
+            builder = builder.certs(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            });
+        }
+        builder
+    };
+    let cluster = |builder: ClusterClientBuilder| {
+        builder.build().map_err(|_| {
+            Error::invalid(
+                "redis.url",
+                "is not a usable list of Redis Cluster seeds (same credentials and TLS for all)",
+            )
+        })
+    };
+    // The slot map, then a connection to each master: bounded by a few connect timeouts.
+    let handshake = config.connect_timeout.saturating_mul(3);
+    // Commands: every reply, redirections and retries included, within the command timeout.
+    let commands = cluster(builder().response_timeout(config.command_timeout))?;
+    // Blocking reads: no reply timeout of the client's; `query_blocking` bounds each read.
+    let blocking = cluster(builder().overall_response_timeout(None))?;
+    Ok(Clients {
+        commands: Connector::Cluster(commands, handshake),
+        blocking: Connector::Cluster(blocking, handshake),
+        pubsub,
+    })
 }
 
 /// rustls needs a process-wide crypto provider; install ring's unless the host chose one.
