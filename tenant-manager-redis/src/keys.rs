@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use tenant_manager_core::{RateKey, TenantId, TenantSlug, UsageKind};
 
+/// The hash tag of every tenant cache key (see [`Keys::tenant_prefix`]).
+pub(crate) const TENANT_CACHE_TAG: &str = "{tenant-cache}";
+
 /// Builds the names of one deployment (one prefix).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
@@ -81,24 +84,30 @@ impl Keys {
         format!("{}{id}", self.tenant_prefix())
     }
 
-    /// Prefix of the cached tenant records; scripts append an id.
+    /// Prefix of the cached tenant records; scripts append an id. Every key of the tenant
+    /// cache carries the hash tag [`TENANT_CACHE_TAG`]: a lookup reads an alias, the record it
+    /// points at and the epoch in one script, so they share one slot.
     pub(crate) fn tenant_prefix(&self) -> String {
-        format!("{}tenant:id:", self.prefix)
+        format!("{}tenant:{TENANT_CACHE_TAG}:id:", self.prefix)
     }
 
     /// Slug alias: holds the id of the tenant that had this slug when cached.
     pub(crate) fn tenant_slug(&self, slug: &TenantSlug) -> String {
-        format!("{}tenant:slug:{}", self.prefix, slug.as_str())
+        format!(
+            "{}tenant:{TENANT_CACHE_TAG}:slug:{}",
+            self.prefix,
+            slug.as_str()
+        )
     }
 
     /// Domain alias: holds the id of the tenant that had this domain when cached.
     pub(crate) fn tenant_domain(&self, domain: &str) -> String {
-        format!("{}tenant:domain:{domain}", self.prefix)
+        format!("{}tenant:{TENANT_CACHE_TAG}:domain:{domain}", self.prefix)
     }
 
     /// Tenant cache invalidation epoch: a counter every invalidation advances.
     pub(crate) fn tenant_epoch(&self) -> String {
-        format!("{}tenant:epoch", self.prefix)
+        format!("{}tenant:{TENANT_CACHE_TAG}:epoch", self.prefix)
     }
 
     /// Channel on which tenant invalidations are published.

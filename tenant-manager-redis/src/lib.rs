@@ -56,6 +56,8 @@
 //! scripts, so these components need a standalone Redis, not Redis Cluster.
 
 mod cache;
+#[cfg(test)]
+mod cluster_slots;
 mod config;
 mod error;
 mod events;

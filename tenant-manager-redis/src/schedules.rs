@@ -40,17 +40,24 @@ impl RedisSchedules {
                 "must be 1 to 64 of [a-z0-9_.-]",
             ));
         }
-        let base = format!("{}schedules:{{{name}}}:", pool.keys().prefix());
+        let (due, tenant_prefix) = schedule_keys(pool.keys().prefix(), name);
         Ok(Self {
             pool: pool.clone(),
-            due: format!("{base}due"),
-            tenant_prefix: format!("{base}tenant:"),
+            due,
+            tenant_prefix,
         })
     }
 
     fn tenant_key(&self, tenant: TenantId) -> String {
         format!("{}{tenant}", self.tenant_prefix)
     }
+}
+
+/// The due set and the prefix of the tenants' hashes of the store `name`, under one hash tag:
+/// the claim script reads hashes whose names it computes from that prefix.
+pub(crate) fn schedule_keys(prefix: &str, name: &str) -> (String, String) {
+    let base = format!("{prefix}schedules:{{{name}}}:");
+    (format!("{base}due"), format!("{base}tenant:"))
 }
 
 fn member(tenant: TenantId, name: &str) -> String {

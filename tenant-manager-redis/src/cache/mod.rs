@@ -41,11 +41,11 @@ pub struct TenantCacheStats {
 
 /// Tenant lookups cached in Redis (shared by all instances, with a TTL) and in process (moka).
 ///
-/// - Records live under `<prefix>tenant:id:<id>`; slug and domain keys hold the id, and a
+/// - Records live under `<prefix>tenant:{tenant-cache}:id:<id>`; slug and domain keys hold the id, and a
 ///   lookup through them is one round trip (a Lua script). A record whose slug or domain no
 ///   longer matches the key is a miss.
 /// - [`TenantCache::invalidate`] drops the local copy and the Redis record, `INCR`s the epoch
-///   `<prefix>tenant:epoch` and `PUBLISH`es the id on `<prefix>tenant-invalidate` (one
+///   `<prefix>tenant:{tenant-cache}:epoch` and `PUBLISH`es the id on `<prefix>tenant-invalidate` (one
 ///   script); every instance's subscriber drops its copy on receipt, well within a second.
 /// - A lookup that misses reads the epoch in the same script as the record;
 ///   [`TenantCache::put_if_current`] writes only if the epoch is still that value (a Lua
