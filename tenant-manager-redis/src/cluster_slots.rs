@@ -84,7 +84,10 @@ fn scripts(prefix: &str) -> Vec<(&'static str, Vec<String>)> {
                 no_tenant_lane,
             ],
         ),
-        ("queue_ack / queue_extend", vec![q.stream.clone(), job.clone()]),
+        (
+            "queue_ack / queue_extend",
+            vec![q.stream.clone(), job.clone()],
+        ),
         (
             "queue_nack",
             vec![
@@ -162,8 +165,5 @@ fn tenants_and_queues_spread_over_slots() {
         .map(|_| keys.rate(&RateKey::tenant(TenantId::new())))
         .collect();
     assert!(!one_slot(&rates));
-    assert!(!one_slot(&[
-        keys.queue("a").stream,
-        keys.queue("b").stream
-    ]));
+    assert!(!one_slot(&[keys.queue("a").stream, keys.queue("b").stream]));
 }

@@ -7,7 +7,8 @@
 //! passes by skipping the backend it claims to test.
 //!
 //! Each test gets its own database ([`TestDatabase`]) or key prefix ([`TestRedis`]), removed
-//! afterwards. Tests that kill and restart Redis start a [`PrivateRedis`] of their own.
+//! afterwards. Tests that kill and restart Redis start a [`PrivateRedis`] of their own; the
+//! Redis Cluster tests start a three-master [`PrivateRedisCluster`].
 //! [`legacy_layout`] turns a deployment provisioned with the tenant wall back into the layout
 //! of the release before it (the wall's upgrade test and bench start there).
 
@@ -18,6 +19,7 @@ pub mod moto;
 mod postgres;
 mod private_postgres;
 mod private_redis;
+mod private_redis_cluster;
 mod redis_support;
 mod wall_legacy;
 
@@ -27,6 +29,7 @@ pub use cleanup::{
 pub use postgres::{TestDatabase, postgres_admin_url};
 pub use private_postgres::PrivatePostgres;
 pub use private_redis::PrivateRedis;
+pub use private_redis_cluster::PrivateRedisCluster;
 pub use redis_support::{TestRedis, redis_url};
 pub use wall_legacy::legacy_layout;
 
