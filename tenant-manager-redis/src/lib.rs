@@ -52,8 +52,39 @@
 //! # }
 //! ```
 //!
-//! The cache's alias lookups and the queue's per-job hashes use keys computed inside Lua
-//! scripts, so these components need a standalone Redis, not Redis Cluster.
+//! ## Redis Cluster
+//!
+//! [`RedisConfig::cluster`] (or [`RedisConfig::with_cluster`] with comma-separated seed URLs)
+//! makes every pooled connection a cluster connection: commands and scripts go to the master
+//! of their keys' slot and follow `MOVED`/`ASK` redirections, within the same connect, command
+//! and acquire timeouts, with the same fail-fast behaviour and replacement of broken
+//! connections as on a single server. What works, and how:
+//!
+//! - **Every component.** All the keys one script or transaction touches, those it is passed
+//!   and those it computes from a prefix it is passed, share one `{hash tag}`: a rate key and
+//!   the tenant's usage hash `{tenant:<id>}` (or the rate key's own); a job queue's stream,
+//!   delayed set, dead letters, per-tenant lanes, turns and job hashes `{<queue name>}` (so
+//!   the fairness round robin across tenants is one script on one slot); an event stream and
+//!   its groups' dead letters `{<stream name>}`; a schedule store's due set and tenant hashes
+//!   `{<store name>}`; the tenant cache's records, aliases and invalidation epoch
+//!   `{tenant-cache}`. A lock is one key. A unit test checks every script's keys for one slot.
+//! - **Spread.** Tenants' rate limits and usage, locks, queues, event streams and schedule
+//!   stores hash to different slots, so they spread over the masters. The shared tenant cache
+//!   is one slot, so one master; the in-process layer in front of it serves repeated lookups.
+//! - **Invalidations.** Published with plain `PUBLISH` (from the invalidation script), which a
+//!   cluster delivers to the subscribers of every node. Each cache's subscriber connects to
+//!   the first seed that answers, so list several seeds.
+//! - **Blocking reads.** `XREAD`/`XREADGROUP BLOCK` of idle queue consumers and event
+//!   subscriptions run on the separate blocking pool, whose cluster connections have no reply
+//!   timeout of their own (each read is bounded by its block time plus the command timeout).
+//!
+//! Not supported: reads from replicas (everything runs on masters); a host's own multi-key
+//! commands through [`RedisPool::query`] must tag their keys themselves; a Redis Cluster older
+//! than 7 (scripts there may not touch keys they are not passed).
+//!
+//! The tenant cache's keys carry the `{tenant-cache}` tag in standalone mode too (one key
+//! layout for both): after an upgrade from a release without it, records cached under the old
+//! names are no longer read and expire with their TTL.
 
 mod cache;
 #[cfg(test)]

@@ -43,7 +43,8 @@ pub struct TenantCacheStats {
 ///
 /// - Records live under `<prefix>tenant:{tenant-cache}:id:<id>`; slug and domain keys hold the id, and a
 ///   lookup through them is one round trip (a Lua script). A record whose slug or domain no
-///   longer matches the key is a miss.
+///   longer matches the key is a miss. All these keys share the hash tag `{tenant-cache}`, so
+///   on a Redis Cluster the scripts run on one master.
 /// - [`TenantCache::invalidate`] drops the local copy and the Redis record, `INCR`s the epoch
 ///   `<prefix>tenant:{tenant-cache}:epoch` and `PUBLISH`es the id on `<prefix>tenant-invalidate` (one
 ///   script); every instance's subscriber drops its copy on receipt, well within a second.

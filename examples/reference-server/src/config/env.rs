@@ -136,6 +136,8 @@ pub(crate) struct EnvVars {
     // --- Redis ---
     #[arg(long, env = "REDIS_URL", value_parser = secret)]
     pub(crate) redis_url: Option<Secret>,
+    #[arg(long, env = "REDIS_CLUSTER", action = ArgAction::Set, default_value = "false", value_parser = flag)]
+    pub(crate) redis_cluster: bool,
     #[arg(long, env = "REDIS_PASSWORD", value_parser = secret)]
     pub(crate) redis_password: Option<Secret>,
     #[arg(long, env = "REDIS_KEY_PREFIX", value_parser = redis_key_prefix)]

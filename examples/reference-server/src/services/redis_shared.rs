@@ -37,7 +37,7 @@ pub(super) async fn connect(
     url: &Secret,
 ) -> Result<(Shared, Readiness), StartupError> {
     let fail = |e| StartupError::backend("redis", e);
-    let mut redis = RedisConfig::new(url.expose());
+    let mut redis = RedisConfig::new(url.expose()).with_cluster(config.redis.cluster);
     if let Some(prefix) = &config.redis.key_prefix {
         redis = redis.with_key_prefix(prefix.clone());
     }
