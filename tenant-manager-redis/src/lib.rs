@@ -79,8 +79,8 @@
 //!   timeout of their own (each read is bounded by its block time plus the command timeout).
 //!
 //! Not supported: reads from replicas (everything runs on masters); a host's own multi-key
-//! commands through [`RedisPool::query`] must tag their keys themselves; a Redis Cluster older
-//! than 7 (scripts there may not touch keys they are not passed).
+//! commands through [`RedisPool::query`] must tag their keys themselves. Tested on Redis 7.0
+//! (the test suite starts a private three-master cluster).
 //!
 //! The tenant cache's keys carry the `{tenant-cache}` tag in standalone mode too (one key
 //! layout for both): after an upgrade from a release without it, records cached under the old

@@ -111,8 +111,31 @@ impl PrivateRedisCluster {
             .collect()
     }
 
+    /// Kills master `index` (of [`PrivateRedisCluster::ports`]) abruptly, as a crash would.
+    pub fn kill_node(&mut self, index: usize) {
+        if let Some(child) = self.children.get_mut(index) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts master `index` again on its port with its cluster state file (so it rejoins with
+    /// its slots), and waits until every node reports `cluster_state:ok`.
+    pub fn restart_node(&mut self, index: usize) {
+        self.kill_node(index);
+        let port = self.ports[index];
+        self.children[index] = self.spawn(port);
+        self.wait_ok();
+    }
+
     fn spawn_node(&mut self) {
         let port = free_port();
+        let child = self.spawn(port);
+        self.children.push(child);
+        self.ports.push(port);
+    }
+
+    fn spawn(&self, port: u16) -> Child {
         let node_dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&node_dir).expect("node dir");
         let child = Command::new("redis-server")
@@ -129,9 +152,8 @@ impl PrivateRedisCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed to run the Redis Cluster tests");
-        self.children.push(child);
-        self.ports.push(port);
         wait_answers(port);
+        child
     }
 
     fn create(&self) {
@@ -144,6 +166,10 @@ impl PrivateRedisCluster {
             .status()
             .expect("redis-cli must be installed to run the Redis Cluster tests");
         assert!(status.success(), "redis-cli --cluster create failed");
+        self.wait_ok();
+    }
+
+    fn wait_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ok = self.ports.iter().all(|&port| {
