@@ -17,8 +17,8 @@ use tenant_manager_core::testing::Fixture;
 use tenant_manager_core::testing::cache::{CacheCaps, CachePair, sample_tenant};
 use tenant_manager_core::testing::jobs::JobQueueCaps;
 use tenant_manager_core::{
-    EventBus, JobQueue, NewJob, QuotaEnforcer, RateKey, RateLimit, ScheduleStore, TenantCache,
-    TenantId,
+    EventBus, EventKind, JobQueue, NewJob, QuotaEnforcer, RateKey, RateLimit, ScheduleStore,
+    TenantCache, TenantId,
 };
 use tenant_manager_redis::{
     EventStreamConfig, Invalidation, JobQueueConfig, RateLeaseConfig, RedisConfig, RedisEventBus,
@@ -352,4 +352,52 @@ async fn an_invalidation_reaches_a_subscriber_on_another_node() {
             .expect("lookup"),
         tenant_manager_core::CacheLookup::Miss(_)
     ));
+}
+
+/// Consumer groups on the cluster: a blocking read, an ack, and a rejection, which moves the
+/// event to the group's dead letters and acks it in one `MULTI` (two keys, one slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_group_delivers_acks_and_dead_letters() {
+    let pool = pool(&prefix()).await;
+    let bus = RedisEventBus::new(&pool, event_config()).expect("bus");
+    let group = bus.group("webhooks").expect("group");
+    assert!(
+        group
+            .receive("init", Duration::ZERO)
+            .await
+            .expect("receive")
+            .is_none()
+    );
+    let first = tenant_manager_core::testing::events::sample_event(EventKind::Provisioned);
+    let second = tenant_manager_core::testing::events::sample_event(EventKind::Provisioned);
+    bus.publish(&first).await.expect("publish");
+    bus.publish(&second).await.expect("publish");
+    let got = group
+        .receive("worker", PATIENCE)
+        .await
+        .expect("receive")
+        .expect("an event");
+    assert_eq!(got.event.id, first.id);
+    group.ack(&got).await.expect("ack");
+    let got = group
+        .receive("worker", PATIENCE)
+        .await
+        .expect("receive")
+        .expect("an event");
+    assert_eq!(got.event.id, second.id);
+    group.reject(&got, "HTTP 410").await.expect("reject");
+    let dead = group.dead_letters(10).await.expect("dead letters");
+    let dead: Vec<_> = dead
+        .iter()
+        .map(|d| (d.event.id, d.error.as_str()))
+        .collect();
+    assert_eq!(dead, [(second.id, "HTTP 410")]);
+    assert!(
+        group
+            .receive("worker", Duration::from_millis(200))
+            .await
+            .expect("receive")
+            .is_none(),
+        "nothing left pending"
+    );
 }
