@@ -190,7 +190,7 @@ impl Backup for InMemoryBackup {
         Ok(())
     }
 
-    async fn restored_rows(&self, backup: BackupId) -> Result<TableRows> {
+    async fn restored_rows(&self, backup: BackupId, _owner: &Tenant) -> Result<TableRows> {
         let record = self.record(backup)?;
         // A snapshot restores as a whole map: counting the artifact's records is what a
         // restore would hold.

@@ -190,10 +190,11 @@ pub trait Backup: std::fmt::Debug + Send + Sync + 'static {
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64>;
 
     /// Restores a backup into scratch storage and counts the rows of each of its tables
-    /// there (a restore test); the scratch storage is gone when this returns.
+    /// there (a restore test); the scratch storage is gone when this returns. `owner` is the
+    /// tenant (normally the backup's own) whose server and role the scratch storage uses.
     ///
     /// # Errors
     /// `NotFound` for an unknown backup; `InvalidInput` on `backup` when the artifact does
     /// not match the checksum recorded when it was taken; `Unavailable` as for `restore`.
-    async fn restored_rows(&self, backup: BackupId) -> Result<TableRows>;
+    async fn restored_rows(&self, backup: BackupId, owner: &Tenant) -> Result<TableRows>;
 }

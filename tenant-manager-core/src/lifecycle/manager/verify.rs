@@ -123,10 +123,12 @@ impl TenantManager {
             checked.error = Some("no row counts were recorded when the backup was taken".into());
             return checked;
         };
-        let restored = match self.backup_adapter() {
-            Ok(backup) => backup.restored_rows(record.id).await,
-            Err(e) => Err(e),
-        };
+        let restored = async {
+            let backup = self.backup_adapter()?;
+            let owner = self.inner.ops.registry.get_tenant(record.tenant_id).await?;
+            backup.restored_rows(record.id, &owner).await
+        }
+        .await;
         match restored {
             Ok(restored) => {
                 checked.mismatched = compare_rows(recorded, &restored);
