@@ -94,20 +94,20 @@ impl TenantManager {
             }
             report.results.push(checked);
         }
-        metrics::counter!("tenant_backup_verifications_total").increment(report.checked as u64);
-        metrics::gauge!("tenant_backup_verify_failed").set(report.failed as f64);
-        metrics::gauge!("tenant_backup_verify_last_timestamp_seconds")
-            .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+        record_run(report.checked, report.failed);
         Ok(report)
     }
 
-    /// Verifies one backup (see [`verify_latest_backups`](Self::verify_latest_backups)).
+    /// Verifies one backup (see [`verify_latest_backups`](Self::verify_latest_backups)); sets
+    /// the gauge `tenant_backup_verify_failed` to 0 or 1.
     ///
     /// # Errors
     /// `NotFound` for an unknown backup; `InvalidInput` on `backup` without an adapter.
     pub async fn verify_backup(&self, backup: BackupId) -> Result<BackupVerification> {
         let record = self.backup_adapter()?.get(backup).await?;
-        Ok(self.verify_record(&record).await)
+        let checked = self.verify_record(&record).await;
+        record_run(1, usize::from(!checked.passed));
+        Ok(checked)
     }
 
     async fn verify_record(&self, record: &BackupRecord) -> BackupVerification {
@@ -152,6 +152,14 @@ impl TenantManager {
         }
         checked
     }
+}
+
+/// The series of a verification run: backups checked, and the failures of this run.
+fn record_run(checked: usize, failed: usize) {
+    metrics::counter!("tenant_backup_verifications_total").increment(checked as u64);
+    metrics::gauge!("tenant_backup_verify_failed").set(failed as f64);
+    metrics::gauge!("tenant_backup_verify_last_timestamp_seconds")
+        .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
 }
 
 /// The tables whose rows differ between what was recorded and what was restored.
