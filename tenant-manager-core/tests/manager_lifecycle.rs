@@ -361,7 +361,24 @@ async fn prune_backups_keeps_what_the_retention_policy_keeps_and_deletes_the_res
     }
     // All taken today: one day kept means the newest alone.
     let policy = RetentionPolicy::new(1, 0).unwrap();
-    let pruned = h.manager.prune_backups(a.tenant.id, policy).await.unwrap();
+    // A dry run names what would go and deletes nothing.
+    let dry = h
+        .manager
+        .prune_backups(a.tenant.id, policy, true)
+        .await
+        .unwrap();
+    assert_eq!((dry.kept.len(), dry.deleted.len()), (1, 2), "{dry:?}");
+    assert_eq!(h.backup.list(a.tenant.id).await.unwrap().len(), 3);
+    let outcome = h
+        .manager
+        .prune_backups(a.tenant.id, policy, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.deleted.iter().map(|r| r.id).collect::<Vec<_>>(),
+        dry.deleted.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    let pruned = outcome.deleted;
     let listed = h.backup.list(a.tenant.id).await.unwrap();
     assert_eq!(pruned.len(), 2, "{pruned:?}");
     assert_eq!(listed.len(), 1);
@@ -380,9 +397,14 @@ async fn prune_backups_keeps_what_the_retention_policy_keeps_and_deletes_the_res
     // A second run prunes nothing.
     assert!(
         h.manager
-            .prune_backups(a.tenant.id, policy)
+            .prune_backups(a.tenant.id, policy, false)
             .await
             .unwrap()
+            .deleted
             .is_empty()
     );
+    // The kept backup restores with the rows recorded when it was taken.
+    let verified = h.manager.verify_latest_backups(None).await.unwrap();
+    assert_eq!((verified.checked, verified.failed), (1, 0), "{verified:?}");
+    assert!(newest.table_rows.is_some());
 }

@@ -187,6 +187,51 @@ const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Tenant restores, by isolation.",
     ),
+    (
+        "tenant_backups_due",
+        Kind::Gauge,
+        "Tenants whose plan's backup schedule was due at the last scheduler pass of this instance.",
+    ),
+    (
+        "tenant_backups_scheduled_started_total",
+        Kind::Counter,
+        "Scheduled backups started by this instance.",
+    ),
+    (
+        "tenant_backups_scheduled_total",
+        Kind::Counter,
+        "Scheduled backups finished by this instance, by outcome (ok, failed).",
+    ),
+    (
+        "tenant_backups_pruned_total",
+        Kind::Counter,
+        "Backups deleted by retention (scheduled, admin route or CLI).",
+    ),
+    (
+        "tenant_backup_verifications_total",
+        Kind::Counter,
+        "Backups restore-tested.",
+    ),
+    (
+        "tenant_backup_verify_failed",
+        Kind::Gauge,
+        "Backups that failed the last restore test run by this instance.",
+    ),
+    (
+        "tenant_backup_verify_last_timestamp_seconds",
+        Kind::Gauge,
+        "When this instance last ran a restore test (Unix seconds).",
+    ),
+    (
+        "tenant_backup_restore_tests_total",
+        Kind::Counter,
+        "Backups restored into scratch storage by a restore test, by isolation.",
+    ),
+    (
+        "tenant_manager_schema_drift_checked_timestamp_seconds",
+        Kind::Gauge,
+        "When this instance last finished a periodic drift check (Unix seconds).",
+    ),
     // Quotas, cache, queue.
     (
         "quota_rejections_total",

@@ -129,7 +129,8 @@ fn assemble(
         .merge(routes::plans::router())
         .merge(routes::jobs::router())
         .merge(routes::top_tenants::router())
-        .merge(routes::backups::router());
+        .merge(routes::backups::router())
+        .merge(routes::backup_care::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage,

@@ -1,6 +1,7 @@
 //! Domain types: tenants, their status, isolation and placement, plans, users, life-cycle
 //! events.
 
+mod backup_schedule;
 mod event;
 mod ids;
 mod naming;
@@ -16,6 +17,9 @@ mod tenant;
 mod text;
 mod user;
 
+pub use backup_schedule::{
+    BackupSchedule, MAX_BACKUP_INTERVAL_MS, MAX_RETENTION_SLOTS, MIN_BACKUP_INTERVAL_MS,
+};
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
 pub use ids::{BackupId, EventId, JobId, TenantId, UserId};
 pub use naming::StorageNaming;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::backup_schedule::BackupSchedule;
 use super::rules::validate_short_name;
 use crate::error::Error;
 
@@ -131,6 +132,9 @@ pub struct QuotaPolicy {
         deserialize_with = "null_as_unset"
     )]
     pub db: DbLimits,
+    /// The plan's backup schedule (none: its tenants are backed up only on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSchedule>,
 }
 
 /// `"db": null` reads as no limits.
@@ -151,7 +155,10 @@ impl QuotaPolicy {
         if self.max_connections == 0 || self.max_connections > 10_000 {
             return Err(Error::invalid("max_connections", "must be 1 to 10000"));
         }
-        self.db.validate()
+        self.db.validate()?;
+        self.backup
+            .as_ref()
+            .map_or(Ok(()), BackupSchedule::validate)
     }
 }
 
@@ -167,6 +174,7 @@ impl Default for QuotaPolicy {
             max_storage_bytes: 10 * 1024 * 1024 * 1024,
             max_connections: 20,
             db: DbLimits::default(),
+            backup: None,
         }
     }
 }

@@ -11,10 +11,11 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 
 use super::InMemoryTenantData;
+use super::tenant_data::snapshot_rows;
 use crate::backup_store::io_error;
 use crate::domain::{BackupId, Tenant, TenantId};
 use crate::error::{Entity, Error, Result};
-use crate::traits::{Backup, BackupRecord, BackupStore};
+use crate::traits::{Backup, BackupRecord, BackupStore, TableRows};
 
 /// Format name recorded in each [`BackupRecord`].
 const FORMAT: &str = "json";
@@ -89,6 +90,24 @@ impl InMemoryBackup {
         Ok(())
     }
 
+    /// The artifact of `record`, checked against the checksum recorded when it was taken.
+    async fn artifact(&self, record: &BackupRecord) -> Result<Vec<u8>> {
+        self.with_scratch(|scratch| async move {
+            let object = self.store.get_file(&record.key, &scratch).await?;
+            if object.sha256 != record.sha256 {
+                return Err(Error::invalid(
+                    "backup",
+                    format!(
+                        "artifact {} does not match the checksum recorded when backup {} was taken",
+                        record.key, record.id
+                    ),
+                ));
+            }
+            tokio::fs::read(&scratch).await.map_err(io_error)
+        })
+        .await
+    }
+
     /// Runs `f` with a fresh scratch path, and removes the file afterwards whatever happened.
     async fn with_scratch<T, F, Fut>(&self, f: F) -> Result<T>
     where
@@ -117,6 +136,7 @@ async fn remove_scratch(path: &Path) {
 impl Backup for InMemoryBackup {
     async fn backup(&self, tenant: &Tenant) -> Result<BackupRecord> {
         let snapshot = self.data.snapshot(tenant.id)?;
+        let rows = snapshot_rows(&snapshot)?;
         let id = BackupId::new();
         let key = format!("{}/{}.{FORMAT}", tenant.id, id);
         let object = self
@@ -128,7 +148,8 @@ impl Backup for InMemoryBackup {
             })
             .await?;
         let record = BackupRecord::new(id, tenant.id, object, FORMAT, OffsetDateTime::now_utc())
-            .with_isolation(tenant.isolation);
+            .with_isolation(tenant.isolation)
+            .with_table_rows(rows);
         self.catalogue
             .entry(tenant.id)
             .or_default()
@@ -163,21 +184,18 @@ impl Backup for InMemoryBackup {
                 format!("{} (no data space)", target.id),
             ));
         }
-        let snapshot = self
-            .with_scratch(|scratch| async move {
-                let object = self.store.get_file(&record.key, &scratch).await?;
-                if object.sha256 != record.sha256 {
-                    return Err(Error::internal(format!(
-                        "artifact {} is not the one backup {backup} recorded",
-                        record.key
-                    )));
-                }
-                tokio::fs::read(&scratch).await.map_err(io_error)
-            })
-            .await?;
+        let snapshot = self.artifact(&record).await?;
         self.data.restore(target.id, &snapshot)?;
         tracing::info!(backup = %backup, target = %target.id, "backup restored");
         Ok(())
+    }
+
+    async fn restored_rows(&self, backup: BackupId, _owner: &Tenant) -> Result<TableRows> {
+        let record = self.record(backup)?;
+        // A snapshot restores as a whole map: counting the artifact's records is what a
+        // restore would hold.
+        let snapshot = self.artifact(&record).await?;
+        snapshot_rows(&snapshot)
     }
 
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64> {

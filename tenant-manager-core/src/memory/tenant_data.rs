@@ -308,6 +308,22 @@ impl InMemoryTenantData {
     }
 }
 
+/// The records of each collection of a snapshot taken by [`InMemoryTenantData::snapshot`]
+/// (collections without records are left out).
+///
+/// # Errors
+/// `InvalidInput` (field `snapshot`) when it is not a snapshot.
+pub(crate) fn snapshot_rows(snapshot: &[u8]) -> Result<BTreeMap<String, u64>> {
+    let snapshot: Snapshot = serde_json::from_slice(snapshot)
+        .map_err(|_| Error::invalid("snapshot", "is not a tenant data snapshot"))?;
+    Ok(snapshot
+        .collections
+        .into_iter()
+        .filter(|(_, records)| !records.is_empty())
+        .map(|(name, records)| (name, records.len() as u64))
+        .collect())
+}
+
 /// Borrowing twin of [`Snapshot`], so a snapshot is serialized without cloning the data.
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

@@ -1,5 +1,6 @@
 //! `Backup` and `BackupStore`: dumps of a tenant's data and where they are kept.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -84,6 +85,9 @@ pub trait BackupStore: std::fmt::Debug + Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>>;
 }
 
+/// Rows per table of a tenant's data (`schema.table`, or a collection name, to a count).
+pub type TableRows = BTreeMap<String, u64>;
+
 /// One backup of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -107,6 +111,10 @@ pub struct BackupRecord {
     /// new tenant gives the new tenant this isolation.
     #[serde(default)]
     pub isolation: Option<Isolation>,
+    /// Rows of each table when the backup was taken, counted in the snapshot the artifact
+    /// holds, when the adapter records them (what [`Backup::restored_rows`] is compared with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<TableRows>,
 }
 
 impl BackupRecord {
@@ -127,7 +135,15 @@ impl BackupRecord {
             format: format.into(),
             created_at,
             isolation: None,
+            table_rows: None,
         }
+    }
+
+    /// Records the rows of each table in the backup's snapshot.
+    #[must_use]
+    pub fn with_table_rows(mut self, rows: TableRows) -> Self {
+        self.table_rows = Some(rows);
+        self
     }
 
     /// Records the isolation of the tenant the backup was taken of.
@@ -145,6 +161,9 @@ impl BackupRecord {
 /// - `restore` into `target` replaces the target's data with the backup's; `target` may be the
 ///   same tenant or another, already provisioned tenant of the same isolation (a clone).
 /// - `prune` deletes backups older than `retention` and their artifacts, and says how many.
+/// - `restored_rows` restores a backup into scratch storage made for that call alone (never
+///   a tenant's), counts the rows of each table there, and removes the scratch storage again,
+///   also when the restore or the count fails.
 ///
 /// # Errors
 /// - `NotFound` (entity `Backup`) for an unknown backup id.
@@ -169,4 +188,13 @@ pub trait Backup: std::fmt::Debug + Send + Sync + 'static {
 
     /// Deletes backups of `tenant` (or of every tenant) older than `retention`.
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64>;
+
+    /// Restores a backup into scratch storage and counts the rows of each of its tables
+    /// there (a restore test); the scratch storage is gone when this returns. `owner` is the
+    /// tenant (normally the backup's own) whose server and role the scratch storage uses.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown backup; `InvalidInput` on `backup` when the artifact does
+    /// not match the checksum recorded when it was taken; `Unavailable` as for `restore`.
+    async fn restored_rows(&self, backup: BackupId, owner: &Tenant) -> Result<TableRows>;
 }

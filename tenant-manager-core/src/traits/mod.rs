@@ -21,7 +21,7 @@ mod quota;
 mod registry;
 mod schedules;
 
-pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, validate_store_key};
+pub use backup::{Backup, BackupRecord, BackupStore, StoredObject, TableRows, validate_store_key};
 pub use cache::{CacheEpoch, CacheKey, CacheLookup, CacheStats, TenantCache};
 pub use events::{EventBus, EventStream};
 pub use hooks::ProvisioningHook;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use tenant_manager_core::{
-    BackupId, BackupRecord, Entity, Error, Isolation, Result, StoredObject, TenantId,
+    BackupId, BackupRecord, Entity, Error, Isolation, Result, StoredObject, TableRows, TenantId,
 };
 
 use crate::pg::SqlxResultExt;
@@ -32,10 +32,11 @@ struct Row {
     sha256: String,
     format: String,
     created_at: OffsetDateTime,
+    table_rows: Option<sqlx::types::Json<TableRows>>,
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, isolation, source_name, key, size_bytes, sha256, format, created_at";
+const COLUMNS: &str = "id, tenant_id, isolation, source_name, key, size_bytes, sha256, format, \
+     created_at, table_rows";
 
 impl TryFrom<Row> for Entry {
     type Error = Error;
@@ -50,15 +51,19 @@ impl TryFrom<Row> for Entry {
             .isolation
             .parse()
             .map_err(|e| Error::internal_with("corrupt backup row: isolation", e))?;
+        let mut record = BackupRecord::new(
+            BackupId::from_uuid(row.id),
+            TenantId::from_uuid(row.tenant_id),
+            object,
+            row.format,
+            row.created_at,
+        )
+        .with_isolation(isolation);
+        if let Some(rows) = row.table_rows {
+            record = record.with_table_rows(rows.0);
+        }
         Ok(Entry {
-            record: BackupRecord::new(
-                BackupId::from_uuid(row.id),
-                TenantId::from_uuid(row.tenant_id),
-                object,
-                row.format,
-                row.created_at,
-            )
-            .with_isolation(isolation),
+            record,
             isolation,
             source_name: row.source_name,
         })
@@ -70,8 +75,8 @@ pub(crate) async fn insert(pool: &PgPool, entry: &Entry, slug: &str) -> Result<(
     let r = &entry.record;
     sqlx::query(
         "INSERT INTO tm_backups (id, tenant_id, tenant_slug, isolation, source_name, key, \
-             size_bytes, sha256, format, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             size_bytes, sha256, format, created_at, table_rows) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(r.id.as_uuid())
     .bind(r.tenant_id.as_uuid())
@@ -83,6 +88,7 @@ pub(crate) async fn insert(pool: &PgPool, entry: &Entry, slug: &str) -> Result<(
     .bind(&r.sha256)
     .bind(&r.format)
     .bind(r.created_at)
+    .bind(r.table_rows.as_ref().map(sqlx::types::Json))
     .execute(pool)
     .await
     .map_db(Entity::Backup)?;

@@ -17,7 +17,7 @@ use std::path::Path;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection};
-use tenant_manager_core::{Entity, Error, Result, TenantId};
+use tenant_manager_core::{Entity, Error, Result, TableRows, TenantId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::credentials::WallKeys;
@@ -137,14 +137,15 @@ fn column_list(columns: &[String]) -> String {
         .join(", ")
 }
 
-/// Writes the tenant's rows of every shared table to `path`, from one consistent snapshot.
+/// Writes the tenant's rows of every shared table to `path`, from one consistent snapshot,
+/// and returns how many rows of each table it wrote (counted in that snapshot).
 pub(crate) async fn dump(
     conn: &mut PgConnection,
     schema: &Ident,
     tenant: TenantId,
     keys: Option<&WallKeys>,
     path: &Path,
-) -> Result<()> {
+) -> Result<TableRows> {
     scope(conn, tenant, keys).await?;
     let mut tx = conn.begin().await.map_db(Entity::Backup)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -166,7 +167,20 @@ pub(crate) async fn dump(
         schema: schema.as_str().to_owned(),
         tables: Vec::with_capacity(tables.len()),
     };
+    let mut rows = TableRows::new();
     for (table, columns) in tables {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {schema}.{} WHERE tenant_id = {}::uuid",
+            quote_ident(&table),
+            quote_literal(&tenant.to_string())
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .map_db(Entity::Backup)?;
+        rows.insert(
+            format!("{}.{table}", schema.as_str()),
+            u64::try_from(n).unwrap_or(0),
+        );
         // A UUID is hex and dashes; COPY takes no bind parameters.
         let sql = format!(
             "COPY (SELECT {} FROM {schema}.{} WHERE tenant_id = {}::uuid) TO STDOUT (FORMAT binary)",
@@ -199,7 +213,60 @@ pub(crate) async fn dump(
         .await
         .map_err(io_error)?;
     file.sync_all().await.map_err(io_error)?;
-    tx.commit().await.map_db(Entity::Backup)
+    tx.commit().await.map_db(Entity::Backup)?;
+    Ok(rows)
+}
+
+/// The rows of each table section of the artifact at `path`, read from its binary `COPY`
+/// data (what a restore would write back).
+pub(crate) async fn artifact_rows(path: &Path) -> Result<TableRows> {
+    let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
+    let index = read_index(&mut file).await?;
+    let mut rows = TableRows::new();
+    for section in &index.tables {
+        file.seek(std::io::SeekFrom::Start(section.offset))
+            .await
+            .map_err(io_error)?;
+        let len = usize::try_from(section.len)
+            .map_err(|_| Error::invalid("backup", "has a damaged index"))?;
+        let mut data = vec![0u8; len];
+        file.read_exact(&mut data).await.map_err(io_error)?;
+        rows.insert(
+            format!("{}.{}", index.schema, section.table),
+            count_tuples(&data)?,
+        );
+    }
+    Ok(rows)
+}
+
+/// Tuples in one binary `COPY` stream: signature, flags, header extension, then tuples (a
+/// field count, each field a length and its bytes) up to the `-1` trailer.
+fn count_tuples(data: &[u8]) -> Result<u64> {
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    let corrupt = || Error::invalid("backup", "has a damaged COPY section");
+    let take = |pos: usize, n: usize| data.get(pos..pos + n).ok_or_else(corrupt);
+    if take(0, SIGNATURE.len())? != SIGNATURE {
+        return Err(corrupt());
+    }
+    let ext = take(15, 4)?;
+    let ext = u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) as usize;
+    let mut pos = 19 + ext;
+    let mut tuples = 0u64;
+    loop {
+        let f = take(pos, 2)?;
+        pos += 2;
+        let fields = i16::from_be_bytes([f[0], f[1]]);
+        if fields == -1 {
+            return Ok(tuples);
+        }
+        for _ in 0..fields.max(0) {
+            let l = take(pos, 4)?;
+            pos += 4;
+            let len = i32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+            pos += usize::try_from(len.max(0)).map_err(|_| corrupt())?;
+        }
+        tuples += 1;
+    }
 }
 
 async fn read_index(file: &mut tokio::fs::File) -> Result<Index> {

@@ -35,6 +35,7 @@ pub(crate) async fn pg_dump(
     conn: &ToolConn,
     database: &Ident,
     schema: Option<&Ident>,
+    snapshot: Option<&str>,
     path: &Path,
 ) -> Result<()> {
     let mut args: Vec<OsString> = vec![
@@ -45,6 +46,10 @@ pub(crate) async fn pg_dump(
     if let Some(schema) = schema {
         // Quoted, so pg_dump takes the name literally rather than as a pattern.
         args.push(format!("--schema={}", schema.quoted()).into());
+    }
+    if let Some(snapshot) = snapshot {
+        // The snapshot a still-open transaction exported: the dump sees what it counted.
+        args.push(format!("--snapshot={snapshot}").into());
     }
     // Through a pipe, so a crash of this process stops pg_dump too.
     tools
@@ -78,6 +83,18 @@ async fn pg_restore(
     tools
         .run("pg_restore", &login.tool_conn(), database.as_str(), &args)
         .await
+}
+
+/// `pg_restore` of a whole artifact into `database` (a restore test's scratch database),
+/// as [`pg_restore`] runs it.
+pub(crate) async fn pg_restore_into(
+    tools: &PgTools,
+    login: &OperationLogin,
+    database: &Ident,
+    role: &Ident,
+    path: &Path,
+) -> Result<()> {
+    pg_restore(tools, login, database, role, None, path).await
 }
 
 /// What every restore needs: where the target lives and which backup it is.
@@ -232,6 +249,7 @@ async fn restore_schema_as(
             &login.tool_conn(),
             &scratch,
             Some(&staging),
+            None,
             renamed_path,
         )
         .await

@@ -18,6 +18,7 @@ mod catalog;
 mod copy;
 mod dump;
 mod login;
+mod rows;
 mod tools;
 mod work;
 
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tenant_manager_core::{
-    Backup, BackupId, BackupRecord, BackupStore, Error, Isolation, Result, Tenant, TenantId,
+    Backup, BackupId, BackupRecord, BackupStore, Error, Isolation, Result, TableRows, Tenant,
+    TenantId,
 };
 use time::OffsetDateTime;
 
@@ -164,14 +166,36 @@ impl PgDumpBackup {
         checked
     }
 
+    /// Fetches a backup's artifact to `path` and checks it against the catalogue.
+    async fn fetch_checked(&self, record: &BackupRecord, path: &Path) -> Result<()> {
+        self.store.get_file(&record.key, path).await?;
+        // The store checks the artifact against what it keeps beside it; an artifact replaced
+        // together with its checksum passes that. The catalogue's record was written when the
+        // backup was taken, by this code.
+        let (sha256, size) = work::sha256_of(path).await?;
+        if sha256 != record.sha256 || size != record.size_bytes {
+            return Err(Error::invalid(
+                "backup",
+                "the artifact does not match the checksum recorded when it was taken",
+            ));
+        }
+        Ok(())
+    }
+
     /// Deletes a backup's artifact, then its catalogue row.
     async fn forget(&self, record: &BackupRecord) -> Result<()> {
         self.store.delete(&record.key).await?;
         catalog::delete(&self.storage.global, record.id).await
     }
 
-    /// Writes the tenant's data to `path`, logged in as a login made for this backup.
-    async fn dump_to(&self, tenant: &Tenant, target: &Target, path: &Path) -> Result<String> {
+    /// Writes the tenant's data to `path`, logged in as a login made for this backup; returns
+    /// the source's name and the rows of each table in the snapshot dumped.
+    async fn dump_to(
+        &self,
+        tenant: &Tenant,
+        target: &Target,
+        path: &Path,
+    ) -> Result<(String, TableRows)> {
         match tenant.isolation {
             Isolation::Database | Isolation::Schema => {
                 let mut conn = self.storage.connect_maintenance(&target.server).await?;
@@ -186,22 +210,19 @@ impl PgDumpBackup {
                 let login =
                     OperationLogin::create(&self.storage, &target.server, Reach::MemberOf(role))
                         .await?;
-                let dumped = dump::pg_dump(
-                    &self.config.tools,
-                    &login.tool_conn(),
-                    &target.database,
-                    schema,
-                    path,
-                )
-                .await;
+                let dumped =
+                    rows::counted_dump(&self.config.tools, &login, &target.database, schema, path)
+                        .await;
                 login.drop(&self.storage).await;
-                dumped?;
-                Ok(schema.unwrap_or(&target.database).as_str().to_owned())
+                let rows = dumped?;
+                Ok((schema.unwrap_or(&target.database).as_str().to_owned(), rows))
             }
             Isolation::Shared => {
-                self.shared_copy(target, tenant.id, CopyOp::Dump(path))
-                    .await?;
-                Ok(target.database.as_str().to_owned())
+                let rows = self
+                    .shared_copy(target, tenant.id, CopyOp::Dump(path))
+                    .await?
+                    .unwrap_or_default();
+                Ok((target.database.as_str().to_owned(), rows))
             }
         }
     }
@@ -209,7 +230,12 @@ impl PgDumpBackup {
     /// Dumps or restores a shared tenant's rows logged in as a login made for it, with
     /// `SELECT, INSERT, DELETE` on the shared tables of `target`'s database and nothing else,
     /// so their forced row-level security applies (scoped to `tenant`).
-    async fn shared_copy(&self, target: &Target, tenant: TenantId, op: CopyOp<'_>) -> Result<()> {
+    async fn shared_copy(
+        &self,
+        target: &Target,
+        tenant: TenantId,
+        op: CopyOp<'_>,
+    ) -> Result<Option<TableRows>> {
         let schema = &self.storage.settings.shared_schema;
         let keys = self.storage.wall()?.map(|w| w.keys);
         let mut admin_conn = self
@@ -233,11 +259,13 @@ impl PgDumpBackup {
             let done = match login.connect(&target.database).await {
                 Ok(mut conn) => {
                     let done = match op {
-                        CopyOp::Dump(path) => {
-                            copy::dump(&mut conn, schema, tenant, keys, path).await
-                        }
+                        CopyOp::Dump(path) => copy::dump(&mut conn, schema, tenant, keys, path)
+                            .await
+                            .map(Some),
                         CopyOp::Restore(path) => {
-                            copy::restore(&mut conn, schema, tenant, keys, path).await
+                            copy::restore(&mut conn, schema, tenant, keys, path)
+                                .await
+                                .map(|()| None)
                         }
                     };
                     pg::close(conn).await;
@@ -263,12 +291,13 @@ impl Backup for PgDumpBackup {
         let (format, ext) = format_of(tenant.isolation);
         let work = WorkDir::create(&self.config.work_dir).await?;
         let path = work.file(&format!("backup.{ext}"))?;
-        let source_name = self.dump_to(tenant, &target, &path).await?;
+        let (source_name, rows) = self.dump_to(tenant, &target, &path).await?;
         let key = format!("{}/{id}.{ext}", tenant.id);
         let object = self.store.put_file(&key, &path).await?;
         let entry = catalog::Entry {
             record: BackupRecord::new(id, tenant.id, object, format, now_micros())
-                .with_isolation(tenant.isolation),
+                .with_isolation(tenant.isolation)
+                .with_table_rows(rows),
             isolation: tenant.isolation,
             source_name,
         };
@@ -311,17 +340,7 @@ impl Backup for PgDumpBackup {
         let (_, ext) = format_of(entry.isolation);
         let work = WorkDir::create(&self.config.work_dir).await?;
         let path = work.file(&format!("restore.{ext}"))?;
-        self.store.get_file(&entry.record.key, &path).await?;
-        // The store checks the artifact against what it keeps beside it; an artifact replaced
-        // together with its checksum passes that. The catalogue's record was written when the
-        // backup was taken, by this code.
-        let (sha256, size) = work::sha256_of(&path).await?;
-        if sha256 != entry.record.sha256 || size != entry.record.size_bytes {
-            return Err(Error::invalid(
-                "backup",
-                "the artifact does not match the checksum recorded when it was taken",
-            ));
-        }
+        self.fetch_checked(&entry.record, &path).await?;
         let lock = TenantLock::acquire(&self.storage.global, target_tenant.id).await?;
         let job = dump::Restore {
             storage: &self.storage,
@@ -338,10 +357,10 @@ impl Backup for PgDumpBackup {
                 }
                 Err(e) => Err(e),
             },
-            Isolation::Shared => {
-                self.shared_copy(&target, target_tenant.id, CopyOp::Restore(&path))
-                    .await
-            }
+            Isolation::Shared => self
+                .shared_copy(&target, target_tenant.id, CopyOp::Restore(&path))
+                .await
+                .map(|_| ()),
         };
         let restored = match restored {
             // The restored storage is at the backup's migration version: record it, so the
@@ -359,6 +378,42 @@ impl Backup for PgDumpBackup {
                 .increment(1);
         }
         restored
+    }
+
+    async fn restored_rows(&self, backup: BackupId, owner: &Tenant) -> Result<TableRows> {
+        let entry = catalog::get(&self.storage.global, backup).await?;
+        if entry.isolation != owner.isolation {
+            return Err(Error::invalid(
+                "isolation",
+                "the scratch storage's owner must have the backup's isolation",
+            ));
+        }
+        let target = self.storage.target(owner)?;
+        let (_, ext) = format_of(entry.isolation);
+        let work = WorkDir::create(&self.config.work_dir).await?;
+        let path = work.file(&format!("verify.{ext}"))?;
+        self.fetch_checked(&entry.record, &path).await?;
+        let rows = match entry.isolation {
+            Isolation::Database | Isolation::Schema => {
+                let schema =
+                    (entry.isolation == Isolation::Schema).then_some(entry.source_name.as_str());
+                let job = rows::Verify {
+                    storage: &self.storage,
+                    tools: &self.config.tools,
+                    owner,
+                    target: &target,
+                    backup,
+                    schema,
+                };
+                rows::restored_rows(&job, &path).await?
+            }
+            // A shared tenant's rows are restored into the shared tables themselves; the
+            // artifact's COPY data is what such a restore writes: its rows are counted.
+            Isolation::Shared => copy::artifact_rows(&path).await?,
+        };
+        metrics::counter!("tenant_backup_restore_tests_total", "isolation" => entry.isolation.as_str())
+            .increment(1);
+        Ok(rows)
     }
 
     async fn prune(&self, tenant: Option<TenantId>, retention: Duration) -> Result<u64> {

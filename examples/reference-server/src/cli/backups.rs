@@ -1,5 +1,6 @@
-//! `tenant-cli backups list|restore|prune`: a tenant's backups, restores into a tenant or as
-//! a new tenant, and retention (the store is the server's: `BACKUP_STORE`).
+//! `tenant-cli backups list|restore|prune|verify`: a tenant's backups, restores into a tenant
+//! or as a new tenant, retention, and restore tests (the store is the server's:
+//! `BACKUP_STORE`).
 
 use clap::Subcommand;
 use tenant_manager::BackupId;
@@ -51,6 +52,18 @@ pub enum BackupsCommand {
         /// ISO weeks whose newest backup is kept.
         #[arg(long, default_value_t = 4)]
         weekly: u32,
+        /// Print what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Restore test: restore the newest backup of `--sample N` random tenants (default: every
+    /// active or suspended tenant) into scratch databases (always dropped) and compare the rows
+    /// of each table with the counts recorded at backup time. Prints the JSON report; exits 1
+    /// when a backup fails.
+    Verify {
+        /// Tenants sampled at random (1 to 1000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        sample: Option<u32>,
     },
 }
 
@@ -101,15 +114,37 @@ pub(crate) async fn run(ops: &Ops, action: BackupsCommand) -> Result<Exit, CliEr
             tenant,
             daily,
             weekly,
+            dry_run,
         } => {
             let policy = RetentionPolicy::new(daily, weekly)?;
             let tenant = ops.tenant(&tenant).await?;
-            let pruned = ops.manager.prune_backups(tenant.id, policy).await?;
-            for record in &pruned {
+            let outcome = ops
+                .manager
+                .prune_backups(tenant.id, policy, dry_run)
+                .await?;
+            for record in &outcome.deleted {
                 println!("{}\t{}\t{}", record.id, record.created_at, record.key);
             }
-            eprintln!("{} backups pruned", pruned.len());
+            if dry_run {
+                eprintln!(
+                    "{} backups would be pruned, {} kept (dry run)",
+                    outcome.deleted.len(),
+                    outcome.kept.len()
+                );
+            } else {
+                eprintln!("{} backups pruned", outcome.deleted.len());
+            }
             Ok(Exit::Success)
+        }
+        BackupsCommand::Verify { sample } => {
+            let sample = sample.and_then(|n| usize::try_from(n).ok());
+            let report = ops.manager.verify_latest_backups(sample).await?;
+            print_json(&report);
+            if report.failed > 0 {
+                Ok(Exit::Failure)
+            } else {
+                Ok(Exit::Success)
+            }
         }
     }
 }

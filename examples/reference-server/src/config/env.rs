@@ -133,6 +133,16 @@ pub(crate) struct EnvVars {
     #[arg(long, env = "STORAGE_MEASURE_INTERVAL_MS", default_value = "300000", value_parser = ranged::<u64, 0, 86_400_000>)]
     pub(crate) storage_measure_interval_ms: u64,
 
+    // --- Unattended maintenance (0 is off) ---
+    #[arg(long, env = "BACKUP_SCHEDULE_INTERVAL_MS", default_value = "0", value_parser = ranged::<u64, 0, 86_400_000>)]
+    pub(crate) backup_schedule_interval_ms: u64,
+    #[arg(long, env = "BACKUP_VERIFY_INTERVAL_MS", default_value = "0", value_parser = ranged::<u64, 0, 604_800_000>)]
+    pub(crate) backup_verify_interval_ms: u64,
+    #[arg(long, env = "BACKUP_VERIFY_SAMPLE", default_value = "3", value_parser = ranged::<usize, 1, 1000>)]
+    pub(crate) backup_verify_sample: usize,
+    #[arg(long, env = "DRIFT_CHECK_INTERVAL_MS", default_value = "0", value_parser = ranged::<u64, 0, 86_400_000>)]
+    pub(crate) drift_check_interval_ms: u64,
+
     // --- Redis ---
     #[arg(long, env = "REDIS_URL", value_parser = secret)]
     pub(crate) redis_url: Option<Secret>,

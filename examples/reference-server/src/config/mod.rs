@@ -13,6 +13,7 @@ mod backup_store;
 mod database;
 mod env;
 mod http;
+mod maintenance;
 mod origins;
 mod parse;
 mod pg_url;
@@ -34,6 +35,7 @@ pub use self::backup_store::BackupStoreConfig;
 pub use self::database::DatabaseConfig;
 use self::env::EnvVars;
 pub use self::http::HttpConfig;
+pub use self::maintenance::MaintenanceSettings;
 pub use self::origins::AllowedOrigins;
 pub(crate) use self::pg_url::PgShown;
 pub use self::rate_leases::RedisRateMode;
@@ -158,6 +160,8 @@ pub struct Config {
     pub top_tenants: TopTenantsConfig,
     /// Where backup artifacts go (`BACKUP_STORE`: `local`, under `BACKUP_DIR`, or `s3`).
     pub backup_store: BackupStoreConfig,
+    /// Scheduled backups, restore tests and drift checks.
+    pub maintenance: MaintenanceSettings,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -186,6 +190,7 @@ impl Default for Config {
             backup_dir: PathBuf::from("backups"),
             top_tenants: TopTenantsConfig::default(),
             backup_store: BackupStoreConfig::default(),
+            maintenance: MaintenanceSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -286,6 +291,12 @@ impl Config {
                 .with_k(vars.top_tenants_k)
                 .with_half_life(Duration::from_secs(vars.top_tenants_half_life_secs)),
             backup_store: BackupStoreConfig::from_vars(vars)?,
+            maintenance: MaintenanceSettings::from_ms(
+                vars.backup_schedule_interval_ms,
+                vars.backup_verify_interval_ms,
+                vars.backup_verify_sample,
+                vars.drift_check_interval_ms,
+            ),
             warnings,
         })
     }
@@ -407,6 +418,7 @@ impl fmt::Debug for Config {
             .field("backup_dir", &self.backup_dir)
             .field("top_tenants", &self.top_tenants)
             .field("backup_store", &self.backup_store)
+            .field("maintenance", &self.maintenance)
             .finish_non_exhaustive()
     }
 }

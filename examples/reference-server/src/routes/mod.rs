@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod backup_care;
 pub(crate) mod backups;
 pub(crate) mod companies;
 pub(crate) mod docs;

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenant_manager::{DbLimits, Plan, QuotaPolicy, RateLimit, TenantId};
+use tenant_manager::{BackupSchedule, DbLimits, Plan, QuotaPolicy, RateLimit, TenantId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -54,6 +54,30 @@ impl From<&DbLimits> for DbLimitsBody {
     }
 }
 
+/// A plan's backup schedule: tenants whose newest backup is older than `interval_ms` are
+/// backed up by the scheduler (`BACKUP_SCHEDULE_INTERVAL_MS`), then their backups are pruned
+/// to the newest of each of the last `keep_daily` days and `keep_weekly` ISO weeks.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupScheduleBody {
+    /// Longest age of a tenant's newest backup, ms (1000 to 31622400000).
+    interval_ms: u64,
+    /// Days whose newest backup is kept (0 to 520).
+    keep_daily: u32,
+    /// ISO weeks whose newest backup is kept (0 to 520; not both 0).
+    keep_weekly: u32,
+}
+
+impl From<&BackupSchedule> for BackupScheduleBody {
+    fn from(s: &BackupSchedule) -> Self {
+        Self {
+            interval_ms: s.interval_ms,
+            keep_daily: s.keep_daily,
+            keep_weekly: s.keep_weekly,
+        }
+    }
+}
+
 /// A request rate.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +97,9 @@ pub(crate) struct PlanInput {
     /// Postgres session limits (optional).
     #[serde(default)]
     db: Option<DbLimitsBody>,
+    /// Backup schedule (optional: none backs up on demand only).
+    #[serde(default)]
+    backup: Option<BackupScheduleBody>,
 }
 
 impl From<PlanInput> for QuotaPolicy {
@@ -91,6 +118,11 @@ impl From<PlanInput> for QuotaPolicy {
                 work_mem_kb: db.work_mem_kb,
                 connection_limit: db.connection_limit,
             },
+            backup: input.backup.map(|b| BackupSchedule {
+                interval_ms: b.interval_ms,
+                keep_daily: b.keep_daily,
+                keep_weekly: b.keep_weekly,
+            }),
         }
     }
 }
@@ -101,6 +133,9 @@ pub(crate) struct PlanView {
     name: String,
     quota: QuotaView,
     db: DbLimitsBody,
+    /// The backup schedule, when the plan has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<BackupScheduleBody>,
 }
 
 impl PlanView {
@@ -109,6 +144,7 @@ impl PlanView {
             name: plan.to_string(),
             quota: QuotaView::from(policy),
             db: DbLimitsBody::from(&policy.db),
+            backup: policy.backup.as_ref().map(BackupScheduleBody::from),
         }
     }
 }

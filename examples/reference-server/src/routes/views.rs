@@ -70,6 +70,9 @@ pub(crate) struct BackupView {
     isolation: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// Rows of each table when it was taken (`schema.table` to a count), when recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_rows: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 impl From<BackupRecord> for BackupView {
@@ -83,6 +86,7 @@ impl From<BackupRecord> for BackupView {
             format: r.format,
             isolation: r.isolation.map(|i| i.to_string()),
             created_at: r.created_at,
+            table_rows: r.table_rows,
         }
     }
 }

@@ -8,7 +8,10 @@
 //!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
+mod backup_schedule;
+mod drift_check;
 pub(crate) mod host_jobs;
+pub(crate) mod leader;
 mod memory_mode;
 pub(crate) mod plans;
 mod pool_sync;
@@ -24,7 +27,7 @@ use tenant_manager::host_jobs::HostJobs;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::postgres::usage::PgRoleLimits;
-use tenant_manager::redis::RedisTenantCache;
+use tenant_manager::redis::{RedisLock, RedisTenantCache};
 use tenant_manager::{
     JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
     TenantCache,
@@ -62,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) schedules: Arc<dyn ScheduleStore>,
     /// The Redis tenant cache, whose invalidations come from every instance (none in memory).
     pub(crate) invalidations: Option<RedisTenantCache>,
+    /// Leases in Redis, so a maintenance pass runs on one instance at a time (none without
+    /// Redis).
+    pub(crate) lock: Option<RedisLock>,
 }
 
 /// Everything the routes and background tasks use.
@@ -125,6 +131,7 @@ impl Services {
     ) -> Result<Self, StartupError> {
         let (shared, readiness) = shared(config).await?;
         let invalidations = shared.invalidations.clone();
+        let leader = leader::Leader::new(shared.lock.clone(), config);
         let services = match &config.database.global {
             None => memory_mode::services(config, shared, readiness)?,
             Some(_) => postgres_mode::services(config, shared, readiness).await?,
@@ -145,6 +152,8 @@ impl Services {
         if let Some(interval) = config.usage.storage_interval {
             storage::start(services.clone(), interval, tasks, shutdown);
         }
+        backup_schedule::start(&services, &leader, &config.maintenance, tasks, shutdown);
+        drift_check::start(&services, &leader, &config.maintenance, tasks, shutdown);
         if let (Some(cache), Some(pools)) = (invalidations, &services.pools) {
             pool_sync::start(
                 cache.subscribe_invalidations(),

@@ -7,7 +7,6 @@ use futures::StreamExt;
 use super::TenantManager;
 use crate::domain::{Actor, EventKind, MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
 use crate::error::{Entity, Error, Result};
-use crate::lifecycle::retention::RetentionPolicy;
 use crate::traits::{Backup, BackupRecord};
 
 /// Most backups [`TenantManager::backup_all`] runs at once.
@@ -129,34 +128,6 @@ impl TenantManager {
         Ok(summary)
     }
 
-    /// Applies a retention policy to a tenant's backups now: deletes every backup the policy
-    /// does not keep (artifact, then record) and returns them.
-    ///
-    /// # Errors
-    /// `InvalidInput` on `backup` without a backup adapter; the adapter's errors (backups
-    /// deleted before one failed stay deleted; a rerun finishes the work).
-    pub async fn prune_backups(
-        &self,
-        tenant: TenantId,
-        policy: RetentionPolicy,
-    ) -> Result<Vec<BackupRecord>> {
-        let backup = self.backup_adapter()?;
-        let records = backup.list(tenant).await?;
-        let taken: Vec<_> = records.iter().map(|r| r.created_at).collect();
-        let keep = policy.keep(time::OffsetDateTime::now_utc(), &taken);
-        let mut pruned = Vec::new();
-        for (record, keep) in records.into_iter().zip(keep) {
-            if !keep {
-                backup.delete(record.id).await?;
-                pruned.push(record);
-            }
-        }
-        if !pruned.is_empty() {
-            tracing::info!(tenant = %tenant, pruned = pruned.len(), "backups pruned by retention");
-        }
-        Ok(pruned)
-    }
-
     /// The backup adapter.
     ///
     /// # Errors
@@ -169,7 +140,7 @@ impl TenantManager {
     }
 
     /// Every tenant whose storage holds data: active and suspended ones.
-    async fn tenants_with_data(&self) -> Result<Vec<Tenant>> {
+    pub(super) async fn tenants_with_data(&self) -> Result<Vec<Tenant>> {
         let mut tenants = Vec::new();
         let mut query = TenantQuery::default().with_limit(MAX_PAGE_SIZE);
         loop {

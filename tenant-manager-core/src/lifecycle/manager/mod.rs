@@ -30,11 +30,14 @@ mod config;
 mod login;
 mod placement;
 mod plans;
+mod prune;
 mod reclaim;
 mod registration;
 mod restore;
+mod schedule;
 mod signup;
 mod transitions;
+mod verify;
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,8 +48,13 @@ pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
 pub use login::LoginResult;
+pub use prune::PruneOutcome;
 pub use restore::RestoreAsNew;
+pub use schedule::DueBackup;
 pub use signup::{Registered, Registration};
+pub use verify::{
+    BackupVerification, MAX_VERIFY_SAMPLE, TableMismatch, VerifyReport, compare_rows,
+};
 
 use crate::auth::{PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{
