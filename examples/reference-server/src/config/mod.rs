@@ -21,6 +21,7 @@ mod redis;
 mod secrets;
 mod self_service;
 mod servers;
+mod webhooks;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
 pub use self::servers::TenantServer;
+pub use self::webhooks::{MIN_WEBHOOK_SECRET_LEN, WebhookEndpoint, WebhookSettings, is_endpoint_id};
 pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.
@@ -158,6 +160,8 @@ pub struct Config {
     pub top_tenants: TopTenantsConfig,
     /// Where backup artifacts go (`BACKUP_STORE`: `local`, under `BACKUP_DIR`, or `s3`).
     pub backup_store: BackupStoreConfig,
+    /// Webhook endpoints of tenant events and their delivery settings (`WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -186,6 +190,7 @@ impl Default for Config {
             backup_dir: PathBuf::from("backups"),
             top_tenants: TopTenantsConfig::default(),
             backup_store: BackupStoreConfig::default(),
+            webhooks: WebhookSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -286,6 +291,7 @@ impl Config {
                 .with_k(vars.top_tenants_k)
                 .with_half_life(Duration::from_secs(vars.top_tenants_half_life_secs)),
             backup_store: BackupStoreConfig::from_vars(vars)?,
+            webhooks: WebhookSettings::from_vars(vars)?,
             warnings,
         })
     }
@@ -358,6 +364,13 @@ impl Config {
         self
     }
 
+    /// Sets the webhook endpoints and delivery settings.
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: WebhookSettings) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
     /// Sets the backup directory.
     #[must_use]
     pub fn with_backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -407,6 +420,7 @@ impl fmt::Debug for Config {
             .field("backup_dir", &self.backup_dir)
             .field("top_tenants", &self.top_tenants)
             .field("backup_store", &self.backup_store)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
