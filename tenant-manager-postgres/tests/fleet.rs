@@ -193,7 +193,9 @@ async fn database_and_shared_tenants_migrate_too() {
 }
 
 /// Events published on `bus` until it is quiet for 200 ms.
-async fn drain(stream: &mut tenant_manager_core::EventStream) -> Vec<tenant_manager_core::TenantEvent> {
+async fn drain(
+    stream: &mut tenant_manager_core::EventStream,
+) -> Vec<tenant_manager_core::TenantEvent> {
     let mut seen = Vec::new();
     while let Ok(Some(event)) =
         tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await
@@ -225,7 +227,10 @@ async fn each_tenant_a_fleet_run_migrates_is_published_once_as_migrated() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "one event per migrated tenant");
-    assert!(!ids.contains(&broken.id), "the failed tenant is not migrated");
+    assert!(
+        !ids.contains(&broken.id),
+        "the failed tenant is not migrated"
+    );
     for event in &events {
         assert_eq!(event.kind, EventKind::Migrated);
         assert_eq!(event.actor, Actor::Admin);

@@ -158,7 +158,10 @@ async fn receive(
 
 /// An endpoint entry of `WEBHOOK_ENDPOINTS`.
 fn endpoint(id: &str, receiver: &Receiver, path: &str, events: &str) -> String {
-    format!("{id}={}{path};secret={SECRET};events={events}", receiver.url)
+    format!(
+        "{id}={}{path};secret={SECRET};events={events}",
+        receiver.url
+    )
 }
 
 /// A server on the test's Redis prefix, delivering to `endpoints`.
@@ -201,14 +204,21 @@ async fn deliveries_are_signed_and_retried_until_the_receiver_answers() {
     let event = got[2].json();
     assert_eq!(event["kind"], "registered");
     assert_eq!(event["tenant_id"], tenant);
-    assert_eq!(event["actor"]["type"], "user", "a registration is its owner's");
+    assert_eq!(
+        event["actor"]["type"], "user",
+        "a registration is its owner's"
+    );
     for request in &got {
-        assert_eq!(request.event_id, event["id"], "the same event id on every attempt");
+        assert_eq!(
+            request.event_id, event["id"],
+            "the same event id on every attempt"
+        );
         assert!(request.verifies(&request.body), "{request:?}");
         assert_eq!(request.body, got[2].body);
     }
     // A tampered body, or another secret, fails verification.
-    let tampered = String::from_utf8_lossy(&got[2].body).replace(&tenant, &uuid::Uuid::new_v4().to_string());
+    let tampered =
+        String::from_utf8_lossy(&got[2].body).replace(&tenant, &uuid::Uuid::new_v4().to_string());
     assert!(!got[2].verifies(tampered.as_bytes()));
     let other = verify(
         &Secret::new("another-secret-0123456789"),
@@ -220,7 +230,9 @@ async fn deliveries_are_signed_and_retried_until_the_receiver_answers() {
     assert!(other.is_err());
 
     // The admin view counts them, and never shows the secret.
-    let list = server.get("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY)).await;
+    let list = server
+        .get("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY))
+        .await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(!text(&list).contains(SECRET));
     let views: Value = list.json().unwrap();
@@ -262,7 +274,11 @@ async fn dead_letters_then_redelivery(redis: Option<&TestRedis>) {
     receiver.set_down(false);
     let id = dead[0]["id"].as_str().unwrap();
     let redelivered = server
-        .post(&format!("{path}/{id}/redeliver"), Auth::AdminKey(ADMIN_KEY), &json!({}))
+        .post(
+            &format!("{path}/{id}/redeliver"),
+            Auth::AdminKey(ADMIN_KEY),
+            &json!({}),
+        )
         .await;
     assert_eq!(redelivered.status, StatusCode::OK, "{}", text(&redelivered));
     let redelivered: Value = redelivered.json().unwrap();
@@ -276,10 +292,16 @@ async fn dead_letters_then_redelivery(redis: Option<&TestRedis>) {
     assert_eq!(empty, json!([]));
     // Taken: a second redelivery of the same letter finds nothing.
     let again = server
-        .post(&format!("{path}/{id}/redeliver"), Auth::AdminKey(ADMIN_KEY), &json!({}))
+        .post(
+            &format!("{path}/{id}/redeliver"),
+            Auth::AdminKey(ADMIN_KEY),
+            &json!({}),
+        )
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
-    let views = server.get_json("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY)).await;
+    let views = server
+        .get_json("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY))
+        .await;
     assert_eq!(views[0]["dead_lettered"], 1);
 }
 
@@ -319,12 +341,18 @@ async fn redeliver_all_posts_every_dead_letter_once_the_receiver_is_back() {
     }
     receiver.set_down(false);
     let queued = server
-        .post(&format!("{path}/redeliver"), Auth::AdminKey(ADMIN_KEY), &json!({}))
+        .post(
+            &format!("{path}/redeliver"),
+            Auth::AdminKey(ADMIN_KEY),
+            &json!({}),
+        )
         .await;
     assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", text(&queued));
     assert_eq!(queued.json::<Value>().unwrap()["queued"], 3);
     let got = receiver
-        .wait_for("/crm", |r| r.iter().filter(|r| r.answered == StatusCode::OK).count() >= 3)
+        .wait_for("/crm", |r| {
+            r.iter().filter(|r| r.answered == StatusCode::OK).count() >= 3
+        })
         .await;
     let mut delivered: Vec<&str> = got
         .iter()
@@ -363,8 +391,10 @@ async fn two_instances_sharing_redis_deliver_each_event_once_per_endpoint() {
     for path in ["/one", "/two"] {
         receiver
             .wait_for(path, |r| {
-                let tenants_seen: Vec<String> =
-                    r.iter().map(|r| r.json()["tenant_id"].as_str().unwrap().to_owned()).collect();
+                let tenants_seen: Vec<String> = r
+                    .iter()
+                    .map(|r| r.json()["tenant_id"].as_str().unwrap().to_owned())
+                    .collect();
                 tenants.iter().all(|t| tenants_seen.contains(t))
             })
             .await;
@@ -382,24 +412,34 @@ async fn two_instances_sharing_redis_deliver_each_event_once_per_endpoint() {
             per_event.values().all(|&n| n == 1),
             "{path}: an event was delivered more than once: {per_event:?}"
         );
-        let registered = got.iter().filter(|r| r.json()["kind"] == "registered").count();
+        let registered = got
+            .iter()
+            .filter(|r| r.json()["kind"] == "registered")
+            .count();
         assert_eq!(registered, 12, "{path}");
     }
     // Both instances did part of the work.
-    let views = [&a, &b].map(|s| async move {
-        s.get_json("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY)).await
-    });
-    let [va, vb] = [views[0].await, views[1].await];
+    let va = a
+        .get_json("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY))
+        .await;
+    let vb = b
+        .get_json("/api/admin/webhooks", Auth::AdminKey(ADMIN_KEY))
+        .await;
     let delivered = |v: &Value| v[0]["delivered"].as_u64().unwrap();
     assert_eq!(delivered(&va) + delivered(&vb), 12);
 }
 
 #[tokio::test]
-async fn a_flood_of_refused_requests_publishes_one_quota_exceeded_and_admin_changes_name_the_admin() {
+async fn a_flood_of_refused_requests_publishes_one_quota_exceeded_and_admin_changes_name_the_admin()
+{
     let redis = TestRedis::create().await;
     let receiver = Receiver::start(0, false).await;
     let hooks = endpoint("ops", &receiver, "/ops", "quota_exceeded,plan_changed");
-    let server = server(Some(&redis), &hooks, &[("QUOTA_EVENT_WINDOW_MS", "3600000")]);
+    let server = server(
+        Some(&redis),
+        &hooks,
+        &[("QUOTA_EVENT_WINDOW_MS", "3600000")],
+    );
     let (tenant, token, body) = server
         .register("Flood Org", &format!("{}@flood.test", unique("f")))
         .await;
@@ -428,7 +468,9 @@ async fn a_flood_of_refused_requests_publishes_one_quota_exceeded_and_admin_chan
     }
     assert!(refused >= 30, "{refused} refused");
     receiver
-        .wait_for("/ops", |r| r.iter().any(|r| r.json()["kind"] == "quota_exceeded"))
+        .wait_for("/ops", |r| {
+            r.iter().any(|r| r.json()["kind"] == "quota_exceeded")
+        })
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = receiver.at("/ops");
@@ -451,7 +493,10 @@ async fn a_flood_of_refused_requests_publishes_one_quota_exceeded_and_admin_chan
         .filter(|e| e["kind"] == "plan_changed")
         .collect();
     assert_eq!(changed.len(), 1);
-    assert_eq!(changed[0]["actor"]["type"], "admin", "an admin API change is the admin's");
+    assert_eq!(
+        changed[0]["actor"]["type"], "admin",
+        "an admin API change is the admin's"
+    );
 }
 
 #[tokio::test]
@@ -461,15 +506,60 @@ async fn bad_input_on_the_webhook_routes_is_refused_naming_the_field() {
     let server = server(None, &hooks, &[]);
     let admin = Auth::AdminKey(ADMIN_KEY);
     for (method, path, status, field) in [
-        (http::Method::GET, "/api/admin/webhooks/Bad.Id/dead-letters", 400, "id"),
-        (http::Method::GET, "/api/admin/webhooks/nobody/dead-letters", 404, "id"),
-        (http::Method::GET, "/api/admin/webhooks/audit/dead-letters?limit=0", 400, "limit"),
-        (http::Method::GET, "/api/admin/webhooks/audit/dead-letters?limit=x", 400, "limit"),
-        (http::Method::GET, "/api/admin/webhooks/audit/dead-letters?other=1", 400, "query"),
-        (http::Method::POST, "/api/admin/webhooks/audit/dead-letters/12-x/redeliver", 400, "dead_letter_id"),
-        (http::Method::POST, "/api/admin/webhooks/audit/dead-letters/1-1/redeliver", 404, "dead_letter_id"),
-        (http::Method::POST, "/api/admin/webhooks/nobody/dead-letters/1-1/redeliver", 404, "id"),
-        (http::Method::POST, "/api/admin/webhooks/UP/dead-letters/redeliver", 400, "id"),
+        (
+            http::Method::GET,
+            "/api/admin/webhooks/Bad.Id/dead-letters",
+            400,
+            "id",
+        ),
+        (
+            http::Method::GET,
+            "/api/admin/webhooks/nobody/dead-letters",
+            404,
+            "id",
+        ),
+        (
+            http::Method::GET,
+            "/api/admin/webhooks/audit/dead-letters?limit=0",
+            400,
+            "limit",
+        ),
+        (
+            http::Method::GET,
+            "/api/admin/webhooks/audit/dead-letters?limit=x",
+            400,
+            "limit",
+        ),
+        (
+            http::Method::GET,
+            "/api/admin/webhooks/audit/dead-letters?other=1",
+            400,
+            "query",
+        ),
+        (
+            http::Method::POST,
+            "/api/admin/webhooks/audit/dead-letters/12-x/redeliver",
+            400,
+            "dead_letter_id",
+        ),
+        (
+            http::Method::POST,
+            "/api/admin/webhooks/audit/dead-letters/1-1/redeliver",
+            404,
+            "dead_letter_id",
+        ),
+        (
+            http::Method::POST,
+            "/api/admin/webhooks/nobody/dead-letters/1-1/redeliver",
+            404,
+            "id",
+        ),
+        (
+            http::Method::POST,
+            "/api/admin/webhooks/UP/dead-letters/redeliver",
+            400,
+            "id",
+        ),
     ] {
         let r = server.send(method.clone(), path, admin, None).await;
         assert_eq!(r.status.as_u16(), status, "{method} {path}: {}", text(&r));
@@ -485,26 +575,49 @@ async fn bad_input_on_the_webhook_routes_is_refused_naming_the_field() {
         "/api/admin/webhooks/{id}/dead-letters/{dead_letter_id}/redeliver",
         "/api/admin/webhooks/{id}/dead-letters/redeliver",
     ] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
 }
 
 #[test]
 fn a_bad_webhook_endpoints_value_stops_start_up_without_echoing_the_secret() {
     for (value, reason) in [
-        ("audit=ftp://hooks.test/x;secret=hunter2hunter2hunter2", "http:// or https://"),
-        ("Audit=https://hooks.test/x;secret=hunter2hunter2hunter2", "invalid id"),
-        ("audit=https://hooks.test/x;secret=hunter2", "invalid secret"),
-        ("audit=https://hooks.test/x;secret=hunter2hunter2hunter2;events=exploded", "unknown event kind"),
+        (
+            "audit=ftp://hooks.test/x;secret=hunter2hunter2hunter2",
+            "http:// or https://",
+        ),
+        (
+            "Audit=https://hooks.test/x;secret=hunter2hunter2hunter2",
+            "invalid id",
+        ),
+        (
+            "audit=https://hooks.test/x;secret=hunter2",
+            "invalid secret",
+        ),
+        (
+            "audit=https://hooks.test/x;secret=hunter2hunter2hunter2;events=exploded",
+            "unknown event kind",
+        ),
         ("audit=https://hooks.test/x", "no secret"),
     ] {
-        let out = common::command(&[("WEBHOOK_ENDPOINTS", value)]).output().expect("run");
+        let out = common::command(&[("WEBHOOK_ENDPOINTS", value)])
+            .output()
+            .expect("run");
         assert_eq!(out.status.code(), Some(78), "{value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stderr.contains("invalid configuration: WEBHOOK_ENDPOINTS:"), "{stderr}");
+        assert!(
+            stderr.contains("invalid configuration: WEBHOOK_ENDPOINTS:"),
+            "{stderr}"
+        );
         assert!(stderr.contains(reason), "{value}: {stderr}");
-        assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("hooks.test"), "{stderr}");
     }
 }

@@ -142,10 +142,7 @@ mod tests {
     #[tokio::test]
     async fn a_flood_publishes_once_per_tenant_and_quota_and_instances_share_the_filter() {
         let bus = Arc::new(InMemoryEventBus::default());
-        let mut stream = bus
-            .subscribe()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut stream = bus.subscribe().await.unwrap_or_else(|e| panic!("{e}"));
         let enforcer: Arc<dyn QuotaEnforcer> = Arc::new(
             InMemoryQuotaEnforcer::new(InMemoryQuotaConfig::default())
                 .unwrap_or_else(|e| panic!("{e}")),

@@ -80,9 +80,8 @@ impl TenantMigrator {
         if to <= from {
             return;
         }
-        let event = TenantEvent::new(EventKind::Migrated, tenant, actor.clone()).with_details(
-            serde_json::json!({ "from_version": from, "to_version": to }),
-        );
+        let event = TenantEvent::new(EventKind::Migrated, tenant, actor.clone())
+            .with_details(serde_json::json!({ "from_version": from, "to_version": to }));
         match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&event)).await {
             Ok(Ok(())) => {
                 metrics::counter!("tenant_events_published_total", "kind" => "migrated")

@@ -141,6 +141,23 @@ impl RedisEventGroup {
         Ok(id)
     }
 
+    /// [`reject`](RedisEventGroup::reject), recording `attempts` as the deliveries it took
+    /// (a consumer that retried the event itself before giving up).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached.
+    pub async fn reject_after(
+        &self,
+        delivery: &EventDelivery,
+        error: &str,
+        attempts: u64,
+    ) -> Result<()> {
+        let json = String::from_utf8(delivery.event.to_json()?)
+            .map_err(|e| Error::internal_with("event JSON is not UTF-8", e))?;
+        self.dead_letter(&delivery.entry, &json, error, attempts)
+            .await
+    }
+
     /// Up to `limit` dead letters, oldest first.
     ///
     /// # Errors

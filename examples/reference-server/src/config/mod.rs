@@ -42,7 +42,9 @@ pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
 pub use self::servers::TenantServer;
-pub use self::webhooks::{MIN_WEBHOOK_SECRET_LEN, WebhookEndpoint, WebhookSettings, is_endpoint_id};
+pub use self::webhooks::{
+    MIN_WEBHOOK_SECRET_LEN, WebhookEndpoint, WebhookSettings, is_endpoint_id,
+};
 pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.

@@ -44,7 +44,9 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     /// Whether events of `kind` go to this endpoint.
     pub fn wants(&self, kind: EventKind) -> bool {
-        self.events.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+        self.events
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&kind))
     }
 
     /// The URL as it may be shown: scheme, host, port and path, without its query.

@@ -55,22 +55,22 @@ pub(crate) async fn guard(
     match manager.usage(tenant.id, UsageKind::StorageBytes).await {
         Ok(used) if used >= max => {
             if let Some(events) = events {
-                let actor = context.user().map_or(Actor::System, |id| Actor::User { id });
+                let actor = context
+                    .user()
+                    .map_or(Actor::System, |id| Actor::User { id });
                 let tenant = tenant.clone();
                 tokio::spawn(async move {
-                    events
-                        .exceeded(&tenant, "storage_bytes", max, actor)
-                        .await;
+                    events.exceeded(&tenant, "storage_bytes", max, actor).await;
                 });
             }
             ApiError::Http {
-            status: StatusCode::FORBIDDEN,
-            code: "quota_exceeded",
-            message: format!(
-                "storage quota reached: {used} of {max} bytes used; reads and deletes still \
+                status: StatusCode::FORBIDDEN,
+                code: "quota_exceeded",
+                message: format!(
+                    "storage quota reached: {used} of {max} bytes used; reads and deletes still \
                  work, writes need less data or a larger plan"
-            ),
-            field: Some("storage_bytes"),
+                ),
+                field: Some("storage_bytes"),
             }
             .into_response()
         }

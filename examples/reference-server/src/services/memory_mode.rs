@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
-    InMemoryBackup, InMemoryCacheConfig, InMemoryEventBus, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer,
-    InMemoryRegistry, InMemorySchedules, InMemoryTenantCache, InMemoryTenantData,
+    InMemoryBackup, InMemoryCacheConfig, InMemoryEventBus, InMemoryJobQueue,
+    InMemoryJobQueueConfig, InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig,
+    InMemoryQuotaEnforcer, InMemoryRegistry, InMemorySchedules, InMemoryTenantCache,
+    InMemoryTenantData,
 };
 
 use super::{Services, Shared, hasher, manager_config, plans, tokens};

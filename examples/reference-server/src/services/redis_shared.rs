@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    EventStreamConfig, JobQueueConfig, RedisConfig, RedisEventBus, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisSchedules,
-    RedisTenantCache, TenantCacheConfig,
+    EventStreamConfig, JobQueueConfig, RedisConfig, RedisEventBus, RedisJobQueue, RedisPool,
+    RedisQuotaEnforcer, RedisSchedules, RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
 
@@ -58,8 +58,11 @@ pub(super) async fn connect(
             .map_err(fail)?,
         RedisRateMode::PerRequest => RedisQuotaEnforcer::new(&pool),
     };
-    let events = RedisEventBus::new(&pool, EventStreamConfig::default().with_name(super::webhooks::EVENT_STREAM))
-        .map_err(fail)?;
+    let events = RedisEventBus::new(
+        &pool,
+        EventStreamConfig::default().with_name(super::webhooks::EVENT_STREAM),
+    )
+    .map_err(fail)?;
     let shared = Shared {
         events: Arc::new(events),
         redis: Some(pool.clone()),

@@ -49,7 +49,12 @@ impl DeadLetters {
     }
 
     /// Adds `event`; returns its dead letter's id.
-    pub(crate) async fn add(&self, event: &TenantEvent, error: &str, attempts: u64) -> Result<String> {
+    pub(crate) async fn add(
+        &self,
+        event: &TenantEvent,
+        error: &str,
+        attempts: u64,
+    ) -> Result<String> {
         match self {
             DeadLetters::Redis(group) => group.bury(event, error, attempts).await,
             DeadLetters::Memory { letters, next } => {
@@ -95,12 +100,14 @@ impl DeadLetters {
     pub(crate) async fn take(&self, id: &str) -> Result<Option<DeadLetter>> {
         validate_id(id)?;
         match self {
-            DeadLetters::Redis(group) => Ok(group.take_dead_letter(id).await?.map(|d| DeadLetter {
-                id: d.id,
-                event: d.event,
-                error: d.error,
-                attempts: d.deliveries,
-            })),
+            DeadLetters::Redis(group) => {
+                Ok(group.take_dead_letter(id).await?.map(|d| DeadLetter {
+                    id: d.id,
+                    event: d.event,
+                    error: d.error,
+                    attempts: d.deliveries,
+                }))
+            }
             DeadLetters::Memory { letters, .. } => {
                 let mut letters = lock(letters)?;
                 let position = letters.iter().position(|d| d.id == id);
@@ -115,7 +122,10 @@ pub(crate) fn validate_id(id: &str) -> Result<()> {
     let number = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     match id.split_once('-') {
         Some((ms, seq)) if number(ms) && number(seq) => Ok(()),
-        _ => Err(Error::invalid("dead_letter_id", "must be a dead letter's id (<ms>-<seq>)")),
+        _ => Err(Error::invalid(
+            "dead_letter_id",
+            "must be a dead letter's id (<ms>-<seq>)",
+        )),
     }
 }
 
@@ -133,7 +143,9 @@ mod tests {
     fn ids_are_stream_ids() {
         assert!(validate_id("1700000000000-0").is_ok());
         for bad in ["", "1", "-", "a-1", "1-b", "1-2-3", &"9".repeat(21)] {
-            let field = validate_id(bad).err().and_then(|e| e.field().map(str::to_owned));
+            let field = validate_id(bad)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned));
             assert_eq!(field.as_deref(), Some("dead_letter_id"), "{bad}");
         }
     }

@@ -99,7 +99,12 @@ impl Attempts {
     }
 
     /// Runs the attempts and dead-letters the event when they all fail.
-    async fn deliver(&self, endpoint: &Endpoint, event: &TenantEvent, shutdown: &CancellationToken) {
+    async fn deliver(
+        &self,
+        endpoint: &Endpoint,
+        event: &TenantEvent,
+        shutdown: &CancellationToken,
+    ) {
         if let Outcome::Failed(error, attempts) =
             self.run(endpoint, event, self.max_attempts, shutdown).await
         {
@@ -142,9 +147,11 @@ pub(crate) async fn from_group(
                     tracing::debug!(endpoint = %endpoint.config.id, event = %event.id, attempts, "webhook delivered");
                     group.ack(&delivery).await
                 }
-                Outcome::Failed(error, _) => {
+                Outcome::Failed(error, attempts) => {
                     endpoint.counters.dead_lettered(&endpoint.config.id);
-                    group.reject(&delivery, &error).await
+                    group
+                        .reject_after(&delivery, &error, u64::from(attempts))
+                        .await
                 }
             }
         } else {
@@ -199,7 +206,14 @@ mod tests {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_millis(1000),
         };
-        for (attempt, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+        for (attempt, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
             for _ in 0..20 {
                 let pause = attempts.backoff(attempt);
                 let full = Duration::from_millis(full);

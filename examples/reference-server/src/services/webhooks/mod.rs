@@ -147,7 +147,10 @@ impl Webhooks {
             Some(pool) => Some(webhook_stream(pool, settings)?),
             None => None,
         };
-        let consumer = format!("webhooks-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let consumer = format!(
+            "webhooks-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
         let mut endpoints = Vec::new();
         for config in &settings.endpoints {
             let group = match &groups {
@@ -181,7 +184,11 @@ impl Webhooks {
             };
             endpoints.push(endpoint);
         }
-        tracing::info!(endpoints = endpoints.len(), shared = groups.is_some(), "webhook delivery started");
+        tracing::info!(
+            endpoints = endpoints.len(),
+            shared = groups.is_some(),
+            "webhook delivery started"
+        );
         Ok(Self {
             endpoints: Arc::new(endpoints),
             attempts: Some(attempts),
@@ -241,9 +248,7 @@ impl Webhooks {
         // On its own task: a request that times out does not lose the letter it took.
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(async move {
-            let outcome = attempts
-                .run(&endpoint, &letter.event, 1, &shutdown)
-                .await;
+            let outcome = attempts.run(&endpoint, &letter.event, 1, &shutdown).await;
             let failure = match outcome {
                 Outcome::Delivered(_) => None,
                 Outcome::Failed(error, _) => Some(error),

@@ -28,7 +28,10 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
-            .user_agent(concat!("tenant-manager-webhooks/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "tenant-manager-webhooks/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| tenant_manager::Error::internal_with("webhook HTTP client", e))?;
         Ok(Self { client })
