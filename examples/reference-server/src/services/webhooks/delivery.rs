@@ -12,7 +12,7 @@ use tenant_manager::redis::RedisEventGroup;
 use tenant_manager::{EventBus, TenantEvent};
 use tokio_util::sync::CancellationToken;
 
-use super::Endpoint;
+use super::endpoint::Endpoint;
 use super::sender::Sender;
 use crate::config::WebhookSettings;
 

@@ -11,81 +11,30 @@
 
 mod dead;
 mod delivery;
+mod endpoint;
 mod sender;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
 use tenant_manager::redis::{EventStreamConfig, RedisEventBus, RedisPool};
-use tenant_manager::{Error, EventBus, Result, TenantEvent};
+use tenant_manager::{Error, EventBus, Result};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use self::dead::{DeadLetter, DeadLetters, validate_id as validate_dead_letter_id};
 use self::delivery::{Attempts, Outcome};
+use self::endpoint::Counters;
+pub(crate) use self::endpoint::Endpoint;
 use self::sender::Sender;
-use crate::config::{WebhookEndpoint, WebhookSettings};
+use crate::config::WebhookSettings;
 
-/// Counter of delivery attempts and their ends, labelled `endpoint` (a configured id) and
-/// `outcome` (`delivered`, `failed`: an attempt that will be retried or was the last, and
-/// `dead_lettered`).
-pub(crate) const DELIVERIES_TOTAL: &str = "tenant_manager_webhook_deliveries_total";
 /// Name of the event stream (shared with the bus the manager publishes on).
 pub(crate) const EVENT_STREAM: &str = "tenant-events";
 /// Dead letters redelivered by one "redeliver all" at most.
 pub(crate) const MAX_REDELIVER_ALL: usize = 1000;
-
-/// An endpoint's counts since this instance started.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    delivered: AtomicU64,
-    failed_attempts: AtomicU64,
-    dead_lettered: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Counters {
-    fn delivered(&self, id: &str) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(DELIVERIES_TOTAL, "endpoint" => id.to_owned(), "outcome" => "delivered")
-            .increment(1);
-    }
-
-    fn failed(&self, id: &str, error: &str) {
-        self.failed_attempts.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(error.to_owned());
-        }
-        metrics::counter!(DELIVERIES_TOTAL, "endpoint" => id.to_owned(), "outcome" => "failed")
-            .increment(1);
-    }
-
-    fn dead_lettered(&self, id: &str) {
-        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(DELIVERIES_TOTAL, "endpoint" => id.to_owned(), "outcome" => "dead_lettered")
-            .increment(1);
-    }
-}
-
-/// One endpoint: its configuration, counts and dead letters.
-#[derive(Debug)]
-pub(crate) struct Endpoint {
-    pub(crate) config: WebhookEndpoint,
-    pub(crate) counters: Counters,
-    pub(crate) dead: DeadLetters,
-}
-
-impl Endpoint {
-    /// Dead-letters `event` after `attempts` failed ones (logged when even that fails).
-    async fn bury(&self, event: &TenantEvent, error: &str, attempts: u32) {
-        self.counters.dead_lettered(&self.config.id);
-        if let Err(e) = self.dead.add(event, error, u64::from(attempts)).await {
-            tracing::error!(endpoint = %self.config.id, event = %event.id, error = %e, "a webhook event could not be dead-lettered and is lost");
-        }
-    }
-}
 
 /// An endpoint as the admin API shows it: never its secret, nor its URL's query.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
