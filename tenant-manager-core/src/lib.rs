@@ -161,7 +161,7 @@ pub use error::{BoxError, Entity, Error, Result};
 pub use traits::*;
 
 /// The life cycle's manager, worker and job kinds at their paths from the crate root.
-pub use lifecycle::{jobs_kinds, manager, worker};
+pub use lifecycle::{jobs_kinds, manager, quota_events, worker};
 
 /// Re-exported so adapters and hosts use the same `async_trait`.
 pub use async_trait::async_trait;

@@ -166,3 +166,49 @@ async fn a_bus_that_refuses_events_never_fails_the_change() {
         "registered, provisioned, suspended were attempted"
     );
 }
+
+#[tokio::test]
+async fn a_handle_acting_as_the_admin_names_it_on_every_change_it_makes() {
+    let h = Harness::new();
+    let mut stream = h.events.subscribe().await.unwrap();
+    let r = h.register("Acme", "owner@acme.test").await;
+    let id = r.tenant.id;
+    let admin = h.manager.acting_as(Actor::Admin);
+    assert_eq!(admin.actor(), &Actor::Admin);
+    assert_eq!(h.manager.actor(), &Actor::System);
+    admin.suspend(id, "unpaid invoice").await.unwrap();
+    admin.resume(id).await.unwrap();
+    admin
+        .update_quota(id, Some(QuotaPolicy::default()))
+        .await
+        .unwrap();
+    admin.backup_tenant(id).await.unwrap();
+    admin.delete(id).await.unwrap();
+    admin.purge(id).await.unwrap();
+    // The manager it came from still acts as the system.
+    let other = h.register("Other", "owner@other.test").await;
+    h.manager.suspend(other.tenant.id, "").await.unwrap();
+
+    let events = drain(&mut stream);
+    let by_admin: Vec<EventKind> = events
+        .iter()
+        .filter(|e| e.tenant_id == id && e.actor == Actor::Admin)
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        by_admin,
+        [
+            EventKind::Suspended,
+            EventKind::Resumed,
+            EventKind::PlanChanged,
+            EventKind::BackupCompleted,
+            EventKind::Deleted,
+            EventKind::Purged,
+        ]
+    );
+    let suspended_other = events
+        .iter()
+        .find(|e| e.tenant_id == other.tenant.id && e.kind == EventKind::Suspended)
+        .map(|e| e.actor.clone());
+    assert_eq!(suspended_other, Some(Actor::System));
+}

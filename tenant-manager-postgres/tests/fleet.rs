@@ -191,3 +191,60 @@ async fn database_and_shared_tenants_migrate_too() {
         20240201000001
     );
 }
+
+/// Events published on `bus` until it is quiet for 200 ms.
+async fn drain(
+    stream: &mut tenant_manager_core::EventStream,
+) -> Vec<tenant_manager_core::TenantEvent> {
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await
+    {
+        seen.push(event);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn each_tenant_a_fleet_run_migrates_is_published_once_as_migrated() {
+    use tenant_manager_core::memory::InMemoryEventBus;
+    use tenant_manager_core::{Actor, EventBus, EventKind};
+
+    let env = Env::new().await;
+    let tenants = active_tenants(&env, 6, Isolation::Schema).await;
+    let broken = &tenants[2];
+    add_companies(&env, broken, &["aa", "bb"]).await;
+    let bus = Arc::new(InMemoryEventBus::default());
+    let mut stream = bus.subscribe().await.expect("subscribe");
+    let migrator = migrator_v2(&env).with_events(bus.clone(), Actor::Admin);
+    let options = FleetOptions::default().with_concurrency(3);
+    let report = migrate_fleet(&migrator, &options, (5, 1)).await;
+    assert_eq!(report.failed(), 1);
+
+    let events = drain(&mut stream).await;
+    assert_eq!(events.len(), 5, "{events:?}");
+    let mut ids: Vec<_> = events.iter().map(|e| e.tenant_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "one event per migrated tenant");
+    assert!(
+        !ids.contains(&broken.id),
+        "the failed tenant is not migrated"
+    );
+    for event in &events {
+        assert_eq!(event.kind, EventKind::Migrated);
+        assert_eq!(event.actor, Actor::Admin);
+        assert_eq!(event.details["from_version"], 20240101000001_i64);
+        assert_eq!(event.details["to_version"], 20240201000001_i64);
+    }
+
+    // A rerun with nothing new to apply publishes nothing; finishing the broken one, one.
+    let again = migrator.migrate_all(&options, None).await.expect("rerun");
+    assert_eq!(again.succeeded(), 0);
+    assert!(drain(&mut stream).await.is_empty());
+    remove_duplicate(&env, broken).await;
+    migrate_fleet(&migrator, &options, (1, 0)).await;
+    let last = drain(&mut stream).await;
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].tenant_id, broken.id);
+}

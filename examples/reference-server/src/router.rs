@@ -59,7 +59,7 @@ mod storage_guard;
 struct Guards {
     tenant: TenantLayer,
     /// The manager whose plans and usage the storage quota of tenant writes reads.
-    storage: tenant_manager::manager::TenantManager,
+    storage: storage_guard::StorageGuard,
     tenant_quota: Option<QuotaLayer>,
     client_quota: Option<QuotaLayer>,
     admin: AdminKeyLayer,
@@ -86,10 +86,13 @@ impl Guards {
             hops => ClientIpSource::forwarded_for(hops),
         };
         let (tenant_quota, client_quota) = if config.features.rate_limiting {
-            let tenant_quota = QuotaConfig::default()
+            let mut tenant_quota = QuotaConfig::default()
                 .with_scope(QuotaScope::Tenant)
                 .with_plan_book(services.plans.clone())
                 .with_client_ip(client_ip.clone());
+            if let Some(events) = &services.quota_events {
+                tenant_quota = tenant_quota.with_exceeded_events(events.clone());
+            }
             let client_quota = QuotaConfig::default()
                 .with_scope(QuotaScope::Client)
                 .with_client_limit(config.rate_limit)
@@ -105,7 +108,10 @@ impl Guards {
         let admin = AdminKeyLayer::new(config.security.super_admin_key.clone())?;
         Ok(Self {
             tenant,
-            storage: services.manager.clone(),
+            storage: storage_guard::StorageGuard {
+                manager: services.manager.clone(),
+                events: services.quota_events.clone(),
+            },
             tenant_quota,
             client_quota,
             admin,
@@ -130,7 +136,8 @@ fn assemble(
         .merge(routes::jobs::router())
         .merge(routes::top_tenants::router())
         .merge(routes::backups::router())
-        .merge(routes::backup_care::router());
+        .merge(routes::backup_care::router())
+        .merge(routes::webhooks::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage,

@@ -10,6 +10,7 @@ mod events;
 pub mod jobs_kinds;
 pub mod manager;
 mod ops;
+pub mod quota_events;
 pub mod retention;
 pub mod worker;
 

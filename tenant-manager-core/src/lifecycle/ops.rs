@@ -166,11 +166,17 @@ impl TenantOps {
     }
 
     /// For a `Deleting` tenant: closes its pool, drops its storage, marks it `Deleted`.
-    pub(crate) async fn finish_deletion(&self, tenant: &Tenant) -> Result<Tenant> {
+    pub(crate) async fn finish_deletion(&self, tenant: &Tenant, actor: Actor) -> Result<Tenant> {
         self.close_pool(tenant.id).await?;
         self.provisioner.deprovision(tenant).await?;
         let deleted = self
-            .transition(tenant.id, TenantStatus::Deleted, None)
+            .transition_as(
+                tenant.id,
+                TenantStatus::Deleted,
+                None,
+                kind_of(TenantStatus::Deleted),
+                actor,
+            )
             .await?;
         tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "tenant deprovisioned");
         Ok(deleted)

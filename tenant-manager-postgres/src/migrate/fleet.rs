@@ -2,11 +2,15 @@
 //! progress, per-tenant results, a failure budget and an optional canary wave.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, FromRow};
-use tenant_manager_core::{Entity, Result, Tenant, TenantId, TenantStatus};
+use tenant_manager_core::{
+    Actor, Entity, EventBus, EventKind, Result, Tenant, TenantEvent, TenantId, TenantStatus,
+};
 
 use super::report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, ProgressFn, TenantMigration,
@@ -33,12 +37,18 @@ struct BehindRow {
 #[derive(Clone)]
 pub struct TenantMigrator {
     storage: TenantStorage,
+    /// Where each migrated tenant is published as a `migrated` event, and by whom.
+    events: Option<(Arc<dyn EventBus>, Actor)>,
 }
+
+/// Longest a `migrated` event's publish may hold up the fleet run.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for TenantMigrator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenantMigrator")
             .field("storage", &self.storage)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -46,7 +56,47 @@ impl fmt::Debug for TenantMigrator {
 impl TenantMigrator {
     /// A migrator over the same storage description as the provisioner.
     pub fn new(storage: TenantStorage) -> Self {
-        Self { storage }
+        Self {
+            storage,
+            events: None,
+        }
+    }
+
+    /// Publishes a [`EventKind::Migrated`] event on `bus` for every tenant a fleet run moves
+    /// to a newer version (details `from_version`, `to_version`), caused by `actor`. A
+    /// refused publish is logged and counted (`tenant_events_publish_failures_total`) and
+    /// never fails the run.
+    #[must_use]
+    pub fn with_events(mut self, bus: Arc<dyn EventBus>, actor: Actor) -> Self {
+        self.events = Some((bus, actor));
+        self
+    }
+
+    /// Publishes that `tenant` went from `from` to `to`.
+    async fn publish_migrated(&self, tenant: &Tenant, from: i64, to: i64) {
+        let Some((bus, actor)) = &self.events else {
+            return;
+        };
+        if to <= from {
+            return;
+        }
+        let event = TenantEvent::new(EventKind::Migrated, tenant, actor.clone())
+            .with_details(serde_json::json!({ "from_version": from, "to_version": to }));
+        match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&event)).await {
+            Ok(Ok(())) => {
+                metrics::counter!("tenant_events_published_total", "kind" => "migrated")
+                    .increment(1);
+            }
+            outcome => {
+                let error = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(tenant = %tenant.id, event = %event.id, %error, "publishing a migrated event failed");
+                metrics::counter!("tenant_events_publish_failures_total", "kind" => "migrated")
+                    .increment(1);
+            }
+        }
     }
 
     /// Tenants in `statuses` whose recorded version is behind their set's latest, in id order.
@@ -174,6 +224,10 @@ impl TenantMigrator {
                         return Err(behind.tenant.id);
                     }
                     let result = migrate_and_record(&self.storage, &behind.tenant).await;
+                    if let Ok(applied) = &result {
+                        self.publish_migrated(&behind.tenant, applied.before, applied.after)
+                            .await;
+                    }
                     let ok = result.is_ok();
                     let failed = if ok {
                         counters.failed.load(Ordering::SeqCst)

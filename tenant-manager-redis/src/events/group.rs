@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tenant_manager_core::{Error, Result, validate_consumer};
+use tenant_manager_core::{Error, Result, TenantEvent, validate_consumer};
 use tokio::time::Instant;
 
 use super::RedisEventBus;
@@ -104,6 +104,57 @@ impl RedisEventGroup {
         let json = String::from_utf8(delivery.event.to_json()?)
             .map_err(|e| Error::internal_with("event JSON is not UTF-8", e))?;
         self.dead_letter(&delivery.entry, &json, error, delivery.deliveries)
+            .await
+    }
+
+    /// Adds `event` to the dead letters with `error` and `deliveries`, outside any delivery:
+    /// for a consumer that took a dead letter back ([`take_dead_letter`]) and failed to handle
+    /// it again. Returns the new dead letter's id.
+    ///
+    /// [`take_dead_letter`]: RedisEventGroup::take_dead_letter
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached.
+    pub async fn bury(&self, event: &TenantEvent, error: &str, deliveries: u64) -> Result<String> {
+        let json = String::from_utf8(event.to_json()?)
+            .map_err(|e| Error::internal_with("event JSON is not UTF-8", e))?;
+        let id: String = self
+            .bus
+            .pool
+            .query(
+                redis::cmd("XADD")
+                    .arg(&self.dead)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.bus.config.dead_letter_max_len)
+                    .arg("*")
+                    .arg("event")
+                    .arg(json)
+                    .arg("error")
+                    .arg(tenant_manager_core::truncate_utf8(error, 4096))
+                    .arg("deliveries")
+                    .arg(deliveries),
+            )
+            .await?;
+        metrics::counter!("tenant_events_dead_lettered_total", "group" => self.name.clone())
+            .increment(1);
+        Ok(id)
+    }
+
+    /// [`reject`](RedisEventGroup::reject), recording `attempts` as the deliveries it took
+    /// (a consumer that retried the event itself before giving up).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis cannot be reached.
+    pub async fn reject_after(
+        &self,
+        delivery: &EventDelivery,
+        error: &str,
+        attempts: u64,
+    ) -> Result<()> {
+        let json = String::from_utf8(delivery.event.to_json()?)
+            .map_err(|e| Error::internal_with("event JSON is not UTF-8", e))?;
+        self.dead_letter(&delivery.entry, &json, error, attempts)
             .await
     }
 

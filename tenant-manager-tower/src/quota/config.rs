@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderName;
+use tenant_manager_core::quota_events::QuotaExceededEvents;
 use tenant_manager_core::{Error, PlanBook, PlanCatalog, QuotaPolicy, RateLimit, Result, Tenant};
 
 /// The request rate of a tenant: its own override or its plan's.
@@ -134,6 +135,9 @@ pub struct QuotaConfig {
     pub client_ip: ClientIpSource,
     /// What happens when the enforcer is unavailable.
     pub fail_mode: FailMode,
+    /// Where a tenant's refused request is published as a `quota_exceeded` event (quota
+    /// `requests`, throttled to one per tenant and window), if anywhere.
+    pub exceeded_events: Option<QuotaExceededEvents>,
 }
 
 impl Default for QuotaConfig {
@@ -146,6 +150,7 @@ impl Default for QuotaConfig {
             client_limit: QuotaPolicy::default().rate,
             client_ip: ClientIpSource::default(),
             fail_mode: FailMode::default(),
+            exceeded_events: None,
         }
     }
 }
@@ -201,6 +206,16 @@ impl QuotaConfig {
         self
     }
 
+    /// Publishes a `quota_exceeded` event (quota `requests`, the request's user as actor when
+    /// a token named one) when a tenant's request is refused, at most once per tenant and
+    /// window of `events`. The event is published off the request path: the `429` does not
+    /// wait for it.
+    #[must_use]
+    pub fn with_exceeded_events(mut self, events: QuotaExceededEvents) -> Self {
+        self.exceeded_events = Some(events);
+        self
+    }
+
     /// Checks the client limit and the proxy hops.
     ///
     /// # Errors
@@ -218,6 +233,7 @@ impl fmt::Debug for QuotaConfig {
             .field("client_limit", &self.client_limit)
             .field("client_ip", &self.client_ip)
             .field("fail_mode", &self.fail_mode)
+            .field("exceeded_events", &self.exceeded_events)
             .finish_non_exhaustive()
     }
 }

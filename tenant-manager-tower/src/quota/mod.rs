@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use tenant_manager_core::{Error, QuotaEnforcer, RateKey, RateLimit};
+use tenant_manager_core::{Actor, Error, QuotaEnforcer, RateKey, RateLimit};
 use tower::Service;
 
 use crate::body::ResponseBody;
@@ -45,6 +45,8 @@ struct Subject {
     key: RateKey,
     limit: RateLimit,
     scope: &'static str,
+    /// The tenant's context, kept only when refusals are published as events.
+    context: Option<TenantContext>,
 }
 
 impl QuotaState {
@@ -56,6 +58,11 @@ impl QuotaState {
                 key: RateKey::tenant(context.tenant.id),
                 limit: self.config.rates.rate_for(&context.tenant),
                 scope: "tenant",
+                context: self
+                    .config
+                    .exceeded_events
+                    .as_ref()
+                    .map(|_| context.clone()),
             }),
             (QuotaScope::Tenant, None) => Err(
                 "QuotaLayer with QuotaScope::Tenant found no TenantContext: \
@@ -66,6 +73,7 @@ impl QuotaState {
                     key: RateKey::client(client::rate_bucket(ip)),
                     limit: self.config.client_limit,
                     scope: "client",
+                    context: None,
                 }),
                 None => Err("QuotaLayer found no client address: serve with \
                      into_make_service_with_connect_info::<SocketAddr>(), insert \
@@ -85,6 +93,19 @@ impl QuotaState {
             Ok(decision) if decision.allowed => Ok(QuotaAdmission(Some(decision))),
             Ok(decision) => {
                 ::metrics::counter!(REJECTIONS_TOTAL, "scope" => subject.scope).increment(1);
+                if let (Some(events), Some(context)) =
+                    (self.config.exceeded_events.clone(), subject.context)
+                {
+                    let actor = context
+                        .user()
+                        .map_or(Actor::System, |id| Actor::User { id });
+                    let limit = decision.limit;
+                    tokio::spawn(async move {
+                        events
+                            .exceeded(&context.tenant, "requests", limit, actor)
+                            .await;
+                    });
+                }
                 let mut refusal = error_response(&Error::QuotaExceeded {
                     quota: "requests".into(),
                     limit: decision.limit,

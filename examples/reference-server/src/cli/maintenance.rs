@@ -71,7 +71,10 @@ pub(crate) async fn migrate(ops: &Ops, target: MigrateTarget) -> Result<Exit, Cl
             json,
         } => super::drift::check(ops, concurrency, isolation.as_deref(), json).await,
         MigrateTarget::Tenants { concurrency } => {
-            let migrator = ops.postgres.migrator();
+            let migrator = ops
+                .postgres
+                .migrator()
+                .with_events(ops.events.clone(), tenant_manager::Actor::Admin);
             let options =
                 FleetOptions::default().with_concurrency(usize::try_from(concurrency).unwrap_or(4));
             let bar = progress(0, "migrating tenants");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tenant_manager::manager::TenantManager;
 use tenant_manager::postgres::PgDumpBackup;
-use tenant_manager::{Entity, Error, Tenant, TenantId, TenantSlug};
+use tenant_manager::{Actor, Entity, Error, EventBus, Tenant, TenantId, TenantSlug};
 
 use super::exit::{CliError, Exit};
 use crate::config::Config;
@@ -18,7 +18,10 @@ use crate::services::shared;
 pub(crate) struct Ops {
     pub(crate) postgres: PostgresAdapters,
     pub(crate) backup: Arc<PgDumpBackup>,
+    /// The manager, its events naming the operator ([`Actor::Admin`]).
     pub(crate) manager: TenantManager,
+    /// Where tenant events are published (the Redis event stream, when Redis is configured).
+    pub(crate) events: Arc<dyn EventBus>,
     /// The configuration the adapters were built from.
     pub(crate) config: Config,
 }
@@ -43,11 +46,14 @@ impl Ops {
         let store = config.backup_store.open(backup_dir)?;
         let backup = postgres.backup(store);
         let plans = postgres.plan_book(&config).await?;
-        let manager = postgres.manager(&config, &shared, backup.clone(), None, plans)?;
+        let manager = postgres
+            .manager(&config, &shared, backup.clone(), None, plans)?
+            .acting_as(Actor::Admin);
         Ok(Self {
             postgres,
             backup,
             manager,
+            events: shared.events,
             config,
         })
     }

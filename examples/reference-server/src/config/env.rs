@@ -185,6 +185,21 @@ pub(crate) struct EnvVars {
     #[arg(long, env = "TOP_TENANTS_HALF_LIFE_SECS", default_value = "60", value_parser = ranged::<u64, 1, 86_400>)]
     pub(crate) top_tenants_half_life_secs: u64,
 
+    // --- webhooks ---
+    /// Endpoints: `<id>=<url>;secret=<secret>[;events=<kind>,...]`, blank-separated.
+    #[arg(long, env = "WEBHOOK_ENDPOINTS", value_parser = secret)]
+    pub(crate) webhook_endpoints: Option<Secret>,
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value = "10000", value_parser = ranged::<u64, 100, 120_000>)]
+    pub(crate) webhook_timeout_ms: u64,
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value = "5", value_parser = ranged::<u32, 1, 50>)]
+    pub(crate) webhook_max_attempts: u32,
+    #[arg(long, env = "WEBHOOK_BACKOFF_BASE_MS", default_value = "1000", value_parser = ranged::<u64, 1, 3_600_000>)]
+    pub(crate) webhook_backoff_base_ms: u64,
+    #[arg(long, env = "WEBHOOK_BACKOFF_MAX_MS", default_value = "60000", value_parser = ranged::<u64, 1, 3_600_000>)]
+    pub(crate) webhook_backoff_max_ms: u64,
+    #[arg(long, env = "QUOTA_EVENT_WINDOW_MS", default_value = "60000", value_parser = ranged::<u64, 1, 86_400_000>)]
+    pub(crate) quota_event_window_ms: u64,
+
     // --- secrets and logins ---
     /// Required in production; generated for the run in development.
     #[arg(long, env = "JWT_SECRET", value_parser = secret)]

@@ -22,6 +22,7 @@ mod redis;
 mod secrets;
 mod self_service;
 mod servers;
+mod webhooks;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub use self::redis::RedisConfig;
 pub use self::secrets::{MIN_SECRET_LEN, SecurityConfig, generate_secret};
 pub use self::self_service::SelfService;
 pub use self::servers::TenantServer;
+pub use self::webhooks::{
+    MIN_WEBHOOK_SECRET_LEN, WebhookEndpoint, WebhookSettings, is_endpoint_id,
+};
 pub use crate::startup_error::ConfigError;
 
 /// Feature switches of the guide.
@@ -162,6 +166,8 @@ pub struct Config {
     pub backup_store: BackupStoreConfig,
     /// Scheduled backups, restore tests and drift checks.
     pub maintenance: MaintenanceSettings,
+    /// Webhook endpoints of tenant events and their delivery settings (`WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
 }
@@ -191,6 +197,7 @@ impl Default for Config {
             top_tenants: TopTenantsConfig::default(),
             backup_store: BackupStoreConfig::default(),
             maintenance: MaintenanceSettings::default(),
+            webhooks: WebhookSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -297,6 +304,7 @@ impl Config {
                 vars.backup_verify_sample,
                 vars.drift_check_interval_ms,
             ),
+            webhooks: WebhookSettings::from_vars(vars)?,
             warnings,
         })
     }
@@ -369,6 +377,13 @@ impl Config {
         self
     }
 
+    /// Sets the webhook endpoints and delivery settings.
+    #[must_use]
+    pub fn with_webhooks(mut self, webhooks: WebhookSettings) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
     /// Sets the backup directory.
     #[must_use]
     pub fn with_backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -419,6 +434,7 @@ impl fmt::Debug for Config {
             .field("top_tenants", &self.top_tenants)
             .field("backup_store", &self.backup_store)
             .field("maintenance", &self.maintenance)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }

@@ -9,14 +9,18 @@
 //! tenant's override or its plan in the current plan book, so a plan change applies on the
 //! next request. An enforcer that cannot be reached lets writes through (logged), as the
 //! per-tenant rate limit does.
+//!
+//! A refusal publishes a `quota_exceeded` event (quota `storage_bytes`, the request's user as
+//! actor), at most once per tenant and window.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
-use tenant_manager::UsageKind;
 use tenant_manager::manager::TenantManager;
+use tenant_manager::quota_events::QuotaExceededEvents;
 use tenant_manager::tower::TenantContext;
+use tenant_manager::{Actor, UsageKind};
 
 use crate::error::ApiError;
 
@@ -25,9 +29,18 @@ fn writes(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
+/// What the guard reads and where it reports refusals.
+#[derive(Debug, Clone)]
+pub(crate) struct StorageGuard {
+    /// The manager whose plans and usage it reads.
+    pub(crate) manager: TenantManager,
+    /// Where refusals are published, throttled.
+    pub(crate) events: Option<QuotaExceededEvents>,
+}
+
 /// The middleware (with `axum::middleware::from_fn_with_state`, inside the `TenantLayer`).
 pub(crate) async fn guard(
-    State(manager): State<TenantManager>,
+    State(StorageGuard { manager, events }): State<StorageGuard>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -40,16 +53,27 @@ pub(crate) async fn guard(
     let tenant = &context.tenant;
     let max = manager.effective_quota(tenant).max_storage_bytes;
     match manager.usage(tenant.id, UsageKind::StorageBytes).await {
-        Ok(used) if used >= max => ApiError::Http {
-            status: StatusCode::FORBIDDEN,
-            code: "quota_exceeded",
-            message: format!(
-                "storage quota reached: {used} of {max} bytes used; reads and deletes still \
+        Ok(used) if used >= max => {
+            if let Some(events) = events {
+                let actor = context
+                    .user()
+                    .map_or(Actor::System, |id| Actor::User { id });
+                let tenant = tenant.clone();
+                tokio::spawn(async move {
+                    events.exceeded(&tenant, "storage_bytes", max, actor).await;
+                });
+            }
+            ApiError::Http {
+                status: StatusCode::FORBIDDEN,
+                code: "quota_exceeded",
+                message: format!(
+                    "storage quota reached: {used} of {max} bytes used; reads and deletes still \
                  work, writes need less data or a larger plan"
-            ),
-            field: Some("storage_bytes"),
+                ),
+                field: Some("storage_bytes"),
+            }
+            .into_response()
         }
-        .into_response(),
         Ok(_) => next.run(request).await,
         Err(error) => {
             tracing::warn!(tenant = %tenant.id, %error, "storage quota not checked: usage unreadable");

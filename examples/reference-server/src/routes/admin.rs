@@ -188,7 +188,7 @@ pub(crate) async fn delete_tenant(
     State(state): State<AppState>,
     PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = state.services.manager.delete(id).await?;
+    let tenant = state.services.admin.delete(id).await?;
     let status = if tenant.status == TenantStatus::Deleted {
         StatusCode::OK
     } else {
@@ -229,7 +229,7 @@ pub(crate) async fn suspend(
     let reason = request
         .reason
         .unwrap_or_else(|| "suspended by an operator".to_owned());
-    tenant_reply(state.services.manager.suspend(id, &reason).await)
+    tenant_reply(state.services.admin.suspend(id, &reason).await)
 }
 
 /// Resumes a suspended tenant.
@@ -244,7 +244,7 @@ pub(crate) async fn resume(
     State(state): State<AppState>,
     PathParams(id): PathParams<TenantId>,
 ) -> Result<Json<TenantView>, ApiError> {
-    tenant_reply(state.services.manager.resume(id).await)
+    tenant_reply(state.services.admin.resume(id).await)
 }
 
 /// Provisions a pending, failed or stuck provisioning tenant again; an active tenant is
@@ -262,7 +262,7 @@ pub(crate) async fn retry_provisioning(
     State(state): State<AppState>,
     PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = state.services.manager.retry_provisioning(id).await?;
+    let tenant = state.services.admin.retry_provisioning(id).await?;
     let status = if tenant.status == TenantStatus::Provisioning {
         StatusCode::ACCEPTED
     } else {
@@ -314,7 +314,7 @@ pub(crate) async fn put_quota(
         max_connections: q.max_connections,
         ..QuotaPolicy::default()
     });
-    tenant_reply(state.services.manager.update_quota(id, policy).await)
+    tenant_reply(state.services.admin.update_quota(id, policy).await)
 }
 
 /// Takes a backup of a tenant's data now.
@@ -330,7 +330,7 @@ pub(crate) async fn create_backup(
     State(state): State<AppState>,
     PathParams(id): PathParams<TenantId>,
 ) -> Result<(StatusCode, Json<BackupView>), ApiError> {
-    let record = state.services.manager.backup_tenant(id).await?;
+    let record = state.services.admin.backup_tenant(id).await?;
     Ok((StatusCode::CREATED, Json(BackupView::from(record))))
 }
 

@@ -106,7 +106,7 @@ pub(crate) async fn restore_backup(
     Body(request): Body<RestoreRequest>,
 ) -> Result<(StatusCode, Json<Restored>), ApiError> {
     let backup = BackupId::parse_field(&backup_id, "backup_id")?;
-    let manager = &state.services.manager;
+    let manager = &state.services.admin;
     let (status, tenant, created) = match (request.into, request.new_tenant) {
         (Some(into), None) => {
             let into = TenantId::parse_field(&into, "into")?;

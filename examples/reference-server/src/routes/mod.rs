@@ -17,6 +17,7 @@ pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
 pub(crate) mod top_tenants;
+pub(crate) mod webhooks;
 
 mod extract;
 mod views;

@@ -262,7 +262,7 @@ pub(crate) async fn set_plan(
 ) -> Result<Json<TenantView>, ApiError> {
     let plan = plan_name(&change.plan)?;
     let services = &state.services;
-    let tenant = services.manager.change_plan(id, plan).await?;
+    let tenant = services.admin.change_plan(id, plan).await?;
     if let Err(error) = storage::apply_role_limits(services, &tenant).await {
         // The plan is changed; the next measurement pass writes the limits again.
         tracing::warn!(tenant = %tenant.id, %error, "plan limits on the role failed");

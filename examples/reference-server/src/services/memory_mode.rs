@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::TenantManager;
 use tenant_manager::memory::{
-    InMemoryBackup, InMemoryCacheConfig, InMemoryJobQueue, InMemoryJobQueueConfig,
-    InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig, InMemoryQuotaEnforcer,
-    InMemoryRegistry, InMemorySchedules, InMemoryTenantCache, InMemoryTenantData,
+    InMemoryBackup, InMemoryCacheConfig, InMemoryEventBus, InMemoryJobQueue,
+    InMemoryJobQueueConfig, InMemoryPlanStore, InMemoryProvisioner, InMemoryQuotaConfig,
+    InMemoryQuotaEnforcer, InMemoryRegistry, InMemorySchedules, InMemoryTenantCache,
+    InMemoryTenantData,
 };
 
 use super::{Services, Shared, hasher, manager_config, plans, tokens};
@@ -30,6 +31,8 @@ pub(super) fn shared() -> Result<Shared, StartupError> {
         schedules: Arc::new(InMemorySchedules::new()),
         invalidations: None,
         lock: None,
+        events: Arc::new(InMemoryEventBus::default()),
+        redis: None,
     })
 }
 
@@ -60,6 +63,7 @@ pub(super) fn services(
         .with_hasher(hasher(config).map_err(fail)?)
         .with_tokens(tokens(config).map_err(fail)?)
         .with_plan_book(plans.clone())
+        .with_events(shared.events.clone())
         .with_config(manager_config(config))
         .build()
         .map_err(fail)?;
@@ -68,6 +72,10 @@ pub(super) fn services(
     let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;
     Ok(Services {
         lookup: TenantLookup::new(registry, shared.cache),
+        admin: manager.clone(),
+        events: shared.events,
+        quota_events: None,
+        webhooks: super::webhooks::Webhooks::default(),
         manager,
         host_jobs,
         quota: shared.quota,

@@ -19,6 +19,7 @@ pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod redis_shared;
 pub(crate) mod storage;
+pub(crate) mod webhooks;
 pub(crate) mod worker;
 
 use std::sync::Arc;
@@ -27,10 +28,11 @@ use tenant_manager::host_jobs::HostJobs;
 use tenant_manager::lookup::TenantLookup;
 use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::postgres::usage::PgRoleLimits;
-use tenant_manager::redis::{RedisLock, RedisTenantCache};
+use tenant_manager::quota_events::QuotaExceededEvents;
+use tenant_manager::redis::{RedisLock, RedisPool, RedisTenantCache};
 use tenant_manager::{
-    JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
-    TenantCache,
+    Actor, EventBus, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore,
+    StorageMeter, TenantCache,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -68,12 +70,24 @@ pub(crate) struct Shared {
     /// Leases in Redis, so a maintenance pass runs on one instance at a time (none without
     /// Redis).
     pub(crate) lock: Option<RedisLock>,
+    /// Where tenant events are published: the Redis event stream, or this process's bus.
+    pub(crate) events: Arc<dyn EventBus>,
+    /// The Redis pool, for the webhooks' consumer groups of the event stream (none in memory).
+    pub(crate) redis: Option<RedisPool>,
 }
 
 /// Everything the routes and background tasks use.
 #[derive(Debug, Clone)]
 pub(crate) struct Services {
     pub(crate) manager: TenantManager,
+    /// The same manager, its events naming the operator ([`Actor::Admin`]): for the admin API.
+    pub(crate) admin: TenantManager,
+    /// Where tenant events are published (the manager's and the worker's bus).
+    pub(crate) events: Arc<dyn EventBus>,
+    /// Publishes `quota_exceeded` when a quota refuses a tenant's request, throttled.
+    pub(crate) quota_events: Option<QuotaExceededEvents>,
+    /// The webhook endpoints and their delivery.
+    pub(crate) webhooks: webhooks::Webhooks,
     pub(crate) lookup: TenantLookup,
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) jobs: Arc<dyn JobQueue>,
@@ -132,10 +146,30 @@ impl Services {
         let (shared, readiness) = shared(config).await?;
         let invalidations = shared.invalidations.clone();
         let leader = leader::Leader::new(shared.lock.clone(), config);
-        let services = match &config.database.global {
+        let redis = shared.redis.clone();
+        let quota = shared.quota.clone();
+        let mut services = match &config.database.global {
             None => memory_mode::services(config, shared, readiness)?,
             Some(_) => postgres_mode::services(config, shared, readiness).await?,
         };
+        let fail = |e| StartupError::backend("tenant events", e);
+        services.admin = services.manager.acting_as(Actor::Admin);
+        services.quota_events = Some(
+            QuotaExceededEvents::new(
+                services.events.clone(),
+                quota,
+                config.webhooks.quota_event_window,
+            )
+            .map_err(fail)?,
+        );
+        services.webhooks = webhooks::Webhooks::start(
+            &config.webhooks,
+            services.events.clone(),
+            redis.as_ref(),
+            tasks,
+            shutdown,
+        )
+        .map_err(fail)?;
         let services = host_jobs::start(services, tasks, shutdown)?;
         let services = if config.features.async_provisioning {
             worker::start(services, tasks, shutdown)?

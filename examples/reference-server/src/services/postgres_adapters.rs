@@ -267,6 +267,7 @@ impl PostgresAdapters {
             .with_hasher(hasher(config)?)
             .with_tokens(tokens(config)?)
             .with_plan_book(plans)
+            .with_events(shared.events.clone())
             .with_config(manager_config(config))
             .build()
     }

@@ -103,6 +103,10 @@ pub(super) async fn services(
     let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;
     Ok(Services {
         lookup: TenantLookup::new(postgres.registry.clone(), shared.cache),
+        admin: manager.clone(),
+        events: shared.events,
+        quota_events: None,
+        webhooks: super::webhooks::Webhooks::default(),
         manager,
         host_jobs,
         quota: shared.quota,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    JobQueueConfig, RedisConfig, RedisJobQueue, RedisLock, RedisPool, RedisQuotaEnforcer,
-    RedisSchedules, RedisTenantCache, TenantCacheConfig,
+    EventStreamConfig, JobQueueConfig, RedisConfig, RedisEventBus, RedisJobQueue, RedisLock,
+    RedisPool, RedisQuotaEnforcer, RedisSchedules, RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
 
@@ -58,7 +58,14 @@ pub(super) async fn connect(
             .map_err(fail)?,
         RedisRateMode::PerRequest => RedisQuotaEnforcer::new(&pool),
     };
+    let events = RedisEventBus::new(
+        &pool,
+        EventStreamConfig::default().with_name(super::webhooks::EVENT_STREAM),
+    )
+    .map_err(fail)?;
     let shared = Shared {
+        events: Arc::new(events),
+        redis: Some(pool.clone()),
         quota: Arc::new(quota),
         cache: Arc::new(cache.clone()),
         jobs: Arc::new(jobs),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::TenantManager;
-use crate::domain::{Actor, EventKind, MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
+use crate::domain::{EventKind, MAX_PAGE_SIZE, Tenant, TenantId, TenantQuery, TenantStatus};
 use crate::error::{Entity, Error, Result};
 use crate::traits::{Backup, BackupRecord};
 
@@ -60,7 +60,7 @@ impl TenantManager {
                     .emit(
                         EventKind::BackupCompleted,
                         &tenant,
-                        Actor::System,
+                        self.actor.clone(),
                         Some(details),
                     )
                     .await;
@@ -73,7 +73,7 @@ impl TenantManager {
                     .emit(
                         EventKind::BackupFailed,
                         &tenant,
-                        Actor::System,
+                        self.actor.clone(),
                         Some(details),
                     )
                     .await;

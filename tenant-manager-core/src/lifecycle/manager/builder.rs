@@ -217,6 +217,7 @@ impl TenantManagerBuilder {
                     .unwrap_or_else(|| Arc::new(LeastLoaded::by_tenants())),
                 config: self.config,
             }),
+            actor: crate::domain::Actor::System,
         })
     }
 }

@@ -73,6 +73,8 @@ use crate::traits::{Backup, JobQueue, PlacementPolicy, QuotaEnforcer, TenantRegi
 #[derive(Clone)]
 pub struct TenantManager {
     inner: Arc<Inner>,
+    /// Who the events of this handle's calls name (see [`TenantManager::acting_as`]).
+    actor: Actor,
 }
 
 struct Inner {
@@ -103,6 +105,7 @@ impl fmt::Debug for TenantManager {
             .field("tokens", &inner.tokens)
             .field("placement", &inner.placement)
             .field("config", &inner.config)
+            .field("actor", &self.actor)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +114,24 @@ impl TenantManager {
     /// A builder; registry, provisioner, quota enforcer and token service are required.
     pub fn builder() -> TenantManagerBuilder {
         TenantManagerBuilder::default()
+    }
+
+    /// A handle on the same manager whose calls publish their events as caused by `actor`
+    /// (an operator through an admin API: [`Actor::Admin`]). The handle [`build`] returns
+    /// acts as [`Actor::System`]; registration always names the new owner.
+    ///
+    /// [`build`]: TenantManagerBuilder::build
+    #[must_use]
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            actor,
+        }
+    }
+
+    /// Who the events of this handle's calls name.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
     }
 
     /// The tenant with this id, from the registry (the system of record).
@@ -147,7 +168,7 @@ impl TenantManager {
             .emit(
                 EventKind::PlanChanged,
                 &tenant,
-                Actor::System,
+                self.actor.clone(),
                 Some(details),
             )
             .await;

@@ -1,7 +1,7 @@
 //! Moving a tenant to another plan.
 
 use super::TenantManager;
-use crate::domain::{Actor, EventKind, Plan, Tenant, TenantId, TenantStatus, TenantUpdate};
+use crate::domain::{EventKind, Plan, Tenant, TenantId, TenantStatus, TenantUpdate};
 use crate::error::{Entity, Error, Result};
 
 impl TenantManager {
@@ -33,7 +33,7 @@ impl TenantManager {
             .emit(
                 EventKind::PlanChanged,
                 &tenant,
-                Actor::System,
+                self.actor.clone(),
                 Some(details),
             )
             .await;

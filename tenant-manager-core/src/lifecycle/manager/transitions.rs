@@ -1,7 +1,7 @@
 //! Suspend, resume, delete, purge, and retrying a failed provisioning.
 
 use super::TenantManager;
-use crate::domain::{Actor, EventKind, Tenant, TenantId, TenantStatus};
+use crate::domain::{EventKind, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds;
 use crate::traits::UsageKind;
@@ -18,7 +18,15 @@ impl TenantManager {
     pub async fn suspend(&self, id: TenantId, reason: &str) -> Result<Tenant> {
         let reason = validate_reason(reason)?;
         let ops = &self.inner.ops;
-        let tenant = ops.transition(id, TenantStatus::Suspended, reason).await?;
+        let tenant = ops
+            .transition_as(
+                id,
+                TenantStatus::Suspended,
+                reason,
+                Some(EventKind::Suspended),
+                self.actor.clone(),
+            )
+            .await?;
         ops.close_pool(id).await?;
         tracing::info!(tenant = %id, "tenant suspended");
         Ok(tenant)
@@ -39,7 +47,7 @@ impl TenantManager {
                 TenantStatus::Active,
                 None,
                 Some(EventKind::Resumed),
-                Actor::System,
+                self.actor.clone(),
             )
             .await?;
         tracing::info!(tenant = %id, "tenant resumed");
@@ -72,7 +80,7 @@ impl TenantManager {
             tracing::info!(tenant = %id, job = %job, "tenant deprovisioning queued");
             return Ok(tenant);
         }
-        ops.finish_deletion(&tenant).await
+        ops.finish_deletion(&tenant, self.actor.clone()).await
     }
 
     /// Removes a `Deleted` tenant's record and users for good, and forgets its rate and usage
@@ -92,7 +100,7 @@ impl TenantManager {
         }
         self.inner.quota.reset_tenant(id).await?;
         ops.registry.purge_tenant(id).await?;
-        ops.emit(EventKind::Purged, &tenant, Actor::System, None)
+        ops.emit(EventKind::Purged, &tenant, self.actor.clone(), None)
             .await;
         ops.invalidate(id).await?;
         tracing::info!(tenant = %id, "tenant purged");

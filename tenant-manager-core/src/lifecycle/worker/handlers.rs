@@ -4,7 +4,7 @@ use std::ops::ControlFlow;
 
 use super::backoff::random_backoff;
 use super::{JobOutcome, ProvisioningWorker};
-use crate::domain::{Tenant, TenantId, TenantStatus};
+use crate::domain::{Actor, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
 use crate::lifecycle::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
 use crate::lifecycle::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
@@ -66,7 +66,7 @@ impl ProvisioningWorker {
             tracing::warn!(tenant = %id, status = %tenant.status, "deprovision job for a tenant not deleting");
             return self.skip(job).await;
         }
-        match self.ops.finish_deletion(&tenant).await {
+        match self.ops.finish_deletion(&tenant, Actor::System).await {
             Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
             Err(e) => self.retry_or_fail(job, e).await,
         }
