@@ -3,6 +3,7 @@
 
 mod event;
 mod ids;
+mod moves;
 mod naming;
 mod page;
 mod placement;
@@ -17,7 +18,8 @@ mod text;
 mod user;
 
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
-pub use ids::{BackupId, EventId, JobId, TenantId, UserId};
+pub use ids::{BackupId, EventId, JobId, MoveId, TenantId, UserId};
+pub use moves::{MoveCheck, MoveRecord, MoveState, MoveStep, TableCheck};
 pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use placement::{Isolation, Placement, ServerId};

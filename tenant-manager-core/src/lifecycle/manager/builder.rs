@@ -11,8 +11,9 @@ use crate::lifecycle::ops::TenantOps;
 use crate::placement::LeastLoaded;
 use crate::traits::{
     Backup, EventBus, JobQueue, PlacementPolicy, PoolCloser, Provisioner, ProvisioningHook,
-    QuotaEnforcer, TenantCache, TenantRegistry,
+    QuotaEnforcer, TenantCache, TenantMover, TenantRegistry,
 };
+use crate::lifecycle::moves::{MoveConfig, Moves};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
 /// required; the password hasher defaults to OWASP argon2id parameters.
@@ -34,6 +35,8 @@ pub struct TenantManagerBuilder {
     plans: PlanBook,
     placement: Option<Arc<dyn PlacementPolicy>>,
     config: ManagerConfig,
+    mover: Option<Arc<dyn TenantMover>>,
+    move_config: MoveConfig,
 }
 
 impl fmt::Debug for TenantManagerBuilder {
@@ -51,6 +54,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("tokens", &self.tokens)
             .field("placement", &self.placement)
             .field("config", &self.config)
+            .field("mover", &self.mover)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,15 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// Sets the mover of tenants between database servers
+    /// ([`TenantManager::move_tenant`]), with how moves pause, drain and keep old storage.
+    #[must_use]
+    pub fn with_mover(mut self, mover: Arc<dyn TenantMover>, config: MoveConfig) -> Self {
+        self.mover = Some(mover);
+        self.move_config = config;
+        self
+    }
+
     /// Checks the parts and builds the manager.
     ///
     /// # Errors
@@ -204,6 +217,10 @@ impl TenantManagerBuilder {
                     pools: self.pools,
                     events: self.events,
                     hooks: self.hooks,
+                    moves: self.mover.map(|mover| Moves {
+                        mover,
+                        config: self.move_config,
+                    }),
                 },
                 quota,
                 jobs: self.jobs,

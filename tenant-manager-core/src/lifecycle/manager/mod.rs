@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod moves;
 mod placement;
 mod plans;
 mod reclaim;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 
 /// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
 pub use crate::traits::PoolCloser;
+pub use crate::lifecycle::moves::MoveConfig;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
