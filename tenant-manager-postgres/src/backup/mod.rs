@@ -19,6 +19,7 @@ mod copy;
 mod dump;
 mod login;
 mod tools;
+mod transfer;
 mod work;
 
 use std::fmt;
