@@ -158,8 +158,21 @@ pub struct Config {
     pub top_tenants: TopTenantsConfig,
     /// Where backup artifacts go (`BACKUP_STORE`: `local`, under `BACKUP_DIR`, or `s3`).
     pub backup_store: BackupStoreConfig,
+    /// Moving tenants between servers (`MOVE_DRAIN_MS`, `MOVE_GRACE_SECONDS`,
+    /// `MOVE_RETRY_AFTER_SECONDS`, `MOVE_FAULT_STALL_AFTER`).
+    pub moves: MoveSettings,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
+}
+
+/// How tenant moves pause, drain and keep old storage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MoveSettings {
+    /// Drain wait, grace period and `Retry-After` of refused writes.
+    pub config: tenant_manager::manager::MoveConfig,
+    /// Fault injection for tests: moves stall for good after recording this step.
+    pub stall_after: Option<tenant_manager::MoveStep>,
 }
 
 impl Default for Config {
@@ -186,6 +199,7 @@ impl Default for Config {
             backup_dir: PathBuf::from("backups"),
             top_tenants: TopTenantsConfig::default(),
             backup_store: BackupStoreConfig::default(),
+            moves: MoveSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -286,6 +300,18 @@ impl Config {
                 .with_k(vars.top_tenants_k)
                 .with_half_life(Duration::from_secs(vars.top_tenants_half_life_secs)),
             backup_store: BackupStoreConfig::from_vars(vars)?,
+            moves: MoveSettings {
+                config: tenant_manager::manager::MoveConfig::default()
+                    .with_drain(Duration::from_millis(vars.move_drain_ms))
+                    .with_grace(Duration::from_secs(vars.move_grace_seconds))
+                    .with_retry_after(Duration::from_secs(vars.move_retry_after_seconds)),
+                stall_after: vars
+                    .move_fault_stall_after
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| ConfigError::new("MOVE_FAULT_STALL_AFTER", "is not a move step"))?,
+            },
             warnings,
         })
     }
@@ -407,6 +433,7 @@ impl fmt::Debug for Config {
             .field("backup_dir", &self.backup_dir)
             .field("top_tenants", &self.top_tenants)
             .field("backup_store", &self.backup_store)
+            .field("moves", &self.moves)
             .finish_non_exhaustive()
     }
 }

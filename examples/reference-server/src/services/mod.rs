@@ -9,6 +9,7 @@
 
 mod auth;
 pub(crate) mod host_jobs;
+mod moves;
 mod memory_mode;
 pub(crate) mod plans;
 mod pool_sync;
