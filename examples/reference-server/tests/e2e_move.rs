@@ -111,13 +111,12 @@ async fn storage_exists(url_of: impl Fn(&str) -> String, view: &Value) -> bool {
         "database" => true,
         "schema" => {
             let mut conn = connect(&url_of(database)).await;
-            let exists: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            )
-            .bind(view["placement"]["schema"].as_str().unwrap())
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                    .bind(view["placement"]["schema"].as_str().unwrap())
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
             let _ = conn.close().await;
             exists
         }
@@ -205,15 +204,16 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
         let shared_admin = shared_admin.clone();
         let server = server.to_owned();
         move |database: &str| -> String {
-            let mut url = url::Url::parse(if server == "pg2" { &pg2 } else { &shared_admin })
-                .unwrap();
+            let mut url =
+                url::Url::parse(if server == "pg2" { &pg2 } else { &shared_admin }).unwrap();
             url.set_path(database);
             url.to_string()
         }
     };
     let cli = |args: &[&str], extra: &[(&str, &str)]| {
         let mut cmd = env.cli(args);
-        cmd.envs(settings.iter().copied()).envs(extra.iter().copied());
+        cmd.envs(settings.iter().copied())
+            .envs(extra.iter().copied());
         cmd
     };
     let mut registry = env.registry().await;
@@ -229,15 +229,32 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     // Refusals name their field.
     let path = format!("/api/admin/tenants/{}/move", d.id);
     let r1 = a.post(&path, ADMIN, &json!({ "server": "default" })).await;
-    assert_eq!((r1.status, code(&r1)), (StatusCode::BAD_REQUEST, "invalid_input".into()));
-    assert_eq!(r1.json::<Value>().unwrap()["error"]["field"], "server", "{}", text(&r1));
+    assert_eq!(
+        (r1.status, code(&r1)),
+        (StatusCode::BAD_REQUEST, "invalid_input".into())
+    );
+    assert_eq!(
+        r1.json::<Value>().unwrap()["error"]["field"],
+        "server",
+        "{}",
+        text(&r1)
+    );
     let r2 = a.post(&path, ADMIN, &json!({ "server": "nowhere" })).await;
     assert_eq!(r2.status, StatusCode::BAD_REQUEST, "{}", text(&r2));
     assert_eq!(r2.json::<Value>().unwrap()["error"]["field"], "server");
     let r3 = a
-        .post(&path, ADMIN, &json!({ "server": "pg2", "database": "other" }))
+        .post(
+            &path,
+            ADMIN,
+            &json!({ "server": "pg2", "database": "other" }),
+        )
         .await;
-    assert_eq!(r3.json::<Value>().unwrap()["error"]["field"], "database", "{}", text(&r3));
+    assert_eq!(
+        r3.json::<Value>().unwrap()["error"]["field"],
+        "database",
+        "{}",
+        text(&r3)
+    );
     let suspend = a
         .post(
             &format!("/api/admin/tenants/{}/suspend", stay.id),
@@ -256,10 +273,18 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     assert_eq!(r4.status, StatusCode::CONFLICT, "{}", text(&r4));
     assert_eq!(r4.json::<Value>().unwrap()["error"]["field"], "status");
     let resumed = a
-        .post(&format!("/api/admin/tenants/{}/resume", stay.id), ADMIN, &json!({}))
+        .post(
+            &format!("/api/admin/tenants/{}/resume", stay.id),
+            ADMIN,
+            &json!({}),
+        )
         .await;
     assert!(resumed.status.is_success(), "{}", text(&resumed));
-    let stay_before = companies_sum(&url_of("default")(stay.view["placement"]["database"].as_str().unwrap()), &stay.view).await;
+    let stay_before = companies_sum(
+        &url_of("default")(stay.view["placement"]["database"].as_str().unwrap()),
+        &stay.view,
+    )
+    .await;
 
     // --- database tenant: tenant-cli stalls after `copied`, is killed, and is run again ---
     let d_db = d.view["placement"]["database"].as_str().unwrap().to_owned();
@@ -282,7 +307,11 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     // Paused: writes answer 503 + Retry-After on both instances; reads go on.
     for server in [&a, &b] {
         let w = server
-            .post("/api/companies", Auth::Bearer(&d.token), &json!({ "name": "during" }))
+            .post(
+                "/api/companies",
+                Auth::Bearer(&d.token),
+                &json!({ "name": "during" }),
+            )
             .await;
         assert_eq!(w.status, StatusCode::SERVICE_UNAVAILABLE, "{}", text(&w));
         assert_eq!(code(&w), "tenant_moving");
@@ -297,12 +326,10 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     // A row reaches the source after the copy (a write already in flight at the pause): the
     // resumed move must notice and carry it over.
     let mut source = connect(&url_of("default")(&d_db)).await;
-    sqlx::query(
-        "INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'late write')",
-    )
-    .execute(&mut source)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'late write')")
+        .execute(&mut source)
+        .await
+        .unwrap();
     let _ = source.close().await;
     let before = companies_sum(&url_of("default")(&d_db), &d.view).await;
     assert_eq!(before.0, 6);
@@ -316,12 +343,18 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     let out = cli(&["tenants", "move", &d.id, "--to", "pg2", "--wait"], &[])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (done, state) = move_row(&mut registry, &d.id).await.unwrap();
     assert_eq!(state, "switched", "{done:?}");
     assert_eq!(
         done,
-        ["paused", "drained", "copied", "verified", "switched", "resumed"]
+        [
+            "paused", "drained", "copied", "verified", "switched", "resumed"
+        ]
     );
     assert_eq!(status_of(&mut registry, &d.id).await, "active");
     let d_after = tenant(&a, &d.id).await;
@@ -333,7 +366,11 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     // Served from pg2 by both instances (the second one's cache saw the new placement).
     for (i, server) in [&a, &b].into_iter().enumerate() {
         let w = server
-            .post("/api/companies", Auth::Bearer(&d.token), &json!({ "name": format!("after {i}") }))
+            .post(
+                "/api/companies",
+                Auth::Bearer(&d.token),
+                &json!({ "name": format!("after {i}") }),
+            )
             .await;
         assert_eq!(w.status, StatusCode::CREATED, "{}", text(&w));
     }
@@ -341,25 +378,61 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     assert!(list.to_string().contains("after 0"), "{list}");
     assert!(list.to_string().contains("late write"), "{list}");
     assert_eq!(companies_sum(&url_of("pg2")(&d_db), &d_after).await.0, 8);
-    assert_eq!(companies_sum(&url_of("default")(&d_db), &d.view).await, before);
-    assert!(sessions(url_of("pg2"), &d_db).await > 0, "no session on pg2");
-    assert_eq!(sessions(url_of("default"), &d_db).await, 0, "sessions left on default");
+    assert_eq!(
+        companies_sum(&url_of("default")(&d_db), &d.view).await,
+        before
+    );
+    assert!(
+        sessions(url_of("pg2"), &d_db).await > 0,
+        "no session on pg2"
+    );
+    assert_eq!(
+        sessions(url_of("default"), &d_db).await,
+        0,
+        "sessions left on default"
+    );
 
     // The old storage stays for the grace period, then goes.
-    let finish = cli(&["tenants", "move", &d.id, "--finish"], &[]).output().unwrap();
-    assert!(finish.status.success(), "{}", String::from_utf8_lossy(&finish.stderr));
-    assert!(storage_exists(url_of("default"), &d.view).await, "dropped before the grace");
+    let finish = cli(&["tenants", "move", &d.id, "--finish"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
+    assert!(
+        storage_exists(url_of("default"), &d.view).await,
+        "dropped before the grace"
+    );
     end_grace(&mut registry, &d.id).await;
-    let finish = cli(&["tenants", "move", &d.id, "--finish"], &[]).output().unwrap();
-    assert!(finish.status.success(), "{}", String::from_utf8_lossy(&finish.stderr));
-    assert!(!storage_exists(url_of("default"), &d.view).await, "old storage kept");
+    let finish = cli(&["tenants", "move", &d.id, "--finish"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
+    assert!(
+        !storage_exists(url_of("default"), &d.view).await,
+        "old storage kept"
+    );
     assert!(storage_exists(url_of("pg2"), &d_after).await);
     assert_eq!(move_row(&mut registry, &d.id).await.unwrap().1, "completed");
 
     // --- schema tenant: through the admin route, run by the server ---
-    let s_before = companies_sum(&url_of("default")(s.view["placement"]["database"].as_str().unwrap()), &s.view).await;
+    let s_before = companies_sum(
+        &url_of("default")(s.view["placement"]["database"].as_str().unwrap()),
+        &s.view,
+    )
+    .await;
     let started = a
-        .post(&format!("/api/admin/tenants/{}/move", s.id), ADMIN, &json!({ "server": "pg2" }))
+        .post(
+            &format!("/api/admin/tenants/{}/move", s.id),
+            ADMIN,
+            &json!({ "server": "pg2" }),
+        )
         .await;
     assert_eq!(started.status, StatusCode::ACCEPTED, "{}", text(&started));
     let started: Value = started.json().unwrap();
@@ -377,13 +450,26 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     }
     let s_after = tenant(&a, &s.id).await;
     assert_eq!(s_after["placement"]["server"], "pg2");
-    let s_db = s_after["placement"]["database"].as_str().unwrap().to_owned();
-    assert_eq!(companies_sum(&url_of("pg2")(&s_db), &s_after).await, s_before);
+    let s_db = s_after["placement"]["database"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        companies_sum(&url_of("pg2")(&s_db), &s_after).await,
+        s_before
+    );
     let w = b
-        .post("/api/companies", Auth::Bearer(&s.token), &json!({ "name": "schema after" }))
+        .post(
+            "/api/companies",
+            Auth::Bearer(&s.token),
+            &json!({ "name": "schema after" }),
+        )
         .await;
     assert_eq!(w.status, StatusCode::CREATED, "{}", text(&w));
-    assert_eq!(companies_sum(&url_of("pg2")(&s_db), &s_after).await.0, s_before.0 + 1);
+    assert_eq!(
+        companies_sum(&url_of("pg2")(&s_db), &s_after).await.0,
+        s_before.0 + 1
+    );
 
     // --- shared tenant: tenant-cli, the other shared tenant left alone ---
     let r_db = r.view["placement"]["database"].as_str().unwrap().to_owned();
@@ -391,18 +477,39 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     let out = cli(&["tenants", "move", &r.id, "--to", "pg2", "--wait"], &[])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r_after = tenant(&a, &r.id).await;
     assert_eq!(r_after["placement"]["server"], "pg2");
-    assert_eq!(companies_sum(&url_of("pg2")(&r_db), &r_after).await, r_before);
+    assert_eq!(
+        companies_sum(&url_of("pg2")(&r_db), &r_after).await,
+        r_before
+    );
     let w = a
-        .send(Method::POST, "/api/companies", Auth::Bearer(&r.token), Some(&json!({ "name": "shared after" })))
+        .send(
+            Method::POST,
+            "/api/companies",
+            Auth::Bearer(&r.token),
+            Some(&json!({ "name": "shared after" })),
+        )
         .await;
     assert_eq!(w.status, StatusCode::CREATED, "{}", text(&w));
-    assert_eq!(companies_sum(&url_of("pg2")(&r_db), &r_after).await.0, r_before.0 + 1);
+    assert_eq!(
+        companies_sum(&url_of("pg2")(&r_db), &r_after).await.0,
+        r_before.0 + 1
+    );
     end_grace(&mut registry, &r.id).await;
-    let finish = cli(&["tenants", "move", &r.id, "--finish"], &[]).output().unwrap();
-    assert!(finish.status.success(), "{}", String::from_utf8_lossy(&finish.stderr));
+    let finish = cli(&["tenants", "move", &r.id, "--finish"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        finish.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finish.stderr)
+    );
     assert_eq!(companies_sum(&url_of("default")(&r_db), &r.view).await.0, 0);
     assert_eq!(
         companies_sum(&url_of("default")(&r_db), &stay.view).await,

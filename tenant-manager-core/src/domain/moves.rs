@@ -110,10 +110,14 @@ impl MoveState {
 impl FromStr for MoveState {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        [MoveState::Running, MoveState::Switched, MoveState::Completed]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| Error::invalid("state", "unknown move state"))
+        [
+            MoveState::Running,
+            MoveState::Switched,
+            MoveState::Completed,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| Error::invalid("state", "unknown move state"))
     }
 }
 

@@ -19,8 +19,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Actor, EventKind, MoveRecord, MoveState, MoveStep, Tenant, TenantId, TenantStatus,
-    TenantUpdate,
+    Actor, EventKind, MoveRecord, MoveState, MoveStep, Tenant, TenantId, TenantStatus, TenantUpdate,
 };
 use crate::error::{Entity, Error, Result};
 use crate::lifecycle::jobs_kinds;

@@ -16,7 +16,12 @@ impl PgDumpBackup {
     /// # Errors
     /// As [`Backup::backup`](tenant_manager_core::Backup::backup) and
     /// [`Backup::restore`](tenant_manager_core::Backup::restore).
-    pub(crate) async fn transfer(&self, from: &Tenant, to: &Tenant, scratch: BackupId) -> Result<()> {
+    pub(crate) async fn transfer(
+        &self,
+        from: &Tenant,
+        to: &Tenant,
+        scratch: BackupId,
+    ) -> Result<()> {
         let source = self.storage.target(from)?;
         let target = self.storage.target(to)?;
         let (_, ext) = format_of(from.isolation);

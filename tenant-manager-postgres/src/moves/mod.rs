@@ -129,9 +129,7 @@ impl TenantMover for PostgresMover {
         let copied = async {
             self.provisioner.prepare_destination(&destination).await?;
             let scratch = BackupId::from_uuid(*tenant.id.as_uuid());
-            self.backup
-                .transfer(tenant, &destination, scratch)
-                .await?;
+            self.backup.transfer(tenant, &destination, scratch).await?;
             self.provisioner.secure_destination(&destination).await
         }
         .await;

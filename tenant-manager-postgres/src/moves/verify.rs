@@ -23,17 +23,18 @@ struct Table {
 }
 
 /// The tenant's tables at `target`, with their primary keys.
-async fn tables(conn: &mut PgConnection, storage: &TenantStorage, target: &Target) -> Result<Vec<Table>> {
+async fn tables(
+    conn: &mut PgConnection,
+    storage: &TenantStorage,
+    target: &Target,
+) -> Result<Vec<Table>> {
     let (filter, schema): (&str, Option<&str>) = match target.isolation {
         Isolation::Database => (
             "n.nspname NOT IN ('pg_catalog', 'information_schema') \
              AND n.nspname NOT LIKE 'pg\\_%'",
             None,
         ),
-        Isolation::Schema => (
-            "n.nspname = $1",
-            target.schema.as_ref().map(|s| s.as_str()),
-        ),
+        Isolation::Schema => ("n.nspname = $1", target.schema.as_ref().map(|s| s.as_str())),
         Isolation::Shared => (
             "n.nspname = $1 AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
                AND a.attname = 'tenant_id' AND NOT a.attisdropped)",

@@ -310,7 +310,9 @@ impl Config {
                     .as_deref()
                     .map(str::parse)
                     .transpose()
-                    .map_err(|_| ConfigError::new("MOVE_FAULT_STALL_AFTER", "is not a move step"))?,
+                    .map_err(|_| {
+                        ConfigError::new("MOVE_FAULT_STALL_AFTER", "is not a move step")
+                    })?,
             },
             warnings,
         })

@@ -9,8 +9,8 @@
 
 mod auth;
 pub(crate) mod host_jobs;
-mod moves;
 mod memory_mode;
+mod moves;
 pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;

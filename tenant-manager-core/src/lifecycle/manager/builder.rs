@@ -7,13 +7,13 @@ use super::{Inner, ManagerConfig, TenantManager};
 use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{PlanBook, PlanCatalog};
 use crate::error::{Error, Result};
+use crate::lifecycle::moves::{MoveConfig, Moves};
 use crate::lifecycle::ops::TenantOps;
 use crate::placement::LeastLoaded;
 use crate::traits::{
     Backup, EventBus, JobQueue, PlacementPolicy, PoolCloser, Provisioner, ProvisioningHook,
     QuotaEnforcer, TenantCache, TenantMover, TenantRegistry,
 };
-use crate::lifecycle::moves::{MoveConfig, Moves};
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
 /// required; the password hasher defaults to OWASP argon2id parameters.

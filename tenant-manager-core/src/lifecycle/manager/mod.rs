@@ -40,9 +40,9 @@ mod transitions;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::lifecycle::moves::MoveConfig;
 /// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
 pub use crate::traits::PoolCloser;
-pub use crate::lifecycle::moves::MoveConfig;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
