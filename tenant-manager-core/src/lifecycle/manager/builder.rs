@@ -167,7 +167,6 @@ impl TenantManagerBuilder {
 
     /// Sets the mover of tenants between database servers
     /// ([`TenantManager::move_tenant`]), with how moves pause, drain and keep old storage.
-    #[must_use]
     pub fn with_mover(mut self, mover: Arc<dyn TenantMover>, config: MoveConfig) -> Self {
         self.mover = Some(mover);
         self.move_config = config;
