@@ -107,6 +107,14 @@ pub enum Error {
         /// The tenant.
         tenant: TenantId,
     },
+    /// The tenant is being moved to another database server: its writes are paused.
+    #[error("tenant {tenant} is moving; retry after {retry_after:?}")]
+    Moving {
+        /// The tenant.
+        tenant: TenantId,
+        /// When trying again may succeed.
+        retry_after: Duration,
+    },
     /// The tenant exists but is not ready to serve (still provisioning, failed, or deleting).
     #[error("tenant {tenant} is not ready: {status}")]
     NotReady {
@@ -176,6 +184,7 @@ impl Error {
             Error::Forbidden { .. } => "forbidden",
             Error::Suspended { .. } => "tenant_suspended",
             Error::NotReady { .. } => "tenant_not_ready",
+            Error::Moving { .. } => "tenant_moving",
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::PoolExhausted { .. } => "pool_exhausted",
             Error::NoCapacity { .. } => "no_server_capacity",
@@ -200,13 +209,16 @@ impl Error {
                 | Error::PoolExhausted { .. }
                 | Error::QuotaExceeded { .. }
                 | Error::NotReady { .. }
+                | Error::Moving { .. }
         )
     }
 
     /// How long to wait before retrying, where the error says.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::QuotaExceeded { retry_after, .. } => Some(*retry_after),
+            Error::QuotaExceeded { retry_after, .. } | Error::Moving { retry_after, .. } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }

@@ -71,6 +71,7 @@ pub mod backup;
 pub mod credentials;
 pub mod ident;
 pub mod migrate;
+pub mod moves;
 mod pg;
 pub mod pool;
 pub mod provision;
@@ -88,6 +89,7 @@ pub use ident::{Ident, quote_ident, quote_literal};
 pub use migrate::{
     DriftChecker, DriftOptions, DriftReport, FleetOptions, FleetReport, TenantMigrator,
 };
+pub use moves::{MoveHook, PostgresMover};
 pub use pg::{SqlxResultExt, map_migrate, map_sqlx};
 pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{

@@ -31,6 +31,7 @@ pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// | `QuotaExceeded` with a retry delay | 429 with `Retry-After` |
 /// | `QuotaExceeded` without one (only a plan change helps) | 403 |
 /// | `PoolExhausted`, `Unavailable` | 503 with `Retry-After` |
+/// | `Moving` (writes of a tenant moving to another server) | 503 with `Retry-After` |
 /// | `NoCapacity` (every database server full; waiting does not help) | 503 |
 /// | `Internal` and anything else | 500 |
 pub fn status_of(error: &Error) -> StatusCode {
@@ -44,9 +45,10 @@ pub fn status_of(error: &Error) -> StatusCode {
         }
         Error::QuotaExceeded { retry_after, .. } if retry_after.is_zero() => StatusCode::FORBIDDEN,
         Error::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::PoolExhausted { .. } | Error::Unavailable { .. } | Error::NoCapacity { .. } => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        Error::PoolExhausted { .. }
+        | Error::Unavailable { .. }
+        | Error::NoCapacity { .. }
+        | Error::Moving { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -55,6 +57,7 @@ pub fn status_of(error: &Error) -> StatusCode {
 fn retry_after_of(error: &Error) -> Option<Duration> {
     match error {
         Error::QuotaExceeded { retry_after, .. } if !retry_after.is_zero() => Some(*retry_after),
+        Error::Moving { retry_after, .. } => Some(*retry_after),
         Error::NotReady {
             status: TenantStatus::Pending | TenantStatus::Provisioning,
             ..

@@ -255,3 +255,17 @@ async fn tenant_conn_acquires_through_the_pool_manager() {
     let (status, _, _) = read(holder.await.unwrap().unwrap()).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_moving_tenant_is_admitted_for_its_reads() {
+    let world = World::new();
+    let moving = world.tenant("mover", TenantStatus::Moving).await;
+    let (token, _) = world.token(&moving, Role::Member);
+    let app = app(&world, 100, 10);
+    let (status, _, body) = send(
+        app,
+        request("GET", "/me", &[("authorization", &bearer(&token))]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -53,6 +53,7 @@ pub(crate) struct Parts {
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+mod move_guard;
 mod storage_guard;
 
 /// The toolkit's middleware of each route group.
@@ -137,11 +138,16 @@ fn assemble(
         .merge(routes::top_tenants::router())
         .merge(routes::backups::router())
         .merge(routes::backup_care::router())
-        .merge(routes::webhooks::router());
+        .merge(routes::webhooks::router())
+        .merge(routes::moves::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
-            guards.storage,
+            guards.storage.clone(),
             storage_guard::guard,
+        ));
+        tenant = tenant.layer(axum::middleware::from_fn_with_state(
+            guards.storage,
+            move_guard::guard,
         ));
         if let Some(quota) = guards.client_quota {
             public = public.layer(quota);

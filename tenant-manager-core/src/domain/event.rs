@@ -44,11 +44,13 @@ pub enum EventKind {
     BackupFailed,
     /// It ran into a quota (details: which).
     QuotaExceeded,
+    /// Its storage moved to another database server (details: `from`, `to`, `move_id`).
+    Moved,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Registered,
         EventKind::Provisioned,
         EventKind::ProvisioningFailed,
@@ -61,6 +63,7 @@ impl EventKind {
         EventKind::BackupCompleted,
         EventKind::BackupFailed,
         EventKind::QuotaExceeded,
+        EventKind::Moved,
     ];
 
     /// The stable name, as in JSON: `registered`, `provisioning_failed`, ...
@@ -71,6 +74,7 @@ impl EventKind {
             EventKind::ProvisioningFailed => "provisioning_failed",
             EventKind::Suspended => "suspended",
             EventKind::Resumed => "resumed",
+            EventKind::Moved => "moved",
             EventKind::Deleted => "deleted",
             EventKind::Purged => "purged",
             EventKind::Migrated => "migrated",

@@ -102,6 +102,11 @@ uuid_id!(
     "backup_id"
 );
 uuid_id!(
+    /// Identifies a move of a tenant to another database server.
+    MoveId,
+    "move_id"
+);
+uuid_id!(
     /// Identifies a tenant life-cycle event: the same id on every delivery of one event, so
     /// receivers drop duplicates by it.
     EventId,

@@ -4,6 +4,7 @@
 mod backup_schedule;
 mod event;
 mod ids;
+mod moves;
 mod naming;
 mod page;
 mod placement;
@@ -21,7 +22,8 @@ pub use backup_schedule::{
     BackupSchedule, MAX_BACKUP_INTERVAL_MS, MAX_RETENTION_SLOTS, MIN_BACKUP_INTERVAL_MS,
 };
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
-pub use ids::{BackupId, EventId, JobId, TenantId, UserId};
+pub use ids::{BackupId, EventId, JobId, MoveId, TenantId, UserId};
+pub use moves::{MoveCheck, MoveRecord, MoveState, MoveStep, TableCheck};
 pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use placement::{Isolation, Placement, ServerId};

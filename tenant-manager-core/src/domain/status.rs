@@ -12,6 +12,7 @@ use crate::error::Error;
 /// ```text
 /// Pending -> Provisioning -> Active <-> Suspended -> Deleting -> Deleted
 ///            Provisioning -> Failed -> Provisioning (retry)
+///                            Active <-> Moving (to another database server)
 /// ```
 /// `Active`, `Failed` and `Pending` may also go to `Deleting`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,6 +26,9 @@ pub enum TenantStatus {
     Active,
     /// Refused at the door; data kept.
     Suspended,
+    /// Being moved to another database server: reads are served, writes are refused until
+    /// the move switches its placement and brings it back to `Active`.
+    Moving,
     /// Provisioning failed; see the tenant's status reason.
     Failed,
     /// Storage is being dropped.
@@ -35,11 +39,12 @@ pub enum TenantStatus {
 
 impl TenantStatus {
     /// All statuses, in life-cycle order.
-    pub const ALL: [TenantStatus; 7] = [
+    pub const ALL: [TenantStatus; 8] = [
         TenantStatus::Pending,
         TenantStatus::Provisioning,
         TenantStatus::Active,
         TenantStatus::Suspended,
+        TenantStatus::Moving,
         TenantStatus::Failed,
         TenantStatus::Deleting,
         TenantStatus::Deleted,
@@ -56,6 +61,8 @@ impl TenantStatus {
                 | (Failed, Provisioning)
                 | (Active, Suspended)
                 | (Suspended, Active)
+                | (Active, Moving)
+                | (Moving, Active)
                 | (Pending | Active | Suspended | Failed, Deleting)
                 | (Deleting, Deleted)
         )
@@ -73,6 +80,7 @@ impl TenantStatus {
             TenantStatus::Provisioning => "provisioning",
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Moving => "moving",
             TenantStatus::Failed => "failed",
             TenantStatus::Deleting => "deleting",
             TenantStatus::Deleted => "deleted",

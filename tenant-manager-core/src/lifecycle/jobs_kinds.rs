@@ -13,6 +13,29 @@ pub const PROVISION_TENANT: &str = "tenant.provision";
 /// Kind of the job that drops a `Deleting` tenant's storage and marks it `Deleted`.
 pub const DEPROVISION_TENANT: &str = "tenant.deprovision";
 
+/// Kind of the job that runs a tenant's unfinished move to another database server up to
+/// writes resumed.
+pub const MOVE_TENANT: &str = "tenant.move";
+
+/// Kind of the job that drops a moved tenant's old storage once its grace period is over.
+pub const MOVE_CLEANUP: &str = "tenant.move_cleanup";
+
+/// A job that runs `tenant`'s unfinished move.
+///
+/// # Errors
+/// None in practice; the kind is a valid constant.
+pub fn move_job(tenant: TenantId) -> Result<NewJob> {
+    tenant_job(MOVE_TENANT, tenant)
+}
+
+/// A job that drops `tenant`'s storage left behind by its last move.
+///
+/// # Errors
+/// None in practice; the kind is a valid constant.
+pub fn move_cleanup_job(tenant: TenantId) -> Result<NewJob> {
+    tenant_job(MOVE_CLEANUP, tenant)
+}
+
 /// A job that provisions `tenant`.
 ///
 /// # Errors

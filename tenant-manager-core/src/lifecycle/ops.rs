@@ -39,6 +39,8 @@ pub(crate) struct TenantOps {
     pub(crate) events: Option<Arc<dyn EventBus>>,
     /// The host's steps around provisioning, in order.
     pub(crate) hooks: Vec<Arc<dyn ProvisioningHook>>,
+    /// The mover of tenants between database servers, if configured.
+    pub(crate) moves: Option<crate::lifecycle::moves::Moves>,
 }
 
 impl TenantOps {
@@ -285,6 +287,7 @@ mod tests {
             pools: None,
             events: None,
             hooks: Vec::new(),
+            moves: None,
         };
         Ok((ops, tenant))
     }

@@ -267,10 +267,11 @@ impl Stopwatch {
     }
 }
 
-/// Only `Active` tenants get connections.
+/// Only `Active` tenants get connections, and `Moving` ones (their reads go on; the request
+/// path refuses their writes).
 fn ensure_serving(tenant: &Tenant) -> Result<()> {
     match tenant.status {
-        TenantStatus::Active => Ok(()),
+        TenantStatus::Active | TenantStatus::Moving => Ok(()),
         TenantStatus::Suspended => Err(Error::Suspended { tenant: tenant.id }),
         status => Err(Error::NotReady {
             tenant: tenant.id,

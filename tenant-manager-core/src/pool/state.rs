@@ -260,6 +260,13 @@ fn replicate(err: &Arc<Error>) -> Error {
             reason: reason.clone(),
         },
         Error::Suspended { tenant } => Error::Suspended { tenant: *tenant },
+        Error::Moving {
+            tenant,
+            retry_after,
+        } => Error::Moving {
+            tenant: *tenant,
+            retry_after: *retry_after,
+        },
         Error::NotReady { tenant, status } => Error::NotReady {
             tenant: *tenant,
             status: *status,

@@ -88,6 +88,7 @@ pub fn path_to(status: TenantStatus) -> &'static [TenantStatus] {
         Provisioning => &[Provisioning],
         Active => &[Provisioning, Active],
         Suspended => &[Provisioning, Active, Suspended],
+        Moving => &[Provisioning, Active, Moving],
         Failed => &[Provisioning, Failed],
         Deleting => &[Deleting],
         Deleted => &[Deleting, Deleted],

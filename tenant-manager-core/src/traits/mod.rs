@@ -12,6 +12,7 @@ pub mod gcra;
 mod hooks;
 mod jobs;
 mod meter;
+mod mover;
 mod placement;
 mod plans;
 mod pool;
@@ -30,6 +31,7 @@ pub use jobs::{
     validate_delay, validate_extension,
 };
 pub use meter::StorageMeter;
+pub use mover::TenantMover;
 pub use placement::{PlacementPolicy, PlacementRequest, ServerLoad, ServerSpec, eligible_servers};
 pub use plans::PlanStore;
 pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};

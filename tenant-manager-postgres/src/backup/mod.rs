@@ -20,6 +20,7 @@ mod dump;
 mod login;
 mod rows;
 mod tools;
+mod transfer;
 mod work;
 
 use std::fmt;

@@ -23,6 +23,7 @@
 mod app_grants;
 mod claim;
 pub(crate) mod database;
+mod destination;
 mod hook;
 mod run;
 mod schema;

@@ -87,7 +87,7 @@ impl PostgresProvisioner {
         Ok(report)
     }
 
-    async fn run_step(
+    pub(super) async fn run_step(
         &self,
         step: ProvisionStep,
         tenant: &Tenant,

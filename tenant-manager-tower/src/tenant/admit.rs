@@ -76,7 +76,8 @@ fn unknown_tenant() -> Error {
 
 fn check_status(tenant: &Tenant) -> Result<()> {
     match tenant.status {
-        TenantStatus::Active => Ok(()),
+        // A moving tenant's reads go on; the host refuses its writes (`Error::Moving`).
+        TenantStatus::Active | TenantStatus::Moving => Ok(()),
         TenantStatus::Suspended => Err(Error::Suspended { tenant: tenant.id }),
         TenantStatus::Pending | TenantStatus::Provisioning | TenantStatus::Failed => {
             Err(Error::NotReady {

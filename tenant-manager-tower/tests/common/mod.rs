@@ -63,6 +63,7 @@ impl World {
             Provisioning => &[Provisioning],
             Active => &[Provisioning, Active],
             Suspended => &[Provisioning, Active, Suspended],
+            Moving => &[Provisioning, Active, Moving],
             Failed => &[Provisioning, Failed],
             Deleting => &[Provisioning, Active, Deleting],
             Deleted => &[Provisioning, Active, Deleting, Deleted],

@@ -13,6 +13,7 @@ mod maintenance;
 mod ops;
 mod plans;
 mod tenants;
+mod tenants_move;
 mod wall;
 
 use std::path::PathBuf;
@@ -207,6 +208,11 @@ pub enum TenantsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Move a tenant to another database server: writes pause, the data is copied and
+    /// checked, the placement switches, writes resume; the old storage is dropped after
+    /// `MOVE_GRACE_SECONDS` (by the worker, or by `--finish`). A move interrupted anywhere is
+    /// resumed by the same command (or `--resume`).
+    Move(tenants_move::MoveArgs),
     /// Resume a suspended tenant.
     Resume {
         /// Tenant id or slug.

@@ -82,6 +82,7 @@ pub(crate) async fn run(ops: &Ops, action: TenantsCommand) -> Result<Exit, CliEr
             Ok(Exit::Success)
         }
         TenantsCommand::Retry { tenant } => retry(ops, &tenant).await,
+        TenantsCommand::Move(args) => super::tenants_move::run(ops, args).await,
         TenantsCommand::SetPlan { tenant, plan } => {
             let tenant = ops.tenant(&tenant).await?;
             super::plans::set_plan(ops, &tenant, &plan).await

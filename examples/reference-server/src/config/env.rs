@@ -59,6 +59,17 @@ pub(crate) struct EnvVars {
     #[arg(long, env = "BACKUP_S3_SECRET_ACCESS_KEY", value_parser = secret)]
     pub(crate) backup_s3_secret_access_key: Option<Secret>,
 
+    // --- moving tenants between servers ---
+    #[arg(long, env = "MOVE_DRAIN_MS", default_value = "5000", value_parser = ranged::<u64, 0, 600_000>)]
+    pub(crate) move_drain_ms: u64,
+    #[arg(long, env = "MOVE_GRACE_SECONDS", default_value = "3600", value_parser = ranged::<u64, 0, 31_536_000>)]
+    pub(crate) move_grace_seconds: u64,
+    #[arg(long, env = "MOVE_RETRY_AFTER_SECONDS", default_value = "5", value_parser = ranged::<u64, 1, 3_600>)]
+    pub(crate) move_retry_after_seconds: u64,
+    /// Fault injection for tests: a move stalls for good once it has recorded this step.
+    #[arg(long, env = "MOVE_FAULT_STALL_AFTER", value_parser = text::<32>)]
+    pub(crate) move_fault_stall_after: Option<String>,
+
     // --- HTTP ---
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0", value_parser = ip_address)]
     pub(crate) bind_address: IpAddr,

@@ -168,8 +168,21 @@ pub struct Config {
     pub maintenance: MaintenanceSettings,
     /// Webhook endpoints of tenant events and their delivery settings (`WEBHOOK_*`).
     pub webhooks: WebhookSettings,
+    /// Moving tenants between servers (`MOVE_DRAIN_MS`, `MOVE_GRACE_SECONDS`,
+    /// `MOVE_RETRY_AFTER_SECONDS`, `MOVE_FAULT_STALL_AFTER`).
+    pub moves: MoveSettings,
     /// Non-fatal remarks found while loading, logged once tracing is up.
     pub warnings: Vec<String>,
+}
+
+/// How tenant moves pause, drain and keep old storage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MoveSettings {
+    /// Drain wait, grace period and `Retry-After` of refused writes.
+    pub config: tenant_manager::manager::MoveConfig,
+    /// Fault injection for tests: moves stall for good after recording this step.
+    pub stall_after: Option<tenant_manager::MoveStep>,
 }
 
 impl Default for Config {
@@ -198,6 +211,7 @@ impl Default for Config {
             backup_store: BackupStoreConfig::default(),
             maintenance: MaintenanceSettings::default(),
             webhooks: WebhookSettings::default(),
+            moves: MoveSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -305,6 +319,20 @@ impl Config {
                 vars.drift_check_interval_ms,
             ),
             webhooks: WebhookSettings::from_vars(vars)?,
+            moves: MoveSettings {
+                config: tenant_manager::manager::MoveConfig::default()
+                    .with_drain(Duration::from_millis(vars.move_drain_ms))
+                    .with_grace(Duration::from_secs(vars.move_grace_seconds))
+                    .with_retry_after(Duration::from_secs(vars.move_retry_after_seconds)),
+                stall_after: vars
+                    .move_fault_stall_after
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| {
+                        ConfigError::new("MOVE_FAULT_STALL_AFTER", "is not a move step")
+                    })?,
+            },
             warnings,
         })
     }
@@ -435,6 +463,7 @@ impl fmt::Debug for Config {
             .field("backup_store", &self.backup_store)
             .field("maintenance", &self.maintenance)
             .field("webhooks", &self.webhooks)
+            .field("moves", &self.moves)
             .finish_non_exhaustive()
     }
 }

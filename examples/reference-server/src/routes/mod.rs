@@ -12,6 +12,7 @@ pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
+pub(crate) mod moves;
 pub(crate) mod plans;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]

@@ -13,6 +13,7 @@ mod drift_check;
 pub(crate) mod host_jobs;
 pub(crate) mod leader;
 mod memory_mode;
+mod moves;
 pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;

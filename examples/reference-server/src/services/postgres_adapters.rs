@@ -263,6 +263,10 @@ impl PostgresAdapters {
             .with_quota(shared.quota.clone())
             .with_cache(shared.cache.clone())
             .with_jobs(shared.jobs.clone())
+            .with_mover(
+                super::moves::mover(config, &self.provisioner, &backup),
+                config.moves.config,
+            )
             .with_backup(backup)
             .with_hasher(hasher(config)?)
             .with_tokens(tokens(config)?)

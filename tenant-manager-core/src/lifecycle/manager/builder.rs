@@ -7,11 +7,12 @@ use super::{Inner, ManagerConfig, TenantManager};
 use crate::auth::{HasherConfig, PasswordHasher, PasswordPolicy, TokenService};
 use crate::domain::{PlanBook, PlanCatalog};
 use crate::error::{Error, Result};
+use crate::lifecycle::moves::{MoveConfig, Moves};
 use crate::lifecycle::ops::TenantOps;
 use crate::placement::LeastLoaded;
 use crate::traits::{
     Backup, EventBus, JobQueue, PlacementPolicy, PoolCloser, Provisioner, ProvisioningHook,
-    QuotaEnforcer, TenantCache, TenantRegistry,
+    QuotaEnforcer, TenantCache, TenantMover, TenantRegistry,
 };
 
 /// Builds a [`TenantManager`]. Registry, provisioner, quota enforcer and token service are
@@ -34,6 +35,8 @@ pub struct TenantManagerBuilder {
     plans: PlanBook,
     placement: Option<Arc<dyn PlacementPolicy>>,
     config: ManagerConfig,
+    mover: Option<Arc<dyn TenantMover>>,
+    move_config: MoveConfig,
 }
 
 impl fmt::Debug for TenantManagerBuilder {
@@ -51,6 +54,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("tokens", &self.tokens)
             .field("placement", &self.placement)
             .field("config", &self.config)
+            .field("mover", &self.mover)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,14 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// Sets the mover of tenants between database servers
+    /// ([`TenantManager::move_tenant`]), with how moves pause, drain and keep old storage.
+    pub fn with_mover(mut self, mover: Arc<dyn TenantMover>, config: MoveConfig) -> Self {
+        self.mover = Some(mover);
+        self.move_config = config;
+        self
+    }
+
     /// Checks the parts and builds the manager.
     ///
     /// # Errors
@@ -204,6 +216,10 @@ impl TenantManagerBuilder {
                     pools: self.pools,
                     events: self.events,
                     hooks: self.hooks,
+                    moves: self.mover.map(|mover| Moves {
+                        mover,
+                        config: self.move_config,
+                    }),
                 },
                 quota,
                 jobs: self.jobs,

@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod moves;
 mod placement;
 mod plans;
 mod prune;
@@ -42,6 +43,7 @@ mod verify;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::lifecycle::moves::MoveConfig;
 /// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
 pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};

@@ -6,7 +6,9 @@ use super::backoff::random_backoff;
 use super::{JobOutcome, ProvisioningWorker};
 use crate::domain::{Actor, Tenant, TenantId, TenantStatus};
 use crate::error::{Error, Result};
-use crate::lifecycle::jobs_kinds::{DEPROVISION_TENANT, PROVISION_TENANT, job_tenant};
+use crate::lifecycle::jobs_kinds::{
+    DEPROVISION_TENANT, MOVE_CLEANUP, MOVE_TENANT, PROVISION_TENANT, job_tenant,
+};
 use crate::lifecycle::ops::{DEPROVISIONING_TOTAL, PROVISIONING_TOTAL, failure_reason, record};
 use crate::traits::{Job, NackOutcome};
 
@@ -19,6 +21,11 @@ impl ProvisioningWorker {
         match job.kind.as_str() {
             PROVISION_TENANT => self.provision(job, tenant).await,
             DEPROVISION_TENANT => self.deprovision(job, tenant).await,
+            MOVE_TENANT => match self.ops.run_move(tenant, Some(&self.jobs)).await {
+                Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
+                Err(e) => self.retry_or_fail(job, e).await,
+            },
+            MOVE_CLEANUP => self.move_cleanup(job, tenant).await,
             _ => self.reject(job, "unknown job kind").await,
         }
     }
@@ -68,6 +75,22 @@ impl ProvisioningWorker {
         }
         match self.ops.finish_deletion(&tenant, Actor::System).await {
             Ok(_) => self.finish(job, JobOutcome::Completed, "success").await,
+            Err(e) => self.retry_or_fail(job, e).await,
+        }
+    }
+
+    /// Drops a moved tenant's old storage, or hands the job back until its grace is over.
+    async fn move_cleanup(&self, job: &Job, id: TenantId) -> Result<JobOutcome> {
+        match self.ops.finish_move(id).await {
+            Ok((_, Some(left))) => {
+                let left = left.min(crate::traits::MAX_JOB_DELAY);
+                self.jobs.release(job, left).await?;
+                Ok(JobOutcome::Retrying { delay: left })
+            }
+            Ok((Some(record), None)) if record.is_done(crate::domain::MoveStep::OldDropped) => {
+                self.finish(job, JobOutcome::Completed, "success").await
+            }
+            Ok(_) => self.skip(job).await,
             Err(e) => self.retry_or_fail(job, e).await,
         }
     }

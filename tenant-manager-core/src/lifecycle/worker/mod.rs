@@ -143,6 +143,7 @@ impl ProvisioningWorker {
             pools: None,
             events: None,
             hooks: Vec::new(),
+            moves: None,
         };
         Self::from_ops(ops, jobs, config)
     }

@@ -1,0 +1,257 @@
+//! The step machine of a move to another database server, shared by the manager (which starts
+//! moves and may run them inline) and the worker (which runs queued `tenant.move` and
+//! `tenant.move_cleanup` jobs). Each step is recorded by the [`TenantMover`] once done, so a
+//! run after a crash resumes at the first step not recorded, redoing at most the one in flight.
+//!
+//! | step | what it does |
+//! |---|---|
+//! | `paused` | `Active -> Moving` (drops cached copies everywhere): writes answer `503 tenant_moving` |
+//! | `drained` | closes the tenant's pool (every instance closes its own on the invalidation) and waits [`MoveConfig::drain`] for writes in flight |
+//! | `copied` | the destination storage, made by the provisioning code, receives a copy |
+//! | `verified` | per-table counts and checksums agree at both ends (a difference is copied again once) |
+//! | `switched` | the registry places the tenant on the destination; caches and pools dropped everywhere |
+//! | `resumed` | `Moving -> Active`, the `moved` event, and a `tenant.move_cleanup` job delayed by [`MoveConfig::grace`] |
+//! | `old_dropped` | the old storage dropped, never before the switch is recorded nor before the grace |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Actor, EventKind, MoveRecord, MoveState, MoveStep, Tenant, TenantId, TenantStatus, TenantUpdate,
+};
+use crate::error::{Entity, Error, Result};
+use crate::lifecycle::jobs_kinds;
+use crate::lifecycle::ops::TenantOps;
+use crate::traits::{JobQueue, MAX_JOB_DELAY, TenantMover};
+
+/// How moves pause, drain and keep old storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MoveConfig {
+    /// How long after the pause writes in flight may take to end before the copy starts.
+    /// Default 5 s.
+    pub drain: Duration,
+    /// How long the old storage is kept after writes resume. Default 1 hour.
+    pub grace: Duration,
+    /// The `Retry-After` of writes refused while a tenant moves. Default 5 s.
+    pub retry_after: Duration,
+}
+
+impl Default for MoveConfig {
+    fn default() -> Self {
+        Self {
+            drain: Duration::from_secs(5),
+            grace: Duration::from_secs(3600),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl MoveConfig {
+    /// Sets the drain wait.
+    #[must_use]
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Sets the grace period of the old storage.
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Sets the `Retry-After` of refused writes.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+/// The mover and its settings, as the life-cycle operations hold them.
+#[derive(Debug, Clone)]
+pub(crate) struct Moves {
+    pub(crate) mover: Arc<dyn TenantMover>,
+    pub(crate) config: MoveConfig,
+}
+
+impl TenantOps {
+    /// The mover, or `InvalidInput` on `mover` when none is configured.
+    pub(crate) fn moves(&self) -> Result<&Moves> {
+        self.moves
+            .as_ref()
+            .ok_or_else(|| Error::invalid("mover", "moving tenants needs a mover"))
+    }
+
+    /// Runs the tenant's unfinished move up to `resumed` (queueing the cleanup on `jobs`).
+    pub(crate) async fn run_move(
+        &self,
+        id: TenantId,
+        jobs: Option<&Arc<dyn JobQueue>>,
+    ) -> Result<MoveRecord> {
+        let moves = self.moves()?;
+        let mut record = moves
+            .mover
+            .latest(id)
+            .await?
+            .ok_or_else(|| Error::not_found(Entity::Record, format!("move of tenant {id}")))?;
+        for step in MoveStep::ALL {
+            if step == MoveStep::OldDropped || record.is_done(step) {
+                continue;
+            }
+            let drop_after = match self.move_step(moves, &record, step, jobs).await {
+                Ok(drop_after) => drop_after,
+                Err(error) => {
+                    tracing::warn!(tenant = %id, step = step.as_str(), %error, "move step failed");
+                    let text = crate::lifecycle::ops::failure_reason(&error);
+                    let _ = moves.mover.record_failure(record.id, step, &text).await;
+                    return Err(error);
+                }
+            };
+            record = moves.mover.record(record.id, step, drop_after).await?;
+            tracing::info!(tenant = %id, step = step.as_str(), "move step recorded");
+        }
+        Ok(record)
+    }
+
+    /// Runs one step; `resumed` returns when the old storage may be dropped.
+    async fn move_step(
+        &self,
+        moves: &Moves,
+        record: &MoveRecord,
+        step: MoveStep,
+        jobs: Option<&Arc<dyn JobQueue>>,
+    ) -> Result<Option<OffsetDateTime>> {
+        let id = record.tenant_id;
+        match step {
+            MoveStep::Paused => {
+                self.transition_as(id, TenantStatus::Moving, None, None, Actor::System)
+                    .await?;
+                self.close_pool(id).await?;
+            }
+            MoveStep::Drained => {
+                self.close_pool(id).await?;
+                self.invalidate(id).await?;
+                tokio::time::sleep(moves.config.drain).await;
+                self.close_pool(id).await?;
+            }
+            MoveStep::Copied => {
+                let tenant = self.at_source(record).await?;
+                moves.mover.copy(&tenant, &record.to).await?;
+            }
+            MoveStep::Verified => {
+                let tenant = self.at_source(record).await?;
+                let mut check = moves.mover.verify(&tenant, &record.to).await?;
+                if !check.matches() {
+                    tracing::warn!(tenant = %id, "the copy differs from the source; copying again");
+                    moves.mover.copy(&tenant, &record.to).await?;
+                    check = moves.mover.verify(&tenant, &record.to).await?;
+                }
+                if let Some(table) = check.mismatches().next() {
+                    return Err(Error::conflict(
+                        Entity::Tenant,
+                        "checksum",
+                        format!(
+                            "table {} differs after the copy: {} rows ({}) at the source, {} ({}) at the destination",
+                            table.table,
+                            table.source_rows,
+                            table.source_md5,
+                            table.destination_rows,
+                            table.destination_md5
+                        ),
+                    ));
+                }
+            }
+            MoveStep::Switched => {
+                let tenant = self.registry.get_tenant(id).await?;
+                if tenant.placement != record.to {
+                    let update = TenantUpdate::default().with_placement(record.to.clone());
+                    self.registry.update_tenant(id, update).await?;
+                }
+                self.invalidate(id).await?;
+                self.close_pool(id).await?;
+            }
+            MoveStep::Resumed => {
+                let tenant = self
+                    .transition_as(id, TenantStatus::Active, None, None, Actor::System)
+                    .await?;
+                self.close_pool(id).await?;
+                let details = serde_json::json!({
+                    "move_id": record.id,
+                    "from": record.from,
+                    "to": record.to,
+                });
+                self.emit(EventKind::Moved, &tenant, Actor::System, Some(details))
+                    .await;
+                let grace = time::Duration::try_from(moves.config.grace)
+                    .map_err(|_| Error::invalid("grace", "is too long"))?;
+                let drop_after = OffsetDateTime::now_utc() + grace;
+                if let Some(jobs) = jobs {
+                    let job = jobs_kinds::move_cleanup_job(id)?
+                        .with_delay(moves.config.grace.min(MAX_JOB_DELAY))?;
+                    jobs.enqueue(job).await?;
+                }
+                return Ok(Some(drop_after));
+            }
+            MoveStep::OldDropped => {}
+        }
+        Ok(None)
+    }
+
+    /// The tenant, checked to be still at the move's source (the switch is not recorded yet).
+    async fn at_source(&self, record: &MoveRecord) -> Result<Tenant> {
+        let tenant = self.registry.get_tenant(record.tenant_id).await?;
+        if tenant.placement != record.from {
+            return Err(Error::conflict(
+                Entity::Tenant,
+                "placement",
+                "the tenant is no longer where the move started",
+            ));
+        }
+        Ok(tenant)
+    }
+
+    /// Drops the old storage of the tenant's switched move once its grace period is over.
+    /// Returns the record and, when the grace is not over yet, how long is left.
+    pub(crate) async fn finish_move(
+        &self,
+        id: TenantId,
+    ) -> Result<(Option<MoveRecord>, Option<Duration>)> {
+        let moves = self.moves()?;
+        let Some(record) = moves.mover.latest(id).await? else {
+            return Ok((None, None));
+        };
+        if record.state != MoveState::Switched || !record.is_done(MoveStep::Switched) {
+            return Ok((Some(record), None));
+        }
+        let now = OffsetDateTime::now_utc();
+        let Some(drop_after) = record.drop_after else {
+            return Err(Error::internal("a switched move without a drop time"));
+        };
+        if now < drop_after {
+            let left = Duration::try_from(drop_after - now).unwrap_or(Duration::ZERO);
+            return Ok((Some(record), Some(left)));
+        }
+        let mut tenant = self.registry.get_tenant(id).await?;
+        // Never the placement the registry serves the tenant from.
+        if tenant.placement == record.from || tenant.placement != record.to {
+            return Err(Error::conflict(
+                Entity::Tenant,
+                "placement",
+                "the registry does not place the tenant at the move's destination",
+            ));
+        }
+        tenant.placement = record.from.clone();
+        moves.mover.drop_storage(&tenant, &record.from).await?;
+        let record = moves
+            .mover
+            .record(record.id, MoveStep::OldDropped, None)
+            .await?;
+        tracing::info!(tenant = %id, "old storage of a moved tenant dropped");
+        Ok((Some(record), None))
+    }
+}
