@@ -14,6 +14,7 @@ pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;
 mod postgres_mode;
+mod provision_limits;
 mod redis_shared;
 pub(crate) mod storage;
 pub(crate) mod worker;
