@@ -29,6 +29,7 @@ pub(super) fn shared() -> Result<Shared, StartupError> {
         ),
         schedules: Arc::new(InMemorySchedules::new()),
         invalidations: None,
+        connection_leases: Arc::new(tenant_manager::memory::InMemoryConnectionLeases::new()),
     })
 }
 

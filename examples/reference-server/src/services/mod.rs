@@ -15,6 +15,7 @@ mod pool_sync;
 pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod provision_limits;
+mod cluster_budget;
 mod redis_shared;
 pub(crate) mod storage;
 pub(crate) mod worker;
@@ -27,7 +28,7 @@ use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::postgres::usage::PgRoleLimits;
 use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::{
-    JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
+    ConnectionLeases, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
     TenantCache,
 };
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) schedules: Arc<dyn ScheduleStore>,
     /// The Redis tenant cache, whose invalidations come from every instance (none in memory).
     pub(crate) invalidations: Option<RedisTenantCache>,
+    /// Leases of the servers' cluster connection budgets (in Redis: shared by every instance).
+    pub(crate) connection_leases: Arc<dyn ConnectionLeases>,
 }
 
 /// Everything the routes and background tasks use.

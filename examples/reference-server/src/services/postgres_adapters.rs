@@ -22,7 +22,7 @@ use tenant_manager::postgres::{
     RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
     TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
-use tenant_manager::{Error, PlanBook, Result, StorageNaming};
+use tenant_manager::{ConnectionLeases, Error, PlanBook, Result, StorageNaming};
 
 use super::{Shared, hasher, manager_config, plans, tokens};
 use crate::config::Config;
@@ -186,21 +186,32 @@ impl PostgresAdapters {
     ///
     /// # Errors
     /// `InvalidInput` when the caps or timeouts do not validate.
-    pub(crate) fn pools(&self, config: &Config, plans: &PlanBook) -> Result<PgTenantPools> {
+    pub(crate) fn pools(
+        &self,
+        config: &Config,
+        plans: &PlanBook,
+        leases: Arc<dyn ConnectionLeases>,
+    ) -> Result<PgTenantPools> {
         let settings = &config.pool;
-        PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
-            .with_application_name(APPLICATION_NAME)
-            .with_app_login(self.app_login.clone())
-            .with_wall(self.wall_keys.clone())
-            .with_plan_limits(plans.clone())
-            .into_pools(
-                PoolConfig::default()
-                    .with_max_total(settings.max_total)
-                    .with_max_per_tenant(settings.max_per_tenant)
-                    .with_idle_timeout(settings.idle_timeout)
-                    .with_acquire_timeout(settings.acquire_timeout)
-                    .with_scope_affinity(settings.scope_affinity),
-            )
+        let connector =
+            PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
+                .with_application_name(APPLICATION_NAME)
+                .with_app_login(self.app_login.clone())
+                .with_wall(self.wall_keys.clone())
+                .with_plan_limits(plans.clone());
+        let pool_config = PoolConfig::default()
+            .with_max_total(settings.max_total)
+            .with_max_per_tenant(settings.max_per_tenant)
+            .with_idle_timeout(settings.idle_timeout)
+            .with_acquire_timeout(settings.acquire_timeout)
+            .with_scope_affinity(settings.scope_affinity);
+        match super::cluster_budget::budget(config, leases) {
+            Some(budget) => {
+                connector.validate()?;
+                PgTenantPools::new_clustered(connector, pool_config, budget)
+            }
+            None => connector.into_pools(pool_config),
+        }
     }
 
     /// Backups with `pg_dump` into `store`.

@@ -69,7 +69,9 @@ pub(super) async fn services(
         return Err(StartupError::Wall { problems });
     }
     let plans = postgres.plan_book(config).await.map_err(fail)?;
-    let pools = postgres.pools(config, &plans).map_err(fail)?;
+    let pools = postgres
+        .pools(config, &plans, Arc::clone(&shared.connection_leases))
+        .map_err(fail)?;
     let store = config
         .backup_store
         .open(None)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    JobQueueConfig, RedisConfig, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisSchedules,
+    JobQueueConfig, RedisConfig, RedisConnectionLeases, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisSchedules,
     RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
@@ -65,6 +65,7 @@ pub(super) async fn connect(
         host_queue: Arc::new(host_queue),
         schedules: Arc::new(schedules),
         invalidations: Some(cache),
+        connection_leases: Arc::new(RedisConnectionLeases::new(&pool)),
     };
     let readiness = Readiness::default().with_probe("redis", "redis", Arc::new(PoolProbe(pool)));
     Ok((shared, readiness))
