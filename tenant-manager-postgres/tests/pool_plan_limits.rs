@@ -41,7 +41,9 @@ fn pools(env: &Env, walled: bool, affinity: Duration) -> PgTenantPools {
     .with_application_name(format!("tmtest_lim_{}", env.tag))
     .with_plan_limits(limited_plans());
     let connector = if walled {
-        connector.with_app_login(app_login(env)).with_wall(keys(env, 1))
+        connector
+            .with_app_login(app_login(env))
+            .with_wall(keys(env, 1))
     } else {
         connector
     };
@@ -81,11 +83,18 @@ async fn limits_stay_with_their_tenant(env: &Env, a: &Tenant, b: &Tenant, pools:
         let mut admin = env.admin("postgres").await;
         scalar(&mut admin, "SHOW work_mem").await
     };
-    assert_ne!(default_work_mem, "8MB", "the test needs another server default");
+    assert_ne!(
+        default_work_mem, "8MB",
+        "the test needs another server default"
+    );
     for round in 0..3 {
         let a_pid = {
             let mut conn = pools.acquire(a).await.expect("acquire a");
-            assert_eq!(scalar(&mut conn, "SHOW work_mem").await, "8MB", "round {round}");
+            assert_eq!(
+                scalar(&mut conn, "SHOW work_mem").await,
+                "8MB",
+                "round {round}"
+            );
             assert_eq!(scalar(&mut conn, "SHOW statement_timeout").await, "50ms");
             assert_eq!(
                 sleep_state(&mut conn, 0.5).await.as_deref(),

@@ -76,7 +76,10 @@ async fn a_new_database_tenant_has_its_plans_limits_at_once() {
         settings.contains(&"statement_timeout=700".to_owned()),
         "{settings:?}"
     );
-    assert!(settings.contains(&"work_mem=3072kB".to_owned()), "{settings:?}");
+    assert!(
+        settings.contains(&"work_mem=3072kB".to_owned()),
+        "{settings:?}"
+    );
 }
 
 /// A schema tenant (logged in through the shared app login) runs under its plan's limits:

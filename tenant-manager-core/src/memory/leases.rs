@@ -40,11 +40,7 @@ impl InMemoryConnectionLeases {
     }
 
     /// Runs `f` on `server`'s live holders (expired ones are reclaimed first).
-    fn with_server<T>(
-        &self,
-        server: &ServerId,
-        f: impl FnOnce(&mut Server, Instant) -> T,
-    ) -> T {
+    fn with_server<T>(&self, server: &ServerId, f: impl FnOnce(&mut Server, Instant) -> T) -> T {
         let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
         let state = servers.entry(server.clone()).or_default();
         let now = Instant::now();

@@ -370,13 +370,9 @@ impl Cluster {
             return true;
         }
         let started = Instant::now();
-        let call = self.leases.acquire(
-            &share.server,
-            &self.holder,
-            1,
-            share.budget,
-            self.ttl,
-        );
+        let call = self
+            .leases
+            .acquire(&share.server, &self.holder, 1, share.budget, self.ttl);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(grant)) => {
                 share.granted(grant, started, self.ttl);

@@ -6,9 +6,9 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::ClusterBudget;
 use super::cluster::Cluster;
 use super::inner::Inner;
-use super::ClusterBudget;
 use super::{ConnectionOf, PoolConfig, PoolKey, TenantConnector};
 use crate::domain::{ServerId, Tenant, TenantId};
 use crate::error::{Error, Result};

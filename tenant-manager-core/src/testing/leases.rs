@@ -53,7 +53,11 @@ pub async fn grants_stay_within_the_budget(s: &dyn ConnectionLeases) {
     assert_eq!(acquire(s, &server, "a", 3).await, 3);
     assert_eq!(acquire(s, &server, "b", 5).await, 2, "only what is left");
     assert_eq!(acquire(s, &server, "c", 1).await, 0);
-    assert_eq!(acquire(s, &server, "a", 1).await, 3, "a's total, nothing more");
+    assert_eq!(
+        acquire(s, &server, "a", 1).await,
+        3,
+        "a's total, nothing more"
+    );
     assert_eq!(held(s, &server).await, 5);
 }
 
@@ -88,12 +92,26 @@ pub async fn released_slots_go_to_others(s: &dyn ConnectionLeases) {
 pub async fn an_expired_holder_is_reclaimed_and_not_renewed(s: &dyn ConnectionLeases) {
     let server = server();
     let short = Duration::from_millis(200);
-    assert_eq!(s.acquire(&server, "dead", 4, 5, short).await.expect("a").held, 4);
+    assert_eq!(
+        s.acquire(&server, "dead", 4, 5, short)
+            .await
+            .expect("a")
+            .held,
+        4
+    );
     assert_eq!(acquire(s, &server, "live", 5).await, 1);
     tokio::time::sleep(short * 3).await;
-    assert_eq!(held(s, &server).await, 1, "the expired holder is not counted");
+    assert_eq!(
+        held(s, &server).await,
+        1,
+        "the expired holder is not counted"
+    );
     assert_eq!(s.renew(&server, "dead", LONG).await.expect("renew").held, 0);
-    assert_eq!(acquire(s, &server, "live", 5).await, 5, "its share went to the live one");
+    assert_eq!(
+        acquire(s, &server, "live", 5).await,
+        5,
+        "its share went to the live one"
+    );
     assert_eq!(held(s, &server).await, 5);
 }
 

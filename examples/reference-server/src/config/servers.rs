@@ -95,9 +95,14 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
                 spec = spec.with_capacity(Some(capacity));
             }
             Some(("budget", n)) => {
-                budget = Some(n.parse::<u32>().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(
-                    || format!("({id}) has an invalid budget: 1 to 100000 connections"),
-                )?);
+                budget = Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100_000).contains(n))
+                        .ok_or_else(|| {
+                            format!("({id}) has an invalid budget: 1 to 100000 connections")
+                        })?,
+                );
             }
             Some(("region", region)) => {
                 spec = spec

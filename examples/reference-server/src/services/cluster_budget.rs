@@ -22,7 +22,8 @@ pub(super) fn budget(config: &Config, leases: Arc<dyn ConnectionLeases>) -> Opti
         consumer_name().trim_start_matches("worker-"),
         rand::random::<u32>()
     );
-    let mut budget = ClusterBudget::new(leases, holder).with_lease_ttl(config.pool.cluster_lease_ttl);
+    let mut budget =
+        ClusterBudget::new(leases, holder).with_lease_ttl(config.pool.cluster_lease_ttl);
     let mut any = false;
     for server in config.database.tenant_servers() {
         if let Some(limit) = server.budget.or(fallback) {

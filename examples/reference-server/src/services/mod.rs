@@ -8,6 +8,7 @@
 //!   any other instance or `tenant-cli` ([`pool_sync`]).
 
 mod auth;
+mod cluster_budget;
 pub(crate) mod host_jobs;
 mod memory_mode;
 pub(crate) mod plans;
@@ -15,7 +16,6 @@ mod pool_sync;
 pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod provision_limits;
-mod cluster_budget;
 mod redis_shared;
 pub(crate) mod storage;
 pub(crate) mod worker;
@@ -28,8 +28,8 @@ use tenant_manager::manager::{ManagerConfig, PoolCloser, TenantManager};
 use tenant_manager::postgres::usage::PgRoleLimits;
 use tenant_manager::redis::RedisTenantCache;
 use tenant_manager::{
-    ConnectionLeases, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore, StorageMeter,
-    TenantCache,
+    ConnectionLeases, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore,
+    StorageMeter, TenantCache,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    JobQueueConfig, RedisConfig, RedisConnectionLeases, RedisJobQueue, RedisPool, RedisQuotaEnforcer, RedisSchedules,
-    RedisTenantCache, TenantCacheConfig,
+    JobQueueConfig, RedisConfig, RedisConnectionLeases, RedisJobQueue, RedisPool,
+    RedisQuotaEnforcer, RedisSchedules, RedisTenantCache, TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
 
