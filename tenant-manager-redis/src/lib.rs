@@ -93,6 +93,7 @@ mod config;
 mod error;
 mod events;
 mod keys;
+mod leases;
 mod lock;
 mod pool;
 mod queue;
@@ -107,6 +108,7 @@ pub use cache::{
 pub use config::{RedisConfig, UnavailablePolicy};
 pub use error::map_redis;
 pub use events::{DeadEvent, EventDelivery, EventStreamConfig, RedisEventBus, RedisEventGroup};
+pub use leases::RedisConnectionLeases;
 pub use lock::{LockGuard, RedisLock};
 pub use pool::RedisPool;
 pub use queue::{JobQueueConfig, RedisJobQueue};

@@ -89,3 +89,19 @@ script!(
     /// Claim the due ticks of the recurring schedules.
     SCHEDULE_CLAIM = "schedule_claim.lua"
 );
+script!(
+    /// Grant slots of a server's connection budget (reclaiming expired holders first).
+    BUDGET_ACQUIRE = "budget_common.lua" "budget_acquire.lua"
+);
+script!(
+    /// Renew a holder's slots of a server's connection budget.
+    BUDGET_RENEW = "budget_common.lua" "budget_renew.lua"
+);
+script!(
+    /// Give back slots of a server's connection budget.
+    BUDGET_RELEASE = "budget_common.lua" "budget_release.lua"
+);
+script!(
+    /// Count the live slots of a server's connection budget.
+    BUDGET_HELD = "budget_common.lua" "budget_held.lua"
+);

@@ -170,6 +170,7 @@ impl<C: TenantConnector> Inner<C> {
             engine: Arc::downgrade(self),
             counters: Arc::clone(&self.counters),
             lease: key.tenant().map(|id| self.slots.lease(id, cap)),
+            server: tenant.placement.server.clone(),
         };
         let builder = Pool::builder()
             .error_sink(Box::new(SettleSink(Arc::clone(&state))))
@@ -190,6 +191,7 @@ impl<C: TenantConnector> Inner<C> {
         .build_unchecked(budgeted);
         let fresh = Arc::new(Entry {
             state,
+            server: tenant.placement.server.clone(),
             pool,
             manager,
         });

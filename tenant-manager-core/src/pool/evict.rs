@@ -13,6 +13,7 @@ use super::affinity;
 use super::inner::{Entry, Inner};
 use super::state::PoolState;
 use super::{PoolKey, TenantConnector};
+use crate::domain::ServerId;
 
 impl<C: TenantConnector> Inner<C> {
     /// A permit of the global budget for a connect of `pool`, by `deadline`: at once if one
@@ -47,10 +48,35 @@ impl<C: TenantConnector> Inner<C> {
     /// any: the whole pool when nobody uses it, else one connection. Returns whether
     /// something was closed.
     fn evict_one(&self, except: &PoolState) -> bool {
+        self.evict_where(except, |_| true)
+    }
+
+    /// Closes an idle connection (or a whole unused pool) of the least recently used pool
+    /// other than `except` on `server`: its slot of the server's cluster budget comes back.
+    pub(crate) fn evict_on(&self, server: &ServerId, except: &PoolState) -> bool {
+        self.evict_where(except, |entry| entry.server == *server)
+    }
+
+    /// Closes every idle connection of the pools on `server` (the instance holds more of its
+    /// cluster budget than it may).
+    pub(crate) fn close_idle_on(&self, server: &ServerId) {
+        let entries: Vec<Arc<Entry<C>>> = self
+            .pools
+            .iter()
+            .filter(|item| item.value().server == *server)
+            .map(|item| Arc::clone(item.value()))
+            .collect();
+        for entry in entries {
+            let closed = entry.drain_idle();
+            self.counters.evicted(u64::from(closed));
+        }
+    }
+
+    fn evict_where(&self, except: &PoolState, wanted: impl Fn(&Entry<C>) -> bool) -> bool {
         let mut victim: Option<(u64, Arc<Entry<C>>)> = None;
         for item in &self.pools {
             let state = &item.value().state;
-            if std::ptr::eq(&**state, except) || state.idle() == 0 {
+            if std::ptr::eq(&**state, except) || state.idle() == 0 || !wanted(item.value()) {
                 continue;
             }
             let last_used = state.last_used();

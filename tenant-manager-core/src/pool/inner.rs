@@ -15,9 +15,11 @@ use futures::FutureExt;
 use tokio_util::sync::DropGuard;
 
 use super::budget::{Budget, SlotLease, TenantSlots};
+use super::cluster::Cluster;
 use super::metrics::Counters;
 use super::state::{Clock, FailureMark, PoolState};
 use super::{KeyHasher, PoolConfig, PoolKey, TenantConnector};
+use crate::domain::ServerId;
 use crate::error::{Error, Result};
 
 /// A bb8 connection of one of the engine's pools.
@@ -31,11 +33,15 @@ pub(crate) struct BudgetedManager<C: TenantConnector> {
     pub(crate) counters: Arc<Counters>,
     /// For a tenant pool: the tenant's slot, one permit per open connection.
     pub(crate) lease: Option<SlotLease>,
+    /// The database server the pool connects to (its tenants' `placement.server`).
+    pub(crate) server: ServerId,
 }
 
 /// One pool of the registry.
 pub(crate) struct Entry<C: TenantConnector> {
     pub(crate) state: Arc<PoolState>,
+    /// The database server the pool connects to.
+    pub(crate) server: ServerId,
     pub(crate) pool: Pool<BudgetedManager<C>>,
     pub(crate) manager: Arc<C::Manager>,
 }
@@ -137,13 +143,21 @@ pub(crate) struct Inner<C: TenantConnector> {
     pub(crate) budget: Budget,
     pub(crate) counters: Arc<Counters>,
     pub(crate) clock: Clock,
+    /// The cluster budget of each budgeted server, when the engine shares them.
+    pub(crate) cluster: Option<Arc<Cluster>>,
     /// Stops the reaper when the engine goes away.
     _reaper: DropGuard,
 }
 
 impl<C: TenantConnector> Inner<C> {
-    pub(crate) fn new(connector: C, config: PoolConfig, reaper: DropGuard) -> Self {
+    pub(crate) fn new(
+        connector: C,
+        config: PoolConfig,
+        cluster: Option<Arc<Cluster>>,
+        reaper: DropGuard,
+    ) -> Self {
         Self {
+            cluster,
             _reaper: reaper,
             connector,
             budget: Budget::new(config.max_total),

@@ -8,6 +8,7 @@ use bb8::ManageConnection;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 
+use super::cluster::ClusterSlot;
 use super::inner::BudgetedManager;
 use super::metrics::Counters;
 use super::state::PoolState;
@@ -41,6 +42,8 @@ struct Held {
     counters: Arc<Counters>,
     _tenant_permit: Option<OwnedSemaphorePermit>,
     _permit: OwnedSemaphorePermit,
+    /// The slot of the server's cluster budget, when it has one.
+    cluster: Option<ClusterSlot>,
 }
 
 impl<T, S> Drop for Pooled<T, S> {
@@ -97,6 +100,19 @@ impl<C: TenantConnector> BudgetedManager<C> {
             },
             () = &mut closing => return Err(quiet()),
         };
+        let cluster = match &engine.cluster {
+            None => None,
+            Some(cluster) => {
+                let evict = || engine.evict_on(&self.server, &self.state);
+                tokio::select! {
+                    slot = cluster.slot(&self.server, deadline, &evict) => match slot {
+                        Ok(slot) => slot,
+                        Err(()) => return Err(exhausted(started)),
+                    },
+                    () = &mut closing => return Err(quiet()),
+                }
+            }
+        };
         if self.state.active() == 0 {
             // The acquire that asked for this connection gave up; don't open it for nobody.
             return Err(quiet());
@@ -127,6 +143,7 @@ impl<C: TenantConnector> BudgetedManager<C> {
                 counters: Arc::clone(&self.counters),
                 _tenant_permit: tenant_permit,
                 _permit: permit,
+                cluster,
             }),
         })
     }
@@ -152,6 +169,8 @@ impl<C: TenantConnector> ManageConnection for BudgetedManager<C> {
     }
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.broken || self.manager.has_broken(&mut conn.conn)
+        conn.broken
+            || conn.held.cluster.as_ref().is_some_and(ClusterSlot::over)
+            || self.manager.has_broken(&mut conn.conn)
     }
 }

@@ -33,6 +33,7 @@
 mod affinity;
 mod budget;
 mod checkout;
+mod cluster;
 mod config;
 mod connector;
 mod engine;
@@ -46,6 +47,7 @@ mod tenant_pools;
 #[cfg(feature = "testing")]
 pub mod fake;
 
+pub use cluster::ClusterBudget;
 pub use config::PoolConfig;
 pub use connector::{ConnectionOf, PoolKey, TenantConnector};
 pub use tenant_pools::TenantPools;

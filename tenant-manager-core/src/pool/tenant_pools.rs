@@ -6,9 +6,11 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::ClusterBudget;
+use super::cluster::Cluster;
 use super::inner::Inner;
 use super::{ConnectionOf, PoolConfig, PoolKey, TenantConnector};
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{ServerId, Tenant, TenantId};
 use crate::error::{Error, Result};
 use crate::traits::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 
@@ -56,13 +58,52 @@ impl<C: TenantConnector> TenantPools<C> {
     /// - [`Error::InvalidInput`] when `config` does not validate.
     /// - [`Error::Internal`] when called outside a tokio runtime (the reaper needs one).
     pub fn new(connector: C, config: PoolConfig) -> Result<Self> {
+        Self::build(connector, config, None)
+    }
+
+    /// An engine over `connector` whose connections to each server `budget` names count
+    /// against that server's budget for all instances together (the [`ClusterBudget`]'s
+    /// leases); its reaper and its lease heartbeat.
+    ///
+    /// A connect to a budgeted server first takes a slot of this instance's share, asking the
+    /// leases for one more when none is free; while none is granted it closes an idle
+    /// connection of this instance to the server, and waits, up to the acquire timeout. A
+    /// connection's slot comes back when it closes, and the heartbeat (every third of the
+    /// lease time, and whenever a slot came back) hands surplus slots back and renews the rest.
+    /// If the leases cannot be renewed for the lease time, the instance's share falls to zero
+    /// (see [`ClusterBudget`]'s module: idle connections close, returned ones close, no new
+    /// ones open) until they answer again.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); [`Error::InvalidInput`] when `budget` does not validate.
+    pub fn new_clustered(connector: C, config: PoolConfig, budget: ClusterBudget) -> Result<Self> {
+        budget.validate()?;
+        Self::build(connector, config, Some(Arc::new(Cluster::new(budget))))
+    }
+
+    fn build(connector: C, config: PoolConfig, cluster: Option<Arc<Cluster>>) -> Result<Self> {
         config.validate()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| Error::internal_with("TenantPools needs a tokio runtime", e))?;
         let stop = CancellationToken::new();
-        let inner = Arc::new(Inner::new(connector, config, stop.clone().drop_guard()));
+        let inner = Arc::new(Inner::new(
+            connector,
+            config,
+            cluster.clone(),
+            stop.clone().drop_guard(),
+        ));
+        if let Some(cluster) = cluster {
+            runtime.spawn(heartbeat(Arc::downgrade(&inner), cluster, stop.clone()));
+        }
         runtime.spawn(reaper(Arc::downgrade(&inner), stop));
         Ok(Self { inner })
+    }
+
+    /// Slots of `server`'s cluster budget this instance holds and may use now; `None` when
+    /// the engine has no cluster budget for it.
+    pub fn cluster_share(&self, server: &ServerId) -> Option<u32> {
+        let cluster = self.inner.cluster.as_ref()?;
+        cluster.budgets(server).then(|| cluster.usable(server))
     }
 
     /// The configuration.
@@ -206,4 +247,31 @@ async fn reaper<C: TenantConnector>(engine: Weak<Inner<C>>, stop: CancellationTo
             None => return,
         }
     }
+}
+
+/// Renews this instance's cluster leases every third of the lease time, and hands surplus
+/// slots back whenever a connection closed; closes idle connections of servers on which the
+/// instance holds more connections than slots. Hands every slot back when the engine stops.
+async fn heartbeat<C: TenantConnector>(
+    engine: Weak<Inner<C>>,
+    cluster: Arc<Cluster>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(cluster.interval()) => {}
+            () = cluster.woken() => {}
+        }
+        let over = cluster.beat().await;
+        match engine.upgrade() {
+            Some(inner) => {
+                for server in &over {
+                    inner.close_idle_on(server);
+                }
+            }
+            None => break,
+        }
+    }
+    cluster.release_all().await;
 }

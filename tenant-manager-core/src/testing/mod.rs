@@ -27,6 +27,7 @@ pub mod cache;
 pub mod events;
 pub mod faults;
 pub mod jobs;
+pub mod leases;
 pub mod provisioner;
 pub mod quota;
 pub mod registry;

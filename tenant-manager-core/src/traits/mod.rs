@@ -11,6 +11,7 @@ mod events;
 pub mod gcra;
 mod hooks;
 mod jobs;
+mod leases;
 mod meter;
 mod mover;
 mod placement;
@@ -30,6 +31,7 @@ pub use jobs::{
     Job, JobQueue, MAX_JOB_DELAY, NackOutcome, NewJob, QueueStats, validate_consumer,
     validate_delay, validate_extension,
 };
+pub use leases::{ConnectionLeases, LeaseGrant, MAX_LEASE_TTL, ttl_millis, validate_lease};
 pub use meter::StorageMeter;
 pub use mover::TenantMover;
 pub use placement::{PlacementPolicy, PlacementRequest, ServerLoad, ServerSpec, eligible_servers};

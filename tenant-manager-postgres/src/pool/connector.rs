@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 use tenant_manager_core::pool::{PoolConfig, PoolKey, TenantConnector, TenantPools};
-use tenant_manager_core::{Error, Isolation, Result, Secret, Tenant, TenantId};
+use tenant_manager_core::{DbLimits, Error, Isolation, PlanBook, Result, Secret, Tenant, TenantId};
 
 use super::manager::PgConnectionManager;
 use super::scope;
@@ -75,6 +75,7 @@ pub struct PgTenantConnector {
     application_name: String,
     shared_login: Option<SharedLogin>,
     wall: Option<WallKeys>,
+    plans: Option<PlanBook>,
 }
 
 impl PgTenantConnector {
@@ -86,6 +87,30 @@ impl PgTenantConnector {
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
             shared_login: None,
             wall: None,
+            plans: None,
+        }
+    }
+
+    /// Applies each schema or shared tenant's plan session limits ([`DbLimits`]:
+    /// `statement_timeout`, `work_mem`) on every checkout that sets its scope, with
+    /// `set_config`, from the tenant's quota override or else its plan in `plans` (read on
+    /// every scope change, so a plan edit applies to the next one). The reset of a returned
+    /// connection (`RESET ALL`), and the reset that precedes another tenant's scope, clear
+    /// them: they never reach another tenant. Database tenants get theirs on their login role
+    /// ([`PgRoleLimits`](crate::usage::PgRoleLimits)).
+    #[must_use]
+    pub fn with_plan_limits(mut self, plans: PlanBook) -> Self {
+        self.plans = Some(plans);
+        self
+    }
+
+    /// The session limits of `tenant`: its quota override's, else its plan's; none without
+    /// [`with_plan_limits`](Self::with_plan_limits).
+    fn limits_of(&self, tenant: &Tenant) -> DbLimits {
+        match (&tenant.quota, &self.plans) {
+            (_, None) => DbLimits::default(),
+            (Some(quota), Some(_)) => quota.db,
+            (None, Some(plans)) => plans.current().policy(&tenant.plan).db,
         }
     }
 
@@ -212,6 +237,7 @@ impl fmt::Debug for PgTenantConnector {
                 &self.shared_login.as_ref().is_some_and(|l| l.set_role),
             )
             .field("wall", &self.wall)
+            .field("plan_limits", &self.plans.is_some())
             .finish()
     }
 }
@@ -259,8 +285,10 @@ impl TenantConnector for PgTenantConnector {
         tenant: &Tenant,
         carried: Option<TenantId>,
     ) -> Result<()> {
+        let limits = self.limits_of(tenant);
         if let Some(keys) = &self.wall {
-            return scope::apply_walled(conn, session, keys, tenant, carried.is_some()).await;
+            return scope::apply_walled(conn, session, keys, tenant, carried.is_some(), &limits)
+                .await;
         }
         if carried.is_some() {
             // Without the wall the scope is set with bound parameters: a round trip of its own.
@@ -271,7 +299,7 @@ impl TenantConnector for PgTenantConnector {
             Isolation::Schema if set_role => Some(tenant_role(tenant)?),
             _ => None,
         };
-        scope::apply(conn, tenant, role.as_ref()).await
+        scope::apply(conn, tenant, role.as_ref(), &limits).await
     }
 
     fn keep_scope(&self, conn: &mut PgConnection, _session: &mut Option<WallSession>) -> bool {

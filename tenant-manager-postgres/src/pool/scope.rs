@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
-use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
+use tenant_manager_core::{DbLimits, Entity, Error, Isolation, Result, Tenant};
 
 use crate::credentials::WallKeys;
 use crate::ident::{Ident, quote_literal};
@@ -10,13 +10,27 @@ use crate::pg::map_sqlx;
 use crate::wall::{self, WallSession};
 
 /// Sets `search_path` (the tenant's quoted schema, or the server's default when `$1` is
-/// NULL), `app.tenant_id`, and the role (`SET ROLE $3`, untouched when `$3` is NULL) for the
-/// session, in one round trip.
+/// NULL), `app.tenant_id`, the role (`SET ROLE $3`, untouched when `$3` is NULL) and the
+/// plan's `statement_timeout` (`$4`, ms) and `work_mem` (`$5`, kB), each untouched when NULL,
+/// for the session, in one round trip.
 const APPLY: &str = "SELECT pg_catalog.set_config('search_path', \
      COALESCE($1::text, s.reset_val), false), \
      pg_catalog.set_config('app.tenant_id', $2::text, false), \
-     CASE WHEN $3::text IS NULL THEN NULL ELSE pg_catalog.set_config('role', $3::text, false) END \
+     CASE WHEN $3::text IS NULL THEN NULL ELSE pg_catalog.set_config('role', $3::text, false) END, \
+     CASE WHEN $4::text IS NULL THEN NULL \
+          ELSE pg_catalog.set_config('statement_timeout', $4::text, false) END, \
+     CASE WHEN $5::text IS NULL THEN NULL \
+          ELSE pg_catalog.set_config('work_mem', $5::text, false) END \
      FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
+
+/// The values of a plan's session limits as `set_config` takes them: `statement_timeout` in
+/// milliseconds, `work_mem` in kB (`'<n>kB'`). Only validated integers reach the SQL.
+fn limit_values(limits: &DbLimits) -> (Option<String>, Option<String>) {
+    (
+        limits.statement_timeout_ms.map(|ms| ms.to_string()),
+        limits.work_mem_kb.map(|kb| format!("{kb}kB")),
+    )
+}
 
 /// Clears everything a tenant may have left on the session, in one round trip (simple
 /// protocol): the first statement reports whether the connection was idle outside any
@@ -38,7 +52,9 @@ const RESET: &str = "SELECT pg_catalog.statement_timestamp() = pg_catalog.transa
 /// shared isolation the default `search_path`; for both `app.tenant_id` to its id (row-level
 /// security policies read it with `current_setting('app.tenant_id')`); with `role`, the
 /// current role (`SET ROLE`; the name is bound, a role name is taken as is, unquoted).
-/// [`RESET`]'s `SET SESSION AUTHORIZATION DEFAULT` undoes the role as well.
+/// [`RESET`]'s `SET SESSION AUTHORIZATION DEFAULT` undoes the role as well. The plan's session
+/// `limits` (`statement_timeout`, `work_mem`) are set too; [`RESET`]'s `RESET ALL` undoes them,
+/// so they never reach another tenant's checkout of the connection.
 ///
 /// # Errors
 /// - `InvalidInput` when a schema tenant has no valid schema, or for database isolation.
@@ -48,13 +64,18 @@ pub(crate) async fn apply(
     conn: &mut PgConnection,
     tenant: &Tenant,
     role: Option<&Ident>,
+    limits: &DbLimits,
 ) -> Result<()> {
     let search_path = search_path(tenant)?;
+    limits.validate()?;
     outside_transaction(conn)?;
+    let (timeout, work_mem) = limit_values(limits);
     sqlx::query(APPLY)
         .bind(search_path)
         .bind(tenant.id.to_string())
         .bind(role.map(Ident::as_str))
+        .bind(timeout)
+        .bind(work_mem)
         .execute(&mut *conn)
         .await
         .map_err(|e| map_sqlx(Entity::Tenant, e))?;
@@ -134,7 +155,8 @@ pub(crate) fn may_keep(conn: &PgConnection) -> bool {
 /// as literals): `wall.enter()` with a proof for this backend and a fresh nonce, then
 /// `search_path` (schema isolation: the tenant's quoted schema only; shared: left at the
 /// default the reset restored) and `app.tenant_id` (for hosts that read it; no policy trusts
-/// it). The backend's identity is read once per connection into `session`.
+/// it), and the plan's session `limits`. The backend's identity is read once per connection
+/// into `session`.
 ///
 /// # Errors
 /// As [`apply`]; `Internal` when the database refuses the proof (the connection is then
@@ -145,8 +167,10 @@ pub(crate) async fn apply_walled(
     keys: &WallKeys,
     tenant: &Tenant,
     carried: bool,
+    limits: &DbLimits,
 ) -> Result<()> {
     let search_path = search_path(tenant)?;
+    limits.validate()?;
     outside_transaction(conn)?;
     let identity = match *session {
         Some(identity) => identity,
@@ -172,6 +196,15 @@ pub(crate) async fn apply_walled(
             ", pg_catalog.set_config('search_path', {}, false)",
             quote_literal(&path)
         ));
+    }
+    let (timeout, work_mem) = limit_values(limits);
+    for (name, value) in [("statement_timeout", timeout), ("work_mem", work_mem)] {
+        if let Some(value) = value {
+            sql.push_str(&format!(
+                ", pg_catalog.set_config('{name}', {}, false)",
+                quote_literal(&value)
+            ));
+        }
     }
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(&mut *conn)

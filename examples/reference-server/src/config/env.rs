@@ -137,6 +137,12 @@ pub(crate) struct EnvVars {
     pub(crate) pool_acquire_timeout_ms: u64,
     #[arg(long, env = "POOL_SCOPE_AFFINITY_MS", default_value = "5000", value_parser = ranged::<u64, 0, 600_000>)]
     pub(crate) pool_scope_affinity_ms: u64,
+    /// Connections of all instances together to each server without `budget=` in
+    /// `TENANT_SERVERS`; unset: no cluster budget.
+    #[arg(long, env = "CLUSTER_CONNECTION_BUDGET", value_parser = ranged::<u32, 1, 100_000>)]
+    pub(crate) cluster_connection_budget: Option<u32>,
+    #[arg(long, env = "CLUSTER_LEASE_TTL_MS", default_value = "10000", value_parser = ranged::<u64, 300, 600_000>)]
+    pub(crate) cluster_lease_ttl_ms: u64,
 
     // --- Plans and usage ---
     #[arg(long, env = "PLANS_REFRESH_MS", default_value = "2000", value_parser = ranged::<u64, 100, 600_000>)]

@@ -90,6 +90,12 @@ pub struct PoolSettings {
     /// How long a returned connection keeps its tenant's scope for that tenant's next request
     /// (`POOL_SCOPE_AFFINITY_MS`, default 5 s; 0 resets every connection on return).
     pub scope_affinity: Duration,
+    /// Connections of all instances together to each server that has no `budget=` of its own
+    /// in `TENANT_SERVERS` (`CLUSTER_CONNECTION_BUDGET`; `None`: no cluster budget).
+    pub cluster_budget: Option<u32>,
+    /// Lease time of the cluster budget's slots (`CLUSTER_LEASE_TTL_MS`, default 10 s): a dead
+    /// instance's share is free again after it.
+    pub cluster_lease_ttl: Duration,
 }
 
 impl Default for PoolSettings {
@@ -100,6 +106,8 @@ impl Default for PoolSettings {
             idle_timeout: Duration::from_secs(1800),
             acquire_timeout: Duration::from_secs(10),
             scope_affinity: Duration::from_secs(5),
+            cluster_budget: None,
+            cluster_lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -438,6 +446,8 @@ fn pool_settings(vars: &EnvVars) -> Result<PoolSettings, ConfigError> {
         idle_timeout: Duration::from_millis(vars.pool_idle_timeout),
         acquire_timeout: Duration::from_millis(vars.pool_acquire_timeout_ms),
         scope_affinity: Duration::from_millis(vars.pool_scope_affinity_ms),
+        cluster_budget: vars.cluster_connection_budget,
+        cluster_lease_ttl: Duration::from_millis(vars.cluster_lease_ttl_ms),
     })
 }
 

@@ -2,7 +2,9 @@
 //! `GLOBAL_DATABASE_URL` / `POSTGRES_ADMIN_*` (id `default`).
 //!
 //! One entry per server, entries separated by blanks or new lines:
-//! `<id>=<postgres URL>[;capacity=<tenants>][;region=<region>]`. The URL is the server's admin
+//! `<id>=<postgres URL>[;capacity=<tenants>][;region=<region>][;budget=<connections>]`
+//! (`budget`: connections of all instances together to this server, overriding
+//! `CLUSTER_CONNECTION_BUDGET`). The URL is the server's admin
 //! login (a `;` in its password is written `%3B`); `id` is 1 to 32 of `[a-z0-9_-]`. An entry
 //! with id `default` replaces the server of the other variables (to give it a capacity or a
 //! region). Errors name the entry by position and id, never show the URL.
@@ -29,6 +31,8 @@ pub struct TenantServer {
     pub admin: PgConnectOptions,
     /// The admin login's password (for `pg_dump`), from the URL.
     pub admin_password: Option<Secret>,
+    /// Connections of all instances together to this server (`budget=N`).
+    pub budget: Option<u32>,
 }
 
 impl fmt::Debug for TenantServer {
@@ -37,6 +41,7 @@ impl fmt::Debug for TenantServer {
             .field("spec", &self.spec)
             .field("admin", &PgShown(&self.admin))
             .field("admin_password", &self.admin_password)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -80,6 +85,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
         .database("postgres");
     let admin_password = url_password(url);
     let mut spec = ServerSpec::new(id.clone());
+    let mut budget = None;
     for option in parts {
         match option.split_once('=') {
             Some(("capacity", n)) => {
@@ -88,6 +94,16 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
                 })?;
                 spec = spec.with_capacity(Some(capacity));
             }
+            Some(("budget", n)) => {
+                budget = Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=100_000).contains(n))
+                        .ok_or_else(|| {
+                            format!("({id}) has an invalid budget: 1 to 100000 connections")
+                        })?,
+                );
+            }
             Some(("region", region)) => {
                 spec = spec
                     .with_region(Some(region.to_owned()))
@@ -95,7 +111,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
             }
             _ => {
                 return Err(format!(
-                    "({id}) has an unknown option: only capacity=N and region=R follow the URL"
+                    "({id}) has an unknown option: only capacity=N, region=R and budget=N follow the URL"
                 ));
             }
         }
@@ -104,6 +120,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
         spec,
         admin,
         admin_password,
+        budget,
     })
 }
 
@@ -118,7 +135,7 @@ mod tests {
     #[test]
     fn entries_carry_id_url_capacity_and_region() {
         let servers = parsed(
-            "pg2=postgres://root:s%3Bcr3t@db2:5433/x;capacity=5000;region=eu\n \
+            "pg2=postgres://root:s%3Bcr3t@db2:5433/x;capacity=5000;region=eu;budget=90\n \
              pg3=postgresql://root@db3",
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -133,7 +150,9 @@ mod tests {
             Some("s;cr3t")
         );
         assert!(!format!("{servers:?}").contains("cr3t"));
+        assert_eq!(servers[0].budget, Some(90));
         assert_eq!(servers[1].spec.capacity, None);
+        assert_eq!(servers[1].budget, None);
         assert!(parse(None).map(|s| s.is_empty()).unwrap_or(false));
     }
 
@@ -145,6 +164,7 @@ mod tests {
             "pg2=mysql://root:hunter2@db2",
             "pg2=postgres://root:hunter2@db2;capacity=lots",
             "pg2=postgres://root:hunter2@db2;weight=3",
+            "pg2=postgres://root:hunter2@db2;budget=0",
             "pg2=postgres://root:hunter2@db2 pg2=postgres://root:hunter2@db3",
         ] {
             let err = parsed(bad).err().unwrap_or_else(|| panic!("{bad} parsed"));

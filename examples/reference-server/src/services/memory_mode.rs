@@ -33,6 +33,7 @@ pub(super) fn shared() -> Result<Shared, StartupError> {
         lock: None,
         events: Arc::new(InMemoryEventBus::default()),
         redis: None,
+        connection_leases: Arc::new(tenant_manager::memory::InMemoryConnectionLeases::new()),
     })
 }
 

@@ -10,6 +10,7 @@
 mod auth;
 mod backup_schedule;
 mod drift_check;
+mod cluster_budget;
 pub(crate) mod host_jobs;
 pub(crate) mod leader;
 mod memory_mode;
@@ -18,6 +19,7 @@ pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;
 mod postgres_mode;
+mod provision_limits;
 mod redis_shared;
 pub(crate) mod storage;
 pub(crate) mod webhooks;
@@ -32,7 +34,8 @@ use tenant_manager::postgres::usage::PgRoleLimits;
 use tenant_manager::quota_events::QuotaExceededEvents;
 use tenant_manager::redis::{RedisLock, RedisPool, RedisTenantCache};
 use tenant_manager::{
-    Actor, EventBus, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer, ScheduleStore,
+    Actor, ConnectionLeases, EventBus, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer,
+    ScheduleStore,
     StorageMeter, TenantCache,
 };
 use tokio_util::sync::CancellationToken;
@@ -75,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) events: Arc<dyn EventBus>,
     /// The Redis pool, for the webhooks' consumer groups of the event stream (none in memory).
     pub(crate) redis: Option<RedisPool>,
+    /// Leases of the servers' cluster connection budgets (in Redis: shared by every instance).
+    pub(crate) connection_leases: Arc<dyn ConnectionLeases>,
 }
 
 /// Everything the routes and background tasks use.

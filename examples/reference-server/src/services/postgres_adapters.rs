@@ -22,7 +22,7 @@ use tenant_manager::postgres::{
     RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
     TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
-use tenant_manager::{Error, PlanBook, Result, StorageNaming};
+use tenant_manager::{ConnectionLeases, Error, PlanBook, Result, StorageNaming};
 
 use super::{Shared, hasher, manager_config, plans, tokens};
 use crate::config::Config;
@@ -179,26 +179,39 @@ impl PostgresAdapters {
     /// The pool manager of tenant connections, within `MAX_TOTAL_CONNECTIONS` and
     /// `MAX_CONNECTIONS_PER_TENANT`: database-isolated tenants connect as their own role,
     /// schema- and row-isolated tenants share a pool per database logged in as the app login,
-    /// scoped on each checkout by a proof of the tenant signed with the wall key.
+    /// scoped on each checkout by a proof of the tenant signed with the wall key, and by the
+    /// session limits of its plan in `plans`.
     ///
     /// Call it after the metrics recorder is installed: the engine registers its series.
     ///
     /// # Errors
     /// `InvalidInput` when the caps or timeouts do not validate.
-    pub(crate) fn pools(&self, config: &Config) -> Result<PgTenantPools> {
+    pub(crate) fn pools(
+        &self,
+        config: &Config,
+        plans: &PlanBook,
+        leases: Arc<dyn ConnectionLeases>,
+    ) -> Result<PgTenantPools> {
         let settings = &config.pool;
-        PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
-            .with_application_name(APPLICATION_NAME)
-            .with_app_login(self.app_login.clone())
-            .with_wall(self.wall_keys.clone())
-            .into_pools(
-                PoolConfig::default()
-                    .with_max_total(settings.max_total)
-                    .with_max_per_tenant(settings.max_per_tenant)
-                    .with_idle_timeout(settings.idle_timeout)
-                    .with_acquire_timeout(settings.acquire_timeout)
-                    .with_scope_affinity(settings.scope_affinity),
-            )
+        let connector =
+            PgTenantConnector::new(self.storage.servers().clone(), self.credentials.clone())
+                .with_application_name(APPLICATION_NAME)
+                .with_app_login(self.app_login.clone())
+                .with_wall(self.wall_keys.clone())
+                .with_plan_limits(plans.clone());
+        let pool_config = PoolConfig::default()
+            .with_max_total(settings.max_total)
+            .with_max_per_tenant(settings.max_per_tenant)
+            .with_idle_timeout(settings.idle_timeout)
+            .with_acquire_timeout(settings.acquire_timeout)
+            .with_scope_affinity(settings.scope_affinity);
+        match super::cluster_budget::budget(config, leases) {
+            Some(budget) => {
+                connector.validate()?;
+                PgTenantPools::new_clustered(connector, pool_config, budget)
+            }
+            None => connector.into_pools(pool_config),
+        }
     }
 
     /// Backups with `pg_dump` into `store`.
@@ -259,7 +272,11 @@ impl PostgresAdapters {
         };
         builder
             .with_registry(self.registry.clone())
-            .with_provisioner(self.provisioner.clone())
+            .with_provisioner(Arc::new(super::provision_limits::LimitedProvisioner::new(
+                self.provisioner.clone(),
+                self.role_limits(),
+                plans.clone(),
+            )))
             .with_quota(shared.quota.clone())
             .with_cache(shared.cache.clone())
             .with_jobs(shared.jobs.clone())

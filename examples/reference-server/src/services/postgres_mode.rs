@@ -68,13 +68,15 @@ pub(super) async fn services(
     if !problems.is_empty() {
         return Err(StartupError::Wall { problems });
     }
-    let pools = postgres.pools(config).map_err(fail)?;
+    let plans = postgres.plan_book(config).await.map_err(fail)?;
+    let pools = postgres
+        .pools(config, &plans, Arc::clone(&shared.connection_leases))
+        .map_err(fail)?;
     let store = config
         .backup_store
         .open(None)
         .map_err(|e| StartupError::backend("backup store", e))?;
     let backup = postgres.backup(store);
-    let plans = postgres.plan_book(config).await.map_err(fail)?;
     let manager = postgres
         .manager(
             config,

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenant_manager::redis::{
-    EventStreamConfig, JobQueueConfig, RedisConfig, RedisEventBus, RedisJobQueue, RedisLock,
-    RedisPool, RedisQuotaEnforcer, RedisSchedules, RedisTenantCache, TenantCacheConfig,
+    EventStreamConfig, JobQueueConfig, RedisConfig, RedisConnectionLeases, RedisEventBus,
+    RedisJobQueue, RedisLock, RedisPool, RedisQuotaEnforcer, RedisSchedules, RedisTenantCache,
+    TenantCacheConfig,
 };
 use tenant_manager::{BoxError, Secret, async_trait};
 
@@ -73,6 +74,7 @@ pub(super) async fn connect(
         schedules: Arc::new(schedules),
         invalidations: Some(cache),
         lock: Some(RedisLock::new(&pool)),
+        connection_leases: Arc::new(RedisConnectionLeases::new(&pool)),
     };
     let readiness = Readiness::default().with_probe("redis", "redis", Arc::new(PoolProbe(pool)));
     Ok((shared, readiness))

@@ -1,0 +1,2 @@
+-- Returns the slots of all live holders.
+return total()
