@@ -146,7 +146,7 @@ fn assemble(
             storage_guard::guard,
         ));
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
-            guards.storage,
+            guards.storage.manager,
             move_guard::guard,
         ));
         if let Some(quota) = guards.client_quota {

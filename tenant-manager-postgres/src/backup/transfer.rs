@@ -27,7 +27,7 @@ impl PgDumpBackup {
         let (_, ext) = format_of(from.isolation);
         let work = WorkDir::create(&self.config.work_dir).await?;
         let path = work.file(&format!("move.{ext}"))?;
-        let source_name = self.dump_to(from, &source, &path).await?;
+        let (source_name, _) = self.dump_to(from, &source, &path).await?;
         let job = dump::Restore {
             storage: &self.storage,
             tools: &self.config.tools,
@@ -44,6 +44,7 @@ impl PgDumpBackup {
             Isolation::Shared => {
                 self.shared_copy(&target, to.id, CopyOp::Restore(&path))
                     .await
+                    .map(|_| ())
             }
         }
     }
