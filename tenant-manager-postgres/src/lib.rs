@@ -76,6 +76,7 @@ pub mod pool;
 pub mod provision;
 pub mod registry;
 pub mod registry_login;
+pub mod replicas;
 pub mod servers;
 pub mod storage;
 pub mod usage;
@@ -95,7 +96,8 @@ pub use provision::{
 };
 pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
-pub use servers::{ServerConfig, ServerMap};
+pub use replicas::ReplicaPolicy;
+pub use servers::{ReplicaConfig, ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantMigrations, TenantStorage};
 pub use wall::WallAdmin;
 
