@@ -39,6 +39,8 @@ impl<C: TenantConnector> Inner<C> {
         }
         match Box::pin(self.checkout_on(tenant, key.clone())).await {
             Err(err) if err.is_retryable() && self.connector.read_unavailable(&key, &err) => {
+                // Its idle connections are likely dead too.
+                self.close(&key);
                 let again = self.connector.read_key(tenant)?;
                 Box::pin(self.checkout_on(tenant, again)).await
             }

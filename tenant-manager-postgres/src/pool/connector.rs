@@ -258,7 +258,7 @@ impl PgTenantConnector {
     }
 
     /// The route a pool key names: `None` for the read-write pools, else `primary` or a
-    /// replica's `<server>.r<index>`.
+    /// replica's `<server>.r<index>.<epoch>`.
     fn route(key: &PoolKey) -> Option<&str> {
         match key {
             PoolKey::Tenant(_) => None,

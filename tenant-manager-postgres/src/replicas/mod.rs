@@ -121,9 +121,14 @@ impl ReplicaPolicy {
 /// What the monitor last saw of one replica.
 #[derive(Debug)]
 pub(crate) struct ReplicaState {
-    /// Its route name: `<server>.r<index>`, unique across servers.
+    /// Its name: `<server>.r<index>`, unique across servers. Its routes are
+    /// `<name>.<epoch>`.
     pub(crate) route: Arc<str>,
     available: AtomicBool,
+    /// Raised each time the replica goes out of service: its pools of before (whose
+    /// connections may be dead, or kept with a scope and handed out with no statement) are
+    /// never used again, reads come back to new pools.
+    epoch: AtomicU64,
     lag_bytes: AtomicU64,
     lag_gauge: Gauge,
     available_gauge: Gauge,
@@ -138,6 +143,7 @@ impl ReplicaState {
         ];
         Self {
             available: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             lag_bytes: AtomicU64::new(0),
             lag_gauge: metrics::gauge!("tenant_pool_replica_lag_bytes", &labels),
             available_gauge: metrics::gauge!("tenant_pool_replica_available", &labels),
@@ -154,7 +160,9 @@ impl ReplicaState {
 
     /// Marks the replica out of service until the next good measure.
     pub(crate) fn set_available(&self, available: bool) {
-        self.available.store(available, Ordering::SeqCst);
+        if self.available.swap(available, Ordering::SeqCst) && !available {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
         self.available_gauge.set(if available { 1.0 } else { 0.0 });
     }
 
@@ -226,7 +234,8 @@ impl ReplicaRoutes {
                 let replica = &replicas[(start + offset) % replicas.len()];
                 if replica.is_available() {
                     self.to_replica.increment(1);
-                    return Arc::clone(&replica.route);
+                    let epoch = replica.epoch.load(Ordering::SeqCst);
+                    return Arc::from(format!("{}.{epoch}", replica.route));
                 }
             }
         }
@@ -239,12 +248,13 @@ impl ReplicaRoutes {
         Arc::from(PRIMARY_ROUTE)
     }
 
-    /// The replica of `server` on `route`, if that route is a replica.
+    /// The replica of `server` that `route` (`<name>.<epoch>`) leads to, if it is a replica.
     pub(crate) fn replica(&self, server: &ServerId, route: &str) -> Option<(usize, &ReplicaState)> {
+        let (name, _epoch) = route.rsplit_once('.')?;
         self.of(server)
             .iter()
             .enumerate()
-            .find(|(_, replica)| &*replica.route == route)
+            .find(|(_, replica)| &*replica.route == name)
     }
 
     /// The last measured lag of each replica of `server`, and whether it serves reads.
