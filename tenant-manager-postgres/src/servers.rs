@@ -102,6 +102,17 @@ impl ServerMap {
         Ok(self)
     }
 
+    /// Adds a streaming replica to server `id` from connect options (see
+    /// [`with_replica`](Self::with_replica)). A replica of an unknown server is ignored: add
+    /// the server first.
+    #[must_use]
+    pub fn with_replica_options(mut self, id: &ServerId, admin: PgConnectOptions) -> Self {
+        if let Some(server) = self.servers.get_mut(id) {
+            server.replicas.push(ReplicaConfig { admin });
+        }
+        self
+    }
+
     /// Adds a server from connect options (set the password there too, with
     /// [`PgConnectOptions::password`]).
     #[must_use]

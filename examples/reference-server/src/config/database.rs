@@ -276,6 +276,7 @@ impl DatabaseConfig {
                 spec: ServerSpec::new(default),
                 admin: admin.clone(),
                 admin_password: self.admin_password.clone(),
+                replicas: Vec::new(),
             });
         }
         all.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));

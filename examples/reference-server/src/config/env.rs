@@ -126,6 +126,12 @@ pub(crate) struct EnvVars {
     pub(crate) pool_acquire_timeout_ms: u64,
     #[arg(long, env = "POOL_SCOPE_AFFINITY_MS", default_value = "5000", value_parser = ranged::<u64, 0, 600_000>)]
     pub(crate) pool_scope_affinity_ms: u64,
+    #[arg(long, env = "READS_FROM_REPLICAS", action = ArgAction::Set, default_value = "false", value_parser = flag)]
+    pub(crate) reads_from_replicas: bool,
+    #[arg(long, env = "REPLICA_MAX_LAG_BYTES", default_value = "1048576", value_parser = ranged::<u64, 0, 1_099_511_627_776>)]
+    pub(crate) replica_max_lag_bytes: u64,
+    #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value = "0", value_parser = ranged::<u64, 0, 3_600_000>)]
+    pub(crate) replica_max_lag_ms: u64,
 
     // --- Plans and usage ---
     #[arg(long, env = "PLANS_REFRESH_MS", default_value = "2000", value_parser = ranged::<u64, 100, 600_000>)]

@@ -84,6 +84,15 @@ pub struct PoolSettings {
     /// How long a returned connection keeps its tenant's scope for that tenant's next request
     /// (`POOL_SCOPE_AFFINITY_MS`, default 5 s; 0 resets every connection on return).
     pub scope_affinity: Duration,
+    /// Whether read routes (listing companies) take read-only connections, served by a
+    /// streaming replica within the lag bounds (`READS_FROM_REPLICAS`, default false).
+    pub reads_from_replicas: bool,
+    /// Most bytes of WAL a replica may have left to replay and still serve reads
+    /// (`REPLICA_MAX_LAG_BYTES`, default 1 MiB).
+    pub replica_max_lag_bytes: u64,
+    /// Longest a replica may lag in time while it has WAL left to replay
+    /// (`REPLICA_MAX_LAG_MS`; 0, the default: bytes only).
+    pub replica_max_lag: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -94,6 +103,9 @@ impl Default for PoolSettings {
             idle_timeout: Duration::from_secs(1800),
             acquire_timeout: Duration::from_secs(10),
             scope_affinity: Duration::from_secs(5),
+            reads_from_replicas: false,
+            replica_max_lag_bytes: 1024 * 1024,
+            replica_max_lag: None,
         }
     }
 }
@@ -384,6 +396,10 @@ fn pool_settings(vars: &EnvVars) -> Result<PoolSettings, ConfigError> {
         idle_timeout: Duration::from_millis(vars.pool_idle_timeout),
         acquire_timeout: Duration::from_millis(vars.pool_acquire_timeout_ms),
         scope_affinity: Duration::from_millis(vars.pool_scope_affinity_ms),
+        reads_from_replicas: vars.reads_from_replicas,
+        replica_max_lag_bytes: vars.replica_max_lag_bytes,
+        replica_max_lag: (vars.replica_max_lag_ms > 0)
+            .then(|| Duration::from_millis(vars.replica_max_lag_ms)),
     })
 }
 

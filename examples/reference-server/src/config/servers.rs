@@ -2,7 +2,8 @@
 //! `GLOBAL_DATABASE_URL` / `POSTGRES_ADMIN_*` (id `default`).
 //!
 //! One entry per server, entries separated by blanks or new lines:
-//! `<id>=<postgres URL>[;capacity=<tenants>][;region=<region>]`. The URL is the server's admin
+//! `<id>=<postgres URL>[;capacity=<tenants>][;region=<region>][;replica=<postgres URL>]...`
+//! (`replica=` repeatable: streaming replicas that may serve reads). The URL is the server's admin
 //! login (a `;` in its password is written `%3B`); `id` is 1 to 32 of `[a-z0-9_-]`. An entry
 //! with id `default` replaces the server of the other variables (to give it a capacity or a
 //! region). Errors name the entry by position and id, never show the URL.
@@ -29,6 +30,8 @@ pub struct TenantServer {
     pub admin: PgConnectOptions,
     /// The admin login's password (for `pg_dump`), from the URL.
     pub admin_password: Option<Secret>,
+    /// Its streaming replicas (`replica=<URL>`), as the lag monitor logs in there.
+    pub replicas: Vec<PgConnectOptions>,
 }
 
 impl fmt::Debug for TenantServer {
@@ -37,6 +40,10 @@ impl fmt::Debug for TenantServer {
             .field("spec", &self.spec)
             .field("admin", &PgShown(&self.admin))
             .field("admin_password", &self.admin_password)
+            .field(
+                "replicas",
+                &self.replicas.iter().map(PgShown).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -80,6 +87,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
         .database("postgres");
     let admin_password = url_password(url);
     let mut spec = ServerSpec::new(id.clone());
+    let mut replicas = Vec::new();
     for option in parts {
         match option.split_once('=') {
             Some(("capacity", n)) => {
@@ -93,9 +101,23 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
                     .with_region(Some(region.to_owned()))
                     .map_err(|_| format!("({id}) has an invalid region: 1 to 64 characters"))?;
             }
+            Some(("replica", url))
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                let replica = PgConnectOptions::from_str(url)
+                    .map_err(|_| format!("({id}) has an invalid replica URL"))?
+                    .database("postgres");
+                replicas.push(replica);
+            }
+            Some(("replica", _)) => {
+                return Err(format!(
+                    "({id}) must have a postgres:// or postgresql:// replica URL"
+                ));
+            }
             _ => {
                 return Err(format!(
-                    "({id}) has an unknown option: only capacity=N and region=R follow the URL"
+                    "({id}) has an unknown option: only capacity=N, region=R and replica=URL \
+                     follow the URL"
                 ));
             }
         }
@@ -104,6 +126,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
         spec,
         admin,
         admin_password,
+        replicas,
     })
 }
 
@@ -135,6 +158,30 @@ mod tests {
         assert!(!format!("{servers:?}").contains("cr3t"));
         assert_eq!(servers[1].spec.capacity, None);
         assert!(parse(None).map(|s| s.is_empty()).unwrap_or(false));
+    }
+
+    #[test]
+    fn replicas_follow_the_url_and_repeat() {
+        let servers = parsed(
+            "pg2=postgres://root:hunter2@db2/x;replica=postgres://mon:s3cr3t@db2r1:5433/y\
+             ;capacity=5;replica=postgresql://mon@db2r2",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let replicas = &servers[0].replicas;
+        assert_eq!(replicas.len(), 2);
+        assert_eq!(replicas[0].get_host(), "db2r1");
+        assert_eq!(replicas[0].get_port(), 5433);
+        assert_eq!(replicas[0].get_database(), Some("postgres"));
+        assert_eq!(replicas[1].get_host(), "db2r2");
+        assert_eq!(servers[0].spec.capacity, Some(5));
+        assert!(!format!("{servers:?}").contains("s3cr3t"));
+        for bad in [
+            "pg2=postgres://root@db2;replica=mysql://mon:s3cr3t@db2r1",
+            "pg2=postgres://root@db2;replica=",
+        ] {
+            let err = parsed(bad).err().unwrap_or_else(|| panic!("{bad} parsed"));
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, DriftChecker, PgDumpBackup,
-    PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin,
+    PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, ReplicaPolicy,
     RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
     TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
 };
@@ -191,6 +191,11 @@ impl PostgresAdapters {
             .with_application_name(APPLICATION_NAME)
             .with_app_login(self.app_login.clone())
             .with_wall(self.wall_keys.clone())
+            .with_replica_policy(
+                ReplicaPolicy::default()
+                    .with_max_lag_bytes(settings.replica_max_lag_bytes)
+                    .with_max_lag(settings.replica_max_lag),
+            )
             .into_pools(
                 PoolConfig::default()
                     .with_max_total(settings.max_total)
@@ -286,7 +291,12 @@ fn server_map(config: &Config, admin: &sqlx::postgres::PgConnectOptions) -> Serv
     servers
         .into_iter()
         .fold(ServerMap::default(), |map, server| {
-            map.with_options(server.spec.id, server.admin, server.admin_password)
+            let id = server.spec.id.clone();
+            let map = map.with_options(server.spec.id, server.admin, server.admin_password);
+            server
+                .replicas
+                .into_iter()
+                .fold(map, |map, replica| map.with_replica_options(&id, replica))
         })
 }
 
