@@ -24,6 +24,10 @@
 //!   [`PgTenantConnector::with_wall`] proves each checkout's tenant to the [`wall`]: Postgres
 //!   itself keeps those tenants apart, also from SQL injected into a tenant's session (every
 //!   tenant table admits only the session's verified tenant's rows).
+//! - [`replicas`]: servers may list streaming replicas ([`ServerMap::with_replica`]);
+//!   [`PgTenantPools::acquire_read`](tenant_manager_core::pool::TenantPools::acquire_read) hands
+//!   out read-only checkouts there while a lag monitor finds them within [`ReplicaPolicy`]'s
+//!   bounds, else on the primary with the session read-only.
 //!
 //! ```no_run
 //! use std::sync::Arc;

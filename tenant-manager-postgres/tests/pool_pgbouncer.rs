@@ -21,7 +21,13 @@ use tenant_manager_test_support::{PoolMode, PrivatePgBouncer, postgres_admin_url
 async fn setup(
     mode: PoolMode,
     pool_size: u32,
-) -> (PgFixture, PrivatePgBouncer, PgTenantPools, Vec<Tenant>, String) {
+) -> (
+    PgFixture,
+    PrivatePgBouncer,
+    PgTenantPools,
+    Vec<Tenant>,
+    String,
+) {
     let mut fixture = PgFixture::new().await;
     let tenants = fixture.tenants(2, Isolation::Shared).await;
     let reader = fixture.shared_reader().await;

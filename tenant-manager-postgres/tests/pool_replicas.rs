@@ -32,7 +32,10 @@ impl Cluster {
     async fn start(tenants: &[Tenant]) -> Self {
         let primary = PrivatePostgres::start();
         let mut admin = PgConnection::connect(&primary.admin_url()).await.unwrap();
-        sqlx::raw_sql("CREATE DATABASE app").execute(&mut admin).await.unwrap();
+        sqlx::raw_sql("CREATE DATABASE app")
+            .execute(&mut admin)
+            .await
+            .unwrap();
         let mut ddl = String::from(
             "CREATE TABLE shared_items (tenant_id uuid NOT NULL, name text NOT NULL); \
              ALTER TABLE shared_items ENABLE ROW LEVEL SECURITY; \
@@ -70,8 +73,7 @@ impl Cluster {
             .with_replica(&default, &self.replica.admin_url())
             .unwrap();
         let credentials =
-            DerivedCredentials::new(Secret::new("replica-tests-master-secret-0123456789"))
-                .unwrap();
+            DerivedCredentials::new(Secret::new("replica-tests-master-secret-0123456789")).unwrap();
         PgTenantConnector::new(servers, Arc::new(credentials))
             .with_shared_login("reader", Secret::new("unused-with-trust"))
             .with_application_name("tmtest_replicas")
@@ -81,7 +83,9 @@ impl Cluster {
     }
 
     async fn on_primary(&self, sql: &str) {
-        let mut conn = PgConnection::connect(&self.primary.url("app")).await.unwrap();
+        let mut conn = PgConnection::connect(&self.primary.url("app"))
+            .await
+            .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&mut conn)
             .await
@@ -89,7 +93,9 @@ impl Cluster {
     }
 
     async fn on_replica(&self, sql: &str) {
-        let mut conn = PgConnection::connect(&self.replica.url("app")).await.unwrap();
+        let mut conn = PgConnection::connect(&self.replica.url("app"))
+            .await
+            .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&mut conn)
             .await
@@ -134,7 +140,10 @@ where
 }
 
 fn replica_serves(pools: &PgTenantPools) -> bool {
-    pools.connector().replica_status(&ServerId::default_server())[0].1
+    pools
+        .connector()
+        .replica_status(&ServerId::default_server())[0]
+        .1
 }
 
 /// Where a read checkout of `tenant` ran: whether in recovery (the replica), and the names
@@ -170,9 +179,11 @@ async fn reads_run_on_the_replica_within_the_bound_and_fall_back_to_the_primary(
     let (a, b) = (tenant(0, Isolation::Shared), tenant(1, Isolation::Shared));
     let cluster = Cluster::start(&[a.clone(), b.clone()]).await;
     let pools = cluster.pools(policy(), PoolConfig::default().with_max_total(10));
-    until(&pools, "the replica is measured within the bound", || async {
-        replica_serves(&pools)
-    })
+    until(
+        &pools,
+        "the replica is measured within the bound",
+        || async { replica_serves(&pools) },
+    )
     .await;
     until(&pools, "the replica replayed the tenants' rows", || async {
         let (on_replica, names) = read(&pools, &a).await;
@@ -207,7 +218,10 @@ async fn reads_run_on_the_replica_within_the_bound_and_fall_back_to_the_primary(
         !replica_serves(&pools)
     })
     .await;
-    let lag = pools.connector().replica_status(&ServerId::default_server())[0].0;
+    let lag = pools
+        .connector()
+        .replica_status(&ServerId::default_server())[0]
+        .0;
     assert!(lag > MAX_LAG_BYTES, "lag {lag}");
     assert_eq!(read(&pools, &a).await, (false, expect(&a)));
     assert_eq!(read(&pools, &b).await, (false, expect(&b)));
@@ -215,7 +229,10 @@ async fn reads_run_on_the_replica_within_the_bound_and_fall_back_to_the_primary(
 
     // Replay resumed: back on the replica.
     cluster.on_replica("SELECT pg_wal_replay_resume()").await;
-    until(&pools, "the replica caught up", || async { replica_serves(&pools) }).await;
+    until(&pools, "the replica caught up", || async {
+        replica_serves(&pools)
+    })
+    .await;
     assert_eq!(read(&pools, &a).await, (true, expect(&a)));
 
     // The replica stopped, not measured since: the next checkout (B's: A's last connection
@@ -232,13 +249,17 @@ async fn reads_run_on_the_replica_within_the_bound_and_fall_back_to_the_primary(
 
     // Back: served there again.
     cluster.replica.start_again();
-    until(&pools, "the restarted replica is measured again", || async {
-        replica_serves(&pools)
-    })
+    until(
+        &pools,
+        "the restarted replica is measured again",
+        || async { replica_serves(&pools) },
+    )
     .await;
-    until(&pools, "reads are served by the restarted replica", || async {
-        read(&pools, &a).await.0
-    })
+    until(
+        &pools,
+        "reads are served by the restarted replica",
+        || async { read(&pools, &a).await.0 },
+    )
     .await;
     assert_eq!(read(&pools, &a).await, (true, expect(&a)));
     assert_eq!(read(&pools, &b).await, (true, expect(&b)));
@@ -261,9 +282,11 @@ async fn caps_hold_across_read_and_write_checkouts() {
     // The monitor measures often: its first round, racing the test's measure, may end after it
     // with the replica still catching up; its next rounds see it caught up.
     let pools = cluster.pools(policy().with_interval(Duration::from_millis(100)), config);
-    until(&pools, "the replica is measured within the bound", || async {
-        replica_serves(&pools)
-    })
+    until(
+        &pools,
+        "the replica is measured within the bound",
+        || async { replica_serves(&pools) },
+    )
     .await;
 
     // A tenant of a shared pool: one write and one read checkout spend its cap of 2.

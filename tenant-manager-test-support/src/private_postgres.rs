@@ -123,7 +123,10 @@ impl PrivatePostgres {
 
     /// Stops the cluster (fast shutdown); [`start_again`](Self::start_again) brings it back.
     pub fn stop(&self) {
-        self.run("pg_ctl", &["-D", path(&self.data()), "-m", "fast", "-w", "stop"]);
+        self.run(
+            "pg_ctl",
+            &["-D", path(&self.data()), "-m", "fast", "-w", "stop"],
+        );
     }
 
     /// Starts a stopped cluster again, on the same port.

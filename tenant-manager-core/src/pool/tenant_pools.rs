@@ -95,10 +95,7 @@ impl<C: TenantConnector> TenantPools<C> {
     /// # Errors
     /// As [`PoolManager::acquire`]; `InvalidInput` on `read_route` when the connector has no
     /// read-only route.
-    pub async fn acquire_read(
-        &self,
-        tenant: &Tenant,
-    ) -> Result<TenantConnection<ConnectionOf<C>>> {
+    pub async fn acquire_read(&self, tenant: &Tenant) -> Result<TenantConnection<ConnectionOf<C>>> {
         let checkout = self.inner.checkout_read(tenant).await?;
         Ok(TenantConnection::new(tenant.id, Box::new(checkout)))
     }

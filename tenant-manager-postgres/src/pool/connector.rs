@@ -244,10 +244,7 @@ impl PgTenantConnector {
             &self.servers,
             self.replica_policy.clone(),
         )?);
-        let any_replica = self
-            .servers
-            .ids()
-            .any(|id| !routes.of(id).is_empty());
+        let any_replica = self.servers.ids().any(|id| !routes.of(id).is_empty());
         self.replicas = Some(Arc::clone(&routes));
         let pools = TenantPools::new(self, config)?;
         if any_replica {

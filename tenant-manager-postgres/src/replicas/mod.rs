@@ -109,10 +109,16 @@ impl ReplicaPolicy {
     pub fn validate(&self) -> Result<()> {
         let range = Duration::from_millis(1)..=Duration::from_secs(3600);
         if !range.contains(&self.interval) {
-            return Err(Error::invalid("replica_check_interval", "must be 1 ms to 1 h"));
+            return Err(Error::invalid(
+                "replica_check_interval",
+                "must be 1 ms to 1 h",
+            ));
         }
         if !range.contains(&self.probe_timeout) {
-            return Err(Error::invalid("replica_probe_timeout", "must be 1 ms to 1 h"));
+            return Err(Error::invalid(
+                "replica_probe_timeout",
+                "must be 1 ms to 1 h",
+            ));
         }
         Ok(())
     }

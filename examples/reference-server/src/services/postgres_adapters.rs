@@ -18,9 +18,10 @@ use tenant_manager::pool::PoolConfig;
 use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, DriftChecker, PgDumpBackup,
-    PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin, ReplicaPolicy,
-    RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
-    TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
+    PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin,
+    RegistryLoginReport, ReplicaPolicy, ServerMap, SharedClaimReport, StorageConfig,
+    TenantMigrations, TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login,
+    migrate_global,
 };
 use tenant_manager::{Error, PlanBook, Result, StorageNaming};
 
