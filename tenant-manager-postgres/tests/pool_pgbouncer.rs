@@ -107,7 +107,7 @@ async fn transaction_mode_breaks_the_engines_checkouts() {
     let _on_a = pools.acquire(a).await.unwrap();
     // The scope statement is a named prepared statement of A's client connection, left on the
     // server connection; B's client connection prepares its own under the same name there.
-    let err = pools.acquire(b).await.err().expect("B's checkout fails");
+    let err = pools.acquire(b).await.expect_err("B's checkout fails");
     assert!(
         format!("{err:?}").contains("42P05"),
         "prepared statement already exists: {err:?}"
