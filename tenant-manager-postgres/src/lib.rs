@@ -24,6 +24,10 @@
 //!   [`PgTenantConnector::with_wall`] proves each checkout's tenant to the [`wall`]: Postgres
 //!   itself keeps those tenants apart, also from SQL injected into a tenant's session (every
 //!   tenant table admits only the session's verified tenant's rows).
+//! - [`replicas`]: servers may list streaming replicas ([`ServerMap::with_replica`]);
+//!   [`PgTenantPools::acquire_read`](tenant_manager_core::pool::TenantPools::acquire_read) hands
+//!   out read-only checkouts there while a lag monitor finds them within [`ReplicaPolicy`]'s
+//!   bounds, else on the primary with the session read-only.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -77,6 +81,7 @@ pub mod pool;
 pub mod provision;
 pub mod registry;
 pub mod registry_login;
+pub mod replicas;
 pub mod servers;
 pub mod storage;
 pub mod usage;
@@ -97,7 +102,8 @@ pub use provision::{
 };
 pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
-pub use servers::{ServerConfig, ServerMap};
+pub use replicas::ReplicaPolicy;
+pub use servers::{ReplicaConfig, ServerConfig, ServerMap};
 pub use storage::{StorageConfig, TenantMigrations, TenantStorage};
 pub use wall::WallAdmin;
 

@@ -15,6 +15,28 @@ pub struct ServerConfig {
     /// The admin password, kept apart for child processes (`pg_dump` gets it through its
     /// environment, never its command line). `None` with trust, peer or pgpass authentication.
     pub admin_password: Option<Secret>,
+    /// Its streaming replicas (hot standbys), in order; read-only checkouts may go there
+    /// ([`crate::replicas`]).
+    pub replicas: Vec<ReplicaConfig>,
+}
+
+/// A streaming replica of a server: a hot standby of the same cluster, so the same roles and
+/// passwords; only where to connect differs.
+#[derive(Clone)]
+pub struct ReplicaConfig {
+    /// Connect options of the monitor's login on the replica (from its URL); pools take only
+    /// its host and port, and keep the primary's logins.
+    pub admin: PgConnectOptions,
+}
+
+impl fmt::Debug for ReplicaConfig {
+    /// Host and port, never the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicaConfig")
+            .field("host", &self.admin.get_host())
+            .field("port", &self.admin.get_port())
+            .finish()
+    }
 }
 
 impl fmt::Debug for ServerConfig {
@@ -24,6 +46,7 @@ impl fmt::Debug for ServerConfig {
             .field("host", &self.admin.get_host())
             .field("port", &self.admin.get_port())
             .field("user", &self.admin.get_username())
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -56,9 +79,38 @@ impl ServerMap {
             ServerConfig {
                 admin,
                 admin_password,
+                replicas: Vec::new(),
             },
         );
         Ok(self)
+    }
+
+    /// Adds a streaming replica to server `id`, from a URL of a login on it (the lag monitor's;
+    /// the pools connect with the primary's logins, at the replica's host and port).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on field `placement.server` for an unknown server, on
+    /// `replica_url` when the URL does not parse.
+    pub fn with_replica(mut self, id: &ServerId, url: &str) -> Result<Self, Error> {
+        let admin = PgConnectOptions::from_str(url)
+            .map_err(|_| Error::invalid("replica_url", "is not a valid postgres URL"))?;
+        let server = self
+            .servers
+            .get_mut(id)
+            .ok_or_else(|| Error::invalid("placement.server", "unknown database server"))?;
+        server.replicas.push(ReplicaConfig { admin });
+        Ok(self)
+    }
+
+    /// Adds a streaming replica to server `id` from connect options (see
+    /// [`with_replica`](Self::with_replica)). A replica of an unknown server is ignored: add
+    /// the server first.
+    #[must_use]
+    pub fn with_replica_options(mut self, id: &ServerId, admin: PgConnectOptions) -> Self {
+        if let Some(server) = self.servers.get_mut(id) {
+            server.replicas.push(ReplicaConfig { admin });
+        }
+        self
     }
 
     /// Adds a server from connect options (set the password there too, with
@@ -75,6 +127,7 @@ impl ServerMap {
             ServerConfig {
                 admin,
                 admin_password,
+                replicas: Vec::new(),
             },
         );
         self

@@ -17,6 +17,7 @@
 mod cleanup;
 pub mod moto;
 mod postgres;
+mod private_pgbouncer;
 mod private_postgres;
 mod private_redis;
 mod private_redis_cluster;
@@ -27,6 +28,7 @@ pub use cleanup::{
     block_on_thread, drop_databases_and_roles, drop_databases_and_roles_blocking, quote_ident,
 };
 pub use postgres::{TestDatabase, postgres_admin_url};
+pub use private_pgbouncer::{PoolMode, PrivatePgBouncer};
 pub use private_postgres::PrivatePostgres;
 pub use private_redis::PrivateRedis;
 pub use private_redis_cluster::PrivateRedisCluster;

@@ -1,6 +1,10 @@
 //! A Postgres cluster of the test's own (`initdb` + `pg_ctl`) on a free port under a temp
 //! dir: a second server for placement tests, never the shared one on 5432. Stopped and its
 //! directory removed on drop. As root, the cluster runs as user `postgres` (`runuser`).
+//!
+//! [`PrivatePostgres::start_replica`] adds a streaming replica of it (`pg_basebackup -R` into
+//! a temp dir, started on another port as a hot standby), itself a `PrivatePostgres` that can
+//! be stopped and started again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,17 +55,98 @@ impl PrivatePostgres {
                 "--no-sync",
             ],
         );
+        server.pg_start();
+        server
+    }
+
+    /// A streaming replica of this cluster: a replication login (`replicator`, created once),
+    /// `pg_basebackup -R` into a fresh temp dir, started as a hot standby on a free port (waits
+    /// until it accepts connections). Stopped and removed on drop, like any private cluster.
+    /// Panics when a step fails.
+    pub fn start_replica(&self) -> PrivatePostgres {
+        // wal_level is `replica` by default; `initdb -A trust` lets replication connections in
+        // from 127.0.0.1. A login of its own with REPLICATION (and nothing else) streams.
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') \
+                 THEN CREATE ROLE replicator LOGIN REPLICATION; END IF; END $$",
+            ],
+        );
+        let dir = std::env::temp_dir().join(format!("tm-pg-replica-{}", crate::unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("private replica dir");
+        let replica = PrivatePostgres {
+            port: free_port(),
+            dir,
+            bin: self.bin.clone(),
+            as_postgres: self.as_postgres,
+        };
+        if replica.as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&replica.dir)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the replica's dir");
+        }
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "replicator",
+                "-D",
+                path(&replica.data()),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        replica.pg_start();
+        replica
+    }
+
+    /// Stops the cluster (fast shutdown); [`start_again`](Self::start_again) brings it back.
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", path(&self.data()), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts a stopped cluster again, on the same port.
+    pub fn start_again(&self) {
+        self.pg_start();
+    }
+
+    /// `pg_ctl start` on this cluster's port and socket dir; waits until it accepts connections.
+    fn pg_start(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=40 -c fsync=off",
-            server.port,
-            path(&server.dir)
+            self.port,
+            path(&self.dir)
         );
-        let log = server.dir.join("server.log");
-        server.run(
+        let log = self.dir.join("server.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                path(&data),
+                path(&self.data()),
                 "-o",
                 &options,
                 "-l",
@@ -72,7 +157,6 @@ impl PrivatePostgres {
                 "start",
             ],
         );
-        server
     }
 
     /// Its port on 127.0.0.1.

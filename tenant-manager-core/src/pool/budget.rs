@@ -89,6 +89,9 @@ pub(crate) struct Slot {
     cap: u32,
     /// Leases alive; a slot with no lease and every permit back is removed by the reaper.
     users: AtomicU32,
+    /// Connects waiting for a permit of the slot (a pool of the tenant on one route while its
+    /// pools on other routes hold every permit).
+    waiters: AtomicU32,
 }
 
 impl Slot {
@@ -118,6 +121,30 @@ impl SlotLease {
     /// Waits in line for a permit of the tenant. Cancel-safe.
     pub(crate) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.slot.permits).acquire_owned().await.ok()
+    }
+
+    /// Registers a connect waiting for a permit of the slot until the guard is dropped.
+    pub(crate) fn wait(&self) -> SlotWait<'_> {
+        self.slot.waiters.fetch_add(1, Ordering::SeqCst);
+        SlotWait { slot: &self.slot }
+    }
+
+    /// Whether a connect waits for a permit of the slot: a connection of the tenant's pools
+    /// being returned should then be closed to hand its permit over.
+    pub(crate) fn wanted(&self) -> bool {
+        self.slot.waiters.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A connect waiting for a tenant's slot; see [`SlotLease::wait`].
+#[derive(Debug)]
+pub(crate) struct SlotWait<'a> {
+    slot: &'a Slot,
+}
+
+impl Drop for SlotWait<'_> {
+    fn drop(&mut self) {
+        self.slot.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -158,6 +185,7 @@ impl TenantSlots {
                 permits: Arc::new(Semaphore::new(cap as usize)),
                 cap,
                 users: AtomicU32::new(0),
+                waiters: AtomicU32::new(0),
             })
         });
         slot.users.fetch_add(1, Ordering::SeqCst);

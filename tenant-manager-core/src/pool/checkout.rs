@@ -189,9 +189,11 @@ impl<C: TenantConnector> Returning<C> {
     fn finish(self, mut conn: PoolConn<C>) {
         let state = &self.active.entry.state;
         let budget = &self.inner.budget;
-        if !conn.broken && (state.is_closed() || budget.wanted_elsewhere(state)) {
-            // Another pool's connect waits for the budget: close this one so its permit
-            // moves on, instead of keeping it idle here.
+        let slot_wanted =
+            || (self.active.entry.slot.as_ref()).is_some_and(super::budget::SlotLease::wanted);
+        if !conn.broken && (state.is_closed() || budget.wanted_elsewhere(state) || slot_wanted()) {
+            // Another pool's connect waits for the budget (or for this tenant's cap): close
+            // this one so its permit moves on, instead of keeping it idle here.
             conn.broken = true;
             if !state.is_closed() {
                 self.inner.counters.evicted(1);

@@ -20,6 +20,30 @@ pub enum PoolKey {
     /// still carries it (affinity); a per-tenant permit held for the checkout enforces the
     /// tenant's cap.
     Shared(Arc<str>),
+    /// A pool of the tenant alone on another route than [`PoolKey::Tenant`]'s (a read replica,
+    /// or the primary read-only), named by the connector. Like a tenant pool, each of its open
+    /// connections holds a permit of the tenant's cap: the cap counts every route together.
+    TenantRoute(Arc<TenantRoute>),
+}
+
+/// The tenant and route of a [`PoolKey::TenantRoute`] (boxed behind an `Arc`, so a key stays
+/// two words and a tag).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantRoute {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The connector's name of the route (for instance `r0` or `primary`).
+    pub route: Arc<str>,
+}
+
+impl PoolKey {
+    /// The pool of `tenant` alone on `route`.
+    pub fn tenant_route(tenant: TenantId, route: impl Into<Arc<str>>) -> Self {
+        PoolKey::TenantRoute(Arc::new(TenantRoute {
+            tenant,
+            route: route.into(),
+        }))
+    }
 }
 
 impl PoolKey {
@@ -32,6 +56,7 @@ impl PoolKey {
     pub fn tenant(&self) -> Option<TenantId> {
         match self {
             PoolKey::Tenant(id) => Some(*id),
+            PoolKey::TenantRoute(routed) => Some(routed.tenant),
             PoolKey::Shared(_) => None,
         }
     }
@@ -42,6 +67,7 @@ impl fmt::Display for PoolKey {
         match self {
             PoolKey::Tenant(id) => write!(f, "tenant:{id}"),
             PoolKey::Shared(name) => write!(f, "shared:{name}"),
+            PoolKey::TenantRoute(routed) => write!(f, "tenant:{}@{}", routed.tenant, routed.route),
         }
     }
 }
@@ -77,6 +103,16 @@ pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>
 /// - [`reset_scope`](Self::reset_scope) runs when a returned connection of a shared pool does
 ///   not keep its scope. When it fails, the engine discards the connection; it is never
 ///   reused.
+///
+/// - [`read_key`](Self::read_key) says which pool serves `tenant`'s read-only checkouts
+///   ([`TenantPools::acquire_read`](super::TenantPools::acquire_read)): a key of its own, never
+///   the read-write pool's, whose connections refuse writes (a replica, or the primary with
+///   the session read-only), scoped to the tenant exactly as its read-write checkouts. A
+///   [`PoolKey::Tenant`] or [`PoolKey::TenantRoute`] key must be the tenant's own. The default
+///   refuses: a connector without a read-only route has none.
+/// - [`read_unavailable`](Self::read_unavailable) is told that a read checkout on `key` failed
+///   because its backend could not be reached; answering `true` (the connector now routes
+///   elsewhere) makes the engine ask [`read_key`](Self::read_key) once more and retry there.
 ///
 /// [`reset_scope`]: Self::reset_scope
 /// - [`Session`](Self::Session) is the connector's own state of one pooled connection (for
@@ -118,6 +154,25 @@ pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
     /// tenant's next checkout; decided without I/O. The default: never.
     fn keep_scope(&self, conn: &mut ConnectionOf<Self>, session: &mut Self::Session) -> bool {
         let _ = (conn, session);
+        false
+    }
+
+    /// The pool of `tenant`'s read-only checkouts.
+    ///
+    /// # Errors
+    /// `InvalidInput` on field `read_route` by default: the connector has no read-only route.
+    fn read_key(&self, tenant: &Tenant) -> Result<PoolKey> {
+        let _ = tenant;
+        Err(Error::invalid(
+            "read_route",
+            "this connector has no read-only route",
+        ))
+    }
+
+    /// A read checkout on `key` could not reach its backend; `true` when
+    /// [`read_key`](Self::read_key) now answers another key. The default: `false`.
+    fn read_unavailable(&self, key: &PoolKey, error: &Error) -> bool {
+        let _ = (key, error);
         false
     }
 

@@ -22,8 +22,35 @@ impl<C: TenantConnector> Inner<C> {
     /// A connection scoped to `tenant`, within the acquire timeout.
     pub(crate) async fn checkout(self: &Arc<Self>, tenant: &Tenant) -> Result<Checkout<C>> {
         ensure_serving(tenant)?;
-        let mut watch = Stopwatch::new(self.config.acquire_timeout);
         let key = self.connector.pool_key(tenant)?;
+        self.checkout_on(tenant, key).await
+    }
+
+    /// A read-only connection scoped to `tenant`, from the pool the connector's
+    /// [`read_key`](TenantConnector::read_key) names; when that pool's backend cannot be
+    /// reached and the connector routes elsewhere since, once more there.
+    pub(crate) async fn checkout_read(self: &Arc<Self>, tenant: &Tenant) -> Result<Checkout<C>> {
+        ensure_serving(tenant)?;
+        let key = self.connector.read_key(tenant)?;
+        if key == self.connector.pool_key(tenant)? {
+            return Err(Error::internal(
+                "the connector routed reads to the read-write pool",
+            ));
+        }
+        match Box::pin(self.checkout_on(tenant, key.clone())).await {
+            Err(err) if err.is_retryable() && self.connector.read_unavailable(&key, &err) => {
+                // Its idle connections are likely dead too.
+                self.close(&key);
+                let again = self.connector.read_key(tenant)?;
+                Box::pin(self.checkout_on(tenant, again)).await
+            }
+            done => done,
+        }
+    }
+
+    /// A connection scoped to `tenant` from the pool under `key`.
+    async fn checkout_on(self: &Arc<Self>, tenant: &Tenant, key: PoolKey) -> Result<Checkout<C>> {
+        let mut watch = Stopwatch::new(self.config.acquire_timeout);
         if key.tenant().is_some_and(|id| id != tenant.id) {
             return Err(Error::internal(
                 "the connector keyed a tenant pool by another tenant",
@@ -33,7 +60,7 @@ impl<C: TenantConnector> Inner<C> {
         // Shared pools: the tenant's cap is a permit held for the checkout, taken before
         // touching the shared pool, so a tenant at its cap waits on its own line.
         let mut hold = match &key {
-            PoolKey::Tenant(_) => None,
+            PoolKey::Tenant(_) | PoolKey::TenantRoute(_) => None,
             PoolKey::Shared(_) => {
                 let lease = self.slots.lease(tenant.id, cap);
                 let permit = match lease.try_acquire() {
@@ -172,6 +199,7 @@ impl<C: TenantConnector> Inner<C> {
             lease: key.tenant().map(|id| self.slots.lease(id, cap)),
             server: tenant.placement.server.clone(),
         };
+        let slot = key.tenant().map(|id| self.slots.lease(id, cap));
         let builder = Pool::builder()
             .error_sink(Box::new(SettleSink(Arc::clone(&state))))
             .min_idle(None)
@@ -181,7 +209,9 @@ impl<C: TenantConnector> Inner<C> {
             .retry_connection(false)
             .queue_strategy(QueueStrategy::Lifo);
         let pool = match key {
-            PoolKey::Tenant(_) => builder.max_size(cap).idle_timeout(None),
+            PoolKey::Tenant(_) | PoolKey::TenantRoute(_) => {
+                builder.max_size(cap).idle_timeout(None)
+            }
             // A shared pool lives long: bb8 closes its connections idle for the idle timeout.
             PoolKey::Shared(_) => builder
                 .max_size(self.config.max_total)
@@ -194,6 +224,7 @@ impl<C: TenantConnector> Inner<C> {
             server: tenant.placement.server.clone(),
             pool,
             manager,
+            slot,
         });
         let entry = match self.pools.entry(key.clone()) {
             dashmap::Entry::Occupied(found) => {

@@ -14,6 +14,7 @@ use super::inner::{Entry, Inner};
 use super::state::PoolState;
 use super::{PoolKey, TenantConnector};
 use crate::domain::ServerId;
+use crate::domain::TenantId;
 
 impl<C: TenantConnector> Inner<C> {
     /// A permit of the global budget for a connect of `pool`, by `deadline`: at once if one
@@ -102,6 +103,25 @@ impl<C: TenantConnector> Inner<C> {
         }
     }
 
+    /// Closes the idle connections of `tenant`'s own pools other than `except` (its pools on
+    /// other routes), so their permits of the tenant's cap move on. A slow path: it walks the
+    /// registry, and runs only when a connect finds the tenant's cap spent.
+    pub(crate) fn evict_tenant_idle(&self, tenant: TenantId, except: &PoolState) {
+        let mine: Vec<Arc<Entry<C>>> = self
+            .pools
+            .iter()
+            .filter(|item| item.key().tenant() == Some(tenant))
+            .filter(|item| !std::ptr::eq(&*item.value().state, except))
+            .map(|item| Arc::clone(item.value()))
+            .collect();
+        for entry in mine {
+            let closed = entry.drain_idle();
+            if closed > 0 {
+                self.counters.evicted(u64::from(closed));
+            }
+        }
+    }
+
     /// Removes `entry` from the registry if it is still there and `unused` holds (checked
     /// under the shard lock), then closes it. Its idle connections close when the last
     /// reference to the pool goes.
@@ -124,6 +144,19 @@ impl<C: TenantConnector> Inner<C> {
         self.counters.pool_removed();
         removed.state.close();
         removed.drain_idle();
+    }
+
+    /// Closes `tenant`'s pools on other routes ([`PoolKey::TenantRoute`]).
+    pub(crate) fn close_routes(&self, tenant: TenantId) {
+        let keys: Vec<PoolKey> = self
+            .pools
+            .iter()
+            .filter(|item| matches!(item.key(), PoolKey::TenantRoute(r) if r.tenant == tenant))
+            .map(|item| item.key().clone())
+            .collect();
+        for key in keys {
+            self.close(&key);
+        }
     }
 
     /// Closes the pool under `key`, if any. Checked-out connections close when returned.

@@ -44,6 +44,9 @@ pub(crate) struct Entry<C: TenantConnector> {
     pub(crate) server: ServerId,
     pub(crate) pool: Pool<BudgetedManager<C>>,
     pub(crate) manager: Arc<C::Manager>,
+    /// For a pool of one tenant (on any route): the tenant's slot, to see whether another pool
+    /// of the tenant waits for a permit of it.
+    pub(crate) slot: Option<SlotLease>,
 }
 
 fn map_run_error<C: TenantConnector>(

@@ -84,13 +84,21 @@ impl<C: TenantConnector> BudgetedManager<C> {
             None => None,
             Some(lease) => match lease.try_acquire() {
                 Some(permit) => Some(permit),
-                None => tokio::select! {
-                    permit = timeout_at(deadline.into(), lease.acquire()) => match permit {
-                        Ok(Some(permit)) => Some(permit),
-                        _ => return Err(exhausted(started)),
-                    },
-                    () = &mut closing => return Err(quiet()),
-                },
+                None => {
+                    // The tenant's pools on other routes hold its cap: idle connections there
+                    // close now, and returned ones close while this waits.
+                    let _waiting = lease.wait();
+                    if let Some(tenant) = self.state.key.tenant() {
+                        engine.evict_tenant_idle(tenant, &self.state);
+                    }
+                    tokio::select! {
+                        permit = timeout_at(deadline.into(), lease.acquire()) => match permit {
+                            Ok(Some(permit)) => Some(permit),
+                            _ => return Err(exhausted(started)),
+                        },
+                        () = &mut closing => return Err(quiet()),
+                    }
+                }
             },
         };
         let permit = tokio::select! {

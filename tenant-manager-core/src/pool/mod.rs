@@ -49,7 +49,7 @@ pub mod fake;
 
 pub use cluster::ClusterBudget;
 pub use config::PoolConfig;
-pub use connector::{ConnectionOf, PoolKey, TenantConnector};
+pub use connector::{ConnectionOf, PoolKey, TenantConnector, TenantRoute};
 pub use tenant_pools::TenantPools;
 
 /// The hasher of the registry and the tenant slots, hashed on every checkout: foldhash, seeded

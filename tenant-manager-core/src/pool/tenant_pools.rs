@@ -125,6 +125,22 @@ impl<C: TenantConnector> TenantPools<C> {
         Ok(TenantConnection::new(tenant.id, Box::new(checkout)))
     }
 
+    /// A read-only connection scoped to `tenant`: the same scope as [`acquire`](Self::acquire)
+    /// (role, `search_path`, tenant setting, the wall where the route runs it), counted
+    /// against the same caps (the tenant's and the global budget), from the pool the
+    /// connector's [`read_key`](TenantConnector::read_key) names (for Postgres: a streaming
+    /// replica within the lag bound, else the primary with the session read-only). When that
+    /// pool's backend cannot be reached and the connector routes elsewhere since, the checkout
+    /// is retried there once (with a new acquire timeout).
+    ///
+    /// # Errors
+    /// As [`PoolManager::acquire`]; `InvalidInput` on `read_route` when the connector has no
+    /// read-only route.
+    pub async fn acquire_read(&self, tenant: &Tenant) -> Result<TenantConnection<ConnectionOf<C>>> {
+        let checkout = self.inner.checkout_read(tenant).await?;
+        Ok(TenantConnection::new(tenant.id, Box::new(checkout)))
+    }
+
     /// Closes the pool under `key` (for a shared pool: every tenant's connections there).
     /// Returns whether there was one.
     pub fn close_pool(&self, key: &PoolKey) -> bool {
@@ -221,6 +237,7 @@ impl<C: TenantConnector> PoolManager for TenantPools<C> {
     /// that is not `Active` gets no new connection.
     async fn close_tenant(&self, tenant: TenantId) -> Result<()> {
         self.inner.close(&PoolKey::Tenant(tenant));
+        self.inner.close_routes(tenant);
         Ok(())
     }
 

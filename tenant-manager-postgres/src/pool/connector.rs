@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use sqlx::PgConnection;
-use tenant_manager_core::pool::{PoolConfig, PoolKey, TenantConnector, TenantPools};
+use tenant_manager_core::pool::{
+    ClusterBudget, PoolConfig, PoolKey, TenantConnector, TenantPools,
+};
 use tenant_manager_core::{DbLimits, Error, Isolation, PlanBook, Result, Secret, Tenant, TenantId};
 
 use super::manager::PgConnectionManager;
@@ -13,6 +15,7 @@ use crate::app_login::AppLogin;
 use crate::credentials::WallKeys;
 use crate::credentials::{TenantCredentials, tenant_role};
 use crate::ident::Ident;
+use crate::replicas::{PRIMARY_ROUTE, ReplicaPolicy, ReplicaRoutes, monitor};
 use crate::servers::ServerMap;
 use crate::wall::WallSession;
 
@@ -68,6 +71,19 @@ struct SharedLogin {
 ///
 /// Every connection carries `application_name` (default
 /// [`DEFAULT_APPLICATION_NAME`]), so `pg_stat_activity` tells the pools' sessions apart.
+///
+/// # Read-only checkouts
+///
+/// [`TenantPools::acquire_read`] checkouts come from pools of their own, whose connections
+/// start with `default_transaction_read_only=on`: on a streaming replica of the tenant's
+/// server within the lag bounds ([`crate::replicas`]), else on the primary. They log in and are
+/// scoped exactly as the read-write checkouts (the tenant's own role for database isolation,
+/// the shared login with `search_path`, role and tenant setting otherwise), and count against
+/// the same caps. Pools behind the wall ([`with_wall`](Self::with_wall)) read on the primary:
+/// the wall's verdict is a row `wall.enter()` writes, which a hot standby cannot write (see
+/// `docs/read-replicas.md`). On the primary, the read-only session refuses writes of SQL
+/// that honours it; it is a guard against mistakes, not a wall: SQL that turns
+/// `default_transaction_read_only` off again writes, within the tenant's scope.
 #[derive(Clone)]
 pub struct PgTenantConnector {
     servers: ServerMap,
@@ -76,6 +92,9 @@ pub struct PgTenantConnector {
     shared_login: Option<SharedLogin>,
     wall: Option<WallKeys>,
     plans: Option<PlanBook>,
+    replica_policy: ReplicaPolicy,
+    /// Set by [`into_pools`](Self::into_pools), which starts the lag monitor.
+    replicas: Option<Arc<ReplicaRoutes>>,
 }
 
 impl PgTenantConnector {
@@ -88,6 +107,8 @@ impl PgTenantConnector {
             shared_login: None,
             wall: None,
             plans: None,
+            replica_policy: ReplicaPolicy::default(),
+            replicas: None,
         }
     }
 
@@ -112,6 +133,30 @@ impl PgTenantConnector {
             (Some(quota), Some(_)) => quota.db,
             (None, Some(plans)) => plans.current().policy(&tenant.plan).db,
         }
+    }
+
+    /// Sets the lag bounds of the servers' read replicas and how often they are measured.
+    #[must_use]
+    pub fn with_replica_policy(mut self, policy: ReplicaPolicy) -> Self {
+        self.replica_policy = policy;
+        self
+    }
+
+    /// Measures every read replica now (the monitor also does, each interval). A no-op before
+    /// [`into_pools`](Self::into_pools).
+    pub async fn measure_replicas(&self) {
+        if let Some(routes) = &self.replicas {
+            monitor::measure_all(&self.servers, routes).await;
+        }
+    }
+
+    /// The last measure of each replica of `server`, in order: its replay lag in bytes and
+    /// whether it serves reads. Empty before [`into_pools`](Self::into_pools).
+    pub fn replica_status(&self, server: &tenant_manager_core::ServerId) -> Vec<(u64, bool)> {
+        self.replicas
+            .as_ref()
+            .map(|routes| routes.status(server))
+            .unwrap_or_default()
     }
 
     /// Sets the `application_name` of every pooled connection.
@@ -210,16 +255,65 @@ impl PgTenantConnector {
         if self.servers.ids().next().is_none() {
             return Err(Error::invalid("servers", "must name at least one server"));
         }
-        Ok(())
+        self.replica_policy.validate()
     }
 
     /// Validates the connector and builds the pool engine over it.
     ///
     /// # Errors
     /// As [`validate`](Self::validate) and [`TenantPools::new`].
+    ///
+    /// When a server lists read replicas, this also starts their lag monitor on the current
+    /// tokio runtime; it stops when the engine is dropped.
     pub fn into_pools(self, config: PoolConfig) -> Result<PgTenantPools> {
+        self.into_pools_with(config, None)
+    }
+
+    /// Like [`into_pools`](Self::into_pools), with every server's connections of all
+    /// instances together held within `budget` ([`TenantPools::new_clustered`]).
+    ///
+    /// # Errors
+    /// As [`into_pools`](Self::into_pools), and `InvalidInput` when the budget does not
+    /// validate.
+    pub fn into_clustered_pools(
+        self,
+        config: PoolConfig,
+        budget: ClusterBudget,
+    ) -> Result<PgTenantPools> {
+        self.into_pools_with(config, Some(budget))
+    }
+
+    fn into_pools_with(
+        mut self,
+        config: PoolConfig,
+        budget: Option<ClusterBudget>,
+    ) -> Result<PgTenantPools> {
         self.validate()?;
-        TenantPools::new(self, config)
+        let routes = Arc::new(ReplicaRoutes::new(
+            &self.servers,
+            self.replica_policy.clone(),
+        )?);
+        let any_replica = self.servers.ids().any(|id| !routes.of(id).is_empty());
+        self.replicas = Some(Arc::clone(&routes));
+        let pools = match budget {
+            Some(budget) => TenantPools::new_clustered(self, config, budget)?,
+            None => TenantPools::new(self, config)?,
+        };
+        if any_replica {
+            let servers = pools.connector().servers.clone();
+            tokio::spawn(monitor::run(servers, Arc::downgrade(&routes)));
+        }
+        Ok(pools)
+    }
+
+    /// The route a pool key names: `None` for the read-write pools, else `primary` or a
+    /// replica's `<server>.r<index>.<epoch>`.
+    fn route(key: &PoolKey) -> Option<&str> {
+        match key {
+            PoolKey::Tenant(_) => None,
+            PoolKey::TenantRoute(routed) => Some(&routed.route),
+            PoolKey::Shared(name) => name.rsplit_once('@').map(|(_, route)| route),
+        }
     }
 }
 
@@ -238,6 +332,7 @@ impl fmt::Debug for PgTenantConnector {
             )
             .field("wall", &self.wall)
             .field("plan_limits", &self.plans.is_some())
+            .field("replica_policy", &self.replica_policy)
             .finish()
     }
 }
@@ -259,13 +354,31 @@ impl TenantConnector for PgTenantConnector {
     async fn manager(&self, tenant: &Tenant, key: &PoolKey) -> Result<PgConnectionManager> {
         let server = self.servers.get(&tenant.placement.server)?;
         let database = Ident::new(&tenant.placement.database, "placement.database")?;
-        let options = server
+        let mut options = server
             .admin
             .clone()
             .database(database.as_str())
             .application_name(&self.application_name);
+        if let Some(route) = Self::route(key) {
+            options = options.options([("default_transaction_read_only", "on")]);
+            if route != PRIMARY_ROUTE {
+                let index = self
+                    .replicas
+                    .as_ref()
+                    .and_then(|routes| routes.replica(&tenant.placement.server, route))
+                    .map(|(index, _)| index)
+                    .ok_or_else(|| Error::invalid("read_route", "unknown read replica"))?;
+                let replica = server
+                    .replicas
+                    .get(index)
+                    .ok_or_else(|| Error::invalid("read_route", "unknown read replica"))?;
+                options = options
+                    .host(replica.admin.get_host())
+                    .port(replica.admin.get_port());
+            }
+        }
         let options = match (key, &self.shared_login) {
-            (PoolKey::Tenant(_), _) => {
+            (PoolKey::Tenant(_) | PoolKey::TenantRoute(_), _) => {
                 let role = tenant_role(tenant)?;
                 let password = self.credentials.password(tenant).await?;
                 options.username(role.as_str()).password(password.expose())
@@ -300,6 +413,42 @@ impl TenantConnector for PgTenantConnector {
             _ => None,
         };
         scope::apply(conn, tenant, role.as_ref(), &limits).await
+    }
+
+    fn read_key(&self, tenant: &Tenant) -> Result<PoolKey> {
+        let walled_shared = self.wall.is_some() && tenant.isolation != Isolation::Database;
+        let route = match &self.replicas {
+            // Behind the wall, a checkout writes the wall's verdict: only the primary can.
+            Some(routes) if walled_shared => routes.to_primary(),
+            Some(routes) => routes.pick(&tenant.placement.server),
+            None => Arc::from(PRIMARY_ROUTE),
+        };
+        Ok(match tenant.isolation {
+            Isolation::Database => PoolKey::tenant_route(tenant.id, route),
+            Isolation::Schema | Isolation::Shared => PoolKey::Shared(Arc::from(format!(
+                "{}/{}@{route}",
+                tenant.placement.server, tenant.placement.database
+            ))),
+        })
+    }
+
+    fn read_unavailable(&self, key: &PoolKey, _error: &Error) -> bool {
+        let Some(route) = Self::route(key).filter(|route| *route != PRIMARY_ROUTE) else {
+            return false;
+        };
+        let Some(routes) = &self.replicas else {
+            return false;
+        };
+        // Route names are unique across servers (`<server>.r<index>`): one replica is marked,
+        // until the monitor's next good measure.
+        let mut marked = false;
+        for id in self.servers.ids() {
+            if let Some((_, replica)) = routes.replica(id, route) {
+                replica.set_available(false);
+                marked = true;
+            }
+        }
+        marked
     }
 
     fn keep_scope(&self, conn: &mut PgConnection, _session: &mut Option<WallSession>) -> bool {

@@ -62,6 +62,20 @@ impl PgFixture {
         PgTenantConnector::new(servers, Arc::new(credentials)).with_application_name(&self.app)
     }
 
+    /// The test database's name.
+    pub(crate) fn database(&self) -> &str {
+        self.db().name()
+    }
+
+    /// [`connector`](Self::connector), with `servers` instead of the test server (to reach it
+    /// through a proxy).
+    pub(crate) fn connector_via(&self, servers: ServerMap) -> PgTenantConnector {
+        let credentials =
+            DerivedCredentials::new(Secret::new("pool-tests-master-secret-0123456789"))
+                .expect("credentials");
+        PgTenantConnector::new(servers, Arc::new(credentials)).with_application_name(&self.app)
+    }
+
     /// The pool engine over [`connector`](Self::connector).
     pub(crate) fn pools(&self, config: PoolConfig) -> PgTenantPools {
         self.connector().into_pools(config).expect("pools")

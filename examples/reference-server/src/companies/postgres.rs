@@ -76,11 +76,24 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 #[derive(Debug, Clone)]
 pub(crate) struct PgCompanies {
     pools: PgTenantPools,
+    /// Listing takes a read-only connection (`READS_FROM_REPLICAS`).
+    reads_from_replicas: bool,
 }
 
 impl PgCompanies {
     pub(crate) fn new(pools: PgTenantPools) -> Self {
-        Self { pools }
+        Self {
+            pools,
+            reads_from_replicas: false,
+        }
+    }
+
+    /// Lists with read-only connections ([`PgTenantPools::acquire_read`]): on a streaming
+    /// replica within the lag bounds, else on the primary with the session read-only.
+    #[must_use]
+    pub(crate) fn with_reads_from_replicas(mut self, on: bool) -> Self {
+        self.reads_from_replicas = on;
+        self
     }
 }
 
@@ -106,7 +119,11 @@ fn command<'q>(tenant: &Tenant, statement: &Statement) -> PgQuery<'q> {
 impl CompanyStore for PgCompanies {
     async fn list(&self, tenant: &Tenant, after: Option<Uuid>, limit: u32) -> Result<CompanyPage> {
         check_limit(limit)?;
-        let mut conn = self.pools.acquire(tenant).await?;
+        let mut conn = if self.reads_from_replicas {
+            self.pools.acquire_read(tenant).await?
+        } else {
+            self.pools.acquire(tenant).await?
+        };
         let fetched: Vec<Company> = rows(tenant, &LIST)
             .bind(after)
             .bind(i64::from(limit) + 1)

@@ -277,6 +277,7 @@ impl DatabaseConfig {
                 admin: admin.clone(),
                 admin_password: self.admin_password.clone(),
                 budget: None,
+                replicas: Vec::new(),
             });
         }
         all.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));

@@ -143,6 +143,12 @@ pub(crate) struct EnvVars {
     pub(crate) cluster_connection_budget: Option<u32>,
     #[arg(long, env = "CLUSTER_LEASE_TTL_MS", default_value = "10000", value_parser = ranged::<u64, 300, 600_000>)]
     pub(crate) cluster_lease_ttl_ms: u64,
+    #[arg(long, env = "READS_FROM_REPLICAS", action = ArgAction::Set, default_value = "false", value_parser = flag)]
+    pub(crate) reads_from_replicas: bool,
+    #[arg(long, env = "REPLICA_MAX_LAG_BYTES", default_value = "1048576", value_parser = ranged::<u64, 0, 1_099_511_627_776>)]
+    pub(crate) replica_max_lag_bytes: u64,
+    #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value = "0", value_parser = ranged::<u64, 0, 3_600_000>)]
+    pub(crate) replica_max_lag_ms: u64,
 
     // --- Plans and usage ---
     #[arg(long, env = "PLANS_REFRESH_MS", default_value = "2000", value_parser = ranged::<u64, 100, 600_000>)]

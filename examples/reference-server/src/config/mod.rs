@@ -96,6 +96,15 @@ pub struct PoolSettings {
     /// Lease time of the cluster budget's slots (`CLUSTER_LEASE_TTL_MS`, default 10 s): a dead
     /// instance's share is free again after it.
     pub cluster_lease_ttl: Duration,
+    /// Whether read routes (listing companies) take read-only connections, served by a
+    /// streaming replica within the lag bounds (`READS_FROM_REPLICAS`, default false).
+    pub reads_from_replicas: bool,
+    /// Most bytes of WAL a replica may have left to replay and still serve reads
+    /// (`REPLICA_MAX_LAG_BYTES`, default 1 MiB).
+    pub replica_max_lag_bytes: u64,
+    /// Longest a replica may lag in time while it has WAL left to replay
+    /// (`REPLICA_MAX_LAG_MS`; 0, the default: bytes only).
+    pub replica_max_lag: Option<Duration>,
 }
 
 impl Default for PoolSettings {
@@ -108,6 +117,9 @@ impl Default for PoolSettings {
             scope_affinity: Duration::from_secs(5),
             cluster_budget: None,
             cluster_lease_ttl: Duration::from_secs(10),
+            reads_from_replicas: false,
+            replica_max_lag_bytes: 1024 * 1024,
+            replica_max_lag: None,
         }
     }
 }
@@ -448,6 +460,10 @@ fn pool_settings(vars: &EnvVars) -> Result<PoolSettings, ConfigError> {
         scope_affinity: Duration::from_millis(vars.pool_scope_affinity_ms),
         cluster_budget: vars.cluster_connection_budget,
         cluster_lease_ttl: Duration::from_millis(vars.cluster_lease_ttl_ms),
+        reads_from_replicas: vars.reads_from_replicas,
+        replica_max_lag_bytes: vars.replica_max_lag_bytes,
+        replica_max_lag: (vars.replica_max_lag_ms > 0)
+            .then(|| Duration::from_millis(vars.replica_max_lag_ms)),
     })
 }
 

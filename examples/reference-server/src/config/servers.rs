@@ -3,8 +3,9 @@
 //!
 //! One entry per server, entries separated by blanks or new lines:
 //! `<id>=<postgres URL>[;capacity=<tenants>][;region=<region>][;budget=<connections>]`
-//! (`budget`: connections of all instances together to this server, overriding
-//! `CLUSTER_CONNECTION_BUDGET`). The URL is the server's admin
+//! `[;replica=<postgres URL>]...` (`budget`: connections of all instances together to this
+//! server, overriding `CLUSTER_CONNECTION_BUDGET`; `replica=` repeatable: streaming replicas
+//! that may serve reads). The URL is the server's admin
 //! login (a `;` in its password is written `%3B`); `id` is 1 to 32 of `[a-z0-9_-]`. An entry
 //! with id `default` replaces the server of the other variables (to give it a capacity or a
 //! region). Errors name the entry by position and id, never show the URL.
@@ -33,6 +34,8 @@ pub struct TenantServer {
     pub admin_password: Option<Secret>,
     /// Connections of all instances together to this server (`budget=N`).
     pub budget: Option<u32>,
+    /// Its streaming replicas (`replica=<URL>`), as the lag monitor logs in there.
+    pub replicas: Vec<PgConnectOptions>,
 }
 
 impl fmt::Debug for TenantServer {
@@ -42,6 +45,10 @@ impl fmt::Debug for TenantServer {
             .field("admin", &PgShown(&self.admin))
             .field("admin_password", &self.admin_password)
             .field("budget", &self.budget)
+            .field(
+                "replicas",
+                &self.replicas.iter().map(PgShown).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -86,6 +93,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
     let admin_password = url_password(url);
     let mut spec = ServerSpec::new(id.clone());
     let mut budget = None;
+    let mut replicas = Vec::new();
     for option in parts {
         match option.split_once('=') {
             Some(("capacity", n)) => {
@@ -109,9 +117,23 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
                     .with_region(Some(region.to_owned()))
                     .map_err(|_| format!("({id}) has an invalid region: 1 to 64 characters"))?;
             }
+            Some(("replica", url))
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                let replica = PgConnectOptions::from_str(url)
+                    .map_err(|_| format!("({id}) has an invalid replica URL"))?
+                    .database("postgres");
+                replicas.push(replica);
+            }
+            Some(("replica", _)) => {
+                return Err(format!(
+                    "({id}) must have a postgres:// or postgresql:// replica URL"
+                ));
+            }
             _ => {
                 return Err(format!(
-                    "({id}) has an unknown option: only capacity=N, region=R and budget=N follow the URL"
+                    "({id}) has an unknown option: only capacity=N, region=R, budget=N and \
+                     replica=URL follow the URL"
                 ));
             }
         }
@@ -121,6 +143,7 @@ fn parse_entry(entry: &str) -> Result<TenantServer, String> {
         admin,
         admin_password,
         budget,
+        replicas,
     })
 }
 
@@ -154,6 +177,30 @@ mod tests {
         assert_eq!(servers[1].spec.capacity, None);
         assert_eq!(servers[1].budget, None);
         assert!(parse(None).map(|s| s.is_empty()).unwrap_or(false));
+    }
+
+    #[test]
+    fn replicas_follow_the_url_and_repeat() {
+        let servers = parsed(
+            "pg2=postgres://root:hunter2@db2/x;replica=postgres://mon:s3cr3t@db2r1:5433/y\
+             ;capacity=5;replica=postgresql://mon@db2r2",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let replicas = &servers[0].replicas;
+        assert_eq!(replicas.len(), 2);
+        assert_eq!(replicas[0].get_host(), "db2r1");
+        assert_eq!(replicas[0].get_port(), 5433);
+        assert_eq!(replicas[0].get_database(), Some("postgres"));
+        assert_eq!(replicas[1].get_host(), "db2r2");
+        assert_eq!(servers[0].spec.capacity, Some(5));
+        assert!(!format!("{servers:?}").contains("s3cr3t"));
+        for bad in [
+            "pg2=postgres://root@db2;replica=mysql://mon:s3cr3t@db2r1",
+            "pg2=postgres://root@db2;replica=",
+        ] {
+            let err = parsed(bad).err().unwrap_or_else(|| panic!("{bad} parsed"));
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]

@@ -19,8 +19,9 @@ use tenant_manager::postgres::usage::{PgRoleLimits, PgStorageMeter};
 use tenant_manager::postgres::{
     AppLogin, AppLoginReport, BackupConfig, DerivedCredentials, DriftChecker, PgDumpBackup,
     PgTenantConnector, PgTenantPools, PostgresProvisioner, PostgresRegistry, RegistryLogin,
-    RegistryLoginReport, ServerMap, SharedClaimReport, StorageConfig, TenantMigrations,
-    TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login, migrate_global,
+    RegistryLoginReport, ReplicaPolicy, ServerMap, SharedClaimReport, StorageConfig,
+    TenantMigrations, TenantMigrator, TenantStorage, WallAdmin, WallKeys, ensure_registry_login,
+    migrate_global,
 };
 use tenant_manager::{ConnectionLeases, Error, PlanBook, Result, StorageNaming};
 
@@ -198,7 +199,12 @@ impl PostgresAdapters {
                 .with_application_name(APPLICATION_NAME)
                 .with_app_login(self.app_login.clone())
                 .with_wall(self.wall_keys.clone())
-                .with_plan_limits(plans.clone());
+                .with_plan_limits(plans.clone())
+                .with_replica_policy(
+                    ReplicaPolicy::default()
+                        .with_max_lag_bytes(settings.replica_max_lag_bytes)
+                        .with_max_lag(settings.replica_max_lag),
+                );
         let pool_config = PoolConfig::default()
             .with_max_total(settings.max_total)
             .with_max_per_tenant(settings.max_per_tenant)
@@ -206,10 +212,7 @@ impl PostgresAdapters {
             .with_acquire_timeout(settings.acquire_timeout)
             .with_scope_affinity(settings.scope_affinity);
         match super::cluster_budget::budget(config, leases) {
-            Some(budget) => {
-                connector.validate()?;
-                PgTenantPools::new_clustered(connector, pool_config, budget)
-            }
+            Some(budget) => connector.into_clustered_pools(pool_config, budget),
             None => connector.into_pools(pool_config),
         }
     }
@@ -308,7 +311,12 @@ fn server_map(config: &Config, admin: &sqlx::postgres::PgConnectOptions) -> Serv
     servers
         .into_iter()
         .fold(ServerMap::default(), |map, server| {
-            map.with_options(server.spec.id, server.admin, server.admin_password)
+            let id = server.spec.id.clone();
+            let map = map.with_options(server.spec.id, server.admin, server.admin_password);
+            server
+                .replicas
+                .into_iter()
+                .fold(map, |map, replica| map.with_replica_options(&id, replica))
         })
 }
 

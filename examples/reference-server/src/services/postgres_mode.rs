@@ -100,8 +100,9 @@ pub(super) async fn services(
                     Arc::new(ServerProbe(server.admin)),
                 )
             });
-    let companies: Arc<dyn crate::companies::CompanyStore> =
-        Arc::new(PgCompanies::new(pools.clone()));
+    let companies: Arc<dyn crate::companies::CompanyStore> = Arc::new(
+        PgCompanies::new(pools.clone()).with_reads_from_replicas(config.pool.reads_from_replicas),
+    );
     let host_jobs = super::host_jobs::build(&manager, Arc::clone(&companies), &shared)?;
     Ok(Services {
         lookup: TenantLookup::new(postgres.registry.clone(), shared.cache),
