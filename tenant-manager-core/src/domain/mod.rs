@@ -3,6 +3,8 @@
 
 mod event;
 mod ids;
+mod invitation;
+mod opaque;
 mod naming;
 mod page;
 mod placement;
@@ -17,7 +19,9 @@ mod text;
 mod user;
 
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
-pub use ids::{BackupId, EventId, JobId, TenantId, UserId};
+pub use ids::{BackupId, EventId, InvitationId, JobId, RefreshTokenId, TenantId, UserId};
+pub use invitation::{Invitation, InvitationState, NewInvitation};
+pub use opaque::{OpaqueToken, TokenDigest};
 pub use naming::StorageNaming;
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};
 pub use placement::{Isolation, Placement, ServerId};
