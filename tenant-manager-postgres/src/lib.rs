@@ -74,6 +74,7 @@ pub mod migrate;
 mod pg;
 pub mod pool;
 pub mod provision;
+pub mod refresh;
 pub mod registry;
 pub mod registry_login;
 pub mod servers;
@@ -93,6 +94,7 @@ pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{
     AppLoginReport, PostgresProvisioner, SharedClaimReport, StepHook, StepPhase, TenantSeeder,
 };
+pub use refresh::PostgresRefreshTokens;
 pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
 pub use servers::{ServerConfig, ServerMap};

@@ -29,6 +29,7 @@ pub mod faults;
 pub mod jobs;
 pub mod provisioner;
 pub mod quota;
+pub mod refresh;
 pub mod registry;
 pub mod schedules;
 pub mod support;
