@@ -28,6 +28,7 @@ mod backup;
 mod builder;
 mod config;
 mod login;
+mod members;
 mod placement;
 mod plans;
 mod reclaim;
@@ -44,7 +45,8 @@ pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
-pub use login::LoginResult;
+pub use login::{LoginOutcome, LoginResult, MAX_LOGIN_MEMBERSHIPS, TenantChoice};
+pub use members::Invited;
 pub use restore::RestoreAsNew;
 pub use signup::{Registered, Registration};
 
