@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use tenant_manager_core::{
-    Entity, NewRefreshToken, RefreshToken, RefreshTokenId, RefreshTokenStore, Result, TenantId,
-    TokenDigest, UserId, refresh_refused,
+    Entity, NewRefreshToken, RefreshToken, RefreshTokenId, RefreshTokenStore, Result, Successor,
+    TenantId, TokenDigest, UserId, refresh_refused,
 };
 
 use crate::pg::SqlxResultExt;
@@ -73,12 +73,7 @@ impl TryFrom<TokenRow> for RefreshToken {
     }
 }
 
-async fn insert(
-    conn: &mut PgConnection,
-    token: NewRefreshToken,
-    family: RefreshTokenId,
-) -> Result<RefreshToken> {
-    let token = token.into_token(family, OffsetDateTime::now_utc());
+async fn insert(conn: &mut PgConnection, token: RefreshToken) -> Result<RefreshToken> {
     let sql = format!(
         "INSERT INTO tm_refresh_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL) \
          RETURNING {COLUMNS}"
@@ -126,14 +121,14 @@ impl RefreshTokenStore for PostgresRefreshTokens {
     async fn insert(&self, token: NewRefreshToken) -> Result<RefreshToken> {
         let mut conn = self.pool.acquire().await.map_db(Entity::Record)?;
         let family = token.id;
-        insert(&mut conn, token, family).await
+        insert(&mut conn, token.into_token(family, OffsetDateTime::now_utc())).await
     }
 
     async fn rotate(
         &self,
         id: RefreshTokenId,
         digest: &TokenDigest,
-        next: NewRefreshToken,
+        next: Successor,
     ) -> Result<RefreshToken> {
         let mut tx = self.pool.begin().await.map_db(Entity::Record)?;
         let Some(current) = by_id(&mut tx, id, true).await? else {
@@ -147,10 +142,8 @@ impl RefreshTokenStore for PostgresRefreshTokens {
             tx.commit().await.map_db(Entity::Record)?;
             return Err(refresh_refused());
         }
-        if current.expires_at <= OffsetDateTime::now_utc()
-            || next.user_id != current.user_id
-            || next.tenant_id != current.tenant_id
-        {
+        let now = OffsetDateTime::now_utc();
+        if current.expires_at <= now {
             return Err(refresh_refused());
         }
         sqlx::query("UPDATE tm_refresh_tokens SET rotated_at = now() WHERE id = $1")
@@ -158,7 +151,7 @@ impl RefreshTokenStore for PostgresRefreshTokens {
             .execute(&mut *tx)
             .await
             .map_db(Entity::Record)?;
-        let created = insert(&mut tx, next, current.family).await?;
+        let created = insert(&mut tx, next.into_token(&current, now)).await?;
         tx.commit().await.map_db(Entity::Record)?;
         Ok(created)
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{RefreshTokenId, TokenDigest, UserId};
 use crate::error::{Entity, Error, Result};
-use crate::traits::{NewRefreshToken, RefreshToken, RefreshTokenStore, refresh_refused};
+use crate::traits::{NewRefreshToken, RefreshToken, RefreshTokenStore, Successor, refresh_refused};
 
 /// A [`RefreshTokenStore`] in memory: one mutex over the tokens and their family and user
 /// indexes (refresh, logout and revocation are rare next to requests, and each holds the lock
@@ -82,7 +82,7 @@ impl RefreshTokenStore for InMemoryRefreshTokens {
         &self,
         id: RefreshTokenId,
         digest: &TokenDigest,
-        next: NewRefreshToken,
+        next: Successor,
     ) -> Result<RefreshToken> {
         let now = OffsetDateTime::now_utc();
         let mut tokens = self.lock();
@@ -96,13 +96,10 @@ impl RefreshTokenStore for InMemoryRefreshTokens {
             tokens.revoke_family(current.family, now);
             return Err(refresh_refused());
         }
-        if current.expires_at <= now
-            || next.user_id != current.user_id
-            || next.tenant_id != current.tenant_id
-        {
+        if current.expires_at <= now {
             return Err(refresh_refused());
         }
-        let created = tokens.add(next.into_token(current.family, now))?;
+        let created = tokens.add(next.into_token(&current, now))?;
         if let Some(token) = tokens.by_id.get_mut(&id) {
             token.rotated_at = Some(now);
         }

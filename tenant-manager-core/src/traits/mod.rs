@@ -37,7 +37,7 @@ pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
-pub use refresh::{NewRefreshToken, RefreshToken, RefreshTokenStore, refresh_refused};
+pub use refresh::{NewRefreshToken, RefreshToken, RefreshTokenStore, Successor, refresh_refused};
 pub use registry::TenantRegistry;
 pub use schedules::{
     MAX_SCHEDULE_INTERVAL, MIN_SCHEDULE_INTERVAL, Schedule, ScheduleStore, ScheduleTick,

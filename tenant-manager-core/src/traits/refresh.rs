@@ -81,6 +81,35 @@ impl NewRefreshToken {
     }
 }
 
+/// The successor of a rotated token: a new id, digest and expiry; the rest is inherited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Successor {
+    /// Identity of the new token.
+    pub id: RefreshTokenId,
+    /// Digest of the new token's secret.
+    pub token_digest: TokenDigest,
+    /// Refused from this time on.
+    pub expires_at: OffsetDateTime,
+}
+
+impl Successor {
+    /// A successor with the given fields.
+    pub fn new(id: RefreshTokenId, token_digest: TokenDigest, expires_at: OffsetDateTime) -> Self {
+        Self {
+            id,
+            token_digest,
+            expires_at,
+        }
+    }
+
+    /// The record this creates at `now`, succeeding `of`.
+    pub fn into_token(self, of: &RefreshToken, now: OffsetDateTime) -> RefreshToken {
+        NewRefreshToken::new(self.id, of.user_id, of.tenant_id, self.token_digest, self.expires_at)
+            .into_token(of.family, now)
+    }
+}
+
 /// Keeps refresh tokens (digests only) and decides, atomically, which may be used.
 ///
 /// # Contract
@@ -102,13 +131,13 @@ pub trait RefreshTokenStore: std::fmt::Debug + Send + Sync + 'static {
     /// Records the first token of a login (a family of its own).
     async fn insert(&self, token: NewRefreshToken) -> Result<RefreshToken>;
 
-    /// Exchanges the live token `id` (whose digest must be `digest`) for `next`, in the same
-    /// family; `next` must name the same user and tenant. Returns the new record.
+    /// Exchanges the live token `id` (whose digest must be `digest`) for its successor `next`
+    /// (same family, user and tenant). Returns the successor's record.
     async fn rotate(
         &self,
         id: RefreshTokenId,
         digest: &TokenDigest,
-        next: NewRefreshToken,
+        next: Successor,
     ) -> Result<RefreshToken>;
 
     /// Revokes the family of the token `id` when `digest` is its digest (logout); returns

@@ -6,16 +6,20 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod backups;
 pub(crate) mod companies;
+pub(crate) mod invitations;
 pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
 pub(crate) mod plans;
+pub(crate) mod sessions;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
 pub(crate) mod top_tenants;
+pub(crate) mod users;
 
+mod caller;
 mod extract;
 mod views;

@@ -36,7 +36,6 @@ pub struct TenantChoice {
 
 /// What a login gives: a token for one tenant, or the tenants to choose from.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum LoginOutcome {
     /// Logged in to one tenant.
     LoggedIn(Box<LoginResult>),
