@@ -104,10 +104,7 @@ impl TenantRegistry for AuditedRegistry {
     ) -> Result<tenant_manager::Invitation> {
         self.inner.get_invitation(id).await
     }
-    async fn list_invitations(
-        &self,
-        tenant: TenantId,
-    ) -> Result<Vec<tenant_manager::Invitation>> {
+    async fn list_invitations(&self, tenant: TenantId) -> Result<Vec<tenant_manager::Invitation>> {
         self.inner.list_invitations(tenant).await
     }
     async fn revoke_invitation(
@@ -123,7 +120,9 @@ impl TenantRegistry for AuditedRegistry {
         digest: &tenant_manager::TokenDigest,
         password_hash: PasswordHash,
     ) -> Result<User> {
-        self.inner.accept_invitation(id, digest, password_hash).await
+        self.inner
+            .accept_invitation(id, digest, password_hash)
+            .await
     }
     async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
         self.inner.count_seats(tenant).await

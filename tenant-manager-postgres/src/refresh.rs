@@ -104,7 +104,11 @@ async fn revoke_family(conn: &mut PgConnection, family: RefreshTokenId) -> Resul
     .map(|r| r.rows_affected())
 }
 
-async fn by_id(conn: &mut PgConnection, id: RefreshTokenId, lock: bool) -> Result<Option<RefreshToken>> {
+async fn by_id(
+    conn: &mut PgConnection,
+    id: RefreshTokenId,
+    lock: bool,
+) -> Result<Option<RefreshToken>> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT {COLUMNS} FROM tm_refresh_tokens WHERE id = $1{lock}");
     sqlx::query_as::<_, TokenRow>(AssertSqlSafe(sql))
@@ -121,7 +125,11 @@ impl RefreshTokenStore for PostgresRefreshTokens {
     async fn insert(&self, token: NewRefreshToken) -> Result<RefreshToken> {
         let mut conn = self.pool.acquire().await.map_db(Entity::Record)?;
         let family = token.id;
-        insert(&mut conn, token.into_token(family, OffsetDateTime::now_utc())).await
+        insert(
+            &mut conn,
+            token.into_token(family, OffsetDateTime::now_utc()),
+        )
+        .await
     }
 
     async fn rotate(

@@ -134,18 +134,25 @@ async fn plans_are_stored_and_form_a_catalog() {
 /// can be found by e-mail afterwards; the e-mail may then join another tenant.
 #[tokio::test]
 async fn users_from_before_memberships_migrate() {
-    use tenant_manager_core::{Email, Isolation, Role};
     use tenant_manager_core::testing::support::{sample_tenant, sample_user};
+    use tenant_manager_core::{Email, Isolation, Role};
 
     let db = TestDatabase::create().await;
     let pool = db.pool().await;
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let all = sqlx::migrate::Migrator::new(source).await.expect("migrations");
+    let all = sqlx::migrate::Migrator::new(source)
+        .await
+        .expect("migrations");
     let mut old = sqlx::migrate::Migrator::with_migrations(
-        all.iter().filter(|m| m.version < 20240101000004).cloned().collect(),
+        all.iter()
+            .filter(|m| m.version < 20240101000004)
+            .cloned()
+            .collect(),
     );
     old.dangerous_set_table_name(tenant_manager_postgres::registry::GLOBAL_MIGRATIONS_TABLE);
-    old.run(&pool).await.expect("the migrations before memberships");
+    old.run(&pool)
+        .await
+        .expect("the migrations before memberships");
     let tenant = sample_tenant(Isolation::Shared);
     let owner = sample_user(tenant.id, Role::Owner);
     sqlx::query(
@@ -173,14 +180,27 @@ async fn users_from_before_memberships_migrate() {
     let registry = PostgresRegistry::new(pool.clone());
     let email = Email::new(owner.email.as_str()).unwrap();
     let found = registry.find_users_by_email(&email).await.expect("found");
-    assert_eq!(found.iter().map(|u| u.id).collect::<Vec<_>>(), vec![owner.id]);
+    assert_eq!(
+        found.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![owner.id]
+    );
     let other = registry
         .create_tenant(sample_tenant(Isolation::Shared))
         .await
         .expect("other");
     let mut member = sample_user(other.id, Role::Member);
     member.email = email.clone();
-    registry.create_user(member).await.expect("same e-mail, other tenant");
-    assert_eq!(registry.find_users_by_email(&email).await.expect("both").len(), 2);
+    registry
+        .create_user(member)
+        .await
+        .expect("same e-mail, other tenant");
+    assert_eq!(
+        registry
+            .find_users_by_email(&email)
+            .await
+            .expect("both")
+            .len(),
+        2
+    );
     pool.close().await;
 }

@@ -315,7 +315,9 @@ impl TenantRegistry for PausingRegistry {
         digest: &tenant_manager_core::TokenDigest,
         password_hash: PasswordHash,
     ) -> Result<User> {
-        self.inner.accept_invitation(id, digest, password_hash).await
+        self.inner
+            .accept_invitation(id, digest, password_hash)
+            .await
     }
     async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
         self.inner.count_seats(tenant).await

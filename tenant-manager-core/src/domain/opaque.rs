@@ -126,9 +126,16 @@ mod tests {
         assert_eq!(format!("{:?}", token.digest()), "TokenDigest(***)");
         let other = OpaqueToken::generate(token.id());
         assert!(!other.digest().ct_eq(&token.digest()));
-        for bad in ["", "x.y", &text.expose()[..60], &format!("{}x", text.expose())] {
+        for bad in [
+            "",
+            "x.y",
+            &text.expose()[..60],
+            &format!("{}x", text.expose()),
+        ] {
             assert_eq!(
-                OpaqueToken::parse(bad, "token").err().and_then(|e| e.field().map(str::to_owned)),
+                OpaqueToken::parse(bad, "token")
+                    .err()
+                    .and_then(|e| e.field().map(str::to_owned)),
                 Some("token".to_owned()),
                 "{bad}"
             );

@@ -31,7 +31,10 @@ impl Tokens {
         if self.by_id.contains_key(&token.id) {
             return Err(Error::conflict(Entity::Record, "id", "id is taken"));
         }
-        self.families.entry(token.family).or_default().push(token.id);
+        self.families
+            .entry(token.family)
+            .or_default()
+            .push(token.id);
         self.users.entry(token.user_id).or_default().push(token.id);
         self.by_id.insert(token.id, token.clone());
         Ok(token)

@@ -44,7 +44,11 @@ fn token(user: UserId, tenant: TenantId, ttl: Duration) -> (NewRefreshToken, Opa
 fn successor(_of: &RefreshToken) -> (Successor, OpaqueToken) {
     let id = RefreshTokenId::new();
     let opaque = OpaqueToken::generate(*id.as_uuid());
-    let next = Successor::new(id, opaque.digest(), OffsetDateTime::now_utc() + Duration::days(1));
+    let next = Successor::new(
+        id,
+        opaque.digest(),
+        OffsetDateTime::now_utc() + Duration::days(1),
+    );
     (next, opaque)
 }
 
@@ -73,7 +77,10 @@ pub async fn rotation_gives_a_successor_in_the_family(s: &dyn RefreshTokenStore)
         .expect("rotate");
     assert_eq!(second.id, next.id);
     assert_eq!(second.family, first.family);
-    assert_eq!((second.user_id, second.tenant_id), (first.user_id, first.tenant_id));
+    assert_eq!(
+        (second.user_id, second.tenant_id),
+        (first.user_id, first.tenant_id)
+    );
     assert!(second.rotated_at.is_none() && second.revoked_at.is_none());
     let (third, _) = successor(&second);
     let third = s
@@ -106,13 +113,20 @@ pub async fn a_wrong_digest_changes_nothing(s: &dyn RefreshTokenStore) {
     let forged = OpaqueToken::generate(*first.id.as_uuid());
     let (next, _) = successor(&first);
     expect_refused(s.rotate(first.id, &forged.digest(), next).await);
-    assert!(!s.revoke_family(first.id, &forged.digest()).await.expect("logout"));
+    assert!(
+        !s.revoke_family(first.id, &forged.digest())
+            .await
+            .expect("logout")
+    );
     let (next, _) = successor(&first);
     s.rotate(first.id, &first_token.digest(), next)
         .await
         .expect("still live");
     let (next, _) = successor(&first);
-    expect_refused(s.rotate(RefreshTokenId::new(), &first_token.digest(), next).await);
+    expect_refused(
+        s.rotate(RefreshTokenId::new(), &first_token.digest(), next)
+            .await,
+    );
 }
 
 /// An expired token is refused.
@@ -133,8 +147,16 @@ pub async fn logout_revokes_the_family(s: &dyn RefreshTokenStore) {
         .rotate(first.id, &first_token.digest(), next)
         .await
         .expect("rotate");
-    assert!(s.revoke_family(second.id, &next_token.digest()).await.expect("logout"));
-    assert!(s.revoke_family(second.id, &next_token.digest()).await.expect("idempotent"));
+    assert!(
+        s.revoke_family(second.id, &next_token.digest())
+            .await
+            .expect("logout")
+    );
+    assert!(
+        s.revoke_family(second.id, &next_token.digest())
+            .await
+            .expect("idempotent")
+    );
     let (after, _) = successor(&second);
     expect_refused(s.rotate(second.id, &next_token.digest(), after).await);
     let (after, _) = successor(&other);
@@ -170,7 +192,9 @@ pub async fn racing_rotations_one_winner(s: &dyn RefreshTokenStore) {
     let (first, first_token) = login(s).await;
     let digest = first_token.digest();
     let nexts: Vec<(Successor, OpaqueToken)> = (0..8).map(|_| successor(&first)).collect();
-    let results = run_concurrently(nexts.len(), |i| s.rotate(first.id, &digest, nexts[i].0.clone()));
+    let results = run_concurrently(nexts.len(), |i| {
+        s.rotate(first.id, &digest, nexts[i].0.clone())
+    });
     let mut winners = Vec::new();
     for (i, result) in results.into_iter().enumerate() {
         match result {
@@ -194,6 +218,14 @@ pub async fn expired_tokens_are_pruned(s: &dyn RefreshTokenStore) {
         .await
         .expect("prune");
     assert!(pruned >= 1, "{pruned}");
-    assert!(!s.revoke_family(old.id, &old_token.digest()).await.expect("gone"));
-    assert!(s.revoke_family(live.id, &live_token.digest()).await.expect("kept"));
+    assert!(
+        !s.revoke_family(old.id, &old_token.digest())
+            .await
+            .expect("gone")
+    );
+    assert!(
+        s.revoke_family(live.id, &live_token.digest())
+            .await
+            .expect("kept")
+    );
 }

@@ -105,8 +105,14 @@ impl Successor {
 
     /// The record this creates at `now`, succeeding `of`.
     pub fn into_token(self, of: &RefreshToken, now: OffsetDateTime) -> RefreshToken {
-        NewRefreshToken::new(self.id, of.user_id, of.tenant_id, self.token_digest, self.expires_at)
-            .into_token(of.family, now)
+        NewRefreshToken::new(
+            self.id,
+            of.user_id,
+            of.tenant_id,
+            self.token_digest,
+            self.expires_at,
+        )
+        .into_token(of.family, now)
     }
 }
 

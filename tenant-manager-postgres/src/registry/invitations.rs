@@ -60,7 +60,11 @@ impl TryFrom<InvitationRow> for Invitation {
     }
 }
 
-async fn fetch(conn: &mut PgConnection, id: InvitationId, lock: bool) -> Result<Option<Invitation>> {
+async fn fetch(
+    conn: &mut PgConnection,
+    id: InvitationId,
+    lock: bool,
+) -> Result<Option<Invitation>> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     let sql = format!("SELECT {INVITATION_COLUMNS} FROM tm_invitations WHERE id = $1{lock}");
     sqlx::query_as::<_, InvitationRow>(AssertSqlSafe(sql))

@@ -95,9 +95,8 @@ pub(crate) async fn replace_password_hash(
 
 /// Every user with this e-mail, oldest first.
 pub(crate) async fn all_by_email(conn: &mut PgConnection, email: &Email) -> Result<Vec<User>> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS} FROM tm_users WHERE email = $1 ORDER BY created_at, id"
-    );
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM tm_users WHERE email = $1 ORDER BY created_at, id");
     sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql))
         .bind(email.as_str())
         .fetch_all(conn)
@@ -110,7 +109,10 @@ pub(crate) async fn all_by_email(conn: &mut PgConnection, email: &Email) -> Resu
 
 /// Locks the tenant's row until the end of the transaction (serialising seat counts, owner
 /// counts and acceptances of one tenant); its status, or `None` for an unknown tenant.
-pub(crate) async fn lock_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<Option<String>> {
+pub(crate) async fn lock_tenant(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<String>> {
     sqlx::query_scalar::<_, String>("SELECT status FROM tm_tenants WHERE id = $1 FOR UPDATE")
         .bind(tenant.as_uuid())
         .fetch_optional(conn)
@@ -183,16 +185,19 @@ pub(crate) async fn set_role(
 }
 
 /// Deletes a user, keeping an owner. Run in a transaction.
-pub(crate) async fn delete(conn: &mut PgConnection, tenant: TenantId, user: UserId) -> Result<User> {
+pub(crate) async fn delete(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<User> {
     let not_found = || tenant_manager_core::Error::not_found(Entity::User, user);
     lock_tenant(conn, tenant).await?.ok_or_else(not_found)?;
     let current = role_in(conn, tenant, user).await?.ok_or_else(not_found)?;
     if current == Role::Owner {
         keep_an_owner(conn, tenant, user).await?;
     }
-    let sql = format!(
-        "DELETE FROM tm_users WHERE id = $1 AND tenant_id = $2 RETURNING {USER_COLUMNS}"
-    );
+    let sql =
+        format!("DELETE FROM tm_users WHERE id = $1 AND tenant_id = $2 RETURNING {USER_COLUMNS}");
     sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql))
         .bind(user.as_uuid())
         .bind(tenant.as_uuid())

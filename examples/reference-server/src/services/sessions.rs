@@ -91,7 +91,10 @@ pub(crate) async fn refresh(
 pub(crate) async fn end(services: &Services, token: &str) -> Result<()> {
     let presented = OpaqueToken::parse(token, "refresh_token")?;
     let id = RefreshTokenId::from_uuid(presented.id());
-    services.refresh.revoke_family(id, &presented.digest()).await?;
+    services
+        .refresh
+        .revoke_family(id, &presented.digest())
+        .await?;
     Ok(())
 }
 

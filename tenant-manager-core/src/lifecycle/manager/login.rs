@@ -194,11 +194,13 @@ impl TenantManager {
         let mut choices = Vec::with_capacity(users.len());
         for user in users {
             match self.inner.ops.registry.get_tenant(user.tenant_id).await {
-                Ok(tenant) if tenant.status != TenantStatus::Deleted => choices.push(TenantChoice {
-                    tenant_id: tenant.id,
-                    slug: tenant.slug,
-                    name: tenant.name,
-                }),
+                Ok(tenant) if tenant.status != TenantStatus::Deleted => {
+                    choices.push(TenantChoice {
+                        tenant_id: tenant.id,
+                        slug: tenant.slug,
+                        name: tenant.name,
+                    })
+                }
                 Ok(_) | Err(Error::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }

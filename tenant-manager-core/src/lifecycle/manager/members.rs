@@ -40,9 +40,9 @@ impl TenantManager {
     pub async fn current_user(&self, tenant: TenantId, actor: UserId) -> Result<User> {
         match self.inner.ops.registry.get_user(actor).await {
             Ok(user) if user.tenant_id == tenant => Ok(user),
-            Ok(_) | Err(Error::NotFound { .. }) => {
-                Err(Error::unauthenticated("the user of this token no longer exists"))
-            }
+            Ok(_) | Err(Error::NotFound { .. }) => Err(Error::unauthenticated(
+                "the user of this token no longer exists",
+            )),
             Err(e) => Err(e),
         }
     }
@@ -122,7 +122,11 @@ impl TenantManager {
     ///
     /// # Errors
     /// `Forbidden` for a member; `Unauthenticated` when the caller no longer exists.
-    pub async fn list_invitations(&self, tenant: TenantId, actor: UserId) -> Result<Vec<Invitation>> {
+    pub async fn list_invitations(
+        &self,
+        tenant: TenantId,
+        actor: UserId,
+    ) -> Result<Vec<Invitation>> {
         self.manager_of(tenant, actor).await?;
         self.inner.ops.registry.list_invitations(tenant).await
     }
@@ -235,9 +239,19 @@ impl TenantManager {
             return Err(Error::invalid("current_password", "must not be empty"));
         }
         let user = self.current_user(tenant, actor).await?;
-        self.inner.policy.check(new, Some(&user.email), "new_password")?;
-        if !self.inner.hasher.verify(current, &user.password_hash).await? {
-            return Err(Error::invalid("current_password", "is not the current password"));
+        self.inner
+            .policy
+            .check(new, Some(&user.email), "new_password")?;
+        if !self
+            .inner
+            .hasher
+            .verify(current, &user.password_hash)
+            .await?
+        {
+            return Err(Error::invalid(
+                "current_password",
+                "is not the current password",
+            ));
         }
         let hash = self.inner.hasher.hash(new).await?;
         self.inner

@@ -22,7 +22,11 @@ pub(crate) fn last_owner() -> Error {
 impl InMemoryRegistry {
     /// Every user with `email`, oldest first.
     pub(super) fn users_by_email(&self, email: &Email) -> Vec<User> {
-        let ids = self.emails.get(email).map(|i| i.clone()).unwrap_or_default();
+        let ids = self
+            .emails
+            .get(email)
+            .map(|i| i.clone())
+            .unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| self.users.get(&id).map(|u| u.clone()))
             .collect()
@@ -58,8 +62,7 @@ impl InMemoryRegistry {
             .get(&user)
             .map(|u| u.role)
             .ok_or_else(|| Error::not_found(Entity::User, user))?;
-        if current == Role::Owner && role != Role::Owner && self.other_owners(&members, user) == 0
-        {
+        if current == Role::Owner && role != Role::Owner && self.other_owners(&members, user) == 0 {
             return Err(last_owner());
         }
         let mut record = self
@@ -93,8 +96,16 @@ impl InMemoryRegistry {
     }
 
     /// The tenant's invitations pending at `now`, oldest first.
-    pub(super) fn pending_invitations(&self, tenant: TenantId, now: OffsetDateTime) -> Vec<Invitation> {
-        let ids = self.invited.get(&tenant).map(|i| i.clone()).unwrap_or_default();
+    pub(super) fn pending_invitations(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> Vec<Invitation> {
+        let ids = self
+            .invited
+            .get(&tenant)
+            .map(|i| i.clone())
+            .unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| self.invitations.get(&id).map(|i| i.clone()))
             .filter(|i| i.state(now) == InvitationState::Pending)
@@ -114,9 +125,11 @@ impl InMemoryRegistry {
         }
         let members = self.members.entry(tenant).or_default();
         let mut invited = self.invited.entry(tenant).or_default();
-        let email_taken = members
-            .iter()
-            .any(|id| self.users.get(id).is_some_and(|u| u.email == invitation.email));
+        let email_taken = members.iter().any(|id| {
+            self.users
+                .get(id)
+                .is_some_and(|u| u.email == invitation.email)
+        });
         if email_taken {
             return Err(Error::conflict(
                 Entity::User,

@@ -12,8 +12,8 @@ use std::sync::{PoisonError, RwLock};
 use dashmap::DashMap;
 
 use crate::domain::{
-    Email, Invitation, InvitationId, NewTenant, NewUser, Tenant, TenantId, TenantQuery,
-    TenantSlug, TenantStatus, User, UserId,
+    Email, Invitation, InvitationId, NewTenant, NewUser, Tenant, TenantId, TenantQuery, TenantSlug,
+    TenantStatus, User, UserId,
 };
 use crate::error::{Entity, Error, Result};
 
@@ -243,11 +243,10 @@ impl InMemoryRegistry {
             .remove_if(&(user.tenant_id, user.email.clone()), |_, owner| {
                 *owner == user.id
             });
-        self.emails
-            .remove_if_mut(&user.email, |_, ids| {
-                ids.retain(|id| *id != user.id);
-                ids.is_empty()
-            });
+        self.emails.remove_if_mut(&user.email, |_, ids| {
+            ids.retain(|id| *id != user.id);
+            ids.is_empty()
+        });
     }
 
     /// Copies up to [`LIST_BATCH`] ids after `after` out of the ordered set.

@@ -3,8 +3,8 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    Email, InvitationId, Isolation, NewInvitation, OpaqueToken, PasswordHash, Role,
-    Tenant, TenantId, User, UserId,
+    Email, InvitationId, Isolation, NewInvitation, OpaqueToken, PasswordHash, Role, Tenant,
+    TenantId, User, UserId,
 };
 use crate::error::{Entity, Error};
 use crate::testing::run_concurrently;
@@ -157,7 +157,8 @@ pub async fn racing_owner_changes_keep_an_owner(r: &dyn TenantRegistry) {
 /// invitation frees its seat; an e-mail already in the tenant, or already invited, conflicts.
 pub async fn invitations_take_seats_up_to_the_limit(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
-    let invite = |email: Email| invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1)).0;
+    let invite =
+        |email: Email| invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1)).0;
     let a = r
         .create_invitation(invite(unique_email("a")), 3)
         .await
@@ -186,7 +187,10 @@ pub async fn invitations_take_seats_up_to_the_limit(r: &dyn TenantRegistry) {
     assert_eq!(listed, vec![a.id, b.id]);
     let revoked = r.revoke_invitation(tenant.id, a.id).await.expect("revoke");
     assert!(revoked.revoked_at.is_some());
-    expect_not_found(r.revoke_invitation(tenant.id, a.id).await, Entity::Invitation);
+    expect_not_found(
+        r.revoke_invitation(tenant.id, a.id).await,
+        Entity::Invitation,
+    );
     assert_eq!(r.count_seats(tenant.id).await.expect("seats"), 2);
     let c = r
         .create_invitation(invite(unique_email("c")), 3)
@@ -194,9 +198,20 @@ pub async fn invitations_take_seats_up_to_the_limit(r: &dyn TenantRegistry) {
         .expect("a seat is free");
     assert_eq!(r.get_invitation(c.id).await.expect("get"), c);
     let (other, _) = tenant_with_owner(r).await;
-    expect_not_found(r.revoke_invitation(other.id, b.id).await, Entity::Invitation);
-    assert!(r.list_invitations(other.id).await.expect("other").is_empty());
-    expect_not_found(r.get_invitation(InvitationId::new()).await, Entity::Invitation);
+    expect_not_found(
+        r.revoke_invitation(other.id, b.id).await,
+        Entity::Invitation,
+    );
+    assert!(
+        r.list_invitations(other.id)
+            .await
+            .expect("other")
+            .is_empty()
+    );
+    expect_not_found(
+        r.get_invitation(InvitationId::new()).await,
+        Entity::Invitation,
+    );
 }
 
 /// 24 invitations racing for 4 free seats: exactly 4 are recorded.
@@ -233,11 +248,18 @@ pub async fn racing_invitations_never_exceed_the_seats(r: &dyn TenantRegistry) {
 pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
     let email = unique_email("invited");
-    let (new, token) = invitation(tenant.id, owner.id, email.clone(), Role::Admin, Duration::days(1));
+    let (new, token) = invitation(
+        tenant.id,
+        owner.id,
+        email.clone(),
+        Role::Admin,
+        Duration::days(1),
+    );
     let created = r.create_invitation(new, 10).await.expect("invite");
     let wrong = OpaqueToken::generate(*created.id.as_uuid());
     expect_not_found(
-        r.accept_invitation(created.id, &wrong.digest(), hash()).await,
+        r.accept_invitation(created.id, &wrong.digest(), hash())
+            .await,
         Entity::Invitation,
     );
     let user = r
@@ -251,7 +273,8 @@ pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistr
     assert_eq!(user.password_hash, hash());
     assert_eq!(r.get_user(user.id).await.expect("get"), user);
     expect_not_found(
-        r.accept_invitation(created.id, &token.digest(), hash()).await,
+        r.accept_invitation(created.id, &token.digest(), hash())
+            .await,
         Entity::Invitation,
     );
     assert!(
@@ -261,9 +284,17 @@ pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistr
             .accepted_at
             .is_some()
     );
-    assert!(r.list_invitations(tenant.id).await.expect("list").is_empty());
+    assert!(
+        r.list_invitations(tenant.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(r.count_seats(tenant.id).await.expect("seats"), 2);
-    expect_not_found(r.revoke_invitation(tenant.id, created.id).await, Entity::Invitation);
+    expect_not_found(
+        r.revoke_invitation(tenant.id, created.id).await,
+        Entity::Invitation,
+    );
 }
 
 /// Expired and revoked invitations are refused, are not listed, take no seat, and an expired
@@ -271,19 +302,35 @@ pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistr
 pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
     let email = unique_email("late");
-    let (new, token) = invitation(tenant.id, owner.id, email.clone(), Role::Member, Duration::seconds(-1));
+    let (new, token) = invitation(
+        tenant.id,
+        owner.id,
+        email.clone(),
+        Role::Member,
+        Duration::seconds(-1),
+    );
     let expired = r.create_invitation(new, 10).await.expect("invite");
     expect_not_found(
-        r.accept_invitation(expired.id, &token.digest(), hash()).await,
+        r.accept_invitation(expired.id, &token.digest(), hash())
+            .await,
         Entity::Invitation,
     );
-    assert!(r.list_invitations(tenant.id).await.expect("list").is_empty());
+    assert!(
+        r.list_invitations(tenant.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(r.count_seats(tenant.id).await.expect("seats"), 1);
-    let (again, again_token) = invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1));
+    let (again, again_token) =
+        invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1));
     let again = r.create_invitation(again, 10).await.expect("invite again");
-    r.revoke_invitation(tenant.id, again.id).await.expect("revoke");
+    r.revoke_invitation(tenant.id, again.id)
+        .await
+        .expect("revoke");
     expect_not_found(
-        r.accept_invitation(again.id, &again_token.digest(), hash()).await,
+        r.accept_invitation(again.id, &again_token.digest(), hash())
+            .await,
         Entity::Invitation,
     );
     assert_eq!(r.list_users(tenant.id).await.expect("users").len(), 1);
@@ -292,7 +339,13 @@ pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) 
 /// 8 racing acceptances of one invitation: one user is created.
 pub async fn racing_acceptances_one_winner(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
-    let (new, token) = invitation(tenant.id, owner.id, unique_email("once"), Role::Member, Duration::days(1));
+    let (new, token) = invitation(
+        tenant.id,
+        owner.id,
+        unique_email("once"),
+        Role::Member,
+        Duration::days(1),
+    );
     let created = r.create_invitation(new, 10).await.expect("invite");
     let digest = token.digest();
     let results = run_concurrently(8, |_| r.accept_invitation(created.id, &digest, hash()));

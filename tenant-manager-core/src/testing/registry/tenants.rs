@@ -158,10 +158,7 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     let second = sample_tenant(Isolation::Schema).with_domain(Some(domain.clone()));
     let mut dup = sample_user(second.id, Role::Owner);
     dup.id = owner.id;
-    expect_conflict(
-        r.create_tenant_with_owner(second.clone(), dup).await,
-        "id",
-    );
+    expect_conflict(r.create_tenant_with_owner(second.clone(), dup).await, "id");
     expect_not_found(r.get_tenant(second.id).await, Entity::Tenant);
     assert_eq!(
         r.find_tenant_by_slug(&second.slug).await.expect("slug"),
@@ -183,7 +180,10 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
         .expect("other tenant");
     let mut member = sample_user(other.id, Role::Member);
     member.email = email.clone();
-    let member = r.create_user(member).await.expect("same e-mail, other tenant");
+    let member = r
+        .create_user(member)
+        .await
+        .expect("same e-mail, other tenant");
     let mut again = sample_user(other.id, Role::Admin);
     again.email = email.clone();
     expect_conflict(r.create_user(again).await, "email");
@@ -192,11 +192,17 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     expect_conflict(r.create_user(again).await, "email");
     let found = r.find_users_by_email(&email).await.expect("by e-mail");
     assert_eq!(
-        found.iter().map(|u| (u.id, u.tenant_id)).collect::<Vec<_>>(),
+        found
+            .iter()
+            .map(|u| (u.id, u.tenant_id))
+            .collect::<Vec<_>>(),
         vec![(owner.id, first.id), (member.id, other.id)]
     );
     assert_eq!(
-        r.find_user_by_email(&email).await.expect("oldest").map(|u| u.id),
+        r.find_user_by_email(&email)
+            .await
+            .expect("oldest")
+            .map(|u| u.id),
         Some(owner.id)
     );
 }
