@@ -25,7 +25,9 @@ use crate::error::Result;
 ///   constant time and turns a pending invitation into a user in one atomic step: an invitation
 ///   is accepted at most once, never after it expired or was revoked.
 /// - [`create_tenant_with_owner`](TenantRegistry::create_tenant_with_owner) is atomic: either
-///   both the tenant and its owner exist afterwards, or neither does.
+///   both the tenant and its owner exist afterwards, or neither does. A new organisation is
+///   registered by an e-mail no user has (`Conflict` on `email` otherwise, also between racing
+///   registrations): an e-mail joins further tenants by invitation.
 /// - [`transition`](TenantRegistry::transition) applies only transitions that
 ///   [`TenantStatus::can_transition_to`] allows, atomically with respect to concurrent callers
 ///   (two racing transitions from the same status: one wins, the other gets `InvalidTransition`).

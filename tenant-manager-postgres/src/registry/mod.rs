@@ -172,6 +172,7 @@ impl TenantRegistry for PostgresRegistry {
             ));
         }
         let mut tx = self.pool.begin().await.map_db(Entity::Tenant)?;
+        users::claim_owner_email(&mut tx, &owner.email).await?;
         let tenant =
             tenants::insert(&mut tx, &tenant.into_tenant(OffsetDateTime::now_utc())).await?;
         let user = users::insert(&mut tx, owner).await?;

@@ -207,3 +207,32 @@ pub(crate) async fn delete(
         .ok_or_else(not_found)?
         .try_into()
 }
+
+/// Advisory lock class of new organisations' owner e-mails (the two-key form: its own key
+/// space, apart from the one-key locks of provisioning).
+const OWNER_EMAIL_LOCK: i32 = 0x746d_6f65;
+
+/// Refuses a new organisation's owner e-mail that any user has; holds a transaction lock on
+/// the e-mail so that racing registrations of one e-mail have one winner. Run in a
+/// transaction.
+pub(crate) async fn claim_owner_email(conn: &mut PgConnection, email: &Email) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(OWNER_EMAIL_LOCK)
+        .bind(email.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_db(Entity::User)?;
+    let taken: Option<i32> = sqlx::query_scalar("SELECT 1 FROM tm_users WHERE email = $1 LIMIT 1")
+        .bind(email.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_db(Entity::User)?;
+    match taken {
+        Some(_) => Err(tenant_manager_core::Error::conflict(
+            Entity::User,
+            "email",
+            format!("email {email} is taken"),
+        )),
+        None => Ok(()),
+    }
+}

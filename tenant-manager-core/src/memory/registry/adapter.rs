@@ -44,6 +44,7 @@ impl TenantRegistry for InMemoryRegistry {
             return Err(taken(Entity::User, "id", owner.id));
         }
         let mut claims = Claims::default();
+        self.claim_owner_email(&mut claims, &owner)?;
         self.claim_tenant(&mut claims, &tenant)?;
         self.claim_user(&mut claims, &owner)?;
         let now = OffsetDateTime::now_utc();

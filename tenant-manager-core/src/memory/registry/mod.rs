@@ -77,6 +77,8 @@ struct Claims<'a> {
     slug: Option<(TenantSlug, TenantId)>,
     domain: Option<(String, TenantId)>,
     email: Option<((TenantId, Email), UserId)>,
+    /// A new organisation's owner, reserved in the e-mail index across tenants.
+    owner: Option<(Email, UserId)>,
 }
 
 impl Claims<'_> {
@@ -97,6 +99,12 @@ impl Drop for Claims<'_> {
         }
         if let Some((email, id)) = self.email.take() {
             r.by_email.remove_if(&email, |_, owner| *owner == id);
+        }
+        if let Some((email, id)) = self.owner.take() {
+            r.emails.remove_if_mut(&email, |_, ids| {
+                ids.retain(|i| *i != id);
+                ids.is_empty()
+            });
         }
     }
 }
@@ -198,6 +206,24 @@ impl InMemoryRegistry {
         Ok(())
     }
 
+    /// Reserves a new organisation's owner e-mail: refused when any user has it.
+    fn claim_owner_email<'a>(&'a self, claims: &mut Claims<'a>, user: &NewUser) -> Result<()> {
+        claims.registry = Some(self);
+        match self.emails.entry(user.email.clone()) {
+            dashmap::Entry::Occupied(mut o) => {
+                if !o.get().is_empty() {
+                    return Err(taken(Entity::User, "email", &user.email));
+                }
+                o.get_mut().push(user.id);
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(vec![user.id]);
+            }
+        }
+        claims.owner = Some((user.email.clone(), user.id));
+        Ok(())
+    }
+
     /// Makes a claimed tenant visible, unless its id is taken.
     fn publish_tenant(&self, tenant: Tenant) -> Result<()> {
         let id = tenant.id;
@@ -233,7 +259,10 @@ impl InMemoryRegistry {
         let (id, email) = (user.id, user.email.clone());
         claim(&self.users, id, user, Entity::User, "id")?;
         members.push(id);
-        self.emails.entry(email).or_default().push(id);
+        let mut ids = self.emails.entry(email).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
         Ok(())
     }
 

@@ -190,6 +190,12 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     let mut again = sample_user(first.id, Role::Member);
     again.email = email.clone();
     expect_conflict(r.create_user(again).await, "email");
+    // A new organisation needs an e-mail no user has; the failure keeps nothing.
+    let third = sample_tenant(Isolation::Shared);
+    let mut taken = sample_user(third.id, Role::Owner);
+    taken.email = email.clone();
+    expect_conflict(r.create_tenant_with_owner(third.clone(), taken).await, "email");
+    expect_not_found(r.get_tenant(third.id).await, Entity::Tenant);
     let found = r.find_users_by_email(&email).await.expect("by e-mail");
     assert_eq!(
         found
@@ -253,13 +259,39 @@ pub async fn concurrent_same_email_one_winner(r: &dyn TenantRegistry) {
     }
     assert_eq!(winners, 1);
     assert_eq!(r.list_users(tenant.id).await.expect("list").len(), 1);
-    let other = sample_tenant(Isolation::Shared);
-    let mut owner = sample_user(other.id, Role::Owner);
-    owner.email = email.clone();
-    r.create_tenant_with_owner(other, owner)
+    let other = r
+        .create_tenant(sample_tenant(Isolation::Shared))
         .await
-        .expect("the e-mail in another tenant");
+        .expect("other tenant");
+    let mut member = sample_user(other.id, Role::Member);
+    member.email = email.clone();
+    r.create_user(member).await.expect("the e-mail in another tenant");
     assert_eq!(r.find_users_by_email(&email).await.expect("both").len(), 2);
+    // Racing registrations of new organisations by one fresh e-mail: one winner.
+    let fresh = unique_email("owner-race");
+    let attempts: Vec<(NewTenant, NewUser)> = (0..20)
+        .map(|_| {
+            let tenant = sample_tenant(Isolation::Shared);
+            let mut owner = sample_user(tenant.id, Role::Owner);
+            owner.email = fresh.clone();
+            (tenant, owner)
+        })
+        .collect();
+    let results = run_concurrently(attempts.len(), |i| {
+        let (tenant, owner) = attempts[i].clone();
+        async move { r.create_tenant_with_owner(tenant, owner).await }
+    });
+    let mut owners = 0;
+    for (result, (tenant, _)) in results.into_iter().zip(&attempts) {
+        match result {
+            Ok(_) => owners += 1,
+            Err(e) => {
+                assert_eq!(e.field(), Some("email"), "{e:?}");
+                expect_not_found(r.get_tenant(tenant.id).await, Entity::Tenant);
+            }
+        }
+    }
+    assert_eq!(owners, 1);
 }
 
 /// 100 concurrent creations with one slug: exactly one succeeds, the others conflict on
