@@ -119,9 +119,9 @@ mod tests {
     fn tokens_round_trip_and_hide_their_secret() {
         let token = OpaqueToken::generate(Uuid::now_v7());
         let text = token.to_secret();
-        let parsed = OpaqueToken::parse(text.expose(), "token").expect("parses");
-        assert_eq!(parsed.id(), token.id());
-        assert!(parsed.digest().ct_eq(&token.digest()));
+        let parsed = OpaqueToken::parse(text.expose(), "token");
+        assert_eq!(parsed.as_ref().map(OpaqueToken::id).ok(), Some(token.id()));
+        assert!(parsed.is_ok_and(|p| p.digest().ct_eq(&token.digest())));
         assert!(!format!("{token:?}").contains(&text.expose()[33..]));
         assert_eq!(format!("{:?}", token.digest()), "TokenDigest(***)");
         let other = OpaqueToken::generate(token.id());

@@ -194,7 +194,10 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     let third = sample_tenant(Isolation::Shared);
     let mut taken = sample_user(third.id, Role::Owner);
     taken.email = email.clone();
-    expect_conflict(r.create_tenant_with_owner(third.clone(), taken).await, "email");
+    expect_conflict(
+        r.create_tenant_with_owner(third.clone(), taken).await,
+        "email",
+    );
     expect_not_found(r.get_tenant(third.id).await, Entity::Tenant);
     let found = r.find_users_by_email(&email).await.expect("by e-mail");
     assert_eq!(
@@ -265,7 +268,9 @@ pub async fn concurrent_same_email_one_winner(r: &dyn TenantRegistry) {
         .expect("other tenant");
     let mut member = sample_user(other.id, Role::Member);
     member.email = email.clone();
-    r.create_user(member).await.expect("the e-mail in another tenant");
+    r.create_user(member)
+        .await
+        .expect("the e-mail in another tenant");
     assert_eq!(r.find_users_by_email(&email).await.expect("both").len(), 2);
     // Racing registrations of new organisations by one fresh e-mail: one winner.
     let fresh = unique_email("owner-race");
