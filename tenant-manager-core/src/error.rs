@@ -25,6 +25,8 @@ pub enum Entity {
     Job,
     /// A tenant-scoped record of a host application.
     Record,
+    /// An invitation to join a tenant.
+    Invitation,
 }
 
 impl Entity {
@@ -36,6 +38,7 @@ impl Entity {
             Entity::Backup => "backup",
             Entity::Job => "job",
             Entity::Record => "record",
+            Entity::Invitation => "invitation",
         }
     }
 }
@@ -176,6 +179,7 @@ impl Error {
                 Entity::Backup => "backup_not_found",
                 Entity::Job => "job_not_found",
                 Entity::Record => "record_not_found",
+                Entity::Invitation => "invitation_not_found",
             },
             Error::Conflict { .. } => "conflict",
             Error::InvalidInput { .. } => "invalid_input",

@@ -127,6 +127,17 @@ mod direct {
         tenant_manager_core::registry_conformance!(factory);
     }
 
+    mod refresh_tokens {
+        use super::*;
+        use tenant_manager_core::RefreshTokenStore;
+        use tenant_manager_core::memory::InMemoryRefreshTokens;
+
+        async fn factory() -> Fixture<dyn RefreshTokenStore> {
+            Fixture::new(Arc::new(InMemoryRefreshTokens::new()))
+        }
+        tenant_manager_core::refresh_token_conformance!(factory);
+    }
+
     mod provisioner {
         use super::*;
 

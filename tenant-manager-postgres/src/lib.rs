@@ -79,6 +79,7 @@ pub mod moves;
 mod pg;
 pub mod pool;
 pub mod provision;
+pub mod refresh;
 pub mod registry;
 pub mod registry_login;
 pub mod replicas;
@@ -100,6 +101,7 @@ pub use pool::{PgConnectionManager, PgTenantConnector, PgTenantPools};
 pub use provision::{
     AppLoginReport, PostgresProvisioner, SharedClaimReport, StepHook, StepPhase, TenantSeeder,
 };
+pub use refresh::PostgresRefreshTokens;
 pub use registry::{PostgresRegistry, migrate_global};
 pub use registry_login::{RegistryLogin, RegistryLoginReport, ensure_registry_login};
 pub use replicas::ReplicaPolicy;

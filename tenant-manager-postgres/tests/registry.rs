@@ -45,7 +45,7 @@ async fn migrations_are_idempotent_and_lookups_use_indexes() {
         "{indexes:#?}"
     );
     assert!(
-        has("tm_users_email_key ON public.tm_users USING btree (email)"),
+        has("tm_users_email_key ON public.tm_users USING btree (tenant_id, email)"),
         "{indexes:#?}"
     );
 
@@ -66,7 +66,7 @@ async fn migrations_are_idempotent_and_lookups_use_indexes() {
         ),
         (
             "EXPLAIN SELECT * FROM tm_users WHERE email = 'a@b.com'",
-            "tm_users_email_key",
+            "tm_users_email_idx",
         ),
     ] {
         let plan: Vec<String> = sqlx::query_scalar(sql)
@@ -127,5 +127,80 @@ async fn plans_are_stored_and_form_a_catalog() {
         .expect("count");
     assert_eq!(n, 0);
     let _ = conn.close().await;
+    pool.close().await;
+}
+
+/// Users stored before e-mails became unique per tenant (migration `20261206000003`) keep their records and
+/// can be found by e-mail afterwards; the e-mail may then join another tenant.
+#[tokio::test]
+async fn users_from_before_memberships_migrate() {
+    use tenant_manager_core::testing::support::{sample_tenant, sample_user};
+    use tenant_manager_core::{Email, Isolation, Role};
+
+    let db = TestDatabase::create().await;
+    let pool = db.pool().await;
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let all = sqlx::migrate::Migrator::new(source)
+        .await
+        .expect("migrations");
+    let mut old = sqlx::migrate::Migrator::with_migrations(
+        all.iter()
+            .filter(|m| m.version < 20261206000003)
+            .cloned()
+            .collect(),
+    );
+    old.dangerous_set_table_name(tenant_manager_postgres::registry::GLOBAL_MIGRATIONS_TABLE);
+    old.run(&pool)
+        .await
+        .expect("the migrations before memberships");
+    let tenant = sample_tenant(Isolation::Shared);
+    let owner = sample_user(tenant.id, Role::Owner);
+    sqlx::query(
+        "INSERT INTO tm_tenants (id, slug, name, status, plan, isolation, server_id, \
+         database_name, created_at, updated_at) \
+         VALUES ($1, $2, 'Old', 'active', 'free', 'shared', 'primary', 'db', now(), now())",
+    )
+    .bind(tenant.id.as_uuid())
+    .bind(tenant.slug.as_str())
+    .execute(&pool)
+    .await
+    .expect("old tenant");
+    sqlx::query(
+        "INSERT INTO tm_users (id, tenant_id, email, role, password_hash, created_at) \
+         VALUES ($1, $2, $3, 'owner', $4, now())",
+    )
+    .bind(owner.id.as_uuid())
+    .bind(tenant.id.as_uuid())
+    .bind(owner.email.as_str())
+    .bind(owner.password_hash.as_phc())
+    .execute(&pool)
+    .await
+    .expect("old user");
+    migrate_global(&pool).await.expect("upgrade");
+    let registry = PostgresRegistry::new(pool.clone());
+    let email = Email::new(owner.email.as_str()).unwrap();
+    let found = registry.find_users_by_email(&email).await.expect("found");
+    assert_eq!(
+        found.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![owner.id]
+    );
+    let other = registry
+        .create_tenant(sample_tenant(Isolation::Shared))
+        .await
+        .expect("other");
+    let mut member = sample_user(other.id, Role::Member);
+    member.email = email.clone();
+    registry
+        .create_user(member)
+        .await
+        .expect("same e-mail, other tenant");
+    assert_eq!(
+        registry
+            .find_users_by_email(&email)
+            .await
+            .expect("both")
+            .len(),
+        2
+    );
     pool.close().await;
 }

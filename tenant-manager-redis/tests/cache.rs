@@ -269,6 +269,59 @@ impl TenantRegistry for PausingRegistry {
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
         self.inner.list_users(tenant).await
     }
+    async fn find_users_by_email(&self, email: &Email) -> Result<Vec<User>> {
+        self.inner.find_users_by_email(email).await
+    }
+    async fn update_user_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: tenant_manager_core::Role,
+    ) -> Result<User> {
+        self.inner.update_user_role(tenant, user, role).await
+    }
+    async fn delete_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        self.inner.delete_user(tenant, user).await
+    }
+    async fn create_invitation(
+        &self,
+        invitation: tenant_manager_core::NewInvitation,
+        max_users: u64,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.inner.create_invitation(invitation, max_users).await
+    }
+    async fn get_invitation(
+        &self,
+        id: tenant_manager_core::InvitationId,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.inner.get_invitation(id).await
+    }
+    async fn list_invitations(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<tenant_manager_core::Invitation>> {
+        self.inner.list_invitations(tenant).await
+    }
+    async fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: tenant_manager_core::InvitationId,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.inner.revoke_invitation(tenant, id).await
+    }
+    async fn accept_invitation(
+        &self,
+        id: tenant_manager_core::InvitationId,
+        digest: &tenant_manager_core::TokenDigest,
+        password_hash: PasswordHash,
+    ) -> Result<User> {
+        self.inner
+            .accept_invitation(id, digest, password_hash)
+            .await
+    }
+    async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
+        self.inner.count_seats(tenant).await
+    }
     async fn replace_password_hash(
         &self,
         id: UserId,

@@ -360,6 +360,57 @@ impl TenantRegistry for DownRegistry {
     async fn list_users(&self, t: TenantId) -> Result<Vec<User>> {
         self.0.list_users(t).await
     }
+    async fn find_users_by_email(&self, email: &Email) -> Result<Vec<User>> {
+        self.0.find_users_by_email(email).await
+    }
+    async fn update_user_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: tenant_manager_core::Role,
+    ) -> Result<User> {
+        self.0.update_user_role(tenant, user, role).await
+    }
+    async fn delete_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        self.0.delete_user(tenant, user).await
+    }
+    async fn create_invitation(
+        &self,
+        invitation: tenant_manager_core::NewInvitation,
+        max_users: u64,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.0.create_invitation(invitation, max_users).await
+    }
+    async fn get_invitation(
+        &self,
+        id: tenant_manager_core::InvitationId,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.0.get_invitation(id).await
+    }
+    async fn list_invitations(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<tenant_manager_core::Invitation>> {
+        self.0.list_invitations(tenant).await
+    }
+    async fn revoke_invitation(
+        &self,
+        tenant: TenantId,
+        id: tenant_manager_core::InvitationId,
+    ) -> Result<tenant_manager_core::Invitation> {
+        self.0.revoke_invitation(tenant, id).await
+    }
+    async fn accept_invitation(
+        &self,
+        id: tenant_manager_core::InvitationId,
+        digest: &tenant_manager_core::TokenDigest,
+        password_hash: PasswordHash,
+    ) -> Result<User> {
+        self.0.accept_invitation(id, digest, password_hash).await
+    }
+    async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
+        self.0.count_seats(tenant).await
+    }
     async fn replace_password_hash(
         &self,
         id: UserId,

@@ -25,6 +25,7 @@ const ADMIN_KEY: &str = "admin_key";
     tags(
         (name = "auth", description = "Registration and login"),
         (name = "tenant", description = "The caller's tenant and its data"),
+        (name = "users", description = "Users of the caller's tenant and their invitations (owners and admins)"),
         (name = "admin", description = "Operator API (header X-Admin-Key)"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )

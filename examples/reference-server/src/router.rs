@@ -125,8 +125,14 @@ impl Guards {
 fn assemble(
     guards: Option<Guards>,
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let mut public = routes::auth::router();
-    let mut tenant = routes::tenant::router().merge(routes::companies::router());
+    let mut public = routes::auth::router()
+        .merge(routes::sessions::router())
+        .merge(routes::invitations::public_router());
+    let mut tenant = routes::tenant::router()
+        .merge(routes::companies::router())
+        .merge(routes::users::router())
+        .merge(routes::invitations::router())
+        .merge(routes::sessions::tenant_router());
     #[cfg(feature = "attack-route")]
     {
         tenant = tenant.merge(routes::test_sql::router());

@@ -130,3 +130,15 @@ mod tests {
         assert_eq!(err, Some(Some("tenant_id".to_owned())));
     }
 }
+
+uuid_id!(
+    /// Identifies an invitation to join a tenant.
+    InvitationId,
+    "invitation_id"
+);
+
+uuid_id!(
+    /// Identifies a refresh token.
+    RefreshTokenId,
+    "refresh_token_id"
+);

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::{TenantId, UserId};
 use crate::error::Error;
 
-/// A validated, lowercased e-mail address. Unique across the whole system.
+/// A validated, lowercased e-mail address. Unique within a tenant; one address may belong to
+/// users of several tenants (one user per tenant).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
@@ -164,7 +165,7 @@ pub struct User {
     pub id: UserId,
     /// Tenant the user belongs to.
     pub tenant_id: TenantId,
-    /// Login e-mail, unique across the system.
+    /// Login e-mail, unique within the tenant.
     pub email: Email,
     /// Role within the tenant.
     pub role: Role,

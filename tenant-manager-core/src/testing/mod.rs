@@ -30,6 +30,7 @@ pub mod jobs;
 pub mod leases;
 pub mod provisioner;
 pub mod quota;
+pub mod refresh;
 pub mod registry;
 pub mod schedules;
 pub mod support;

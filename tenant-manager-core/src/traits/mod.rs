@@ -20,6 +20,7 @@ mod pool;
 mod pool_closer;
 mod provisioner;
 mod quota;
+mod refresh;
 mod registry;
 mod schedules;
 
@@ -40,6 +41,7 @@ pub use pool::{PoolManager, PoolStats, TenantConnection, TenantPoolStats};
 pub use pool_closer::PoolCloser;
 pub use provisioner::{ProvisionReport, ProvisionStep, Provisioner, ProvisionerCapabilities};
 pub use quota::{QuotaEnforcer, RateDecision, RateKey, UsageDecision, UsageKind};
+pub use refresh::{NewRefreshToken, RefreshToken, RefreshTokenStore, Successor, refresh_refused};
 pub use registry::TenantRegistry;
 pub use schedules::{
     MAX_SCHEDULE_INTERVAL, MIN_SCHEDULE_INTERVAL, Schedule, ScheduleStore, ScheduleTick,

@@ -5,6 +5,7 @@
 //! Lookups by id, slug, `lower(domain)` and e-mail hit unique indexes; status transitions are
 //! compare-and-set updates decided by [`TenantStatus::can_transition_to`].
 
+mod invitations;
 mod plans;
 mod rows;
 pub(crate) use rows::{TenantRow, tenant_columns};
@@ -21,9 +22,10 @@ use sqlx::postgres::PgPoolOptions;
 use time::OffsetDateTime;
 
 use tenant_manager_core::{
-    Email, Entity, Error, NewTenant, NewUser, Page, PasswordHash, Plan, PlanCatalog, PlanStore,
-    QuotaPolicy, Result, ServerId, Tenant, TenantId, TenantQuery, TenantRegistry, TenantSlug,
-    TenantStatus, TenantUpdate, User, UserId, validate_domain, validate_status_reason,
+    Email, Entity, Error, Invitation, InvitationId, NewInvitation, NewTenant, NewUser, Page,
+    PasswordHash, Plan, PlanCatalog, PlanStore, QuotaPolicy, Result, Role, ServerId, Tenant,
+    TenantId, TenantQuery, TenantRegistry, TenantSlug, TenantStatus, TenantUpdate, TokenDigest,
+    User, UserId, validate_domain, validate_status_reason,
 };
 
 use crate::pg::{SqlxResultExt, map_migrate};
@@ -170,6 +172,7 @@ impl TenantRegistry for PostgresRegistry {
             ));
         }
         let mut tx = self.pool.begin().await.map_db(Entity::Tenant)?;
+        users::claim_owner_email(&mut tx, &owner.email).await?;
         let tenant =
             tenants::insert(&mut tx, &tenant.into_tenant(OffsetDateTime::now_utc())).await?;
         let user = users::insert(&mut tx, owner).await?;
@@ -254,6 +257,68 @@ impl TenantRegistry for PostgresRegistry {
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
         let mut conn = self.conn().await?;
         users::by_email(&mut conn, email).await
+    }
+
+    async fn find_users_by_email(&self, email: &Email) -> Result<Vec<User>> {
+        let mut conn = self.conn().await?;
+        users::all_by_email(&mut conn, email).await
+    }
+
+    async fn update_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_db(Entity::User)?;
+        let user = users::set_role(&mut tx, tenant, user, role).await?;
+        tx.commit().await.map_db(Entity::User)?;
+        Ok(user)
+    }
+
+    async fn delete_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_db(Entity::User)?;
+        let user = users::delete(&mut tx, tenant, user).await?;
+        tx.commit().await.map_db(Entity::User)?;
+        Ok(user)
+    }
+
+    async fn create_invitation(
+        &self,
+        invitation: NewInvitation,
+        max_users: u64,
+    ) -> Result<Invitation> {
+        let mut tx = self.pool.begin().await.map_db(Entity::Invitation)?;
+        let invitation = invitations::insert(&mut tx, invitation, max_users).await?;
+        tx.commit().await.map_db(Entity::Invitation)?;
+        Ok(invitation)
+    }
+
+    async fn get_invitation(&self, id: InvitationId) -> Result<Invitation> {
+        let mut conn = self.conn().await?;
+        invitations::by_id(&mut conn, id).await
+    }
+
+    async fn list_invitations(&self, tenant: TenantId) -> Result<Vec<Invitation>> {
+        let mut conn = self.conn().await?;
+        invitations::pending(&mut conn, tenant).await
+    }
+
+    async fn revoke_invitation(&self, tenant: TenantId, id: InvitationId) -> Result<Invitation> {
+        let mut conn = self.conn().await?;
+        invitations::revoke(&mut conn, tenant, id).await
+    }
+
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        digest: &TokenDigest,
+        password_hash: PasswordHash,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await.map_db(Entity::Invitation)?;
+        let user = invitations::accept(&mut tx, id, digest, password_hash).await?;
+        tx.commit().await.map_db(Entity::Invitation)?;
+        Ok(user)
+    }
+
+    async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        invitations::seats(&mut conn, tenant).await
     }
 
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {

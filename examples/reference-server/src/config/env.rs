@@ -232,6 +232,10 @@ pub(crate) struct EnvVars {
     pub(crate) super_admin_key: Option<Secret>,
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECONDS", default_value = "3600", value_parser = ranged::<u64, 60, 604_800>)]
     pub(crate) access_token_ttl_seconds: u64,
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECONDS", default_value = "2592000", value_parser = ranged::<u64, 60, 31_536_000>)]
+    pub(crate) refresh_token_ttl_seconds: u64,
+    #[arg(long, env = "INVITATION_TTL_SECONDS", default_value = "604800", value_parser = ranged::<u64, 1, 7_776_000>)]
+    pub(crate) invitation_ttl_seconds: u64,
     #[arg(long, env = "PASSWORD_HASHING", action = ArgAction::Set, default_value = "owasp", value_parser = fast_hashing)]
     pub(crate) password_hashing_fast: bool,
     /// 0: half the CPUs, at least 1.

@@ -29,6 +29,11 @@ pub struct SecurityConfig {
     pub admin_key_generated: bool,
     /// Lifetime of access tokens (`ACCESS_TOKEN_TTL_SECONDS`, default 3600).
     pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens (`REFRESH_TOKEN_TTL_SECONDS`, default 30 days); each
+    /// rotation starts a new one.
+    pub refresh_token_ttl: Duration,
+    /// How long an invitation can be accepted (`INVITATION_TTL_SECONDS`, default 7 days).
+    pub invitation_ttl: Duration,
     /// Cheap password hashing for test runs (`PASSWORD_HASHING=fast`; refused in
     /// production). The default, `owasp`, uses OWASP's argon2id parameters.
     pub fast_password_hashing: bool,
@@ -52,6 +57,8 @@ impl Default for SecurityConfig {
             jwt_secret_generated: true,
             admin_key_generated: true,
             access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 86_400),
+            invitation_ttl: Duration::from_secs(7 * 86_400),
             fast_password_hashing: false,
             password_hash_threads: None,
             password_hash_queue_wait: Duration::from_secs(1),
@@ -118,6 +125,8 @@ impl SecurityConfig {
             jwt_secret_generated,
             admin_key_generated,
             access_token_ttl: Duration::from_secs(vars.access_token_ttl_seconds),
+            refresh_token_ttl: Duration::from_secs(vars.refresh_token_ttl_seconds),
+            invitation_ttl: Duration::from_secs(vars.invitation_ttl_seconds),
             fast_password_hashing: vars.password_hashing_fast,
         })
     }
@@ -131,6 +140,8 @@ impl fmt::Debug for SecurityConfig {
             .field("jwt_secret_generated", &self.jwt_secret_generated)
             .field("admin_key_generated", &self.admin_key_generated)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("invitation_ttl", &self.invitation_ttl)
             .field("fast_password_hashing", &self.fast_password_hashing)
             .field("password_hash_threads", &self.password_hash_threads)
             .field("password_hash_queue_wait", &self.password_hash_queue_wait)

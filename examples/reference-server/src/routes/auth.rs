@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenant_manager::manager::{self, Registration};
+use tenant_manager::manager::{self, LoginOutcome, Registration};
 use tenant_manager::{Isolation, Secret, TenantStatus};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::extract::Body;
 use super::views::{TenantSummary, TokenView, UserView};
 use crate::error::{ApiError, ErrorBody};
+use crate::services::sessions;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -168,23 +169,69 @@ pub(crate) async fn register(
 pub(crate) struct LoginRequest {
     email: String,
     password: String,
+    /// The slug of the tenant to log in to, when the e-mail belongs to several.
+    #[serde(default)]
+    #[schema(example = "acme")]
+    tenant: Option<String>,
 }
 
-/// An access token.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// An access token for one tenant, and a refresh token.
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct LoggedIn {
     #[serde(flatten)]
     token: TokenView,
     /// The user's tenant.
     tenant_id: uuid::Uuid,
+    /// Exchange it at `POST /api/auth/refresh` for a new access token (each use rotates it).
+    refresh_token: String,
 }
 
-/// Logs a user in. Any bad credential answers `401` with the same message.
+impl std::fmt::Debug for LoggedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedIn")
+            .field("token", &self.token)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant to log in to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantOption {
+    tenant_id: uuid::Uuid,
+    /// Send it back as `tenant`.
+    slug: String,
+    name: String,
+}
+
+/// The e-mail and password are good for several tenants: log in again with one's `slug` as
+/// `tenant`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChooseTenant {
+    /// Oldest membership first.
+    choose_tenant: Vec<TenantOption>,
+}
+
+/// What a login answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum LoginAnswer {
+    /// Logged in to one tenant.
+    LoggedIn(LoggedIn),
+    /// Several tenants to choose from.
+    ChooseTenant(ChooseTenant),
+}
+
+/// Logs a user in to one tenant. With `tenant` (a slug) to that one; without, to the only
+/// tenant the e-mail and password are good for, or, when they are good for several, the
+/// answer lists them (`choose_tenant`) and no token is issued. Any bad credential, an unknown
+/// tenant included, answers `401` with the same message; the list is given only after the
+/// password matched.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = LoggedIn),
-        (status = 400, description = "The e-mail is malformed or the password empty", body = ErrorBody),
+        (status = 200, description = "Logged in, or the tenants to choose from", body = LoginAnswer),
+        (status = 400, description = "The e-mail or tenant slug is malformed or the password empty", body = ErrorBody),
         (status = 401, description = "Wrong e-mail or password", body = ErrorBody),
         (status = 403, description = "The tenant is suspended", body = ErrorBody),
         (status = 409, description = "The tenant is not ready yet", body = ErrorBody),
@@ -193,14 +240,32 @@ pub(crate) struct LoggedIn {
 pub(crate) async fn login(
     State(state): State<AppState>,
     Body(request): Body<LoginRequest>,
-) -> Result<Json<LoggedIn>, ApiError> {
-    let result = state
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let outcome = state
         .services
         .manager
-        .login(&request.email, &request.password)
+        .login_to(&request.email, &request.password, request.tenant.as_deref())
         .await?;
-    Ok(Json(LoggedIn {
+    let result = match outcome {
+        LoginOutcome::LoggedIn(result) => result,
+        LoginOutcome::ChooseTenant(choices) => {
+            return Ok(Json(LoginAnswer::ChooseTenant(ChooseTenant {
+                choose_tenant: choices
+                    .into_iter()
+                    .map(|c| TenantOption {
+                        tenant_id: *c.tenant_id.as_uuid(),
+                        slug: c.slug.to_string(),
+                        name: c.name,
+                    })
+                    .collect(),
+            })));
+        }
+    };
+    let ttl = state.config.security.refresh_token_ttl;
+    let refresh = sessions::start(&state.services, &result.user, ttl).await?;
+    Ok(Json(LoginAnswer::LoggedIn(LoggedIn {
         token: TokenView::from(&result.token),
         tenant_id: *result.tenant_id.as_uuid(),
-    }))
+        refresh_token: refresh.expose().to_owned(),
+    })))
 }

@@ -9,16 +9,20 @@ pub(crate) mod backups;
 pub(crate) mod companies;
 pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod invitations;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
 pub(crate) mod moves;
 pub(crate) mod plans;
+pub(crate) mod sessions;
 pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
 pub(crate) mod top_tenants;
 pub(crate) mod webhooks;
+pub(crate) mod users;
 
+mod caller;
 mod extract;
 mod views;

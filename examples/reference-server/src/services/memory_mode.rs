@@ -82,6 +82,7 @@ pub(super) fn services(
         quota: shared.quota,
         jobs: shared.jobs,
         companies,
+        refresh: Arc::new(tenant_manager::memory::InMemoryRefreshTokens::new()),
         pools: None,
         plans,
         plan_store: Arc::new(InMemoryPlanStore::default()),

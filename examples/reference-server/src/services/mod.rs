@@ -21,6 +21,7 @@ pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod provision_limits;
 mod redis_shared;
+pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod webhooks;
 pub(crate) mod worker;
@@ -98,6 +99,8 @@ pub(crate) struct Services {
     pub(crate) quota: Arc<dyn QuotaEnforcer>,
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) companies: Arc<dyn CompanyStore>,
+    /// Refresh tokens: in the global database in Postgres mode, in memory otherwise.
+    pub(crate) refresh: Arc<dyn tenant_manager::RefreshTokenStore>,
     /// The host's job kinds (the demo kind), run by the in-process host job worker.
     pub(crate) host_jobs: HostJobs<()>,
     /// The pool manager of tenant connections (none in embedded mode).

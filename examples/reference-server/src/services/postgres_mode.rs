@@ -115,6 +115,9 @@ pub(super) async fn services(
         quota: shared.quota,
         jobs: shared.jobs,
         companies,
+        refresh: Arc::new(tenant_manager::postgres::PostgresRefreshTokens::new(
+            postgres.registry.pool().clone(),
+        )),
         #[cfg(feature = "attack-route")]
         sql_pools: Some(pools.clone()),
         pools: Some(Arc::new(pools)),

@@ -6,17 +6,42 @@ use sha2::{Digest as _, Sha256};
 
 use super::TenantManager;
 use crate::auth::IssuedToken;
-use crate::domain::{Email, RateLimit, TenantId, TenantStatus, User};
+use crate::domain::{Email, RateLimit, TenantId, TenantSlug, TenantStatus, User};
 use crate::error::{Error, Result};
 use crate::traits::{QuotaEnforcer, RateKey};
 
-/// Counter of login attempts, labelled `result` (`success`, `failure`, `refused`, `limited`).
+/// Counter of login attempts, labelled `result` (`success`, `failure`, `refused`, `limited`,
+/// `choose`).
 const LOGINS_TOTAL: &str = "tenant_logins_total";
 
 /// What a failed login costs an e-mail's budget, in units; a successful one costs 1. The
 /// budget holds `(limit + 1) × FAILURE_WEIGHT - 1` units per window: `limit` failures spend
 /// it whether or not up to `FAILURE_WEIGHT - 1` successful logins came in between.
 const FAILURE_WEIGHT: u64 = 1000;
+
+/// How many of an e-mail's memberships a login checks the password against (the oldest).
+pub const MAX_LOGIN_MEMBERSHIPS: usize = 8;
+
+/// A tenant to choose from, when an e-mail and password are good for several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TenantChoice {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Its slug: send it back as the login's tenant.
+    pub slug: TenantSlug,
+    /// Its display name.
+    pub name: String,
+}
+
+/// What a login gives: a token for one tenant, or the tenants to choose from.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// Logged in to one tenant.
+    LoggedIn(Box<LoginResult>),
+    /// The password is good for several tenants and none was named: log in again naming one.
+    ChooseTenant(Vec<TenantChoice>),
+}
 
 /// A successful login.
 #[derive(Debug, Clone)]
@@ -53,11 +78,50 @@ impl TenantManager {
     /// - `Unavailable` when the registry or the quota enforcer cannot be reached, or (backend
     ///   `password_hasher`, retryable) when no hashing thread is free within the hasher's wait.
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginResult> {
+        match self.login_to(email, password, None).await? {
+            LoginOutcome::LoggedIn(result) => Ok(*result),
+            LoginOutcome::ChooseTenant(_) => Err(Error::invalid(
+                "tenant",
+                "this e-mail belongs to several tenants: name one",
+            )),
+        }
+    }
+
+    /// Logs a user in to one tenant: the one `tenant` (a slug) names, or the only one the
+    /// e-mail and password are good for; when they are good for several and none is named,
+    /// answers with the tenants to choose from.
+    ///
+    /// The password is checked against each of the e-mail's memberships (the oldest
+    /// [`MAX_LOGIN_MEMBERSHIPS`], only the named tenant's when one is named), and the tenants
+    /// are listed only when it matched: a wrong password gets the error of an unknown e-mail,
+    /// whatever the memberships. What still differs is the work: one hash per membership
+    /// checked, against one (a dummy) for an unknown e-mail, so the time of a failed login can
+    /// hint at how many tenants an e-mail belongs to (not which); naming the tenant makes it
+    /// one hash. Everything else is as [`login`](Self::login).
+    ///
+    /// # Errors
+    /// As [`login`](Self::login), plus `InvalidInput` on `tenant` for a malformed slug. An
+    /// unknown slug, or one the e-mail does not belong to, is a wrong password.
+    pub async fn login_to(
+        &self,
+        email: &str,
+        password: &str,
+        tenant: Option<&str>,
+    ) -> Result<LoginOutcome> {
         let email = Email::parse_field(email, "email")?;
         if password.is_empty() {
             return Err(Error::invalid("password", "must not be empty"));
         }
-        let user = self.inner.ops.registry.find_user_by_email(&email).await?;
+        let slug = tenant
+            .map(|s| TenantSlug::parse_field(s, "tenant"))
+            .transpose()?;
+        let registry = &self.inner.ops.registry;
+        let mut candidates = registry.find_users_by_email(&email).await?;
+        if let Some(slug) = &slug {
+            let named = registry.find_tenant_by_slug(slug).await?.map(|t| t.id);
+            candidates.retain(|u| Some(u.tenant_id) == named);
+        }
+        candidates.truncate(MAX_LOGIN_MEMBERSHIPS);
         // The hashing thread first, then the budget, and the thread stays reserved until a
         // failure is counted: no more verifications than threads can be under way beyond what
         // the budget has counted.
@@ -71,17 +135,31 @@ impl TenantManager {
         if let Some(budget) = &budget {
             budget.admit(self.inner.quota.as_ref()).await?;
         }
-        let verified = slot
-            .verify_or_dummy(password, user.as_ref().map(|u| &u.password_hash))
-            .await?;
-        let user = match user {
-            Some(user) if verified => user,
-            _ => {
+        let mut verified = Vec::with_capacity(1);
+        if candidates.is_empty() {
+            slot.verify_or_dummy(password, None).await?;
+        }
+        for user in candidates {
+            if slot
+                .verify_or_dummy(password, Some(&user.password_hash))
+                .await?
+            {
+                verified.push(user);
+            }
+        }
+        let user = match verified.len() {
+            1 => verified.remove(0),
+            0 => {
                 metrics::counter!(LOGINS_TOTAL, "result" => "failure").increment(1);
                 if let Some(budget) = &budget {
                     budget.charge_failure(self.inner.quota.as_ref()).await?;
                 }
                 return Err(Error::unauthenticated("invalid email or password"));
+            }
+            _ => {
+                drop(slot);
+                metrics::counter!(LOGINS_TOTAL, "result" => "choose").increment(1);
+                return self.choices(verified).await.map(LoginOutcome::ChooseTenant);
             }
         };
         // The hash upgrade below needs a thread of its own.
@@ -104,11 +182,30 @@ impl TenantManager {
         let user = self.rehash_if_needed(user, password).await;
         let token = self.inner.tokens.issue(&user)?;
         metrics::counter!(LOGINS_TOTAL, "result" => "success").increment(1);
-        Ok(LoginResult {
+        Ok(LoginOutcome::LoggedIn(Box::new(LoginResult {
             token,
             tenant_id: tenant.id,
             user,
-        })
+        })))
+    }
+
+    /// The tenants of `users` to choose from (those deleted meanwhile left out).
+    async fn choices(&self, users: Vec<User>) -> Result<Vec<TenantChoice>> {
+        let mut choices = Vec::with_capacity(users.len());
+        for user in users {
+            match self.inner.ops.registry.get_tenant(user.tenant_id).await {
+                Ok(tenant) if tenant.status != TenantStatus::Deleted => {
+                    choices.push(TenantChoice {
+                        tenant_id: tenant.id,
+                        slug: tenant.slug,
+                        name: tenant.name,
+                    })
+                }
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(choices)
     }
 
     /// Replaces `user`'s hash by a fresh one of `password` (just verified) when it was made

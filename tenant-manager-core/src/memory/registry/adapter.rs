@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 
 use super::{Claims, InMemoryRegistry, claim, matches, taken, through};
 use crate::domain::{
-    Email, NewTenant, NewUser, Page, PasswordHash, Tenant, TenantId, TenantQuery, TenantSlug,
-    TenantStatus, TenantUpdate, User, UserId, validate_domain, validate_status_reason,
+    Email, Invitation, InvitationId, NewInvitation, NewTenant, NewUser, Page, PasswordHash, Role,
+    Tenant, TenantId, TenantQuery, TenantSlug, TenantStatus, TenantUpdate, TokenDigest, User,
+    UserId, validate_domain, validate_status_reason,
 };
 use crate::error::{Entity, Error, Result};
 use crate::traits::TenantRegistry;
@@ -43,6 +44,7 @@ impl TenantRegistry for InMemoryRegistry {
             return Err(taken(Entity::User, "id", owner.id));
         }
         let mut claims = Claims::default();
+        self.claim_owner_email(&mut claims, &owner)?;
         self.claim_tenant(&mut claims, &tenant)?;
         self.claim_user(&mut claims, &owner)?;
         let now = OffsetDateTime::now_utc();
@@ -209,9 +211,12 @@ impl TenantRegistry for InMemoryRegistry {
         let members = self.members.remove(&id).map(|(_, m)| m).unwrap_or_default();
         for user_id in members {
             if let Some((_, user)) = self.users.remove(&user_id) {
-                self.by_email
-                    .remove_if(&user.email, |_, owner| *owner == user_id);
+                self.unindex_user(&user);
             }
+        }
+        let invited = self.invited.remove(&id).map(|(_, i)| i).unwrap_or_default();
+        for invitation in invited {
+            self.invitations.remove(&invitation);
         }
         Ok(())
     }
@@ -241,7 +246,59 @@ impl TenantRegistry for InMemoryRegistry {
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>> {
-        Ok(through(&self.by_email, &self.users, email))
+        Ok(self.users_by_email(email).into_iter().next())
+    }
+
+    async fn find_users_by_email(&self, email: &Email) -> Result<Vec<User>> {
+        Ok(self.users_by_email(email))
+    }
+
+    async fn update_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
+        self.set_role(tenant, user, role)
+    }
+
+    async fn delete_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        self.remove_user(tenant, user)
+    }
+
+    async fn create_invitation(
+        &self,
+        invitation: NewInvitation,
+        max_users: u64,
+    ) -> Result<Invitation> {
+        self.invite(invitation, max_users, OffsetDateTime::now_utc())
+    }
+
+    async fn get_invitation(&self, id: InvitationId) -> Result<Invitation> {
+        self.invitations
+            .get(&id)
+            .map(|i| i.clone())
+            .ok_or_else(|| Error::not_found(Entity::Invitation, id))
+    }
+
+    async fn list_invitations(&self, tenant: TenantId) -> Result<Vec<Invitation>> {
+        Ok(self.pending_invitations(tenant, OffsetDateTime::now_utc()))
+    }
+
+    async fn revoke_invitation(&self, tenant: TenantId, id: InvitationId) -> Result<Invitation> {
+        self.revoke(tenant, id, OffsetDateTime::now_utc())
+    }
+
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        digest: &TokenDigest,
+        password_hash: PasswordHash,
+    ) -> Result<User> {
+        self.accept(id, digest, password_hash, OffsetDateTime::now_utc())
+    }
+
+    async fn count_seats(&self, tenant: TenantId) -> Result<u64> {
+        let members = self.members.get(&tenant).map_or(0, |m| m.len());
+        let pending = self
+            .pending_invitations(tenant, OffsetDateTime::now_utc())
+            .len();
+        Ok(u64::try_from(members + pending).unwrap_or(u64::MAX))
     }
 
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {

@@ -12,12 +12,13 @@ use std::sync::{PoisonError, RwLock};
 use dashmap::DashMap;
 
 use crate::domain::{
-    Email, NewTenant, NewUser, Tenant, TenantId, TenantQuery, TenantSlug, TenantStatus, User,
-    UserId,
+    Email, Invitation, InvitationId, NewTenant, NewUser, Tenant, TenantId, TenantQuery, TenantSlug,
+    TenantStatus, User, UserId,
 };
 use crate::error::{Entity, Error, Result};
 
 mod adapter;
+mod members;
 
 /// A [`TenantRegistry`](crate::traits::TenantRegistry) in memory: sharded maps, no global lock on reads.
 ///
@@ -41,9 +42,18 @@ pub struct InMemoryRegistry {
     by_slug: DashMap<TenantSlug, TenantId>,
     by_domain: DashMap<String, TenantId>,
     users: DashMap<UserId, User>,
-    by_email: DashMap<Email, UserId>,
-    /// Users of each tenant, oldest first.
+    /// The user of each (tenant, e-mail): e-mails are unique within a tenant.
+    by_email: DashMap<(TenantId, Email), UserId>,
+    /// The users of each e-mail across tenants, oldest first.
+    emails: DashMap<Email, Vec<UserId>>,
+    /// Users of each tenant, oldest first. A tenant's entry guard also serialises what must
+    /// see its users and invitations at once (seats, last owner, acceptance); lock order:
+    /// `members`, then `invited`, then `invitations`, then `users`.
     members: DashMap<TenantId, Vec<UserId>>,
+    /// Every invitation, in any state.
+    invitations: DashMap<InvitationId, Invitation>,
+    /// Invitations of each tenant, oldest first.
+    invited: DashMap<TenantId, Vec<InvitationId>>,
     /// Every tenant id, in order, for listing.
     order: RwLock<BTreeSet<TenantId>>,
     /// Tenants per status, indexed like [`TenantStatus::ALL`].
@@ -66,7 +76,9 @@ struct Claims<'a> {
     registry: Option<&'a InMemoryRegistry>,
     slug: Option<(TenantSlug, TenantId)>,
     domain: Option<(String, TenantId)>,
-    email: Option<(Email, UserId)>,
+    email: Option<((TenantId, Email), UserId)>,
+    /// A new organisation's owner, reserved in the e-mail index across tenants.
+    owner: Option<(Email, UserId)>,
 }
 
 impl Claims<'_> {
@@ -87,6 +99,12 @@ impl Drop for Claims<'_> {
         }
         if let Some((email, id)) = self.email.take() {
             r.by_email.remove_if(&email, |_, owner| *owner == id);
+        }
+        if let Some((email, id)) = self.owner.take() {
+            r.emails.remove_if_mut(&email, |_, ids| {
+                ids.retain(|i| *i != id);
+                ids.is_empty()
+            });
         }
     }
 }
@@ -172,17 +190,37 @@ impl InMemoryRegistry {
         Ok(())
     }
 
-    /// Claims a user's e-mail.
+    /// Claims a user's e-mail within its tenant.
     fn claim_user<'a>(&'a self, claims: &mut Claims<'a>, user: &NewUser) -> Result<()> {
         claims.registry = Some(self);
-        claim(
-            &self.by_email,
-            user.email.clone(),
-            user.id,
-            Entity::User,
-            "email",
-        )?;
-        claims.email = Some((user.email.clone(), user.id));
+        let key = (user.tenant_id, user.email.clone());
+        match self.by_email.entry(key.clone()) {
+            dashmap::Entry::Occupied(_) => {
+                return Err(taken(Entity::User, "email", &user.email));
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(user.id);
+            }
+        }
+        claims.email = Some((key, user.id));
+        Ok(())
+    }
+
+    /// Reserves a new organisation's owner e-mail: refused when any user has it.
+    fn claim_owner_email<'a>(&'a self, claims: &mut Claims<'a>, user: &NewUser) -> Result<()> {
+        claims.registry = Some(self);
+        match self.emails.entry(user.email.clone()) {
+            dashmap::Entry::Occupied(mut o) => {
+                if !o.get().is_empty() {
+                    return Err(taken(Entity::User, "email", &user.email));
+                }
+                o.get_mut().push(user.id);
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(vec![user.id]);
+            }
+        }
+        claims.owner = Some((user.email.clone(), user.id));
         Ok(())
     }
 
@@ -212,10 +250,32 @@ impl InMemoryRegistry {
 
     /// Makes a claimed user visible, unless its id is taken.
     fn publish_user(&self, user: User) -> Result<()> {
-        let (id, tenant) = (user.id, user.tenant_id);
+        let mut members = self.members.entry(user.tenant_id).or_default();
+        self.publish_user_locked(&mut members, user)
+    }
+
+    /// [`publish_user`](Self::publish_user) under the tenant's `members` entry guard.
+    fn publish_user_locked(&self, members: &mut Vec<UserId>, user: User) -> Result<()> {
+        let (id, email) = (user.id, user.email.clone());
         claim(&self.users, id, user, Entity::User, "id")?;
-        self.members.entry(tenant).or_default().push(id);
+        members.push(id);
+        let mut ids = self.emails.entry(email).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
         Ok(())
+    }
+
+    /// Forgets a removed user in the e-mail indexes.
+    fn unindex_user(&self, user: &User) {
+        self.by_email
+            .remove_if(&(user.tenant_id, user.email.clone()), |_, owner| {
+                *owner == user.id
+            });
+        self.emails.remove_if_mut(&user.email, |_, ids| {
+            ids.retain(|id| *id != user.id);
+            ids.is_empty()
+        });
     }
 
     /// Copies up to [`LIST_BATCH`] ids after `after` out of the ordered set.

@@ -18,6 +18,7 @@
 //! assert only on what they created themselves; counts are compared before and after.
 mod input;
 mod listing;
+mod members;
 mod status;
 mod tenants;
 mod updates;
@@ -25,6 +26,7 @@ mod users;
 
 pub use input::*;
 pub use listing::*;
+pub use members::*;
 pub use status::*;
 pub use tenants::*;
 pub use updates::*;
@@ -68,6 +70,13 @@ macro_rules! registry_conformance {
             unknown_ids_are_not_found,
             password_hash_is_replaced_only_while_unchanged,
             racing_password_hash_replacements_one_winner,
+            roles_change_and_the_last_owner_stays,
+            racing_owner_changes_keep_an_owner,
+            invitations_take_seats_up_to_the_limit,
+            racing_invitations_never_exceed_the_seats,
+            accepting_an_invitation_creates_its_user_once,
+            expired_or_revoked_invitations_are_refused,
+            racing_acceptances_one_winner,
         );
     };
 }
@@ -104,4 +113,11 @@ pub async fn run_all(r: &dyn crate::traits::TenantRegistry) {
     unknown_ids_are_not_found(r).await;
     password_hash_is_replaced_only_while_unchanged(r).await;
     racing_password_hash_replacements_one_winner(r).await;
+    roles_change_and_the_last_owner_stays(r).await;
+    racing_owner_changes_keep_an_owner(r).await;
+    invitations_take_seats_up_to_the_limit(r).await;
+    racing_invitations_never_exceed_the_seats(r).await;
+    accepting_an_invitation_creates_its_user_once(r).await;
+    expired_or_revoked_invitations_are_refused(r).await;
+    racing_acceptances_one_winner(r).await;
 }

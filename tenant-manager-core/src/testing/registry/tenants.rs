@@ -143,23 +143,22 @@ pub async fn domain_conflict(r: &dyn TenantRegistry) {
     r.create_tenant(retry).await.expect("slug free again");
 }
 
-/// A taken e-mail is a conflict on `email`; the tenant of the failed registration does not
-/// exist afterwards (atomicity), and its slug and domain stay free.
+/// A registration whose owner cannot be created (its id is taken) leaves no tenant behind
+/// (atomicity), and its slug and domain stay free. An e-mail is unique within a tenant, and
+/// the same e-mail may belong to users of other tenants.
 pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
     let first = sample_tenant(Isolation::Schema);
     let owner = sample_user(first.id, Role::Owner);
     let email = owner.email.clone();
-    r.create_tenant_with_owner(first, owner)
+    let (first, owner) = r
+        .create_tenant_with_owner(first, owner)
         .await
         .expect("first");
     let domain = format!("d-{}.example.com", random_hex(8));
     let second = sample_tenant(Isolation::Schema).with_domain(Some(domain.clone()));
     let mut dup = sample_user(second.id, Role::Owner);
-    dup.email = email.clone();
-    expect_conflict(
-        r.create_tenant_with_owner(second.clone(), dup).await,
-        "email",
-    );
+    dup.id = owner.id;
+    expect_conflict(r.create_tenant_with_owner(second.clone(), dup).await, "id");
     expect_not_found(r.get_tenant(second.id).await, Entity::Tenant);
     assert_eq!(
         r.find_tenant_by_slug(&second.slug).await.expect("slug"),
@@ -174,14 +173,47 @@ pub async fn email_conflict_keeps_nothing(r: &dyn TenantRegistry) {
         .unwrap()
         .with_domain(Some(domain));
     r.create_tenant(retry).await.expect("slug and domain free");
-    // E-mails are unique across tenants for plain users too.
+    // The same e-mail in another tenant is another user; twice in one tenant, a conflict.
     let other = r
         .create_tenant(sample_tenant(Isolation::Shared))
         .await
         .expect("other tenant");
     let mut member = sample_user(other.id, Role::Member);
-    member.email = email;
-    expect_conflict(r.create_user(member).await, "email");
+    member.email = email.clone();
+    let member = r
+        .create_user(member)
+        .await
+        .expect("same e-mail, other tenant");
+    let mut again = sample_user(other.id, Role::Admin);
+    again.email = email.clone();
+    expect_conflict(r.create_user(again).await, "email");
+    let mut again = sample_user(first.id, Role::Member);
+    again.email = email.clone();
+    expect_conflict(r.create_user(again).await, "email");
+    // A new organisation needs an e-mail no user has; the failure keeps nothing.
+    let third = sample_tenant(Isolation::Shared);
+    let mut taken = sample_user(third.id, Role::Owner);
+    taken.email = email.clone();
+    expect_conflict(
+        r.create_tenant_with_owner(third.clone(), taken).await,
+        "email",
+    );
+    expect_not_found(r.get_tenant(third.id).await, Entity::Tenant);
+    let found = r.find_users_by_email(&email).await.expect("by e-mail");
+    assert_eq!(
+        found
+            .iter()
+            .map(|u| (u.id, u.tenant_id))
+            .collect::<Vec<_>>(),
+        vec![(owner.id, first.id), (member.id, other.id)]
+    );
+    assert_eq!(
+        r.find_user_by_email(&email)
+            .await
+            .expect("oldest")
+            .map(|u| u.id),
+        Some(owner.id)
+    );
 }
 
 /// A taken tenant id is a conflict on `id`.
@@ -199,16 +231,54 @@ pub async fn id_conflict(r: &dyn TenantRegistry) {
     assert_eq!(r.get_tenant(first.id).await.expect("get"), first);
 }
 
-/// 100 concurrent registrations with one e-mail: exactly one succeeds, the others conflict
-/// on `email`, and none of the losers' tenants exists.
+/// 100 concurrent creations of users with one e-mail in one tenant: exactly one succeeds,
+/// the others conflict on `email`; the e-mail stays free in other tenants.
 pub async fn concurrent_same_email_one_winner(r: &dyn TenantRegistry) {
     let email = unique_email("race");
-    let before = r.count_tenants(None).await.expect("count");
-    let attempts: Vec<(NewTenant, NewUser)> = (0..100)
+    let tenant = r
+        .create_tenant(sample_tenant(Isolation::Shared))
+        .await
+        .expect("tenant");
+    let attempts: Vec<NewUser> = (0..100)
+        .map(|_| {
+            let mut user = sample_user(tenant.id, Role::Member);
+            user.email = email.clone();
+            user
+        })
+        .collect();
+    let results = run_concurrently(attempts.len(), |i| {
+        let user = attempts[i].clone();
+        async move { r.create_user(user).await }
+    });
+    let mut winners = 0;
+    for result in results {
+        match result {
+            Ok(_) => winners += 1,
+            Err(e) => {
+                assert_eq!(e.field(), Some("email"), "{e:?}");
+                assert!(matches!(e, Error::Conflict { .. }), "{e:?}");
+            }
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(r.list_users(tenant.id).await.expect("list").len(), 1);
+    let other = r
+        .create_tenant(sample_tenant(Isolation::Shared))
+        .await
+        .expect("other tenant");
+    let mut member = sample_user(other.id, Role::Member);
+    member.email = email.clone();
+    r.create_user(member)
+        .await
+        .expect("the e-mail in another tenant");
+    assert_eq!(r.find_users_by_email(&email).await.expect("both").len(), 2);
+    // Racing registrations of new organisations by one fresh e-mail: one winner.
+    let fresh = unique_email("owner-race");
+    let attempts: Vec<(NewTenant, NewUser)> = (0..20)
         .map(|_| {
             let tenant = sample_tenant(Isolation::Shared);
             let mut owner = sample_user(tenant.id, Role::Owner);
-            owner.email = email.clone();
+            owner.email = fresh.clone();
             (tenant, owner)
         })
         .collect();
@@ -216,25 +286,17 @@ pub async fn concurrent_same_email_one_winner(r: &dyn TenantRegistry) {
         let (tenant, owner) = attempts[i].clone();
         async move { r.create_tenant_with_owner(tenant, owner).await }
     });
-    let mut winners = 0;
+    let mut owners = 0;
     for (result, (tenant, _)) in results.into_iter().zip(&attempts) {
         match result {
-            Ok(_) => winners += 1,
+            Ok(_) => owners += 1,
             Err(e) => {
                 assert_eq!(e.field(), Some("email"), "{e:?}");
-                assert!(matches!(e, Error::Conflict { .. }), "{e:?}");
                 expect_not_found(r.get_tenant(tenant.id).await, Entity::Tenant);
             }
         }
     }
-    assert_eq!(winners, 1);
-    assert_eq!(r.count_tenants(None).await.expect("count"), before + 1);
-    let user = r
-        .find_user_by_email(&email)
-        .await
-        .expect("email")
-        .expect("winner's owner");
-    r.get_tenant(user.tenant_id).await.expect("winner's tenant");
+    assert_eq!(owners, 1);
 }
 
 /// 100 concurrent creations with one slug: exactly one succeeds, the others conflict on
