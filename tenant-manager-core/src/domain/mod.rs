@@ -24,9 +24,10 @@ pub use backup_schedule::{
     BackupSchedule, MAX_BACKUP_INTERVAL_MS, MAX_RETENTION_SLOTS, MIN_BACKUP_INTERVAL_MS,
 };
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
-pub use ids::{BackupId, EventId, JobId, MoveId, TenantId, UserId};
 pub use moves::{MoveCheck, MoveRecord, MoveState, MoveStep, TableCheck};
-pub use ids::{BackupId, EventId, InvitationId, JobId, RefreshTokenId, TenantId, UserId};
+pub use ids::{
+    BackupId, EventId, InvitationId, JobId, MoveId, RefreshTokenId, TenantId, UserId,
+};
 pub use invitation::{Invitation, InvitationState, NewInvitation};
 pub use naming::StorageNaming;
 pub use opaque::{OpaqueToken, TokenDigest};

@@ -50,7 +50,6 @@ pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};
 pub use builder::TenantManagerBuilder;
 pub use config::ManagerConfig;
-pub use login::LoginResult;
 pub use prune::PruneOutcome;
 pub use login::{LoginOutcome, LoginResult, MAX_LOGIN_MEMBERSHIPS, TenantChoice};
 pub use members::Invited;
