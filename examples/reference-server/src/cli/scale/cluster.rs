@@ -102,10 +102,17 @@ impl Cluster {
         if !self.stopped {
             let data = self.dir.join("data");
             let _ = self.command("pg_ctl").map(|mut c| {
-                c.args(["-D", &data.to_string_lossy(), "-m", "immediate", "-w", "stop"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
+                c.args([
+                    "-D",
+                    &data.to_string_lossy(),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
             });
             self.stopped = true;
         }

@@ -156,7 +156,8 @@ async fn request(client: &HttpClient, token: &str, n: u64) -> bool {
     let answer = match n % 20 {
         0..=13 => client.get("/api/companies", auth).await,
         14..=16 => {
-            let body = json!({ "name": format!("Company {n}"), "domain": format!("c{n}.example.com") });
+            let body =
+                json!({ "name": format!("Company {n}"), "domain": format!("c{n}.example.com") });
             client
                 .send(Method::POST, "/api/companies", auth, Some(&body))
                 .await

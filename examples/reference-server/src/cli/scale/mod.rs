@@ -49,7 +49,7 @@ pub struct ScaleArgs {
     /// (0: no shared tenants).
     #[arg(long, default_value_t = 10)]
     pub shared_every: u32,
-    /// Tenants of the small set, the first load phase.
+    /// Tenants of the small set of the first load phase (a random sample of all).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub small_set: u32,
     /// Concurrent clients of every load phase.
@@ -152,7 +152,10 @@ impl Setup {
             ("JWT_SECRET", random_hex(32)),
             ("SUPER_ADMIN_KEY", admin_key.clone()),
             ("TENANT_DB_SECRET", random_hex(32)),
-            ("GLOBAL_DATABASE_URL", with_database(&args.admin_url, &global)?),
+            (
+                "GLOBAL_DATABASE_URL",
+                with_database(&args.admin_url, &global)?,
+            ),
             ("TENANT_SERVERS", servers),
             ("TENANT_STORAGE_PREFIX", tag.clone()),
             ("TENANT_SHARED_DATABASE", format!("{tag}_shared")),
@@ -190,9 +193,9 @@ impl Setup {
     /// Drops what the run created on the first server, stops the second, removes the dir.
     async fn teardown(mut self, admin_url: &str) {
         match cluster::drop_tagged(admin_url, &self.tag).await {
-            Ok((databases, roles)) => eprintln!(
-                "cleaned up: {databases} databases and {roles} roles on the first server"
-            ),
+            Ok((databases, roles)) => {
+                eprintln!("cleaned up: {databases} databases and {roles} roles on the first server")
+            }
             Err(e) => eprintln!("clean-up of {} failed: {e}", self.tag),
         }
         self.cluster.stop();
@@ -305,6 +308,8 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
     };
     let registration = RegistrationReport {
         registered: registered.tenants.len(),
+        failed: registered.failed,
+        errors: registered.errors.clone(),
         database: registered.by_isolation[0],
         schema: registered.by_isolation[1],
         shared: registered.by_isolation[2],
@@ -319,10 +324,15 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
     };
     let rss_registered = server.rss_bytes();
     let all = Arc::new(registered.tenants);
-    let small_len = usize::try_from(args.small_set)
-        .unwrap_or(1)
-        .min(all.len());
-    let small = Arc::new(all[..small_len].to_vec());
+    let small_len = usize::try_from(args.small_set).unwrap_or(1).min(all.len());
+    // A random sample, so that the small set has the isolation mix of the whole.
+    let mut rng = rand::rng();
+    let small = Arc::new(
+        rand::seq::index::sample(&mut rng, all.len(), small_len)
+            .into_iter()
+            .filter_map(|i| all.get(i).cloned())
+            .collect::<Vec<_>>(),
+    );
     let concurrency = usize::try_from(args.concurrency).unwrap_or(1);
     let duration = Duration::from_secs(args.duration);
     let mut load = Vec::new();
@@ -332,7 +342,10 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
         ("every tenant", all.clone()),
         ("small set again", small),
     ] {
-        eprintln!("load: {name} ({} tenants, {concurrency} clients)", set.len());
+        eprintln!(
+            "load: {name} ({} tenants, {concurrency} clients)",
+            set.len()
+        );
         let phase = load::drive(&client, set, concurrency, duration).await?;
         let rss_mib = server.rss_bytes();
         rss.push(rss_mib);
@@ -344,7 +357,13 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
         });
     }
     let memory = MemoryReport::new(
-        [rss_idle, rss_registered, rss[0], rss[1], server.peak_rss_bytes()],
+        [
+            rss_idle,
+            rss_registered,
+            rss[0],
+            rss[1],
+            server.peak_rss_bytes(),
+        ],
         all.len(),
         small_len,
     );
@@ -373,7 +392,7 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
         connections,
         violations: Vec::new(),
     };
-    report.check(all.len());
+    report.check(usize::try_from(args.tenants).unwrap_or(0));
     Ok(report)
 }
 

@@ -30,18 +30,25 @@ impl std::fmt::Debug for Registered {
 pub(crate) fn isolation_of(index: u32, database: u32, shared_every: u32) -> &'static str {
     if index < database {
         "database"
-    } else if shared_every > 0 && index % shared_every == 0 {
+    } else if shared_every > 0 && index.is_multiple_of(shared_every) {
         "shared"
     } else {
         "schema"
     }
 }
 
+/// One registration's owner token and latency (µs), or why it failed.
+type Answer = Result<(String, u64), CliError>;
+
 /// What the registration phase did.
 #[derive(Debug)]
 pub(crate) struct Registration {
-    /// The tenants, in the order of their index.
+    /// The tenants registered, in the order of their index.
     pub(crate) tenants: Vec<Registered>,
+    /// Registrations refused or not answered (the run goes on with the others).
+    pub(crate) failed: usize,
+    /// The first few of their errors.
+    pub(crate) errors: Vec<String>,
     /// Wall time of the whole phase.
     pub(crate) elapsed: Duration,
     /// Latency of each `POST /api/admin/tenants`.
@@ -53,7 +60,7 @@ pub(crate) struct Registration {
 /// Registers `count` tenants with slugs `<tag>_<index>`, `concurrency` at a time.
 ///
 /// # Errors
-/// [`CliError`] on the first registration that is refused or not answered.
+/// [`CliError`] when not a single registration succeeded.
 pub(crate) async fn register(
     client: &HttpClient,
     admin_key: &str,
@@ -84,7 +91,7 @@ pub(crate) async fn register(
         })
         .collect();
     let progress = super::progress(u64::from(count), "registering");
-    let mut results: Vec<(u32, Result<(String, u64), CliError>)> = stream::iter(bodies)
+    let mut results: Vec<(u32, Answer)> = stream::iter(bodies)
         .map(|(i, body)| {
             let client = client.clone();
             let progress = progress.clone();
@@ -128,13 +135,32 @@ pub(crate) async fn register(
     results.sort_by_key(|(i, _)| *i);
     let mut latency: Histogram<u64> = histogram()?;
     let mut tenants = Vec::with_capacity(results.len());
+    let mut failed = 0usize;
+    let mut errors = Vec::new();
     for (_, result) in results {
-        let (token, micros) = result?;
-        latency.saturating_record(micros);
-        tenants.push(Registered { token });
+        match result {
+            Ok((token, micros)) => {
+                latency.saturating_record(micros);
+                tenants.push(Registered { token });
+            }
+            Err(e) => {
+                failed += 1;
+                if errors.len() < 3 {
+                    errors.push(e.to_string());
+                }
+            }
+        }
+    }
+    if tenants.is_empty() {
+        return Err(CliError::new(
+            Exit::Failure,
+            format!("no tenant could be registered: {}", errors.join("; ")),
+        ));
     }
     Ok(Registration {
         tenants,
+        failed,
+        errors,
         elapsed,
         latency: Latency::of(&latency),
         by_isolation,
