@@ -285,6 +285,7 @@ async fn phases(args: &ScaleArgs, setup: &Setup) -> Result<ScaleReport, CliError
     .await?;
     let sampler = Sampler::start(
         [args.admin_url.as_str(), setup.cluster.admin_url().as_str()],
+        &setup.tag,
         Duration::from_millis(10),
     )
     .await?;

@@ -1,6 +1,8 @@
 //! Connections of the run, sampled from `pg_stat_activity` on both servers every few
-//! milliseconds: the server's tenant connections (`application_name = 'reference-server'`,
-//! what `MAX_TOTAL_CONNECTIONS` bounds) and all client backends, per server and summed.
+//! milliseconds: the server's tenant connections (`application_name = 'reference-server'` in
+//! a database of the run, whose names carry its tag: other servers on the shared Postgres use
+//! the same name; what `MAX_TOTAL_CONNECTIONS` bounds) and all client backends, per server
+//! and summed.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -52,7 +54,11 @@ impl Sampler {
     ///
     /// # Errors
     /// [`CliError`] when a server cannot be reached.
-    pub(crate) async fn start(urls: [&str; 2], every: Duration) -> Result<Self, CliError> {
+    pub(crate) async fn start(
+        urls: [&str; 2],
+        tag: &str,
+        every: Duration,
+    ) -> Result<Self, CliError> {
         let mut conns = Vec::with_capacity(2);
         for url in urls {
             conns.push(PgConnection::connect(url).await.map_err(|e| {
@@ -63,6 +69,7 @@ impl Sampler {
         let overall = Arc::new(Mutex::new(Peaks::default()));
         let stop = CancellationToken::new();
         let (a, b, s) = (since_take.clone(), overall.clone(), stop.clone());
+        let tag = tag.to_owned();
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -77,10 +84,12 @@ impl Sampler {
                 };
                 for (i, conn) in conns.iter_mut().enumerate() {
                     let row: Result<(i64, i64), _> = sqlx::query_as(
-                        "SELECT count(*) FILTER (WHERE application_name = $1), count(*) \
+                        "SELECT count(*) FILTER (WHERE application_name = $1 \
+                         AND strpos(datname, $2) > 0), count(*) \
                          FROM pg_stat_activity WHERE backend_type = 'client backend'",
                     )
                     .bind(APPLICATION_NAME)
+                    .bind(&tag)
                     .fetch_one(conn)
                     .await;
                     if let Ok((tenant, all)) = row {
