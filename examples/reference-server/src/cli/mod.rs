@@ -12,6 +12,7 @@ pub mod loadtest;
 mod maintenance;
 mod ops;
 mod plans;
+pub mod scale;
 mod tenants;
 mod tenants_move;
 mod wall;
@@ -81,6 +82,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Register tenants and drive tenant-scoped traffic against a running server.
     Loadtest(LoadtestArgs),
+    /// The scale run: a second Postgres cluster, a server over both, N tenants registered,
+    /// loaded round-robin and migrated; cleaned up afterwards.
+    Scale(scale::ScaleArgs),
 }
 
 /// `tenant-cli migrate ...`.
@@ -312,6 +316,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     let command = match cli.command {
         Command::Loadtest(args) => return loadtest::command(args).await,
+        Command::Scale(args) => return scale::command(args).await,
         other => other,
     };
     let config = load_config(cli.env_file.as_deref())?;
@@ -333,7 +338,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Restore(args) => maintenance::restore(&ops, args).await,
         Command::Backups { action } => backups::run(&ops, action).await,
         Command::Worker(args) => maintenance::worker(&ops, args).await,
-        Command::Loadtest(_) => Ok(Exit::Usage),
+        Command::Loadtest(_) | Command::Scale(_) => Ok(Exit::Usage),
     }
 }
 

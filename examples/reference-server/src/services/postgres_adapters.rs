@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use tenant_manager::BackupStore;
 use tenant_manager::manager::{PoolCloser, TenantManager};
@@ -249,6 +249,35 @@ impl PostgresAdapters {
     /// The fleet migrator.
     pub(crate) fn migrator(&self) -> TenantMigrator {
         TenantMigrator::new(self.storage.clone())
+    }
+
+    /// The fleet migrator over the CRM migrations with one more migration of each set
+    /// appended (`isolated` for database and schema tenants, `shared` for the shared tables):
+    /// a new version, as the next release would bring (the scale run's fleet migration).
+    ///
+    /// # Errors
+    /// `InvalidInput` as `TenantStorage::new`.
+    pub(crate) fn migrator_with(
+        &self,
+        isolated: Migration,
+        shared: Migration,
+    ) -> Result<TenantMigrator> {
+        let extend = |base: &Migrator, extra: Migration| {
+            Migrator::with_migrations(base.iter().cloned().chain([extra]).collect())
+        };
+        let migrations = TenantMigrations::new(&extend(&ISOLATED, isolated))
+            .with_shared(&extend(&SHARED, shared))
+            .with_definer_functions(self.storage.migrations().definer_functions().to_vec());
+        let mut storage = TenantStorage::new(
+            self.storage.global_pool().clone(),
+            self.storage.servers().clone(),
+            migrations,
+            self.storage.config().clone(),
+        )?;
+        if let Some(keys) = self.storage.wall_keys() {
+            storage = storage.with_wall(keys.clone());
+        }
+        Ok(TenantMigrator::new(storage))
     }
 
     /// The drift check of tenants' schemas against their recorded migration versions.
