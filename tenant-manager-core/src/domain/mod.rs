@@ -4,8 +4,8 @@
 mod backup_schedule;
 mod event;
 mod ids;
-mod moves;
 mod invitation;
+mod moves;
 mod naming;
 mod opaque;
 mod page;
@@ -24,11 +24,9 @@ pub use backup_schedule::{
     BackupSchedule, MAX_BACKUP_INTERVAL_MS, MAX_RETENTION_SLOTS, MIN_BACKUP_INTERVAL_MS,
 };
 pub use event::{Actor, EventKind, MAX_EVENT_DETAILS_BYTES, TenantEvent};
-pub use moves::{MoveCheck, MoveRecord, MoveState, MoveStep, TableCheck};
-pub use ids::{
-    BackupId, EventId, InvitationId, JobId, MoveId, RefreshTokenId, TenantId, UserId,
-};
+pub use ids::{BackupId, EventId, InvitationId, JobId, MoveId, RefreshTokenId, TenantId, UserId};
 pub use invitation::{Invitation, InvitationState, NewInvitation};
+pub use moves::{MoveCheck, MoveRecord, MoveState, MoveStep, TableCheck};
 pub use naming::StorageNaming;
 pub use opaque::{OpaqueToken, TokenDigest};
 pub use page::{MAX_PAGE_SIZE, Page, TenantQuery};

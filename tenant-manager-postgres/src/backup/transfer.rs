@@ -41,11 +41,10 @@ impl PgDumpBackup {
                 let renamed = work.file("renamed.dump")?;
                 dump::restore_schema(&job, &source_name, &path, &renamed).await
             }
-            Isolation::Shared => {
-                self.shared_copy(&target, to.id, CopyOp::Restore(&path))
-                    .await
-                    .map(|_| ())
-            }
+            Isolation::Shared => self
+                .shared_copy(&target, to.id, CopyOp::Restore(&path))
+                .await
+                .map(|_| ()),
         }
     }
 }

@@ -4,9 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use sqlx::PgConnection;
-use tenant_manager_core::pool::{
-    ClusterBudget, PoolConfig, PoolKey, TenantConnector, TenantPools,
-};
+use tenant_manager_core::pool::{ClusterBudget, PoolConfig, PoolKey, TenantConnector, TenantPools};
 use tenant_manager_core::{DbLimits, Error, Isolation, PlanBook, Result, Secret, Tenant, TenantId};
 
 use super::manager::PgConnectionManager;

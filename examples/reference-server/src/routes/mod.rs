@@ -20,8 +20,8 @@ pub(crate) mod tenant;
 #[cfg(feature = "attack-route")]
 pub(crate) mod test_sql;
 pub(crate) mod top_tenants;
-pub(crate) mod webhooks;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 mod caller;
 mod extract;

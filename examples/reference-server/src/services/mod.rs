@@ -9,8 +9,8 @@
 
 mod auth;
 mod backup_schedule;
-mod drift_check;
 mod cluster_budget;
+mod drift_check;
 pub(crate) mod host_jobs;
 pub(crate) mod leader;
 mod memory_mode;
@@ -36,8 +36,7 @@ use tenant_manager::quota_events::QuotaExceededEvents;
 use tenant_manager::redis::{RedisLock, RedisPool, RedisTenantCache};
 use tenant_manager::{
     Actor, ConnectionLeases, EventBus, JobQueue, PlanBook, PlanStore, PoolStats, QuotaEnforcer,
-    ScheduleStore,
-    StorageMeter, TenantCache,
+    ScheduleStore, StorageMeter, TenantCache,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
