@@ -9,6 +9,7 @@
 mod events;
 pub mod jobs_kinds;
 pub mod manager;
+pub(crate) mod move_config;
 pub(crate) mod moves;
 mod ops;
 pub mod quota_events;

@@ -1,6 +1,6 @@
 //! The step machine of a move to another database server, shared by the manager (which starts
 //! moves and may run them inline) and the worker (which runs queued `tenant.move` and
-//! `tenant.move_cleanup` jobs). Each step is recorded by the [`TenantMover`] once done, so a
+//! `tenant.move_cleanup` jobs). Each step is recorded by the [`TenantMover`](crate::traits::TenantMover) once done, so a
 //! run after a crash resumes at the first step not recorded, redoing at most the one in flight.
 //!
 //! | step | what it does |
@@ -23,61 +23,9 @@ use crate::domain::{
 };
 use crate::error::{Entity, Error, Result};
 use crate::lifecycle::jobs_kinds;
+pub(crate) use crate::lifecycle::move_config::{MoveConfig, Moves};
 use crate::lifecycle::ops::TenantOps;
-use crate::traits::{JobQueue, MAX_JOB_DELAY, TenantMover};
-
-/// How moves pause, drain and keep old storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MoveConfig {
-    /// How long after the pause writes in flight may take to end before the copy starts.
-    /// Default 5 s.
-    pub drain: Duration,
-    /// How long the old storage is kept after writes resume. Default 1 hour.
-    pub grace: Duration,
-    /// The `Retry-After` of writes refused while a tenant moves. Default 5 s.
-    pub retry_after: Duration,
-}
-
-impl Default for MoveConfig {
-    fn default() -> Self {
-        Self {
-            drain: Duration::from_secs(5),
-            grace: Duration::from_secs(3600),
-            retry_after: Duration::from_secs(5),
-        }
-    }
-}
-
-impl MoveConfig {
-    /// Sets the drain wait.
-    #[must_use]
-    pub fn with_drain(mut self, drain: Duration) -> Self {
-        self.drain = drain;
-        self
-    }
-
-    /// Sets the grace period of the old storage.
-    #[must_use]
-    pub fn with_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
-        self
-    }
-
-    /// Sets the `Retry-After` of refused writes.
-    #[must_use]
-    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = retry_after;
-        self
-    }
-}
-
-/// The mover and its settings, as the life-cycle operations hold them.
-#[derive(Debug, Clone)]
-pub(crate) struct Moves {
-    pub(crate) mover: Arc<dyn TenantMover>,
-    pub(crate) config: MoveConfig,
-}
+use crate::traits::{JobQueue, MAX_JOB_DELAY};
 
 impl TenantOps {
     /// The mover, or `InvalidInput` on `mover` when none is configured.

@@ -40,7 +40,7 @@ pub(crate) struct TenantOps {
     /// The host's steps around provisioning, in order.
     pub(crate) hooks: Vec<Arc<dyn ProvisioningHook>>,
     /// The mover of tenants between database servers, if configured.
-    pub(crate) moves: Option<crate::lifecycle::moves::Moves>,
+    pub(crate) moves: Option<crate::lifecycle::move_config::Moves>,
 }
 
 impl TenantOps {

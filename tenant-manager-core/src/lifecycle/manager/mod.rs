@@ -44,7 +44,7 @@ mod verify;
 use std::fmt;
 use std::sync::Arc;
 
-pub use crate::lifecycle::moves::MoveConfig;
+pub use crate::lifecycle::move_config::MoveConfig;
 /// Re-exported from [`traits`](crate::traits): what the manager needs of a pool engine.
 pub use crate::traits::PoolCloser;
 pub use backup::{BackupProgress, BackupSummary};

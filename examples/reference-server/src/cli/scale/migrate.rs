@@ -75,7 +75,8 @@ pub(crate) async fn fleet(config: &Config, concurrency: usize) -> Result<FleetRe
     let options = FleetOptions::default()
         .with_concurrency(concurrency)
         .with_statuses(statuses.to_vec());
-    let bar = super::progress(u64::try_from(behind_before).unwrap_or(0), "fleet migration");
+    let bar =
+        super::progress::progress(u64::try_from(behind_before).unwrap_or(0), "fleet migration");
     let shown = bar.clone();
     let started = Instant::now();
     let report = migrator

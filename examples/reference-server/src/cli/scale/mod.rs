@@ -10,9 +10,11 @@
 //! carries the run's tag is dropped, the second cluster is stopped and its directory removed.
 
 mod cluster;
+mod latency;
 mod load;
 mod migrate;
 mod probe;
+mod progress;
 mod register;
 mod report;
 mod server;
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::RngCore as _;
 
 use self::cluster::Cluster;
@@ -87,17 +88,6 @@ pub struct ScaleArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-pub(crate) fn progress(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{elapsed_precise}] {bar:30} {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(what.to_owned());
-    bar
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt as _};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use super::load::{Latency, histogram};
+use super::latency::{Latency, histogram};
 use crate::cli::exit::{CliError, Exit};
 use crate::http_client::{Auth, HttpClient};
 
@@ -90,7 +90,7 @@ pub(crate) async fn register(
             (i, body)
         })
         .collect();
-    let progress = super::progress(u64::from(count), "registering");
+    let progress = super::progress::progress(u64::from(count), "registering");
     let mut results: Vec<(u32, Answer)> = stream::iter(bodies)
         .map(|(i, body)| {
             let client = client.clone();
