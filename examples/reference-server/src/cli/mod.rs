@@ -15,6 +15,7 @@ mod plans;
 pub mod scale;
 mod tenants;
 mod tenants_move;
+mod users;
 mod wall;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub use self::backups::BackupsCommand;
 pub use self::exit::{CliError, Exit};
 use self::loadtest::LoadtestArgs;
 pub use self::plans::PlansCommand;
+pub use self::users::UsersCommand;
 
 /// Operate a tenant-manager deployment.
 #[derive(Debug, Parser)]
@@ -67,6 +69,12 @@ pub enum Command {
         /// The action.
         #[command(subcommand)]
         action: PlansCommand,
+    },
+    /// List a tenant's users, invite one, remove one.
+    Users {
+        /// The action.
+        #[command(subcommand)]
+        action: UsersCommand,
     },
     /// Back up one tenant (`backup TENANT`) or every active tenant (`backup --all`).
     Backup(BackupArgs),
@@ -334,6 +342,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Wall { action } => wall::run(&ops, action).await,
         Command::Tenants { action } => tenants::run(&ops, action).await,
         Command::Plans { action } => plans::run(&ops, action).await,
+        Command::Users { action } => users::run(&ops, action).await,
         Command::Backup(args) => maintenance::backup(&ops, args).await,
         Command::Restore(args) => maintenance::restore(&ops, args).await,
         Command::Backups { action } => backups::run(&ops, action).await,

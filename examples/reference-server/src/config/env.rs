@@ -236,6 +236,8 @@ pub(crate) struct EnvVars {
     pub(crate) refresh_token_ttl_seconds: u64,
     #[arg(long, env = "INVITATION_TTL_SECONDS", default_value = "604800", value_parser = ranged::<u64, 1, 7_776_000>)]
     pub(crate) invitation_ttl_seconds: u64,
+    #[arg(long, env = "REFRESH_TOKEN_PRUNE_INTERVAL_MS", default_value = "3600000", value_parser = ranged::<u64, 0, 604_800_000>)]
+    pub(crate) refresh_token_prune_interval_ms: u64,
     #[arg(long, env = "PASSWORD_HASHING", action = ArgAction::Set, default_value = "owasp", value_parser = fast_hashing)]
     pub(crate) password_hashing_fast: bool,
     /// 0: half the CPUs, at least 1.

@@ -34,6 +34,9 @@ pub struct SecurityConfig {
     pub refresh_token_ttl: Duration,
     /// How long an invitation can be accepted (`INVITATION_TTL_SECONDS`, default 7 days).
     pub invitation_ttl: Duration,
+    /// How often expired refresh tokens are deleted (`REFRESH_TOKEN_PRUNE_INTERVAL_MS`,
+    /// default 1 hour; `None` for 0, off).
+    pub refresh_token_prune_interval: Option<Duration>,
     /// Cheap password hashing for test runs (`PASSWORD_HASHING=fast`; refused in
     /// production). The default, `owasp`, uses OWASP's argon2id parameters.
     pub fast_password_hashing: bool,
@@ -59,6 +62,7 @@ impl Default for SecurityConfig {
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 86_400),
             invitation_ttl: Duration::from_secs(7 * 86_400),
+            refresh_token_prune_interval: Some(Duration::from_secs(3600)),
             fast_password_hashing: false,
             password_hash_threads: None,
             password_hash_queue_wait: Duration::from_secs(1),
@@ -127,6 +131,8 @@ impl SecurityConfig {
             access_token_ttl: Duration::from_secs(vars.access_token_ttl_seconds),
             refresh_token_ttl: Duration::from_secs(vars.refresh_token_ttl_seconds),
             invitation_ttl: Duration::from_secs(vars.invitation_ttl_seconds),
+            refresh_token_prune_interval: (vars.refresh_token_prune_interval_ms > 0)
+                .then(|| Duration::from_millis(vars.refresh_token_prune_interval_ms)),
             fast_password_hashing: vars.password_hashing_fast,
         })
     }
@@ -142,6 +148,10 @@ impl fmt::Debug for SecurityConfig {
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("invitation_ttl", &self.invitation_ttl)
+            .field(
+                "refresh_token_prune_interval",
+                &self.refresh_token_prune_interval,
+            )
             .field("fast_password_hashing", &self.fast_password_hashing)
             .field("password_hash_threads", &self.password_hash_threads)
             .field("password_hash_queue_wait", &self.password_hash_queue_wait)

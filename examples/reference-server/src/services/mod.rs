@@ -21,6 +21,7 @@ pub(crate) mod postgres_adapters;
 mod postgres_mode;
 mod provision_limits;
 mod redis_shared;
+mod refresh_prune;
 pub(crate) mod sessions;
 pub(crate) mod storage;
 pub(crate) mod webhooks;
@@ -191,6 +192,9 @@ impl Services {
             tasks,
             shutdown,
         );
+        if let Some(interval) = config.security.refresh_token_prune_interval {
+            refresh_prune::start(services.refresh.clone(), interval, tasks, shutdown);
+        }
         if let Some(interval) = config.usage.storage_interval {
             storage::start(services.clone(), interval, tasks, shutdown);
         }

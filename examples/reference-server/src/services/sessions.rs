@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tenant_manager::auth::IssuedToken;
 use tenant_manager::{
-    Error, NewRefreshToken, OpaqueToken, RefreshTokenId, Result, Secret, Successor, TenantStatus,
+    Error, NewRefreshToken, OpaqueToken, RefreshTokenId, RefreshTokenStore, Result, Secret, Successor, TenantStatus,
     User, UserId, refresh_refused,
 };
 use time::OffsetDateTime;
@@ -103,5 +103,14 @@ pub(crate) async fn end(services: &Services, token: &str) -> Result<()> {
 /// # Errors
 /// The store's.
 pub(crate) async fn end_all(services: &Services, user: UserId) -> Result<u64> {
-    services.refresh.revoke_user(user).await
+    end_all_in(services.refresh.as_ref(), user).await
+}
+
+/// Ends every session of `user` kept in `store` (the removal's revocation, shared with
+/// `tenant-cli users remove`).
+///
+/// # Errors
+/// The store's.
+pub(crate) async fn end_all_in(store: &dyn RefreshTokenStore, user: UserId) -> Result<u64> {
+    store.revoke_user(user).await
 }

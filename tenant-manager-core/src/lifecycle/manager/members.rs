@@ -32,6 +32,14 @@ fn not_a_manager() -> Error {
     Error::forbidden("only owners and admins manage users")
 }
 
+/// An invitation's validity: between 1 second and 90 days.
+fn invitation_ttl(ttl: Duration) -> Result<time::Duration> {
+    time::Duration::try_from(ttl)
+        .ok()
+        .filter(|t| t.is_positive() && *t <= time::Duration::days(90))
+        .ok_or_else(|| Error::invalid("ttl", "must be between 1 second and 90 days"))
+}
+
 impl TenantManager {
     /// The caller as the registry knows it now: a user of `tenant`.
     ///
@@ -86,14 +94,55 @@ impl TenantManager {
     ) -> Result<Invited> {
         let email = Email::parse_field(email, "email")?;
         let role: Role = role.parse()?;
-        let ttl = time::Duration::try_from(ttl)
-            .ok()
-            .filter(|t| t.is_positive() && *t <= time::Duration::days(90))
-            .ok_or_else(|| Error::invalid("ttl", "must be between 1 second and 90 days"))?;
+        let ttl = invitation_ttl(ttl)?;
         let inviter = self.manager_of(tenant.id, actor).await?;
         if !inviter.role.includes(role) {
             return Err(Error::forbidden("cannot grant a role above your own"));
         }
+        self.record_invitation(tenant, email, role, inviter.id, ttl)
+            .await
+    }
+
+    /// Invites `email` to `tenant` with `role` on the operator's behalf (no inviting user, so
+    /// no role check): the e-mail rules, the validity bounds and the `max_users` quota apply
+    /// as for [`TenantManager::invite_user`]. The invitation records the tenant's oldest owner
+    /// as `invited_by` (the column names a user of the tenant).
+    ///
+    /// # Errors
+    /// As [`TenantManager::invite_user`], without `Forbidden` and `Unauthenticated`;
+    /// `Conflict` on `role` when the tenant has no owner.
+    pub async fn invite_user_as_operator(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        role: &str,
+        ttl: Duration,
+    ) -> Result<Invited> {
+        let email = Email::parse_field(email, "email")?;
+        let role: Role = role.parse()?;
+        let ttl = invitation_ttl(ttl)?;
+        let owner = self
+            .inner
+            .ops
+            .registry
+            .list_users(tenant.id)
+            .await?
+            .into_iter()
+            .find(|u| u.role == Role::Owner)
+            .ok_or_else(|| Error::conflict(Entity::User, "role", "the tenant has no owner"))?;
+        self.record_invitation(tenant, email, role, owner.id, ttl)
+            .await
+    }
+
+    /// Records an invitation within the tenant's `max_users` and returns it with its token.
+    async fn record_invitation(
+        &self,
+        tenant: &Tenant,
+        email: Email,
+        role: Role,
+        inviter: UserId,
+        ttl: time::Duration,
+    ) -> Result<Invited> {
         let id = InvitationId::new();
         let token = OpaqueToken::generate(*id.as_uuid());
         let new = NewInvitation::new(
@@ -101,7 +150,7 @@ impl TenantManager {
             tenant.id,
             email,
             role,
-            inviter.id,
+            inviter,
             token.digest(),
             OffsetDateTime::now_utc() + ttl,
         );
@@ -217,6 +266,20 @@ impl TenantManager {
         if !manager.role.includes(target.role) {
             return Err(Error::forbidden("cannot remove a user above your own role"));
         }
+        let removed = self.inner.ops.registry.delete_user(tenant, user).await?;
+        self.count_user(tenant, -1).await;
+        Ok(removed)
+    }
+
+    /// Removes a user of `tenant` on the operator's behalf (no caller, so no role check). The
+    /// last owner stays. Revoking the user's sessions is the caller's job, as for
+    /// [`TenantManager::remove_user`].
+    ///
+    /// # Errors
+    /// `NotFound` (entity `User`) for a user of another tenant; `Conflict` on `role` for the
+    /// last owner.
+    pub async fn remove_user_as_operator(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        self.user_of(tenant, user).await?;
         let removed = self.inner.ops.registry.delete_user(tenant, user).await?;
         self.count_user(tenant, -1).await;
         Ok(removed)
