@@ -84,7 +84,10 @@ async fn an_operator_invites_lists_and_removes_users() {
 
     // An operator's invitation, accepted through the API; the user logs in.
     let member_email = email("ucli-member");
-    let out = run(&env, &["users", "invite", &slug, &member_email, "--role", "admin"]);
+    let out = run(
+        &env,
+        &["users", "invite", &slug, &member_email, "--role", "admin"],
+    );
     assert_ok(&out);
     let invited: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(invited["role"], "admin", "{invited}");

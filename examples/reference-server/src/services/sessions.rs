@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tenant_manager::auth::IssuedToken;
 use tenant_manager::{
-    Error, NewRefreshToken, OpaqueToken, RefreshTokenId, RefreshTokenStore, Result, Secret, Successor, TenantStatus,
-    User, UserId, refresh_refused,
+    Error, NewRefreshToken, OpaqueToken, RefreshTokenId, RefreshTokenStore, Result, Secret,
+    Successor, TenantStatus, User, UserId, refresh_refused,
 };
 use time::OffsetDateTime;
 
