@@ -1,9 +1,10 @@
 //! Read replicas: which streaming replica (if any) serves a tenant's read-only checkouts.
 //!
-//! Each server of the [`ServerMap`](crate::ServerMap) may list hot standbys
-//! ([`ServerMap::with_replica`](crate::ServerMap::with_replica)). With
-//! [`PgTenantConnector::with_replicas`](crate::PgTenantConnector::with_replicas), a lag monitor
-//! ([`monitor`]) measures every replica each [`ReplicaPolicy::interval`]: its replay lag in
+//! Each server of the [`ServerMap`] may list hot standbys
+//! ([`ServerMap::with_replica`]). With
+//! [`PgTenantConnector::with_replica_policy`](crate::PgTenantConnector::with_replica_policy)
+//! and [`PgTenantConnector::into_pools`](crate::PgTenantConnector::into_pools), a lag monitor
+//! measures every replica each [`ReplicaPolicy::interval`]: its replay lag in
 //! bytes (the primary's `pg_current_wal_lsn()` minus the replica's `pg_last_wal_replay_lsn()`,
 //! so an idle primary never makes a replica look behind) and, when the bytes are not all
 //! replayed, in time (now minus `pg_last_xact_replay_timestamp()`). A replica within the bounds
