@@ -289,6 +289,27 @@ const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Seconds since the process started.",
     ),
+    // Tenant events and webhooks.
+    (
+        "tenant_events_published_total",
+        Kind::Counter,
+        "Tenant events published on the event bus, by kind.",
+    ),
+    (
+        "tenant_events_publish_failures_total",
+        Kind::Counter,
+        "Tenant events whose publishing failed (the change itself stood), by kind.",
+    ),
+    (
+        "tenant_events_dead_lettered_total",
+        Kind::Counter,
+        "Tenant events moved to a consumer group's dead letters, by group.",
+    ),
+    (
+        "tenant_manager_webhook_deliveries_total",
+        Kind::Counter,
+        "Webhook delivery attempts, by endpoint and outcome (delivered, failed, dead_lettered).",
+    ),
 ];
 
 fn describe() {
