@@ -121,12 +121,13 @@ pub async fn legacy_layout(admin_url: &str, databases: &[&str], app: &str, wall_
         .await
         .expect("admin connection");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP ROLE IF EXISTS {}",
-        quote(wall_owner)
+        "DROP ROLE IF EXISTS {}; DROP ROLE IF EXISTS {}",
+        quote(wall_owner),
+        quote(&format!("{wall_owner}_reader"))
     )))
     .execute(&mut conn)
     .await
-    .expect("drop the wall's owner");
+    .expect("drop the wall's roles");
     let _ = conn.close().await;
 }
 

@@ -43,12 +43,12 @@ pub(crate) async fn create(
     let created = async {
         if let Some(wall) = wall {
             wall::ensure_app_login_role(&mut conn, wall.app).await?;
-            wall::ensure_owner(&mut conn, wall.owner).await?;
+            wall::ensure_roles(&mut conn, wall).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         pg::lock_shared_database(&mut tx, db).await?;
         if let Some(wall) = wall {
-            wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+            wall::install(&mut tx, wall).await?;
         }
         pg::ensure_role(&mut tx, role, &marker, Login::None).await?;
         if let Some(found) = pg::describe(&mut tx, Object::Schema, schema).await?
@@ -70,7 +70,7 @@ pub(crate) async fn create(
         .await?;
         if let Some(wall) = wall {
             wall::grant_schema_direct(&mut tx, wall.app, role, schema, db).await?;
-            wall::grant_owner_role(&mut tx, role).await?;
+            wall::grant_owner_role(&mut tx, wall, role).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }

@@ -25,12 +25,12 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
     let created = async {
         if let Some(wall) = wall {
             wall::ensure_app_login_role(&mut conn, wall.app).await?;
-            wall::ensure_owner(&mut conn, wall.owner).await?;
+            wall::ensure_roles(&mut conn, wall).await?;
         }
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         pg::lock_shared_database(&mut tx, &target.database).await?;
         if let Some(wall) = wall {
-            wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+            wall::install(&mut tx, wall).await?;
         }
         pg::ensure_role(&mut tx, owner, SHARED_OWNER_MARKER, Login::None).await?;
         pg::ddl(
@@ -43,7 +43,7 @@ pub(crate) async fn create(storage: &TenantStorage, target: &Target) -> Result<(
         .await?;
         if let Some(wall) = wall {
             wall::grant_shared(&mut tx, storage, &target.database, wall.app).await?;
-            wall::grant_owner_role(&mut tx, owner).await?;
+            wall::grant_owner_role(&mut tx, wall, owner).await?;
         }
         tx.commit().await.map_db(Entity::Tenant)
     }

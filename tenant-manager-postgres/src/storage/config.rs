@@ -119,6 +119,8 @@ pub(crate) struct Settings {
     pub(crate) app_login: Option<Ident>,
     /// Owner of the wall in databases of schema and shared tenants (`<prefix>_wall`).
     pub(crate) wall_owner: Ident,
+    /// Role whose members may evaluate the wall's policies (`<prefix>_wall_reader`).
+    pub(crate) wall_reader: Ident,
 }
 
 impl Settings {
@@ -151,12 +153,14 @@ impl Settings {
             ));
         }
         let wall_owner = Ident::new(&config.naming.infra("wall"), "wall_owner")?;
+        let wall_reader = Ident::new(&config.naming.infra("wall_reader"), "wall_reader")?;
         Ok(Self {
             template_owner,
             shared_owner,
             shared_schema: Ident::new(&config.shared_schema, "shared_schema")?,
             app_login,
             wall_owner,
+            wall_reader,
             config,
         })
     }

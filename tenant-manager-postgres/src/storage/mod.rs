@@ -42,6 +42,8 @@ pub(crate) struct WallContext<'a> {
     pub(crate) app: &'a Ident,
     /// The wall's owner role.
     pub(crate) owner: &'a Ident,
+    /// The role holding what owners of walled tables need of the wall; they are its members.
+    pub(crate) reader: &'a Ident,
     /// `SECURITY DEFINER` functions the host's migrations may create.
     pub(crate) definers: &'a [String],
 }
@@ -105,6 +107,7 @@ impl TenantStorage {
                 keys,
                 app,
                 owner: &self.settings.wall_owner,
+                reader: &self.settings.wall_reader,
                 definers: self.migrations.definer_functions(),
             })),
             (Some(_), None) => Err(Error::invalid(

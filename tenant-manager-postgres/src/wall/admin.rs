@@ -8,7 +8,7 @@ use tenant_manager_core::{Entity, Error, Result, ServerId, TenantId};
 
 use super::databases::{Database, databases};
 use super::grants;
-use super::install::{add_key, ensure_owner, grant_owner_role, install, installed};
+use super::install::{add_key, ensure_roles, grant_owner_role, install, installed};
 use super::secure::{Guard, secure_schema};
 use crate::credentials::WallKeys;
 use crate::ident::Ident;
@@ -100,13 +100,13 @@ impl WallAdmin {
         report: &mut WallReport,
     ) -> Result<()> {
         grants::ensure_app_login_role(conn, wall.app).await?;
-        ensure_owner(conn, wall.owner).await?;
+        ensure_roles(conn, wall).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
         pg::lock_shared_database(&mut tx, database).await?;
         if !installed(&mut tx).await? {
             report.installed += 1;
         }
-        install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        install(&mut tx, wall).await?;
         tx.commit().await.map_db(Entity::Tenant)?;
         for (tenant, role, schema) in &found.schemas {
             let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
@@ -123,7 +123,7 @@ impl WallAdmin {
             let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
             pg::lock_shared_database(&mut tx, database).await?;
             grants::grant_shared(&mut tx, &self.storage, database, wall.app).await?;
-            grant_owner_role(&mut tx, &settings.shared_owner).await?;
+            grant_owner_role(&mut tx, wall, &settings.shared_owner).await?;
             secure_schema(
                 &mut tx,
                 &settings.shared_schema,
@@ -243,7 +243,7 @@ pub(crate) async fn wall_schema_tenant(
     tenant: TenantId,
 ) -> Result<usize> {
     grants::grant_schema_direct(conn, wall.app, role, schema, database).await?;
-    grant_owner_role(conn, role).await?;
+    grant_owner_role(conn, wall, role).await?;
     secure_schema(conn, schema, Guard::Tenant(tenant), wall, "schema").await
 }
 
@@ -262,10 +262,10 @@ pub(crate) async fn install_in(
     let mut conn = storage.connect(server, database).await?;
     let done = async {
         grants::ensure_app_login_role(&mut conn, wall.app).await?;
-        ensure_owner(&mut conn, wall.owner).await?;
+        ensure_roles(&mut conn, wall).await?;
         let mut tx = conn.begin().await.map_db(Entity::Tenant)?;
-        install(&mut tx, wall.owner, wall.app, wall.keys).await?;
-        grant_owner_role(&mut tx, role).await?;
+        install(&mut tx, wall).await?;
+        grant_owner_role(&mut tx, wall, role).await?;
         tx.commit().await.map_db(Entity::Tenant)
     }
     .await;

@@ -4,14 +4,19 @@ use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result};
 
 use crate::credentials::WallKeys;
-use crate::ident::Ident;
+use crate::ident::{Ident, quote_ident};
 use crate::pg::{self, INTERNAL_ERROR, Marked, SqlxResultExt, UNIQUE_VIOLATION};
+use crate::storage::WallContext;
 
 /// Marker comment of the wall owner role.
 pub(crate) const WALL_OWNER_MARKER: &str = "tenant-manager:wall-owner";
 
-/// Comment on schema `wall` once this version of the wall is installed.
-pub(crate) const WALL_VERSION: &str = "tenant-manager:wall:v1";
+/// Marker comment of the wall reader role.
+pub(crate) const WALL_READER_MARKER: &str = "tenant-manager:wall-reader";
+
+/// Comment on schema `wall` once this version of the wall is installed (v2: owners of walled
+/// tables read the wall through the reader role instead of grants of their own).
+pub(crate) const WALL_VERSION: &str = "tenant-manager:wall:v2";
 
 const INSTALL: &str = include_str!("install.sql");
 
@@ -55,6 +60,20 @@ pub(crate) async fn ensure_owner(conn: &mut PgConnection, owner: &Ident) -> Resu
     ))
 }
 
+/// Ensures the wall's cluster-wide roles: the owner ([`ensure_owner`]) and the reader, a
+/// `NOLOGIN NOINHERIT` role with no privilege but the wall's read grants in each database.
+/// Run outside a transaction.
+pub(crate) async fn ensure_roles(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<()> {
+    ensure_owner(conn, wall.owner).await?;
+    let marked = Marked {
+        role: wall.reader,
+        marker: WALL_READER_MARKER,
+        field: "wall_reader",
+    };
+    let attributes = format!("NOLOGIN NOINHERIT {}", pg::UNPRIVILEGED);
+    pg::ensure_marked_role(conn, &marked, &attributes, None).await
+}
+
 /// Whether the connected database has this version of the wall.
 pub(crate) async fn installed(conn: &mut PgConnection) -> Result<bool> {
     let comment: Option<String> = sqlx::query_scalar(
@@ -69,22 +88,58 @@ pub(crate) async fn installed(conn: &mut PgConnection) -> Result<bool> {
 }
 
 /// Installs the wall (schemas `wall` and `wall_private`, the key and verdict tables, the
-/// functions, the app login's grants) in the connected database when this version is not
-/// there yet, and adds `keys` to the key table when missing. Run as a superuser inside a
-/// transaction that holds the database's lock, after [`ensure_owner`].
-pub(crate) async fn install(
-    conn: &mut PgConnection,
-    owner: &Ident,
-    app: &Ident,
-    keys: &WallKeys,
-) -> Result<()> {
+/// functions, the app login's and the reader's grants) in the connected database when this
+/// version is not there yet, and adds the signing key to the key table when missing. An
+/// earlier version is upgraded in place, its owners' own grants moved to the reader role
+/// ([`adopt_direct_readers`]). Run as a superuser inside a transaction that holds the
+/// database's lock, after [`ensure_roles`].
+pub(crate) async fn install(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<()> {
     if !installed(conn).await? {
         let sql = INSTALL
-            .replace("__OWNER__", &owner.quoted())
-            .replace("__APP__", &app.quoted());
+            .replace("__OWNER__", &wall.owner.quoted())
+            .replace("__APP__", &wall.app.quoted())
+            .replace("__READER__", &wall.reader.quoted());
         pg::ddl(conn, sql).await?;
+        adopt_direct_readers(conn, wall).await?;
     }
-    add_key(conn, keys).await.map(|_| ())
+    add_key(conn, wall.keys).await.map(|_| ())
+}
+
+/// The roles other than the app login and the reader that hold the wall's read grants of
+/// their own (owners of walled tables under version 1 of the wall).
+async fn direct_readers(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT r.rolname::text \
+         FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a, pg_catalog.pg_roles r \
+         WHERE c.oid = 'wall.session_token'::pg_catalog.regclass AND r.oid = a.grantee \
+           AND a.grantee <> c.relowner AND r.rolname NOT IN ($1, $2)",
+    )
+    .bind(wall.app.as_str())
+    .bind(wall.reader.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_db(Entity::Tenant)
+}
+
+/// Moves every direct reader's grants on the wall to a membership of the reader role, so the
+/// ACLs stop growing with the tenants.
+async fn adopt_direct_readers(conn: &mut PgConnection, wall: WallContext<'_>) -> Result<()> {
+    for name in direct_readers(conn, wall).await? {
+        let role = quote_ident(&name);
+        pg::ddl(
+            conn,
+            format!(
+                "GRANT {reader} TO {role}; \
+                 REVOKE USAGE ON SCHEMA wall FROM {role}; \
+                 REVOKE SELECT (pid, token, tenant) ON wall.sessions FROM {role}; \
+                 REVOKE SELECT ON SEQUENCE wall.session_token FROM {role}; \
+                 REVOKE EXECUTE ON FUNCTION wall.tenant() FROM {role}",
+                reader = wall.reader
+            ),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// HMAC's padded key halves: (key XOR ipad, key XOR opad), 64 bytes each.
@@ -144,18 +199,14 @@ pub(crate) async fn add_key(conn: &mut PgConnection, keys: &WallKeys) -> Result<
 
 /// What a role that owns walled tables (a schema tenant's role, the shared owner) needs of
 /// the wall: forced row-level security binds owners too, so their statements evaluate the
-/// policies' verdict check.
-pub(crate) async fn grant_owner_role(conn: &mut PgConnection, role: &Ident) -> Result<()> {
-    pg::ddl(
-        conn,
-        format!(
-            "GRANT USAGE ON SCHEMA wall TO {role}; \
-             GRANT SELECT (pid, token, tenant) ON wall.sessions TO {role}; \
-             GRANT SELECT ON SEQUENCE wall.session_token TO {role}; \
-             GRANT EXECUTE ON FUNCTION wall.tenant() TO {role}"
-        ),
-    )
-    .await
+/// policies' verdict check. The role becomes a member of the reader role (it inherits, as
+/// tenant roles and the shared owner do); the wall's ACLs do not grow.
+pub(crate) async fn grant_owner_role(
+    conn: &mut PgConnection,
+    wall: WallContext<'_>,
+    role: &Ident,
+) -> Result<()> {
+    pg::ddl(conn, format!("GRANT {} TO {role}", wall.reader)).await
 }
 
 #[cfg(test)]

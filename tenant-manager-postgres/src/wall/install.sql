@@ -2,7 +2,11 @@
 -- src/wall/install.rs as a superuser, in one transaction, with __OWNER__ (the wall owner role,
 -- NOLOGIN) and __APP__ (the app login) replaced by quoted identifiers. Idempotent. The owner
 -- role itself (cluster-wide, INHERIT, member of pg_read_all_stats) is ensured before, outside
--- the transaction (install.rs: ensure_owner).
+-- the transaction (install.rs: ensure_roles), and so is __READER__ (NOLOGIN, no privilege
+-- elsewhere): the roles that own walled tables (schema tenants' roles, the shared owner) are its
+-- members, so their statements may evaluate the policies. One grant to it keeps the ACLs below
+-- one entry long however many tenants the database holds (a column's or a sequence's ACL lives
+-- in a catalog row without TOAST, which held about 2,400 direct grants).
 
 CREATE SCHEMA IF NOT EXISTS wall_private;
 ALTER SCHEMA wall_private OWNER TO __OWNER__;
@@ -10,7 +14,7 @@ REVOKE ALL ON SCHEMA wall_private FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS wall;
 ALTER SCHEMA wall OWNER TO __OWNER__;
 REVOKE ALL ON SCHEMA wall FROM PUBLIC;
-GRANT USAGE ON SCHEMA wall TO __APP__;
+GRANT USAGE ON SCHEMA wall TO __APP__, __READER__;
 
 -- HMAC-SHA256 keys as their two padded halves (key XOR ipad, key XOR opad, 64 bytes each), so
 -- the verification needs only the built-in sha256(): HMAC = sha256(outer || sha256(inner || m)).
@@ -44,8 +48,8 @@ ALTER TABLE wall.sessions ENABLE ROW LEVEL SECURITY;   -- not FORCE: the owner (
 DROP POLICY IF EXISTS own_session ON wall.sessions;
 CREATE POLICY own_session ON wall.sessions FOR SELECT
     USING (token OPERATOR(pg_catalog.=) pg_catalog.currval('wall.session_token'::pg_catalog.regclass));
-GRANT SELECT (pid, token, tenant) ON wall.sessions TO __APP__;
-GRANT SELECT ON SEQUENCE wall.session_token TO __APP__;
+GRANT SELECT (pid, token, tenant) ON wall.sessions TO __APP__, __READER__;
+GRANT SELECT ON SEQUENCE wall.session_token TO __APP__, __READER__;
 
 CREATE OR REPLACE FUNCTION wall.session_id(OUT pid integer, OUT backend_start_us bigint)
 LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER
@@ -133,6 +137,7 @@ REVOKE ALL ON FUNCTION wall.session_id(), wall.enter(uuid, bigint, integer, text
                        wall.leave(), wall.tenant() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wall.session_id(), wall.enter(uuid, bigint, integer, text),
                           wall.leave(), wall.tenant() TO __APP__;
+GRANT EXECUTE ON FUNCTION wall.tenant() TO __READER__;
 -- Temporary objects only for the app login (the reset drops them); nobody else.
 DO $temp$ BEGIN
     EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
@@ -143,4 +148,4 @@ END $temp$;
 REVOKE EXECUTE ON FUNCTION pg_catalog.lo_create(oid), pg_catalog.lo_creat(integer),
     pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lo_import(text),
     pg_catalog.lo_import(text, oid) FROM PUBLIC;
-COMMENT ON SCHEMA wall IS 'tenant-manager:wall:v1';
+COMMENT ON SCHEMA wall IS 'tenant-manager:wall:v2';

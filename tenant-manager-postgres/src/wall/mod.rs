@@ -51,5 +51,5 @@ pub(crate) use grants::{
     app_login_marked, ensure_app_login_role, grant_database, grant_schema_direct, grant_shared,
     grant_shared_database, revoke_schema_tenant,
 };
-pub(crate) use install::{ensure_owner, grant_owner_role, install};
+pub(crate) use install::{ensure_roles, grant_owner_role, install};
 pub(crate) use secure::{Guard, secure_schema};

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use tenant_manager_core::{Isolation, Tenant};
 use tenant_manager_postgres::{PgTenantConnector, PgTenantPools, ServerMap, WallAdmin};
 
+#[allow(unused_imports)]
 pub use crate::common::app::{app_login, app_name, is_member, keys};
 use crate::common::{Env, add_companies};
 use crate::pool_support;

@@ -134,8 +134,9 @@ async fn build_in(
     let wall = storage.wall()?;
     if shapes.iter().any(|s| s.walled != Walled::No) {
         let wall = wall.ok_or_else(|| Error::internal("a walled shape without a wall"))?;
+        wall::ensure_roles(conn, wall).await?;
         let mut tx = conn.begin().await.map_db(Entity::Record)?;
-        wall::install(&mut tx, wall.owner, wall.app, wall.keys).await?;
+        wall::install(&mut tx, wall).await?;
         tx.commit().await.map_db(Entity::Record)?;
     }
     let mut built = BTreeMap::new();
