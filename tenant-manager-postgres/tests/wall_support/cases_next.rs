@@ -190,12 +190,14 @@ pub fn advisory(world: &World, mode: Mode) -> BoxFuture<'_, Outcome> {
         ];
         let mut loot = Loot::default();
         attempts(seat.conn(), &mut loot, &sqls).await;
-        // What any session reads in pg_locks: how many of B's rows are a held lock's key.
+        // What any session reads in pg_locks: how many of B's rows are a held lock's key, in
+        // this database (another run of this suite on the same server holds the same keys).
         let mut admin = world.admin().await;
         let encoded: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM (SELECT name FROM {sb}.companies \
                UNION ALL SELECT name FROM {sh}.companies WHERE tenant_id = $1) r \
              WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND l.classid = 7 AND l.objsubid = 2 \
                AND l.objid::int8 = (hashtext(r.name)::int8 + 4294967296) % 4294967296)"
         )))
