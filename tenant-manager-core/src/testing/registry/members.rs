@@ -360,8 +360,13 @@ pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) 
             .is_empty()
     );
     assert_eq!(r.count_seats(tenant.id).await.expect("seats"), 1);
-    let (again, again_token) =
-        invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1));
+    let (again, again_token) = invitation(
+        tenant.id,
+        Some(owner.id),
+        email,
+        Role::Member,
+        Duration::days(1),
+    );
     let again = r.create_invitation(again, 10).await.expect("invite again");
     r.revoke_invitation(tenant.id, again.id)
         .await
