@@ -204,3 +204,84 @@ async fn users_from_before_memberships_migrate() {
     );
     pool.close().await;
 }
+
+/// Invitations stored while `invited_by` was required (before migration `20261206000004`)
+/// keep their inviter; afterwards an operator's invitation records none (NULL), and both
+/// read back.
+#[tokio::test]
+async fn invitations_from_before_operator_invitations_migrate() {
+    use tenant_manager_core::testing::support::{sample_tenant, sample_user, unique_email};
+    use tenant_manager_core::{InvitationId, Isolation, NewInvitation, OpaqueToken, Role};
+
+    let db = TestDatabase::create().await;
+    let pool = db.pool().await;
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let all = sqlx::migrate::Migrator::new(source)
+        .await
+        .expect("migrations");
+    let mut old = sqlx::migrate::Migrator::with_migrations(
+        all.iter()
+            .filter(|m| m.version < 20261206000004)
+            .cloned()
+            .collect(),
+    );
+    old.dangerous_set_table_name(tenant_manager_postgres::registry::GLOBAL_MIGRATIONS_TABLE);
+    old.run(&pool)
+        .await
+        .expect("the migrations before operator invitations");
+    let registry = PostgresRegistry::new(pool.clone());
+    let tenant = sample_tenant(Isolation::Shared);
+    let (tenant, owner) = registry
+        .create_tenant_with_owner(tenant.clone(), sample_user(tenant.id, Role::Owner))
+        .await
+        .expect("tenant");
+    let invite = |by| {
+        let id = InvitationId::new();
+        let token = OpaqueToken::generate(*id.as_uuid());
+        NewInvitation::new(
+            id,
+            tenant.id,
+            unique_email("inv"),
+            Role::Member,
+            by,
+            token.digest(),
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        )
+    };
+    let by_owner = registry
+        .create_invitation(invite(Some(owner.id)), 10)
+        .await
+        .expect("an owner's invitation on the old schema");
+    let refused = registry.create_invitation(invite(None), 10).await;
+    assert!(refused.is_err(), "the old schema requires an inviter");
+    migrate_global(&pool).await.expect("upgrade");
+    assert_eq!(
+        registry
+            .get_invitation(by_owner.id)
+            .await
+            .expect("kept")
+            .invited_by,
+        Some(owner.id)
+    );
+    let by_operator = registry
+        .create_invitation(invite(None), 10)
+        .await
+        .expect("an operator's invitation");
+    assert_eq!(by_operator.invited_by, None);
+    let stored: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT invited_by FROM tm_invitations WHERE id = $1")
+            .bind(by_operator.id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!(stored, None);
+    assert_eq!(
+        registry
+            .list_invitations(tenant.id)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+    pool.close().await;
+}

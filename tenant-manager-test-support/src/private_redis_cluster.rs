@@ -16,6 +16,8 @@ pub struct PrivateRedisCluster {
     ports: Vec<u16>,
     dir: PathBuf,
     children: Vec<Child>,
+    /// Replicas added by [`PrivateRedisCluster::add_replica`]: port and process.
+    replicas: Vec<(u16, Child)>,
 }
 
 impl PrivateRedisCluster {
@@ -28,6 +30,7 @@ impl PrivateRedisCluster {
             ports: Vec::new(),
             dir,
             children: Vec::new(),
+            replicas: Vec::new(),
         };
         for _ in 0..MASTERS {
             cluster.spawn_node();
@@ -126,6 +129,71 @@ impl PrivateRedisCluster {
         let port = self.ports[index];
         self.children[index] = self.spawn(port);
         self.wait_ok();
+    }
+
+    /// Adds a node beyond the masters: a replica of master `index` (of
+    /// [`PrivateRedisCluster::ports`]), joined with `redis-cli --cluster add-node`. Waits until
+    /// it has synced with its master and every master lists it; returns its port.
+    pub fn add_replica(&mut self, index: usize) -> u16 {
+        let master = self.ports[index];
+        let id: String = self.node_query(master, redis::cmd("CLUSTER").arg("MYID"));
+        let port = free_port();
+        let child = self.spawn(port);
+        self.replicas.push((port, child));
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed to run the Redis Cluster tests");
+        assert!(status.success(), "redis-cli --cluster add-node failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info: String = self.node_query(port, redis::cmd("INFO").arg("replication"));
+            let known = self.ports.iter().all(|&p| {
+                let nodes: String = self.node_query(p, redis::cmd("CLUSTER").arg("NODES"));
+                nodes.contains(&format!(":{port}@"))
+            });
+            if known && info.contains("master_link_status:up") {
+                return port;
+            }
+            assert!(Instant::now() < deadline, "the replica never synced");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills master `index` (which must have a replica from
+    /// [`PrivateRedisCluster::add_replica`]) and waits until a replica of it took over and
+    /// every live node reports `cluster_state:ok`; returns the new master's port.
+    pub fn fail_over(&mut self, index: usize) -> u16 {
+        let old = self.ports[index];
+        self.kill_node(index);
+        let live: Vec<u16> = self
+            .ports
+            .iter()
+            .copied()
+            .filter(|&p| p != old)
+            .chain(self.replicas.iter().map(|(p, _)| *p))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let promoted = self.replicas.iter().map(|(p, _)| *p).find(|&p| {
+                let info: String = self.node_query(p, redis::cmd("INFO").arg("replication"));
+                info.contains("role:master")
+            });
+            let ok = live.iter().all(|&p| {
+                let info: String = self.node_query(p, redis::cmd("CLUSTER").arg("INFO"));
+                info.contains("cluster_state:ok")
+            });
+            if let (Some(port), true) = (promoted, ok) {
+                return port;
+            }
+            assert!(Instant::now() < deadline, "no replica took over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn spawn_node(&mut self) {
@@ -236,7 +304,11 @@ fn free_port() -> u16 {
 
 impl Drop for PrivateRedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self
+            .children
+            .iter_mut()
+            .chain(self.replicas.iter_mut().map(|(_, c)| c))
+        {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -178,6 +178,76 @@ async fn list_and_restore_as_a_new_tenant_or_into_one_through_the_api_and_the_cl
     assert_eq!(items[0]["id"], newest.as_str());
 }
 
+/// A restore as a new tenant naming its owner: the answer carries an owner's invitation
+/// (recorded as the operator's); once accepted, the owner logs in to the new tenant and sees
+/// the restored rows, and can manage its users.
+#[tokio::test]
+async fn the_owner_named_in_a_restore_as_a_new_tenant_logs_in_to_the_restored_data() {
+    const PASSWORD: &str = "Restored-Owner-1!";
+    let env = PgEnv::new().await;
+    let backups = TempDir::new("e2e-backups-owner");
+    let server = env.server(&[("BACKUP_DIR", backups.path().to_str().unwrap())]);
+    let src = env
+        .org_with_companies(&server, "osrc", "schema", &["Alpha", "Beta"])
+        .await;
+    let (status, taken) = admin_post(
+        &server,
+        &format!("/api/admin/tenants/{}/backups", src.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+    let backup = taken["id"].as_str().unwrap().to_owned();
+    let owner = common::email("restored-owner");
+    let (status, restored) = admin_post(
+        &server,
+        &format!("/api/admin/backups/{backup}/restore"),
+        Some(&json!({"new_tenant": {"slug": env.slug("ocopy"), "owner_email": owner}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{restored}");
+    let tenant_id = restored["tenant"]["id"].as_str().unwrap().to_owned();
+    let invitation = &restored["owner_invitation"];
+    assert_eq!(invitation["email"], owner.as_str(), "{restored}");
+    assert_eq!(invitation["role"], "owner", "{restored}");
+    assert_eq!(invitation["invited_by"], Value::Null, "{restored}");
+    let token = invitation["token"].as_str().unwrap();
+
+    // Nobody logs in before the invitation is accepted.
+    assert_eq!(
+        server.login(&owner, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = server
+        .post(
+            "/api/auth/accept-invitation",
+            Auth::None,
+            &json!({"token": token, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    let r = server.login(&owner, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let access = r.json::<Value>().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let copy = Org {
+        id: tenant_id,
+        token: access,
+    };
+    assert_eq!(
+        company_names(&server, &copy).await,
+        company_names(&server, &src).await
+    );
+    let me = server
+        .get_json("/api/tenant/users", Auth::Bearer(&copy.token))
+        .await;
+    let users = me["users"].as_array().unwrap_or_else(|| panic!("{me}"));
+    assert_eq!(users.len(), 1, "{me}");
+    assert_eq!(users[0]["role"], "owner", "{me}");
+}
+
 #[tokio::test]
 async fn every_bad_input_of_the_backup_routes_is_a_json_error_naming_the_field() {
     let env = PgEnv::new().await;
@@ -258,6 +328,18 @@ async fn every_bad_input_of_the_backup_routes_is_a_json_error_naming_the_field()
             json!({"new_tenant": {"slug": env.slug("ok"), "name": " "}}),
             StatusCode::BAD_REQUEST,
             "new_tenant.name",
+        ),
+        (
+            restore.clone(),
+            json!({"new_tenant": {"slug": env.slug("ok"), "owner_email": "not-an-email"}}),
+            StatusCode::BAD_REQUEST,
+            "new_tenant.owner_email",
+        ),
+        (
+            restore.clone(),
+            json!({"new_tenant": {"slug": env.slug("ok"), "owner_email": ""}}),
+            StatusCode::BAD_REQUEST,
+            "new_tenant.owner_email",
         ),
         (
             restore.clone(),

@@ -94,6 +94,14 @@ async fn an_operator_invites_lists_and_removes_users() {
     assert!(invited["expires_at"].is_string(), "{invited}");
     let token = invited["token"].as_str().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains(token));
+    // Recorded as the operator's: no inviting user (not the tenant's owner).
+    let inviter: Option<String> =
+        sqlx::query_scalar("SELECT invited_by::text FROM tm_invitations WHERE id = $1::uuid")
+            .bind(invited["id"].as_str().unwrap())
+            .fetch_one(&mut env.registry().await)
+            .await
+            .unwrap();
+    assert_eq!(inviter, None, "the operator invited, not {owner_id}");
     let r = server
         .post(
             "/api/auth/accept-invitation",
@@ -158,5 +166,82 @@ async fn an_operator_invites_lists_and_removes_users() {
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     assert_eq!(users(&env, &slug).len(), 1);
     let r = server.login(&owner_email, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+}
+
+/// Rows of `tm_refresh_tokens` with id `id`: 1 while it exists.
+async fn token_rows(env: &PgEnv, id: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM tm_refresh_tokens WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(&mut env.registry().await)
+        .await
+        .unwrap()
+}
+
+/// Stores a refresh token row of the tenant's owner expiring `expires_in_s` seconds from the
+/// database's now (negative: already expired); returns its id.
+async fn store_token(env: &PgEnv, tenant: &str, expires_in_s: i64) -> String {
+    sqlx::query_scalar(
+        "INSERT INTO tm_refresh_tokens \
+           (id, family_id, user_id, tenant_id, token_digest, created_at, expires_at) \
+         SELECT gen_random_uuid(), gen_random_uuid(), u.id, u.tenant_id, \
+                sha256(gen_random_uuid()::text::bytea), now() - interval '2 days', \
+                now() + make_interval(secs => $2) \
+         FROM tm_users u WHERE u.tenant_id = $1::uuid LIMIT 1 \
+         RETURNING id::text",
+    )
+    .bind(tenant)
+    .bind(expires_in_s as f64)
+    .fetch_one(&mut env.registry().await)
+    .await
+    .unwrap()
+}
+
+/// Polls until the row of refresh token `id` is gone; false if it is still there after
+/// `PRUNE_PATIENCE` (the server prunes every 50 ms).
+async fn pruned(env: &PgEnv, id: &str) -> bool {
+    const PRUNE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + PRUNE_PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if token_rows(env, id).await == 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The server's pruning task (`REFRESH_TOKEN_PRUNE_INTERVAL_MS`) deletes expired refresh
+/// tokens from the registry as it runs, round after round, and leaves the unexpired ones: a
+/// login's token, and one that expires in an hour, both outlive several rounds.
+#[tokio::test]
+async fn the_prune_task_deletes_expired_refresh_tokens_only() {
+    let env = PgEnv::new().await;
+    let server = env.server(&[("REFRESH_TOKEN_PRUNE_INTERVAL_MS", "50")]);
+    let (tenant_id, _, _) = env.register(&server, "prune", "shared").await;
+    let owner: String = sqlx::query_scalar("SELECT email FROM tm_users WHERE tenant_id = $1::uuid")
+        .bind(&tenant_id)
+        .fetch_one(&mut env.registry().await)
+        .await
+        .unwrap();
+    let r = server.login(&owner, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let live_refresh = r.json::<Value>().unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let later = store_token(&env, &tenant_id, 3600).await;
+    let expired = store_token(&env, &tenant_id, -1).await;
+    assert!(pruned(&env, &expired).await, "the expired token is deleted");
+    // Another round, after the first: a token that expired long ago goes too.
+    let older = store_token(&env, &tenant_id, -86_400).await;
+    assert!(pruned(&env, &older).await, "deleted by a later round");
+    // The rounds left the unexpired tokens alone.
+    assert_eq!(
+        token_rows(&env, &later).await,
+        1,
+        "not deleted before expiry"
+    );
+    let r = refresh(&server, &live_refresh).await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
 }

@@ -31,8 +31,8 @@ pub struct Invitation {
     pub email: Email,
     /// The role the user gets.
     pub role: Role,
-    /// Who invited.
-    pub invited_by: UserId,
+    /// Who invited: a user of the tenant, or `None` when the operator did.
+    pub invited_by: Option<UserId>,
     /// Digest of the token's secret.
     pub token_digest: TokenDigest,
     /// Creation time.
@@ -72,8 +72,8 @@ pub struct NewInvitation {
     pub email: Email,
     /// The role the user gets.
     pub role: Role,
-    /// Who invited.
-    pub invited_by: UserId,
+    /// Who invited: a user of the tenant, or `None` when the operator did.
+    pub invited_by: Option<UserId>,
     /// Digest of the token's secret.
     pub token_digest: TokenDigest,
     /// Not accepted after this time.
@@ -87,7 +87,7 @@ impl NewInvitation {
         tenant_id: TenantId,
         email: Email,
         role: Role,
-        invited_by: UserId,
+        invited_by: Option<UserId>,
         token_digest: TokenDigest,
         expires_at: OffsetDateTime,
     ) -> Self {

@@ -29,7 +29,7 @@ struct InvitationRow {
     tenant_id: Uuid,
     email: String,
     role: String,
-    invited_by: Uuid,
+    invited_by: Option<Uuid>,
     token_digest: Vec<u8>,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
@@ -49,7 +49,7 @@ impl TryFrom<InvitationRow> for Invitation {
             TenantId::from_uuid(row.tenant_id),
             Email::new(&row.email).map_err(|e| corrupt("email", e))?,
             row.role.parse().map_err(|e| corrupt("role", e))?,
-            UserId::from_uuid(row.invited_by),
+            row.invited_by.map(UserId::from_uuid),
             TokenDigest::from_slice(&row.token_digest)?,
             row.expires_at,
         )
@@ -177,7 +177,7 @@ pub(crate) async fn insert(
         .bind(tenant.as_uuid())
         .bind(record.email.as_str())
         .bind(record.role.as_str())
-        .bind(record.invited_by.as_uuid())
+        .bind(record.invited_by.map(|u| *u.as_uuid()))
         .bind(record.token_digest.as_bytes().as_slice())
         .bind(record.created_at)
         .bind(record.expires_at)

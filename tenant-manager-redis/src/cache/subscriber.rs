@@ -101,6 +101,8 @@ async fn session(pool: &RedisPool, target: &Target, backoff: &mut Duration) -> R
     bounded(command_timeout, sink.subscribe(channel.as_str())).await?;
     // Redis answers again: calls need not wait for the pool's own probe to find out.
     pool.connections_restored();
+    // On a cluster, where to reconnect should the node of this connection go away.
+    pool.learn_cluster_nodes().await;
     match local.upgrade() {
         Some(local) => {
             // Before the flag: a receiver taken once subscribed sees only later messages.

@@ -16,6 +16,8 @@ pub(super) struct Clients {
     pub(super) commands: Connector,
     pub(super) blocking: Connector,
     pub(super) pubsub: Vec<Client>,
+    /// The first seed's settings, for clients of the cluster's other nodes.
+    pub(super) template: Option<(ConnectionInfo, bool)>,
 }
 
 /// The connection settings of `url` with the configured credentials; whether it is TLS.
@@ -45,7 +47,7 @@ fn connection_info(config: &RedisConfig, url: &str) -> Result<(ConnectionInfo, b
 }
 
 /// A standalone client for `info`, trusting the configured TLS roots.
-fn client(config: &RedisConfig, info: ConnectionInfo, tls: bool) -> Result<Client> {
+pub(super) fn client(config: &RedisConfig, info: ConnectionInfo, tls: bool) -> Result<Client> {
     let client = match (&config.tls_root_certs, tls) {
         (Some(pem), true) => Client::build_with_tls(
             info,
@@ -81,6 +83,7 @@ pub(super) fn build_clients(config: &RedisConfig) -> Result<Clients> {
             commands: Connector::Single(single.clone(), connection.clone()),
             blocking: Connector::Single(single, connection),
             pubsub,
+            template: None,
         });
     }
     let builder = || {
@@ -112,6 +115,7 @@ pub(super) fn build_clients(config: &RedisConfig) -> Result<Clients> {
         commands: Connector::Cluster(commands, handshake),
         blocking: Connector::Cluster(blocking, handshake),
         pubsub,
+        template: infos.first().cloned(),
     })
 }
 

@@ -4,13 +4,14 @@ mod clients;
 mod handle;
 mod health;
 mod manager;
+mod nodes;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Client, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+use redis::{FromRedisValue, RedisError, RedisResult, ScriptInvocation};
 use tenant_manager_core::{Error, Result};
 
 use crate::config::{RedisConfig, redact_url};
@@ -20,6 +21,7 @@ use clients::build_clients;
 use handle::{Connector, Handle};
 use health::Health;
 use manager::Manager;
+use nodes::PubSubTargets;
 
 /// No pooled connection became free within the acquire timeout.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +67,9 @@ pub struct RedisPool {
 struct PoolInner {
     commands: bb8::Pool<Manager>,
     blocking: bb8::Pool<Manager>,
-    /// Clients for pub/sub connections, tried in order: the server, or each cluster seed.
-    pubsub: Vec<Client>,
+    /// Clients for pub/sub connections, tried in order: the server, or each cluster seed,
+    /// then the cluster nodes learned since.
+    pubsub: PubSubTargets,
     health: Arc<Health>,
     keys: Keys,
     config: RedisConfig,
@@ -114,7 +117,7 @@ impl RedisPool {
             inner: Arc::new(PoolInner {
                 commands,
                 blocking,
-                pubsub: clients.pubsub,
+                pubsub: PubSubTargets::new(clients.pubsub, clients.template),
                 health,
                 keys: Keys::new(&config.key_prefix),
                 config,
@@ -262,12 +265,13 @@ impl RedisPool {
     }
 
     /// Opens a dedicated pub/sub connection, bounded by the connect timeout: to the server, or
-    /// to the first cluster seed that answers (a message published on any node of a cluster
-    /// reaches the subscribers of every node).
+    /// to the first cluster seed that answers, else the first node learned by
+    /// [`RedisPool::learn_cluster_nodes`] that answers (a message published on any node of a
+    /// cluster reaches the subscribers of every node).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
         let timeout = self.inner.config.connect_timeout;
         let mut last = timed_out("pub/sub connect timed out");
-        for client in &self.inner.pubsub {
+        for client in &self.inner.pubsub.clients() {
             match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
                 Ok(Ok(pubsub)) => return Ok(pubsub),
                 Ok(Err(err)) => last = map_redis(err),
@@ -275,6 +279,23 @@ impl RedisPool {
             }
         }
         Err(last)
+    }
+
+    /// On a Redis Cluster, learns its nodes (masters and replicas) from `CLUSTER SLOTS`, for
+    /// [`RedisPool::pubsub`] to fall back on when the seeds are gone; returns how many nodes
+    /// are known. Best effort: a failure keeps what was learned before.
+    pub(crate) async fn learn_cluster_nodes(&self) -> usize {
+        if !self.inner.config.cluster {
+            return 0;
+        }
+        match self
+            .query::<redis::Value>(redis::cmd("CLUSTER").arg("SLOTS"))
+            .await
+        {
+            Ok(reply) => self.inner.pubsub.learn(&self.inner.config, &reply),
+            Err(error) => tracing::debug!(%error, "could not read the cluster's nodes"),
+        }
+        self.inner.pubsub.learned()
     }
 
     /// Checks out a connection of `pool` and runs `f` on its handle. The connection is marked

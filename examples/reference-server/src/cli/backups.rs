@@ -40,6 +40,10 @@ pub enum BackupsCommand {
         /// Name of the tenant to create (default: its slug).
         #[arg(long, requires = "new_slug")]
         new_name: Option<String>,
+        /// E-mail of the new tenant's owner (users are not in backups): prints an owner's
+        /// invitation and its token, once, accepted with `POST /api/auth/accept-invitation`.
+        #[arg(long, requires = "new_slug")]
+        owner_email: Option<String>,
     },
     /// Delete a tenant's backups but the newest of each of the last `--daily` days and
     /// `--weekly` ISO weeks (UTC); prints the deleted ones.
@@ -90,24 +94,42 @@ pub(crate) async fn run(ops: &Ops, action: BackupsCommand) -> Result<Exit, CliEr
             into,
             new_slug,
             new_name,
+            owner_email,
         } => {
             let backup = BackupId::parse_field(&backup, "backup")?;
-            let tenant = match (into, new_slug) {
+            match (into, new_slug) {
                 (Some(into), _) => {
                     let target = ops.tenant(&into).await?;
-                    ops.manager.restore_backup(backup, target.id).await?
+                    print_json(&ops.manager.restore_backup(backup, target.id).await?);
                 }
                 (None, Some(slug)) => {
                     let name = new_name.unwrap_or_else(|| slug.clone());
-                    ops.manager
-                        .restore_as_new(backup, RestoreAsNew::new(name, slug))
-                        .await?
+                    let mut wanted = RestoreAsNew::new(name, slug);
+                    if let Some(email) = owner_email {
+                        wanted = wanted.with_owner(email, ops.config.security.invitation_ttl);
+                    }
+                    let restored = ops.manager.restore_as_new(backup, wanted).await?;
+                    match &restored.owner_invitation {
+                        // The tenant as before, plus the invitation and its token.
+                        Some(invited) => print_json(&serde_json::json!({
+                            "tenant": restored.tenant,
+                            "owner_invitation": {
+                                "id": invited.invitation.id.to_string(),
+                                "email": invited.invitation.email.to_string(),
+                                "role": invited.invitation.role.to_string(),
+                                "expires_at": invited.invitation.expires_at
+                                    .format(&time::format_description::well_known::Rfc3339)
+                                    .unwrap_or_default(),
+                                "token": invited.token.expose(),
+                            },
+                        })),
+                        None => print_json(&restored.tenant),
+                    }
                 }
                 (None, None) => {
                     return Err(CliError::new(Exit::Usage, "give --into or --new-slug"));
                 }
-            };
-            print_json(&tenant);
+            }
             Ok(Exit::Success)
         }
         BackupsCommand::Prune {

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::extract::{Body, PathParams};
+use super::invitations::Invited;
 use super::views::{BackupView, TenantSummary};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -74,6 +75,12 @@ pub(crate) struct NewTenantRequest {
     #[serde(default)]
     #[schema(example = "acme_restored", pattern = "^[a-z][a-z0-9_]{2,47}$")]
     slug: Option<String>,
+    /// E-mail of the new tenant's owner. Users are not part of a backup, so without it the
+    /// tenant has no user; with it the answer carries an owner's invitation (valid
+    /// `INVITATION_TTL_SECONDS`), accepted with `POST /api/auth/accept-invitation`.
+    #[serde(default)]
+    #[schema(example = "owner@acme.example.com", format = "email")]
+    owner_email: Option<String>,
 }
 
 /// What a restore did.
@@ -84,18 +91,22 @@ pub(crate) struct Restored {
     tenant: TenantSummary,
     /// Whether the tenant was created by this call.
     created: bool,
+    /// The owner's invitation and its token (shown once), for a new tenant given
+    /// `new_tenant.owner_email`; `null` otherwise.
+    owner_invitation: Option<Invited>,
 }
 
 /// Restores a backup into an existing tenant (`into`), or as a new tenant (`new_tenant`):
 /// one call registers and provisions a tenant of the backup's isolation, then restores into
-/// it (the tenant is removed again if that fails). The new tenant has no users.
+/// it (the tenant is removed again if that fails). Users are not in backups: name the new
+/// tenant's owner with `new_tenant.owner_email` to get an owner's invitation in the answer.
 #[utoipa::path(post, path = "/api/admin/backups/{backup_id}/restore", tag = "admin", security(("admin_key" = [])),
     params(("backup_id" = Uuid, Path, description = "Backup id")),
     request_body = RestoreRequest,
     responses(
         (status = 200, description = "Restored into the existing tenant", body = Restored),
         (status = 201, description = "Restored as a new tenant", body = Restored),
-        (status = 400, description = "A field is invalid (`field` names it: `backup_id`, `into`, `new_tenant`, `new_tenant.name`, `new_tenant.slug`, `isolation`)", body = ErrorBody),
+        (status = 400, description = "A field is invalid (`field` names it: `backup_id`, `into`, `new_tenant`, `new_tenant.name`, `new_tenant.slug`, `new_tenant.owner_email`, `isolation`)", body = ErrorBody),
         (status = 404, description = "No such backup", body = ErrorBody),
         (status = 409, description = "The slug is taken (`new_tenant.slug`), or the tenant `into` is not active or suspended", body = ErrorBody),
         (status = 503, description = "The database, store or backup tools are unavailable", body = ErrorBody),
@@ -107,21 +118,24 @@ pub(crate) async fn restore_backup(
 ) -> Result<(StatusCode, Json<Restored>), ApiError> {
     let backup = BackupId::parse_field(&backup_id, "backup_id")?;
     let manager = &state.services.admin;
-    let (status, tenant, created) = match (request.into, request.new_tenant) {
+    let (status, tenant, created, owner_invitation) = match (request.into, request.new_tenant) {
         (Some(into), None) => {
             let into = TenantId::parse_field(&into, "into")?;
             let tenant = manager.restore_backup(backup, into).await?;
-            (StatusCode::OK, tenant, false)
+            (StatusCode::OK, tenant, false, None)
         }
         (None, Some(new)) => {
             let slug = new
                 .slug
                 .ok_or_else(|| Error::invalid("new_tenant.slug", "is required"))?;
             let name = new.name.unwrap_or_else(|| slug.clone());
-            let tenant = manager
-                .restore_as_new(backup, RestoreAsNew::new(name, slug))
-                .await?;
-            (StatusCode::CREATED, tenant, true)
+            let mut wanted = RestoreAsNew::new(name, slug);
+            if let Some(email) = new.owner_email {
+                wanted = wanted.with_owner(email, state.config.security.invitation_ttl);
+            }
+            let restored = manager.restore_as_new(backup, wanted).await?;
+            let invited = restored.owner_invitation.as_ref().map(Invited::from);
+            (StatusCode::CREATED, restored.tenant, true, invited)
         }
         (Some(_), Some(_)) => {
             return Err(
@@ -138,6 +152,7 @@ pub(crate) async fn restore_backup(
             backup_id: *backup.as_uuid(),
             tenant: TenantSummary::from(&tenant),
             created,
+            owner_invitation,
         }),
     ))
 }

@@ -50,7 +50,9 @@ pub(crate) struct InvitationView {
     id: Uuid,
     email: String,
     role: String,
-    invited_by: Uuid,
+    /// The user who invited; `null` when the operator did (`tenant-cli users invite`, or a
+    /// restore as a new tenant).
+    invited_by: Option<Uuid>,
     /// RFC 3339.
     created_at: String,
     /// RFC 3339: not accepted after this.
@@ -63,7 +65,7 @@ impl From<&Invitation> for InvitationView {
             id: *i.id.as_uuid(),
             email: i.email.to_string(),
             role: i.role.to_string(),
-            invited_by: *i.invited_by.as_uuid(),
+            invited_by: i.invited_by.map(|u| *u.as_uuid()),
             created_at: i.created_at.format(&Rfc3339).unwrap_or_default(),
             expires_at: i.expires_at.format(&Rfc3339).unwrap_or_default(),
         }
@@ -78,6 +80,15 @@ pub(crate) struct Invited {
     invitation: InvitationView,
     /// Send it to the invitee; `POST /api/auth/accept-invitation` takes it.
     token: String,
+}
+
+impl From<&tenant_manager::manager::Invited> for Invited {
+    fn from(invited: &tenant_manager::manager::Invited) -> Self {
+        Self {
+            invitation: InvitationView::from(&invited.invitation),
+            token: invited.token.expose().to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Invited {
@@ -127,13 +138,7 @@ pub(crate) async fn invite(
         )
         .await
         .map_err(users_quota)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Invited {
-            invitation: InvitationView::from(&invited.invitation),
-            token: invited.token.expose().to_owned(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(Invited::from(&invited))))
 }
 
 /// The pending invitations of the caller's tenant. Owners and admins.

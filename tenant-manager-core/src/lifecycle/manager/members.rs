@@ -33,7 +33,7 @@ fn not_a_manager() -> Error {
 }
 
 /// An invitation's validity: between 1 second and 90 days.
-fn invitation_ttl(ttl: Duration) -> Result<time::Duration> {
+pub(super) fn invitation_ttl(ttl: Duration) -> Result<time::Duration> {
     time::Duration::try_from(ttl)
         .ok()
         .filter(|t| t.is_positive() && *t <= time::Duration::days(90))
@@ -99,18 +99,18 @@ impl TenantManager {
         if !inviter.role.includes(role) {
             return Err(Error::forbidden("cannot grant a role above your own"));
         }
-        self.record_invitation(tenant, email, role, inviter.id, ttl)
+        self.record_invitation(tenant, email, role, Some(inviter.id), ttl)
             .await
     }
 
     /// Invites `email` to `tenant` with `role` on the operator's behalf (no inviting user, so
     /// no role check): the e-mail rules, the validity bounds and the `max_users` quota apply
-    /// as for [`TenantManager::invite_user`]. The invitation records the tenant's oldest owner
-    /// as `invited_by` (the column names a user of the tenant).
+    /// as for [`TenantManager::invite_user`]. The invitation records no inviter
+    /// (`invited_by` is `None`: the operator invited), so a tenant without users, a restored
+    /// one say, can get its first owner this way.
     ///
     /// # Errors
-    /// As [`TenantManager::invite_user`], without `Forbidden` and `Unauthenticated`;
-    /// `Conflict` on `role` when the tenant has no owner.
+    /// As [`TenantManager::invite_user`], without `Forbidden` and `Unauthenticated`.
     pub async fn invite_user_as_operator(
         &self,
         tenant: &Tenant,
@@ -121,26 +121,16 @@ impl TenantManager {
         let email = Email::parse_field(email, "email")?;
         let role: Role = role.parse()?;
         let ttl = invitation_ttl(ttl)?;
-        let owner = self
-            .inner
-            .ops
-            .registry
-            .list_users(tenant.id)
-            .await?
-            .into_iter()
-            .find(|u| u.role == Role::Owner)
-            .ok_or_else(|| Error::conflict(Entity::User, "role", "the tenant has no owner"))?;
-        self.record_invitation(tenant, email, role, owner.id, ttl)
-            .await
+        self.record_invitation(tenant, email, role, None, ttl).await
     }
 
     /// Records an invitation within the tenant's `max_users` and returns it with its token.
-    async fn record_invitation(
+    pub(super) async fn record_invitation(
         &self,
         tenant: &Tenant,
         email: Email,
         role: Role,
-        inviter: UserId,
+        inviter: Option<UserId>,
         ttl: time::Duration,
     ) -> Result<Invited> {
         let id = InvitationId::new();

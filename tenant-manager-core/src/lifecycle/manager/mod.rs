@@ -53,7 +53,7 @@ pub use config::ManagerConfig;
 pub use login::{LoginOutcome, LoginResult, MAX_LOGIN_MEMBERSHIPS, TenantChoice};
 pub use members::Invited;
 pub use prune::PruneOutcome;
-pub use restore::RestoreAsNew;
+pub use restore::{RestoreAsNew, RestoredAsNew};
 pub use schedule::DueBackup;
 pub use signup::{Registered, Registration};
 pub use verify::{

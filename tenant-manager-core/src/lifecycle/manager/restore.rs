@@ -1,9 +1,14 @@
 //! Listing backups and restoring them: into an existing tenant, or as a new tenant.
 
+use std::time::Duration;
+
 use super::TenantManager;
 use super::backup::has_data;
+use super::members::{Invited, invitation_ttl};
 use super::registration::Placed;
-use crate::domain::{BackupId, Plan, Tenant, TenantId, TenantSlug, TenantStatus, validate_name};
+use crate::domain::{
+    BackupId, Email, Plan, Role, Tenant, TenantId, TenantSlug, TenantStatus, validate_name,
+};
 use crate::error::{Entity, Error, Result};
 use crate::traits::{BackupRecord, PlacementRequest};
 
@@ -15,16 +20,38 @@ pub struct RestoreAsNew {
     pub name: String,
     /// Slug (field `new_tenant.slug`).
     pub slug: String,
+    /// The owner to invite (field `new_tenant.owner_email`), and how long the invitation is
+    /// valid (field `ttl`); `None` leaves the tenant without users.
+    pub owner: Option<(String, Duration)>,
 }
 
 impl RestoreAsNew {
-    /// A new tenant's name and slug.
+    /// A new tenant's name and slug, without an owner.
     pub fn new(name: impl Into<String>, slug: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             slug: slug.into(),
+            owner: None,
         }
     }
+
+    /// Invites `email` as the new tenant's owner, the invitation valid for `ttl`.
+    #[must_use]
+    pub fn with_owner(mut self, email: impl Into<String>, ttl: Duration) -> Self {
+        self.owner = Some((email.into(), ttl));
+        self
+    }
+}
+
+/// What [`TenantManager::restore_as_new`] made.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestoredAsNew {
+    /// The new tenant, active, holding the backup's data.
+    pub tenant: Tenant,
+    /// The owner's invitation (recorded as the operator's) and its token, when an owner was
+    /// named: whoever accepts it becomes the tenant's first user, an owner.
+    pub owner_invitation: Option<Invited>,
 }
 
 impl TenantManager {
@@ -83,19 +110,30 @@ impl TenantManager {
     /// provisions it now (whatever the async provisioning setting), and restores into it.
     /// When provisioning or the restore fails, the new tenant is deleted again.
     ///
-    /// The new tenant has no users: its data is the backup's; add an owner separately.
+    /// Users live in the registry, not in a backup, so the new tenant starts without any. With
+    /// an owner named ([`RestoreAsNew::with_owner`]), the restore ends by inviting that e-mail
+    /// as owner on the operator's behalf (see [`TenantManager::invite_user_as_operator`]);
+    /// whoever accepts the invitation sets a password and logs in to the restored data.
     ///
     /// # Errors
     /// - `NotFound` (entity `Backup`) for an unknown backup.
-    /// - `InvalidInput` on `new_tenant.name` or `new_tenant.slug`; `Conflict` on
+    /// - `InvalidInput` on `new_tenant.name`, `new_tenant.slug`, `new_tenant.owner_email`
+    ///   or `ttl`, before anything is created; `Conflict` on
     ///   `new_tenant.slug` when it is taken; `InvalidInput` on `isolation` when this
     ///   deployment cannot provision the backup's isolation.
     /// - `Unavailable` when provisioning fails; the adapter's restore errors.
-    pub async fn restore_as_new(&self, id: BackupId, new: RestoreAsNew) -> Result<Tenant> {
+    pub async fn restore_as_new(&self, id: BackupId, new: RestoreAsNew) -> Result<RestoredAsNew> {
         let backup = self.backup_adapter()?;
         let record = backup.get(id).await?;
         let name = validate_name(new.name, "new_tenant.name")?;
         let slug = TenantSlug::parse_field(&new.slug, "new_tenant.slug")?;
+        let owner = match new.owner {
+            Some((email, ttl)) => Some((
+                Email::parse_field(&email, "new_tenant.owner_email")?,
+                invitation_ttl(ttl)?,
+            )),
+            None => None,
+        };
         let registry = &self.inner.ops.registry;
         let source = match registry.get_tenant(record.tenant_id).await {
             Ok(source) => Some(source),
@@ -152,8 +190,26 @@ impl TenantManager {
             self.discard(tenant.id).await;
             return Err(e);
         }
+        let owner_invitation = match owner {
+            Some((email, ttl)) => {
+                match self
+                    .record_invitation(&tenant, email, Role::Owner, None, ttl)
+                    .await
+                {
+                    Ok(invited) => Some(invited),
+                    Err(e) => {
+                        self.discard(tenant.id).await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
         tracing::info!(backup = %id, tenant = %tenant.id, "backup restored as a new tenant");
-        Ok(tenant)
+        Ok(RestoredAsNew {
+            tenant,
+            owner_invitation,
+        })
     }
 
     /// Deletes and purges a tenant made for a restore that did not go through (best effort).

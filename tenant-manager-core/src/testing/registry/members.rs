@@ -24,7 +24,7 @@ async fn tenant_with_owner(r: &dyn TenantRegistry) -> (Tenant, User) {
 /// An invitation of `email` to `tenant`, expiring in `ttl`, and its token.
 fn invitation(
     tenant: TenantId,
-    by: UserId,
+    by: Option<UserId>,
     email: Email,
     role: Role,
     ttl: Duration,
@@ -157,8 +157,16 @@ pub async fn racing_owner_changes_keep_an_owner(r: &dyn TenantRegistry) {
 /// invitation frees its seat; an e-mail already in the tenant, or already invited, conflicts.
 pub async fn invitations_take_seats_up_to_the_limit(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
-    let invite =
-        |email: Email| invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1)).0;
+    let invite = |email: Email| {
+        invitation(
+            tenant.id,
+            Some(owner.id),
+            email,
+            Role::Member,
+            Duration::days(1),
+        )
+        .0
+    };
     let a = r
         .create_invitation(invite(unique_email("a")), 3)
         .await
@@ -221,7 +229,7 @@ pub async fn racing_invitations_never_exceed_the_seats(r: &dyn TenantRegistry) {
         .map(|_| {
             invitation(
                 tenant.id,
-                owner.id,
+                Some(owner.id),
                 unique_email("racer"),
                 Role::Member,
                 Duration::days(1),
@@ -250,7 +258,7 @@ pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistr
     let email = unique_email("invited");
     let (new, token) = invitation(
         tenant.id,
-        owner.id,
+        Some(owner.id),
         email.clone(),
         Role::Admin,
         Duration::days(1),
@@ -297,6 +305,36 @@ pub async fn accepting_an_invitation_creates_its_user_once(r: &dyn TenantRegistr
     );
 }
 
+/// An invitation the operator made records no inviter, also in a tenant that has no user
+/// yet (a restored one): accepted, it makes the tenant's first user, an owner.
+pub async fn an_operators_invitation_records_no_inviter(r: &dyn TenantRegistry) {
+    let tenant = r
+        .create_tenant(sample_tenant(Isolation::Shared))
+        .await
+        .expect("tenant");
+    let email = unique_email("first");
+    let (new, token) = invitation(
+        tenant.id,
+        None,
+        email.clone(),
+        Role::Owner,
+        Duration::days(1),
+    );
+    let created = r.create_invitation(new, 10).await.expect("invite");
+    assert_eq!(created.invited_by, None);
+    assert_eq!(r.get_invitation(created.id).await.expect("get"), created);
+    assert_eq!(
+        r.list_invitations(tenant.id).await.expect("list")[0].invited_by,
+        None
+    );
+    let user = r
+        .accept_invitation(created.id, &token.digest(), hash())
+        .await
+        .expect("accept");
+    assert_eq!((user.tenant_id, user.role), (tenant.id, Role::Owner));
+    assert_eq!(r.list_users(tenant.id).await.expect("users"), vec![user]);
+}
+
 /// Expired and revoked invitations are refused, are not listed, take no seat, and an expired
 /// one gives way to a new invitation of the same e-mail.
 pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) {
@@ -304,7 +342,7 @@ pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) 
     let email = unique_email("late");
     let (new, token) = invitation(
         tenant.id,
-        owner.id,
+        Some(owner.id),
         email.clone(),
         Role::Member,
         Duration::seconds(-1),
@@ -322,8 +360,13 @@ pub async fn expired_or_revoked_invitations_are_refused(r: &dyn TenantRegistry) 
             .is_empty()
     );
     assert_eq!(r.count_seats(tenant.id).await.expect("seats"), 1);
-    let (again, again_token) =
-        invitation(tenant.id, owner.id, email, Role::Member, Duration::days(1));
+    let (again, again_token) = invitation(
+        tenant.id,
+        Some(owner.id),
+        email,
+        Role::Member,
+        Duration::days(1),
+    );
     let again = r.create_invitation(again, 10).await.expect("invite again");
     r.revoke_invitation(tenant.id, again.id)
         .await
@@ -341,7 +384,7 @@ pub async fn racing_acceptances_one_winner(r: &dyn TenantRegistry) {
     let (tenant, owner) = tenant_with_owner(r).await;
     let (new, token) = invitation(
         tenant.id,
-        owner.id,
+        Some(owner.id),
         unique_email("once"),
         Role::Member,
         Duration::days(1),

@@ -75,6 +75,7 @@ macro_rules! registry_conformance {
             invitations_take_seats_up_to_the_limit,
             racing_invitations_never_exceed_the_seats,
             accepting_an_invitation_creates_its_user_once,
+            an_operators_invitation_records_no_inviter,
             expired_or_revoked_invitations_are_refused,
             racing_acceptances_one_winner,
         );
@@ -118,6 +119,7 @@ pub async fn run_all(r: &dyn crate::traits::TenantRegistry) {
     invitations_take_seats_up_to_the_limit(r).await;
     racing_invitations_never_exceed_the_seats(r).await;
     accepting_an_invitation_creates_its_user_once(r).await;
+    an_operators_invitation_records_no_inviter(r).await;
     expired_or_revoked_invitations_are_refused(r).await;
     racing_acceptances_one_winner(r).await;
 }
