@@ -28,7 +28,12 @@ const ADMIN: Auth<'static> = Auth::AdminKey(ADMIN_KEY);
 const READ_ONLY: &str = "25006";
 
 /// A tenant made through the admin API on `default`, with two companies.
-async fn make(server: &common::Server, env: &PgEnv, name: &str, isolation: &str) -> (String, String) {
+async fn make(
+    server: &common::Server,
+    env: &PgEnv,
+    name: &str,
+    isolation: &str,
+) -> (String, String) {
     let body = json!({
         "organization_name": format!("Org {name}"),
         "admin_email": email(name),
@@ -43,7 +48,13 @@ async fn make(server: &common::Server, env: &PgEnv, name: &str, isolation: &str)
     let id = answer["tenant"]["id"].as_str().unwrap().to_owned();
     let token = answer["access_token"].as_str().unwrap().to_owned();
     for i in 0..2 {
-        write(server, &token, &format!("{name} co {i}"), StatusCode::CREATED).await;
+        write(
+            server,
+            &token,
+            &format!("{name} co {i}"),
+            StatusCode::CREATED,
+        )
+        .await;
     }
     (id, token)
 }
@@ -51,7 +62,11 @@ async fn make(server: &common::Server, env: &PgEnv, name: &str, isolation: &str)
 /// A company written through the API, answered with `expected`.
 async fn write(server: &common::Server, token: &str, name: &str, expected: StatusCode) {
     let r = server
-        .post("/api/companies", Auth::Bearer(token), &json!({ "name": name }))
+        .post(
+            "/api/companies",
+            Auth::Bearer(token),
+            &json!({ "name": name }),
+        )
         .await;
     assert_eq!(r.status, expected, "{}", text(&r));
 }
@@ -114,7 +129,10 @@ async fn settings(admin: &str, database: &str) -> Vec<String> {
 }
 
 /// Every privilege granted on the tables of `schema` (table, grantee, privilege, grantable).
-async fn table_grants(conn: &mut PgConnection, schema: &str) -> Vec<(String, String, String, bool)> {
+async fn table_grants(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Vec<(String, String, String, bool)> {
     sqlx::query_as(
         "SELECT c.relname::text, pg_get_userbyid(a.grantee)::text, a.privilege_type, a.is_grantable \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -250,12 +268,16 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
     let ended = sqlx::query("INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'stale')")
         .execute(&mut stale)
         .await;
-    assert!(ended.is_err(), "a session opened before the fence still writes");
+    assert!(
+        ended.is_err(),
+        "a session opened before the fence still writes"
+    );
     let mut fresh = connect(&url_at(&default, &d_db)).await;
-    let refused = sqlx::query("INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'stale')")
-        .execute(&mut fresh)
-        .await
-        .expect_err("a write reached the source during the move");
+    let refused =
+        sqlx::query("INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'stale')")
+            .execute(&mut fresh)
+            .await
+            .expect_err("a write reached the source during the move");
     assert_eq!(sqlstate(&refused), READ_ONLY, "{refused}");
     let _ = fresh.close().await;
     assert!(
@@ -265,13 +287,20 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
             .any(|s| s.ends_with(":default_transaction_read_only=on")),
         "no read-only default"
     );
-    assert!(database_exists(&pg2.admin_url(), &d_db).await, "no copy on pg2");
+    assert!(
+        database_exists(&pg2.admin_url(), &d_db).await,
+        "no copy on pg2"
+    );
     mover.kill().unwrap();
     let _ = mover.wait();
 
     // Cancelled through the admin route.
     let cancel = a
-        .post(&format!("/api/admin/tenants/{d}/move/cancel"), ADMIN, &json!({}))
+        .post(
+            &format!("/api/admin/tenants/{d}/move/cancel"),
+            ADMIN,
+            &json!({}),
+        )
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", text(&cancel));
     assert_eq!(cancel.json::<Value>().unwrap()["state"], "cancelled");
@@ -279,7 +308,10 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
     assert_eq!(status_of(&mut registry, &d).await, "active");
     assert_eq!(tenant(&a, &d).await["placement"]["server"], "default");
     assert_eq!(settings(&default, &d_db).await, settings_before);
-    assert!(!database_exists(&pg2.admin_url(), &d_db).await, "partial copy kept");
+    assert!(
+        !database_exists(&pg2.admin_url(), &d_db).await,
+        "partial copy kept"
+    );
     let mut fresh = connect(&url_at(&default, &d_db)).await;
     sqlx::query("SELECT count(*) FROM companies")
         .execute(&mut fresh)
@@ -294,11 +326,17 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
     write(&a, &d_token, "after cancel", StatusCode::CREATED).await;
     // Cancelling again finishes nothing more and answers the same.
     let again = a
-        .post(&format!("/api/admin/tenants/{d}/move/cancel"), ADMIN, &json!({}))
+        .post(
+            &format!("/api/admin/tenants/{d}/move/cancel"),
+            ADMIN,
+            &json!({}),
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", text(&again));
     // A resume of a cancelled move is refused.
-    let resume = cli(&["tenants", "move", &d, "--resume"], &[]).output().unwrap();
+    let resume = cli(&["tenants", "move", &d, "--resume"], &[])
+        .output()
+        .unwrap();
     assert!(!resume.status.success(), "a cancelled move resumed");
 
     // --- schema tenant: the app login, as a stale instance would use it ---
@@ -331,19 +369,35 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
     .execute(&mut *as_app)
     .await
     .expect_err("the app login deleted rows at the source during the move");
-    assert!(refused.to_string().contains("permission denied"), "{refused}");
+    assert!(
+        refused.to_string().contains("permission denied"),
+        "{refused}"
+    );
     drop(as_app);
     mover.kill().unwrap();
     let _ = mover.wait();
     // Writes through the API are paused meanwhile.
     let w = a
-        .post("/api/companies", Auth::Bearer(&s_token), &json!({ "name": "x" }))
+        .post(
+            "/api/companies",
+            Auth::Bearer(&s_token),
+            &json!({ "name": "x" }),
+        )
         .await;
-    assert_eq!((w.status, code(&w)), (StatusCode::SERVICE_UNAVAILABLE, "tenant_moving".into()));
+    assert_eq!(
+        (w.status, code(&w)),
+        (StatusCode::SERVICE_UNAVAILABLE, "tenant_moving".into())
+    );
 
     // Cancelled through tenant-cli: the grants come back exactly as they were.
-    let out = cli(&["tenants", "move", &s, "--cancel"], &[]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&["tenants", "move", &s, "--cancel"], &[])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(move_row(&mut registry, &s).await.1, "cancelled");
     assert_eq!(status_of(&mut registry, &s).await, "active");
     assert_eq!(table_grants(&mut shared, &s_schema).await, grants_before);
@@ -363,9 +417,17 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
     let out = cli(&["tenants", "move", &s, "--to", "pg2", "--wait"], &[])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let late = a
-        .post(&format!("/api/admin/tenants/{s}/move/cancel"), ADMIN, &json!({}))
+        .post(
+            &format!("/api/admin/tenants/{s}/move/cancel"),
+            ADMIN,
+            &json!({}),
+        )
         .await;
     assert_eq!(late.status, StatusCode::CONFLICT, "{}", text(&late));
     assert_eq!(late.json::<Value>().unwrap()["error"]["field"], "state");
@@ -405,15 +467,25 @@ async fn a_tenant_moves_again_while_its_old_storage_waits() {
         .to_owned();
 
     for to in ["pg2", "pg3"] {
-        let out = cli(&["tenants", "move", &d, "--to", to, "--wait"]).output().unwrap();
-        assert!(out.status.success(), "to {to}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = cli(&["tenants", "move", &d, "--to", to, "--wait"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "to {to}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(tenant(&a, &d).await["placement"]["server"], to);
         write(&a, &token, &format!("on {to}"), StatusCode::CREATED).await;
     }
     assert_eq!(states(&mut registry, &d).await, ["switched", "switched"]);
     // Back onto a server still holding old storage of the tenant: refused, naming the field.
     let back = a
-        .post(&format!("/api/admin/tenants/{d}/move"), ADMIN, &json!({ "server": "default" }))
+        .post(
+            &format!("/api/admin/tenants/{d}/move"),
+            ADMIN,
+            &json!({ "server": "default" }),
+        )
         .await;
     assert_eq!(back.status, StatusCode::CONFLICT, "{}", text(&back));
     assert_eq!(back.json::<Value>().unwrap()["error"]["field"], "server");
@@ -431,13 +503,26 @@ async fn a_tenant_moves_again_while_its_old_storage_waits() {
     .await
     .unwrap();
     let out = cli(&["tenants", "move", &d, "--finish"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(states(&mut registry, &d).await, ["completed", "completed"]);
-    assert!(!database_exists(&default, &d_db).await, "first old storage kept");
-    assert!(!database_exists(&pg2.admin_url(), &d_db).await, "second old storage kept");
+    assert!(
+        !database_exists(&default, &d_db).await,
+        "first old storage kept"
+    );
+    assert!(
+        !database_exists(&pg2.admin_url(), &d_db).await,
+        "second old storage kept"
+    );
     assert!(database_exists(&pg3.admin_url(), &d_db).await);
     let list = a.get_json("/api/companies", Auth::Bearer(&token)).await;
-    assert!(list.to_string().contains("on pg2") && list.to_string().contains("on pg3"), "{list}");
+    assert!(
+        list.to_string().contains("on pg2") && list.to_string().contains("on pg3"),
+        "{list}"
+    );
 
     drop(a);
     let _ = registry.close().await;

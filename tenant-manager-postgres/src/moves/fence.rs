@@ -219,8 +219,11 @@ pub(crate) async fn lift(storage: &TenantStorage, id: MoveId, tenant: &Tenant) -
                 let db = &target.database;
                 // Either may be gone (a cancelled move's source is never dropped, but be safe).
                 if pg::role_exists(&mut conn, role_ident).await? {
-                    pg::ddl(&mut conn, format!("ALTER ROLE {role_ident} {}", setting(&role)))
-                        .await?;
+                    pg::ddl(
+                        &mut conn,
+                        format!("ALTER ROLE {role_ident} {}", setting(&role)),
+                    )
+                    .await?;
                 }
                 let db_exists: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
@@ -230,8 +233,11 @@ pub(crate) async fn lift(storage: &TenantStorage, id: MoveId, tenant: &Tenant) -
                 .await
                 .map_db(Entity::Tenant)?;
                 if db_exists {
-                    pg::ddl(&mut conn, format!("ALTER DATABASE {db} {}", setting(&database)))
-                        .await?;
+                    pg::ddl(
+                        &mut conn,
+                        format!("ALTER DATABASE {db} {}", setting(&database)),
+                    )
+                    .await?;
                 }
                 // Sessions opened during the fence are read-only until they reconnect.
                 terminate(&mut conn, &target).await
@@ -259,11 +265,10 @@ async fn schema_grants(
     target: &Target,
     app: &str,
 ) -> Result<BTreeMap<String, Vec<String>>> {
-    let schema = target
-        .schema
-        .as_ref()
-        .map(|s| s.as_str())
-        .ok_or_else(|| tenant_manager_core::Error::internal("schema tenant without a schema"))?;
+    let schema =
+        target.schema.as_ref().map(|s| s.as_str()).ok_or_else(|| {
+            tenant_manager_core::Error::internal("schema tenant without a schema")
+        })?;
     let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT c.relname::text, \
              coalesce(array_agg(a.privilege_type ORDER BY a.privilege_type) \
