@@ -16,9 +16,9 @@ use crate::error::Result;
 /// - A `Cancelled` move records no further step: `record` refuses it.
 /// - `fence` makes the tenant's storage at its placement refuse writes of clients that missed
 ///   the application's pause, where the isolation allows it (see the adapter), capturing first
-///   what it takes away; `lift_fence` gives exactly that back. Both are idempotent, and neither
-///   acts on a move that is not `Running` any more (`fence`) or not `Cancelled` (`lift_fence`)
-///   while another caller changes it.
+///   what it takes away; `lift_fence` gives exactly that back. Both are idempotent. `fence`
+///   refuses a move that is no longer `Running`, checked so that it never interleaves with a
+///   cancel's `lift_fence` or a drop of the partial copy (and `copy` likewise).
 /// - Steps are recorded durably before `record` returns; a recorded step is never run again.
 /// - `copy` and `drop_storage` are idempotent: running them again after a crash halfway ends
 ///   in the same state; `copy` replaces whatever a previous attempt left at the destination.
