@@ -145,7 +145,8 @@ fn assemble(
         .merge(routes::backups::router())
         .merge(routes::backup_care::router())
         .merge(routes::webhooks::router())
-        .merge(routes::moves::router());
+        .merge(routes::moves::router())
+        .merge(routes::move_cancel::router());
     if let Some(guards) = guards {
         tenant = tenant.layer(axum::middleware::from_fn_with_state(
             guards.storage.clone(),

@@ -323,9 +323,14 @@ async fn tenants_move_between_servers_resuming_after_a_kill() {
     let again = a.post(&path, ADMIN, &json!({ "server": "pg2" })).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", text(&again));
     assert_eq!(again.json::<Value>().unwrap()["error"]["field"], "status");
-    // A row reaches the source after the copy (a write already in flight at the pause): the
-    // resumed move must notice and carry it over.
+    // A row reaches the source after the copy (a write already in flight at the pause, which
+    // the fence's read-only default does not stop): the resumed move must notice and carry it
+    // over.
     let mut source = connect(&url_of("default")(&d_db)).await;
+    sqlx::query("SET default_transaction_read_only = off")
+        .execute(&mut source)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO companies (id, name) VALUES (gen_random_uuid(), 'late write')")
         .execute(&mut source)
         .await

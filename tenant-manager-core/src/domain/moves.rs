@@ -83,6 +83,8 @@ pub enum MoveState {
     Switched,
     /// The old storage is dropped: nothing is left to do.
     Completed,
+    /// Cancelled before the switch: the source is served again, the partial copy dropped.
+    Cancelled,
 }
 
 impl MoveState {
@@ -92,6 +94,7 @@ impl MoveState {
             MoveState::Running => "running",
             MoveState::Switched => "switched",
             MoveState::Completed => "completed",
+            MoveState::Cancelled => "cancelled",
         }
     }
 
@@ -114,6 +117,7 @@ impl FromStr for MoveState {
             MoveState::Running,
             MoveState::Switched,
             MoveState::Completed,
+            MoveState::Cancelled,
         ]
         .into_iter()
         .find(|state| state.as_str() == s)

@@ -6,12 +6,15 @@
 //! | step | what it does |
 //! |---|---|
 //! | `paused` | `Active -> Moving` (drops cached copies everywhere): writes answer `503 tenant_moving` |
-//! | `drained` | closes the tenant's pool (every instance closes its own on the invalidation) and waits [`MoveConfig::drain`] for writes in flight |
+//! | `drained` | closes the tenant's pool (every instance closes its own on the invalidation), waits [`MoveConfig::drain`] for writes in flight, then fences the source against writes in the database itself ([`TenantMover::fence`](crate::traits::TenantMover::fence)): an instance that missed the pause is refused there; the old storage stays fenced until it is dropped, or until a cancel lifts the fence |
 //! | `copied` | the destination storage, made by the provisioning code, receives a copy |
 //! | `verified` | per-table counts and checksums agree at both ends (a difference is copied again once) |
 //! | `switched` | the registry places the tenant on the destination; caches and pools dropped everywhere |
 //! | `resumed` | `Moving -> Active`, the `moved` event, and a `tenant.move_cleanup` job delayed by [`MoveConfig::grace`] |
 //! | `old_dropped` | the old storage dropped, never before the switch is recorded nor before the grace |
+//!
+//! A move is cancelled before `switched` by [`TenantOps::cancel_move`]; a tenant whose moves
+//! wait only for their old storage's drop may move again (several drops may be pending).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,13 @@ impl TenantOps {
             .latest(id)
             .await?
             .ok_or_else(|| Error::not_found(Entity::Record, format!("move of tenant {id}")))?;
+        if record.state == MoveState::Cancelled {
+            return Err(Error::conflict(
+                Entity::Tenant,
+                "state",
+                "the tenant's last move was cancelled",
+            ));
+        }
         for step in MoveStep::ALL {
             if step == MoveStep::OldDropped || record.is_done(step) {
                 continue;
@@ -85,6 +95,8 @@ impl TenantOps {
                 self.close_pool(id).await?;
                 self.invalidate(id).await?;
                 tokio::time::sleep(moves.config.drain).await;
+                let tenant = self.at_source(record).await?;
+                moves.mover.fence(record.id, &tenant).await?;
                 self.close_pool(id).await?;
             }
             MoveStep::Copied => {
@@ -163,34 +175,55 @@ impl TenantOps {
         Ok(tenant)
     }
 
-    /// Drops the old storage of the tenant's switched move once its grace period is over.
-    /// Returns the record and, when the grace is not over yet, how long is left.
+    /// Drops the old storage of the tenant's switched moves whose grace period is over.
+    /// Returns the last move handled and, when a grace is not over yet, how long is left.
     pub(crate) async fn finish_move(
         &self,
         id: TenantId,
     ) -> Result<(Option<MoveRecord>, Option<Duration>)> {
         let moves = self.moves()?;
-        let Some(record) = moves.mover.latest(id).await? else {
-            return Ok((None, None));
-        };
-        if record.state != MoveState::Switched || !record.is_done(MoveStep::Switched) {
-            return Ok((Some(record), None));
+        let pending = moves.mover.pending_drops(id).await?;
+        if pending.is_empty() {
+            return Ok((moves.mover.latest(id).await?, None));
         }
         let now = OffsetDateTime::now_utc();
-        let Some(drop_after) = record.drop_after else {
-            return Err(Error::internal("a switched move without a drop time"));
-        };
-        if now < drop_after {
-            let left = Duration::try_from(drop_after - now).unwrap_or(Duration::ZERO);
-            return Ok((Some(record), Some(left)));
+        let mut left: Option<Duration> = None;
+        let mut last = None;
+        for record in pending {
+            if !record.is_done(MoveStep::Switched) {
+                continue;
+            }
+            let Some(drop_after) = record.drop_after else {
+                return Err(Error::internal("a switched move without a drop time"));
+            };
+            if now < drop_after {
+                let wait = Duration::try_from(drop_after - now).unwrap_or(Duration::ZERO);
+                left = Some(left.map_or(wait, |l| l.min(wait)));
+                last = Some(record);
+                continue;
+            }
+            last = Some(self.drop_old(moves, record).await?);
         }
+        Ok((last, left))
+    }
+
+    /// Drops the old storage of one switched move whose grace is over.
+    async fn drop_old(&self, moves: &Moves, record: MoveRecord) -> Result<MoveRecord> {
+        let id = record.tenant_id;
         let mut tenant = self.registry.get_tenant(id).await?;
-        // Never the placement the registry serves the tenant from.
-        if tenant.placement == record.from || tenant.placement != record.to {
+        // Never the placement the registry serves the tenant from, nor one a running move
+        // copies to.
+        let running_to = moves
+            .mover
+            .latest(id)
+            .await?
+            .filter(|m| m.state == MoveState::Running)
+            .map(|m| m.to);
+        if tenant.placement == record.from || running_to.as_ref() == Some(&record.from) {
             return Err(Error::conflict(
                 Entity::Tenant,
                 "placement",
-                "the registry does not place the tenant at the move's destination",
+                "the tenant is served from, or moving to, the move's old placement",
             ));
         }
         tenant.placement = record.from.clone();
@@ -200,6 +233,44 @@ impl TenantOps {
             .record(record.id, MoveStep::OldDropped, None)
             .await?;
         tracing::info!(tenant = %id, "old storage of a moved tenant dropped");
-        Ok((Some(record), None))
+        Ok(record)
+    }
+
+    /// Cancels the tenant's move before its switch: the fence on the source lifted, the
+    /// partial copy at the destination dropped, the move marked cancelled and the tenant
+    /// active again. A cancel interrupted anywhere is finished by calling it again.
+    pub(crate) async fn cancel_move(&self, id: TenantId) -> Result<MoveRecord> {
+        let moves = self.moves()?;
+        let latest = moves
+            .mover
+            .latest(id)
+            .await?
+            .ok_or_else(|| Error::not_found(Entity::Record, format!("move of tenant {id}")))?;
+        if !matches!(latest.state, MoveState::Running | MoveState::Cancelled) {
+            return Err(Error::conflict(
+                Entity::Tenant,
+                "state",
+                "only a move not switched yet can be cancelled",
+            ));
+        }
+        let record = moves.mover.cancel(latest.id).await?;
+        // A switch that reached the registry before the cancel (its step not recorded): the
+        // tenant's writes were still paused, so the source holds every row.
+        let mut tenant = self.registry.get_tenant(id).await?;
+        if tenant.placement != record.from {
+            let update = TenantUpdate::default().with_placement(record.from.clone());
+            tenant = self.registry.update_tenant(id, update).await?;
+            self.invalidate(id).await?;
+        }
+        moves.mover.lift_fence(record.id, &tenant).await?;
+        moves.mover.drop_storage(&tenant, &record.to).await?;
+        if tenant.status == TenantStatus::Moving {
+            self.transition_as(id, TenantStatus::Active, None, None, Actor::System)
+                .await?;
+        }
+        self.close_pool(id).await?;
+        self.invalidate(id).await?;
+        tracing::info!(tenant = %id, "tenant move cancelled");
+        Ok(record)
     }
 }

@@ -8,9 +8,11 @@
 //! | `Shared` | the same steps plus `migrated` (shared tables under forced row-level security) | the tenant's rows by binary `COPY`, replacing its rows there |
 //!
 //! Each copy replaces what an earlier attempt left, so a move interrupted anywhere is resumed
-//! by copying again. The check reads both ends through the tenant's own scope and compares
+//! by copying again. While it copies, the source is fenced in Postgres (see [`fence`]). The
+//! check reads both ends through the tenant's own scope and compares
 //! per-table row counts and an MD5 over the rows in primary-key order.
 
+mod fence;
 mod record;
 mod verify;
 
@@ -20,8 +22,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tenant_manager_core::{
-    BackupId, MoveCheck, MoveId, MoveRecord, MoveStep, Placement, Result, TableCheck, Tenant,
-    TenantId, TenantMover,
+    BackupId, MoveCheck, MoveId, MoveRecord, MoveState, MoveStep, Placement, Result, TableCheck,
+    Tenant, TenantId, TenantMover,
 };
 use time::OffsetDateTime;
 
@@ -82,6 +84,17 @@ impl PostgresMover {
     }
 }
 
+impl PostgresMover {
+    /// `Conflict` on `state` unless the tenant's latest move is running to `to` (checked under
+    /// the tenant's lock, so a cancel and a step of the same move never interleave).
+    async fn still_running(&self, tenant: TenantId, to: Option<&Placement>) -> Result<()> {
+        match record::latest(&self.storage.global, tenant).await? {
+            Some(m) if m.state == MoveState::Running && to.is_none_or(|to| m.to == *to) => Ok(()),
+            _ => Err(record::cancelled()),
+        }
+    }
+}
+
 /// `tenant` as it is at `placement`.
 fn placed(tenant: &Tenant, placement: &Placement) -> Tenant {
     let mut at = tenant.clone();
@@ -127,6 +140,7 @@ impl TenantMover for PostgresMover {
         let destination = placed(tenant, to);
         let lock = TenantLock::acquire(&self.storage.global, tenant.id).await?;
         let copied = async {
+            self.still_running(tenant.id, Some(to)).await?;
             self.provisioner.prepare_destination(&destination).await?;
             let scratch = BackupId::from_uuid(*tenant.id.as_uuid());
             self.backup.transfer(tenant, &destination, scratch).await?;
@@ -162,5 +176,31 @@ impl TenantMover for PostgresMover {
         let dropped = self.provisioner.drop_at(&old).await;
         let _ = lock.release().await;
         dropped
+    }
+
+    async fn pending_drops(&self, tenant: TenantId) -> Result<Vec<MoveRecord>> {
+        record::pending(&self.storage.global, tenant).await
+    }
+
+    async fn fence(&self, id: MoveId, tenant: &Tenant) -> Result<()> {
+        let lock = TenantLock::acquire(&self.storage.global, tenant.id).await?;
+        let fenced = async {
+            self.still_running(tenant.id, None).await?;
+            fence::apply(&self.storage, id, tenant).await
+        }
+        .await;
+        let _ = lock.release().await;
+        fenced
+    }
+
+    async fn lift_fence(&self, id: MoveId, tenant: &Tenant) -> Result<()> {
+        let lock = TenantLock::acquire(&self.storage.global, tenant.id).await?;
+        let lifted = fence::lift(&self.storage, id, tenant).await;
+        let _ = lock.release().await;
+        lifted
+    }
+
+    async fn cancel(&self, id: MoveId) -> Result<MoveRecord> {
+        record::cancel(&self.storage.global, id).await
     }
 }

@@ -64,13 +64,13 @@ impl TryFrom<MoveRow> for MoveRecord {
     }
 }
 
-/// Inserts a new move; `Conflict` on `tenant` when the tenant has an unfinished one.
+/// Inserts a new move; `Conflict` on `tenant` when the tenant has a running one.
 pub(crate) async fn insert(pool: &PgPool, record: &MoveRecord) -> Result<MoveRecord> {
     let row: Option<MoveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tm_tenant_moves (id, tenant_id, from_server, from_database, from_schema, \
              to_server, to_database, to_schema, state, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9, $9) \
-         ON CONFLICT (tenant_id) WHERE state <> 'completed' DO NOTHING \
+         ON CONFLICT (tenant_id) WHERE state = 'running' DO NOTHING \
          RETURNING {COLUMNS}"
     )))
     .bind(record.id.as_uuid())
@@ -90,7 +90,7 @@ pub(crate) async fn insert(pool: &PgPool, record: &MoveRecord) -> Result<MoveRec
         None => Err(Error::conflict(
             Entity::Tenant,
             "tenant",
-            "the tenant has a move that is not finished (its old storage is not dropped yet)",
+            "the tenant has a move that is still running (resume or cancel it)",
         )),
     }
 }
@@ -108,7 +108,7 @@ pub(crate) async fn latest(pool: &PgPool, tenant: TenantId) -> Result<Option<Mov
     row.map(MoveRecord::try_from).transpose()
 }
 
-/// Records `step` (once) and the state it leads to.
+/// Records `step` (once) and the state it leads to; `Conflict` on `state` for a cancelled move.
 pub(crate) async fn record(
     pool: &PgPool,
     id: MoveId,
@@ -122,7 +122,7 @@ pub(crate) async fn record(
                              WHEN 'resumed' THEN 'switched' ELSE state END, \
              drop_after = coalesce($3, drop_after), \
              failed_step = NULL, last_error = NULL, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND state <> 'cancelled' RETURNING {COLUMNS}"
     )))
     .bind(id.as_uuid())
     .bind(step.as_str())
@@ -130,8 +130,67 @@ pub(crate) async fn record(
     .fetch_optional(pool)
     .await
     .map_db(Entity::Tenant)?;
-    row.ok_or_else(|| Error::not_found(Entity::Record, id))?
-        .try_into()
+    match row {
+        Some(row) => row.try_into(),
+        None if by_id(pool, id).await?.is_some() => Err(cancelled()),
+        None => Err(Error::not_found(Entity::Record, id)),
+    }
+}
+
+/// The refusal of a step of a cancelled move.
+pub(crate) fn cancelled() -> Error {
+    Error::conflict(Entity::Tenant, "state", "the move was cancelled")
+}
+
+/// A move by id.
+pub(crate) async fn by_id(pool: &PgPool, id: MoveId) -> Result<Option<MoveRecord>> {
+    let row: Option<MoveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tm_tenant_moves WHERE id = $1"
+    )))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await
+    .map_db(Entity::Tenant)?;
+    row.map(MoveRecord::try_from).transpose()
+}
+
+/// The tenant's switched moves (old storage waiting for its drop), oldest first.
+pub(crate) async fn pending(pool: &PgPool, tenant: TenantId) -> Result<Vec<MoveRecord>> {
+    let rows: Vec<MoveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tm_tenant_moves WHERE tenant_id = $1 AND state = 'switched' \
+         ORDER BY created_at, id"
+    )))
+    .bind(tenant.as_uuid())
+    .fetch_all(pool)
+    .await
+    .map_db(Entity::Tenant)?;
+    rows.into_iter().map(MoveRecord::try_from).collect()
+}
+
+/// Marks a running move whose switch is not recorded as cancelled; a cancelled one is returned
+/// as it is. `Conflict` on `state` otherwise.
+pub(crate) async fn cancel(pool: &PgPool, id: MoveId) -> Result<MoveRecord> {
+    let row: Option<MoveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE tm_tenant_moves SET state = 'cancelled', updated_at = now() \
+         WHERE id = $1 AND state = 'running' AND NOT ('switched' = ANY(done)) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await
+    .map_db(Entity::Tenant)?;
+    if let Some(row) = row {
+        return row.try_into();
+    }
+    match by_id(pool, id).await? {
+        Some(record) if record.state == MoveState::Cancelled => Ok(record),
+        Some(_) => Err(Error::conflict(
+            Entity::Tenant,
+            "state",
+            "the move is switched already: the tenant is served from its destination",
+        )),
+        None => Err(Error::not_found(Entity::Record, id)),
+    }
 }
 
 /// Records a step's failure.

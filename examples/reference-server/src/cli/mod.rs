@@ -223,7 +223,8 @@ pub enum TenantsCommand {
     /// Move a tenant to another database server: writes pause, the data is copied and
     /// checked, the placement switches, writes resume; the old storage is dropped after
     /// `MOVE_GRACE_SECONDS` (by the worker, or by `--finish`). A move interrupted anywhere is
-    /// resumed by the same command (or `--resume`).
+    /// resumed by the same command (or `--resume`); one not switched yet is cancelled by
+    /// `--cancel`.
     Move(tenants_move::MoveArgs),
     /// Resume a suspended tenant.
     Resume {

@@ -1,5 +1,5 @@
 //! `tenant-cli tenants move TENANT --to SERVER [--database DB] [--wait]`, `--resume`,
-//! `--finish`, `--status`.
+//! `--finish`, `--status`, `--cancel`.
 
 use tenant_manager::{MoveState, ServerId};
 
@@ -13,7 +13,7 @@ pub struct MoveArgs {
     /// Tenant id or slug.
     pub tenant: String,
     /// The database server to move it to (an id of `TENANT_SERVERS`, or `default`).
-    #[arg(long, required_unless_present_any = ["resume", "finish", "status"])]
+    #[arg(long, required_unless_present_any = ["resume", "finish", "status", "cancel"])]
     pub to: Option<String>,
     /// For schema and shared tenants: the shared database there (default: the deployment's).
     #[arg(long)]
@@ -30,6 +30,11 @@ pub struct MoveArgs {
     /// Show the tenant's last move.
     #[arg(long, conflicts_with = "to")]
     pub status: bool,
+    /// Cancel the tenant's move (allowed until it is switched): the fence on the source
+    /// lifted, the partial copy dropped, the tenant active where it was. Run it again to
+    /// finish a cancel that was interrupted.
+    #[arg(long, conflicts_with_all = ["to", "resume", "finish", "status", "wait"])]
+    pub cancel: bool,
 }
 
 /// Runs `tenants move`.
@@ -38,6 +43,10 @@ pub(crate) async fn run(ops: &Ops, args: MoveArgs) -> Result<Exit, CliError> {
     let manager = &ops.manager;
     if args.status {
         print_json(&manager.move_status(tenant.id).await?);
+        return Ok(Exit::Success);
+    }
+    if args.cancel {
+        print_json(&manager.cancel_move(tenant.id).await?);
         return Ok(Exit::Success);
     }
     if args.finish {

@@ -13,6 +13,7 @@ pub(crate) mod invitations;
 pub(crate) mod jobs;
 pub(crate) mod metrics;
 pub(crate) mod migrations;
+pub(crate) mod move_cancel;
 pub(crate) mod moves;
 pub(crate) mod plans;
 pub(crate) mod sessions;

@@ -62,7 +62,7 @@ pub(crate) struct MoveView {
     /// `resumed`, `old_dropped`.
     done: Vec<String>,
     /// `running` (writes may be paused), `switched` (served from the destination; old storage
-    /// kept for the grace period) or `completed`.
+    /// kept for the grace period), `completed`, or `cancelled` (before the switch).
     state: String,
     /// Why the last attempt of a step failed (the move resumes there).
     last_error: Option<String>,
@@ -98,7 +98,7 @@ impl From<MoveRecord> for MoveView {
         (status = 202, description = "The move is recorded and runs in the background", body = MoveView),
         (status = 400, description = "Unknown or same `server`, bad `database`, or `id` not a UUID (the field is named)", body = ErrorBody),
         (status = 404, description = "No such tenant", body = ErrorBody),
-        (status = 409, description = "The tenant is not active or already moving (field `status`), or its last move is unfinished (field `tenant`)", body = ErrorBody),
+        (status = 409, description = "The tenant is not active or already moving (field `status`), its last move is still running (field `tenant`), or the old storage of an earlier move is on that server (field `server`)", body = ErrorBody),
     ))]
 pub(crate) async fn start_move(
     State(state): State<AppState>,

@@ -85,7 +85,11 @@ impl TenantManager {
     /// - `InvalidInput` on `server` (unknown, or the tenant's own) or `database` (given for a
     ///   database-isolated tenant, or not a valid name); on `mover` when none is configured.
     /// - `Conflict` on `status` when the tenant is not active (or already moving), on `tenant`
-    ///   when it has an unfinished move; `NotFound`; `Unavailable`.
+    ///   when it has a running move, on `server` when the old storage of an earlier move,
+    ///   not dropped yet, is where this one would go; `NotFound`; `Unavailable`.
+    ///
+    /// A tenant whose earlier moves wait only for their old storage's drop may move again:
+    /// each drop stays pending and is done after its own grace period.
     pub async fn begin_move(
         &self,
         id: TenantId,
@@ -94,6 +98,20 @@ impl TenantManager {
     ) -> Result<MoveRecord> {
         let moves = self.inner.ops.moves()?;
         let (tenant, to) = self.destination(id, server, database).await?;
+        let overlaps = moves
+            .mover
+            .pending_drops(id)
+            .await?
+            .iter()
+            .any(|m| m.from.server == to.server && m.from.database == to.database);
+        if overlaps {
+            return Err(Error::conflict(
+                Entity::Tenant,
+                "server",
+                "the old storage of an earlier move is still there; move the tenant there once \
+                 it is dropped (`--finish` after its grace period)",
+            ));
+        }
         let record = moves.mover.begin(&tenant, &to).await?;
         tracing::info!(tenant = %id, from = %tenant.placement.server, to = %server, "tenant move recorded");
         Ok(record)
@@ -140,6 +158,20 @@ impl TenantManager {
     /// destination; `Unavailable`.
     pub async fn finish_move(&self, id: TenantId) -> Result<Option<MoveRecord>> {
         Ok(self.inner.ops.finish_move(id).await?.0)
+    }
+
+    /// Cancels the tenant's move, allowed until its switch is recorded: lifts the write fence
+    /// on the source, drops the partial copy at the destination, marks the move cancelled and
+    /// makes the tenant active again. Calling it again finishes a cancel interrupted halfway.
+    ///
+    /// A move still running elsewhere stops at its next step (which finds the move cancelled).
+    ///
+    /// # Errors
+    /// `NotFound` (entity `Record`) when the tenant never moved; `Conflict` on `state` when
+    /// its last move is switched or completed; `InvalidInput` on `mover` when none is
+    /// configured; `Unavailable`.
+    pub async fn cancel_move(&self, id: TenantId) -> Result<MoveRecord> {
+        self.inner.ops.cancel_move(id).await
     }
 
     /// The tenant's latest move, if any.
