@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, FromRow};
+use tracing::Instrument;
 use tenant_manager_core::{
     Actor, Entity, EventBus, EventKind, Result, Tenant, TenantEvent, TenantId, TenantStatus,
 };
@@ -223,7 +224,9 @@ impl TenantMigrator {
                     if budget.is_some_and(|max| counters.failed.load(Ordering::SeqCst) >= max) {
                         return Err(behind.tenant.id);
                     }
-                    let result = migrate_and_record(&self.storage, &behind.tenant).await;
+                    let result = migrate_and_record(&self.storage, &behind.tenant)
+                        .instrument(tracing::debug_span!("migrate.tenant"))
+                        .await;
                     if let Ok(applied) = &result {
                         self.publish_migrated(&behind.tenant, applied.before, applied.after)
                             .await;

@@ -1,6 +1,7 @@
 //! Migrating one tenant's storage: the step the provisioner and the fleet migrator share.
 
 use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
+use tracing::Instrument;
 
 use super::apply::apply;
 use super::outcome::{Applied, Outcome, current_version};
@@ -61,10 +62,13 @@ pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> 
 /// [`migrate_tenant`], keeping on failure the version the tenant reached.
 pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
     let outcome = migrate_unrecorded(storage, tenant).await;
+    let span = tracing::debug_span!("migrate.record");
     match &outcome {
         Ok(applied) => {
             let recorded = Recorded::Migrated(applied.after);
-            record::record(&storage.global, tenant.id, recorded).await?;
+            record::record(&storage.global, tenant.id, recorded)
+                .instrument(span)
+                .await?;
         }
         Err(failed) => {
             // The migration's own error matters more than a failure to record it.
@@ -73,7 +77,9 @@ pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant)
                 reached: failed.reached,
                 error: &error,
             };
-            let _ = record::record(&storage.global, tenant.id, recorded).await;
+            let _ = record::record(&storage.global, tenant.id, recorded)
+                .instrument(span)
+                .await;
         }
     }
     outcome
@@ -85,10 +91,15 @@ async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Outcome
         .migrations
         .migrator(tenant.isolation)
         .ok_or_else(|| Error::invalid("isolation", "no migrations for this isolation mode"))?;
-    let mut conn = storage.connect(&target.server, &target.database).await?;
+    let mut conn = storage
+        .connect(&target.server, &target.database)
+        .instrument(tracing::debug_span!("migrate.connect"))
+        .await?;
     let scope = scope_of(storage, &target, tenant)?;
     let outcome = apply(&mut conn, scope, migrator, migration_key(&target)).await;
-    pg::close(conn).await;
+    pg::close(conn)
+        .instrument(tracing::debug_span!("migrate.close"))
+        .await;
     outcome
 }
 

@@ -2,6 +2,7 @@
 
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result, TenantId};
+use tracing::Instrument;
 
 use crate::ident::{Ident, quote_ident};
 use crate::pg::{self, SqlxResultExt};
@@ -73,7 +74,9 @@ pub(crate) async fn secure_schema(
     field: &'static str,
 ) -> Result<usize> {
     let app = wall.app;
-    let canonical = canonical_expr(conn, guard).await?;
+    let canonical = canonical_expr(conn, guard)
+        .instrument(tracing::debug_span!("secure.canonical"))
+        .await?;
     let tables: Vec<TableState> = sqlx::query_as(
         "SELECT c.relname::text AS name, c.relrowsecurity AS enabled, \
                 c.relforcerowsecurity AS forced, \
@@ -97,6 +100,7 @@ pub(crate) async fn secure_schema(
     .bind(WALL_POLICY)
     .bind(HISTORY)
     .fetch_all(&mut *conn)
+    .instrument(tracing::debug_span!("secure.tables"))
     .await
     .map_db(Entity::Record)?;
     let predicate = guard.predicate();
@@ -144,14 +148,21 @@ pub(crate) async fn secure_schema(
             ));
         }
         if !sql.is_empty() {
-            pg::ddl(conn, sql).await?;
+            pg::ddl(conn, sql)
+                .instrument(tracing::debug_span!("secure.ddl"))
+                .await?;
             changed += 1;
         }
     }
-    if revoke_history(conn, schema, app).await? {
+    if revoke_history(conn, schema, app)
+        .instrument(tracing::debug_span!("secure.revoke"))
+        .await?
+    {
         changed += 1;
     }
-    audit(conn, schema, wall, field).await?;
+    audit(conn, schema, wall, field)
+        .instrument(tracing::debug_span!("secure.audit"))
+        .await?;
     Ok(changed)
 }
 
