@@ -16,6 +16,7 @@ use tenant_manager_core::{
 use super::report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, ProgressFn, TenantMigration,
 };
+use super::conns::Connections;
 use super::tenant::{migrate_and_record, migrate_tenant};
 use crate::pg::SqlxResultExt;
 use crate::storage::TenantStorage;
@@ -218,13 +219,16 @@ impl TenantMigrator {
         progress: Option<&ProgressFn>,
         report: &mut FleetReport,
     ) {
+        // One set of connections per wave: tenants of a database share warm backends.
+        let pool = Connections::new(&self.storage);
+        let conns = &pool;
         let outcomes: Vec<std::result::Result<TenantMigration, TenantId>> =
             futures::stream::iter(tenants)
                 .map(|behind| async move {
                     if budget.is_some_and(|max| counters.failed.load(Ordering::SeqCst) >= max) {
                         return Err(behind.tenant.id);
                     }
-                    let result = migrate_and_record(&self.storage, &behind.tenant)
+                    let result = migrate_and_record(conns, &behind.tenant)
                         .instrument(tracing::debug_span!("migrate.tenant"))
                         .await;
                     if let Ok(applied) = &result {
@@ -272,6 +276,7 @@ impl TenantMigrator {
                 .buffer_unordered(options.concurrency)
                 .collect()
                 .await;
+        pool.close().await;
         for outcome in outcomes {
             match outcome {
                 Ok(result) => report.results.push(result),
