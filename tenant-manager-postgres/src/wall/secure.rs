@@ -93,9 +93,8 @@ pub(crate) async fn secure_schema(
                       AND (coalesce(pg_get_expr(p.polqual, p.polrelid), '') \
                              || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')) \
                           LIKE '%app.tenant_id%' ORDER BY 1) AS legacy \
-         FROM pg_class c \
-         WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = $1) \
-           AND c.relkind IN ('r', 'p') AND c.relname <> $3 ORDER BY 1",
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $3 ORDER BY 1",
     )
     .bind(schema.as_str())
     .bind(WALL_POLICY)
