@@ -308,7 +308,12 @@ async fn run(phases: phases::Phases) {
         let migrated_in = started.elapsed();
         let totals = phases.take();
         let load_after = load_average();
-        assert_eq!(report.succeeded(), fleet, "{:?}", report.results.iter().find(|r| r.error.is_some()));
+        assert_eq!(
+            report.succeeded(),
+            fleet,
+            "{:?}",
+            report.results.iter().find(|r| r.error.is_some())
+        );
         assert!(
             migrator
                 .behind(&[TenantStatus::Active])

@@ -80,7 +80,11 @@ pub(crate) fn rows(totals: &Totals, tenants: usize) -> Vec<String> {
             format!(
                 "| {name} | {count} | {:.2} ms | {:.0} % |",
                 secs * 1000.0 / tenants.max(1) as f64,
-                if whole > 0.0 { 100.0 * secs / whole } else { 0.0 }
+                if whole > 0.0 {
+                    100.0 * secs / whole
+                } else {
+                    0.0
+                }
             )
         })
         .collect()

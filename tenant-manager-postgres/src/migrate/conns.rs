@@ -27,15 +27,26 @@ const RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UN
 /// Idle admin connections of a fleet run, per database.
 pub(crate) struct Connections<'a> {
     storage: &'a TenantStorage,
+    /// Whether connections are kept for the next tenant (else closed at check-in).
+    reuse: bool,
     idle: Mutex<HashMap<(ServerId, String), Vec<PgConnection>>>,
 }
 
 impl<'a> Connections<'a> {
-    /// No connection yet.
+    /// No connection yet; connections are kept for the next tenant.
     pub(crate) fn new(storage: &'a TenantStorage) -> Self {
         Self {
             storage,
+            reuse: true,
             idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// For one tenant: every connection is closed at check-in.
+    pub(crate) fn single(storage: &'a TenantStorage) -> Self {
+        Self {
+            reuse: false,
+            ..Self::new(storage)
         }
     }
 
@@ -64,6 +75,10 @@ impl<'a> Connections<'a> {
     /// Gives back a connection whose work ended cleanly (no transaction open): reset, it waits
     /// for the next tenant of its database; a connection that fails the reset is closed.
     pub(crate) async fn checkin(&self, target: &Target, mut conn: PgConnection) {
+        if !self.reuse {
+            pg::close(conn).await;
+            return;
+        }
         let prepared: std::result::Result<i64, _> = async {
             let mut rows = sqlx::raw_sql(RESET).fetch_all(&mut conn).await?;
             let last = rows.pop().ok_or(sqlx::Error::RowNotFound)?;

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sqlx::{AssertSqlSafe, FromRow};
-use tracing::Instrument;
 use tenant_manager_core::{
     Actor, Entity, EventBus, EventKind, Result, Tenant, TenantEvent, TenantId, TenantStatus,
 };
+use tracing::Instrument;
 
+use super::conns::Connections;
 use super::report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, ProgressFn, TenantMigration,
 };
-use super::conns::Connections;
 use super::tenant::{migrate_and_record, migrate_tenant};
 use crate::pg::SqlxResultExt;
 use crate::storage::TenantStorage;
@@ -36,6 +36,12 @@ struct BehindRow {
 /// transaction (migration by migration when one is marked `-- no-transaction`) under its own
 /// advisory lock, so a rerun after failures finishes only what is behind, and a provisioning
 /// run and a fleet run never migrate one tenant at once.
+///
+/// A fleet run reuses the admin connections of a database from one tenant to the next (reset
+/// in between; a connection whose tenant failed is closed). Each tenant's work runs in `debug`
+/// spans (`migrate.tenant`, and inside it `migrate.connect`, `.lock`, `.enter`, `.version`,
+/// `.apply`, `.verify` with the wall's `secure.*`, `.commit`, `.close`, `.record`), so a
+/// subscriber can tell where a run's time goes (`benches/provision.rs` sums them).
 #[derive(Clone)]
 pub struct TenantMigrator {
     storage: TenantStorage,

@@ -55,7 +55,7 @@ fn migration_key(target: &Target) -> i64 {
 /// Applies the tenant's migration set to its storage and records the version reached (or the
 /// failure) in the global database. Returns versions before and after.
 pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
-    let conns = Connections::new(storage);
+    let conns = Connections::single(storage);
     let outcome = migrate_and_record(&conns, tenant).await;
     conns.close().await;
     outcome.map_err(|failed| failed.error)
