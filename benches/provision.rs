@@ -9,12 +9,16 @@
 //!
 //! Knobs (environment): `TM_BENCH_TENANTS` tenants per isolation mode (default 40; 0 skips
 //! those runs), `TM_BENCH_FLEET` schema tenants of the fleet migration (default 1,000),
-//! `TM_BENCH_FLEET_CONCURRENCY` tenants migrated at once (default: `FleetOptions`' default).
+//! `TM_BENCH_FLEET_CONCURRENCY` tenants migrated at once (default: `FleetOptions`' default),
+//! `TM_BENCH_FLEET_RUNS` fleet migrations over the same fleet, each to one more new version
+//! (default 1).
 //!
 //! Prints a Markdown table: tenants provisioned per second for each isolation mode (database
 //! isolation with the template fast path and with migrations run in each new database), and
 //! the time to migrate the fleet of schema tenants to a new migration version, with the load
-//! average (`/proc/loadavg`) before and after the fleet migration.
+//! average (`/proc/loadavg`) before and after the fleet migration, and where each run's time
+//! went: the migrator's per-phase spans (connect, lock, wall entry, version check, apply, the
+//! wall's securing and audit, commit, record), as a mean per tenant.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::str::FromStr;
@@ -34,6 +38,9 @@ use tenant_manager::{
     TenantSlug, TenantStatus,
 };
 use tenant_manager_test_support::{TestDatabase, unique_suffix};
+
+#[path = "provision/phases.rs"]
+mod phases;
 
 static ISOLATED: Migrator = sqlx::migrate!("tenant-manager-postgres/tests/migrations/tenant");
 static SHARED: Migrator = sqlx::migrate!("tenant-manager-postgres/tests/migrations/shared");
@@ -138,17 +145,25 @@ impl Bench {
     }
 }
 
-fn version_two() -> Migrator {
+/// The CRM set plus `runs` new versions, each adding a column and an index to `companies`
+/// (the scale run's migration).
+fn version_plus(runs: usize) -> Migrator {
     let mut migrations: Vec<Migration> = ISOLATED.iter().cloned().collect();
-    migrations.push(Migration::new(
-        20240201000001,
-        "company industry".into(),
-        MigrationType::Simple,
-        "ALTER TABLE companies ADD COLUMN industry text; \
-         CREATE INDEX companies_industry_idx ON companies (industry)"
+    for run in 1..=runs {
+        migrations.push(Migration::new(
+            20240201000000 + run as i64,
+            format!("company industry {run}").into(),
+            MigrationType::Simple,
+            // Leaked: a migration's SQL is `'static`; a few short strings per bench run.
+            format!(
+                "ALTER TABLE companies ADD COLUMN industry{run} text; \
+                 CREATE INDEX companies_industry{run}_idx ON companies (industry{run})"
+            )
+            .leak()
             .into_sql_str(),
-        false,
-    ));
+            false,
+        ));
+    }
     Migrator::with_migrations(migrations)
 }
 
@@ -163,7 +178,8 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".to_owned())
 }
 
-async fn run() {
+async fn run(phases: phases::Phases) {
+    let runs = env_usize("TM_BENCH_FLEET_RUNS", 1).max(1);
     let tenants = env_usize("TM_BENCH_TENANTS", 40);
     let fleet = env_usize("TM_BENCH_FLEET", 1000);
     let fleet_concurrency = env_usize(
@@ -242,70 +258,82 @@ async fn run() {
     let (fleet_tenants, provisioned_in) = bench
         .provision_many(&with_template, "fl", fleet, Isolation::Schema)
         .await;
-    let storage_v2 = TenantStorage::new(
-        bench.registry.pool().clone(),
-        with_template.storage().servers().clone(),
-        TenantMigrations::new(&version_two()).with_shared(&SHARED),
-        with_template.storage().config().clone(),
-    )
-    .expect("storage v2")
-    .with_wall(
-        with_template
-            .storage()
-            .wall_keys()
-            .cloned()
-            .expect("wall key"),
-    );
-    let migrator = TenantMigrator::new(storage_v2);
-    let mut behind_times = Vec::with_capacity(BEHIND_RUNS);
-    for _ in 0..BEHIND_RUNS {
-        let started = Instant::now();
-        let behind = migrator
-            .behind(&[TenantStatus::Active])
-            .await
-            .expect("behind");
-        behind_times.push(started.elapsed());
-        assert_eq!(behind.len(), fleet);
-    }
-    let behind_first = behind_times[0];
-    behind_times.sort();
-    let behind_query = behind_times[BEHIND_RUNS / 2];
-    let load_before = load_average();
-    let started = Instant::now();
-    let report = migrator
-        .migrate_all(
-            &FleetOptions::default().with_concurrency(fleet_concurrency),
-            None,
-        )
-        .await
-        .expect("fleet");
-    let migrated_in = started.elapsed();
-    let load_after = load_average();
-    assert_eq!(report.succeeded(), fleet);
-    assert!(
-        migrator
-            .behind(&[TenantStatus::Active])
-            .await
-            .expect("behind after")
-            .is_empty()
-    );
-    assert_eq!(fleet_tenants.len(), fleet);
     rows.push(format!(
         "| provision {fleet} schema tenants (fleet set-up) | {:.1} tenants/s | {:.2} s |",
         rate(fleet, provisioned_in),
         provisioned_in.as_secs_f64()
     ));
-    rows.push(format!(
-        "| which of {fleet} tenants are behind (one query, median of {BEHIND_RUNS}; first {:.1} ms) | | {:.1} ms |",
-        behind_first.as_secs_f64() * 1000.0,
-        behind_query.as_secs_f64() * 1000.0
-    ));
-    rows.push(format!(
-        "| migrate {fleet} schema tenants to a new version, concurrency {fleet_concurrency} (load average {load_before} before, {load_after} after) | {:.1} tenants/s | {:.2} min ({:.1} s) |",
-        rate(fleet, migrated_in),
-        migrated_in.as_secs_f64() / 60.0,
-        migrated_in.as_secs_f64()
-    ));
+    assert_eq!(fleet_tenants.len(), fleet);
+    let mut phase_tables = Vec::new();
+    for run in 1..=runs {
+        let set = version_plus(run);
+        let storage = TenantStorage::new(
+            bench.registry.pool().clone(),
+            with_template.storage().servers().clone(),
+            TenantMigrations::new(&set).with_shared(&SHARED),
+            with_template.storage().config().clone(),
+        )
+        .expect("storage")
+        .with_wall(
+            with_template
+                .storage()
+                .wall_keys()
+                .cloned()
+                .expect("wall key"),
+        );
+        let migrator = TenantMigrator::new(storage);
+        let mut behind_times = Vec::with_capacity(BEHIND_RUNS);
+        for _ in 0..BEHIND_RUNS {
+            let started = Instant::now();
+            let behind = migrator
+                .behind(&[TenantStatus::Active])
+                .await
+                .expect("behind");
+            behind_times.push(started.elapsed());
+            assert_eq!(behind.len(), fleet);
+        }
+        let behind_first = behind_times[0];
+        behind_times.sort();
+        let behind_query = behind_times[BEHIND_RUNS / 2];
+        let load_before = load_average();
+        phases.take();
+        let started = Instant::now();
+        let report = migrator
+            .migrate_all(
+                &FleetOptions::default().with_concurrency(fleet_concurrency),
+                None,
+            )
+            .await
+            .expect("fleet");
+        let migrated_in = started.elapsed();
+        let totals = phases.take();
+        let load_after = load_average();
+        assert_eq!(
+            report.succeeded(),
+            fleet,
+            "{:?}",
+            report.results.iter().find(|r| r.error.is_some())
+        );
+        assert!(
+            migrator
+                .behind(&[TenantStatus::Active])
+                .await
+                .expect("behind after")
+                .is_empty()
+        );
+        rows.push(format!(
+            "| run {run}: which of {fleet} tenants are behind (one query, median of {BEHIND_RUNS}; first {:.1} ms) | | {:.1} ms |",
+            behind_first.as_secs_f64() * 1000.0,
+            behind_query.as_secs_f64() * 1000.0
+        ));
+        rows.push(format!(
+            "| run {run}: migrate {fleet} schema tenants to a new version, concurrency {fleet_concurrency} (load average {load_before} before, {load_after} after) | {:.1} tenants/s | {:.2} min ({:.1} s) |",
+            rate(fleet, migrated_in),
+            migrated_in.as_secs_f64() / 60.0,
+            migrated_in.as_secs_f64()
+        ));
+        phase_tables.push((run, phases::rows(&totals, fleet)));
+    }
     rows.push(format!(
         "| build the template database (once per migration version) | | {:.2} s |",
         template_build.as_secs_f64()
@@ -313,6 +341,14 @@ async fn run() {
     println!("| operation | throughput | time |\n|---|---|---|");
     for row in rows {
         println!("{row}");
+    }
+    for (run, table) in phase_tables {
+        println!(
+            "\nRun {run}, where the time went (span, count, mean per tenant, share of the tenants' time):\n\n| span | count | per tenant | share |\n|---|---|---|---|"
+        );
+        for row in table {
+            println!("{row}");
+        }
     }
     bench.registry.pool().close().await;
 }
@@ -339,5 +375,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run());
+    let phases = phases::Phases::install();
+    rt.block_on(run(phases));
 }

@@ -3,6 +3,7 @@
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 use tenant_manager_core::{Entity, Result};
+use tracing::Instrument;
 
 use super::no_tx::apply_without_transaction;
 use super::outcome::{Applied, Outcome, current_version};
@@ -25,21 +26,39 @@ pub(crate) async fn apply(
     migrator: &Migrator,
     lock_key: i64,
 ) -> Outcome {
-    let mut tx = conn.begin().await.map_db(Entity::Record)?;
-    pg::acquire(&mut tx, lock_key, Hold::Transaction).await?;
-    scope.enter(&mut tx, true).await?;
-    let before = current_version(&mut tx).await?;
+    let mut tx = async {
+        let mut tx = conn.begin().await.map_db(Entity::Record)?;
+        pg::acquire(&mut tx, lock_key, Hold::Transaction).await?;
+        Ok::<_, tenant_manager_core::Error>(tx)
+    }
+    .instrument(tracing::debug_span!("migrate.lock"))
+    .await?;
+    scope
+        .enter(&mut tx, true)
+        .instrument(tracing::debug_span!("migrate.enter"))
+        .await?;
+    let before = current_version(&mut tx)
+        .instrument(tracing::debug_span!("migrate.version"))
+        .await?;
     let needs_no_tx = migrator
         .iter()
         .any(|m| m.version > before && m.no_tx && !m.migration_type.is_down_migration());
     if !needs_no_tx {
         migrator
             .run_direct(None, &mut *tx, false)
+            .instrument(tracing::debug_span!("migrate.apply"))
             .await
             .map_err(map_migrate)?;
-        let after = current_version(&mut tx).await?;
-        verify(&mut tx, scope).await?;
-        tx.commit().await.map_db(Entity::Record)?;
+        let after = current_version(&mut tx)
+            .instrument(tracing::debug_span!("migrate.version"))
+            .await?;
+        verify(&mut tx, scope)
+            .instrument(tracing::debug_span!("migrate.verify"))
+            .await?;
+        tx.commit()
+            .instrument(tracing::debug_span!("migrate.commit"))
+            .await
+            .map_db(Entity::Record)?;
         return Ok(Applied { before, after });
     }
     tx.rollback().await.map_db(Entity::Record)?;

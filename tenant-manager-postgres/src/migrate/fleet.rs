@@ -11,7 +11,9 @@ use sqlx::{AssertSqlSafe, FromRow};
 use tenant_manager_core::{
     Actor, Entity, EventBus, EventKind, Result, Tenant, TenantEvent, TenantId, TenantStatus,
 };
+use tracing::Instrument;
 
+use super::conns::Connections;
 use super::report::{
     BehindTenant, FleetOptions, FleetProgress, FleetReport, ProgressFn, TenantMigration,
 };
@@ -34,6 +36,12 @@ struct BehindRow {
 /// transaction (migration by migration when one is marked `-- no-transaction`) under its own
 /// advisory lock, so a rerun after failures finishes only what is behind, and a provisioning
 /// run and a fleet run never migrate one tenant at once.
+///
+/// A fleet run reuses the admin connections of a database from one tenant to the next (reset
+/// in between; a connection whose tenant failed is closed). Each tenant's work runs in `debug`
+/// spans (`migrate.tenant`, and inside it `migrate.connect`, `.lock`, `.enter`, `.version`,
+/// `.apply`, `.verify` with the wall's `secure.*`, `.commit`, `.close`, `.record`), so a
+/// subscriber can tell where a run's time goes (`benches/provision.rs` sums them).
 #[derive(Clone)]
 pub struct TenantMigrator {
     storage: TenantStorage,
@@ -217,13 +225,18 @@ impl TenantMigrator {
         progress: Option<&ProgressFn>,
         report: &mut FleetReport,
     ) {
+        // One set of connections per wave: tenants of a database share warm backends.
+        let pool = Connections::new(&self.storage);
+        let conns = &pool;
         let outcomes: Vec<std::result::Result<TenantMigration, TenantId>> =
             futures::stream::iter(tenants)
                 .map(|behind| async move {
                     if budget.is_some_and(|max| counters.failed.load(Ordering::SeqCst) >= max) {
                         return Err(behind.tenant.id);
                     }
-                    let result = migrate_and_record(&self.storage, &behind.tenant).await;
+                    let result = migrate_and_record(conns, &behind.tenant)
+                        .instrument(tracing::debug_span!("migrate.tenant"))
+                        .await;
                     if let Ok(applied) = &result {
                         self.publish_migrated(&behind.tenant, applied.before, applied.after)
                             .await;
@@ -269,6 +282,7 @@ impl TenantMigrator {
                 .buffer_unordered(options.concurrency)
                 .collect()
                 .await;
+        pool.close().await;
         for outcome in outcomes {
             match outcome {
                 Ok(result) => report.results.push(result),

@@ -2,6 +2,7 @@
 //! sets ([`TenantMigrations`]) to every tenant.
 
 mod apply;
+mod conns;
 pub mod drift;
 mod fleet;
 mod no_tx;

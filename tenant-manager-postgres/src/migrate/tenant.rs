@@ -1,8 +1,10 @@
 //! Migrating one tenant's storage: the step the provisioner and the fleet migrator share.
 
 use tenant_manager_core::{Entity, Error, Isolation, Result, Tenant};
+use tracing::Instrument;
 
 use super::apply::apply;
+use super::conns::Connections;
 use super::outcome::{Applied, Outcome, current_version};
 use super::record::{self, Recorded};
 use super::scope::Scope;
@@ -53,18 +55,24 @@ fn migration_key(target: &Target) -> i64 {
 /// Applies the tenant's migration set to its storage and records the version reached (or the
 /// failure) in the global database. Returns versions before and after.
 pub(crate) async fn migrate_tenant(storage: &TenantStorage, tenant: &Tenant) -> Result<Applied> {
-    migrate_and_record(storage, tenant)
-        .await
-        .map_err(|failed| failed.error)
+    let conns = Connections::single(storage);
+    let outcome = migrate_and_record(&conns, tenant).await;
+    conns.close().await;
+    outcome.map_err(|failed| failed.error)
 }
 
-/// [`migrate_tenant`], keeping on failure the version the tenant reached.
-pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
-    let outcome = migrate_unrecorded(storage, tenant).await;
+/// [`migrate_tenant`] on a connection of `conns` (given back when the tenant migrated
+/// cleanly), keeping on failure the version the tenant reached.
+pub(crate) async fn migrate_and_record(conns: &Connections<'_>, tenant: &Tenant) -> Outcome {
+    let storage = conns.storage();
+    let outcome = migrate_unrecorded(conns, tenant).await;
+    let span = tracing::debug_span!("migrate.record");
     match &outcome {
         Ok(applied) => {
             let recorded = Recorded::Migrated(applied.after);
-            record::record(&storage.global, tenant.id, recorded).await?;
+            record::record(&storage.global, tenant.id, recorded)
+                .instrument(span)
+                .await?;
         }
         Err(failed) => {
             // The migration's own error matters more than a failure to record it.
@@ -73,22 +81,34 @@ pub(crate) async fn migrate_and_record(storage: &TenantStorage, tenant: &Tenant)
                 reached: failed.reached,
                 error: &error,
             };
-            let _ = record::record(&storage.global, tenant.id, recorded).await;
+            let _ = record::record(&storage.global, tenant.id, recorded)
+                .instrument(span)
+                .await;
         }
     }
     outcome
 }
 
-async fn migrate_unrecorded(storage: &TenantStorage, tenant: &Tenant) -> Outcome {
+async fn migrate_unrecorded(conns: &Connections<'_>, tenant: &Tenant) -> Outcome {
+    let storage = conns.storage();
     let target = storage.target(tenant)?;
     let migrator = storage
         .migrations
         .migrator(tenant.isolation)
         .ok_or_else(|| Error::invalid("isolation", "no migrations for this isolation mode"))?;
-    let mut conn = storage.connect(&target.server, &target.database).await?;
     let scope = scope_of(storage, &target, tenant)?;
+    let mut conn = conns
+        .checkout(&target)
+        .instrument(tracing::debug_span!("migrate.connect"))
+        .await?;
     let outcome = apply(&mut conn, scope, migrator, migration_key(&target)).await;
-    pg::close(conn).await;
+    let span = tracing::debug_span!("migrate.close");
+    if outcome.is_ok() {
+        conns.checkin(&target, conn).instrument(span).await;
+    } else {
+        // A failed run may leave a transaction, a lock or a scope behind: never reused.
+        pg::close(conn).instrument(span).await;
+    }
     outcome
 }
 

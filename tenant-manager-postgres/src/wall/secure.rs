@@ -2,6 +2,7 @@
 
 use sqlx::PgConnection;
 use tenant_manager_core::{Entity, Error, Result, TenantId};
+use tracing::Instrument;
 
 use crate::ident::{Ident, quote_ident};
 use crate::pg::{self, SqlxResultExt};
@@ -73,7 +74,9 @@ pub(crate) async fn secure_schema(
     field: &'static str,
 ) -> Result<usize> {
     let app = wall.app;
-    let canonical = canonical_expr(conn, guard).await?;
+    let canonical = canonical_expr(conn, guard)
+        .instrument(tracing::debug_span!("secure.canonical"))
+        .await?;
     let tables: Vec<TableState> = sqlx::query_as(
         "SELECT c.relname::text AS name, c.relrowsecurity AS enabled, \
                 c.relforcerowsecurity AS forced, \
@@ -97,6 +100,7 @@ pub(crate) async fn secure_schema(
     .bind(WALL_POLICY)
     .bind(HISTORY)
     .fetch_all(&mut *conn)
+    .instrument(tracing::debug_span!("secure.tables"))
     .await
     .map_db(Entity::Record)?;
     let predicate = guard.predicate();
@@ -144,14 +148,21 @@ pub(crate) async fn secure_schema(
             ));
         }
         if !sql.is_empty() {
-            pg::ddl(conn, sql).await?;
+            pg::ddl(conn, sql)
+                .instrument(tracing::debug_span!("secure.ddl"))
+                .await?;
             changed += 1;
         }
     }
-    if revoke_history(conn, schema, app).await? {
+    if revoke_history(conn, schema, app)
+        .instrument(tracing::debug_span!("secure.revoke"))
+        .await?
+    {
         changed += 1;
     }
-    audit(conn, schema, wall, field).await?;
+    audit(conn, schema, wall, field)
+        .instrument(tracing::debug_span!("secure.audit"))
+        .await?;
     Ok(changed)
 }
 
@@ -227,31 +238,40 @@ pub(crate) async fn audit(
 ) -> Result<()> {
     let app = wall.app;
     let found: Option<(String, String)> = sqlx::query_as(
-        "SELECT object, why FROM ( \
-           SELECT 1 AS o, c.relname::text AS object, \
-                  CASE c.relkind WHEN 'v' THEN 'a view without security_invoker reads with its owner''s rights' \
+        "WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1), \
+              app AS (SELECT oid FROM pg_roles WHERE rolname = $2) \
+         SELECT object, why FROM ( \
+           SELECT CASE WHEN bypass THEN 1 WHEN owned THEN 3 END AS o, object, \
+                  CASE WHEN bypass THEN \
+                    CASE relkind WHEN 'v' THEN 'a view without security_invoker reads with its owner''s rights' \
                                  WHEN 'm' THEN 'a materialized view has no row-level security' \
                                  WHEN 'f' THEN 'a foreign table has no row-level security' \
-                                 ELSE 'a table without forced row-level security and the wall''s policy' END AS why \
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE n.nspname = $1 AND c.relname <> $4 AND ( \
-                 (c.relkind = 'v' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o \
-                                                   WHERE o ~* '^security_invoker=(true|on|yes|1)$')) \
-              OR c.relkind IN ('m', 'f') \
-              OR (c.relkind IN ('r', 'p') AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
-                   AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = $3)))) \
+                                 ELSE 'a table without forced row-level security and the wall''s policy' END \
+                  ELSE 'owned by the app login' END AS why \
+           FROM ( \
+             SELECT c.relname::text AS object, c.relkind, \
+                    c.relowner = (SELECT oid FROM app) AS owned, \
+                    c.relname <> $4 AND ( \
+                      (c.relkind = 'v' AND NOT EXISTS (SELECT 1 FROM unnest(c.reloptions) o \
+                                                        WHERE o ~* '^security_invoker=(true|on|yes|1)$')) \
+                      OR c.relkind IN ('m', 'f') \
+                      OR (c.relkind IN ('r', 'p') AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
+                           AND w.walled IS NOT NULL))) \
+                      AS bypass \
+             FROM pg_class c \
+             LEFT JOIN LATERAL (SELECT true AS walled FROM pg_policy p \
+                                WHERE p.polrelid = c.oid AND p.polname = $3 LIMIT 1) w ON true \
+             WHERE c.relnamespace = (SELECT oid FROM ns) \
+             OFFSET 0 \
+           ) r \
            UNION ALL \
            SELECT 2, p.proname::text || '()', 'a SECURITY DEFINER function runs with its owner''s rights' \
-           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-           WHERE n.nspname = $1 AND p.prosecdef AND NOT p.proname = ANY($5) \
-           UNION ALL \
-           SELECT 3, c.relname::text, 'owned by the app login' \
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE n.nspname = $1 AND pg_get_userbyid(c.relowner) = $2 \
+           FROM pg_proc p \
+           WHERE p.pronamespace = (SELECT oid FROM ns) AND p.prosecdef AND NOT p.proname = ANY($5) \
            UNION ALL \
            SELECT 4, 'schema ' || $1, 'the app login may create objects in it' \
            WHERE has_schema_privilege($2, $1, 'CREATE') \
-         ) f ORDER BY o, object LIMIT 1",
+         ) f WHERE o IS NOT NULL ORDER BY o, object LIMIT 1",
     )
     .bind(schema.as_str())
     .bind(app.as_str())
