@@ -205,7 +205,9 @@ impl Share {
 }
 
 /// A slot of a server's cluster budget, held by one open connection; given back to the
-/// instance's share when dropped.
+/// instance's share when dropped, which the engine does only once the connection is closed
+/// (its backend gone, see `managed`), so that no other connection, of this instance or
+/// another, opens while the old session may still count on the server.
 pub(crate) struct ClusterSlot {
     share: Arc<Share>,
     wake: Weak<Notify>,
@@ -443,13 +445,36 @@ impl Cluster {
         self.wake.notified()
     }
 
-    /// Hands every slot back (at shutdown); errors are ignored, the leases expire anyway.
-    pub(crate) async fn release_all(&self) {
+    /// Hands the slots back at shutdown, once the connections closing then are closed (their
+    /// slots come back), waiting at most `bound`: every slot when none is in use any more,
+    /// else only the surplus, and the slots of connections still open expire with the lease.
+    /// Errors are ignored, the leases expire anyway.
+    pub(crate) async fn release_all(&self, bound: Duration) {
+        let deadline = Instant::now() + bound;
         for share in self.shares.values() {
-            let _ = self
-                .leases
-                .release(&share.server, &self.holder, u32::MAX)
-                .await;
+            loop {
+                let freed = share.freed.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if share.counts().used == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                    break;
+                }
+            }
+            let counts = share.counts();
+            let count = if counts.used == 0 {
+                u32::MAX
+            } else {
+                counts.held.saturating_sub(counts.used)
+            };
+            if count > 0 {
+                let _ = self
+                    .leases
+                    .release(&share.server, &self.holder, count)
+                    .await;
+            }
         }
     }
 }
