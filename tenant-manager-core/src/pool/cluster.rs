@@ -3,7 +3,10 @@
 //! what the operator set for it.
 //!
 //! An instance holds a count of lease slots per budgeted server and opens a connection only
-//! with a slot of its own; a connection's slot comes back when it closes, and the heartbeat
+//! with a slot of its own; a connection's slot comes back once it is closed (for Postgres:
+//! `Terminate` sent and the backend's exit seen, so the old session never shows in
+//! `pg_stat_activity` next to the one that takes its slot; at most
+//! [`CLOSE_TIMEOUT`](super::CLOSE_TIMEOUT) after the close began), and the heartbeat
 //! hands surplus slots back to the backend at once and renews the rest every third of the
 //! lease time. When the backend cannot be reached, the instance keeps its slots until its last
 //! successful renewal's lease time has passed (measured from before that call was sent), and
