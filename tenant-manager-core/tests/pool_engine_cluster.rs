@@ -34,13 +34,14 @@ const BUDGET: usize = 6;
 fn engines(
     leases: Option<&InMemoryConnectionLeases>,
 ) -> Vec<(TenantPools<FakeConnector>, FakeProbe)> {
+    let leases = leases.map(|l| Arc::new(l.clone()) as Arc<dyn ConnectionLeases>);
     engines_closing_in(leases, Duration::ZERO)
 }
 
 /// As [`engines`], with connections whose close takes `close` (their backend still counted
 /// alive meanwhile).
 fn engines_closing_in(
-    leases: Option<&InMemoryConnectionLeases>,
+    leases: Option<Arc<dyn ConnectionLeases>>,
     close: Duration,
 ) -> Vec<(TenantPools<FakeConnector>, FakeProbe)> {
     (0..3)
@@ -50,11 +51,11 @@ fn engines_closing_in(
                 .with_close_latency(close);
             let probe = connector.probe().clone();
             let config = config(8, 2).with_acquire_timeout(Duration::from_secs(10));
-            let pools = match leases {
+            let pools = match &leases {
                 Some(leases) => TenantPools::new_clustered(
                     connector,
                     config,
-                    ClusterBudget::new(Arc::new(leases.clone()), format!("engine-{i}"))
+                    ClusterBudget::new(Arc::clone(leases), format!("engine-{i}"))
                         .with_server(ServerId::default_server(), BUDGET as u32)
                         .with_lease_ttl(Duration::from_millis(300)),
                 ),
@@ -126,7 +127,7 @@ async fn engines_sharing_a_cluster_budget_stay_within_it_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slot_comes_back_only_once_its_connection_is_closed() {
     let leases = InMemoryConnectionLeases::new();
-    let engines = engines_closing_in(Some(&leases), Duration::from_millis(8));
+    let engines = engines_closing_in(Some(Arc::new(leases.clone())), Duration::from_millis(8));
     let peak = peak_under_load(&engines).await;
     println!("peak with the cluster budget and 8 ms closes: {peak}");
     assert!(
@@ -150,6 +151,22 @@ async fn a_slot_comes_back_only_once_its_connection_is_closed() {
         0,
         "slots still leased after the engines stopped"
     );
+}
+
+/// Leases that answer after a round trip's delay (as Redis does): a slot the heartbeat hands
+/// back is no longer this engine's while the call is under way, so no connect of the engine
+/// uses it while another engine already got it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_handed_back_is_not_used_while_the_call_is_under_way() {
+    let leases = Flaky {
+        delay: Duration::from_millis(2),
+        ..Flaky::default()
+    };
+    let engines = engines_closing_in(Some(Arc::new(leases.clone())), Duration::ZERO);
+    let peak = peak_under_load(&engines).await;
+    println!("peak with the cluster budget and 2 ms lease calls: {peak}");
+    assert!(peak <= BUDGET, "{peak} connections alive, budget {BUDGET}");
+    assert!(peak > 0);
 }
 
 /// A connect whose checkout gave up (its acquire timed out) keeps its slot until it has
@@ -221,10 +238,15 @@ async fn engines_with_local_caps_only_exceed_the_budget() {
 struct Flaky {
     inner: InMemoryConnectionLeases,
     down: Arc<AtomicBool>,
+    /// How long every call takes before it is answered.
+    delay: Duration,
 }
 
 impl Flaky {
-    fn check(&self) -> tenant_manager_core::Result<()> {
+    async fn check(&self) -> tenant_manager_core::Result<()> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(tenant_manager_core::Error::unavailable("leases", "down"));
         }
@@ -242,7 +264,7 @@ impl ConnectionLeases for Flaky {
         budget: u32,
         ttl: Duration,
     ) -> tenant_manager_core::Result<tenant_manager_core::LeaseGrant> {
-        self.check()?;
+        self.check().await?;
         self.inner.acquire(server, holder, want, budget, ttl).await
     }
     async fn renew(
@@ -251,7 +273,7 @@ impl ConnectionLeases for Flaky {
         holder: &str,
         ttl: Duration,
     ) -> tenant_manager_core::Result<tenant_manager_core::LeaseGrant> {
-        self.check()?;
+        self.check().await?;
         self.inner.renew(server, holder, ttl).await
     }
     async fn release(
@@ -260,11 +282,11 @@ impl ConnectionLeases for Flaky {
         holder: &str,
         count: u32,
     ) -> tenant_manager_core::Result<u32> {
-        self.check()?;
+        self.check().await?;
         self.inner.release(server, holder, count).await
     }
     async fn held(&self, server: &ServerId) -> tenant_manager_core::Result<u32> {
-        self.check()?;
+        self.check().await?;
         self.inner.held(server).await
     }
 }

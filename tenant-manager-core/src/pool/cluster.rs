@@ -408,8 +408,14 @@ impl Cluster {
         for share in self.shares.values() {
             let _calls = share.calls.lock().await;
             let started = Instant::now();
-            let counts = share.counts();
-            let surplus = counts.usable(started).saturating_sub(counts.used);
+            // The surplus leaves this instance's share before it is handed back, in the same
+            // step that counts it: a connect taking a free slot meanwhile (`try_take` does not
+            // wait for the call) must not take one that another instance may already hold.
+            let (counts, surplus) = share.update(|c| {
+                let surplus = c.usable(started).saturating_sub(c.used);
+                c.held -= surplus;
+                (*c, surplus)
+            });
             let result = async {
                 if surplus > 0 {
                     self.leases
