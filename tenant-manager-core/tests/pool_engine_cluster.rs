@@ -138,7 +138,12 @@ async fn a_slot_comes_back_only_once_its_connection_is_closed() {
     // Every slot comes back once the closes are done: nothing leaks.
     drop(engines);
     for _ in 0..100 {
-        if leases.held(&ServerId::default_server()).await.expect("held") == 0 {
+        if leases
+            .held(&ServerId::default_server())
+            .await
+            .expect("held")
+            == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -196,7 +201,11 @@ async fn a_connect_given_up_on_keeps_its_slot_until_closed() {
     let tenants = tenants("gvu", 2, Isolation::Database);
     let gave_up = slow.acquire(&tenants[0]).await;
     assert!(gave_up.is_err(), "{gave_up:?}");
-    assert_eq!(slow_probe.opened(), 0, "the slow connect is still under way");
+    assert_eq!(
+        slow_probe.opened(),
+        0,
+        "the slow connect is still under way"
+    );
     let refused = other.acquire(&tenants[1]).await;
     assert!(
         matches!(
@@ -221,7 +230,10 @@ async fn a_connect_given_up_on_keeps_its_slot_until_closed() {
             break;
         }
     }
-    assert!(got.is_some(), "the slot came back once the connection closed");
+    assert!(
+        got.is_some(),
+        "the slot came back once the connection closed"
+    );
     assert_eq!(slow_probe.alive() + other_probe.alive(), 1);
 }
 

@@ -99,9 +99,11 @@ async fn with_redis_down_each_share_falls_to_zero_and_comes_back_with_it() {
         a.share() == 0 && b.share() == 0
     })
     .await;
-    support::eventually(Duration::from_secs(5), "the idle connection closed", || async {
-        a.probe.alive() == 1
-    })
+    support::eventually(
+        Duration::from_secs(5),
+        "the idle connection closed",
+        || async { a.probe.alive() == 1 },
+    )
     .await;
     println!(
         "Redis down: shares {} and {}, connections {} and {}",
@@ -125,9 +127,11 @@ async fn with_redis_down_each_share_falls_to_zero_and_comes_back_with_it() {
     // Connections returned now are closed: their slots may be gone.
     drop(a_held);
     drop(b_held);
-    support::eventually(Duration::from_secs(5), "returned connections closed", || async {
-        a.probe.alive() + b.probe.alive() == 0
-    })
+    support::eventually(
+        Duration::from_secs(5),
+        "returned connections closed",
+        || async { a.probe.alive() + b.probe.alive() == 0 },
+    )
     .await;
 
     redis.restart();
@@ -159,6 +163,9 @@ async fn with_redis_down_each_share_falls_to_zero_and_comes_back_with_it() {
     sampler.await.expect("sampler");
     let peak = peak.load(Ordering::SeqCst);
     println!("peak connections of both instances: {peak}");
-    assert!(peak <= BUDGET as usize, "{peak} connections, budget {BUDGET}");
+    assert!(
+        peak <= BUDGET as usize,
+        "{peak} connections, budget {BUDGET}"
+    );
     drop(again);
 }
