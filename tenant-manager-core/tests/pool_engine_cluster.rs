@@ -1,7 +1,9 @@
 //! The cluster connection budget with the fake connector and the in-memory leases: the
 //! in-memory leases pass the conformance suite, and three engines sharing one server's budget
 //! never hold more connections together than the budget, while three engines with only their
-//! local caps do.
+//! local caps do; a connection's slot comes back only once its close has finished (a backend
+//! still exiting counts), and a connect given up on keeps its slot until it is finished and
+//! closed.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod pool_engine_support;
@@ -32,16 +34,28 @@ const BUDGET: usize = 6;
 fn engines(
     leases: Option<&InMemoryConnectionLeases>,
 ) -> Vec<(TenantPools<FakeConnector>, FakeProbe)> {
+    let leases = leases.map(|l| Arc::new(l.clone()) as Arc<dyn ConnectionLeases>);
+    engines_closing_in(leases, Duration::ZERO)
+}
+
+/// As [`engines`], with connections whose close takes `close` (their backend still counted
+/// alive meanwhile).
+fn engines_closing_in(
+    leases: Option<Arc<dyn ConnectionLeases>>,
+    close: Duration,
+) -> Vec<(TenantPools<FakeConnector>, FakeProbe)> {
     (0..3)
         .map(|i| {
-            let connector = FakeConnector::new().with_connect_latency(Duration::from_millis(1));
+            let connector = FakeConnector::new()
+                .with_connect_latency(Duration::from_millis(1))
+                .with_close_latency(close);
             let probe = connector.probe().clone();
             let config = config(8, 2).with_acquire_timeout(Duration::from_secs(10));
-            let pools = match leases {
+            let pools = match &leases {
                 Some(leases) => TenantPools::new_clustered(
                     connector,
                     config,
-                    ClusterBudget::new(Arc::new(leases.clone()), format!("engine-{i}"))
+                    ClusterBudget::new(Arc::clone(leases), format!("engine-{i}"))
                         .with_server(ServerId::default_server(), BUDGET as u32)
                         .with_lease_ttl(Duration::from_millis(300)),
                 ),
@@ -107,6 +121,122 @@ async fn engines_sharing_a_cluster_budget_stay_within_it_together() {
     assert!(held as usize <= BUDGET, "{held} slots leased");
 }
 
+/// Connections that take a while to close (idle ones reaped or evicted on contention, broken
+/// ones, those returned while over the share): the engines still stay within the budget,
+/// counting every connection until its close has finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_comes_back_only_once_its_connection_is_closed() {
+    let leases = InMemoryConnectionLeases::new();
+    let engines = engines_closing_in(Some(Arc::new(leases.clone())), Duration::from_millis(8));
+    let peak = peak_under_load(&engines).await;
+    println!("peak with the cluster budget and 8 ms closes: {peak}");
+    assert!(
+        peak <= BUDGET,
+        "{peak} connections alive or closing, budget {BUDGET}"
+    );
+    assert!(peak > 0);
+    // Every slot comes back once the closes are done: nothing leaks.
+    drop(engines);
+    for _ in 0..100 {
+        if leases
+            .held(&ServerId::default_server())
+            .await
+            .expect("held")
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        leases
+            .held(&ServerId::default_server())
+            .await
+            .expect("held"),
+        0,
+        "slots still leased after the engines stopped"
+    );
+}
+
+/// Leases that answer after a round trip's delay (as Redis does): a slot the heartbeat hands
+/// back is no longer this engine's while the call is under way, so no connect of the engine
+/// uses it while another engine already got it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_handed_back_is_not_used_while_the_call_is_under_way() {
+    let leases = Flaky {
+        delay: Duration::from_millis(2),
+        ..Flaky::default()
+    };
+    let engines = engines_closing_in(Some(Arc::new(leases.clone())), Duration::ZERO);
+    let peak = peak_under_load(&engines).await;
+    println!("peak with the cluster budget and 2 ms lease calls: {peak}");
+    assert!(peak <= BUDGET, "{peak} connections alive, budget {BUDGET}");
+    assert!(peak > 0);
+}
+
+/// A connect whose checkout gave up (its acquire timed out) keeps its slot until it has
+/// finished and its connection is closed: another engine gets no slot meanwhile, then does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connect_given_up_on_keeps_its_slot_until_closed() {
+    let leases = InMemoryConnectionLeases::new();
+    let engine = |name: &str, connect: Duration, timeout: Duration| {
+        let connector = FakeConnector::new().with_connect_latency(connect);
+        let probe = connector.probe().clone();
+        let pools = TenantPools::new_clustered(
+            connector,
+            config(4, 2).with_acquire_timeout(timeout),
+            ClusterBudget::new(Arc::new(leases.clone()), name)
+                .with_server(ServerId::default_server(), 1)
+                .with_lease_ttl(Duration::from_millis(300)),
+        )
+        .expect("engine");
+        (pools, probe)
+    };
+    let (slow, slow_probe) = engine(
+        "slow",
+        Duration::from_millis(1_500),
+        Duration::from_millis(100),
+    );
+    let (other, other_probe) = engine("other", Duration::ZERO, Duration::from_millis(300));
+    let tenants = tenants("gvu", 2, Isolation::Database);
+    let gave_up = slow.acquire(&tenants[0]).await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    assert_eq!(
+        slow_probe.opened(),
+        0,
+        "the slow connect is still under way"
+    );
+    let refused = other.acquire(&tenants[1]).await;
+    assert!(
+        matches!(
+            refused,
+            Err(tenant_manager_core::Error::PoolExhausted { .. })
+        ),
+        "the slot of the connect under way was handed on: {refused:?}"
+    );
+    assert_eq!(other_probe.opened(), 0);
+    for _ in 0..200 {
+        if slow_probe.opened() == 1 && slow_probe.alive() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(slow_probe.opened(), 1, "the connect finished");
+    assert_eq!(slow_probe.alive(), 0, "and its connection was closed");
+    let mut got = None;
+    for _ in 0..20 {
+        if let Ok(conn) = other.acquire(&tenants[1]).await {
+            got = Some(conn);
+            break;
+        }
+    }
+    assert!(
+        got.is_some(),
+        "the slot came back once the connection closed"
+    );
+    assert_eq!(slow_probe.alive() + other_probe.alive(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn engines_with_local_caps_only_exceed_the_budget() {
     let engines = engines(None);
@@ -120,10 +250,15 @@ async fn engines_with_local_caps_only_exceed_the_budget() {
 struct Flaky {
     inner: InMemoryConnectionLeases,
     down: Arc<AtomicBool>,
+    /// How long every call takes before it is answered.
+    delay: Duration,
 }
 
 impl Flaky {
-    fn check(&self) -> tenant_manager_core::Result<()> {
+    async fn check(&self) -> tenant_manager_core::Result<()> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(tenant_manager_core::Error::unavailable("leases", "down"));
         }
@@ -141,7 +276,7 @@ impl ConnectionLeases for Flaky {
         budget: u32,
         ttl: Duration,
     ) -> tenant_manager_core::Result<tenant_manager_core::LeaseGrant> {
-        self.check()?;
+        self.check().await?;
         self.inner.acquire(server, holder, want, budget, ttl).await
     }
     async fn renew(
@@ -150,7 +285,7 @@ impl ConnectionLeases for Flaky {
         holder: &str,
         ttl: Duration,
     ) -> tenant_manager_core::Result<tenant_manager_core::LeaseGrant> {
-        self.check()?;
+        self.check().await?;
         self.inner.renew(server, holder, ttl).await
     }
     async fn release(
@@ -159,11 +294,11 @@ impl ConnectionLeases for Flaky {
         holder: &str,
         count: u32,
     ) -> tenant_manager_core::Result<u32> {
-        self.check()?;
+        self.check().await?;
         self.inner.release(server, holder, count).await
     }
     async fn held(&self, server: &ServerId) -> tenant_manager_core::Result<u32> {
-        self.check()?;
+        self.check().await?;
         self.inner.held(server).await
     }
 }

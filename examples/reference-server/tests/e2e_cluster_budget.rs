@@ -40,6 +40,9 @@ async fn tenant_sessions(admin: &mut PgConnection, roles: &str) -> i64 {
 struct Sampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicI64>,
+    latest: Arc<AtomicI64>,
+    /// The maximum since the test last set it to 0.
+    window: Arc<AtomicI64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,22 +50,41 @@ impl Sampler {
     async fn start(env: &PgEnv) -> Self {
         let mut admin = env.admin("postgres").await;
         let roles = format!("{}_t_", env.tag);
-        let (stop, peak) = (
+        let (stop, peak, latest, window) = (
             Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicI64::new(0)),
+            Arc::new(AtomicI64::new(0)),
             Arc::new(AtomicI64::new(0)),
         );
         let task = {
-            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            let (stop, peak, latest, window) = (
+                Arc::clone(&stop),
+                Arc::clone(&peak),
+                Arc::clone(&latest),
+                Arc::clone(&window),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
                     let now = tenant_sessions(&mut admin, &roles).await;
                     peak.fetch_max(now, Ordering::SeqCst);
+                    window.fetch_max(now, Ordering::SeqCst);
+                    latest.store(now, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 let _ = admin.close().await;
             })
         };
-        Self { stop, peak, task }
+        Self {
+            stop,
+            peak,
+            latest,
+            window,
+            task,
+        }
+    }
+
+    fn peak(&self) -> i64 {
+        self.peak.load(Ordering::SeqCst)
     }
 
     async fn stop(self) -> i64 {
@@ -108,6 +130,17 @@ fn load(clients: Vec<HttpClient>, tokens: &[String], rounds: usize) -> JoinHandl
     })
 }
 
+/// This instance's slots of the `default` server's budget (its `/metrics`).
+async fn share(server: &Server) -> i64 {
+    let metrics = server.get("/metrics", Auth::None).await;
+    let text = common::text(&metrics);
+    text.lines()
+        .find(|l| l.starts_with("tenant_pool_cluster_leases{") && l.contains("server=\"default\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as i64)
+}
+
 async fn deployment(env: &PgEnv, overrides: &[(&str, &str)]) -> (Vec<Server>, Vec<String>) {
     let servers: Vec<Server> = (0..3).map(|_| env.server(overrides)).collect();
     let mut tokens = Vec::new();
@@ -118,6 +151,90 @@ async fn deployment(env: &PgEnv, overrides: &[(&str, &str)]) -> (Vec<Server>, Ve
         tokens.push(token);
     }
     (servers, tokens)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_share_one_budget_and_a_dead_ones_share_goes_to_the_others() {
+    let env = PgEnv::new().await;
+    let budget = BUDGET.to_string();
+    let (mut servers, tokens) = deployment(
+        &env,
+        &[
+            ("CLUSTER_CONNECTION_BUDGET", budget.as_str()),
+            ("CLUSTER_LEASE_TTL_MS", "1500"),
+            ("POOL_ACQUIRE_TIMEOUT_MS", "5000"),
+        ],
+    )
+    .await;
+    let sampler = Sampler::start(&env).await;
+
+    // All three under load; while it runs, the instance holding the largest share dies
+    // without a word.
+    let clients = |servers: &[Server], skip: Option<usize>| -> Vec<HttpClient> {
+        (0..servers.len())
+            .filter(|i| Some(*i) != skip)
+            .map(|i| servers[i].client.clone())
+            .collect()
+    };
+    let first = load(clients(&servers, None), &tokens, 60);
+    let mut shares = vec![0; 3];
+    for _ in 0..200 {
+        for (i, server) in servers.iter().enumerate() {
+            shares[i] = share(server).await;
+        }
+        // (Read one instance after another, so their sum is no snapshot: Postgres' count is
+        // the invariant.)
+        if shares.iter().any(|s| *s > 0) && sampler.peak() >= BUDGET {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "shares before the kill: {shares:?}, peak so far {}",
+        sampler.peak()
+    );
+    let victim = (0..3).max_by_key(|&i| shares[i]).unwrap();
+    let dead_share = shares[victim];
+    assert!(
+        dead_share > 0,
+        "the victim holds part of the budget: {shares:?}"
+    );
+    // Until the victim's lease expires, the survivors hold at most this many slots.
+    let before = BUDGET - dead_share;
+    servers[victim].kill();
+    sampler.window.store(0, Ordering::SeqCst);
+
+    // The survivors under load, for several lease times: their slots over time.
+    let second = load(clients(&servers, Some(victim)), &tokens, 120);
+    let mut timeline = Vec::new();
+    for _ in 0..80 {
+        let mut now = 0;
+        for (i, server) in servers.iter().enumerate() {
+            if i != victim {
+                now += share(server).await;
+            }
+        }
+        timeline.push((now, sampler.latest.load(Ordering::SeqCst)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(first.await.expect("load") > 0);
+    assert!(second.await.expect("load") > 0);
+    // Tenant sessions of the survivors at once, after the kill (the victim's ended with it).
+    let taken = sampler.window.load(Ordering::SeqCst);
+    let peak = sampler.stop().await;
+    println!(
+        "victim's share {dead_share}; survivors' slots and sessions after the kill: \
+         {timeline:?}; survivors' peak sessions {taken}; peak sessions {peak}"
+    );
+    assert!(
+        peak <= BUDGET,
+        "{peak} tenant sessions at once, budget {BUDGET}"
+    );
+    assert!(peak > 0);
+    assert!(
+        taken > before,
+        "the survivors never took up the dead instance's share: {timeline:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,7 +3,10 @@
 //! what the operator set for it.
 //!
 //! An instance holds a count of lease slots per budgeted server and opens a connection only
-//! with a slot of its own; a connection's slot comes back when it closes, and the heartbeat
+//! with a slot of its own; a connection's slot comes back once it is closed (for Postgres:
+//! `Terminate` sent and the backend's exit seen, so the old session never shows in
+//! `pg_stat_activity` next to the one that takes its slot; at most
+//! [`CLOSE_TIMEOUT`](super::CLOSE_TIMEOUT) after the close began), and the heartbeat
 //! hands surplus slots back to the backend at once and renews the rest every third of the
 //! lease time. When the backend cannot be reached, the instance keeps its slots until its last
 //! successful renewal's lease time has passed (measured from before that call was sent), and
@@ -205,7 +208,9 @@ impl Share {
 }
 
 /// A slot of a server's cluster budget, held by one open connection; given back to the
-/// instance's share when dropped.
+/// instance's share when dropped, which the engine does only once the connection is closed
+/// (its backend gone, see `managed`), so that no other connection, of this instance or
+/// another, opens while the old session may still count on the server.
 pub(crate) struct ClusterSlot {
     share: Arc<Share>,
     wake: Weak<Notify>,
@@ -403,8 +408,14 @@ impl Cluster {
         for share in self.shares.values() {
             let _calls = share.calls.lock().await;
             let started = Instant::now();
-            let counts = share.counts();
-            let surplus = counts.usable(started).saturating_sub(counts.used);
+            // The surplus leaves this instance's share before it is handed back, in the same
+            // step that counts it: a connect taking a free slot meanwhile (`try_take` does not
+            // wait for the call) must not take one that another instance may already hold.
+            let (counts, surplus) = share.update(|c| {
+                let surplus = c.usable(started).saturating_sub(c.used);
+                c.held -= surplus;
+                (*c, surplus)
+            });
             let result = async {
                 if surplus > 0 {
                     self.leases
@@ -443,13 +454,36 @@ impl Cluster {
         self.wake.notified()
     }
 
-    /// Hands every slot back (at shutdown); errors are ignored, the leases expire anyway.
-    pub(crate) async fn release_all(&self) {
+    /// Hands the slots back at shutdown, once the connections closing then are closed (their
+    /// slots come back), waiting at most `bound`: every slot when none is in use any more,
+    /// else only the surplus, and the slots of connections still open expire with the lease.
+    /// Errors are ignored, the leases expire anyway.
+    pub(crate) async fn release_all(&self, bound: Duration) {
+        let deadline = Instant::now() + bound;
         for share in self.shares.values() {
-            let _ = self
-                .leases
-                .release(&share.server, &self.holder, u32::MAX)
-                .await;
+            loop {
+                let freed = share.freed.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if share.counts().used == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                    break;
+                }
+            }
+            let counts = share.counts();
+            let count = if counts.used == 0 {
+                u32::MAX
+            } else {
+                counts.held.saturating_sub(counts.used)
+            };
+            if count > 0 {
+                let _ = self
+                    .leases
+                    .release(&share.server, &self.holder, count)
+                    .await;
+            }
         }
     }
 }

@@ -115,6 +115,13 @@ pub type ConnectionOf<C> = <<C as TenantConnector>::Manager as ManageConnection>
 ///   elsewhere) makes the engine ask [`read_key`](Self::read_key) once more and retry there.
 ///
 /// [`reset_scope`]: Self::reset_scope
+/// - [`close`](Self::close) closes a connection the engine discards (idle, broken, evicted,
+///   its pool closed, or opened for a checkout that gave up), and resolves only once the
+///   backend's session is gone, as far as the client can tell: the engine gives the
+///   connection's permits and its slot of a [`ClusterBudget`](super::ClusterBudget) back only
+///   then, so a session still exiting is never counted next to its successor. The engine
+///   bounds the wait ([`CLOSE_TIMEOUT`](super::CLOSE_TIMEOUT)); it runs it on a spawned task
+///   unless it completes at its first poll, and outside a runtime simply drops the connection.
 /// - [`Session`](Self::Session) is the connector's own state of one pooled connection (for
 ///   instance the backend's identity, learnt once): created with `Default` when the
 ///   connection opens, handed to both scope calls, dropped with the connection.
@@ -175,6 +182,9 @@ pub trait TenantConnector: fmt::Debug + Send + Sync + 'static {
         let _ = (key, error);
         false
     }
+
+    /// Closes `conn`, resolving once its backend session has ended (see the contract).
+    fn close(&self, conn: ConnectionOf<Self>) -> impl Future<Output = ()> + Send;
 
     /// Clears any tenant's scope from a connection of a shared pool.
     fn reset_scope(

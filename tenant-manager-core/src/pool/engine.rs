@@ -12,9 +12,10 @@ use tokio::time::timeout_at;
 use super::affinity;
 use super::checkout::{ActiveEntry, Checkout, TenantHold};
 use super::inner::{BudgetedManager, Entry, GetError, Inner};
+use super::managed::Closer;
 use super::metrics::ScopeOutcome;
 use super::state::PoolState;
-use super::{PoolKey, TenantConnector};
+use super::{ConnectionOf, PoolKey, TenantConnector};
 use crate::domain::{Tenant, TenantStatus};
 use crate::error::{Error, Result};
 
@@ -191,8 +192,14 @@ impl<C: TenantConnector> Inner<C> {
     ) -> Result<ActiveEntry<C>> {
         let manager = Arc::new(self.connector.manager(tenant, key).await?);
         let state = Arc::new(PoolState::new(key.clone(), self.clock.now_ms()));
+        let connector = Arc::clone(&self.connector);
+        let close: Closer<ConnectionOf<C>> = Arc::new(move |conn| {
+            let connector = Arc::clone(&connector);
+            async move { connector.close(conn).await }.boxed()
+        });
         let budgeted = BudgetedManager {
             manager: Arc::clone(&manager),
+            close,
             state: Arc::clone(&state),
             engine: Arc::downgrade(self),
             counters: Arc::clone(&self.counters),

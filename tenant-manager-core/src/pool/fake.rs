@@ -306,6 +306,7 @@ pub struct FakeConnector {
     probe: FakeProbe,
     latency: Duration,
     scope_latency: Duration,
+    close_latency: Duration,
     keep_scope: bool,
 }
 
@@ -327,6 +328,14 @@ impl FakeConnector {
     #[must_use]
     pub fn with_scope_latency(mut self, latency: Duration) -> Self {
         self.scope_latency = latency;
+        self
+    }
+
+    /// Makes every close take `latency` during which the connection still counts as alive
+    /// (a backend still exiting); by default a close completes at once.
+    #[must_use]
+    pub fn with_close_latency(mut self, latency: Duration) -> Self {
+        self.close_latency = latency;
         self
     }
 
@@ -404,6 +413,13 @@ impl TenantConnector for FakeConnector {
 
     fn keep_scope(&self, conn: &mut FakeConnection, _session: &mut ()) -> bool {
         self.keep_scope && conn.check().is_ok()
+    }
+
+    async fn close(&self, conn: FakeConnection) {
+        if !self.close_latency.is_zero() {
+            tokio::time::sleep(self.close_latency).await;
+        }
+        drop(conn);
     }
 
     async fn reset_scope(&self, conn: &mut FakeConnection, _session: &mut ()) -> Result<()> {

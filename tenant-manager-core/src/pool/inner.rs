@@ -16,9 +16,10 @@ use tokio_util::sync::DropGuard;
 
 use super::budget::{Budget, SlotLease, TenantSlots};
 use super::cluster::Cluster;
+use super::managed::Closer;
 use super::metrics::Counters;
 use super::state::{Clock, FailureMark, PoolState};
-use super::{KeyHasher, PoolConfig, PoolKey, TenantConnector};
+use super::{ConnectionOf, KeyHasher, PoolConfig, PoolKey, TenantConnector};
 use crate::domain::ServerId;
 use crate::error::{Error, Result};
 
@@ -28,6 +29,8 @@ pub(crate) type PoolConn<C> = PooledConnection<'static, BudgetedManager<C>>;
 /// The manager of one pool: the connector's manager behind the permits.
 pub(crate) struct BudgetedManager<C: TenantConnector> {
     pub(crate) manager: Arc<C::Manager>,
+    /// The connector's [`close`](TenantConnector::close), for each connection to take along.
+    pub(crate) close: Closer<ConnectionOf<C>>,
     pub(crate) state: Arc<PoolState>,
     pub(crate) engine: Weak<Inner<C>>,
     pub(crate) counters: Arc<Counters>,
@@ -139,7 +142,8 @@ impl<C: TenantConnector> Entry<C> {
 
 /// Everything the engine shares between its handle, its pools and its background tasks.
 pub(crate) struct Inner<C: TenantConnector> {
-    pub(crate) connector: C,
+    /// Shared with every pool's [`Closer`], which may outlive the engine.
+    pub(crate) connector: Arc<C>,
     pub(crate) config: PoolConfig,
     pub(crate) pools: DashMap<PoolKey, Arc<Entry<C>>, KeyHasher>,
     pub(crate) slots: TenantSlots,
@@ -162,7 +166,7 @@ impl<C: TenantConnector> Inner<C> {
         Self {
             cluster,
             _reaper: reaper,
-            connector,
+            connector: Arc::new(connector),
             budget: Budget::new(config.max_total),
             config,
             pools: DashMap::with_hasher(KeyHasher::default()),

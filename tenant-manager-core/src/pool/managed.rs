@@ -1,10 +1,15 @@
 //! The `bb8` manager of every pool: wraps the connector's manager so that each connection
-//! holds its permits for its whole life.
+//! holds its permits for its whole life, and gives them back only once the connection is
+//! closed: the connector's [`close`](TenantConnector::close) (for Postgres: `Terminate`, then
+//! the server's end of the socket seen closed, i.e. the backend process gone) has finished.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bb8::ManageConnection;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 
@@ -16,10 +21,44 @@ use super::{ConnectionOf, TenantConnector};
 use crate::domain::TenantId;
 use crate::error::Error;
 
+/// How long the engine waits for a discarded connection to close (the connector's
+/// [`close`](TenantConnector::close)), or for a connect a checkout gave up on to finish,
+/// before it gives the connection's permits and cluster slot back anyway. A backend reads
+/// `Terminate` only between statements: one busy for longer, or a server that cannot be
+/// reached, is not waited for beyond this.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes a connection of a pool: the connector's [`close`](TenantConnector::close).
+pub(crate) type Closer<T> = Arc<dyn Fn(T) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The connection inside a [`Pooled`]: always there, except while the `Pooled` drops (it is
+/// then taken out to be closed).
+pub(crate) struct Live<T>(Option<T>);
+
+impl<T> Deref for Live<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(conn) => conn,
+            None => unreachable!("a pooled connection is taken out only when it drops"),
+        }
+    }
+}
+
+impl<T> DerefMut for Live<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        match &mut self.0 {
+            Some(conn) => conn,
+            None => unreachable!("a pooled connection is taken out only when it drops"),
+        }
+    }
+}
+
 /// A connection of a pool, with the permits it holds. Dropping it closes the connection and
 /// then gives the permits back.
-pub(crate) struct Pooled<T, S> {
-    pub(crate) conn: T,
+pub(crate) struct Pooled<T: Send + 'static, S> {
+    pub(crate) conn: Live<T>,
     /// The connector's state of this connection ([`TenantConnector::Session`]).
     pub(crate) session: S,
     /// Set when the connection must not be reused (reset failed, pool closed, evicted).
@@ -29,27 +68,65 @@ pub(crate) struct Pooled<T, S> {
     pub(crate) scoped: Option<TenantId>,
     /// When it was last returned keeping its scope, on the engine's clock.
     pub(crate) kept_at_ms: u64,
-    // Dropped after `conn` (fields drop in order): a permit comes back only once its
-    // connection is closed.
-    held: Box<Held>,
+    // Taken out when the connection drops, and dropped once the connection is closed: a
+    // permit or a cluster slot comes back only then.
+    held: Option<Box<Held<T>>>,
 }
 
 /// What a connection holds for its whole life and uses only when it closes. Boxed: `bb8` moves
 /// an idle connection out of its queue on every checkout and back on every return, and with
 /// many pools each byte of it read there is cold.
-struct Held {
+pub(crate) struct Held<T> {
     state: Arc<PoolState>,
     counters: Arc<Counters>,
+    close: Closer<T>,
     _tenant_permit: Option<OwnedSemaphorePermit>,
     _permit: OwnedSemaphorePermit,
     /// The slot of the server's cluster budget, when it has one.
     cluster: Option<ClusterSlot>,
 }
 
-impl<T, S> Drop for Pooled<T, S> {
+impl<T: Send + 'static> Held<T> {
+    /// Runs `closing` (a close, or a connect to finish and close), bounded by
+    /// [`CLOSE_TIMEOUT`], then drops what the connection held. Inline when it is done at
+    /// its first poll; on a spawned task otherwise; outside a runtime `closing` is dropped
+    /// unpolled (its connection with it) before the permits.
+    fn release_after(self: Box<Self>, mut closing: BoxFuture<'static, ()>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(closing);
+            drop(self);
+            return;
+        };
+        if (&mut closing).now_or_never().is_some() {
+            drop(self);
+            return;
+        }
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+            drop(self);
+        });
+    }
+}
+
+impl<T: Send + 'static, S> Drop for Pooled<T, S> {
     fn drop(&mut self) {
-        self.held.state.closed_one();
-        self.held.counters.connection_closed();
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        held.state.closed_one();
+        held.counters.connection_closed();
+        let closing = match self.conn.0.take() {
+            Some(conn) => (held.close)(conn),
+            None => futures::future::ready(()).boxed(),
+        };
+        held.release_after(closing);
+    }
+}
+
+impl<T: Send + 'static, S> Pooled<T, S> {
+    /// The cluster slot the connection holds, if any.
+    pub(crate) fn cluster_slot(&self) -> Option<&ClusterSlot> {
+        self.held.as_ref().and_then(|held| held.cluster.as_ref())
     }
 }
 
@@ -125,36 +202,62 @@ impl<C: TenantConnector> BudgetedManager<C> {
             // The acquire that asked for this connection gave up; don't open it for nobody.
             return Err(quiet());
         }
+        let held = Box::new(Held {
+            state: Arc::clone(&self.state),
+            counters: Arc::clone(&self.counters),
+            close: Arc::clone(&self.close),
+            _tenant_permit: tenant_permit,
+            _permit: permit,
+            cluster,
+        });
+        let manager = Arc::clone(&self.manager);
+        let mut connect = async move { manager.connect().await }.boxed();
         let conn = tokio::select! {
-            conn = timeout_at(deadline.into(), self.manager.connect()) => match conn {
+            conn = timeout_at(deadline.into(), &mut connect) => match conn {
                 Ok(Ok(conn)) => conn,
+                // No session was set up: the permits go back now.
                 Ok(Err(err)) => return Err(ConnectError::Loud(err.into())),
                 Err(_) => {
+                    abandon(connect, held);
                     return Err(ConnectError::Loud(Error::unavailable(
                         "database",
                         "connect timed out",
                     )));
                 }
             },
-            () = &mut closing => return Err(quiet()),
+            () = &mut closing => {
+                abandon(connect, held);
+                return Err(quiet());
+            }
         };
         self.state.opened();
         self.counters.connection_opened();
         Ok(Pooled {
-            conn,
+            conn: Live(Some(conn)),
             session: C::Session::default(),
             broken: false,
             scoped: None,
             kept_at_ms: 0,
-            held: Box::new(Held {
-                state: Arc::clone(&self.state),
-                counters: Arc::clone(&self.counters),
-                _tenant_permit: tenant_permit,
-                _permit: permit,
-                cluster,
-            }),
+            held: Some(held),
         })
     }
+}
+
+/// A connect given up on mid-way (timed out, or its pool closing) may already have a session
+/// on the server: it is finished and closed before its permits and slot go back.
+fn abandon<T, E>(connect: BoxFuture<'static, Result<T, E>>, held: Box<Held<T>>)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let close = Arc::clone(&held.close);
+    let closing = async move {
+        if let Ok(conn) = connect.await {
+            close(conn).await;
+        }
+    }
+    .boxed();
+    held.release_after(closing);
 }
 
 impl<C: TenantConnector> ManageConnection for BudgetedManager<C> {
@@ -178,7 +281,7 @@ impl<C: TenantConnector> ManageConnection for BudgetedManager<C> {
 
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
         conn.broken
-            || conn.held.cluster.as_ref().is_some_and(ClusterSlot::over)
+            || conn.cluster_slot().is_some_and(ClusterSlot::over)
             || self.manager.has_broken(&mut conn.conn)
     }
 }

@@ -50,6 +50,7 @@ pub mod fake;
 pub use cluster::ClusterBudget;
 pub use config::PoolConfig;
 pub use connector::{ConnectionOf, PoolKey, TenantConnector, TenantRoute};
+pub use managed::CLOSE_TIMEOUT;
 pub use tenant_pools::TenantPools;
 
 /// The hasher of the registry and the tenant slots, hashed on every checkout: foldhash, seeded

@@ -290,5 +290,5 @@ async fn heartbeat<C: TenantConnector>(
             None => break,
         }
     }
-    cluster.release_all().await;
+    cluster.release_all(super::CLOSE_TIMEOUT).await;
 }

@@ -460,4 +460,13 @@ impl TenantConnector for PgTenantConnector {
     ) -> Result<()> {
         scope::reset(conn).await
     }
+
+    /// `Terminate`, then waits until the server closes its end of the socket, which it does
+    /// only once the backend process has exited (and left `pg_stat_activity`); a failure to
+    /// send means the socket is gone already.
+    async fn close(&self, conn: PgConnection) {
+        if let Err(error) = conn.close_and_wait_for_exit().await {
+            tracing::debug!(%error, "closing a tenant connection: it was already broken");
+        }
+    }
 }

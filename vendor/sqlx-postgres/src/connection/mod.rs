@@ -159,6 +159,45 @@ impl PgConnection {
             && self.inner.stream.write_buffer().is_empty()
             && matches!(self.inner.transaction_status, TransactionStatus::Idle)
     }
+
+    /// Closes the connection and waits until the server process serving it has exited: sends
+    /// `Terminate`, shuts down the client's half of the socket, then reads (and discards) until
+    /// the server closes its half.
+    ///
+    /// The server keeps its socket open until its process dies, so that a client may wait for
+    /// the transport to report closure and know the backend is gone (PostgreSQL's
+    /// `socket_close()` in `pqcomm.c`); its `pg_stat_activity` entry is cleared before that.
+    /// [`Connection::close`] returns as soon as `Terminate` is sent, while the backend may
+    /// still be exiting. A read error after `Terminate` (a reset, or TLS ended without
+    /// `close_notify`) also counts as closed. The caller bounds the wait: a backend busy with
+    /// a statement reads `Terminate` only once it finished.
+    ///
+    /// (Added by the tenant-manager workspace's patch of this crate; see `PATCHES.md`.)
+    ///
+    /// # Errors
+    /// When `Terminate` cannot be sent or the socket cannot be shut down: the connection is
+    /// dropped then, and the backend sees end of file.
+    pub async fn close_and_wait_for_exit(mut self) -> Result<(), Error> {
+        self.inner.stream.send(Terminate).await?;
+        self.inner.stream.shutdown().await?;
+        loop {
+            let read = self
+                .inner
+                .stream
+                .try_read(|buf| {
+                    Ok(if buf.is_empty() {
+                        std::ops::ControlFlow::Continue(1)
+                    } else {
+                        buf.clear();
+                        std::ops::ControlFlow::Break(())
+                    })
+                })
+                .await;
+            if read.is_err() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl Debug for PgConnection {
