@@ -11,8 +11,8 @@ use tokio::time::timeout_at;
 
 use super::affinity;
 use super::checkout::{ActiveEntry, Checkout, TenantHold};
+use super::inner::Closer;
 use super::inner::{BudgetedManager, Entry, GetError, Inner};
-use super::managed::Closer;
 use super::metrics::ScopeOutcome;
 use super::state::PoolState;
 use super::{ConnectionOf, PoolKey, TenantConnector};

@@ -16,12 +16,14 @@ use tokio_util::sync::DropGuard;
 
 use super::budget::{Budget, SlotLease, TenantSlots};
 use super::cluster::Cluster;
-use super::managed::Closer;
 use super::metrics::Counters;
 use super::state::{Clock, FailureMark, PoolState};
 use super::{ConnectionOf, KeyHasher, PoolConfig, PoolKey, TenantConnector};
 use crate::domain::ServerId;
 use crate::error::{Error, Result};
+
+/// Closes a connection of a pool: the connector's [`close`](TenantConnector::close).
+pub(crate) type Closer<T> = Arc<dyn Fn(T) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// A bb8 connection of one of the engine's pools.
 pub(crate) type PoolConn<C> = PooledConnection<'static, BudgetedManager<C>>;

@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 
 use super::cluster::ClusterSlot;
-use super::inner::BudgetedManager;
+use super::inner::{BudgetedManager, Closer};
 use super::metrics::Counters;
 use super::state::PoolState;
 use super::{ConnectionOf, TenantConnector};
@@ -27,9 +27,6 @@ use crate::error::Error;
 /// `Terminate` only between statements: one busy for longer, or a server that cannot be
 /// reached, is not waited for beyond this.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Closes a connection of a pool: the connector's [`close`](TenantConnector::close).
-pub(crate) type Closer<T> = Arc<dyn Fn(T) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The connection inside a [`Pooled`]: always there, except while the `Pooled` drops (it is
 /// then taken out to be closed).
