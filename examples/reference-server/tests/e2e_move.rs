@@ -10,9 +10,10 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::moves::{connect, move_row, status_of, tenant, wait_for_step};
 use common::pg::PgEnv;
 use common::{ADMIN_KEY, code, email, text};
 use http::{Method, StatusCode};
@@ -56,16 +57,6 @@ async fn make(server: &common::Server, env: &PgEnv, name: &str, isolation: &str)
     }
     let view = tenant(server, &id).await;
     Made { id, token, view }
-}
-
-async fn tenant(server: &common::Server, id: &str) -> Value {
-    server
-        .get_json(&format!("/api/admin/tenants/{id}"), ADMIN)
-        .await
-}
-
-async fn connect(url: &str) -> PgConnection {
-    PgConnection::connect(url).await.expect("connect")
 }
 
 /// Rows and an MD5 of the tenant's companies (in id order), read directly on a server.
@@ -134,43 +125,6 @@ async fn sessions(url_of: impl Fn(&str) -> String, database: &str) -> i64 {
         .unwrap();
     let _ = conn.close().await;
     n
-}
-
-/// The tenant's last move as the registry records it: its steps and state.
-async fn move_row(registry: &mut PgConnection, id: &str) -> Option<(Vec<String>, String)> {
-    sqlx::query_as(
-        "SELECT done, state FROM tm_tenant_moves WHERE tenant_id = $1::uuid \
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(registry)
-    .await
-    .unwrap()
-}
-
-async fn status_of(registry: &mut PgConnection, id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM tm_tenants WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(registry)
-        .await
-        .unwrap()
-}
-
-/// Waits (at most two minutes) until the tenant's move has recorded `step`.
-async fn wait_for_step(registry: &mut PgConnection, id: &str, step: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some((done, _)) = move_row(registry, id).await
-            && done.iter().any(|s| s == step)
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("tenant-cli exited ({status}) before the move recorded {step}");
-        }
-        assert!(Instant::now() < deadline, "the move never recorded {step}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Makes the grace period of the tenant's last move over now (as if it had passed).

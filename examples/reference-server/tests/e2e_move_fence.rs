@@ -11,9 +11,9 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
+use common::moves::{connect, move_row, status_of, tenant, wait_for_step};
 use common::pg::PgEnv;
 use common::{ADMIN_KEY, code, email, text};
 use http::StatusCode;
@@ -69,16 +69,6 @@ async fn write(server: &common::Server, token: &str, name: &str, expected: Statu
         )
         .await;
     assert_eq!(r.status, expected, "{}", text(&r));
-}
-
-async fn tenant(server: &common::Server, id: &str) -> Value {
-    server
-        .get_json(&format!("/api/admin/tenants/{id}"), ADMIN)
-        .await
-}
-
-async fn connect(url: &str) -> PgConnection {
-    PgConnection::connect(url).await.expect("connect")
 }
 
 /// `database` on a server's admin URL.
@@ -168,17 +158,6 @@ async fn app_may_insert(conn: &mut PgConnection, app: &str, schema: &str) -> boo
         .unwrap()
 }
 
-async fn move_row(registry: &mut PgConnection, id: &str) -> (Vec<String>, String) {
-    sqlx::query_as(
-        "SELECT done, state FROM tm_tenant_moves WHERE tenant_id = $1::uuid \
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_one(registry)
-    .await
-    .unwrap()
-}
-
 async fn states(registry: &mut PgConnection, id: &str) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT state FROM tm_tenant_moves WHERE tenant_id = $1::uuid ORDER BY created_at",
@@ -187,37 +166,6 @@ async fn states(registry: &mut PgConnection, id: &str) -> Vec<String> {
     .fetch_all(registry)
     .await
     .unwrap()
-}
-
-async fn status_of(registry: &mut PgConnection, id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM tm_tenants WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(registry)
-        .await
-        .unwrap()
-}
-
-/// Waits (at most two minutes) until the tenant's move has recorded `step`.
-async fn wait_for_step(registry: &mut PgConnection, id: &str, step: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done: Option<Vec<String>> = sqlx::query_scalar(
-            "SELECT done FROM tm_tenant_moves WHERE tenant_id = $1::uuid \
-             ORDER BY created_at DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *registry)
-        .await
-        .unwrap();
-        if done.is_some_and(|done| done.iter().any(|s| s == step)) {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("tenant-cli exited ({status}) before the move recorded {step}");
-        }
-        assert!(Instant::now() < deadline, "the move never recorded {step}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn sqlstate(err: &sqlx::Error) -> String {
@@ -304,7 +252,7 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
         .await;
     assert_eq!(cancel.status, StatusCode::OK, "{}", text(&cancel));
     assert_eq!(cancel.json::<Value>().unwrap()["state"], "cancelled");
-    assert_eq!(move_row(&mut registry, &d).await.1, "cancelled");
+    assert_eq!(move_row(&mut registry, &d).await.unwrap().1, "cancelled");
     assert_eq!(status_of(&mut registry, &d).await, "active");
     assert_eq!(tenant(&a, &d).await["placement"]["server"], "default");
     assert_eq!(settings(&default, &d_db).await, settings_before);
@@ -398,7 +346,7 @@ async fn the_source_refuses_stale_writes_and_a_cancel_lifts_the_fence() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(move_row(&mut registry, &s).await.1, "cancelled");
+    assert_eq!(move_row(&mut registry, &s).await.unwrap().1, "cancelled");
     assert_eq!(status_of(&mut registry, &s).await, "active");
     assert_eq!(table_grants(&mut shared, &s_schema).await, grants_before);
     let copy_left = database_exists(&pg2.admin_url(), &s_db).await

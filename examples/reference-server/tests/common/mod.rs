@@ -10,6 +10,7 @@ use reference_server::http_client::{Auth, HttpClient, HttpResponse};
 use serde_json::{Value, json};
 
 pub mod isolation;
+pub mod moves;
 pub mod pg;
 
 /// A 43-character admin key used by every test server.
