@@ -8,7 +8,7 @@
 //! | `Shared` | the same steps plus `migrated` (shared tables under forced row-level security) | the tenant's rows by binary `COPY`, replacing its rows there |
 //!
 //! Each copy replaces what an earlier attempt left, so a move interrupted anywhere is resumed
-//! by copying again. While it copies, the source is fenced in Postgres (see [`fence`]). The
+//! by copying again. While it copies, the source is fenced in Postgres (see `moves::fence`). The
 //! check reads both ends through the tenant's own scope and compares
 //! per-table row counts and an MD5 over the rows in primary-key order.
 
