@@ -72,21 +72,11 @@ pub(super) fn every_tick<F, Fut>(
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let token = shutdown.clone();
     let leader = leader.clone();
-    tasks.spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            let ran = tokio::select! {
-                () = token.cancelled() => return,
-                ran = leader.run_exclusive(name, pass()) => ran,
-            };
-            match ran {
+    super::periodic::every(every, tasks, shutdown, move || {
+        let (leader, pass) = (leader.clone(), pass());
+        async move {
+            match leader.run_exclusive(name, pass).await {
                 Ok(Some(())) => {}
                 Ok(None) => tracing::debug!(pass = name, "another instance runs this pass"),
                 Err(error) => tracing::warn!(pass = name, %error, "maintenance lease unavailable"),

@@ -15,6 +15,7 @@ pub(crate) mod host_jobs;
 pub(crate) mod leader;
 mod memory_mode;
 mod moves;
+mod periodic;
 pub(crate) mod plans;
 mod pool_sync;
 pub(crate) mod postgres_adapters;

@@ -69,15 +69,10 @@ pub(crate) fn start_refresh(
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        let mut ticks = tokio::time::interval(config.usage.plans_refresh);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+    let interval = config.usage.plans_refresh;
+    super::periodic::every(interval, tasks, shutdown, move || {
+        let (config, store, book) = (config.clone(), store.clone(), book.clone());
+        async move {
             if let Err(error) = reload(&config, store.as_ref(), &book).await {
                 tracing::warn!(%error, "plan catalog refresh failed; keeping the last one");
             }

@@ -16,15 +16,9 @@ pub(crate) fn start(
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+    super::periodic::every(interval, tasks, shutdown, move || {
+        let store = store.clone();
+        async move {
             match store.prune_expired(OffsetDateTime::now_utc()).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "expired refresh tokens deleted"),

@@ -47,20 +47,9 @@ pub(super) fn start(
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            tokio::select! {
-                () = token.cancelled() => return,
-                () = pass(&services) => {}
-            }
-        }
+    super::periodic::every(interval, tasks, shutdown, move || {
+        let services = services.clone();
+        async move { pass(&services).await }
     });
 }
 
