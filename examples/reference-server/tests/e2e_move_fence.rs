@@ -13,9 +13,9 @@ mod common;
 
 use std::process::Stdio;
 
-use common::moves::{connect, move_row, status_of, tenant, wait_for_step};
+use common::moves::{connect, make_on_default, move_row, status_of, tenant, wait_for_step, write};
 use common::pg::PgEnv;
-use common::{ADMIN_KEY, code, email, text};
+use common::{ADMIN_KEY, code, text};
 use http::StatusCode;
 use reference_server::http_client::Auth;
 use serde_json::{Value, json};
@@ -34,41 +34,7 @@ async fn make(
     name: &str,
     isolation: &str,
 ) -> (String, String) {
-    let body = json!({
-        "organization_name": format!("Org {name}"),
-        "admin_email": email(name),
-        "admin_password": "Test123!",
-        "slug": env.slug(name),
-        "isolation": isolation,
-        "server": "default",
-    });
-    let r = server.post("/api/admin/tenants", ADMIN, &body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
-    let answer: Value = r.json().unwrap();
-    let id = answer["tenant"]["id"].as_str().unwrap().to_owned();
-    let token = answer["access_token"].as_str().unwrap().to_owned();
-    for i in 0..2 {
-        write(
-            server,
-            &token,
-            &format!("{name} co {i}"),
-            StatusCode::CREATED,
-        )
-        .await;
-    }
-    (id, token)
-}
-
-/// A company written through the API, answered with `expected`.
-async fn write(server: &common::Server, token: &str, name: &str, expected: StatusCode) {
-    let r = server
-        .post(
-            "/api/companies",
-            Auth::Bearer(token),
-            &json!({ "name": name }),
-        )
-        .await;
-    assert_eq!(r.status, expected, "{}", text(&r));
+    make_on_default(server, env, name, isolation, 2).await
 }
 
 /// `database` on a server's admin URL.

@@ -63,3 +63,51 @@ pub async fn wait_for_step(registry: &mut PgConnection, id: &str, step: &str, ch
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A tenant made through the admin API on server `default`, holding `companies` companies
+/// (`<name> co <i>`): its id and its admin's access token.
+pub async fn make_on_default(
+    server: &Server,
+    env: &super::pg::PgEnv,
+    name: &str,
+    isolation: &str,
+    companies: usize,
+) -> (String, String) {
+    let body = serde_json::json!({
+        "organization_name": format!("Org {name}"),
+        "admin_email": super::email(name),
+        "admin_password": "Test123!",
+        "slug": env.slug(name),
+        "isolation": isolation,
+        "server": "default",
+    });
+    let r = server
+        .post("/api/admin/tenants", Auth::AdminKey(ADMIN_KEY), &body)
+        .await;
+    assert_eq!(r.status, http::StatusCode::CREATED, "{}", super::text(&r));
+    let answer: Value = r.json().unwrap();
+    let id = answer["tenant"]["id"].as_str().unwrap().to_owned();
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    for i in 0..companies {
+        write(
+            server,
+            &token,
+            &format!("{name} co {i}"),
+            http::StatusCode::CREATED,
+        )
+        .await;
+    }
+    (id, token)
+}
+
+/// A company written through the API by `token`'s user, answered with `expected`.
+pub async fn write(server: &Server, token: &str, name: &str, expected: http::StatusCode) {
+    let r = server
+        .post(
+            "/api/companies",
+            Auth::Bearer(token),
+            &serde_json::json!({ "name": name }),
+        )
+        .await;
+    assert_eq!(r.status, expected, "{}", super::text(&r));
+}
