@@ -3,8 +3,8 @@
 use tenant_manager_core::{Entity, Error};
 
 use super::sqlstate::{
-    DEADLOCK_DETECTED, FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, SERIALIZATION_FAILURE,
-    TRANSIENT_CLASSES, UNIQUE_VIOLATION,
+    DEADLOCK_DETECTED, FOREIGN_KEY_VIOLATION, INSUFFICIENT_PRIVILEGE, READ_ONLY_SQL_TRANSACTION,
+    SERIALIZATION_FAILURE, TRANSIENT_CLASSES, UNIQUE_VIOLATION,
 };
 
 /// Maps a sqlx error to [`Error`]: connection failures become `Unavailable`, a unique
@@ -51,8 +51,8 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-/// SQLSTATEs that mean "try again": the transient classes, serialization failures and
-/// deadlocks.
+/// SQLSTATEs that mean "try again": the transient classes, serialization failures,
+/// deadlocks, and writes refused by storage that is read-only for now.
 fn is_transient(code: Option<&str>) -> bool {
     match code {
         Some(code) => {
@@ -61,6 +61,7 @@ fn is_transient(code: Option<&str>) -> bool {
                 .any(|class| code.starts_with(class))
                 || code == SERIALIZATION_FAILURE
                 || code == DEADLOCK_DETECTED
+                || code == READ_ONLY_SQL_TRANSACTION
         }
         None => false,
     }
@@ -119,6 +120,8 @@ mod tests {
             map_sqlx(Entity::User, sqlx::Error::RowNotFound).code(),
             "user_not_found"
         );
+        assert!(is_transient(Some("25006")), "read-only storage: try again");
+        assert!(!is_transient(Some("42501")));
         let failed = map_migrate(sqlx::migrate::MigrateError::VersionMissing(3));
         assert_eq!(failed.code(), "internal");
     }

@@ -19,6 +19,9 @@ pub(crate) const INTERNAL_ERROR: &str = "XX000";
 pub(crate) const SERIALIZATION_FAILURE: &str = "40001";
 /// `deadlock_detected`.
 pub(crate) const DEADLOCK_DETECTED: &str = "40P01";
+/// `read_only_sql_transaction`: a write where the storage is read-only for now (a tenant's
+/// old storage fenced during a move, a server that became a standby).
+pub(crate) const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
 /// SQLSTATE class prefixes that mean "try again": connection exceptions (08), insufficient
 /// resources (53), operator intervention such as a restart (57P).
